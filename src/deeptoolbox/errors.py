@@ -1,0 +1,131 @@
+"""The deeptoolbox exception hierarchy.
+
+Every error the toolbox raises on purpose derives from :class:`DeepToolboxError`, and also from
+the built-in exception a plain-Python caller would expect (``ValueError``, ``OSError``...), so
+existing ``except`` clauses keep working.
+
+A message names what is involved (layer, option, file), what was found, what is allowed, and a
+hint where one helps. :func:`describe` builds messages in that shape.
+
+Example:
+    >>> from deeptoolbox.errors import OptionError
+    >>> try:
+    ...     raise OptionError("Dense: `units` must be a positive int. Received: units=0.")
+    ... except ValueError as err:
+    ...     print(type(err).__name__)
+    OptionError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeepToolboxError",
+    "OptionError",
+    "NetworkError",
+    "LayerNotFoundError",
+    "SizeMismatchError",
+    "NotInitializedError",
+    "InputSizeError",
+    "UnregisteredLayerError",
+    "NetworkFileError",
+    "describe",
+]
+
+
+class DeepToolboxError(Exception):
+    """Base class of every error deeptoolbox raises on purpose.
+
+    Example:
+        >>> issubclass(NetworkError, DeepToolboxError)
+        True
+    """
+
+
+class OptionError(DeepToolboxError, ValueError, TypeError):
+    """An option or constructor argument has a value that is not allowed.
+
+    Example:
+        >>> from deeptoolbox.layers import Dense
+        >>> try:
+        ...     Dense(-1)
+        ... except OptionError as err:
+        ...     "units" in str(err)
+        True
+    """
+
+
+class NetworkError(DeepToolboxError, ValueError):
+    """The layer graph is wrong: duplicate names, bad connections, cycles, missing inputs.
+
+    Example:
+        >>> issubclass(NetworkError, ValueError)
+        True
+    """
+
+
+class LayerNotFoundError(NetworkError, KeyError):
+    """A layer or port name does not exist in the network.
+
+    Example:
+        >>> issubclass(LayerNotFoundError, KeyError)
+        True
+    """
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class SizeMismatchError(NetworkError):
+    """Sizes flowing into a layer are not what the layer can take.
+
+    Example:
+        >>> issubclass(SizeMismatchError, NetworkError)
+        True
+    """
+
+
+class NotInitializedError(NetworkError, RuntimeError):
+    """The network cannot run or be saved until its graph is complete and its sizes resolve.
+
+    Example:
+        >>> issubclass(NotInitializedError, RuntimeError)
+        True
+    """
+
+
+class InputSizeError(DeepToolboxError, ValueError):
+    """Data given to a network does not match what its input layer declares.
+
+    Example:
+        >>> issubclass(InputSizeError, ValueError)
+        True
+    """
+
+
+class UnregisteredLayerError(NetworkError, TypeError):
+    """A layer type cannot be saved or loaded because it is not registered.
+
+    Example:
+        >>> issubclass(UnregisteredLayerError, TypeError)
+        True
+    """
+
+
+class NetworkFileError(DeepToolboxError, OSError):
+    """A saved network file or folder is missing, corrupted, truncated or of another format.
+
+    Example:
+        >>> issubclass(NetworkFileError, OSError)
+        True
+    """
+
+
+def describe(what: str, found: object, expected: str, hint: str | None = None) -> str:
+    """Build an error message in the toolbox's shape: what, value found, what is allowed, hint.
+
+    Example:
+        >>> describe("Dense 'fc': `units`", 0, "a positive int", "Example: Dense(10).")
+        "Dense 'fc': `units` must be a positive int. Received: 0. Example: Dense(10)."
+    """
+    message = f"{what} must be {expected}. Received: {found!r}."
+    return f"{message} {hint}" if hint else message

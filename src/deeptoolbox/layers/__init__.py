@@ -1,0 +1,145 @@
+"""Layers: each an ``nn.Module`` that infers the sizes it can and saves its configuration.
+
+Example:
+    >>> from deeptoolbox import layers as L
+    >>> L.Conv2d(16, 3, padding="same")
+    Conv2d(filters=16, kernel_size=3, padding='same')
+"""
+
+from deeptoolbox.layers._activation import (
+    ELU as ELU,
+)
+from deeptoolbox.layers._activation import (
+    GELU as GELU,
+)
+from deeptoolbox.layers._activation import (
+    Dropout as Dropout,
+)
+from deeptoolbox.layers._activation import (
+    LeakyReLU as LeakyReLU,
+)
+from deeptoolbox.layers._activation import (
+    ReLU as ReLU,
+)
+from deeptoolbox.layers._activation import (
+    Sigmoid as Sigmoid,
+)
+from deeptoolbox.layers._activation import (
+    Softmax as Softmax,
+)
+from deeptoolbox.layers._activation import (
+    Swish as Swish,
+)
+from deeptoolbox.layers._activation import (
+    Tanh as Tanh,
+)
+from deeptoolbox.layers._attention import (
+    Embedding as Embedding,
+)
+from deeptoolbox.layers._attention import (
+    PositionEmbedding as PositionEmbedding,
+)
+from deeptoolbox.layers._attention import (
+    SelfAttention as SelfAttention,
+)
+from deeptoolbox.layers._base import (
+    Layer as Layer,
+)
+from deeptoolbox.layers._base import (
+    Shape as Shape,
+)
+from deeptoolbox.layers._base import (
+    register_layer as register_layer,
+)
+from deeptoolbox.layers._base import (
+    registered_layer as registered_layer,
+)
+from deeptoolbox.layers._base import (
+    registered_layers as registered_layers,
+)
+from deeptoolbox.layers._combine import (
+    Addition as Addition,
+)
+from deeptoolbox.layers._combine import (
+    Concatenation as Concatenation,
+)
+from deeptoolbox.layers._combine import (
+    Multiplication as Multiplication,
+)
+from deeptoolbox.layers._conv import (
+    Conv1d as Conv1d,
+)
+from deeptoolbox.layers._conv import (
+    Conv2d as Conv2d,
+)
+from deeptoolbox.layers._conv import (
+    Conv3d as Conv3d,
+)
+from deeptoolbox.layers._conv import (
+    TransposedConv2d as TransposedConv2d,
+)
+from deeptoolbox.layers._dense import Dense as Dense
+from deeptoolbox.layers._input import (
+    FeatureInput as FeatureInput,
+)
+from deeptoolbox.layers._input import (
+    ImageInput as ImageInput,
+)
+from deeptoolbox.layers._input import (
+    InputLayer as InputLayer,
+)
+from deeptoolbox.layers._input import (
+    SequenceInput as SequenceInput,
+)
+from deeptoolbox.layers._input import (
+    VolumeInput as VolumeInput,
+)
+from deeptoolbox.layers._norm import (
+    BatchNorm as BatchNorm,
+)
+from deeptoolbox.layers._norm import (
+    GroupNorm as GroupNorm,
+)
+from deeptoolbox.layers._norm import (
+    LayerNorm as LayerNorm,
+)
+from deeptoolbox.layers._pool import (
+    AvgPool1d as AvgPool1d,
+)
+from deeptoolbox.layers._pool import (
+    AvgPool2d as AvgPool2d,
+)
+from deeptoolbox.layers._pool import (
+    GlobalAvgPool as GlobalAvgPool,
+)
+from deeptoolbox.layers._pool import (
+    GlobalMaxPool as GlobalMaxPool,
+)
+from deeptoolbox.layers._pool import (
+    MaxPool1d as MaxPool1d,
+)
+from deeptoolbox.layers._pool import (
+    MaxPool2d as MaxPool2d,
+)
+from deeptoolbox.layers._recurrent import GRU as GRU
+from deeptoolbox.layers._recurrent import LSTM as LSTM
+from deeptoolbox.layers._reshape import (
+    Flatten as Flatten,
+)
+from deeptoolbox.layers._reshape import (
+    Reshape as Reshape,
+)
+from deeptoolbox.layers._reshape import (
+    Resize2d as Resize2d,
+)
+
+__all__ = [
+    "Layer", "Shape", "register_layer", "registered_layer", "registered_layers",
+    "InputLayer", "FeatureInput", "ImageInput", "VolumeInput", "SequenceInput",
+    "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d",
+    "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalAvgPool", "GlobalMaxPool",
+    "BatchNorm", "LayerNorm", "GroupNorm",
+    "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "Swish", "Dropout",
+    "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
+    "Flatten", "Reshape", "Resize2d", "Addition", "Concatenation", "Multiplication",
+]  # fmt: skip

@@ -1,0 +1,315 @@
+"""Convolution layers: 1-D on sequences (N, T, C), 2-D on images, 3-D on volumes, and 2-D transposed.
+
+Padding is ``"same"`` (output length ceil(input / stride), padding split evenly with the extra
+element at the end, as in MATLAB and TensorFlow), ``"valid"`` (none) or explicit ints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deeptoolbox.errors import OptionError, SizeMismatchError
+from deeptoolbox.layers._base import (
+    Layer,
+    Shape,
+    as_tuple,
+    check_choice,
+    check_positive_int,
+    format_shape,
+    register_layer,
+    require_rank,
+)
+from deeptoolbox.layers._init import (
+    BIAS_INITIALIZERS,
+    WEIGHT_INITIALIZERS,
+    initialize_bias,
+    initialize_weight,
+)
+
+Padding = str | int | Sequence[int]
+
+
+def same_padding(length: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """Return (before, after) padding giving an output of length ceil(length / stride).
+
+    Example:
+        >>> same_padding(8, 3, 2, 1)
+        (0, 1)
+    """
+    extent = (kernel - 1) * dilation + 1
+    total = max((math.ceil(length / stride) - 1) * stride + extent - length, 0)
+    return total // 2, total - total // 2
+
+
+def sliding_output(
+    length: int | None, kernel: int, stride: int, dilation: int, pad: int
+) -> int | None:
+    """Output length of a sliding window (convolution or pooling) with symmetric padding."""
+    if length is None:
+        return None
+    return (length + 2 * pad - (kernel - 1) * dilation - 1) // stride + 1
+
+
+def parse_padding(layer: str, padding: Padding, dims: int) -> str | tuple[int, ...]:
+    """Validate a padding option: 'same', 'valid', an int or ``dims`` ints."""
+    if isinstance(padding, str):
+        return check_choice(layer, "padding", padding, ("same", "valid"))
+    return as_tuple(layer, "padding", padding, dims, minimum=0)
+
+
+def pad_same(x: torch.Tensor, spatial_first: int, kernel, stride, dilation, value: float = 0.0):
+    """Pad the spatial axes of ``x`` (starting at ``spatial_first``) for 'same' output sizes."""
+    pads: list[int] = []
+    for axis in reversed(range(len(kernel))):
+        before, after = same_padding(
+            x.shape[spatial_first + axis], kernel[axis], stride[axis], dilation[axis]
+        )
+        pads += [before, after]
+    return F.pad(x, pads, value=value) if any(pads) else x
+
+
+class _Convolution(Layer):
+    """Shared logic of the N-d convolutions (channel-first tensors)."""
+
+    spatial_dims = 2
+    channels_last = False  # Conv1d works on (N, T, C)
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        *,
+        stride: int | Sequence[int] = 1,
+        padding: Padding = "same",
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        weights_initializer: str = "glorot",
+        bias_initializer: str = "zeros",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        kind, d = type(self).__name__, self.spatial_dims
+        self.filters = check_positive_int(kind, "filters", filters, f"{kind}(16, 3)")
+        self.kernel_size = as_tuple(kind, "kernel_size", kernel_size, d)
+        self.stride = as_tuple(kind, "stride", stride, d)
+        self.dilation = as_tuple(kind, "dilation", dilation, d)
+        self.padding = parse_padding(kind, padding, d)
+        self.groups = check_positive_int(kind, "groups", groups, f"{kind}(16, 3, groups=2)")
+        if self.filters % self.groups:
+            raise OptionError(
+                f"{kind}: `filters` ({filters}) must be divisible by `groups` ({groups})."
+            )
+        self.bias_enabled = bool(bias)
+        self.weights_initializer = check_choice(
+            kind, "weights_initializer", weights_initializer, WEIGHT_INITIALIZERS
+        )
+        self.bias_initializer = check_choice(
+            kind, "bias_initializer", bias_initializer, BIAS_INITIALIZERS
+        )
+        self._conv = getattr(F, f"conv{d}d")
+        self._dynamic_same = self.padding == "same" and any(s > 1 for s in self.stride)
+        if self.padding == "valid":
+            self._torch_padding: str | tuple[int, ...] = (0,) * d
+        elif self.padding == "same":
+            self._torch_padding = (0,) * d if self._dynamic_same else "same"
+        else:
+            self._torch_padding = self.padding
+
+    def _split(self, shape: Shape) -> tuple[int | None, list[int | None]]:
+        if self.channels_last:
+            return shape[-1], list(shape[:-1])
+        return shape[0], list(shape[1:])
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        kind = type(self).__name__
+        what = {1: "sequences (T, C)", 2: "images (C, H, W)", 3: "volumes (C, D, H, W)"}
+        require_rank(self, shape, [self.spatial_dims + 1], what[self.spatial_dims])
+        channels, lengths = self._split(shape)
+        if channels is None or channels % self.groups:
+            raise SizeMismatchError(
+                f"{kind}: input channels ({channels}) must be divisible by groups ({self.groups})."
+            )
+        out: list[int | None] = []
+        for axis, length in enumerate(lengths):
+            k, s, dl = self.kernel_size[axis], self.stride[axis], self.dilation[axis]
+            if self.padding == "same":
+                size = None if length is None else math.ceil(length / s)
+            else:
+                pad = 0 if self.padding == "valid" else self.padding[axis]
+                size = sliding_output(length, k, s, dl, pad)
+            if size is not None and size < 1:
+                raise SizeMismatchError(
+                    f"{kind}: kernel {self.kernel_size} does not fit an input of size "
+                    f"{format_shape(shape)} with padding {self.padding!r}."
+                )
+            out.append(size)
+        return (*out, self.filters) if self.channels_last else (self.filters, *out)
+
+    def build(self, input_shapes: list[Shape]) -> None:
+        self.output_shape(input_shapes)
+        channels, _ = self._split(input_shapes[0])
+        self.weight = nn.Parameter(
+            torch.empty(self.filters, int(channels) // self.groups, *self.kernel_size)
+        )
+        initialize_weight(type(self).__name__, self.weight, self.weights_initializer)
+        if self.bias_enabled:
+            self.bias = nn.Parameter(torch.empty(self.filters))
+            initialize_bias(type(self).__name__, self.bias, self.bias_initializer)
+        else:
+            self.bias = None
+        super().build(input_shapes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.transpose(1, 2)
+        if self._dynamic_same:
+            x = pad_same(x, 2, self.kernel_size, self.stride, self.dilation)
+        y = self._conv(
+            x, self.weight, self.bias, self.stride, self._torch_padding, self.dilation, self.groups
+        )
+        return y.transpose(1, 2) if self.channels_last else y
+
+
+@register_layer
+class Conv1d(_Convolution):
+    """1-D convolution over time on sequences: (N, T, C) in, (N, T', filters) out.
+
+    Example:
+        >>> import torch
+        >>> layer = Conv1d(8, 5)
+        >>> layer.build([(None, 3)])
+        >>> layer(torch.zeros(2, 40, 3)).shape
+        torch.Size([2, 40, 8])
+    """
+
+    spatial_dims = 1
+    channels_last = True
+
+
+@register_layer
+class Conv2d(_Convolution):
+    """2-D convolution on images: (N, C, H, W) in, (N, filters, H', W') out.
+
+    Example:
+        >>> import torch
+        >>> layer = Conv2d(16, 3, stride=2)
+        >>> layer.build([(3, 32, 32)])
+        >>> layer(torch.zeros(1, 3, 32, 32)).shape
+        torch.Size([1, 16, 16, 16])
+    """
+
+    spatial_dims = 2
+
+
+@register_layer
+class Conv3d(_Convolution):
+    """3-D convolution on volumes: (N, C, D, H, W) in, (N, filters, D', H', W') out.
+
+    Example:
+        >>> Conv3d(4, 3).output_shape([(1, 8, 8, 8)])
+        (4, 8, 8, 8)
+    """
+
+    spatial_dims = 3
+
+
+@register_layer
+class TransposedConv2d(Layer):
+    """2-D transposed convolution (upsampling), as in MATLAB's transposedConv2dLayer.
+
+    ``cropping="same"`` gives an output of size input * stride; an int crops that many
+    pixels from each side. ``weight`` is (in_channels, filters, kh, kw) like
+    ``torch.nn.ConvTranspose2d``.
+
+    Example:
+        >>> import torch
+        >>> layer = TransposedConv2d(8, 4, stride=2, cropping="same")
+        >>> layer.build([(16, 7, 7)])
+        >>> layer(torch.zeros(1, 16, 7, 7)).shape
+        torch.Size([1, 8, 14, 14])
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        *,
+        stride: int | Sequence[int] = 1,
+        cropping: str | int | Sequence[int] = 0,
+        bias: bool = True,
+        weights_initializer: str = "glorot",
+        bias_initializer: str = "zeros",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        kind = "TransposedConv2d"
+        self.filters = check_positive_int(kind, "filters", filters, "TransposedConv2d(16, 4)")
+        self.kernel_size = as_tuple(kind, "kernel_size", kernel_size, 2)
+        self.stride = as_tuple(kind, "stride", stride, 2)
+        self.bias_enabled = bool(bias)
+        self.weights_initializer = check_choice(
+            kind, "weights_initializer", weights_initializer, WEIGHT_INITIALIZERS
+        )
+        self.bias_initializer = check_choice(
+            kind, "bias_initializer", bias_initializer, BIAS_INITIALIZERS
+        )
+        if cropping == "same":
+            pads, extras = [], []
+            for k, s in zip(self.kernel_size, self.stride, strict=True):
+                if k < s:
+                    raise OptionError(
+                        f"{kind}: cropping='same' needs kernel_size >= stride; received "
+                        f"kernel_size={self.kernel_size}, stride={self.stride}."
+                    )
+                if s == 1 and (k - s) % 2:
+                    raise OptionError(
+                        f"{kind}: cropping='same' with stride 1 needs an odd kernel_size; "
+                        f"received kernel_size={self.kernel_size}."
+                    )
+                pads.append((k - s + 1) // 2)
+                extras.append((k - s) % 2)
+            self.padding, self.output_padding = tuple(pads), tuple(extras)
+        else:
+            self.padding = as_tuple(kind, "cropping", cropping, 2, minimum=0)
+            self.output_padding = (0, 0)
+        self.cropping = cropping
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        require_rank(self, shape, [3], "images (C, H, W)")
+        sizes = []
+        for axis in range(2):
+            length = shape[1 + axis]
+            k, s = self.kernel_size[axis], self.stride[axis]
+            size = (length - 1) * s - 2 * self.padding[axis] + k + self.output_padding[axis]
+            if size < 1:
+                raise SizeMismatchError(
+                    f"TransposedConv2d: cropping {self.cropping!r} leaves no output for an input "
+                    f"of size {format_shape(shape)}."
+                )
+            sizes.append(size)
+        return (self.filters, *sizes)
+
+    def build(self, input_shapes: list[Shape]) -> None:
+        self.output_shape(input_shapes)
+        channels = int(input_shapes[0][0])  # type: ignore[arg-type]
+        self.weight = nn.Parameter(torch.empty(channels, self.filters, *self.kernel_size))
+        initialize_weight("TransposedConv2d", self.weight, self.weights_initializer)
+        if self.bias_enabled:
+            self.bias = nn.Parameter(torch.empty(self.filters))
+            initialize_bias("TransposedConv2d", self.bias, self.bias_initializer)
+        else:
+            self.bias = None
+        super().build(input_shapes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.output_padding
+        )

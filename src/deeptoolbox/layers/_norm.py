@@ -1,0 +1,166 @@
+"""Normalization layers: batch, layer and group normalization, on every data kind.
+
+The channel axis is the last one for features (N, C) and sequences (N, T, C), and the second
+for images and volumes, following the data layout in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deeptoolbox.errors import OptionError, SizeMismatchError
+from deeptoolbox.layers._base import Layer, Shape, check_positive_int, known, register_layer
+
+
+def _channels(layer: Layer, shape: Shape) -> int:
+    channels = shape[-1] if len(shape) <= 2 else shape[0]
+    known(layer, shape, [len(shape) - 1 if len(shape) <= 2 else 0], "number of channels")
+    return int(channels)  # type: ignore[arg-type]
+
+
+def _check_positive_float(layer: str, option: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise OptionError(
+            f"{layer}: `{option}` must be a positive number. Received: {option}={value!r}."
+        )
+    return float(value)
+
+
+class _Affine(Layer):
+    """A normalization with per-channel scale ``weight`` and offset ``bias``."""
+
+    def __init__(self, *, epsilon: float = 1e-5, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.epsilon = _check_positive_float(type(self).__name__, "epsilon", epsilon)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        _channels(self, shape)
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> None:
+        channels = _channels(self, input_shapes[0])
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        super().build(input_shapes)
+
+
+@register_layer
+class BatchNorm(_Affine):
+    """Batch normalization over the channel axis (MATLAB's batchNormalizationLayer).
+
+    Keeps running mean and variance for inference (``momentum`` as in PyTorch).
+
+    Example:
+        >>> import torch
+        >>> layer = BatchNorm()
+        >>> layer.build([(None, 4)])
+        >>> layer(torch.randn(2, 10, 4)).shape
+        torch.Size([2, 10, 4])
+    """
+
+    def __init__(self, *, epsilon: float = 1e-5, momentum: float = 0.1, name: str | None = None):
+        super().__init__(epsilon=epsilon, name=name)
+        if (
+            isinstance(momentum, bool)
+            or not isinstance(momentum, int | float)
+            or not 0 < momentum <= 1
+        ):
+            raise OptionError(
+                f"BatchNorm: `momentum` must be a number in (0, 1]. Received: momentum={momentum!r}."
+            )
+        self.momentum = float(momentum)
+
+    def build(self, input_shapes: list[Shape]) -> None:
+        super().build(input_shapes)
+        channels = self.weight.numel()
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        self._sequence = len(input_shapes[0]) == 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        sequence = x.dim() == 3 and self._sequence
+        if sequence:
+            x = x.transpose(1, 2)
+        y = F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            self.training, self.momentum, self.epsilon,
+        )  # fmt: skip
+        return y.transpose(1, 2) if sequence else y
+
+
+@register_layer
+class LayerNorm(_Affine):
+    """Layer normalization (MATLAB's layerNormalizationLayer).
+
+    Features and sequences are normalized over channels at each time step; images and volumes
+    over all channels and positions of each observation. Scale and offset are per channel.
+
+    Example:
+        >>> import torch
+        >>> layer = LayerNorm()
+        >>> layer.build([(None, 16)])
+        >>> y = layer(torch.randn(2, 5, 16))
+        >>> bool(y.mean(-1).abs().max() < 1e-5)
+        True
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() <= 3:
+            return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.epsilon)
+        return F.group_norm(x, 1, self.weight, self.bias, self.epsilon)
+
+
+@register_layer
+class GroupNorm(_Affine):
+    """Group normalization: channels split into ``groups`` normalized separately.
+
+    ``groups`` is an int, ``"channel-wise"`` (one group per channel: instance normalization)
+    or ``"all-channels"`` (one group).
+
+    Example:
+        >>> GroupNorm(4).output_shape([(16, 8, 8)])
+        (16, 8, 8)
+    """
+
+    def __init__(
+        self, groups: int | str, *, epsilon: float = 1e-5, name: str | None = None
+    ) -> None:
+        super().__init__(epsilon=epsilon, name=name)
+        if groups not in ("channel-wise", "all-channels"):
+            check_positive_int("GroupNorm", "groups", groups, "GroupNorm(4)")
+        self.groups = groups
+
+    def _group_count(self, channels: int) -> int:
+        if self.groups == "channel-wise":
+            return channels
+        if self.groups == "all-channels":
+            return 1
+        return int(self.groups)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        shape = super().output_shape(input_shapes)
+        channels = _channels(self, shape)
+        if channels % self._group_count(channels):
+            raise SizeMismatchError(
+                f"GroupNorm: {channels} input channels cannot be split into {self.groups} groups."
+            )
+        return shape
+
+    def build(self, input_shapes: list[Shape]) -> None:
+        super().build(input_shapes)
+        self._num_groups = self._group_count(self.weight.numel())
+        self._sequence = len(input_shapes[0]) == 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._sequence:
+            y = F.group_norm(
+                x.transpose(1, 2), self._num_groups, self.weight, self.bias, self.epsilon
+            )
+            return y.transpose(1, 2)
+        return F.group_norm(x, self._num_groups, self.weight, self.bias, self.epsilon)

@@ -1,0 +1,141 @@
+"""Layers that change the size of data: Flatten, Reshape, Resize2d."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from deeptoolbox.errors import OptionError, SizeMismatchError
+from deeptoolbox.layers._base import (
+    Layer,
+    Shape,
+    as_tuple,
+    check_choice,
+    format_shape,
+    known,
+    product,
+    register_layer,
+    require_rank,
+)
+
+
+@register_layer
+class Flatten(Layer):
+    """Flatten each observation to a feature vector: (N, C, H, W) -> (N, C*H*W).
+
+    Example:
+        >>> Flatten().output_shape([(16, 4, 4)])
+        (256,)
+    """
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        known(self, shape, range(len(shape)), "size")
+        return (product(shape),)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+@register_layer
+class Reshape(Layer):
+    """Reshape each observation to ``target_shape`` (batch dimension excluded; one -1 allowed).
+
+    Example:
+        >>> Reshape((64, 4, 4)).output_shape([(1024,)])
+        (64, 4, 4)
+    """
+
+    def __init__(self, target_shape: Sequence[int], *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        valid = (
+            isinstance(target_shape, Sequence)
+            and len(target_shape) >= 1
+            and all(isinstance(d, int) and not isinstance(d, bool) for d in target_shape)
+            and all(d >= 1 or d == -1 for d in target_shape)
+            and list(target_shape).count(-1) <= 1
+        )
+        if not valid:
+            raise OptionError(
+                "Reshape: `target_shape` must be a sequence of positive ints with at most one -1. "
+                f"Received: target_shape={target_shape!r}. Example: Reshape((64, 4, 4))."
+            )
+        self.target_shape = tuple(target_shape)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        known(self, shape, range(len(shape)), "size")
+        total = product(shape)
+        fixed = math.prod(d for d in self.target_shape if d != -1)
+        if (-1 in self.target_shape and total % fixed) or (
+            -1 not in self.target_shape and total != fixed
+        ):
+            raise SizeMismatchError(
+                f"Reshape: cannot reshape an input of size {format_shape(shape)} ({total} values) "
+                f"to {self.target_shape}."
+            )
+        return tuple(total // fixed if d == -1 else d for d in self.target_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.target_shape)
+
+
+@register_layer
+class Resize2d(Layer):
+    """Resize images by a ``scale`` factor or to an ``output_size`` (H, W).
+
+    ``method`` is ``"nearest"``, ``"bilinear"`` or ``"bicubic"``.
+
+    Example:
+        >>> Resize2d(scale=2).output_shape([(3, 16, 16)])
+        (3, 32, 32)
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: float | Sequence[float] | None = None,
+        output_size: int | Sequence[int] | None = None,
+        method: str = "nearest",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if (scale is None) == (output_size is None):
+            raise OptionError(
+                "Resize2d: give exactly one of `scale` or `output_size`. Received: "
+                f"scale={scale!r}, output_size={output_size!r}. Example: Resize2d(scale=2)."
+            )
+        self.method = check_choice("Resize2d", "method", method, ("nearest", "bilinear", "bicubic"))
+        self.output_size = (
+            None if output_size is None else as_tuple("Resize2d", "output_size", output_size, 2)
+        )
+        self.scale = None
+        if scale is not None:
+            scales = (scale, scale) if isinstance(scale, int | float) else tuple(scale)
+            if len(scales) != 2 or not all(
+                isinstance(s, int | float) and not isinstance(s, bool) and s > 0 for s in scales
+            ):
+                raise OptionError(
+                    f"Resize2d: `scale` must be a positive number or two. Received: scale={scale!r}."
+                )
+            self.scale = tuple(float(s) for s in scales)
+        self._align = False if self.method != "nearest" else None
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        require_rank(self, shape, [3], "images (C, H, W)")
+        if self.output_size is not None:
+            return (shape[0], *self.output_size)
+        return (shape[0], *(math.floor(d * s) for d, s in zip(shape[1:], self.scale, strict=True)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.output_size is not None:
+            return F.interpolate(
+                x, size=self.output_size, mode=self.method, align_corners=self._align
+            )
+        return F.interpolate(
+            x, scale_factor=self.scale, mode=self.method, align_corners=self._align
+        )

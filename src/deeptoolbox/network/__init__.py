@@ -1,0 +1,32 @@
+"""The Network (a named graph of layers), its analysis, files, code generation and drawing.
+
+Example:
+    >>> from deeptoolbox.network import Network, analyze
+    >>> from deeptoolbox import layers as L
+    >>> analyze(Network([L.FeatureInput(3), L.Dense(2)])).ok
+    True
+"""
+
+from deeptoolbox.network._analyze import Analysis as Analysis
+from deeptoolbox.network._analyze import LayerReport as LayerReport
+from deeptoolbox.network._analyze import analyze as analyze
+from deeptoolbox.network._codegen import to_python as to_python
+from deeptoolbox.network._graph import Connection as Connection
+from deeptoolbox.network._io import load as load
+from deeptoolbox.network._io import save as save
+from deeptoolbox.network._network import Issue as Issue
+from deeptoolbox.network._network import Network as Network
+from deeptoolbox.network._plot import plot_network as plot_network
+
+__all__ = [
+    "Network",
+    "Connection",
+    "Issue",
+    "Analysis",
+    "LayerReport",
+    "analyze",
+    "save",
+    "load",
+    "to_python",
+    "plot_network",
+]

@@ -1,0 +1,160 @@
+"""analyze(): a table of every layer with its sizes, learnables and problems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from deeptoolbox.layers._base import format_shape, layer_type_name
+from deeptoolbox.network._network import Issue, Network
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One row of an analysis: a layer's type, sizes, learnables and issues."""
+
+    name: str
+    type: str
+    sources: dict[str, str | None]
+    input_sizes: list[tuple | None]
+    output_size: tuple | None
+    learnables: int
+    frozen: bool
+    learn_rate_factor: float
+    issues: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The result of :func:`analyze`: per-layer rows plus every issue found.
+
+    ``print(analysis)`` shows a table; ``analysis.errors`` / ``analysis.warnings`` list
+    problems; ``analysis.ok`` is True when there are no errors.
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> result = analyze(Network([L.FeatureInput(4), L.Dense(2)]))
+        >>> result.ok, result.total_learnables, result.rows[1].output_size
+        (True, 10, (2,))
+    """
+
+    network: str
+    rows: list[LayerReport]
+    issues: list[Issue]
+
+    @property
+    def errors(self) -> list[Issue]:
+        """Issues of severity "error": the network cannot run until they are fixed."""
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        """Issues of severity "warning": suspicious but runnable."""
+        return [i for i in self.issues if i.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when no errors were found."""
+        return not self.errors
+
+    @property
+    def total_learnables(self) -> int:
+        """Number of learnable values in the whole network."""
+        return sum(row.learnables for row in self.rows)
+
+    def row(self, name: str) -> LayerReport:
+        """The row of layer ``name``."""
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"No layer named {name!r} in this analysis.")
+
+    def __str__(self) -> str:
+        header = ("#", "name", "type", "input size", "output size", "learnables", "notes")
+        table = [header]
+        for index, row in enumerate(self.rows, 1):
+            notes = []
+            if row.frozen:
+                notes.append("frozen")
+            if row.learn_rate_factor != 1.0:
+                notes.append(f"lr x{row.learn_rate_factor:g}")
+            notes += [
+                f"{'ERROR' if _is_error(self, row.name, m) else 'warning'}: {m}" for m in row.issues
+            ]
+            inputs = ", ".join(format_shape(s) for s in row.input_sizes) or "-"
+            table.append((
+                str(index), row.name, row.type, inputs, format_shape(row.output_size),
+                f"{row.learnables:,}", "; ".join(notes),
+            ))  # fmt: skip
+        widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+            for r in table
+        ]
+        rule = "-" * len(lines[0].rstrip())
+        summary = (
+            f"Network '{self.network}': {len(self.rows)} layers, {self.total_learnables:,} "
+            f"learnables, {len(self.errors)} errors, {len(self.warnings)} warnings"
+        )
+        general = [f"  {i}" for i in self.issues if i.layer is None]
+        return "\n".join(
+            [
+                summary,
+                rule,
+                lines[0].rstrip(),
+                rule,
+                *(x.rstrip() for x in lines[1:]),
+                rule,
+                *general,
+            ]
+        )
+
+
+def _is_error(analysis: Analysis, layer: str, message: str) -> bool:
+    return any(
+        i.layer == layer and i.message == message and i.severity == "error" for i in analysis.issues
+    )
+
+
+def _learnables(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def analyze(net: Network) -> Analysis:
+    """Check a network and describe every layer: type, sizes, learnables, frozen, problems.
+
+    Never raises on a broken network: size mismatches (naming both layers and sizes),
+    unconnected ports, missing inputs or outputs and cycles are listed as issues.
+
+    Example:
+        >>> from deeptoolbox import Network, analyze
+        >>> from deeptoolbox import layers as L
+        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3), L.ReLU(), L.Flatten(), L.Dense(10)])
+        >>> print(analyze(net))  # doctest: +ELLIPSIS
+        Network 'network': 5 layers, 2,610 learnables, 0 errors, 0 warnings
+        ...
+    """
+    if not isinstance(net, Network):
+        from deeptoolbox.errors import OptionError
+
+        raise OptionError(
+            f"analyze expects a deeptoolbox Network. Received: {type(net).__name__}. "
+            "Wrap a plain module with Network([input_layer, module])."
+        )
+    resolution = net._resolution
+    rows = []
+    for name in net.layer_names:
+        module = net.layers[name]
+        rows.append(LayerReport(
+            name=name,
+            type=layer_type_name(module),
+            sources=net.sources(name),
+            input_sizes=list(resolution.input_shapes.get(name, [])),
+            output_size=resolution.output_shapes.get(name),
+            learnables=_learnables(module),
+            frozen=name in net.frozen_layers,
+            learn_rate_factor=net.learn_rate_factor(name),
+            issues=[i.message for i in resolution.issues if i.layer == name],
+        ))  # fmt: skip
+    return Analysis(network=net.name, rows=rows, issues=list(resolution.issues))

@@ -1,0 +1,235 @@
+"""save() and load(): a network as network.json + weights.safetensors + metadata.json.
+
+The three files live in a folder, or in a ``.zip`` holding the same three members. No pickle
+is ever read. Saving writes to a temporary file or folder next to the target and renames it
+into place, so a save that fails midway leaves any earlier save intact.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+
+from deeptoolbox._version import __version__
+from deeptoolbox.errors import NetworkFileError, OptionError
+from deeptoolbox.layers._input import InputLayer
+from deeptoolbox.network._network import Network
+from deeptoolbox.network._serialize import architecture, from_architecture
+
+NETWORK_FILE = "network.json"
+WEIGHTS_FILE = "weights.safetensors"
+METADATA_FILE = "metadata.json"
+MEMBERS = (NETWORK_FILE, WEIGHTS_FILE, METADATA_FILE)
+
+
+def _metadata(net: Network) -> dict[str, Any]:
+    inputs = []
+    for name in net.input_names:
+        layer: InputLayer = net.layer(name)  # type: ignore[assignment]
+        inputs.append({
+            "name": name,
+            "type": type(layer).__name__,
+            "size": list(layer.shape),
+            "normalization": layer.normalization,
+        })  # fmt: skip
+    return {
+        "format": "deeptoolbox.metadata",
+        "deeptoolbox_version": __version__,
+        "torch_version": torch.__version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "classes": net.classes,
+        "inputs": inputs,
+        "outputs": [{"name": n, "size": list(net.output_shape(n) or [])} for n in net.output_names],
+        "user": net.metadata,
+    }
+
+
+def _weights(net: Network) -> bytes:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    return safetensors.torch.save(tensors, metadata={"format": "deeptoolbox.weights"})
+
+
+def _serialize(net: Network) -> dict[str, bytes]:
+    if not isinstance(net, Network):
+        raise OptionError(
+            f"save expects a deeptoolbox Network. Received: {type(net).__name__}. Bring a plain "
+            "module in first, e.g. Network([input_layer, module])."
+        )
+    try:
+        user = json.dumps(_metadata(net), indent=2, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise OptionError(f"net.metadata must hold JSON values only: {err}") from err
+    return {
+        NETWORK_FILE: json.dumps(architecture(net), indent=2).encode(),
+        WEIGHTS_FILE: _weights(net),
+        METADATA_FILE: user.encode(),
+    }
+
+
+def _is_saved_network(path: Path) -> bool:
+    if path.is_dir():
+        return not any(path.iterdir()) or (path / NETWORK_FILE).is_file()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return NETWORK_FILE in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def save(net: Network, path: str | os.PathLike) -> Path:
+    """Save ``net`` to a folder, or to a zip file when ``path`` ends in ``.zip``.
+
+    Writes network.json (architecture), weights.safetensors and metadata.json (classes,
+    input sizes and normalization, versions, creation time, ``net.metadata``). Replaces an
+    earlier saved network at ``path`` only once the new one is completely written; refuses
+    to overwrite anything that is not a saved network.
+
+    Example:
+        >>> import tempfile, os
+        >>> from deeptoolbox import Network, layers as L
+        >>> net = Network([L.FeatureInput(2), L.Dense(1)], classes=None)
+        >>> folder = tempfile.mkdtemp()
+        >>> save(net, os.path.join(folder, "net.zip")).name
+        'net.zip'
+    """
+    path = Path(path)
+    if path.exists() and not _is_saved_network(path):
+        raise NetworkFileError(
+            f"Not overwriting {path}: it exists and is not a saved deeptoolbox network. "
+            "Choose another path or remove it first."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = _serialize(net)
+    if path.suffix.lower() == ".zip":
+        _write_zip(path, payload)
+    else:
+        _write_folder(path, payload)
+    return path
+
+
+def _write_zip(path: Path, payload: dict[str, bytes]) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with (
+            os.fdopen(handle, "wb") as raw,
+            zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive,
+        ):
+            for member, data in payload.items():
+                archive.writestr(member, data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _write_folder(path: Path, payload: dict[str, bytes]) -> None:
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        for member, data in payload.items():
+            (temporary / member).write_bytes(data)
+        if path.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            backup.rmdir()
+            os.rename(path, backup)
+            os.rename(temporary, path)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.rename(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def _read_members(path: Path) -> dict[str, bytes]:
+    if not path.exists():
+        raise NetworkFileError(f"No saved network at {path}: the path does not exist.")
+    if path.is_dir():
+        missing = [m for m in MEMBERS if not (path / m).is_file()]
+        if missing:
+            raise NetworkFileError(
+                f"{path} is not a complete saved network: missing {', '.join(missing)}."
+            )
+        return {m: (path / m).read_bytes() for m in MEMBERS}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = [m for m in MEMBERS if m not in names]
+            if missing:
+                raise NetworkFileError(
+                    f"{path} is not a complete saved network: the zip lacks {', '.join(missing)}."
+                )
+            return {m: archive.read(m) for m in MEMBERS}
+    except (zipfile.BadZipFile, EOFError, zlib.error) as err:
+        raise NetworkFileError(
+            f"{path} is not a readable network zip (corrupted or truncated): {err}"
+        ) from err
+
+
+def _read_json(path: Path, member: str, data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise NetworkFileError(f"{path}: {member} is corrupted or truncated ({err}).") from err
+
+
+def load(path: str | os.PathLike) -> Network:
+    """Load a network saved by :func:`save` (folder or zip). Never unpickles anything.
+
+    Example:
+        >>> import tempfile, os, torch
+        >>> from deeptoolbox import Network, layers as L
+        >>> net = Network([L.FeatureInput(2), L.Dense(1)])
+        >>> target = save(net, os.path.join(tempfile.mkdtemp(), "net"))
+        >>> bool(torch.equal(load(target)(torch.ones(1, 2)), net(torch.ones(1, 2))))
+        True
+    """
+    path = Path(path)
+    members = _read_members(path)
+    net = from_architecture(
+        _read_json(path, NETWORK_FILE, members[NETWORK_FILE]), f"{path}: {NETWORK_FILE}"
+    )
+    metadata = _read_json(path, METADATA_FILE, members[METADATA_FILE])
+    try:
+        tensors = safetensors.torch.load(members[WEIGHTS_FILE])
+    except Exception as err:  # safetensors raises its own error types for bad headers
+        raise NetworkFileError(
+            f"{path}: {WEIGHTS_FILE} is corrupted or truncated ({err})."
+        ) from err
+    _load_weights(net, tensors, path)
+    if isinstance(metadata, dict):
+        net.classes = metadata.get("classes")
+        net.metadata = dict(metadata.get("user") or {})
+    return net
+
+
+def _load_weights(net: Network, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(
+        f"{k}: file {tuple(tensors[k].shape)} vs network {tuple(expected[k].shape)}"
+        for k in set(expected) & set(tensors)
+        if tensors[k].shape != expected[k].shape
+    )
+    if missing or unexpected or wrong:
+        details = []
+        if missing:
+            details.append(f"missing weights: {', '.join(missing)}")
+        if unexpected:
+            details.append(f"weights for unknown parameters: {', '.join(unexpected)}")
+        if wrong:
+            details.append(f"size mismatches: {'; '.join(wrong)}")
+        raise NetworkFileError(
+            f"{path}: {WEIGHTS_FILE} does not match {NETWORK_FILE} ({'; '.join(details)})."
+        )
+    net.load_state_dict(tensors)

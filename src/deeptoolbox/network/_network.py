@@ -1,0 +1,772 @@
+"""The Network: a named graph of layers that is also a ``torch.nn.Module``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from deeptoolbox.errors import (
+    DeepToolboxError,
+    InputSizeError,
+    LayerNotFoundError,
+    NetworkError,
+    NotInitializedError,
+    OptionError,
+)
+from deeptoolbox.layers._base import Layer, Shape, format_shape, layer_type_name
+from deeptoolbox.layers._input import InputLayer
+from deeptoolbox.network._graph import (
+    Connection,
+    check_layer_name,
+    find_cycle,
+    generated_name,
+    topological_order,
+)
+from deeptoolbox.network._shapes import input_ports, resolve_layer
+
+LayerSpec = nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A problem found in a network: ``severity`` is "error" or "warning".
+
+    Example:
+        >>> Issue("error", "add", "input port 'in2' is not connected")
+        Issue(severity='error', layer='add', message="input port 'in2' is not connected")
+    """
+
+    severity: str
+    layer: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"layer '{self.layer}': " if self.layer else ""
+        return f"{self.severity}: {where}{self.message}"
+
+
+@dataclass
+class _Resolution:
+    """What size propagation found: sizes per layer and the issues."""
+
+    order: list[str] = field(default_factory=list)
+    input_shapes: dict[str, list[Shape | None]] = field(default_factory=dict)
+    output_shapes: dict[str, Shape | None] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+
+@dataclass
+class _Plan:
+    """The compiled execution order used by ``forward``."""
+
+    steps: list[tuple[nn.Module, tuple[int, ...], int, str]]
+    num_inputs: int
+    outputs: tuple[int, ...]
+    chain: list[nn.Module] | None
+
+
+class Network(nn.Module):
+    """A network of named layers connected as a directed acyclic graph.
+
+    Build a chain from a list, or add branches with :meth:`add_layers` and :meth:`connect`.
+    Sizes are resolved from the input layers' declared sizes whenever the graph changes, so
+    layers never ask for input channels. The network is an ``nn.Module``: use it in any
+    PyTorch code. Its outputs are the layers nothing else consumes.
+
+    Example:
+        >>> import torch
+        >>> from deeptoolbox import layers as L
+        >>> net = Network([L.FeatureInput(4), L.Dense(8), L.ReLU(), L.Dense(3), L.Softmax()])
+        >>> net(torch.zeros(2, 4)).shape
+        torch.Size([2, 3])
+        >>> net.layer_names
+        ['featureinput_1', 'dense_1', 'relu_1', 'dense_2', 'softmax_1']
+    """
+
+    def __init__(
+        self,
+        layers: LayerSpec | None = None,
+        *,
+        classes: Sequence[str] | None = None,
+        name: str = "network",
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleDict()
+        self.name = name
+        self._connections: list[Connection] = []
+        self._frozen: set[str] = set()
+        self._learn_rate_factors: dict[str, float] = {}
+        self._classes: list[str] | None = None
+        self._plan: _Plan | None = None
+        self._resolution = _Resolution()
+        self.metadata: dict[str, Any] = {}
+        if layers is not None:
+            self.add_layers(layers)
+        self.classes = classes
+
+    # -- reading the graph -------------------------------------------------------------------
+    @property
+    def layer_names(self) -> list[str]:
+        """Layer names in insertion order."""
+        return list(self.layers.keys())
+
+    @property
+    def connections(self) -> list[Connection]:
+        """All connections, as :class:`Connection` records."""
+        return list(self._connections)
+
+    @property
+    def input_names(self) -> list[str]:
+        """Names of the input layers, in the order ``forward`` takes its inputs."""
+        return [n for n, m in self.layers.items() if isinstance(m, InputLayer)]
+
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the output layers (no outgoing connection), in insertion order."""
+        used = {c.source for c in self._connections}
+        return [
+            n for n, m in self.layers.items() if n not in used and not isinstance(m, InputLayer)
+        ]
+
+    def layer(self, name: str) -> nn.Module:
+        """Return the layer called ``name``.
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> Network([L.FeatureInput(2), L.Dense(1, name="fc")]).layer("fc")
+            Dense(units=1)
+        """
+        if name not in self.layers:
+            raise LayerNotFoundError(self._unknown(name))
+        return self.layers[name]
+
+    def sources(self, name: str) -> dict[str, str | None]:
+        """Map each input port of layer ``name`` to the layer feeding it (None if unconnected)."""
+        layer = self.layer(name)
+        feeding = {c.port: c.source for c in self._connections if c.destination == name}
+        return {port: feeding.get(port) for port in input_ports(layer)}
+
+    def destinations(self, name: str) -> list[str]:
+        """Ports (``layer/port``) that layer ``name`` feeds."""
+        self.layer(name)
+        return [c.destination_port for c in self._connections if c.source == name]
+
+    @property
+    def classes(self) -> list[str] | None:
+        """Class names of a classification network, in output order (or None)."""
+        return self._classes
+
+    @classes.setter
+    def classes(self, value: Sequence[str] | None) -> None:
+        if value is None:
+            self._classes = None
+            return
+        if isinstance(value, str) or not isinstance(value, Iterable):
+            raise OptionError(
+                f"Network.classes must be a list of class names. Received: {value!r}."
+            )
+        names = [str(v) for v in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise OptionError(f"Network.classes has repeated names: {duplicates}.")
+        self._classes = names
+        self._changed()
+
+    def output_shape(self, name: str | None = None) -> Shape | None:
+        """Resolved output size of layer ``name`` (default: the first output), batch excluded."""
+        if name is None:
+            outputs = self.output_names
+            if not outputs:
+                return None
+            name = outputs[0]
+        self.layer(name)
+        return self._resolution.output_shapes.get(name)
+
+    @property
+    def issues(self) -> list[Issue]:
+        """Problems found the last time the graph changed (see :func:`deeptoolbox.analyze`)."""
+        return list(self._resolution.issues)
+
+    @property
+    def is_initialized(self) -> bool:
+        """True when the graph is complete, sizes resolve and every layer has its weights."""
+        return not self._resolution.errors and bool(self.input_names) and bool(self.output_names)
+
+    # -- editing -------------------------------------------------------------------------------
+    def add_layers(self, layers: LayerSpec) -> Network:
+        """Add one layer, or a list / dict of layers that are connected one after another.
+
+        Returns the network, so calls can be chained. Names come from each layer's ``name``,
+        the dict keys, or are generated from the type (``conv2d_1``).
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(3), L.Dense(4, name="a")])
+            >>> _ = net.add_layers([L.Dense(4, name="b"), L.Addition(name="add")])
+            >>> _ = net.connect("a", "b").connect("a", "add/in2")
+            >>> net.sources("add")
+            {'in1': 'b', 'in2': 'a'}
+        """
+        named = self._name_layers(layers)
+        for layer_name, module in named:
+            self._adopt(layer_name, module)
+            self.layers[layer_name] = module
+        self._chain(named)
+        return self._changed()
+
+    def connect(self, source: str, destination: str) -> Network:
+        """Connect layer ``source`` to ``destination`` (``"layer"`` or ``"layer/port"``).
+
+        ``"layer"`` alone means its first unconnected input port.
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2, name="x")])
+            >>> _ = net.add_layers(L.Dense(1, name="fc")).connect("x", "fc")
+            >>> net.output_names
+            ['fc']
+        """
+        source = self._source_name(source)
+        layer_name, port = self._destination(destination)
+        self._connect(source, layer_name, port)
+        return self._changed()
+
+    def disconnect(self, source: str, destination: str) -> Network:
+        """Remove the connection from ``source`` to ``destination`` (``layer`` or ``layer/port``).
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2, name="x"), L.Dense(1, name="fc")])
+            >>> net.disconnect("x", "fc").sources("fc")
+            {'in': None}
+        """
+        source = self._source_name(source)
+        layer_name, _, port = destination.partition("/")
+        self.layer(layer_name)
+        matches = [
+            c
+            for c in self._connections
+            if c.source == source and c.destination == layer_name and (not port or c.port == port)
+        ]
+        if not matches:
+            raise NetworkError(
+                f"No connection from '{source}' to '{destination}'. Connections into "
+                f"'{layer_name}': {self.sources(layer_name)}."
+            )
+        self._connections = [c for c in self._connections if c not in matches]
+        return self._changed()
+
+    def remove_layers(self, names: str | Iterable[str], *, bridge: bool = False) -> Network:
+        """Remove layers and their connections.
+
+        With ``bridge=True``, a removed layer with one input is bypassed: its source is
+        connected to everything it fed (handy for dropping a Dropout or BatchNorm).
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2), L.Dropout(name="drop"), L.Dense(1, name="fc")])
+            >>> net.remove_layers("drop", bridge=True).sources("fc")
+            {'in': 'featureinput_1'}
+        """
+        names = [names] if isinstance(names, str) else list(names)
+        for name in names:
+            self.layer(name)
+        for name in names:
+            feeding = [c for c in self._connections if c.destination == name]
+            fed = [c for c in self._connections if c.source == name]
+            self._connections = [c for c in self._connections if c not in feeding + fed]
+            if bridge and len(feeding) == 1:
+                for edge in fed:
+                    self._connect(feeding[0].source, edge.destination, edge.port)
+            del self.layers[name]
+            self._frozen.discard(name)
+            self._learn_rate_factors.pop(name, None)
+        return self._changed()
+
+    def replace_layer(self, name: str, layers: LayerSpec) -> Network:
+        """Replace layer ``name`` by a layer or chain of layers, keeping its connections.
+
+        A replacement without a name of its own takes the old name.
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2), L.Dense(4, name="fc"), L.ReLU(name="act")])
+            >>> net.replace_layer("act", L.GELU()).layer("act")
+            GELU()
+        """
+        self.layer(name)
+        if isinstance(layers, Layer) and layers.name is None:
+            layers.name = name
+        named = self._name_layers(layers, free={name})
+        feeding = [c for c in self._connections if c.destination == name]
+        fed = [c for c in self._connections if c.source == name]
+        self._connections = [c for c in self._connections if c not in feeding + fed]
+        entries: list[tuple[str, nn.Module]] = []
+        for key, module in self.layers.items():
+            entries.extend(named if key == name else [(key, module)])
+        for layer_name, module in named:
+            self._adopt(layer_name, module)
+        self.layers = nn.ModuleDict(entries)
+        self._frozen.discard(name)
+        self._learn_rate_factors.pop(name, None)
+        self._chain(named)
+        first, last = named[0], named[-1]
+        first_ports = input_ports(first[1])
+        for edge in feeding:
+            self._connect(edge.source, first[0], edge.port if edge.port in first_ports else None)
+        for edge in fed:
+            self._connect(last[0], edge.destination, edge.port)
+        return self._changed()
+
+    def insert_layer(self, after: str, layers: LayerSpec) -> Network:
+        """Insert a layer or chain right after layer ``after``, taking over what it fed.
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2, name="x"), L.Dense(1, name="fc")])
+            >>> net.insert_layer("x", L.LayerNorm(name="norm")).sources("fc")
+            {'in': 'norm'}
+        """
+        self.layer(after)
+        fed = [c for c in self._connections if c.source == after]
+        named = self._name_layers(layers)
+        self._connections = [c for c in self._connections if c not in fed]
+        self.add_layers(dict(named))
+        self._connect(after, named[0][0], None)
+        for edge in fed:
+            self._connect(named[-1][0], edge.destination, edge.port)
+        return self._changed()
+
+    # -- freezing and learn-rate factors ----------------------------------------------------------
+    def freeze(self, names: str | Iterable[str] | None = None) -> Network:
+        """Stop training the named layers (all layers when ``names`` is None).
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2), L.Dense(1, name="fc")]).freeze("fc")
+            >>> net.layer("fc").weight.requires_grad, net.frozen_layers
+            (False, ['fc'])
+        """
+        for name in self._names(names):
+            self._frozen.add(name)
+            self._set_trainable(name, False)
+        return self
+
+    def unfreeze(self, names: str | Iterable[str] | None = None) -> Network:
+        """Train the named layers again (all layers when ``names`` is None).
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2), L.Dense(1, name="fc")]).freeze().unfreeze("fc")
+            >>> net.layer("fc").weight.requires_grad
+            True
+        """
+        for name in self._names(names):
+            self._frozen.discard(name)
+            self._set_trainable(name, True)
+        return self
+
+    @property
+    def frozen_layers(self) -> list[str]:
+        """Names of the frozen layers, in insertion order."""
+        return [n for n in self.layers if n in self._frozen]
+
+    def set_learn_rate_factor(self, names: str | Iterable[str], factor: float) -> Network:
+        """Scale the learning rate of the named layers' parameters by ``factor`` in training.
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2), L.Dense(1, name="fc")])
+            >>> net.set_learn_rate_factor("fc", 10).learn_rate_factor("fc")
+            10.0
+        """
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or factor < 0:
+            raise OptionError(
+                f"set_learn_rate_factor: `factor` must be a number >= 0. Received: {factor!r}."
+            )
+        for name in self._names(names):
+            self._learn_rate_factors[name] = float(factor)
+        return self
+
+    def learn_rate_factor(self, name: str) -> float:
+        """The learn-rate factor of layer ``name`` (1.0 unless set)."""
+        self.layer(name)
+        return self._learn_rate_factors.get(name, 1.0)
+
+    # -- running --------------------------------------------------------------------------------
+    def initialize(self) -> Network:
+        """Check that the network can run; raise NotInitializedError listing every problem.
+
+        Sizes and weights are resolved automatically whenever the graph changes; this call
+        only makes the outcome explicit.
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> Network([L.FeatureInput(2), L.Dense(1)]).initialize().is_initialized
+            True
+        """
+        problems = [str(i) for i in self._resolution.errors]
+        if not self.input_names:
+            problems.append("error: the network has no input layer (FeatureInput, ImageInput...)")
+        if not self.output_names:
+            problems.append("error: the network has no output layer")
+        if problems:
+            raise NotInitializedError(
+                f"Network '{self.name}' cannot run yet:\n  "
+                + "\n  ".join(problems)
+                + "\nRun deeptoolbox.analyze(net) for the full table."
+            )
+        return self
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        plan = self._plan or self._compile()
+        if len(inputs) != plan.num_inputs:
+            raise InputSizeError(
+                f"Network '{self.name}' takes {plan.num_inputs} input(s) "
+                f"({', '.join(self.input_names)}); received {len(inputs)}."
+            )
+        if plan.chain is not None:
+            x = inputs[0]
+            try:
+                for module in plan.chain:
+                    x = module(x)
+            except (RuntimeError, ValueError, IndexError, TypeError) as err:
+                self._explain(err, inputs, module)
+            return x
+        values: list[Any] = [*inputs, *([None] * len(plan.steps))]
+        try:
+            for module, sources, target, _ in plan.steps:
+                values[target] = module(*[values[i] for i in sources])
+        except (RuntimeError, ValueError, IndexError, TypeError) as err:
+            self._explain(err, inputs, module)
+        if len(plan.outputs) == 1:
+            return values[plan.outputs[0]]
+        return tuple(values[i] for i in plan.outputs)
+
+    def check_inputs(self, inputs: Sequence[torch.Tensor]) -> None:
+        """Raise InputSizeError if ``inputs`` do not match the input layers' declared sizes.
+
+        Example:
+            >>> import torch
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.ImageInput((1, 8, 8)), L.Flatten()])
+            >>> try:
+            ...     net.check_inputs([torch.zeros(2, 8, 8)])
+            ... except InputSizeError as err:
+            ...     print(str(err).splitlines()[0])
+            Input layer 'imageinput_1' expects images of size N x C x H x W with C x H x W = (1, 8, 8); received a batch of size (2, 8, 8).
+        """
+        names = self.input_names
+        if len(inputs) != len(names):
+            raise InputSizeError(
+                f"Network '{self.name}' takes {len(names)} input(s) ({', '.join(names)}); "
+                f"received {len(inputs)}."
+            )
+        for name, x in zip(names, inputs, strict=True):
+            layer: InputLayer = self.layers[name]  # type: ignore[assignment]
+            size = tuple(x.shape[1:])
+            if not layer.accepts(size):
+                raise InputSizeError(self._input_size_message(name, layer, tuple(x.shape)))
+
+    # -- internals ------------------------------------------------------------------------------
+    def _input_size_message(self, name: str, layer: InputLayer, shape: tuple[int, ...]) -> str:
+        message = (
+            f"Input layer '{name}' expects {layer.describe_input()}; received a batch of size "
+            f"{shape}."
+        )
+        if len(shape) == len(layer.shape) and layer.accepts(shape):
+            return message + "\nHint: the batch dimension is missing; add it with x.unsqueeze(0)."
+        if (
+            len(shape) == 4
+            and len(layer.shape) == 3
+            and layer.accepts((shape[3], shape[1], shape[2]))
+        ):
+            return (
+                message
+                + "\nHint: the data look channels-last (N, H, W, C); use x.permute(0, 3, 1, 2)."
+            )
+        return message
+
+    def _explain(self, err: Exception, inputs: Sequence[torch.Tensor], module: nn.Module) -> None:
+        if isinstance(err, DeepToolboxError):
+            raise err
+        for name, x in zip(self.input_names, inputs, strict=False):
+            layer: InputLayer = self.layers[name]  # type: ignore[assignment]
+            if isinstance(x, torch.Tensor) and not layer.accepts(tuple(x.shape[1:])):
+                raise InputSizeError(self._input_size_message(name, layer, tuple(x.shape))) from err
+        layer_name = getattr(module, "name", None) or type(module).__name__
+        err.add_note(
+            f"(raised in layer '{layer_name}' ({layer_type_name(module)}) of network '{self.name}')"
+        )
+        raise err
+
+    def _compile(self) -> _Plan:
+        self.initialize()
+        order = self._resolution.order
+        slots: dict[str, int] = {}
+        inputs = self.input_names
+        for index, name in enumerate(inputs):
+            slots[name] = index
+        steps: list[tuple[nn.Module, tuple[int, ...], int, str]] = []
+        next_slot = len(inputs)
+        for name in order:
+            module = self.layers[name]
+            if isinstance(module, InputLayer):
+                if not module.is_identity:
+                    steps.append((module, (slots[name],), next_slot, name))
+                    slots[name] = next_slot
+                    next_slot += 1
+                continue
+            sources = tuple(slots[src] for src in self.sources(name).values())  # type: ignore[index]
+            steps.append((module, sources, next_slot, name))
+            slots[name] = next_slot
+            next_slot += 1
+        outputs = tuple(slots[name] for name in self.output_names)
+        chain = None
+        if len(inputs) == 1 and len(outputs) == 1:
+            expected = 0
+            for _, sources, target, _ in steps:
+                if sources != (expected,):
+                    break
+                expected = target
+            else:
+                if expected == outputs[0]:
+                    chain = [module for module, *_ in steps]
+        self._plan = _Plan(steps, len(inputs), outputs, chain)
+        return self._plan
+
+    def _changed(self) -> Network:
+        self._plan = None
+        self._resolve()
+        return self
+
+    def _resolve(self) -> None:
+        names = self.layer_names
+        order, cyclic = topological_order(names, self._connections)
+        result = _Resolution(order=order)
+        if cyclic:
+            cycle = find_cycle(cyclic, self._connections) or cyclic
+            path = " -> ".join([*cycle, cycle[0]])
+            for name in cycle:
+                result.issues.append(Issue("error", name, f"is part of a cycle: {path}"))
+        reference = next(iter(self.parameters()), None)
+        for name in order:
+            self._resolve_layer(name, result, reference)
+        self._check_ends(result)
+        self._resolution = result
+        for name in self._frozen:
+            if name in self.layers:
+                self._set_trainable(name, False)
+
+    def _resolve_layer(
+        self, name: str, result: _Resolution, reference: torch.Tensor | None
+    ) -> None:
+        module = self.layers[name]
+        sources = self.sources(name)
+        shapes = [None if s is None else result.output_shapes.get(s) for s in sources.values()]
+        result.input_shapes[name] = shapes
+        result.output_shapes[name] = None
+        for port, source in sources.items():
+            if source is None:
+                result.issues.append(Issue("error", name, f"input port '{port}' is not connected"))
+        if any(s is None for s in shapes):
+            return
+        try:
+            result.output_shapes[name] = resolve_layer(module, shapes)  # type: ignore[arg-type]
+        except DeepToolboxError as err:
+            message = str(err).rstrip(".")
+            if len(sources) > 1:
+                message += (
+                    " (from "
+                    + ", ".join(f"'{src}' on {port}" for port, src in sources.items())
+                    + ")"
+                )
+            result.issues.append(Issue("error", name, message))
+            return
+        if reference is not None:
+            dtype = reference.dtype if reference.is_floating_point() else None
+            module.to(device=reference.device, dtype=dtype)
+
+    def _check_ends(self, result: _Resolution) -> None:
+        used = {c.source for c in self._connections}
+        for name, module in self.layers.items():
+            if isinstance(module, InputLayer) and name not in used:
+                result.issues.append(
+                    Issue("warning", name, "input layer is not connected to any layer")
+                )
+        if not self.input_names and len(self.layers):
+            result.issues.append(Issue("error", None, "the network has no input layer"))
+        if not self.output_names and len(self.layers):
+            result.issues.append(Issue("error", None, "the network has no output layer"))
+        outputs = self.output_names
+        if self._classes is not None and len(outputs) == 1:
+            shape = result.output_shapes.get(outputs[0])
+            if shape and shape[-1 if len(shape) <= 2 else 0] != len(self._classes):
+                result.issues.append(Issue(
+                    "warning", outputs[0],
+                    f"the output of size {format_shape(shape)} does not have one channel per "
+                    f"class; net.classes lists {len(self._classes)} classes",
+                ))  # fmt: skip
+
+    def _connect(self, source: str, destination: str, port: str | None) -> None:
+        self.layer(source)
+        ports = input_ports(self.layer(destination))
+        taken = {c.port for c in self._connections if c.destination == destination}
+        if port is None:
+            free = [p for p in ports if p not in taken]
+            if not free:
+                raise NetworkError(
+                    f"Layer '{destination}' has no free input port to connect '{source}' to; its "
+                    f"ports are {list(ports)}, fed by {self.sources(destination)}. Disconnect one first."
+                )
+            port = free[0]
+        elif port not in ports:
+            raise NetworkError(
+                f"Layer '{destination}' ({layer_type_name(self.layers[destination])}) has no input "
+                f"port '{port}'. Its ports: {list(ports) or 'none (it is an input layer)'}."
+            )
+        elif port in taken:
+            current = self.sources(destination)[port]
+            raise NetworkError(
+                f"Port '{destination}/{port}' is already fed by '{current}'. Disconnect it first: "
+                f"net.disconnect('{current}', '{destination}/{port}')."
+            )
+        self._connections.append(Connection(source, destination, port))
+
+    def _destination(self, destination: str) -> tuple[str, str | None]:
+        layer_name, _, port = destination.partition("/")
+        self.layer(layer_name)
+        return layer_name, port or None
+
+    def _source_name(self, source: str) -> str:
+        layer_name, _, port = source.partition("/")
+        if port and port != "out":
+            raise NetworkError(
+                f"Layers have one output, 'out'; received source {source!r}. Use '{layer_name}'."
+            )
+        self.layer(layer_name)
+        return layer_name
+
+    def _chain(self, named: list[tuple[str, nn.Module]]) -> None:
+        for (before, _), (after, _) in zip(named, named[1:], strict=False):
+            self._connect(before, after, None)
+
+    @staticmethod
+    def _adopt(name: str, module: nn.Module) -> None:
+        if isinstance(module, Layer) or getattr(module, "name", None) is None:
+            module.name = name
+
+    def _name_layers(
+        self, layers: LayerSpec, free: set[str] = frozenset()
+    ) -> list[tuple[str, nn.Module]]:
+        if isinstance(layers, Mapping):
+            items = [(check_layer_name(k), v) for k, v in layers.items()]
+        elif isinstance(layers, nn.Module):
+            items = [(getattr(layers, "name", None), layers)]
+        elif isinstance(layers, Sequence) and not isinstance(layers, str):
+            items = [(getattr(m, "name", None), m) for m in layers]
+        else:
+            raise NetworkError(
+                f"Expected a layer, a list of layers or a dict of name -> layer. Received: {layers!r}."
+            )
+        if not items:
+            raise NetworkError("Expected at least one layer; received an empty list.")
+        taken = set(self.layers.keys()) - free
+        named: list[tuple[str, nn.Module]] = []
+        for given, module in items:
+            if not isinstance(module, nn.Module):
+                raise NetworkError(
+                    f"Every layer must be a torch.nn.Module; received {type(module).__name__}: "
+                    f"{module!r}."
+                )
+            if isinstance(module, Network):
+                raise NetworkError(
+                    "A Network cannot be added as a layer of another Network; add its layers instead."
+                )
+            if given is not None and not isinstance(given, str):
+                given = None
+            name = (
+                check_layer_name(given) if given else generated_name(layer_type_name(module), taken)
+            )
+            if name in taken:
+                raise NetworkError(
+                    f"A layer named '{name}' already exists in network '{self.name}'. Layer names "
+                    "must be unique; pass another name=... or leave it out to generate one."
+                )
+            in_use = [m for k, m in self.layers.items() if k not in free] + [m for _, m in named]
+            if any(module is m for m in in_use):
+                raise NetworkError(
+                    f"The same {type(module).__name__} object is added twice ('{name}'); create a "
+                    "new layer object for each place in the graph."
+                )
+            taken.add(name)
+            named.append((name, module))
+        return named
+
+    def _names(self, names: str | Iterable[str] | None) -> list[str]:
+        if names is None:
+            return self.layer_names
+        names = [names] if isinstance(names, str) else list(names)
+        for name in names:
+            self.layer(name)
+        return names
+
+    def _set_trainable(self, name: str, trainable: bool) -> None:
+        for parameter in self.layers[name].parameters():
+            parameter.requires_grad_(trainable)
+
+    def _unknown(self, name: str) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), self.layer_names, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        return (
+            f"Network '{self.name}' has no layer named {name!r}.{hint} Layers: {self.layer_names}."
+        )
+
+    def __repr__(self) -> str:
+        lines = [f"Network('{self.name}', {len(self.layers)} layers)"]
+        for name in self.layer_names:
+            shape = self._resolution.output_shapes.get(name)
+            lines.append(f"  {name}: {self.layers[name]!r} -> {format_shape(shape)}")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        """Return the architecture (layers, connections, frozen layers, learn-rate factors) as JSON.
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2), L.Dense(1)])
+            >>> Network.from_json(net.to_json()).layer_names
+            ['featureinput_1', 'dense_1']
+        """
+        from deeptoolbox.network._serialize import to_json
+
+        return to_json(self)
+
+    @staticmethod
+    def from_json(text: str) -> Network:
+        """Rebuild a network with fresh weights from :meth:`to_json` output."""
+        from deeptoolbox.network._serialize import from_json
+
+        return from_json(text)
+
+    def summary(self) -> None:
+        """Print the analysis table of this network (see :func:`deeptoolbox.analyze`).
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> Network([L.FeatureInput(2), L.Dense(1)]).summary()  # doctest: +ELLIPSIS
+            Network 'network': 2 layers, 3 learnables...
+        """
+        from deeptoolbox.network._analyze import analyze
+
+        print(analyze(self))

@@ -1,0 +1,142 @@
+"""Network architecture <-> JSON: what ``network.json`` holds and what code generation reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from torch import nn
+
+from deeptoolbox.errors import NetworkError, NetworkFileError, UnregisteredLayerError
+from deeptoolbox.layers._base import Layer, config_of, layer_type_name, registered_layer
+from deeptoolbox.network._network import Network
+
+FORMAT = "deeptoolbox.network"
+FORMAT_VERSION = 1
+
+
+def _check_json_value(layer: str, key: str, value: Any) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        raise UnregisteredLayerError(
+            f"Layer '{layer}': the argument {key}={value!r} cannot be written to network.json; "
+            "constructor arguments of saved layers must be JSON values (numbers, strings, "
+            "booleans, lists, dicts, None)."
+        ) from None
+
+
+def layer_record(name: str, module: nn.Module) -> dict[str, Any]:
+    """Describe one layer as ``{"name", "type", "config"}``; raise if it cannot be saved."""
+    type_name = layer_type_name(module)
+    if not isinstance(module, Layer):
+        try:
+            if registered_layer(type_name) is not type(module):
+                raise UnregisteredLayerError("")
+        except UnregisteredLayerError:
+            raise UnregisteredLayerError(
+                f"Layer '{name}' is a {type(module).__module__}.{type(module).__qualname__}, which "
+                "is not registered, so it cannot be saved. Decorate its class with "
+                "@deeptoolbox.layers.register_layer (its constructor arguments are then saved)."
+            ) from None
+    config = config_of(module)
+    for key, value in config.items():
+        _check_json_value(name, key, value)
+    return {"name": name, "type": type_name, "config": config}
+
+
+def architecture(net: Network) -> dict[str, Any]:
+    """Return the JSON-ready description of a network's architecture (no weights).
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> arch = architecture(Network([L.FeatureInput(2), L.Dense(1, name="fc")]))
+        >>> arch["layers"][1], arch["connections"]
+        ({'name': 'fc', 'type': 'Dense', 'config': {'units': 1, 'bias': True, 'weights_initializer': 'glorot', 'bias_initializer': 'zeros'}}, [['featureinput_1', 'fc/in']])
+    """
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": net.name,
+        "layers": [layer_record(name, module) for name, module in net.layers.items()],
+        "connections": [[c.source, c.destination_port] for c in net.connections],
+        "frozen": net.frozen_layers,
+        "learn_rate_factors": dict(net._learn_rate_factors),
+    }
+
+
+def _build_layer(record: Any, where: str) -> tuple[str, nn.Module]:
+    if not isinstance(record, dict) or not {"name", "type", "config"} <= record.keys():
+        raise NetworkFileError(
+            f"{where}: each layer entry needs 'name', 'type' and 'config'. Received: {record!r}."
+        )
+    cls = registered_layer(record["type"])
+    config = record["config"]
+    try:
+        if issubclass(cls, Layer):
+            module = cls.from_config(config)
+        else:
+            from_config = getattr(cls, "from_config", None)
+            module = from_config(config) if callable(from_config) else cls(**config)
+    except (TypeError, ValueError) as err:
+        raise NetworkFileError(
+            f"{where}: layer '{record['name']}' of type {record['type']} cannot be rebuilt from "
+            f"config {config!r}: {err}"
+        ) from err
+    return record["name"], module
+
+
+def from_architecture(data: Any, where: str = "network.json") -> Network:
+    """Rebuild a network (with freshly initialized weights) from :func:`architecture` output.
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> net = Network([L.FeatureInput(2), L.Dense(1, name="fc")])
+        >>> from_architecture(architecture(net)).layer_names
+        ['featureinput_1', 'fc']
+    """
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise NetworkFileError(
+            f'{where} is not a deeptoolbox network description (expected "format": "{FORMAT}").'
+        )
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise NetworkFileError(
+            f"{where} has format_version {data['format_version']}; this deeptoolbox reads up to "
+            f"{FORMAT_VERSION}. Upgrade deeptoolbox to load it."
+        )
+    try:
+        net = Network(name=data.get("name", "network"))
+        for record in data.get("layers", []):
+            name, module = _build_layer(record, where)
+            net.add_layers({name: module})
+        for source, destination in data.get("connections", []):
+            net.connect(source, destination)
+        net.freeze(data.get("frozen", []))
+        for name, factor in data.get("learn_rate_factors", {}).items():
+            net.set_learn_rate_factor(name, factor)
+    except (NetworkError, ValueError, TypeError) as err:
+        if isinstance(err, NetworkFileError | UnregisteredLayerError):
+            raise
+        raise NetworkFileError(f"{where} describes an invalid network: {err}") from err
+    return net
+
+
+def to_json(net: Network, *, indent: int | None = 2) -> str:
+    """Return the architecture of ``net`` as a JSON string.
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> text = to_json(Network([L.FeatureInput(2), L.Dense(1)]))
+        >>> from_json(text).layer_names
+        ['featureinput_1', 'dense_1']
+    """
+    return json.dumps(architecture(net), indent=indent)
+
+
+def from_json(text: str) -> Network:
+    """Rebuild a network (fresh weights) from :func:`to_json` output."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise NetworkFileError(f"The network JSON is not valid JSON: {err}") from err
+    return from_architecture(data, "the network JSON")

@@ -1,0 +1,90 @@
+"""Size rules for any module in a network: deeptoolbox layers state theirs, other modules are probed."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+
+from deeptoolbox.errors import SizeMismatchError
+from deeptoolbox.layers._base import Layer, Shape, format_shape
+
+_PROBE_LENGTHS = (7, 11)  # two different lengths reveal which output axes follow a free length
+
+
+def input_ports(module: nn.Module) -> tuple[str, ...]:
+    """Names of a module's input ports: a layer's ``input_names``, else one per positional
+    argument of ``forward`` (``in`` when there is one, ``in1``, ``in2``... otherwise).
+
+    Example:
+        >>> from deeptoolbox.layers import Addition
+        >>> input_ports(Addition(3))
+        ('in1', 'in2', 'in3')
+        >>> input_ports(torch.nn.Linear(2, 3))
+        ('in',)
+    """
+    names = getattr(module, "input_names", None)
+    if names is not None:
+        return tuple(names)
+    parameters = inspect.signature(module.forward).parameters.values()
+    required = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    if len(required) <= 1:
+        return ("in",)
+    return tuple(f"in{i}" for i in range(1, len(required) + 1))
+
+
+def resolve_layer(module: nn.Module, input_shapes: list[Shape]) -> Shape:
+    """Build ``module`` for ``input_shapes`` if needed and return its output size.
+
+    Deeptoolbox layers use their size rule and are (re)built only when the sizes changed;
+    other modules are run once on small zero tensors (twice when a length is free).
+    """
+    if isinstance(module, Layer):
+        shape = tuple(module.output_shape(input_shapes))
+        if module.built_shapes != [tuple(s) for s in input_shapes]:
+            module.build(input_shapes)
+        return shape
+    return _probe(module, input_shapes)
+
+
+def _probe(module: nn.Module, input_shapes: list[Shape]) -> Shape:
+    free = any(d is None for shape in input_shapes for d in shape)
+    results = [_run_probe(module, input_shapes, length) for length in _PROBE_LENGTHS[: 1 + free]]
+    first = results[0]
+    if len(results) == 2 and len(results[1]) == len(first):
+        return tuple(None if a != b else a for a, b in zip(first, results[1], strict=True))
+    return first
+
+
+def _run_probe(module: nn.Module, input_shapes: list[Shape], length: int) -> Shape:
+    reference = next(module.parameters(), None)
+    device = reference.device if reference is not None else torch.device("cpu")
+    dtype = reference.dtype if reference is not None and reference.is_floating_point() else None
+    dtype = dtype or torch.get_default_dtype()
+    inputs = [
+        torch.zeros((1, *(length if d is None else d for d in shape)), device=device, dtype=dtype)
+        for shape in input_shapes
+    ]
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            output = module(*inputs)
+    except Exception as err:  # any failure means these sizes do not fit this module
+        sizes = ", ".join(format_shape(s) for s in input_shapes)
+        raise SizeMismatchError(
+            f"{type(module).__name__} could not run on inputs of size {sizes}: {err}"
+        ) from err
+    finally:
+        module.train(was_training)
+    if not isinstance(output, torch.Tensor):
+        raise SizeMismatchError(
+            f"{type(module).__name__} returned {type(output).__name__}; a layer in a Network must "
+            "return one tensor."
+        )
+    return tuple(output.shape[1:])
