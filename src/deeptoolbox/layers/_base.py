@@ -56,10 +56,11 @@ def _capture_init_arguments(cls: type) -> None:
             for key, param in signature.parameters.items():
                 if param.kind is inspect.Parameter.VAR_KEYWORD and key in config:
                     config.update(config.pop(key))
+            config.pop("name", None)
             for key, param in signature.parameters.items():
                 if param.kind is inspect.Parameter.VAR_KEYWORD and key in explicit:
                     explicit.remove(key)
-                    explicit.extend(bound.arguments[key])
+                    explicit.extend(k for k in bound.arguments[key] if k != "name")
             object.__setattr__(self, _CONFIG_ATTR, config)
             object.__setattr__(self, "_deeptoolbox_explicit", tuple(explicit))
 
@@ -163,6 +164,8 @@ def config_of(module: nn.Module) -> dict[str, Any]:
         return dict(get_config())
     if hasattr(module, _CONFIG_ATTR):
         return dict(getattr(module, _CONFIG_ATTR))
+    if _REGISTRY.get(layer_type_name(module)) is type(module):
+        return {}  # registered, with no constructor of its own: nothing to record
     raise UnregisteredLayerError(
         f"Cannot describe a {type(module).__name__} module for saving: it is neither a "
         "deeptoolbox layer nor a class decorated with @register_layer. "
@@ -197,7 +200,9 @@ def register_layer(cls: T | None = None, *, name: str | None = None) -> Any:
             raise OptionError(f"register_layer expects an nn.Module subclass. Received: {klass!r}.")
         key = name or klass.__name__
         existing = _REGISTRY.get(key)
-        if existing is not None and existing.__qualname__ != klass.__qualname__:
+        origin = (klass.__module__, klass.__qualname__)  # a class defined again (module
+        # reloaded, notebook cell re-run) may replace itself; another class may not
+        if existing is not None and (existing.__module__, existing.__qualname__) != origin:
             raise OptionError(
                 f"register_layer: the name {key!r} is already used by {existing.__module__}."
                 f"{existing.__qualname__}. Pass another name: @register_layer(name='...')."

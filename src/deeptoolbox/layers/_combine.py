@@ -140,4 +140,6 @@ class Concatenation(_MultiInput):
         self._dim = self._shape_axis(len(input_shapes[0])) + 1
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if not self.is_built:  # used on its own: the channel axis follows the data's rank
+            return torch.cat(inputs, dim=self._shape_axis(inputs[0].dim() - 1) + 1)
         return torch.cat(inputs, dim=self._dim)

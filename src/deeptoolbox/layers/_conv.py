@@ -113,7 +113,11 @@ class _Convolution(Layer):
             kind, "bias_initializer", bias_initializer, BIAS_INITIALIZERS
         )
         self._conv = getattr(F, f"conv{d}d")
-        self._dynamic_same = self.padding == "same" and any(s > 1 for s in self.stride)
+        # torch's padding="same" needs stride 1 and warns on uneven padding: pad ourselves then
+        uneven = any(
+            (k - 1) * dl % 2 for k, dl in zip(self.kernel_size, self.dilation, strict=True)
+        )
+        self._dynamic_same = self.padding == "same" and (uneven or any(s > 1 for s in self.stride))
         if self.padding == "valid":
             self._torch_padding: str | tuple[int, ...] = (0,) * d
         elif self.padding == "same":
@@ -224,8 +228,9 @@ class Conv3d(_Convolution):
 class TransposedConv2d(Layer):
     """2-D transposed convolution (upsampling), as in MATLAB's transposedConv2dLayer.
 
-    ``cropping="same"`` gives an output of size input * stride; an int crops that many
-    pixels from each side. ``weight`` is (in_channels, filters, kh, kw) like
+    ``cropping="same"`` gives an output of size input * stride (the exact transpose of
+    ``Conv2d(padding="same")``: an odd crop takes the extra row/column at the bottom/right);
+    an int crops that many pixels from each side. ``weight`` is (in_channels, filters, kh, kw) like
     ``torch.nn.ConvTranspose2d``.
 
     Example:
@@ -260,25 +265,21 @@ class TransposedConv2d(Layer):
         self.bias_initializer = check_choice(
             kind, "bias_initializer", bias_initializer, BIAS_INITIALIZERS
         )
+        # "same": crop (k - s) in total, the odd extra at the end (bottom/right): the exact
+        # transpose of Conv2d(padding="same"), as in Keras and ONNX's SAME_UPPER.
+        self.trim = (0, 0)
         if cropping == "same":
-            pads, extras = [], []
-            for k, s in zip(self.kernel_size, self.stride, strict=True):
+            pairs = list(zip(self.kernel_size, self.stride, strict=True))
+            for k, s in pairs:
                 if k < s:
                     raise OptionError(
                         f"{kind}: cropping='same' needs kernel_size >= stride; received "
                         f"kernel_size={self.kernel_size}, stride={self.stride}."
                     )
-                if s == 1 and (k - s) % 2:
-                    raise OptionError(
-                        f"{kind}: cropping='same' with stride 1 needs an odd kernel_size; "
-                        f"received kernel_size={self.kernel_size}."
-                    )
-                pads.append((k - s + 1) // 2)
-                extras.append((k - s) % 2)
-            self.padding, self.output_padding = tuple(pads), tuple(extras)
+            self.padding = tuple((k - s) // 2 for k, s in pairs)
+            self.trim = tuple((k - s) % 2 for k, s in pairs)
         else:
             self.padding = as_tuple(kind, "cropping", cropping, 2, minimum=0)
-            self.output_padding = (0, 0)
         self.cropping = cropping
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
@@ -288,7 +289,7 @@ class TransposedConv2d(Layer):
         for axis in range(2):
             length = shape[1 + axis]
             k, s = self.kernel_size[axis], self.stride[axis]
-            size = (length - 1) * s - 2 * self.padding[axis] + k + self.output_padding[axis]
+            size = (length - 1) * s - 2 * self.padding[axis] + k - self.trim[axis]
             if size < 1:
                 raise SizeMismatchError(
                     f"TransposedConv2d: cropping {self.cropping!r} leaves no output for an input "
@@ -310,6 +311,7 @@ class TransposedConv2d(Layer):
         super().build(input_shapes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv_transpose2d(
-            x, self.weight, self.bias, self.stride, self.padding, self.output_padding
-        )
+        y = F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding)
+        if self.trim[0] or self.trim[1]:
+            y = y[..., : y.shape[-2] - self.trim[0], : y.shape[-1] - self.trim[1]]
+        return y

@@ -134,7 +134,9 @@ class InputLayer(Layer):
     ) -> torch.Tensor:
         tensor = torch.as_tensor(np.asarray(value, dtype=np.float32))
         try:
-            return tensor.reshape(shape) if tensor.numel() > 1 else tensor.expand(shape).clone()
+            if tensor.numel() > 1:
+                return tensor.reshape(shape)
+            return tensor.reshape(()).expand(shape).clone()  # one value, any nesting
         except RuntimeError:
             raise OptionError(
                 f"{type(self).__name__}: `{key}` has {tensor.numel()} values; with "
@@ -304,6 +306,12 @@ class SequenceInput(InputLayer):
         if self.num_channels == 1 and len(size) == 1:
             size = (*size, 1)
         return super().accepts(size)
+
+    def compute_statistics(self, data: torch.Tensor | np.ndarray) -> None:
+        x = torch.as_tensor(data, dtype=torch.float32)
+        if x.dim() == 2 and self.num_channels == 1 and not super().accepts(tuple(x.shape)):
+            x = x.unsqueeze(-1)  # a batch (N, T) of one-channel sequences, as forward takes
+        super().compute_statistics(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2 and self.num_channels == 1:

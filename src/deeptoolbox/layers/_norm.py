@@ -133,7 +133,8 @@ class GroupNorm(_Affine):
     ) -> None:
         super().__init__(epsilon=epsilon, name=name)
         if groups not in ("channel-wise", "all-channels"):
-            check_positive_int("GroupNorm", "groups", groups, "GroupNorm(4)")
+            example = "GroupNorm(4), GroupNorm('channel-wise') or GroupNorm('all-channels')"
+            check_positive_int("GroupNorm", "groups", groups, example)
         self.groups = groups
 
     def _group_count(self, channels: int) -> int:

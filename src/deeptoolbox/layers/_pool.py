@@ -48,9 +48,12 @@ class _Pooling(Layer):
                         f"{kind}: `padding` must be at most half the pool size; received "
                         f"padding={padding!r} with pool_size={self.pool_size}."
                     )
-        pool = getattr(F, f"{self.mode}_pool{d}d")
-        self._pool = pool
         self._fill = float("-inf") if self.mode == "max" else 0.0
+
+    @property
+    def _pool(self):
+        # looked up, not stored: F.max_pool*d are local functions that cannot be pickled
+        return getattr(F, f"{self.mode}_pool{self.spatial_dims}d")
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes

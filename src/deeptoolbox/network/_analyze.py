@@ -12,7 +12,14 @@ from deeptoolbox.network._network import Issue, Network
 
 @dataclass(frozen=True)
 class LayerReport:
-    """One row of an analysis: a layer's type, sizes, learnables and issues."""
+    """One row of an analysis: a layer's type, sizes, learnables and issues.
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> row = analyze(Network([L.FeatureInput(4), L.Dense(2, name="fc")])).row("fc")
+        >>> row.type, row.input_sizes, row.output_size, row.learnables
+        ('Dense', [(4,)], (2,), 10)
+    """
 
     name: str
     type: str

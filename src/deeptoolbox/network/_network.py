@@ -100,6 +100,10 @@ class Network(nn.Module):
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleDict()
+        if not isinstance(name, str) or not name:
+            raise OptionError(
+                f"Network: `name` must be a non-empty string. Received: name={name!r}."
+            )
         self.name = name
         self._connections: list[Connection] = []
         self._frozen: set[str] = set()
@@ -168,6 +172,7 @@ class Network(nn.Module):
     def classes(self, value: Sequence[str] | None) -> None:
         if value is None:
             self._classes = None
+            self._changed()
             return
         if isinstance(value, str) or not isinstance(value, Iterable):
             raise OptionError(

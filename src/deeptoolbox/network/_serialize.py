@@ -9,7 +9,9 @@ from torch import nn
 
 from deeptoolbox.errors import NetworkError, NetworkFileError, UnregisteredLayerError
 from deeptoolbox.layers._base import Layer, config_of, layer_type_name, registered_layer
+from deeptoolbox.network._graph import Connection
 from deeptoolbox.network._network import Network
+from deeptoolbox.network._shapes import input_ports
 
 FORMAT = "deeptoolbox.network"
 FORMAT_VERSION = 1
@@ -45,6 +47,19 @@ def layer_record(name: str, module: nn.Module) -> dict[str, Any]:
     return {"name": name, "type": type_name, "config": config}
 
 
+def _graph_order(net: Network) -> list[Connection]:
+    """Connections sorted by destination layer, then input port: the same graph always gives
+    the same JSON, whatever order it was edited in (code generation builds in its own order)."""
+    position = {name: index for index, name in enumerate(net.layer_names)}
+
+    def key(connection: Connection) -> tuple[int, int]:
+        ports = input_ports(net.layers[connection.destination])
+        port = ports.index(connection.port) if connection.port in ports else len(ports)
+        return position[connection.destination], port
+
+    return sorted(net.connections, key=key)
+
+
 def architecture(net: Network) -> dict[str, Any]:
     """Return the JSON-ready description of a network's architecture (no weights).
 
@@ -59,7 +74,7 @@ def architecture(net: Network) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "name": net.name,
         "layers": [layer_record(name, module) for name, module in net.layers.items()],
-        "connections": [[c.source, c.destination_port] for c in net.connections],
+        "connections": [[c.source, c.destination_port] for c in _graph_order(net)],
         "frozen": net.frozen_layers,
         "learn_rate_factors": dict(net._learn_rate_factors),
     }

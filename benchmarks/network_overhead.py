@@ -1,0 +1,162 @@
+"""Forward-pass overhead of a deeptoolbox Network against the same model written in plain PyTorch.
+
+Three cases, each timed interleaved (network, then plain, then network, ...) in one process
+so both sides see the same machine state; the printed ratio is network time / plain time
+(median over rounds):
+
+- tiny MLP at batch 1, where per-call overhead shows most (vs ``nn.Sequential`` and a
+  hand-written ``nn.Module``);
+- a CNN at batch 64 (vs ``nn.Sequential``);
+- a residual DAG at batch 32 (vs a hand-written ``nn.Module``).
+
+Both sides hold the same weights, and outputs are checked equal before timing.
+Targets (issue 2): within 5% at batch 1, within 1% at batch 64.
+
+Run: ``.venv/bin/python benchmarks/network_overhead.py [--rounds 30]``.
+Recorded figures live in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from deeptoolbox import Network
+from deeptoolbox import layers as L
+
+
+def tiny_mlp() -> tuple[Network, nn.Module, nn.Module, torch.Tensor]:
+    net = Network([L.FeatureInput(32), L.Dense(64), L.ReLU(), L.Dense(64), L.ReLU(), L.Dense(10)])
+    linears = [nn.Linear(32, 64), nn.Linear(64, 64), nn.Linear(64, 10)]
+    for linear, name in zip(linears, ["dense_1", "dense_2", "dense_3"], strict=True):
+        linear.load_state_dict(net.layer(name).state_dict())
+    sequential = nn.Sequential(linears[0], nn.ReLU(), linears[1], nn.ReLU(), linears[2])
+
+    class HandWritten(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = linears
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+    return net, sequential, HandWritten(), torch.randn(1, 32)
+
+
+def cnn() -> tuple[Network, nn.Module, torch.Tensor]:
+    net = Network(
+        [
+            L.ImageInput((3, 32, 32)),
+            L.Conv2d(32, 3, name="c1"),
+            L.BatchNorm(name="b1"),
+            L.ReLU(),
+            L.MaxPool2d(2),
+            L.Conv2d(64, 3, name="c2"),
+            L.BatchNorm(name="b2"),
+            L.ReLU(),
+            L.MaxPool2d(2),
+            L.Flatten(),
+            L.Dense(10, name="fc"),
+        ]
+    )
+    plain = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding="same"),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding="same"),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 8 * 8, 10),
+    )
+    for index, name in [(0, "c1"), (1, "b1"), (4, "c2"), (5, "b2"), (9, "fc")]:
+        plain[index].load_state_dict(net.layer(name).state_dict(), strict=False)
+    return net, plain, torch.randn(64, 3, 32, 32)
+
+
+def residual() -> tuple[Network, nn.Module, torch.Tensor]:
+    net = Network(
+        [
+            L.ImageInput((16, 16, 16), name="x"),
+            L.Conv2d(16, 3, name="c1"),
+            L.ReLU(),
+            L.Conv2d(16, 3, name="c2"),
+            L.Addition(name="add"),
+            L.ReLU(),
+            L.GlobalAvgPool(),
+            L.Dense(10, name="fc"),
+        ]
+    )
+    net.connect("x", "add/in2")
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(16, 16, 3, padding="same")
+            self.c2 = nn.Conv2d(16, 16, 3, padding="same")
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.relu(self.c2(torch.relu(self.c1(x))) + x)
+            return self.fc(y.mean(dim=(2, 3)))
+
+    plain = Block()
+    for name in ("c1", "c2", "fc"):
+        getattr(plain, name).load_state_dict(net.layer(name).state_dict())
+    return net, plain, torch.randn(32, 16, 16, 16)
+
+
+def _time(call: Callable[[], object], iterations: int) -> float:
+    start = time.perf_counter()
+    for _ in range(iterations):
+        call()
+    return (time.perf_counter() - start) / iterations
+
+
+def compare(
+    label: str, net: nn.Module, plain: nn.Module, x: torch.Tensor, rounds: int, iterations: int
+) -> float:
+    net.eval()
+    plain.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x), plain(x))
+        for _ in range(max(3, iterations // 10)):  # warm-up
+            net(x)
+            plain(x)
+        ours, theirs = [], []
+        for round_index in range(rounds):
+            pair = [(ours, net), (theirs, plain)]
+            for times, model in pair if round_index % 2 == 0 else reversed(pair):
+                times.append(_time(lambda m=model: m(x), iterations))
+    ratio = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+    print(
+        f"{label:44s} network {statistics.median(ours) * 1e6:9.1f} us   "
+        f"plain {statistics.median(theirs) * 1e6:9.1f} us   ratio {ratio:.3f}"
+    )
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, inference mode, CPU")
+    net, sequential, hand, x = tiny_mlp()
+    compare("tiny MLP, batch 1 vs nn.Sequential", net, sequential, x, args.rounds, 2000)
+    compare("tiny MLP, batch 1 vs hand-written module", net, hand, x, args.rounds, 2000)
+    net, plain, x = cnn()
+    compare("CNN, batch 64 vs nn.Sequential", net, plain, x, args.rounds, 5)
+    net, plain, x = residual()
+    compare("residual DAG, batch 32 vs hand-written module", net, plain, x, args.rounds, 10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""The contract every built-in registered layer type keeps.
+
+For each type, one example instance is checked for: its size rule against the real forward
+output, a JSON round trip of its configuration (same outputs after ``load_state_dict``), an
+evaluable repr, and gradients reaching every parameter. The table must name every built-in
+registered type, so a new layer cannot be added without a contract case.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+import deeptoolbox.layers as L
+from deeptoolbox.layers import Layer, registered_layers
+
+BATCH = 2
+LENGTH = 5  # the concrete length used for free (None) sizes
+
+
+def _random_inputs(shapes: list[tuple]) -> list[torch.Tensor]:
+    return [torch.randn(BATCH, *(LENGTH if d is None else d for d in shape)) for shape in shapes]
+
+
+def _token_ids(shapes: list[tuple]) -> list[torch.Tensor]:
+    return [torch.randint(0, 10, (BATCH, LENGTH, 1))]
+
+
+def _sequence_and_mask(shapes: list[tuple]) -> list[torch.Tensor]:
+    mask = torch.ones(BATCH, LENGTH)
+    mask[1, :2] = 0  # left padding in the second sequence
+    return [torch.randn(BATCH, LENGTH, 4), mask]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One example layer: how to make it, the sizes it is built for, and its forward data."""
+
+    make: Callable[[], Layer]
+    shapes: list[tuple]
+    data: Callable[[list[tuple]], list[torch.Tensor]] | None = None  # default: randn of shapes
+    data_shapes: list[tuple] | None = None  # input layers: the forward data's sizes
+
+    def inputs(self) -> list[torch.Tensor]:
+        if self.data is not None:
+            return self.data(self.shapes)
+        return _random_inputs(self.data_shapes if self.data_shapes is not None else self.shapes)
+
+
+CASES: dict[str, Case] = {
+    "FeatureInput": Case(
+        lambda: L.FeatureInput(
+            3, normalization="zscore", mean=[0.0, 1.0, 2.0], std=[1.0, 2.0, 4.0]
+        ),
+        [],
+        data_shapes=[(3,)],
+    ),
+    "ImageInput": Case(
+        lambda: L.ImageInput((2, 4, 4), normalization="rescale-zero-one", min=-1.0, max=2.0),
+        [],
+        data_shapes=[(2, 4, 4)],
+    ),
+    "VolumeInput": Case(
+        lambda: L.VolumeInput((1, 3, 4, 4), normalization="zerocenter", mean=0.5),
+        [],
+        data_shapes=[(1, 3, 4, 4)],
+    ),
+    "SequenceInput": Case(
+        lambda: L.SequenceInput(
+            3, normalization="rescale-symmetric", min=[-1.0, -2.0, -3.0], max=[1.0, 2.0, 3.0]
+        ),
+        [],
+        data_shapes=[(None, 3)],
+    ),
+    "Dense": Case(lambda: L.Dense(4, bias_initializer="narrow-normal"), [(2, 3, 3)]),
+    "Conv1d": Case(lambda: L.Conv1d(4, 3, stride=2), [(None, 3)]),
+    "Conv2d": Case(lambda: L.Conv2d(4, 2, stride=2, groups=2), [(2, 7, 6)]),
+    "Conv3d": Case(lambda: L.Conv3d(2, 3, padding="valid"), [(2, 4, 5, 6)]),
+    "TransposedConv2d": Case(
+        lambda: L.TransposedConv2d(3, 4, stride=2, cropping="same"), [(2, 3, 5)]
+    ),
+    "MaxPool1d": Case(lambda: L.MaxPool1d(2, padding="same"), [(None, 3)]),
+    "AvgPool1d": Case(lambda: L.AvgPool1d(3, stride=2), [(None, 3)]),
+    "MaxPool2d": Case(lambda: L.MaxPool2d(2), [(2, 6, 6)]),
+    "AvgPool2d": Case(lambda: L.AvgPool2d(3, stride=2, padding="same"), [(2, 7, 5)]),
+    "GlobalAvgPool": Case(lambda: L.GlobalAvgPool(), [(3, 4, 4)]),
+    "GlobalMaxPool": Case(lambda: L.GlobalMaxPool(), [(None, 3)]),
+    "BatchNorm": Case(lambda: L.BatchNorm(momentum=0.2), [(2, 4, 4)]),
+    "LayerNorm": Case(lambda: L.LayerNorm(epsilon=1e-3), [(None, 4)]),
+    "GroupNorm": Case(lambda: L.GroupNorm(2), [(4, 3, 3)]),
+    "ReLU": Case(lambda: L.ReLU(), [(3,)]),
+    "LeakyReLU": Case(lambda: L.LeakyReLU(0.2), [(None, 3)]),
+    "ELU": Case(lambda: L.ELU(0.5), [(3,)]),
+    "GELU": Case(lambda: L.GELU("tanh"), [(3,)]),
+    "Sigmoid": Case(lambda: L.Sigmoid(), [(3,)]),
+    "Tanh": Case(lambda: L.Tanh(), [(3,)]),
+    "Swish": Case(lambda: L.Swish(), [(3,)]),
+    "Softmax": Case(lambda: L.Softmax(), [(3, 2, 2)]),
+    "Dropout": Case(lambda: L.Dropout(0.3), [(6,)]),
+    "LSTM": Case(lambda: L.LSTM(4, bidirectional=True, output_mode="last"), [(None, 3)]),
+    "GRU": Case(lambda: L.GRU(4, num_layers=2), [(None, 3)]),
+    "Embedding": Case(lambda: L.Embedding(10, 4, padding_index=0), [(None, 1)], _token_ids),
+    "SelfAttention": Case(
+        lambda: L.SelfAttention(2, causal=True, has_padding_mask=True, output_channels=6),
+        [(None, 4), (None,)],
+        _sequence_and_mask,
+    ),
+    "PositionEmbedding": Case(lambda: L.PositionEmbedding(8), [(None, 4)]),
+    "Flatten": Case(lambda: L.Flatten(), [(2, 3, 3)]),
+    "Reshape": Case(lambda: L.Reshape((3, -1)), [(2, 3, 3)]),
+    "Resize2d": Case(lambda: L.Resize2d(output_size=(5, 3), method="bilinear"), [(2, 4, 4)]),
+    "Addition": Case(lambda: L.Addition(3), [(3,), (3,), (3,)]),
+    "Multiplication": Case(lambda: L.Multiplication(), [(2, 3, 3), (2, 3, 3)]),
+    "Concatenation": Case(lambda: L.Concatenation(axis="time"), [(None, 3), (None, 3)]),
+}
+
+
+def _builtin_types() -> set[str]:
+    """Registered types defined at module level inside the deeptoolbox package."""
+    names = set()
+    for name, cls in registered_layers().items():
+        module = sys.modules.get(cls.__module__)
+        defined_there = module is not None and getattr(module, cls.__qualname__, None) is cls
+        if cls.__module__.startswith("deeptoolbox.") and defined_there:
+            names.add(name)
+    return names
+
+
+def _json_round_trip(config: dict) -> dict:
+    return json.loads(json.dumps(config))
+
+
+def _built(case: Case) -> Layer:
+    layer = case.make()
+    layer.build(case.shapes)
+    return layer
+
+
+def _concrete(shape: tuple) -> tuple:
+    return tuple(LENGTH if d is None else d for d in shape)
+
+
+def test_every_builtin_layer_type_has_a_contract_case():
+    builtin = _builtin_types()
+    assert len(builtin) >= 38
+    missing = sorted(builtin - set(CASES))
+    assert not missing, f"add contract cases for the new layer types: {missing}"
+    stale = sorted(set(CASES) - builtin)
+    assert not stale, f"contract cases for types that are not registered: {stale}"
+
+
+@pytest.mark.parametrize("type_name", sorted(CASES))
+def test_case_makes_the_registered_type(type_name):
+    layer = CASES[type_name].make()
+    assert type(layer) is registered_layers()[type_name]
+    assert isinstance(layer, Layer) and isinstance(layer, nn.Module)
+
+
+@pytest.mark.parametrize("type_name", sorted(CASES))
+def test_output_shape_matches_forward(type_name):
+    case = CASES[type_name]
+    layer = _built(case).eval()
+    assert layer.is_built
+    inputs = case.inputs()
+    with torch.no_grad():
+        output = layer(*inputs)
+    assert output.shape[0] == BATCH
+    declared = layer.output_shape(case.shapes)
+    if case.data_shapes is None:  # sizes of the data actually fed, free lengths made concrete
+        fed = [tuple(x.shape[1:]) for x in inputs]
+        assert tuple(output.shape[1:]) == layer.output_shape(fed)
+    assert len(declared) == output.dim() - 1
+    for want, got in zip(declared, output.shape[1:], strict=True):
+        assert want is None or want == got, (declared, tuple(output.shape))
+    assert torch.isfinite(output).all()
+
+
+@pytest.mark.parametrize("type_name", sorted(CASES))
+def test_config_round_trips_through_json(type_name):
+    case = CASES[type_name]
+    layer = _built(case).eval()
+    config = layer.get_config()
+    text = json.dumps(config)  # raises on anything that is not JSON
+    clone = type(layer).from_config(json.loads(text))
+    assert type(clone) is type(layer)
+    assert _json_round_trip(clone.get_config()) == _json_round_trip(config)
+    clone.build(case.shapes)
+    clone.load_state_dict(layer.state_dict())
+    clone.eval()
+    inputs = case.inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(clone(*inputs), layer(*inputs), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("type_name", sorted(CASES))
+def test_repr_is_the_constructor_call(type_name):
+    layer = CASES[type_name].make()
+    text = repr(layer)
+    assert text.startswith(f"{type_name}(") and text.endswith(")")
+    assert "\n" not in text
+    rebuilt = eval(text, {"__builtins__": {}}, vars(L))  # noqa: S307 - our own repr
+    assert type(rebuilt) is type(layer)
+    assert _json_round_trip(rebuilt.get_config()) == _json_round_trip(layer.get_config())
+
+
+@pytest.mark.parametrize("type_name", sorted(CASES))
+def test_backward_reaches_every_parameter(type_name):
+    torch.manual_seed(0)
+    case = CASES[type_name]
+    layer = _built(case).train()
+    inputs = case.inputs()
+    for x in inputs:
+        if x.is_floating_point() and not (type_name == "SelfAttention" and x.dim() == 2):
+            x.requires_grad_(True)
+    output = layer(*inputs)
+    (output * torch.randn_like(output)).sum().backward()
+    for name, param in layer.named_parameters():
+        assert param.grad is not None, f"{type_name}.{name} got no gradient"
+        assert torch.isfinite(param.grad).all()
+    grads = [p.grad.abs().sum() for p in layer.parameters()]
+    if grads:
+        assert sum(grads) > 0
+    for x in inputs:
+        if x.requires_grad:
+            assert x.grad is not None and torch.isfinite(x.grad).all()
+            assert x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("type_name", sorted(CASES))
+def test_copies_and_pickles_compute_the_same(type_name):
+    case = CASES[type_name]
+    layer = _built(case).eval()
+    inputs = case.inputs()
+    with torch.no_grad():
+        expected = layer(*inputs)
+        for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+            assert repr(clone) == repr(layer)
+            torch.testing.assert_close(clone(*inputs), expected, rtol=0, atol=0)
+
+
+def test_learnable_layers_have_parameters_after_build():
+    learnable = {
+        "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d", "BatchNorm", "LayerNorm",
+        "GroupNorm", "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
+    }  # fmt: skip
+    for type_name, case in CASES.items():
+        count = sum(p.numel() for p in _built(case).parameters())
+        assert (count > 0) == (type_name in learnable), type_name

@@ -1,0 +1,111 @@
+import pytest
+
+from deeptoolbox import Network, analyze, plot_network
+from deeptoolbox import layers as L
+from deeptoolbox.errors import NotInitializedError, OptionError
+
+
+def residual(skip_filters=8):
+    net = Network(
+        [
+            L.ImageInput((3, 16, 16), name="in"),
+            L.Conv2d(8, 3, name="conv1"),
+            L.ReLU(name="relu1"),
+            L.Conv2d(8, 3, name="conv2"),
+            L.Addition(name="add"),
+            L.ReLU(name="relu2"),
+            L.GlobalAvgPool(name="gap"),
+            L.Dense(4, name="fc"),
+        ]
+    )
+    net.add_layers(L.Conv2d(skip_filters, 1, name="skip"))
+    net.connect("in", "skip").connect("skip", "add/in2")
+    return net
+
+
+def test_clean_network_rows():
+    result = analyze(residual())
+    assert result.ok and result.issues == []
+    row = result.row("add")
+    assert row.type == "Addition"
+    assert row.sources == {"in1": "conv2", "in2": "skip"}
+    assert row.input_sizes == [(8, 16, 16), (8, 16, 16)]
+    assert row.output_size == (8, 16, 16)
+    assert result.row("conv1").learnables == 3 * 8 * 9 + 8
+    assert result.total_learnables == sum(p.numel() for p in residual().parameters())
+
+
+def test_mismatched_addition_names_both_layers_and_sizes():
+    result = analyze(residual(skip_filters=4))
+    assert not result.ok
+    (error,) = result.errors
+    assert error.layer == "add"
+    for text in ("conv2", "skip", "(8, 16, 16)", "(4, 16, 16)"):
+        assert text in error.message
+    assert result.row("relu2").output_size is None  # downstream of the problem
+
+
+def test_dangling_layer_is_reported():
+    net = residual()
+    net.add_layers(L.Dense(3, name="dangling"))
+    (error,) = analyze(net).errors
+    assert error.layer == "dangling" and "input port 'in' is not connected" in error.message
+
+
+def test_cycle_is_reported_with_its_layers():
+    net = Network([L.FeatureInput(3, name="x"), L.Dense(3, name="a"), L.Addition(name="add")])
+    net.add_layers([L.Dense(3, name="b"), L.ReLU(name="c")])
+    net.connect("add", "b").connect("c", "add/in2")
+    result = analyze(net)
+    cycle_layers = {i.layer for i in result.errors if "cycle" in i.message}
+    assert cycle_layers == {"add", "b", "c"}
+    assert "add -> b -> c -> add" in result.errors[0].message
+    with pytest.raises(NotInitializedError, match="cycle"):
+        net.initialize()
+
+
+def test_missing_input_and_unused_input_layer():
+    net = Network([L.Dense(3, name="lonely")])
+    messages = [str(i) for i in analyze(net).errors]
+    assert any("no input layer" in m for m in messages)
+    net = Network([L.FeatureInput(2, name="x"), L.Dense(1)])
+    net.add_layers(L.FeatureInput(2, name="unused"))
+    (warning,) = analyze(net).warnings
+    assert warning.layer == "unused"
+    assert analyze(net).ok
+
+
+def test_table_prints_every_layer_and_problem(capsys):
+    net = residual(skip_filters=4)
+    text = str(analyze(net))
+    assert text.splitlines()[0].startswith("Network 'network': 9 layers")
+    for name in net.layer_names:
+        assert name in text
+    assert "ERROR: Addition" in text
+    net.summary()
+    assert "ERROR: Addition" in capsys.readouterr().out
+
+
+def test_frozen_and_learn_rate_shown():
+    net = residual().freeze("conv1").set_learn_rate_factor("fc", 10)
+    result = analyze(net)
+    assert result.row("conv1").frozen and not result.row("conv2").frozen
+    assert "frozen" in str(result) and "lr x10" in str(result)
+
+
+def test_size_error_on_single_input_layer():
+    net = Network([L.SequenceInput(3), L.Conv2d(4, 3, name="conv")])
+    (error,) = analyze(net).errors
+    assert error.layer == "conv" and "images (C, H, W)" in error.message
+
+
+def test_analyze_rejects_non_networks():
+    with pytest.raises(OptionError, match="Network"):
+        analyze(L.Dense(3))
+
+
+def test_plot_network_writes_png(tmp_path):
+    path = tmp_path / "net.png"
+    plot_network(residual(skip_filters=4), path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 5000
