@@ -9,7 +9,9 @@ so both sides see the same machine state; the printed ratio is network time / pl
 - a CNN at batch 64 (vs ``nn.Sequential``);
 - a residual DAG at batch 32 (vs a hand-written ``nn.Module``).
 
-Both sides hold the same weights, and outputs are checked equal before timing.
+Both sides hold the same weights, and outputs are checked equal before timing. A "noise
+floor" row times the plain model against a copy of itself: ratios within that distance of
+1.0 are measurement noise, not overhead.
 Targets (issue 2): within 5% at batch 1, within 1% at batch 64.
 
 Run: ``.venv/bin/python benchmarks/network_overhead.py [--rounds 30]``.
@@ -19,6 +21,7 @@ Recorded figures live in docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -137,7 +140,7 @@ def compare(
                 times.append(_time(lambda m=model: m(x), iterations))
     ratio = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
     print(
-        f"{label:44s} network {statistics.median(ours) * 1e6:9.1f} us   "
+        f"{label:46s} network {statistics.median(ours) * 1e6:9.1f} us   "
         f"plain {statistics.median(theirs) * 1e6:9.1f} us   ratio {ratio:.3f}"
     )
     return ratio
@@ -152,10 +155,24 @@ def main() -> None:
     net, sequential, hand, x = tiny_mlp()
     compare("tiny MLP, batch 1 vs nn.Sequential", net, sequential, x, args.rounds, 2000)
     compare("tiny MLP, batch 1 vs hand-written module", net, hand, x, args.rounds, 2000)
+    compare(
+        "noise floor: nn.Sequential vs its copy",
+        copy.deepcopy(sequential),
+        sequential,
+        x,
+        args.rounds,
+        2000,
+    )
     net, plain, x = cnn()
     compare("CNN, batch 64 vs nn.Sequential", net, plain, x, args.rounds, 5)
+    compare(
+        "noise floor: nn.Sequential vs its copy", copy.deepcopy(plain), plain, x, args.rounds, 5
+    )
     net, plain, x = residual()
     compare("residual DAG, batch 32 vs hand-written module", net, plain, x, args.rounds, 10)
+    compare(
+        "noise floor: hand-written vs its copy", copy.deepcopy(plain), plain, x, args.rounds, 10
+    )
 
 
 if __name__ == "__main__":

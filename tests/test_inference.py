@@ -125,3 +125,11 @@ def test_predict_uses_the_gpu():
     net = classifier()
     out = predict(net, torch.randn(8, 4))
     assert next(net.parameters()).is_cuda and out.device.type == "cpu"
+
+
+def test_predict_accepts_nested_lists_of_numbers():
+    net = classifier().eval()
+    rows = [[0.1, 0.2, 0.3, 0.4], [1.0, 2.0, 3.0, 4.0]]
+    with torch.no_grad():
+        expected = net(torch.tensor(rows))
+    torch.testing.assert_close(predict(net, rows), expected)

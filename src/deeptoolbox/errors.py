@@ -85,7 +85,7 @@ class SizeMismatchError(NetworkError):
 
 
 class NotInitializedError(NetworkError, RuntimeError):
-    """The network cannot run or be saved until its graph is complete and its sizes resolve.
+    """The network cannot run until its graph is complete and its sizes resolve.
 
     Example:
         >>> issubclass(NotInitializedError, RuntimeError)

@@ -57,8 +57,17 @@ def _num_inputs(net: torch.nn.Module) -> int:
     return len(net.input_names) if isinstance(net, Network) else 1
 
 
+def _is_nested_numbers(data: Any) -> bool:
+    """True for a (nested) Python list of numbers such as [[0.1, 0.2], [0.3, 0.4]]."""
+    while isinstance(data, list) and data:
+        data = data[0]
+    return isinstance(data, int | float) and not isinstance(data, bool)
+
+
 def _batches(data: Data, num_inputs: int, batch_size: int) -> Iterator[tuple[Any, ...]]:
     """Yield tuples of input batches from arrays, datasets or iterables of batches."""
+    if isinstance(data, list) and _is_nested_numbers(data):
+        data = np.asarray(data)
     if isinstance(data, torch.Tensor | np.ndarray):
         for start in range(0, len(data), batch_size):
             yield (data[start : start + batch_size],)
@@ -109,7 +118,8 @@ def predict(
 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
     """Run ``net`` on ``data`` in batches, in eval mode and without gradients.
 
-    ``data`` is a tensor or numpy array (observations first), a tuple of arrays for a network
+    ``data`` is a tensor, numpy array or nested list of numbers (observations first), a tuple
+    of arrays for a network
     with several inputs, a ``Dataset``, or any iterable of batches (a ``DataLoader`` yielding
     ``(inputs, targets)`` works: targets are ignored). The network moves to ``device``
     ("auto": the GPU when there is one). Results are gathered on the CPU; a network with

@@ -185,9 +185,9 @@ def test_declared_sizes_and_descriptions():
     assert SequenceInput(12).shape == (None, 12)
     assert SequenceInput(1, length=50).output_shape([]) == (50, 1)
     assert ImageInput((1, 8, 8)).describe_input() == (
-        "images of size N x C x H x W with C x H x W = (1, 8, 8)"
+        "images of size N x C x H x W with C x H x W = 1 x 8 x 8"
     )
-    assert "(T, 12)" in SequenceInput(12).describe_input()
+    assert "T x 12" in SequenceInput(12).describe_input()
     for layer in (FeatureInput(2), ImageInput((1, 2, 2)), SequenceInput(3)):
         assert layer.input_names == ()
 

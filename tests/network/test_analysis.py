@@ -109,3 +109,17 @@ def test_plot_network_writes_png(tmp_path):
     plot_network(residual(skip_filters=4), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 5000
+
+
+def test_initialize_lists_each_problem_once():
+    net = Network([L.Dense(3, name="lonely")])
+    with pytest.raises(NotInitializedError) as info:
+        net.initialize()
+    assert str(info.value).count("no input layer") == 1
+
+
+def test_row_of_unknown_layer():
+    from deeptoolbox.errors import LayerNotFoundError
+
+    with pytest.raises(LayerNotFoundError, match="'nope'"):
+        analyze(residual()).row("nope")

@@ -8,7 +8,7 @@ from torch import nn
 import deeptoolbox as dtb
 from deeptoolbox import Network, load, save
 from deeptoolbox import layers as L
-from deeptoolbox.errors import NetworkFileError, UnregisteredLayerError
+from deeptoolbox.errors import NetworkFileError, OptionError, UnregisteredLayerError
 from deeptoolbox.network import _io
 
 
@@ -221,5 +221,39 @@ def test_custom_layers_save_only_when_registered(tmp_path):
     )
     x = torch.randn(4, 2)
     assert torch.equal(loaded(x), net(x))
-    with pytest.raises(UnregisteredLayerError, match="JSON values"):
+    with pytest.raises(OptionError, match="JSON values"):
         save(Network([L.FeatureInput(2), TimesK(torch.tensor(2.0))]), tmp_path / "c")
+
+
+def test_json_keeps_classes():
+    net = cnn()
+    assert Network.from_json(net.to_json()).classes == ["cat", "dog", "owl"]
+
+
+def test_to_python_keeps_names_of_plain_registered_modules():
+    net = Network({"x": L.FeatureInput(2), "halve": TimesK(0.5), "fc": L.Dense(1)})
+    net.add_layers(L.Dense(1, name="side")).connect("halve", "side")
+    namespace = {}
+    exec(dtb.to_python(net), namespace)
+    rebuilt = namespace["build_network"]()
+    assert rebuilt.layer_names == ["x", "halve", "fc", "side"]
+    assert rebuilt.to_json() == net.to_json()
+
+
+def test_folder_save_restores_the_old_folder_when_the_final_rename_fails(tmp_path, monkeypatch):
+    path = save(cnn(), tmp_path / "net")
+    real_rename = _io.os.rename
+    calls = []
+
+    def rename(source, destination):
+        calls.append(source)
+        if len(calls) == 2:  # the new folder moving into place
+            raise OSError("rename failed (simulated)")
+        return real_rename(source, destination)
+
+    monkeypatch.setattr(_io.os, "rename", rename)
+    with pytest.raises(OSError, match="rename failed"):
+        save(cnn(), path)
+    monkeypatch.undo()
+    assert load(path).classes == ["cat", "dog", "owl"]
+    assert [p.name for p in tmp_path.iterdir()] == ["net"]

@@ -239,3 +239,65 @@ def test_module_api_works():
     names = [n for n, _ in net.named_parameters()]
     assert names == ["layers.fc1.weight", "layers.fc1.bias", "layers.fc2.weight", "layers.fc2.bias"]
     assert "fc1: Dense(units=8) -> (8)" in repr(net)
+
+
+def test_forward_checks_input_sizes_even_when_layers_would_run():
+    net = Network([L.ImageInput((1, 4, 4), name="img"), L.Flatten(), L.Dense(2)])
+    with pytest.raises(InputSizeError, match="channels-last"):
+        net(torch.zeros(3, 4, 4, 1))  # same element count: would run silently otherwise
+    with pytest.raises(InputSizeError, match="expects a torch.Tensor"):
+        net([[1.0]])
+    assert net(torch.zeros(3, 1, 4, 4)).shape == (3, 2)
+
+
+def test_module_dict_method_names_are_rejected_clearly():
+    with pytest.raises(NetworkError, match="'train' cannot name a layer"):
+        Network([L.FeatureInput(2), L.Dense(1, name="train")])
+
+
+def test_insert_layer_keeps_layer_order_readable():
+    net = mlp()
+    net.insert_layer("fc1", L.Dropout(0.1, name="drop"))
+    assert net.layer_names == ["x", "fc1", "drop", "act", "fc2"]
+
+
+@pytest.mark.parametrize("dag", [False, True])
+def test_layer_hooks_fire_in_both_execution_paths(dag):
+    net = mlp()
+    if dag:
+        net.add_layers(L.Dense(2, name="side")).connect("fc1", "side")
+    seen = []
+    handle = net.layer("act").register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    net(torch.randn(3, 4))
+    assert seen == [torch.Size([3, 8])]
+    handle.remove()
+    net(torch.randn(3, 4))
+    assert len(seen) == 1
+    calls = []
+    global_handle = nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: calls.append(type(m).__name__)
+    )
+    try:
+        net(torch.randn(3, 4))
+    finally:
+        global_handle.remove()
+    assert "ReLU" in calls and "Dense" in calls
+
+
+def test_backward_hooks_and_gradients_flow():
+    net = mlp()
+    grads = []
+    net.layer("fc2").register_full_backward_hook(lambda m, gi, go: grads.append(go[0].shape))
+    net(torch.randn(5, 4)).sum().backward()
+    assert grads == [torch.Size([5, 3])]
+    assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
+def test_network_traces_and_compiles():
+    net = mlp().eval()
+    x = torch.randn(2, 4)
+    traced = torch.jit.trace(net, x)
+    torch.testing.assert_close(traced(x), net(x))
+    compiled = torch.compile(net, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), net(x))

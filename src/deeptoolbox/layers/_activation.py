@@ -130,8 +130,7 @@ class Swish(Layer):
 class Softmax(Layer):
     """Softmax over the channel axis: last for features and sequences, second for images.
 
-    Networks ending in Softmax are trained from the logits (numerically stable); classify()
-    reads this layer's output as class scores.
+    classify() reads this layer's output as class scores (without applying softmax again).
 
     Example:
         >>> import torch

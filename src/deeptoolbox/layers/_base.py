@@ -50,19 +50,13 @@ def _capture_init_arguments(cls: type) -> None:
                 object.__delattr__(self, "_deeptoolbox_building")
         if outermost:
             bound = signature.bind(self, *args, **kwargs)
-            explicit = [k for k in list(bound.arguments)[1:] if k != "name"]
             bound.apply_defaults()
             config = {k: v for k, v in list(bound.arguments.items())[1:] if k != "name"}
             for key, param in signature.parameters.items():
                 if param.kind is inspect.Parameter.VAR_KEYWORD and key in config:
                     config.update(config.pop(key))
             config.pop("name", None)
-            for key, param in signature.parameters.items():
-                if param.kind is inspect.Parameter.VAR_KEYWORD and key in explicit:
-                    explicit.remove(key)
-                    explicit.extend(k for k in bound.arguments[key] if k != "name")
             object.__setattr__(self, _CONFIG_ATTR, config)
-            object.__setattr__(self, "_deeptoolbox_explicit", tuple(explicit))
 
     __init__._captures_config = True  # type: ignore[attr-defined]
     cls.__init__ = __init__  # type: ignore[misc]
@@ -141,12 +135,38 @@ class Layer(nn.Module):
         return self.built_shapes is not None
 
     def extra_repr(self) -> str:
-        config = self.get_config()
-        explicit = getattr(self, "_deeptoolbox_explicit", config)
-        return ", ".join(f"{k}={config[k]!r}" for k in explicit if k in config)
+        return ", ".join(f"{k}={v!r}" for k, v in non_default_config(self).items())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _constructor_defaults(cls: type) -> dict[str, Any]:
+    """Default argument values of ``cls`` and the classes it builds on (subclasses win)."""
+    defaults: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None or klass in (object, nn.Module):
+            continue
+        for key, param in inspect.signature(init).parameters.items():
+            if param.default is not inspect.Parameter.empty:
+                defaults[key] = param.default
+            elif param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                defaults.pop(key, None)
+    return defaults
+
+
+def non_default_config(module: nn.Module) -> dict[str, Any]:
+    """The recorded constructor arguments that differ from their defaults.
+
+    Example:
+        >>> from deeptoolbox.layers import Conv2d
+        >>> non_default_config(Conv2d(8, 3, stride=2))
+        {'filters': 8, 'kernel_size': 3, 'stride': 2}
+    """
+    defaults = _constructor_defaults(type(module))
+    config = config_of(module)
+    return {k: v for k, v in config.items() if k not in defaults or defaults[k] != v}
 
 
 def config_of(module: nn.Module) -> dict[str, Any]:

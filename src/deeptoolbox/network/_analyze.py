@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from deeptoolbox.errors import LayerNotFoundError
 from deeptoolbox.layers._base import format_shape, layer_type_name
 from deeptoolbox.network._network import Issue, Network
 
@@ -75,7 +76,9 @@ class Analysis:
         for row in self.rows:
             if row.name == name:
                 return row
-        raise KeyError(f"No layer named {name!r} in this analysis.")
+        raise LayerNotFoundError(
+            f"No layer named {name!r} in this analysis. Layers: {[r.name for r in self.rows]}."
+        )
 
     def __str__(self) -> str:
         header = ("#", "name", "type", "input size", "output size", "learnables", "notes")

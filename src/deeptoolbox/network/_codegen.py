@@ -2,49 +2,31 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 
-from deeptoolbox.layers._base import Layer
+from deeptoolbox.layers._base import Layer, non_default_config
 from deeptoolbox.network._network import Network
 from deeptoolbox.network._serialize import layer_record
 
 
-def _non_default_arguments(module: nn.Module, config: dict[str, Any]) -> dict[str, Any]:
-    parameters = inspect.signature(type(module).__init__).parameters
-    kept = {}
-    for key, value in config.items():
-        parameter = parameters.get(key)
-        if (
-            parameter is None
-            or parameter.default is inspect.Parameter.empty
-            or parameter.default != value
-        ):
-            kept[key] = value
-    return kept
-
-
 def _constructor(module: nn.Module, name: str, imports: set[str]) -> str:
-    record = layer_record(name, module)
-    arguments = _non_default_arguments(module, record["config"])
+    """``Type(arg=value, ...)`` for a layer; deeptoolbox layers also get ``name=``."""
+    type_name = layer_record(name, module)["type"]  # also checks the layer can be described
+    arguments = non_default_config(module)
+    if isinstance(module, Layer):
+        arguments["name"] = name
     cls = type(module)
     if isinstance(module, Layer) and cls.__module__.startswith("deeptoolbox."):
         callee = f"L.{cls.__name__}"
-        arguments["name"] = name
     elif cls.__module__ not in ("__main__", "builtins") and "<locals>" not in cls.__qualname__:
         imports.add(f"from {cls.__module__} import {cls.__qualname__.split('.')[0]}")
         callee = cls.__qualname__
-        if isinstance(module, Layer):
-            arguments["name"] = name
     else:
         imports.add("from deeptoolbox.layers import registered_layer")
-        callee = f"registered_layer({record['type']!r})"
-        if isinstance(module, Layer):
-            arguments["name"] = name
+        callee = f"registered_layer({type_name!r})"
     text = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
     return f"{callee}({text})"
 
@@ -90,13 +72,18 @@ def to_python(net: Network, path: str | os.PathLike | None = None) -> str:
     runs, edges = _chains(net)
     body = [f"    net = Network(name={net.name!r})"]
     for run in runs:
-        calls = [_constructor(net.layers[name], name, imports) for name in run]
-        if len(calls) == 1:
+        named = all(isinstance(net.layers[name], Layer) for name in run)
+        calls = [
+            (f"{name!r}: " if not named else "") + _constructor(net.layers[name], name, imports)
+            for name in run
+        ]
+        opening, closing = ("[", "]") if named else ("{", "}")
+        if len(calls) == 1 and named:
             body.append(f"    net.add_layers({calls[0]})")
         else:
-            body.append("    net.add_layers([")
+            body.append(f"    net.add_layers({opening}")
             body += [f"        {call}," for call in calls]
-            body.append("    ])")
+            body.append(f"    {closing})")
     body += [f"    net.connect({source!r}, {destination!r})" for source, destination in edges]
     if net.classes is not None:
         body.append(f"    net.classes = {net.classes!r}")

@@ -141,7 +141,11 @@ def _write_folder(path: Path, payload: dict[str, bytes]) -> None:
             backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             backup.rmdir()
             os.rename(path, backup)
-            os.rename(temporary, path)
+            try:
+                os.rename(temporary, path)
+            except BaseException:
+                os.rename(backup, path)
+                raise
             shutil.rmtree(backup, ignore_errors=True)
         else:
             os.rename(temporary, path)

@@ -67,10 +67,34 @@ class _Resolution:
 class _Plan:
     """The compiled execution order used by ``forward``."""
 
-    steps: list[tuple[nn.Module, tuple[int, ...], int, str]]
+    steps: list[tuple[nn.Module, tuple[int, ...], int, tuple[int, ...]]]
     num_inputs: int
     outputs: tuple[int, ...]
     chain: list[nn.Module] | None
+    accepted: list[tuple[int, ...]] = field(default_factory=list)
+    hooks: list[dict] = field(default_factory=list)
+
+    def hooks_active(self) -> bool:
+        """True when any hook or the JIT tracer needs layers called through ``__call__``."""
+        return _GLOBAL_HOOKS is None or any(_GLOBAL_HOOKS) or any(self.hooks) or _tracing()
+
+
+def _global_hook_dicts() -> list[dict] | None:
+    from torch.nn.modules import module as implementation
+
+    names = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks")
+    names += ("_global_backward_pre_hooks",)
+    found = [getattr(implementation, name, None) for name in names]
+    return found if all(isinstance(d, dict) for d in found) else None
+
+
+_GLOBAL_HOOKS = _global_hook_dicts()
+_tracing = torch._C._get_tracing_state
+
+
+def _hook_dicts(module: nn.Module) -> list[dict]:
+    names = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    return [getattr(module, name) for name in names]
 
 
 class Network(nn.Module):
@@ -344,7 +368,13 @@ class Network(nn.Module):
         fed = [c for c in self._connections if c.source == after]
         named = self._name_layers(layers)
         self._connections = [c for c in self._connections if c not in fed]
-        self.add_layers(dict(named))
+        entries: list[tuple[str, nn.Module]] = []
+        for key, module in self.layers.items():
+            entries.extend([(key, module), *named] if key == after else [(key, module)])
+        for layer_name, module in named:
+            self._adopt(layer_name, module)
+        self.layers = nn.ModuleDict(entries)
+        self._chain(named)
         self._connect(after, named[0][0], None)
         for edge in fed:
             self._connect(named[-1][0], edge.destination, edge.port)
@@ -419,10 +449,6 @@ class Network(nn.Module):
             True
         """
         problems = [str(i) for i in self._resolution.errors]
-        if not self.input_names:
-            problems.append("error: the network has no input layer (FeatureInput, ImageInput...)")
-        if not self.output_names:
-            problems.append("error: the network has no output layer")
         if problems:
             raise NotInitializedError(
                 f"Network '{self.name}' cannot run yet:\n  "
@@ -440,16 +466,28 @@ class Network(nn.Module):
             )
         if plan.chain is not None:
             x = inputs[0]
+            if getattr(x, "shape", None) != plan.accepted[0]:
+                self._accept(plan, inputs)
             try:
-                for module in plan.chain:
-                    x = module(x)
+                if plan.hooks_active():
+                    for module in plan.chain:
+                        x = module(x)
+                else:  # skip nn.Module.__call__'s bookkeeping: nothing is hooked
+                    for module in plan.chain:
+                        x = module.forward(x)
             except (RuntimeError, ValueError, IndexError, TypeError) as err:
                 self._explain(err, inputs, module)
             return x
+        if [getattr(x, "shape", None) for x in inputs] != plan.accepted:
+            self._accept(plan, inputs)
         values: list[Any] = [*inputs, *([None] * len(plan.steps))]
+        direct = not plan.hooks_active()
         try:
-            for module, sources, target, _ in plan.steps:
-                values[target] = module(*[values[i] for i in sources])
+            for module, sources, target, release in plan.steps:
+                call = module.forward if direct else module
+                values[target] = call(*[values[i] for i in sources])
+                for slot in release:  # free intermediates as soon as nothing needs them
+                    values[slot] = None
         except (RuntimeError, ValueError, IndexError, TypeError) as err:
             self._explain(err, inputs, module)
         if len(plan.outputs) == 1:
@@ -467,7 +505,7 @@ class Network(nn.Module):
             ...     net.check_inputs([torch.zeros(2, 8, 8)])
             ... except InputSizeError as err:
             ...     print(str(err).splitlines()[0])
-            Input layer 'imageinput_1' expects images of size N x C x H x W with C x H x W = (1, 8, 8); received a batch of size (2, 8, 8).
+            Input layer 'imageinput_1' expects images of size N x C x H x W with C x H x W = 1 x 8 x 8; received a batch of size (2, 8, 8).
         """
         names = self.input_names
         if len(inputs) != len(names):
@@ -482,6 +520,18 @@ class Network(nn.Module):
                 raise InputSizeError(self._input_size_message(name, layer, tuple(x.shape)))
 
     # -- internals ------------------------------------------------------------------------------
+    def _accept(self, plan: _Plan, inputs: Sequence[torch.Tensor]) -> None:
+        """Check inputs whose sizes differ from the last accepted ones, then remember them."""
+        for name, x in zip(self.input_names, inputs, strict=True):
+            if not isinstance(x, torch.Tensor):
+                raise InputSizeError(
+                    f"Input layer '{name}' expects a torch.Tensor; received {type(x).__name__}. "
+                    "Convert with torch.as_tensor(x), or use deeptoolbox.predict(net, x)."
+                )
+        self.check_inputs(inputs)
+        if not _tracing():  # traced sizes are symbolic: keep checking them
+            plan.accepted = [tuple(int(d) for d in x.shape) for x in inputs]
+
     def _input_size_message(self, name: str, layer: InputLayer, shape: tuple[int, ...]) -> str:
         message = (
             f"Input layer '{name}' expects {layer.describe_input()}; received a batch of size "
@@ -520,21 +570,31 @@ class Network(nn.Module):
         inputs = self.input_names
         for index, name in enumerate(inputs):
             slots[name] = index
-        steps: list[tuple[nn.Module, tuple[int, ...], int, str]] = []
+        steps: list[tuple[nn.Module, tuple[int, ...], int, tuple[int, ...]]] = []
         next_slot = len(inputs)
         for name in order:
             module = self.layers[name]
             if isinstance(module, InputLayer):
                 if not module.is_identity:
-                    steps.append((module, (slots[name],), next_slot, name))
+                    steps.append((module, (slots[name],), next_slot, ()))
                     slots[name] = next_slot
                     next_slot += 1
                 continue
             sources = tuple(slots[src] for src in self.sources(name).values())  # type: ignore[index]
-            steps.append((module, sources, next_slot, name))
+            steps.append((module, sources, next_slot, ()))
             slots[name] = next_slot
             next_slot += 1
         outputs = tuple(slots[name] for name in self.output_names)
+        last_use: dict[int, int] = {}
+        for index, (_, sources, _, _) in enumerate(steps):
+            for slot in sources:
+                last_use[slot] = index
+        steps = [
+            (module, sources, target, tuple(
+                slot for slot in set(sources) if last_use[slot] == index and slot not in outputs
+            ))
+            for index, (module, sources, target, _) in enumerate(steps)
+        ]  # fmt: skip
         chain = None
         if len(inputs) == 1 and len(outputs) == 1:
             expected = 0
@@ -545,7 +605,9 @@ class Network(nn.Module):
             else:
                 if expected == outputs[0]:
                     chain = [module for module, *_ in steps]
-        self._plan = _Plan(steps, len(inputs), outputs, chain)
+        never = (-1,)  # matches no input, so the first call is always checked
+        hooks = [d for module, *_ in steps for d in _hook_dicts(module)]
+        self._plan = _Plan(steps, len(inputs), outputs, chain, [never] * len(inputs), hooks)
         return self._plan
 
     def _changed(self) -> Network:
@@ -607,9 +669,11 @@ class Network(nn.Module):
                 result.issues.append(
                     Issue("warning", name, "input layer is not connected to any layer")
                 )
-        if not self.input_names and len(self.layers):
-            result.issues.append(Issue("error", None, "the network has no input layer"))
-        if not self.output_names and len(self.layers):
+        if not self.input_names:
+            result.issues.append(Issue(
+                "error", None, "the network has no input layer (FeatureInput, ImageInput, ...)"
+            ))  # fmt: skip
+        if not self.output_names:
             result.issues.append(Issue("error", None, "the network has no output layer"))
         outputs = self.output_names
         if self._classes is not None and len(outputs) == 1:
@@ -701,6 +765,11 @@ class Network(nn.Module):
             name = (
                 check_layer_name(given) if given else generated_name(layer_type_name(module), taken)
             )
+            if hasattr(nn.ModuleDict, name):
+                raise NetworkError(
+                    f"'{name}' cannot name a layer: it is a method of torch.nn.ModuleDict, which "
+                    f"holds the layers. Choose another name, e.g. '{name}_1'."
+                )
             if name in taken:
                 raise NetworkError(
                     f"A layer named '{name}' already exists in network '{self.name}'. Layer names "

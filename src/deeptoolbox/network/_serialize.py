@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from deeptoolbox.errors import NetworkError, NetworkFileError, UnregisteredLayerError
+from deeptoolbox.errors import NetworkError, NetworkFileError, OptionError, UnregisteredLayerError
 from deeptoolbox.layers._base import Layer, config_of, layer_type_name, registered_layer
 from deeptoolbox.network._graph import Connection
 from deeptoolbox.network._network import Network
@@ -21,7 +21,7 @@ def _check_json_value(layer: str, key: str, value: Any) -> None:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
-        raise UnregisteredLayerError(
+        raise OptionError(
             f"Layer '{layer}': the argument {key}={value!r} cannot be written to network.json; "
             "constructor arguments of saved layers must be JSON values (numbers, strings, "
             "booleans, lists, dicts, None)."
@@ -77,6 +77,7 @@ def architecture(net: Network) -> dict[str, Any]:
         "connections": [[c.source, c.destination_port] for c in _graph_order(net)],
         "frozen": net.frozen_layers,
         "learn_rate_factors": dict(net._learn_rate_factors),
+        "classes": net.classes,
     }
 
 
@@ -126,6 +127,7 @@ def from_architecture(data: Any, where: str = "network.json") -> Network:
             net.add_layers({name: module})
         for source, destination in data.get("connections", []):
             net.connect(source, destination)
+        net.classes = data.get("classes")
         net.freeze(data.get("frozen", []))
         for name, factor in data.get("learn_rate_factors", {}).items():
             net.set_learn_rate_factor(name, factor)
