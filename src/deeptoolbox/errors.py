@@ -28,6 +28,7 @@ __all__ = [
     "InputSizeError",
     "UnregisteredLayerError",
     "NetworkFileError",
+    "ModelImportError",
     "describe",
 ]
 
@@ -116,6 +117,36 @@ class NetworkFileError(DeepToolboxError, OSError):
 
     Example:
         >>> issubclass(NetworkFileError, OSError)
+        True
+    """
+
+
+class ModelImportError(DeepToolboxError, ValueError):
+    """A model file from another framework cannot be imported (or exported) as a Network.
+
+    Raised for truncated, corrupt or wrong-format files, unsupported format versions or
+    opsets, and operators or layers the toolbox cannot map; the message names the file, the
+    nodes or layers involved and what is supported.
+
+    Example:
+        >>> try:
+        ...     raise ModelImportError("model.onnx: unsupported operators: NonZero (node 'nz')")
+        ... except ValueError as err:
+        ...     "NonZero" in str(err)
+        True
+    """
+
+
+class DataError(DeepToolboxError, ValueError):
+    """Data cannot be read or does not fit together: a corrupt or missing file, an empty folder,
+    an unknown extension, inputs and targets of different lengths, a bad label list.
+
+    Example:
+        >>> from deeptoolbox.data import ArrayDatastore
+        >>> try:
+        ...     ArrayDatastore([[1.0], [2.0]], targets=["a"])
+        ... except DataError as err:
+        ...     "targets" in str(err)
         True
     """
 

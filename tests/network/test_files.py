@@ -50,6 +50,7 @@ def test_round_trip_gives_identical_network(tmp_path, target):
     assert loaded.learn_rate_factor("fc") == 4.0
     assert loaded.metadata == {"author": "test"}
     assert loaded.to_json() == net.to_json()
+    assert [repr(m) for m in loaded.layers.values()] == [repr(m) for m in net.layers.values()]
 
 
 def test_saved_files_have_documented_layout(tmp_path):

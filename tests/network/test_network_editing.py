@@ -301,3 +301,16 @@ def test_network_traces_and_compiles():
     torch.testing.assert_close(traced(x), net(x))
     compiled = torch.compile(net, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), net(x))
+
+
+def test_numpy_input_to_forward_is_refused_after_a_tensor_of_the_same_size():
+    net = mlp()
+    net(torch.zeros(2, 4))
+    with pytest.raises(InputSizeError, match="expects a torch.Tensor"):
+        net(torch.zeros(2, 4).numpy())
+
+
+def test_module_dict_attribute_names_are_rejected_clearly():
+    for name in ("training", "_modules", "keys"):
+        with pytest.raises(NetworkError, match=f"'{name}' cannot name a layer"):
+            Network([L.FeatureInput(2), L.Dense(1, name=name)])

@@ -127,7 +127,7 @@ class Layer(nn.Module):
             >>> Dense.from_config({"units": 8}).units
             8
         """
-        return cls(**config)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
 
     @property
     def is_built(self) -> bool:

@@ -92,7 +92,7 @@ class InputLayer(Layer):
         return self.normalization == "none"
 
     def describe_input(self) -> str:
-        """Describe the expected batch: ``'images N x C x H x W with C x H x W = (1, 8, 8)'``."""
+        """Describe the expected batch: ``'images of size N x C x H x W with C x H x W = 1 x 8 x 8'``."""
         rank = len(self.shape)
         size = " x ".join("T" if d is None else str(d) for d in self.shape)
         return f"{_KIND[rank]} of size {_LAYOUT[rank]} with {_LAYOUT[rank][4:]} = {size}"

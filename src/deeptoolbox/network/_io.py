@@ -211,7 +211,6 @@ def load(path: str | os.PathLike) -> Network:
         ) from err
     _load_weights(net, tensors, path)
     if isinstance(metadata, dict):
-        net.classes = metadata.get("classes")
         net.metadata = dict(metadata.get("user") or {})
     return net
 

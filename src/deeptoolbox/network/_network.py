@@ -89,6 +89,7 @@ def _global_hook_dicts() -> list[dict] | None:
 
 
 _GLOBAL_HOOKS = _global_hook_dicts()
+_RESERVED_NAMES = frozenset(dir(nn.ModuleDict)) | frozenset(vars(nn.ModuleDict()))
 _tracing = torch._C._get_tracing_state
 
 
@@ -143,7 +144,7 @@ class Network(nn.Module):
     # -- reading the graph -------------------------------------------------------------------
     @property
     def layer_names(self) -> list[str]:
-        """Layer names in insertion order."""
+        """Layer names in table order: as added, with inserted or replacing layers in place."""
         return list(self.layers.keys())
 
     @property
@@ -466,7 +467,7 @@ class Network(nn.Module):
             )
         if plan.chain is not None:
             x = inputs[0]
-            if getattr(x, "shape", None) != plan.accepted[0]:
+            if not isinstance(x, torch.Tensor) or x.shape != plan.accepted[0]:
                 self._accept(plan, inputs)
             try:
                 if plan.hooks_active():
@@ -478,7 +479,10 @@ class Network(nn.Module):
             except (RuntimeError, ValueError, IndexError, TypeError) as err:
                 self._explain(err, inputs, module)
             return x
-        if [getattr(x, "shape", None) for x in inputs] != plan.accepted:
+        if (
+            any(not isinstance(x, torch.Tensor) for x in inputs)
+            or [x.shape for x in inputs] != plan.accepted
+        ):
             self._accept(plan, inputs)
         values: list[Any] = [*inputs, *([None] * len(plan.steps))]
         direct = not plan.hooks_active()
@@ -765,9 +769,9 @@ class Network(nn.Module):
             name = (
                 check_layer_name(given) if given else generated_name(layer_type_name(module), taken)
             )
-            if hasattr(nn.ModuleDict, name):
+            if name in _RESERVED_NAMES:
                 raise NetworkError(
-                    f"'{name}' cannot name a layer: it is a method of torch.nn.ModuleDict, which "
+                    f"'{name}' cannot name a layer: it is an attribute of torch.nn.ModuleDict, which "
                     f"holds the layers. Choose another name, e.g. '{name}_1'."
                 )
             if name in taken:
