@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import torch
+
 import deeptoolbox
 from deeptoolbox import load
 from deeptoolbox.cli import main
@@ -18,12 +20,15 @@ def test_console_script_entry_point():
     assert result.returncode == 0 and deeptoolbox.__version__ in result.stdout
 
 
-def test_demo_writes_results_that_reload(tmp_path, capsys):
-    assert main(["demo", "--output", str(tmp_path), "--epochs", "2"]) == 0
+def test_demo_trains_to_97_percent_and_writes_results_that_reload(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path)]) == 0  # default epochs, as `make demo`
     out = capsys.readouterr().out
     assert "Test accuracy:" in out and "identical outputs = True" in out
     accuracy = float(out.split("Test accuracy: ")[1].split("%")[0])
-    assert accuracy > 80.0
+    assert accuracy >= 97.0
+    for name in ("training-progress.png", "confusion-chart.png", "digits-explained.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+        assert str((tmp_path / name).resolve()) in out
     net = load(tmp_path / "digits-cnn.zip")
     assert net.classes == [str(d) for d in range(10)]
     assert (tmp_path / "digits-cnn.png").stat().st_size > 0
@@ -31,3 +36,42 @@ def test_demo_writes_results_that_reload(tmp_path, capsys):
     namespace = {}
     exec(code, namespace)
     assert namespace["build_network"]().to_json() == net.to_json()
+    import numpy as np
+    import onnxruntime
+
+    from deeptoolbox.datasets import digits
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "digits-cnn.onnx"))
+    images = np.asarray(digits()[0][:4], dtype=np.float32).reshape(4, 1, 8, 8)
+    (scores,) = session.run(None, {session.get_inputs()[0].name: images})
+    np.testing.assert_allclose(scores, net.eval()(torch.from_numpy(images)).detach(), atol=1e-5)
+
+
+def test_models_command_lists_a_family(capsys):
+    assert main(["models", "--family", "resnet"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18" in out and "resnet50" in out
+
+
+def test_convert_then_analyze_and_verify(tmp_path, capsys):
+    import deeptoolbox as dtb
+    from deeptoolbox import layers as L
+
+    net = dtb.Network([L.FeatureInput(2, name="x"), L.Dense(2, name="fc")])
+    saved = dtb.save(net, tmp_path / "net.zip")
+    assert main(["convert", str(saved), str(tmp_path / "net.onnx")]) == 0
+    assert main(["analyze", str(tmp_path / "net.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "learnables" in out
+    prop = tmp_path / "prop.vnnlib"
+    declarations = [f"(declare-const X_{i} Real)" for i in range(2)]
+    declarations += [f"(declare-const Y_{i} Real)" for i in range(2)]
+    box = [f"(assert ({op} X_{i} {v}))" for i in range(2) for op, v in (("<=", 1.0), (">=", -1.0))]
+    prop.write_text("\n".join([*declarations, *box, "(assert (>= Y_0 1000.0))"]) + "\n")
+    assert main(["verify", str(tmp_path / "net.onnx"), str(prop), "--timeout", "30"]) == 0
+    assert capsys.readouterr().out.strip() == "unsat"
+
+
+def test_toolbox_errors_exit_with_status_2(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "missing.onnx")]) == 2
+    assert capsys.readouterr().err.startswith("error:")

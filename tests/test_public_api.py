@@ -4,7 +4,19 @@ import pytest
 
 import deeptoolbox
 
-PACKAGES = ["deeptoolbox", "deeptoolbox.layers", "deeptoolbox.network", "deeptoolbox.errors"]
+PACKAGES = [
+    "deeptoolbox",
+    "deeptoolbox.layers",
+    "deeptoolbox.network",
+    "deeptoolbox.errors",
+    "deeptoolbox.data",
+    "deeptoolbox.datasets",
+    "deeptoolbox.training",
+    "deeptoolbox.interop",
+    "deeptoolbox.hub",
+    "deeptoolbox.explain",
+    "deeptoolbox.robustness",
+]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

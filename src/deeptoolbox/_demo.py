@@ -1,8 +1,10 @@
 """The end-to-end demo behind ``make demo`` / ``deeptoolbox demo``.
 
-Builds a CNN for scikit-learn's bundled 8x8 digits, prints its analysis, trains it briefly
-with a plain PyTorch loop (``train()`` will replace the loop), evaluates it, saves and
-reloads it, and writes a drawing of the graph and the code that rebuilds it.
+Builds a CNN for scikit-learn's bundled 8x8 digits, prints its analysis, trains it with
+``train()`` (progress table in the terminal, training-progress plot), evaluates it on held-out
+images with a confusion chart, explains a few predictions with Grad-CAM and occlusion, saves and
+reloads it, exports it to ONNX (checked in onnxruntime), and writes a drawing of the graph and
+the code that rebuilds it.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from deeptoolbox import layers as L
+from deeptoolbox.explain import explain_digits_figure
 from deeptoolbox.inference import classify
+from deeptoolbox.interop import export_onnx
 from deeptoolbox.network import Network, analyze, load, plot_network, save, to_python
+from deeptoolbox.training import TrainingOptions, confusion_chart, train
 
 
 def load_digits_data(seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -59,25 +63,6 @@ def build_digits_cnn(train_x: torch.Tensor) -> Network:
     return net
 
 
-def _train_briefly(net: Network, x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int) -> None:
-    torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    net.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(y))
-        total = 0.0
-        for start in range(0, len(y), 64):
-            index = order[start : start + 64]
-            scores = net(x[index])
-            loss = F.nll_loss(torch.log(scores.clamp_min(1e-8)), y[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-        print(f"  epoch {epoch + 1}/{epochs}  loss {total / len(y):.4f}")
-    net.eval()
-
-
 def run_demo(output: str | Path = "demo-output", epochs: int = 8, seed: int = 0) -> dict[str, Path]:
     """Run the demo and return the paths it wrote.
 
@@ -86,7 +71,7 @@ def run_demo(output: str | Path = "demo-output", epochs: int = 8, seed: int = 0)
         >>> paths = run_demo(tempfile.mkdtemp(), epochs=1)  # doctest: +ELLIPSIS
         Digits: ...
         >>> sorted(paths)
-        ['code', 'drawing', 'network']
+        ['code', 'confusion', 'drawing', 'explained', 'network', 'onnx', 'progress']
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -96,13 +81,28 @@ def run_demo(output: str | Path = "demo-output", epochs: int = 8, seed: int = 0)
     )
     net = build_digits_cnn(train_x)
     print(analyze(net))
-    print(f"Training for {epochs} epochs (plain PyTorch loop on {net.name}):")
-    _train_briefly(net, train_x, train_y, epochs, seed)
+    cut = int(0.85 * len(train_y))  # hold out 15% of the training images for validation
+    train_x, train_y, valid_x, valid_y = train_x[:cut], train_y[:cut], train_x[cut:], train_y[cut:]
+    options = TrainingOptions(
+        solver="adam", initial_learn_rate=3e-3, learn_rate_schedule="cosine", max_epochs=epochs,
+        mini_batch_size=64, shuffle="every-epoch", validation_data=(valid_x, valid_y),
+        validation_frequency=max(1, len(train_y) // 64), verbose_frequency=max(1, len(train_y) // 64),
+        metrics=["accuracy"], plots="training-progress",
+        plot_path=output / "training-progress.png", execution_environment="cpu", seed=seed,
+    )  # fmt: skip
+    print(f"Training {net.name} for {epochs} epochs with train():")
+    result = train(net, (train_x, train_y), "crossentropy", options)
+    net = result.network
     labels, _ = classify(net, test_x)
-    accuracy = float(np.mean(labels == np.asarray([str(int(t)) for t in test_y])))
-    print(f"Test accuracy: {accuracy:.1%}")
+    truth = np.asarray([str(int(t)) for t in test_y])
+    accuracy = float(np.mean(labels == truth))
+    print(f"Test accuracy: {accuracy:.1%} (best validation at epoch {result.best_epoch})")
     paths = {
         "network": save(net, output / "digits-cnn.zip"),
+        "progress": result.plot(output / "training-progress.png"),
+        "confusion": confusion_chart(truth, labels, classes=net.classes).save(
+            output / "confusion-chart.png"
+        ),
         "drawing": output / "digits-cnn.png",
         "code": output / "digits_cnn.py",
     }
@@ -115,7 +115,11 @@ def run_demo(output: str | Path = "demo-output", epochs: int = 8, seed: int = 0)
     )
     plot_network(net, paths["drawing"])
     to_python(net, paths["code"])
+    paths["explained"] = explain_digits_figure(
+        net, test_x[:6], test_y[:6], output / "digits-explained.png"
+    )
+    paths["onnx"] = export_onnx(net, output / "digits-cnn.onnx")  # checked in onnxruntime
     print("Results:")
     for what, path in paths.items():
-        print(f"  {what:8s} {path.resolve()}")
+        print(f"  {what:10s} {path.resolve()}")
     return paths

@@ -1,5 +1,7 @@
 """The ``deeptoolbox`` command line.
 
+Commands: ``demo``, ``models``, ``classify``, ``convert``, ``analyze``, ``verify``, ``train``.
+
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
     deeptoolbox ...
@@ -9,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from deeptoolbox._version import __version__
@@ -20,30 +23,108 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command")
+
     demo = commands.add_parser("demo", help="run the end-to-end demo on bundled digits data")
     demo.add_argument(
-        "--output", default="demo-output", help="folder for results (default: %(default)s)"
+        "--output", default="demo-output", help="results folder (default: %(default)s)"
     )
     demo.add_argument(
         "--epochs", type=int, default=8, help="training epochs (default: %(default)s)"
     )
+
+    models = commands.add_parser("models", help="list the pretrained models")
+    models.add_argument("--family", help="only this family (resnet, mobilenet_v3, vit...)")
+
+    classify = commands.add_parser("classify", help="classify an image with a pretrained model")
+    classify.add_argument("image", help="image file")
+    classify.add_argument("--model", required=True, help="model name (see `deeptoolbox models`)")
+    classify.add_argument(
+        "--weights",
+        default=None,
+        help="weights file or tag, 'none' for random (default: published)",
+    )
+    classify.add_argument("--top", type=int, default=5, help="classes shown (default: %(default)s)")
+    classify.add_argument("--cache-dir", default=None, help="weights cache folder")
+
+    convert = commands.add_parser("convert", help="convert a model file (formats from extensions)")
+    convert.add_argument("input", help=".zip/folder, .onnx, .pt, .pt2, .keras or .h5")
+    convert.add_argument("output", help=".zip/folder, .onnx, .pt, .pt2 or .keras")
+
+    analyze = commands.add_parser("analyze", help="print the layer table of a model file")
+    analyze.add_argument("file", help="any supported model file")
+
+    verify = commands.add_parser("verify", help="check a VNN-LIB property on an ONNX model")
+    verify.add_argument("model", help="the .onnx file")
+    verify.add_argument("property", help="the .vnnlib file")
+    verify.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds (default: %(default)s)"
+    )
+    verify.add_argument("--output", default=None, help="also write the result to this file")
+
+    train = commands.add_parser("train", help="run a training script in N data-parallel processes")
+    train.add_argument("--nproc", type=int, default=1, help="processes (default: %(default)s)")
+    train.add_argument("script", help="a script calling deeptoolbox.train(...)")
+    train.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments for the script")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.version:
-        print(f"deeptoolbox {__version__}")
-        return 0
+def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from deeptoolbox._demo import run_demo
 
         run_demo(args.output, epochs=args.epochs)
         return 0
-    parser.print_help()
-    return 0
+    if args.command == "models":
+        from deeptoolbox.hub import models_command
+
+        return models_command(args.family)
+    if args.command == "classify":
+        from deeptoolbox.hub import classify_command
+
+        return classify_command(
+            args.image, args.model, weights=args.weights, top=args.top, cache_dir=args.cache_dir
+        )
+    if args.command == "convert":
+        from deeptoolbox.interop import convert
+
+        print(f"wrote {convert(args.input, args.output)}")
+        return 0
+    if args.command == "analyze":
+        from deeptoolbox.interop import read_model
+        from deeptoolbox.network import analyze
+
+        print(analyze(read_model(args.file)))
+        return 0
+    if args.command == "verify":
+        from deeptoolbox.robustness import verify_vnnlib
+
+        result = verify_vnnlib(args.model, args.property, timeout=args.timeout)
+        print(result.to_vnncomp())
+        if args.output:
+            result.write(args.output)
+        return 0
+    from deeptoolbox.training import launch
+
+    return launch(args.script, args.nproc, args.script_args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for a toolbox error, printed)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(f"deeptoolbox {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from deeptoolbox.errors import DeepToolboxError
+
+    try:
+        return _run(args)
+    except DeepToolboxError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

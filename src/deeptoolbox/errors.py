@@ -160,3 +160,19 @@ def describe(what: str, found: object, expected: str, hint: str | None = None) -
     """
     message = f"{what} must be {expected}. Received: {found!r}."
     return f"{message} {hint}" if hint else message
+
+
+class TrainingError(DeepToolboxError, RuntimeError):
+    """Training had to stop: the loss became NaN or Inf, or a step failed.
+
+    ``err.result`` holds the :class:`~deeptoolbox.training.TrainingResult` with the last good
+    network and the history up to the failure (None when training never started).
+
+    Example:
+        >>> issubclass(TrainingError, RuntimeError)
+        True
+    """
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result

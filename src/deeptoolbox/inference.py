@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from deeptoolbox.data import Datastore, default_collate
 from deeptoolbox.errors import InputSizeError, OptionError
 from deeptoolbox.layers._activation import Softmax
 from deeptoolbox.network._network import Network
 
-__all__ = ["predict", "classify", "best_device"]
+__all__ = ["predict", "classify", "best_device", "register_input_preparer"]
 
 Data = torch.Tensor | np.ndarray | Sequence[Any] | Iterable[Any] | Dataset
+InputPreparer = Callable[[torch.nn.Module, Any], Any]
+_INPUT_PREPARERS: list[InputPreparer] = []
+
+
+def register_input_preparer(preparer: InputPreparer) -> InputPreparer:
+    """Register ``preparer(net, data)``, run by predict/classify before batching.
+
+    It returns the data made ready for ``net`` (a tensor, a Dataset...) or None to leave
+    ``data`` alone; the first preparer that answers wins. deeptoolbox.hub registers one that
+    applies a pretrained network's own resize / crop / normalization to images.
+
+    Example:
+        >>> prepare = register_input_preparer(lambda net, data: None)
+        >>> _INPUT_PREPARERS.remove(prepare)
+    """
+    if preparer not in _INPUT_PREPARERS:
+        _INPUT_PREPARERS.append(preparer)
+    return preparer
+
+
+def _prepare(net: torch.nn.Module, data: Data) -> Data:
+    for preparer in _INPUT_PREPARERS:
+        prepared = preparer(net, data)
+        if prepared is not None:
+            return prepared
+    return data
 
 
 def best_device() -> torch.device:
@@ -88,7 +115,8 @@ def _batches(data: Data, num_inputs: int, batch_size: int) -> Iterator[tuple[Any
             yield tuple(d[start : start + batch_size] for d in data)
         return
     if isinstance(data, Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
-        data = DataLoader(data, batch_size=batch_size)
+        yield from _dataset_batches(data, num_inputs, batch_size)
+        return
     if not isinstance(data, Iterable):
         raise OptionError(
             "predict: `data` must be a tensor, a numpy array, a tuple of arrays (one per input), "
@@ -107,6 +135,22 @@ def _batches(data: Data, num_inputs: int, batch_size: int) -> Iterator[tuple[Any
                 f"predict: each batch must be a tensor or a tuple starting with the {num_inputs} "
                 f"input(s). Received a batch of type {type(batch).__name__}."
             )
+
+
+def _dataset_batches(data: Dataset, num_inputs: int, batch_size: int) -> Iterator[tuple[Any, ...]]:
+    """Batches of a map-style Dataset, read with its own ``collate_fn`` and, for a datastore,
+    with augmentation off (eval mode, restored afterwards)."""
+    augmenting = isinstance(data, Datastore) and data.training
+    if augmenting:
+        data.eval()
+    collate = getattr(data, "collate_fn", None) or default_collate
+    try:
+        yield from _batches(
+            DataLoader(data, batch_size=batch_size, collate_fn=collate), num_inputs, batch_size
+        )
+    finally:
+        if augmenting:
+            data.train(True)
 
 
 def predict(
@@ -136,6 +180,7 @@ def predict(
         raise OptionError(
             f"predict: `batch_size` must be a positive int. Received: {batch_size!r}."
         )
+    data = _prepare(net, data)
     target = _choose_device(net, device)
     net.to(target)
     reference = next(iter(net.parameters()), None)

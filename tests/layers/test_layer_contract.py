@@ -19,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+import deeptoolbox.interop as interop  # registers the interop operator layers too
 import deeptoolbox.layers as L
 from deeptoolbox.layers import Layer, registered_layers
 
@@ -120,6 +121,22 @@ CASES: dict[str, Case] = {
     "Addition": Case(lambda: L.Addition(3), [(3,), (3,), (3,)]),
     "Multiplication": Case(lambda: L.Multiplication(), [(2, 3, 3), (2, 3, 3)]),
     "Concatenation": Case(lambda: L.Concatenation(axis="time"), [(None, 3), (None, 3)]),
+    "TorchFunction": Case(
+        lambda: interop.TorchFunction(
+            "torch.Tensor.view", arguments=[{"input": 0}, {"size": 0, "dim": 0}, -1, 2]
+        ),
+        [(3, 4)],
+    ),
+    "TorchModule": Case(
+        lambda: interop.TorchModule("torch.nn.Softplus", module_arguments={"beta": 2.0}), [(3,)]
+    ),
+    "OnnxOperator": Case(
+        lambda: interop.OnnxOperator(
+            "Add", slots=["in1", "const1"], constants={"const1": {"shape": [3], "dtype": "float32"}}
+        ),
+        [(2, 3)],
+    ),
+    "TensorInput": Case(lambda: interop.TensorInput((None, 3)), [], data_shapes=[(5, 3)]),
 }
 
 
@@ -151,7 +168,8 @@ def _concrete(shape: tuple) -> tuple:
 def test_every_builtin_layer_type_has_a_contract_case():
     builtin = _builtin_types()
     assert len(builtin) >= 38
-    missing = sorted(builtin - set(CASES))
+    runs_by_design = {"OnnxPlaceholder"}  # refuses to run; tests/interop/test_onnx_import.py
+    missing = sorted(builtin - set(CASES) - runs_by_design)
     assert not missing, f"add contract cases for the new layer types: {missing}"
     stale = sorted(set(CASES) - builtin)
     assert not stale, f"contract cases for types that are not registered: {stale}"
@@ -206,7 +224,8 @@ def test_repr_is_the_constructor_call(type_name):
     text = repr(layer)
     assert text.startswith(f"{type_name}(") and text.endswith(")")
     assert "\n" not in text
-    rebuilt = eval(text, {"__builtins__": {}}, vars(L))  # noqa: S307 - our own repr
+    namespace = {**vars(L), **vars(interop)}
+    rebuilt = eval(text, {"__builtins__": {}}, namespace)  # noqa: S307 - our own repr
     assert type(rebuilt) is type(layer)
     assert _json_round_trip(rebuilt.get_config()) == _json_round_trip(layer.get_config())
 

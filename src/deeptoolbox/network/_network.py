@@ -533,7 +533,7 @@ class Network(nn.Module):
                     "Convert with torch.as_tensor(x), or use deeptoolbox.predict(net, x)."
                 )
         self.check_inputs(inputs)
-        if not _tracing():  # traced sizes are symbolic: keep checking them
+        if not (_tracing() or torch.compiler.is_compiling()):  # symbolic sizes: keep checking
             plan.accepted = [tuple(int(d) for d in x.shape) for x in inputs]
 
     def _input_size_message(self, name: str, layer: InputLayer, shape: tuple[int, ...]) -> str:

@@ -1,0 +1,518 @@
+"""The Datastore base class: indexing, sequential reading, views (shuffle, subset, partition,
+split), labels, lazy transforms, combine() and loader()."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import default_collate as _default_collate
+
+from deeptoolbox.errors import DataError, OptionError
+
+__all__ = ["Datastore", "CombinedDatastore", "combine", "loader", "default_collate"]
+
+
+def default_collate(items: list[Any]) -> Any:
+    """Stack observations into a batch (PyTorch's ``default_collate``) with a clear error.
+
+    Example:
+        >>> import torch
+        >>> default_collate([(torch.zeros(2), 0), (torch.ones(2), 1)])[0].shape
+        torch.Size([2, 2])
+    """
+    try:
+        return _default_collate(items)
+    except RuntimeError as err:
+        raise DataError(
+            "cannot stack the observations of a batch: they differ in size "
+            f"({err}). Give the datastore an `output_size` (images) or a padding "
+            "`sequence_length` (sequences), or a `transform` that makes sizes equal."
+        ) from err
+
+
+class Datastore(Dataset):
+    """Base class of every deeptoolbox datastore: a map-style ``torch.utils.data.Dataset``.
+
+    A datastore holds a list of *source items* (files, array rows...) and a view on them
+    (``_order``), so ``shuffle``, ``subset``, ``partition`` and ``split`` return cheap new
+    datastores of the same type that share the source. Subclasses implement ``_count()``,
+    ``_load(j)`` (observation of source item ``j``) and, when they have labels,
+    ``_source_labels()``; they call ``_init_view()`` at the end of ``__init__``.
+
+    ``ds[i]`` returns one observation: the input alone, or ``(input_1, ..., target)``.
+    ``training`` (True by default) switches random augmentation on; ``eval()`` and
+    ``train()`` set it in place, as for an ``nn.Module``. ``predict``/``classify`` read in
+    eval mode and restore the mode afterwards.
+
+    Example:
+        >>> from deeptoolbox.data import ArrayDatastore
+        >>> ds = ArrayDatastore(np.arange(12.0).reshape(6, 2), targets=list("aabbcc"))
+        >>> len(ds), ds.classes, ds.count_each_label()
+        (6, ['a', 'b', 'c'], {'a': 2, 'b': 2, 'c': 2})
+        >>> train_ds, test_ds = ds.split(0.5, seed=0)
+        >>> len(train_ds), len(test_ds)
+        (3, 3)
+    """
+
+    collate_fn: Callable[[list[Any]], Any] | None = None
+    _classes: list[Any] | None = None
+
+    # ----------------------------------------------------------------- subclass hooks
+    def _count(self) -> int:
+        raise NotImplementedError
+
+    def _load(self, j: int) -> Any:
+        raise NotImplementedError
+
+    def _source_labels(self) -> np.ndarray | None:
+        return None
+
+    def _init_view(self) -> None:
+        self._order = np.arange(self._count(), dtype=np.int64)
+        self._transforms: tuple[Callable[[Any], Any], ...] = ()
+        self._cursor = 0
+        self.training = True
+
+    # ----------------------------------------------------------------- indexing
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __getitem__(self, index: int) -> Any:
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise TypeError(
+                f"{self._name()}: index with an int; for several items use subset(). "
+                f"Received: {type(index).__name__}."
+            )
+        n = len(self._order)
+        if not -n <= index < n:
+            raise IndexError(f"{self._name()}: index {index} out of range for {n} items.")
+        observation = self._load(int(self._order[index]))
+        for fn in self._transforms:
+            observation = fn(observation)
+        return observation
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def _name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        classes = "" if self.classes is None else f", classes={self.classes!r}"
+        return f"{self._name()}({len(self)} items{classes})"
+
+    # ----------------------------------------------------------------- sequential reading
+    def read(self) -> Any:
+        """Return the next observation and advance (MATLAB ``read``); see ``has_data``.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ds = ArrayDatastore(np.arange(3.0))
+            >>> float(ds.read()), float(ds.read()), ds.has_data()
+            (0.0, 1.0, True)
+        """
+        if not self.has_data():
+            raise DataError(f"{self._name()}: no more data to read. Call reset() first.")
+        observation = self[self._cursor]
+        self._cursor += 1
+        return observation
+
+    def has_data(self) -> bool:
+        """True while ``read()`` has observations left.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ArrayDatastore(np.zeros(0)).has_data()
+            False
+        """
+        return self._cursor < len(self)
+
+    def reset(self) -> None:
+        """Go back to the first observation for ``read()``.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ds = ArrayDatastore(np.arange(2.0)); _ = ds.read(); ds.reset(); float(ds.read())
+            0.0
+        """
+        self._cursor = 0
+
+    def readall(self) -> Any:
+        """Every observation, collated into one batch (stacked tensors, or a padded dict).
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ArrayDatastore(np.ones((4, 3))).readall().shape
+            torch.Size([4, 3])
+        """
+        if len(self) == 0:
+            raise DataError(f"{self._name()}: the datastore is empty; nothing to read.")
+        collate = self.collate_fn or default_collate
+        return collate([self[i] for i in range(len(self))])
+
+    def preview(self) -> Any:
+        """The first observation, without moving the ``read()`` position.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ArrayDatastore(np.ones((4, 3))).preview().shape
+            torch.Size([3])
+        """
+        if len(self) == 0:
+            raise DataError(f"{self._name()}: the datastore is empty; nothing to preview.")
+        return self[0]
+
+    # ----------------------------------------------------------------- training mode
+    def train(self, mode: bool = True) -> Datastore:
+        """Switch random augmentation on (``mode=True``) or off, in place; returns ``self``.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ArrayDatastore(np.ones(2)).eval().training
+            False
+        """
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> Datastore:
+        """Switch random augmentation off, in place (same as ``train(False)``); returns ``self``.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ArrayDatastore(np.ones(2)).eval().train().training
+            True
+        """
+        return self.train(False)
+
+    # ----------------------------------------------------------------- labels
+    @property
+    def labels(self) -> np.ndarray | None:
+        """The label of each observation, in datastore order (None without labels)."""
+        source = self._source_labels()
+        return None if source is None else source[self._order]
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """The class names, in the order of the target indices (None without labels)."""
+        return None if self._classes is None else list(self._classes)
+
+    def _require_labels(self, method: str) -> np.ndarray:
+        labels = self.labels
+        if labels is None:
+            raise DataError(
+                f"{self._name()}.{method}: the datastore has no labels. Give `labels=` (or "
+                "`targets=` for arrays) when you build it."
+            )
+        return labels
+
+    def count_each_label(self) -> dict[Any, int]:
+        """Number of observations of each class (MATLAB ``countEachLabel``).
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ArrayDatastore(np.ones((3, 1)), targets=["x", "y", "x"]).count_each_label()
+            {'x': 2, 'y': 1}
+        """
+        labels = self._require_labels("count_each_label")
+        classes = self.classes if self.classes is not None else sorted(set(labels.tolist()))
+        return {c: int(np.count_nonzero(labels == c)) for c in classes}
+
+    # ----------------------------------------------------------------- views
+    def _view(self, order: np.ndarray) -> Datastore:
+        new = copy.copy(self)
+        new._order = np.asarray(order, dtype=np.int64)
+        new._cursor = 0
+        return new
+
+    def shuffle(self, seed: int | None = None) -> Datastore:
+        """A new datastore with the observations in random order (reproducible with ``seed``).
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ds = ArrayDatastore(np.arange(5.0)).shuffle(seed=1)
+            >>> sorted(float(x) for x in ds)
+            [0.0, 1.0, 2.0, 3.0, 4.0]
+        """
+        rng = np.random.default_rng(seed)
+        return self._view(self._order[rng.permutation(len(self))])
+
+    def subset(self, indices: Sequence[int] | np.ndarray | slice | torch.Tensor) -> Datastore:
+        """A new datastore with the observations at ``indices`` (ints, a bool mask or a slice).
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> [float(x) for x in ArrayDatastore(np.arange(5.0)).subset([4, 0])]
+            [4.0, 0.0]
+        """
+        n = len(self)
+        if isinstance(indices, slice):
+            return self._view(self._order[indices])
+        index = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices)
+        if index.dtype == bool:
+            if index.shape != (n,):
+                raise DataError(
+                    f"{self._name()}.subset: a boolean mask must have one entry per "
+                    f"observation ({n}). Received a mask of shape {index.shape}."
+                )
+            index = np.flatnonzero(index)
+        if index.size and not np.issubdtype(index.dtype, np.integer):
+            raise DataError(
+                f"{self._name()}.subset: `indices` must be ints, a bool mask or a slice. "
+                f"Received dtype {index.dtype}."
+            )
+        index = index.astype(np.int64).reshape(-1)
+        bad = index[(index < -n) | (index >= n)]
+        if bad.size:
+            raise DataError(
+                f"{self._name()}.subset: indices must lie in [{-n}, {n}). "
+                f"Received: {bad[:5].tolist()}."
+            )
+        return self._view(self._order[index])
+
+    def partition(self, n: int, i: int) -> Datastore:
+        """Part ``i`` (0-based) of ``n`` contiguous, near-equal parts (MATLAB ``partition``).
+
+        The ``n`` parts cover every observation exactly once.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ds = ArrayDatastore(np.arange(7.0))
+            >>> [len(ds.partition(3, i)) for i in range(3)]
+            [3, 2, 2]
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise OptionError(
+                f"{self._name()}.partition: `n` must be a positive int. Received: {n!r}."
+            )
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
+            raise OptionError(
+                f"{self._name()}.partition: `i` must be an int in [0, {n}). Received: {i!r}."
+            )
+        return self._view(np.array_split(self._order, n)[i])
+
+    def split(
+        self,
+        fractions: float | Sequence[float],
+        *,
+        stratify: bool = True,
+        seed: int | None = None,
+    ) -> tuple[Datastore, ...]:
+        """Split into parts by ``fractions`` (MATLAB ``splitEachLabel``).
+
+        ``fractions`` is one fraction or several (each in (0, 1), summing to at most 1);
+        the result has one part per fraction plus one part with the rest when they sum to
+        less than 1. With ``stratify=True`` (and labels) each class is split separately, so
+        every part keeps the class proportions. Observations are shuffled first with
+        ``seed``; ``seed=None`` gives a different split each call.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ds = ArrayDatastore(np.zeros((10, 1)), targets=list("aaaaaabbbb"))
+            >>> a, b = ds.split(0.5, seed=0)
+            >>> a.count_each_label(), b.count_each_label()
+            ({'a': 3, 'b': 2}, {'a': 3, 'b': 2})
+        """
+        bounds = _check_fractions(self._name(), fractions)
+        rng = np.random.default_rng(seed)
+        labels = self.labels if stratify else None
+        positions = np.arange(len(self))
+        groups = (
+            [positions]
+            if labels is None
+            else [positions[labels == c] for c in _unique_in_order(labels)]
+        )
+        parts: list[list[np.ndarray]] = [[] for _ in range(len(bounds) - 1)]
+        for group in groups:
+            group = group[rng.permutation(len(group))]
+            cuts = np.round(np.asarray(bounds) * len(group)).astype(int)
+            for k in range(len(bounds) - 1):
+                parts[k].append(group[cuts[k] : cuts[k + 1]])
+        empty = np.zeros(0, dtype=np.int64)
+        return tuple(
+            self._view(self._order[np.sort(np.concatenate(p))] if p else empty) for p in parts
+        )
+
+    # ----------------------------------------------------------------- transforms
+    def transform(self, fn: Callable[[Any], Any]) -> Datastore:
+        """A new datastore that applies ``fn`` to each observation when it is read (lazy).
+
+        ``fn`` gets what ``ds[i]`` gives (the input, or the ``(input, ..., target)`` tuple)
+        and returns the new observation. Use a named function (not a lambda) with
+        ``workers > 0`` on platforms that start workers by spawning.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ds = ArrayDatastore(np.arange(3.0)).transform(lambda x: x * 10)
+            >>> float(ds[2])
+            20.0
+        """
+        if not callable(fn):
+            raise OptionError(
+                f"{self._name()}.transform: `fn` must be callable. Received: {type(fn).__name__}."
+            )
+        new = self._view(self._order)
+        new._transforms = (*self._transforms, fn)
+        return new
+
+
+def _check_fractions(name: str, fractions: float | Sequence[float]) -> list[float]:
+    values = [fractions] if isinstance(fractions, int | float) else list(fractions)
+    if not values or any(
+        isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1 + 1e-9
+        for f in values
+    ):
+        raise OptionError(
+            f"{name}.split: `fractions` must be a fraction in (0, 1) or a list of them. "
+            f"Received: {fractions!r}. Example: split([0.7, 0.15]) gives three parts."
+        )
+    total = float(sum(values))
+    if total > 1 + 1e-9:
+        raise OptionError(f"{name}.split: `fractions` must sum to at most 1. Received sum {total}.")
+    bounds = [0.0, *np.cumsum(values).tolist()]
+    if total < 1 - 1e-9:
+        bounds.append(1.0)
+    bounds[-1] = 1.0
+    return bounds
+
+
+def _unique_in_order(values: np.ndarray) -> list[Any]:
+    seen: dict[Any, None] = {}
+    for v in values.tolist():
+        seen.setdefault(v, None)
+    return list(seen)
+
+
+class CombinedDatastore(Datastore):
+    """Several datastores read side by side: ``ds[i]`` joins their observations in one tuple.
+
+    Built by :func:`combine`. Tuples from the parts are flattened one level, so combining an
+    image datastore (inputs only) with an array datastore of targets gives
+    ``(image, target)``. Labels and classes come from the last part that has them. When the
+    first part pads sequences (SequenceDatastore, SignalDatastore, TextDatastore without
+    targets), batches are padded the same way.
+
+    Example:
+        >>> from deeptoolbox.data import ArrayDatastore, combine
+        >>> ds = combine(ArrayDatastore(np.ones((3, 2))), ArrayDatastore(np.zeros(3)))
+        >>> [t.shape for t in ds[0]]
+        [torch.Size([2]), torch.Size([])]
+    """
+
+    def __init__(self, *datastores: Dataset) -> None:
+        if not datastores:
+            raise OptionError("combine: give at least one datastore.")
+        for part in datastores:
+            if not isinstance(part, Dataset) or isinstance(part, IterableDataset):
+                raise OptionError(
+                    "combine: every part must be a map-style Dataset (with len and indexing). "
+                    f"Received: {type(part).__name__}."
+                )
+        lengths = [len(part) for part in datastores]  # type: ignore[arg-type]
+        if len(set(lengths)) != 1:
+            raise DataError(
+                f"combine: the datastores have different numbers of observations: {lengths}. "
+                "They must match one to one (use subset() to align them)."
+            )
+        self.parts = tuple(datastores)
+        labelled = [p for p in self.parts if getattr(p, "labels", None) is not None]
+        self._label_part = labelled[-1] if labelled else None
+        self._classes = None if self._label_part is None else self._label_part.classes
+        first = getattr(self.parts[0], "collate_fn", None)
+        if first is not None and not getattr(first, "step_targets", True):
+            self.collate_fn = first  # sequences + targets from another datastore: pad the same way
+        self._init_view()
+
+    def _count(self) -> int:
+        return len(self.parts[0])  # type: ignore[arg-type]
+
+    def _load(self, j: int) -> Any:
+        joined: list[Any] = []
+        for part in self.parts:
+            item = part[j]
+            joined.extend(item if isinstance(item, tuple) else (item,))
+        return tuple(joined)
+
+    def _source_labels(self) -> np.ndarray | None:
+        return None if self._label_part is None else self._label_part.labels
+
+    def train(self, mode: bool = True) -> Datastore:
+        """Set the training mode of every part (in place); returns ``self``.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore, combine
+            >>> combine(ArrayDatastore(np.ones(2))).eval().parts[0].training
+            False
+        """
+        for part in self.parts:
+            if isinstance(part, Datastore):
+                part.train(mode)
+        return super().train(mode)
+
+
+def combine(*datastores: Dataset) -> CombinedDatastore:
+    """Read several datastores side by side (MATLAB ``combine``): inputs with targets, or
+    several inputs for a network with several input layers.
+
+    Example:
+        >>> from deeptoolbox.data import ArrayDatastore, combine
+        >>> x = ArrayDatastore(np.ones((4, 3)))
+        >>> y = ArrayDatastore(np.array([0.5, 1.5, 2.5, 3.5]))
+        >>> pair = combine(x, y)
+        >>> len(pair), [t.shape for t in pair[0]]
+        (4, [torch.Size([3]), torch.Size([])])
+    """
+    return CombinedDatastore(*datastores)
+
+
+def loader(
+    ds: Dataset,
+    batch_size: int = 32,
+    *,
+    shuffle: bool = False,
+    workers: int = 0,
+    pin_memory: bool | None = None,
+    drop_last: bool = False,
+    seed: int | None = None,
+    prefetch_factor: int | None = None,
+) -> DataLoader:
+    """A ``DataLoader`` over ``ds`` with the datastore's collate (padding for sequences).
+
+    ``workers`` processes read in parallel (0: in this process); ``pin_memory=None`` pins
+    when CUDA is present; ``seed`` makes the shuffle order reproducible. Datastores that
+    read in chunks (TabularDatastore) already give batches: ``batch_size`` is then ignored.
+
+    Example:
+        >>> from deeptoolbox.data import ArrayDatastore
+        >>> batches = list(loader(ArrayDatastore(np.ones((10, 3))), batch_size=4))
+        >>> [b.shape[0] for b in batches]
+        [4, 4, 2]
+    """
+    if not isinstance(ds, Dataset):
+        raise OptionError(f"loader: `ds` must be a Dataset. Received: {type(ds).__name__}.")
+    for name, value, low in (("batch_size", batch_size, 1), ("workers", workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise OptionError(f"loader: `{name}` must be an int >= {low}. Received: {value!r}.")
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    chunked = isinstance(ds, IterableDataset)
+    options: dict[str, Any] = {}
+    if workers > 0:
+        options["persistent_workers"] = False
+        if prefetch_factor is not None:
+            options["prefetch_factor"] = prefetch_factor
+    return DataLoader(
+        ds,
+        batch_size=None if chunked else batch_size,
+        shuffle=False if chunked else shuffle,
+        num_workers=workers,
+        collate_fn=getattr(ds, "collate_fn", None) or (None if chunked else default_collate),
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        drop_last=False if chunked else drop_last,
+        generator=generator,
+        **options,
+    )

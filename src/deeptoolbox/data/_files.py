@@ -1,0 +1,214 @@
+"""File collections shared by the file datastores: listing (local folders and fsspec URLs),
+reading bytes, labels from folder names, and skipping unreadable files."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeptoolbox.errors import DataError, OptionError
+
+Location = str | os.PathLike | Sequence[str | os.PathLike]
+
+
+def is_url(path: str) -> bool:
+    """True for an fsspec URL such as ``memory://x`` or ``s3://bucket/key``."""
+    return "://" in path
+
+
+def _extension(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+def _list_url(url: str, recursive: bool) -> tuple[list[str], bool]:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    if not fs.exists(root):
+        raise DataError(f"cannot find '{url}': no such file or folder.")
+    if not fs.isdir(root):
+        return [url], False
+    found = fs.find(root) if recursive else fs.ls(root, detail=False)
+    return sorted(fs.unstrip_protocol(p) for p in found if not fs.isdir(p)), True
+
+
+def _list_local(path: str, recursive: bool) -> tuple[list[str], bool]:
+    folder = Path(path)
+    if folder.is_file():
+        return [str(folder)], False
+    if not folder.is_dir():
+        raise DataError(f"cannot find '{path}': no such file or folder.")
+    pattern = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(str(p) for p in pattern if p.is_file()), True
+
+
+def list_files(
+    kind: str, location: Location, extensions: Sequence[str] | None, recursive: bool
+) -> tuple[list[str], list[str | None]]:
+    """Files under ``location`` (folders, files or URLs) with one of ``extensions`` (None:
+    any file).
+
+    Returns the files and, for each, the folder it was found under (None for a file named
+    directly), for labels from folder names.
+    """
+    if isinstance(location, str | os.PathLike):
+        entries = [os.fspath(location)]
+    elif isinstance(location, Sequence) and location:
+        entries = [os.fspath(e) for e in location]
+    else:
+        raise OptionError(
+            f"{kind}: `location` must be a folder, a file, a URL or a non-empty list of them. "
+            f"Received: {location!r}."
+        )
+    allowed = (
+        None
+        if extensions is None
+        else tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
+    )
+    files: list[str] = []
+    roots: list[str | None] = []
+    for entry in entries:
+        listed, is_folder = (
+            _list_url(entry, recursive) if is_url(entry) else _list_local(entry, recursive)
+        )
+        if not is_folder:
+            if allowed is not None and _extension(entry) not in allowed:
+                raise DataError(
+                    f"{kind}: '{entry}' has extension '{_extension(entry)}', which this "
+                    f"datastore does not read. Allowed: {list(allowed)} (option `extensions`)."
+                )
+            files.append(listed[0])
+            roots.append(None)
+            continue
+        kept = [f for f in listed if allowed is None or _extension(f) in allowed]
+        if not kept:
+            others = sorted({_extension(f) or "(none)" for f in listed})
+            found = f"it holds files with extensions {others}" if listed else "it is empty"
+            wanted = "files" if allowed is None else f"files with extensions {list(allowed)}"
+            raise DataError(
+                f"{kind}: no {wanted} in folder '{entry}': {found}. "
+                "Set `extensions` to read other files."
+            )
+        files.extend(kept)
+        roots.extend([entry] * len(kept))
+    return files, roots
+
+
+def read_bytes(path: str) -> bytes:
+    """The content of a local file or fsspec URL."""
+    if is_url(path):
+        import fsspec
+
+        with fsspec.open(path, "rb") as handle:
+            return handle.read()
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def parent_name(path: str) -> str:
+    """Name of the folder holding ``path`` (local path or URL)."""
+    if is_url(path):
+        return posixpath.basename(posixpath.dirname(path.split("://", 1)[1]))
+    return os.path.basename(os.path.dirname(os.path.abspath(path)))
+
+
+def _url_path(url: str) -> str:
+    return url.split("://", 1)[1].strip("/")
+
+
+def _in_subfolder(path: str, root: str | None) -> bool:
+    if root is None:
+        return False
+    if is_url(path):
+        return posixpath.dirname(_url_path(path)) != _url_path(root)
+    return os.path.dirname(os.path.abspath(path)) != os.path.abspath(root)
+
+
+def resolve_labels(
+    kind: str,
+    files: list[str],
+    roots: list[str | None],
+    labels: str | Sequence[Any] | np.ndarray | None,
+    classes: Sequence[Any] | None,
+) -> tuple[np.ndarray | None, list[Any] | None]:
+    """Labels per file ("auto", "folders", None or a list) and the ordered class list."""
+    if isinstance(labels, str):
+        if labels not in ("auto", "folders"):
+            raise OptionError(
+                f"{kind}: `labels` must be 'auto', 'folders', None or one label per file. "
+                f"Received: {labels!r}."
+            )
+        if labels == "auto" and not any(
+            _in_subfolder(f, r) for f, r in zip(files, roots, strict=True)
+        ):
+            return None, None
+        values = np.asarray([parent_name(f) for f in files])
+    elif labels is None:
+        return None, None
+    else:
+        values = np.asarray(labels)
+        if values.ndim != 1 or len(values) != len(files):
+            raise DataError(
+                f"{kind}: `labels` must give one label per file: {len(files)} files but "
+                f"{values.shape[0] if values.ndim else 0} labels (shape {values.shape})."
+            )
+    return values, check_classes(kind, values, classes)
+
+
+def check_classes(kind: str, values: np.ndarray, classes: Sequence[Any] | None) -> list[Any]:
+    """The class list: ``classes`` when given (every label must be in it), else sorted labels."""
+    present = sorted(set(values.tolist()))
+    if classes is None:
+        return present
+    classes = list(classes)
+    if len(set(classes)) != len(classes):
+        raise OptionError(f"{kind}: `classes` lists a class twice. Received: {classes!r}.")
+    unknown = [c for c in present if c not in set(classes)]
+    if unknown:
+        raise DataError(
+            f"{kind}: labels {unknown[:10]} are not in `classes` {classes}. Add them to "
+            "`classes` or leave `classes` out to use the labels found."
+        )
+    return classes
+
+
+def encode(values: np.ndarray, classes: list[Any]) -> np.ndarray:
+    """Class index of each label."""
+    lookup = {c: i for i, c in enumerate(classes)}
+    return np.asarray([lookup[v] for v in values.tolist()], dtype=np.int64)
+
+
+def check_on_error(kind: str, on_error: str) -> None:
+    """Validate the ``on_error`` option."""
+    if on_error not in ("raise", "skip"):
+        raise OptionError(
+            f"{kind}: `on_error` must be 'raise' or 'skip'. Received: on_error={on_error!r}."
+        )
+
+
+def readable(kind: str, files: list[str], read: Callable[[str], Any]) -> np.ndarray:
+    """Indices of the files ``read`` can read; one warning lists the others."""
+    keep: list[int] = []
+    skipped: list[str] = []
+    for i, path in enumerate(files):
+        try:
+            read(path)
+        except DataError:
+            skipped.append(path)
+        else:
+            keep.append(i)
+    if skipped:
+        warnings.warn(
+            f"{kind}: skipped {len(skipped)} unreadable file(s): {skipped}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    if not keep:
+        raise DataError(f"{kind}: none of the {len(files)} files could be read.")
+    return np.asarray(keep, dtype=np.int64)

@@ -1,0 +1,51 @@
+"""Interoperability: ONNX, PyTorch and Keras import and export.
+
+Example:
+    >>> from deeptoolbox.interop import supported_onnx_operators
+    >>> "Conv" in supported_onnx_operators()
+    True
+"""
+
+from deeptoolbox.interop._convert import convert as convert
+from deeptoolbox.interop._convert import read_model as read_model
+from deeptoolbox.interop._keras_export import export_keras as export_keras
+from deeptoolbox.interop._keras_import import import_keras as import_keras
+from deeptoolbox.interop._keras_layers import supported_keras_layers as supported_keras_layers
+from deeptoolbox.interop._onnx_export import ModelExportError as ModelExportError
+from deeptoolbox.interop._onnx_export import export_onnx as export_onnx
+from deeptoolbox.interop._onnx_export import verify_onnx as verify_onnx
+from deeptoolbox.interop._onnx_import import import_onnx as import_onnx
+from deeptoolbox.interop._onnx_import import onnx_operator_table as onnx_operator_table
+from deeptoolbox.interop._onnx_import import supported_onnx_operators as supported_onnx_operators
+from deeptoolbox.interop._onnx_layers import OnnxOperator as OnnxOperator
+from deeptoolbox.interop._onnx_layers import OnnxPlaceholder as OnnxPlaceholder
+from deeptoolbox.interop._onnx_layers import TensorInput as TensorInput
+from deeptoolbox.interop._torch import export_pytorch as export_pytorch
+from deeptoolbox.interop._torch import from_torch as from_torch
+from deeptoolbox.interop._torch import import_pytorch as import_pytorch
+from deeptoolbox.interop._torch_layers import OpaqueModule as OpaqueModule
+from deeptoolbox.interop._torch_layers import TorchFunction as TorchFunction
+from deeptoolbox.interop._torch_layers import TorchModule as TorchModule
+
+__all__ = [
+    "convert",
+    "read_model",
+    "export_onnx",
+    "verify_onnx",
+    "import_onnx",
+    "supported_onnx_operators",
+    "onnx_operator_table",
+    "OnnxOperator",
+    "OnnxPlaceholder",
+    "TensorInput",
+    "ModelExportError",
+    "from_torch",
+    "import_pytorch",
+    "export_pytorch",
+    "TorchFunction",
+    "TorchModule",
+    "OpaqueModule",
+    "import_keras",
+    "export_keras",
+    "supported_keras_layers",
+]

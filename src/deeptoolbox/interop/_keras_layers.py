@@ -1,0 +1,362 @@
+"""Keras layer configurations and weights -> toolbox layers, with layout conversion.
+
+Keras images are channels-last (N, H, W, C); the toolbox's are channels-first (N, C, H, W),
+so convolution kernels are transposed and a Flatten or Reshape of images permutes to Keras's
+order first. Sequences are (N, T, C) in both. Each converter returns a chain of
+``(suffix, layer, weights)``: the first layer takes the Keras layer's inputs, the last one's
+output is the Keras layer's output, and ``weights`` maps parameter names to arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from deeptoolbox import layers as L
+from deeptoolbox.errors import ModelImportError
+from deeptoolbox.interop._torch_layers import TorchFunction
+from deeptoolbox.layers._base import Shape
+
+Chain = list[tuple[str, nn.Module, dict[str, np.ndarray]]]
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": L.ReLU,
+    "sigmoid": L.Sigmoid,
+    "tanh": L.Tanh,
+    "softmax": L.Softmax,
+    "gelu": L.GELU,
+    "swish": L.Swish,
+    "silu": L.Swish,
+    "elu": L.ELU,
+    "leaky_relu": lambda: L.LeakyReLU(0.2),
+    "relu6": lambda: TorchFunction("torch.nn.functional.relu6"),
+    "softplus": lambda: TorchFunction("torch.nn.functional.softplus"),
+    "hard_sigmoid": lambda: TorchFunction("torch.nn.functional.hardsigmoid"),
+}
+
+
+class Unsupported(Exception):
+    """A layer option the toolbox has no exact equivalent for (turned into ModelImportError)."""
+
+
+def _activation_name(value: Any) -> str:
+    if isinstance(value, dict):  # serialized activation: {"class_name": "function", ...}
+        value = value.get("config", value.get("class_name"))
+    return str(value or "linear")
+
+
+def activation_layer(value: Any) -> nn.Module | None:
+    """The layer for a Keras activation name (None for "linear")."""
+    name = _activation_name(value)
+    if name in ("linear", "None"):
+        return None
+    if name not in ACTIVATIONS:
+        raise Unsupported(f"activation {name!r} (supported: {', '.join(sorted(ACTIVATIONS))})")
+    return ACTIVATIONS[name]()
+
+
+def _with_activation(chain: Chain, config: dict[str, Any]) -> Chain:
+    layer = activation_layer(config.get("activation"))
+    return chain + [("activation", layer, {})] if layer is not None else chain
+
+
+def _permute(order: list[int]) -> TorchFunction:
+    return TorchFunction("torch.Tensor.permute", arguments=[{"input": 0}, *order])
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise Unsupported(what)
+
+
+def _channels_last(config: dict[str, Any]) -> None:
+    _require(config.get("data_format", "channels_last") == "channels_last", "data_format="
+             f"{config.get('data_format')!r} (only 'channels_last')")  # fmt: skip
+
+
+def _dense(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    _require(len(shapes[0]) in (1, 2), "Dense on images (only features and sequences)")
+    params = {"weight": weights[0].T}
+    if config.get("use_bias", True):
+        params["bias"] = weights[1]
+    layer = L.Dense(config["units"], bias=config.get("use_bias", True))
+    return _with_activation([("", layer, params)], config)
+
+
+def _conv(config: dict, weights: list, shapes: list[Shape], dims: int) -> Chain:
+    _channels_last(config)
+    padding = config.get("padding", "valid")
+    _require(padding in ("same", "valid"), f"padding={padding!r} (only 'same' and 'valid')")
+    kernel = weights[0]  # (k..., in/groups, filters) -> (filters, in/groups, k...)
+    order = (dims + 1, dims, *range(dims))
+    params = {"weight": np.transpose(kernel, order)}
+    if config.get("use_bias", True):
+        params["bias"] = weights[1]
+    cls = L.Conv1d if dims == 1 else L.Conv2d
+    layer = cls(
+        config["filters"], tuple(config["kernel_size"]), stride=tuple(config["strides"]),
+        padding=padding, dilation=tuple(config.get("dilation_rate", 1)),
+        groups=config.get("groups", 1), bias=config.get("use_bias", True),
+    )  # fmt: skip
+    return _with_activation([("", layer, params)], config)
+
+
+def _pool(config: dict, weights: list, shapes: list[Shape], kind: str, dims: int) -> Chain:
+    _channels_last(config)
+    padding = config.get("padding", "valid")
+    _require(
+        padding == "valid" or kind == "max",
+        "padding='same' in average pooling (Keras leaves the padding out of the average)",
+    )
+    size = config["pool_size"]
+    strides = config.get("strides") or size
+    cls = {("max", 1): L.MaxPool1d, ("max", 2): L.MaxPool2d, ("avg", 1): L.AvgPool1d,
+           ("avg", 2): L.AvgPool2d}[(kind, dims)]  # fmt: skip
+    return [("", cls(tuple(size), stride=tuple(strides), padding=padding), {})]
+
+
+def _global(config: dict, weights: list, shapes: list[Shape], kind: str) -> Chain:
+    _channels_last(config)
+    _require(not config.get("keepdims", False), "keepdims=True")
+    return [("", L.GlobalAvgPool() if kind == "avg" else L.GlobalMaxPool(), {})]
+
+
+def _batchnorm(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    axis = config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    _require(axis in (-1, len(shapes[0])), f"axis={axis!r} (only the channel axis, -1)")
+    rest = list(weights)
+    channels = rest[-1].shape[0]
+    gamma = rest.pop(0) if config.get("scale", True) else np.ones(channels, np.float32)
+    beta = rest.pop(0) if config.get("center", True) else np.zeros(channels, np.float32)
+    params = {"weight": gamma, "bias": beta, "running_mean": rest[0], "running_var": rest[1]}
+    momentum = 1.0 - float(config.get("momentum", 0.99))
+    layer = L.BatchNorm(epsilon=float(config.get("epsilon", 1e-3)), momentum=max(momentum, 1e-6))
+    return [("", layer, params)]
+
+
+def _layernorm(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    axis = config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    _require(len(shapes[0]) <= 2 and axis in (-1, len(shapes[0])), "normalization over other "
+             "axes than the channels of features or sequences")  # fmt: skip
+    _require(not config.get("rms_scaling", False), "rms_scaling=True")
+    rest = list(weights)
+    channels = shapes[0][-1]
+    gamma = rest.pop(0) if config.get("scale", True) else np.ones(channels, np.float32)
+    beta = rest.pop(0) if config.get("center", True) else np.zeros(channels, np.float32)
+    layer = L.LayerNorm(epsilon=float(config.get("epsilon", 1e-3)))
+    return [("", layer, {"weight": gamma, "bias": beta})]
+
+
+def _flatten(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    if len(shapes[0]) == 3:  # Keras flattens (H, W, C): permute the toolbox's (C, H, W) first
+        return [("permute", _permute([0, 2, 3, 1]), {}), ("", L.Flatten(), {})]
+    return [("", L.Flatten(), {})]
+
+
+def _reshape(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    target = [int(d) for d in config["target_shape"]]
+    chain: Chain = []
+    if len(shapes[0]) == 3:
+        chain.append(("permute_in", _permute([0, 2, 3, 1]), {}))
+    chain.append(("", L.Reshape(target), {}))
+    if len(target) == 3:  # an image in Keras's (H, W, C): to the toolbox's (C, H, W)
+        chain.append(("permute_out", _permute([0, 3, 1, 2]), {}))
+    return chain
+
+
+def _activation(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    layer = activation_layer(config.get("activation"))
+    return [("", layer if layer is not None else TorchFunction("torch.clone"), {})]
+
+
+def _embedding(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    _require(not config.get("mask_zero", False), "mask_zero=True (masking)")
+    layer = L.Embedding(config["input_dim"], config["output_dim"])
+    return [("", layer, {"weight": weights[0]})]
+
+
+def _recurrent_checks(config: dict, cell: str) -> None:
+    for option in ("go_backwards", "stateful", "return_state"):
+        _require(not config.get(option, False), f"{option}=True")
+    _require(
+        _activation_name(config.get("activation", "tanh")) == "tanh", "activation other than tanh"
+    )
+    recurrent = _activation_name(config.get("recurrent_activation", "sigmoid"))
+    _require(recurrent == "sigmoid", f"recurrent_activation={recurrent!r} (only 'sigmoid')")
+    if cell == "gru":
+        _require(config.get("reset_after", True), "reset_after=False (torch's GRU resets after)")
+
+
+def _rnn_params(cell: str, weights: list, units: int, suffix: str, use_bias: bool) -> dict:
+    kernel, recurrent = weights[0], weights[1]
+    if cell == "lstm":  # Keras gates i, f, c, o are torch's i, f, g, o
+        bias = weights[2] if use_bias else np.zeros(4 * units, np.float32)
+        kernels = (kernel.T, recurrent.T)
+        input_bias, recurrent_bias = bias, np.zeros_like(bias)
+    else:  # Keras gates z, r, h -> torch r, z, n; reset_after keeps input and recurrent biases
+        bias = weights[2].reshape(2, -1) if use_bias else np.zeros((2, 3 * units), np.float32)
+        reorder = np.r_[units : 2 * units, 0:units, 2 * units : 3 * units]
+        kernels = (kernel.T[reorder], recurrent.T[reorder])
+        input_bias, recurrent_bias = bias[0][reorder], bias[1][reorder]
+    return {
+        f"rnn.weight_ih_l0{suffix}": kernels[0], f"rnn.weight_hh_l0{suffix}": kernels[1],
+        f"rnn.bias_ih_l0{suffix}": input_bias, f"rnn.bias_hh_l0{suffix}": recurrent_bias,
+    }  # fmt: skip
+
+
+def _recurrent(config: dict, weights: list, shapes: list[Shape], cell: str) -> Chain:
+    _recurrent_checks(config, cell)
+    units, use_bias = config["units"], config.get("use_bias", True)
+    mode = "sequence" if config.get("return_sequences", False) else "last"
+    layer = (L.LSTM if cell == "lstm" else L.GRU)(units, output_mode=mode)
+    return [("", layer, _rnn_params(cell, weights, units, "", use_bias))]
+
+
+def _bidirectional(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    _require(config.get("merge_mode", "concat") == "concat", "merge_mode other than 'concat'")
+    inner = config["layer"]
+    kind = {"LSTM": "lstm", "GRU": "gru"}.get(inner.get("class_name"))
+    _require(kind is not None, f"Bidirectional around {inner.get('class_name')}")
+    cfg = inner["config"]
+    _recurrent_checks(cfg, kind)
+    units, use_bias = cfg["units"], cfg.get("use_bias", True)
+    half = len(weights) // 2
+    params = _rnn_params(kind, weights[:half], units, "", use_bias)
+    params |= _rnn_params(kind, weights[half:], units, "_reverse", use_bias)
+    mode = "sequence" if cfg.get("return_sequences", False) else "last"
+    layer = (L.LSTM if kind == "lstm" else L.GRU)(units, output_mode=mode, bidirectional=True)
+    return [("", layer, params)]
+
+
+def _attention(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    heads, key_dim = config["num_heads"], config["key_dim"]
+    _require(config.get("value_dim") in (None, key_dim), "value_dim different from key_dim")
+    _require(config.get("use_bias", True), "use_bias=False")
+    _require(not config.get("use_gate", False), "use_gate=True")
+    axes = config.get("attention_axes")
+    _require(axes in (None, [1], 1), f"attention_axes={axes!r} (only the time axis)")
+    output = config.get("output_shape")
+    output = output[0] if isinstance(output, list) else output
+    channels = shapes[0][-1]
+    q, qb, k, kb, v, vb, o, ob = weights
+    params = {
+        "query_weight": q.reshape(channels, -1).T, "query_bias": qb.reshape(-1),
+        "key_weight": k.reshape(channels, -1).T, "key_bias": kb.reshape(-1),
+        "value_weight": v.reshape(channels, -1).T, "value_bias": vb.reshape(-1),
+        "output_weight": o.reshape(heads * key_dim, -1).T, "output_bias": ob,
+    }  # fmt: skip
+    layer = L.SelfAttention(
+        heads, key_channels=heads * key_dim, output_channels=output,
+        causal=bool(config.get("_causal", False)),
+    )  # fmt: skip
+    return [("", layer, params)]
+
+
+def _concatenate(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    rank = len(shapes[0])
+    axis = config.get("axis", -1) % (rank + 1)  # Keras axis, batch included
+    if rank == 3:  # Keras (H, W, C) axes 1, 2, 3 -> toolbox (C, H, W) axes 1, 2, 0
+        axis = {1: 1, 2: 2, 3: "channel"}[axis]
+    else:
+        axis = "channel" if axis == rank else axis - 1
+    return [("", L.Concatenation(len(shapes), axis=axis), {})]
+
+
+def _keras_permute(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    dims = [int(d) - 1 for d in config["dims"]]  # Keras's axes, batch excluded, 0-based
+    if len(dims) != 3:
+        return [("", _permute([0, *(d + 1 for d in dims)]), {})]
+    # a Keras image K = (a, b, c) is the toolbox's T = (c, a, b): K[i] = T[(i + 1) % 3]
+    moved = [dims[j] for j in (2, 0, 1)]
+    return [("", _permute([0, *((d + 1) % 3 + 1 for d in moved)]), {})]
+
+
+def _zero_padding(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    padding = config.get("padding", 1)
+    if len(shapes[0]) == 2:  # sequences (T, C): pad time
+        before, after = (padding, padding) if isinstance(padding, int) else padding
+        pads = [0, 0, before, after]
+    else:
+        _channels_last(config)
+        rows, cols = (padding, padding) if isinstance(padding, int) else padding
+        rows = (rows, rows) if isinstance(rows, int) else rows
+        cols = (cols, cols) if isinstance(cols, int) else cols
+        pads = [cols[0], cols[1], rows[0], rows[1]]
+    layer = TorchFunction("torch.nn.functional.pad", arguments=[{"input": 0}, {"list": pads}])
+    return [("", layer, {})]
+
+
+CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
+    "Permute": _keras_permute,
+    "ZeroPadding1D": _zero_padding,
+    "ZeroPadding2D": _zero_padding,
+    "Dense": _dense,
+    "Conv1D": lambda c, w, s: _conv(c, w, s, 1),
+    "Conv2D": lambda c, w, s: _conv(c, w, s, 2),
+    "MaxPooling1D": lambda c, w, s: _pool(c, w, s, "max", 1),
+    "MaxPooling2D": lambda c, w, s: _pool(c, w, s, "max", 2),
+    "AveragePooling1D": lambda c, w, s: _pool(c, w, s, "avg", 1),
+    "AveragePooling2D": lambda c, w, s: _pool(c, w, s, "avg", 2),
+    "GlobalAveragePooling1D": lambda c, w, s: _global(c, w, s, "avg"),
+    "GlobalAveragePooling2D": lambda c, w, s: _global(c, w, s, "avg"),
+    "GlobalMaxPooling1D": lambda c, w, s: _global(c, w, s, "max"),
+    "GlobalMaxPooling2D": lambda c, w, s: _global(c, w, s, "max"),
+    "BatchNormalization": _batchnorm,
+    "LayerNormalization": _layernorm,
+    "Dropout": lambda c, w, s: [("", L.Dropout(float(c.get("rate", 0.5))), {})],
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Activation": _activation,
+    "ReLU": lambda c, w, s: [("", L.ReLU(), {})],
+    "LeakyReLU": lambda c, w, s: [
+        ("", L.LeakyReLU(float(c.get("negative_slope", c.get("alpha", 0.3)))), {})
+    ],
+    "ELU": lambda c, w, s: [("", L.ELU(float(c.get("alpha", 1.0))), {})],
+    "Softmax": lambda c, w, s: [("", L.Softmax(), {})],
+    "Embedding": _embedding,
+    "LSTM": lambda c, w, s: _recurrent(c, w, s, "lstm"),
+    "GRU": lambda c, w, s: _recurrent(c, w, s, "gru"),
+    "Bidirectional": _bidirectional,
+    "MultiHeadAttention": _attention,
+    "Add": lambda c, w, s: [("", L.Addition(len(s)), {})],
+    "Multiply": lambda c, w, s: [("", L.Multiplication(len(s)), {})],
+    "Concatenate": _concatenate,
+}
+
+
+def supported_keras_layers() -> list[str]:
+    """Names of the Keras layer classes import_keras converts (InputLayer aside).
+
+    Example:
+        >>> "LSTM" in supported_keras_layers()
+        True
+    """
+    return sorted(CONVERTERS)
+
+
+def convert_layer(
+    class_name: str, config: dict, weights: list, shapes: list[Shape], where: str
+) -> Chain:
+    """Convert one Keras layer; raise ModelImportError naming it for anything unsupported."""
+    converter = CONVERTERS.get(class_name)
+    if converter is None:
+        raise ModelImportError(
+            f"{where} is a {class_name}, which import_keras does not support. Supported layers: "
+            f"InputLayer, {', '.join(supported_keras_layers())}."
+        )
+    try:
+        return converter(config, weights, shapes)
+    except Unsupported as err:
+        raise ModelImportError(
+            f"{where} ({class_name}) uses {err}, which has no toolbox equivalent."
+        ) from None
+    except (KeyError, IndexError, ValueError, TypeError) as err:
+        raise ModelImportError(
+            f"{where} ({class_name}) has a configuration or weights import_keras cannot read: "
+            f"{type(err).__name__}: {err}"
+        ) from err

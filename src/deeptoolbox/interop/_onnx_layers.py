@@ -1,0 +1,222 @@
+"""Layers that imported ONNX graphs use where no toolbox layer is equivalent.
+
+* :class:`OnnxOperator` runs one ONNX operator (its constant inputs are buffers, saved with the
+  weights), so any supported graph becomes a Network that can be analyzed, saved and edited.
+* :class:`OnnxPlaceholder` stands for an operator the toolbox cannot run: ``analyze`` reports
+  it and the network refuses to run until it is replaced (``net.replace_layer``).
+* :class:`TensorInput` declares an input of any rank (ONNX tensors need not be features,
+  sequences, images or volumes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from deeptoolbox.errors import NotInitializedError, OptionError, SizeMismatchError
+from deeptoolbox.interop import _onnx_recurrent, _onnx_resize  # noqa: F401 - register ops
+from deeptoolbox.interop._onnx_ops import OPERATORS
+from deeptoolbox.layers._base import Layer, Shape, format_shape, register_layer
+from deeptoolbox.layers._input import InputLayer
+
+_DTYPE_NAMES = {
+    "float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,
+    "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+    "uint16": torch.uint16, "uint32": torch.uint32, "uint64": torch.uint64,
+}  # fmt: skip
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """The name under which a torch dtype is written to network.json.
+
+    Example:
+        >>> dtype_name(torch.int64)
+        'int64'
+    """
+    return str(dtype).removeprefix("torch.")
+
+
+def encode_attribute(value: Any) -> Any:
+    """Make an ONNX attribute value JSON-safe (tensors become a tagged dict)."""
+    if isinstance(value, torch.Tensor):
+        return {
+            "tensor": value.reshape(-1).tolist(),
+            "shape": list(value.shape),
+            "dtype": dtype_name(value.dtype),
+        }
+    return value
+
+
+def decode_attribute(value: Any) -> Any:
+    """Inverse of :func:`encode_attribute`."""
+    if isinstance(value, dict) and {"tensor", "shape", "dtype"} <= value.keys():
+        data = torch.tensor(value["tensor"], dtype=_DTYPE_NAMES[value["dtype"]])
+        return data.reshape(value["shape"])
+    return value
+
+
+@register_layer
+class OnnxOperator(Layer):
+    """One ONNX operator as a layer: ``OnnxOperator("Transpose", attributes={"perm": [0, 2, 1]})``.
+
+    ``slots`` lists the operator's inputs in ONNX order: ``"in1"``, ``"in2"``... for inputs
+    that come from other layers (the layer's ports), ``"const1"``... for constant inputs (buffers
+    described by ``constants``: name -> {"shape", "dtype"}; their values are weights), or None
+    for an omitted optional input. ``output_index`` picks one output of a multi-output operator;
+    ``output_size`` is the size (batch excluded, None for free lengths) found at import.
+
+    Example:
+        >>> layer = OnnxOperator("Transpose", attributes={"perm": [0, 2, 1]})
+        >>> layer(torch.zeros(2, 3, 5)).shape
+        torch.Size([2, 5, 3])
+        >>> layer.output_shape([(3, 5)])
+        (5, 3)
+    """
+
+    def __init__(
+        self,
+        op_type: str,
+        *,
+        attributes: dict[str, Any] | None = None,
+        slots: Sequence[str | None] | None = None,
+        constants: dict[str, dict[str, Any]] | None = None,
+        output_index: int = 0,
+        output_size: Sequence[int | None] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.op_type = op_type
+        self._check_operator()
+        self.attributes = {k: decode_attribute(v) for k, v in (attributes or {}).items()}
+        self.slots = list(slots) if slots is not None else ["in1"]
+        self.output_index = output_index
+        self.output_size = None if output_size is None else tuple(output_size)
+        ports = [s for s in self.slots if s is not None and s.startswith("in")]
+        self.input_names = tuple(dict.fromkeys(ports)) or ()
+        for key, spec in (constants or {}).items():
+            if spec["dtype"] not in _DTYPE_NAMES:
+                raise OptionError(
+                    f"OnnxOperator: constant {key!r} has dtype {spec['dtype']!r}; supported: "
+                    f"{sorted(_DTYPE_NAMES)}."
+                )
+            self.register_buffer(key, torch.zeros(spec["shape"], dtype=_DTYPE_NAMES[spec["dtype"]]))
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer's current description (sizes found at import included), JSON-safe."""
+        constants = {
+            key: {"shape": list(buffer.shape), "dtype": dtype_name(buffer.dtype)}
+            for key, buffer in self.named_buffers(recurse=False)
+        }
+        return {
+            "op_type": self.op_type,
+            "attributes": {k: encode_attribute(v) for k, v in self.attributes.items()},
+            "slots": list(self.slots),
+            "constants": constants,
+            "output_index": self.output_index,
+            "output_size": None if self.output_size is None else list(self.output_size),
+        }
+
+    def _check_operator(self) -> None:
+        if self.op_type not in OPERATORS:
+            raise OptionError(
+                f"OnnxOperator: ONNX operator {self.op_type!r} is not supported. Supported: "
+                f"{', '.join(sorted(OPERATORS))}."
+            )
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        if self.output_size is not None:
+            return self.output_size
+        from deeptoolbox.network._shapes import _probe
+
+        return _probe(self, input_shapes)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        ports = dict(zip(self.input_names, inputs, strict=True))
+        values = [
+            None if slot is None else ports[slot] if slot in ports else getattr(self, slot)
+            for slot in self.slots
+        ]
+        result = OPERATORS[self.op_type](values, self.attributes)
+        if isinstance(result, tuple):
+            return result[self.output_index]
+        return result
+
+
+@register_layer
+class OnnxPlaceholder(OnnxOperator):
+    """Stands for an ONNX operator the toolbox cannot run; replace it before running the network.
+
+    ``analyze(net)`` lists it as an error, and calling the network raises
+    :class:`~deeptoolbox.errors.NotInitializedError` naming it. Its constant inputs are kept as
+    buffers, so a replacement can use them.
+
+    Example:
+        >>> layer = OnnxPlaceholder("NonMaxSuppression", name="nms")
+        >>> try:
+        ...     layer.output_shape([(4,)])
+        ... except SizeMismatchError as err:
+        ...     "NonMaxSuppression" in str(err)
+        True
+    """
+
+    def _check_operator(self) -> None:
+        pass
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        raise SizeMismatchError(
+            f"placeholder for the unsupported ONNX operator {self.op_type!r}: replace it with a "
+            f"layer that computes it, e.g. net.replace_layer('{self.name}', MyLayer())"
+        )
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        raise NotInitializedError(
+            f"Layer '{self.name}' is a placeholder for the unsupported ONNX operator "
+            f"{self.op_type!r}; replace it with net.replace_layer('{self.name}', ...) first."
+        )
+
+
+@register_layer
+class TensorInput(InputLayer):
+    """Input of tensors of any rank: batches of size (N, *size); ``None`` marks a free length.
+
+    Imported ONNX graphs use it for inputs that are not features, sequences, images or volumes.
+
+    Example:
+        >>> layer = TensorInput((None, 4, 4, 2))
+        >>> layer.accepts((7, 4, 4, 2)), layer.accepts((7, 4, 4))
+        (True, False)
+    """
+
+    def __init__(self, size: Sequence[int | None], *, name: str | None = None) -> None:
+        if (
+            isinstance(size, str | bytes)
+            or not isinstance(size, Sequence)
+            or not all(
+                d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0)
+                for d in size
+            )
+        ):
+            raise OptionError(
+                f"TensorInput: `size` must be a sequence of ints >= 0 or None (free). "
+                f"Received: size={size!r}. Example: TensorInput((None, 4))."
+            )
+        super().__init__(tuple(size), name=name)
+        self.size = tuple(size)
+
+    def _statistic_shape(self) -> tuple[int, ...]:
+        return ()  # no normalization: nothing to size
+
+    def describe_input(self) -> str:
+        return f"tensors of size N x {format_shape(self.shape)}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    """A torch tensor copy of a numpy array from an ONNX file."""
+    return torch.from_numpy(np.array(array, copy=True))

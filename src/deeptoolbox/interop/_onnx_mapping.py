@@ -1,0 +1,230 @@
+"""Map ONNX nodes onto toolbox layers (Conv -> Conv2d, Gemm -> Dense, ...) where equivalent.
+
+A mapper gets the node's op type, attributes, inputs (constant tensors, or None for inputs that
+come from other layers) and the batch size of its first input, and returns a toolbox layer plus
+the weights to copy into it after it is built, or None when the node does not fit the layer
+exactly (it then becomes an :class:`OnnxOperator`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from deeptoolbox import layers as L
+
+Mapped = tuple[nn.Module, dict[str, torch.Tensor]] | None
+Mapper = Callable[[dict, list, list[tuple[int, ...] | None]], Mapped]
+
+MAPPERS: dict[str, Mapper] = {}
+
+
+def mapper(*names: str) -> Callable[[Mapper], Mapper]:
+    """Register a function that maps ONNX op types ``names`` to toolbox layers."""
+
+    def decorate(function: Mapper) -> Mapper:
+        for name in names:
+            MAPPERS[name] = function
+        return function
+
+    return decorate
+
+
+def mapped_operators() -> dict[str, str]:
+    """ONNX op type -> the toolbox layer it becomes when its options fit that layer.
+
+    Example:
+        >>> mapped_operators()["Conv"]
+        'Conv2d'
+    """
+    return dict(_TARGETS)
+
+
+_TARGETS = {
+    "Conv": "Conv2d", "Gemm": "Dense", "MatMul": "Dense", "Relu": "ReLU", "Sigmoid": "Sigmoid",
+    "Tanh": "Tanh", "LeakyRelu": "LeakyReLU", "Elu": "ELU", "BatchNormalization": "BatchNorm",
+    "MaxPool": "MaxPool2d", "AveragePool": "AvgPool2d", "Flatten": "Flatten",
+    "Add": "Addition", "Mul": "Multiplication", "Concat": "Concatenation", "Softmax": "Softmax",
+    "Dropout": "Dropout",
+}  # fmt: skip
+
+
+def _runtime(inputs: list, count: int) -> bool:
+    """True when the first ``count`` inputs come from layers and the rest are constants."""
+    return all(x is None for x in inputs[:count]) and all(
+        isinstance(x, torch.Tensor) for x in inputs[count:]
+    )
+
+
+def _float(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().clone().float()
+
+
+@mapper("Relu", "Sigmoid", "Tanh")
+def _activation(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    kind = {"Relu": L.ReLU, "Sigmoid": L.Sigmoid, "Tanh": L.Tanh}[attrs["_op"]]
+    return kind(), {}
+
+
+@mapper("LeakyRelu")
+def _leaky(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    return L.LeakyReLU(float(attrs.get("alpha", 0.01))), {}
+
+
+@mapper("Elu")
+def _elu(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    alpha = float(attrs.get("alpha", 1.0))
+    return (L.ELU(alpha), {}) if alpha > 0 else None
+
+
+@mapper("Conv")
+def _conv(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if len(inputs) < 2 or not _runtime(inputs, 1) or inputs[1].dim() != 4 or len(shapes[0]) != 4:
+        return None
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or pads[:2] != pads[2:]:
+        return None
+    weight = inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    layer = L.Conv2d(
+        weight.shape[0],
+        tuple(weight.shape[2:]),
+        stride=tuple(attrs.get("strides", [1, 1])),
+        padding=tuple(pads[:2]),
+        dilation=tuple(attrs.get("dilations", [1, 1])),
+        groups=int(attrs.get("group", 1)),
+        bias=bias is not None,
+    )
+    weights = {"weight": _float(weight)}
+    if bias is not None:
+        weights["bias"] = _float(bias)
+    return layer, weights
+
+
+@mapper("Gemm")
+def _gemm(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or attrs.get("transA", 0) or len(shapes[0]) != 2:
+        return None
+    if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+        return None
+    weight = inputs[1] if attrs.get("transB", 0) else inputs[1].t()
+    bias = inputs[2] if len(inputs) > 2 else None
+    if bias is not None and (
+        bias.dim() > 1 and bias.shape[0] != 1 or bias.numel() != weight.shape[0]
+    ):
+        return None
+    weights = {"weight": _float(weight)}
+    if bias is not None:
+        weights["bias"] = _float(bias.reshape(-1))
+    return L.Dense(weight.shape[0], bias=bias is not None), weights
+
+
+@mapper("MatMul")
+def _matmul(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or inputs[1].dim() != 2 or len(shapes[0]) not in (2, 3):
+        return None
+    return L.Dense(inputs[1].shape[1], bias=False), {"weight": _float(inputs[1].t())}
+
+
+@mapper("BatchNormalization")
+def _batch_norm(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or len(inputs) != 5 or len(shapes[0]) != 4:
+        return None
+    if attrs.get("training_mode", 0) or attrs["_outputs"] != 1:
+        return None
+    scale, bias, mean, var = inputs[1:5]
+    layer = L.BatchNorm(epsilon=float(attrs.get("epsilon", 1e-5)))
+    momentum = 1 - float(attrs.get("momentum", 0.9))
+    if 0 < momentum <= 1:
+        layer.momentum = momentum
+    weights = {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var}
+    return layer, {k: _float(v) for k, v in weights.items()}
+
+
+def _pool_fits(attrs: dict, shapes: list) -> bool:
+    kernel = attrs.get("kernel_shape", [])
+    pads = list(attrs.get("pads", [0] * 4))
+    return (
+        len(kernel) == 2
+        and len(shapes[0]) == 4
+        and attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
+        and not attrs.get("ceil_mode", 0)
+        and list(attrs.get("dilations", [1, 1])) == [1, 1]
+        and pads[:2] == pads[2:]
+        and all(p <= k // 2 for p, k in zip(pads[:2], kernel, strict=True))
+        and attrs["_outputs"] == 1
+    )
+
+
+@mapper("MaxPool", "AveragePool")
+def _pool(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or not _pool_fits(attrs, shapes):
+        return None
+    pads = list(attrs.get("pads", [0] * 4))[:2]
+    if attrs["_op"] == "AveragePool" and any(pads):
+        return None  # the toolbox's AvgPool2d counts padding; ONNX by default does not
+    kind = L.MaxPool2d if attrs["_op"] == "MaxPool" else L.AvgPool2d
+    kernel = tuple(attrs["kernel_shape"])
+    return kind(kernel, stride=tuple(attrs.get("strides", [1, 1])), padding=tuple(pads)), {}
+
+
+@mapper("Flatten")
+def _flatten(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or attrs.get("axis", 1) != 1 or len(shapes[0]) < 2:
+        return None
+    return L.Flatten(), {}
+
+
+@mapper("Add", "Mul")
+def _elementwise(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, len(inputs)) or len(set(shapes)) != 1 or len(inputs) != 2:
+        return None
+    return (L.Addition(2) if attrs["_op"] == "Add" else L.Multiplication(2)), {}
+
+
+@mapper("Concat")
+def _concat(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, len(inputs)) or len(inputs) < 2:
+        return None
+    rank = len(shapes[0])
+    channel = rank - 1 if rank <= 3 else 1
+    if rank < 2 or attrs["axis"] % rank != channel:
+        return None
+    return L.Concatenation(len(inputs)), {}
+
+
+@mapper("Softmax")
+def _softmax(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    rank = len(shapes[0])
+    if not _runtime(inputs, 1) or rank not in (2, 3) or attrs.get("axis", -1) % rank != rank - 1:
+        return None
+    return L.Softmax(), {}
+
+
+@mapper("Dropout")
+def _dropout(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if inputs[0] is not None or attrs["_outputs"] != 1:
+        return None
+    ratio = inputs[1] if len(inputs) > 1 and isinstance(inputs[1], torch.Tensor) else None
+    probability = float(ratio) if ratio is not None else float(attrs.get("ratio", 0.5))
+    return (L.Dropout(probability), {}) if 0 <= probability < 1 else None
+
+
+def map_node(op_type: str, attrs: dict, inputs: list, shapes: list, outputs: int) -> Mapped:
+    """Return (toolbox layer, weights) for a node, or None to use an operator layer.
+
+    ``shapes`` are the full sample shapes (batch included) of the node's layer inputs.
+    """
+    function = MAPPERS.get(op_type)
+    if function is None or not shapes or any(s is None for s in shapes):
+        return None
+    return function({**attrs, "_op": op_type, "_outputs": outputs}, inputs, shapes)
+
+
+def load_weights(layer: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Copy imported weights into a built toolbox layer."""
+    with torch.no_grad():
+        for key, value in weights.items():
+            getattr(layer, key).copy_(value.reshape(getattr(layer, key).shape))

@@ -1,0 +1,702 @@
+"""ONNX operators implemented with torch functions (opset 13+ semantics; older files are upgraded).
+
+Each operator is a function ``(inputs, attributes) -> tensor or tuple of tensors``, where
+``inputs`` lists the node's inputs (None for an omitted optional input) and ``attributes`` is
+a dict of plain values. :data:`OPERATORS` maps the ONNX op type to its function.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+Inputs = list[Tensor | None]
+Operator = Callable[[Inputs, dict], Tensor | tuple[Tensor, ...]]
+
+OPERATORS: dict[str, Operator] = {}
+
+
+def operator(*names: str) -> Callable[[Operator], Operator]:
+    """Register a function as the implementation of the ONNX ops ``names``."""
+
+    def decorate(function: Operator) -> Operator:
+        for name in names:
+            OPERATORS[name] = function
+        return function
+
+    return decorate
+
+
+def supported_operators() -> list[str]:
+    """ONNX op types the importer can run (as toolbox layers or operator layers).
+
+    Example:
+        >>> "Conv" in supported_operators() and "LSTM" in supported_operators()
+        True
+    """
+    return sorted(OPERATORS)
+
+
+def _ints(value: Tensor | None) -> list[int] | None:
+    return None if value is None else [int(v) for v in value.reshape(-1).tolist()]
+
+
+def _axes(inputs: Inputs, attrs: dict, position: int) -> list[int] | None:
+    if len(inputs) > position and inputs[position] is not None:
+        return _ints(inputs[position])
+    return attrs.get("axes")
+
+
+# -- element-wise -----------------------------------------------------------------------------
+
+_UNARY = {
+    "Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Erf": torch.erf,
+    "Sqrt": torch.sqrt, "Exp": torch.exp, "Log": torch.log, "Abs": torch.abs, "Neg": torch.neg,
+    "Floor": torch.floor, "Ceil": torch.ceil, "Reciprocal": torch.reciprocal, "Sin": torch.sin,
+    "Cos": torch.cos, "Not": torch.logical_not, "IsNaN": torch.isnan, "Sign": torch.sign,
+    "Softsign": F.softsign, "Round": torch.round, "Tan": torch.tan, "Atan": torch.atan,
+}  # fmt: skip
+_BINARY = {
+    "Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Equal": torch.eq,
+    "Less": torch.lt, "Greater": torch.gt, "LessOrEqual": torch.le, "GreaterOrEqual": torch.ge,
+    "And": torch.logical_and, "Or": torch.logical_or, "Xor": torch.logical_xor,
+}  # fmt: skip
+
+
+def _unary(function):
+    return lambda inputs, attrs: function(inputs[0])
+
+
+_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
+
+
+def _binary(function):
+    def run(inputs: Inputs, attrs: dict) -> Tensor:
+        a, b = inputs[0], inputs[1]
+        if a.dtype in _UNSIGNED:  # torch has few kernels for these: compute in int64
+            return function(a.long(), b.long()).to(a.dtype)
+        return function(a, b)
+
+    return run
+
+
+for _name, _function in _UNARY.items():
+    operator(_name)(_unary(_function))
+for _name, _function in _BINARY.items():
+    operator(_name)(_binary(_function))
+
+
+@operator("Div")
+def _div(inputs: Inputs, attrs: dict) -> Tensor:
+    a, b = inputs[0], inputs[1]
+    if not a.is_floating_point():
+        return torch.div(a.long(), b.long(), rounding_mode="trunc").to(a.dtype)
+    return a / b
+
+
+@operator("Pow")
+def _pow(inputs: Inputs, attrs: dict) -> Tensor:
+    return torch.pow(inputs[0], inputs[1].to(inputs[0].dtype)).to(inputs[0].dtype)
+
+
+def _fold(function, mean: bool = False):
+    def run(inputs: Inputs, attrs: dict) -> Tensor:
+        result = inputs[0]
+        for other in inputs[1:]:
+            result = function(result, other)
+        return result / len(inputs) if mean else result
+
+    return run
+
+
+OPERATORS.update(
+    Max=_fold(torch.maximum),
+    Min=_fold(torch.minimum),
+    Sum=_fold(torch.add),
+    Mean=_fold(torch.add, mean=True),
+)
+
+
+@operator("LeakyRelu")
+def _leaky_relu(inputs: Inputs, attrs: dict) -> Tensor:
+    return F.leaky_relu(inputs[0], attrs.get("alpha", 0.01))
+
+
+@operator("Elu")
+def _elu(inputs: Inputs, attrs: dict) -> Tensor:
+    return F.elu(inputs[0], attrs.get("alpha", 1.0))
+
+
+@operator("Selu")
+def _selu(inputs: Inputs, attrs: dict) -> Tensor:
+    alpha, gamma = (
+        attrs.get("alpha", 1.67326319217681884765625),
+        attrs.get("gamma", 1.05070102214813232421875),
+    )
+    x = inputs[0]
+    return gamma * torch.where(x > 0, x, alpha * (torch.exp(x) - 1))
+
+
+@operator("HardSigmoid")
+def _hard_sigmoid(inputs: Inputs, attrs: dict) -> Tensor:
+    return torch.clamp(attrs.get("alpha", 0.2) * inputs[0] + attrs.get("beta", 0.5), 0, 1)
+
+
+@operator("HardSwish")
+def _hard_swish(inputs: Inputs, attrs: dict) -> Tensor:
+    return F.hardswish(inputs[0])
+
+
+@operator("Softplus")
+def _softplus(inputs: Inputs, attrs: dict) -> Tensor:
+    return F.softplus(inputs[0])
+
+
+@operator("PRelu")
+def _prelu(inputs: Inputs, attrs: dict) -> Tensor:
+    x, slope = inputs[0], inputs[1]
+    return torch.where(x >= 0, x, x * slope)
+
+
+@operator("Gelu")
+def _gelu(inputs: Inputs, attrs: dict) -> Tensor:
+    return F.gelu(inputs[0], approximate=attrs.get("approximate", "none"))
+
+
+@operator("Clip")
+def _clip(inputs: Inputs, attrs: dict) -> Tensor:
+    x = inputs[0]
+    low = inputs[1] if len(inputs) > 1 and inputs[1] is not None else attrs.get("min")
+    high = inputs[2] if len(inputs) > 2 and inputs[2] is not None else attrs.get("max")
+    if low is not None:
+        x = torch.maximum(x, torch.as_tensor(low, dtype=x.dtype))
+    if high is not None:
+        x = torch.minimum(x, torch.as_tensor(high, dtype=x.dtype))
+    return x
+
+
+def _softmax_of(log: bool):
+    def run(inputs: Inputs, attrs: dict) -> Tensor:
+        x, axis = inputs[0], attrs.get("axis", -1)
+        return torch.log_softmax(x, axis) if log else torch.softmax(x, axis)
+
+    return run
+
+
+OPERATORS.update(Softmax=_softmax_of(False), LogSoftmax=_softmax_of(True))
+
+
+@operator("Where")
+def _where(inputs: Inputs, attrs: dict) -> Tensor:
+    return torch.where(inputs[0].bool(), inputs[1], inputs[2])
+
+
+@operator("Identity")
+def _identity(inputs: Inputs, attrs: dict) -> Tensor:
+    return inputs[0]
+
+
+@operator("Dropout")
+def _dropout(inputs: Inputs, attrs: dict) -> tuple[Tensor, Tensor]:
+    """Inference dropout: the input unchanged, and a mask of ones."""
+    training = len(inputs) > 2 and inputs[2] is not None and bool(inputs[2])
+    ratio = float(inputs[1]) if len(inputs) > 1 and inputs[1] is not None else 0.5
+    if training and ratio > 0:
+        raise NotImplementedError("Dropout in training mode is random; networks run it in eval")
+    return inputs[0], torch.ones_like(inputs[0], dtype=torch.bool)
+
+
+_DTYPES = {
+    1: torch.float32, 2: torch.uint8, 3: torch.int8, 5: torch.int16, 6: torch.int32,
+    7: torch.int64, 9: torch.bool, 10: torch.float16, 11: torch.float64, 16: torch.bfloat16,
+    4: torch.uint16, 12: torch.uint32, 13: torch.uint64,
+}  # fmt: skip
+
+
+def onnx_dtype(code: int) -> torch.dtype:
+    """The torch dtype of an ONNX TensorProto data type code (KeyError if unsupported)."""
+    return _DTYPES[code]
+
+
+@operator("Cast")
+def _cast(inputs: Inputs, attrs: dict) -> Tensor:
+    return inputs[0].to(onnx_dtype(attrs["to"]))
+
+
+@operator("CastLike")
+def _cast_like(inputs: Inputs, attrs: dict) -> Tensor:
+    return inputs[0].to(inputs[1].dtype)
+
+
+# -- linear algebra and convolution -------------------------------------------------------------
+
+
+@operator("MatMul")
+def _matmul(inputs: Inputs, attrs: dict) -> Tensor:
+    return torch.matmul(inputs[0], inputs[1])
+
+
+@operator("Gemm")
+def _gemm(inputs: Inputs, attrs: dict) -> Tensor:
+    a, b = inputs[0], inputs[1]
+    a = a.t() if attrs.get("transA", 0) else a
+    b = b.t() if attrs.get("transB", 0) else b
+    y = attrs.get("alpha", 1.0) * (a @ b)
+    if len(inputs) > 2 and inputs[2] is not None:
+        y = y + attrs.get("beta", 1.0) * inputs[2]
+    return y
+
+
+def _explicit_pads(x: Tensor, attrs: dict, kernel: list[int], strides, dilations) -> list[int]:
+    """ONNX pads (begin..., end...) for the spatial axes, resolving auto_pad."""
+    dims = len(kernel)
+    mode = attrs.get("auto_pad", "NOTSET")
+    if mode in ("SAME_UPPER", "SAME_LOWER"):
+        pads_begin, pads_end = [], []
+        for axis in range(dims):
+            length = x.shape[2 + axis]
+            extent = (kernel[axis] - 1) * dilations[axis] + 1
+            total = max(
+                (math.ceil(length / strides[axis]) - 1) * strides[axis] + extent - length, 0
+            )
+            small, large = total // 2, total - total // 2
+            pads_begin.append(small if mode == "SAME_UPPER" else large)
+            pads_end.append(large if mode == "SAME_UPPER" else small)
+        return pads_begin + pads_end
+    if mode == "VALID":
+        return [0] * (2 * dims)
+    return list(attrs.get("pads", [0] * (2 * dims)))
+
+
+def _torch_pad(pads: list[int]) -> list[int]:
+    """ONNX (b1, b2, ..., e1, e2, ...) to torch's (b_last, e_last, ..., b_first, e_first)."""
+    dims = len(pads) // 2
+    result: list[int] = []
+    for axis in reversed(range(dims)):
+        result += [pads[axis], pads[axis + dims]]
+    return result
+
+
+@operator("Conv")
+def _conv(inputs: Inputs, attrs: dict) -> Tensor:
+    x, weight = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    dims = weight.dim() - 2
+    kernel = attrs.get("kernel_shape", list(weight.shape[2:]))
+    strides = attrs.get("strides", [1] * dims)
+    dilations = attrs.get("dilations", [1] * dims)
+    pads = _explicit_pads(x, attrs, kernel, strides, dilations)
+    if any(pads):
+        x = F.pad(x, _torch_pad(pads))
+    conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
+    return conv(x, weight, bias, strides, 0, dilations, attrs.get("group", 1))
+
+
+@operator("ConvTranspose")
+def _conv_transpose(inputs: Inputs, attrs: dict) -> Tensor:
+    x, weight = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    dims = weight.dim() - 2
+    kernel = attrs.get("kernel_shape", list(weight.shape[2:]))
+    strides = attrs.get("strides", [1] * dims)
+    dilations = attrs.get("dilations", [1] * dims)
+    extra = list(attrs.get("output_padding", [0] * dims))
+    groups = attrs.get("group", 1)
+    conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[dims - 1]
+    y = conv(x, weight, None, strides, 0, [0] * dims, groups, dilations)
+    full = [
+        (x.shape[2 + a] - 1) * strides[a] + (kernel[a] - 1) * dilations[a] + 1 + extra[a]
+        for a in range(dims)
+    ]
+    if extra and any(extra):
+        y = F.pad(y, _torch_pad([0] * dims + extra))
+    if "output_shape" in attrs:
+        wanted = list(attrs["output_shape"])[-dims:]
+        total = [f - w for f, w in zip(full, wanted, strict=True)]
+        upper = attrs.get("auto_pad", "NOTSET") != "SAME_LOWER"
+        begin = [t // 2 if upper else t - t // 2 for t in total]
+        pads = begin + [t - b for t, b in zip(total, begin, strict=True)]
+    elif attrs.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+        wanted = [x.shape[2 + a] * strides[a] for a in range(dims)]
+        total = [f - w for f, w in zip(full, wanted, strict=True)]
+        upper = attrs["auto_pad"] == "SAME_UPPER"
+        begin = [t // 2 if upper else t - t // 2 for t in total]
+        pads = begin + [t - b for t, b in zip(total, begin, strict=True)]
+    else:
+        pads = list(attrs.get("pads", [0] * (2 * dims)))
+    index = [slice(None), slice(None)] + [
+        slice(pads[a], y.shape[2 + a] - pads[a + dims]) for a in range(dims)
+    ]
+    y = y[tuple(index)]
+    if bias is not None:
+        y = y + bias.reshape(1, -1, *([1] * dims))
+    return y
+
+
+# -- pooling ------------------------------------------------------------------------------------
+
+
+def _pool_setup(x: Tensor, attrs: dict, fill: float):
+    kernel = list(attrs["kernel_shape"])
+    dims = len(kernel)
+    strides = list(attrs.get("strides", [1] * dims))
+    dilations = list(attrs.get("dilations", [1] * dims))
+    pads = _explicit_pads(x, attrs, kernel, strides, dilations)
+    if attrs.get("ceil_mode", 0):
+        for axis in range(dims):  # extend the end so ceil-mode windows fit, if they start inside
+            length = x.shape[2 + axis] + pads[axis] + pads[axis + dims]
+            extent = (kernel[axis] - 1) * dilations[axis] + 1
+            out = math.ceil((length - extent) / strides[axis]) + 1
+            if (out - 1) * strides[axis] >= x.shape[2 + axis] + pads[axis]:
+                out -= 1
+            pads[axis + dims] += max((out - 1) * strides[axis] + extent - length, 0)
+    return kernel, strides, dilations, pads
+
+
+@operator("MaxPool")
+def _max_pool(inputs: Inputs, attrs: dict) -> Tensor | tuple[Tensor, Tensor]:
+    x = inputs[0]
+    kernel, strides, dilations, pads = _pool_setup(x, attrs, float("-inf"))
+    dims = len(kernel)
+    padded = F.pad(x, _torch_pad(pads), value=float("-inf")) if any(pads) else x
+    pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[dims - 1]
+    if attrs.get("_outputs", 1) == 1:
+        return pool(padded, kernel, strides, 0, dilations)
+    y, index = pool(padded, kernel, strides, 0, dilations, return_indices=True)
+    spatial = list(x.shape[2:])
+    coordinates = torch.unravel_index(index, tuple(padded.shape[2:]))
+    coordinates = [c - pads[a] for a, c in enumerate(coordinates)]
+    if attrs.get("storage_order", 0):
+        coordinates, spatial = coordinates[::-1], spatial[::-1]
+    flat = torch.zeros_like(index)
+    for c, size in zip(coordinates, spatial, strict=True):
+        flat = flat * size + c
+    n, channels = x.shape[0], x.shape[1]
+    base = torch.arange(n * channels).reshape(n, channels, *([1] * dims)) * math.prod(spatial)
+    return y, flat + base
+
+
+def _window_sum(x: Tensor, kernel, strides, dilations) -> Tensor:
+    """Sum over pooling windows (any dilation), as a depthwise convolution with ones."""
+    dims = len(kernel)
+    n, channels = x.shape[0], x.shape[1]
+    flat = x.reshape(n * channels, 1, *x.shape[2:])
+    conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
+    ones = torch.ones(1, 1, *kernel, dtype=x.dtype)
+    y = conv(flat, ones, None, strides, 0, dilations)
+    return y.reshape(n, channels, *y.shape[2:])
+
+
+@operator("AveragePool")
+def _average_pool(inputs: Inputs, attrs: dict) -> Tensor:
+    x = inputs[0]
+    original = list(attrs.get("pads", []))
+    kernel, strides, dilations, pads = _pool_setup(x, attrs, 0.0)
+    include = attrs.get("count_include_pad", 0)
+    ones = torch.ones_like(x[:1, :1])
+    if any(pads):
+        explicit = original or _explicit_pads(x, attrs, kernel, strides, dilations)
+        x = F.pad(x, _torch_pad(pads))
+        if include:  # padding counts, the ceil-mode overhang does not
+            ones = F.pad(ones, _torch_pad(explicit), value=1.0)
+            extra = [p - e for p, e in zip(pads, explicit, strict=True)]
+            ones = F.pad(ones, _torch_pad(extra))
+        else:
+            ones = F.pad(ones, _torch_pad(pads))
+    total = _window_sum(x, kernel, strides, dilations)
+    return total / _window_sum(ones, kernel, strides, dilations)
+
+
+@operator("GlobalAveragePool")
+def _global_average_pool(inputs: Inputs, attrs: dict) -> Tensor:
+    x = inputs[0]
+    return x.mean(dim=tuple(range(2, x.dim())), keepdim=True)
+
+
+@operator("GlobalMaxPool")
+def _global_max_pool(inputs: Inputs, attrs: dict) -> Tensor:
+    x = inputs[0]
+    return x.amax(dim=tuple(range(2, x.dim())), keepdim=True)
+
+
+# -- normalization ------------------------------------------------------------------------------
+
+
+def _channel_view(t: Tensor, rank: int) -> Tensor:
+    return t.reshape(1, -1, *([1] * (rank - 2)))
+
+
+@operator("BatchNormalization")
+def _batch_norm(inputs: Inputs, attrs: dict) -> Tensor:
+    x, scale, bias, mean, var = inputs[:5]
+    epsilon = attrs.get("epsilon", 1e-5)
+    rank = x.dim()
+    running = None
+    if attrs.get("training_mode", 0):
+        dims = [0, *range(2, rank)]
+        batch_mean, batch_var = x.mean(dim=dims), x.var(dim=dims, unbiased=False)
+        momentum = attrs.get("momentum", 0.9)
+        running = (mean * momentum + batch_mean * (1 - momentum),
+                   var * momentum + batch_var * (1 - momentum))  # fmt: skip
+        mean, var = batch_mean, batch_var
+    y = (x - _channel_view(mean, rank)) / torch.sqrt(_channel_view(var, rank) + epsilon)
+    y = y * _channel_view(scale, rank) + _channel_view(bias, rank)
+    return y if running is None else (y, *running)
+
+
+@operator("InstanceNormalization")
+def _instance_norm(inputs: Inputs, attrs: dict) -> Tensor:
+    x, scale, bias = inputs[:3]
+    return F.instance_norm(x, weight=scale, bias=bias, eps=attrs.get("epsilon", 1e-5))
+
+
+@operator("LayerNormalization")
+def _layer_norm(inputs: Inputs, attrs: dict) -> Tensor:
+    x, scale = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    axis = attrs.get("axis", -1) % x.dim()
+    dims = tuple(range(axis, x.dim()))
+    work = x.double() if x.dtype == torch.float64 else x.float()
+    mean = work.mean(dim=dims, keepdim=True)
+    var = ((work - mean) ** 2).mean(dim=dims, keepdim=True)
+    inverse = 1 / torch.sqrt(var + attrs.get("epsilon", 1e-5))
+    y = ((work - mean) * inverse).to(x.dtype) * scale
+    y = y + bias if bias is not None else y
+    return y, mean.float(), inverse.float()
+
+
+# -- shapes -------------------------------------------------------------------------------------
+
+
+@operator("Flatten")
+def _flatten(inputs: Inputs, attrs: dict) -> Tensor:
+    x = inputs[0]
+    axis = attrs.get("axis", 1)
+    axis = axis + x.dim() if axis < 0 else axis
+    return (
+        x.reshape(math.prod(x.shape[:axis]), -1)
+        if x.numel()
+        else x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+    )
+
+
+@operator("Reshape")
+def _reshape(inputs: Inputs, attrs: dict) -> Tensor:
+    x, shape = inputs[0], _ints(inputs[1])
+    if not attrs.get("allowzero", 0):
+        shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+    return x.reshape(shape)
+
+
+@operator("Transpose")
+def _transpose(inputs: Inputs, attrs: dict) -> Tensor:
+    x = inputs[0]
+    return x.permute(attrs.get("perm", list(reversed(range(x.dim())))))
+
+
+@operator("Concat")
+def _concat(inputs: Inputs, attrs: dict) -> Tensor:
+    return torch.cat([t for t in inputs if t is not None], dim=attrs["axis"])
+
+
+@operator("Split")
+def _split(inputs: Inputs, attrs: dict) -> tuple[Tensor, ...]:
+    x, axis = inputs[0], attrs.get("axis", 0)
+    sizes = _ints(inputs[1]) if len(inputs) > 1 and inputs[1] is not None else attrs.get("split")
+    if sizes is None:
+        count = attrs.get("num_outputs", attrs.get("_num_outputs", 1))
+        chunk = math.ceil(x.shape[axis] / count)
+        sizes = [min(chunk, x.shape[axis] - i * chunk) for i in range(count)]
+    return tuple(torch.split(x, list(sizes), dim=axis))
+
+
+@operator("Slice")
+def _slice(inputs: Inputs, attrs: dict) -> Tensor:
+    x = inputs[0]
+    starts, ends = _ints(inputs[1]), _ints(inputs[2])
+    axes = (
+        _ints(inputs[3]) if len(inputs) > 3 and inputs[3] is not None else list(range(len(starts)))
+    )
+    steps = _ints(inputs[4]) if len(inputs) > 4 and inputs[4] is not None else [1] * len(starts)
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        axis %= x.dim()
+        length = x.shape[axis]
+        if step > 0:
+            start = min(max(start + length if start < 0 else start, 0), length)
+            end = min(max(end + length if end < 0 else end, 0), length)
+            x = x.narrow(axis, start, max(end - start, 0))[
+                (slice(None),) * axis + (slice(None, None, step),)
+            ]
+        else:
+            start = min(max(start + length if start < 0 else start, -1), length - 1)
+            end = min(max(end + length if end < 0 else end, -1), length - 1)
+            index = torch.arange(start, end, step, device=x.device)
+            x = x.index_select(axis, index)
+    return x
+
+
+@operator("Gather")
+def _gather(inputs: Inputs, attrs: dict) -> Tensor:
+    x, indices = inputs[0], inputs[1].long()
+    axis = attrs.get("axis", 0) % x.dim()
+    indices = torch.where(indices < 0, indices + x.shape[axis], indices)
+    flat = x.index_select(axis, indices.reshape(-1))
+    return flat.reshape([*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :]])
+
+
+@operator("Squeeze")
+def _squeeze(inputs: Inputs, attrs: dict) -> Tensor:
+    x, axes = inputs[0], _axes(inputs, attrs, 1)
+    if axes is None:
+        return x.reshape([d for d in x.shape if d != 1])
+    axes = {a % x.dim() for a in axes}
+    return x.reshape([d for i, d in enumerate(x.shape) if i not in axes])
+
+
+@operator("Unsqueeze")
+def _unsqueeze(inputs: Inputs, attrs: dict) -> Tensor:
+    x, axes = inputs[0], _axes(inputs, attrs, 1)
+    rank = x.dim() + len(axes)
+    shape = list(x.shape)
+    for axis in sorted(a % rank for a in axes):
+        shape.insert(axis, 1)
+    return x.reshape(shape)
+
+
+@operator("Shape")
+def _shape(inputs: Inputs, attrs: dict) -> Tensor:
+    shape = list(inputs[0].shape)
+    start, end = attrs.get("start", 0), attrs.get("end", len(shape))
+    return torch.tensor(shape[start:end], dtype=torch.int64)
+
+
+@operator("Size")
+def _size(inputs: Inputs, attrs: dict) -> Tensor:
+    return torch.tensor(inputs[0].numel(), dtype=torch.int64)
+
+
+@operator("Expand")
+def _expand(inputs: Inputs, attrs: dict) -> Tensor:
+    x, shape = inputs[0], _ints(inputs[1])
+    target = torch.broadcast_shapes(tuple(x.shape), tuple(shape))
+    return x.expand(target)
+
+
+@operator("Tile")
+def _tile(inputs: Inputs, attrs: dict) -> Tensor:
+    return inputs[0].repeat(_ints(inputs[1]))
+
+
+@operator("ConstantOfShape")
+def _constant_of_shape(inputs: Inputs, attrs: dict) -> Tensor:
+    value = attrs.get("value")
+    fill = value if isinstance(value, torch.Tensor) else torch.zeros(1)
+    return torch.full(_ints(inputs[0]), fill.reshape(-1)[0].item(), dtype=fill.dtype)
+
+
+@operator("Constant")
+def _constant(inputs: Inputs, attrs: dict) -> Tensor:
+    for key, dtype in (("value_float", torch.float32), ("value_int", torch.int64)):
+        if key in attrs:
+            return torch.tensor(attrs[key], dtype=dtype)
+    for key, dtype in (("value_floats", torch.float32), ("value_ints", torch.int64)):
+        if key in attrs:
+            return torch.tensor(attrs[key], dtype=dtype)
+    return attrs["value"]
+
+
+@operator("Range")
+def _range(inputs: Inputs, attrs: dict) -> Tensor:
+    start, limit, delta = (t.item() for t in inputs[:3])
+    return torch.arange(start, limit, delta, dtype=inputs[0].dtype)
+
+
+@operator("Trilu")
+def _trilu(inputs: Inputs, attrs: dict) -> Tensor:
+    k = int(inputs[1].item()) if len(inputs) > 1 and inputs[1] is not None else 0
+    return torch.triu(inputs[0], k) if attrs.get("upper", 1) else torch.tril(inputs[0], k)
+
+
+@operator("Pad")
+def _pad(inputs: Inputs, attrs: dict) -> Tensor:
+    x = inputs[0]
+    pads = _ints(inputs[1]) if len(inputs) > 1 and inputs[1] is not None else attrs["pads"]
+    value = inputs[2].item() if len(inputs) > 2 and inputs[2] is not None else 0.0
+    axes = _ints(inputs[3]) if len(inputs) > 3 and inputs[3] is not None else list(range(x.dim()))
+    full = [0] * (2 * x.dim())
+    for i, axis in enumerate(a % x.dim() for a in axes):
+        full[axis], full[axis + x.dim()] = pads[i], pads[i + len(axes)]
+    mode = attrs.get("mode", "constant")
+    torch_pads = _torch_pad(full)
+    if mode == "constant":
+        return F.pad(x, torch_pads, value=value)
+    first = next((i for i in range(x.dim()) if full[i] or full[i + x.dim()]), x.dim())
+    trimmed = torch_pads[: 2 * (x.dim() - first)]
+    torch_mode = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}[mode]
+    lead = x.shape[:first]
+    body = x.reshape(1, -1, *x.shape[first:]) if first else x.reshape(1, 1, *x.shape)
+    while body.dim() < 3:
+        body = body.unsqueeze(0)
+    y = F.pad(body, trimmed, mode=torch_mode)
+    return y.reshape(*lead, *y.shape[y.dim() - (x.dim() - first) :])
+
+
+# -- reductions ---------------------------------------------------------------------------------
+
+
+def _reduce(function: Callable[[Tensor, tuple[int, ...], bool], Tensor]):
+    def run(inputs: Inputs, attrs: dict) -> Tensor:
+        x, axes = inputs[0], _axes(inputs, attrs, 1)
+        keep = bool(attrs.get("keepdims", 1))
+        if not axes:
+            if attrs.get("noop_with_empty_axes", 0):
+                return x
+            axes = list(range(x.dim()))
+        dims = tuple(sorted(a % x.dim() for a in axes))
+        if x.numel() == 0 and function is _amax:
+            shape = [1 if i in dims else d for i, d in enumerate(x.shape)]
+            y = torch.full(shape, float("-inf"), dtype=x.dtype)
+            return y if keep else y.reshape([d for i, d in enumerate(x.shape) if i not in dims])
+        return function(x, dims, keep)
+
+    return run
+
+
+def _amax(x: Tensor, dims: tuple[int, ...], keep: bool) -> Tensor:
+    return torch.amax(x, dim=dims, keepdim=keep)
+
+
+OPERATORS.update(
+    ReduceMean=_reduce(lambda x, d, k: torch.mean(x, dim=d, keepdim=k)),
+    ReduceSum=_reduce(lambda x, d, k: torch.sum(x, dim=d, keepdim=k)),
+    ReduceMax=_reduce(_amax),
+    ReduceMin=_reduce(lambda x, d, k: torch.amin(x, dim=d, keepdim=k)),
+    ReduceProd=_reduce(lambda x, d, k: _product(x, d, k)),
+    ReduceL2=_reduce(lambda x, d, k: torch.sqrt(torch.sum(x * x, dim=d, keepdim=k))),
+    ReduceSumSquare=_reduce(lambda x, d, k: torch.sum(x * x, dim=d, keepdim=k)),
+)
+
+
+def _product(x: Tensor, dims: tuple[int, ...], keep: bool) -> Tensor:
+    for axis in sorted(dims, reverse=True):
+        x = torch.prod(x, dim=axis, keepdim=keep)
+    return x
+
+
+def _arg_of(function):
+    def run(inputs: Inputs, attrs: dict) -> Tensor:
+        x, axis = inputs[0], attrs.get("axis", 0)
+        keep = bool(attrs.get("keepdims", 1))
+        if attrs.get("select_last_index", 0):
+            flipped = function(x.flip(axis), dim=axis, keepdim=keep)
+            return x.shape[axis] - 1 - flipped
+        return function(x, dim=axis, keepdim=keep)
+
+    return run
+
+
+OPERATORS.update(ArgMax=_arg_of(torch.argmax), ArgMin=_arg_of(torch.argmin))

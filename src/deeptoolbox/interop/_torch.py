@@ -1,0 +1,427 @@
+"""PyTorch interoperability: from_torch, import_pytorch (TorchScript, .pt2) and export_pytorch."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from deeptoolbox.errors import ModelImportError, OptionError
+from deeptoolbox.interop._torch_layers import OpaqueModule
+from deeptoolbox.interop._torch_trace import Converter, Meta, input_layer, trace
+from deeptoolbox.layers._input import InputLayer
+from deeptoolbox.network import Network
+
+Inputs = torch.Tensor | Sequence[torch.Tensor]
+FORMATS = ("torchscript", "exported-program")
+_SIZES = "deeptoolbox_inputs.json"  # example input sizes, kept inside TorchScript files
+
+
+def _sizes_json(inputs: tuple[torch.Tensor, ...]) -> str:
+    return json.dumps([
+        {"shape": list(x.shape), "dtype": str(x.dtype).removeprefix("torch.")} for x in inputs
+    ])  # fmt: skip
+
+
+def _inputs_from_json(text: str) -> tuple[torch.Tensor, ...] | None:
+    try:
+        return tuple(
+            torch.zeros(item["shape"], dtype=getattr(torch, item["dtype"]))
+            for item in json.loads(text)
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _as_inputs(example_inputs: Inputs, where: str) -> tuple[torch.Tensor, ...]:
+    items = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
+    if (
+        not isinstance(items, Sequence)
+        or not items
+        or not all(isinstance(x, torch.Tensor) and x.dim() >= 1 for x in items)
+    ):
+        raise OptionError(
+            f"{where}: `example_inputs` must be a tensor or a sequence of tensors, each with a "
+            f"batch dimension. Received: {type(example_inputs).__name__}. Example: "
+            "torch.randn(1, 3, 224, 224)."
+        )
+    return tuple(items)
+
+
+def _flat(output: object) -> list[torch.Tensor] | None:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, tuple | list) and all(isinstance(o, torch.Tensor) for o in output):
+        return list(output)
+    return None
+
+
+def _agree(expected: list[torch.Tensor], found: object, tolerance: float) -> bool:
+    got = _flat(found)
+    if got is None or len(got) != len(expected):
+        return False
+    for a, b in zip(expected, got, strict=True):
+        if a.shape != b.shape:
+            return False
+        scale = max(1.0, float(a.detach().abs().max())) if a.numel() else 1.0
+        if a.numel() and float((a.detach() - b.detach()).abs().max()) > tolerance * scale:
+            return False
+    return True
+
+
+def wrap(module: nn.Module, inputs: tuple[torch.Tensor, ...], outputs: int) -> Network:
+    """A Network holding ``module`` whole as one opaque layer per output.
+
+    Example:
+        >>> import torch
+        >>> net = wrap(torch.nn.Identity(), (torch.zeros(1, 3),), 1)
+        >>> net.layer_names
+        ['input_1', 'module']
+    """
+    net = Network(name=type(module).__name__ or "network")
+    names = []
+    for k, x in enumerate(inputs, start=1):
+        layer = input_layer(Meta(tuple(x.shape), x.dtype))
+        if layer is None:
+            raise OptionError(
+                f"from_torch: example input {k} has size {tuple(x.shape)}; a network input takes "
+                "2 to 5 dimensions, batch included."
+            )
+        names.append(f"input_{k}")
+        net.add_layers({names[-1]: layer})
+    dtypes = [str(x.dtype).removeprefix("torch.") for x in inputs]
+    for index in range(outputs):
+        name = "module" if outputs == 1 else f"module_output_{index + 1}"
+        layer = OpaqueModule(
+            module, num_inputs=len(inputs), output_index=None if outputs == 1 else index,
+            input_dtypes=dtypes,
+        )  # fmt: skip
+        net.add_layers({name: layer})
+        for source, port in zip(names, layer.input_names, strict=True):
+            net.connect(source, f"{name}/{port}")
+    return net
+
+
+def from_torch(
+    module: nn.Module,
+    example_inputs: Inputs,
+    *,
+    name: str | None = None,
+    tolerance: float = 1e-4,
+) -> Network:
+    """Bring any ``nn.Module`` in as a Network, traced layer by layer where possible.
+
+    The module is traced with ``torch.fx`` (in evaluation mode). Calls with a toolbox
+    equivalent become toolbox layers with copied weights (``nn.Conv2d`` -> Conv2d,
+    ``nn.Linear`` -> Dense, ``nn.BatchNorm2d`` -> BatchNorm, activations, pooling, flatten,
+    ``+`` -> Addition, ``torch.cat`` -> Concatenation...), named after module paths
+    (``layer1.0.conv1`` -> ``layer1_0_conv1``); other calls become ``TorchFunction`` /
+    ``TorchModule`` layers, which save and load like any layer. A submodule that cannot be
+    traced is kept whole as an :class:`OpaqueModule`; if the module itself cannot be traced,
+    or the traced network does not reproduce its outputs within ``tolerance`` (relative to the
+    output's largest magnitude), the whole module is wrapped (with a warning), so a working
+    model is never refused. Input layers declare the example inputs' sizes (batch free).
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+        >>> net = from_torch(model, torch.randn(3, 4))
+        >>> net.layer_names
+        ['input_1', 'layer_0', 'layer_1', 'layer_2']
+        >>> x = torch.randn(5, 4)
+        >>> torch.allclose(net(x), model(x))
+        True
+    """
+    if not isinstance(module, nn.Module):
+        raise OptionError(
+            f"from_torch: `module` must be a torch.nn.Module. Received: {type(module).__name__}."
+        )
+    inputs = _as_inputs(example_inputs, "from_torch")
+    was_training = module.training
+    _set_mode(module, False)
+    try:
+        with torch.no_grad():
+            reference = module(*inputs)
+        expected = _flat(reference)
+        if expected is None:
+            raise OptionError(
+                f"from_torch: {type(module).__name__} returns a {type(reference).__name__}; a "
+                "network returns a tensor or a tuple of tensors. Wrap the module to return those."
+            )
+        net = _traced(module, inputs, expected, tolerance)
+    finally:
+        _set_mode(module, was_training)
+    if net is None:
+        net = wrap(module, inputs, len(expected) if not isinstance(reference, torch.Tensor) else 1)
+    net.name = name or type(module).__name__
+    return net.train(was_training)
+
+
+def _set_mode(module: nn.Module, training: bool) -> None:
+    with contextlib.suppress(NotImplementedError):  # an ExportedProgram's module
+        module.train(training)
+
+
+def _traced(
+    module: nn.Module, inputs: tuple[torch.Tensor, ...], expected: list[torch.Tensor],
+    tolerance: float,
+) -> Network | None:  # fmt: skip
+    if isinstance(module, torch.jit.ScriptModule):
+        return None  # TorchScript cannot be traced by torch.fx: keep it whole, silently
+    why = None
+    try:
+        gm = trace(module, len(inputs))
+        if gm is not None:
+            net = Converter(gm, inputs).convert().eval()
+            with torch.no_grad():
+                if _agree(expected, net(*inputs), tolerance):
+                    return net
+            why = "the traced network does not reproduce its outputs"
+        else:
+            why = "its forward cannot be traced by torch.fx (data-dependent control flow?)"
+    except Exception as err:  # noqa: BLE001 - whatever went wrong, the module still runs whole
+        why = (
+            f"tracing failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        )
+    warnings.warn(
+        f"from_torch: {type(module).__name__} is wrapped as one opaque layer: {why}.",
+        stacklevel=3,
+    )
+    return None
+
+
+def _program_inputs(program: torch.export.ExportedProgram) -> tuple[torch.Tensor, ...]:
+    example = getattr(program, "example_inputs", None)
+    if example is not None and example[0]:
+        return tuple(example[0])
+    tensors = []
+    for spec in program.graph_signature.input_specs:
+        if spec.kind.name == "USER_INPUT":
+            node = next(n for n in program.graph.nodes if n.name == spec.arg.name)
+            value = node.meta["val"]
+            shape = [
+                int(getattr(d, "node", d).hint if hasattr(d, "node") else d) for d in value.shape
+            ]
+            tensors.append(torch.zeros(shape, dtype=value.dtype))
+    return tuple(tensors)
+
+
+def import_pytorch(path: str | os.PathLike, example_inputs: Inputs | None = None) -> Network:
+    """Import a TorchScript (``.pt``) or ``torch.export`` (``.pt2``) file as a Network.
+
+    A ``.pt2`` ExportedProgram is traced into toolbox layers (see :func:`from_torch`); its
+    example inputs are stored in the file. A TorchScript module is kept whole as one opaque
+    layer; TorchScript files do not record input sizes, so give ``example_inputs``. Pickled
+    checkpoints (``torch.save`` of a module) are refused: they can run arbitrary code.
+
+    Example:
+        >>> import torch, tempfile, os
+        >>> model = torch.jit.script(torch.nn.Linear(3, 2))
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
+        >>> model.save(path)
+        >>> net = import_pytorch(path, torch.zeros(1, 3))
+        >>> net(torch.ones(4, 3)).shape
+        torch.Size([4, 2])
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelImportError(f"import_pytorch: the file '{path}' does not exist.")
+    if not zipfile.is_zipfile(path):
+        raise ModelImportError(
+            f"import_pytorch: '{path}' is not a TorchScript or torch.export file (those are zip "
+            "archives); it may be truncated or of another format."
+        )
+    if path.suffix == ".pt2" or _is_exported_program(path):
+        try:
+            program = torch.export.load(str(path))
+        except Exception as err:  # noqa: BLE001 - any reading failure is a bad file
+            raise ModelImportError(
+                f"import_pytorch: '{path}' cannot be read as a torch.export program: {err}"
+            ) from err
+        inputs = _program_inputs(program) if example_inputs is None else example_inputs
+        return from_program(program, _as_inputs(inputs, "import_pytorch"), name=path.stem)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            extra = {_SIZES: ""}
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as err:  # noqa: BLE001
+        raise ModelImportError(
+            f"import_pytorch: '{path}' cannot be read as TorchScript: {err}. A checkpoint saved "
+            "with torch.save(model) is pickle, which the toolbox never loads: load it into your "
+            "module yourself and call from_torch(module, example_inputs)."
+        ) from err
+    if example_inputs is None:
+        example_inputs = _inputs_from_json(extra[_SIZES]) if extra[_SIZES] else None
+    if example_inputs is None:
+        raise OptionError(
+            f"import_pytorch: '{path}' is TorchScript, which does not record input sizes (files "
+            "written by export_pytorch do). Pass example_inputs, e.g. "
+            "import_pytorch(path, torch.zeros(1, 3, 224, 224))."
+        )
+    return from_torch(module, example_inputs, name=path.stem).eval()
+
+
+class _Program(nn.Module):
+    """An ExportedProgram's module, whose mode cannot change, inside a module whose mode can."""
+
+    def __init__(self, program: torch.export.ExportedProgram) -> None:
+        super().__init__()
+        self.program = program.module()
+
+    def train(self, mode: bool = True) -> _Program:
+        self.training = mode  # the program runs as it was exported
+        return self
+
+    def forward(self, *inputs: torch.Tensor) -> object:
+        return self.program(*inputs)
+
+
+def from_program(
+    program: torch.export.ExportedProgram, inputs: tuple[torch.Tensor, ...], *, name: str
+) -> Network:
+    """Turn an ExportedProgram's graph (ATen operators) into a Network, else wrap it whole.
+
+    Example:
+        >>> import torch
+        >>> program = torch.export.export(torch.nn.Linear(3, 2), (torch.zeros(2, 3),))
+        >>> from_program(program, (torch.zeros(2, 3),), name="linear").layer_names
+        ['input_1', 'linear']
+    """
+    module = _Program(program)
+    with torch.no_grad():
+        expected = _flat(module(*inputs))
+    if expected is None:
+        raise ModelImportError(f"import_pytorch: the program '{name}' does not return tensors.")
+    try:
+        net = Converter(module.program, inputs).convert().eval()
+        with torch.no_grad():
+            if _agree(expected, net(*inputs), 1e-4):
+                net.name = name
+                return net
+    except Exception:  # noqa: BLE001, S110 - the program still runs whole
+        pass
+    net = wrap(module, inputs, 1 if len(expected) == 1 else len(expected))
+    net.name = name
+    return net.eval()
+
+
+def _is_exported_program(path: Path) -> bool:
+    with zipfile.ZipFile(path) as archive:
+        return any(n.endswith("archive_format") or "/models/" in n for n in archive.namelist())
+
+
+def example_batch(net: Network, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """Zero tensors shaped as the network's inputs (free lengths set to 8).
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> example_batch(Network([L.SequenceInput(3), L.LSTM(4)]))[0].shape
+        torch.Size([2, 8, 3])
+    """
+    tensors = []
+    for name in net.input_names:
+        layer: InputLayer = net.layer(name)  # type: ignore[assignment]
+        shape = (batch, *(8 if d is None else d for d in layer.shape))
+        tensors.append(torch.randn(shape))
+    return tuple(tensors)
+
+
+def export_pytorch(
+    net: nn.Module,
+    path: str | os.PathLike,
+    *,
+    format: str = "torchscript",  # noqa: A002 - the natural name
+    example_inputs: Inputs | None = None,
+) -> Path:
+    """Write a network as TorchScript (``format="torchscript"``) or a ``torch.export`` program.
+
+    TorchScript files load with ``torch.jit.load`` (also from C++), ``"exported-program"``
+    files (``.pt2``) with ``torch.export.load``; both run without deeptoolbox. The network is
+    traced in evaluation mode on ``example_inputs`` (default: random inputs of the declared
+    sizes); the batch size stays free. The file is written to a temporary name and then
+    renamed, so a failed export never leaves a partial file.
+
+    Example:
+        >>> import torch, tempfile, os
+        >>> from deeptoolbox import layers as L
+        >>> net = Network([L.FeatureInput(3), L.Dense(2)])
+        >>> path = export_pytorch(net, os.path.join(tempfile.mkdtemp(), "net.pt"))
+        >>> torch.jit.load(path)(torch.ones(5, 3)).shape
+        torch.Size([5, 2])
+    """
+    if format not in FORMATS:
+        raise OptionError(
+            f"export_pytorch: `format` must be one of {', '.join(map(repr, FORMATS))}. "
+            f"Received: format={format!r}."
+        )
+    path = Path(path)
+    if isinstance(net, Network):
+        inputs = example_batch(net) if example_inputs is None else _as_inputs(example_inputs, "")
+    elif example_inputs is None:
+        raise OptionError("export_pytorch: give example_inputs for a module that is not a Network.")
+    else:
+        inputs = _as_inputs(example_inputs, "export_pytorch")
+    was_training = net.training
+    net.eval()
+    try:
+        return _write(net, path, format, inputs)
+    finally:
+        net.train(was_training)
+
+
+def _write(net: nn.Module, path: Path, format: str, inputs: tuple[torch.Tensor, ...]) -> Path:  # noqa: A002
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".tmp"
+    )
+    os.close(handle)
+    try:
+        if format == "torchscript":
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", FutureWarning)  # TorchScript is "deprecated"
+                traced = torch.jit.trace(net, inputs, check_trace=False)
+                torch.jit.save(traced, temporary, _extra_files={_SIZES: _sizes_json(inputs)})
+        else:
+            torch.export.save(_export(net, inputs), temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def _export(net: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.export.ExportedProgram:
+    hooks = []
+    if isinstance(net, Network):
+        net._plan = None  # the sizes it last accepted would pin the batch size in the program
+        # a hook makes the network call its layers through nn.Module.__call__, so the program
+        # records each operation's layer name (import_pytorch names layers after them)
+        hooks = [layer.register_forward_pre_hook(_no_hook) for layer in net.layers.values()]
+    batch = torch.export.Dim("batch", min=1)
+    dynamic = tuple({0: batch} for _ in inputs)
+    try:
+        for shapes in ((dynamic,), dynamic):  # forward(*inputs) or forward(x, y, ...)
+            try:
+                return torch.export.export(net, inputs, dynamic_shapes=shapes)
+            except Exception:  # noqa: BLE001, S112 - try the next form, then a fixed batch size
+                continue
+        return torch.export.export(net, inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        if isinstance(net, Network):
+            net._plan = None
+
+
+def _no_hook(module: nn.Module, inputs: tuple) -> None:
+    return None

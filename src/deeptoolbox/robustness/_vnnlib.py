@@ -1,0 +1,257 @@
+"""verify_vnnlib: answer a VNN-LIB property on an ONNX network ("sat", "unsat", "unknown").
+
+The search for a counterexample (random points plus projected gradient descent in the input
+box) runs first; then each input box is bounded with CROWN and split (input branch and bound)
+until proven, a counterexample is found or the time runs out. Every counterexample is checked
+by running the ONNX file itself through onnxruntime before "sat" is answered.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deeptoolbox.errors import DeepToolboxError, NetworkFileError, OptionError
+from deeptoolbox.robustness._bounds import lower_bound_of
+from deeptoolbox.robustness._graph import UnsupportedLayerError, to_graph
+from deeptoolbox.robustness._verify import split_and_bound
+from deeptoolbox.robustness._vnnlib_parse import InputRegion, read_vnnlib
+
+__all__ = ["VnnlibResult", "verify_vnnlib"]
+
+
+@dataclass
+class VnnlibResult:
+    """Answer to a VNN-LIB property.
+
+    Attributes:
+        status: "sat" (a counterexample exists), "unsat" (proven), "unknown" or "timeout".
+        counterexample: flat input values X_0, X_1, ... of the counterexample (sat only).
+        outputs: flat output values Y_0, Y_1, ... at the counterexample, from onnxruntime.
+        seconds: time taken.
+
+    Example:
+        >>> import numpy as np
+        >>> print(VnnlibResult("sat", np.array([0.5]), np.array([1.0]), 0.1).to_vnncomp())
+        sat
+        ((X_0 0.5)
+         (Y_0 1.0))
+    """
+
+    status: str
+    counterexample: np.ndarray | None
+    outputs: np.ndarray | None
+    seconds: float
+
+    def to_vnncomp(self) -> str:
+        """The result in VNN-COMP's format: the status, then the assignment when sat."""
+        if self.status != "sat" or self.counterexample is None or self.outputs is None:
+            return self.status
+        pairs = [f"(X_{i} {float(v)!r})" for i, v in enumerate(self.counterexample)]
+        pairs += [f"(Y_{i} {float(v)!r})" for i, v in enumerate(self.outputs)]
+        return "sat\n(" + "\n ".join(pairs) + ")"
+
+    def write(self, path: str | Path) -> None:
+        """Write :meth:`to_vnncomp` to ``path`` (through a temporary file, then renamed)."""
+        path = Path(path)
+        handle, temporary = tempfile.mkstemp(dir=path.parent or ".", suffix=".tmp")
+        with os.fdopen(handle, "w") as stream:
+            stream.write(self.to_vnncomp() + "\n")
+        os.replace(temporary, path)
+
+
+def _load_model(path: Path) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    """The network from ``deeptoolbox.interop.import_onnx`` when usable, else the minimal one."""
+    try:
+        from deeptoolbox.interop import import_onnx  # type: ignore[attr-defined]
+    except ImportError:
+        import_onnx = None
+    if import_onnx is not None:
+        try:
+            net = import_onnx(path)
+            to_graph(net).check_supported()
+            shape = tuple(net.layer(net.input_names[0]).shape)
+            if None not in shape and _agrees_with_onnxruntime(net, shape, path):
+                return net.eval(), shape  # type: ignore[return-value]
+        except (DeepToolboxError, ValueError, TypeError, RuntimeError, KeyError, AttributeError):
+            pass  # fall back to the minimal converter below
+    from deeptoolbox.robustness._onnx_minimal import load_onnx_sequential
+
+    return load_onnx_sequential(path)
+
+
+def _session(path: Path):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _run_onnx(session, x: np.ndarray) -> np.ndarray:
+    feed = session.get_inputs()[0]
+    dims = [d if isinstance(d, int) and d > 0 else 1 for d in feed.shape]
+    return np.asarray(session.run(None, {feed.name: x.astype(np.float32).reshape(dims)})[0])
+
+
+def _agrees_with_onnxruntime(net, shape, path: Path) -> bool:
+    x = np.random.default_rng(0).uniform(-1, 1, size=(1, *shape)).astype(np.float32)
+    with torch.no_grad():
+        ours = net.eval()(torch.as_tensor(x)).numpy().reshape(-1)
+    theirs = _run_onnx(_session(path), x).reshape(-1)
+    return ours.shape == theirs.shape and bool(np.allclose(ours, theirs, rtol=1e-4, atol=1e-4))
+
+
+def _reaches(values: np.ndarray, region: InputRegion) -> bool:
+    """True when the outputs meet every constraint of some unsafe output region."""
+    rows = region.spec @ values.astype(np.float64) + region.offset
+    return any(bool((rows[region.groups == g] <= 0).all()) for g in range(region.num_regions))
+
+
+def _float32_box(region: InputRegion, inner: bool):
+    """The box in float32, rounded inward (for search) or outward (for sound bounds)."""
+    lo, hi = region.lower.astype(np.float32), region.upper.astype(np.float32)
+    low_side, high_side = (np.inf, -np.inf) if inner else (-np.inf, np.inf)
+    lo = np.where(
+        (lo < region.lower) if inner else (lo > region.lower), np.nextafter(lo, low_side), lo
+    )
+    hi = np.where(
+        (hi > region.upper) if inner else (hi < region.upper), np.nextafter(hi, high_side), hi
+    )
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def _objective(y: torch.Tensor, spec, offset, groups, count) -> torch.Tensor:
+    """min over regions of max over its rows: <= 0 exactly where some region is reached."""
+    rows = y.flatten(1) @ spec.T + offset
+    start = torch.full((y.shape[0], count), float("-inf"), dtype=rows.dtype)
+    per_group = start.scatter_reduce(1, groups.expand(y.shape[0], -1), rows, "amax")
+    return per_group.amin(dim=1)
+
+
+def _search(net, shape, region: InputRegion, deadline: float, points: int = 32, steps: int = 40):
+    """Random points and projected gradient descent toward an unsafe region; best point found."""
+    lo, hi = (torch.as_tensor(v).reshape(1, *shape) for v in _float32_box(region, inner=True))
+    spec = torch.as_tensor(region.spec, dtype=torch.float32)
+    offset = torch.as_tensor(region.offset, dtype=torch.float32)
+    groups = torch.as_tensor(region.groups)
+    count = region.num_regions
+    generator = torch.Generator().manual_seed(0)
+    x = lo + (hi - lo) * torch.rand((points, *shape), generator=generator)
+    x[0] = (lo + hi)[0] / 2
+    best_x, best = x[:1].clone(), torch.tensor(float("inf"))
+    for step in range(steps):
+        if time.monotonic() > deadline:
+            break
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            value = _objective(net(x), spec, offset, groups, count)
+            (grad,) = torch.autograd.grad(value.sum(), x)
+        i = int(value.argmin())
+        if value[i] < best:
+            best, best_x = value[i].detach(), x[i : i + 1].detach().clone()
+        if best < -1e-5:  # clearly inside an unsafe region: stop searching
+            break
+        size = (hi - lo) * 0.1 * (1 - step / steps) + 1e-12
+        x = torch.maximum(torch.minimum(x.detach() - size * grad.sign(), hi), lo)
+    return best_x[0], float(best)
+
+
+def verify_vnnlib(
+    onnx_path: str | Path,
+    vnnlib_path: str | Path,
+    timeout: float = 60.0,
+    *,
+    method: str = "crown",
+) -> VnnlibResult:
+    """Check a VNN-LIB property on an ONNX network: "sat", "unsat", "unknown" or "timeout".
+
+    "sat" comes with a counterexample that meets the property when the ONNX model is run with
+    onnxruntime; "unsat" is a proof (sound bounds over every input box, split as needed).
+
+    Example:
+        >>> import tempfile, os, torch
+        >>> model = torch.nn.Sequential(torch.nn.Linear(1, 1))
+        >>> with torch.no_grad():
+        ...     _ = model[0].weight.fill_(2.0), model[0].bias.zero_()
+        >>> prop = '''(declare-const X_0 Real)
+        ... (declare-const Y_0 Real)
+        ... (assert (>= X_0 0))
+        ... (assert (<= X_0 1))
+        ... (assert (>= Y_0 3))'''
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     torch.onnx.export(model, (torch.zeros(1, 1),), f"{d}/m.onnx", dynamo=False)
+        ...     _ = open(f"{d}/p.vnnlib", "w").write(prop)
+        ...     verify_vnnlib(f"{d}/m.onnx", f"{d}/p.vnnlib", timeout=10).status
+        'unsat'
+    """
+    started = time.monotonic()
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise OptionError(
+            f"verify_vnnlib: `timeout` must be a positive number of seconds. Received: {timeout!r}."
+        )
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise NetworkFileError(f"verify_vnnlib: ONNX file not found: '{onnx_path}'.")
+    deadline = started + float(timeout)
+    net, shape = _load_model(onnx_path)
+    graph = to_graph(net)
+    if graph.ends_in_softmax:
+        raise UnsupportedLayerError(
+            f"verify_vnnlib: '{onnx_path.name}' ends in Softmax; properties on probabilities are "
+            "not supported (remove the Softmax from the model: properties on logits are)."
+        )
+    graph.check_supported()
+    with torch.no_grad():
+        outputs = int(net(torch.zeros(1, *shape)).numel())
+    regions = read_vnnlib(vnnlib_path, int(np.prod(shape)), outputs)
+    session = _session(onnx_path)
+    status = _decide(net, graph, shape, regions, session, deadline, method)
+    if isinstance(status, tuple):
+        x, y = status
+        return VnnlibResult("sat", x, y, time.monotonic() - started)
+    return VnnlibResult(status, None, None, time.monotonic() - started)
+
+
+def _confirm(session, point: torch.Tensor, region: InputRegion):
+    x = point.detach().numpy().astype(np.float32).reshape(-1)
+    inside = bool(((x >= region.lower) & (x <= region.upper)).all())
+    y = _run_onnx(session, x).reshape(-1)
+    return (x, y) if inside and _reaches(y, region) else None
+
+
+def _decide(net, graph, shape, regions, session, deadline, method):
+    """Bound each box first (cheap proofs), search the rest, then split until decided."""
+    open_regions = []
+    for region in regions:
+        lo, hi = (torch.as_tensor(v).reshape(shape) for v in _float32_box(region, inner=False))
+        spec = torch.as_tensor(region.spec, dtype=torch.float32)
+        offset = torch.as_tensor(region.offset, dtype=torch.float32)
+        groups = torch.as_tensor(region.groups)
+        bounds = lower_bound_of(graph, lo[None], hi[None], spec[None], method)[0] + offset
+        safe = torch.zeros(region.num_regions).index_add_(0, groups, (bounds > 0).float()) > 0
+        if not bool(safe.all()):
+            open_regions.append((region, lo, hi, spec, offset, groups))
+    for region, *_ in open_regions:
+        point, value = _search(net, shape, region, deadline)
+        found = _confirm(session, point, region) if value <= 0 else None
+        if found is not None:
+            return found
+    status = "unsat"
+    for region, lo, hi, spec, offset, groups in open_regions:
+        outcome, point = split_and_bound(
+            graph, lo, hi, spec, offset=offset, groups=groups, deadline=deadline, method=method
+        )
+        if outcome == "violated":
+            inner = [torch.as_tensor(v).reshape(shape) for v in _float32_box(region, inner=True)]
+            found = _confirm(session, point.clamp(*inner), region)
+            if found is not None:
+                return found
+            outcome = "unproven"
+        if outcome == "unproven":
+            status = "timeout" if time.monotonic() > deadline else "unknown"
+    return status

@@ -1,0 +1,135 @@
+"""Where training runs: device choice, mixed precision and torch.distributed (DDP) set-up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from deeptoolbox.errors import OptionError
+from deeptoolbox.inference import best_device
+
+__all__ = ["Placement", "place", "launch", "autocast_context"]
+
+
+@dataclass
+class Placement:
+    """Device, precision and process-group facts for one training process."""
+
+    device: torch.device
+    precision: str  # "32", "bf16-mixed" or "16-mixed"
+    rank: int = 0
+    world: int = 1
+    owns_group: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1 or dist.is_available() and dist.is_initialized()
+
+
+def _gpu(environment: str) -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    raise OptionError(
+        f"TrainingOptions: `execution_environment`={environment!r} needs a CUDA or MPS GPU, and "
+        "none is available. Use 'auto' or 'cpu'."
+    )
+
+
+def _init_group(environment: str) -> tuple[int, int, bool]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), False
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        raise OptionError(
+            f"TrainingOptions: `execution_environment`={environment!r} runs one process per "
+            "device and must be started by a launcher. Run `deeptoolbox train --nproc N "
+            "script.py`, `torchrun --nproc-per-node N script.py`, or call "
+            "deeptoolbox.training.launch('script.py', N)."
+        )
+    backend = "nccl" if torch.cuda.is_available() and environment == "multi-gpu" else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size(), True
+
+
+def _precision(option: str, device: torch.device) -> str:
+    if option == "auto":
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return "bf16-mixed" if cuda_bf16 else "32"
+    if option == "16-mixed" and device.type == "cpu":
+        raise OptionError(
+            "TrainingOptions: `precision`='16-mixed' needs a GPU; on the CPU use 'bf16-mixed' or "
+            "'32'. Received: precision='16-mixed' with execution_environment on the CPU."
+        )
+    return option
+
+
+def place(environment: str, precision: str) -> Placement:
+    """Pick the device (and join the process group for multi-gpu / parallel)."""
+    rank, world, owns = 0, 1, False
+    if environment in ("multi-gpu", "parallel"):
+        rank, world, owns = _init_group(environment)
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        use_cuda = torch.cuda.is_available() and (
+            environment == "multi-gpu" or dist.get_backend() == "nccl"
+        )
+        device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+        if environment == "multi-gpu" and not use_cuda:
+            device = torch.device("cpu")  # gloo on CPU: same code path, used for testing
+    elif environment == "cpu":
+        device = torch.device("cpu")
+    elif environment == "gpu":
+        device = _gpu(environment)
+    else:
+        device = best_device()
+    return Placement(device, _precision(precision, device), rank, world, owns)
+
+
+def autocast_context(placement: Placement):
+    """The autocast context for the placement's precision (a no-op for '32')."""
+    if placement.precision == "32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if placement.precision == "bf16-mixed" else torch.float16
+    return torch.autocast(placement.device.type, dtype=dtype)
+
+
+def launch(script: str | os.PathLike, nproc: int, args: Sequence[str] = (), **torchrun) -> int:
+    """Run ``script`` in ``nproc`` processes with torchrun (one node); returns the exit code.
+
+    Each process sees RANK / WORLD_SIZE / LOCAL_RANK, so ``train()`` with
+    ``execution_environment="parallel"`` (CPU, gloo) or ``"multi-gpu"`` (NCCL) joins the group.
+    Extra keyword arguments become torchrun flags (``master_port=29501`` ->
+    ``--master-port 29501``). For several machines, run torchrun with its rendezvous options.
+
+    Example:
+        >>> launch("no-such-script.py", 0)
+        Traceback (most recent call last):
+        ...
+        deeptoolbox.errors.OptionError: launch: `nproc` must be a positive int. Received: nproc=0.
+    """
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise OptionError(f"launch: `nproc` must be a positive int. Received: nproc={nproc!r}.")
+    if not Path(script).is_file():
+        raise OptionError(f"launch: `script` must be a Python file. Received: {str(script)!r}.")
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+    if "master_port" not in torchrun and "rdzv_endpoint" not in torchrun:
+        command.append("--standalone")
+    for key, value in torchrun.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    command += [str(script), *map(str, args)]
+    return subprocess.run(command, check=False).returncode

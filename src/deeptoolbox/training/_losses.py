@@ -1,0 +1,225 @@
+"""Loss functions for train(): numerically stable, masked for padded sequences.
+
+Classification losses work on logits. A Network that ends in Softmax (or Sigmoid for
+"binary-crossentropy") is run without that last layer during training, through
+:func:`logits_mode`, so the loss uses ``log_softmax`` / ``binary_cross_entropy_with_logits``
+and never takes the log of a rounded probability.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from deeptoolbox.errors import InputSizeError, OptionError
+from deeptoolbox.layers._activation import Sigmoid, Softmax
+from deeptoolbox.network._network import Network
+
+__all__ = ["LOSS_NAMES", "Loss", "loss_function", "logits_mode", "class_axis"]
+
+LOSS_NAMES = ("crossentropy", "binary-crossentropy", "mse", "mae", "huber")
+
+
+def class_axis(outputs: torch.Tensor) -> int:
+    """The class (channel) axis of a batch: last for (N, C) and (N, T, C), 1 for images."""
+    return -1 if outputs.dim() <= 3 else 1
+
+
+def _final_layer(net: torch.nn.Module, kind: type) -> torch.nn.Module | None:
+    if isinstance(net, Network) and len(net.output_names) == 1:
+        layer = net.layer(net.output_names[0])
+        return layer if isinstance(layer, kind) else None
+    return None
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+@contextlib.contextmanager
+def logits_mode(net: torch.nn.Module, loss: Loss) -> Iterator[bool]:
+    """Within the block, ``net`` skips its final Softmax/Sigmoid when ``loss`` wants logits.
+
+    Yields True when a layer is skipped.
+
+    Example:
+        >>> import torch
+        >>> from deeptoolbox import Network, layers as L
+        >>> net = Network([L.FeatureInput(2), L.Dense(3), L.Softmax()])
+        >>> with logits_mode(net, loss_function("crossentropy")) as skipped:
+        ...     raw = net(torch.ones(1, 2))
+        >>> skipped, bool(torch.allclose(raw.softmax(-1), net(torch.ones(1, 2))))
+        (True, True)
+    """
+    kind = {"crossentropy": Softmax, "binary-crossentropy": Sigmoid}.get(loss.name)
+    layer = _final_layer(net, kind) if kind is not None else None
+    if layer is None:
+        yield False
+        return
+    layer.forward = _identity  # instance attribute: also used by Network's direct-call path
+    try:
+        yield True
+    finally:
+        del layer.forward
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None, weights=None) -> torch.Tensor:
+    """Mean of per-element losses over the real (unmasked) elements."""
+    if mask is None:
+        if weights is not None:
+            return values.sum() / weights.sum()
+        return values.mean()
+    mask = mask.to(values.device)
+    while mask.dim() < values.dim():
+        mask = mask.unsqueeze(-1)
+    mask = mask.expand_as(values).to(values.dtype)
+    if weights is not None:
+        return (values * mask).sum() / (weights * mask).sum().clamp_min(1e-12)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class Loss:
+    """A named training loss: ``loss(outputs, targets, mask=None) -> scalar``.
+
+    Built by :func:`loss_function`; outputs of classification losses are logits.
+
+    Example:
+        >>> import torch
+        >>> loss = Loss("mse")
+        >>> float(loss(torch.ones(2, 3), torch.zeros(2, 3)))
+        1.0
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        class_weights: Sequence[float] | torch.Tensor | None = None,
+        huber_delta: float = 1.0,
+    ) -> None:
+        if name not in LOSS_NAMES:
+            raise OptionError(
+                f"train: `loss` must be one of {', '.join(map(repr, LOSS_NAMES))} or a callable. "
+                f"Received: loss={name!r}."
+            )
+        if class_weights is not None and name != "crossentropy":
+            raise OptionError(
+                f"loss_function: `class_weights` only applies to 'crossentropy'. Received it "
+                f"for {name!r}."
+            )
+        self.name = name
+        self.class_weights = (
+            None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        )
+        self.huber_delta = float(huber_delta)
+
+    def __repr__(self) -> str:
+        return f"Loss({self.name!r})"
+
+    def __call__(self, outputs: Any, targets: Any, mask: torch.Tensor | None = None):
+        if isinstance(outputs, tuple):
+            raise OptionError(
+                f"train: the network has {len(outputs)} outputs; the built-in loss "
+                f"{self.name!r} needs one. Pass a callable loss(outputs, targets)."
+            )
+        if targets is None:
+            raise InputSizeError(
+                f"train: the {self.name!r} loss needs targets, but the data gave only inputs. "
+                "Pass (inputs, targets) or batches (input, ..., target)."
+            )
+        outputs = outputs.float()
+        if self.name == "crossentropy":
+            return self._crossentropy(outputs, targets, mask)
+        targets = targets.to(outputs.dtype).reshape(outputs.shape)
+        if self.name == "binary-crossentropy":
+            values = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
+        elif self.name == "mse":
+            values = F.mse_loss(outputs, targets, reduction="none")
+        elif self.name == "mae":
+            values = F.l1_loss(outputs, targets, reduction="none")
+        else:
+            values = F.huber_loss(outputs, targets, reduction="none", delta=self.huber_delta)
+        return _masked_mean(values, mask)
+
+    def _crossentropy(self, logits, targets, mask):
+        axis = class_axis(logits)
+        classes = logits.shape[axis]
+        if axis == -1 and logits.dim() > 2:  # (N, T, C) -> (N, C, T) as F.cross_entropy wants
+            logits = logits.movedim(-1, 1)
+        weight = None
+        if self.class_weights is not None:
+            if len(self.class_weights) != classes:
+                raise OptionError(
+                    f"loss_function: `class_weights` has {len(self.class_weights)} values but "
+                    f"the network gives {classes} class scores."
+                )
+            weight = self.class_weights.to(logits.device)
+        if targets.is_floating_point():  # one-hot or probabilities, same shape as outputs
+            if axis == -1 and targets.dim() > 2:
+                targets = targets.movedim(-1, 1)
+            values = F.cross_entropy(logits, targets.to(logits.dtype), weight, reduction="none")
+            return _masked_mean(values, mask)
+        targets = targets.long().reshape(logits.shape[:1] + logits.shape[2:])
+        if (
+            targets.device.type == "cpu"
+            and targets.numel()
+            and (int(targets.min()) < 0 or int(targets.max()) >= classes)
+        ):
+            raise InputSizeError(
+                f"train: class indices must be in 0..{classes - 1} for a network with {classes} "
+                f"outputs. Received indices from {int(targets.min())} to {int(targets.max())}."
+            )
+        values = F.cross_entropy(logits, targets, weight, reduction="none")
+        weights = weight[targets] if weight is not None else None
+        return _masked_mean(values, mask, weights)
+
+
+class _CallableLoss(Loss):
+    def __init__(self, function: Callable[..., torch.Tensor]) -> None:
+        self.name = getattr(function, "__name__", "custom")
+        self.function = function
+        try:
+            parameters = inspect.signature(function).parameters
+            self.takes_mask = "mask" in parameters
+        except (TypeError, ValueError):
+            self.takes_mask = False
+
+    def __call__(self, outputs, targets, mask=None):
+        if self.takes_mask:
+            return self.function(outputs, targets, mask=mask)
+        return self.function(outputs, targets)
+
+
+def loss_function(
+    loss: str | Callable[..., torch.Tensor] | Loss,
+    *,
+    class_weights: Sequence[float] | torch.Tensor | None = None,
+    huber_delta: float = 1.0,
+) -> Loss:
+    """Build a loss for :func:`train` from a name or a callable.
+
+    ``class_weights`` (one per class) weight the cross-entropy of each observation by the
+    weight of its true class. A callable is called as ``loss(outputs, targets)``, or with
+    ``mask=`` too when it accepts that keyword.
+
+    Example:
+        >>> import torch
+        >>> loss = loss_function("crossentropy", class_weights=[1.0, 3.0])
+        >>> round(float(loss(torch.zeros(2, 2), torch.tensor([0, 1]))), 4)
+        0.6931
+    """
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str):
+        return Loss(loss, class_weights=class_weights, huber_delta=huber_delta)
+    if callable(loss):
+        return _CallableLoss(loss)
+    raise OptionError(
+        f"train: `loss` must be one of {', '.join(map(repr, LOSS_NAMES))} or a callable. "
+        f"Received: {type(loss).__name__}."
+    )

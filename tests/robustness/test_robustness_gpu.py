@@ -1,0 +1,28 @@
+"""The robustness tools run on the network's device (CUDA when present)."""
+
+import pytest
+import torch
+
+from deeptoolbox import Network
+from deeptoolbox import layers as L
+from deeptoolbox.robustness import estimate_output_bounds, find_adversarial, verify_robustness
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+def test_attack_bounds_and_verification_on_cuda():
+    torch.manual_seed(0)
+    net = Network([L.FeatureInput(4), L.Dense(16), L.ReLU(), L.Dense(3)]).cuda()
+    x = torch.randn(8, 4)
+    label = net(x.cuda()).argmax(1).cpu()
+    attack = find_adversarial(net, x, label, 0.5, method="pgd")
+    assert attack.inputs.device.type == "cuda"
+    bounds = estimate_output_bounds(net, x - 0.1, x + 0.1, optimize_slopes=True)
+    assert bounds.lower.device.type == "cuda"
+    with torch.no_grad():
+        assert bool(bounds.contains(net(x.cuda()), tolerance=1e-5).all())
+    result = verify_robustness(net, x, label, 0.01, branch_and_bound=True, time_limit=2)
+    assert len(result.status) == 8
