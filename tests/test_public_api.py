@@ -50,3 +50,21 @@ def test_version_matches_package_metadata():
     from importlib.metadata import version
 
     assert version("deeptoolbox") == deeptoolbox.__version__
+
+
+def test_import_needs_only_the_core_dependencies():
+    import subprocess
+    import sys
+
+    optional = ["h5py", "onnx", "onnxruntime", "onnxscript", "captum", "torchvision", "sklearn",
+                "scipy", "pyarrow", "matplotlib", "keras", "fsspec", "PIL", "torchmetrics",
+                "skimage"]  # fmt: skip
+    code = (
+        "import sys\n"
+        f"for name in {optional!r}:\n"
+        "    sys.modules[name] = None  # importing it now raises ImportError\n"
+        "import deeptoolbox\n"
+        "print(deeptoolbox.__version__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 from torch import nn
 
@@ -375,6 +374,8 @@ def _config(net: Network, specs: list[dict], outputs: list[str]) -> dict:
 
 
 def _weights_file(specs: list[dict]) -> bytes:
+    import h5py  # only needed when a Keras file is written
+
     buffer = io.BytesIO()
     keys = file_keys([spec["class_name"] for spec in specs])
     with h5py.File(buffer, "w") as h5:

@@ -14,12 +14,14 @@ import json
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from deeptoolbox.errors import ModelImportError
+
+if TYPE_CHECKING:
+    import h5py
 
 _CHILD_ORDER = {
     "Bidirectional": ["forward_layer", "backward_layer"],
@@ -65,6 +67,8 @@ def _collect(group: h5py.Group, class_name: str) -> list[np.ndarray]:
     if "vars" in group:
         variables = group["vars"]
         arrays += [np.asarray(variables[k]) for k in sorted(variables, key=int)]
+    import h5py
+
     children = [k for k in group if k != "vars" and isinstance(group[k], h5py.Group)]
     order = _CHILD_ORDER.get(class_name, [])
     children.sort(key=lambda k: (order.index(k) if k in order else len(order), k))
@@ -89,6 +93,8 @@ class KerasFile:
         if not self.path.is_file():
             raise ModelImportError(f"import_keras: the file '{self.path}' does not exist.")
         self._h5: Any = None
+        import h5py  # only needed once a Keras file is read
+
         try:
             if zipfile.is_zipfile(self.path):
                 self._read_keras()
@@ -122,10 +128,14 @@ class KerasFile:
                 )
             self.model = json.loads(archive.read("config.json"))
             weights = archive.read("model.weights.h5")
+        import h5py
+
         self._h5 = h5py.File(io.BytesIO(weights), "r")
         self.legacy = False
 
     def _read_h5(self) -> None:
+        import h5py
+
         self._h5 = h5py.File(self.path, "r")
         if "model_config" not in self._h5.attrs:
             raise ModelImportError(

@@ -26,6 +26,7 @@ from deeptoolbox.network._graph import (
     generated_name,
     topological_order,
 )
+from deeptoolbox.network._plan import Plan, compile_plan, tracing
 from deeptoolbox.network._shapes import input_ports, resolve_layer
 
 LayerSpec = nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module]
@@ -63,39 +64,7 @@ class _Resolution:
         return [i for i in self.issues if i.severity == "error"]
 
 
-@dataclass
-class _Plan:
-    """The compiled execution order used by ``forward``."""
-
-    steps: list[tuple[nn.Module, tuple[int, ...], int, tuple[int, ...]]]
-    num_inputs: int
-    outputs: tuple[int, ...]
-    chain: list[nn.Module] | None
-    accepted: list[tuple[int, ...]] = field(default_factory=list)
-    hooks: list[dict] = field(default_factory=list)
-
-    def hooks_active(self) -> bool:
-        """True when any hook or the JIT tracer needs layers called through ``__call__``."""
-        return _GLOBAL_HOOKS is None or any(_GLOBAL_HOOKS) or any(self.hooks) or _tracing()
-
-
-def _global_hook_dicts() -> list[dict] | None:
-    from torch.nn.modules import module as implementation
-
-    names = ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks")
-    names += ("_global_backward_pre_hooks",)
-    found = [getattr(implementation, name, None) for name in names]
-    return found if all(isinstance(d, dict) for d in found) else None
-
-
-_GLOBAL_HOOKS = _global_hook_dicts()
 _RESERVED_NAMES = frozenset(dir(nn.ModuleDict)) | frozenset(vars(nn.ModuleDict()))
-_tracing = torch._C._get_tracing_state
-
-
-def _hook_dicts(module: nn.Module) -> list[dict]:
-    names = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-    return [getattr(module, name) for name in names]
 
 
 class Network(nn.Module):
@@ -134,7 +103,7 @@ class Network(nn.Module):
         self._frozen: set[str] = set()
         self._learn_rate_factors: dict[str, float] = {}
         self._classes: list[str] | None = None
-        self._plan: _Plan | None = None
+        self._plan: Plan | None = None
         self._resolution = _Resolution()
         self.metadata: dict[str, Any] = {}
         if layers is not None:
@@ -524,7 +493,7 @@ class Network(nn.Module):
                 raise InputSizeError(self._input_size_message(name, layer, tuple(x.shape)))
 
     # -- internals ------------------------------------------------------------------------------
-    def _accept(self, plan: _Plan, inputs: Sequence[torch.Tensor]) -> None:
+    def _accept(self, plan: Plan, inputs: Sequence[torch.Tensor]) -> None:
         """Check inputs whose sizes differ from the last accepted ones, then remember them."""
         for name, x in zip(self.input_names, inputs, strict=True):
             if not isinstance(x, torch.Tensor):
@@ -533,7 +502,7 @@ class Network(nn.Module):
                     "Convert with torch.as_tensor(x), or use deeptoolbox.predict(net, x)."
                 )
         self.check_inputs(inputs)
-        if not (_tracing() or torch.compiler.is_compiling()):  # symbolic sizes: keep checking
+        if not (tracing() or torch.compiler.is_compiling()):  # symbolic sizes: keep checking
             plan.accepted = [tuple(int(d) for d in x.shape) for x in inputs]
 
     def _input_size_message(self, name: str, layer: InputLayer, shape: tuple[int, ...]) -> str:
@@ -567,51 +536,13 @@ class Network(nn.Module):
         )
         raise err
 
-    def _compile(self) -> _Plan:
+    def _compile(self) -> Plan:
         self.initialize()
-        order = self._resolution.order
-        slots: dict[str, int] = {}
-        inputs = self.input_names
-        for index, name in enumerate(inputs):
-            slots[name] = index
-        steps: list[tuple[nn.Module, tuple[int, ...], int, tuple[int, ...]]] = []
-        next_slot = len(inputs)
-        for name in order:
-            module = self.layers[name]
-            if isinstance(module, InputLayer):
-                if not module.is_identity:
-                    steps.append((module, (slots[name],), next_slot, ()))
-                    slots[name] = next_slot
-                    next_slot += 1
-                continue
-            sources = tuple(slots[src] for src in self.sources(name).values())  # type: ignore[index]
-            steps.append((module, sources, next_slot, ()))
-            slots[name] = next_slot
-            next_slot += 1
-        outputs = tuple(slots[name] for name in self.output_names)
-        last_use: dict[int, int] = {}
-        for index, (_, sources, _, _) in enumerate(steps):
-            for slot in sources:
-                last_use[slot] = index
         steps = [
-            (module, sources, target, tuple(
-                slot for slot in set(sources) if last_use[slot] == index and slot not in outputs
-            ))
-            for index, (module, sources, target, _) in enumerate(steps)
-        ]  # fmt: skip
-        chain = None
-        if len(inputs) == 1 and len(outputs) == 1:
-            expected = 0
-            for _, sources, target, _ in steps:
-                if sources != (expected,):
-                    break
-                expected = target
-            else:
-                if expected == outputs[0]:
-                    chain = [module for module, *_ in steps]
-        never = (-1,)  # matches no input, so the first call is always checked
-        hooks = [d for module, *_ in steps for d in _hook_dicts(module)]
-        self._plan = _Plan(steps, len(inputs), outputs, chain, [never] * len(inputs), hooks)
+            (name, self.layers[name], list(self.sources(name).values()))
+            for name in self._resolution.order
+        ]
+        self._plan = compile_plan(steps, self.input_names, self.output_names)
         return self._plan
 
     def _changed(self) -> Network:

@@ -106,6 +106,7 @@ class TrainingOptions:
     compile: bool = False
     seed: int | None = None
     num_workers: int = 0
+    adversarial: Any = None
 
     def __post_init__(self) -> None:
         for option, allowed in _CHOICES.items():
@@ -121,6 +122,13 @@ class TrainingOptions:
             isinstance(self.seed, bool) or not isinstance(self.seed, int)
         ):
             raise _fail("seed", self.seed, "an int or None")
+        if self.adversarial is not None and not callable(self.adversarial):
+            raise _fail(
+                "adversarial",
+                self.adversarial,
+                "None or a callable (net, inputs, targets) -> inputs, e.g. "
+                "deeptoolbox.robustness.AdversarialTraining(method='pgd', epsilon=0.03)",
+            )
         if self.solver != "lbfgs" and self.momentum >= 1:
             raise _fail("momentum", self.momentum, "a number in [0, 1)")
         self._check_metrics()

@@ -142,6 +142,8 @@ class _Engine:
         inputs = [_to(x, self.device, self.channels_last) for x in batch.inputs]
         target, mask = _to(batch.target, self.device), _to(batch.mask, self.device)
         weight = batch.size * self.placement.world / global_size
+        if self.options.adversarial is not None and target is not None:
+            inputs[0] = self.options.adversarial(self.net, inputs[0], target)
         if isinstance(self.optimizer, torch.optim.LBFGS):
             return self._lbfgs_step(inputs, target, mask)
         with autocast_context(self.placement):
