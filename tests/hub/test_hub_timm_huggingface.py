@@ -1,4 +1,4 @@
-"""pretrained("hf:...") with a Hugging Face model folder the test writes (no download)."""
+"""pretrained("hf:...") and pretrained("timm:...") with model files the tests write (no download)."""
 
 import numpy as np
 import pytest
@@ -38,3 +38,17 @@ def test_hf_model_folder_becomes_a_network_with_its_classes(tiny_vit, monkeypatc
     image = (np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)
     labels, scores = dtb.classify(net, image)
     assert labels.shape == (1,) and labels[0] in net.classes and scores.shape == (1, 3)
+
+
+def test_timm_model_with_a_local_weights_file(tmp_path):
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    module = timm.create_model("resnet18", pretrained=False, num_classes=5).eval()
+    save_file(module.state_dict(), tmp_path / "resnet18.safetensors")
+    net = dtb.pretrained("timm:resnet18", weights=tmp_path / "resnet18.safetensors", num_classes=5)
+    assert list(net.metadata["input_size"]) == [3, 224, 224]
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), module(x), atol=1e-4, rtol=1e-4)
