@@ -75,6 +75,16 @@ def _choose_device(net: torch.nn.Module, device: str | torch.device) -> torch.de
         ) from err
 
 
+def place_network(
+    net: torch.nn.Module, device: str | torch.device
+) -> tuple[torch.device, torch.dtype]:
+    """Move ``net`` to the chosen device; return that device and the dtype inputs should have."""
+    target = _choose_device(net, device)
+    net.to(target)
+    reference = next(iter(net.parameters()), None)
+    return target, reference.dtype if reference is not None else torch.get_default_dtype()
+
+
 def _as_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
     tensor = torch.from_numpy(value) if isinstance(value, np.ndarray) else torch.as_tensor(value)
     return tensor.to(dtype) if tensor.is_floating_point() else tensor
@@ -181,10 +191,7 @@ def predict(
             f"predict: `batch_size` must be a positive int. Received: {batch_size!r}."
         )
     data = _prepare(net, data)
-    target = _choose_device(net, device)
-    net.to(target)
-    reference = next(iter(net.parameters()), None)
-    dtype = reference.dtype if reference is not None else torch.get_default_dtype()
+    target, dtype = place_network(net, device)
     num_inputs = _num_inputs(net)
     was_training = net.training
     net.eval()

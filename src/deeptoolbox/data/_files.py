@@ -161,6 +161,30 @@ def resolve_labels(
     return values, check_classes(kind, values, classes)
 
 
+def labelled_files(
+    kind: str,
+    location: Any,
+    extensions: Any,
+    recursive: bool,
+    labels: str | Sequence[Any] | np.ndarray | None,
+    classes: Sequence[Any] | None,
+    on_error: str,
+    read: Callable[[str], Any],
+) -> tuple[list[str], np.ndarray | None, list[Any] | None, np.ndarray | None]:
+    """List files, resolve their labels, drop unreadable files when ``on_error="skip"``.
+
+    Returns ``(files, labels, classes, codes)``: ``codes`` are the labels as class indices.
+    """
+    files, roots = list_files(kind, location, extensions, recursive)
+    values, found = resolve_labels(kind, files, roots, labels, classes)
+    if on_error == "skip":
+        keep = readable(kind, files, read)
+        files = [files[i] for i in keep]
+        values = None if values is None else values[keep]
+    codes = None if values is None else encode(values, found)
+    return files, values, found, codes
+
+
 def check_classes(kind: str, values: np.ndarray, classes: Sequence[Any] | None) -> list[Any]:
     """The class list: ``classes`` when given (every label must be in it), else sorted labels."""
     present = sorted(set(values.tolist()))

@@ -58,16 +58,9 @@ class FileDatastore(Datastore):
             )
         _files.check_on_error("FileDatastore", on_error)
         self.read_fn = read_fn
-        files, roots = _files.list_files("FileDatastore", location, extensions, recursive)
-        values, self._classes = _files.resolve_labels(
-            "FileDatastore", files, roots, labels, classes
+        self._files, self._labels, self._classes, self._codes = _files.labelled_files(
+            "FileDatastore", location, extensions, recursive, labels, classes, on_error, self._read
         )
-        if on_error == "skip":
-            keep = _files.readable("FileDatastore", files, self._read)
-            files = [files[i] for i in keep]
-            values = None if values is None else values[keep]
-        self._files, self._labels = files, values
-        self._codes = None if values is None else _files.encode(values, self._classes)
         self._init_view()
 
     @property

@@ -252,17 +252,16 @@ class ImageDatastore(Datastore):
         _files.check_on_error("ImageDatastore", on_error)
         self.output_size = _check_size(output_size)
         self.color, self.size_mode, self.augmenter = color, size_mode, augmenter
-        files, roots = _files.list_files("ImageDatastore", location, extensions, recursive)
-        values, self._classes = _files.resolve_labels(
-            "ImageDatastore", files, roots, labels, classes
+        self._files, self._labels, self._classes, self._codes = _files.labelled_files(
+            "ImageDatastore",
+            location,
+            extensions,
+            recursive,
+            labels,
+            classes,
+            on_error,
+            self._decode,
         )
-        if on_error == "skip":
-            keep = _files.readable("ImageDatastore", files, self._decode)
-            files = [files[i] for i in keep]
-            values = None if values is None else values[keep]
-        self._files = files
-        self._labels = values
-        self._codes = None if values is None else _files.encode(values, self._classes)
         self._init_view()
 
     @property

@@ -360,16 +360,16 @@ class SignalDatastore(_PaddedDatastore):
             mask_as_input=mask_as_input,
         )
         self.variable, self.transpose = variable, bool(transpose)
-        files, roots = _files.list_files("SignalDatastore", location, extensions, recursive)
-        values, self._classes = _files.resolve_labels(
-            "SignalDatastore", files, roots, labels, classes
+        self._files, self._labels, self._classes, self._codes = _files.labelled_files(
+            "SignalDatastore",
+            location,
+            extensions,
+            recursive,
+            labels,
+            classes,
+            on_error,
+            self._read,
         )
-        if on_error == "skip":
-            keep = _files.readable("SignalDatastore", files, self._read)
-            files = [files[i] for i in keep]
-            values = None if values is None else values[keep]
-        self._files, self._labels = files, values
-        self._codes = None if values is None else _files.encode(values, self._classes)
         self._init_view()
 
     @property

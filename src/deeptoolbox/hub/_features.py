@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from deeptoolbox.errors import LayerNotFoundError, OptionError
-from deeptoolbox.inference import _as_tensor, _batches, _choose_device, _num_inputs, _prepare
+from deeptoolbox.inference import _as_tensor, _batches, _num_inputs, _prepare, place_network
 from deeptoolbox.network._network import Network
 
 __all__ = ["activations", "fit_classifier", "CLASSIFIERS"]
@@ -80,10 +80,7 @@ def activations(
             f"activations: `batch_size` must be a positive int. Received: {batch_size!r}."
         )
     module = _layer_module(net, layer)
-    target = _choose_device(net, device)
-    net.to(target)
-    reference = next(iter(net.parameters()), None)
-    dtype = reference.dtype if reference is not None else torch.get_default_dtype()
+    target, dtype = place_network(net, device)
     captured: list[torch.Tensor] = []
 
     def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:

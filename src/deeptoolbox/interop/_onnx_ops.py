@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from deeptoolbox.errors import ModelImportError
+
 Tensor = torch.Tensor
 Inputs = list[Tensor | None]
 Operator = Callable[[Inputs, dict], Tensor | tuple[Tensor, ...]]
@@ -206,7 +208,10 @@ def _dropout(inputs: Inputs, attrs: dict) -> tuple[Tensor, Tensor]:
     training = len(inputs) > 2 and inputs[2] is not None and bool(inputs[2])
     ratio = float(inputs[1]) if len(inputs) > 1 and inputs[1] is not None else 0.5
     if training and ratio > 0:
-        raise NotImplementedError("Dropout in training mode is random; networks run it in eval")
+        raise ModelImportError(
+            "ONNX Dropout with training_mode=True is random and is not reproduced; imported "
+            "networks run dropout in inference mode. Set training_mode to False in the file."
+        )
     return inputs[0], torch.ones_like(inputs[0], dtype=torch.bool)
 
 

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from deeptoolbox.errors import ModelImportError
 from deeptoolbox.interop._onnx_ops import Inputs, Tensor, _ints, operator
 
 # -- resizing -----------------------------------------------------------------------------------
@@ -33,7 +34,11 @@ def _source_coordinates(out_len: int, in_len: int, scale: float, attrs: dict, ro
         return start * (in_len - 1) + x * (end - start) * (in_len - 1) / (out_len - 1)
     if mode == "half_pixel":
         return (x + 0.5) / scale - 0.5
-    raise NotImplementedError(f"Resize coordinate_transformation_mode={mode!r}")
+    raise ModelImportError(
+        f"ONNX Resize: coordinate_transformation_mode={mode!r} is not one of the ONNX modes "
+        "'half_pixel', 'half_pixel_symmetric', 'pytorch_half_pixel', 'align_corners', "
+        "'asymmetric', 'tf_crop_and_resize'."
+    )
 
 
 def _cubic(d: Tensor, a: float) -> Tensor:
