@@ -168,6 +168,28 @@ def test_plain_module_export_with_sample_inputs(tmp_path):
     assert _close(got, module(x).detach().numpy()) < TOLERANCE
 
 
+@pytest.mark.parametrize("opset", [14, 17])
+def test_older_opset_is_the_one_written(tmp_path, opset):
+    # torch.export writes opset 18 and converts down; where onnx's converter has no adapter
+    # (Shape, ReduceMean axes) it keeps 18 unless the exporter falls back.
+    net = Network([L.SequenceInput(3), L.Conv1d(4, 3), L.GlobalAvgPool(), L.Dense(2)])
+    path = export_onnx(net, tmp_path / "old.onnx", opset=opset)
+    model = onnx.load(str(path))
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [opset]
+    x = torch.randn(2, 7, 3)
+    assert _close(_onnxruntime(path, [x]), net(x).detach().numpy()) < TOLERANCE
+
+
+def test_free_lengths_are_declared_free_on_outputs(tmp_path):
+    # torch.export declares the LSTM's output length as the sample's; the file computes it.
+    net = Network([L.SequenceInput(3), L.LSTM(5, name="lstm")])
+    path = export_onnx(net, tmp_path / "seq.onnx")
+    dims = onnx.load(str(path)).graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", "time", 5]
+    x = torch.randn(2, 13, 3)
+    assert _close(_onnxruntime(path, [x]), net(x).detach().numpy()) < TOLERANCE
+
+
 def test_bad_options(tmp_path):
     net = Network([L.FeatureInput(2), L.Dense(1)])
     with pytest.raises(OptionError, match="opset"):

@@ -103,12 +103,14 @@ def _unsupported_model():
     nodes = [
         helper.make_node("Relu", ["x"], ["a"], name="relu"),
         helper.make_node("Hardmax", ["a"], ["b"], name="hard1"),
-        helper.make_node("CumSum", ["b", "axis"], ["c"], name="cumulative"),
+        helper.make_node("CumSum", ["b", "axis"], ["c"], name="cumulative", domain="com.example"),
         helper.make_node("Hardmax", ["c"], ["d"], name="hard2"),
         helper.make_node("Sigmoid", ["d"], ["y"], name="sig"),
     ]
     axis = numpy_helper.from_array(np.array(1, dtype=np.int64), "axis")
-    return _model_with(nodes, [x], [y], [axis])
+    model = _model_with(nodes, [x], [y], [axis])
+    model.opset_import.append(helper.make_opsetid("com.example", 1))  # a custom operator
+    return model
 
 
 def test_unsupported_operators_are_all_listed_with_node_names(tmp_path):
@@ -119,7 +121,7 @@ def test_unsupported_operators_are_all_listed_with_node_names(tmp_path):
     message = str(info.value)
     assert "custom.onnx" in message
     assert "Hardmax (nodes: 'hard1', 'hard2')" in message
-    assert "CumSum (nodes: 'cumulative')" in message
+    assert "com.example.CumSum (nodes: 'cumulative')" in message
     assert "unsupported='placeholder'" in message
 
 
@@ -235,4 +237,5 @@ def test_operator_table_lists_every_supported_operator():
     table = onnx_operator_table()
     for op in supported_onnx_operators():
         assert f"| {op} |" in table
-    assert "| Conv | `Conv2d` when its options fit" in table
+    assert "| Conv | `Conv2d` or `Conv1d` (with the nodes around it) when its options fit" in table
+    assert "| LSTM | `LSTM` (with the nodes around it) when its options fit" in table

@@ -98,6 +98,26 @@ def test_torchvision_models_trace_into_toolbox_layers(name, options, convs):
         assert _close(net(x), model(x))
 
 
+def test_vision_transformer_traces_with_attention_as_a_torch_module(tmp_path):
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
+        num_classes=5,
+    ).eval()  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback to opaque wrapping
+        net = from_torch(model, torch.randn(1, 3, 32, 32))
+    counts = _types(net)
+    assert "OpaqueModule" not in counts and counts["Dense"] >= 5
+    attention = net.layer("encoder_layers_encoder_layer_0_self_attention")
+    assert isinstance(attention, TorchModule) and attention.output_index == 0
+    dtb.save(net, tmp_path / "vit.zip")
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert _close(net(x), model(x))
+        assert _close(dtb.load(tmp_path / "vit.zip").eval()(x), model(x))
+
+
 def test_names_follow_module_paths_and_weights_are_copies(resnet):
     net = from_torch(resnet, torch.randn(1, 3, 32, 32))
     assert {"conv1", "bn1", "layer1_0_conv1", "layer4_1_bn2", "fc"} <= set(net.layer_names)
@@ -106,6 +126,21 @@ def test_names_follow_module_paths_and_weights_are_copies(resnet):
     torch.testing.assert_close(net.layer("fc").weight, resnet.fc.weight)
     torch.testing.assert_close(net.layer("bn1").running_var, resnet.bn1.running_var)
     assert net.sources("layer1_0_add") == {"in1": "layer1_0_bn2", "in2": "maxpool"}
+
+
+def test_sizes_are_resolved_once_not_after_every_layer(resnet, monkeypatch):
+    resolved: list[dtb.Network] = []
+    original = dtb.Network._resolve
+
+    def counting(self: dtb.Network) -> None:
+        resolved.append(self)
+        original(self)
+
+    monkeypatch.setattr(dtb.Network, "_resolve", counting)
+    net = from_torch(resnet, torch.randn(1, 3, 32, 32))
+    assert len(net.layers) > 60
+    assert sum(n is net for n in resolved) <= 2  # the empty network, then the whole graph
+    assert net.output_shape() == (1000,) and dtb.analyze(net).ok
 
 
 def test_traced_network_saves_and_loads(tmp_path):
@@ -185,6 +220,23 @@ def test_from_torch_rejects_what_is_not_a_module_or_tensor():
         from_torch(lambda x: x, torch.zeros(1, 2))  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="example_inputs"):
         from_torch(nn.Linear(2, 2), [[1.0, 2.0]])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("torchscript", ".pt"), ("exported-program", ".pt2")])
+def test_export_of_a_token_network_traces_on_valid_token_ids(tmp_path, fmt, suffix):
+    # the default example batch must hold token ids below the vocabulary size, not random floats
+    net = dtb.Network(
+        [L.SequenceInput(1), L.Embedding(20, 6), L.LSTM(5, output_mode="last")]
+    ).eval()
+    path = export_pytorch(net, tmp_path / f"tokens{suffix}", format=fmt)
+    tokens = torch.randint(0, 20, (3, 8, 1)).float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        reloaded = (
+            torch.jit.load(path) if fmt == "torchscript" else torch.export.load(path).module()
+        )
+    with torch.no_grad():
+        assert _close(reloaded(tokens), net(tokens))
 
 
 @pytest.mark.parametrize(("fmt", "suffix"), [("torchscript", ".pt"), ("exported-program", ".pt2")])

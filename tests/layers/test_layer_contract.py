@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 import deeptoolbox.interop as interop  # registers the interop operator layers too
+import deeptoolbox.interop._keras_ops as keras_ops
 import deeptoolbox.layers as L
 from deeptoolbox.layers import Layer, registered_layers
 
@@ -39,6 +40,18 @@ def _sequence_and_mask(shapes: list[tuple]) -> list[torch.Tensor]:
     mask = torch.ones(BATCH, LENGTH)
     mask[1, :2] = 0  # left padding in the second sequence
     return [torch.randn(BATCH, LENGTH, 4), mask]
+
+
+def _bool_mask(shapes: list[tuple]) -> list[torch.Tensor]:
+    x, mask = _sequence_and_mask(shapes)
+    return [x, mask.bool()]  # masks carry no gradient
+
+
+def _cross_attention_inputs(shapes: list[tuple]) -> list[torch.Tensor]:
+    values = torch.ones(BATCH, 6, dtype=torch.bool)
+    values[0, 4:] = False
+    allowed = torch.rand(BATCH, LENGTH, 6) > 0.3
+    return [*_random_inputs(shapes[:3]), values, allowed]
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,7 @@ CASES: dict[str, Case] = {
     "TorchModule": Case(
         lambda: interop.TorchModule("torch.nn.Softplus", module_arguments={"beta": 2.0}), [(3,)]
     ),
+    "StochasticDepth": Case(lambda: interop.StochasticDepth(0.1, "row"), [(3, 4, 4)]),
     "OnnxOperator": Case(
         lambda: interop.OnnxOperator(
             "Add", slots=["in1", "const1"], constants={"const1": {"shape": [3], "dtype": "float32"}}
@@ -137,6 +151,21 @@ CASES: dict[str, Case] = {
         [(2, 3)],
     ),
     "TensorInput": Case(lambda: interop.TensorInput((None, 3)), [], data_shapes=[(5, 3)]),
+    # layers import_keras uses for Keras semantics (deeptoolbox.interop._keras_ops)
+    "PaddingMask": Case(lambda: keras_ops.PaddingMask(), [(None, 1)], _token_ids),
+    "MaskedSteps": Case(lambda: keras_ops.MaskedSteps("hold"), [(None, 4), (None,)], _bool_mask),
+    "MaskedGlobalAvgPool": Case(keras_ops.MaskedGlobalAvgPool, [(None, 4), (None,)], _bool_mask),
+    "CrossAttention": Case(
+        lambda: keras_ops.CrossAttention(
+            2, key_dim=3, value_dim=2, has_key=True, masks=["value_mask", "attention_mask"]
+        ),
+        [(None, 4), (6, 3), (6, 2), (6,), (None, 6)],
+        _cross_attention_inputs,
+    ),
+    "AvgPoolExcludingPadding": Case(
+        lambda: keras_ops.AvgPoolExcludingPadding([3, 2], stride=[2, 2]), [(2, 5, 5)]
+    ),
+    "AxisLayerNorm": Case(lambda: keras_ops.AxisLayerNorm([1, 3]), [(3, 4, 5)]),
 }
 
 
@@ -224,7 +253,7 @@ def test_repr_is_the_constructor_call(type_name):
     text = repr(layer)
     assert text.startswith(f"{type_name}(") and text.endswith(")")
     assert "\n" not in text
-    namespace = {**vars(L), **vars(interop)}
+    namespace = {**vars(L), **vars(interop), **vars(keras_ops)}
     rebuilt = eval(text, {"__builtins__": {}}, namespace)  # noqa: S307 - our own repr
     assert type(rebuilt) is type(layer)
     assert _json_round_trip(rebuilt.get_config()) == _json_round_trip(layer.get_config())
@@ -240,6 +269,8 @@ def test_backward_reaches_every_parameter(type_name):
         if x.is_floating_point() and not (type_name == "SelfAttention" and x.dim() == 2):
             x.requires_grad_(True)
     output = layer(*inputs)
+    if output.dtype == torch.bool:  # a mask (PaddingMask): nothing to differentiate
+        return
     (output * torch.randn_like(output)).sum().backward()
     for name, param in layer.named_parameters():
         assert param.grad is not None, f"{type_name}.{name} got no gradient"
@@ -269,6 +300,7 @@ def test_learnable_layers_have_parameters_after_build():
     learnable = {
         "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d", "BatchNorm", "LayerNorm",
         "GroupNorm", "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
+        "CrossAttention", "AxisLayerNorm",
     }  # fmt: skip
     for type_name, case in CASES.items():
         count = sum(p.numel() for p in _built(case).parameters())

@@ -11,6 +11,12 @@ from deeptoolbox.interop._convert import read_model as read_model
 from deeptoolbox.interop._keras_export import export_keras as export_keras
 from deeptoolbox.interop._keras_import import import_keras as import_keras
 from deeptoolbox.interop._keras_layers import supported_keras_layers as supported_keras_layers
+from deeptoolbox.interop._keras_ops import AvgPoolExcludingPadding as AvgPoolExcludingPadding
+from deeptoolbox.interop._keras_ops import AxisLayerNorm as AxisLayerNorm
+from deeptoolbox.interop._keras_ops import CrossAttention as CrossAttention
+from deeptoolbox.interop._keras_ops import MaskedGlobalAvgPool as MaskedGlobalAvgPool
+from deeptoolbox.interop._keras_ops import MaskedSteps as MaskedSteps
+from deeptoolbox.interop._keras_ops import PaddingMask as PaddingMask
 from deeptoolbox.interop._onnx_export import ModelExportError as ModelExportError
 from deeptoolbox.interop._onnx_export import export_onnx as export_onnx
 from deeptoolbox.interop._onnx_export import verify_onnx as verify_onnx
@@ -24,6 +30,7 @@ from deeptoolbox.interop._torch import export_pytorch as export_pytorch
 from deeptoolbox.interop._torch import from_torch as from_torch
 from deeptoolbox.interop._torch import import_pytorch as import_pytorch
 from deeptoolbox.interop._torch_layers import OpaqueModule as OpaqueModule
+from deeptoolbox.interop._torch_layers import StochasticDepth as StochasticDepth
 from deeptoolbox.interop._torch_layers import TorchFunction as TorchFunction
 from deeptoolbox.interop._torch_layers import TorchModule as TorchModule
 
@@ -45,7 +52,14 @@ __all__ = [
     "TorchFunction",
     "TorchModule",
     "OpaqueModule",
+    "StochasticDepth",
     "import_keras",
     "export_keras",
     "supported_keras_layers",
+    "PaddingMask",
+    "MaskedSteps",
+    "MaskedGlobalAvgPool",
+    "CrossAttention",
+    "AvgPoolExcludingPadding",
+    "AxisLayerNorm",
 ]

@@ -4,7 +4,9 @@ The file holds a Functional model: ``config.json`` (the architecture), ``metadat
 ``model.weights.h5`` in Keras 3's layout. Keras images are channels-last, so image inputs are
 declared (H, W, C), kernels are transposed, and a Flatten of images permutes to the toolbox's
 (C, H, W) order first, so ``keras.saving.load_model(path).predict`` gives the network's outputs
-for the same data in Keras's layout.
+for the same data in Keras's layout. Recurrent layers with a padding-mask port are called with
+Keras's ``mask=`` argument; masks computed in the network and a few element-wise operations
+are written as ``keras.ops`` calls (``not_equal``, ``any``, ``copy``...), as Keras saves them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox.interop._keras_files import file_keys
+from deeptoolbox.interop._keras_layers import OPERATIONS
+from deeptoolbox.interop._keras_ops import (
+    AvgPoolExcludingPadding,
+    AxisLayerNorm,
+    CrossAttention,
+    MaskedGlobalAvgPool,
+    MaskedSteps,
+    PaddingMask,
+)
 from deeptoolbox.interop._onnx_export import ModelExportError
+from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._base import Shape, layer_type_name
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import Network
@@ -138,12 +150,18 @@ def _recurrent(name: str, m: L.LSTM | L.GRU, shape: Shape) -> list[dict]:
     if m.num_layers != 1:
         raise ValueError(f"num_layers={m.num_layers} (export stacked layers one by one)")
     kind = "LSTM" if isinstance(m, L.LSTM) else "GRU"
-    config = {"units": m.hidden_size, "return_sequences": m.output_mode == "sequence",
+    sequences = m.output_mode == "sequence"
+    config = {"units": m.hidden_size, "return_sequences": sequences,
               "activation": "tanh", "recurrent_activation": "sigmoid"}  # fmt: skip
     if kind == "GRU":
         config["reset_after"] = True
+    # the toolbox zeroes masked steps of sequences; Keras's mask-free Copy stops Keras from
+    # passing the mask on to later layers, which the toolbox's do not read
+    after = [_operation(f"{name}_unmask", "Copy")] if m.has_padding_mask and sequences else []
+    if m.has_padding_mask:
+        config["zero_output_for_mask"] = sequences
     if not m.bidirectional:
-        return [_spec(name, kind, config, {"cell": _recurrent_weights(m, "")})]
+        return [_spec(name, kind, config, {"cell": _recurrent_weights(m, "")}), *after]
     inner = {"module": "keras.layers", "class_name": kind,
              "config": {"name": f"{name}_forward", "trainable": True, **config},
              "registered_name": None}  # fmt: skip
@@ -151,7 +169,74 @@ def _recurrent(name: str, m: L.LSTM | L.GRU, shape: Shape) -> list[dict]:
         "forward_layer/cell": _recurrent_weights(m, ""),
         "backward_layer/cell": _recurrent_weights(m, "_reverse"),
     }
-    return [_spec(name, "Bidirectional", {"layer": inner, "merge_mode": "concat"}, variables)]
+    spec = _spec(name, "Bidirectional", {"layer": inner, "merge_mode": "concat"}, variables)
+    return [spec, *after]
+
+
+def _operation(name: str, class_name: str, arguments: list | None = None, **config: Any) -> dict:
+    """A keras.ops call in the Functional graph; ``None`` arguments are the inputs in order."""
+    spec = _spec(name, class_name, {})
+    spec["config"] = {"name": name, **config}
+    spec["operation"] = True
+    spec["arguments"] = arguments or [None]
+    return spec
+
+
+def _padding_mask(name: str, m: PaddingMask, shape: Shape) -> list[dict]:
+    if not m.over_channels:  # token ids (N, T) -> (N, T), as Embedding(mask_zero=True)
+        return [_operation(name, "NotEqual", [None, m.value])]
+    return [
+        _operation(f"{name}_not_equal", "NotEqual", [None, m.value]),
+        _operation(name, "Any", [None], axis=-1, keepdims=True),
+    ]
+
+
+def _torch_function(name: str, m: TorchFunction, shape: Shape) -> list[dict]:
+    """The element-wise and mask operations import_keras reads back from keras.ops calls."""
+    kind = {function: kind for kind, function in OPERATIONS.items()}.get(m.function)
+    inputs = [spec for spec in m.arguments if isinstance(spec, dict)]
+    simple = m.output_index is None and not m.tensors and all(
+        list(spec) == ["input"] for spec in inputs
+    )  # fmt: skip
+    if kind is None or not simple or len(shape) > 2 and kind in ("Any", "All"):
+        written = ", ".join(sorted(OPERATIONS.values()))
+        raise ValueError(
+            f"the operation {m.describe()} with arguments {m.arguments} (TorchFunction layers "
+            f"export as keras.ops calls for {written} on inputs and constants)"
+        )
+    arguments = [None if isinstance(a, dict) else a for a in m.arguments]
+    config = {}
+    if kind in ("Any", "All"):
+        config = {"axis": m.keywords.get("dim"), "keepdims": m.keywords.get("keepdim", False)}
+    elif m.keywords:
+        raise ValueError(f"the operation {m.describe()} with keywords {m.keywords}")
+    return [_operation(name, kind, arguments, **config)]
+
+
+def _masked_steps(net: Network, name: str, m: MaskedSteps, specs: list[dict]) -> list[dict]:
+    """MaskedSteps right after a masked LSTM or GRU: folded into Keras's own masking."""
+    ports = net.sources(name)
+    source = net.layer(ports["in"])  # type: ignore[arg-type]
+    mask = net.layer(ports["mask"])  # type: ignore[arg-type]
+    same_input = net.sources(ports["mask"]).get("in") == ports["in"]  # type: ignore[arg-type]
+    if m.mode == "zero" and isinstance(mask, PaddingMask) and mask.over_channels and same_input:
+        # Keras's Masking; the mask-free copy keeps Keras's later layers from reading a mask
+        # the toolbox's do not see (those that do get it through mask=)
+        masking = _spec(f"{name}_masking", "Masking", {"mask_value": mask.value})
+        return [masking, _operation(name, "Copy")]
+    masked = isinstance(source, L.LSTM | L.GRU) and source.has_padding_mask
+    if not masked or net.sources(ports["in"])["mask"] != ports["mask"]:  # type: ignore[arg-type]
+        raise ValueError(
+            "MaskedSteps other than right after an LSTM or GRU that reads its mask, or as "
+            "Masking (mode='zero' with a PaddingMask(over_channels=True) of the same input)"
+        )
+    if m.mode == "hold":
+        if source.bidirectional:
+            raise ValueError("mode='hold' after a bidirectional layer (Keras zeroes those steps)")
+        spec = next(s for s in specs if s["name"] == ports["in"])
+        target = spec["config"]
+        target["zero_output_for_mask"] = False  # Keras repeats the last real step's output
+    return [_operation(name, "Copy")]
 
 
 def _attention(name: str, m: L.SelfAttention, shape: Shape) -> list[dict]:
@@ -177,6 +262,54 @@ def _attention(name: str, m: L.SelfAttention, shape: Shape) -> list[dict]:
     spec["kwargs"] = {"use_causal_mask": True} if m.causal else {}
     spec["self_attention"] = True
     return [spec]
+
+
+def _cross_attention(name: str, m: CrossAttention, shape: Shape) -> list[dict]:
+    if "query_mask" in m.masks:
+        raise ValueError("a query_mask input (Keras takes it only from the query's own mask)")
+    heads = m.num_heads
+    sizes = {"query": m.key_dim, "key": m.key_dim, "value": m.value_dim}
+    variables = {}
+    for part, size in sizes.items():
+        weight = _array(getattr(m, f"{part}_weight")).T
+        kernel = [weight.reshape(weight.shape[0], heads, size)]
+        bias = getattr(m, f"{part}_bias")
+        variables[f"{part}_dense"] = kernel + (
+            [_array(bias).reshape(heads, size)] if m.bias else []
+        )
+    out = _array(m.output_weight).T.reshape(heads, m.value_dim, -1)
+    variables["output_dense"] = [out] + ([_array(m.output_bias)] if m.bias else [])
+    config = {"num_heads": heads, "key_dim": m.key_dim, "value_dim": m.value_dim,
+              "use_bias": m.bias, "output_shape": m.output_channels}  # fmt: skip
+    spec = _spec(name, "MultiHeadAttention", config, variables)
+    spec["kwargs"] = {"use_causal_mask": True} if m.causal else {}
+    return [spec]
+
+
+_cross_attention.keyword_ports = lambda m: {  # type: ignore[attr-defined]
+    port: port for port in ("key", *m.masks)
+}
+
+
+def _exclusive_pool(name: str, m: AvgPoolExcludingPadding, shape: Shape) -> list[dict]:
+    config = {"pool_size": list(m.pool_size), "strides": list(m.stride), "padding": "same",
+              "data_format": "channels_last"}  # fmt: skip
+    return [_spec(name, f"AveragePooling{len(m.pool_size)}D", config)]
+
+
+def _axis_norm(name: str, m: AxisLayerNorm, shape: Shape) -> list[dict]:
+    image = len(shape) == 3  # the toolbox's (C, H, W) is Keras's (H, W, C)
+    axes = sorted({1: 3, 2: 1, 3: 2}[a] for a in m.axes) if image else list(m.axes)
+    size = [int(d) for d in keras_shape(shape)[1:]]
+    param = [size[a - 1] for a in axes]
+
+    def keras_layout(tensor: Any) -> np.ndarray:
+        array = _array(tensor)
+        return (np.transpose(array, (1, 2, 0)) if image else array).reshape(param)
+
+    config = {"axis": axes, "epsilon": m.epsilon}
+    weights = [keras_layout(m.weight), keras_layout(m.bias)]
+    return [_spec(name, "LayerNormalization", config, {"": weights})]
 
 
 def _flatten(name: str, m: nn.Module, shape: Shape) -> list[dict]:
@@ -239,6 +372,12 @@ _EXPORTERS: dict[type, Any] = {
             {"": [_array(m.weight)]},
         )  # fmt: skip
     ],
+    PaddingMask: _padding_mask,
+    CrossAttention: _cross_attention,
+    AvgPoolExcludingPadding: _exclusive_pool,
+    AxisLayerNorm: _axis_norm,
+    TorchFunction: _torch_function,
+    MaskedGlobalAvgPool: lambda n, m, s: [_spec(n, "GlobalAveragePooling1D", {})],
     L.LSTM: _recurrent,
     L.GRU: _recurrent,
     L.SelfAttention: _attention,
@@ -252,10 +391,22 @@ _EXPORTERS: dict[type, Any] = {
 }
 
 
+_MASK_READERS = frozenset({"LSTM", "GRU", "Bidirectional", "GlobalAveragePooling1D"})
+
+
 def _tensor(spec: dict) -> dict:
     return {"class_name": "__keras_tensor__",
             "config": {"shape": spec["shape"], "dtype": "float32",
                        "keras_history": [spec["name"], 0, 0]}}  # fmt: skip
+
+
+def _reads_ids(layer: nn.Module) -> bool:
+    """Layers that take token ids as (N, T) as well as (N, T, 1)."""
+    if isinstance(layer, TorchFunction):  # a padding mask as keras.ops.not_equal(ids, 0)
+        return layer.function in ("torch.ne", "torch.eq")
+    return isinstance(layer, L.Embedding | PaddingMask) and not getattr(
+        layer, "over_channels", False
+    )
 
 
 def _input_spec(net: Network, name: str) -> dict:
@@ -269,7 +420,7 @@ def _input_spec(net: Network, name: str) -> dict:
     shape = keras_shape(layer.shape)
     consumers = [c.destination for c in net.connections if c.source == name]
     tokens = isinstance(layer, L.SequenceInput) and layer.num_channels == 1
-    if tokens and consumers and all(isinstance(net.layer(c), L.Embedding) for c in consumers):
+    if tokens and consumers and all(_reads_ids(net.layer(c)) for c in consumers):
         shape = shape[:2]  # token ids (N, T): Keras's Embedding adds the channel axis
     spec = _spec(name, "InputLayer", {"batch_shape": shape, "dtype": "float32"})
     spec["config"].pop("trainable")
@@ -289,13 +440,18 @@ def _specs(net: Network) -> list[dict]:
             last[name] = name
             continue
         exporter = _EXPORTERS.get(type(module))
+        if isinstance(module, MaskedSteps):
+            exporter = lambda n, m, s: _masked_steps(net, n, m, specs)  # noqa: E731
         if exporter is None:
             supported = ", ".join(sorted(k.__name__ for k in _EXPORTERS))
             raise ModelExportError(
                 f"export_keras: layer '{name}' is a {layer_type_name(module)}, which has no Keras "
                 f"equivalent here. Layers export_keras writes: input layers, {supported}."
             )
-        sources = [last[s] for s in net.sources(name).values()]  # type: ignore[index]
+        ports = {port: last[s] for port, s in net.sources(name).items()}  # type: ignore[index]
+        keyword_ports = getattr(exporter, "keyword_ports", lambda m: {"mask": "mask"})(module)
+        sources = [s for port, s in ports.items() if port not in keyword_ports]
+        keywords = {keyword_ports[p]: s for p, s in ports.items() if p in keyword_ports}
         shape = net._resolution.input_shapes[name][0]
         try:
             chain = exporter(name, module, shape)
@@ -304,12 +460,23 @@ def _specs(net: Network) -> list[dict]:
                 f"export_keras: layer '{name}' ({layer_type_name(module)}) uses {err}, which "
                 "has no Keras equivalent."
             ) from err
+        if "mask" in keywords and chain[0]["class_name"] in _MASK_READERS:
+            flat = _spec(f"{name}_mask", "Reshape", {"target_shape": [-1]})  # (N, T) for Keras
+            flat |= {"sources": [keywords["mask"]], "shape": [None, None]}
+            specs.append(flat)
+            keywords = {"mask": flat["name"]}
         for index, spec in enumerate(chain):
             spec["sources"] = sources if index == 0 else [chain[index - 1]["name"]]
+            if index == 0 and (spec["class_name"] in _MASK_READERS or "mask" not in keywords):
+                spec["tensor_kwargs"] = keywords
             spec["shape"] = keras_shape(net.output_shape(name) or ())
             specs.append(spec)
         last[name] = chain[-1]["name"]
     return specs, [last[n] for n in net.output_names]
+
+
+def _depends(spec: dict) -> list[str]:
+    return [*spec.get("sources", []), *spec.get("tensor_kwargs", {}).values()]
 
 
 def keras_order(specs: list[dict], outputs: list[str]) -> list[dict]:
@@ -326,7 +493,7 @@ def keras_order(specs: list[dict], outputs: list[str]) -> list[dict]:
         if name in finished:
             return
         index.setdefault(name, len(index))
-        for source in by_name[name].get("sources", []):
+        for source in _depends(by_name[name]):
             visit(source)
         finished.append(name)
 
@@ -335,7 +502,7 @@ def keras_order(specs: list[dict], outputs: list[str]) -> list[dict]:
     depth: dict[str, int] = {}
     for name in reversed(finished):
         depth.setdefault(name, 0)
-        for source in by_name[name].get("sources", []):
+        for source in _depends(by_name[name]):
             depth[source] = max(depth.get(source, 0), depth[name] + 1)
     ordered = sorted(finished, key=lambda n: (-depth[n], index[n]))
     return [by_name[n] for n in ordered]
@@ -349,19 +516,29 @@ def _layer_config(spec: dict, by_name: dict[str, dict]) -> dict:
         record["inbound_nodes"] = []
         return record
     tensors = [_tensor(by_name[s]) for s in sources]
+    if spec.get("operation"):
+        record["module"] = "keras.src.ops.numpy"
+        record["registered_name"] = spec["class_name"]
+        given = iter(tensors)
+        args = [next(given) if a is None else a for a in spec["arguments"]]
+        record["inbound_nodes"] = [{"args": args, "kwargs": {}}]
+        return record
+    kwargs = dict(spec["kwargs"])
+    for keyword, source in spec.get("tensor_kwargs", {}).items():
+        kwargs[keyword] = _tensor(by_name[source])
     if spec.get("self_attention"):
         args: list = [tensors[0], tensors[0]]
     elif spec["class_name"] in ("Add", "Multiply", "Concatenate"):
         args = [tensors]
     else:
         args = tensors
-    record["inbound_nodes"] = [{"args": args, "kwargs": spec["kwargs"]}]
+    record["inbound_nodes"] = [{"args": args, "kwargs": kwargs}]
     return record
 
 
 def _config(net: Network, specs: list[dict], outputs: list[str]) -> dict:
     by_name = {spec["name"]: spec for spec in specs}
-    inputs = [s["name"] for s in specs if s["class_name"] == "InputLayer"]
+    inputs = net.input_names  # the order the network (and so the Keras model) takes them
     model = {
         "name": net.name, "trainable": True,
         "layers": [_layer_config(spec, by_name) for spec in specs],
@@ -377,6 +554,7 @@ def _weights_file(specs: list[dict]) -> bytes:
     import h5py  # only needed when a Keras file is written
 
     buffer = io.BytesIO()
+    specs = [spec for spec in specs if not spec.get("operation")]  # ops hold no weights
     keys = file_keys([spec["class_name"] for spec in specs])
     with h5py.File(buffer, "w") as h5:
         layers = h5.create_group("layers")

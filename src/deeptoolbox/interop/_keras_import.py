@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from torch import nn
 from deeptoolbox import layers as L
 from deeptoolbox.errors import DeepToolboxError, ModelImportError
 from deeptoolbox.interop._keras_files import KerasFile, file_keys
-from deeptoolbox.interop._keras_layers import convert_layer
+from deeptoolbox.interop._keras_layers import OPERATIONS, convert_layer
+from deeptoolbox.interop._keras_ops import MASK_PORTS, PaddingMask
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import Network
@@ -42,41 +44,102 @@ def _input_layer(config: dict[str, Any], where: str) -> InputLayer:
     )
 
 
-def _history(value: Any) -> list[str]:
-    """Source layer names in a Keras 3 call argument (a tensor or nested lists of tensors)."""
+Ref = tuple[str, int]  # a Keras tensor: (layer name, call index)
+
+# Keras layers whose output carries their first input's padding mask on (supports_masking)
+PROPAGATE_MASK = frozenset({
+    "Dense", "Dropout", "Activation", "ReLU", "LeakyReLU", "ELU", "LayerNormalization",
+    "BatchNormalization",
+})  # fmt: skip
+RECURRENT = frozenset({"LSTM", "GRU", "Bidirectional"})
+MERGE = frozenset({"Add", "Multiply", "Concatenate"})
+MASK_USERS = "LSTM, GRU, Bidirectional, GlobalAveragePooling1D and MultiHeadAttention"
+ALL_REAL = "*every step real*"  # a Keras mask that marks every step real (not a layer name)
+
+
+@dataclass
+class _Call:
+    """One call of a Keras layer: positional tensors, tensor keywords, constant keywords."""
+
+    args: list[Ref]
+    tensors: dict[str, Ref] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    raw: list[Any] = field(default_factory=list)  # positional arguments as saved
+
+    @property
+    def refs(self) -> list[Ref]:
+        return [*self.args, *self.tensors.values()]
+
+
+def _history(value: Any) -> list[Ref]:
+    """Source tensors in a Keras 3 call argument (a tensor or nested lists of tensors)."""
     if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-        return [value["config"]["keras_history"][0]]
+        history = value["config"]["keras_history"]
+        return [(history[0], int(history[1]))]
     if isinstance(value, list | tuple):
-        return [name for item in value for name in _history(item)]
+        return [ref for item in value for ref in _history(item)]
     return []
 
 
-def _inbound(layer: dict[str, Any], where: str) -> tuple[list[str], dict[str, Any]]:
-    nodes = layer.get("inbound_nodes") or []
-    if len(nodes) > 1:
+def _calls(layer: dict[str, Any], where: str) -> list[_Call]:
+    calls = []
+    for node in layer.get("inbound_nodes") or []:
+        if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
+            kwargs = node.get("kwargs", {})
+            tensors = {k: _history(v) for k, v in kwargs.items()}
+            if any(len(refs) > 1 for refs in tensors.values()):
+                raise ModelImportError(f"{where} takes a list of tensors as a keyword argument.")
+            calls.append(_Call(
+                _history(node.get("args", [])),
+                {k: refs[0] for k, refs in tensors.items() if refs},
+                {k: v for k, v in kwargs.items() if not tensors[k]},
+                list(node.get("args", [])),
+            ))  # fmt: skip
+        else:  # Keras 2: [[name, node, tensor, kwargs], ...]
+            kwargs = node[0][3] if node and len(node[0]) > 3 else {}
+            calls.append(_Call([(entry[0], int(entry[1])) for entry in node], {}, kwargs))
+    return calls
+
+
+def _is_operation(layer: dict[str, Any]) -> bool:
+    """A keras.ops call (legacy .h5 files drop the module; operations have no "trainable")."""
+    module = layer.get("module")
+    if module is not None:
+        return str(module).startswith("keras.src.ops")
+    return "trainable" not in layer.get("config", {}) and layer.get("class_name") in OPERATIONS
+
+
+def _attention_inputs(call: _Call, where: str) -> tuple[list[Ref], dict[str, Ref]]:
+    """MultiHeadAttention's (query, value[, key]) and its explicit masks, however passed."""
+    args, tensors = list(call.args), dict(call.tensors)
+    named = ["query", "value", "key"]
+    found = {k: args.pop(0) if args else tensors.pop(k, None) for k in named}
+    if found["query"] is None or found["value"] is None:
+        raise ModelImportError(f"{where} (MultiHeadAttention) is called without query and value.")
+    inputs = [found["query"], found["value"]]
+    if found["key"] is not None and found["key"] != found["value"]:
+        inputs.append(found["key"])
+    masks = {
+        k: tensors.pop(k) for k in ("value_mask", "key_mask", "attention_mask") if k in tensors
+    }
+    tensors.pop("query_mask", None)  # Keras takes the query's own mask instead
+    if tensors:
         raise ModelImportError(
-            f"{where} is called {len(nodes)} times (a shared layer); import_keras supports layers "
-            "called once."
+            f"{where} (MultiHeadAttention) takes tensor arguments {sorted(tensors)}; supported: "
+            "query, value, key, value_mask, key_mask and attention_mask."
         )
-    if not nodes:
-        return [], {}
-    node = nodes[0]
-    if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
-        kwargs = node.get("kwargs", {})
-        sources = _history(node.get("args", [])) + _history(
-            [v for k, v in kwargs.items() if k in ("key", "value")]
-        )
-        return sources, {k: v for k, v in kwargs.items() if not _history(v)}
-    sources = [entry[0] for entry in node]  # Keras 2: [[name, node, tensor, kwargs], ...]
-    kwargs = node[0][3] if node and len(node[0]) > 3 else {}
-    return sources, kwargs
+    return inputs, masks
 
 
 class _Builder:
     def __init__(self, file: KerasFile) -> None:
         self.file = file
         self.net = Network(name=str(file.model.get("config", {}).get("name") or "keras"))
-        self.output_of: dict[str, str] = {}
+        self.output_of: dict[Ref, str] = {}
+        self.mask_of: dict[Ref, str | None] = {}
+        self.shared: dict[str, list[str]] = {}
+        self.implicit_masks: list[str] = []
+        self.deferred: dict[Ref, tuple[dict, str, int, _Call]] = {}  # keras.ops calls
 
     def where(self, name: str) -> str:
         return f"import_keras: '{self.file.path}': layer '{name}'"
@@ -89,7 +152,9 @@ class _Builder:
                 f"import_keras: '{self.file.path}' holds a {kind!r} model; supported: Sequential "
                 "and Functional models (subclassed models have no saved architecture)."
             )
-        keys = file_keys([layer.get("class_name", "") for layer in layers])
+        # keras.ops calls hold no weights and take no key in the weights file
+        names = ["Operation" if _is_operation(x) else x.get("class_name", "") for x in layers]
+        keys = file_keys(names)
         if kind == "Sequential":
             self._sequential(layers, keys)
         else:
@@ -98,22 +163,32 @@ class _Builder:
             self.net.initialize()
         except DeepToolboxError as err:
             raise ModelImportError(f"import_keras: '{self.file.path}': {err}") from err
+        unused = [m for m in self.implicit_masks if not self.net.destinations(m)]
+        if unused:  # Keras saved explicit mask operations instead
+            self.net.remove_layers(unused)
+        if self.shared:
+            self.net.metadata["keras_shared_layers"] = self.shared
         return self.net.eval()
 
+    def _input(self, config: dict[str, Any], name: str) -> None:
+        self.net.add_layers({_safe(name): _input_layer(config, self.where(name))})
+        self.output_of[(name, 0)] = self.net.layer_names[-1]
+        self.mask_of[(name, 0)] = None
+
     def _sequential(self, layers: list[dict], keys: list[str]) -> None:
-        previous = None
+        previous: Ref | None = None
         if layers and layers[0].get("class_name") != "InputLayer":
             previous = self._declared_input(layers[0].get("config", {}))
         for layer, key in zip(layers, keys, strict=True):
             config = layer.get("config", {})
             name = config.get("name") or key
             if layer.get("class_name") == "InputLayer":
-                self.net.add_layers({_safe(name): _input_layer(config, self.where(name))})
-                previous = self.net.layer_names[-1]
+                self._input(config, name)
             else:
-                previous = self._layer(layer, key, [previous], {})
+                self._layer(layer, key, 0, _Call([previous]))  # type: ignore[list-item]
+            previous = (name, 0)
 
-    def _declared_input(self, first: dict[str, Any]) -> str:
+    def _declared_input(self, first: dict[str, Any]) -> Ref:
         """The input of a Sequential model saved without an InputLayer entry."""
         config = first if first.get("batch_shape") or first.get("batch_input_shape") else None
         model = self.file.model
@@ -127,32 +202,49 @@ class _Builder:
                 f"import_keras: '{self.file.path}': the Sequential model declares no input "
                 "shape; build it with keras.Input(shape) before saving."
             )
-        self.net.add_layers({"input": _input_layer(config, self.where("input"))})
-        return "input"
+        self._input(config, "input")
+        return ("input", 0)
 
     def _functional(self, layers: list[dict], keys: list[str]) -> None:
+        pending: list[tuple[dict, str, int, _Call]] = []
+        declared = self.file.model["config"].get("input_layers") or []
+        declared = [declared] if declared and isinstance(declared[0], str) else declared
+        order = [entry[0] for entry in declared]
+        inputs = [layer for layer in layers if layer.get("class_name") == "InputLayer"]
+        inputs.sort(key=lambda x: order.index(x["name"]) if x.get("name") in order else len(order))
+        for layer in inputs:  # the network takes its inputs in the model's order
+            self._input(layer.get("config", {}), layer.get("name") or layer["config"]["name"])
         for layer, key in zip(layers, keys, strict=True):
             config = layer.get("config", {})
             name = layer.get("name") or config.get("name") or key
             if layer.get("class_name") == "InputLayer":
-                self.net.add_layers({_safe(name): _input_layer(config, self.where(name))})
-                self.output_of[name] = self.net.layer_names[-1]
                 continue
-            sources, kwargs = _inbound(layer, self.where(name))
-            missing = [s for s in sources if s not in self.output_of]
-            if missing or not sources:
+            calls = _calls(layer, self.where(name))
+            if not calls or not all(call.refs for call in calls):
+                raise ModelImportError(f"{self.where(name)} is not called on any input.")
+            nodes = [(layer, key, index, call) for index, call in enumerate(calls)]
+            if _is_operation(layer):  # converted only where used: Keras saves each mask
+                self.deferred |= {(name, node[2]): node for node in nodes}  # this way too
+            else:
+                pending += nodes
+        while pending:  # a shared layer's later calls may use layers listed after it
+            ready = next((p for p in pending if all(map(self._available, p[3].refs))), None)
+            if ready is None:
+                layer, _, _, call = pending[0]
+                missing = sorted({r[0] for r in call.refs if not self._available(r)})
+                name = layer.get("name") or layer.get("config", {}).get("name")
                 raise ModelImportError(
                     f"{self.where(name)} takes inputs from unknown layers {missing}."
                 )
-            self.output_of[name] = self._layer(
-                layer, key, [self.output_of[s] for s in sources], kwargs
-            )
+            pending.remove(ready)
+            self._layer(*ready)
         self._outputs(self.file.model["config"].get("output_layers", []))
 
     def _outputs(self, declared: list) -> None:
         if declared and isinstance(declared[0], str):
             declared = [declared]
-        wanted = [self.output_of[entry[0]] for entry in declared if entry[0] in self.output_of]
+        refs = [(entry[0], int(entry[1]) if len(entry) > 1 else 0) for entry in declared]
+        wanted = [self._output(ref) for ref in refs if self._available(ref)]
         if len(wanted) > 1 and wanted != self.net.output_names:
             for index, name in enumerate(wanted, start=1):
                 output = _safe(f"output_{index}")
@@ -162,31 +254,158 @@ class _Builder:
     def _unique(self, name: str) -> str:
         return _unique_name(name, self.net.layer_names)
 
-    def _layer(self, layer: dict, key: str, sources: list[str], kwargs: dict) -> str:
+    def _available(self, ref: Ref) -> bool:
+        if ref in self.output_of:
+            return True
+        node = self.deferred.get(ref)
+        return node is not None and all(map(self._available, node[3].refs))
+
+    def _output(self, ref: Ref) -> str:
+        """The toolbox layer giving a Keras tensor, converting a keras.ops call when first used."""
+        if ref not in self.output_of:
+            self._layer(*self.deferred.pop(ref))
+        return self.output_of[ref]
+
+    def _incoming(self, ref: Ref, call: _Call) -> str | None:
+        """The padding mask a layer sees: its input's, else one passed explicitly (mask=)."""
+        implicit = self.mask_of.get(ref)
+        if implicit is not None or "mask" not in call.tensors:
+            return implicit
+        return self._output(call.tensors["mask"])
+
+    def _layer(self, layer: dict, key: str, index: int, call: _Call) -> None:
         class_name = layer.get("class_name", "?")
         config = dict(layer.get("config", {}))
         name = config.get("name") or key
         where = self.where(name)
+        base = _safe(name if index == 0 else f"{name}_call{index + 1}")
+        refs, masks = list(call.args), {}
         if class_name == "MultiHeadAttention":
-            if len(set(sources)) != 1:
-                raise ModelImportError(
-                    f"{where} (MultiHeadAttention) attends across different tensors; import_keras "
-                    "supports self-attention (query, key and value from one tensor)."
-                )
-            sources = sources[:1]
-            config["_causal"] = bool(kwargs.get("use_causal_mask", False))
+            refs, explicit = _attention_inputs(call, where)
+            masks = self._attention_masks(refs, explicit, config, call.kwargs)
+            config["_self"] = len(refs) == 2 and refs[0] == refs[1]
+        elif _is_operation(layer):
+            config["_arguments"] = [None if _history(a) else a for a in call.raw]
+        else:
+            masks = self._masks(class_name, config, refs, call, base, where)
+        sources = [self._output(ref) for ref in refs]
         shapes = [self.net.output_shape(s) for s in sources]
+        shapes += [self.net.output_shape(m) for m in masks.values()]
         weights = self.file.weights(name, key, class_name)
         chain = convert_layer(class_name, config, weights, shapes, where)
+        added = self._add_chain(base, chain, sources, masks, where)
+        self.output_of[(name, index)] = added[-1]
+        self.mask_of[(name, index)] = (
+            None  # keras.ops results carry no mask
+            if "_arguments" in config
+            else self._output_mask(class_name, config, refs, call, masks)
+        )
+        if len(layer.get("inbound_nodes") or []) > 1:  # the layer holding this call's weights
+            self.shared.setdefault(name, []).append(added[0])
+
+    def _masks(
+        self, class_name: str, config: dict, refs: list[Ref], call: _Call, base: str, where: str
+    ) -> dict[str, str]:
+        """The padding masks a layer reads (port -> layer); sets the converter's flags."""
+        if class_name in ("Embedding", "Masking"):
+            if class_name == "Embedding" and not config.get("mask_zero", False):
+                return {}
+            name = self._unique(f"{base}_mask")
+            value = float(config.get("mask_value", 0.0)) if class_name == "Masking" else 0.0
+            mask = PaddingMask(value, over_channels=class_name == "Masking")
+            self.net.add_layers({name: mask}).connect(self._output(refs[0]), name)
+            self.implicit_masks.append(name)
+            return {"mask": name}
+        mask = self._incoming(refs[0], call) if refs else None
+        if mask is None or mask == ALL_REAL:
+            return {}
+        if class_name in RECURRENT or class_name == "GlobalAveragePooling1D":
+            config["_mask"] = True
+            return {"mask": mask}
+        if class_name == "Softmax":
+            raise ModelImportError(
+                f"{where} (Softmax) receives a padding mask; import_keras reproduces masks in "
+                f"{MASK_USERS} only."
+            )
+        return {}
+
+    def _attention_masks(
+        self, refs: list[Ref], explicit: dict[str, Ref], config: dict, kwargs: dict
+    ) -> dict[str, str]:
+        found = {
+            "query_mask": self.mask_of.get(refs[0]),
+            "value_mask": self.mask_of.get(refs[1]),
+            "key_mask": self.mask_of.get(refs[2]) if len(refs) > 2 else None,
+            "attention_mask": None,
+        }
+        found |= {port: self._output(ref) for port, ref in explicit.items()}
+        masks = {port: m for port in MASK_PORTS if (m := found[port]) not in (None, ALL_REAL)}
+        config["_masks"] = list(masks)
+        config["_has_key"] = len(refs) > 2
+        config["_causal"] = bool(kwargs.get("use_causal_mask", False))
+        return masks
+
+    def _output_mask(
+        self, class_name: str, config: dict, refs: list[Ref], call: _Call, masks: dict[str, str]
+    ) -> str | None:
+        """The padding mask Keras attaches to the layer's output (None for none)."""
+        if class_name in ("Embedding", "Masking"):
+            return masks.get("mask")
+        if class_name in PROPAGATE_MASK:
+            return self._incoming(refs[0], call)
+        if class_name in RECURRENT:
+            inner = config["layer"]["config"] if class_name == "Bidirectional" else config
+            return self._incoming(refs[0], call) if inner.get("return_sequences") else None
+        if class_name == "MultiHeadAttention":
+            return self.mask_of.get(refs[0])
+        if class_name not in MERGE:
+            return None  # Keras drops the mask (layers without masking support)
+        return self._merged_mask(class_name, config, refs)
+
+    def _merged_mask(self, class_name: str, config: dict, refs: list[Ref]) -> str | None:
+        where = self.where(config.get("name", class_name))
+        masks = {self.mask_of.get(ref) for ref in refs}
+        if masks == {None}:
+            return None
+        if class_name == "Concatenate":
+            rank = len(self.net.output_shape(self._output(refs[0])) or ()) + 1
+            if int(config.get("axis", -1)) % rank != rank - 1:
+                raise ModelImportError(
+                    f"{where} (Concatenate) joins masked tensors along axis "
+                    f"{config.get('axis')}; import_keras follows padding masks through "
+                    "concatenations along the channels (axis=-1) only."
+                )
+            if None in masks:  # a step is real where any input's is: an unmasked input
+                return ALL_REAL  # makes every step real
+        elif None in masks:  # Add, Multiply: Keras keeps a mask only if every input has one
+            return None
+        if len(masks) == 1:
+            return masks.pop()
+        if ALL_REAL in masks:  # Keras joins the masks with OR
+            return ALL_REAL
+        raise ModelImportError(
+            f"{where} ({class_name}) merges tensors with different padding masks; import_keras "
+            "reproduces merges of tensors with the same mask, or with an unmasked tensor."
+        )
+
+    def _add_chain(
+        self, base: str, chain: list, sources: list[str], masks: dict[str, str], where: str
+    ) -> list[str]:
+        """Add a converted chain, wiring inputs and mask ports; return the new layers' names."""
+        added: list[str] = []
         for index, (suffix, module, params) in enumerate(chain):
-            layer_name = self._unique(_safe(f"{name}_{suffix}" if suffix else name))
+            layer_name = self._unique(f"{base}_{suffix}" if suffix else base)
+            feeding = sources if index == 0 else added[-1:]
             self.net.add_layers({layer_name: module})
-            feeding = sources if index == 0 else [self.net.layer_names[-2]]
-            ports = list(self.net.sources(layer_name))
-            for port, source in zip(ports, feeding, strict=True):
+            for port, source in zip(self.net.sources(layer_name), feeding, strict=False):
                 self.net.connect(source, f"{layer_name}/{port}")
+            for port in list(self.net.sources(layer_name))[len(feeding) :]:
+                if port not in masks:
+                    raise ModelImportError(f"{where}: nothing feeds port '{port}' of {module}.")
+                self.net.connect(masks[port], f"{layer_name}/{port}")
             _load(module, params, where)
-        return self.net.layer_names[-1]
+            added.append(layer_name)
+        return added
 
 
 def _unique_name(name: str, taken: list[str]) -> str:
@@ -225,8 +444,12 @@ def import_keras(path: str | os.PathLike) -> Network:
     converted from Keras's channels-last layout: the network takes (N, C, H, W) batches, its
     convolution kernels are transposed, and a Flatten after images permutes to Keras's
     order first, so predictions match Keras's. Recurrent weights are reordered to torch's gate
-    order. A layer with no toolbox equivalent raises :class:`ModelImportError` naming the file,
-    the layer and the supported layers (see :func:`supported_keras_layers`).
+    order. Padding masks (``Embedding(mask_zero=True)``, ``Masking``) are computed inside the
+    network and wired to the layers that read them, with Keras's results at masked steps;
+    a layer called several times becomes one layer per call with copies of its weights
+    (listed in ``net.metadata["keras_shared_layers"]``). The network takes its inputs in the
+    Keras model's order. A layer with no toolbox equivalent raises :class:`ModelImportError`
+    naming the file, the layer and the supported layers (see :func:`supported_keras_layers`).
 
     Example:
         >>> try:

@@ -17,6 +17,13 @@ from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox.errors import ModelImportError
+from deeptoolbox.interop._keras_ops import (
+    AvgPoolExcludingPadding,
+    AxisLayerNorm,
+    CrossAttention,
+    MaskedGlobalAvgPool,
+    MaskedSteps,
+)
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._base import Shape
 
@@ -107,12 +114,12 @@ def _conv(config: dict, weights: list, shapes: list[Shape], dims: int) -> Chain:
 def _pool(config: dict, weights: list, shapes: list[Shape], kind: str, dims: int) -> Chain:
     _channels_last(config)
     padding = config.get("padding", "valid")
-    _require(
-        padding == "valid" or kind == "max",
-        "padding='same' in average pooling (Keras leaves the padding out of the average)",
-    )
+    _require(padding in ("same", "valid"), f"padding={padding!r} (only 'same' and 'valid')")
     size = config["pool_size"]
     strides = config.get("strides") or size
+    if kind == "avg" and padding == "same":  # Keras leaves the padding out of the average
+        layer = AvgPoolExcludingPadding(list(size), stride=list(strides))
+        return [("", layer, {})]
     cls = {("max", 1): L.MaxPool1d, ("max", 2): L.MaxPool2d, ("avg", 1): L.AvgPool1d,
            ("avg", 2): L.AvgPool2d}[(kind, dims)]  # fmt: skip
     return [("", cls(tuple(size), stride=tuple(strides), padding=padding), {})]
@@ -121,6 +128,8 @@ def _pool(config: dict, weights: list, shapes: list[Shape], kind: str, dims: int
 def _global(config: dict, weights: list, shapes: list[Shape], kind: str) -> Chain:
     _channels_last(config)
     _require(not config.get("keepdims", False), "keepdims=True")
+    if config.get("_mask"):  # GlobalAveragePooling1D after a padding mask: real steps only
+        return [("", MaskedGlobalAvgPool(), {})]
     return [("", L.GlobalAvgPool() if kind == "avg" else L.GlobalMaxPool(), {})]
 
 
@@ -139,17 +148,25 @@ def _batchnorm(config: dict, weights: list, shapes: list[Shape]) -> Chain:
 
 
 def _layernorm(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    rank = len(shapes[0])
     axis = config.get("axis", -1)
-    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
-    _require(len(shapes[0]) <= 2 and axis in (-1, len(shapes[0])), "normalization over other "
-             "axes than the channels of features or sequences")  # fmt: skip
+    axes = sorted({int(a) % (rank + 1) for a in (axis if isinstance(axis, list) else [axis])})
+    _require(0 not in axes, f"axis={axis!r} (the batch axis)")
     _require(not config.get("rms_scaling", False), "rms_scaling=True")
+    keras_sizes = [shapes[0][1], shapes[0][2], shapes[0][0]] if rank == 3 else list(shapes[0])
+    size = [keras_sizes[a - 1] if a in axes else 1 for a in range(1, rank + 1)]
+    _require(None not in size, "normalization over a free (None) length")
     rest = list(weights)
-    channels = shapes[0][-1]
-    gamma = rest.pop(0) if config.get("scale", True) else np.ones(channels, np.float32)
-    beta = rest.pop(0) if config.get("center", True) else np.zeros(channels, np.float32)
-    layer = L.LayerNorm(epsilon=float(config.get("epsilon", 1e-3)))
-    return [("", layer, {"weight": gamma, "bias": beta})]
+    count = int(np.prod(size))
+    gamma = rest.pop(0) if config.get("scale", True) else np.ones(count, np.float32)
+    beta = rest.pop(0) if config.get("center", True) else np.zeros(count, np.float32)
+    epsilon = float(config.get("epsilon", 1e-3))
+    if rank <= 2 and axes == [rank]:  # the channels of features or sequences
+        return [("", L.LayerNorm(epsilon=epsilon), {"weight": gamma, "bias": beta})]
+    order = (2, 0, 1) if rank == 3 else tuple(range(rank))  # Keras (H, W, C) -> (C, H, W)
+    gamma, beta = (np.transpose(np.reshape(p, size), order) for p in (gamma, beta))
+    dims = [{1: 2, 2: 3, 3: 1}[a] for a in axes] if rank == 3 else axes
+    return [("", AxisLayerNorm(dims, epsilon=epsilon), {"weight": gamma, "bias": beta})]
 
 
 def _flatten(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -175,7 +192,6 @@ def _activation(config: dict, weights: list, shapes: list[Shape]) -> Chain:
 
 
 def _embedding(config: dict, weights: list, shapes: list[Shape]) -> Chain:
-    _require(not config.get("mask_zero", False), "mask_zero=True (masking)")
     layer = L.Embedding(config["input_dim"], config["output_dim"])
     return [("", layer, {"weight": weights[0]})]
 
@@ -209,12 +225,24 @@ def _rnn_params(cell: str, weights: list, units: int, suffix: str, use_bias: boo
     }  # fmt: skip
 
 
+def _masked_steps(chain: Chain, config: dict, return_sequences: bool, mode: str) -> Chain:
+    """Append what Keras gives at masked steps, when the layer reads a padding mask."""
+    if not config.get("_mask"):
+        return chain
+    return chain + [("masked", MaskedSteps(mode if return_sequences else "last"), {})]
+
+
 def _recurrent(config: dict, weights: list, shapes: list[Shape], cell: str) -> Chain:
     _recurrent_checks(config, cell)
     units, use_bias = config["units"], config.get("use_bias", True)
-    mode = "sequence" if config.get("return_sequences", False) else "last"
-    layer = (L.LSTM if cell == "lstm" else L.GRU)(units, output_mode=mode)
-    return [("", layer, _rnn_params(cell, weights, units, "", use_bias))]
+    sequences = config.get("return_sequences", False)
+    layer = (L.LSTM if cell == "lstm" else L.GRU)(
+        units, output_mode="sequence" if sequences else "last",
+        has_padding_mask=bool(config.get("_mask")),
+    )  # fmt: skip
+    chain = [("", layer, _rnn_params(cell, weights, units, "", use_bias))]
+    hold = "zero" if config.get("zero_output_for_mask", False) else "hold"
+    return _masked_steps(chain, config, sequences, hold)
 
 
 def _bidirectional(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -228,31 +256,43 @@ def _bidirectional(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     half = len(weights) // 2
     params = _rnn_params(kind, weights[:half], units, "", use_bias)
     params |= _rnn_params(kind, weights[half:], units, "_reverse", use_bias)
-    mode = "sequence" if cfg.get("return_sequences", False) else "last"
-    layer = (L.LSTM if kind == "lstm" else L.GRU)(units, output_mode=mode, bidirectional=True)
-    return [("", layer, params)]
+    sequences = cfg.get("return_sequences", False)
+    layer = (L.LSTM if kind == "lstm" else L.GRU)(
+        units, output_mode="sequence" if sequences else "last", bidirectional=True,
+        has_padding_mask=bool(config.get("_mask")),
+    )  # fmt: skip
+    # Keras's Bidirectional zeroes masked steps of returned sequences
+    return _masked_steps([("", layer, params)], config, sequences, "zero")
 
 
 def _attention(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     heads, key_dim = config["num_heads"], config["key_dim"]
-    _require(config.get("value_dim") in (None, key_dim), "value_dim different from key_dim")
-    _require(config.get("use_bias", True), "use_bias=False")
+    value_dim = config.get("value_dim") or key_dim
+    bias = config.get("use_bias", True)
     _require(not config.get("use_gate", False), "use_gate=True")
+    _require(config.get("sliding_window") is None, "sliding_window")
     axes = config.get("attention_axes")
     _require(axes in (None, [1], 1), f"attention_axes={axes!r} (only the time axis)")
     output = config.get("output_shape")
     output = output[0] if isinstance(output, list) else output
-    channels = shapes[0][-1]
-    q, qb, k, kb, v, vb, o, ob = weights
-    params = {
-        "query_weight": q.reshape(channels, -1).T, "query_bias": qb.reshape(-1),
-        "key_weight": k.reshape(channels, -1).T, "key_bias": kb.reshape(-1),
-        "value_weight": v.reshape(channels, -1).T, "value_bias": vb.reshape(-1),
-        "output_weight": o.reshape(heads * key_dim, -1).T, "output_bias": ob,
-    }  # fmt: skip
-    layer = L.SelfAttention(
-        heads, key_channels=heads * key_dim, output_channels=output,
-        causal=bool(config.get("_causal", False)),
+    has_key, masks = bool(config.get("_has_key")), list(config.get("_masks", []))
+    kernels = weights[0::2] if bias else weights
+    q, k, v, o = kernels
+    inputs = [shapes[0][-1], shapes[2 if has_key else 1][-1], shapes[1][-1]]
+    parts = zip(("query", "key", "value"), (q, k, v), inputs, strict=True)
+    params = {f"{part}_weight": w.reshape(c, -1).T for part, w, c in parts}
+    params["output_weight"] = o.reshape(heads * value_dim, -1).T
+    if bias:
+        for part, b in zip(("query", "key", "value", "output"), weights[1::2], strict=True):
+            params[f"{part}_bias"] = b.reshape(-1)
+    causal = bool(config.get("_causal", False))
+    if config.get("_self") and not masks and bias and value_dim == key_dim:
+        layer = L.SelfAttention(heads, key_channels=heads * key_dim, output_channels=output,
+                                causal=causal)  # fmt: skip
+        return [("", layer, params)]
+    layer = CrossAttention(
+        heads, key_dim=key_dim, value_dim=value_dim, output_channels=output, bias=bias,
+        causal=causal, has_key=has_key, masks=masks,
     )  # fmt: skip
     return [("", layer, params)]
 
@@ -291,6 +331,33 @@ def _zero_padding(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     return [("", layer, {})]
 
 
+OPERATIONS = {
+    "NotEqual": "torch.ne", "Equal": "torch.eq", "LogicalAnd": "torch.logical_and",
+    "LogicalOr": "torch.logical_or", "LogicalNot": "torch.logical_not", "Any": "torch.any",
+    "All": "torch.all", "Multiply": "torch.mul", "Add": "torch.add", "Copy": "torch.clone",
+}  # fmt: skip
+
+
+def _operation(config: dict, weights: list, shapes: list[Shape], kind: str) -> Chain:
+    """A keras.ops call saved in a Functional model (Keras saves padding masks this way)."""
+    arguments, index = [], 0
+    for value in config.get("_arguments", []):
+        if value is None:
+            arguments.append({"input": index})
+            index += 1
+        else:
+            _require(isinstance(value, int | float | bool), f"the constant argument {value!r}")
+            arguments.append(value)
+    keywords = {}
+    if kind in ("Any", "All"):
+        axis = config.get("axis")
+        _require(isinstance(axis, int) and len(shapes[0]) <= 2, f"axis={axis!r} on images")
+        keywords = {"dim": axis, "keepdim": bool(config.get("keepdims"))}
+    layer = TorchFunction(OPERATIONS[kind], arguments=arguments, keywords=keywords,
+                          num_inputs=len(shapes))  # fmt: skip
+    return [("", layer, {})]
+
+
 CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "Permute": _keras_permute,
     "ZeroPadding1D": _zero_padding,
@@ -319,6 +386,7 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "ELU": lambda c, w, s: [("", L.ELU(float(c.get("alpha", 1.0))), {})],
     "Softmax": lambda c, w, s: [("", L.Softmax(), {})],
     "Embedding": _embedding,
+    "Masking": lambda c, w, s: [("", MaskedSteps("zero"), {})],
     "LSTM": lambda c, w, s: _recurrent(c, w, s, "lstm"),
     "GRU": lambda c, w, s: _recurrent(c, w, s, "gru"),
     "Bidirectional": _bidirectional,
@@ -326,6 +394,11 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "Add": lambda c, w, s: [("", L.Addition(len(s)), {})],
     "Multiply": lambda c, w, s: [("", L.Multiplication(len(s)), {})],
     "Concatenate": _concatenate,
+}
+
+
+OPERATION_CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
+    kind: (lambda k: lambda c, w, s: _operation(c, w, s, k))(kind) for kind in OPERATIONS
 }
 
 
@@ -343,7 +416,15 @@ def convert_layer(
     class_name: str, config: dict, weights: list, shapes: list[Shape], where: str
 ) -> Chain:
     """Convert one Keras layer; raise ModelImportError naming it for anything unsupported."""
-    converter = CONVERTERS.get(class_name)
+    if "_arguments" in config:  # a keras.ops call
+        converter = OPERATION_CONVERTERS.get(class_name)
+        if converter is None:
+            raise ModelImportError(
+                f"{where} is the keras.ops operation {class_name}, which import_keras does not "
+                f"support. Supported operations: {', '.join(sorted(OPERATIONS))}."
+            )
+    else:
+        converter = CONVERTERS.get(class_name)
     if converter is None:
         raise ModelImportError(
             f"{where} is a {class_name}, which import_keras does not support. Supported layers: "

@@ -2,15 +2,19 @@
 
 The file is written by ``torch.onnx.export`` (the ``torch.export``-based exporter, whose graphs
 are clean: no shape arithmetic, LSTM/GRU as single nodes), with a free batch axis and free
-sequence lengths, node names set to the layer names they come from, and the toolbox's metadata (class names, input layers) in the
-model's ``metadata_props``. It is written to a temporary file, run in onnxruntime on a sample
-and compared with the network, and only then moved into place.
+sequence lengths, node names set to the layer names they come from, and the toolbox's metadata
+(class names, input layers) in the model's ``metadata_props``. It is written to a temporary
+file, run in onnxruntime on a sample and compared with the network, and only then moved into
+place. LSTM/GRU layers with a padding mask export as plain tensor operations around one ONNX
+LSTM/GRU node per layer and direction (see the end of this module); their mask input becomes a
+graph input like any other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import warnings
@@ -22,8 +26,9 @@ import torch
 from torch import nn
 
 from deeptoolbox.errors import DeepToolboxError, OptionError
-from deeptoolbox.layers._attention import Embedding, SelfAttention
+from deeptoolbox.interop._samples import sample_inputs
 from deeptoolbox.layers._input import InputLayer
+from deeptoolbox.layers._recurrent import GRU, LSTM
 from deeptoolbox.network._network import Network
 
 DEFAULT_OPSET = 18
@@ -62,6 +67,10 @@ def export_onnx(
             network's input layers; token ids for inputs feeding an Embedding).
         tolerance: largest allowed difference ``|onnx - torch| / (1 + |torch|)`` when verifying.
 
+    LSTM and GRU layers with ``has_padding_mask=True`` are written exactly: the file reads the
+    mask from the network's mask input and skips padded steps wherever they are (left, right or
+    inner padding), as the layer does; the default verification sample uses random masks.
+
     Returns:
         The path written.
 
@@ -90,8 +99,9 @@ def export_onnx(
         if isinstance(module, InputLayer):
             _ = module.has_statistics
     try:
-        _run_exporter(net, inputs, temporary, opset, input_names, output_names, shapes)
-        _finish_model(net, temporary)
+        with _exportable_recurrent_layers(net):
+            _run_exporter(net, inputs, temporary, opset, input_names, output_names, shapes)
+        _finish_model(net, temporary, free_batch=dynamic_batch)
         if verify:
             check = _sample_inputs(net, sample_inputs, batch=3 if dynamic_batch else 2, seed=1)
             verify_onnx(net, temporary, check, tolerance=tolerance, label=path.name)
@@ -120,23 +130,39 @@ def _check_opset(opset: int | None) -> int:
 
 def _run_exporter(net, inputs, path, opset, input_names, output_names, shapes) -> None:
     """Export with torch.export (clean graphs); where it cannot keep a length free (some torch
-    operators fix it while tracing), fall back to the TorchScript exporter."""
+    operators fix it while tracing) or reach the opset asked for (it writes 18 and converts
+    down), fall back to the TorchScript exporter."""
     try:
         _export(net, inputs, path, opset, input_names, output_names, dynamic_shapes=shapes)
-        if _kept_dynamic(path, shapes, net):
+        written = _written_opset(path)
+        if written != opset:
+            first = RuntimeError(f"the file came out at opset {written}, not {opset}")
+        elif _kept_dynamic(path, shapes, net):
             return
-        first = RuntimeError("torch.export fixed a free length")
+        else:
+            first = RuntimeError("torch.export fixed a free length")
     except Exception as err:
         first = err
     axes = _dynamic_axes(shapes, input_names, output_names, net)
     try:
         _export(net, inputs, path, opset, input_names, output_names, dynamic_axes=axes)
+        if (written := _written_opset(path)) != opset:
+            raise RuntimeError(f"the file came out at opset {written}")
     except Exception as err:
         raise ModelExportError(
             f"export_onnx: torch.onnx.export could not export {type(net).__name__} "
             f"'{getattr(net, 'name', '')}' at opset {opset}. torch.export said: "
             f"{str(first).strip().splitlines()[-1][:300]}; the TorchScript exporter said: {err}"
         ) from err
+
+
+def _written_opset(path: Path) -> int | None:
+    """The default-domain opset of the file at ``path``. torch.export writes opset 18 and
+    converts down; where onnx's converter has no adapter it silently keeps 18."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
 def _kept_dynamic(path: Path, shapes, net) -> bool:
@@ -224,9 +250,18 @@ def _dynamic_shapes(net: nn.Module, inputs: list[torch.Tensor], dynamic_batch: b
 
 @contextlib.contextmanager
 def _quiet():
-    """Silence the exporter's progress lines on stdout."""
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        yield
+    """Silence the exporter's progress lines on stdout and its converter's log records (the
+    opset actually written is checked afterwards)."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL)
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _sample_inputs(net, given, *, batch: int, seed: int = 0) -> list[torch.Tensor]:
@@ -235,46 +270,44 @@ def _sample_inputs(net, given, *, batch: int, seed: int = 0) -> list[torch.Tenso
     if not isinstance(net, Network):
         raise OptionError(
             f"export_onnx: a plain {type(net).__name__} needs `sample_inputs` (a tensor or tuple "
-            "of tensors, with the batch dimension). Example: sample_inputs=torch.randn(1, 3, 224, 224)."
+            "of tensors, with the batch dimension). "
+            "Example: sample_inputs=torch.randn(1, 3, 224, 224)."
         )
-    generator = torch.Generator().manual_seed(seed)
-    reference = next(net.parameters(), None)
-    device = reference.device if reference is not None else torch.device("cpu")
-    length = 9 + seed
-    samples = []
-    for name in net.input_names:
-        layer: InputLayer = net.layers[name]  # type: ignore[assignment]
-        size = (batch, *(length if d is None else d for d in layer.shape))
-        kinds = [net.layers[c.destination] for c in net.connections if c.source == name]
-        tokens = [m for m in kinds if isinstance(m, Embedding)]
-        masks = [c for c in net.connections if c.source == name and c.port == "mask"] and all(
-            isinstance(m, SelfAttention) for m in kinds
-        )
-        if tokens:
-            x = torch.randint(0, tokens[0].vocabulary_size, size, generator=generator).float()
-        elif masks:
-            x = (torch.rand(size, generator=generator) > 0.3).float()
-            x[:, 0] = 1.0
-        else:
-            x = torch.randn(size, generator=generator)
-        samples.append(x.to(device))
-    return samples
+    return sample_inputs(net, batch=batch, length=9 + seed, seed=seed)
 
 
-def _finish_model(net: nn.Module, path: Path) -> None:
-    """Name nodes after the layers they come from and write the toolbox's metadata."""
+def _finish_model(net: nn.Module, path: Path, *, free_batch: bool) -> None:
+    """Name nodes after the layers they come from, declare free output axes as free and write
+    the toolbox's metadata."""
     import onnx
 
     model = onnx.load(str(path))
-    _name_nodes(model)
+    _name_nodes(model, set(net.layer_names) if isinstance(net, Network) else set())
+    if isinstance(net, Network):
+        _free_output_axes(net, model, free_batch)
     _write_metadata(net, model)
     onnx.save(model, str(path))
+
+
+def _free_output_axes(net: Network, model, free_batch: bool) -> None:
+    """torch.export can declare an output's sequence length as the sample's (9) even though the
+    graph computes it from the input; declare the axes the network leaves free as free."""
+    for output, name in zip(model.graph.output, net.output_names, strict=False):
+        dims = output.type.tensor_type.shape.dim
+        size = net.output_shape(name) or ()
+        free = [free_batch] + [d is None for d in size]
+        for axis, (dim, is_free) in enumerate(zip(dims, free, strict=False)):
+            if is_free and dim.HasField("dim_value"):
+                dim.dim_param = "batch" if axis == 0 else "time" if axis == 1 else f"free_{axis}"
 
 
 _PARAMETER = re.compile(r"^layers\.([^.]+)\.")
 
 
-def _layer_of(node, initializers: set[str]) -> str | None:
+def _layer_of(node, initializers: set[str], layers: set[str]) -> str | None:
+    scope = node.name.split("/")  # the TorchScript exporter: "/conv/Conv", "/lstm/onnx_export/GRU"
+    if node.name.startswith("/") and len(scope) > 2 and scope[1] in layers:
+        return scope[1]
     for name in node.input:
         match = _PARAMETER.match(name)
         if name in initializers and match:
@@ -287,12 +320,12 @@ def _layer_of(node, initializers: set[str]) -> str | None:
     return None
 
 
-def _name_nodes(model) -> None:
+def _name_nodes(model, layers: set[str]) -> None:
     """Rename ``node_Conv_54`` to ``conv1`` (the layer), ``conv1/Add`` for a layer's other nodes."""
     initializers = {t.name for t in model.graph.initializer}
     taken: set[str] = set()
     for node in model.graph.node:
-        layer = _layer_of(node, initializers)
+        layer = _layer_of(node, initializers, layers)
         if layer is None:
             continue
         name = layer if layer not in taken else f"{layer}/{node.op_type}"
@@ -380,3 +413,91 @@ def verify_onnx(
             )
         worst = max(worst, difference)
     return worst
+
+
+# -- recurrent layers with a padding mask -------------------------------------------------------
+# Their forward packs the real steps (torch.nn.utils.rnn), which no exporter can write. While
+# exporting, they run this equivalent made of plain tensor operations instead: each sequence's
+# real steps are moved to the front (forward direction: in order; backward direction: in
+# reverse order) with a scatter computed from cumulative sums of the mask, one ONNX LSTM/GRU
+# node per layer and direction runs over them, and a gather puts the outputs back in place.
+# Padded steps then come after every real step, so they cannot change a real step's output;
+# export_onnx verifies the file against the layer's own forward.
+
+
+def _compaction(keep: torch.Tensor, reverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each step goes (N, T): real steps first (reversed for ``reverse``), then padding;
+    and how many real steps each sequence has (N, 1)."""
+    real = keep.long()
+    count = real.sum(1, keepdim=True)
+    rank = torch.cumsum(real, 1) - 1
+    destination = count - 1 - rank if reverse else rank
+    return torch.where(keep, destination, count + torch.cumsum(1 - real, 1) - 1), count
+
+
+def _direction(layer, x: torch.Tensor, keep: torch.Tensor, depth: int, reverse: bool):
+    """One layer and direction of a masked LSTM/GRU: outputs in place (N, T, H) and the state
+    after the last real step (N, H)."""
+    suffix = "_reverse" if reverse else ""
+    rnn = layer.rnn
+    weights = [getattr(rnn, f"{kind}_l{depth}{suffix}") for kind in
+               ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]  # fmt: skip
+    destination, count = _compaction(keep, reverse)
+    compact = torch.zeros_like(x).scatter(1, destination.unsqueeze(-1).expand_as(x), x)
+    start = compact.new_zeros((1, x.shape[0], layer.hidden_size))
+    if layer.cell == "lstm":
+        output = torch.lstm(compact, (start, start), weights, True, 1, 0.0, False, False, True)[0]
+    else:
+        output = torch.gru(compact, start, weights, True, 1, 0.0, False, False, True)[0]
+    size = (-1, -1, layer.hidden_size)
+    in_place = output.gather(1, destination.unsqueeze(-1).expand(size))
+    last = output.gather(1, (count - 1).unsqueeze(-1).expand(size)).squeeze(1)
+    return in_place, last
+
+
+class _MaskedRecurrentTwin(nn.Module):
+    """The exportable twin of a masked LSTM/GRU layer's forward (same results, plain tensor
+    operations). Attached to the layer while exporting, so that the exporter's module scopes,
+    and with them the node names, point to the layer."""
+
+    def __init__(self, layer: LSTM | GRU) -> None:
+        super().__init__()
+        self._layer = [layer]  # not a submodule: the layer owns the weights
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        layer = self._layer[0]
+        keep = mask.reshape(x.shape[0], -1) != 0
+        first = torch.cumsum(torch.ones_like(keep, dtype=torch.long), 1) == 1
+        keep = keep | (first & ~keep.any(1, keepdim=True))  # an all-padding row runs step 0
+        weight = keep.unsqueeze(-1).to(x.dtype)
+        directions = (False, True) if layer.bidirectional else (False,)
+        for depth in range(layer.num_layers):
+            runs = [_direction(layer, x, keep, depth, reverse) for reverse in directions]
+            x = torch.cat([outputs for outputs, _ in runs], dim=-1) * weight
+        if layer.output_mode == "last":
+            return torch.cat([last for _, last in runs], dim=-1)
+        return x
+
+
+@contextlib.contextmanager
+def _exportable_recurrent_layers(net: nn.Module):
+    """Route masked LSTM/GRU layers through their exportable twin while exporting."""
+    swapped = [m for m in net.modules() if isinstance(m, LSTM | GRU) and m.has_padding_mask]
+    for layer in swapped:
+        layer.add_module("onnx_export", _MaskedRecurrentTwin(layer))
+        layer.forward = _twin_forward(layer)
+    try:
+        yield
+    finally:
+        for layer in swapped:
+            del layer.forward
+            del layer.onnx_export
+
+
+def _twin_forward(layer: LSTM | GRU):
+    def forward(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            return type(layer).forward(layer, x)
+        return layer.onnx_export(x, mask)
+
+    return forward

@@ -1,8 +1,10 @@
 """import_onnx(): an ONNX file as a deeptoolbox Network.
 
-Nodes become toolbox layers where one is equivalent (see :func:`mapped_operators`), operator
-layers otherwise (see :func:`supported_onnx_operators`); initializers become weights, and
-constant sub-graphs are folded at import. Files from older exporters (IR version 3+, opset 7+,
+Nodes become toolbox layers where one is equivalent (see :func:`mapped_operators`), and groups
+of nodes that exporters write for one LSTM, GRU, Conv1d or global pooling layer become that
+layer (see :mod:`._onnx_patterns`); other nodes become operator layers (see
+:func:`supported_onnx_operators`). Initializers become weights, and constant sub-graphs are
+folded at import. Files from older exporters (IR version 3+, opset 7+,
 initializers listed among the graph inputs) are read too: opsets below 13 are upgraded with
 onnx's version converter.
 """
@@ -31,6 +33,8 @@ from deeptoolbox.interop._onnx_layers import (
 )
 from deeptoolbox.interop._onnx_mapping import load_weights, map_node, mapped_operators
 from deeptoolbox.interop._onnx_ops import OPERATORS, onnx_dtype
+from deeptoolbox.interop._onnx_patterns import PATTERN_TARGETS, Fused, fuse_patterns
+from deeptoolbox.interop._onnx_patterns import node_attributes as _attributes
 from deeptoolbox.layers._base import Layer
 from deeptoolbox.network._network import Network
 
@@ -61,6 +65,7 @@ class _Build:
     edges: list[tuple[str, str]] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
     free: bool = False  # does any input have a free length besides the batch axis?
+    removed: dict[str, Any] = field(default_factory=dict)  # value -> node a pattern replaced
 
 
 def supported_onnx_operators() -> list[str]:
@@ -84,12 +89,11 @@ def onnx_operator_table() -> str:
     mapped = mapped_operators()
     rows = ["| ONNX operator | becomes |", "| --- | --- |"]
     for op in supported_onnx_operators():
-        target = (
-            f"`{mapped[op]}` when its options fit, else `OnnxOperator`"
-            if op in mapped
-            else ("`OnnxOperator`")
-        )
-        rows.append(f"| {op} | {target} |")
+        targets = [f"`{mapped[op]}`"] if op in mapped else []
+        if op in PATTERN_TARGETS:
+            targets.append(f"`{PATTERN_TARGETS[op]}` (with the nodes around it)")
+        target = " or ".join(targets) + " when its options fit, else `OnnxOperator`"
+        rows.append(f"| {op} | {target if targets else '`OnnxOperator`'} |")
     return "\n".join(rows)
 
 
@@ -109,6 +113,11 @@ def import_onnx(
     Returns:
         A :class:`~deeptoolbox.Network` whose inputs and outputs follow the graph's, with class
         names from the model's metadata (``deeptoolbox.classes`` or ``classes``) when present.
+        Nodes map onto toolbox layers (``Conv2d``, ``Dense``, ``BatchNorm``...) where their
+        options fit; the node groups exporters write for ``LSTM``, ``GRU`` (batch-first, zero
+        initial states), ``Conv1d`` (between transposes) and ``GlobalAvgPool`` /
+        ``GlobalMaxPool`` become those layers when they compute exactly the same; everything
+        else becomes exact :class:`OnnxOperator` layers.
 
     Raises:
         ModelImportError: missing, truncated, corrupt or non-ONNX file; IR version or opset too
@@ -140,9 +149,7 @@ def import_onnx(
     for tensor in graph.initializer:
         build.values[tensor.name] = _Value(constant=_array(tensor, path))
     _add_inputs(build, graph)
-    consumed = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    for index, node in enumerate(graph.node):
-        _add_node(build, node, index, consumed)
+    _add_items(build, graph)
     network = _assemble(build, graph, name or graph.name or path.stem)
     network.classes = _classes(model, network)
     network.metadata["source"] = {"format": "onnx", "file": path.name,
@@ -244,22 +251,6 @@ def _array(tensor, path: Path) -> torch.Tensor:
         raise ModelImportError(
             f"import_onnx: '{path}': initializer '{tensor.name}' cannot be read ({err})."
         ) from err
-
-
-def _attributes(node) -> dict[str, Any]:
-    from onnx import helper, numpy_helper
-
-    result: dict[str, Any] = {}
-    for attribute in node.attribute:
-        value = helper.get_attribute_value(attribute)
-        if hasattr(value, "dims") and hasattr(value, "data_type"):
-            value = as_tensor(numpy_helper.to_array(value))
-        elif isinstance(value, bytes):
-            value = value.decode()
-        elif isinstance(value, list):
-            value = [v.decode() if isinstance(v, bytes) else v for v in value]
-        result[attribute.name] = value
-    return result
 
 
 # -- building layers ---------------------------------------------------------------------------
@@ -371,12 +362,125 @@ def _fold(build: _Build, node, inputs: list, attrs: dict) -> None:
         build.values[output] = _Value(constant=value)
 
 
+def _add_items(build: _Build, graph) -> None:
+    """Fold constants, fuse the node groups that are toolbox layers, add the other nodes."""
+    nodes = _fold_constants(build, graph)
+    outputs = [o.name for o in graph.output]
+    constants = {k: v.constant for k, v in build.values.items() if v.constant is not None}
+    items = fuse_patterns(nodes, constants, outputs, set(build.values))
+    for key, tensor in constants.items():  # indices the pattern pass added
+        build.values.setdefault(key, _Value(constant=tensor))
+    consumed = {n for item in items for n in item.input} | set(outputs)
+    consumed |= {n for item in items if isinstance(item, Fused) for f in item.fallback
+                 for n in f.input}  # fmt: skip
+    index = {id(node): i for i, node in enumerate(graph.node)}
+    build.removed = {out: node for item in items if isinstance(item, Fused)
+                     for node in item.fallback for out in node.output}  # fmt: skip
+    for item in items:
+        if isinstance(item, Fused):
+            _add_fused(build, item, consumed, index)
+        else:
+            _add_node(build, item, index.get(id(item), -1), consumed)
+
+
+def _fold_constants(build: _Build, graph) -> list:
+    """Compute the nodes whose inputs are all constants; return the other nodes, in order."""
+    rest = []
+    for node in graph.node:
+        inputs = [build.values.get(name) if name else None for name in node.input]
+        constant = all(
+            not name or (value is not None and value.constant is not None)
+            for name, value in zip(node.input, inputs, strict=True)
+        )
+        if constant and node.domain in _STANDARD_DOMAINS and node.op_type in OPERATORS:
+            _fold(build, node, inputs, _attributes(node))
+        else:
+            rest.append(node)
+    return rest
+
+
+def _add_fused(build: _Build, fused: Fused, consumed: set[str], index: dict[int, int]) -> None:
+    """Add a pattern's toolbox layer, or its original nodes when the layer does not reproduce
+    them on the samples (or cannot be built for these inputs)."""
+    sources = [build.values.get(name) for name in fused.input]
+    samples = _fused_samples(build, fused, sources)
+    if samples is None:
+        for item in fused.fallback:
+            _add_removed(build, item, consumed, index)
+        return
+    layer = fused.layer
+    name = _layer_name(build, fused.name, type(layer).__name__.lower())
+    layer.name = name
+    build.layers[name] = layer
+    for port, value in zip(_ports(layer), sources, strict=True):
+        build.edges.append((value.layer, f"{name}/{port}"))
+    build.values[fused.output[0]] = _Value(layer=name, samples=samples, size=_size_of(samples))
+
+
+def _add_removed(build: _Build, item, consumed: set[str], index: dict[int, int]) -> None:
+    """Add a node a pattern replaced, after the replaced nodes it reads (a later pattern may
+    have dropped those too)."""
+    if all(out in build.values for out in item.output if out in consumed):
+        return  # already added
+    for name in item.input:
+        if name and name not in build.values and name in build.removed:
+            _add_removed(build, build.removed[name], consumed, index)
+    if isinstance(item, Fused):
+        _add_fused(build, item, consumed, index)
+    else:
+        _add_node(build, item, index.get(id(item), -1), consumed)
+
+
+def _fused_samples(build: _Build, fused: Fused, sources: list) -> tuple | None:
+    """The fused layer's outputs on the samples, or None unless they equal the nodes' outputs."""
+    if any(v is None or v.samples is None or v.layer is None for v in sources):
+        return None
+    if fused.ranks and sources[0].samples[0].dim() not in fused.ranks:
+        return None
+    runs = 2 if build.free else 1
+    layer = fused.layer
+    try:
+        layer.build([v.size for v in sources])
+        load_weights(layer, fused.weights)
+        layer.eval()
+        with torch.no_grad():
+            samples = tuple(layer(*[v.samples[i] for v in sources]) for i in range(runs))
+            expected = [_reference(build, fused, i) for i in range(runs)]
+    except Exception:  # the nodes stay operators: they are exact by construction
+        return None
+    for got, want in zip(samples, expected, strict=True):
+        if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+            return None
+    return samples
+
+
+def _reference(build: _Build, fused: Fused, run: int) -> torch.Tensor:
+    """Run the nodes a fused layer replaces on sample ``run`` with the ONNX operators."""
+    values: dict[str, torch.Tensor | None] = {}
+
+    def value(name: str) -> torch.Tensor | None:
+        known = build.values.get(name)
+        if not name:
+            return None
+        if name not in values and known is not None:
+            return known.constant if known.constant is not None else known.samples[run]
+        if name not in values:
+            node = build.removed[name]
+            result = OPERATORS[node.op_type]([value(n) for n in node.input], _attributes(node))
+            values.update(zip(node.output, result if isinstance(result, tuple) else (result,),
+                              strict=False))  # fmt: skip
+        return values[name]
+
+    return value(fused.output[0])
+
+
 def _make_layer(node, k: int, attrs: dict, inputs: list, supported: bool, outputs: int):
     runtime = [v for v in inputs if v is not None and v.constant is None]
     if supported and k == 0:
         consts = [None if v is None or v.constant is None else v.constant for v in inputs]
         shapes = [tuple(v.samples[0].shape) if v.samples else None for v in runtime]
-        mapped = map_node(node.op_type, attrs, consts, shapes, outputs) if runtime else None
+        floating = all(v.samples and v.samples[0].is_floating_point() for v in runtime)
+        mapped = map_node(node.op_type, attrs, consts, shapes, outputs, floating=floating)
         if mapped is not None and len(runtime) == len(_ports(mapped[0])):
             ports = list(zip(_ports(mapped[0]), runtime, strict=True))
             mapped[0]._import_weights = mapped[1]
@@ -437,14 +541,19 @@ def _size_layer(build: _Build, layer, name: str, ports, node) -> _Value:
             f"import_onnx: '{build.path}': node '{node.name}' ({node.op_type}) fails on inputs "
             f"of size {[tuple(v.samples[0].shape) for v in sources]}: {type(err).__name__}: {err}"
         ) from err
-    first, second = tuple(samples[0].shape), tuple(samples[-1].shape)
-    if len(first) == len(second) and first:
-        size = tuple(a if a == b else None for a, b in zip(first[1:], second[1:], strict=True))
-    else:
-        size = first[1:]
+    size = _size_of(samples)
     if isinstance(layer, OnnxOperator):
         layer.output_size = size
+        layer.input_sizes = [v.size for v in sources]
     return _Value(layer=name, samples=samples, size=size)
+
+
+def _size_of(samples: tuple[torch.Tensor, ...]) -> tuple[int | None, ...]:
+    """The size (batch excluded) of a value from its sample runs: None where they differ."""
+    first, second = tuple(samples[0].shape), tuple(samples[-1].shape)
+    if len(first) == len(second) and first:
+        return tuple(a if a == b else None for a, b in zip(first[1:], second[1:], strict=True))
+    return first[1:]
 
 
 # -- the network -------------------------------------------------------------------------------
@@ -478,11 +587,12 @@ def _add_identity(build: _Build, output: str, value: _Value | None, network=None
     constants), so the network's outputs are the graph's, in the graph's order."""
     layer_name = _layer_name(build, output, "output")
     if value is not None and value.layer is not None:
-        layer = OnnxOperator("Identity", output_size=value.size)
+        layer = OnnxOperator("Identity", output_size=value.size, input_sizes=[value.size])
         edges = [(value.layer, f"{layer_name}/in1")]
     else:
         constant = value.constant if value is not None else torch.zeros(1)
         layer = OnnxOperator("Identity", slots=["const1"], output_size=tuple(constant.shape[1:]),
+                             input_sizes=[],
                              constants={"const1": {"shape": list(constant.shape),
                                                    "dtype": dtype_name(constant.dtype)}})  # fmt: skip
         layer.const1.copy_(constant)

@@ -67,14 +67,18 @@ class OnnxOperator(Layer):
     that come from other layers (the layer's ports), ``"const1"``... for constant inputs (buffers
     described by ``constants``: name -> {"shape", "dtype"}; their values are weights), or None
     for an omitted optional input. ``output_index`` picks one output of a multi-output operator;
-    ``output_size`` is the size (batch excluded, None for free lengths) found at import.
+    ``output_size`` is the size (batch excluded, None for free lengths) found at import for
+    inputs of sizes ``input_sizes``. The stored size is used only while the inputs still have
+    those sizes; after an edit upstream (a wider layer, say) the size is computed by running
+    the operator on zeros of the new sizes.
 
     Example:
-        >>> layer = OnnxOperator("Transpose", attributes={"perm": [0, 2, 1]})
+        >>> layer = OnnxOperator("Transpose", attributes={"perm": [0, 2, 1]},
+        ...                      output_size=(5, 3), input_sizes=[(3, 5)])
         >>> layer(torch.zeros(2, 3, 5)).shape
         torch.Size([2, 5, 3])
-        >>> layer.output_shape([(3, 5)])
-        (5, 3)
+        >>> layer.output_shape([(3, 5)]), layer.output_shape([(4, 5)])
+        ((5, 3), (5, 4))
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class OnnxOperator(Layer):
         constants: dict[str, dict[str, Any]] | None = None,
         output_index: int = 0,
         output_size: Sequence[int | None] | None = None,
+        input_sizes: Sequence[Sequence[int | None]] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -95,6 +100,7 @@ class OnnxOperator(Layer):
         self.slots = list(slots) if slots is not None else ["in1"]
         self.output_index = output_index
         self.output_size = None if output_size is None else tuple(output_size)
+        self.input_sizes = None if input_sizes is None else [tuple(s) for s in input_sizes]
         ports = [s for s in self.slots if s is not None and s.startswith("in")]
         self.input_names = tuple(dict.fromkeys(ports)) or ()
         for key, spec in (constants or {}).items():
@@ -118,6 +124,9 @@ class OnnxOperator(Layer):
             "constants": constants,
             "output_index": self.output_index,
             "output_size": None if self.output_size is None else list(self.output_size),
+            "input_sizes": None
+            if self.input_sizes is None
+            else [list(size) for size in self.input_sizes],
         }
 
     def _check_operator(self) -> None:
@@ -128,11 +137,30 @@ class OnnxOperator(Layer):
             )
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
-        if self.output_size is not None:
+        current = [tuple(shape) for shape in input_shapes]
+        if self.output_size is not None and current == self.input_sizes:
             return self.output_size
         from deeptoolbox.network._shapes import _probe
 
-        return _probe(self, input_shapes)
+        try:
+            size = _probe(self, input_shapes)
+        except SizeMismatchError:
+            if self.output_size is not None and self._compatible(current):
+                return self.output_size  # sizes as at import, up to free lengths
+            raise
+        self.output_size, self.input_sizes = tuple(size), current  # saved with the network
+        return self.output_size
+
+    def _compatible(self, current: list[tuple[int | None, ...]]) -> bool:
+        """True when ``current`` may be the import's input sizes: equal where both are known
+        (files saved before ``input_sizes`` was recorded carry none: trusted as before)."""
+        if self.input_sizes is None:
+            return True
+        return len(current) == len(self.input_sizes) and all(
+            len(a) == len(b)
+            and all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
+            for a, b in zip(current, self.input_sizes, strict=True)
+        )
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         ports = dict(zip(self.input_names, inputs, strict=True))

@@ -8,6 +8,7 @@ exactly (it then becomes an :class:`OnnxOperator`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -47,7 +48,7 @@ _TARGETS = {
     "Tanh": "Tanh", "LeakyRelu": "LeakyReLU", "Elu": "ELU", "BatchNormalization": "BatchNorm",
     "MaxPool": "MaxPool2d", "AveragePool": "AvgPool2d", "Flatten": "Flatten",
     "Add": "Addition", "Mul": "Multiplication", "Concat": "Concatenation", "Softmax": "Softmax",
-    "Dropout": "Dropout",
+    "Dropout": "Dropout", "ReduceMean": "GlobalAvgPool", "ReduceMax": "GlobalMaxPool",
 }  # fmt: skip
 
 
@@ -212,19 +213,41 @@ def _dropout(attrs: dict, inputs: list, shapes: list) -> Mapped:
     return (L.Dropout(probability), {}) if 0 <= probability < 1 else None
 
 
-def map_node(op_type: str, attrs: dict, inputs: list, shapes: list, outputs: int) -> Mapped:
+@mapper("ReduceMean", "ReduceMax")
+def _global_pool(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """A reduction over all time steps of (N, T, C) or all positions of (N, C, H, W[, D]),
+    without kept dimensions: the toolbox's global pooling."""
+    rank = len(shapes[0])
+    axes = inputs[1] if len(inputs) > 1 and isinstance(inputs[1], torch.Tensor) else None
+    axes = axes.reshape(-1).tolist() if axes is not None else attrs.get("axes")
+    if inputs[0] is not None or axes is None or attrs.get("keepdims", 1) or not attrs["_float"]:
+        return None
+    if rank not in (3, 4, 5):
+        return None
+    wanted = [1] if rank == 3 else list(range(2, rank))
+    if sorted(int(a) % rank for a in axes) != wanted or len(set(axes)) != len(axes):
+        return None
+    return (L.GlobalAvgPool() if attrs["_op"] == "ReduceMean" else L.GlobalMaxPool()), {}
+
+
+def map_node(
+    op_type: str, attrs: dict, inputs: list, shapes: list, outputs: int, *, floating: bool = True
+) -> Mapped:
     """Return (toolbox layer, weights) for a node, or None to use an operator layer.
 
-    ``shapes`` are the full sample shapes (batch included) of the node's layer inputs.
+    ``shapes`` are the full sample shapes (batch included) of the node's layer inputs;
+    ``floating`` tells whether those inputs are floating-point tensors.
     """
     function = MAPPERS.get(op_type)
     if function is None or not shapes or any(s is None for s in shapes):
         return None
-    return function({**attrs, "_op": op_type, "_outputs": outputs}, inputs, shapes)
+    options = {**attrs, "_op": op_type, "_outputs": outputs, "_float": floating}
+    return function(options, inputs, shapes)
 
 
 def load_weights(layer: nn.Module, weights: dict[str, torch.Tensor]) -> None:
-    """Copy imported weights into a built toolbox layer."""
+    """Copy imported weights into a built toolbox layer (``rnn.weight_ih_l0``: dotted paths)."""
     with torch.no_grad():
         for key, value in weights.items():
-            getattr(layer, key).copy_(value.reshape(getattr(layer, key).shape))
+            target = functools.reduce(getattr, key.split("."), layer)
+            target.copy_(value.reshape(target.shape))

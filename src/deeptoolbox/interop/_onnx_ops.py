@@ -286,55 +286,61 @@ def _torch_pad(pads: list[int]) -> list[int]:
     return result
 
 
-@operator("Conv")
-def _conv(inputs: Inputs, attrs: dict) -> Tensor:
+def _conv_parts(inputs: Inputs, attrs: dict):
+    """Conv / ConvTranspose operands and geometry: x, weight, bias, kernel, strides, dilations."""
     x, weight = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
     dims = weight.dim() - 2
-    kernel = attrs.get("kernel_shape", list(weight.shape[2:]))
-    strides = attrs.get("strides", [1] * dims)
-    dilations = attrs.get("dilations", [1] * dims)
+    kernel = list(attrs.get("kernel_shape", weight.shape[2:]))
+    strides = list(attrs.get("strides", [1] * dims))
+    dilations = list(attrs.get("dilations", [1] * dims))
+    return x, weight, bias, kernel, strides, dilations
+
+
+@operator("Conv")
+def _conv(inputs: Inputs, attrs: dict) -> Tensor:
+    x, weight, bias, kernel, strides, dilations = _conv_parts(inputs, attrs)
     pads = _explicit_pads(x, attrs, kernel, strides, dilations)
     if any(pads):
         x = F.pad(x, _torch_pad(pads))
-    conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
+    conv = (F.conv1d, F.conv2d, F.conv3d)[len(kernel) - 1]
     return conv(x, weight, bias, strides, 0, dilations, attrs.get("group", 1))
+
+
+def _transpose_pads(full: list[int], wanted: list[int], auto_pad: str) -> list[int]:
+    """ONNX pads (begin..., end...) that turn the full transposed output into ``wanted``.
+
+    The spec's rule: total = full - wanted; SAME_UPPER puts total // 2 at the beginning, every
+    other auto_pad the larger half. A negative pad (an output larger than the full one) extends
+    the output with zeros (plus bias), as in the ONNX reference.
+    """
+    totals = [f - w for f, w in zip(full, wanted, strict=True)]
+    begin = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in totals]
+    return begin + [t - b for t, b in zip(totals, begin, strict=True)]
 
 
 @operator("ConvTranspose")
 def _conv_transpose(inputs: Inputs, attrs: dict) -> Tensor:
-    x, weight = inputs[0], inputs[1]
-    bias = inputs[2] if len(inputs) > 2 else None
-    dims = weight.dim() - 2
-    kernel = attrs.get("kernel_shape", list(weight.shape[2:]))
-    strides = attrs.get("strides", [1] * dims)
-    dilations = attrs.get("dilations", [1] * dims)
+    x, weight, bias, kernel, strides, dilations = _conv_parts(inputs, attrs)
+    dims = len(kernel)
     extra = list(attrs.get("output_padding", [0] * dims))
-    groups = attrs.get("group", 1)
     conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[dims - 1]
-    y = conv(x, weight, None, strides, 0, [0] * dims, groups, dilations)
-    full = [
-        (x.shape[2 + a] - 1) * strides[a] + (kernel[a] - 1) * dilations[a] + 1 + extra[a]
-        for a in range(dims)
-    ]
-    if extra and any(extra):
-        y = F.pad(y, _torch_pad([0] * dims + extra))
+    y = conv(x, weight, None, strides, 0, [0] * dims, attrs.get("group", 1), dilations)
+    full = [y.shape[2 + a] + extra[a] for a in range(dims)]
+    auto_pad = attrs.get("auto_pad", "NOTSET")
     if "output_shape" in attrs:
-        wanted = list(attrs["output_shape"])[-dims:]
-        total = [f - w for f, w in zip(full, wanted, strict=True)]
-        upper = attrs.get("auto_pad", "NOTSET") != "SAME_LOWER"
-        begin = [t // 2 if upper else t - t // 2 for t in total]
-        pads = begin + [t - b for t, b in zip(total, begin, strict=True)]
-    elif attrs.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
-        wanted = [x.shape[2 + a] * strides[a] for a in range(dims)]
-        total = [f - w for f, w in zip(full, wanted, strict=True)]
-        upper = attrs["auto_pad"] == "SAME_UPPER"
-        begin = [t // 2 if upper else t - t // 2 for t in total]
-        pads = begin + [t - b for t, b in zip(total, begin, strict=True)]
+        pads = _transpose_pads(full, list(attrs["output_shape"])[-dims:], auto_pad)
+    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = _transpose_pads(full, [x.shape[2 + a] * strides[a] for a in range(dims)], auto_pad)
     else:
         pads = list(attrs.get("pads", [0] * (2 * dims)))
+    grow = [max(-p, 0) for p in pads]
+    grow = grow[:dims] + [g + e for g, e in zip(grow[dims:], extra, strict=True)]
+    if any(grow):
+        y = F.pad(y, _torch_pad(grow))
+    crop = [max(p, 0) for p in pads]
     index = [slice(None), slice(None)] + [
-        slice(pads[a], y.shape[2 + a] - pads[a + dims]) for a in range(dims)
+        slice(crop[a], y.shape[2 + a] - crop[a + dims]) for a in range(dims)
     ]
     y = y[tuple(index)]
     if bias is not None:
@@ -474,186 +480,28 @@ def _layer_norm(inputs: Inputs, attrs: dict) -> Tensor:
     return y, mean.float(), inverse.float()
 
 
-# -- shapes -------------------------------------------------------------------------------------
-
-
-@operator("Flatten")
-def _flatten(inputs: Inputs, attrs: dict) -> Tensor:
-    x = inputs[0]
-    axis = attrs.get("axis", 1)
-    axis = axis + x.dim() if axis < 0 else axis
-    return (
-        x.reshape(math.prod(x.shape[:axis]), -1)
-        if x.numel()
-        else x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
-    )
-
-
-@operator("Reshape")
-def _reshape(inputs: Inputs, attrs: dict) -> Tensor:
-    x, shape = inputs[0], _ints(inputs[1])
-    if not attrs.get("allowzero", 0):
-        shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
-    return x.reshape(shape)
-
-
-@operator("Transpose")
-def _transpose(inputs: Inputs, attrs: dict) -> Tensor:
-    x = inputs[0]
-    return x.permute(attrs.get("perm", list(reversed(range(x.dim())))))
-
-
-@operator("Concat")
-def _concat(inputs: Inputs, attrs: dict) -> Tensor:
-    return torch.cat([t for t in inputs if t is not None], dim=attrs["axis"])
-
-
-@operator("Split")
-def _split(inputs: Inputs, attrs: dict) -> tuple[Tensor, ...]:
-    x, axis = inputs[0], attrs.get("axis", 0)
-    sizes = _ints(inputs[1]) if len(inputs) > 1 and inputs[1] is not None else attrs.get("split")
-    if sizes is None:
-        count = attrs.get("num_outputs", attrs.get("_num_outputs", 1))
-        chunk = math.ceil(x.shape[axis] / count)
-        sizes = [min(chunk, x.shape[axis] - i * chunk) for i in range(count)]
-    return tuple(torch.split(x, list(sizes), dim=axis))
-
-
-@operator("Slice")
-def _slice(inputs: Inputs, attrs: dict) -> Tensor:
-    x = inputs[0]
-    starts, ends = _ints(inputs[1]), _ints(inputs[2])
-    axes = (
-        _ints(inputs[3]) if len(inputs) > 3 and inputs[3] is not None else list(range(len(starts)))
-    )
-    steps = _ints(inputs[4]) if len(inputs) > 4 and inputs[4] is not None else [1] * len(starts)
-    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
-        axis %= x.dim()
-        length = x.shape[axis]
-        if step > 0:
-            start = min(max(start + length if start < 0 else start, 0), length)
-            end = min(max(end + length if end < 0 else end, 0), length)
-            x = x.narrow(axis, start, max(end - start, 0))[
-                (slice(None),) * axis + (slice(None, None, step),)
-            ]
-        else:
-            start = min(max(start + length if start < 0 else start, -1), length - 1)
-            end = min(max(end + length if end < 0 else end, -1), length - 1)
-            index = torch.arange(start, end, step, device=x.device)
-            x = x.index_select(axis, index)
-    return x
-
-
-@operator("Gather")
-def _gather(inputs: Inputs, attrs: dict) -> Tensor:
-    x, indices = inputs[0], inputs[1].long()
-    axis = attrs.get("axis", 0) % x.dim()
-    indices = torch.where(indices < 0, indices + x.shape[axis], indices)
-    flat = x.index_select(axis, indices.reshape(-1))
-    return flat.reshape([*x.shape[:axis], *indices.shape, *x.shape[axis + 1 :]])
-
-
-@operator("Squeeze")
-def _squeeze(inputs: Inputs, attrs: dict) -> Tensor:
-    x, axes = inputs[0], _axes(inputs, attrs, 1)
-    if axes is None:
-        return x.reshape([d for d in x.shape if d != 1])
-    axes = {a % x.dim() for a in axes}
-    return x.reshape([d for i, d in enumerate(x.shape) if i not in axes])
-
-
-@operator("Unsqueeze")
-def _unsqueeze(inputs: Inputs, attrs: dict) -> Tensor:
-    x, axes = inputs[0], _axes(inputs, attrs, 1)
-    rank = x.dim() + len(axes)
-    shape = list(x.shape)
-    for axis in sorted(a % rank for a in axes):
-        shape.insert(axis, 1)
-    return x.reshape(shape)
-
-
-@operator("Shape")
-def _shape(inputs: Inputs, attrs: dict) -> Tensor:
-    shape = list(inputs[0].shape)
-    start, end = attrs.get("start", 0), attrs.get("end", len(shape))
-    return torch.tensor(shape[start:end], dtype=torch.int64)
-
-
-@operator("Size")
-def _size(inputs: Inputs, attrs: dict) -> Tensor:
-    return torch.tensor(inputs[0].numel(), dtype=torch.int64)
-
-
-@operator("Expand")
-def _expand(inputs: Inputs, attrs: dict) -> Tensor:
-    x, shape = inputs[0], _ints(inputs[1])
-    target = torch.broadcast_shapes(tuple(x.shape), tuple(shape))
-    return x.expand(target)
-
-
-@operator("Tile")
-def _tile(inputs: Inputs, attrs: dict) -> Tensor:
-    return inputs[0].repeat(_ints(inputs[1]))
-
-
-@operator("ConstantOfShape")
-def _constant_of_shape(inputs: Inputs, attrs: dict) -> Tensor:
-    value = attrs.get("value")
-    fill = value if isinstance(value, torch.Tensor) else torch.zeros(1)
-    return torch.full(_ints(inputs[0]), fill.reshape(-1)[0].item(), dtype=fill.dtype)
-
-
-@operator("Constant")
-def _constant(inputs: Inputs, attrs: dict) -> Tensor:
-    for key, dtype in (("value_float", torch.float32), ("value_int", torch.int64)):
-        if key in attrs:
-            return torch.tensor(attrs[key], dtype=dtype)
-    for key, dtype in (("value_floats", torch.float32), ("value_ints", torch.int64)):
-        if key in attrs:
-            return torch.tensor(attrs[key], dtype=dtype)
-    return attrs["value"]
-
-
-@operator("Range")
-def _range(inputs: Inputs, attrs: dict) -> Tensor:
-    start, limit, delta = (t.item() for t in inputs[:3])
-    return torch.arange(start, limit, delta, dtype=inputs[0].dtype)
-
-
-@operator("Trilu")
-def _trilu(inputs: Inputs, attrs: dict) -> Tensor:
-    k = int(inputs[1].item()) if len(inputs) > 1 and inputs[1] is not None else 0
-    return torch.triu(inputs[0], k) if attrs.get("upper", 1) else torch.tril(inputs[0], k)
-
-
-@operator("Pad")
-def _pad(inputs: Inputs, attrs: dict) -> Tensor:
-    x = inputs[0]
-    pads = _ints(inputs[1]) if len(inputs) > 1 and inputs[1] is not None else attrs["pads"]
-    value = inputs[2].item() if len(inputs) > 2 and inputs[2] is not None else 0.0
-    axes = _ints(inputs[3]) if len(inputs) > 3 and inputs[3] is not None else list(range(x.dim()))
-    full = [0] * (2 * x.dim())
-    for i, axis in enumerate(a % x.dim() for a in axes):
-        full[axis], full[axis + x.dim()] = pads[i], pads[i + len(axes)]
-    mode = attrs.get("mode", "constant")
-    torch_pads = _torch_pad(full)
-    if mode == "constant":
-        return F.pad(x, torch_pads, value=value)
-    first = next((i for i in range(x.dim()) if full[i] or full[i + x.dim()]), x.dim())
-    trimmed = torch_pads[: 2 * (x.dim() - first)]
-    torch_mode = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}[mode]
-    lead = x.shape[:first]
-    body = x.reshape(1, -1, *x.shape[first:]) if first else x.reshape(1, 1, *x.shape)
-    while body.dim() < 3:
-        body = body.unsqueeze(0)
-    y = F.pad(body, trimmed, mode=torch_mode)
-    return y.reshape(*lead, *y.shape[y.dim() - (x.dim() - first) :])
-
-
 # -- reductions ---------------------------------------------------------------------------------
 
 
-def _reduce(function: Callable[[Tensor, tuple[int, ...], bool], Tensor]):
+def _lowest(dtype: torch.dtype) -> bool | int | float:
+    if dtype == torch.bool:
+        return False
+    return float("-inf") if dtype.is_floating_point else torch.iinfo(dtype).min
+
+
+def _highest(dtype: torch.dtype) -> bool | int | float:
+    if dtype == torch.bool:
+        return True
+    return float("inf") if dtype.is_floating_point else torch.iinfo(dtype).max
+
+
+def _reduce(
+    function: Callable[[Tensor, tuple[int, ...], bool], Tensor],
+    empty: Callable[[torch.dtype], bool | int | float] | None = None,
+):
+    """An ONNX Reduce* op from ``function(x, dims, keepdims)``; ``empty(dtype)`` gives the
+    result over an empty set where torch has none (max and min: the dtype's extreme value)."""
+
     def run(inputs: Inputs, attrs: dict) -> Tensor:
         x, axes = inputs[0], _axes(inputs, attrs, 1)
         keep = bool(attrs.get("keepdims", 1))
@@ -662,34 +510,30 @@ def _reduce(function: Callable[[Tensor, tuple[int, ...], bool], Tensor]):
                 return x
             axes = list(range(x.dim()))
         dims = tuple(sorted(a % x.dim() for a in axes))
-        if x.numel() == 0 and function is _amax:
+        if x.numel() == 0 and empty is not None:
             shape = [1 if i in dims else d for i, d in enumerate(x.shape)]
-            y = torch.full(shape, float("-inf"), dtype=x.dtype)
+            y = torch.full(shape, empty(x.dtype), dtype=x.dtype)
             return y if keep else y.reshape([d for i, d in enumerate(x.shape) if i not in dims])
         return function(x, dims, keep)
 
     return run
 
 
-def _amax(x: Tensor, dims: tuple[int, ...], keep: bool) -> Tensor:
-    return torch.amax(x, dim=dims, keepdim=keep)
+def _product(x: Tensor, dims: tuple[int, ...], keep: bool) -> Tensor:
+    for axis in sorted(dims, reverse=True):
+        x = torch.prod(x, dim=axis, keepdim=keep)
+    return x
 
 
 OPERATORS.update(
     ReduceMean=_reduce(lambda x, d, k: torch.mean(x, dim=d, keepdim=k)),
     ReduceSum=_reduce(lambda x, d, k: torch.sum(x, dim=d, keepdim=k)),
-    ReduceMax=_reduce(_amax),
-    ReduceMin=_reduce(lambda x, d, k: torch.amin(x, dim=d, keepdim=k)),
-    ReduceProd=_reduce(lambda x, d, k: _product(x, d, k)),
+    ReduceMax=_reduce(lambda x, d, k: torch.amax(x, dim=d, keepdim=k), empty=_lowest),
+    ReduceMin=_reduce(lambda x, d, k: torch.amin(x, dim=d, keepdim=k), empty=_highest),
+    ReduceProd=_reduce(_product),
     ReduceL2=_reduce(lambda x, d, k: torch.sqrt(torch.sum(x * x, dim=d, keepdim=k))),
     ReduceSumSquare=_reduce(lambda x, d, k: torch.sum(x * x, dim=d, keepdim=k)),
 )
-
-
-def _product(x: Tensor, dims: tuple[int, ...], keep: bool) -> Tensor:
-    for axis in sorted(dims, reverse=True):
-        x = torch.prod(x, dim=axis, keepdim=keep)
-    return x
 
 
 def _arg_of(function):
@@ -705,3 +549,9 @@ def _arg_of(function):
 
 
 OPERATORS.update(ArgMax=_arg_of(torch.argmax), ArgMin=_arg_of(torch.argmin))
+
+
+# Operators on tensor shapes and layout, and resizing, live in their own modules and register
+# into OPERATORS when they are imported; import them here so that importing this module (as
+# the importer and the operator layers do) always yields the complete registry.
+from deeptoolbox.interop import _onnx_ops_tensor, _onnx_resize  # noqa: E402, F401

@@ -2,7 +2,11 @@
 initial states, peepholes, clipping, activations, ``layout``), written with torch functions.
 
 ONNX recurrent nodes take time-major input (T, N, C) (``layout=0``); the toolbox's sequences
-are (N, T, C), so imported graphs keep the transposes the exporter wrote around these nodes.
+are (N, T, C). Where a node and the transposes around it compute exactly what a toolbox LSTM /
+GRU layer computes, the import uses that layer instead (see :mod:`._onnx_patterns_rnn`); these
+operators run the nodes that do not fit (clipping, custom activations, sequence lengths,
+initial states, reverse direction, ``linear_before_reset=0``, RNN) and serve as the reference
+the fused layers are checked against at import.
 """
 
 from __future__ import annotations
@@ -128,6 +132,13 @@ def _plain(inputs: Inputs, attrs: dict, op: str) -> bool:
 
 def _fused(x, w, r, b, h0, c0, directions: int, hidden: int, op: str):
     order = _TORCH_GATES[op]
+    expected = (directions, x.shape[1], hidden)
+    for state in (h0, c0):
+        if state is not None and tuple(state.shape) != expected:  # torch would abort, not raise
+            raise ValueError(
+                f"ONNX {op}: initial state of size {tuple(state.shape)}; expected {expected} "
+                "(directions, batch, hidden_size; batch first with layout=1)."
+            )
 
     def gates(t: Tensor) -> Tensor:
         return torch.cat([t.chunk(len(order), 0)[i] for i in order])

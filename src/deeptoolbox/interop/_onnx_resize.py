@@ -15,23 +15,30 @@ from deeptoolbox.interop._onnx_ops import Inputs, Tensor, _ints, operator
 
 
 def _source_coordinates(out_len: int, in_len: int, scale: float, attrs: dict, roi) -> Tensor:
+    """Input coordinate of each output position along one axis (ONNX opset 19 formulas).
+
+    ``length_resized`` in the formulas is ``scale * in_len``, which is fractional when the
+    target comes from ``scales`` (e.g. 4 * 0.6 = 2.4 for 2 output positions); it equals the
+    output length when the target comes from ``sizes``. This is how the ONNX reference and its
+    backend test data read the formulas.
+    """
     x = torch.arange(out_len, dtype=torch.float64)
+    resized = scale * in_len
     mode = attrs.get("coordinate_transformation_mode", "half_pixel")
     if mode == "asymmetric":
         return x / scale
     if mode == "align_corners":
-        return x * 0 if out_len == 1 else x * (in_len - 1) / (out_len - 1)
-    if mode == "pytorch_half_pixel":
-        return x * 0 if out_len == 1 else (x + 0.5) / scale - 0.5
+        return x * 0 if resized == 1 else x * (in_len - 1) / (resized - 1)
+    if mode == "pytorch_half_pixel":  # the spec's 0 for a single output (onnxruntime agrees)
+        return x * 0 if resized == 1 else (x + 0.5) / scale - 0.5
     if mode == "half_pixel_symmetric":
-        adjustment = out_len / (scale * in_len)
-        offset = in_len / 2 * (1 - adjustment)
+        offset = in_len / 2 * (1 - out_len / resized)
         return offset + (x + 0.5) / scale - 0.5
     if mode == "tf_crop_and_resize":
         start, end = roi
-        if out_len == 1:
+        if resized == 1:
             return x * 0 + 0.5 * (start + end) * (in_len - 1)
-        return start * (in_len - 1) + x * (end - start) * (in_len - 1) / (out_len - 1)
+        return start * (in_len - 1) + x * (end - start) * (in_len - 1) / (resized - 1)
     if mode == "half_pixel":
         return (x + 0.5) / scale - 0.5
     raise ModelImportError(
@@ -48,41 +55,70 @@ def _cubic(d: Tensor, a: float) -> Tensor:
     return torch.where(d <= 1, near, torch.where(d < 2, far, torch.zeros_like(d)))
 
 
+def _nearest_matrix(source: Tensor, in_len: int, attrs: dict) -> Tensor:
+    rounding = attrs.get("nearest_mode", "round_prefer_floor")
+    index = {
+        "round_prefer_floor": lambda v: torch.ceil(v - 0.5),
+        "round_prefer_ceil": lambda v: torch.floor(v + 0.5),
+        "floor": torch.floor,
+        "ceil": torch.ceil,
+    }[rounding](source)
+    matrix = torch.zeros(len(source), in_len, dtype=torch.float64)
+    matrix[torch.arange(len(source)), index.long().clamp(0, in_len - 1)] = 1.0
+    return matrix
+
+
+def _filter_matrix(source: Tensor, in_len: int, scale: float, attrs: dict) -> Tensor:
+    """Linear or cubic weights; with antialias, the filter is stretched by 1 / scale when
+    downsampling and its weights normalized to sum 1.
+
+    Each output position uses the taps ``base + start ... base + start + count - 1`` around its
+    source coordinate (``base`` the integer just below it, the one below for an exact integer);
+    taps outside the input repeat the edge value, or get weight 0 (then the weights are
+    renormalized) with ``exclude_outside=1``.
+    """
+    antialias = bool(attrs.get("antialias", 0))
+    stretch = min(scale, 1.0) if antialias else 1.0
+    support = 1.0 if attrs.get("mode") == "linear" else 2.0
+    start = math.floor(-support / stretch) + 1
+    offsets = torch.arange(start, 2 - start, dtype=torch.float64)
+    taps = (torch.ceil(source) - 1).unsqueeze(1) + offsets  # (out, count)
+    distance = (taps - source.unsqueeze(1)) * stretch
+    if support == 1.0:
+        weights = (1 - distance.abs()).clamp(0, 1)
+    else:
+        weights = _cubic(distance, attrs.get("cubic_coeff_a", -0.75))
+    if antialias:
+        weights = weights / weights.sum(1, keepdim=True)
+    if attrs.get("exclude_outside", 0):
+        weights = weights * ((taps >= 0) & (taps <= in_len - 1))
+        total = weights.sum(1, keepdim=True)
+        weights = weights / torch.where(total == 0, torch.ones_like(total), total)
+    columns = taps.long().clamp(0, in_len - 1)
+    rows = torch.arange(len(source)).unsqueeze(1).expand_as(columns)
+    matrix = torch.zeros(len(source), in_len, dtype=torch.float64)
+    return matrix.index_put_((rows, columns), weights, accumulate=True)
+
+
 def _resize_matrix(
     in_len: int, out_len: int, scale: float, attrs: dict, roi
 ) -> tuple[Tensor, Tensor]:
     """(out_len, in_len) interpolation weights along one axis, and a mask of outside points."""
     source = _source_coordinates(out_len, in_len, scale, attrs, roi)
     outside = (source < 0) | (source > in_len - 1)
-    matrix = torch.zeros(out_len, in_len, dtype=torch.float64)
     mode = attrs.get("mode", "nearest")
-    rows = torch.arange(out_len)
     if mode == "nearest":
-        rounding = attrs.get("nearest_mode", "round_prefer_floor")
-        index = {
-            "round_prefer_floor": lambda v: torch.ceil(v - 0.5),
-            "round_prefer_ceil": lambda v: torch.floor(v + 0.5),
-            "floor": torch.floor,
-            "ceil": torch.ceil,
-        }[rounding](source)
-        matrix[rows, index.long().clamp(0, in_len - 1)] = 1.0
-        return matrix, outside
-    factor = scale if attrs.get("antialias", 0) and scale < 1 else 1.0
-    radius = (1.0 if mode == "linear" else 2.0) / factor
-    offsets = torch.arange(-math.ceil(radius) - 1, math.ceil(radius) + 2)
-    taps = torch.floor(source).unsqueeze(1) + offsets  # (out, k)
-    distance = (source.unsqueeze(1) - taps) * factor
-    if mode == "linear":
-        weights = (1 - distance.abs()).clamp_min(0)
-    else:
-        weights = _cubic(distance, attrs.get("cubic_coeff_a", -0.75))
-    inside = (taps >= 0) & (taps <= in_len - 1)
-    if attrs.get("exclude_outside", 0) or factor != 1.0:
-        weights = weights * inside
-        weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
-    columns = taps.long().clamp(0, in_len - 1)
-    matrix.index_put_((rows.unsqueeze(1).expand_as(columns), columns), weights, accumulate=True)
-    return matrix, outside
+        if attrs.get("antialias", 0):
+            raise ModelImportError(
+                "ONNX Resize: antialias=1 applies to mode 'linear' and 'cubic' only. "
+                "Received: mode='nearest', antialias=1."
+            )
+        return _nearest_matrix(source, in_len, attrs), outside
+    if mode not in ("linear", "cubic"):
+        raise ModelImportError(
+            f"ONNX Resize: mode={mode!r} is not one of 'nearest', 'linear', 'cubic'."
+        )
+    return _filter_matrix(source, in_len, scale, attrs), outside
 
 
 def _resize_targets(x: Tensor, inputs: Inputs, attrs: dict) -> tuple[list[int], list[float]]:

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from deeptoolbox.errors import ModelImportError, OptionError
+from deeptoolbox.interop._samples import sample_inputs
 from deeptoolbox.interop._torch_layers import OpaqueModule
 from deeptoolbox.interop._torch_trace import Converter, Meta, input_layer, trace
-from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import Network
 
 Inputs = torch.Tensor | Sequence[torch.Tensor]
@@ -320,19 +320,14 @@ def _is_exported_program(path: Path) -> bool:
 
 
 def example_batch(net: Network, batch: int = 2) -> tuple[torch.Tensor, ...]:
-    """Zero tensors shaped as the network's inputs (free lengths set to 8).
+    """Random tensors shaped as the network's inputs (free lengths 8, token ids for embeddings).
 
     Example:
         >>> from deeptoolbox import layers as L
         >>> example_batch(Network([L.SequenceInput(3), L.LSTM(4)]))[0].shape
         torch.Size([2, 8, 3])
     """
-    tensors = []
-    for name in net.input_names:
-        layer: InputLayer = net.layer(name)  # type: ignore[assignment]
-        shape = (batch, *(8 if d is None else d for d in layer.shape))
-        tensors.append(torch.randn(shape))
-    return tuple(tensors)
+    return tuple(sample_inputs(net, batch=batch, length=8))
 
 
 def export_pytorch(

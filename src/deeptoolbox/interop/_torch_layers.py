@@ -171,14 +171,16 @@ class _Operator(Layer):
 
     def _setup(
         self,
-        arguments: Sequence[Any],
-        keywords: dict[str, Any],
+        arguments: Sequence[Any] | None,
+        keywords: dict[str, Any] | None,
         num_inputs: int,
         output_index: int | None,
         input_dtypes: Sequence[str] | None,
     ) -> None:
+        if arguments is None:  # each input in order
+            arguments = [{"input": k} for k in range(num_inputs)]
         self.arguments = list(arguments)
-        self.keywords = dict(keywords)
+        self.keywords = dict(keywords or {})
         self.num_inputs = int(num_inputs)
         self.output_index = output_index
         self.input_dtypes = list(input_dtypes or [])
@@ -333,8 +335,20 @@ def module_arguments(module: nn.Module) -> dict[str, Any] | None:
     return arguments if same_weights and repr(rebuilt) == repr(module) else None
 
 
+class _ModuleOperator(_Operator):
+    """Shared logic of the layers that run one ``nn.Module``: call it, describe it."""
+
+    module: nn.Module
+
+    def _call(self, *values: Any, **keywords: Any) -> Any:
+        return self.module(*values, **keywords)
+
+    def describe(self) -> str:
+        return type(self.module).__name__
+
+
 @register_layer
-class TorchModule(_Operator):
+class TorchModule(_ModuleOperator):
     """A built-in ``torch.nn`` module (``"torch.nn.ReLU6"``, ``"torch.nn.LSTM"``...) as a layer.
 
     ``module`` names the class in ``torch.nn``; ``module_arguments`` are its constructor
@@ -370,16 +384,13 @@ class TorchModule(_Operator):
             )
         self.module_name = module
         self.module = cls(**(module_arguments or {}))
-        self._setup(arguments, keywords or {}, num_inputs, output_index, input_dtypes)
-
-    def _call(self, *values: Any, **keywords: Any) -> Any:
-        return self.module(*values, **keywords)
+        self._setup(arguments, keywords, num_inputs, output_index, input_dtypes)
 
     def describe(self) -> str:
         return self.module_name
 
 
-class OpaqueModule(_Operator):
+class OpaqueModule(_ModuleOperator):
     """Any ``nn.Module`` kept as it is, as one layer (the fallback of :func:`from_torch`).
 
     The network runs it, trains its weights and exports it to TorchScript or ONNX like any
@@ -407,15 +418,7 @@ class OpaqueModule(_Operator):
     ) -> None:
         super().__init__(name=name)
         self.module = module
-        if arguments is None:
-            arguments = [{"input": k} for k in range(num_inputs)]
-        self._setup(arguments, keywords or {}, num_inputs, output_index, input_dtypes)
-
-    def _call(self, *values: Any, **keywords: Any) -> Any:
-        return self.module(*values, **keywords)
-
-    def describe(self) -> str:
-        return type(self.module).__name__
+        self._setup(arguments, keywords, num_inputs, output_index, input_dtypes)
 
     def extra_repr(self) -> str:
         return type(self.module).__name__
@@ -428,3 +431,54 @@ class OpaqueModule(_Operator):
             "register the module's class with @register_layer and put the module in the "
             "network directly."
         )
+
+
+_DEPTH_MODES = ("row", "batch")
+
+
+@register_layer
+class StochasticDepth(Layer):
+    """Drops a residual branch at random in training (``torchvision.ops.StochasticDepth``).
+
+    In training, ``mode="row"`` zeroes each observation of the batch with probability
+    ``probability`` and ``mode="batch"`` the whole batch at once; what is kept is divided by
+    ``1 - probability``. In evaluation the layer passes its input through. Given the same
+    random state it draws exactly what ``torchvision.ops.stochastic_depth`` draws: it is what
+    :func:`from_torch` maps torchvision's stochastic depth onto (EfficientNet, ConvNeXt...).
+
+    Example:
+        >>> import torch
+        >>> layer = StochasticDepth(0.5, "row")
+        >>> layer.eval()(torch.ones(2, 3)).tolist()
+        [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+        >>> sorted(set(layer.train()(torch.ones(64, 1)).flatten().tolist()))
+        [0.0, 2.0]
+    """
+
+    def __init__(
+        self, probability: float = 0.5, mode: str = "row", *, name: str | None = None
+    ) -> None:
+        super().__init__(name=name)
+        number = isinstance(probability, int | float) and not isinstance(probability, bool)
+        if not number or not 0 <= probability <= 1:
+            raise OptionError(
+                "StochasticDepth: `probability` must be a number in [0, 1]. "
+                f"Received: probability={probability!r}."
+            )
+        if mode not in _DEPTH_MODES:
+            raise OptionError(
+                f"StochasticDepth: `mode` must be one of {', '.join(map(repr, _DEPTH_MODES))}. "
+                f"Received: mode={mode!r}."
+            )
+        self.probability = float(probability)
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.probability == 0.0:
+            return x
+        survival = 1.0 - self.probability
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise

@@ -10,6 +10,7 @@ None when the toolbox has no exact equivalent (the call then becomes a ``TorchFu
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deeptoolbox import layers as L
+from deeptoolbox.interop._torch_layers import StochasticDepth
 
 Loader = Callable[[nn.Module], None] | None
 Mapped = tuple[nn.Module, Loader] | None
@@ -162,6 +164,60 @@ _MODULE_RULES: dict[type, Callable[[Any, Call], Mapped]] = {
 }
 
 
+def _stochastic_depth(m: nn.Module, call: Call) -> Mapped:
+    return StochasticDepth(m.p, m.mode), None
+
+
+# modules of other libraries, by qualified class name (no import needed to recognize them);
+# the tracer keeps them whole so that they map onto one layer
+_NAMED_MODULE_RULES: dict[str, Callable[[Any, Call], Mapped]] = {
+    "torchvision.ops.stochastic_depth.StochasticDepth": _stochastic_depth,
+}
+
+
+def qualified_name(thing: Any) -> str:
+    """``module.qualname`` of a class or function, as used to recognize other libraries' code.
+
+    Example:
+        >>> qualified_name(nn.Linear)
+        'torch.nn.modules.linear.Linear'
+    """
+    return f"{getattr(thing, '__module__', '')}.{getattr(thing, '__qualname__', '')}"
+
+
+# functions of other libraries that map onto a layer: the tracer records calls to them as
+# nodes (``torch.fx`` would otherwise run them on its proxies, and in evaluation mode
+# ``stochastic_depth`` returns its input, leaving no trace of the layer)
+_NAMED_FUNCTIONS = {"torchvision.ops.stochastic_depth": "stochastic_depth"}
+
+
+def traced_functions() -> tuple[Callable, ...]:
+    """The mapped functions of other libraries that are loaded now (to trace as nodes).
+
+    Example:
+        >>> import torchvision
+        >>> [f.__name__ for f in traced_functions()]
+        ['stochastic_depth']
+    """
+    found = []
+    for module_name, attribute in _NAMED_FUNCTIONS.items():
+        function = getattr(sys.modules.get(module_name), attribute, None)
+        if callable(function):
+            found.append(function)
+    return tuple(found)
+
+
+def is_mapped_leaf(module: nn.Module) -> bool:
+    """True for a module of another library that maps onto one toolbox layer as a whole.
+
+    Example:
+        >>> import torchvision
+        >>> is_mapped_leaf(torchvision.ops.StochasticDepth(0.1, "row"))
+        True
+    """
+    return qualified_name(type(module)) in _NAMED_MODULE_RULES
+
+
 def map_recurrent(module: nn.Module, call: Call) -> Mapped:
     """An ``nn.LSTM`` / ``nn.GRU`` (batch first) whose sequence output alone is used.
 
@@ -171,8 +227,10 @@ def map_recurrent(module: nn.Module, call: Call) -> Mapped:
         LSTM(hidden_size=4)
     """
     kinds = {nn.LSTM: L.LSTM, nn.GRU: L.GRU}
+    if type(module) not in kinds:  # e.g. nn.MultiheadAttention, whose output 0 is used too
+        return None
     plain = getattr(module, "proj_size", 0) == 0 and module.bias and module.batch_first
-    if type(module) not in kinds or not plain or not call.single or call.rank != 3:
+    if not plain or not call.single or call.rank != 3:
         return None
     layer = kinds[type(module)](
         module.hidden_size, bidirectional=module.bidirectional,
@@ -195,7 +253,7 @@ def map_module(module: nn.Module, call: Call) -> Mapped:
         >>> layer
         Dense(units=4)
     """
-    rule = _MODULE_RULES.get(type(module))
+    rule = _MODULE_RULES.get(type(module)) or _NAMED_MODULE_RULES.get(qualified_name(type(module)))
     if rule is None or not call.single:
         return None
     return rule(module, call)
@@ -296,7 +354,26 @@ def map_function(target: Any, call: Call) -> Mapped:
         return L.Flatten(), None
     if target in (F.adaptive_avg_pool2d, torch.mean, torch.Tensor.mean):
         return _global_mean(target, call)
+    if qualified_name(target) == "torchvision.ops.stochastic_depth.stochastic_depth":
+        return _stochastic_depth_call(call)
     return None
+
+
+def _stochastic_depth_call(call: Call) -> Mapped:
+    """``stochastic_depth(x, p, mode, self.training)`` traced in evaluation mode."""
+    names = ("input", "p", "mode", "training")
+    given = dict(zip(names, call.arguments, strict=False)) | call.keywords
+    p, mode = given.get("p"), given.get("mode")
+    if given.get("input") != {"input": 0} or set(given) - set(names):
+        return None
+    if (
+        given.get("training") is not False
+        or not isinstance(p, int | float)
+        or isinstance(p, bool)
+        or mode not in ("row", "batch")
+    ):
+        return None  # applied in evaluation too: not what the layer does
+    return (StochasticDepth(p, mode), None) if 0 <= p <= 1 else None
 
 
 def _argument(call: Call, index: int, default: Any = None) -> Any:

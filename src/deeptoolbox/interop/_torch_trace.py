@@ -32,13 +32,16 @@ from deeptoolbox.interop._torch_layers import (
 from deeptoolbox.interop._torch_map import (
     Call,
     is_flatten,
+    is_mapped_leaf,
     map_aten,
     map_function,
     map_module,
     map_recurrent,
+    traced_functions,
 )
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import Network
+from deeptoolbox.network._shapes import input_ports
 
 
 class ConversionError(DeepToolboxError, ValueError):
@@ -55,11 +58,15 @@ class Meta:
 
 class _Tracer(fx.Tracer):
     def __init__(self, leaves: frozenset[str]) -> None:
-        super().__init__()
+        super().__init__(autowrap_functions=traced_functions())
         self.leaves = leaves
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return qualified_name in self.leaves or super().is_leaf_module(module, qualified_name)
+        return (
+            qualified_name in self.leaves
+            or is_mapped_leaf(module)
+            or super().is_leaf_module(module, qualified_name)
+        )
 
 
 def _concrete_arguments(module: nn.Module, count: int) -> dict[str, Any]:
@@ -399,11 +406,11 @@ class Converter:
 
     def _assemble(self) -> Network:
         net = Network(name=self.name)
-        for name, layer, sources in self.entries:
-            net.add_layers({name: layer})
-            ports = net.sources(name)
-            for port, source in zip(ports, sources, strict=True):
-                net.connect(source, f"{name}/{port}")
+        with net._deferred():  # sizes are resolved once, at the end
+            for name, layer, sources in self.entries:
+                net.add_layers({name: layer})
+                for port, source in zip(input_ports(layer), sources, strict=True):
+                    net.connect(source, f"{name}/{port}")
         net.initialize()
         for name, load in self.loaders:
             load(net.layer(name))

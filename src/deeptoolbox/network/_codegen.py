@@ -19,7 +19,7 @@ def _constructor(module: nn.Module, name: str, imports: set[str]) -> str:
     if isinstance(module, Layer):
         arguments["name"] = name
     cls = type(module)
-    if isinstance(module, Layer) and cls.__module__.startswith("deeptoolbox."):
+    if isinstance(module, Layer) and cls.__module__.startswith("deeptoolbox.layers."):
         callee = f"L.{cls.__name__}"
     elif cls.__module__ not in ("__main__", "builtins") and "<locals>" not in cls.__qualname__:
         imports.add(f"from {cls.__module__} import {cls.__qualname__.split('.')[0]}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from deeptoolbox.network._graph import (
     topological_order,
 )
 from deeptoolbox.network._plan import Plan, compile_plan, tracing
-from deeptoolbox.network._shapes import input_ports, resolve_layer
+from deeptoolbox.network._shapes import input_ports, input_size_message, resolve_layer
 
 LayerSpec = nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module]
 
@@ -56,6 +57,7 @@ class _Resolution:
 
     order: list[str] = field(default_factory=list)
     input_shapes: dict[str, list[Shape | None]] = field(default_factory=dict)
+    sources: dict[str, dict[str, str | None]] = field(default_factory=dict)  # port -> layer
     output_shapes: dict[str, Shape | None] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
 
@@ -490,7 +492,7 @@ class Network(nn.Module):
             layer: InputLayer = self.layers[name]  # type: ignore[assignment]
             size = tuple(x.shape[1:])
             if not layer.accepts(size):
-                raise InputSizeError(self._input_size_message(name, layer, tuple(x.shape)))
+                raise InputSizeError(input_size_message(name, layer, tuple(x.shape)))
 
     # -- internals ------------------------------------------------------------------------------
     def _accept(self, plan: Plan, inputs: Sequence[torch.Tensor]) -> None:
@@ -505,31 +507,13 @@ class Network(nn.Module):
         if not (tracing() or torch.compiler.is_compiling()):  # symbolic sizes: keep checking
             plan.accepted = [tuple(int(d) for d in x.shape) for x in inputs]
 
-    def _input_size_message(self, name: str, layer: InputLayer, shape: tuple[int, ...]) -> str:
-        message = (
-            f"Input layer '{name}' expects {layer.describe_input()}; received a batch of size "
-            f"{shape}."
-        )
-        if len(shape) == len(layer.shape) and layer.accepts(shape):
-            return message + "\nHint: the batch dimension is missing; add it with x.unsqueeze(0)."
-        if (
-            len(shape) == 4
-            and len(layer.shape) == 3
-            and layer.accepts((shape[3], shape[1], shape[2]))
-        ):
-            return (
-                message
-                + "\nHint: the data look channels-last (N, H, W, C); use x.permute(0, 3, 1, 2)."
-            )
-        return message
-
     def _explain(self, err: Exception, inputs: Sequence[torch.Tensor], module: nn.Module) -> None:
         if isinstance(err, DeepToolboxError):
             raise err
         for name, x in zip(self.input_names, inputs, strict=False):
             layer: InputLayer = self.layers[name]  # type: ignore[assignment]
             if isinstance(x, torch.Tensor) and not layer.accepts(tuple(x.shape[1:])):
-                raise InputSizeError(self._input_size_message(name, layer, tuple(x.shape))) from err
+                raise InputSizeError(input_size_message(name, layer, tuple(x.shape))) from err
         layer_name = getattr(module, "name", None) or type(module).__name__
         err.add_note(
             f"(raised in layer '{layer_name}' ({layer_type_name(module)}) of network '{self.name}')"
@@ -539,16 +523,29 @@ class Network(nn.Module):
     def _compile(self) -> Plan:
         self.initialize()
         steps = [
-            (name, self.layers[name], list(self.sources(name).values()))
+            (name, self.layers[name], list(self._resolution.sources[name].values()))
             for name in self._resolution.order
         ]
         self._plan = compile_plan(steps, self.input_names, self.output_names)
         return self._plan
 
+    _deferring = False  # True inside _deferred(): edits skip size resolution
+
     def _changed(self) -> Network:
         self._plan = None
-        self._resolve()
+        if not self._deferring:
+            self._resolve()
         return self
+
+    @contextlib.contextmanager
+    def _deferred(self) -> Iterator[Network]:
+        """Resolve sizes once on leaving instead of after every edit inside (bulk builders)."""
+        outer, self._deferring = self._deferring, True
+        try:
+            yield self
+        finally:
+            self._deferring = outer
+            self._changed()
 
     def _resolve(self) -> None:
         names = self.layer_names
@@ -560,8 +557,11 @@ class Network(nn.Module):
             for name in cycle:
                 result.issues.append(Issue("error", name, f"is part of a cycle: {path}"))
         reference = next(iter(self.parameters()), None)
+        feeding: dict[str, dict[str, str]] = {}
+        for c in self._connections:
+            feeding.setdefault(c.destination, {})[c.port] = c.source
         for name in order:
-            self._resolve_layer(name, result, reference)
+            self._resolve_layer(name, result, reference, feeding.get(name, {}))
         self._check_ends(result)
         self._resolution = result
         for name in self._frozen:
@@ -569,10 +569,11 @@ class Network(nn.Module):
                 self._set_trainable(name, False)
 
     def _resolve_layer(
-        self, name: str, result: _Resolution, reference: torch.Tensor | None
+        self, name: str, result: _Resolution, reference: torch.Tensor | None, feeding: dict
     ) -> None:
         module = self.layers[name]
-        sources = self.sources(name)
+        sources = {port: feeding.get(port) for port in input_ports(module)}
+        result.sources[name] = sources
         shapes = [None if s is None else result.output_shapes.get(s) for s in sources.values()]
         result.input_shapes[name] = shapes
         result.output_shapes[name] = None
@@ -684,6 +685,7 @@ class Network(nn.Module):
         if not items:
             raise NetworkError("Expected at least one layer; received an empty list.")
         taken = set(self.layers.keys()) - free
+        in_use = {id(m) for k, m in self.layers.items() if k not in free}
         named: list[tuple[str, nn.Module]] = []
         for given, module in items:
             if not isinstance(module, nn.Module):
@@ -710,13 +712,13 @@ class Network(nn.Module):
                     f"A layer named '{name}' already exists in network '{self.name}'. Layer names "
                     "must be unique; pass another name=... or leave it out to generate one."
                 )
-            in_use = [m for k, m in self.layers.items() if k not in free] + [m for _, m in named]
-            if any(module is m for m in in_use):
+            if id(module) in in_use:
                 raise NetworkError(
                     f"The same {type(module).__name__} object is added twice ('{name}'); create a "
                     "new layer object for each place in the graph."
                 )
             taken.add(name)
+            in_use.add(id(module))
             named.append((name, module))
         return named
 

@@ -122,11 +122,12 @@ def from_architecture(data: Any, where: str = "network.json") -> Network:
         )
     try:
         net = Network(name=data.get("name", "network"))
-        for record in data.get("layers", []):
-            name, module = _build_layer(record, where)
-            net.add_layers({name: module})
-        for source, destination in data.get("connections", []):
-            net.connect(source, destination)
+        with net._deferred():  # sizes resolved once, at the end
+            for record in data.get("layers", []):
+                name, module = _build_layer(record, where)
+                net.add_layers({name: module})
+            for source, destination in data.get("connections", []):
+                net.connect(source, destination)
         net.classes = data.get("classes")
         net.freeze(data.get("frozen", []))
         for name, factor in data.get("learn_rate_factors", {}).items():

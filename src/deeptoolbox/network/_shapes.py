@@ -9,6 +9,7 @@ from torch import nn
 
 from deeptoolbox.errors import SizeMismatchError
 from deeptoolbox.layers._base import Layer, Shape, format_shape
+from deeptoolbox.layers._input import InputLayer
 
 _PROBE_LENGTHS = (7, 11)  # two different lengths reveal which output axes follow a free length
 
@@ -36,6 +37,26 @@ def input_ports(module: nn.Module) -> tuple[str, ...]:
     if len(required) <= 1:
         return ("in",)
     return tuple(f"in{i}" for i in range(1, len(required) + 1))
+
+
+def input_size_message(name: str, layer: InputLayer, shape: tuple[int, ...]) -> str:
+    """What is wrong with a batch of size ``shape`` given to input layer ``name``, with a hint.
+
+    Example:
+        >>> from deeptoolbox.layers import FeatureInput
+        >>> input_size_message("x", FeatureInput(3), (3,)).splitlines()[1]
+        'Hint: the batch dimension is missing; add it with x.unsqueeze(0).'
+    """
+    message = (
+        f"Input layer '{name}' expects {layer.describe_input()}; received a batch of size {shape}."
+    )
+    if len(shape) == len(layer.shape) and layer.accepts(shape):
+        return message + "\nHint: the batch dimension is missing; add it with x.unsqueeze(0)."
+    if len(shape) == 4 and len(layer.shape) == 3 and layer.accepts((shape[3], shape[1], shape[2])):
+        return (
+            message + "\nHint: the data look channels-last (N, H, W, C); use x.permute(0, 3, 1, 2)."
+        )
+    return message
 
 
 def resolve_layer(module: nn.Module, input_shapes: list[Shape]) -> Shape:
