@@ -580,3 +580,47 @@ def _strip(value, key: str) -> None:
     elif isinstance(value, list):
         for item in value:
             _strip(item, key)
+
+
+def test_linear_on_sequences_imports_as_dense_with_bias(tmp_path):
+    # torch writes nn.Linear on (N, T, C) as MatMul -> Add; both become one Dense layer
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    path = tmp_path / "linear.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(2, 5, 3),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "n", 1: "t"}})  # fmt: skip
+    assert [n.op_type for n in onnx.load(str(path)).graph.node].count("MatMul") == 2
+    net = import_onnx(path)
+    assert sorted(_kinds(net).values()).count("Dense") == 2
+    assert not any(isinstance(net.layer(n), OnnxOperator) for n in net.layer_names)
+    x = RNG.standard_normal((3, 7, 3)).astype(np.float32)
+    _check_outputs(net, path, x)
+    _train_step_and_reload(net, torch.from_numpy(x), tmp_path)
+
+
+def test_matmul_with_a_computed_addend_keeps_the_add(tmp_path):
+    weight = numpy_helper.from_array(RNG.standard_normal((3, 4)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
+            helper.make_node("Relu", ["x2"], ["r"], name="relu"),
+            helper.make_node("Add", ["y", "r"], ["z"], name="add"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5, 3]),
+         helper.make_tensor_value_info("x2", TensorProto.FLOAT, ["N", 5, 4])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 5, 4])],
+        [weight],
+    )  # fmt: skip
+    path = tmp_path / "mm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    net = import_onnx(path)
+    kinds = _kinds(net)
+    assert kinds["mm"] == "Dense" and net.layer("mm").bias is None  # the Add stays separate
+    assert kinds["add"] in ("Addition", "OnnxOperator")
+    x = RNG.standard_normal((2, 5, 3)).astype(np.float32)
+    x2 = RNG.standard_normal((2, 5, 4)).astype(np.float32)
+    with torch.no_grad():
+        got = net.eval()(torch.from_numpy(x), torch.from_numpy(x2)).numpy()
+    np.testing.assert_allclose(got, _onnxruntime(path, x, x2)[0], rtol=0, atol=ATOL)

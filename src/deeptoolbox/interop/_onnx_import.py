@@ -90,7 +90,7 @@ def onnx_operator_table() -> str:
     rows = ["| ONNX operator | becomes |", "| --- | --- |"]
     for op in supported_onnx_operators():
         targets = [f"`{mapped[op]}`"] if op in mapped else []
-        if op in PATTERN_TARGETS:
+        if op in PATTERN_TARGETS and PATTERN_TARGETS[op] != mapped.get(op):
             targets.append(f"`{PATTERN_TARGETS[op]}` (with the nodes around it)")
         target = " or ".join(targets) + " when its options fit, else `OnnxOperator`"
         rows.append(f"| {op} | {target if targets else '`OnnxOperator`'} |")

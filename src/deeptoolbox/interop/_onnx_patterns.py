@@ -3,7 +3,8 @@
 Exporters write some toolbox layers as groups of nodes: a ``Conv1d`` on (N, T, C) sequences is
 ``Transpose -> Conv -> Transpose``; a batch-first ``LSTM`` is ``Transpose -> LSTM -> Squeeze /
 Transpose / Reshape`` with zero initial states computed from the input's shape; a global
-pooling with a flat (N, C) result is ``GlobalAveragePool -> Flatten``. :func:`fuse_patterns`
+pooling with a flat (N, C) result is ``GlobalAveragePool -> Flatten``; a ``Linear`` applied to
+each step of a sequence is ``MatMul -> Add``. :func:`fuse_patterns`
 finds such groups and replaces each with a :class:`Fused` item (one toolbox layer plus the
 weights to load), only when the layer computes exactly what the group computes. The nodes
 that only fed the group (the transposes, the zero-state arithmetic) are dropped. The import
@@ -25,6 +26,7 @@ from torch import nn
 from deeptoolbox import layers as L
 
 PATTERN_TARGETS = {
+    "MatMul": "Dense",
     "LSTM": "LSTM",
     "GRU": "GRU",
     "Conv": "Conv1d",
@@ -181,7 +183,8 @@ def fuse_patterns(
     """
     from deeptoolbox.interop._onnx_patterns_rnn import match_recurrent
 
-    matchers: dict[str, Matcher] = {"LSTM": match_recurrent, "GRU": match_recurrent,
+    matchers: dict[str, Matcher] = {"MatMul": _match_linear,
+                                    "LSTM": match_recurrent, "GRU": match_recurrent,
                                     "Conv": _match_conv1d, "GlobalAveragePool": _match_pool,
                                     "GlobalMaxPool": _match_pool, "ReduceMean": _match_pool,
                                     "ReduceMax": _match_pool}  # fmt: skip
@@ -375,6 +378,29 @@ def _apply(items: list, fused: Fused, outputs: list[str], known: set[str]) -> li
     kept = {id(item) for item in rewritten}
     fused.fallback = [item for item in items if id(item) not in kept]
     return rewritten
+
+
+# -- a linear layer on features or on each step of a sequence ----------------------------------
+
+
+def _match_linear(graph: Graph, node) -> Iterator[Fused]:
+    """``MatMul(x, W) -> Add(b)`` with constant ``W`` (C, U) and ``b`` (U,) -> :class:`Dense`
+    with a bias (Gemm covers 2-D inputs; exporters write this pair for 3-D ones)."""
+    weight = graph.constant(node.input[1]) if len(node.input) > 1 else None
+    after = graph.only_consumer(node.output[0])
+    if weight is None or weight.dim() != 2 or after is None or after.op_type != "Add":
+        return
+    others = [name for name in after.input if name != node.output[0]]
+    bias = graph.constant(others[0]) if len(others) == 1 else None
+    units = int(weight.shape[1])
+    if bias is None or bias.numel() != units or bias.dim() < 1 or bias.shape[-1] != units:
+        return
+    if not (weight.is_floating_point() and bias.is_floating_point()):
+        return
+    weights = {"weight": weight.detach().t().clone().float(),
+               "bias": bias.detach().reshape(-1).clone().float()}  # fmt: skip
+    yield Fused(layer_name(node, "fc"), [node.input[0]], [after.output[0]], L.Dense(units),
+                weights, [node, after], ranks=(2, 3))  # fmt: skip
 
 
 # -- 1-D convolution on (N, T, C) --------------------------------------------------------------
