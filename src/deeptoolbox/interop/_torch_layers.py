@@ -3,8 +3,9 @@
 :class:`TorchFunction` calls one torch function, tensor method or operator;
 :class:`TorchModule` runs one built-in ``torch.nn`` module rebuilt from its constructor
 arguments. Both are registered, so networks holding them save and load like any other: the
-function is stored by name (resolved on load only inside torch, ``torch.nn.functional``,
-``operator`` and tensor methods: no code is ever loaded from a file), constant arguments as
+function is stored by name (resolved on load only to tensor operations of torch,
+``torch.nn.functional``, ``operator``, ``math`` and tensor methods, never to functions that
+reach files or call arbitrary objects: no code is ever loaded from a file), constant arguments as
 JSON, and tensors the operation owns as weights. :class:`OpaqueModule` wraps any other module
 as it is; a network holding one runs, trains and exports to TorchScript, but cannot be saved
 with :func:`deeptoolbox.save` (its code is not data).
@@ -13,7 +14,12 @@ Arguments are described by a small JSON language: ``{"input": k}`` is the layer'
 (port ``in{k+1}``), ``{"size": k, "dim": d}`` the size of dimension ``d`` of input k at run time
 (``{"size": k}`` the whole size), ``{"tensor": "t0"}`` a tensor the layer owns, and constants
 are JSON values, ``{"list": [...]}``, ``{"tuple": [...]}``, ``{"slice": [a, b, c]}``,
-``{"dtype": "float32"}``, ``{"ellipsis": true}`` or ``{"float": "inf"}``.
+``{"dtype": "float32"}``, ``{"ellipsis": true}``, ``{"float": "inf"}``,
+``{"memory_format": "contiguous_format"}``, ``{"layout": "strided"}`` or ``{"device": "cpu"}``
+(at run time: the device of the layer's inputs, or of its own tensors). A value computed at
+run time, such as a relative position bias made from a parameter table, is
+``{"call": name, "args": [...], "kwargs": {...}}``: the allowed function ``name`` called on the
+decoded arguments at each forward (so gradients reach the owned parameters it reads).
 """
 
 from __future__ import annotations
@@ -42,6 +48,30 @@ _NAMESPACES: dict[str, Any] = {
     "math": math,
 }
 _BUILTINS = {"getattr": builtins.getattr}
+# Names a file may ask for are data, not code: nothing that reaches files, processes or
+# arbitrary callables. In ``torch``, only tensor operations (and the symbolic-size helpers
+# the tracer writes); in ``operator``, not the helpers that call or fetch arbitrary things.
+_TORCH_EXTRAS = {"sym_int", "sym_float", "sym_max", "sym_min", "sym_not", "_assert"}
+_REFUSED = {"torch.from_file", "operator.call", "operator.methodcaller", "operator.attrgetter"}
+
+
+def _is_tensor_operation(short: str) -> bool:
+    return (
+        hasattr(torch._C._VariableFunctions, short)
+        or short in torch.functional.__all__
+        or short in _TORCH_EXTRAS
+    )
+
+
+def _public_getattr(value: Any, name: str, *default: Any) -> Any:
+    """``getattr`` for stored calls: public attributes only (``x.shape``, ``x.dtype``...)."""
+    if not isinstance(name, str) or name.startswith("_"):
+        raise OptionError(
+            f"TorchFunction: stored getattr may read public attributes only. Received: {name!r}."
+        )
+    return getattr(value, name, *default)
+
+
 _PROBE_LENGTHS = (7, 11)
 
 
@@ -61,8 +91,9 @@ def function_name(function: Callable) -> str | None:
     if short is None:
         return None
     for prefix, namespace in _NAMESPACES.items():
+        candidate = f"{prefix}.{short}"
         if getattr(namespace, short, None) is function:
-            return f"{prefix}.{short}"
+            return candidate if resolve_function(candidate, strict=False) is function else None
     if _BUILTINS.get(short) is function:
         return f"builtins.{short}"
     return None
@@ -76,14 +107,18 @@ def resolve_function(name: str, *, strict: bool = True) -> Callable | None:
         True
     """
     found: Any = None
-    if name.startswith("torch.ops.aten.") or name.startswith("torch.ops.prims."):
+    prefix, _, short = name.rpartition(".") if isinstance(name, str) else ("", "", "")
+    if name in _REFUSED or short.startswith("__"):
+        found = None
+    elif name.startswith("torch.ops.aten.") or name.startswith("torch.ops.prims."):
         found = torch.ops
         for part in name.split(".")[2:]:
             found = getattr(found, part, None)
-    elif name.startswith("builtins."):
-        found = _BUILTINS.get(name.removeprefix("builtins."))
+    elif name == "builtins.getattr":
+        found = _public_getattr
+    elif prefix == "torch" and not _is_tensor_operation(short):
+        found = None
     else:
-        prefix, _, short = name.rpartition(".")
         namespace = _NAMESPACES.get(prefix)
         found = getattr(namespace, short, None) if namespace is not None else None
     if found is None and strict:
@@ -109,6 +144,10 @@ def decode(spec: Any, inputs: Sequence[Any], tensors: dict[str, torch.Tensor]) -
     if isinstance(spec, dict):
         if "input" in spec:
             return inputs[spec["input"]]
+        if "call" in spec:
+            args = [decode(s, inputs, tensors) for s in spec.get("args", ())]
+            kwargs = {k: decode(v, inputs, tensors) for k, v in spec.get("kwargs", {}).items()}
+            return _resolved(spec["call"])(*args, **kwargs)
         if "size" in spec:
             size = inputs[spec["size"]].shape
             return size if "dim" not in spec else size[spec["dim"]]
@@ -124,11 +163,65 @@ def decode(spec: Any, inputs: Sequence[Any], tensors: dict[str, torch.Tensor]) -
             return getattr(torch, spec["dtype"])
         if "ellipsis" in spec:
             return Ellipsis
+        if "device" in spec:
+            return _device(inputs, tensors, spec["device"])
+        if "memory_format" in spec or "layout" in spec:
+            value = getattr(torch, str(spec.get("memory_format", spec.get("layout"))), None)
+            if not isinstance(value, torch.memory_format | torch.layout):
+                raise OptionError(f"{spec!r} names no torch memory format or layout.")
+            return value
         if "float" in spec:
             return float(spec["float"])
         if "dict" in spec:
             return {k: decode(v, inputs, tensors) for k, v in spec["dict"].items()}
     return spec
+
+
+def check_calls(spec: Any, where: str) -> None:
+    """Check every ``{"call": name}`` inside an argument description names an allowed function.
+
+    Example:
+        >>> check_calls({"call": "torch.Tensor.view", "args": [{"tensor": "t0"}, -1]}, "x")
+        >>> check_calls({"call": "os.system", "args": []}, "x")
+        Traceback (most recent call last):
+        ...
+        deeptoolbox.errors.OptionError: x: `call` must name a function in torch.nn.functional, torch, torch.Tensor, operator, math, torch.ops.aten, builtins.getattr. Received: 'os.system'.
+    """
+    if isinstance(spec, list | tuple):
+        for item in spec:
+            check_calls(item, where)
+        return
+    if not isinstance(spec, dict):
+        return
+    if "call" in spec:
+        name = spec["call"]
+        args, kwargs = spec.get("args", []), spec.get("kwargs", {})
+        if not (isinstance(name, str) and isinstance(args, list) and isinstance(kwargs, dict)):
+            raise OptionError(
+                f"{where}: a call must be {{'call': name, 'args': [...], 'kwargs': {{...}}}}. "
+                f"Received: {spec!r}."
+            )
+        if resolve_function(name, strict=False) is None:
+            allowed = ", ".join([*_NAMESPACES, "torch.ops.aten", "builtins.getattr"])
+            raise OptionError(
+                f"{where}: `call` must name a function in {allowed}. Received: {name!r}."
+            )
+        check_calls(args, where)
+        check_calls(list(kwargs.values()), where)
+        return
+    for key in ("list", "tuple", "slice"):
+        if key in spec:
+            check_calls(spec[key], where)
+    if isinstance(spec.get("dict"), dict):
+        check_calls(list(spec["dict"].values()), where)
+
+
+def _device(inputs: Sequence[Any], tensors: dict[str, torch.Tensor], stored: str) -> torch.device:
+    """A device argument follows the layer's data, so a moved network creates tensors there."""
+    for value in [*inputs, *tensors.values()]:
+        if isinstance(value, torch.Tensor):
+            return value.device
+    return torch.device(stored)
 
 
 def encode_constant(value: Any) -> Any:
@@ -146,6 +239,11 @@ def encode_constant(value: Any) -> Any:
         return {"dtype": str(value).removeprefix("torch.")}
     if value is Ellipsis:
         return {"ellipsis": True}
+    if isinstance(value, torch.device):
+        return {"device": str(value)}  # runs on the device of the layer's data (see decode)
+    if isinstance(value, torch.memory_format | torch.layout):
+        kind = "memory_format" if isinstance(value, torch.memory_format) else "layout"
+        return {kind: str(value).removeprefix("torch.")}
     if isinstance(value, slice):
         return {"slice": [encode_constant(v) for v in (value.start, value.stop, value.step)]}
     if isinstance(value, torch.Size | tuple):
@@ -157,11 +255,14 @@ def encode_constant(value: Any) -> Any:
     raise OptionError(f"a constant argument of type {type(value).__name__} cannot be stored.")
 
 
-def _probe_inputs(shapes: list[Shape], dtypes: Sequence[str], length: int) -> list[torch.Tensor]:
+def _probe_inputs(
+    shapes: list[Shape], dtypes: Sequence[str], length: int, leading: Sequence[Sequence[int]]
+) -> list[torch.Tensor]:
     tensors = []
     for index, shape in enumerate(shapes):
         dtype = getattr(torch, dtypes[index]) if index < len(dtypes) else torch.float32
-        size = (1, *(length if d is None else d for d in shape))
+        first = sum(leading[index]) if index < len(leading) else 1  # a * 1 + b
+        size = (first, *(length if d is None else d for d in shape))
         tensors.append(torch.zeros(size, dtype=dtype))
     return tensors
 
@@ -176,14 +277,18 @@ class _Operator(Layer):
         num_inputs: int,
         output_index: int | None,
         input_dtypes: Sequence[str] | None,
+        input_leading: Sequence[Sequence[int]] | None = None,
     ) -> None:
         if arguments is None:  # each input in order
             arguments = [{"input": k} for k in range(num_inputs)]
         self.arguments = list(arguments)
         self.keywords = dict(keywords or {})
+        where = type(self).__name__ + (f" '{self.name}'" if self.name else "")
+        check_calls([self.arguments, list(self.keywords.values())], where)
         self.num_inputs = int(num_inputs)
         self.output_index = output_index
         self.input_dtypes = list(input_dtypes or [])
+        self.input_leading = [[int(a), int(b)] for a, b in (input_leading or [])]
         self.input_names = ("in",) if num_inputs == 1 else tuple(
             f"in{i}" for i in range(1, num_inputs + 1)
         )  # fmt: skip
@@ -215,7 +320,7 @@ class _Operator(Layer):
         self.eval()
         try:
             for length in _PROBE_LENGTHS[: 1 + free]:
-                inputs = _probe_inputs(input_shapes, self.input_dtypes, length)
+                inputs = _probe_inputs(input_shapes, self.input_dtypes, length, self.input_leading)
                 with torch.no_grad():
                     output = self(*inputs)
                 if not isinstance(output, torch.Tensor):
@@ -246,7 +351,10 @@ class TorchFunction(_Operator):
     ``function`` is a stored name such as ``"torch.flatten"``, ``"torch.Tensor.view"`` or
     ``"operator.mul"``; ``arguments`` and ``keywords`` describe the call (see the module
     docstring); ``tensors`` declares tensors the layer owns (``{"t0": {"shape": [3],
-    "dtype": "float32", "parameter": true}}``), saved with the weights.
+    "dtype": "float32", "parameter": true}}``), saved with the weights. ``input_leading``
+    gives, per input, ``[a, b]`` when that input's first dimension is ``a * batch + b`` rather
+    than the batch (windows folded into the batch, fixed-size masks); it only sets the sizes
+    the layer is probed with to learn its output size.
 
     Example:
         >>> import torch
@@ -265,12 +373,15 @@ class TorchFunction(_Operator):
         tensors: dict[str, dict[str, Any]] | None = None,
         output_index: int | None = None,
         input_dtypes: Sequence[str] | None = None,
+        input_leading: Sequence[Sequence[int]] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self.function = function
         resolve_function(function)  # fails early, naming what is allowed
-        self._setup(arguments, keywords or {}, num_inputs, output_index, input_dtypes)
+        self._setup(
+            arguments, keywords or {}, num_inputs, output_index, input_dtypes, input_leading
+        )
         self.tensors = dict(tensors or {})
         for key, info in self.tensors.items():
             dtype = getattr(torch, info.get("dtype", "float32"))
@@ -372,6 +483,7 @@ class TorchModule(_ModuleOperator):
         num_inputs: int = 1,
         output_index: int | None = None,
         input_dtypes: Sequence[str] | None = None,
+        input_leading: Sequence[Sequence[int]] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -384,7 +496,7 @@ class TorchModule(_ModuleOperator):
             )
         self.module_name = module
         self.module = cls(**(module_arguments or {}))
-        self._setup(arguments, keywords, num_inputs, output_index, input_dtypes)
+        self._setup(arguments, keywords, num_inputs, output_index, input_dtypes, input_leading)
 
     def describe(self) -> str:
         return self.module_name
@@ -414,11 +526,12 @@ class OpaqueModule(_ModuleOperator):
         num_inputs: int = 1,
         output_index: int | None = None,
         input_dtypes: Sequence[str] | None = None,
+        input_leading: Sequence[Sequence[int]] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self.module = module
-        self._setup(arguments, keywords, num_inputs, output_index, input_dtypes)
+        self._setup(arguments, keywords, num_inputs, output_index, input_dtypes, input_leading)
 
     def extra_repr(self) -> str:
         return type(self.module).__name__

@@ -3,7 +3,10 @@
 Tracing goes down into every submodule it can; a submodule whose own ``forward`` cannot be
 traced (data-dependent control flow, for example) is kept whole as a leaf. The graph is run on
 the example inputs twice, with two batch sizes, to learn every tensor's size and which
-integer values (sizes used in ``view`` calls) follow the batch size.
+integer values (sizes used in ``view`` calls) follow the batch size. Tensors computed from
+parameters and constants alone (relative position biases) become ``{"call": ...}`` expressions
+inside the layers that use them; a graph with calls no layer can store is retried through
+``torch.export``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import copy
 import inspect
 import operator
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,6 +186,7 @@ class Converter:
 
     def __init__(self, gm: fx.GraphModule, inputs: tuple[torch.Tensor, ...]) -> None:
         self.gm = gm
+        self.inputs = inputs
         self.seen = record(gm, inputs)
         try:
             self.seen_grown = record(gm, tuple(_grown(x) for x in inputs))
@@ -194,6 +199,7 @@ class Converter:
         self.entries: list[tuple[str, nn.Module, list[str]]] = []
         self.consumed: set[str] = set()
         self.input_names: list[str] = []
+        self.free = _input_free(gm.graph)
 
     # -- names ----------------------------------------------------------------------------
     def _name(self, base: str) -> str:
@@ -232,18 +238,35 @@ class Converter:
 
     def _encode_node(self, node: fx.Node, ports: list[fx.Node], owned: dict[str, Any]) -> Any:
         if node.op == "get_attr":
-            key = f"t{len(owned)}"
-            owned[key] = self._attribute(node.target)
-            return {"tensor": key}
+            return {"tensor": _own(self._attribute(node.target), owned)}
         value = self.seen.get(node)
+        tensors = isinstance(value, Meta) or (isinstance(value, tuple) and _all_meta(value))
+        if tensors and node in self.free:
+            return self._expression(node, ports, owned)
         if isinstance(value, Meta):
             return {"input": self._port(node, ports)}
         if _same(value, self.seen_grown.get(node)):
             return self._encode(value, ports, owned)
-        return self._size_spec(node, ports)
+        return self._size_spec(node, ports, owned)
 
-    def _size_spec(self, node: fx.Node, ports: list[fx.Node]) -> Any:
-        """A value that follows the batch size: only direct sizes of tensors can be stored."""
+    def _expression(self, node: fx.Node, ports: list[fx.Node], owned: dict[str, Any]) -> Any:
+        """A call evaluated at run time, e.g. a bias computed from parameters alone."""
+        target = _target(node)
+        name = function_name(target) if node.op in ("call_function", "call_method") else None
+        if name is None:
+            raise ConversionError(
+                f"node '{node.name}' computes a value from parameters or sizes with "
+                f"{target!r}, which a layer cannot store (allowed: torch functions, tensor "
+                "methods and operators)"
+            )
+        return {
+            "call": name,
+            "args": [self._encode(a, ports, owned) for a in node.args],
+            "kwargs": {k: self._encode(v, ports, owned) for k, v in node.kwargs.items()},
+        }
+
+    def _size_spec(self, node: fx.Node, ports: list[fx.Node], owned: dict[str, Any]) -> Any:
+        """A value that follows the batch size: sizes of tensors and arithmetic on them."""
         target, args = node.target, node.args
         if node.op == "call_method" and target == "size" and isinstance(args[0], fx.Node):
             spec: dict[str, Any] = {"size": self._port(args[0], ports)}
@@ -254,9 +277,11 @@ class Converter:
         if node.op == "call_function" and target is getattr and args[1] == "shape":
             return {"size": self._port(args[0], ports)}
         if node.op == "call_function" and target is operator.getitem:
-            inner = self._size_spec(args[0], ports)
-            if "dim" not in inner and isinstance(args[1], int):
+            inner = self._size_spec(args[0], ports, owned)
+            if "size" in inner and "dim" not in inner and isinstance(args[1], int):
                 return inner | {"dim": args[1]}
+        if node.op in ("call_function", "call_method") and _is_arithmetic(_target(node)):
+            return self._expression(node, ports, owned)
         raise ConversionError(
             f"node '{node.name}' computes a value from the batch size that a layer cannot store"
         )
@@ -270,12 +295,33 @@ class Converter:
 
     # -- nodes ----------------------------------------------------------------------------
     def convert(self) -> Network:
+        """The Network; a graph with calls that cannot be stored is retried through torch.export.
+
+        ``torch.export`` traces into library functions that ``torch.fx`` keeps whole (Swin's
+        windowed attention) and into modules with shape-dependent control flow (Hugging Face
+        models), giving ATen calls with the batch size kept symbolic.
+        """
+        try:
+            return self._convert()
+        except ConversionError:
+            gm = None if _is_aten(self.gm.graph) else _exported(self.gm, self.inputs)
+            if gm is None:
+                raise
+            converter = Converter(gm, self.inputs)
+            converter.name = self.name
+            network = converter._convert()
+            _warn_training_only(self.gm, self.name)
+            return network
+
+    def _convert(self) -> Network:
         needed = _needed(self.gm.graph)
         for node in self.gm.graph.nodes:
             if node not in needed or node.op in ("get_attr", "output"):
                 continue
             if node.op == "placeholder":
                 self._placeholder(node)
+            elif node in self.free:
+                continue  # computed from parameters alone: folded into the calls that use it
             elif isinstance(self.seen.get(node), Meta):
                 self._operation(node)
             elif not isinstance(self.seen.get(node), tuple) or not _all_meta(self.seen[node]):
@@ -313,12 +359,29 @@ class Converter:
             self.source[node] = self.source[ports[0]]
             return
         dtypes = [str(self.seen[p].dtype).removeprefix("torch.") for p in ports]
-        layer, loader = self._layer(producer, call, owned, index, dtypes)
+        layer, loader = self._layer(producer, call, owned, index, dtypes, self._leading(ports))
         base = str(producer.target) if producer.op == "call_module" else _path_name(node)
         self._add(self._name(base), layer, [self.source[p] for p in ports])
         if loader is not None:
             self.loaders.append((self._last, loader))
         self.source[node] = self._last
+
+    def _leading(self, ports: list[fx.Node]) -> list[list[int]] | None:
+        """Per input, ``[a, b]`` when its first dimension is ``a * batch + b`` (not the batch).
+
+        Swin's attention runs on ``batch * windows`` rows, and masks have a fixed first size.
+        """
+        n1 = self.inputs[0].shape[0] if self.inputs else 1
+        n2 = n1 + 1 if self.seen_grown is not self.seen else n1
+        found = []
+        for port in ports:
+            s, g = self.seen[port].shape, self.seen_grown[port].shape
+            if not s or not g or n1 == n2 or (g[0] - s[0]) % (n2 - n1):
+                found.append([1, 0])
+                continue
+            a = (g[0] - s[0]) // (n2 - n1)
+            found.append([a, s[0] - a * n1])
+        return None if all(f == [1, 0] for f in found) else found
 
     def _flatten_users(self, node: fx.Node) -> bool:
         users = list(node.users)
@@ -339,15 +402,18 @@ class Converter:
         return aten_flatten or is_flatten(target, args, kwargs)
 
     def _layer(
-        self, node: fx.Node, call: Call, owned: dict[str, Any], index: Any, dtypes: list[str]
-    ) -> tuple:
-        common = {
+        self, node: fx.Node, call: Call, owned: dict[str, Any], index: Any, dtypes: list[str],
+        leading: list[list[int]] | None = None,
+    ) -> tuple:  # fmt: skip
+        common: dict[str, Any] = {
             "arguments": call.arguments,
             "keywords": call.keywords,
             "num_inputs": len(call.input_shapes),
             "output_index": index,
             "input_dtypes": dtypes or None,
         }
+        if leading is not None:
+            common["input_leading"] = leading
         if node.op == "call_module":
             module = self.gm.get_submodule(node.target)
             mapped = map_module(module, call) if index is None else None
@@ -417,6 +483,41 @@ class Converter:
         return net
 
 
+def _warn_training_only(module: nn.Module, name: str) -> None:
+    """A graph exported in evaluation mode has no dropout or stochastic depth: say so."""
+    dropped = sorted(
+        {type(m).__name__ for m in module.modules()
+         if type(m).__name__ in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+                                 "AlphaDropout", "StochasticDepth", "DropPath")
+         and float(getattr(m, "p", getattr(m, "drop_prob", 0.0)) or 0.0) > 0}
+    )  # fmt: skip
+    if dropped:
+        warnings.warn(
+            f"from_torch: '{name}' was converted through torch.export in evaluation mode, so its "
+            f"{', '.join(dropped)} layers are not in the network: outputs match in evaluation, "
+            "but training the network does not apply them.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _is_aten(graph: fx.Graph) -> bool:
+    return any(isinstance(n.target, torch._ops.OpOverload) for n in graph.nodes)
+
+
+def _exported(gm: fx.GraphModule, inputs: tuple[torch.Tensor, ...]) -> fx.GraphModule | None:
+    """``gm`` exported to functional ATen calls with a symbolic batch size, or None."""
+    examples = inputs if all(x.shape[0] > 1 for x in inputs) else tuple(map(_grown, inputs))
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        program = torch.export.export(
+            gm, examples, dynamic_shapes=tuple({0: batch} for _ in examples), strict=False
+        )
+        return program.run_decompositions({}).module()
+    except Exception:  # noqa: BLE001 - a module torch.export cannot trace keeps the first error
+        return None
+
+
 def _path_name(node: fx.Node) -> str:
     """A node's name after the module path it ran in, as torch.export records it."""
     stack = list((node.meta.get("nn_module_stack") or {}).values())
@@ -436,6 +537,38 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b) and type(a) is type(b)
     except Exception:  # noqa: BLE001 - values that cannot be compared are not the same
         return False
+
+
+def _own(value: torch.Tensor, owned: dict[str, Any]) -> str:
+    """The key of a tensor the layer owns, the same key each time the same tensor is used."""
+    for key, known in owned.items():
+        if known is value:
+            return key
+    key = f"t{len(owned)}"
+    owned[key] = value
+    return key
+
+
+_ARITHMETIC = frozenset({
+    operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv,
+    operator.mod, operator.neg, operator.pow, operator.getitem,
+})  # fmt: skip
+
+
+def _is_arithmetic(target: Any) -> bool:
+    return target in _ARITHMETIC or target is torch.sym_int or target is torch.sym_max
+
+
+def _input_free(graph: fx.Graph) -> set[fx.Node]:
+    """Calls whose value comes from parameters, buffers and constants alone (no input)."""
+    free: set[fx.Node] = set()
+    for node in graph.nodes:
+        if node.op == "get_attr" or (
+            node.op in ("call_function", "call_method")
+            and all(n in free for n in node.all_input_nodes)
+        ):
+            free.add(node)
+    return free
 
 
 def _all_meta(values: tuple) -> bool:
