@@ -100,8 +100,8 @@ def export_onnx(
             _ = module.has_statistics
     try:
         with _exportable_recurrent_layers(net):
-            _run_exporter(net, inputs, temporary, opset, input_names, output_names, shapes)
-        _finish_model(net, temporary, free_batch=dynamic_batch)
+            model = _run_exporter(net, inputs, temporary, opset, input_names, output_names, shapes)
+        _finish_model(net, model, temporary, free_batch=dynamic_batch)
         if verify:
             check = _sample_inputs(net, sample_inputs, batch=3 if dynamic_batch else 2, seed=1)
             verify_onnx(net, temporary, check, tolerance=tolerance, label=path.name)
@@ -128,17 +128,20 @@ def _check_opset(opset: int | None) -> int:
     return opset
 
 
-def _run_exporter(net, inputs, path, opset, input_names, output_names, shapes) -> None:
+def _run_exporter(net, inputs, path, opset, input_names, output_names, shapes):
     """Export with torch.export (clean graphs); where it cannot keep a length free (some torch
     operators fix it while tracing) or reach the opset asked for (it writes 18 and converts
-    down), fall back to the TorchScript exporter."""
+    down), fall back to the TorchScript exporter. Returns the written model."""
+    import onnx
+
     try:
         _export(net, inputs, path, opset, input_names, output_names, dynamic_shapes=shapes)
-        written = _written_opset(path)
+        model = onnx.load(str(path))
+        written = _written_opset(model)
         if written != opset:
             first = RuntimeError(f"the file came out at opset {written}, not {opset}")
-        elif _kept_dynamic(path, shapes, net):
-            return
+        elif _kept_dynamic(model, shapes, net):
+            return model
         else:
             first = RuntimeError("torch.export fixed a free length")
     except Exception as err:
@@ -146,8 +149,10 @@ def _run_exporter(net, inputs, path, opset, input_names, output_names, shapes) -
     axes = _dynamic_axes(shapes, input_names, output_names, net)
     try:
         _export(net, inputs, path, opset, input_names, output_names, dynamic_axes=axes)
-        if (written := _written_opset(path)) != opset:
+        model = onnx.load(str(path))
+        if (written := _written_opset(model)) != opset:
             raise RuntimeError(f"the file came out at opset {written}")
+        return model
     except Exception as err:
         raise ModelExportError(
             f"export_onnx: torch.onnx.export could not export {type(net).__name__} "
@@ -156,24 +161,18 @@ def _run_exporter(net, inputs, path, opset, input_names, output_names, shapes) -
         ) from err
 
 
-def _written_opset(path: Path) -> int | None:
-    """The default-domain opset of the file at ``path``. torch.export writes opset 18 and
-    converts down; where onnx's converter has no adapter it silently keeps 18."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
+def _written_opset(model) -> int | None:
+    """The default-domain opset of ``model``. torch.export writes opset 18 and converts down;
+    where onnx's converter has no adapter it silently keeps 18."""
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
-def _kept_dynamic(path: Path, shapes, net) -> bool:
-    """True when every axis asked to be free is free in the written file."""
-    import onnx
-
+def _kept_dynamic(model, shapes, net) -> bool:
+    """True when every axis asked to be free is free in the written model."""
     if shapes is None:
         return True
     specs = shapes[0] if isinstance(net, Network) else shapes
-    graph_inputs = onnx.load(str(path), load_external_data=False).graph.input
-    for value, spec in zip(graph_inputs, specs, strict=False):
+    for value, spec in zip(model.graph.input, specs, strict=False):
         dims = value.type.tensor_type.shape.dim
         for axis in spec or {}:
             if axis < len(dims) and dims[axis].HasField("dim_value"):
@@ -276,12 +275,11 @@ def _sample_inputs(net, given, *, batch: int, seed: int = 0) -> list[torch.Tenso
     return sample_inputs(net, batch=batch, length=9 + seed, seed=seed)
 
 
-def _finish_model(net: nn.Module, path: Path, *, free_batch: bool) -> None:
-    """Name nodes after the layers they come from, declare free output axes as free and write
-    the toolbox's metadata."""
+def _finish_model(net: nn.Module, model, path: Path, *, free_batch: bool) -> None:
+    """Name nodes after the layers they come from, declare free output axes as free, add the
+    toolbox's metadata and write ``model`` to ``path``."""
     import onnx
 
-    model = onnx.load(str(path))
     _name_nodes(model, set(net.layer_names) if isinstance(net, Network) else set())
     if isinstance(net, Network):
         _free_output_axes(net, model, free_batch)
