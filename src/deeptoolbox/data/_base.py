@@ -4,6 +4,7 @@ split), labels, lazy transforms, combine() and loader()."""
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 from torch.utils.data import default_collate as _default_collate
 
+from deeptoolbox.data import _split
 from deeptoolbox.errors import DataError, OptionError
 
 __all__ = ["Datastore", "CombinedDatastore", "combine", "loader", "default_collate"]
@@ -30,7 +32,8 @@ def default_collate(items: list[Any]) -> Any:
     except RuntimeError as err:
         raise DataError(
             "cannot stack the observations of a batch: they differ in size "
-            f"({err}). Give the datastore an `output_size` (images) or a padding "
+            f"({err}). Give the datastore an `output_size` (images; `color='rgb'` or "
+            "'gray' when a folder mixes gray and colour files) or a padding "
             "`sequence_length` (sequences), or a `transform` that makes sizes equal."
         ) from err
 
@@ -231,7 +234,8 @@ class Datastore(Dataset):
         return new
 
     def shuffle(self, seed: int | None = None) -> Datastore:
-        """A new datastore with the observations in random order (reproducible with ``seed``).
+        """A new datastore with the observations in random order (reproducible with ``seed``;
+        ``seed=None`` draws from torch's global generator, see ``torch.manual_seed``).
 
         Example:
             >>> from deeptoolbox.data import ArrayDatastore
@@ -239,7 +243,7 @@ class Datastore(Dataset):
             >>> sorted(float(x) for x in ds)
             [0.0, 1.0, 2.0, 3.0, 4.0]
         """
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(_draw_seed(seed))
         return self._view(self._order[rng.permutation(len(self))])
 
     def subset(self, indices: Sequence[int] | np.ndarray | slice | torch.Tensor) -> Datastore:
@@ -298,18 +302,30 @@ class Datastore(Dataset):
 
     def split(
         self,
-        fractions: float | Sequence[float],
-        *,
+        *amounts: float | int | Sequence[float | int],
         stratify: bool = True,
+        shuffle: bool = True,
         seed: int | None = None,
     ) -> tuple[Datastore, ...]:
-        """Split into parts by ``fractions`` (MATLAB ``splitEachLabel``).
+        """Split into parts by fractions or counts (MATLAB ``splitEachLabel``).
 
-        ``fractions`` is one fraction or several (each in (0, 1), summing to at most 1);
-        the result has one part per fraction plus one part with the rest when they sum to
-        less than 1. With ``stratify=True`` (and labels) each class is split separately, so
-        every part keeps the class proportions. Observations are shuffled first with
-        ``seed``; ``seed=None`` gives a different split each call.
+        ``amounts`` are fractions (floats in (0, 1], summing to at most 1) or counts (ints):
+        ``split(0.8)``, ``split(0.7, 0.15)`` (or ``split([0.7, 0.15])``), ``split(40)``,
+        ``split(40, 10)``. The result has one part per amount plus a last part with the rest
+        (always for counts; for fractions when they sum to less than 1). With
+        ``stratify=True`` (and labels) each class is split on its own: fractions of each
+        class, or that many observations *of each class*; without labels or with
+        ``stratify=False``, fractions and counts apply to the whole datastore.
+
+        ``shuffle=True`` (the default) shuffles each class first, with ``seed``; with
+        ``seed=None`` the shuffle comes from torch's global generator, so it differs between
+        calls unless you call ``torch.manual_seed`` first. ``shuffle=False`` takes the
+        observations in datastore order, like MATLAB's ``splitEachLabel`` without
+        ``"randomized"``. Within each part, observations keep the datastore's order.
+
+        A warning names every class missing from a part (e.g. a class with one image has
+        nothing for validation) and every class with fewer observations than the counts ask
+        for (it gets what it has, in order of the parts).
 
         Example:
             >>> from deeptoolbox.data import ArrayDatastore
@@ -317,26 +333,36 @@ class Datastore(Dataset):
             >>> a, b = ds.split(0.5, seed=0)
             >>> a.count_each_label(), b.count_each_label()
             ({'a': 3, 'b': 2}, {'a': 3, 'b': 2})
+            >>> first, rest = ds.split(3, shuffle=False)
+            >>> first.count_each_label(), rest.count_each_label()
+            ({'a': 3, 'b': 3}, {'a': 3, 'b': 1})
         """
-        bounds = _check_fractions(self._name(), fractions)
-        rng = np.random.default_rng(seed)
-        labels = self.labels if stratify else None
+        parsed = _split.parse_amounts(self._name(), amounts)
+        rng = np.random.default_rng(_draw_seed(seed)) if shuffle else None
+        labels = self.labels
         positions = np.arange(len(self))
-        groups = (
-            [positions]
-            if labels is None
-            else [positions[labels == c] for c in _unique_in_order(labels)]
+        groups: list[tuple[Any, np.ndarray]] = (
+            [(None, positions)]
+            if labels is None or not stratify
+            else [(c, positions[labels == c]) for c in _unique_in_order(labels)]
         )
-        parts: list[list[np.ndarray]] = [[] for _ in range(len(bounds) - 1)]
-        for group in groups:
-            group = group[rng.permutation(len(group))]
-            cuts = np.round(np.asarray(bounds) * len(group)).astype(int)
-            for k in range(len(bounds) - 1):
-                parts[k].append(group[cuts[k] : cuts[k + 1]])
-        empty = np.zeros(0, dtype=np.int64)
-        return tuple(
-            self._view(self._order[np.sort(np.concatenate(p))] if p else empty) for p in parts
-        )
+        parts, short = _split.split_positions(parsed, groups, rng)
+        notes = _split.missing_notes(parsed, parts, labels)
+        if short:
+            warnings.warn(
+                f"{self._name()}.split: fewer observations than the counts ask for: "
+                f"{'; '.join(short)}. The parts take them in order; later parts get fewer.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if notes:
+            warnings.warn(
+                f"{self._name()}.split: {'; '.join(notes)}. Training or validating on that part "
+                "will not see those classes; use smaller fractions or counts, or add data.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return tuple(self._view(self._order[p]) for p in parts)
 
     # ----------------------------------------------------------------- transforms
     def transform(self, fn: Callable[[Any], Any]) -> Datastore:
@@ -379,6 +405,13 @@ def _check_fractions(name: str, fractions: float | Sequence[float]) -> list[floa
         bounds.append(1.0)
     bounds[-1] = 1.0
     return bounds
+
+
+def _draw_seed(seed: int | None) -> int | None:
+    """``seed`` itself, or one drawn from torch's global generator (``torch.manual_seed``)."""
+    if seed is not None:
+        return seed
+    return int(torch.randint(0, 2**62, (1,)).item())
 
 
 def _unique_in_order(values: np.ndarray) -> list[Any]:
@@ -480,21 +513,40 @@ def loader(
     drop_last: bool = False,
     seed: int | None = None,
     prefetch_factor: int | None = None,
+    batch_function: Callable[[list[Any]], Any] | None = None,
 ) -> DataLoader:
-    """A ``DataLoader`` over ``ds`` with the datastore's collate (padding for sequences).
+    """A ``DataLoader`` over ``ds`` with the datastore's collate (padding for sequences)
+    (MATLAB's ``minibatchqueue``).
 
     ``workers`` processes read in parallel (0: in this process); ``pin_memory=None`` pins
-    when CUDA is present; ``seed`` makes the shuffle order reproducible. Datastores that
-    read in chunks (TabularDatastore) already give batches: ``batch_size`` is then ignored.
+    when CUDA is present; ``seed`` makes the shuffle order reproducible; ``shuffle=True``
+    draws a new order at each pass. ``drop_last=True`` leaves out a last, smaller batch
+    (MATLAB's ``PartialMiniBatch="discard"``). ``batch_function(observations) -> batch``
+    (MATLAB's ``MiniBatchFcn``) builds each batch from the list of observations instead of
+    the datastore's collate (PyTorch's ``collate_fn``; call :func:`default_collate` inside
+    to stack first). Datastores that read in chunks (TabularDatastore) already give
+    batches: ``batch_size`` and ``drop_last`` are then ignored and ``batch_function`` gets
+    one chunk.
 
     Example:
         >>> from deeptoolbox.data import ArrayDatastore
         >>> batches = list(loader(ArrayDatastore(np.ones((10, 3))), batch_size=4))
         >>> [b.shape[0] for b in batches]
         [4, 4, 2]
+        >>> [b.shape[0] for b in loader(ArrayDatastore(np.ones((10, 3))), 4, drop_last=True)]
+        [4, 4]
+        >>> def sums(observations):
+        ...     return default_collate(observations).sum(dim=1)
+        >>> next(iter(loader(ArrayDatastore(np.ones((10, 3))), 4, batch_function=sums)))
+        tensor([3., 3., 3., 3.])
     """
     if not isinstance(ds, Dataset):
         raise OptionError(f"loader: `ds` must be a Dataset. Received: {type(ds).__name__}.")
+    if batch_function is not None and not callable(batch_function):
+        raise OptionError(
+            "loader: `batch_function` must be a function of the list of observations. "
+            f"Received: {type(batch_function).__name__}."
+        )
     for name, value, low in (("batch_size", batch_size, 1), ("workers", workers, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise OptionError(f"loader: `{name}` must be an int >= {low}. Received: {value!r}.")
@@ -510,7 +562,9 @@ def loader(
         batch_size=None if chunked else batch_size,
         shuffle=False if chunked else shuffle,
         num_workers=workers,
-        collate_fn=getattr(ds, "collate_fn", None) or (None if chunked else default_collate),
+        collate_fn=batch_function
+        or getattr(ds, "collate_fn", None)
+        or (None if chunked else default_collate),
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         drop_last=False if chunked else drop_last,
         generator=generator,
