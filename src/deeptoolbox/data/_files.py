@@ -137,12 +137,13 @@ def resolve_labels(
     labels: str | Sequence[Any] | np.ndarray | None,
     classes: Sequence[Any] | None,
 ) -> tuple[np.ndarray | None, list[Any] | None]:
-    """Labels per file ("auto", "folders", None or a list) and the ordered class list."""
+    """Labels per file ("auto", "folders" or its MATLAB spelling "foldernames", None or a
+    list) and the ordered class list."""
     if isinstance(labels, str):
-        if labels not in ("auto", "folders"):
+        if labels not in ("auto", "folders", "foldernames"):
             raise OptionError(
-                f"{kind}: `labels` must be 'auto', 'folders', None or one label per file. "
-                f"Received: {labels!r}."
+                f"{kind}: `labels` must be 'auto', 'folders' (or MATLAB's 'foldernames'), None "
+                f"or one label per file. Received: {labels!r}."
             )
         if labels == "auto" and not any(
             _in_subfolder(f, r) for f, r in zip(files, roots, strict=True)
