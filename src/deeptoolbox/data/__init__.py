@@ -11,6 +11,7 @@ Example:
 """
 
 from deeptoolbox.data._array import ArrayDatastore as ArrayDatastore
+from deeptoolbox.data._augment import ImageAugmenter as ImageAugmenter
 from deeptoolbox.data._base import CombinedDatastore as CombinedDatastore
 from deeptoolbox.data._base import Datastore as Datastore
 from deeptoolbox.data._base import combine as combine
@@ -18,7 +19,6 @@ from deeptoolbox.data._base import default_collate as default_collate
 from deeptoolbox.data._base import loader as loader
 from deeptoolbox.data._filestore import FileDatastore as FileDatastore
 from deeptoolbox.data._image import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
-from deeptoolbox.data._image import ImageAugmenter as ImageAugmenter
 from deeptoolbox.data._image import ImageDatastore as ImageDatastore
 from deeptoolbox.data._sequence import PaddedCollate as PaddedCollate
 from deeptoolbox.data._sequence import SequenceDatastore as SequenceDatastore

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 
 from deeptoolbox.data import _files
 from deeptoolbox.data._base import Datastore
-from deeptoolbox.errors import DataError
+from deeptoolbox.errors import DataError, OptionError
 
 __all__ = ["ArrayDatastore", "as_targets"]
 
@@ -64,14 +64,26 @@ class ArrayDatastore(Datastore):
             labels: ``ds[i]`` then gives the class index and ``classes`` the names. Other
             numeric arrays are regression targets.
         classes: the class order (default: sorted labels).
+        augmenter: an :class:`ImageAugmenter` (or any callable on one (C, H, W) image) for
+            image arrays (N, C, H, W): applied to the (first) input when it is read, only
+            while ``training`` is True (as for :class:`ImageDatastore`; ``eval()``,
+            validation and ``predict`` read without it). Float images should be in [0, 1]
+            for colour jitter.
 
-    float64 data becomes float32 (the toolbox's default precision).
+    float64 data becomes float32 (the toolbox's default precision). The first axis indexes
+    observations (MATLAB's ``IterationDimension=1``; move a MATLAB H x W x C x N array to
+    (N, C, H, W) with ``np.transpose(x, (3, 2, 0, 1))``).
 
     Example:
         >>> ds = ArrayDatastore(np.random.rand(5, 3), targets=["a", "b", "a", "b", "b"])
         >>> x, y = ds[1]
         >>> x.shape, int(y), ds.classes
         (torch.Size([3]), 1, ['a', 'b'])
+        >>> from deeptoolbox.data import ImageAugmenter
+        >>> images = ArrayDatastore(np.random.rand(4, 1, 8, 8), augmenter=ImageAugmenter(
+        ...     flip="horizontal"))
+        >>> images[0].shape, torch.equal(images.eval()[0], images[0])
+        (torch.Size([1, 8, 8]), True)
     """
 
     def __init__(
@@ -80,9 +92,11 @@ class ArrayDatastore(Datastore):
         targets: Any = None,
         *,
         classes: Sequence[Any] | None = None,
+        augmenter: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         parts = inputs if isinstance(inputs, tuple) else (inputs,)
         self._inputs = tuple(_to_tensor("inputs", p) for p in parts)
+        self.augmenter = _check_augmenter(augmenter, self._inputs[0])
         counts = [len(t) for t in self._inputs]
         if len(set(counts)) != 1:
             raise DataError(
@@ -108,7 +122,26 @@ class ArrayDatastore(Datastore):
         return self._labels
 
     def _load(self, j: int) -> Any:
-        if self._targets is None and len(self._inputs) == 1:
-            return self._inputs[0][j]
         items = tuple(t[j] for t in self._inputs)
+        if self.augmenter is not None and self.training:
+            items = (self.augmenter(items[0]), *items[1:])
+        if self._targets is None and len(items) == 1:
+            return items[0]
         return items if self._targets is None else (*items, self._targets[j])
+
+
+def _check_augmenter(augmenter: Any, first: torch.Tensor) -> Any:
+    if augmenter is None:
+        return None
+    if not callable(augmenter):
+        raise OptionError(
+            "ArrayDatastore: `augmenter` must be an ImageAugmenter or a callable. "
+            f"Received: {type(augmenter).__name__}."
+        )
+    if first.dim() != 4:
+        raise OptionError(
+            "ArrayDatastore: `augmenter` works on image arrays (N, C, H, W); the (first) input "
+            f"has shape {tuple(first.shape)}. Hint: add a channel axis with x[:, None] for "
+            "(N, H, W) gray images, or move channels first for (N, H, W, C)."
+        )
+    return augmenter

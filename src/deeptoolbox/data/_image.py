@@ -1,4 +1,5 @@
-"""ImageDatastore (image files in folders, lists or fsspec URLs) and ImageAugmenter."""
+"""ImageDatastore: image files in folders, lists or fsspec URLs (MATLAB ``imageDatastore`` and
+``augmentedImageDatastore``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import numpy as np
 import torch
 
 from deeptoolbox.data import _files
+from deeptoolbox.data._augment import ImageAugmenter as ImageAugmenter
 from deeptoolbox.data._base import Datastore
 from deeptoolbox.errors import DataError, OptionError
 
-__all__ = ["ImageDatastore", "ImageAugmenter", "IMAGE_EXTENSIONS"]
+__all__ = ["ImageDatastore", "IMAGE_EXTENSIONS", "COLOR_MODES", "OUTPUT_SIZE_MODES"]
 
 IMAGE_EXTENSIONS = (
     ".png",
@@ -30,153 +32,60 @@ IMAGE_EXTENSIONS = (
 )
 
 
-def _pair(name: str, value: Any, low: float, high: float) -> tuple[float, float]:
-    """A (min, max) range from one number (symmetric) or a pair."""
-    pair = (-value, value) if isinstance(value, int | float) else tuple(value)
-    ok = len(pair) == 2 and all(isinstance(v, int | float) for v in pair)
-    if not ok or not low <= pair[0] <= pair[1] <= high:
-        raise OptionError(
-            f"ImageAugmenter: `{name}` must be a number or a (min, max) pair within "
-            f"[{low}, {high}]. Received: {name}={value!r}."
-        )
-    return float(pair[0]), float(pair[1])
+COLOR_MODES = ("stored", "rgb", "gray")
+OUTPUT_SIZE_MODES = ("resize", "centercrop", "randcrop")
+_SIZE_MODE_ALIASES = {"center-crop": "centercrop", "random-crop": "randcrop"}
+_GRAY_PIL_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L")
 
 
-class ImageAugmenter:
-    """Random image augmentation (MATLAB ``imageDataAugmenter``) on torchvision transforms v2.
-
-    Args:
-        flip: None, "horizontal", "vertical" or "both" (each flip with probability 0.5).
-        rotation: degrees, ±value or a (min, max) pair.
-        scale: (min, max) zoom factor, e.g. (0.9, 1.1).
-        translation: (fx, fy): largest shift as a fraction of width and height.
-        shear: degrees, ±value or a (min, max) pair (along x).
-        crop: (H, W) of a random crop (padded when the image is smaller).
-        color_jitter: brightness/contrast/saturation strength (one number) or a dict of
-            ``torchvision.transforms.v2.ColorJitter`` arguments.
-        extra: more torchvision v2 transforms, applied last.
-
-    A datastore applies its augmenter only while ``ds.training`` is True (the default;
-    ``ds.eval()`` turns it off; ``predict``/``classify`` read in eval mode).
-
-    Example:
-        >>> import torch
-        >>> aug = ImageAugmenter(flip="horizontal", rotation=10, scale=(0.9, 1.1))
-        >>> aug(torch.zeros(3, 16, 16, dtype=torch.uint8)).shape
-        torch.Size([3, 16, 16])
-    """
-
-    def __init__(
-        self,
-        *,
-        flip: str | None = None,
-        rotation: float | Sequence[float] | None = None,
-        scale: Sequence[float] | None = None,
-        translation: Sequence[float] | None = None,
-        shear: float | Sequence[float] | None = None,
-        crop: Sequence[int] | None = None,
-        color_jitter: float | dict[str, Any] | None = None,
-        extra: Sequence[Any] = (),
-    ) -> None:
-        from torchvision.transforms import v2
-
-        steps: list[Any] = []
-        if flip not in (None, "horizontal", "vertical", "both"):
-            raise OptionError(
-                "ImageAugmenter: `flip` must be None, 'horizontal', 'vertical' or 'both'. "
-                f"Received: flip={flip!r}."
-            )
-        if flip in ("horizontal", "both"):
-            steps.append(v2.RandomHorizontalFlip())
-        if flip in ("vertical", "both"):
-            steps.append(v2.RandomVerticalFlip())
-        if any(v is not None for v in (rotation, scale, translation, shear)):
-            steps.append(self._affine(rotation, scale, translation, shear))
-        if crop is not None:
-            if len(tuple(crop)) != 2 or any(not isinstance(c, int) or c < 1 for c in crop):
-                raise OptionError(
-                    f"ImageAugmenter: `crop` must be (H, W) ints. Received: {crop!r}."
-                )
-            steps.append(v2.RandomCrop(tuple(crop), pad_if_needed=True))
-        if color_jitter is not None:
-            steps.append(self._jitter(color_jitter))
-        steps.extend(extra)
-        self.options = {
-            "flip": flip,
-            "rotation": rotation,
-            "scale": scale,
-            "translation": translation,
-            "shear": shear,
-            "crop": crop,
-            "color_jitter": color_jitter,
-        }
-        self.transform = v2.Compose(steps)
-
-    @staticmethod
-    def _affine(rotation: Any, scale: Any, translation: Any, shear: Any) -> Any:
-        from torchvision.transforms import v2
-
-        degrees = _pair("rotation", rotation, -360, 360) if rotation is not None else (0.0, 0.0)
-        if translation is not None:
-            translate = tuple(translation)
-            if len(translate) != 2 or not all(0 <= float(t) <= 1 for t in translate):
-                raise OptionError(
-                    "ImageAugmenter: `translation` must be (fx, fy) fractions in [0, 1]. "
-                    f"Received: translation={translation!r}."
-                )
-        return v2.RandomAffine(
-            degrees=degrees,
-            translate=None if translation is None else tuple(float(t) for t in translation),
-            scale=None if scale is None else _pair("scale", scale, 1e-3, 100),
-            shear=None if shear is None else _pair("shear", shear, -89, 89),
-        )
-
-    @staticmethod
-    def _jitter(color_jitter: Any) -> Any:
-        from torchvision.transforms import v2
-
-        if isinstance(color_jitter, int | float) and not isinstance(color_jitter, bool):
-            if color_jitter < 0:
-                raise OptionError(
-                    f"ImageAugmenter: `color_jitter` must be >= 0. Received: {color_jitter!r}."
-                )
-            value = float(color_jitter)
-            return v2.ColorJitter(brightness=value, contrast=value, saturation=value)
-        if isinstance(color_jitter, dict):
-            try:
-                return v2.ColorJitter(**color_jitter)
-            except (TypeError, ValueError) as err:
-                raise OptionError(f"ImageAugmenter: bad `color_jitter` options: {err}") from err
-        raise OptionError(
-            "ImageAugmenter: `color_jitter` must be a number or a dict of ColorJitter options. "
-            f"Received: {color_jitter!r}."
-        )
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return self.transform(image)
-
-    def __repr__(self) -> str:
-        used = ", ".join(f"{k}={v!r}" for k, v in self.options.items() if v is not None)
-        return f"ImageAugmenter({used})"
+def _is_palette_png(data: bytes) -> bool:
+    # PNG signature, then the IHDR chunk: its colour type byte sits at offset 25 (3 = palette)
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] == 3
 
 
-def decode_image(data: bytes, color: str, path: str) -> torch.Tensor:
-    """Decode image bytes to a (C, H, W) uint8 tensor: torchvision first, Pillow as fallback."""
+def _torchvision_decode(data: bytes, color: str) -> torch.Tensor:
     from torchvision.io import ImageReadMode
     from torchvision.io import decode_image as tv_decode
 
-    mode = ImageReadMode.RGB if color == "rgb" else ImageReadMode.GRAY
-    try:  # torchvision's decoders: ~2.5x faster than Pillow on small PNGs
+    def run(mode: ImageReadMode) -> torch.Tensor:
         with warnings.catch_warnings():  # deprecated for torchcodec since 0.29, still working
             warnings.simplefilter("ignore", DeprecationWarning)
             return tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+
+    if color != "stored":
+        return run(ImageReadMode.RGB if color == "rgb" else ImageReadMode.GRAY)
+    if _is_palette_png(data):
+        return run(ImageReadMode.RGB)  # UNCHANGED would give palette indices
+    image = run(ImageReadMode.UNCHANGED)
+    if image.shape[0] == 2:  # gray + alpha
+        return image[:1]
+    if image.shape[0] == 4:  # RGBA or CMYK
+        return run(ImageReadMode.RGB)
+    return image
+
+
+def _pillow_decode(data: bytes, color: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        gray = color == "gray" or (color == "stored" and image.mode in _GRAY_PIL_MODES)
+        if gray and image.mode.startswith("I;16"):
+            return np.asarray(image).astype(np.uint16)  # keep 16 bits: scaled to [0, 1] later
+        return np.asarray(image.convert("L" if gray else "RGB"))
+
+
+def decode_image(data: bytes, color: str, path: str) -> torch.Tensor:
+    """Decode image bytes to a (C, H, W) uint8 (or uint16) tensor: torchvision first, Pillow
+    as fallback. ``color`` is "stored" (gray files give 1 channel, colour files 3, alpha
+    dropped), "rgb" or "gray"."""
+    try:  # torchvision's decoders: ~2.5x faster than Pillow on small PNGs
+        return _torchvision_decode(data, color)
     except (RuntimeError, ValueError):
         pass
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            array = np.asarray(image.convert("RGB" if color == "rgb" else "L"))
+        array = _pillow_decode(data, color)
     except Image.UnidentifiedImageError as err:
         reason = "not an image, or corrupt: neither torchvision nor Pillow can decode it"
         raise DataError(f"ImageDatastore: cannot read image '{path}': {reason}.") from err
@@ -191,20 +100,28 @@ class ImageDatastore(Datastore):
     """Image files read lazily (MATLAB ``imageDatastore`` / ``augmentedImageDatastore``).
 
     ``ds[i]`` is a float32 (C, H, W) tensor in [0, 1] (8- and 16-bit files alike) —
-    ``(image, class_index)`` when the datastore has labels.
+    ``(image, class_index)`` when the datastore has labels. **Images are read as stored by
+    default** (as MATLAB's ``imread``): a grayscale file gives 1 channel, a colour file 3
+    (alpha dropped, palettes expanded). ``color="rgb"`` gives every image 3 channels (what
+    pretrained networks need), ``color="gray"`` 1 channel. A folder that mixes gray and
+    colour files needs one of them to stack batches.
 
     Args:
         location: a folder (searched recursively), a file, an fsspec URL
             (``memory://``, ``s3://``...) or a list of them.
-        labels: "auto" (folder names when the files sit in subfolders), "folders" (always
-            the parent folder's name), None, or one label per file.
+        labels: "auto" (folder names when the files sit in subfolders), "folders" or
+            "foldernames" (MATLAB's spelling; always the parent folder's name), None, or
+            one label per file.
         classes: the class order (default: sorted labels).
         extensions: file extensions to read from folders.
         recursive: search subfolders of the folders given (default True).
         output_size: (H, W) every image is brought to (None: keep the size).
-        color: "rgb" (3 channels) or "gray" (1 channel).
-        size_mode: "resize" (stretch to ``output_size``) or "center-crop" (crop, or pad with
-            zeros, around the centre).
+        color: "stored" (the default: as the file has it), "rgb" (3 channels) or "gray" (1).
+        output_size_mode: how images reach ``output_size`` (MATLAB's ``OutputSizeMode``):
+            "resize" (the default: stretch), "centercrop" (crop, or pad with zeros, around
+            the centre) or "randcrop" (a random window, padded with zeros where the image
+            is smaller; random only while ``training`` is True, the centre crop otherwise).
+        size_mode: the older name of ``output_size_mode``; "center-crop" is "centercrop".
         augmenter: an :class:`ImageAugmenter` (or any callable on a uint8 (C, H, W) tensor),
             applied after decoding and before sizing, only while ``training`` is True.
         on_error: "raise" (reading a bad file raises DataError) or "skip" (every file is
@@ -215,10 +132,12 @@ class ImageDatastore(Datastore):
         >>> from deeptoolbox.datasets import digits, write_image_folder
         >>> images, labels = digits()
         >>> folder = write_image_folder(tempfile.mkdtemp(), images[:30], labels[:30])
-        >>> ds = ImageDatastore(folder, output_size=(16, 16), color="gray")
+        >>> ds = ImageDatastore(folder, output_size=(16, 16))  # gray PNGs: 1 channel
         >>> image, label = ds[0]
         >>> image.shape, ds.classes[:3]
         (torch.Size([1, 16, 16]), ['0', '1', '2'])
+        >>> ImageDatastore(folder, color="rgb")[0][0].shape
+        torch.Size([3, 8, 8])
     """
 
     def __init__(
@@ -230,19 +149,16 @@ class ImageDatastore(Datastore):
         extensions: Sequence[str] = IMAGE_EXTENSIONS,
         recursive: bool = True,
         output_size: int | Sequence[int] | None = None,
-        color: str = "rgb",
-        size_mode: str = "resize",
+        color: str = "stored",
+        output_size_mode: str | None = None,
+        size_mode: str | None = None,
         augmenter: Any = None,
         on_error: str = "raise",
     ) -> None:
-        if color not in ("rgb", "gray"):
+        if color not in COLOR_MODES:
             raise OptionError(
-                f"ImageDatastore: `color` must be 'rgb' or 'gray'. Received: {color!r}."
-            )
-        if size_mode not in ("resize", "center-crop"):
-            raise OptionError(
-                "ImageDatastore: `size_mode` must be 'resize' or 'center-crop'. "
-                f"Received: {size_mode!r}."
+                "ImageDatastore: `color` must be 'stored' (as in the file), 'rgb' (3 channels) "
+                f"or 'gray' (1 channel). Received: color={color!r}."
             )
         if augmenter is not None and not callable(augmenter):
             raise OptionError(
@@ -251,7 +167,8 @@ class ImageDatastore(Datastore):
             )
         _files.check_on_error("ImageDatastore", on_error)
         self.output_size = _check_size(output_size)
-        self.color, self.size_mode, self.augmenter = color, size_mode, augmenter
+        self.output_size_mode = _check_size_mode(output_size_mode, size_mode)
+        self.color, self.augmenter = color, augmenter
         self._files, self._labels, self._classes, self._codes = _files.labelled_files(
             "ImageDatastore",
             location,
@@ -263,6 +180,11 @@ class ImageDatastore(Datastore):
             self._decode,
         )
         self._init_view()
+
+    @property
+    def size_mode(self) -> str:
+        """The older name of ``output_size_mode``."""
+        return self.output_size_mode
 
     @property
     def files(self) -> list[str]:
@@ -283,12 +205,15 @@ class ImageDatastore(Datastore):
         return decode_image(data, self.color, path)
 
     def _fit_size(self, image: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import v2
         from torchvision.transforms.v2 import functional as F
 
         if self.output_size is None or tuple(image.shape[-2:]) == self.output_size:
             return image
-        if self.size_mode == "resize":
+        if self.output_size_mode == "resize":
             return F.resize(image, list(self.output_size), antialias=True)
+        if self.output_size_mode == "randcrop" and self.training:
+            return v2.RandomCrop(self.output_size, pad_if_needed=True)(image)
         return F.center_crop(image, list(self.output_size))
 
     def _load(self, j: int) -> Any:
@@ -302,6 +227,26 @@ class ImageDatastore(Datastore):
         if self._codes is None:
             return image
         return image, torch.tensor(self._codes[j])
+
+
+def _check_size_mode(output_size_mode: str | None, size_mode: str | None) -> str:
+    given = [(n, v) for n, v in (("output_size_mode", output_size_mode), ("size_mode", size_mode))
+             if v is not None]  # fmt: skip
+    modes = {_SIZE_MODE_ALIASES.get(v, v) if isinstance(v, str) else v for _, v in given}
+    if len(modes) > 1:
+        raise OptionError(
+            "ImageDatastore: `output_size_mode` and its older name `size_mode` disagree. "
+            f"Received: output_size_mode={output_size_mode!r}, size_mode={size_mode!r}. "
+            "Give only output_size_mode."
+        )
+    mode = modes.pop() if modes else "resize"
+    if mode not in OUTPUT_SIZE_MODES:
+        name, value = given[0]
+        raise OptionError(
+            f"ImageDatastore: `{name}` must be 'resize', 'centercrop' or 'randcrop' (MATLAB's "
+            f"OutputSizeMode; 'center-crop' is accepted too). Received: {name}={value!r}."
+        )
+    return mode
 
 
 def _check_size(output_size: Any) -> tuple[int, int] | None:
