@@ -196,5 +196,8 @@ def test_combined_sequences_and_targets_pad_like_the_sequences():
     assert batch["inputs"].shape == (3, 4, 2) and batch["targets"].tolist() == [0.5, 1.5, 2.5]
     assert batch["lengths"].tolist() == [4, 2, 4]
     triple = combine(SequenceDatastore(sequences(), ["a", "b", "a"]), ArrayDatastore(np.ones(3)))
+    labels, ones = triple.readall()["targets"]  # several targets: a tuple, in order (issue 26)
+    assert labels.tolist() == [0, 1, 0] and ones.tolist() == [1.0, 1.0, 1.0]
+    per_step = PaddedCollate(step_targets=True)  # per-step targets: only one
     with pytest.raises(DataError, match="3 elements"):
-        triple.readall()
+        per_step([(torch.ones(3, 1), torch.ones(3), torch.ones(3))])

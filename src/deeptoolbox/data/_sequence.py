@@ -29,6 +29,8 @@ class PaddedCollate:
     ``mask_as_input=True`` ``inputs`` is ``(x, mask)``, mask as float32 (N, T), for a
     network with a second (N, T) input (e.g. ``SelfAttention(has_padding_mask=True)``).
     ``step_targets=True`` pads per-step targets the same way with ``target_padding_value``.
+    Observations ``(sequence, target_1, target_2, ...)`` (from ``combine``) give a tuple of
+    targets, one per network output (per-sequence targets only).
 
     Example:
         >>> import torch
@@ -90,10 +92,11 @@ class PaddedCollate:
 
     def __call__(self, items: list[Any]) -> dict[str, Any]:
         pairs = isinstance(items[0], tuple)
-        if pairs and len(items[0]) > 2:
+        if pairs and len(items[0]) > 2 and self.step_targets:
             raise DataError(
-                "a padded sequence batch takes observations (sequence,) or (sequence, target); "
-                f"received tuples of {len(items[0])} elements. Combine at most one target."
+                "a padded sequence batch with per-step targets takes observations (sequence,) "
+                f"or (sequence, target); received tuples of {len(items[0])} elements. Combine "
+                "at most one per-step target."
             )
         seqs = [it[0] if pairs else it for it in items]
         shapes = {tuple(s.shape[1:]) for s in seqs}
@@ -118,6 +121,9 @@ class PaddedCollate:
                 if fill is None:
                     fill = -100 if not ys[0].is_floating_point() else 0.0
                 targets = self.pad(ys, length, fill)
+            elif len(items[0]) > 2:  # several targets, one per network output
+                targets = tuple(default_collate([it[k] for it in items])
+                                for k in range(1, len(items[0])))  # fmt: skip
             else:
                 targets = default_collate(ys)
         inputs = (x, mask.to(torch.float32)) if self.mask_as_input else x

@@ -45,11 +45,17 @@ def _tensor(value: Any) -> Any:
 def split_batch(batch: Any, num_inputs: int, where: str = "data") -> Batch:
     """Split a batch (tuple, tensor or dict) into inputs, target and mask.
 
+    In a tuple the first ``num_inputs`` items (the network's input count) are the inputs; one
+    item after them is the target, several are a tuple of targets, one per network output
+    (``combine(x, t1, t2)``).
+
     Example:
         >>> import torch
         >>> b = split_batch((torch.zeros(4, 2), torch.ones(4)), 1)
         >>> b.inputs[0].shape, b.target.shape
         (torch.Size([4, 2]), torch.Size([4]))
+        >>> len(split_batch((torch.zeros(4, 2), torch.ones(4), torch.ones(4, 3)), 1).target)
+        2
     """
     if isinstance(batch, dict):
         if "inputs" not in batch:
@@ -65,8 +71,8 @@ def split_batch(batch: Any, num_inputs: int, where: str = "data") -> Batch:
         return Batch((_tensor(batch),), None)
     if isinstance(batch, tuple | list) and len(batch) >= num_inputs:
         inputs = tuple(_tensor(x) for x in batch[:num_inputs])
-        target = _tensor(batch[num_inputs]) if len(batch) > num_inputs else None
-        return Batch(inputs, target)
+        targets = tuple(_tensor(t) for t in batch[num_inputs:])
+        return Batch(inputs, targets[0] if len(targets) == 1 else (targets or None))
     raise OptionError(
         f"{where}: each batch must be a tensor, a tuple (input_1, ..., input_{num_inputs}, "
         f"target) or a dict with 'inputs' and 'targets'. Received a batch of type "
