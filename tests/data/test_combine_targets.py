@@ -96,3 +96,10 @@ def test_padded_sequences_with_several_targets():
     assert labels.tolist() == [0, 1, 0] and torch.equal(values, torch.from_numpy(value))
     parsed = split_batch(batch, num_inputs=1)
     assert parsed.mask is not None and len(parsed.target) == 2
+
+
+def test_several_targets_move_to_the_training_device():
+    from deeptoolbox.training._train import _to
+
+    moved = _to((torch.zeros(2), torch.ones(2, 1)), torch.device("meta"))
+    assert isinstance(moved, tuple) and [t.device.type for t in moved] == ["meta", "meta"]

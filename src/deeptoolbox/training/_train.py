@@ -45,6 +45,8 @@ def _task(loss: Loss) -> str:
 
 
 def _to(value: Any, device: torch.device, channels_last: bool = False) -> Any:
+    if isinstance(value, tuple):  # several targets, one per network output
+        return tuple(_to(v, device) for v in value)
     if not isinstance(value, torch.Tensor):
         return value
     if channels_last and value.dim() == 4:
