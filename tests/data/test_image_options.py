@@ -12,6 +12,7 @@ from deeptoolbox.data import (
     ImageAugmenter,
     ImageDatastore,
     SignalDatastore,
+    TextDatastore,
     loader,
 )
 from deeptoolbox.errors import OptionError
@@ -105,6 +106,7 @@ def test_images_are_read_as_stored_by_default(tmp_path):
         "rgb.png": save(tmp_path / "rgb.png", rgb),
         "rgba.png": save(tmp_path / "rgba.png", rgb.convert("RGBA")),
         "palette.png": save(tmp_path / "palette.png", rgb.convert("P")),
+        "cmyk.jpg": save(tmp_path / "cmyk.jpg", rgb.convert("CMYK"), "JPEG"),
     }
     stored = {name: ImageDatastore(path)[0] for name, path in files.items()}
     expected_gray = torch.from_numpy(np.array(gray)).float()[None] / 255
@@ -118,6 +120,7 @@ def test_images_are_read_as_stored_by_default(tmp_path):
     )
     palette_rgb = np.array(Image.open(files["palette.png"]).convert("RGB"))
     assert torch.equal(stored["palette.png"], torch.from_numpy(palette_rgb).permute(2, 0, 1) / 255)
+    assert stored["cmyk.jpg"].shape == (3, 6, 7)
     as_rgb = ImageDatastore(files["gray.png"], color="rgb")[0]
     assert as_rgb.shape == (3, 6, 7) and all(torch.equal(c, expected_gray[0]) for c in as_rgb)
     assert ImageDatastore(files["rgb.png"], color="gray")[0].shape == (1, 6, 7)
@@ -193,6 +196,11 @@ def test_foldernames_is_accepted_wherever_labels_are(tmp_path):
     assert files.classes == ["bad", "ok"]
     signals = SignalDatastore(tmp_path / "sig", labels="foldernames")
     assert signals.count_each_label() == {"bad": 1, "ok": 1}
+    for label in ("ok", "bad"):
+        (tmp_path / "txt" / label).mkdir(parents=True)
+        (tmp_path / "txt" / label / "a.txt").write_text(f"{label} pump")
+    texts = TextDatastore.from_files(tmp_path / "txt", labels="foldernames")
+    assert texts.count_each_label() == {"bad": 1, "ok": 1}
     with pytest.raises(OptionError, match="'foldernames'"):
         ImageDatastore(tmp_path / "img", labels="filenames")
 

@@ -35,12 +35,13 @@ IMAGE_EXTENSIONS = (
 COLOR_MODES = ("stored", "rgb", "gray")
 OUTPUT_SIZE_MODES = ("resize", "centercrop", "randcrop")
 _SIZE_MODE_ALIASES = {"center-crop": "centercrop", "random-crop": "randcrop"}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GRAY_PIL_MODES = ("1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L")
 
 
 def _is_palette_png(data: bytes) -> bool:
     # PNG signature, then the IHDR chunk: its colour type byte sits at offset 25 (3 = palette)
-    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] == 3
+    return data[:8] == _PNG_SIGNATURE and len(data) > 25 and data[25] == 3
 
 
 def _torchvision_decode(data: bytes, color: str) -> torch.Tensor:
@@ -59,8 +60,8 @@ def _torchvision_decode(data: bytes, color: str) -> torch.Tensor:
     image = run(ImageReadMode.UNCHANGED)
     if image.shape[0] == 2:  # gray + alpha
         return image[:1]
-    if image.shape[0] == 4:  # RGBA or CMYK
-        return run(ImageReadMode.RGB)
+    if image.shape[0] == 4:  # RGBA: drop alpha; CMYK JPEG: let the decoder convert
+        return image[:3] if data[:8] == _PNG_SIGNATURE else run(ImageReadMode.RGB)
     return image
 
 
