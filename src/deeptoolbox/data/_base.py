@@ -357,8 +357,8 @@ class Datastore(Dataset):
             )
         if notes:
             warnings.warn(
-                f"{self._name()}.split: {'; '.join(notes)}. Training or validating on that part "
-                "will not see those classes; use smaller fractions or counts, or add data.",
+                f"{self._name()}.split: {'; '.join(notes)}. A part cannot train or test on what "
+                "it lacks: change the fractions or counts, or add data.",
                 UserWarning,
                 stacklevel=2,
             )
