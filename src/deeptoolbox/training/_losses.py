@@ -20,7 +20,7 @@ from deeptoolbox.errors import InputSizeError, OptionError
 from deeptoolbox.layers._activation import Sigmoid, Softmax
 from deeptoolbox.network._network import Network
 
-__all__ = ["LOSS_NAMES", "Loss", "loss_function", "logits_mode", "class_axis"]
+__all__ = ["LOSS_NAMES", "Loss", "loss_function", "logits_mode", "class_axis", "step_mask"]
 
 LOSS_NAMES = ("crossentropy", "binary-crossentropy", "mse", "mae", "huber")
 
@@ -28,6 +28,24 @@ LOSS_NAMES = ("crossentropy", "binary-crossentropy", "mse", "mae", "huber")
 def class_axis(outputs: torch.Tensor) -> int:
     """The class (channel) axis of a batch: last for (N, C) and (N, T, C), 1 for images."""
     return -1 if outputs.dim() <= 3 else 1
+
+
+def step_mask(mask: torch.Tensor | None, outputs: Any) -> torch.Tensor | None:
+    """The (N, T) padding mask when ``outputs`` are per time step (N, T, ...), else None.
+
+    A padded sequence batch carries a mask of its time steps; it applies to a network's
+    outputs only when they have that time axis (sequence-to-sequence). A sequence-to-label
+    network gives one output per sequence, which no padding step touches.
+
+    Example:
+        >>> import torch
+        >>> mask = torch.ones(4, 7, dtype=torch.bool)
+        >>> step_mask(mask, torch.zeros(4, 7, 3)) is mask, step_mask(mask, torch.zeros(4, 3))
+        (True, None)
+    """
+    if mask is None or not isinstance(outputs, torch.Tensor) or outputs.dim() < 3:
+        return None
+    return mask if tuple(outputs.shape[:2]) == tuple(mask.shape[:2]) else None
 
 
 def _final_layer(net: torch.nn.Module, kind: type) -> torch.nn.Module | None:
@@ -132,6 +150,7 @@ class Loss:
                 f"train: the {self.name!r} loss needs targets, but the data gave only inputs. "
                 "Pass (inputs, targets) or batches (input, ..., target)."
             )
+        mask = step_mask(mask, outputs)
         outputs = outputs.float()
         if self.name == "crossentropy":
             return self._crossentropy(outputs, targets, mask)
