@@ -23,6 +23,7 @@ from deeptoolbox.network._network import Network
 __all__ = ["LOSS_NAMES", "Loss", "loss_function", "logits_mode", "class_axis", "step_mask"]
 
 LOSS_NAMES = ("crossentropy", "binary-crossentropy", "mse", "mae", "huber")
+_PADDED = -100  # the class index of padded time steps (PyTorch's ignore_index)
 
 
 def class_axis(outputs: torch.Tensor) -> int:
@@ -184,17 +185,18 @@ class Loss:
             values = F.cross_entropy(logits, targets.to(logits.dtype), weight, reduction="none")
             return _masked_mean(values, mask)
         targets = targets.long().reshape(logits.shape[:1] + logits.shape[2:])
+        real = targets[targets != _PADDED] if targets.device.type == "cpu" else None
         if (
-            targets.device.type == "cpu"
-            and targets.numel()
-            and (int(targets.min()) < 0 or int(targets.max()) >= classes)
+            real is not None
+            and real.numel()
+            and (int(real.min()) < 0 or int(real.max()) >= classes)
         ):
             raise InputSizeError(
                 f"train: class indices must be in 0..{classes - 1} for a network with {classes} "
-                f"outputs. Received indices from {int(targets.min())} to {int(targets.max())}."
+                f"outputs. Received indices from {int(real.min())} to {int(real.max())}."
             )
         values = F.cross_entropy(logits, targets, weight, reduction="none")
-        weights = weight[targets] if weight is not None else None
+        weights = weight[targets.clamp_min(0)] if weight is not None else None
         return _masked_mean(values, mask, weights)
 
 
