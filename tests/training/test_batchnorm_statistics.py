@@ -82,8 +82,12 @@ def test_auto_with_best_validation_keeps_moving_statistics_and_reports_them():
         mean = net.layer("fc")(x).mean(0)
     assert not torch.allclose(net.layer("bn").running_mean, mean, atol=1e-3)  # moving
     net = bn_net()
-    result = train(net, (x, y), "crossentropy",
-                   options(validation_data=(x, y), batch_normalization_statistics="population"))
+    result = train(
+        net,
+        (x, y),
+        "crossentropy",
+        options(validation_data=(x, y), batch_normalization_statistics="population"),
+    )
     returned = evaluate(net, (x, y), ["accuracy"], loss="crossentropy")
     assert result.final_validation["loss"] == pytest.approx(returned["loss"], rel=1e-5)
 

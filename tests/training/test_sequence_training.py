@@ -48,8 +48,14 @@ def recurrent(kind="lstm"):
 def convolutional():
     torch.manual_seed(0)
     return Network(
-        [L.SequenceInput(2), L.Conv1d(8, 3, padding="same"), L.ReLU(), L.GlobalAvgPool(),
-         L.Dense(2), L.Softmax()]  # fmt: skip
+        [
+            L.SequenceInput(2),
+            L.Conv1d(8, 3, padding="same"),
+            L.ReLU(),
+            L.GlobalAvgPool(),
+            L.Dense(2),
+            L.Softmax(),
+        ]  # fmt: skip
     )
 
 
