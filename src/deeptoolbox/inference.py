@@ -236,7 +236,8 @@ def padding_mask(net: torch.nn.Module) -> Iterator[Callable[[torch.Tensor | None
         return args, {**kwargs, "mask": mask.to(x.device)}
 
     def set_mask(mask: torch.Tensor | None) -> None:
-        state["mask"] = None if mask is None or bool(mask.all()) else mask
+        if layers:  # a host sync, only worth it when a recurrent layer will read the mask
+            state["mask"] = None if mask is None or bool(mask.all()) else mask
 
     layers = [m for m in net.modules() if isinstance(m, LSTM | GRU) and not m.has_padding_mask]
     handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in layers]
