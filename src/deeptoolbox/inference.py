@@ -341,8 +341,9 @@ def as_sequence_data(
 ) -> Any:
     """A list of variable-length (T, C) arrays, or ``(list_of_arrays, targets)``, as a
     SequenceDatastore padded with ``padding`` (MATLAB's cell arrays of sequences); other data
-    unchanged. String labels follow ``net.classes`` when the network has them; a network with
-    a mask input (:func:`has_mask_input`) gets the padding mask as its second input.
+    unchanged. String labels become classes (matched to ``net.classes`` by name when read
+    for training or evaluation); a network with a mask input (:func:`has_mask_input`) gets
+    the padding mask as its second input.
 
     Example:
         >>> from deeptoolbox import layers as L
@@ -358,11 +359,8 @@ def as_sequence_data(
         sequences, targets = data
     elif not _is_sequence_list(net, data, explicit):
         return data
-    classes = getattr(net, "classes", None)
-    labels = np.asarray(targets) if targets is not None and np.ndim(targets[0]) == 0 else None
-    use_classes = classes if labels is not None and labels.dtype.kind in "USO" else None
     return SequenceDatastore(
-        sequences, targets, classes=use_classes,
+        sequences, targets,
         sequence_length=padding.length or "longest", padding=padding.direction or "right",
         padding_value=0.0 if padding.value is None else padding.value,
         mask_as_input=has_mask_input(net),
