@@ -84,3 +84,75 @@ def test_launch_checks_its_arguments(tmp_path):
         launch(tmp_path / "x.py", 0)
     with pytest.raises(OptionError, match="`script`"):
         launch(tmp_path / "missing.py", 2)
+
+
+LOADER_SCRIPT = textwrap.dedent("""
+    import os, sys, torch
+    from torch.utils.data import DataLoader, Dataset
+    from deeptoolbox.training import TrainingOptions, train
+
+    class Recorded(Dataset):
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            with open(sys.argv[1] + f".rank{os.environ['RANK']}", "a") as f:
+                f.write(f"{i}\\n")
+            x = torch.full((2,), float(i) / 64)
+            return x, torch.tensor(i % 2)
+
+    if __name__ == "__main__":
+        torch.manual_seed(0)
+        net = torch.nn.Linear(2, 2)
+        loader = DataLoader(Recorded(), batch_size=8, shuffle=True)
+        options = TrainingOptions(max_epochs=1, execution_environment="parallel", verbose=False,
+                                  seed=0)
+        result = train(net, loader, "crossentropy", options)
+        print("ITERATIONS", result.history.iterations[-1]["iteration"], flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_two_processes_shard_a_users_dataloader(tmp_path, capfd):
+    script = tmp_path / "loader_script.py"
+    script.write_text(LOADER_SCRIPT)
+    record = tmp_path / "reads"
+    assert launch(script, 2, [str(record)]) == 0
+    assert capfd.readouterr().out.count("ITERATIONS 4") == 2  # 32 samples, batches of 8, each
+    reads = [set(map(int, (tmp_path / f"reads.rank{r}").read_text().split())) for r in (0, 1)]
+    assert len(reads[0]) == len(reads[1]) == 32 and not reads[0] & reads[1]
+
+
+def test_a_users_dataloader_is_sharded_keeping_its_settings():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from deeptoolbox.training._data import make_source
+
+    x, y = torch.arange(20.0).reshape(10, 2), torch.arange(10)
+
+    def collate(items):
+        return torch.stack([a for a, _ in items]) * -1, torch.stack([b for _, b in items])
+
+    loader = DataLoader(TensorDataset(x, y), batch_size=2, collate_fn=collate)
+    parts = []
+    for rank in (0, 1):
+        source = make_source(loader, 1).configure(2, "never", 0, rank=rank, world=2)
+        batches = [b for b, _ in source.epoch(0)]
+        assert [b.size for b in batches] == [2, 2, 1] and source.payload.batch_size == 2
+        assert all(bool((b.inputs[0] <= 0).all()) for b in batches)  # the user's collate_fn
+        parts.append({int(t) for b in batches for t in b.target})
+    assert parts[0] | parts[1] == set(range(10)) and not parts[0] & parts[1]
+
+
+def test_data_that_cannot_be_sharded_is_refused_with_a_way_out():
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
+
+    from deeptoolbox.training._data import make_source
+
+    data = TensorDataset(torch.zeros(8, 2), torch.zeros(8))
+    own = DataLoader(data, batch_sampler=BatchSampler(SequentialSampler(data), 4, False))
+    for value, match in ((own, "its own batch_sampler"),
+                         ([(torch.zeros(4, 2), torch.zeros(4))], "read whole by every process")):  # fmt: skip
+        with pytest.raises(OptionError, match=match) as info:
+            make_source(value, 1).configure(4, "never", 0, rank=0, world=2)
+        assert "DistributedSampler" in str(info.value)

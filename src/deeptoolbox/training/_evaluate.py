@@ -12,31 +12,55 @@ import numpy as np
 import torch
 
 from deeptoolbox.errors import InputSizeError, OptionError
-from deeptoolbox.inference import predict
-from deeptoolbox.network._network import Network
-from deeptoolbox.training._data import make_source
-from deeptoolbox.training._losses import logits_mode, loss_function
-from deeptoolbox.training._metrics import compute_metrics, confusion_matrix
+from deeptoolbox.inference import (
+    _join,
+    check_sequence_options,
+    predict,
+    reading_without_augmentation,
+)
+from deeptoolbox.training._data import data_source
+from deeptoolbox.training._losses import Loss, logits_mode, loss_function
+from deeptoolbox.training._metrics import (
+    REGRESSION_METRICS,
+    check_metrics,
+    compute_metrics,
+    confusion_matrix,
+    real_steps,
+)
 from deeptoolbox.training._progress import _atomic_png
 
 __all__ = ["evaluate", "confusion_chart", "ConfusionChart"]
 
 
-def _gather(net: torch.nn.Module, data: Any, batch_size: int, loss) -> tuple:
-    num_inputs = len(net.input_names) if isinstance(net, Network) else 1
-    source = make_source(data, num_inputs, "evaluate: `data`").configure(batch_size, "never", 0)
-    outputs, targets, masks = [], [], []
-    with logits_mode(net, loss):
+def _gather(net: torch.nn.Module, source, batch_size: int, loss: Loss) -> tuple[Any, Any]:
+    """Outputs and targets over the data (padded time steps of per-step outputs left out)."""
+    outputs, targets, sizes = [], [], []
+    with logits_mode(net, loss), reading_without_augmentation(source.payload):
         for batch, _ in source.epoch(0):
             if batch.target is None:
                 raise InputSizeError("evaluate: `data` must include targets to compare with.")
-            inputs = batch.inputs if len(batch.inputs) > 1 else batch.inputs[0]
-            outputs.append(predict(net, inputs if len(batch.inputs) == 1 else tuple(inputs),
-                                   batch_size=batch_size))  # fmt: skip
-            targets.append(torch.as_tensor(batch.target))
-            masks.append(batch.mask)
-    mask = None if masks[0] is None else torch.cat(masks)
-    return torch.cat(outputs), torch.cat(targets), mask
+            batches = [{"inputs": tuple(batch.inputs), "mask": batch.mask}]  # one batch
+            output = predict(net, batches, batch_size=batch_size)
+            output, target = real_steps(output, torch.as_tensor(batch.target), batch.mask)
+            outputs.append(output)
+            targets.append(target)
+            sizes.append(batch.size)
+    if all(isinstance(o, torch.Tensor) for o in outputs):
+        return torch.cat(outputs), torch.cat(targets)
+    return _join(outputs, sizes), _join(targets, sizes)
+
+
+def _task_and_loss(metrics: tuple, loss: Any) -> tuple[str, Loss]:
+    names = [m for m in metrics if isinstance(m, str) and m != "loss"]
+    regression = bool(names) and all(m in REGRESSION_METRICS for m in names)
+    loss_object = loss_function(
+        loss if loss is not None else "mse" if regression else "crossentropy"
+    )
+    if loss_object.name in ("mse", "mae", "huber"):
+        return "regression", loss_object
+    if loss_object.name == "binary-crossentropy":
+        return "binary", loss_object
+    return ("regression" if regression else "multiclass"), loss_object
 
 
 def evaluate(
@@ -46,11 +70,21 @@ def evaluate(
     *,
     loss: str | Callable[..., Any] | None = None,
     batch_size: int = 128,
+    sequence_length: str | int | None = None,
+    sequence_padding_direction: str | None = None,
+    sequence_padding_value: float | None = None,
 ) -> dict[str, float]:
-    """Compute metrics (and the loss, when given) of ``net`` on labelled ``data``.
+    """Compute metrics (and the loss, when given) of ``net`` on labelled ``data`` (MATLAB's
+    ``testnet``).
 
-    ``data`` takes the same forms as in :func:`train`. Classification metrics (accuracy,
-    precision, recall, fscore, auc) read class scores; rmse and mae compare outputs with targets.
+    ``data`` takes the same forms as in :func:`train`; datastores are read without
+    augmentation, so two calls give the same numbers, and class-index targets are matched to
+    ``net.classes`` by name. Metrics: "accuracy", "precision", "recall", "fscore" (macro
+    over the classes present), "auc" (macro one-vs-rest), "crossentropy" (read class scores);
+    "rmse", "mse", "mae" (compare outputs with targets); "loss" (``loss``, by default
+    crossentropy, or mse for regression metrics); or callables ``f(outputs, targets)``. An
+    unknown name raises an OptionError listing the known ones. A network with several
+    outputs is scored on its first. Sequence options as in :func:`predict`.
 
     Example:
         >>> import torch
@@ -60,20 +94,16 @@ def evaluate(
         >>> sorted(evaluate(net, (x, y), ["accuracy", "fscore"], loss="crossentropy"))
         ['accuracy', 'fscore', 'loss']
     """
-    if isinstance(metrics, str) or callable(metrics):
-        metrics = (metrics,)
-    loss_object = loss_function(loss if loss is not None else "crossentropy")
-    names = [m for m in metrics if isinstance(m, str)]
-    regression = bool(names) and all(m in ("rmse", "mae") for m in names)
-    task = "regression" if regression else "multiclass"
-    if loss_object.name in ("mse", "mae", "huber"):
-        task = "regression"
-    elif loss_object.name == "binary-crossentropy":
-        task = "binary"
-    outputs, targets, mask = _gather(net, data, batch_size, loss_object)
-    values = compute_metrics(metrics, outputs, targets, mask, task=task)
+    metrics = check_metrics("evaluate", metrics)
+    padding = check_sequence_options(
+        "evaluate", sequence_length, sequence_padding_direction, sequence_padding_value
+    )
+    task, loss_object = _task_and_loss(metrics, loss)
+    source = data_source(net, data, padding, "evaluate: `data`").configure(batch_size, "never", 0)
+    outputs, targets = _gather(net, source, batch_size, loss_object)
+    values = compute_metrics(metrics, outputs, targets, task=task, loss=loss_object)
     if loss is not None:
-        values["loss"] = float(loss_object(outputs, targets, mask))
+        values["loss"] = float(loss_object(outputs, targets))
     return values
 
 

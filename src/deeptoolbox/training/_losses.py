@@ -20,14 +20,33 @@ from deeptoolbox.errors import InputSizeError, OptionError
 from deeptoolbox.layers._activation import Sigmoid, Softmax
 from deeptoolbox.network._network import Network
 
-__all__ = ["LOSS_NAMES", "Loss", "loss_function", "logits_mode", "class_axis"]
+__all__ = ["LOSS_NAMES", "Loss", "loss_function", "logits_mode", "class_axis", "step_mask"]
 
 LOSS_NAMES = ("crossentropy", "binary-crossentropy", "mse", "mae", "huber")
+_PADDED = -100  # the class index of padded time steps (PyTorch's ignore_index)
 
 
 def class_axis(outputs: torch.Tensor) -> int:
     """The class (channel) axis of a batch: last for (N, C) and (N, T, C), 1 for images."""
     return -1 if outputs.dim() <= 3 else 1
+
+
+def step_mask(mask: torch.Tensor | None, outputs: Any) -> torch.Tensor | None:
+    """The (N, T) padding mask when ``outputs`` are per time step (N, T, ...), else None.
+
+    A padded sequence batch carries a mask of its time steps; it applies to a network's
+    outputs only when they have that time axis (sequence-to-sequence). A sequence-to-label
+    network gives one output per sequence, which no padding step touches.
+
+    Example:
+        >>> import torch
+        >>> mask = torch.ones(4, 7, dtype=torch.bool)
+        >>> step_mask(mask, torch.zeros(4, 7, 3)) is mask, step_mask(mask, torch.zeros(4, 3))
+        (True, None)
+    """
+    if mask is None or not isinstance(outputs, torch.Tensor) or outputs.dim() < 3:
+        return None
+    return mask if tuple(outputs.shape[:2]) == tuple(mask.shape[:2]) else None
 
 
 def _final_layer(net: torch.nn.Module, kind: type) -> torch.nn.Module | None:
@@ -132,6 +151,7 @@ class Loss:
                 f"train: the {self.name!r} loss needs targets, but the data gave only inputs. "
                 "Pass (inputs, targets) or batches (input, ..., target)."
             )
+        mask = step_mask(mask, outputs)
         outputs = outputs.float()
         if self.name == "crossentropy":
             return self._crossentropy(outputs, targets, mask)
@@ -165,17 +185,18 @@ class Loss:
             values = F.cross_entropy(logits, targets.to(logits.dtype), weight, reduction="none")
             return _masked_mean(values, mask)
         targets = targets.long().reshape(logits.shape[:1] + logits.shape[2:])
+        real = targets[targets != _PADDED] if targets.device.type == "cpu" else None
         if (
-            targets.device.type == "cpu"
-            and targets.numel()
-            and (int(targets.min()) < 0 or int(targets.max()) >= classes)
+            real is not None
+            and real.numel()
+            and (int(real.min()) < 0 or int(real.max()) >= classes)
         ):
             raise InputSizeError(
                 f"train: class indices must be in 0..{classes - 1} for a network with {classes} "
-                f"outputs. Received indices from {int(targets.min())} to {int(targets.max())}."
+                f"outputs. Received indices from {int(real.min())} to {int(real.max())}."
             )
         values = F.cross_entropy(logits, targets, weight, reduction="none")
-        weights = weight[targets] if weight is not None else None
+        weights = weight[targets.clamp_min(0)] if weight is not None else None
         return _masked_mean(values, mask, weights)
 
 

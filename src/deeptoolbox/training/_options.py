@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from deeptoolbox.errors import OptionError
+from deeptoolbox.inference import check_sequence_options
+from deeptoolbox.training._metrics import TRAINING_METRIC_NAMES
 from deeptoolbox.training._schedules import resolve_schedule
 
 __all__ = ["TrainingOptions", "SOLVERS", "DEFAULT_LEARN_RATES"]
 
 SOLVERS = ("sgdm", "adam", "adamw", "rmsprop", "lbfgs")
 DEFAULT_LEARN_RATES = {"sgdm": 0.01, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001, "lbfgs": 1.0}
-METRIC_NAMES = ("accuracy", "precision", "recall", "fscore", "auc", "rmse", "mae")
+METRIC_NAMES = TRAINING_METRIC_NAMES
 _CHOICES = {
     "solver": SOLVERS,
     "gradient_threshold_method": ("l2norm", "global-l2norm", "absolute-value"),
@@ -25,6 +30,7 @@ _CHOICES = {
     "checkpoint_frequency_unit": ("epoch", "iteration"),
     "execution_environment": ("auto", "cpu", "gpu", "multi-gpu", "parallel"),
     "precision": ("auto", "32", "bf16-mixed", "16-mixed"),
+    "batch_normalization_statistics": ("auto", "population", "moving"),
 }
 # option -> (minimum, minimum allowed?, integer?, infinity allowed?)
 _NUMBERS = {
@@ -107,6 +113,11 @@ class TrainingOptions:
     seed: int | None = None
     num_workers: int = 0
     adversarial: Any = None
+    batch_normalization_statistics: str = "auto"
+    reset_input_normalization: bool = True
+    sequence_length: str | int | None = None
+    sequence_padding_direction: str | None = None
+    sequence_padding_value: float | None = None
 
     def __post_init__(self) -> None:
         for option, allowed in _CHOICES.items():
@@ -115,7 +126,11 @@ class TrainingOptions:
                 raise _fail(option, value, "one of " + ", ".join(repr(a) for a in allowed))
         for option, rule in _NUMBERS.items():
             self._check_number(option, *rule)
-        for option in ("verbose", "compile"):
+        check_sequence_options(
+            "TrainingOptions", self.sequence_length, self.sequence_padding_direction,
+            self.sequence_padding_value,
+        )  # fmt: skip
+        for option in ("verbose", "compile", "reset_input_normalization"):
             if not isinstance(getattr(self, option), bool):
                 raise _fail(option, getattr(self, option), "True or False")
         if self.seed is not None and (
@@ -169,6 +184,16 @@ class TrainingOptions:
         self.metrics = tuple(metrics)
 
     @property
+    def uses_population_statistics(self) -> bool:
+        """True when batch-norm statistics are recomputed over the training data at the end:
+        "population", or "auto" when the last iteration's network is returned (MATLAB)."""
+        if self.batch_normalization_statistics != "auto":
+            return self.batch_normalization_statistics == "population"
+        return self.output_network == "last-iteration" or (
+            self.output_network == "auto" and self.validation_data is None
+        )
+
+    @property
     def learn_rate(self) -> float:
         """The initial learn rate in use: the option, or the solver's default."""
         if self.initial_learn_rate is not None:
@@ -187,3 +212,50 @@ class TrainingOptions:
                     repr(value) if not hasattr(value, "__len__") else type(value).__name__
                 )
         return plain
+
+
+def _snake_case(name: str) -> str:
+    """MATLAB's option spelling in snake_case: ``InitialLearnRate`` -> ``initial_learn_rate``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _suggestion(name: str, known: list[str]) -> str | None:
+    snake = _snake_case(name)
+    if snake in known:
+        return snake
+    squashed = {k.replace("_", ""): k for k in known}
+    if snake.replace("_", "") in squashed:
+        return squashed[snake.replace("_", "")]
+    close = difflib.get_close_matches(snake, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _unknown_option(cls: type, name: str) -> OptionError:
+    known = [f.name for f in fields(cls)]
+    suggestion = _suggestion(name, known)
+    hint = f" Did you mean `{suggestion}`?" if suggestion else ""
+    return OptionError(
+        f"{cls.__name__}: unknown option `{name}`.{hint} Options are snake_case versions of "
+        f"MATLAB's trainingOptions names (InitialLearnRate -> initial_learn_rate); all are "
+        "listed in docs/training.md."
+    )
+
+
+def _with_option_suggestions(cls: type) -> type:
+    """Answer unknown keyword options (e.g. MATLAB's ``MaxEpochs=``) with an OptionError that
+    suggests the right name, instead of dataclass's bare TypeError."""
+    generated = cls.__init__
+
+    @functools.wraps(generated)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        known = {f.name for f in fields(cls)}
+        for name in kwargs:
+            if name not in known:
+                raise _unknown_option(cls, name)
+        generated(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
+TrainingOptions = _with_option_suggestions(TrainingOptions)

@@ -47,9 +47,18 @@ class TrainingHistory:
         return f"TrainingHistory({len(self.iterations)} iterations, {len(self.epochs)} epochs)"
 
 
-def _format(value: Any, width: int) -> str:
+PRECISION_NAMES = {
+    "32": "float32",
+    "bf16-mixed": "bfloat16 mixed precision",
+    "16-mixed": "float16 mixed precision",
+}
+
+
+def _format(value: Any, width: int, percent: bool = False) -> str:
     if value is None:
         text = ""
+    elif percent and isinstance(value, int | float):
+        text = f"{100 * value:.2f}%"  # accuracy in percent, as MATLAB shows it
     elif isinstance(value, float):
         text = f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
     else:
@@ -66,6 +75,8 @@ class ConsoleDisplay:
     """The verbose table and progress bar; does nothing when disabled (or not rank 0).
 
     ``columns`` are ``(title, record key)`` pairs; the key None shows the elapsed time.
+    Accuracy columns show percent (the history keeps fractions); a validation loss that is
+    the best so far, when the best network is returned, is marked with ``*``.
     """
 
     def __init__(self, enabled: bool, columns: Sequence[tuple[str, str | None]], total: int | None):
@@ -95,7 +106,8 @@ class ConsoleDisplay:
     def start(self, device: str, precision: str) -> None:
         if not self.enabled:
             return
-        self.console.print(f"Training on {device} ({precision}).", markup=False)
+        name = PRECISION_NAMES.get(precision, precision)
+        self.console.print(f"Training on {device}, {name}.", markup=False)
         rule = "|" + "|".join("=" * (w + 2) for w in self.widths) + "|"
         header = (
             "|"
@@ -121,22 +133,30 @@ class ConsoleDisplay:
     def row(self, record: dict[str, Any], elapsed: float) -> None:
         if not self.enabled:
             return
-        keys = self.keys
-        cells = [
-            _format(_elapsed(elapsed) if key is None else record.get(key), width)
-            for key, width in zip(keys, self.widths, strict=True)
-        ]
+        cells = [self._cell(key, record, elapsed, width)
+                 for key, width in zip(self.keys, self.widths, strict=True)]  # fmt: skip
         line = "|" + "|".join(f" {c} " for c in cells) + "|"
         target = self.progress.console if self.progress is not None else self.console
         target.print(line, markup=False)
 
-    def finish(self, reason: str) -> None:
+    @staticmethod
+    def _cell(key: str | None, record: dict[str, Any], elapsed: float, width: int) -> str:
+        if key is None:
+            return _format(_elapsed(elapsed), width)
+        value = record.get(key)
+        if key == "validation_loss" and value is not None and record.get("best"):
+            return (_format(value, 0) + " *").rjust(width)
+        return _format(value, width, percent=key.endswith("accuracy"))
+
+    def finish(self, reason: str, returned: str = "") -> None:
         if not self.enabled:
             return
         if self.progress is not None:
             self.progress.stop()
         self.console.print("|" + "|".join("=" * (w + 2) for w in self.widths) + "|", markup=False)
         self.console.print(f"Training finished: {reason}", markup=False)
+        if returned:
+            self.console.print(returned, markup=False)
 
 
 def _smooth(values: list[float], weight: float = 0.6) -> list[float]:
@@ -153,7 +173,9 @@ def _panel(axes, curves: dict[str, tuple[list, list]], title: str, smooth: bool)
     for name, (xs, ys) in curves.items():
         if not xs:
             continue
-        if name.startswith("validation"):
+        if name.startswith("returned"):
+            axes.plot(xs, ys, "*", color="red", markersize=12, label=name, zorder=5)
+        elif name.startswith("validation"):
             axes.plot(xs, ys, "--o", color="black", markersize=3, linewidth=1, label=name)
         elif smooth and len(ys) > 2 and xs[-1] - xs[0] == len(xs) - 1:  # dense: every step
             line = axes.plot(xs, ys, alpha=0.3, linewidth=0.8)[0]
@@ -216,14 +238,22 @@ def _atomic_png(figure: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def history_panels(history: TrainingHistory, metrics: Sequence[str]) -> dict[str, dict]:
-    """Panels for plot_progress from a training history."""
+def history_panels(
+    history: TrainingHistory, metrics: Sequence[str], returned_iteration: int | None = None
+) -> dict[str, dict]:
+    """Panels for plot_progress from a training history; a star marks the returned network."""
 
     def curve(name: str) -> tuple[list, list]:
         rows = [r for r in history.iterations if r.get(name) is not None]
         return [r["iteration"] for r in rows], [r[name] for r in rows]
 
     panels = {"Loss": {"training loss": curve("loss"), "validation loss": curve("validation_loss")}}
+    if returned_iteration is not None:
+        rows = [r for r in history.iterations if r["iteration"] == returned_iteration]
+        if rows:
+            value = rows[-1].get("validation_loss", rows[-1]["loss"])
+            label = f"returned network (iteration {returned_iteration})"
+            panels["Loss"][label] = ([returned_iteration], [value])
     for name in metrics:
         panels[name.capitalize()] = {
             f"training {name}": curve(name),

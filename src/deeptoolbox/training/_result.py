@@ -21,6 +21,9 @@ class TrainingResult:
     ``history.iterations`` has one dict per iteration (``iteration``, ``epoch``, ``loss``,
     ``learn_rate``, ``time``; mini-batch metrics and ``validation_*`` values where computed);
     ``history.epochs`` one per epoch (mean ``loss``, last validation values).
+    ``returned_iteration`` is the iteration whose weights ``network`` holds (the best
+    validation's, or the last), and ``final_validation`` holds that network's validation
+    loss and metrics (after its batch-norm statistics were finalized, where they were).
 
     Example:
         >>> import torch
@@ -43,10 +46,13 @@ class TrainingResult:
     final_validation: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
     precision: str = "32"
+    returned_iteration: int | None = None
 
     def plot(self, path: str | os.PathLike = "training-progress.png") -> Path:
-        """Write the training-progress plot (loss, metrics, learn rate) to a PNG."""
-        return plot_progress(history_panels(self.history, self.metrics), path)
+        """Write the training-progress plot (loss, metrics, learn rate) to a PNG; a star marks
+        the returned network."""
+        panels = history_panels(self.history, self.metrics, self.returned_iteration)
+        return plot_progress(panels, path)
 
     def summary(self) -> dict[str, Any]:
         """Final numbers: epochs, iterations, last loss, validation values, best epoch."""
@@ -57,5 +63,6 @@ class TrainingResult:
             "loss": last.get("loss"),
             **{f"validation_{k}": v for k, v in self.final_validation.items()},
             "best_epoch": self.best_epoch,
+            "returned_iteration": self.returned_iteration,
             "stop_reason": self.stop_reason,
         }

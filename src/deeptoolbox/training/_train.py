@@ -8,9 +8,11 @@ only at log, validation and checkpoint points.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,19 @@ import numpy as np
 import torch
 
 from deeptoolbox.errors import OptionError, TrainingError
+from deeptoolbox.inference import (
+    SequencePadding,
+    as_sequence_data,
+    count_inputs,
+    padding_mask,
+    reading_without_augmentation,
+)
 from deeptoolbox.network._network import Network
 from deeptoolbox.training import _checkpoint as ckpt
-from deeptoolbox.training._data import Batch, make_source
+from deeptoolbox.training._data import Batch, class_names, data_source
 from deeptoolbox.training._devices import autocast_context, place
 from deeptoolbox.training._losses import Loss, logits_mode, loss_function
-from deeptoolbox.training._metrics import compute_metrics, metric_name
+from deeptoolbox.training._metrics import compute_metrics, metric_name, real_steps
 from deeptoolbox.training._optim import clip_gradients, frozen_norm_layers, make_optimizer
 from deeptoolbox.training._options import TrainingOptions
 from deeptoolbox.training._progress import (
@@ -34,6 +43,11 @@ from deeptoolbox.training._progress import (
 )
 from deeptoolbox.training._result import TrainingResult
 from deeptoolbox.training._schedules import resolve_schedule
+from deeptoolbox.training._statistics import (
+    compute_input_statistics,
+    population_batch_norm_statistics,
+)
+from deeptoolbox.training._user_optim import UserScheduler, check_user_optimizer
 
 __all__ = ["train"]
 
@@ -58,28 +72,40 @@ def _snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
 
 
+def _padding(options: TrainingOptions) -> SequencePadding:
+    return SequencePadding(
+        options.sequence_length, options.sequence_padding_direction, options.sequence_padding_value
+    )
+
+
 class _Engine:
     """State of one train() call. Methods are the steps of the loop."""
 
-    def __init__(self, net: torch.nn.Module, data: Any, loss: Any, options: TrainingOptions):
+    def __init__(self, net: torch.nn.Module, data: Any, loss: Any, options: TrainingOptions,
+                 optimizer: torch.optim.Optimizer | None, scheduler: UserScheduler | None):  # fmt: skip
         self.net, self.options = net, options
+        self.user_optimizer, self.scheduler = optimizer, scheduler
         self.loss = loss_function(loss)
         self.task = _task(self.loss)
-        self.num_inputs = len(net.input_names) if isinstance(net, Network) else 1
+        self.num_inputs = count_inputs(net)
         self.placement = place(options.execution_environment, options.precision)
         self.device = self.placement.device
         self.seed = (
             options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
         )
-        self.source = make_source(data, self.num_inputs).configure(
+        padding = _padding(options)
+        data = as_sequence_data(net, data, padding)
+        if isinstance(net, Network) and net.classes is None and class_names(data):
+            net.classes = class_names(data)  # the network takes the data's class names
+        self.source = data_source(net, data, padding, "train: `data`").configure(
             options.mini_batch_size, options.shuffle, self.seed,
             self.placement.rank, self.placement.world,
         )  # fmt: skip
         self.source.num_workers = options.num_workers
         self.validation = None
         if options.validation_data is not None:
-            self.validation = make_source(
-                options.validation_data, self.num_inputs, "TrainingOptions: `validation_data`"
+            self.validation = data_source(
+                net, options.validation_data, padding, "TrainingOptions: `validation_data`"
             ).configure(options.mini_batch_size, "never", 0)
         self.metrics = [metric_name(m) for m in options.metrics]
         self.per_epoch = self.source.batches_per_epoch()
@@ -93,9 +119,16 @@ class _Engine:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_epoch: int | None = None
         self.best_iteration: int | None = None
+        self.best_validation: dict[str, float] = {}
         self.patience_count, self.last_validation = 0, {}
+        self.final_validation: dict[str, float] = {}
+        self.validated_iteration: int | None = None
         self.elapsed_before, self.last_plot, self.last_checkpoint = 0.0, 0.0, None
         self.epoch_rng: dict[str, Any] | None = None
+        self.output_best = options.output_network == "best-validation" or (
+            options.output_network == "auto" and options.validation_data is not None
+        )
+        self.plot_path = Path(options.plot_path or "training-progress.png")
 
     # -- set-up ----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -106,7 +139,9 @@ class _Engine:
         self.net.to(self.device)
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(self.net, self.options)
+        if self.options.resume_from is None:
+            compute_input_statistics(self.net, self.source, self.options.reset_input_normalization)
+        self.optimizer = self.user_optimizer or make_optimizer(self.net, self.options)
         use_scaler = self.placement.precision == "16-mixed"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.forward = self.net
@@ -134,20 +169,32 @@ class _Engine:
 
     # -- one iteration ---------------------------------------------------------------------------
     def set_learn_rate(self) -> float:
+        if self.user_optimizer is not None:  # the user's optimizer and scheduler set it
+            return float(self.optimizer.param_groups[0]["lr"])
         t = self.epoch + (self.position / self.per_epoch if self.per_epoch else 0.0)
         rate = self.options.learn_rate * self.schedule(t)
         for group in self.optimizer.param_groups:
             group["lr"] = rate * group.get("lr_factor", 1.0)
         return rate
 
+    def inputs(self, batch: Batch) -> list[Any]:
+        return [_to(x, self.device, self.channels_last) for x in batch.inputs]
+
+    def run_batch(self, batch: Batch) -> Any:
+        """The network's outputs on one batch (no loss, no update)."""
+        self.set_mask(_to(batch.mask, self.device))
+        return self.net(*self.inputs(batch))
+
     def step(self, batch: Batch, global_size: int) -> tuple[torch.Tensor, Any]:
-        inputs = [_to(x, self.device, self.channels_last) for x in batch.inputs]
+        inputs = self.inputs(batch)
         target, mask = _to(batch.target, self.device), _to(batch.mask, self.device)
         weight = batch.size * self.placement.world / global_size
         if self.options.adversarial is not None and target is not None:
             inputs[0] = self.options.adversarial(self.net, inputs[0], target)
         if isinstance(self.optimizer, torch.optim.LBFGS):
+            self.set_mask(mask)
             return self._lbfgs_step(inputs, target, mask)
+        self.set_mask(mask)
         with autocast_context(self.placement):
             outputs = self.forward(*inputs)
             loss = self.loss(outputs, target, mask)
@@ -170,7 +217,7 @@ class _Engine:
             outputs = self.forward(*inputs)
             loss = self.loss(outputs, target, mask)
             if "loss" not in record:
-                record["loss"], record["outputs"] = loss.detach(), outputs.detach()
+                record["loss"], record["outputs"] = loss.detach(), outputs
                 self.check_finite(loss)
             loss.backward()
             return loss
@@ -225,6 +272,8 @@ class _Engine:
             self.iteration += 1
             rate = self.set_learn_rate()
             loss, outputs = self.step(batch, global_size)
+            if self.scheduler is not None and self.scheduler.interval == "iteration":
+                self.scheduler.step(loss)
             self.position += 1
             epoch_losses.append(loss)
             self.pending.append((self.iteration, loss, rate, time.perf_counter()))
@@ -244,13 +293,17 @@ class _Engine:
         log = iteration == 1 or iteration % options.verbose_frequency == 0 or validate or last
         if log:
             record = self.flush()
-            record.update(compute_metrics(
-                self.options.metrics, outputs.detach(), _to(batch.target, self.device),
-                _to(batch.mask, self.device), task=self.task,
-            ) if self.metrics and not isinstance(outputs, tuple) else {})  # fmt: skip
+            if self.metrics:
+                with torch.no_grad():
+                    record.update(compute_metrics(
+                        self.options.metrics, outputs, _to(batch.target, self.device),
+                        _to(batch.mask, self.device), task=self.task,
+                    ))  # fmt: skip
+            improved = False
             if validate:
-                record.update(self.validate())
-            self.display.row(record, self.elapsed())
+                values, improved = self.validate()
+                record.update(values)
+            self.display.row({**record, "best": improved and self.output_best}, self.elapsed())
             self.maybe_plot()
             if validate and self.patience_count >= options.validation_patience:
                 return f"validation loss did not improve for {self.patience_count} validations"
@@ -284,6 +337,7 @@ class _Engine:
 
     def end_epoch(self, losses: list[torch.Tensor], partial: bool = False) -> str | None:
         self.flush()
+        mean = None
         if losses:
             mean = float(torch.stack([v.float() for v in losses]).mean())
             record = {"epoch": self.epoch + 1, "iteration": self.iteration, "loss": mean,
@@ -292,6 +346,8 @@ class _Engine:
             self.history.epochs.append(record)
         if partial:
             return None
+        if self.scheduler is not None and self.scheduler.interval == "epoch":
+            self.scheduler.step(self.last_validation.get("validation_loss", mean))
         self.epoch, self.position = self.epoch + 1, 0
         self.last_good = _snapshot(self.net)
         options = self.options
@@ -304,55 +360,57 @@ class _Engine:
 
     # -- validation, plots, checkpoints ----------------------------------------------------------
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def validation_values(self) -> dict[str, float]:
+        """Loss and metrics of the network as it is now on the validation data."""
         self.net.eval()
-        outputs, targets, masks, total, count = [], [], [], 0.0, 0
+        outputs, targets, total, count = [], [], 0.0, 0
         try:
-            for batch, _ in self.validation.epoch(0):
-                inputs = [_to(x, self.device, self.channels_last) for x in batch.inputs]
-                target, mask = _to(batch.target, self.device), _to(batch.mask, self.device)
-                with autocast_context(self.placement):
-                    output = self.net(*inputs)
-                total += float(self.loss(output, target, mask)) * batch.size
-                count += batch.size
-                outputs.append(output.float())
-                targets.append(target)
-                masks.append(mask)
+            with reading_without_augmentation(self.validation.payload):
+                for batch, _ in self.validation.epoch(0):
+                    target, mask = _to(batch.target, self.device), _to(batch.mask, self.device)
+                    self.set_mask(mask)
+                    with autocast_context(self.placement):
+                        output = self.net(*self.inputs(batch))
+                    total += float(self.loss(output, target, mask)) * batch.size
+                    count += batch.size
+                    if self.metrics:
+                        output, target = real_steps(output, target, mask)
+                        outputs.append(output)
+                        targets.append(target)
         finally:
             self.train_mode()
         values = {"loss": total / max(count, 1)}
         if self.metrics:
-            try:
-                mask = None if masks[0] is None else torch.cat(masks)
-                values.update(compute_metrics(
-                    self.options.metrics, torch.cat(outputs), torch.cat(targets), mask,
-                    task=self.task,
-                ))  # fmt: skip
-            except RuntimeError:  # batches of different lengths: average per batch
-                for output, target, mask in zip(outputs, targets, masks, strict=True):
-                    for k, v in compute_metrics(self.options.metrics, output, target, mask,
-                                                task=self.task).items():  # fmt: skip
-                        values[k] = values.get(k, 0.0) + v / len(outputs)
-        self.track_best(values["loss"])
+            values.update(_metrics_over_batches(self.options.metrics, outputs, targets, self.task))
+        return values
+
+    def validate(self) -> tuple[dict[str, float], bool]:
+        """Validate now: the ``validation_*`` values, and whether the loss is the best yet."""
+        values = self.validation_values()
+        self.validated_iteration = self.iteration
+        improved = self.track_best(values)
         self.last_validation = {f"validation_{k}": v for k, v in values.items()}
         self.final_validation = values
-        return self.last_validation
+        return self.last_validation, improved
 
-    def track_best(self, loss: float) -> None:
-        if loss < self.best_loss:
-            self.best_loss, self.patience_count = loss, 0
+    def track_best(self, values: dict[str, float]) -> bool:
+        if values["loss"] < self.best_loss:
+            self.best_loss, self.patience_count = values["loss"], 0
             self.best_epoch, self.best_iteration = self.epoch + 1, self.iteration
+            self.best_validation = values
             if self.output_best:
                 self.best_state = _snapshot(self.net)
-        else:
-            self.patience_count += 1
+            return True
+        self.patience_count += 1
+        return False
 
-    def maybe_plot(self, force: bool = False) -> None:
+    def maybe_plot(self, force: bool = False, returned: int | None = None) -> None:
         if self.options.plots == "none" or not self.placement.is_main:
             return
         now = time.perf_counter()
         if force or now - self.last_plot >= self.options.plot_frequency:
-            plot_progress(history_panels(self.history, self.metrics), self.plot_path)
+            panels = history_panels(self.history, self.metrics, returned)
+            plot_progress(panels, self.plot_path)
             self.last_plot = time.perf_counter()
 
     def checkpoint(self) -> None:
@@ -367,9 +425,12 @@ class _Engine:
             "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(),
             "epoch_rng": self.epoch_rng, "history": self.history.state(),
             "best": [self.best_loss, self.best_epoch, self.best_iteration, self.patience_count],
+            "best_validation": self.best_validation,
             "last_validation": self.last_validation, "elapsed": self.elapsed(),
             "options": self.options.to_dict(),
         }  # fmt: skip
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.scheduler.state_dict()
         self.last_checkpoint = ckpt.save_checkpoint(
             self.options.checkpoint_path, self.net, state, self.best_state
         )
@@ -386,6 +447,8 @@ class _Engine:
             ) from err
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.scheduler is not None and "scheduler" in state:
+            self.scheduler.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.position, self.iteration = (
             state["epoch"],
             state["position"],
@@ -395,22 +458,44 @@ class _Engine:
         self.source.seed = self.seed
         self.history = TrainingHistory(**state["history"])
         self.best_loss, self.best_epoch, self.best_iteration, self.patience_count = state["best"]
+        self.best_validation = dict(state.get("best_validation", {}))
         self.best_state = loaded["best"]
         self.last_validation = dict(state["last_validation"])
         self.elapsed_before, self.epoch_rng = state["elapsed"], state["epoch_rng"]
         ckpt.set_rng_state(state["rng"])
 
     # -- the end ---------------------------------------------------------------------------------
-    def result(self, reason: str) -> TrainingResult:
+    def finalize(self) -> int:
+        """Make the network the one to return; its iteration. Its validation figures are set
+        in ``final_validation`` (validated again when they would describe other weights)."""
+        returned = self.iteration
         if self.output_best and self.best_state is not None:
             self.net.load_state_dict(self.best_state)
+            returned = self.best_iteration
+            self.final_validation = dict(self.best_validation)
+        recomputed = self.options.uses_population_statistics and population_batch_norm_statistics(
+            self.net, self.source, self.run_batch, self.frozen_norms
+        )
+        stale = self.validated_iteration != returned and not self.output_best
+        if self.validation is not None and (recomputed or stale or not self.final_validation):
+            self.final_validation = self.validation_values()
+        return returned
+
+    def result(self, reason: str, returned: int | None) -> TrainingResult:
         self.net.eval()
         return TrainingResult(
             network=self.net, history=self.history, metrics=self.metrics,
             best_epoch=self.best_epoch, best_iteration=self.best_iteration, stop_reason=reason,
-            checkpoint=self.last_checkpoint, final_validation=getattr(self, "final_validation", {}),
+            checkpoint=self.last_checkpoint, final_validation=self.final_validation,
             device=str(self.device), precision=self.placement.precision,
+            returned_iteration=returned,
         )  # fmt: skip
+
+    def returned_note(self, returned: int) -> str:
+        kind = "best validation" if self.output_best and self.best_state else "last iteration"
+        loss = self.final_validation.get("loss")
+        shown = f", validation loss {loss:.4g}" if loss is not None else ""
+        return f"Returned the network of iteration {returned} ({kind}{shown})."
 
     def fail(self, error: TrainingError) -> TrainingError:
         self.pending = [p for p in self.pending if p[0] < self.iteration]
@@ -419,9 +504,23 @@ class _Engine:
                          if v.is_floating_point())  # fmt: skip
         if not weights_ok:
             self.net.load_state_dict(self.last_good)
-        self.output_best = False
-        error.result = self.result(f"stopped: non-finite loss at iteration {self.iteration}")
+        error.result = self.result(
+            f"stopped: non-finite loss at iteration {self.iteration}", self.iteration - 1
+        )
         return error
+
+
+def _metrics_over_batches(metrics, outputs: list, targets: list, task: str) -> dict[str, float]:
+    """Metrics over every validation observation; when batches cannot be joined (time lengths
+    differ), the mean of the per-batch values."""
+    try:
+        return compute_metrics(metrics, torch.cat(outputs), torch.cat(targets), task=task)
+    except (RuntimeError, TypeError):
+        values: dict[str, float] = {}
+        for output, target in zip(outputs, targets, strict=True):
+            for k, v in compute_metrics(metrics, output, target, task=task).items():
+                values[k] = values.get(k, 0.0) + v / len(outputs)
+        return values
 
 
 def _check_arguments(net: Any, options: Any) -> TrainingOptions:
@@ -440,20 +539,57 @@ def _check_arguments(net: Any, options: Any) -> TrainingOptions:
     return options
 
 
+@contextlib.contextmanager
+def _scoped_random_state(device: torch.device) -> Iterator[None]:
+    """Seed and use the global generators inside; give the caller's states back afterwards."""
+    python, numpy = random.getstate(), np.random.get_state()
+    devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
+
+
+def _close(engine: _Engine) -> None:
+    display = getattr(engine, "display", None)
+    if display is not None and display.progress is not None:
+        display.progress.stop()
+    if engine.placement.owns_group:
+        import torch.distributed as dist
+
+        try:  # let every rank finish its last collective before the group goes away
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
 def train(
     net: torch.nn.Module,
     data: Any,
     loss: str | Loss | Any = "crossentropy",
     options: TrainingOptions | None = None,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
 ) -> TrainingResult:
     """Train ``net`` on ``data`` and return a :class:`TrainingResult` (MATLAB's ``trainnet``).
 
     ``data`` is ``(inputs, targets)`` arrays (``(input_1, ..., input_k, targets)`` for a
-    network with k inputs), a torch ``Dataset`` whose items are ``(input..., target)``, a
-    ``DataLoader``, or any iterable of batches (tuples, or dicts with ``inputs``,
-    ``targets`` and ``mask``). ``loss`` is "crossentropy" (class indices or one-hot targets),
-    "binary-crossentropy", "mse", "mae", "huber", a :func:`loss_function` (class weights) or
-    a callable ``loss(outputs, targets)``. A network ending in Softmax is trained on its logits.
+    network with k inputs), a list of variable-length (T, C) sequences with their targets
+    ``(sequences, targets)``, a torch ``Dataset`` whose items are ``(input..., target)`` (a
+    datastore), a ``DataLoader``, or any iterable of batches (tuples, or dicts with
+    ``inputs``, ``targets`` and ``mask``). ``loss`` is "crossentropy" (class indices or
+    one-hot targets), "binary-crossentropy", "mse", "mae", "huber", a :func:`loss_function`
+    (class weights) or a callable ``loss(outputs, targets)``. A network ending in Softmax is
+    trained on its logits. Class-index targets of data with class names are matched to
+    ``net.classes`` by name; a Network without classes takes the data's.
+
+    ``optimizer`` (a torch optimizer over ``net``'s parameters) replaces the one built from
+    the options, and ``scheduler`` (a torch LR scheduler on it, or ``{"scheduler": s,
+    "interval": "epoch" | "iteration"}``) steps after every epoch (default) or iteration.
+    The global random generators are left as they were; ``options.seed`` seeds the run.
     The network is trained in place and returned in eval mode, on the training device.
 
     Raises:
@@ -473,32 +609,23 @@ def train(
         True
     """
     options = _check_arguments(net, options)
-    engine = _Engine(net, data, loss, options)
-    engine.output_best = options.output_network == "best-validation" or (
-        options.output_network == "auto" and options.validation_data is not None
-    )
-    engine.plot_path = Path(options.plot_path or "training-progress.png")
+    user_scheduler = check_user_optimizer(net, options, optimizer, scheduler)
+    engine = _Engine(net, data, loss, options, optimizer, user_scheduler)
     try:
-        with logits_mode(net, engine.loss):
+        with (
+            _scoped_random_state(engine.device),
+            logits_mode(net, engine.loss),
+            padding_mask(net) as engine.set_mask,
+        ):
             engine.setup()
             engine.last_good = _snapshot(net)
             try:
                 reason = engine.run()
             except TrainingError as error:
                 raise engine.fail(error) from None
-            if engine.validation is not None and engine.best_iteration is None:
-                engine.validate()
-            engine.display.finish(reason)
-            engine.maybe_plot(force=True)
-            return engine.result(reason)
+            returned = engine.finalize()
+            engine.display.finish(reason, engine.returned_note(returned))
+            engine.maybe_plot(force=True, returned=returned)
+            return engine.result(reason, returned)
     finally:
-        display = getattr(engine, "display", None)
-        if display is not None and display.progress is not None:
-            display.progress.stop()
-        if engine.placement.owns_group:
-            import torch.distributed as dist
-
-            try:  # let every rank finish its last collective before the group goes away
-                dist.barrier()
-            finally:
-                dist.destroy_process_group()
+        _close(engine)
