@@ -54,7 +54,8 @@ class LayerRange:
 class CalibrationResult:
     """What :meth:`Quantizer.calibrate` returns: a :class:`LayerRange` per layer.
 
-    ``result["conv1"]`` is a layer's row, ``print(result)`` the table, ``result.to_dict()``
+    ``result["conv1"]`` is a layer's row (``weight_scales`` maps each layer with weights to
+    its per-output-channel int8 scales), ``print(result)`` the table, ``result.to_dict()``
     / ``result.save("ranges.json")`` the JSON form, ``result.plot("ranges.png")`` the range
     histograms (the Deep Network Quantizer's view) and ``result.with_method("percentile")``
     the ranges another method chooses from the same statistics.
@@ -74,8 +75,8 @@ class CalibrationResult:
     tensors: dict[str, tuple[float, float]] = field(default_factory=dict)
     statistics: dict[str, TensorStatistics] = field(default_factory=dict, repr=False)
     percentile: float = 99.99
+    weight_scales: dict[str, list[float]] = field(default_factory=dict, repr=False)
     _layer_tensors: dict[str, str] = field(default_factory=dict, repr=False)
-    _weights: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_statistics(
@@ -100,8 +101,8 @@ class CalibrationResult:
                 layer, tensor, stats.minimum, stats.maximum, float(low), float(high),
                 scale, zero_point, weight_scales.get(layer),
             )  # fmt: skip
-        return cls(method, layers, tensors, statistics, percentile, dict(layer_tensors),
-                   dict(weight_scales))  # fmt: skip
+        return cls(method, layers, tensors, statistics, percentile, dict(weight_scales),
+                   dict(layer_tensors))  # fmt: skip
 
     def with_method(self, method: str, percentile: float | None = None) -> CalibrationResult:
         """The same statistics, ranges chosen by another method.
@@ -116,7 +117,7 @@ class CalibrationResult:
             True
         """
         return CalibrationResult.from_statistics(
-            method, self._layer_tensors, self.statistics, self._weights,
+            method, self._layer_tensors, self.statistics, self.weight_scales,
             self.percentile if percentile is None else percentile,
         )  # fmt: skip
 
@@ -140,6 +141,7 @@ class CalibrationResult:
             "format": "deeptoolbox.calibration",
             "method": self.method,
             "layers": {name: row.to_dict() for name, row in self.layers.items()},
+            "weight_scales": self.weight_scales,
         }
 
     def save(self, path: str | os.PathLike) -> Path:
