@@ -28,6 +28,11 @@ class LayerRange:
     range the calibration method chose; ``scale``/``zero_point`` quantize it to uint8
     (``q = round(x / scale) + zero_point``). ``weight_scales`` holds one symmetric int8 scale
     per output channel (None for layers without weights).
+
+    Example:
+        >>> row = LayerRange("relu", "t", 0.0, 5.1, 0.0, 5.1, 0.02, 0)
+        >>> row.to_dict()["dtype"], round(row.high / row.scale)
+        ('uint8', 255)
     """
 
     layer: str

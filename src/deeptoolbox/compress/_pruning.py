@@ -280,7 +280,7 @@ def prune(
         ...                L.BatchNorm(), L.ReLU(), L.GlobalAvgPool(), L.Dense(3)])
         >>> pruned = prune(net, ratio=0.5).network
         >>> pruned.layer("conv")
-        Conv2d(filters=4, kernel_size=3, padding=(1, 1))
+        Conv2d(filters=4, kernel_size=3, padding=1)
         >>> pruned(torch.zeros(2, 1, 8, 8)).shape
         torch.Size([2, 3])
     """
