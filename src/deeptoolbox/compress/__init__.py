@@ -1,4 +1,18 @@
-"""Compression: quantization, projection, structured pruning and a compression report."""
+"""Compression: int8 quantization, projection, structured pruning and a compression report.
+
+Every result is an ordinary toolbox object: pruned and projected networks are plain Networks
+(they train, save, reload from their config and export), quantized networks predict,
+classify, evaluate and save their int8 ONNX (or torch.export) file. Importing this package
+adds a "compression" section to :func:`deeptoolbox.analyze`.
+
+Example:
+    >>> import torch
+    >>> from deeptoolbox import Network, layers as L
+    >>> from deeptoolbox.compress import prune
+    >>> net = Network([L.FeatureInput(4), L.Dense(16, name="fc"), L.ReLU(), L.Dense(2)])
+    >>> prune(net, ratio=0.25).network.layer("fc").units
+    12
+"""
 
 from deeptoolbox.compress._calibration import CalibrationResult as CalibrationResult
 from deeptoolbox.compress._calibration import LayerRange as LayerRange
@@ -17,6 +31,11 @@ from deeptoolbox.compress._projection import unpack_projected as unpack_projecte
 from deeptoolbox.compress._pruning import PruningResult as PruningResult
 from deeptoolbox.compress._pruning import TaylorPruner as TaylorPruner
 from deeptoolbox.compress._pruning import prune as prune
+from deeptoolbox.compress._report import CompressionReport as CompressionReport
+from deeptoolbox.compress._report import ModelSummary as ModelSummary
+from deeptoolbox.compress._report import measure_latency as measure_latency
+from deeptoolbox.compress._report import multiply_accumulates as multiply_accumulates
+from deeptoolbox.compress._report import report as report
 from deeptoolbox.compress._quantized import QuantizedNetwork as QuantizedNetwork
 from deeptoolbox.compress._quantizer import Quantizer as Quantizer
 from deeptoolbox.compress._quantizer import Validation as Validation
@@ -27,5 +46,11 @@ __all__ = [
     "project", "neuron_pca", "unpack_projected", "NeuronPCA", "ProjectionResult",
     "ProjectedDense", "ProjectedConv1d", "ProjectedConv2d", "ProjectedLSTM", "ProjectedGRU",
     "prune", "TaylorPruner", "PruningResult",
+    "report", "CompressionReport", "ModelSummary", "measure_latency", "multiply_accumulates",
     "CompressionError", "MissingDependencyError",
 ]  # fmt: skip
+
+from deeptoolbox.compress._analysis import compression_check as _compression_check  # noqa: E402
+from deeptoolbox.network import register_analysis_check as _register  # noqa: E402
+
+_register("compression", _compression_check)

@@ -41,3 +41,34 @@ def plot_ranges(calibration, path: str | os.PathLike, *, layers=None) -> Path:
         ax.set_ylabel("log10(1 + count)", fontsize=7)
     figure.suptitle(f"Dynamic ranges ({calibration.method} calibration)", fontsize=10)
     return _atomic_png(figure, path)
+
+
+def plot_report(report, path: str | os.PathLike) -> Path:
+    """Bars: learnables, file size, MACs and latency of the original and the compressed model."""
+    from deeptoolbox.training._progress import _atomic_png
+
+    first, second = report.models[0], report.models[1]
+    panels = [("learnables", first.learnables, second.learnables),
+              ("file size (KiB)", first.size_bytes / 1024, second.size_bytes / 1024)]  # fmt: skip
+    if first.macs and second.macs:
+        panels.append(("MACs / observation", first.macs, second.macs))
+    if first.metric is not None and second.metric is not None:
+        panels.append((report.metric, first.metric, second.metric))
+    latency = sorted({(e, b) for _, e, b in report.latency})
+    figure, axes = _figure(1, len(panels) + 1, (3.0 * (len(panels) + 1), 3.0))
+    colors = ["#4477aa", "#ee6677"]
+    for ax, (title, before, after) in zip(axes.flat, panels, strict=False):
+        ax.bar([first.label, second.label], [before, after], color=colors)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=8)
+    ax = axes.flat[len(panels)]
+    positions = np.arange(len(latency))
+    for offset, (model, color) in enumerate(zip(report.models[:2], colors, strict=True)):
+        values = [report.latency.get((model.label, e, b), np.nan) * 1e3 for e, b in latency]
+        ax.bar(positions + (offset - 0.5) * 0.4, values, 0.4, color=color, label=model.label)
+    ax.set_xticks(positions, [f"{e}\nbatch {b}" for e, b in latency], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_title("latency (ms, median)", fontsize=9)
+    ax.legend(fontsize=7)
+    figure.suptitle("Compression report", fontsize=10)
+    return _atomic_png(figure, path)

@@ -66,6 +66,8 @@ class QuantizedNetwork(nn.Module):
         self.ends_in_softmax = ends_in_softmax
         self.sensitivity: dict[str, float] = {}
         self.metrics: dict[str, float] = {}
+        self.learnables = 0  # of the float network it was made from
+        self.macs: int | None = None  # multiply-accumulates per observation, likewise
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if len(inputs) != len(self.input_names):
@@ -132,7 +134,7 @@ class QuantizedNetwork(nn.Module):
             raise CompressionError(f"Cannot read the quantized ONNX file '{path}': {err}") from err
         meta = {p.key[len(METADATA_PREFIX):]: p.value for p in model.metadata_props
                 if p.key.startswith(METADATA_PREFIX)}  # fmt: skip
-        return cls(
+        network = cls(
             OnnxRuntimeEngine(model.SerializeToString()),
             name=meta.get("network", path.stem),
             classes=json.loads(meta["classes"]) if meta.get("classes") else None,
@@ -142,6 +144,9 @@ class QuantizedNetwork(nn.Module):
             float_layers=json.loads(meta.get("float_layers", "[]")),
             ends_in_softmax=meta.get("ends_in_softmax") == "true",
         )
+        network.learnables = int(meta.get("learnables", 0))
+        network.macs = int(meta["macs"]) if meta.get("macs") else None
+        return network
 
     def extra_repr(self) -> str:
         floats = f", float_layers={self.float_layers}" if self.float_layers else ""
@@ -174,6 +179,8 @@ class OnnxRuntimeEngine:
             "float_layers": json.dumps(network.float_layers),
             "ends_in_softmax": "true" if network.ends_in_softmax else "false",
             "quantization": "int8 static QDQ, per-channel weights",
+            "learnables": str(network.learnables),
+            "macs": "" if network.macs is None else str(network.macs),
         }
         keep = [p for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)]
         del model.metadata_props[:]

@@ -145,6 +145,7 @@ class Quantizer:
             net.layer(name)  # an unknown name raises LayerNotFoundError, naming it
         self.exclude = list(exclude)
         self.calibration: CalibrationResult | None = None
+        self._sample: list[torch.Tensor] | None = None
         self._backend = _make_backend(target, self.network)
 
     def calibrate(
@@ -160,6 +161,7 @@ class Quantizer:
         if not batches:
             raise OptionError("calibrate: `data` holds no observations.")
         self.calibration = self._backend.calibrate(batches, method, self.percentile)
+        self._sample = [x[:1] for x in batches[0]]
         return self.calibration
 
     def _require_calibration(self, where: str) -> CalibrationResult:
@@ -187,11 +189,17 @@ class Quantizer:
         engine = self._backend.build(calibration, floats, list(only))
         net = self.network
         ends = len(net.output_names) == 1 and isinstance(net.layer(net.output_names[0]), Softmax)
-        return QuantizedNetwork(
+        quantized = QuantizedNetwork(
             engine, name=net.name, classes=net.classes, input_names=net.input_names,
             output_names=net.output_names, target=self.target, float_layers=floats,
             calibration=calibration, ends_in_softmax=ends,
         )  # fmt: skip
+        quantized.learnables = sum(p.numel() for p in net.parameters())
+        if self._sample is not None:
+            from deeptoolbox.compress._report import multiply_accumulates
+
+            quantized.macs = multiply_accumulates(net, self._sample)
+        return quantized
 
     def validate(
         self, data: Any, metric: str = "accuracy", *, quantized: QuantizedNetwork | None = None,
