@@ -69,13 +69,33 @@ def float_model(net: Network):
                 input_names=net.input_names, output_names=net.output_names,
                 dynamic_axes=axes, do_constant_folding=True,
             )  # fmt: skip
-        return onnx.load_from_string(buffer.getvalue())
+        return without_identities(onnx.load_from_string(buffer.getvalue()))
     except Exception:  # the legacy exporter is gone or cannot trace: use the toolbox's
         from deeptoolbox.interop import export_onnx
 
         with tempfile.TemporaryDirectory() as folder, _quiet():
             path = export_onnx(net, Path(folder) / "float.onnx", opset=OPSET)
-            return onnx.load(str(path))
+            return without_identities(onnx.load(str(path)))
+
+
+def without_identities(model):
+    """Remove Identity nodes (the exporter puts them on shared or folded weights): a weight
+    that reaches its convolution through one cannot be quantized per channel."""
+    outputs = {o.name for o in model.graph.output}
+    renamed: dict[str, str] = {}
+    kept = []
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.output[0] not in outputs:
+            renamed[node.output[0]] = renamed.get(node.input[0], node.input[0])
+        else:
+            kept.append(node)
+    for node in kept:
+        for index, name in enumerate(node.input):
+            if name in renamed:
+                node.input[index] = renamed[name]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    return model
 
 
 def node_layer(node_name: str, layers: set[str]) -> str | None:

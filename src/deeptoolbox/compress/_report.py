@@ -213,6 +213,8 @@ class CompressionReport:
 def _layer_table(original: nn.Module, compressed: nn.Module) -> list:
     if not isinstance(original, Network):
         return []
+    if isinstance(compressed, QuantizedNetwork) and compressed.learnables != learnables(original):
+        return []  # quantized from another (pruned, projected) version: no layer-by-layer match
     rows = []
     for name in original.layer_names:
         before = original.layer(name)
