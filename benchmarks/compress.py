@@ -112,28 +112,41 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nmedian latency per batch, {args.threads} thread(s), {args.repetitions} interleaved "
           "repetitions (ms)")  # fmt: skip
     print(f"  {'variant':<14} {'engine':<12} {'learnables':>12} {'batch 1':>10} {'batch 32':>10}")
-    for (label, engine) in dict.fromkeys((k[0], k[1]) for k in latency):
+    for label, engine in dict.fromkeys((k[0], k[1]) for k in latency):
         count = learnables(variants[label])
         cells = [latency.get((label, engine, b)) for b in (1, 32)]
-        print(f"  {label:<14} {engine:<12} {count:>12,} "
-              + " ".join(f"{c * 1e3:>10.2f}" for c in cells))
+        print(
+            f"  {label:<14} {engine:<12} {count:>12,} "
+            + " ".join(f"{c * 1e3:>10.2f}" for c in cells)
+        )
     for batch in (1, 32):
-        ort_float, eager = latency[("float", "onnxruntime", batch)], latency[("float", "eager", batch)]
+        ort_float, eager = (
+            latency[("float", "onnxruntime", batch)],
+            latency[("float", "eager", batch)],
+        )
         ort_int8 = latency[("int8", "onnxruntime", batch)]
-        print(f"batch {batch}: ORT int8 / ORT float = {ort_int8 / ort_float:.2f}, "
-              f"ORT int8 / eager float = {ort_int8 / eager:.2f}, "
-              f"pruned / float (eager) = {latency[('pruned', 'eager', batch)] / eager:.2f}, "
-              f"projected / float (eager) = {latency[('projected', 'eager', batch)] / eager:.2f}")
+        print(
+            f"batch {batch}: ORT int8 / ORT float = {ort_int8 / ort_float:.2f}, "
+            f"ORT int8 / eager float = {ort_int8 / eager:.2f}, "
+            f"pruned / float (eager) = {latency[('pruned', 'eager', batch)] / eager:.2f}, "
+            f"projected / float (eager) = {latency[('projected', 'eager', batch)] / eager:.2f}"
+        )
         if theirs is not None:
-            print(f"         torch-pruning / float (eager) = "
-                  f"{latency[('torch-pruning', 'eager', batch)] / eager:.2f}")
-    print(f"file size: float ONNX {float_size / 2**20:.1f} MiB, int8 ONNX "
-          f"{int8_size / 2**20:.1f} MiB, ratio {float_size / int8_size:.2f}")
+            print(
+                f"         torch-pruning / float (eager) = "
+                f"{latency[('torch-pruning', 'eager', batch)] / eager:.2f}"
+            )
+    print(
+        f"file size: float ONNX {float_size / 2**20:.1f} MiB, int8 ONNX "
+        f"{int8_size / 2**20:.1f} MiB, ratio {float_size / int8_size:.2f}"
+    )
     if test_data is not None:
         for label in ("float", "int8", "pruned", "torch-pruning"):
             if label in variants:
                 value = dtb.evaluate(variants[label], test_data)["accuracy"]
-                print(f"accuracy on digits ({label}, no fine-tuning after compression): {value:.4f}")
+                print(
+                    f"accuracy on digits ({label}, no fine-tuning after compression): {value:.4f}"
+                )
 
 
 if __name__ == "__main__":

@@ -81,8 +81,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     projected = projection.network
     print(projection)
     dtb.train(projected, train_set, "crossentropy", options(args.fine_tune_epochs, 0.001))
-    show("projected + fine-tuned (against the pruned network)",
-         compress.report(pruned, projected, test_set, labels=("pruned", "projected"), **timing))
+    show(
+        "projected + fine-tuned (against the pruned network)",
+        compress.report(pruned, projected, test_set, labels=("pruned", "projected"), **timing),
+    )
 
     # 3. int8, keeping layers float where they would cost more than 1% accuracy
     calibration_images = torch.stack([train_set[i][0] for i in range(min(512, len(train_set)))])

@@ -23,4 +23,6 @@ def test_compress_pipeline_example_runs_every_stage(tmp_path, capsys):
     assert results["projected_reduction"] >= 0.4
     assert results["size_ratio"] > 3
     assert (tmp_path / "digits-cnn-int8.onnx").is_file()
-    assert (tmp_path / "compress-ranges.png").is_file() and (tmp_path / "compress-report.png").is_file()
+    assert (tmp_path / "compress-ranges.png").is_file() and (
+        tmp_path / "compress-report.png"
+    ).is_file()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -111,7 +109,9 @@ def test_bounds_work_on_projected_layers():
         samples = center + (torch.rand(500, 6) - 0.5) * 0.2
         with torch.no_grad():
             outputs = projected(samples)
-        assert bool((outputs >= bounds.lower - 1e-5).all() and (outputs <= bounds.upper + 1e-5).all())
+        assert bool(
+            (outputs >= bounds.lower - 1e-5).all() and (outputs <= bounds.upper + 1e-5).all()
+        )
 
 
 def test_neuron_pca_reports_explained_variance():

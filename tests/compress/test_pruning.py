@@ -107,7 +107,7 @@ def test_recurrent_units_and_attention_heads_are_removed_exactly():
 
     reference = copy.deepcopy(net)
     with torch.no_grad():
-        for name, p in reference.layer("lstm").rnn.named_parameters():
+        for p in reference.layer("lstm").rnn.parameters():
             rows = p.view(4, 8, -1) if p.dim() == 2 else p.view(4, 8)
             rows[:, [0, 2, 5, 7]] = 0  # every gate of those units
         attention = reference.layer("attention")

@@ -171,8 +171,9 @@ CASES: dict[str, Case] = {
     "ProjectedDense": Case(lambda: compress.ProjectedDense(4, 2), [(2, 3, 3)]),
     "ProjectedConv1d": Case(lambda: compress.ProjectedConv1d(4, 3, 2, padding=1), [(None, 3)]),
     "ProjectedConv2d": Case(lambda: compress.ProjectedConv2d(4, 3, 2, stride=2), [(3, 7, 6)]),
-    "ProjectedLSTM": Case(lambda: compress.ProjectedLSTM(4, 2, 3, output_mode="last"),
-                          [(None, 3)]),  # fmt: skip
+    "ProjectedLSTM": Case(
+        lambda: compress.ProjectedLSTM(4, 2, 3, output_mode="last"), [(None, 3)]
+    ),  # fmt: skip
     "ProjectedGRU": Case(lambda: compress.ProjectedGRU(4, 2, 3), [(None, 3)]),
 }
 

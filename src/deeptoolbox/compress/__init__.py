@@ -31,15 +31,15 @@ from deeptoolbox.compress._projection import unpack_projected as unpack_projecte
 from deeptoolbox.compress._pruning import PruningResult as PruningResult
 from deeptoolbox.compress._pruning import TaylorPruner as TaylorPruner
 from deeptoolbox.compress._pruning import prune as prune
+from deeptoolbox.compress._quantized import QuantizedNetwork as QuantizedNetwork
+from deeptoolbox.compress._quantizer import Quantizer as Quantizer
+from deeptoolbox.compress._quantizer import Validation as Validation
+from deeptoolbox.compress._quantizer import quantize as quantize
 from deeptoolbox.compress._report import CompressionReport as CompressionReport
 from deeptoolbox.compress._report import ModelSummary as ModelSummary
 from deeptoolbox.compress._report import measure_latency as measure_latency
 from deeptoolbox.compress._report import multiply_accumulates as multiply_accumulates
 from deeptoolbox.compress._report import report as report
-from deeptoolbox.compress._quantized import QuantizedNetwork as QuantizedNetwork
-from deeptoolbox.compress._quantizer import Quantizer as Quantizer
-from deeptoolbox.compress._quantizer import Validation as Validation
-from deeptoolbox.compress._quantizer import quantize as quantize
 
 __all__ = [
     "Quantizer", "quantize", "QuantizedNetwork", "CalibrationResult", "LayerRange", "Validation",

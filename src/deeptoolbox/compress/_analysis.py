@@ -61,5 +61,7 @@ def compression_check(net: Network) -> dict[str, str]:
         if not weighted and quantize != "no backend":
             continue
         project = "yes" if why_not_projectable(net, name) is None else "no"
-        verdicts[name] = f"quantize {quantize} | project {project} | prune {_prune(graph, net, name)}"
+        verdicts[name] = (
+            f"quantize {quantize} | project {project} | prune {_prune(graph, net, name)}"
+        )
     return verdicts

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; writes the results into ``--out`` and prints the report."""
-    from deeptoolbox.compress import prune, project, quantize, report
+    from deeptoolbox.compress import project, prune, quantize, report
     from deeptoolbox.interop import read_model
     from deeptoolbox.network import save
     from deeptoolbox.training import TrainingOptions, train

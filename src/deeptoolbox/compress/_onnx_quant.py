@@ -57,7 +57,10 @@ def float_model(net: Network):
     axes = {}
     for name, layer_name in zip(net.input_names, net.input_names, strict=True):
         shape = net.layer(layer_name).shape
-        axes[name] = {0: "batch", **{i + 1: f"length_{i}" for i, d in enumerate(shape) if d is None}}
+        axes[name] = {
+            0: "batch",
+            **{i + 1: f"length_{i}" for i, d in enumerate(shape) if d is None},
+        }
     for name in net.output_names:
         shape = net.output_shape(name) or ()
         axes[name] = {0: "batch", **{i + 1: f"out_{i}" for i, d in enumerate(shape) if d is None}}

@@ -28,7 +28,7 @@ def plot_ranges(calibration, path: str | os.PathLike, *, layers=None) -> Path:
     columns = min(4, max(1, len(rows)))
     lines = max(1, math.ceil(len(rows) / columns))
     figure, axes = _figure(lines, columns, (3.2 * columns, 2.4 * lines))
-    for ax in axes.flat[len(rows):]:
+    for ax in axes.flat[len(rows) :]:
         ax.set_visible(False)
     for ax, row in zip(axes.flat, rows, strict=False):
         stats = calibration.statistics.get(row.tensor)

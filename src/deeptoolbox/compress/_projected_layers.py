@@ -263,4 +263,3 @@ class ProjectedGRU(_ProjectedRecurrent):
 
 
 PROJECTED = (ProjectedDense, ProjectedConv1d, ProjectedConv2d, ProjectedLSTM, ProjectedGRU)
-

@@ -353,7 +353,9 @@ def project(
         True
     """
     if not isinstance(net, Network):
-        raise OptionError(f"project works on a deeptoolbox Network. Received: {type(net).__name__}.")
+        raise OptionError(
+            f"project works on a deeptoolbox Network. Received: {type(net).__name__}."
+        )
     if (explained_variance is None) == (learnables_reduction is None):
         raise OptionError(
             "project: give exactly one of `explained_variance` and `learnables_reduction`. "

@@ -371,9 +371,7 @@ class TaylorPruner:
         self._captured: dict[str, torch.Tensor] = {}
         self._gradients: dict[str, torch.Tensor] = {}
         self._masks: dict[str, torch.Tensor] = {}
-        self._handles = [
-            net.layer(n).register_forward_hook(self._hook(n)) for n in net.layer_names
-        ]
+        self._handles = [net.layer(n).register_forward_hook(self._hook(n)) for n in net.layer_names]
 
     @property
     def num_prunables(self) -> int:

@@ -162,9 +162,7 @@ class OnnxRuntimeEngine:
         self._outputs = [o.name for o in self._session.get_outputs()]
 
     def run(self, names: Sequence[str], inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        feeds = {
-            n: x.detach().cpu().float().numpy() for n, x in zip(names, inputs, strict=True)
-        }
+        feeds = {n: x.detach().cpu().float().numpy() for n, x in zip(names, inputs, strict=True)}
         return [torch.from_numpy(np.asarray(v)) for v in self._session.run(self._outputs, feeds)]
 
     def serialized(self) -> bytes:

@@ -18,10 +18,10 @@ from deeptoolbox.compress._data import input_batches
 from deeptoolbox.compress._errors import CompressionError
 from deeptoolbox.compress._onnx_quant import (
     collect_statistics,
+    feeds,
     float_model,
     float_tensors,
     layer_nodes,
-    feeds,
     layer_tensors,
     outputs_of,
     quantize_qdq,
@@ -134,8 +134,10 @@ class Quantizer:
             )
         self.target = target
         self.method = check_method(method, "Quantizer")
-        if isinstance(percentile, bool) or not isinstance(percentile, int | float) or not (
-            50 < percentile < 100
+        if (
+            isinstance(percentile, bool)
+            or not isinstance(percentile, int | float)
+            or not (50 < percentile < 100)
         ):
             raise OptionError(
                 f"Quantizer: `percentile` must be a number in (50, 100). Received: {percentile!r}."
@@ -280,13 +282,13 @@ class OnnxRuntimeBackend:
         for layer in self.quantizable_layers():
             for node_name in self.nodes[layer]:
                 node = by_name[node_name]
-                if node.op_type in WEIGHTED_OPS and len(node.input) > 1:
-                    if node.input[1] in initializers:
-                        weight = numpy_helper.to_array(initializers[node.input[1]])
-                        if node.op_type == "MatMul":
-                            weight = weight.T
-                        if weight.ndim >= 2:
-                            scales[layer] = [float(s) for s in int8_weight_scales(weight)]
+                weighted = node.op_type in WEIGHTED_OPS and len(node.input) > 1
+                if weighted and node.input[1] in initializers:
+                    weight = numpy_helper.to_array(initializers[node.input[1]])
+                    if node.op_type == "MatMul":
+                        weight = weight.T
+                    if weight.ndim >= 2:
+                        scales[layer] = [float(s) for s in int8_weight_scales(weight)]
         return scales
 
     def _check_export(self, inputs) -> None:
@@ -426,8 +428,10 @@ def quantize(
         return quantizer.quantize()
     if validation_data is None:
         raise OptionError("quantize: `max_accuracy_drop` needs `validation_data` with targets.")
-    if isinstance(max_accuracy_drop, bool) or not isinstance(max_accuracy_drop, int | float) or (
-        max_accuracy_drop < 0
+    if (
+        isinstance(max_accuracy_drop, bool)
+        or not isinstance(max_accuracy_drop, int | float)
+        or (max_accuracy_drop < 0)
     ):
         raise OptionError(
             f"quantize: `max_accuracy_drop` must be a number >= 0. Received: {max_accuracy_drop!r}."

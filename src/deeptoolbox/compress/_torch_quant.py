@@ -42,7 +42,7 @@ def _torchao():
         raise MissingDependencyError(
             "Quantizer(target='torch') needs torchao >= 0.13 (PT2E quantization with the X86 "
             f"Inductor quantizer; tested with torchao 0.18 on torch 2.14), which cannot be "
-            f"imported here ({err}). Install it with: pip install \"deeptoolbox[compress]\", "
+            f'imported here ({err}). Install it with: pip install "deeptoolbox[compress]", '
             "or use target='onnxruntime'."
         ) from err
     version = tuple(int(p) for p in torchao.__version__.split(".")[:2] if p.isdigit())
