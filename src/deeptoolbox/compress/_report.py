@@ -109,7 +109,17 @@ def measure_latency(
     batch_sizes: Sequence[int] = (1, 32), repetitions: int = 20, threads: int | None = 1,
 ) -> dict[tuple[str, str, int], float]:  # fmt: skip
     """Median seconds per batch for every (model, engine, batch size), repetitions interleaved
-    (each round runs every combination once, so load changes hit all of them alike)."""
+    (each round runs every combination once, so load changes hit all of them alike).
+
+    Example:
+        >>> import torch
+        >>> from deeptoolbox import Network, layers as L
+        >>> net = Network([L.FeatureInput(4), L.Dense(2)])
+        >>> times = measure_latency({"net": net}, [torch.zeros(1, 4)], batch_sizes=(1,),
+        ...                         repetitions=2)
+        >>> sorted(times)
+        [('net', 'eager', 1), ('net', 'onnxruntime', 1)]
+    """
     cases = []
     with _threads(threads):
         for label, model in models.items():
@@ -129,7 +139,12 @@ def measure_latency(
 
 @dataclass
 class ModelSummary:
-    """The numbers of one model in a :class:`CompressionReport`."""
+    """The numbers of one model in a :class:`CompressionReport`.
+
+    Example:
+        >>> ModelSummary("int8", learnables=1000, size_bytes=1200, macs=900, metric=0.97).label
+        'int8'
+    """
 
     label: str
     learnables: int

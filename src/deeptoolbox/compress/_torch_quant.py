@@ -237,7 +237,13 @@ class TorchBackend:
     def save_float(self, path) -> Path:
         path = Path(path)
         buffer = io.BytesIO()
-        torch.export.save(torch.export.export(copy.deepcopy(self.net).eval(),
-                                              tuple(x[:2] for x in self._batches[0])), buffer)  # fmt: skip
-        path.write_bytes(buffer.getvalue())
+        sample = tuple(x[:2] for x in self._batches[0])
+        torch.export.save(torch.export.export(copy.deepcopy(self.net).eval(), sample), buffer)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_bytes(buffer.getvalue())
+            os.replace(temporary, path)
+        finally:
+            if temporary.exists():
+                temporary.unlink()
         return path
