@@ -1,7 +1,7 @@
 """deeptoolbox: a deep learning toolbox for engineers, on PyTorch.
 
 Subpackages: ``layers``, ``network``, ``data``, ``datasets``, ``training``, ``interop``,
-``hub``, ``explain``, ``robustness``. The most used functions are also here.
+``hub``, ``explain``, ``robustness``, ``compress``. The most used functions are also here.
 
 Example:
     >>> import torch
@@ -13,6 +13,7 @@ Example:
     2
 """
 
+from deeptoolbox import compress as compress
 from deeptoolbox import data as data
 from deeptoolbox import datasets as datasets
 from deeptoolbox import errors as errors
@@ -56,6 +57,7 @@ __all__ = [
     "__version__",
     # subpackages
     "errors", "layers", "data", "datasets", "training", "interop", "hub", "explain", "robustness",
+    "compress",
     # design
     "Network", "Analysis", "analyze", "save", "load", "to_python", "plot_network",
     "register_layer",

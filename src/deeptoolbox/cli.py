@@ -1,6 +1,7 @@
 """The ``deeptoolbox`` command line.
 
-Commands: ``demo``, ``models``, ``classify``, ``convert``, ``analyze``, ``verify``, ``train``.
+Commands: ``demo``, ``models``, ``classify``, ``convert``, ``analyze``, ``verify``, ``train``,
+``compress``.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -65,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=1, help="processes (default: %(default)s)")
     train.add_argument("script", help="a script calling deeptoolbox.train(...)")
     train.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments for the script")
+
+    compress = commands.add_parser(  # its options live in deeptoolbox.compress._cli
+        "compress", add_help=False, help="prune, project and quantize a model, with a report"
+    )
+    compress.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -103,6 +109,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.output:
             result.write(args.output)
         return 0
+    if args.command == "compress":
+        from deeptoolbox.compress._cli import main as compress_main
+
+        return compress_main(args.arguments)
     from deeptoolbox.training import launch
 
     return launch(args.script, args.nproc, args.script_args)
@@ -111,7 +121,11 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for a toolbox error, printed)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compress"]:  # parsed by deeptoolbox.compress._cli, options and all
+        args = argparse.Namespace(command="compress", arguments=argv[1:], version=False)
+    else:
+        args = parser.parse_args(argv)
     if args.version:
         print(f"deeptoolbox {__version__}")
         return 0

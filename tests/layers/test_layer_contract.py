@@ -19,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+import deeptoolbox.compress as compress  # registers the projected layers too
 import deeptoolbox.interop as interop  # registers the interop operator layers too
 import deeptoolbox.interop._keras_ops as keras_ops
 import deeptoolbox.layers as L
@@ -166,6 +167,14 @@ CASES: dict[str, Case] = {
         lambda: keras_ops.AvgPoolExcludingPadding([3, 2], stride=[2, 2]), [(2, 5, 5)]
     ),
     "AxisLayerNorm": Case(lambda: keras_ops.AxisLayerNorm([1, 3]), [(3, 4, 5)]),
+    # projected layers made by deeptoolbox.compress.project
+    "ProjectedDense": Case(lambda: compress.ProjectedDense(4, 2), [(2, 3, 3)]),
+    "ProjectedConv1d": Case(lambda: compress.ProjectedConv1d(4, 3, 2, padding=1), [(None, 3)]),
+    "ProjectedConv2d": Case(lambda: compress.ProjectedConv2d(4, 3, 2, stride=2), [(3, 7, 6)]),
+    "ProjectedLSTM": Case(
+        lambda: compress.ProjectedLSTM(4, 2, 3, output_mode="last"), [(None, 3)]
+    ),  # fmt: skip
+    "ProjectedGRU": Case(lambda: compress.ProjectedGRU(4, 2, 3), [(None, 3)]),
 }
 
 
@@ -253,7 +262,7 @@ def test_repr_is_the_constructor_call(type_name):
     text = repr(layer)
     assert text.startswith(f"{type_name}(") and text.endswith(")")
     assert "\n" not in text
-    namespace = {**vars(L), **vars(interop), **vars(keras_ops)}
+    namespace = {**vars(L), **vars(interop), **vars(keras_ops), **vars(compress)}
     rebuilt = eval(text, {"__builtins__": {}}, namespace)  # noqa: S307 - our own repr
     assert type(rebuilt) is type(layer)
     assert _json_round_trip(rebuilt.get_config()) == _json_round_trip(layer.get_config())
@@ -300,7 +309,8 @@ def test_learnable_layers_have_parameters_after_build():
     learnable = {
         "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d", "BatchNorm", "LayerNorm",
         "GroupNorm", "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
-        "CrossAttention", "AxisLayerNorm",
+        "CrossAttention", "AxisLayerNorm", "ProjectedDense", "ProjectedConv1d", "ProjectedConv2d",
+        "ProjectedLSTM", "ProjectedGRU",
     }  # fmt: skip
     for type_name, case in CASES.items():
         count = sum(p.numel() for p in _built(case).parameters())

@@ -9,7 +9,10 @@ Example:
 
 from deeptoolbox.network._analyze import Analysis as Analysis
 from deeptoolbox.network._analyze import LayerReport as LayerReport
+from deeptoolbox.network._analyze import analysis_checks as analysis_checks
 from deeptoolbox.network._analyze import analyze as analyze
+from deeptoolbox.network._analyze import register_analysis_check as register_analysis_check
+from deeptoolbox.network._analyze import unregister_analysis_check as unregister_analysis_check
 from deeptoolbox.network._codegen import to_python as to_python
 from deeptoolbox.network._graph import Connection as Connection
 from deeptoolbox.network._io import load as load
@@ -25,6 +28,9 @@ __all__ = [
     "Analysis",
     "LayerReport",
     "analyze",
+    "register_analysis_check",
+    "unregister_analysis_check",
+    "analysis_checks",
     "save",
     "load",
     "to_python",

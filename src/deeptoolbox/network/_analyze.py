@@ -1,7 +1,13 @@
-"""analyze(): a table of every layer with its sizes, learnables and problems."""
+"""analyze(): a table of every layer with its sizes, learnables and problems.
+
+Other subpackages add their own per-layer verdicts with :func:`register_analysis_check`
+(``deeptoolbox.compress`` says whether each layer can be quantized, projected and pruned):
+``network`` never imports them, they register themselves when imported.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -31,6 +37,72 @@ class LayerReport:
     frozen: bool
     learn_rate_factor: float
     issues: list[str] = field(default_factory=list)
+    checks: dict[str, str] = field(default_factory=dict)
+
+
+AnalysisCheck = Callable[[Network], Mapping[str, str]]
+"""A check: given a network, a short verdict (text) for each layer it has something to say on."""
+
+_CHECKS: dict[str, AnalysisCheck] = {}
+
+
+def register_analysis_check(name: str, check: AnalysisCheck) -> AnalysisCheck:
+    """Add a named per-layer check to every :func:`analyze` from now on; returns ``check``.
+
+    ``check(net)`` returns ``{layer name: short text}`` for the layers it has a verdict on.
+    The results appear in ``analysis.checks[name]``, in each row's ``checks`` and as a
+    section of the printed table. A check that raises does not stop the analysis: its section
+    says why it failed. Registering a name again replaces the earlier check.
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> def parameters_check(net):
+        ...     return {n: "has weights" for n in net.layer_names if list(net.layer(n).parameters())}
+        >>> _ = register_analysis_check("weights", parameters_check)
+        >>> analyze(Network([L.FeatureInput(2), L.Dense(1, name="fc")])).checks["weights"]
+        {'fc': 'has weights'}
+        >>> unregister_analysis_check("weights")
+    """
+    if not isinstance(name, str) or not name or not callable(check):
+        from deeptoolbox.errors import OptionError
+
+        raise OptionError(
+            "register_analysis_check(name, check): `name` must be a non-empty string and "
+            f"`check` a function of the network. Received: name={name!r}, check={check!r}."
+        )
+    _CHECKS[name] = check
+    return check
+
+
+def unregister_analysis_check(name: str) -> None:
+    """Remove the check registered as ``name`` (nothing happens if there is none).
+
+    Example:
+        >>> unregister_analysis_check("no-such-check")
+    """
+    _CHECKS.pop(name, None)
+
+
+def analysis_checks() -> list[str]:
+    """Names of the registered analysis checks, in registration order.
+
+    Example:
+        >>> isinstance(analysis_checks(), list)
+        True
+    """
+    return list(_CHECKS)
+
+
+def _run_checks(net: Network) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    results: dict[str, dict[str, str]] = {}
+    failures: dict[str, str] = {}
+    for name, check in list(_CHECKS.items()):
+        try:
+            verdicts = check(net)
+            results[name] = {str(k): str(v) for k, v in dict(verdicts).items()}
+        except Exception as err:  # a broken check must not hide the rest of the analysis
+            failures[name] = f"{type(err).__name__}: {err}"
+    return results, failures
 
 
 @dataclass(frozen=True)
@@ -50,6 +122,8 @@ class Analysis:
     network: str
     rows: list[LayerReport]
     issues: list[Issue]
+    checks: dict[str, dict[str, str]] = field(default_factory=dict)
+    failed_checks: dict[str, str] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Issue]:
@@ -117,8 +191,21 @@ class Analysis:
                 *(x.rstrip() for x in lines[1:]),
                 rule,
                 *general,
+                *self._check_sections(),
             ]
         )
+
+    def _check_sections(self) -> list[str]:
+        lines: list[str] = []
+        for name in [*self.checks, *self.failed_checks]:
+            lines.append(f"{name}:")
+            if name in self.failed_checks:
+                lines.append(f"  the check failed: {self.failed_checks[name]}")
+                continue
+            verdicts = self.checks[name]
+            width = max((len(layer) for layer in verdicts), default=0)
+            lines += [f"  {layer.ljust(width)}  {text}" for layer, text in verdicts.items()]
+        return lines
 
 
 def _is_error(analysis: Analysis, layer: str, message: str) -> bool:
@@ -153,6 +240,7 @@ def analyze(net: Network) -> Analysis:
             "Wrap a plain module with Network([input_layer, module])."
         )
     resolution = net._resolution
+    checks, failures = _run_checks(net)
     rows = []
     for name in net.layer_names:
         module = net.layers[name]
@@ -166,5 +254,12 @@ def analyze(net: Network) -> Analysis:
             frozen=name in net.frozen_layers,
             learn_rate_factor=net.learn_rate_factor(name),
             issues=[i.message for i in resolution.issues if i.layer == name],
+            checks={c: v[name] for c, v in checks.items() if name in v},
         ))  # fmt: skip
-    return Analysis(network=net.name, rows=rows, issues=list(resolution.issues))
+    return Analysis(
+        network=net.name,
+        rows=rows,
+        issues=list(resolution.issues),
+        checks=checks,
+        failed_checks=failures,
+    )

@@ -60,6 +60,8 @@ SUPPORTED = (
 
 
 def _kind(name: str, module: nn.Module) -> str:
+    if getattr(type(module), "is_affine", False) is True:  # e.g. compress's projected layers
+        return "affine"
     for types, kind in _KINDS:
         if isinstance(module, types):
             if kind == "leaky_relu" and leaky_slope(module) > 1:
