@@ -83,7 +83,7 @@ def own_files(tmp_path_factory):
         ]),
         "conv1d": Network([
             L.SequenceInput(3),
-            L.Conv1d(6, 3, name="conv"),
+            L.Conv1d(6, 3, padding="same", name="conv"),
             L.LSTM(5, output_mode="last", name="lstm"),
         ]),
         "pooling": Network([
@@ -93,7 +93,7 @@ def own_files(tmp_path_factory):
         ]),
         "image": Network([
             L.ImageInput((2, 6, 6)),
-            L.Conv2d(3, 3, name="conv"),
+            L.Conv2d(3, 3, padding="same", name="conv"),
             L.GlobalMaxPool(name="gmp"),
             L.Dense(2, name="fc"),
         ]),

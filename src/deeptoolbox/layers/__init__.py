@@ -2,8 +2,8 @@
 
 Example:
     >>> from deeptoolbox import layers as L
-    >>> L.Conv2d(16, 3, stride=2)
-    Conv2d(filters=16, kernel_size=3, stride=2)
+    >>> L.Conv2d(16, 3, stride=2, padding="same")
+    Conv2d(filters=16, kernel_size=3, stride=2, padding='same')
 """
 
 from deeptoolbox.layers._activation import (

@@ -1,7 +1,9 @@
 """Convolution layers: 1-D on sequences (N, T, C), 2-D on images, 3-D on volumes, and 2-D transposed.
 
-Padding is ``"same"`` (output length ceil(input / stride), padding split evenly with the extra
-element at the end, as in MATLAB and TensorFlow), ``"valid"`` (none) or explicit ints.
+Padding is ``0`` by default (none, as in MATLAB, Keras and PyTorch), ``"valid"`` (the same: no
+padding), ``"same"`` (output length ceil(input / stride), padding split evenly with the extra
+element at the end, as in MATLAB and TensorFlow) or explicit ints. Networks saved before the
+default changed (``network.json`` format version 1) are read with their old default, ``"same"``.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ class _Convolution(Layer):
         kernel_size: int | Sequence[int],
         *,
         stride: int | Sequence[int] = 1,
-        padding: Padding = "same",
+        padding: Padding = 0,
         dilation: int | Sequence[int] = 1,
         groups: int = 1,
         bias: bool = True,
@@ -187,10 +189,12 @@ class Conv1d(_Convolution):
 
     Example:
         >>> import torch
-        >>> layer = Conv1d(8, 5)
+        >>> layer = Conv1d(8, 5)  # no padding: 40 - 5 + 1 = 36 steps
         >>> layer.build([(None, 3)])
         >>> layer(torch.zeros(2, 40, 3)).shape
-        torch.Size([2, 40, 8])
+        torch.Size([2, 36, 8])
+        >>> Conv1d(8, 5, padding="same").output_shape([(40, 3)])
+        (40, 8)
     """
 
     spatial_dims = 1
@@ -203,10 +207,12 @@ class Conv2d(_Convolution):
 
     Example:
         >>> import torch
-        >>> layer = Conv2d(16, 3, stride=2)
+        >>> layer = Conv2d(16, 3, stride=2, padding="same")
         >>> layer.build([(3, 32, 32)])
         >>> layer(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 16, 16, 16])
+        >>> Conv2d(1, 4).output_shape([(1, 4, 4)])  # no padding by default, as in MATLAB
+        (1, 1, 1)
     """
 
     spatial_dims = 2
@@ -218,7 +224,7 @@ class Conv3d(_Convolution):
 
     Example:
         >>> Conv3d(4, 3).output_shape([(1, 8, 8, 8)])
-        (4, 8, 8, 8)
+        (4, 6, 6, 6)
     """
 
     spatial_dims = 3
