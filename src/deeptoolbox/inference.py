@@ -13,6 +13,7 @@ from deeptoolbox.data import Datastore, default_collate
 from deeptoolbox.errors import InputSizeError, OptionError
 from deeptoolbox.layers._activation import Softmax
 from deeptoolbox.network._network import Network
+from deeptoolbox.network._state import StatefulPrediction
 
 __all__ = ["predict", "classify", "best_device", "register_input_preparer"]
 
@@ -169,7 +170,8 @@ def predict(
     *,
     batch_size: int = 128,
     device: str | torch.device = "auto",
-) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    return_state: bool = False,
+) -> Any:
     """Run ``net`` on ``data`` in batches, in eval mode and without gradients.
 
     ``data`` is a tensor, numpy array or nested list of numbers (observations first), a tuple
@@ -178,6 +180,12 @@ def predict(
     ``(inputs, targets)`` works: targets are ignored). The network moves to ``device``
     ("auto": the GPU when there is one). Results are gathered on the CPU; a network with
     several outputs gives a tuple. The network's train/eval mode is restored afterwards.
+
+    Recurrent state (LSTM, GRU): each sequence starts from its row of ``net.state`` (zeros
+    after ``net.reset_state()``). ``return_state=True`` returns ``(outputs, state)``, the
+    state each sequence ended in, and leaves the network unchanged (MATLAB's ``[Y, state] =
+    predict(net, X)``); a network in stateful mode (``net.stateful = True``) keeps that state
+    for the next call (MATLAB's ``predictAndUpdateState``).
 
     Example:
         >>> import torch
@@ -190,22 +198,35 @@ def predict(
         raise OptionError(
             f"predict: `batch_size` must be a positive int. Received: {batch_size!r}."
         )
+    if return_state and not StatefulPrediction(net).layers:
+        raise OptionError(
+            "predict: return_state=True needs a Network with LSTM or GRU layers; this one has none."
+        )
     data = _prepare(net, data)
     target, dtype = place_network(net, device)
     num_inputs = _num_inputs(net)
     was_training = net.training
     net.eval()
     results: list[Any] = []
+    states = StatefulPrediction(net)
     try:
         with torch.inference_mode():
             for batch in _batches(data, num_inputs, batch_size):
                 inputs = [_as_tensor(x, dtype) for x in batch]
                 if isinstance(net, Network):
                     net.check_inputs(inputs)
-                output = net(*(x.to(target, non_blocking=True) for x in inputs))
+                with states.batch(len(inputs[0])):
+                    output = net(*(x.to(target, non_blocking=True) for x in inputs))
                 results.append(output)
     finally:
         net.train(was_training)
+        final_state = states.finish()
+    outputs = _joined(results)
+    return (outputs, final_state) if return_state else outputs
+
+
+def _joined(results: list[Any]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """Join the per-batch outputs of :func:`predict` on the CPU."""
     if not results:
         raise InputSizeError("predict: `data` holds no observations.")
     if isinstance(results[0], tuple):

@@ -319,7 +319,9 @@ def lstm_classifier(*, bidirectional: bool) -> Case:
             L.SequenceInput(3, name="signal"),
             L.LSTM(
                 hidden,
-                output_mode="last",
+                # each direction's final state, which the reference computes (for one
+                # direction the same as MATLAB's "last")
+                output_mode="final_state" if bidirectional else "last",
                 bidirectional=bidirectional,
                 num_layers=num_layers,
                 name="lstm",
@@ -351,7 +353,7 @@ def cnn_gru(*, last: bool) -> Case:
     torch.manual_seed(5)
     if last:  # fixed length, strided 'same' conv, bidirectional GRU, one label per sequence
         head = [
-            L.GRU(12, output_mode="last", bidirectional=True, name="gru"),
+            L.GRU(12, output_mode="final_state", bidirectional=True, name="gru"),
             L.Dense(3, name="fc"),
             L.Softmax(name="prob"),
         ]

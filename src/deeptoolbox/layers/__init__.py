@@ -49,6 +49,9 @@ from deeptoolbox.layers._base import (
     Shape as Shape,
 )
 from deeptoolbox.layers._base import (
+    StatefulLayer as StatefulLayer,
+)
+from deeptoolbox.layers._base import (
     register_layer as register_layer,
 )
 from deeptoolbox.layers._base import (
@@ -134,7 +137,8 @@ from deeptoolbox.layers._reshape import (
 )
 
 __all__ = [
-    "Layer", "Shape", "register_layer", "registered_layer", "registered_layers",
+    "Layer", "StatefulLayer", "Shape", "register_layer", "registered_layer",
+    "registered_layers",
     "InputLayer", "FeatureInput", "ImageInput", "VolumeInput", "SequenceInput",
     "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalAvgPool", "GlobalMaxPool",

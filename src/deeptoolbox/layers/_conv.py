@@ -75,11 +75,31 @@ def pad_same(x: torch.Tensor, spatial_first: int, kernel, stride, dilation, valu
     return F.pad(x, pads, value=value) if any(pads) else x
 
 
-class _Convolution(Layer):
+class _TorchNames:
+    """torch.nn.ConvNd's attribute names on a toolbox convolution."""
+
+    padding_mode = "zeros"
+    filters: int
+    groups: int
+    spatial_dims: int
+
+    @property
+    def out_channels(self) -> int:
+        """Output channels (torch's name for ``filters``)."""
+        return self.filters
+
+    @property
+    def output_padding(self) -> tuple[int, ...]:
+        """Always zeros (torch's ConvTranspose option)."""
+        return (0,) * self.spatial_dims
+
+
+class _Convolution(_TorchNames, Layer):
     """Shared logic of the N-d convolutions (channel-first tensors)."""
 
     spatial_dims = 2
     channels_last = False  # Conv1d works on (N, T, C)
+    transposed = False
 
     def __init__(
         self,
@@ -126,6 +146,12 @@ class _Convolution(Layer):
             self._torch_padding = (0,) * d if self._dynamic_same else "same"
         else:
             self._torch_padding = self.padding
+
+    @property
+    def in_channels(self) -> int | None:
+        """Input channels (torch's name); None until the layer is built."""
+        weight = self._parameters.get("weight")
+        return None if weight is None else int(weight.shape[1]) * self.groups
 
     def _split(self, shape: Shape) -> tuple[int | None, list[int | None]]:
         if self.channels_last:
@@ -184,8 +210,12 @@ class _Convolution(Layer):
 
 
 @register_layer
-class Conv1d(_Convolution):
+class Conv1d(_Convolution, nn.Conv1d):
     """1-D convolution over time on sequences: (N, T, C) in, (N, T', filters) out.
+
+    A ``torch.nn.Conv1d`` for ``isinstance`` and attribute names (``in_channels``,
+    ``out_channels``, ``kernel_size``, ``stride``, ``padding``...), with the same weight
+    layout, but on (N, T, C) batches: time second, channels last.
 
     Example:
         >>> import torch
@@ -202,8 +232,11 @@ class Conv1d(_Convolution):
 
 
 @register_layer
-class Conv2d(_Convolution):
+class Conv2d(_Convolution, nn.Conv2d):
     """2-D convolution on images: (N, C, H, W) in, (N, filters, H', W') out.
+
+    A ``torch.nn.Conv2d`` for ``isinstance`` and attribute names (``in_channels``,
+    ``out_channels``, ``kernel_size``, ``stride``, ``padding``...).
 
     Example:
         >>> import torch
@@ -219,8 +252,10 @@ class Conv2d(_Convolution):
 
 
 @register_layer
-class Conv3d(_Convolution):
+class Conv3d(_Convolution, nn.Conv3d):
     """3-D convolution on volumes: (N, C, D, H, W) in, (N, filters, D', H', W') out.
+
+    A ``torch.nn.Conv3d`` for ``isinstance`` and attribute names.
 
     Example:
         >>> Conv3d(4, 3).output_shape([(1, 8, 8, 8)])
@@ -231,13 +266,14 @@ class Conv3d(_Convolution):
 
 
 @register_layer
-class TransposedConv2d(Layer):
+class TransposedConv2d(_TorchNames, Layer, nn.ConvTranspose2d):
     """2-D transposed convolution (upsampling), as in MATLAB's transposedConv2dLayer.
 
     ``cropping="same"`` gives an output of size input * stride (the exact transpose of
     ``Conv2d(padding="same")``: an odd crop takes the extra row/column at the bottom/right);
     an int crops that many pixels from each side. ``weight`` is (in_channels, filters, kh, kw) like
-    ``torch.nn.ConvTranspose2d``.
+    ``torch.nn.ConvTranspose2d``, which it is for ``isinstance`` and attribute names
+    (``padding`` is the crop on each side).
 
     Example:
         >>> import torch
@@ -287,6 +323,17 @@ class TransposedConv2d(Layer):
         else:
             self.padding = as_tuple(kind, "cropping", cropping, 2, minimum=0)
         self.cropping = cropping
+
+    spatial_dims = 2
+    transposed = True
+    groups = 1
+    dilation = (1, 1)
+
+    @property
+    def in_channels(self) -> int | None:
+        """Input channels (torch's name); None until the layer is built."""
+        weight = self._parameters.get("weight")
+        return None if weight is None else int(weight.shape[0])
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes

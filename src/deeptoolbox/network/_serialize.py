@@ -16,9 +16,11 @@ from deeptoolbox.network._shapes import input_ports
 FORMAT = "deeptoolbox.network"
 FORMAT_VERSION = 2
 """Version history: 1 = the first format. 2 = convolutions default to ``padding=0`` (before,
-``"same"``)."""
+``"same"``), and a bidirectional LSTM/GRU's ``output_mode="last"`` is MATLAB's last time step
+(before, each direction's final state, now ``"final_state"``)."""
 
 _CONVOLUTIONS = ("Conv1d", "Conv2d", "Conv3d")
+_RECURRENT = ("LSTM", "GRU")
 
 
 def upgrade_layer_config(type_name: str, config: dict[str, Any], version: int) -> dict[str, Any]:
@@ -31,10 +33,20 @@ def upgrade_layer_config(type_name: str, config: dict[str, Any], version: int) -
         'same'
         >>> "padding" in upgrade_layer_config("Conv2d", {"filters": 8, "kernel_size": 3}, 2)
         False
+        >>> upgrade_layer_config("LSTM", {"hidden_size": 4, "output_mode": "last",
+        ...                               "bidirectional": True}, 1)["output_mode"]
+        'final_state'
     """
     upgraded = dict(config)
-    if version < 2 and type_name in _CONVOLUTIONS:
-        upgraded.setdefault("padding", "same")
+    if version < 2:
+        if type_name in _CONVOLUTIONS:
+            upgraded.setdefault("padding", "same")
+        if (
+            type_name in _RECURRENT
+            and upgraded.get("bidirectional")
+            and upgraded.get("output_mode") == "last"
+        ):
+            upgraded["output_mode"] = "final_state"
     return upgraded
 
 
