@@ -112,6 +112,7 @@ def test_state_from_predict_under_inference_mode_can_be_used_with_autograd():
     layer.stateful = True
     with torch.inference_mode():
         layer(torch.randn(2, 3, 3))
+    assert layer.get_state()["hidden"].shape == (2, 1, 4)
     layer.train()
     layer(torch.randn(2, 3, 3)).sum().backward()
     assert layer.rnn.weight_ih_l0.grad is not None
@@ -135,4 +136,5 @@ def test_state_is_not_saved_in_the_state_dict():
     layer = built(L.LSTM)
     layer.stateful = True
     layer(torch.randn(2, 3, 3))
+    assert layer.get_state() is not None
     assert not [k for k in layer.state_dict() if "state" in k]
