@@ -127,6 +127,16 @@ def test_fx_symbolic_trace_records_every_layer(build):
     assert called == [f"layers.{name}" for name in net.layer_names if name not in ("x", "image")]
 
 
+def test_fx_traces_a_network_inside_another_module():
+    net = cnn()
+    model = nn.Sequential(net, nn.Flatten()).eval()
+    traced = torch.fx.symbolic_trace(model)
+    called = [n.target for n in traced.graph.nodes if n.op == "call_module"]
+    assert called[0] == "0.layers.conv1" and called[-1] == "1"
+    x = torch.randn(2, 3, 16, 16)
+    close(traced(x), model(x))
+
+
 def test_fx_traces_recurrent_layers():
     torch.manual_seed(0)
     net = Network([L.SequenceInput(3), L.LSTM(4, name="lstm"), L.Dense(2, name="fc")]).eval()

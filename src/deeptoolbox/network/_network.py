@@ -26,7 +26,6 @@ from deeptoolbox.network._layer_dict import LayerDict
 from deeptoolbox.network._plan import (
     Plan,
     compile_plan,
-    fx_tracing,
     symbolic,
     traced_layer_call,
 )
@@ -419,8 +418,8 @@ class Network(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         plan = self._plan or self._compile()
-        if fx_tracing():  # torch.fx.symbolic_trace: inputs are proxies of unknown size
-            return self._run_traced(plan, inputs)
+        if not isinstance(inputs, tuple) or (inputs and isinstance(inputs[0], torch.fx.Proxy)):
+            return self._run_traced(plan, inputs)  # torch.fx.symbolic_trace: proxies
         if len(inputs) != plan.num_inputs:
             raise InputSizeError(
                 f"Network '{self.name}' takes {plan.num_inputs} input(s) "

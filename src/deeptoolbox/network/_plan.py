@@ -17,9 +17,6 @@ Step = tuple[nn.Module, tuple[int, ...], int, tuple[int, ...]]
 """(layer, slots of its inputs, slot of its output, slots free once it has run)."""
 
 tracing = torch._C._get_tracing_state
-fx_tracing = getattr(torch.fx._symbolic_trace, "is_fx_symbolic_tracing", None) or (
-    lambda: torch.fx._symbolic_trace.is_fx_tracing() and not torch.compiler.is_compiling()
-)  # torch.fx.symbolic_trace only (torch.export sets the same flag)
 _COMPILED = "_compiled_call_impl"  # set on a module by nn.Module.compile()
 
 
