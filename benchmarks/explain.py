@@ -37,12 +37,12 @@ def make_network() -> Network:
     return Network(
         [
             L.ImageInput((3, 32, 32)),
-            L.Conv2d(32, 3, name="conv1"),
+            L.Conv2d(32, 3, padding="same", name="conv1"),
             L.ReLU(),
             L.MaxPool2d(2),
-            L.Conv2d(64, 3, name="conv2"),
+            L.Conv2d(64, 3, padding="same", name="conv2"),
             L.ReLU(),
-            L.Conv2d(64, 3, name="conv3"),
+            L.Conv2d(64, 3, padding="same", name="conv3"),
             L.ReLU(name="relu3"),
             L.GlobalAvgPool(),
             L.Dense(10, name="fc"),

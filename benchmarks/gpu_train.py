@@ -37,7 +37,7 @@ def make_network():
     net = Network(
         [
             L.ImageInput((3, SIZE, SIZE), name="image"),
-            L.Conv2d(64, 3, name="stem"),
+            L.Conv2d(64, 3, padding="same", name="stem"),
             L.BatchNorm(),
             L.ReLU(name="stem_relu"),
         ]
@@ -47,10 +47,10 @@ def make_network():
         p = f"b{block}_"
         net.add_layers(
             [
-                L.Conv2d(filters, 3, stride=2, name=p + "c1"),
+                L.Conv2d(filters, 3, stride=2, padding="same", name=p + "c1"),
                 L.BatchNorm(),
                 L.ReLU(),
-                L.Conv2d(filters, 3, name=p + "c2"),
+                L.Conv2d(filters, 3, padding="same", name=p + "c2"),
                 L.BatchNorm(name=p + "bn2"),
             ]
         )

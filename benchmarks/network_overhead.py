@@ -55,11 +55,11 @@ def cnn() -> tuple[Network, nn.Module, torch.Tensor]:
     net = Network(
         [
             L.ImageInput((3, 32, 32)),
-            L.Conv2d(32, 3, name="c1"),
+            L.Conv2d(32, 3, padding="same", name="c1"),
             L.BatchNorm(name="b1"),
             L.ReLU(),
             L.MaxPool2d(2),
-            L.Conv2d(64, 3, name="c2"),
+            L.Conv2d(64, 3, padding="same", name="c2"),
             L.BatchNorm(name="b2"),
             L.ReLU(),
             L.MaxPool2d(2),
@@ -88,9 +88,9 @@ def residual() -> tuple[Network, nn.Module, torch.Tensor]:
     net = Network(
         [
             L.ImageInput((16, 16, 16), name="x"),
-            L.Conv2d(16, 3, name="c1"),
+            L.Conv2d(16, 3, padding="same", name="c1"),
             L.ReLU(),
-            L.Conv2d(16, 3, name="c2"),
+            L.Conv2d(16, 3, padding="same", name="c2"),
             L.Addition(name="add"),
             L.ReLU(),
             L.GlobalAvgPool(),

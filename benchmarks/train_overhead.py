@@ -54,8 +54,8 @@ def make_network():
 
     torch.manual_seed(0)
     return Network([
-        L.ImageInput((1, 28, 28)), L.Conv2d(16, 3, name="c1"), L.ReLU(), L.MaxPool2d(2),
-        L.Conv2d(32, 3, name="c2"), L.ReLU(), L.MaxPool2d(2), L.Flatten(), L.Dense(10, name="fc"),
+        L.ImageInput((1, 28, 28)), L.Conv2d(16, 3, padding="same", name="c1"), L.ReLU(), L.MaxPool2d(2),
+        L.Conv2d(32, 3, padding="same", name="c2"), L.ReLU(), L.MaxPool2d(2), L.Flatten(), L.Dense(10, name="fc"),
     ])  # fmt: skip
 
 

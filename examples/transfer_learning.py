@@ -41,9 +41,9 @@ def make_network(classes: list[str], size: int = 16) -> dtb.Network:
     return dtb.Network(
         [
             L.ImageInput((1, size, size), name="input"),
-            L.Conv2d(16, 3, name="conv1"), L.BatchNorm(name="bn1"), L.ReLU(name="relu1"),
+            L.Conv2d(16, 3, padding="same", name="conv1"), L.BatchNorm(name="bn1"), L.ReLU(name="relu1"),
             L.MaxPool2d(2, name="pool1"),
-            L.Conv2d(32, 3, name="conv2"), L.BatchNorm(name="bn2"), L.ReLU(name="relu2"),
+            L.Conv2d(32, 3, padding="same", name="conv2"), L.BatchNorm(name="bn2"), L.ReLU(name="relu2"),
             L.GlobalAvgPool(name="gap"),
             L.Dense(len(classes), name="fc"), L.Softmax(name="softmax"),
         ],

@@ -42,6 +42,7 @@ from deeptoolbox.network import Network as Network
 from deeptoolbox.network import analyze as analyze
 from deeptoolbox.network import load as load
 from deeptoolbox.network import plot_network as plot_network
+from deeptoolbox.network import resnet_network as resnet_network
 from deeptoolbox.network import save as save
 from deeptoolbox.network import to_python as to_python
 from deeptoolbox.training import GanOptions as GanOptions
@@ -60,7 +61,7 @@ __all__ = [
     "compress",
     # design
     "Network", "Analysis", "analyze", "save", "load", "to_python", "plot_network",
-    "register_layer",
+    "register_layer", "resnet_network",
     # inference
     "predict", "classify", "best_device",
     # training

@@ -42,10 +42,10 @@ def build_digits_cnn(train_x: torch.Tensor) -> Network:
             L.ImageInput(
                 (1, 8, 8), normalization="zscore", normalization_dimension="all", name="digits"
             ),
-            L.Conv2d(16, 3, name="conv1"),
+            L.Conv2d(16, 3, padding="same", name="conv1"),
             L.BatchNorm(name="bn1"),
             L.ReLU(name="relu1"),
-            L.Conv2d(32, 3, name="conv2"),
+            L.Conv2d(32, 3, padding="same", name="conv2"),
             L.BatchNorm(name="bn2"),
             L.ReLU(name="relu2"),
             L.MaxPool2d(2, name="pool"),

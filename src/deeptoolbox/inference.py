@@ -25,6 +25,7 @@ from deeptoolbox.layers._activation import Softmax
 from deeptoolbox.layers._input import SequenceInput
 from deeptoolbox.layers._recurrent import GRU, LSTM
 from deeptoolbox.network._network import Network
+from deeptoolbox.network._state import StatefulPrediction
 
 __all__ = [
     "predict",
@@ -515,10 +516,14 @@ def predict(
     *,
     batch_size: int = 128,
     device: str | torch.device = "auto",
+<<<<<<< HEAD
     sequence_length: str | int | None = None,
     sequence_padding_direction: str | None = None,
     sequence_padding_value: float | None = None,
     uniform_output: bool = True,
+=======
+    return_state: bool = False,
+>>>>>>> wave-layersnet
 ) -> Any:
     """Run ``net`` on ``data`` in batches, in eval mode and without gradients.
 
@@ -536,6 +541,12 @@ def predict(
     ``uniform_output=False`` the result is a list with one output per observation, padded
     time steps removed (MATLAB's ``UniformOutput=false``).
 
+    Recurrent state (LSTM, GRU): each sequence starts from its row of ``net.state`` (zeros
+    after ``net.reset_state()``). ``return_state=True`` returns ``(outputs, state)``, the
+    state each sequence ended in, and leaves the network unchanged (MATLAB's ``[Y, state] =
+    predict(net, X)``); a network in stateful mode (``net.stateful = True``) keeps that state
+    for the next call (MATLAB's ``predictAndUpdateState``).
+
     Example:
         >>> import torch
         >>> from deeptoolbox import Network, layers as L
@@ -547,16 +558,33 @@ def predict(
         >>> [tuple(o.shape) for o in outs]
         [(3, 1), (5, 1)]
     """
+<<<<<<< HEAD
     _check_predict_options(batch_size, uniform_output)
     padding = check_sequence_options(
         "predict", sequence_length, sequence_padding_direction, sequence_padding_value
     )
     data = as_sequence_data(net, _prepare(net, data), padding, explicit=not uniform_output)
+=======
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise OptionError(
+            f"predict: `batch_size` must be a positive int. Received: {batch_size!r}."
+        )
+    if return_state and not StatefulPrediction(net).layers:
+        raise OptionError(
+            "predict: return_state=True needs a Network with LSTM or GRU layers; this one has none."
+        )
+    data = _prepare(net, data)
+>>>>>>> wave-layersnet
     target, dtype = place_network(net, device)
     num_inputs = count_inputs(net)
     results, masks, sizes = [], [], []
     was_training = net.training
     net.eval()
+<<<<<<< HEAD
+=======
+    results: list[Any] = []
+    states = StatefulPrediction(net)
+>>>>>>> wave-layersnet
     try:
         with torch.inference_mode(), padding_mask(net) as set_mask:
             collate = sequence_collate(data, padding) if isinstance(data, Dataset) else None
@@ -565,12 +593,25 @@ def predict(
                 inputs = [_as_tensor(x, dtype) for x in batch]
                 if isinstance(net, Network):
                     net.check_inputs(inputs)
+<<<<<<< HEAD
                 set_mask(mask)
                 results.append(net(*(x.to(target, non_blocking=True) for x in inputs)))
                 masks.append(mask)
                 sizes.append(len(inputs[0]))
+=======
+                with states.batch(len(inputs[0])):
+                    output = net(*(x.to(target, non_blocking=True) for x in inputs))
+                results.append(output)
+>>>>>>> wave-layersnet
     finally:
         net.train(was_training)
+        final_state = states.finish()
+    outputs = _joined(results)
+    return (outputs, final_state) if return_state else outputs
+
+
+def _joined(results: list[Any]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """Join the per-batch outputs of :func:`predict` on the CPU."""
     if not results:
         raise InputSizeError("predict: `data` holds no observations.")
     if not uniform_output:

@@ -97,12 +97,12 @@ def shapes_cnn(seed: int = 0) -> Network:
     return Network(
         [
             L.ImageInput((1, 16, 16), name="image"),
-            L.Conv2d(8, 3, name="conv1"),
+            L.Conv2d(8, 3, padding="same", name="conv1"),
             L.ReLU(name="relu1"),
             L.MaxPool2d(2, name="pool1"),
-            L.Conv2d(16, 3, name="conv2"),
+            L.Conv2d(16, 3, padding="same", name="conv2"),
             L.ReLU(name="relu2"),
-            L.Conv2d(16, 3, name="conv3"),
+            L.Conv2d(16, 3, padding="same", name="conv3"),
             L.ReLU(name="relu3"),
             L.GlobalAvgPool(name="gap"),
             L.Dense(4, name="fc"),

@@ -19,7 +19,7 @@ from deeptoolbox.explain import (
 def smooth_net(softmax: bool = True) -> Network:
     torch.manual_seed(1)
     layers = [
-        L.ImageInput((2, 6, 6), name="image"), L.Conv2d(4, 3, name="conv"), L.Tanh(name="act"),
+        L.ImageInput((2, 6, 6), name="image"), L.Conv2d(4, 3, padding="same", name="conv"), L.Tanh(name="act"),
         L.Flatten(name="flat"), L.Dense(3, name="fc"),
     ]  # fmt: skip
     if softmax:

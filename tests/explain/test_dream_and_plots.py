@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 def conv_net() -> Network:
     torch.manual_seed(0)
     return Network([
-        L.ImageInput((1, 16, 16), name="image"), L.Conv2d(6, 3, name="conv"),
+        L.ImageInput((1, 16, 16), name="image"), L.Conv2d(6, 3, padding="same", name="conv"),
         L.ReLU(name="relu"), L.GlobalAvgPool(name="gap"), L.Dense(3, name="fc"), L.Softmax(),
     ], classes=["a", "b", "c"])  # fmt: skip
 
@@ -49,7 +49,7 @@ def test_deep_dream_raises_the_chosen_channels(layer, channels):
 
 def test_deep_dream_on_sequences_and_errors():
     torch.manual_seed(0)
-    seq = Network([L.SequenceInput(2, length=20), L.Conv1d(4, 3, name="conv")])
+    seq = Network([L.SequenceInput(2, length=20), L.Conv1d(4, 3, padding="same", name="conv")])
     assert deep_dream(seq, "conv", 3, iterations=2).shape == (1, 20, 2)
     with pytest.raises(OptionError, match=r"channel 9 does not exist.*4 channels"):
         deep_dream(seq, "conv", [9], iterations=1)
@@ -57,7 +57,7 @@ def test_deep_dream_on_sequences_and_errors():
         deep_dream(seq, "conv9", 0)
     with pytest.raises(OptionError, match="`channels` must be"):
         deep_dream(seq, "conv", [])
-    free = Network([L.SequenceInput(2), L.Conv1d(4, 3, name="conv")])
+    free = Network([L.SequenceInput(2), L.Conv1d(4, 3, padding="same", name="conv")])
     with pytest.raises(OptionError, match="pass `initial=`"):
         deep_dream(free, "conv", 0)
     assert deep_dream(free, "conv", 0, initial=torch.rand(12, 2), iterations=1).shape == (1, 12, 2)
@@ -104,7 +104,7 @@ def test_plot_explanations_writes_png_for_images_and_sequences(tmp_path):
 
 def test_explain_digits_figure(tmp_path):
     net = Network([
-        L.ImageInput((1, 8, 8)), L.Conv2d(4, 3), L.ReLU(), L.MaxPool2d(2), L.Flatten(),
+        L.ImageInput((1, 8, 8)), L.Conv2d(4, 3, padding="same"), L.ReLU(), L.MaxPool2d(2), L.Flatten(),
         L.Dense(10), L.Softmax(),
     ], classes=[str(d) for d in range(10)])  # fmt: skip
     path = explain_digits_figure(net, torch.rand(4, 1, 8, 8), torch.tensor([1, 2, 3, 4]),

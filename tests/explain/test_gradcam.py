@@ -16,10 +16,10 @@ def digits_like(softmax: bool = True) -> Network:
     torch.manual_seed(0)
     layers = [
         L.ImageInput((1, 8, 8), name="digits"),
-        L.Conv2d(6, 3, name="conv1"),
+        L.Conv2d(6, 3, padding="same", name="conv1"),
         L.BatchNorm(name="bn1"),
         L.ReLU(name="relu1"),
-        L.Conv2d(8, 3, name="conv2"),
+        L.Conv2d(8, 3, padding="same", name="conv2"),
         L.ReLU(name="relu2"),
         L.MaxPool2d(2, name="pool"),
         L.Flatten(name="flatten"),
@@ -103,8 +103,8 @@ def test_mode_is_restored_and_network_left_unhooked():
 def test_sequences_channels_last_network():
     torch.manual_seed(0)
     net = Network([
-        L.SequenceInput(3, name="signal"), L.Conv1d(8, 5, name="conv"), L.ReLU(name="relu"),
-        L.MaxPool1d(2, name="pool"), L.Conv1d(8, 3, name="conv2"), L.ReLU(name="relu2"),
+        L.SequenceInput(3, name="signal"), L.Conv1d(8, 5, padding="same", name="conv"), L.ReLU(name="relu"),
+        L.MaxPool1d(2, name="pool"), L.Conv1d(8, 3, padding="same", name="conv2"), L.ReLU(name="relu2"),
         L.GlobalAvgPool(name="gap"), L.Dense(2, name="fc"),
     ])  # fmt: skip
     x = torch.randn(4, 40, 3)
@@ -131,7 +131,7 @@ def test_known_region_image_and_time_span():
 def test_segmentation_pixel_mask_target():
     torch.manual_seed(0)
     net = Network([
-        L.ImageInput((1, 12, 12), name="image"), L.Conv2d(4, 3, name="enc"),
+        L.ImageInput((1, 12, 12), name="image"), L.Conv2d(4, 3, padding="same", name="enc"),
         L.ReLU(name="enc_relu"), L.Conv2d(2, 1, name="head"), L.Softmax(name="prob"),
     ], classes=["background", "object"])  # fmt: skip
     x = torch.randn(2, 1, 12, 12)
@@ -140,7 +140,7 @@ def test_segmentation_pixel_mask_target():
     weights = torch.zeros(2, 2, 12, 12)
     weights[:, 1] = pixels.float()
     logits = Network([
-        L.ImageInput((1, 12, 12)), L.Conv2d(4, 3, name="enc"), L.ReLU(name="enc_relu"),
+        L.ImageInput((1, 12, 12)), L.Conv2d(4, 3, padding="same", name="enc"), L.ReLU(name="enc_relu"),
         L.Conv2d(2, 1, name="head"),
     ])  # fmt: skip
     logits.load_state_dict(net.state_dict(), strict=False)

@@ -35,8 +35,8 @@ def shapes(count, size=24, seed=0):
 def cnn():
     torch.manual_seed(0)
     return Network([
-        L.ImageInput((1, 20, 20), name="in"), L.Conv2d(8, 3, name="conv1"), L.BatchNorm(),
-        L.ReLU(), L.MaxPool2d(2), L.Conv2d(16, 3, name="conv2"), L.BatchNorm(),
+        L.ImageInput((1, 20, 20), name="in"), L.Conv2d(8, 3, padding="same", name="conv1"), L.BatchNorm(),
+        L.ReLU(), L.MaxPool2d(2), L.Conv2d(16, 3, padding="same", name="conv2"), L.BatchNorm(),
         L.ReLU(name="relu2"), L.GlobalMaxPool(name="pool"), L.Dense(3, name="fc"), L.Softmax(),
     ], classes=["circle", "square", "triangle"])  # fmt: skip
 

@@ -23,7 +23,7 @@ SPEC = {"type": "image_classification", "resize_size": 40, "crop_size": 32,
 
 def image_net():
     torch.manual_seed(0)
-    net = dtb.Network([L.ImageInput((3, 32, 32)), L.Conv2d(4, 3), L.GlobalAvgPool(), L.Dense(3)],
+    net = dtb.Network([L.ImageInput((3, 32, 32)), L.Conv2d(4, 3, padding="same"), L.GlobalAvgPool(), L.Dense(3)],
                       classes=["a", "b", "c"])  # fmt: skip
     net.metadata["preprocessing"] = dict(SPEC)
     return net

@@ -129,3 +129,36 @@ def test_every_required_model_becomes_an_adaptable_network(name):
     x = torch.randn(1, *info.input_size)
     assert dtb.predict(net, x).shape == (1, 3)
     assert any(p.requires_grad for p in net.parameters())
+
+
+def test_input_size_gives_the_same_weights_for_smaller_images(source):
+    model, cache = source
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_weights, "_download", lambda *a: pytest.fail("tried to download"))
+        patch.setenv("DEEPTOOLBOX_OFFLINE", "1")
+        small = hub.pretrained(NAME, cache_dir=cache, input_size=(3, 64, 64))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(dtb.predict(small, x), model(x), atol=1e-4, rtol=1e-4)
+    assert small.metadata["input_size"] == [3, 64, 64]
+    spec = small.metadata["preprocessing"]
+    assert (spec["crop_size"], spec["resize_size"]) == (64, 73)  # 256 / 224 * 64
+    with pytest.raises(dtb.errors.OptionError, match="input_size"):
+        hub.pretrained(NAME, weights=None, input_size=(1, 64, 64))
+
+
+def test_replacing_the_input_layer_keeps_the_pretrained_weights(source, network):
+    model, _ = source
+    net = copy.deepcopy(network)
+    (image,) = net.input_names
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no layer is re-initialized, so no warning
+        net.replace_layer(image, dtb.layers.ImageInput((3, 64, 64)))
+    after = net.state_dict()
+    convolutions = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convolutions) == 20
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(dtb.predict(net, x), model(x), atol=1e-4, rtol=1e-4)

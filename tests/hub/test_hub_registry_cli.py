@@ -93,3 +93,21 @@ def test_cli_helpers(monkeypatch, tmp_path, capsys):
     assert out[0].endswith("(tiny):") and len(out) == 3 and out[1].strip().endswith("%")
     assert classify_command(str(tmp_path / "missing.png"), "tiny") == 2
     assert "missing.png" in capsys.readouterr().err
+
+
+def test_matlab_model_names_resolve_with_a_note_where_the_model_differs():
+    expected = {
+        "squeezenet": "squeezenet1_1", "googlenet": "googlenet", "inceptionv3": "inception_v3",
+        "mobilenetv2": "mobilenet_v2", "efficientnetb0": "efficientnet_b0",
+        "resnet18": "resnet18", "resnet101": "resnet101", "densenet201": "densenet201",
+        "ResNet50": "resnet50",
+    }  # fmt: skip
+    assert {name: model_info(name).name for name in expected} == expected
+    assert model_info("inceptionv3").input_size == (3, 299, 299)
+    with pytest.warns(UserWarning, match="SqueezeNet v1.1.*input_size=\\(3, 227, 227\\)"):
+        net = dtb.hub.pretrained("squeezenet", weights=None)
+    assert net.metadata["pretrained"]["name"] == "squeezenet1_1"
+    assert net.metadata["pretrained"]["requested"] == "squeezenet"
+    assert "227x227" in net.metadata["pretrained"]["note"]
+    with pytest.raises(UnknownModelError, match="timm:legacy_xception"):
+        dtb.hub.pretrained("xception", weights=None)

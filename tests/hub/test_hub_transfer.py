@@ -27,8 +27,8 @@ HEAVY = ["mobilenet_v3_large", "resnet50", "vit_b_16", "convnext_tiny"]
 
 def small_cnn(head="dense"):
     torch.manual_seed(0)
-    chain = [L.ImageInput((3, 16, 16), name="in"), L.Conv2d(8, 3, name="conv1"), L.ReLU(),
-             L.Conv2d(8, 3, name="conv2"), L.ReLU(name="relu2")]  # fmt: skip
+    chain = [L.ImageInput((3, 16, 16), name="in"), L.Conv2d(8, 3, padding="same", name="conv1"), L.ReLU(),
+             L.Conv2d(8, 3, padding="same", name="conv2"), L.ReLU(name="relu2")]  # fmt: skip
     if head == "dense":
         chain += [L.GlobalAvgPool(name="pool"), L.Dense(10, name="fc"), L.Softmax(name="prob")]
     else:  # squeezenet-style: a 1x1 convolution head, then pooling

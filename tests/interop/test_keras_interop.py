@@ -145,8 +145,8 @@ def test_exported_cnn_loads_in_keras_with_the_same_predictions(tmp_path):
 def test_exported_branching_network_keeps_weights_in_keras_order(tmp_path):
     torch.manual_seed(1)
     net = dtb.Network([
-        L.ImageInput((4, 8, 8), name="x"), L.Conv2d(4, 3, name="c1"), L.ReLU(name="r1"),
-        L.Conv2d(4, 3, name="c2"), L.Addition(name="add"), L.Concatenation(name="cat"),
+        L.ImageInput((4, 8, 8), name="x"), L.Conv2d(4, 3, padding="same", name="c1"), L.ReLU(name="r1"),
+        L.Conv2d(4, 3, padding="same", name="c2"), L.Addition(name="add"), L.Concatenation(name="cat"),
         L.GlobalAvgPool(name="gap"), L.Dense(3, name="fc"),
     ])  # fmt: skip
     net.add_layers({"shortcut": L.Conv2d(4, 1)}).connect("x", "shortcut")
@@ -158,7 +158,7 @@ def test_exported_sequence_network_loads_in_keras(tmp_path):
     torch.manual_seed(2)
     net = dtb.Network([
         L.SequenceInput(1, length=10), L.Embedding(20, 8), L.LSTM(6, bidirectional=True),
-        L.SelfAttention(2, causal=True), L.LayerNorm(), L.Conv1d(5, 3), L.LeakyReLU(0.1),
+        L.SelfAttention(2, causal=True), L.LayerNorm(), L.Conv1d(5, 3, padding="same"), L.LeakyReLU(0.1),
         L.GRU(4, output_mode="last"), L.Dense(2), L.Sigmoid(),
     ])  # fmt: skip
     tokens = torch.randint(0, 20, (3, 10)).float()

@@ -168,7 +168,7 @@ def test_layer_normalization_of_images_over_any_axes(image_norm_model, tmp_path,
 def test_image_norm_pooling_and_cross_attention_export_to_keras(tmp_path):
     torch.manual_seed(0)
     net = dtb.Network([
-        L.ImageInput((3, 6, 7)), AxisLayerNorm([1], name="norm"), L.Conv2d(4, 3),
+        L.ImageInput((3, 6, 7)), AxisLayerNorm([1], name="norm"), L.Conv2d(4, 3, padding="same"),
         AvgPoolExcludingPadding([3, 3], stride=[1, 1]), AxisLayerNorm([1, 2, 3]),
         L.GlobalAvgPool(), L.Dense(3),
     ])  # fmt: skip

@@ -14,7 +14,7 @@ from deeptoolbox.interop import convert, import_onnx
 def _net() -> Network:
     torch.manual_seed(0)
     return Network(
-        [L.ImageInput((1, 8, 8), name="image"), L.Conv2d(4, 3, name="conv"), L.ReLU(name="relu"),
+        [L.ImageInput((1, 8, 8), name="image"), L.Conv2d(4, 3, padding="same", name="conv"), L.ReLU(name="relu"),
          L.GlobalAvgPool(name="gap"), L.Dense(2, name="fc"), L.Softmax(name="prob")],
         classes=["no", "yes"],
     ).eval()  # fmt: skip

@@ -120,7 +120,7 @@ def test_lstm_free_batch_and_length_in_the_file(tmp_path):
 
 def test_names_and_metadata_are_written(tmp_path):
     net = Network(
-        [L.ImageInput((1, 8, 8), name="image"), L.Conv2d(4, 3, name="conv1"),
+        [L.ImageInput((1, 8, 8), name="image"), L.Conv2d(4, 3, padding="same", name="conv1"),
          L.BatchNorm(name="bn1"), L.ReLU(name="relu1"), L.Flatten(name="flat"),
          L.Dense(3, name="fc"), L.Softmax(name="prob")],
         classes=["cat", "dog", "cow"],
@@ -172,7 +172,9 @@ def test_plain_module_export_with_sample_inputs(tmp_path):
 def test_older_opset_is_the_one_written(tmp_path, opset):
     # torch.export writes opset 18 and converts down; where onnx's converter has no adapter
     # (Shape, ReduceMean axes) it keeps 18 unless the exporter falls back.
-    net = Network([L.SequenceInput(3), L.Conv1d(4, 3), L.GlobalAvgPool(), L.Dense(2)])
+    net = Network(
+        [L.SequenceInput(3), L.Conv1d(4, 3, padding="same"), L.GlobalAvgPool(), L.Dense(2)]
+    )
     path = export_onnx(net, tmp_path / "old.onnx", opset=opset)
     model = onnx.load(str(path))
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [opset]

@@ -81,9 +81,14 @@ def own_files(tmp_path_factory):
             L.GRU(5, bidirectional=True, output_mode="last", name="gru"),
             L.Dense(2, name="fc"),
         ]),
+        "bigru_final": Network([
+            L.SequenceInput(3),
+            L.GRU(5, bidirectional=True, output_mode="final_state", name="gru"),
+            L.Dense(2, name="fc"),
+        ]),
         "conv1d": Network([
             L.SequenceInput(3),
-            L.Conv1d(6, 3, name="conv"),
+            L.Conv1d(6, 3, padding="same", name="conv"),
             L.LSTM(5, output_mode="last", name="lstm"),
         ]),
         "pooling": Network([
@@ -93,7 +98,7 @@ def own_files(tmp_path_factory):
         ]),
         "image": Network([
             L.ImageInput((2, 6, 6)),
-            L.Conv2d(3, 3, name="conv"),
+            L.Conv2d(3, 3, padding="same", name="conv"),
             L.GlobalMaxPool(name="gmp"),
             L.Dense(2, name="fc"),
         ]),
@@ -104,6 +109,7 @@ def own_files(tmp_path_factory):
 OWN_KINDS = {
     "bilstm": {"lstm": "LSTM"},
     "bigru": {"gru": "GRU", "fc": "Dense"},
+    "bigru_final": {"gru": "GRU", "fc": "Dense"},
     "conv1d": {"conv": "Conv1d", "lstm": "LSTM"},
     "pooling": {"conv": "Conv1d"},
     "image": {"conv": "Conv2d", "fc": "Dense"},
@@ -137,6 +143,9 @@ def test_imported_recurrent_layers_keep_their_options(own_files):
     gru = net.layer("gru")
     assert (gru.hidden_size, gru.bidirectional, gru.output_mode) == (5, True, "last")
     assert net.output_shape() == (2,)
+    # each direction's final state (ONNX's Y_h) stays that, not MATLAB's last time step
+    gru = import_onnx(own_files["bigru_final"][1]).layer("gru")
+    assert (gru.bidirectional, gru.output_mode) == (True, "final_state")
 
 
 # -- files from torch.onnx.export of plain torch modules ---------------------------------------
@@ -354,7 +363,7 @@ def test_hand_written_recurrent_nodes(case, tmp_path):
 
 
 @pytest.mark.parametrize("axis", [1, -2])
-def test_final_states_flattened_batch_first_become_last_mode(axis, tmp_path):
+def test_final_states_flattened_batch_first_become_final_state_mode(axis, tmp_path):
     """Y_h (2, N, H) -> Transpose(1, 0, 2) -> Flatten: (N, 2H), forward then backward."""
     model = _recurrent_model(directions=2)
     rnn = model.graph.node[1]
@@ -368,7 +377,7 @@ def test_final_states_flattened_batch_first_become_last_mode(axis, tmp_path):
     onnx.save(model, str(path))
     net = import_onnx(path)
     assert [k for k in _kinds(net).values() if not k.endswith("Input")] == ["LSTM"]
-    assert net.layer("rnn").output_mode == "last"
+    assert net.layer("rnn").output_mode == "final_state"  # Y_h, not MATLAB's last step
     _check_outputs(net, path, RNG.standard_normal((2, 6, 3)).astype(np.float32))
 
 

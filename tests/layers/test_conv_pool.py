@@ -82,6 +82,21 @@ def test_weight_initializers(initializer, check):
 # -- convolution -------------------------------------------------------------------------
 
 
+def test_convolutions_default_to_no_padding_as_matlab_keras_and_pytorch():
+    # MATLAB's convolution2dLayer(4, 1) on a 4x4 image gives 1x1, as nn.Conv2d(1, 1, 4) does
+    assert Conv2d(1, 4).output_shape([(1, 4, 4)]) == (1, 1, 1)
+    assert Conv1d(2, 3).output_shape([(10, 1)]) == (8, 2)
+    assert Conv3d(2, 3).output_shape([(1, 5, 6, 7)]) == (2, 3, 4, 5)
+    assert TransposedConv2d(1, 3).output_shape([(1, 4, 4)]) == (1, 6, 6)  # cropping 0
+    layer = Conv2d(2, 3)
+    layer.build([(1, 6, 6)])
+    reference = _copy(nn.Conv2d(1, 2, 3), layer.weight, layer.bias)
+    x = torch.randn(2, 1, 6, 6)
+    close(layer(x), reference(x))
+    assert layer.get_config()["padding"] == 0 and "padding" not in repr(layer)
+    assert "padding='same'" in repr(Conv2d(2, 3, padding="same"))
+
+
 def test_conv1d_on_sequences_matches_nn_conv1d_on_transposed_data():
     layer = Conv1d(5, 3, padding="valid", dilation=2, groups=1, bias_initializer="ones")
     layer.build([(None, 4)])
@@ -106,7 +121,7 @@ def test_conv1d_same_even_kernel_pads_extra_at_the_end():
 
 
 def test_conv1d_groups_and_stride_same():
-    layer = Conv1d(4, 3, stride=3, groups=2)
+    layer = Conv1d(4, 3, stride=3, groups=2, padding="same")
     layer.build([(None, 6)])
     x = torch.randn(2, 10, 6)
     y = layer(x)
@@ -169,7 +184,7 @@ def test_conv3d_matches_nn_conv3d():
     close(y, reference(x))
     assert tuple(y.shape[1:]) == layer.output_shape([(2, 4, 6, 5)]) == (3, 4, 4, 5)
 
-    same = Conv3d(2, 3)
+    same = Conv3d(2, 3, padding="same")
     same.build([(2, 4, 6, 5)])
     reference = _copy(nn.Conv3d(2, 2, 3, padding="same"), same.weight, same.bias)
     close(same(x), reference(x))

@@ -96,8 +96,8 @@ CASES: dict[str, Case] = {
         data_shapes=[(None, 3)],
     ),
     "Dense": Case(lambda: L.Dense(4, bias_initializer="narrow-normal"), [(2, 3, 3)]),
-    "Conv1d": Case(lambda: L.Conv1d(4, 3, stride=2), [(None, 3)]),
-    "Conv2d": Case(lambda: L.Conv2d(4, 2, stride=2, groups=2), [(2, 7, 6)]),
+    "Conv1d": Case(lambda: L.Conv1d(4, 3, stride=2, padding="same"), [(None, 3)]),
+    "Conv2d": Case(lambda: L.Conv2d(4, 2, stride=2, groups=2, padding="same"), [(2, 7, 6)]),
     "Conv3d": Case(lambda: L.Conv3d(2, 3, padding="valid"), [(2, 4, 5, 6)]),
     "TransposedConv2d": Case(
         lambda: L.TransposedConv2d(3, 4, stride=2, cropping="same"), [(2, 3, 5)]

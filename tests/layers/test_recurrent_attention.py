@@ -37,7 +37,7 @@ def _reference_rnn(layer, cell: str, channels: int) -> nn.Module:
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-@pytest.mark.parametrize("output_mode", ["sequence", "last"])
+@pytest.mark.parametrize("output_mode", ["sequence", "last", "final_state"])
 @pytest.mark.parametrize(
     ("bidirectional", "num_layers"), [(False, 1), (True, 1), (False, 2), (True, 2)]
 )
@@ -61,7 +61,9 @@ def test_recurrent_layers_match_torch(cell, output_mode, bidirectional, num_laye
     else:
         assert y.shape == (2, width)
         assert layer.output_shape([(None, 3)]) == (width,)
-        if bidirectional:  # forward direction's end joined with the backward direction's start
+        if bidirectional and output_mode == "last":  # MATLAB's: the output's last step
+            close(y, output[:, -1])
+        elif bidirectional:  # forward direction's end joined with the backward direction's start
             close(y, torch.cat((output[:, -1, :5], output[:, 0, 5:]), dim=-1))
             close(y, torch.cat((hidden[-2], hidden[-1]), dim=-1))
         else:

@@ -9,9 +9,9 @@ def residual(skip_filters=8):
     net = Network(
         [
             L.ImageInput((3, 16, 16), name="in"),
-            L.Conv2d(8, 3, name="conv1"),
+            L.Conv2d(8, 3, padding="same", name="conv1"),
             L.ReLU(name="relu1"),
-            L.Conv2d(8, 3, name="conv2"),
+            L.Conv2d(8, 3, padding="same", name="conv2"),
             L.Addition(name="add"),
             L.ReLU(name="relu2"),
             L.GlobalAvgPool(name="gap"),
@@ -94,7 +94,7 @@ def test_frozen_and_learn_rate_shown():
 
 
 def test_size_error_on_single_input_layer():
-    net = Network([L.SequenceInput(3), L.Conv2d(4, 3, name="conv")])
+    net = Network([L.SequenceInput(3), L.Conv2d(4, 3, padding="same", name="conv")])
     (error,) = analyze(net).errors
     assert error.layer == "conv" and "images (C, H, W)" in error.message
 

@@ -127,7 +127,7 @@ def lenet() -> Case:
     net = Network(
         [
             L.ImageInput((1, 28, 28), normalization="zscore", mean=0.5, std=0.25, name="image"),
-            L.Conv2d(6, 5, name="conv1"),  # padding "same" (default)
+            L.Conv2d(6, 5, padding="same", name="conv1"),  # padding "same" (default)
             L.ReLU(name="relu1"),
             L.MaxPool2d(2, name="pool1"),
             L.Conv2d(16, 5, padding="valid", name="conv2"),
@@ -181,22 +181,22 @@ def resnet() -> Case:
     net = Network(
         [
             L.ImageInput((3, 16, 16), name="image"),
-            L.Conv2d(8, 3, name="stem"),
+            L.Conv2d(8, 3, padding="same", name="stem"),
             L.BatchNorm(name="stem_bn"),
             L.ReLU(name="stem_relu"),
             # block 1: identity skip from stem_relu
-            L.Conv2d(8, 3, bias=False, name="b1_conv1"),
+            L.Conv2d(8, 3, bias=False, padding="same", name="b1_conv1"),
             L.BatchNorm(name="b1_bn1"),
             L.ReLU(name="b1_relu1"),
-            L.Conv2d(8, 3, bias=False, name="b1_conv2"),
+            L.Conv2d(8, 3, bias=False, padding="same", name="b1_conv2"),
             L.BatchNorm(name="b1_bn2"),
             L.Addition(name="b1_add"),
             L.ReLU(name="b1_relu"),
             # block 2: downsampling, 1x1 projection skip
-            L.Conv2d(16, 3, stride=2, bias=False, name="b2_conv1"),
+            L.Conv2d(16, 3, stride=2, bias=False, padding="same", name="b2_conv1"),
             L.BatchNorm(name="b2_bn1"),
             L.ReLU(name="b2_relu1"),
-            L.Conv2d(16, 3, bias=False, name="b2_conv2"),
+            L.Conv2d(16, 3, bias=False, padding="same", name="b2_conv2"),
             L.BatchNorm(name="b2_bn2"),
             L.Addition(name="b2_add"),
             L.ReLU(name="b2_relu"),
@@ -253,21 +253,21 @@ def unet() -> Case:
     net = Network(
         [
             L.ImageInput((1, 16, 16), name="image"),
-            L.Conv2d(8, 3, name="e1_conv"),
+            L.Conv2d(8, 3, padding="same", name="e1_conv"),
             L.ReLU(name="e1_relu"),
             L.MaxPool2d(2, name="pool1"),
-            L.Conv2d(16, 3, name="e2_conv"),
+            L.Conv2d(16, 3, padding="same", name="e2_conv"),
             L.ReLU(name="e2_relu"),
             L.MaxPool2d(2, name="pool2"),
-            L.Conv2d(32, 3, name="mid_conv"),
+            L.Conv2d(32, 3, padding="same", name="mid_conv"),
             L.ReLU(name="mid_relu"),
             L.TransposedConv2d(16, 3, stride=2, cropping="same", name="up2"),  # odd crop
             L.Concatenation(name="cat2"),
-            L.Conv2d(16, 3, name="d2_conv"),
+            L.Conv2d(16, 3, padding="same", name="d2_conv"),
             L.ReLU(name="d2_relu"),
             L.TransposedConv2d(8, 4, stride=2, cropping="same", name="up1"),  # even crop
             L.Concatenation(name="cat1"),
-            L.Conv2d(8, 3, name="d1_conv"),
+            L.Conv2d(8, 3, padding="same", name="d1_conv"),
             L.ReLU(name="d1_relu"),
             L.Conv2d(3, 1, name="head"),
             L.Softmax(name="prob"),
@@ -319,7 +319,9 @@ def lstm_classifier(*, bidirectional: bool) -> Case:
             L.SequenceInput(3, name="signal"),
             L.LSTM(
                 hidden,
-                output_mode="last",
+                # each direction's final state, which the reference computes (for one
+                # direction the same as MATLAB's "last")
+                output_mode="final_state" if bidirectional else "last",
                 bidirectional=bidirectional,
                 num_layers=num_layers,
                 name="lstm",
@@ -351,19 +353,19 @@ def cnn_gru(*, last: bool) -> Case:
     torch.manual_seed(5)
     if last:  # fixed length, strided 'same' conv, bidirectional GRU, one label per sequence
         head = [
-            L.GRU(12, output_mode="last", bidirectional=True, name="gru"),
+            L.GRU(12, output_mode="final_state", bidirectional=True, name="gru"),
             L.Dense(3, name="fc"),
             L.Softmax(name="prob"),
         ]
         first = [
             L.SequenceInput(2, length=20, name="signal"),
-            L.Conv1d(8, 3, stride=2, name="conv"),
+            L.Conv1d(8, 3, stride=2, padding="same", name="conv"),
         ]
     else:  # free length, one output per time step
         head = [L.GRU(12, name="gru"), L.Dense(3, name="fc")]
         first = [
             L.SequenceInput(2, normalization="zscore", name="signal"),
-            L.Conv1d(8, 5, name="conv"),
+            L.Conv1d(8, 5, padding="same", name="conv"),
         ]
     middle = [L.BatchNorm(name="bn"), L.ReLU(name="relu"), L.MaxPool1d(2, name="pool")]
     net = Network([*first, *middle, *head], name="cnn_gru_last" if last else "cnn_gru")
@@ -551,7 +553,9 @@ def dcgan_discriminator() -> Case:
             L.Conv2d(16, 4, stride=2, padding=1, bias=False, name="conv2"),
             L.BatchNorm(name="bn2"),
             L.LeakyReLU(0.2, name="lrelu2"),
-            L.Conv2d(32, 3, stride=2, bias=False, name="conv3"),  # 'same': pads at the end
+            L.Conv2d(
+                32, 3, stride=2, bias=False, padding="same", name="conv3"
+            ),  # 'same': pads at the end
             L.BatchNorm(name="bn3"),
             L.LeakyReLU(0.2, name="lrelu3"),
             L.Flatten(name="flatten"),

@@ -17,7 +17,7 @@ def cnn():
     net = Network(
         [
             L.ImageInput((1, 8, 8), normalization="zscore", name="img"),
-            L.Conv2d(4, 3, name="conv"),
+            L.Conv2d(4, 3, padding="same", name="conv"),
             L.BatchNorm(name="bn"),
             L.ReLU(),
             L.Flatten(),
@@ -61,7 +61,7 @@ def test_saved_files_have_documented_layout(tmp_path):
         "weights.safetensors",
     ]
     arch = json.loads((path / "network.json").read_text())
-    assert arch["format"] == "deeptoolbox.network" and arch["format_version"] == 1
+    assert arch["format"] == "deeptoolbox.network" and arch["format_version"] == 2
     assert arch["layers"][0] == {
         "name": "img",
         "type": "ImageInput",
@@ -141,6 +141,47 @@ def test_other_formats_and_unknown_types_are_rejected(tmp_path):
     (path / "network.json").write_text(json.dumps(arch))
     with pytest.raises(NetworkFileError, match="Upgrade deeptoolbox"):
         load(path)
+
+
+def _without_padding(arch: dict, version: int | None) -> dict:
+    for record in arch["layers"]:
+        record["config"].pop("padding", None)
+    if version is None:
+        arch.pop("format_version")
+    else:
+        arch["format_version"] = version
+    return arch
+
+
+@pytest.mark.parametrize("version", [1, None])
+def test_version_1_files_keep_the_old_same_padding_default(tmp_path, version):
+    # network.json written before convolutions defaulted to padding=0 (format version 1, or no
+    # version at all) meant "same" when it left padding out
+    net = cnn()
+    path = save(net, tmp_path / "old")
+    arch = _without_padding(json.loads((path / "network.json").read_text()), version)
+    (path / "network.json").write_text(json.dumps(arch))
+    loaded = load(path).eval()
+    assert loaded.layer("conv").padding == "same"
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.equal(loaded(x), net(x))
+    assert json.loads(loaded.to_json())["format_version"] == 2
+
+
+def test_version_2_files_without_padding_mean_no_padding():
+    arch = _without_padding(json.loads(cnn().to_json()), 2)
+    arch["layers"] = arch["layers"][:2]
+    arch["connections"] = arch["connections"][:1]
+    arch["classes"], arch["frozen"], arch["learn_rate_factors"] = None, [], {}
+    net = Network.from_json(json.dumps(arch))
+    assert net.layer("conv").padding == (0, 0) and net.output_shape("conv") == (4, 6, 6)
+
+
+def test_bad_format_version_is_rejected(tmp_path):
+    arch = json.loads(cnn().to_json())
+    arch["format_version"] = "two"
+    with pytest.raises(NetworkFileError, match="format_version 'two'"):
+        Network.from_json(json.dumps(arch))
 
 
 @pytest.mark.parametrize("target", ["net", "net.zip"])

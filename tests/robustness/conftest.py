@@ -86,7 +86,7 @@ def shapes_net():
     x, y = make_shapes(400, seed=1)
     torch.manual_seed(0)
     net = Network([
-        L.ImageInput((1, 12, 12)), L.Conv2d(8, 3), L.ReLU(), L.MaxPool2d(2),
-        L.Conv2d(8, 3), L.ReLU(), L.GlobalAvgPool(), L.Dense(2), L.Softmax(),
+        L.ImageInput((1, 12, 12)), L.Conv2d(8, 3, padding="same"), L.ReLU(), L.MaxPool2d(2),
+        L.Conv2d(8, 3, padding="same"), L.ReLU(), L.GlobalAvgPool(), L.Dense(2), L.Softmax(),
     ])  # fmt: skip
     return train(net, x, y, epochs=15, lr=0.01, batch=64), x, y

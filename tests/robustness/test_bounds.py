@@ -25,14 +25,14 @@ def _mlp(activation):
 def _cnn():
     return Network([
         L.ImageInput((2, 8, 8), normalization="zscore", mean=[0.5, 0.4], std=[0.2, 0.3]),
-        L.Conv2d(4, 3), L.BatchNorm(), L.ReLU(), L.MaxPool2d(2), L.Conv2d(4, 3, stride=2),
+        L.Conv2d(4, 3, padding="same"), L.BatchNorm(), L.ReLU(), L.MaxPool2d(2), L.Conv2d(4, 3, stride=2, padding="same"),
         L.Sigmoid(), L.AvgPool2d(2, padding="same"), L.Flatten(), L.Dense(5),
     ])  # fmt: skip
 
 
 def _sequence():
     return Network([
-        L.SequenceInput(3, length=10), L.Conv1d(6, 3), L.LeakyReLU(0.1), L.MaxPool1d(2),
+        L.SequenceInput(3, length=10), L.Conv1d(6, 3, padding="same"), L.LeakyReLU(0.1), L.MaxPool1d(2),
         L.Conv1d(4, 3, padding="valid"), L.Tanh(), L.GlobalAvgPool(), L.Dense(3),
     ])  # fmt: skip
 
@@ -47,7 +47,7 @@ def _residual():
 
 def _reshaping():
     return Network([
-        L.FeatureInput(16), L.Reshape((1, 4, 4)), L.Conv2d(3, 2), L.ReLU(),
+        L.FeatureInput(16), L.Reshape((1, 4, 4)), L.Conv2d(3, 2, padding="same"), L.ReLU(),
         L.GlobalMaxPool(), L.Dense(4), L.Softmax(),
     ])  # fmt: skip
 

@@ -105,7 +105,9 @@ def test_sequence_to_sequence_training_with_mask_batches():
         {"inputs": x[i : i + 8], "targets": y[i : i + 8], "mask": mask[i : i + 8]}
         for i in range(0, 32, 8)
     ]
-    net = Network([L.SequenceInput(2), L.Conv1d(8, 3), L.ReLU(), L.Dense(2), L.Softmax()])
+    net = Network(
+        [L.SequenceInput(2), L.Conv1d(8, 3, padding="same"), L.ReLU(), L.Dense(2), L.Softmax()]
+    )
     result = train(
         net, batches, "crossentropy", quiet(solver="adam", initial_learn_rate=0.02, max_epochs=15)
     )
@@ -288,7 +290,7 @@ def test_gpu_training_defaults_and_float16(precision):
     net = Network(
         [
             L.ImageInput((1, 8, 8)),
-            L.Conv2d(8, 3, name="conv"),
+            L.Conv2d(8, 3, padding="same", name="conv"),
             L.ReLU(),
             L.Flatten(),
             L.Dense(2),

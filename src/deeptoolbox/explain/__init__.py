@@ -11,7 +11,7 @@ Example:
     >>> import torch
     >>> from deeptoolbox import Network, layers as L
     >>> from deeptoolbox import explain
-    >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3), L.ReLU(), L.GlobalAvgPool(),
+    >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3, padding="same"), L.ReLU(), L.GlobalAvgPool(),
     ...                L.Dense(2), L.Softmax()])
     >>> explain.gradcam(net, torch.randn(3, 1, 8, 8)).shape
     torch.Size([3, 8, 8])

@@ -70,7 +70,7 @@ def deep_dream(
         >>> import torch
         >>> from deeptoolbox import Network, layers as L
         >>> from deeptoolbox.explain import deep_dream
-        >>> net = Network([L.ImageInput((1, 16, 16)), L.Conv2d(4, 3, name="conv")])
+        >>> net = Network([L.ImageInput((1, 16, 16)), L.Conv2d(4, 3, padding="same", name="conv")])
         >>> deep_dream(net, "conv", [0, 2], iterations=3).shape
         torch.Size([2, 1, 16, 16])
     """

@@ -68,7 +68,7 @@ def gradcam(
         >>> import torch
         >>> from deeptoolbox import Network, layers as L
         >>> from deeptoolbox.explain import gradcam
-        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3, name="conv"), L.ReLU(),
+        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3, padding="same", name="conv"), L.ReLU(),
         ...                L.GlobalAvgPool(), L.Dense(3), L.Softmax()], classes=["a", "b", "c"])
         >>> gradcam(net, torch.randn(2, 1, 8, 8), target="b").shape
         torch.Size([2, 8, 8])

@@ -100,7 +100,7 @@ def image_lime(
         >>> import torch
         >>> from deeptoolbox import Network, layers as L
         >>> from deeptoolbox.explain import image_lime
-        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(2, 3), L.GlobalAvgPool(), L.Dense(2)])
+        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(2, 3, padding="same"), L.GlobalAvgPool(), L.Dense(2)])
         >>> result = image_lime(net, torch.randn(1, 1, 8, 8), num_features=4,
         ...                     num_samples=64, segmentation="grid")
         >>> result.map.shape, result.weights.shape

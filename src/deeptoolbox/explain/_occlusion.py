@@ -65,7 +65,7 @@ def occlusion_sensitivity(
         >>> import torch
         >>> from deeptoolbox import Network, layers as L
         >>> from deeptoolbox.explain import occlusion_sensitivity
-        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3), L.ReLU(),
+        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3, padding="same"), L.ReLU(),
         ...                L.GlobalAvgPool(), L.Dense(3)])
         >>> occlusion_sensitivity(net, torch.randn(2, 1, 8, 8), mask_size=3, stride=1).shape
         torch.Size([2, 8, 8])

@@ -214,7 +214,7 @@ def explain_digits_figure(
         >>> from pathlib import Path
         >>> from deeptoolbox import Network, layers as L
         >>> from deeptoolbox.explain import explain_digits_figure
-        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3), L.ReLU(), L.GlobalAvgPool(),
+        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3, padding="same"), L.ReLU(), L.GlobalAvgPool(),
         ...                L.Dense(10), L.Softmax()], classes=[str(d) for d in range(10)])
         >>> out = explain_digits_figure(net, torch.rand(3, 1, 8, 8), [1, 2, 3],
         ...                             Path(tempfile.mkdtemp()) / "explain.png")

@@ -64,7 +64,7 @@ def activations(
     Example:
         >>> import torch
         >>> from deeptoolbox import Network, layers as L
-        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3, name="conv"), L.ReLU(),
+        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3, padding="same", name="conv"), L.ReLU(),
         ...                L.GlobalAvgPool(), L.Dense(2)])
         >>> activations(net, torch.randn(10, 1, 8, 8), "conv").shape
         torch.Size([10, 4])

@@ -18,7 +18,7 @@ from torch import nn
 
 from deeptoolbox.errors import OptionError
 from deeptoolbox.hub._errors import MissingDependencyError, WeightsError
-from deeptoolbox.hub._registry import ModelInfo, model_info, torchvision_info
+from deeptoolbox.hub._registry import ModelInfo, model_info, resolve_name, torchvision_info
 from deeptoolbox.hub._weights import fetch, load_weights_file
 from deeptoolbox.interop import from_torch
 
@@ -235,7 +235,11 @@ def _module(name: str, weights: Weights, cache_dir: Any, options: dict[str, Any]
         return _timm_module(name, weights, cache_dir, options)
     if name.startswith(("hf:", "hf-hub:")):
         return _hf_module(name, weights, cache_dir, options)
-    return _torchvision_module(name, weights, cache_dir, options)
+    resolved, note = resolve_name(name)
+    module, info, provenance = _torchvision_module(resolved, weights, cache_dir, options)
+    if resolved != name or note:
+        provenance = {**provenance, "requested": name, "note": note}
+    return module, info, provenance
 
 
 def pretrained_module(
@@ -270,11 +274,43 @@ def _unique(names: list[str]) -> list[str]:
     return unique
 
 
+def _checked_input_size(name: str, info: ModelInfo, input_size: Any) -> tuple[int, int, int]:
+    size = tuple(input_size) if isinstance(input_size, list | tuple) else None
+    valid = (
+        size is not None
+        and len(size) == 3
+        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in size)
+    )
+    if not valid or size[0] != info.input_size[0] or size[1] != size[2]:  # type: ignore[index]
+        raise OptionError(
+            f"pretrained({name!r}): `input_size` must be (C, H, W) with C = "
+            f"{info.input_size[0]} (the weights' channels) and H = W (the preprocessing crops "
+            f"squares). Received: input_size={input_size!r}. Example: input_size=(3, 64, 64)."
+        )
+    if info.family in ("vit", "swin", "maxvit") and size != info.input_size:
+        raise OptionError(
+            f"pretrained({name!r}): {info.family} models are built for "
+            f"{info.input_size[1]}x{info.input_size[2]} images (their position embeddings or "
+            f"windows fix the size); received input_size={input_size!r}. Resize the images to "
+            "that size instead."
+        )
+    return size  # type: ignore[return-value]
+
+
+def _resized_preprocessing(spec: dict[str, Any], size: tuple[int, int, int]) -> dict[str, Any]:
+    """The weights' preprocessing for another crop size (the resize keeps its ratio)."""
+    if not spec or size[1] == spec.get("crop_size"):
+        return dict(spec)
+    ratio = spec["resize_size"] / spec["crop_size"]
+    return {**spec, "crop_size": size[1], "resize_size": round(size[1] * ratio)}
+
+
 def pretrained(
     name: str,
     weights: Weights = "default",
     *,
     cache_dir: str | os.PathLike | None = None,
+    input_size: tuple[int, int, int] | None = None,
     **options: Any,
 ):
     """A pretrained image classifier as a :class:`~deeptoolbox.Network` (MATLAB's
@@ -286,13 +322,18 @@ def pretrained(
 
     Args:
         name: a registry name (see :func:`list_pretrained`: "resnet18", "mobilenet_v3_small",
-            "vit_b_16"...), ``"timm:NAME"`` (needs timm) or ``"hf:ORG/NAME"`` (needs
-            transformers; ``"hf:timm/NAME"`` goes through timm).
+            "vit_b_16"...), MATLAB's name for it ("squeezenet" gives squeezenet1_1 with a
+            note, "mobilenetv2", "efficientnetb0", "inceptionv3"...), ``"timm:NAME"`` (needs
+            timm) or ``"hf:ORG/NAME"`` (needs transformers; ``"hf:timm/NAME"`` goes through
+            timm).
         weights: "default" (the published weights, downloaded once into the cache), a weights
             tag such as "IMAGENET1K_V1", the path of a local ``.safetensors`` / ``.pth`` state
             dict, or None for random weights.
         cache_dir: weights cache folder (default ``$DEEPTOOLBOX_CACHE``, else torch.hub's
             ``checkpoints`` folder, so earlier torchvision downloads are reused).
+        input_size: (C, H, W) images the network takes, when not the weights' own size
+            (``(3, 64, 64)`` for small images; the same weights, and ``classify``'s crop
+            follows). Convolutional families only: ViT, Swin and MaxViT fix their size.
         **options: passed to the model builder (``num_classes=10`` with ``weights=None``).
 
     Raises:
@@ -307,11 +348,16 @@ def pretrained(
         >>> net = pretrained("squeezenet1_1", weights=None)
         >>> net.metadata["input_size"], len(net.classes)
         ([3, 224, 224], 1000)
+        >>> pretrained("squeezenet1_1", weights=None, input_size=(3, 64, 64)).metadata["input_size"]
+        [3, 64, 64]
     """
     module, info, provenance = _module(name, weights, cache_dir, options)
+    size = info.input_size if input_size is None else _checked_input_size(name, info, input_size)
+    note = provenance.get("note")
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
     categories = provenance.pop("categories", None)
-    example = torch.zeros(1, *info.input_size)
-    net = from_torch(module, example)
+    net = from_torch(module, torch.zeros(1, *size))
     outputs = net.output_names
     width = net.output_shape(outputs[0]) if len(outputs) == 1 else None
     if categories is None and "num_classes" not in options:  # random or local weights
@@ -320,8 +366,8 @@ def pretrained(
         net.classes = _unique([str(c) for c in categories])
     net.metadata.update(
         {
-            "input_size": list(info.input_size),
-            "preprocessing": dict(info.preprocessing),
+            "input_size": list(size),
+            "preprocessing": _resized_preprocessing(info.preprocessing, size),
             "pretrained": {
                 "name": info.name, "family": info.family, "source": info.source,
                 "license": info.license, "head": info.head, **provenance,

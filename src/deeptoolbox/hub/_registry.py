@@ -17,7 +17,10 @@ from typing import Any
 
 from deeptoolbox.hub._errors import UnknownModelError
 
-__all__ = ["ModelInfo", "ModelTable", "list_pretrained", "model_info", "FAMILY_HEADS"]
+__all__ = [
+    "ModelInfo", "ModelTable", "list_pretrained", "model_info", "resolve_name", "FAMILY_HEADS",
+    "MATLAB_NAMES",
+]  # fmt: skip
 
 # Module path of the final learnable layer (the classifier head) of each torchvision family.
 FAMILY_HEADS: dict[str, str] = {
@@ -47,6 +50,39 @@ _FAMILY_NAMES = {
     "vision_transformer": "vit",
 }
 _HASH = re.compile(r"-([a-f0-9]{6,})\.")
+
+# MATLAB's imagePretrainedNetwork names -> (registry name, note when the model differs)
+_SIZE_NOTE = (
+    "MATLAB's {matlab} takes {size}x{size} images; torchvision's {name} is built and trained "
+    "for 224x224. Pass input_size=(3, {size}, {size}) for MATLAB's size."
+)
+MATLAB_NAMES: dict[str, tuple[str, str | None]] = {
+    "squeezenet": ("squeezenet1_1", "MATLAB's squeezenet is SqueezeNet v1.1: loading "
+                   "squeezenet1_1. " + _SIZE_NOTE.format(matlab="squeezenet", size=227,
+                                                           name="squeezenet1_1")),
+    "alexnet": ("alexnet", _SIZE_NOTE.format(matlab="alexnet", size=227, name="alexnet")),
+    "googlenet": ("googlenet", None),
+    "inceptionv3": ("inception_v3", None),
+    "densenet201": ("densenet201", None),
+    "mobilenetv2": ("mobilenet_v2", None),
+    "resnet18": ("resnet18", None),
+    "resnet50": ("resnet50", None),
+    "resnet101": ("resnet101", None),
+    "efficientnetb0": ("efficientnet_b0", None),
+    "vgg16": ("vgg16", None),
+    "vgg19": ("vgg19", None),
+}  # fmt: skip
+_MATLAB_ELSEWHERE = {  # MATLAB names whose model torchvision does not have
+    "xception": "pretrained('timm:legacy_xception') (with timm)",
+    "inceptionresnetv2": "pretrained('timm:inception_resnet_v2') (with timm)",
+    "nasnetlarge": "pretrained('timm:nasnetalarge') (with timm)",
+    "darknet53": "pretrained('timm:darknet53') (with timm)",
+    "shufflenet": "pretrained('shufflenet_v2_x1_0'): MATLAB's shufflenet is ShuffleNet v1, "
+    "which torchvision does not have; v2 is its successor",
+    "nasnetmobile": "a model from timm ('timm:NAME') or the Hugging Face Hub ('hf:ORG/NAME'); "
+    "torchvision has no NASNet",
+    "darknet19": "pretrained('timm:darknet53') (with timm); torchvision has no DarkNet",
+}
 TORCHVISION_LICENSE = "BSD-3-Clause"
 
 
@@ -224,14 +260,43 @@ def _torchvision_table() -> dict[str, ModelInfo]:
     return table
 
 
+def resolve_name(name: str) -> tuple[str, str | None]:
+    """The registry name for ``name``, which may be spelled as MATLAB's
+    ``imagePretrainedNetwork`` spells it, and a note when the model differs from MATLAB's.
+
+    Example:
+        >>> resolve_name("mobilenetv2")
+        ('mobilenet_v2', None)
+        >>> resolve_name("squeezenet")[0]
+        'squeezenet1_1'
+    """
+    if not isinstance(name, str):
+        return name, None
+    if name in _torchvision_table():
+        return name, None
+    key = name.lower()
+    if key in MATLAB_NAMES:
+        return MATLAB_NAMES[key]
+    if key in _MATLAB_ELSEWHERE:
+        raise UnknownModelError(
+            f"pretrained: MATLAB's {name!r} is not in the registry (torchvision's models). "
+            f"Use {_MATLAB_ELSEWHERE[key]}; see deeptoolbox.hub.list_pretrained() for the rest."
+        )
+    return name, None
+
+
 def model_info(name: str) -> ModelInfo:
-    """Registry entry of a torchvision model name; unknown names get close matches listed.
+    """Registry entry of a torchvision model name (or MATLAB's name for it, e.g.
+    ``"mobilenetv2"``); unknown names get close matches listed.
 
     Example:
         >>> model_info("mobilenet_v3_small").head
         'classifier.3'
+        >>> model_info("efficientnetb0").name
+        'efficientnet_b0'
     """
     table = _torchvision_table()
+    name, _ = resolve_name(name)
     if name in table:
         return table[name]
     close = difflib.get_close_matches(str(name), list(table), n=3)

@@ -150,6 +150,11 @@ def _recurrent(name: str, m: L.LSTM | L.GRU, shape: Shape) -> list[dict]:
     if m.num_layers != 1:
         raise ValueError(f"num_layers={m.num_layers} (export stacked layers one by one)")
     kind = "LSTM" if isinstance(m, L.LSTM) else "GRU"
+    if m.bidirectional and m.output_mode == "last":
+        raise ValueError(
+            "bidirectional output_mode='last' (MATLAB's last time step; Keras's Bidirectional "
+            "returns each direction's final state, output_mode='final_state')"
+        )
     sequences = m.output_mode == "sequence"
     config = {"units": m.hidden_size, "return_sequences": sequences,
               "activation": "tanh", "recurrent_activation": "sigmoid"}  # fmt: skip

@@ -258,7 +258,7 @@ def _bidirectional(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     params |= _rnn_params(kind, weights[half:], units, "_reverse", use_bias)
     sequences = cfg.get("return_sequences", False)
     layer = (L.LSTM if kind == "lstm" else L.GRU)(
-        units, output_mode="sequence" if sequences else "last", bidirectional=True,
+        units, output_mode="sequence" if sequences else "final_state", bidirectional=True,
         has_padding_mask=bool(config.get("_mask")),
     )  # fmt: skip
     # Keras's Bidirectional zeroes masked steps of returned sequences

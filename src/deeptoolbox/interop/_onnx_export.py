@@ -472,8 +472,14 @@ class _MaskedRecurrentTwin(nn.Module):
         for depth in range(layer.num_layers):
             runs = [_direction(layer, x, keep, depth, reverse) for reverse in directions]
             x = torch.cat([outputs for outputs, _ in runs], dim=-1) * weight
-        if layer.output_mode == "last":
+        if layer.output_mode == "final_state" or (
+            layer.output_mode == "last" and not layer.bidirectional
+        ):
             return torch.cat([last for _, last in runs], dim=-1)
+        if layer.output_mode == "last":  # MATLAB: the output at each sequence's last real step
+            steps = torch.cumsum(torch.ones_like(keep, dtype=torch.long), 1) - 1
+            end = torch.where(keep, steps, torch.zeros_like(steps)).amax(1)
+            return x.gather(1, end.view(-1, 1, 1).expand(-1, 1, x.shape[-1])).squeeze(1)
         return x
 
 

@@ -11,7 +11,8 @@ direction D, batch N, hidden H) each result holds, in which order: a *view*. Res
 computed from ``Shape`` at run time are evaluated symbolically (sizes as monomials in T and N),
 so the reasoning holds for every batch size and sequence length. The group becomes one layer
 when a view equals the toolbox layer's output: (N, T, D*H) for ``output_mode="sequence"``;
-(N, D*H) of the final states ``Y_h``, or (unidirectional) ``Y[:, -1]``, for ``"last"``.
+``Y[:, -1]`` (N, D*H) for ``"last"`` (MATLAB's last step); the final states ``Y_h`` for
+``"final_state"`` (``"last"`` when there is one direction).
 """
 
 from __future__ import annotations
@@ -331,16 +332,18 @@ def _weights(op: str, w: torch.Tensor, r: torch.Tensor, b: torch.Tensor) -> dict
 
 
 def _output_mode(rnn: _Rnn, view: View) -> str | None:
-    """The output mode ("sequence" or "last") whose output ``view`` is exactly, else None."""
+    """The output mode ("sequence", "last" or "final_state") whose output ``view`` is exactly,
+    else None. ``Y_h`` is each direction's final state ("final_state"; the same as "last" for
+    one direction), ``Y`` at the last step is MATLAB's "last"."""
     view = rnn.normal(view)
     sequence = rnn.normal(View("Y", (("N",), ("T",), ("D", "H")))).groups
     last = rnn.normal(View("Y_h", (("N",), ("D", "H")))).groups
+    one_way = rnn.sizes["D"] == ONE
     if view.source == "Y" and not view.fixed and view.groups == sequence:
         return "sequence"
     if view.source == "Y_h" and not view.fixed and view.groups == last:
-        return "last"
-    one_way = rnn.sizes["D"] == ONE
-    if view.source == "Y" and one_way and view.fixed == (("T", -1),) and view.groups == last:
+        return "last" if one_way else "final_state"
+    if view.source == "Y" and view.fixed == (("T", -1),) and view.groups == last:
         return "last"
     return None
 

@@ -398,7 +398,6 @@ def _write(net: nn.Module, path: Path, format: str, inputs: tuple[torch.Tensor, 
 def _export(net: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.export.ExportedProgram:
     hooks = []
     if isinstance(net, Network):
-        net._plan = None  # the sizes it last accepted would pin the batch size in the program
         # a hook makes the network call its layers through nn.Module.__call__, so the program
         # records each operation's layer name (import_pytorch names layers after them)
         hooks = [layer.register_forward_pre_hook(_no_hook) for layer in net.layers.values()]
@@ -414,8 +413,6 @@ def _export(net: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.export.Ex
     finally:
         for hook in hooks:
             hook.remove()
-        if isinstance(net, Network):
-            net._plan = None
 
 
 def _no_hook(module: nn.Module, inputs: tuple) -> None:

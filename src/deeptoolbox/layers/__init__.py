@@ -2,8 +2,8 @@
 
 Example:
     >>> from deeptoolbox import layers as L
-    >>> L.Conv2d(16, 3, stride=2)
-    Conv2d(filters=16, kernel_size=3, stride=2)
+    >>> L.Conv2d(16, 3, stride=2, padding="same")
+    Conv2d(filters=16, kernel_size=3, stride=2, padding='same')
 """
 
 from deeptoolbox.layers._activation import (
@@ -47,6 +47,9 @@ from deeptoolbox.layers._base import (
 )
 from deeptoolbox.layers._base import (
     Shape as Shape,
+)
+from deeptoolbox.layers._base import (
+    StatefulLayer as StatefulLayer,
 )
 from deeptoolbox.layers._base import (
     register_layer as register_layer,
@@ -134,7 +137,8 @@ from deeptoolbox.layers._reshape import (
 )
 
 __all__ = [
-    "Layer", "Shape", "register_layer", "registered_layer", "registered_layers",
+    "Layer", "StatefulLayer", "Shape", "register_layer", "registered_layer",
+    "registered_layers",
     "InputLayer", "FeatureInput", "ImageInput", "VolumeInput", "SequenceInput",
     "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalAvgPool", "GlobalMaxPool",

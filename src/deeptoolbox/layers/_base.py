@@ -88,7 +88,7 @@ class Layer(nn.Module):
         _capture_init_arguments(cls)
 
     def __init__(self, *, name: str | None = None) -> None:
-        super().__init__()
+        nn.Module.__init__(self)  # not the torch class a layer may also derive from
         self.name = name
         self.built_shapes: list[Shape] | None = None
 
@@ -141,13 +141,56 @@ class Layer(nn.Module):
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+class StatefulLayer(Layer):
+    """A layer that can carry a state from one call to the next (LSTM, GRU).
+
+    By default (``stateful`` False) every call starts from a zero state, as torch's recurrent
+    layers do. In stateful mode (``layer.stateful = True``, or ``net.stateful = True`` for all
+    the layers of a network) a call starts from the state the previous call ended in (zeros
+    after :meth:`reset_state`) and keeps its own final state for the next call, so a long
+    sequence can be fed in pieces (MATLAB's ``predictAndUpdateState``). Kept states are
+    detached from the autograd graph (truncated backpropagation through time).
+
+    A state is a dict of tensors named in ``state_names``, batch first; ``None`` means zeros.
+
+    Example:
+        >>> import torch
+        >>> from deeptoolbox.layers import LSTM
+        >>> layer = LSTM(4)
+        >>> layer.build([(None, 2)])
+        >>> layer.stateful = True
+        >>> _ = layer(torch.randn(3, 5, 2))
+        >>> {k: tuple(v.shape) for k, v in layer.get_state().items()}
+        {'hidden': (3, 1, 4), 'cell': (3, 1, 4)}
+        >>> layer.reset_state()
+        >>> layer.get_state() is None
+        True
+    """
+
+    state_names: tuple[str, ...] = ()
+    stateful: bool = False
+
+    def get_state(self) -> dict[str, Any] | None:
+        """The kept state (copies), or None when there is none (zeros)."""
+        raise NotImplementedError
+
+    def set_state(self, state: dict[str, Any] | None) -> None:
+        """Start the next stateful call from ``state`` (None: zeros)."""
+        raise NotImplementedError
+
+    def reset_state(self) -> None:
+        """Forget the kept state: the next stateful call starts from zeros (MATLAB's
+        ``resetState``)."""
+        self.set_state(None)
+
+
 def _constructor_defaults(cls: type) -> dict[str, Any]:
     """Default argument values of ``cls`` and the classes it builds on (subclasses win)."""
     defaults: dict[str, Any] = {}
     for klass in reversed(cls.__mro__):
         init = klass.__dict__.get("__init__")
-        if init is None or klass in (object, nn.Module):
-            continue
+        if init is None or klass is object or klass.__module__.startswith("torch."):
+            continue  # torch classes a layer derives from (nn.Linear...) are not its signature
         for key, param in inspect.signature(init).parameters.items():
             if param.default is not inspect.Parameter.empty:
                 defaults[key] = param.default

@@ -1,7 +1,9 @@
 """Convolution layers: 1-D on sequences (N, T, C), 2-D on images, 3-D on volumes, and 2-D transposed.
 
-Padding is ``"same"`` (output length ceil(input / stride), padding split evenly with the extra
-element at the end, as in MATLAB and TensorFlow), ``"valid"`` (none) or explicit ints.
+Padding is ``0`` by default (none, as in MATLAB, Keras and PyTorch), ``"valid"`` (the same: no
+padding), ``"same"`` (output length ceil(input / stride), padding split evenly with the extra
+element at the end, as in MATLAB and TensorFlow) or explicit ints. Networks saved before the
+default changed (``network.json`` format version 1) are read with their old default, ``"same"``.
 """
 
 from __future__ import annotations
@@ -73,11 +75,31 @@ def pad_same(x: torch.Tensor, spatial_first: int, kernel, stride, dilation, valu
     return F.pad(x, pads, value=value) if any(pads) else x
 
 
-class _Convolution(Layer):
+class _TorchNames:
+    """torch.nn.ConvNd's attribute names on a toolbox convolution."""
+
+    padding_mode = "zeros"
+    filters: int
+    groups: int
+    spatial_dims: int
+
+    @property
+    def out_channels(self) -> int:
+        """Output channels (torch's name for ``filters``)."""
+        return self.filters
+
+    @property
+    def output_padding(self) -> tuple[int, ...]:
+        """Always zeros (torch's ConvTranspose option)."""
+        return (0,) * self.spatial_dims
+
+
+class _Convolution(_TorchNames, Layer):
     """Shared logic of the N-d convolutions (channel-first tensors)."""
 
     spatial_dims = 2
     channels_last = False  # Conv1d works on (N, T, C)
+    transposed = False
 
     def __init__(
         self,
@@ -85,7 +107,7 @@ class _Convolution(Layer):
         kernel_size: int | Sequence[int],
         *,
         stride: int | Sequence[int] = 1,
-        padding: Padding = "same",
+        padding: Padding = 0,
         dilation: int | Sequence[int] = 1,
         groups: int = 1,
         bias: bool = True,
@@ -124,6 +146,12 @@ class _Convolution(Layer):
             self._torch_padding = (0,) * d if self._dynamic_same else "same"
         else:
             self._torch_padding = self.padding
+
+    @property
+    def in_channels(self) -> int | None:
+        """Input channels (torch's name); None until the layer is built."""
+        weight = self._parameters.get("weight")
+        return None if weight is None else int(weight.shape[1]) * self.groups
 
     def _split(self, shape: Shape) -> tuple[int | None, list[int | None]]:
         if self.channels_last:
@@ -182,15 +210,21 @@ class _Convolution(Layer):
 
 
 @register_layer
-class Conv1d(_Convolution):
+class Conv1d(_Convolution, nn.Conv1d):
     """1-D convolution over time on sequences: (N, T, C) in, (N, T', filters) out.
+
+    A ``torch.nn.Conv1d`` for ``isinstance`` and attribute names (``in_channels``,
+    ``out_channels``, ``kernel_size``, ``stride``, ``padding``...), with the same weight
+    layout, but on (N, T, C) batches: time second, channels last.
 
     Example:
         >>> import torch
-        >>> layer = Conv1d(8, 5)
+        >>> layer = Conv1d(8, 5)  # no padding: 40 - 5 + 1 = 36 steps
         >>> layer.build([(None, 3)])
         >>> layer(torch.zeros(2, 40, 3)).shape
-        torch.Size([2, 40, 8])
+        torch.Size([2, 36, 8])
+        >>> Conv1d(8, 5, padding="same").output_shape([(40, 3)])
+        (40, 8)
     """
 
     spatial_dims = 1
@@ -198,40 +232,48 @@ class Conv1d(_Convolution):
 
 
 @register_layer
-class Conv2d(_Convolution):
+class Conv2d(_Convolution, nn.Conv2d):
     """2-D convolution on images: (N, C, H, W) in, (N, filters, H', W') out.
+
+    A ``torch.nn.Conv2d`` for ``isinstance`` and attribute names (``in_channels``,
+    ``out_channels``, ``kernel_size``, ``stride``, ``padding``...).
 
     Example:
         >>> import torch
-        >>> layer = Conv2d(16, 3, stride=2)
+        >>> layer = Conv2d(16, 3, stride=2, padding="same")
         >>> layer.build([(3, 32, 32)])
         >>> layer(torch.zeros(1, 3, 32, 32)).shape
         torch.Size([1, 16, 16, 16])
+        >>> Conv2d(1, 4).output_shape([(1, 4, 4)])  # no padding by default, as in MATLAB
+        (1, 1, 1)
     """
 
     spatial_dims = 2
 
 
 @register_layer
-class Conv3d(_Convolution):
+class Conv3d(_Convolution, nn.Conv3d):
     """3-D convolution on volumes: (N, C, D, H, W) in, (N, filters, D', H', W') out.
+
+    A ``torch.nn.Conv3d`` for ``isinstance`` and attribute names.
 
     Example:
         >>> Conv3d(4, 3).output_shape([(1, 8, 8, 8)])
-        (4, 8, 8, 8)
+        (4, 6, 6, 6)
     """
 
     spatial_dims = 3
 
 
 @register_layer
-class TransposedConv2d(Layer):
+class TransposedConv2d(_TorchNames, Layer, nn.ConvTranspose2d):
     """2-D transposed convolution (upsampling), as in MATLAB's transposedConv2dLayer.
 
     ``cropping="same"`` gives an output of size input * stride (the exact transpose of
     ``Conv2d(padding="same")``: an odd crop takes the extra row/column at the bottom/right);
     an int crops that many pixels from each side. ``weight`` is (in_channels, filters, kh, kw) like
-    ``torch.nn.ConvTranspose2d``.
+    ``torch.nn.ConvTranspose2d``, which it is for ``isinstance`` and attribute names
+    (``padding`` is the crop on each side).
 
     Example:
         >>> import torch
@@ -281,6 +323,17 @@ class TransposedConv2d(Layer):
         else:
             self.padding = as_tuple(kind, "cropping", cropping, 2, minimum=0)
         self.cropping = cropping
+
+    spatial_dims = 2
+    transposed = True
+    groups = 1
+    dilation = (1, 1)
+
+    @property
+    def in_channels(self) -> int | None:
+        """Input channels (torch's name); None until the layer is built."""
+        weight = self._parameters.get("weight")
+        return None if weight is None else int(weight.shape[0])
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes

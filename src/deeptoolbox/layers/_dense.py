@@ -24,12 +24,14 @@ from deeptoolbox.layers._init import (
 
 
 @register_layer
-class Dense(Layer):
+class Dense(Layer, nn.Linear):
     """Fully connected layer (MATLAB's fullyConnectedLayer): ``y = x W^T + b``.
 
     On features (N, C) it maps C to ``units``; on sequences (N, T, C) it acts on every time
     step; on images and volumes it flattens each observation first, as MATLAB does. The
-    input size is inferred; ``weight`` is (units, inputs) like ``torch.nn.Linear``.
+    input size is inferred; ``weight`` is (units, inputs) like ``torch.nn.Linear``. It is a
+    ``torch.nn.Linear`` (``isinstance`` holds, so PyTorch initialization loops reach it) with
+    its attributes: ``in_features`` (None until the input size is known), ``out_features``.
 
     Example:
         >>> import torch
@@ -58,6 +60,17 @@ class Dense(Layer):
             "Dense", "bias_initializer", bias_initializer, BIAS_INITIALIZERS
         )
         self.flatten_input = False
+
+    @property
+    def in_features(self) -> int | None:  # type: ignore[override]
+        """Input features (torch.nn.Linear's name); None until the layer is built."""
+        weight = self._parameters.get("weight")
+        return None if weight is None else int(weight.shape[1])
+
+    @property
+    def out_features(self) -> int:  # type: ignore[override]
+        """Output features (torch.nn.Linear's name for ``units``)."""
+        return self.units
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes

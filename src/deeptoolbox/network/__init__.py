@@ -13,13 +13,15 @@ from deeptoolbox.network._analyze import analysis_checks as analysis_checks
 from deeptoolbox.network._analyze import analyze as analyze
 from deeptoolbox.network._analyze import register_analysis_check as register_analysis_check
 from deeptoolbox.network._analyze import unregister_analysis_check as unregister_analysis_check
+from deeptoolbox.network._builders import resnet_network as resnet_network
 from deeptoolbox.network._codegen import to_python as to_python
 from deeptoolbox.network._graph import Connection as Connection
 from deeptoolbox.network._io import load as load
 from deeptoolbox.network._io import save as save
-from deeptoolbox.network._network import Issue as Issue
+from deeptoolbox.network._layer_dict import LayerDict as LayerDict
 from deeptoolbox.network._network import Network as Network
 from deeptoolbox.network._plot import plot_network as plot_network
+from deeptoolbox.network._resolution import Issue as Issue
 
 __all__ = [
     "Network",
@@ -35,4 +37,6 @@ __all__ = [
     "load",
     "to_python",
     "plot_network",
+    "resnet_network",
+    "LayerDict",
 ]

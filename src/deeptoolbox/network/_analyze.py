@@ -227,7 +227,7 @@ def analyze(net: Network) -> Analysis:
     Example:
         >>> from deeptoolbox import Network, analyze
         >>> from deeptoolbox import layers as L
-        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3), L.ReLU(), L.Flatten(), L.Dense(10)])
+        >>> net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3, padding="same"), L.ReLU(), L.Flatten(), L.Dense(10)])
         >>> print(analyze(net))  # doctest: +ELLIPSIS
         Network 'network': 5 layers, 2,610 learnables, 0 errors, 0 warnings
         ...

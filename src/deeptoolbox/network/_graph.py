@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
 
 from deeptoolbox.errors import NetworkError
+from deeptoolbox.layers._base import layer_type_name
+from deeptoolbox.network._layer_dict import LayerDict
+
+_RESERVED_NAMES = frozenset(dir(LayerDict)) | frozenset(vars(nn.ModuleDict()))
 
 
 @dataclass(frozen=True)
@@ -122,3 +129,64 @@ def find_cycle(names: list[str], connections: list[Connection]) -> list[str]:
         if name not in state and (cycle := visit(name)):
             return cycle
     return []
+
+
+def _named_items(layers: Any) -> list[tuple[Any, Any]]:
+    if isinstance(layers, Mapping):
+        return [(check_layer_name(k), v) for k, v in layers.items()]
+    if isinstance(layers, nn.Module):
+        return [(getattr(layers, "name", None), layers)]
+    if isinstance(layers, Sequence) and not isinstance(layers, str):
+        return [(getattr(m, "name", None), m) for m in layers]
+    raise NetworkError(
+        f"Expected a layer, a list of layers or a dict of name -> layer. Received: {layers!r}."
+    )
+
+
+def name_layers(
+    layers: Any, existing: Mapping[str, nn.Module], network: str, free: Iterable[str] = ()
+) -> list[tuple[str, nn.Module]]:
+    """Name each of ``layers`` (a module, list or dict) for adding to a network that holds
+    ``existing`` (names in ``free`` are being replaced); raise NetworkError on bad names,
+    duplicates or a module added twice.
+
+    Example:
+        >>> from torch import nn
+        >>> name_layers([nn.ReLU(), nn.ReLU()], {}, "net")[1][0]
+        'relu_2'
+    """
+    items = _named_items(layers)
+    if not items:
+        raise NetworkError("Expected at least one layer; received an empty list.")
+    free = set(free)
+    taken = set(existing.keys()) - free
+    in_use = {id(m) for k, m in existing.items() if k not in free}
+    named: list[tuple[str, nn.Module]] = []
+    for given, module in items:
+        if not isinstance(module, nn.Module):
+            raise NetworkError(
+                f"Every layer must be a torch.nn.Module; received {type(module).__name__}: "
+                f"{module!r}."
+            )
+        if given is not None and not isinstance(given, str):
+            given = None
+        name = check_layer_name(given) if given else generated_name(layer_type_name(module), taken)
+        if name in _RESERVED_NAMES:
+            raise NetworkError(
+                f"'{name}' cannot name a layer: it is an attribute of torch.nn.ModuleDict, which "
+                f"holds the layers. Choose another name, e.g. '{name}_1'."
+            )
+        if name in taken:
+            raise NetworkError(
+                f"A layer named '{name}' already exists in network '{network}'. Layer names "
+                "must be unique; pass another name=... or leave it out to generate one."
+            )
+        if id(module) in in_use:
+            raise NetworkError(
+                f"The same {type(module).__name__} object is added twice ('{name}'); create a "
+                "new layer object for each place in the graph."
+            )
+        taken.add(name)
+        in_use.add(id(module))
+        named.append((name, module))
+    return named

@@ -25,11 +25,13 @@ from deeptoolbox.errors import NetworkFileError, OptionError
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network._network import Network
 from deeptoolbox.network._serialize import architecture, from_architecture
+from deeptoolbox.network._state import get_state, iterate_states, set_state, stateful_layers
 
 NETWORK_FILE = "network.json"
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"
 MEMBERS = (NETWORK_FILE, WEIGHTS_FILE, METADATA_FILE)
+STATE_PREFIX = "state/"  # weights.safetensors keys of a saved recurrent state: state/LAYER/PART
 
 
 def _metadata(net: Network) -> dict[str, Any]:
@@ -54,12 +56,17 @@ def _metadata(net: Network) -> dict[str, Any]:
     }
 
 
-def _weights(net: Network) -> bytes:
+def _weights(net: Network, include_state: bool) -> bytes:
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    return safetensors.torch.save(tensors, metadata={"format": "deeptoolbox.weights"})
+    metadata = {"format": "deeptoolbox.weights"}
+    if include_state:
+        for layer, part, tensor in iterate_states(get_state(net)):
+            tensors[f"{STATE_PREFIX}{layer}/{part}"] = tensor.detach().cpu().contiguous()
+        metadata["stateful"] = "true" if net.stateful else "false"
+    return safetensors.torch.save(tensors, metadata=metadata)
 
 
-def _serialize(net: Network) -> dict[str, bytes]:
+def _serialize(net: Network, include_state: bool = False) -> dict[str, bytes]:
     if not isinstance(net, Network):
         raise OptionError(
             f"save expects a deeptoolbox Network. Received: {type(net).__name__}. Bring a plain "
@@ -71,7 +78,7 @@ def _serialize(net: Network) -> dict[str, bytes]:
         raise OptionError(f"net.metadata must hold JSON values only: {err}") from err
     return {
         NETWORK_FILE: json.dumps(architecture(net), indent=2).encode(),
-        WEIGHTS_FILE: _weights(net),
+        WEIGHTS_FILE: _weights(net, include_state),
         METADATA_FILE: user.encode(),
     }
 
@@ -86,13 +93,15 @@ def _is_saved_network(path: Path) -> bool:
         return False
 
 
-def save(net: Network, path: str | os.PathLike) -> Path:
+def save(net: Network, path: str | os.PathLike, *, include_state: bool = False) -> Path:
     """Save ``net`` to a folder, or to a zip file when ``path`` ends in ``.zip``.
 
     Writes network.json (architecture), weights.safetensors and metadata.json (classes,
     input sizes and normalization, versions, creation time, ``net.metadata``). Replaces an
     earlier saved network at ``path`` only once the new one is completely written; refuses
-    to overwrite anything that is not a saved network.
+    to overwrite anything that is not a saved network. With ``include_state=True`` the
+    recurrent state (``net.state``) and stateful mode are saved too, and :func:`load`
+    restores them; otherwise a loaded network starts from zeros.
 
     Example:
         >>> import tempfile, os
@@ -109,7 +118,7 @@ def save(net: Network, path: str | os.PathLike) -> Path:
             "Choose another path or remove it first."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = _serialize(net)
+    payload = _serialize(net, include_state)
     if path.suffix.lower() == ".zip":
         _write_zip(path, payload)
     else:
@@ -209,10 +218,38 @@ def load(path: str | os.PathLike) -> Network:
         raise NetworkFileError(
             f"{path}: {WEIGHTS_FILE} is corrupted or truncated ({err})."
         ) from err
+    saved_state = {k: tensors.pop(k) for k in list(tensors) if k.startswith(STATE_PREFIX)}
     _load_weights(net, tensors, path)
+    if saved_state or _saved_mode(members[WEIGHTS_FILE]) is not None:
+        _restore_state(net, saved_state, _saved_mode(members[WEIGHTS_FILE]), path)
     if isinstance(metadata, dict):
         net.metadata = dict(metadata.get("user") or {})
     return net
+
+
+def _saved_mode(weights: bytes) -> bool | None:
+    """The stateful mode saved with ``include_state=True`` (None when no state was saved)."""
+    size = int.from_bytes(weights[:8], "little")
+    header = json.loads(weights[8 : 8 + size].decode("utf-8"))
+    mode = (header.get("__metadata__") or {}).get("stateful")
+    return None if mode is None else mode == "true"
+
+
+def _restore_state(
+    net: Network, saved: dict[str, torch.Tensor], stateful: bool | None, path: Path
+) -> None:
+    state: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in saved.items():
+        layer, _, part = key[len(STATE_PREFIX) :].partition("/")
+        state.setdefault(layer, {})[part] = tensor
+    try:
+        set_state(net, state)
+    except OptionError as err:
+        raise NetworkFileError(
+            f"{path}: the recurrent state in {WEIGHTS_FILE} does not fit the network: {err}"
+        ) from err
+    if stateful is not None and stateful_layers(net):
+        net.stateful = stateful
 
 
 def _load_weights(net: Network, tensors: dict[str, torch.Tensor], path: Path) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,53 +20,19 @@ from deeptoolbox.errors import (
 )
 from deeptoolbox.layers._base import Layer, Shape, format_shape, layer_type_name
 from deeptoolbox.layers._input import InputLayer
-from deeptoolbox.network._graph import (
-    Connection,
-    check_layer_name,
-    find_cycle,
-    generated_name,
-    topological_order,
+from deeptoolbox.network import _state
+from deeptoolbox.network._graph import Connection, name_layers
+from deeptoolbox.network._layer_dict import LayerDict
+from deeptoolbox.network._plan import (
+    Plan,
+    compile_plan,
+    symbolic,
+    traced_layer_call,
 )
-from deeptoolbox.network._plan import Plan, compile_plan, tracing
-from deeptoolbox.network._shapes import input_ports, input_size_message, resolve_layer
+from deeptoolbox.network._resolution import Issue, Resolution, resolve
+from deeptoolbox.network._shapes import input_ports, input_size_message
 
 LayerSpec = nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module]
-
-
-@dataclass(frozen=True)
-class Issue:
-    """A problem found in a network: ``severity`` is "error" or "warning".
-
-    Example:
-        >>> Issue("error", "add", "input port 'in2' is not connected")
-        Issue(severity='error', layer='add', message="input port 'in2' is not connected")
-    """
-
-    severity: str
-    layer: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"layer '{self.layer}': " if self.layer else ""
-        return f"{self.severity}: {where}{self.message}"
-
-
-@dataclass
-class _Resolution:
-    """What size propagation found: sizes per layer and the issues."""
-
-    order: list[str] = field(default_factory=list)
-    input_shapes: dict[str, list[Shape | None]] = field(default_factory=dict)
-    sources: dict[str, dict[str, str | None]] = field(default_factory=dict)  # port -> layer
-    output_shapes: dict[str, Shape | None] = field(default_factory=dict)
-    issues: list[Issue] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "error"]
-
-
-_RESERVED_NAMES = frozenset(dir(nn.ModuleDict)) | frozenset(vars(nn.ModuleDict()))
 
 
 class Network(nn.Module):
@@ -95,7 +61,7 @@ class Network(nn.Module):
         name: str = "network",
     ) -> None:
         super().__init__()
-        self.layers = nn.ModuleDict()
+        self.layers = LayerDict(self)
         if not isinstance(name, str) or not name:
             raise OptionError(
                 f"Network: `name` must be a non-empty string. Received: name={name!r}."
@@ -106,11 +72,32 @@ class Network(nn.Module):
         self._learn_rate_factors: dict[str, float] = {}
         self._classes: list[str] | None = None
         self._plan: Plan | None = None
-        self._resolution = _Resolution()
+        self._resolution = Resolution()
         self.metadata: dict[str, Any] = {}
         if layers is not None:
             self.add_layers(layers)
         self.classes = classes
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "layers" and not isinstance(value, LayerDict):
+            raise NetworkError(
+                "net.layers cannot be replaced as a whole; edit it layer by layer "
+                "(net.layers['fc'] = layer, net.replace_layer, net.add_layers, "
+                "net.remove_layers) or build a new Network."
+            )
+        super().__setattr__(name, value)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.layers._link_network(self)  # copies and unpickled networks edit themselves
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise NetworkError(
+            f"torch.jit.script cannot compile Network '{self.name}': its forward runs a graph "
+            "of layers kept in Python objects, which TorchScript cannot type. Use "
+            "torch.jit.trace(net, example) or torch.export.export(net, (example,)) instead; "
+            "deeptoolbox.export_pytorch(net, path) writes either."
+        )
 
     # -- reading the graph -------------------------------------------------------------------
     @property
@@ -219,7 +206,7 @@ class Network(nn.Module):
         named = self._name_layers(layers)
         for layer_name, module in named:
             self._adopt(layer_name, module)
-            self.layers[layer_name] = module
+            self.layers._store(layer_name, module)
         self._chain(named)
         return self._changed()
 
@@ -287,7 +274,7 @@ class Network(nn.Module):
             if bridge and len(feeding) == 1:
                 for edge in fed:
                     self._connect(feeding[0].source, edge.destination, edge.port)
-            del self.layers[name]
+            self.layers._discard(name)
             self._frozen.discard(name)
             self._learn_rate_factors.pop(name, None)
         return self._changed()
@@ -315,7 +302,7 @@ class Network(nn.Module):
             entries.extend(named if key == name else [(key, module)])
         for layer_name, module in named:
             self._adopt(layer_name, module)
-        self.layers = nn.ModuleDict(entries)
+        self.layers = LayerDict(self, entries)
         self._frozen.discard(name)
         self._learn_rate_factors.pop(name, None)
         self._chain(named)
@@ -345,7 +332,7 @@ class Network(nn.Module):
             entries.extend([(key, module), *named] if key == after else [(key, module)])
         for layer_name, module in named:
             self._adopt(layer_name, module)
-        self.layers = nn.ModuleDict(entries)
+        self.layers = LayerDict(self, entries)
         self._chain(named)
         self._connect(after, named[0][0], None)
         for edge in fed:
@@ -431,6 +418,8 @@ class Network(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         plan = self._plan or self._compile()
+        if not isinstance(inputs, tuple) or (inputs and isinstance(inputs[0], torch.fx.Proxy)):
+            return self._run_traced(plan, inputs)  # torch.fx.symbolic_trace: proxies
         if len(inputs) != plan.num_inputs:
             raise InputSizeError(
                 f"Network '{self.name}' takes {plan.num_inputs} input(s) "
@@ -438,7 +427,7 @@ class Network(nn.Module):
             )
         if plan.chain is not None:
             x = inputs[0]
-            if not isinstance(x, torch.Tensor) or x.shape != plan.accepted[0]:
+            if symbolic() or not isinstance(x, torch.Tensor) or x.shape != plan.accepted[0]:
                 self._accept(plan, inputs)
             try:
                 if plan.hooks_active():
@@ -451,7 +440,8 @@ class Network(nn.Module):
                 self._explain(err, inputs, module)
             return x
         if (
-            any(not isinstance(x, torch.Tensor) for x in inputs)
+            symbolic()
+            or any(not isinstance(x, torch.Tensor) for x in inputs)
             or [x.shape for x in inputs] != plan.accepted
         ):
             self._accept(plan, inputs)
@@ -494,7 +484,102 @@ class Network(nn.Module):
             if not layer.accepts(size):
                 raise InputSizeError(input_size_message(name, layer, tuple(x.shape)))
 
+    # -- recurrent state ------------------------------------------------------------------------
+    @property
+    def stateful(self) -> bool:
+        """Stateful mode of the recurrent layers (LSTM, GRU): when True, each call starts from
+        the state the previous call ended in and keeps its final state, so a long sequence can
+        be fed in pieces, step by step (MATLAB's ``predictAndUpdateState``). False (the
+        default): each call starts from zeros. Setting it sets every recurrent layer's mode.
+
+        Example:
+            >>> import torch
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.SequenceInput(2), L.LSTM(3, name="lstm"), L.Dense(1)])
+            >>> net.stateful = True
+            >>> x = torch.randn(4, 10, 2)
+            >>> pieces = torch.cat([net(x[:, :6]), net(x[:, 6:])], dim=1)
+            >>> _ = net.reset_state()
+            >>> net.stateful = False
+            >>> torch.allclose(pieces, net(x), atol=1e-6)
+            True
+        """
+        layers = _state.stateful_layers(self)
+        return bool(layers) and all(layer.stateful for layer in layers.values())
+
+    @stateful.setter
+    def stateful(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise OptionError(f"Network.stateful must be True or False. Received: {value!r}.")
+        for layer in _state.stateful_layers(self).values():
+            layer.stateful = value
+
+    @property
+    def state(self) -> dict[str, dict[str, torch.Tensor] | None]:
+        """The recurrent state (MATLAB's ``net.State``): layer name -> ``{"hidden", "cell"}``
+        tensors (GRU: ``"hidden"``), each (N, layers x directions, hidden size); None for a
+        layer with no state kept (zeros). Copies: change it with :meth:`set_state`.
+
+        Example:
+            >>> import torch
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.SequenceInput(2), L.GRU(3, name="gru")])
+            >>> net.stateful = True
+            >>> _ = net(torch.randn(5, 7, 2))
+            >>> net.state["gru"]["hidden"].shape
+            torch.Size([5, 1, 3])
+        """
+        return _state.get_state(self)
+
+    @state.setter
+    def state(self, value: Mapping[str, Any] | None) -> None:
+        self.set_state(value)
+
+    def set_state(self, state: Mapping[str, Any] | None) -> Network:
+        """Set the recurrent state that the next stateful call starts from (``net.State =
+        state`` in MATLAB); ``state`` as :attr:`state` returns it, for some or all layers.
+
+        Example:
+            >>> import torch
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.SequenceInput(2), L.LSTM(3, name="lstm")])
+            >>> zeros = {"hidden": torch.zeros(1, 1, 3), "cell": torch.zeros(1, 1, 3)}
+            >>> net.set_state({"lstm": zeros}).state["lstm"]["cell"].shape
+            torch.Size([1, 1, 3])
+        """
+        _state.set_state(self, state)
+        return self
+
+    def reset_state(self) -> Network:
+        """Forget the recurrent state: the next stateful call starts from zeros (MATLAB's
+        ``resetState``).
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.SequenceInput(2), L.LSTM(3, name="lstm")])
+            >>> net.reset_state().state
+            {'lstm': None}
+        """
+        _state.set_state(self, None)
+        return self
+
     # -- internals ------------------------------------------------------------------------------
+    def _run_traced(self, plan: Plan, inputs: Any) -> Any:
+        """Record each toolbox layer as one ``call_module`` node for torch.fx (other modules
+        as the tracer decides), so a traced network runs its layers' own forward."""
+        values: list[Any] = [inputs[i] for i in range(plan.num_inputs)]
+        values += [None] * len(plan.steps)
+        for module, sources, target, _ in plan.steps:
+            arguments = [values[i] for i in sources]
+            proxy = next((a for a in arguments if isinstance(a, torch.fx.Proxy)), None)
+            if isinstance(module, Layer) and proxy is not None:
+                values[target] = traced_layer_call(proxy.tracer, module, arguments)
+            else:
+                values[target] = module(*arguments)
+        if len(plan.outputs) == 1:
+            return values[plan.outputs[0]]
+        return tuple(values[i] for i in plan.outputs)
+
     def _accept(self, plan: Plan, inputs: Sequence[torch.Tensor]) -> None:
         """Check inputs whose sizes differ from the last accepted ones, then remember them."""
         for name, x in zip(self.input_names, inputs, strict=True):
@@ -504,7 +589,7 @@ class Network(nn.Module):
                     "Convert with torch.as_tensor(x), or use deeptoolbox.predict(net, x)."
                 )
         self.check_inputs(inputs)
-        if not (tracing() or torch.compiler.is_compiling()):  # symbolic sizes: keep checking
+        if not symbolic():  # symbolic sizes: keep checking, never pin them
             plan.accepted = [tuple(int(d) for d in x.shape) for x in inputs]
 
     def _explain(self, err: Exception, inputs: Sequence[torch.Tensor], module: nn.Module) -> None:
@@ -548,78 +633,18 @@ class Network(nn.Module):
             self._changed()
 
     def _resolve(self) -> None:
-        names = self.layer_names
-        order, cyclic = topological_order(names, self._connections)
-        result = _Resolution(order=order)
-        if cyclic:
-            cycle = find_cycle(cyclic, self._connections) or cyclic
-            path = " -> ".join([*cycle, cycle[0]])
-            for name in cycle:
-                result.issues.append(Issue("error", name, f"is part of a cycle: {path}"))
-        reference = next(iter(self.parameters()), None)
-        feeding: dict[str, dict[str, str]] = {}
-        for c in self._connections:
-            feeding.setdefault(c.destination, {})[c.port] = c.source
-        for name in order:
-            self._resolve_layer(name, result, reference, feeding.get(name, {}))
-        self._check_ends(result)
+        result = resolve(self.layers, self._connections, self._classes)
         self._resolution = result
+        if result.reinitialized:
+            names = ", ".join(f"'{n}'" for n in result.reinitialized)
+            warnings.warn(
+                f"Network '{self.name}': layers {names} were re-initialized: their parameter "
+                "sizes changed with their input sizes. Every other layer kept its weights.",
+                stacklevel=4,
+            )
         for name in self._frozen:
             if name in self.layers:
                 self._set_trainable(name, False)
-
-    def _resolve_layer(
-        self, name: str, result: _Resolution, reference: torch.Tensor | None, feeding: dict
-    ) -> None:
-        module = self.layers[name]
-        sources = {port: feeding.get(port) for port in input_ports(module)}
-        result.sources[name] = sources
-        shapes = [None if s is None else result.output_shapes.get(s) for s in sources.values()]
-        result.input_shapes[name] = shapes
-        result.output_shapes[name] = None
-        for port, source in sources.items():
-            if source is None:
-                result.issues.append(Issue("error", name, f"input port '{port}' is not connected"))
-        if any(s is None for s in shapes):
-            return
-        try:
-            result.output_shapes[name] = resolve_layer(module, shapes)  # type: ignore[arg-type]
-        except DeepToolboxError as err:
-            message = str(err).rstrip(".")
-            if len(sources) > 1:
-                message += (
-                    " (from "
-                    + ", ".join(f"'{src}' on {port}" for port, src in sources.items())
-                    + ")"
-                )
-            result.issues.append(Issue("error", name, message))
-            return
-        if reference is not None:
-            dtype = reference.dtype if reference.is_floating_point() else None
-            module.to(device=reference.device, dtype=dtype)
-
-    def _check_ends(self, result: _Resolution) -> None:
-        used = {c.source for c in self._connections}
-        for name, module in self.layers.items():
-            if isinstance(module, InputLayer) and name not in used:
-                result.issues.append(
-                    Issue("warning", name, "input layer is not connected to any layer")
-                )
-        if not self.input_names:
-            result.issues.append(Issue(
-                "error", None, "the network has no input layer (FeatureInput, ImageInput, ...)"
-            ))  # fmt: skip
-        if not self.output_names:
-            result.issues.append(Issue("error", None, "the network has no output layer"))
-        outputs = self.output_names
-        if self._classes is not None and len(outputs) == 1:
-            shape = result.output_shapes.get(outputs[0])
-            if shape and shape[-1 if len(shape) <= 2 else 0] != len(self._classes):
-                result.issues.append(Issue(
-                    "warning", outputs[0],
-                    f"the output of size {format_shape(shape)} does not have one channel per "
-                    f"class; net.classes lists {len(self._classes)} classes",
-                ))  # fmt: skip
 
     def _connect(self, source: str, destination: str, port: str | None) -> None:
         self.layer(source)
@@ -672,55 +697,11 @@ class Network(nn.Module):
     def _name_layers(
         self, layers: LayerSpec, free: set[str] = frozenset()
     ) -> list[tuple[str, nn.Module]]:
-        if isinstance(layers, Mapping):
-            items = [(check_layer_name(k), v) for k, v in layers.items()]
-        elif isinstance(layers, nn.Module):
-            items = [(getattr(layers, "name", None), layers)]
-        elif isinstance(layers, Sequence) and not isinstance(layers, str):
-            items = [(getattr(m, "name", None), m) for m in layers]
-        else:
+        if any(isinstance(m, Network) for m in _modules_in(layers)):
             raise NetworkError(
-                f"Expected a layer, a list of layers or a dict of name -> layer. Received: {layers!r}."
+                "A Network cannot be added as a layer of another Network; add its layers instead."
             )
-        if not items:
-            raise NetworkError("Expected at least one layer; received an empty list.")
-        taken = set(self.layers.keys()) - free
-        in_use = {id(m) for k, m in self.layers.items() if k not in free}
-        named: list[tuple[str, nn.Module]] = []
-        for given, module in items:
-            if not isinstance(module, nn.Module):
-                raise NetworkError(
-                    f"Every layer must be a torch.nn.Module; received {type(module).__name__}: "
-                    f"{module!r}."
-                )
-            if isinstance(module, Network):
-                raise NetworkError(
-                    "A Network cannot be added as a layer of another Network; add its layers instead."
-                )
-            if given is not None and not isinstance(given, str):
-                given = None
-            name = (
-                check_layer_name(given) if given else generated_name(layer_type_name(module), taken)
-            )
-            if name in _RESERVED_NAMES:
-                raise NetworkError(
-                    f"'{name}' cannot name a layer: it is an attribute of torch.nn.ModuleDict, which "
-                    f"holds the layers. Choose another name, e.g. '{name}_1'."
-                )
-            if name in taken:
-                raise NetworkError(
-                    f"A layer named '{name}' already exists in network '{self.name}'. Layer names "
-                    "must be unique; pass another name=... or leave it out to generate one."
-                )
-            if id(module) in in_use:
-                raise NetworkError(
-                    f"The same {type(module).__name__} object is added twice ('{name}'); create a "
-                    "new layer object for each place in the graph."
-                )
-            taken.add(name)
-            in_use.add(id(module))
-            named.append((name, module))
-        return named
+        return name_layers(layers, self.layers, self.name, free)
 
     def _names(self, names: str | Iterable[str] | None) -> list[str]:
         if names is None:
@@ -781,3 +762,11 @@ class Network(nn.Module):
         from deeptoolbox.network._analyze import analyze
 
         print(analyze(self))
+
+
+def _modules_in(layers: Any) -> list[Any]:
+    if isinstance(layers, Mapping):
+        return list(layers.values())
+    if isinstance(layers, Sequence) and not isinstance(layers, str):
+        return list(layers)
+    return [layers]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
+from itertools import repeat
+from typing import Any
 
 import torch
+import torch.fx
 from torch import nn
 
 from deeptoolbox.layers._input import InputLayer
@@ -13,6 +17,13 @@ Step = tuple[nn.Module, tuple[int, ...], int, tuple[int, ...]]
 """(layer, slots of its inputs, slot of its output, slots free once it has run)."""
 
 tracing = torch._C._get_tracing_state
+_COMPILED = "_compiled_call_impl"  # set on a module by nn.Module.compile()
+
+
+def symbolic() -> bool:
+    """True while sizes may be symbolic (torch.jit.trace, torch.compile, torch.export), when
+    comparing them with the sizes a network last accepted would pin them to constants."""
+    return bool(tracing()) or torch.compiler.is_compiling()
 
 
 def _global_hook_dicts() -> list[dict] | None:
@@ -25,6 +36,18 @@ def _global_hook_dicts() -> list[dict] | None:
 
 
 _GLOBAL_HOOKS = _global_hook_dicts()
+
+
+def traced_layer_call(tracer: torch.fx.Tracer, layer: nn.Module, arguments: list) -> Any:
+    """Record ``layer(*arguments)`` as one ``call_module`` node: torch.fx would otherwise trace
+    into the layer's forward, which may branch on sizes. The tracer's own ``call_module`` runs
+    the recording, so its bookkeeping (module paths, torchvision's node names) sees the layer;
+    a tracer that already treats the layer as a leaf records it itself."""
+
+    def as_leaf(*args: Any, **kwargs: Any) -> Any:
+        return tracer.create_proxy("call_module", tracer.path_of_module(layer), args, kwargs)
+
+    return tracer.call_module(layer, as_leaf, tuple(arguments), {})
 
 
 def _hook_dicts(module: nn.Module) -> list[dict]:
@@ -50,10 +73,19 @@ class Plan:
     chain: list[nn.Module] | None
     accepted: list[tuple[int, ...]] = field(default_factory=list)
     hooks: list[dict] = field(default_factory=list)
+    attributes: list[dict] = field(default_factory=list)  # each layer's __dict__
 
     def hooks_active(self) -> bool:
-        """True when any hook or the JIT tracer needs layers called through ``__call__``."""
-        return _GLOBAL_HOOKS is None or any(_GLOBAL_HOOKS) or any(self.hooks) or tracing()
+        """True when layers must be called through ``__call__``: a hook is registered (on a
+        layer or globally), a layer was compiled with ``layer.compile()``, or the JIT tracer
+        is recording."""
+        return (
+            _GLOBAL_HOOKS is None
+            or any(_GLOBAL_HOOKS)
+            or any(self.hooks)
+            or any(map(operator.contains, self.attributes, repeat(_COMPILED)))
+            or tracing()
+        )
 
 
 def _release(steps: list[Step], outputs: tuple[int, ...]) -> list[Step]:
@@ -104,7 +136,8 @@ def compile_plan(
     steps = _release(steps, output_slots)
     never = (-1,)  # matches no input, so the first call is always checked
     hooks = [d for module, *_ in steps for d in _hook_dicts(module)]
+    attributes = [module.__dict__ for module, *_ in steps]
     return Plan(
         steps, len(inputs), output_slots, _as_chain(steps, len(inputs), output_slots),
-        [never] * len(inputs), hooks,
+        [never] * len(inputs), hooks, attributes,
     )  # fmt: skip

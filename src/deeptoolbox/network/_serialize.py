@@ -14,7 +14,40 @@ from deeptoolbox.network._network import Network
 from deeptoolbox.network._shapes import input_ports
 
 FORMAT = "deeptoolbox.network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version history: 1 = the first format. 2 = convolutions default to ``padding=0`` (before,
+``"same"``), and a bidirectional LSTM/GRU's ``output_mode="last"`` is MATLAB's last time step
+(before, each direction's final state, now ``"final_state"``)."""
+
+_CONVOLUTIONS = ("Conv1d", "Conv2d", "Conv3d")
+_RECURRENT = ("LSTM", "GRU")
+
+
+def upgrade_layer_config(type_name: str, config: dict[str, Any], version: int) -> dict[str, Any]:
+    """The config of a toolbox layer record read from a file of format ``version``, in
+    today's terms, so that a saved network keeps its meaning when a default or an option's
+    meaning changes.
+
+    Example:
+        >>> upgrade_layer_config("Conv2d", {"filters": 8, "kernel_size": 3}, 1)["padding"]
+        'same'
+        >>> "padding" in upgrade_layer_config("Conv2d", {"filters": 8, "kernel_size": 3}, 2)
+        False
+        >>> upgrade_layer_config("LSTM", {"hidden_size": 4, "output_mode": "last",
+        ...                               "bidirectional": True}, 1)["output_mode"]
+        'final_state'
+    """
+    upgraded = dict(config)
+    if version < 2:
+        if type_name in _CONVOLUTIONS:
+            upgraded.setdefault("padding", "same")
+        if (
+            type_name in _RECURRENT
+            and upgraded.get("bidirectional")
+            and upgraded.get("output_mode") == "last"
+        ):
+            upgraded["output_mode"] = "final_state"
+    return upgraded
 
 
 def _check_json_value(layer: str, key: str, value: Any) -> None:
@@ -81,13 +114,15 @@ def architecture(net: Network) -> dict[str, Any]:
     }
 
 
-def _build_layer(record: Any, where: str) -> tuple[str, nn.Module]:
+def _build_layer(record: Any, where: str, version: int) -> tuple[str, nn.Module]:
     if not isinstance(record, dict) or not {"name", "type", "config"} <= record.keys():
         raise NetworkFileError(
             f"{where}: each layer entry needs 'name', 'type' and 'config'. Received: {record!r}."
         )
     cls = registered_layer(record["type"])
     config = record["config"]
+    if isinstance(config, dict) and cls.__module__.startswith("deeptoolbox."):
+        config = upgrade_layer_config(record["type"], config, version)
     try:
         if issubclass(cls, Layer):
             module = cls.from_config(config)
@@ -115,7 +150,13 @@ def from_architecture(data: Any, where: str = "network.json") -> Network:
         raise NetworkFileError(
             f'{where} is not a deeptoolbox network description (expected "format": "{FORMAT}").'
         )
-    if data.get("format_version", 0) > FORMAT_VERSION:
+    version = data.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise NetworkFileError(
+            f"{where} has format_version {version!r}; expected an integer from 1 to "
+            f"{FORMAT_VERSION}."
+        )
+    if version > FORMAT_VERSION:
         raise NetworkFileError(
             f"{where} has format_version {data['format_version']}; this deeptoolbox reads up to "
             f"{FORMAT_VERSION}. Upgrade deeptoolbox to load it."
@@ -124,7 +165,7 @@ def from_architecture(data: Any, where: str = "network.json") -> Network:
         net = Network(name=data.get("name", "network"))
         with net._deferred():  # sizes resolved once, at the end
             for record in data.get("layers", []):
-                name, module = _build_layer(record, where)
+                name, module = _build_layer(record, where, version)
                 net.add_layers({name: module})
             for source, destination in data.get("connections", []):
                 net.connect(source, destination)

@@ -59,18 +59,41 @@ def input_size_message(name: str, layer: InputLayer, shape: tuple[int, ...]) -> 
     return message
 
 
-def resolve_layer(module: nn.Module, input_shapes: list[Shape]) -> Shape:
-    """Build ``module`` for ``input_shapes`` if needed and return its output size.
+def resolve_layer(module: nn.Module, input_shapes: list[Shape]) -> tuple[Shape, bool]:
+    """Build ``module`` for ``input_shapes`` if needed; return its output size and whether it
+    kept its weights.
 
-    Deeptoolbox layers use their size rule and are (re)built only when the sizes changed;
-    other modules are run once on small zero tensors (twice when a length is free).
+    Deeptoolbox layers use their size rule and are (re)built only when the sizes changed; a
+    rebuilt layer keeps its weights and buffers when none of their sizes changed (MATLAB's
+    ``replaceLayer`` keeps weights), and is re-initialized otherwise (``False``). Other
+    modules are run once on small zero tensors (twice when a length is free).
+
+    Example:
+        >>> from deeptoolbox.layers import Conv2d
+        >>> conv = Conv2d(4, 3, padding="same")
+        >>> _ = resolve_layer(conv, [(3, 32, 32)])
+        >>> before = conv.weight.detach().clone()
+        >>> resolve_layer(conv, [(3, 64, 64)])
+        ((4, 64, 64), True)
+        >>> bool((conv.weight == before).all())
+        True
     """
-    if isinstance(module, Layer):
-        shape = tuple(module.output_shape(input_shapes))
-        if module.built_shapes != [tuple(s) for s in input_shapes]:
-            module.build(input_shapes)
-        return shape
-    return _probe(module, input_shapes)
+    if not isinstance(module, Layer):
+        return _probe(module, input_shapes), True
+    shape = tuple(module.output_shape(input_shapes))
+    if module.built_shapes == [tuple(s) for s in input_shapes]:
+        return shape, True
+    previous = module.state_dict() if module.is_built else {}
+    module.build(input_shapes)
+    if not previous:
+        return shape, True
+    current = module.state_dict()
+    same = current.keys() == previous.keys() and all(
+        current[k].shape == previous[k].shape for k in current
+    )
+    if same:
+        module.load_state_dict(previous)
+    return shape, same
 
 
 def _probe(module: nn.Module, input_shapes: list[Shape]) -> Shape:
