@@ -516,14 +516,11 @@ def predict(
     *,
     batch_size: int = 128,
     device: str | torch.device = "auto",
-<<<<<<< HEAD
     sequence_length: str | int | None = None,
     sequence_padding_direction: str | None = None,
     sequence_padding_value: float | None = None,
     uniform_output: bool = True,
-=======
     return_state: bool = False,
->>>>>>> wave-layersnet
 ) -> Any:
     """Run ``net`` on ``data`` in batches, in eval mode and without gradients.
 
@@ -558,33 +555,21 @@ def predict(
         >>> [tuple(o.shape) for o in outs]
         [(3, 1), (5, 1)]
     """
-<<<<<<< HEAD
     _check_predict_options(batch_size, uniform_output)
-    padding = check_sequence_options(
-        "predict", sequence_length, sequence_padding_direction, sequence_padding_value
-    )
-    data = as_sequence_data(net, _prepare(net, data), padding, explicit=not uniform_output)
-=======
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise OptionError(
-            f"predict: `batch_size` must be a positive int. Received: {batch_size!r}."
-        )
     if return_state and not StatefulPrediction(net).layers:
         raise OptionError(
             "predict: return_state=True needs a Network with LSTM or GRU layers; this one has none."
         )
-    data = _prepare(net, data)
->>>>>>> wave-layersnet
+    padding = check_sequence_options(
+        "predict", sequence_length, sequence_padding_direction, sequence_padding_value
+    )
+    data = as_sequence_data(net, _prepare(net, data), padding, explicit=not uniform_output)
     target, dtype = place_network(net, device)
     num_inputs = count_inputs(net)
     results, masks, sizes = [], [], []
     was_training = net.training
     net.eval()
-<<<<<<< HEAD
-=======
-    results: list[Any] = []
     states = StatefulPrediction(net)
->>>>>>> wave-layersnet
     try:
         with torch.inference_mode(), padding_mask(net) as set_mask:
             collate = sequence_collate(data, padding) if isinstance(data, Dataset) else None
@@ -593,30 +578,18 @@ def predict(
                 inputs = [_as_tensor(x, dtype) for x in batch]
                 if isinstance(net, Network):
                     net.check_inputs(inputs)
-<<<<<<< HEAD
                 set_mask(mask)
-                results.append(net(*(x.to(target, non_blocking=True) for x in inputs)))
+                with states.batch(len(inputs[0])):
+                    results.append(net(*(x.to(target, non_blocking=True) for x in inputs)))
                 masks.append(mask)
                 sizes.append(len(inputs[0]))
-=======
-                with states.batch(len(inputs[0])):
-                    output = net(*(x.to(target, non_blocking=True) for x in inputs))
-                results.append(output)
->>>>>>> wave-layersnet
     finally:
         net.train(was_training)
         final_state = states.finish()
-    outputs = _joined(results)
-    return (outputs, final_state) if return_state else outputs
-
-
-def _joined(results: list[Any]) -> torch.Tensor | tuple[torch.Tensor, ...]:
-    """Join the per-batch outputs of :func:`predict` on the CPU."""
     if not results:
         raise InputSizeError("predict: `data` holds no observations.")
-    if not uniform_output:
-        return _observations(results, masks, sizes)
-    return _join(results, sizes)
+    outputs = _join(results, sizes) if uniform_output else _observations(results, masks, sizes)
+    return (outputs, final_state) if return_state else outputs
 
 
 def _ends_in_softmax(net: torch.nn.Module) -> bool:
