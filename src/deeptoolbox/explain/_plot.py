@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import InputSizeError, OptionError
 
 __all__ = ["overlay", "plot_explanations", "explain_digits_figure"]
@@ -182,16 +181,9 @@ def _draw_row(axes, item, columns, row, sequence, alpha, colormap) -> None:
 def save_figure(fig, path: str | Path) -> Path:
     """Save a matplotlib figure atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         fig.savefig(temporary, format=fmt, dpi=100)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

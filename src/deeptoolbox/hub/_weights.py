@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from deeptoolbox._atomic import atomic_path
 from deeptoolbox.hub._errors import ChecksumError, WeightsError
 
 __all__ = ["cache_dir", "is_offline", "fetch", "load_weights_file", "sha256_of"]
@@ -107,19 +107,12 @@ def fetch(
             f"{what}: {name} is not in the cache and DEEPTOOLBOX_OFFLINE=1 forbids downloading. "
             f"{where}"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    os.close(handle)
-    try:
+    with atomic_path(target, suffix=".part") as temporary:
         try:
-            _download(url, temporary)
+            _download(url, str(temporary))
         except (OSError, RuntimeError, ValueError) as err:
             raise WeightsError(f"{what}: downloading {url} failed ({err}). {where}") from err
-        _verify(temporary, name, url)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        _verify(str(temporary), name, url)
     return target
 
 

@@ -15,7 +15,6 @@ import datetime as _dt
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 from torch import nn
 
 from deeptoolbox import layers as L
+from deeptoolbox._atomic import atomic_open
 from deeptoolbox.interop._keras_files import file_keys
 from deeptoolbox.interop._keras_layers import OPERATIONS
 from deeptoolbox.interop._keras_ops import (
@@ -605,15 +605,7 @@ def export_keras(net: Network, path: str | os.PathLike) -> Path:
         "config.json": json.dumps(_config(net, specs, outputs)),
         "model.weights.h5": _weights_file(specs),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        with zipfile.ZipFile(temporary, "w") as archive:
-            for member, data in members.items():
-                archive.writestr(member, data)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_open(path, "wb") as stream, zipfile.ZipFile(stream, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
     return path

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import DeepToolboxError, OptionError
 from deeptoolbox.interop._samples import sample_inputs
 from deeptoolbox.layers._input import InputLayer
@@ -92,24 +93,23 @@ def export_onnx(
     inputs = _sample_inputs(net, sample_inputs, batch=2)
     input_names, output_names = _io_names(net, len(inputs))
     shapes = _dynamic_shapes(net, inputs, dynamic_batch)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     was_training = net.training
     net.eval()
     for module in net.modules():  # settle data-dependent checks before torch.export traces
         if isinstance(module, InputLayer):
             _ = module.has_statistics
     try:
-        with _exportable_recurrent_layers(net):
-            model = _run_exporter(net, inputs, temporary, opset, input_names, output_names, shapes)
-        _finish_model(net, model, temporary, free_batch=dynamic_batch)
-        if verify:
-            check = _sample_inputs(net, sample_inputs, batch=3 if dynamic_batch else 2, seed=1)
-            verify_onnx(net, temporary, check, tolerance=tolerance, label=path.name)
-        os.replace(temporary, path)
+        with atomic_path(path, suffix=".tmp") as temporary:
+            with _exportable_recurrent_layers(net):
+                model = _run_exporter(
+                    net, inputs, temporary, opset, input_names, output_names, shapes
+                )
+            _finish_model(net, model, temporary, free_batch=dynamic_batch)
+            if verify:
+                check = _sample_inputs(net, sample_inputs, batch=3 if dynamic_batch else 2, seed=1)
+                verify_onnx(net, temporary, check, tolerance=tolerance, label=path.name)
     finally:
         net.train(was_training)
-        if temporary.exists():
-            temporary.unlink()
     return path
 
 
