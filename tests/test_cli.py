@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import deeptoolbox
@@ -75,3 +76,68 @@ def test_convert_then_analyze_and_verify(tmp_path, capsys):
 def test_toolbox_errors_exit_with_status_2(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "missing.onnx")]) == 2
     assert capsys.readouterr().err.startswith("error:")
+
+
+def _imports_of(args):
+    """The modules a fresh `python -m deeptoolbox.cli ARGS` process imports."""
+    code = (
+        "import sys\n"
+        "from deeptoolbox.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('MODULES', ' '.join(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, result.stdout.split("MODULES ")[1].split()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], [], ["classify", "--help"]])
+def test_help_and_version_do_not_import_torch(args):
+    out, modules = _imports_of(args)
+    assert "torch" not in modules and "numpy" not in modules
+    assert not [m for m in modules if m.startswith("deeptoolbox.") and m != "deeptoolbox.cli"
+                and m != "deeptoolbox._version"]  # fmt: skip
+    assert ("usage: deeptoolbox" in out) or (deeptoolbox.__version__ in out)
+
+
+def test_console_script_help_answers(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "deeptoolbox.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "classify" in result.stdout
+
+
+def test_lazy_package_loads_the_toolbox_on_first_use():
+    code = (
+        "import sys\n"
+        "import deeptoolbox\n"
+        "assert 'torch' not in sys.modules\n"
+        "net = deeptoolbox.Network\n"
+        "assert 'deeptoolbox.hub' in sys.modules and 'deeptoolbox.interop' in sys.modules\n"
+        "print(sorted(set(deeptoolbox.__all__) - set(dir(deeptoolbox))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_loading_a_network_finds_layer_types_of_subpackages_not_imported_yet(tmp_path):
+    class Sine(torch.nn.Module):
+        def forward(self, x):
+            return torch.sin(x) * 2
+
+    net = deeptoolbox.from_torch(Sine(), torch.randn(2, 3))
+    path = deeptoolbox.save(net, tmp_path / "sine.zip")
+    code = (
+        "import sys, torch\n"
+        "from deeptoolbox.network import load\n"
+        "assert 'deeptoolbox.interop' not in sys.modules\n"
+        f"net = load({str(path)!r})\n"
+        "print(net(torch.full((1, 3), 0.5)).tolist())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str((torch.sin(torch.full((1, 3), 0.5)) * 2).tolist())
