@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,7 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"weights: no file at {file}. Pass the path of a .safetensors or .pth file, "
             "'default' for the published weights, or None for random weights."
         )
+    _refuse_model_archive(file)
     try:
         with open(file, "rb") as handle:
             is_safetensors = _looks_like_safetensors(handle.read(16))
@@ -191,6 +193,28 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             "are loaded (torch.load(weights_only=True)); no pickled code is run."
         ) from err
     return _unwrap(state, file)
+
+
+def _refuse_model_archive(file: Path) -> None:
+    """A saved deeptoolbox network or a .keras file is a zip too: say what it is instead of
+    letting torch.load fail on it."""
+    if file.suffix.lower() in (".pt", ".pth", ".bin", ".safetensors") or not zipfile.is_zipfile(
+        file
+    ):
+        return
+    with zipfile.ZipFile(file) as archive:
+        names = set(archive.namelist())
+    if "network.json" in names:
+        raise WeightsError(
+            f"{file} is a network saved with deeptoolbox.save, not a weights file: load it "
+            "with deeptoolbox.load(path) (on the command line: deeptoolbox classify IMAGE "
+            f"--model {file})."
+        )
+    if "config.json" in names and "model.weights.h5" in names:
+        raise WeightsError(
+            f"{file} is a Keras model file, not a weights file: read it with "
+            "deeptoolbox.import_keras(path)."
+        )
 
 
 def _looks_like_safetensors(head: bytes) -> bool:
