@@ -183,6 +183,9 @@ def test_classify_command_with_a_saved_network(tmp_path, capsys):
     onnx = dtb.export_onnx(net, tmp_path / "my.onnx")
     assert main(["classify", str(tmp_path / "new.png"), "--model", str(onnx), "--top", "1"]) == 0
     assert capsys.readouterr().out.splitlines()[1].split()[0] == net.classes[best]
+    folder = dtb.save(net, tmp_path / "saved-folder")
+    assert main(["classify", str(tmp_path / "new.png"), "--model", str(folder), "--top", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[0] == net.classes[best]
 
 
 def test_classify_command_explains_a_saved_network_given_as_weights(tmp_path, capsys):

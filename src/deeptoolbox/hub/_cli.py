@@ -68,8 +68,11 @@ _MODEL_FILE_SUFFIXES = (".zip", ".onnx", ".keras", ".h5", ".pt", ".pt2")
 
 
 def _is_model_file(model: str) -> bool:
+    """A model file or saved-network folder, rather than a registry name."""
     path = Path(model).expanduser()
-    return path.suffix.lower() in _MODEL_FILE_SUFFIXES or path.exists()
+    if path.is_dir():
+        return (path / "network.json").is_file()
+    return path.suffix.lower() in _MODEL_FILE_SUFFIXES or path.is_file()
 
 
 def _open_model(model: str, weights: str | None, cache_dir: str | None) -> torch.nn.Module:
