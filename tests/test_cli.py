@@ -118,6 +118,8 @@ def test_lazy_package_loads_the_toolbox_on_first_use():
         "net = deeptoolbox.Network\n"
         "assert 'deeptoolbox.hub' in sys.modules and 'deeptoolbox.interop' in sys.modules\n"
         "print(sorted(set(deeptoolbox.__all__) - set(dir(deeptoolbox))))\n"
+        "assert deeptoolbox.network.Network is net and deeptoolbox.inference.predict\n"
+        "assert not hasattr(deeptoolbox, 'no_such_thing')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

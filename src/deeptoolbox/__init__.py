@@ -81,11 +81,15 @@ def _load_toolbox() -> None:
 def __getattr__(name: str):
     import importlib
 
-    if name in _SUBPACKAGES:  # only that subpackage: it may be importing another one now
-        return importlib.import_module(f"deeptoolbox.{name}")
     if name in _NAMES:
         _load_toolbox()
         return globals()[name]
+    if not name.startswith("_"):  # a subpackage or module (network, inference...): only it,
+        try:  # as it may be importing another one right now
+            return importlib.import_module(f"deeptoolbox.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"deeptoolbox.{name}":
+                raise
     raise AttributeError(f"module 'deeptoolbox' has no attribute {name!r}")
 
 
