@@ -1,6 +1,9 @@
 import pytest
 
+import deeptoolbox
 from deeptoolbox.layers._base import _REGISTRY
+
+deeptoolbox._load_toolbox()  # every subpackage's layer types are in the registry saved below
 
 
 @pytest.fixture(autouse=True)

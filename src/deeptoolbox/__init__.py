@@ -1,7 +1,7 @@
 """deeptoolbox: a deep learning toolbox for engineers, on PyTorch.
 
 Subpackages: ``layers``, ``network``, ``data``, ``datasets``, ``training``, ``interop``,
-``hub``, ``explain``, ``robustness``, ``compress``. The most used functions are also here.
+``hub``, ``explain``, ``robustness``. The most used functions are also here.
 
 Example:
     >>> import torch
@@ -13,46 +13,91 @@ Example:
     2
 """
 
-from deeptoolbox import compress as compress
-from deeptoolbox import data as data
-from deeptoolbox import datasets as datasets
-from deeptoolbox import errors as errors
-from deeptoolbox import explain as explain
-from deeptoolbox import hub as hub
-from deeptoolbox import interop as interop
-from deeptoolbox import layers as layers
-from deeptoolbox import robustness as robustness
-from deeptoolbox import training as training
 from deeptoolbox._version import __version__ as __version__
-from deeptoolbox.hub import list_pretrained as list_pretrained
-from deeptoolbox.hub import pretrained as pretrained
-from deeptoolbox.inference import best_device as best_device
-from deeptoolbox.inference import classify as classify
-from deeptoolbox.inference import predict as predict
-from deeptoolbox.interop import export_keras as export_keras
-from deeptoolbox.interop import export_onnx as export_onnx
-from deeptoolbox.interop import export_pytorch as export_pytorch
-from deeptoolbox.interop import from_torch as from_torch
-from deeptoolbox.interop import import_keras as import_keras
-from deeptoolbox.interop import import_onnx as import_onnx
-from deeptoolbox.interop import import_pytorch as import_pytorch
-from deeptoolbox.layers import register_layer as register_layer
-from deeptoolbox.network import Analysis as Analysis
-from deeptoolbox.network import Network as Network
-from deeptoolbox.network import analyze as analyze
-from deeptoolbox.network import load as load
-from deeptoolbox.network import plot_network as plot_network
-from deeptoolbox.network import resnet_network as resnet_network
-from deeptoolbox.network import save as save
-from deeptoolbox.network import to_python as to_python
-from deeptoolbox.training import GanOptions as GanOptions
-from deeptoolbox.training import TrainingOptions as TrainingOptions
-from deeptoolbox.training import TrainingProgressMonitor as TrainingProgressMonitor
-from deeptoolbox.training import TrainingResult as TrainingResult
-from deeptoolbox.training import confusion_chart as confusion_chart
-from deeptoolbox.training import evaluate as evaluate
-from deeptoolbox.training import train as train
-from deeptoolbox.training import train_gan as train_gan
+
+# Public names load on first use (PEP 562), so `import deeptoolbox` and the command line
+# start without importing torch. A subpackage loads when first used; the first function or
+# class used from here loads the whole toolbox, as an eager import did.
+_SUBPACKAGES = (
+    "compress", "data", "datasets", "errors", "explain", "hub", "interop", "layers", "robustness",
+    "training",
+)  # fmt: skip
+_NAMES = {
+    "list_pretrained": "deeptoolbox.hub",
+    "pretrained": "deeptoolbox.hub",
+    "best_device": "deeptoolbox.inference",
+    "classify": "deeptoolbox.inference",
+    "predict": "deeptoolbox.inference",
+    "export_keras": "deeptoolbox.interop",
+    "export_onnx": "deeptoolbox.interop",
+    "export_pytorch": "deeptoolbox.interop",
+    "from_torch": "deeptoolbox.interop",
+    "import_keras": "deeptoolbox.interop",
+    "import_onnx": "deeptoolbox.interop",
+    "import_pytorch": "deeptoolbox.interop",
+    "register_layer": "deeptoolbox.layers",
+    "Analysis": "deeptoolbox.network",
+    "Network": "deeptoolbox.network",
+    "analyze": "deeptoolbox.network",
+    "load": "deeptoolbox.network",
+    "plot_network": "deeptoolbox.network",
+    "resnet_network": "deeptoolbox.network",
+    "save": "deeptoolbox.network",
+    "to_python": "deeptoolbox.network",
+    "GanOptions": "deeptoolbox.training",
+    "TrainingOptions": "deeptoolbox.training",
+    "TrainingProgressMonitor": "deeptoolbox.training",
+    "TrainingResult": "deeptoolbox.training",
+    "confusion_chart": "deeptoolbox.training",
+    "evaluate": "deeptoolbox.training",
+    "train": "deeptoolbox.training",
+    "train_gan": "deeptoolbox.training",
+}
+
+
+_loaded = False
+
+
+def _load_toolbox() -> None:
+    """Import every subpackage and bind the public names here (what an eager import did).
+
+    Runs once, on first use of a public function or class; the layer registry calls it too
+    before it reports an unknown type, so layer types defined in any subpackage are found.
+    """
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True  # set first: subpackages import `from deeptoolbox import layers` meanwhile
+    import importlib
+
+    try:
+        for name in _SUBPACKAGES:
+            globals()[name] = importlib.import_module(f"deeptoolbox.{name}")
+        for name, module in _NAMES.items():
+            globals()[name] = getattr(importlib.import_module(module), name)
+    except BaseException:
+        _loaded = False
+        raise
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _NAMES:
+        _load_toolbox()
+        return globals()[name]
+    if not name.startswith("_"):  # a subpackage or module (network, inference...): only it,
+        try:  # as it may be importing another one right now
+            return importlib.import_module(f"deeptoolbox.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"deeptoolbox.{name}":
+                raise
+    raise AttributeError(f"module 'deeptoolbox' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "__version__",

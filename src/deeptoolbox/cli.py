@@ -36,13 +36,20 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the pretrained models")
     models.add_argument("--family", help="only this family (resnet, mobilenet_v3, vit...)")
 
-    classify = commands.add_parser("classify", help="classify an image with a pretrained model")
+    classify = commands.add_parser(
+        "classify", help="classify an image with a pretrained model or your own saved network"
+    )
     classify.add_argument("image", help="image file")
-    classify.add_argument("--model", required=True, help="model name (see `deeptoolbox models`)")
+    classify.add_argument(
+        "--model",
+        required=True,
+        help="pretrained model name (see `deeptoolbox models`) or model file "
+        "(saved network .zip/folder, .onnx, .keras, .pt)",
+    )
     classify.add_argument(
         "--weights",
         default=None,
-        help="weights file or tag, 'none' for random (default: published)",
+        help="for a pretrained name: weights file or tag, 'none' for random (default: published)",
     )
     classify.add_argument("--top", type=int, default=5, help="classes shown (default: %(default)s)")
     classify.add_argument("--cache-dir", default=None, help="weights cache folder")

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from deeptoolbox.data import Datastore, PaddedCollate, SequenceDatastore, default_collate
+from deeptoolbox.data._image_input import prepare_images
 from deeptoolbox.errors import InputSizeError, OptionError
 from deeptoolbox.layers._activation import Softmax
 from deeptoolbox.layers._input import SequenceInput
@@ -51,8 +52,9 @@ def register_input_preparer(preparer: InputPreparer) -> InputPreparer:
     """Register ``preparer(net, data)``, run by predict/classify before batching.
 
     It returns the data made ready for ``net`` (a tensor, a Dataset...) or None to leave
-    ``data`` alone; the first preparer that answers wins. deeptoolbox.hub registers one that
-    applies a pretrained network's own resize / crop / normalization to images.
+    ``data`` alone; the first preparer that answers wins. After the registered ones, image
+    files, PIL images and uint8 images are prepared for networks with an ``ImageInput`` or a
+    pretrained network's preprocessing (deeptoolbox.hub.prepare_images).
 
     Example:
         >>> prepare = register_input_preparer(lambda net, data: None)
@@ -64,7 +66,7 @@ def register_input_preparer(preparer: InputPreparer) -> InputPreparer:
 
 
 def _prepare(net: torch.nn.Module, data: Data) -> Data:
-    for preparer in _INPUT_PREPARERS:
+    for preparer in (*_INPUT_PREPARERS, prepare_images):  # then image files, uint8 images
         prepared = preparer(net, data)
         if prepared is not None:
             return prepared
@@ -112,6 +114,8 @@ def place_network(
 
 
 def _as_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        value = value.copy()  # torch.from_numpy warns on read-only arrays
     tensor = torch.from_numpy(value) if isinstance(value, np.ndarray) else torch.as_tensor(value)
     return tensor.to(dtype) if tensor.is_floating_point() else tensor
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeptoolbox._atomic import atomic_open
 from deeptoolbox.data import _files
 from deeptoolbox.data._array import as_targets
 from deeptoolbox.data._sequence import _PaddedDatastore
@@ -147,11 +147,8 @@ class Tokenizer:
             >>> Tokenizer().fit(["a b"]).save(path); len(Tokenizer.load(path))
             4
         """
-        target = Path(path)
-        handle, temp = tempfile.mkstemp(dir=target.parent or ".", suffix=".part")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        with atomic_open(path, "w", encoding="utf-8") as stream:
             json.dump({"format": "deeptoolbox.Tokenizer", **self.to_config()}, stream)
-        os.replace(temp, target)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:

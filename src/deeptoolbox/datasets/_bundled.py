@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import DataError, OptionError
 
 __all__ = ["digits", "write_image_folder"]
@@ -89,8 +89,6 @@ def write_image_folder(
         target = root / str(label)
         target.mkdir(parents=True, exist_ok=True)
         pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-        handle, temp = tempfile.mkstemp(dir=target, suffix=f".{format}.part")
-        os.close(handle)
-        Image.fromarray(pixels).save(temp, format="JPEG" if format == "jpg" else format.upper())
-        os.replace(temp, target / f"{index:05d}.{format}")
+        with atomic_path(target / f"{index:05d}.{format}", suffix=".part") as temp:
+            Image.fromarray(pixels).save(temp, format="JPEG" if format == "jpg" else format.upper())
     return root

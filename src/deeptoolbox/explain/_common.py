@@ -112,7 +112,7 @@ def prepare(func: str, net: nn.Module, x: Any) -> Prepared:
     """Check ``x`` against the network and return it batched, on the network's device."""
     check_module(func, net)
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
+        x = torch.from_numpy(x if x.flags.writeable else x.copy())  # no read-only warning
     if not isinstance(x, torch.Tensor):
         raise InputSizeError(
             f"{func}: `x` must be a torch.Tensor or numpy array. Received: {type(x).__name__}."

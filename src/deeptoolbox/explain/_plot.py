@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import InputSizeError, OptionError
 
 __all__ = ["overlay", "plot_explanations", "explain_digits_figure"]
@@ -66,13 +66,7 @@ def overlay(image: Any, map: Any, *, alpha: float = 0.5, colormap: str = "jet") 
     """
     from matplotlib import colormaps
 
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
-        raise OptionError(f"overlay: `alpha` must be a number in [0, 1]. Received: {alpha!r}.")
-    if colormap not in colormaps:
-        raise OptionError(
-            f"overlay: `colormap` {colormap!r} is not a matplotlib colormap; e.g. 'jet', "
-            "'viridis', 'inferno', 'coolwarm'."
-        )
+    _check_look(alpha, colormap, "overlay")
     rgb = _image_rgb(image)
     values = _array(map, "map")
     if values.ndim != 2:
@@ -96,11 +90,16 @@ def plot_explanations(
     alpha: float = 0.5,
     colormap: str = "jet",
     cell_size: float = 2.0,
+    overlay: bool = True,
+    colorbar: bool = True,
 ):
     """A grid of inputs (rows) x explanation methods (columns), saved as PNG if ``path``.
 
-    Images get the map laid over them (:func:`overlay`); sequences (N, T, C) or (N, T) are
-    drawn as their signal(s) over a heat strip of the map along time.
+    Images get the map laid over them (``overlay=True``, as :func:`overlay` blends them) or
+    drawn on its own beside the image (``overlay=False``); sequences (N, T, C) or (N, T) are
+    drawn as their signal(s) over a heat strip of the map along time (the strip alone with
+    ``overlay=False``). With ``colorbar`` each map has a colour bar giving its values (the
+    colours span each map's own minimum to maximum).
 
     Args:
         inputs: images (N, C, H, W) or sequences (N, T, C) / (N, T).
@@ -109,6 +108,8 @@ def plot_explanations(
             file is written to a temporary name first, then renamed.
         labels: one title per row (e.g. "true 3, predicted 3").
         alpha, colormap: as for :func:`overlay`. cell_size: inches per grid cell.
+        overlay: lay each map over its input (True) or draw it alone (False).
+        colorbar: add a colour bar with the map's values next to each map.
 
     Returns:
         The matplotlib Figure (close it with ``matplotlib.pyplot.close(fig)``).
@@ -116,12 +117,19 @@ def plot_explanations(
     Example:
         >>> import torch
         >>> from deeptoolbox.explain import plot_explanations
-        >>> fig = plot_explanations(torch.rand(2, 1, 8, 8), {"random": torch.rand(2, 8, 8)})
+        >>> fig = plot_explanations(torch.rand(2, 1, 8, 8), {"random": torch.rand(2, 8, 8)},
+        ...                         colorbar=False)
         >>> len(fig.axes)
         4
     """
     import matplotlib.pyplot as plt
 
+    for option, value in (("overlay", overlay), ("colorbar", colorbar)):
+        if not isinstance(value, bool):
+            raise OptionError(
+                f"plot_explanations: `{option}` must be True or False. Received: {value!r}."
+            )
+    _check_look(alpha, colormap, "plot_explanations")
     images = _array(inputs, "inputs")
     if not isinstance(maps, Mapping) or not maps:
         raise OptionError("plot_explanations: `maps` must be a non-empty dict: name -> maps.")
@@ -144,10 +152,11 @@ def plot_explanations(
             f"plot_explanations: `labels` has {len(labels)} entries for {len(images)} inputs."
         )
     rows, cols = len(images), len(columns) + 1
-    width = cell_size * (2 if sequence else 1)
+    width = cell_size * (2 if sequence else 1) * (1.25 if colorbar else 1.0)
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, cell_size * rows), squeeze=False)
+    look = _Look(alpha, colormap, overlay, colorbar)
     for row in range(rows):
-        _draw_row(axes[row], images[row], columns, row, sequence, alpha, colormap)
+        _draw_row(axes[row], images[row], columns, row, sequence, look)
         if labels is not None:
             axes[row][0].set_title(str(labels[row]), fontsize=9)
     for col, name in enumerate(columns, 1):
@@ -158,40 +167,79 @@ def plot_explanations(
     return fig
 
 
-def _draw_row(axes, item, columns, row, sequence, alpha, colormap) -> None:
+@dataclass(frozen=True)
+class _Look:
+    alpha: float
+    colormap: str
+    overlay: bool
+    colorbar: bool
+
+
+def _check_look(alpha: Any, colormap: Any, who: str) -> None:
+    from matplotlib import colormaps
+
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
+        raise OptionError(f"{who}: `alpha` must be a number in [0, 1]. Received: {alpha!r}.")
+    if colormap not in colormaps:
+        raise OptionError(
+            f"{who}: `colormap` {colormap!r} is not a matplotlib colormap; e.g. 'jet', "
+            "'viridis', 'inferno', 'coolwarm'."
+        )
+
+
+def _limits(values: np.ndarray) -> tuple[float, float]:
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    return (low, high) if high > low else (low - 0.5, low + 0.5)
+
+
+def _add_colorbar(ax, mappable) -> None:
+    bar = ax.figure.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03, format="%.3g")
+    bar.ax.tick_params(labelsize=6)
+
+
+def _draw_row(axes, item, columns, row, sequence, look: _Look) -> None:
     if sequence:
-        signal = item if item.ndim == 2 else item[:, None]
-        axes[0].plot(signal, linewidth=0.8)
-        axes[0].set_xlim(0, len(signal) - 1)
-        for ax, values in zip(axes[1:], columns.values(), strict=True):
-            low, high = float(signal.min()), float(signal.max())
-            pad = 0.05 * (high - low or 1.0)
-            ax.imshow(_unit(values[row])[None, :], aspect="auto", cmap=colormap, alpha=alpha,
-                      extent=(0, len(signal) - 1, low - pad, high + pad), origin="lower")  # fmt: skip
-            ax.plot(signal, color="black", linewidth=0.8)
-            ax.set_xlim(0, len(signal) - 1)
-            ax.set_yticks([])
+        _draw_sequence_row(axes, item, columns, row, look)
         return
-    axes[0].imshow(_image_rgb(item))
+    rgb = _image_rgb(item)
+    axes[0].imshow(rgb)
     axes[0].axis("off")
     for ax, values in zip(axes[1:], columns.values(), strict=True):
-        ax.imshow(overlay(item, values[row], alpha=alpha, colormap=colormap))
+        low, high = _limits(values[row])
+        if look.overlay:
+            ax.imshow(rgb)
+        mappable = ax.imshow(values[row], cmap=look.colormap, vmin=low, vmax=high,
+                             alpha=look.alpha if look.overlay else None)  # fmt: skip
         ax.axis("off")
+        if look.colorbar:
+            _add_colorbar(ax, mappable)
+
+
+def _draw_sequence_row(axes, item, columns, row, look: _Look) -> None:
+    signal = item if item.ndim == 2 else item[:, None]
+    axes[0].plot(signal, linewidth=0.8)
+    axes[0].set_xlim(0, len(signal) - 1)
+    low, high = float(signal.min()), float(signal.max())
+    pad = 0.05 * (high - low or 1.0)
+    for ax, values in zip(axes[1:], columns.values(), strict=True):
+        vmin, vmax = _limits(values[row])
+        mappable = ax.imshow(values[row][None, :], aspect="auto", cmap=look.colormap,
+                             alpha=look.alpha if look.overlay else None, vmin=vmin, vmax=vmax,
+                             extent=(0, len(signal) - 1, low - pad, high + pad), origin="lower")  # fmt: skip
+        if look.overlay:
+            ax.plot(signal, color="black", linewidth=0.8)
+        ax.set_xlim(0, len(signal) - 1)
+        ax.set_yticks([])
+        if look.colorbar:
+            _add_colorbar(ax, mappable)
 
 
 def save_figure(fig, path: str | Path) -> Path:
     """Save a matplotlib figure atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         fig.savefig(temporary, format=fmt, dpi=100)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -31,9 +31,6 @@ from deeptoolbox.hub._transfer import freeze as freeze
 from deeptoolbox.hub._transfer import set_learn_rate_factor as set_learn_rate_factor
 from deeptoolbox.hub._weights import cache_dir as cache_dir
 from deeptoolbox.hub._weights import load_weights_file as load_weights_file
-from deeptoolbox.inference import register_input_preparer as _register_input_preparer
-
-_register_input_preparer(prepare_images)
 
 __all__ = [
     "pretrained",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -63,6 +64,36 @@ def models_command(family: str | None = None) -> int:
     return 0
 
 
+_MODEL_FILE_SUFFIXES = (".zip", ".onnx", ".keras", ".h5", ".pt", ".pt2")
+
+
+def _is_model_file(model: str) -> bool:
+    """A model file or saved-network folder, rather than a registry name."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return (path / "network.json").is_file()
+    return path.suffix.lower() in _MODEL_FILE_SUFFIXES or path.is_file()
+
+
+def _open_model(model: str, weights: str | None, cache_dir: str | None) -> torch.nn.Module:
+    """A network from a model file (saved network, ONNX, Keras, PyTorch) or the hub registry."""
+    if _is_model_file(model):
+        if weights is not None:
+            raise OptionError(
+                f"classify: --weights applies to pretrained model names; {model} is a model "
+                "file that holds its own weights. Drop --weights."
+            )
+        from deeptoolbox.interop import read_model
+
+        return read_model(Path(model).expanduser())
+    from deeptoolbox.hub._pretrained import pretrained
+
+    chosen: str | None = "default" if weights is None else weights
+    if isinstance(chosen, str) and chosen.lower() == "none":
+        chosen = None
+    return pretrained(model, weights=chosen, cache_dir=cache_dir)
+
+
 def classify_command(
     image: str,
     model: str,
@@ -71,23 +102,22 @@ def classify_command(
     top: int = 5,
     cache_dir: str | None = None,
 ) -> int:
-    """``deeptoolbox classify IMAGE --model NAME [--weights FILE] [--top 5]``.
+    """``deeptoolbox classify IMAGE --model NAME_OR_FILE [--weights FILE] [--top 5]``.
 
-    Prints the top classes of ``image``; ``weights`` is a weights file, a weights tag, "none"
-    for random weights, or None for the published weights. Returns the exit status (2 with a
-    message on stderr for a bad model, image or weights file).
+    Prints the top classes of ``image``. ``model`` is a pretrained model name (see
+    ``deeptoolbox models``) or a model file: a network saved with ``deeptoolbox.save``
+    (``.zip`` or folder), ``.onnx``, ``.keras``/``.h5``, ``.pt``/``.pt2``. The image is resized
+    to the network's input size (and normalized as the network was trained). ``weights``
+    (pretrained names only) is a weights file, a weights tag, "none" for random weights, or
+    None for the published weights. Returns the exit status (2 with a message on stderr for
+    a bad model, image or weights file).
 
     Example:
         >>> classify_command("missing.jpg", "no_such_model")
         2
     """
-    from deeptoolbox.hub._pretrained import pretrained
-
-    chosen: str | None = "default" if weights is None else weights
-    if isinstance(chosen, str) and chosen.lower() == "none":
-        chosen = None
     try:
-        net = pretrained(model, weights=chosen, cache_dir=cache_dir)
+        net = _open_model(model, weights, cache_dir)
         rows = top_classes(net, image, top=top)[0]
     except (DeepToolboxError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)

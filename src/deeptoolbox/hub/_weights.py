@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from deeptoolbox._atomic import atomic_path
 from deeptoolbox.hub._errors import ChecksumError, WeightsError
 
 __all__ = ["cache_dir", "is_offline", "fetch", "load_weights_file", "sha256_of"]
@@ -107,19 +108,12 @@ def fetch(
             f"{what}: {name} is not in the cache and DEEPTOOLBOX_OFFLINE=1 forbids downloading. "
             f"{where}"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    os.close(handle)
-    try:
+    with atomic_path(target, suffix=".part") as temporary:
         try:
-            _download(url, temporary)
+            _download(url, str(temporary))
         except (OSError, RuntimeError, ValueError) as err:
             raise WeightsError(f"{what}: downloading {url} failed ({err}). {where}") from err
-        _verify(temporary, name, url)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        _verify(str(temporary), name, url)
     return target
 
 
@@ -176,6 +170,7 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"weights: no file at {file}. Pass the path of a .safetensors or .pth file, "
             "'default' for the published weights, or None for random weights."
         )
+    _refuse_model_archive(file)
     try:
         with open(file, "rb") as handle:
             is_safetensors = _looks_like_safetensors(handle.read(16))
@@ -198,6 +193,28 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             "are loaded (torch.load(weights_only=True)); no pickled code is run."
         ) from err
     return _unwrap(state, file)
+
+
+def _refuse_model_archive(file: Path) -> None:
+    """A saved deeptoolbox network or a .keras file is a zip too: say what it is instead of
+    letting torch.load fail on it."""
+    if file.suffix.lower() in (".pt", ".pth", ".bin", ".safetensors") or not zipfile.is_zipfile(
+        file
+    ):
+        return
+    with zipfile.ZipFile(file) as archive:
+        names = set(archive.namelist())
+    if "network.json" in names:
+        raise WeightsError(
+            f"{file} is a network saved with deeptoolbox.save, not a weights file: load it "
+            "with deeptoolbox.load(path) (on the command line: deeptoolbox classify IMAGE "
+            f"--model {file})."
+        )
+    if "config.json" in names and "model.weights.h5" in names:
+        raise WeightsError(
+            f"{file} is a Keras model file, not a weights file: read it with "
+            "deeptoolbox.import_keras(path)."
+        )
 
 
 def _looks_like_safetensors(head: bytes) -> bool:

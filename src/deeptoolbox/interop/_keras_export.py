@@ -15,7 +15,6 @@ import datetime as _dt
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,10 @@ import numpy as np
 from torch import nn
 
 from deeptoolbox import layers as L
+from deeptoolbox._atomic import atomic_open
 from deeptoolbox.interop._keras_files import file_keys
 from deeptoolbox.interop._keras_layers import OPERATIONS
+from deeptoolbox.interop._keras_metadata import KEY, normalization_spec, toolbox_entry
 from deeptoolbox.interop._keras_ops import (
     AvgPoolExcludingPadding,
     AxisLayerNorm,
@@ -416,11 +417,10 @@ def _reads_ids(layer: nn.Module) -> bool:
 
 def _input_spec(net: Network, name: str) -> dict:
     layer: InputLayer = net.layer(name)  # type: ignore[assignment]
-    if layer.normalization != "none":
+    if layer.normalization != "none" and not layer.has_statistics:
         raise ModelExportError(
-            f"export_keras: input layer '{name}' normalizes its data ({layer.normalization!r}); "
-            "Keras files carry no input normalization. Normalize the data before predicting and "
-            "export a network whose input layer has normalization='none'."
+            f"export_keras: input layer '{name}' uses normalization={layer.normalization!r} but "
+            "its statistics are not set. Call compute_statistics(training_data) on it first."
         )
     shape = keras_shape(layer.shape)
     consumers = [c.destination for c in net.connections if c.source == name]
@@ -433,6 +433,19 @@ def _input_spec(net: Network, name: str) -> dict:
     return spec
 
 
+def _input_normalization(net: Network, name: str, specs: list[dict]) -> str:
+    """Add the Keras layer that normalizes input ``name`` (if it normalizes); returns the name
+    of the layer its consumers read."""
+    found = normalization_spec(net.layer(name))  # type: ignore[arg-type]
+    if found is None:
+        return name
+    class_name, config = found
+    spec = _spec(f"{name}_normalization", class_name, config)
+    spec["sources"], spec["shape"] = [name], specs[-1]["shape"]
+    specs.append(spec)
+    return spec["name"]
+
+
 def _specs(net: Network) -> list[dict]:
     """Keras layer descriptions in the network's order, with their sources."""
     net.initialize()
@@ -442,7 +455,7 @@ def _specs(net: Network) -> list[dict]:
         module = net.layer(name)
         if isinstance(module, InputLayer):
             specs.append(_input_spec(net, name))
-            last[name] = name
+            last[name] = _input_normalization(net, name, specs)
             continue
         exporter = _EXPORTERS.get(type(module))
         if isinstance(module, MaskedSteps):
@@ -578,9 +591,11 @@ def export_keras(net: Network, path: str | os.PathLike) -> Path:
     """Write a Network as a Keras 3 ``.keras`` file that ``keras.saving.load_model`` reads.
 
     No Keras or TensorFlow is needed to write it. Keras takes images channels-last: feed it
-    ``x.permute(0, 2, 3, 1)`` of what the network takes. Layers without a Keras equivalent
-    (and input normalization) raise ``ModelExportError`` naming the layer. The file is
-    written to a temporary name and renamed, so a failed export leaves no partial file.
+    ``x.permute(0, 2, 3, 1)`` of what the network takes. Input normalization becomes a Keras
+    ``Normalization`` or ``Rescaling`` layer after the input; the network's name, classes and
+    input layers are recorded in ``metadata.json``, so :func:`import_keras` gives them back.
+    Layers without a Keras equivalent raise ``ModelExportError`` naming the layer. The file
+    is written to a temporary name and renamed, so a failed export leaves no partial file.
 
     Example:
         >>> import tempfile, os, zipfile
@@ -603,22 +618,17 @@ def export_keras(net: Network, path: str | os.PathLike) -> Path:
         )
     specs, outputs = _specs(net)
     specs = keras_order(specs, outputs)
+    normalizing = {f"{n}_normalization": n for n in net.input_names
+                   if getattr(net.layer(n), "normalization", "none") != "none"}  # fmt: skip
     metadata = {"keras_version": KERAS_VERSION,
-                "date_saved": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d@%H:%M:%S")}  # fmt: skip
+                "date_saved": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d@%H:%M:%S"),
+                KEY: toolbox_entry(net, normalizing)}  # fmt: skip
     members = {
         "metadata.json": json.dumps(metadata),
         "config.json": json.dumps(_config(net, specs, outputs)),
         "model.weights.h5": _weights_file(specs),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        with zipfile.ZipFile(temporary, "w") as archive:
-            for member, data in members.items():
-                archive.writestr(member, data)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_open(path, "wb") as stream, zipfile.ZipFile(stream, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
     return path

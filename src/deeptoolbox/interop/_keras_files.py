@@ -90,6 +90,7 @@ class KerasFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.metadata: dict[str, Any] = {}  # a .keras file's metadata.json
         if not self.path.is_file():
             raise ModelImportError(f"import_keras: the file '{self.path}' does not exist.")
         self._h5: Any = None
@@ -128,6 +129,8 @@ class KerasFile:
                 )
             self.model = json.loads(archive.read("config.json"))
             weights = archive.read("model.weights.h5")
+            if "metadata.json" in names:
+                self.metadata = json.loads(archive.read("metadata.json"))
         import h5py
 
         self._h5 = h5py.File(io.BytesIO(weights), "r")

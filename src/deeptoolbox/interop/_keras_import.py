@@ -16,6 +16,11 @@ from deeptoolbox import layers as L
 from deeptoolbox.errors import DeepToolboxError, ModelImportError
 from deeptoolbox.interop._keras_files import KerasFile, file_keys
 from deeptoolbox.interop._keras_layers import OPERATIONS, convert_layer
+from deeptoolbox.interop._keras_metadata import (
+    classes_of,
+    input_layer_of,
+    normalization_layers_of,
+)
 from deeptoolbox.interop._keras_ops import MASK_PORTS, PaddingMask
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._input import InputLayer
@@ -168,10 +173,15 @@ class _Builder:
             self.net.remove_layers(unused)
         if self.shared:
             self.net.metadata["keras_shared_layers"] = self.shared
+        classes = classes_of(self.file.metadata)
+        if classes is not None and len(self.net.output_names) == 1:
+            self.net.classes = classes
         return self.net.eval()
 
     def _input(self, config: dict[str, Any], name: str) -> None:
-        self.net.add_layers({_safe(name): _input_layer(config, self.where(name))})
+        layer = _input_layer(config, self.where(name))
+        layer = input_layer_of(self.file.metadata, name, layer)
+        self.net.add_layers({_safe(name): layer})
         self.output_of[(name, 0)] = self.net.layer_names[-1]
         self.mask_of[(name, 0)] = None
 
@@ -277,6 +287,8 @@ class _Builder:
         class_name = layer.get("class_name", "?")
         config = dict(layer.get("config", {}))
         name = config.get("name") or key
+        if self._folds_into_input(name, call):
+            return
         where = self.where(name)
         base = _safe(name if index == 0 else f"{name}_call{index + 1}")
         refs, masks = list(call.args), {}
@@ -302,6 +314,19 @@ class _Builder:
         )
         if len(layer.get("inbound_nodes") or []) > 1:  # the layer holding this call's weights
             self.shared.setdefault(name, []).append(added[0])
+
+    def _folds_into_input(self, name: str, call: _Call) -> bool:
+        """A Normalization / Rescaling layer export_keras wrote for an input layer's
+        normalization, which the input layer (rebuilt from metadata.json) applies itself."""
+        source = normalization_layers_of(self.file.metadata).get(name)
+        if source is None or len(call.args) != 1 or call.args[0] != (source, 0):
+            return False
+        layer = self.net.layer(self.output_of[(source, 0)])
+        if getattr(layer, "normalization", "none") == "none":
+            return False
+        self.output_of[(name, 0)] = self.output_of[(source, 0)]
+        self.mask_of[(name, 0)] = self.mask_of[(source, 0)]
+        return True
 
     def _masks(
         self, class_name: str, config: dict, refs: list[Ref], call: _Call, base: str, where: str

@@ -13,7 +13,6 @@ graph input like any other.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -25,7 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import DeepToolboxError, OptionError
+from deeptoolbox.interop._onnx_metadata import (
+    batchnorm_folding,
+    folded_batchnorms,
+    layer_scopes,
+    metadata_entries,
+)
 from deeptoolbox.interop._samples import sample_inputs
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.layers._recurrent import GRU, LSTM
@@ -33,7 +39,6 @@ from deeptoolbox.network._network import Network
 
 DEFAULT_OPSET = 18
 SUPPORTED_EXPORT_OPSETS = range(14, 24)
-METADATA_PREFIX = "deeptoolbox."
 
 
 class ModelExportError(DeepToolboxError, RuntimeError):
@@ -54,6 +59,7 @@ def export_onnx(
     verify: bool = True,
     sample_inputs: Sequence[torch.Tensor] | torch.Tensor | None = None,
     tolerance: float = 1e-4,
+    fold_batchnorm: bool = True,
 ) -> Path:
     """Write ``net`` to an ONNX file that onnxruntime (and MATLAB, TensorRT...) can run.
 
@@ -66,6 +72,13 @@ def export_onnx(
         sample_inputs: inputs for tracing and verification (default: random data sized from the
             network's input layers; token ids for inputs feeding an Embedding).
         tolerance: largest allowed difference ``|onnx - torch| / (1 + |torch|)`` when verifying.
+        fold_batchnorm: fold BatchNorm layers into the convolution or dense layer before them
+            (the smallest, fastest file). False keeps them as BatchNormalization nodes.
+
+    Node names are the layer names, and the file's ``metadata_props`` hold the network's name,
+    its classes and which BatchNorm layers were folded, so :func:`import_onnx` gives back a
+    network with the same name, classes and layer names (folded BatchNorm layers come back
+    as BatchNorm layers that pass their input through).
 
     LSTM and GRU layers with ``has_padding_mask=True`` are written exactly: the file reads the
     mask from the network's mask input and skips padded steps wherever they are (left, right or
@@ -92,24 +105,29 @@ def export_onnx(
     inputs = _sample_inputs(net, sample_inputs, batch=2)
     input_names, output_names = _io_names(net, len(inputs))
     shapes = _dynamic_shapes(net, inputs, dynamic_batch)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     was_training = net.training
     net.eval()
     for module in net.modules():  # settle data-dependent checks before torch.export traces
         if isinstance(module, InputLayer):
             _ = module.has_statistics
     try:
-        with _exportable_recurrent_layers(net):
-            model = _run_exporter(net, inputs, temporary, opset, input_names, output_names, shapes)
-        _finish_model(net, model, temporary, free_batch=dynamic_batch)
-        if verify:
-            check = _sample_inputs(net, sample_inputs, batch=3 if dynamic_batch else 2, seed=1)
-            verify_onnx(net, temporary, check, tolerance=tolerance, label=path.name)
-        os.replace(temporary, path)
+        with atomic_path(path, suffix=".tmp") as temporary:
+            with (
+                _exportable_recurrent_layers(net),
+                layer_scopes(net),
+                batchnorm_folding(fold_batchnorm),
+            ):
+                model = _run_exporter(
+                    net, inputs, temporary, opset, input_names, output_names, shapes
+                )
+            _finish_model(net, model, temporary, free_batch=dynamic_batch)
+            if not fold_batchnorm:
+                _check_batchnorm_kept(net, model)
+            if verify:
+                check = _sample_inputs(net, sample_inputs, batch=3 if dynamic_batch else 2, seed=1)
+                verify_onnx(net, temporary, check, tolerance=tolerance, label=path.name)
     finally:
         net.train(was_training)
-        if temporary.exists():
-            temporary.unlink()
     return path
 
 
@@ -336,18 +354,20 @@ def _name_nodes(model, layers: set[str]) -> None:
 
 
 def _write_metadata(net: nn.Module, model) -> None:
-    entries = {"producer": "deeptoolbox"}
-    if isinstance(net, Network):
-        entries["network"] = net.name
-        if net.classes is not None:
-            entries["classes"] = json.dumps(net.classes)
-        entries["inputs"] = json.dumps({n: type(net.layers[n]).__name__ for n in net.input_names})
-    for key, value in entries.items():
+    for key, value in metadata_entries(net, model).items():
         prop = model.metadata_props.add()
-        prop.key, prop.value = METADATA_PREFIX + key, value
-    if isinstance(net, Network) and net.classes is not None:
-        prop = model.metadata_props.add()  # the key MATLAB and other tools read
-        prop.key, prop.value = "classes", ",".join(net.classes)
+        prop.key, prop.value = key, value
+
+
+def _check_batchnorm_kept(net: nn.Module, model) -> None:
+    folded = folded_batchnorms(net, model)
+    if folded:
+        raise ModelExportError(
+            f"export_onnx: fold_batchnorm=False, but the exporter folded BatchNorm layer(s) "
+            f"{sorted(folded)} into {sorted(set(folded.values()))}. Export with "
+            "fold_batchnorm=True (import_onnx then restores them as pass-through BatchNorm "
+            "layers under the same names)."
+        )
 
 
 def verify_onnx(

@@ -32,6 +32,7 @@ from deeptoolbox.interop._onnx_layers import (
     encode_attribute,
 )
 from deeptoolbox.interop._onnx_mapping import load_weights, map_node, mapped_operators
+from deeptoolbox.interop._onnx_metadata import network_name, restore_folded_batchnorms
 from deeptoolbox.interop._onnx_ops import OPERATORS, onnx_dtype
 from deeptoolbox.interop._onnx_patterns import PATTERN_TARGETS, Fused, fuse_patterns
 from deeptoolbox.interop._onnx_patterns import node_attributes as _attributes
@@ -108,11 +109,15 @@ def import_onnx(
             unsupported operator with its node names; ``"placeholder"`` puts an
             :class:`OnnxPlaceholder` layer in their place, which ``analyze`` reports and which
             must be replaced before the network runs.
-        name: the network's name (default: the graph's name or the file name).
+        name: the network's name (default: the name export_onnx recorded, else the graph's
+            name or the file name).
 
     Returns:
         A :class:`~deeptoolbox.Network` whose inputs and outputs follow the graph's, with class
         names from the model's metadata (``deeptoolbox.classes`` or ``classes``) when present.
+        Layers are named after the nodes; for a file from :func:`export_onnx` these are the
+        original layer names, and BatchNorm layers it folded come back as pass-through
+        BatchNorm layers under their names.
         Nodes map onto toolbox layers (``Conv2d``, ``Dense``, ``BatchNorm``...) where their
         options fit; the node groups exporters write for ``LSTM``, ``GRU`` (batch-first, zero
         initial states), ``Conv1d`` (between transposes) and ``GlobalAvgPool`` /
@@ -150,7 +155,8 @@ def import_onnx(
         build.values[tensor.name] = _Value(constant=_array(tensor, path))
     _add_inputs(build, graph)
     _add_items(build, graph)
-    network = _assemble(build, graph, name or graph.name or path.stem)
+    network = _assemble(build, graph, name or network_name(model) or graph.name or path.stem)
+    restore_folded_batchnorms(network, model)
     network.classes = _classes(model, network)
     network.metadata["source"] = {"format": "onnx", "file": path.name,
                                   "producer": model.producer_name, "opset": opset}  # fmt: skip

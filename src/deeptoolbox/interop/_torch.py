@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import ModelImportError, OptionError
 from deeptoolbox.interop._samples import sample_inputs
 from deeptoolbox.interop._torch_layers import OpaqueModule
@@ -374,12 +374,7 @@ def export_pytorch(
 
 
 def _write(net: nn.Module, path: Path, format: str, inputs: tuple[torch.Tensor, ...]) -> Path:  # noqa: A002
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".tmp"
-    )
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix=path.suffix or ".tmp") as temporary:
         if format == "torchscript":
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -388,10 +383,6 @@ def _write(net: nn.Module, path: Path, format: str, inputs: tuple[torch.Tensor, 
                 torch.jit.save(traced, temporary, _extra_files={_SIZES: _sizes_json(inputs)})
         else:
             torch.export.save(_export(net, inputs), temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path
 
 

@@ -290,6 +290,10 @@ def registered_layer(type_name: str) -> type[nn.Module]:
         >>> registered_layer("Dense").__name__
         'Dense'
     """
+    if type_name not in _REGISTRY:  # layer types of subpackages not imported yet (interop)
+        import deeptoolbox
+
+        deeptoolbox._load_toolbox()
     try:
         return _REGISTRY[type_name]
     except KeyError:

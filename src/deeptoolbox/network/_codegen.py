@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from torch import nn
 
+from deeptoolbox._atomic import atomic_open
 from deeptoolbox.layers._base import Layer, non_default_config
 from deeptoolbox.network._network import Network
 from deeptoolbox.network._serialize import layer_record
@@ -105,5 +105,6 @@ def to_python(net: Network, path: str | os.PathLike | None = None) -> str:
     footer = ["", "", 'if __name__ == "__main__":', "    print(build_network())", ""]
     code = "\n".join(header + body + footer)
     if path is not None:
-        Path(path).write_text(code)
+        with atomic_open(path, "w", encoding="utf-8") as stream:
+            stream.write(code)
     return code

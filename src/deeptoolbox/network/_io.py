@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import shutil
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 import safetensors.torch
 import torch
 
+from deeptoolbox._atomic import atomic_folder, atomic_open
 from deeptoolbox._version import __version__
 from deeptoolbox.errors import NetworkFileError, OptionError
 from deeptoolbox.layers._input import InputLayer
@@ -127,40 +126,18 @@ def save(net: Network, path: str | os.PathLike, *, include_state: bool = False) 
 
 
 def _write_zip(path: Path, payload: dict[str, bytes]) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with (
-            os.fdopen(handle, "wb") as raw,
-            zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive,
-        ):
-            for member, data in payload.items():
-                archive.writestr(member, data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_open(path, "wb") as raw,
+        zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for member, data in payload.items():
+            archive.writestr(member, data)
 
 
 def _write_folder(path: Path, payload: dict[str, bytes]) -> None:
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic_folder(path) as temporary:
         for member, data in payload.items():
             (temporary / member).write_bytes(data)
-        if path.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            backup.rmdir()
-            os.rename(path, backup)
-            try:
-                os.rename(temporary, path)
-            except BaseException:
-                os.rename(backup, path)
-                raise
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.rename(temporary, path)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
 
 
 def _read_members(path: Path) -> dict[str, bytes]:

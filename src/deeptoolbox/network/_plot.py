@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
+from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import OptionError
 from deeptoolbox.layers._base import format_shape, layer_type_name
 from deeptoolbox.layers._input import InputLayer
@@ -95,6 +97,7 @@ def plot_network(
     axes.set_title(f"Network '{net.name}'")
     figure.tight_layout()
     if path is not None:
-        figure.savefig(path, dpi=120)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
         plt.close(figure)
     return figure

@@ -45,18 +45,33 @@ def input_size_message(name: str, layer: InputLayer, shape: tuple[int, ...]) -> 
     Example:
         >>> from deeptoolbox.layers import FeatureInput
         >>> input_size_message("x", FeatureInput(3), (3,)).splitlines()[1]
-        'Hint: the batch dimension is missing; add it with x.unsqueeze(0).'
+        'Hint: the batch dimension is missing; add it with x.unsqueeze(0) for a tensor, x[None] or np.expand_dims(x, 0) for a numpy array.'
     """
     message = (
         f"Input layer '{name}' expects {layer.describe_input()}; received a batch of size {shape}."
     )
+    return message + _size_hint(layer, shape)
+
+
+def _size_hint(layer: InputLayer, shape: tuple[int, ...]) -> str:
     if len(shape) == len(layer.shape) and layer.accepts(shape):
-        return message + "\nHint: the batch dimension is missing; add it with x.unsqueeze(0)."
+        return (
+            "\nHint: the batch dimension is missing; add it with x.unsqueeze(0) for a tensor, "
+            "x[None] or np.expand_dims(x, 0) for a numpy array."
+        )
     if len(shape) == 4 and len(layer.shape) == 3 and layer.accepts((shape[3], shape[1], shape[2])):
         return (
-            message + "\nHint: the data look channels-last (N, H, W, C); use x.permute(0, 3, 1, 2)."
+            "\nHint: the data look channels-last (N, H, W, C); use x.permute(0, 3, 1, 2) for a "
+            "tensor, x.transpose(0, 3, 1, 2) for a numpy array."
         )
-    return message
+    if len(shape) == 3 and len(layer.shape) == 3 and layer.accepts((shape[2], shape[0], shape[1])):
+        return (
+            "\nHint: this looks like one channels-last image (H, W, C) without a batch "
+            "dimension; use x.permute(2, 0, 1).unsqueeze(0) for a tensor, "
+            "x.transpose(2, 0, 1)[None] for a numpy array. predict and classify also take "
+            "uint8 images (H x W x C, as image files decode) and image file names as they are."
+        )
+    return ""
 
 
 def resolve_layer(module: nn.Module, input_shapes: list[Shape]) -> tuple[Shape, bool]:

@@ -8,8 +8,6 @@ by running the ONNX file itself through onnxruntime before "sat" is answered.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deeptoolbox._atomic import atomic_open
 from deeptoolbox.errors import DeepToolboxError, NetworkFileError, OptionError
 from deeptoolbox.robustness._bounds import lower_bound_of
 from deeptoolbox.robustness._graph import UnsupportedLayerError, to_graph
@@ -59,11 +58,8 @@ class VnnlibResult:
 
     def write(self, path: str | Path) -> None:
         """Write :meth:`to_vnncomp` to ``path`` (through a temporary file, then renamed)."""
-        path = Path(path)
-        handle, temporary = tempfile.mkstemp(dir=path.parent or ".", suffix=".tmp")
-        with os.fdopen(handle, "w") as stream:
+        with atomic_open(path, "w") as stream:
             stream.write(self.to_vnncomp() + "\n")
-        os.replace(temporary, path)
 
 
 def _load_model(path: Path) -> tuple[torch.nn.Module, tuple[int, ...]]:

@@ -12,7 +12,6 @@ import io
 import os
 import random
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
+from deeptoolbox._atomic import atomic_open
 from deeptoolbox.errors import OptionError
 from deeptoolbox.network._network import Network
 
@@ -81,18 +81,12 @@ def save_checkpoint(
     buffer = io.BytesIO()
     torch.save(state, buffer)
     members["state.pt"] = buffer.getvalue()
-    handle, temporary = tempfile.mkstemp(suffix=".tmp", prefix=".checkpoint-", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
-                for name, data in members.items():
-                    archive.writestr(name, data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with atomic_open(path, "wb") as file:
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+        file.flush()
+        os.fsync(file.fileno())
     return path
 
 

@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from deeptoolbox.errors import InputSizeError, OptionError
+from deeptoolbox.errors import InputSizeError
 from deeptoolbox.inference import (
     _join,
     check_sequence_options,
     predict,
     reading_without_augmentation,
 )
+from deeptoolbox.training._confusion import ConfusionChart, confusion_chart
 from deeptoolbox.training._data import data_source
 from deeptoolbox.training._losses import Loss, logits_mode, loss_function
 from deeptoolbox.training._metrics import (
     REGRESSION_METRICS,
     check_metrics,
     compute_metrics,
-    confusion_matrix,
     real_steps,
 )
-from deeptoolbox.training._progress import _atomic_png
 
-__all__ = ["evaluate", "confusion_chart", "ConfusionChart"]
+__all__ = ["evaluate", "confusion_chart", "ConfusionChart"]  # the chart: _confusion.py
 
 
 def _gather(net: torch.nn.Module, source, batch_size: int, loss: Loss) -> tuple[Any, Any]:
@@ -105,91 +100,3 @@ def evaluate(
     if loss is not None:
         values["loss"] = float(loss_object(outputs, targets))
     return values
-
-
-@dataclass
-class ConfusionChart:
-    """A confusion matrix with its class names; :meth:`save` draws it to a PNG.
-
-    Example:
-        >>> chart = ConfusionChart(np.array([[3, 1], [0, 4]]), ["cat", "dog"])
-        >>> chart.accuracy
-        0.875
-    """
-
-    matrix: np.ndarray
-    classes: list[str]
-    title: str = "Confusion matrix"
-
-    @property
-    def accuracy(self) -> float:
-        total = self.matrix.sum()
-        return float(np.trace(self.matrix) / total) if total else 0.0
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Draw the chart (counts, row-normalized recall and column precision) to a PNG."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        n = len(self.classes)
-        size = max(4.0, 0.5 * n + 2)
-        figure = Figure(figsize=(size + 1, size), dpi=100)
-        FigureCanvasAgg(figure)
-        axes = figure.add_subplot()
-        axes.imshow(self.matrix, cmap="Blues")
-        peak = self.matrix.max() if self.matrix.size else 0
-        for (row, column), count in np.ndenumerate(self.matrix):
-            color = "white" if count > peak / 2 else "black"
-            axes.text(column, row, str(count), ha="center", va="center", color=color, fontsize=8)
-        axes.set_xticks(range(n), self.classes, rotation=45 if n > 6 else 0)
-        axes.set_yticks(range(n), self.classes)
-        axes.set_xlabel("Predicted class")
-        axes.set_ylabel("True class")
-        axes.set_title(f"{self.title} (accuracy {self.accuracy:.1%})")
-        figure.tight_layout()
-        return _atomic_png(figure, path)
-
-
-def _labels(values: Any) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.cpu().numpy()
-    return np.asarray(values).reshape(-1)
-
-
-def confusion_chart(
-    true_labels: Any,
-    predicted_labels: Any,
-    *,
-    classes: Sequence[str] | None = None,
-    path: str | os.PathLike | None = None,
-    title: str = "Confusion matrix",
-) -> ConfusionChart:
-    """Build the confusion matrix of true vs predicted labels; write a PNG when ``path`` is given.
-
-    Labels are class names or indices. ``classes`` fixes the order (default: sorted labels).
-
-    Example:
-        >>> chart = confusion_chart(["a", "b", "b"], ["a", "b", "a"])
-        >>> chart.matrix.tolist(), chart.classes
-        ([[1, 0], [1, 1]], ['a', 'b'])
-    """
-    true, predicted = _labels(true_labels), _labels(predicted_labels)
-    if len(true) != len(predicted):
-        raise InputSizeError(
-            f"confusion_chart: `true_labels` has {len(true)} labels but `predicted_labels` has "
-            f"{len(predicted)}."
-        )
-    names = [str(c) for c in (classes if classes is not None else
-                              sorted(set(true.tolist()) | set(predicted.tolist())))]  # fmt: skip
-    index = {name: i for i, name in enumerate(names)}
-    unknown = sorted({str(v) for v in [*true, *predicted]} - set(index))
-    if unknown:
-        raise OptionError(
-            f"confusion_chart: labels {unknown[:5]} are not in `classes` ({names[:10]})."
-        )
-    t = torch.tensor([index[str(v)] for v in true])
-    p = torch.tensor([index[str(v)] for v in predicted])
-    chart = ConfusionChart(confusion_matrix(p, t, len(names)).numpy(), names, title)
-    if path is not None:
-        chart.save(path)
-    return chart

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import OptionError
 
 __all__ = ["TrainingHistory", "ConsoleDisplay", "plot_progress", "TrainingProgressMonitor"]
@@ -226,15 +226,8 @@ def plot_progress(
 def _atomic_png(figure: Any, path: str | os.PathLike) -> Path:
     """Save a matplotlib figure to ``path`` through a temporary file and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path
 
 

@@ -1,0 +1,166 @@
+"""Atomic file writes with ordinary permissions, shared by every writer in the toolbox.
+
+Everything the toolbox writes (saved networks, exported models, checkpoints, plots) goes
+through a temporary file or folder next to the target, renamed into place once complete, so
+a write that fails midway leaves any earlier file intact. Unlike :func:`tempfile.mkstemp`
+(always 0600) and :func:`tempfile.mkdtemp` (0700), the temporary entries here are created the
+way ``open(path, "w")`` and ``os.mkdir(path)`` create them: 0666 / 0777 less the umask (0644 /
+0755 under the usual umask 022), and a file that replaces an existing one keeps that file's
+permissions, as overwriting it in place would.
+
+This module depends on the standard library only, so any subpackage can import it.
+
+Example:
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+    >>> with atomic_open(path, "w") as stream:
+    ...     _ = stream.write("hello")
+    >>> open(path).read()
+    'hello'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_open", "atomic_path", "atomic_folder"]
+
+_ATTEMPTS = 100
+
+
+def _temporary_name(target: Path, suffix: str) -> Path:
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix}")
+
+
+def _existing_mode(target: Path) -> int | None:
+    """The permission bits of the file or folder at ``target``, or None when there is none."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return None
+
+
+def _create_file(target: Path, suffix: str) -> Path:
+    """Create an empty temporary file next to ``target`` with open()'s permissions."""
+    for _ in range(_ATTEMPTS):
+        candidate = _temporary_name(target, suffix)
+        try:
+            handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(handle)
+        return candidate
+    raise FileExistsError(f"cannot create a temporary file next to {target}")
+
+
+def _create_folder(target: Path, suffix: str) -> Path:
+    """Create an empty temporary folder next to ``target`` with os.mkdir()'s permissions."""
+    for _ in range(_ATTEMPTS):
+        candidate = _temporary_name(target, suffix)
+        try:
+            os.mkdir(candidate, 0o777)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"cannot create a temporary folder next to {target}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary file path to write ``path`` through; renamed onto ``path`` on success.
+
+    For writers that take a file name (``torch.save``, ``savefig``, ``onnx.save``...). The
+    temporary file exists (empty) when the block starts, in the target's folder (created when
+    missing), and ends in ``suffix`` (default: the target's own suffix, so writers that read
+    the format from the extension still see it). On an exception it is removed and the target
+    is left as it was.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "data.bin")
+        >>> with atomic_path(path) as temporary:
+        ...     _ = temporary.write_bytes(b"abc")
+        >>> open(path, "rb").read()
+        b'abc'
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = _existing_mode(target)
+    temporary = _create_file(target, target.suffix if suffix is None else suffix)
+    try:
+        yield temporary
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file to write ``path`` through (``mode`` "w" or "wb", plus open()'s
+    keyword arguments); it replaces ``path`` when the block ends without an exception.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "x.json")
+        >>> with atomic_open(path, "w", encoding="utf-8") as stream:
+        ...     _ = stream.write("{}")
+        >>> os.path.getsize(path)
+        2
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode must be 'w' or 'wb'. Received: {mode!r}.")
+    with atomic_path(path, suffix=".tmp") as temporary, open(temporary, mode, **kwargs) as stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder to fill; it then replaces the folder ``path`` as a whole.
+
+    An existing folder at ``path`` is moved aside first and put back if the final rename
+    fails, so ``path`` always holds either the old or the new contents.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "saved")
+        >>> with atomic_folder(path) as folder:
+        ...     _ = (folder / "a.txt").write_text("a")
+        >>> sorted(os.listdir(path))
+        ['a.txt']
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = _existing_mode(target)
+    temporary = _create_folder(target, ".tmp")
+    try:
+        yield temporary
+        if mode is not None:
+            os.chmod(temporary, mode)
+        _swap_folder(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def _swap_folder(temporary: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(temporary, target)
+        return
+    backup = _temporary_name(target, ".old")
+    os.rename(target, backup)
+    try:
+        os.rename(temporary, target)
+    except BaseException:
+        os.rename(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
