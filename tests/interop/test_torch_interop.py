@@ -224,12 +224,13 @@ def test_from_torch_rejects_what_is_not_a_module_or_tensor():
 
 @pytest.mark.parametrize(("fmt", "suffix"), [("torchscript", ".pt"), ("exported-program", ".pt2")])
 def test_export_of_a_token_network_traces_on_valid_token_ids(tmp_path, fmt, suffix):
-    # the default example batch must hold token ids below the vocabulary size, not random floats
+    # the default example batch must hold token ids below the vocabulary size, not random
+    # floats; the file takes integer token ids (N, T) as a tokenizer gives them (issue 25)
     net = dtb.Network(
         [L.SequenceInput(1), L.Embedding(20, 6), L.LSTM(5, output_mode="last")]
     ).eval()
     path = export_pytorch(net, tmp_path / f"tokens{suffix}", format=fmt)
-    tokens = torch.randint(0, 20, (3, 8, 1)).float()
+    tokens = torch.randint(0, 20, (3, 8))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         reloaded = (
