@@ -382,6 +382,7 @@ def test_exported_token_transformer_takes_integer_token_ids(tmp_path, fmt):
             assert _close(loaded(tokens), net(tokens))
 
 
+@pytest.mark.slow
 def test_export_onnx_checks_integer_inputs_with_integers(tmp_path):
     import onnxruntime
 
