@@ -98,7 +98,7 @@ def test_torchvision_models_trace_into_toolbox_layers(name, options, convs):
         assert _close(net(x), model(x))
 
 
-def test_vision_transformer_traces_with_attention_as_a_torch_module(tmp_path):
+def test_vision_transformer_traces_with_attention_as_self_attention(tmp_path):
     torch.manual_seed(0)
     model = torchvision.models.VisionTransformer(
         image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
@@ -110,7 +110,7 @@ def test_vision_transformer_traces_with_attention_as_a_torch_module(tmp_path):
     counts = _types(net)
     assert "OpaqueModule" not in counts and counts["Dense"] >= 5
     attention = net.layer("encoder_layers_encoder_layer_0_self_attention")
-    assert isinstance(attention, TorchModule) and attention.output_index == 0
+    assert isinstance(attention, L.SelfAttention)  # issue 25: was a TorchModule (output 0)
     dtb.save(net, tmp_path / "vit.zip")
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():

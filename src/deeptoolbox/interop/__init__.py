@@ -32,6 +32,7 @@ from deeptoolbox.interop._torch import import_pytorch as import_pytorch
 from deeptoolbox.interop._torch_keys import load_original_state_dict as load_original_state_dict
 from deeptoolbox.interop._torch_keys import original_state_dict as original_state_dict
 from deeptoolbox.interop._torch_keys import original_state_dict_keys as original_state_dict_keys
+from deeptoolbox.interop._torch_layers import ModeSwitch as ModeSwitch
 from deeptoolbox.interop._torch_layers import OpaqueModule as OpaqueModule
 from deeptoolbox.interop._torch_layers import StochasticDepth as StochasticDepth
 from deeptoolbox.interop._torch_layers import TorchFunction as TorchFunction
@@ -59,6 +60,7 @@ __all__ = [
     "TorchModule",
     "OpaqueModule",
     "StochasticDepth",
+    "ModeSwitch",
     "import_keras",
     "export_keras",
     "supported_keras_layers",

@@ -22,7 +22,6 @@ from deeptoolbox.interop._torch_blocks import is_block
 from deeptoolbox.interop._torch_keys import KEYS, key_map, warn_untied
 from deeptoolbox.interop._torch_layers import OpaqueModule
 from deeptoolbox.interop._torch_sizes import Sizes, give_up, probe, requested
-from deeptoolbox.interop._torch_sizes import warn as warn_sizes
 from deeptoolbox.interop._torch_trace import Converter, trace
 from deeptoolbox.interop._torch_values import Meta, input_layer, output_label, output_leaves
 from deeptoolbox.network import Network
@@ -166,8 +165,11 @@ def from_torch(
 ) -> Network:
     """Bring any ``nn.Module`` in as a Network, traced layer by layer where possible.
 
-    The module is traced with ``torch.fx`` (in evaluation mode). Calls with a toolbox
-    equivalent become toolbox layers with copied weights (``nn.Conv2d`` -> Conv2d,
+    The module is traced with ``torch.fx``, in evaluation and in training mode: calls that
+    depend on ``self.training`` keep doing so (``F.dropout(x, p, self.training)`` becomes a
+    Dropout layer, both sides of ``if self.training:`` are kept, each running in its own mode,
+    joined by a :class:`ModeSwitch`). Calls with a toolbox equivalent become toolbox layers
+    with copied weights (``nn.Conv2d`` -> Conv2d,
     ``nn.Linear`` -> Dense, ``nn.BatchNorm2d`` -> BatchNorm, activations, pooling, flatten,
     ``+`` -> Addition, ``torch.cat`` -> Concatenation...), named after module paths
     (``layer1.0.conv1`` -> ``layer1_0_conv1``); other calls become ``TorchFunction`` /
@@ -218,8 +220,6 @@ def from_torch(
         _set_mode(module, was_training)
     if net is None:
         net = wrap(module, inputs, output_leaves(reference, torch.Tensor), sizes.free, sizes.inputs)
-    else:
-        warn_sizes(sizes)
     net.name = name or type(module).__name__
     return net.train(was_training)
 
@@ -257,12 +257,13 @@ def _traced(
         if gm is None:
             why = "its forward cannot be traced by torch.fx (data-dependent control flow?)"
         else:
+            records: dict = {}  # the runs at the example size, shared by both attempts
             if sizes.free:
                 try:
-                    return _converted(module, gm, inputs, expected, tolerance, sizes)
+                    return _converted(module, gm, inputs, expected, tolerance, sizes, records)
                 except Exception as err:  # noqa: BLE001 - try again with fixed sizes
                     give_up(module, inputs, sizes, _reason(err, "at the other sizes"))
-            return _converted(module, gm, inputs, expected, tolerance, None)
+            return _converted(module, gm, inputs, expected, tolerance, None, records)
     except _Disagrees:
         why = "the traced network does not reproduce its outputs"
     except OptionError:
@@ -287,9 +288,12 @@ def _reason(err: Exception, where: str = "") -> str:
 def _converted(
     module: nn.Module, gm: torch.fx.GraphModule, inputs: tuple[torch.Tensor, ...],
     expected: list[torch.Tensor], tolerance: float, sizes: Sizes | None,
+    records: dict | None = None,
 ) -> Network:  # fmt: skip
     """The network, checked against the module at the example (and grown) sizes."""
-    converter = Converter(gm, inputs, sizes.free if sizes else None)
+    converter = Converter(gm, inputs, sizes.free if sizes else None, (records or {}).get("runs"))
+    if records is not None:
+        records["runs"] = (converter.seen, converter.seen_grown)
     net = converter.convert().eval()
     with torch.no_grad():
         if not _agree(expected, net(*inputs), tolerance):
@@ -409,19 +413,31 @@ def from_program(
         expected = _flat(module(*inputs))
     if expected is None:
         raise ModelImportError(f"import_pytorch: the program '{name}' does not return tensors.")
-    try:
-        converter = Converter(module.program, inputs)
-        net = converter.convert().eval()
-        with torch.no_grad():
-            if _agree(expected, net(*inputs), 1e-4):
-                net.name = name
-                _record_keys(module.program, net, converter.origins)
-                return net
-    except Exception:  # noqa: BLE001, S110 - the program still runs whole
-        pass
-    net = wrap(module, inputs, 1 if len(expected) == 1 else len(expected))
+    sizes = probe(module, inputs, Sizes(_program_free_dims(program)), len(expected))
+    for attempt in (sizes, None) if sizes.free else (None,):  # free sizes, else fixed ones
+        try:
+            net = _converted(module.program, module.program, inputs, expected, 1e-4, attempt)
+            net.name = name
+            return net
+        except Exception:  # noqa: BLE001, S112 - the program still runs whole
+            continue
+    net = wrap(module, inputs, 1 if len(expected) == 1 else len(expected), sizes.free, sizes.inputs)
     net.name = name
     return net.eval()
+
+
+def _program_free_dims(program: torch.export.ExportedProgram) -> dict[int, tuple[int, ...]]:
+    """The dimensions (batch aside) a program keeps symbolic, per user input."""
+    free: dict[int, tuple[int, ...]] = {}
+    specs = [s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    for index, spec in enumerate(specs):
+        node = next((n for n in program.graph.nodes if n.name == spec.arg.name), None)
+        value = node.meta.get("val") if node is not None else None
+        shape = getattr(value, "shape", ())
+        dims = tuple(k for k, d in enumerate(shape) if k > 0 and not isinstance(d, int))
+        if dims:
+            free[index] = dims
+    return free
 
 
 def _is_exported_program(path: Path) -> bool:

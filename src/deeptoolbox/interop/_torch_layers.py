@@ -392,7 +392,7 @@ class _Operator(Layer):
                     input_shapes, self.input_dtypes, length, self.input_leading, examples,
                     batch=2 if self.mode == "training" else 1,  # batch statistics need two
                 )  # fmt: skip
-                with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                with torch.no_grad(), torch.random.fork_rng(devices=self._cuda_devices()):
                     output = self(*inputs)
                 if not isinstance(output, torch.Tensor):
                     raise TypeError(f"it returned {type(output).__name__}, not a tensor")
@@ -416,6 +416,9 @@ class _Operator(Layer):
     def describe(self) -> str:
         """A short description of the operation for messages and tables."""
         return type(self).__name__
+
+    def _cuda_devices(self) -> list[int]:
+        return sorted({t.device.index or 0 for t in self.parameters() if t.device.type == "cuda"})
 
 
 @register_layer

@@ -60,8 +60,23 @@ def has_modes(graph: fx.Graph) -> bool:
     return any(n.meta.get(MODE) for n in graph.nodes)
 
 
-def _signature(node: fx.Node) -> str:
+def _constant_key(gm: fx.GraphModule, node: fx.Node) -> Any:
+    """What a ``get_attr`` reads: its target, but for a constant the tracer made itself
+    (``_tensor_constant3``: each trace makes its own) the constant's size and values."""
+    if node.op != "get_attr" or not str(node.target).startswith("_tensor_constant"):
+        return None
+    value = _attribute(gm, str(node.target), gm)
+    if not isinstance(value, torch.Tensor):
+        return None
+    data = value.detach().cpu().contiguous()
+    return ("constant", tuple(data.shape), str(data.dtype), hash(data.numpy().tobytes()))
+
+
+def _signature(node: fx.Node, gm: fx.GraphModule) -> str:
     """What a call does, with its inputs and flags left out (for aligning the two graphs)."""
+    constant = _constant_key(gm, node)
+    if constant is not None:
+        return repr(constant)
 
     def shape(value: Any) -> Any:
         if isinstance(value, fx.Node):
@@ -144,10 +159,13 @@ class _Merge:
         return copied
 
     def _paired(self, e: fx.Node, t: fx.Node, pairs: dict) -> bool:
+        before = set(self.selects)
         try:
             args = self._pair_arguments(e.args, t.args, pairs)
             kwargs = self._pair_arguments(dict(e.kwargs), dict(t.kwargs), pairs)
         except _Mismatch:
+            for key in set(self.selects) - before:  # switches made for this call only
+                self.graph.erase_node(self.selects.pop(key))
             return False
         merged = self.graph.create_node(e.op, e.target, tuple(args), kwargs, name=e.name)
         merged.meta = dict(e.meta)
@@ -159,15 +177,16 @@ class _Merge:
         eval_nodes = [n for n in self.eval_gm.graph.nodes if n.op != "output"]
         train_nodes = [n for n in self.train_gm.graph.nodes if n.op != "output"]
         matcher = difflib.SequenceMatcher(
-            None, [_signature(n) for n in eval_nodes], [_signature(n) for n in train_nodes],
+            None, [_signature(n, self.eval_gm) for n in eval_nodes],
+            [_signature(n, self.train_gm) for n in train_nodes],
             autojunk=False,
         )  # fmt: skip
         pairs: dict[fx.Node, fx.Node] = {}  # training node -> evaluation node, when merged
         for tag, a0, a1, b0, b1 in matcher.get_opcodes():
             if tag == "equal":
                 for e, t in zip(eval_nodes[a0:a1], train_nodes[b0:b1], strict=True):
-                    if e.op == "placeholder" or self._paired(e, t, pairs):
-                        if e.op == "placeholder":
+                    if e.op in ("placeholder", "get_attr") or self._paired(e, t, pairs):
+                        if e.op in ("placeholder", "get_attr"):  # same value (the signature)
                             self._copy(e, None)
                             self.new[t] = self.new[e]
                         pairs[t] = e
@@ -243,7 +262,8 @@ def running_in(gm: fx.GraphModule, training: bool) -> Iterator[None]:
     """Run ``gm`` in a mode, then put its mode, buffers (running statistics) and RNG back."""
     was_training = gm.training
     buffers = [(b, b.detach().clone()) for b in gm.buffers()] if training else []
-    with torch.random.fork_rng(devices=[]):
+    devices = sorted({t.device.index or 0 for t in gm.parameters() if t.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices):
         _set_mode(gm, training)
         try:
             yield
@@ -259,8 +279,13 @@ def _set_mode(gm: torch.nn.Module, training: bool) -> None:
         gm.train(training)
 
 
+_DROPOUTS = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
+             "feature_alpha_dropout")  # fmt: skip
+
+
 def mode_calls(graph: fx.Graph) -> list[str]:
-    """Readable names of the calls whose behaviour depends on the mode (for messages).
+    """Names of the calls that do something else in training (for messages): training-only
+    calls, and calls reading the mode (but dropout with probability 0, which does nothing).
 
     Example:
         >>> mode_calls(fx.symbolic_trace(torch.nn.ReLU()).graph)
@@ -272,7 +297,17 @@ def mode_calls(graph: fx.Graph) -> list[str]:
             isinstance(a, fx.Node) and a.op == "get_attr" and a.target == "training"
             for a in node.all_input_nodes
         )
-        mode_only = node.meta.get(MODE) or (reads_mode and node.target is not operator.not_)
-        if mode_only and node.target is not mode_select:
-            found.append(node.name)
+        if node.target in (mode_select, operator.not_) or not (node.meta.get(MODE) or reads_mode):
+            continue
+        if node.meta.get(MODE) == EVALUATION or _no_dropout(node):
+            continue
+        found.append(node.name)
     return found
+
+
+def _no_dropout(node: fx.Node) -> bool:
+    """A functional dropout with probability 0: the same in both modes."""
+    if getattr(node.target, "__name__", None) not in _DROPOUTS:
+        return False
+    p = node.args[1] if len(node.args) > 1 else node.kwargs.get("p", 0.5)
+    return isinstance(p, int | float) and p == 0

@@ -4,13 +4,13 @@ By default (``dynamic_dims="auto"``) every length, height and width is a candida
 is run once more with those sizes grown (32 -> 64, 224 -> 256, 7 -> 8) and, if it runs, the
 conversion records which values follow them (sizes read in ``view`` calls...) and checks that
 the network reproduces the module at both sizes. Sizes that cannot be freed stay as in the
-example, with a warning when the module itself runs at the other size. An explicit
-``dynamic_dims={0: (2, 3)}`` frees exactly those dimensions, or fails saying why.
+example (the network then refuses other sizes with an ``InputSizeError``; graphs recorded
+through ``torch.export`` always keep them). An explicit ``dynamic_dims={0: (2, 3)}`` frees
+exactly those dimensions, or fails saying why.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +32,6 @@ class Sizes:
     explicit: bool = False
     inputs: tuple[torch.Tensor, ...] = ()
     expected: list[torch.Tensor] = field(default_factory=list)
-    problem: str | None = None  # why the sizes could not be freed (auto: warned about)
 
     def describe(self, inputs: tuple[torch.Tensor, ...]) -> str:
         """``input 1: (1, 3, 32, 32) -> (1, 3, 64, 64)`` for each input with free dimensions."""
@@ -110,18 +109,10 @@ def probe(module: nn.Module, inputs: tuple[torch.Tensor, ...], sizes: Sizes, cou
 
 
 def give_up(module: nn.Module, inputs: tuple[torch.Tensor, ...], sizes: Sizes, why: str) -> None:
-    """The module runs at other sizes but the network cannot: raise (asked for) or remember."""
-    message = (
-        f"from_torch: the network converted from {type(module).__name__} keeps the example "
-        f"sizes of its inputs: the module also runs at other sizes ({sizes.describe(inputs)}), "
-        f"but {why}."
-    )
+    """The module runs at other sizes but the network cannot: raise if they were asked for."""
     if sizes.explicit:
-        raise OptionError(message + " Leave them fixed with dynamic_dims=None.")
-    sizes.problem = message + " Pass dynamic_dims=None to keep them fixed without this warning."
-
-
-def warn(sizes: Sizes) -> None:
-    """Say which sizes stayed fixed though the module accepts others (auto mode)."""
-    if sizes.problem:
-        warnings.warn(sizes.problem, UserWarning, stacklevel=3)
+        raise OptionError(
+            f"from_torch: `dynamic_dims` asks for free sizes, and {type(module).__name__} runs "
+            f"at other sizes ({sizes.describe(inputs)}), but {why}. Leave them fixed with "
+            "dynamic_dims=None."
+        )

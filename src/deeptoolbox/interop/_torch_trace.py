@@ -205,15 +205,19 @@ class Converter:
         gm: fx.GraphModule,
         inputs: tuple[torch.Tensor, ...],
         free: dict[int, tuple[int, ...]] | None = None,
+        runs: tuple[dict, dict] | None = None,
     ) -> None:
         self.gm = gm
         self.inputs = inputs
         self.free_dims = dict(free or {})  # input index -> dimensions left free
-        self.seen = record(gm, inputs)
-        try:
-            self.seen_grown = record(gm, tuple(_grown(x) for x in inputs))
-        except Exception:  # noqa: BLE001 - a graph fixed to one batch size: all values constant
-            self.seen_grown = self.seen
+        if runs is not None:  # recorded already, by another converter of the same graph
+            self.seen, self.seen_grown = runs
+        else:
+            self.seen = record(gm, inputs)
+            try:
+                self.seen_grown = record(gm, tuple(_grown(x) for x in inputs))
+            except Exception:  # noqa: BLE001 - a graph fixed to one batch size: constants
+                self.seen_grown = self.seen
         self.seen_resized = self.seen
         if self.free_dims:  # a third run at other sizes tells which values follow them
             self.resized_inputs = tuple(
@@ -338,6 +342,8 @@ class Converter:
         try:
             return self._convert()
         except ConversionError:
+            if self.free_dims:
+                raise  # torch.export keeps the example sizes: from_torch retries with those
             source = self.gm.__dict__.get(EVALUATION_GRAPH, self.gm)  # no training-only calls
             gm = None if _is_aten(source.graph) else _exported(source, self.inputs, self.free_dims)
             if gm is None:

@@ -160,5 +160,6 @@ def resized(x: torch.Tensor, free: tuple[int, ...]) -> torch.Tensor:
     grown = x
     for axis in free:  # the last step repeated: same dtype, valid token ids, padding at the end
         size = x.shape[axis]
-        grown = grown.index_select(axis, torch.arange(size + (size & -size)).clamp(max=size - 1))
+        steps = torch.arange(size + (size & -size), device=x.device).clamp(max=size - 1)
+        grown = grown.index_select(axis, steps)
     return grown
