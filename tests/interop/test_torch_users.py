@@ -312,8 +312,10 @@ def resnet18() -> nn.Module:
     return torchvision.models.resnet18(weights=None).eval()
 
 
-def test_resnet18_converted_at_32_runs_at_224(resnet18):
-    net = from_torch(resnet18, torch.randn(1, 3, 32, 32))
+@pytest.mark.parametrize("dynamic_dims", ["all", {0: (2, 3)}])
+def test_resnet18_converted_at_32_runs_at_224(resnet18, dynamic_dims):
+    assert from_torch(resnet18, torch.randn(1, 3, 32, 32)).layer("x").shape == (3, 32, 32)
+    net = from_torch(resnet18, torch.randn(1, 3, 32, 32), dynamic_dims=dynamic_dims)
     assert net.layer(net.input_names[0]).shape == (3, None, None)
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
@@ -334,6 +336,8 @@ def test_dynamic_dims_asked_for_explicitly_or_not_at_all():
     module = FunctionalNet().eval()
     fixed = from_torch(module, torch.randn(1, 3, 8, 8), dynamic_dims=None)
     assert fixed.layer(fixed.input_names[0]).shape == (3, 8, 8)
+    with pytest.raises(OptionError, match="'all' \\(image sizes too\\)"):
+        from_torch(module, torch.randn(1, 3, 8, 8), dynamic_dims="images")
     free = from_torch(module, torch.randn(1, 3, 8, 8), dynamic_dims={0: (2, 3)})
     x = torch.randn(2, 3, 12, 20)
     with torch.no_grad():
@@ -345,14 +349,14 @@ def test_dynamic_dims_asked_for_explicitly_or_not_at_all():
         from_torch(module, torch.randn(1, 3, 8, 8), dynamic_dims={0: (1,)})  # channels
     with pytest.raises(OptionError, match="takes 1 input"):
         from_torch(module, torch.randn(1, 3, 8, 8), dynamic_dims={1: (2,)})
-    auto = from_torch(flat, torch.randn(1, 3, 8, 8))  # the module itself needs 8 x 8
-    assert auto.layer(auto.input_names[0]).shape == (3, 8, 8)
+    every = from_torch(flat, torch.randn(1, 3, 8, 8), dynamic_dims="all")  # needs 8 x 8
+    assert every.layer(every.input_names[0]).shape == (3, 8, 8)
 
 
 def test_two_input_model_converts_with_free_image_size():
     torch.manual_seed(0)
     module = TwoInputs().eval()
-    net = from_torch(module, (torch.randn(2, 1, 6, 6), torch.randn(2, 3)))
+    net = from_torch(module, (torch.randn(2, 1, 6, 6), torch.randn(2, 3)), dynamic_dims="all")
     assert len(net.input_names) == 2
     image, features = torch.randn(3, 1, 10, 7), torch.randn(3, 3)
     with torch.no_grad():

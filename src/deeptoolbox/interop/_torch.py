@@ -180,10 +180,11 @@ def from_torch(
     model is never refused.
 
     Input layers declare the example inputs' sizes, the batch always free. With
-    ``dynamic_dims="auto"`` (default) lengths, heights and widths are freed too wherever the
-    module runs at other sizes and the network reproduces it there (checked on a second, grown
-    example); ``dynamic_dims={0: (2, 3)}`` frees exactly those dimensions of input 0 (batch
-    included in the count, as ``torch.export`` counts them) or fails saying why, and
+    ``dynamic_dims="auto"`` (default) sequence lengths are freed too wherever the module runs
+    at other lengths and the network reproduces it there (checked on a second, grown example);
+    ``"all"`` frees image heights and widths the same way (the input layer is then a
+    ``TensorInput``); ``dynamic_dims={0: (2, 3)}`` frees exactly those dimensions of input 0
+    (batch included in the count, as ``torch.export`` counts them) or fails saying why, and
     ``dynamic_dims=None`` keeps every size but the batch. Outputs that are nested tuples or
     dicts come out flattened in order, each as an output layer named after its key or
     position. Tensors the module uses at several places (a shared encoder, tied embeddings)

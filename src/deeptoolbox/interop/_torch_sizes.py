@@ -1,9 +1,11 @@
 """Which input sizes a network converted by ``from_torch`` leaves free (``dynamic_dims``).
 
-By default (``dynamic_dims="auto"``) every length, height and width is a candidate: the module
-is run once more with those sizes grown (32 -> 64, 224 -> 256, 7 -> 8) and, if it runs, the
-conversion records which values follow them (sizes read in ``view`` calls...) and checks that
-the network reproduces the module at both sizes. Sizes that cannot be freed stay as in the
+By default (``dynamic_dims="auto"``) the lengths of sequences and token ids are candidates;
+with ``dynamic_dims="all"`` image and volume sizes too (their input layer is then a
+``TensorInput``: an ``ImageInput`` declares a fixed size, which image tools resize to). The
+module is run once more with those sizes grown (32 -> 64, 224 -> 256, 7 -> 8) and, if it runs,
+the conversion records which values follow them (sizes read in ``view`` calls...) and checks
+that the network reproduces the module at both sizes. Sizes that cannot be freed stay as in the
 example (the network then refuses other sizes with an ``InputSizeError``; graphs recorded
 through ``torch.export`` always keep them). An explicit ``dynamic_dims={0: (2, 3)}`` frees
 exactly those dimensions, or fails saying why.
@@ -45,19 +47,24 @@ def requested(dynamic_dims: Any, inputs: tuple[torch.Tensor, ...]) -> Sizes:
     """Check ``dynamic_dims`` against the example inputs; the candidates to free.
 
     Example:
-        >>> requested("auto", (torch.zeros(1, 3, 8, 8),)).free
+        >>> requested("auto", (torch.zeros(1, 3, 8, 8), torch.zeros(1, 5, 2))).free
+        {1: (1,)}
+        >>> requested("all", (torch.zeros(1, 3, 8, 8),)).free
         {0: (2, 3)}
         >>> requested({0: 2}, (torch.zeros(1, 3, 8, 8),)).free
         {0: (2,)}
     """
-    if isinstance(dynamic_dims, str) and dynamic_dims == "auto":
+    if isinstance(dynamic_dims, str) and dynamic_dims in ("auto", "all"):
         found = {k: free_candidates(Meta(tuple(x.shape), x.dtype)) for k, x in enumerate(inputs)}
+        if dynamic_dims == "auto":  # lengths only: images keep the size their layer declares
+            found = {k: v for k, v in found.items() if inputs[k].dim() <= 3}
         return Sizes({k: v for k, v in found.items() if v})
     if dynamic_dims is None:
         return Sizes()
     if not isinstance(dynamic_dims, Mapping):
         raise OptionError(
-            "from_torch: `dynamic_dims` must be 'auto', None or a dict of input index -> "
+            "from_torch: `dynamic_dims` must be 'auto' (sequence lengths), 'all' (image sizes "
+            "too), None (every size but the batch fixed) or a dict of input index -> "
             f"dimensions to leave free. Received: dynamic_dims={dynamic_dims!r}. Example: "
             "dynamic_dims={0: (2, 3)} frees the height and width of image input 0."
         )
