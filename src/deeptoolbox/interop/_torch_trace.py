@@ -522,20 +522,7 @@ class Converter:
                 raise ConversionError(f"node '{node.name}' selects a value that is not a tensor")
             return ModeSwitch(), None
         if node.op == "call_module":
-            module = self.gm.get_submodule(node.target)
-            mapped = map_module(module, call) if index is None and mode is None else None
-            if index == 0 and mode is None:
-                mapped = map_recurrent(module, call)
-            if mapped is not None:
-                return mapped
-            arguments = module_arguments(module)
-            if arguments is None:
-                copied = _copied(module)
-                state = module.state_dict(keep_vars=True) if copied is not module else {}
-                return OpaqueModule(copied, **common), {f"module.{k}": v for k, v in state.items()}
-            layer = TorchModule(f"torch.nn.{type(module).__name__}", module_arguments=arguments,
-                                **common)  # fmt: skip
-            return layer, {f"module.{k}": v for k, v in module.state_dict(keep_vars=True).items()}
+            return self._module_layer(self.gm.get_submodule(node.target), call, index, common)
         target = _target(node)
         mapped = None
         if index is None and mode is None and isinstance(target, torch._ops.OpOverload):
@@ -554,6 +541,25 @@ class Converter:
         }  # fmt: skip
         layer = TorchFunction(name, tensors=tensors, **common)
         return layer, dict(owned) or None
+
+    def _module_layer(
+        self, module: nn.Module, call: Call, index: Any, common: dict[str, Any]
+    ) -> tuple:
+        """A toolbox layer for a module call, else a TorchModule, else an OpaqueModule."""
+        plain = "mode" not in common  # one side of `if self.training:` must stay gated
+        mapped = map_module(module, call) if index is None and plain else None
+        if index == 0 and plain:
+            mapped = map_recurrent(module, call)
+        if mapped is not None:
+            return mapped
+        arguments = module_arguments(module)
+        if arguments is None:
+            copied = _copied(module)
+            state = module.state_dict(keep_vars=True) if copied is not module else {}
+            return OpaqueModule(copied, **common), {f"module.{k}": v for k, v in state.items()}
+        layer = TorchModule(f"torch.nn.{type(module).__name__}", module_arguments=arguments,
+                            **common)  # fmt: skip
+        return layer, {f"module.{k}": v for k, v in module.state_dict(keep_vars=True).items()}
 
     def _outputs(self, node: fx.Node) -> None:
         """Output layers, one per tensor returned (nested tuples and dicts flattened in order).
