@@ -125,3 +125,84 @@ def test_learn_rate_factors_reach_the_optimizer():
         set_learn_rate_factor(nn.Linear(2, 2), "weight", 2)
     with pytest.raises(OptionError, match="factor"):
         set_learn_rate_factor(net, "fc", -1)
+
+
+def _bn_classifier():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(), nn.Linear(4, 3),
+    )  # fmt: skip
+
+
+def _one_epoch(model):
+    from deeptoolbox.training import train
+
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 3, 8, 8, generator=generator) * 3 + 1  # statistics far from 0 and 1
+    y = torch.randint(0, 3, (32,), generator=generator)
+    options = TrainingOptions(max_epochs=1, mini_batch_size=8, verbose=False, seed=0)
+    train(model, (x, y), "crossentropy", options)
+
+
+def test_freeze_keeps_batchnorm_statistics_fixed_on_plain_modules_as_on_networks():
+    from deeptoolbox.interop import from_torch
+
+    model = _bn_classifier()
+    net = from_torch(model, torch.randn(2, 3, 8, 8))
+    cases = [(model, model[1], model[5]), (net, net.layer("layer_1"), net.layer("layer_5"))]
+    for trained, norm, head in cases:
+        freeze(trained)  # all but the head
+        statistics = norm.running_mean.clone(), norm.running_var.clone()
+        start = head.weight.detach().clone()
+        _one_epoch(trained)
+        assert torch.equal(norm.running_mean, statistics[0]), type(trained).__name__
+        assert torch.equal(norm.running_var, statistics[1])
+        assert not torch.equal(head.weight.detach(), start)  # the head did train
+
+
+class _TimmLike(nn.Module):
+    """timm's interface: get_classifier() names the head, reset_classifier() rebuilds it."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Linear(4, 6), nn.ReLU())
+        self.head = nn.Linear(6, 10)
+        self.resets = []
+
+    def get_classifier(self):
+        return self.head
+
+    def reset_classifier(self, num_classes):
+        self.resets.append(num_classes)
+        self.head = nn.Linear(6, num_classes) if num_classes else nn.Identity()
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def test_adapt_calls_reset_classifier_and_keeps_the_learn_rate_factor_on_plain_modules():
+    model = _TimmLike()
+    assert find_head(model) == "head"
+    adapt(model, ["a", "b"], learn_rate_factor=10)
+    assert model.resets == [2] and model(torch.randn(3, 4)).shape == (3, 2)
+    assert model.classes == ["a", "b"]
+    optimizer = make_optimizer(model, TrainingOptions(solver="sgdm", initial_learn_rate=0.01))
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert rates[id(model.head.weight)] == pytest.approx(0.1)
+    assert rates[id(model.features[0].weight)] == pytest.approx(0.01)
+    assert len(rates) == len(list(model.parameters()))  # every parameter once
+    with pytest.raises(OptionError, match="learn_rate_factor"):
+        adapt(_TimmLike(), 3, learn_rate_factor=-1)
+
+
+def test_adapt_a_timm_model_through_its_reset_classifier():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=7)
+    adapt(model, 4, learn_rate_factor=5)
+    assert model.num_classes == 4
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 4)
+    optimizer = make_optimizer(model, TrainingOptions(solver="adam", initial_learn_rate=0.001))
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert rates[id(model.get_classifier().weight)] == pytest.approx(0.005)

@@ -24,12 +24,18 @@ TOLERANCE = 1e-5  # |onnx - torch| / (1 + |torch|), float32
 
 
 def _inputs(case, seed: int) -> list[torch.Tensor]:
-    """The case's inputs with the channel axis the input layers declare (N, T, 1 for tokens)."""
+    """The case's inputs as the exported file takes them: token ids read by an Embedding as
+    int64 (N, T) (issue 25: exported token models take real token ids), others with the
+    channel axis the input layers declare."""
     tensors = case.make_inputs(seed)
     out = []
     for x, name in zip(tensors, case.net.input_names, strict=True):
         declared = case.net.layers[name].shape
-        out.append(x.float().unsqueeze(-1) if x.dim() == len(declared) else x.float())
+        readers = [case.net.layers[c.destination] for c in case.net.connections if c.source == name]
+        if any(isinstance(r, L.Embedding) for r in readers):
+            out.append(x.long().reshape(x.shape[0], -1))
+        else:
+            out.append(x.float().unsqueeze(-1) if x.dim() == len(declared) else x.float())
     return out
 
 

@@ -98,7 +98,7 @@ def test_torchvision_models_trace_into_toolbox_layers(name, options, convs):
         assert _close(net(x), model(x))
 
 
-def test_vision_transformer_traces_with_attention_as_a_torch_module(tmp_path):
+def test_vision_transformer_traces_with_attention_as_self_attention(tmp_path):
     torch.manual_seed(0)
     model = torchvision.models.VisionTransformer(
         image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
@@ -110,7 +110,7 @@ def test_vision_transformer_traces_with_attention_as_a_torch_module(tmp_path):
     counts = _types(net)
     assert "OpaqueModule" not in counts and counts["Dense"] >= 5
     attention = net.layer("encoder_layers_encoder_layer_0_self_attention")
-    assert isinstance(attention, TorchModule) and attention.output_index == 0
+    assert isinstance(attention, L.SelfAttention)  # issue 25: was a TorchModule (output 0)
     dtb.save(net, tmp_path / "vit.zip")
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
@@ -224,12 +224,13 @@ def test_from_torch_rejects_what_is_not_a_module_or_tensor():
 
 @pytest.mark.parametrize(("fmt", "suffix"), [("torchscript", ".pt"), ("exported-program", ".pt2")])
 def test_export_of_a_token_network_traces_on_valid_token_ids(tmp_path, fmt, suffix):
-    # the default example batch must hold token ids below the vocabulary size, not random floats
+    # the default example batch must hold token ids below the vocabulary size, not random
+    # floats; the file takes integer token ids (N, T) as a tokenizer gives them (issue 25)
     net = dtb.Network(
         [L.SequenceInput(1), L.Embedding(20, 6), L.LSTM(5, output_mode="last")]
     ).eval()
     path = export_pytorch(net, tmp_path / f"tokens{suffix}", format=fmt)
-    tokens = torch.randint(0, 20, (3, 8, 1)).float()
+    tokens = torch.randint(0, 20, (3, 8))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         reloaded = (

@@ -48,6 +48,12 @@ def _bool_mask(shapes: list[tuple]) -> list[torch.Tensor]:
     return [x, mask.bool()]  # masks carry no gradient
 
 
+def _training_and_evaluation_sides(shapes: list[tuple]) -> list[torch.Tensor]:
+    # ModeSwitch hands on one side per mode; the evaluation side gets no gradient in training
+    # by design, so it is given as integers here (the size rule is the same)
+    return [torch.randn(BATCH, 3), torch.randint(0, 4, (BATCH, 3))]
+
+
 def _cross_attention_inputs(shapes: list[tuple]) -> list[torch.Tensor]:
     values = torch.ones(BATCH, 6, dtype=torch.bool)
     values[0, 4:] = False
@@ -145,6 +151,7 @@ CASES: dict[str, Case] = {
         lambda: interop.TorchModule("torch.nn.Softplus", module_arguments={"beta": 2.0}), [(3,)]
     ),
     "StochasticDepth": Case(lambda: interop.StochasticDepth(0.1, "row"), [(3, 4, 4)]),
+    "ModeSwitch": Case(interop.ModeSwitch, [(3,), (3,)], _training_and_evaluation_sides),
     "OnnxOperator": Case(
         lambda: interop.OnnxOperator(
             "Add", slots=["in1", "const1"], constants={"const1": {"shape": [3], "dtype": "float32"}}

@@ -10,6 +10,7 @@ from torch import nn
 
 from deeptoolbox.errors import LayerNotFoundError, OptionError
 from deeptoolbox.network._network import Network
+from deeptoolbox.training._optim import LEARN_RATE_FACTORS
 
 __all__ = ["adapt", "find_head", "freeze", "set_learn_rate_factor"]
 
@@ -43,6 +44,10 @@ def _network_head(net: Network) -> str:
 def _module_head(module: nn.Module) -> str:
     from deeptoolbox.hub._registry import FAMILY_HEADS, _family
 
+    classifier = _timm_classifier(module)
+    if classifier is not None:
+        return classifier
+
     path = FAMILY_HEADS.get(_family(type(module).__module__))
     if path is not None:
         try:
@@ -59,12 +64,25 @@ def _module_head(module: nn.Module) -> str:
     return found[-1]
 
 
+def _timm_classifier(module: nn.Module) -> str | None:
+    """The path of the head a timm-style model names with ``get_classifier()``, if any."""
+    get_classifier = getattr(module, "get_classifier", None)
+    if not callable(get_classifier):
+        return None
+    try:
+        head = get_classifier()
+    except Exception:  # noqa: BLE001 - a method of that name that does something else
+        return None
+    return next((n for n, m in module.named_modules() if m is head and n), None)
+
+
 def find_head(net: nn.Module) -> str:
     """Name of the classifier head: the last learnable layer feeding the output.
 
     For a Network, the search walks back from its output through parameter-free layers
-    (softmax, flatten, pooling, dropout...). For a plain module, it is the registered family's
-    head (``fc`` for ResNet, ``classifier.3`` for MobileNet v3...) or the last Linear / Conv2d.
+    (softmax, flatten, pooling, dropout...). For a plain module, it is the module a timm-style
+    ``get_classifier()`` returns, the registered family's head (``fc`` for ResNet,
+    ``classifier.3`` for MobileNet v3...) or the last Linear / Conv2d.
 
     Example:
         >>> from deeptoolbox import Network, layers as L
@@ -167,8 +185,11 @@ def adapt(
     The head (``layer``, default :func:`find_head`) is replaced by a freshly initialized layer
     of the same kind with one output per class, keeping its name and connections, so a final
     Softmax stays in place. ``net.classes`` is set to the new class names. ``learn_rate_factor``
-    (Networks only) lets the new layer learn faster than the pretrained ones, as MATLAB's
-    examples do with a factor of 10.
+    lets the new layer learn faster than the pretrained ones in
+    :func:`deeptoolbox.training.train`, as MATLAB's examples do with a factor of 10. A plain
+    module with a timm-style ``reset_classifier(num_classes)`` (and ``get_classifier()``) gets
+    its head rebuilt by that method, as timm intends; the factor is kept on the module for its
+    new head.
 
     Example:
         >>> import torch
@@ -179,18 +200,43 @@ def adapt(
         (torch.Size([2, 3]), ['cat', 'dog', 'bird'], 10.0)
     """
     units, names = _class_list(classes)
-    name = layer if layer is not None else find_head(net)
     if not isinstance(net, Network):
-        _replace_in_module(net, name, units)
-        if names is not None:
-            net.classes = names
-        return net
+        return _adapt_module(net, units, names, layer, learn_rate_factor)
+    name = layer if layer is not None else find_head(net)
     old = net.layer(name)
     net.replace_layer(name, {name: _adapted_layer(old, units, name)})
     net.classes = names
     if learn_rate_factor is not None:
         net.set_learn_rate_factor(name, learn_rate_factor)
     return net
+
+
+def _adapt_module(
+    module: nn.Module, units: int, names: list[str] | None, layer: str | None,
+    factor: float | None,
+) -> nn.Module:  # fmt: skip
+    """adapt() on a plain module: its own ``reset_classifier`` (timm) if it has one."""
+    reset = getattr(module, "reset_classifier", None)
+    if layer is None and callable(reset) and _timm_classifier(module) is not None:
+        reset(units)  # timm rebuilds the head (and its pooling) itself
+        layer = _timm_classifier(module)
+    else:
+        layer = layer if layer is not None else find_head(module)
+        _replace_in_module(module, layer, units)
+    if names is not None:
+        module.classes = names
+    if factor is not None:
+        _check_factor(factor)
+        factors = dict(getattr(module, LEARN_RATE_FACTORS, None) or {})
+        setattr(module, LEARN_RATE_FACTORS, factors | {layer: float(factor)})
+    return module
+
+
+def _check_factor(factor: float) -> None:
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or factor < 0:
+        raise OptionError(
+            f"adapt: `learn_rate_factor` must be a number >= 0. Received: {factor!r}."
+        )
 
 
 def _module_freeze(module: nn.Module, up_to: str | None, names: list[str] | None) -> None:
@@ -264,8 +310,9 @@ def set_learn_rate_factor(net: nn.Module, layers: str | Iterable[str], factor: f
     """
     if not isinstance(net, Network):
         raise OptionError(
-            f"set_learn_rate_factor: learn-rate factors are kept by a Network; received a "
-            f"{type(net).__name__}. Convert it with deeptoolbox.interop.from_torch, or give "
-            "the optimizer parameter groups with their own 'lr' yourself."
+            f"set_learn_rate_factor: learn-rate factors of any layer are kept by a Network; "
+            f"received a {type(net).__name__}. Convert it with deeptoolbox.interop.from_torch, "
+            "use adapt(module, classes, learn_rate_factor=...) for a new head, or give the "
+            "optimizer parameter groups with their own 'lr' yourself."
         )
     return net.set_learn_rate_factor(layers, factor)

@@ -29,6 +29,10 @@ from deeptoolbox.interop._onnx_layers import TensorInput as TensorInput
 from deeptoolbox.interop._torch import export_pytorch as export_pytorch
 from deeptoolbox.interop._torch import from_torch as from_torch
 from deeptoolbox.interop._torch import import_pytorch as import_pytorch
+from deeptoolbox.interop._torch_keys import load_original_state_dict as load_original_state_dict
+from deeptoolbox.interop._torch_keys import original_state_dict as original_state_dict
+from deeptoolbox.interop._torch_keys import original_state_dict_keys as original_state_dict_keys
+from deeptoolbox.interop._torch_layers import ModeSwitch as ModeSwitch
 from deeptoolbox.interop._torch_layers import OpaqueModule as OpaqueModule
 from deeptoolbox.interop._torch_layers import StochasticDepth as StochasticDepth
 from deeptoolbox.interop._torch_layers import TorchFunction as TorchFunction
@@ -49,10 +53,14 @@ __all__ = [
     "from_torch",
     "import_pytorch",
     "export_pytorch",
+    "original_state_dict",
+    "original_state_dict_keys",
+    "load_original_state_dict",
     "TorchFunction",
     "TorchModule",
     "OpaqueModule",
     "StochasticDepth",
+    "ModeSwitch",
     "import_keras",
     "export_keras",
     "supported_keras_layers",

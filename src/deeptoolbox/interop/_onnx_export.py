@@ -370,6 +370,13 @@ def _check_batchnorm_kept(net: nn.Module, model) -> None:
         )
 
 
+_ONNX_NUMPY_TYPES = {  # onnxruntime's input type names -> what to feed (by the file's dtype)
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16,
+    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+}  # fmt: skip
+
+
 def verify_onnx(
     net: nn.Module,
     path: str | os.PathLike,
@@ -397,7 +404,7 @@ def verify_onnx(
     inputs = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {
-        arg.name: x.detach().cpu().numpy().astype(np.float32)
+        arg.name: x.detach().cpu().numpy().astype(_ONNX_NUMPY_TYPES.get(arg.type, np.float32))
         for arg, x in zip(session.get_inputs(), inputs, strict=False)
     }
     try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,8 +18,12 @@ from torch import nn
 from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import ModelImportError, OptionError
 from deeptoolbox.interop._samples import sample_inputs
+from deeptoolbox.interop._torch_blocks import is_block
+from deeptoolbox.interop._torch_keys import KEYS, key_map, warn_untied
 from deeptoolbox.interop._torch_layers import OpaqueModule
-from deeptoolbox.interop._torch_trace import Converter, Meta, input_layer, trace
+from deeptoolbox.interop._torch_sizes import Sizes, give_up, probe, requested
+from deeptoolbox.interop._torch_trace import Converter, trace
+from deeptoolbox.interop._torch_values import Meta, input_layer, output_label, output_leaves
 from deeptoolbox.network import Network
 
 Inputs = torch.Tensor | Sequence[torch.Tensor]
@@ -57,11 +63,34 @@ def _as_inputs(example_inputs: Inputs, where: str) -> tuple[torch.Tensor, ...]:
 
 
 def _flat(output: object) -> list[torch.Tensor] | None:
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, tuple | list) and all(isinstance(o, torch.Tensor) for o in output):
-        return list(output)
-    return None
+    leaves = output_leaves(output, torch.Tensor)
+    return None if leaves is None else [x for _, x in leaves]
+
+
+def _not_tensors(module: nn.Module, output: object) -> str:
+    """Why ``output`` cannot be a network's outputs, naming the first value that is not a tensor."""
+
+    def first_bad(value: object, path: str) -> tuple[str, object] | None:
+        if isinstance(value, torch.Tensor):
+            return None
+        if isinstance(value, tuple | list) and value:
+            items = [(f"{path}[{k}]", v) for k, v in enumerate(value)]
+        elif isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+            items = [(f"{path}[{k!r}]", v) for k, v in value.items()]
+        else:
+            return path, value
+        return next((bad for p, v in items if (bad := first_bad(v, p)) is not None), None)
+
+    where, value = first_bad(output, "output") or ("output", output)
+    what = f"an empty {type(value).__name__}" if isinstance(value, tuple | list | dict) else (
+        "a dict with non-string keys" if isinstance(value, dict) else type(value).__name__
+    )  # fmt: skip
+    return (
+        f"from_torch: {type(module).__name__} returns {where} = {what}. from_torch converts "
+        "modules that return tensors, or tuples, lists and dicts (string keys) of tensors, "
+        "nested or not (the network returns them flattened, in order). Wrap the module so that "
+        "its forward returns only tensors."
+    )
 
 
 def _agree(expected: list[torch.Tensor], found: object, tolerance: float) -> bool:
@@ -77,8 +106,20 @@ def _agree(expected: list[torch.Tensor], found: object, tolerance: float) -> boo
     return True
 
 
-def wrap(module: nn.Module, inputs: tuple[torch.Tensor, ...], outputs: int) -> Network:
+def wrap(
+    module: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    outputs: int | list,
+    free: Mapping[int, tuple[int, ...]] | None = None,
+    resized: tuple[torch.Tensor, ...] = (),
+) -> Network:
     """A Network holding ``module`` whole as one opaque layer per output.
+
+    ``outputs`` is the number of outputs, or the ``[(path, tensor)]`` leaves of the value the
+    module returns (see :func:`output_leaves`), each output layer named after its path;
+    ``free`` lists, per input, the dimensions its input layer leaves free, and ``resized``
+    holds example inputs at other free sizes (the module is probed at both to learn its
+    output sizes).
 
     Example:
         >>> import torch
@@ -86,10 +127,12 @@ def wrap(module: nn.Module, inputs: tuple[torch.Tensor, ...], outputs: int) -> N
         >>> net.layer_names
         ['input_1', 'module']
     """
+    if isinstance(outputs, int):
+        outputs = [((), None)] if outputs == 1 else [((k,), None) for k in range(outputs)]
     net = Network(name=type(module).__name__ or "network")
     names = []
     for k, x in enumerate(inputs, start=1):
-        layer = input_layer(Meta(tuple(x.shape), x.dtype))
+        layer = input_layer(Meta(tuple(x.shape), x.dtype), (free or {}).get(k - 1, ()))
         if layer is None:
             raise OptionError(
                 f"from_torch: example input {k} has size {tuple(x.shape)}; a network input takes "
@@ -98,11 +141,13 @@ def wrap(module: nn.Module, inputs: tuple[torch.Tensor, ...], outputs: int) -> N
         names.append(f"input_{k}")
         net.add_layers({names[-1]: layer})
     dtypes = [str(x.dtype).removeprefix("torch.") for x in inputs]
-    for index in range(outputs):
-        name = "module" if outputs == 1 else f"module_output_{index + 1}"
+    probes = [[list(x.shape) for x in inputs], [list(x.shape) for x in resized]] if free else None
+    for path, _ in outputs:
+        name = "module" if not path else f"module_{output_label(path)}"
+        index = None if not path else path[0] if len(path) == 1 else list(path)
         layer = OpaqueModule(
-            module, num_inputs=len(inputs), output_index=None if outputs == 1 else index,
-            input_dtypes=dtypes,
+            module, num_inputs=len(inputs), output_index=index, input_dtypes=dtypes,
+            probe_shapes=probes,
         )  # fmt: skip
         net.add_layers({name: layer})
         for source, port in zip(names, layer.input_names, strict=True):
@@ -116,11 +161,15 @@ def from_torch(
     *,
     name: str | None = None,
     tolerance: float = 1e-4,
+    dynamic_dims: Mapping[int, int | Sequence[int]] | str | None = "auto",
 ) -> Network:
     """Bring any ``nn.Module`` in as a Network, traced layer by layer where possible.
 
-    The module is traced with ``torch.fx`` (in evaluation mode). Calls with a toolbox
-    equivalent become toolbox layers with copied weights (``nn.Conv2d`` -> Conv2d,
+    The module is traced with ``torch.fx``, in evaluation and in training mode: calls that
+    depend on ``self.training`` keep doing so (``F.dropout(x, p, self.training)`` becomes a
+    Dropout layer, both sides of ``if self.training:`` are kept, each running in its own mode,
+    joined by a :class:`ModeSwitch`). Calls with a toolbox equivalent become toolbox layers
+    with copied weights (``nn.Conv2d`` -> Conv2d,
     ``nn.Linear`` -> Dense, ``nn.BatchNorm2d`` -> BatchNorm, activations, pooling, flatten,
     ``+`` -> Addition, ``torch.cat`` -> Concatenation...), named after module paths
     (``layer1.0.conv1`` -> ``layer1_0_conv1``); other calls become ``TorchFunction`` /
@@ -128,7 +177,19 @@ def from_torch(
     traced is kept whole as an :class:`OpaqueModule`; if the module itself cannot be traced,
     or the traced network does not reproduce its outputs within ``tolerance`` (relative to the
     output's largest magnitude), the whole module is wrapped (with a warning), so a working
-    model is never refused. Input layers declare the example inputs' sizes (batch free).
+    model is never refused.
+
+    Input layers declare the example inputs' sizes, the batch always free. With
+    ``dynamic_dims="auto"`` (default) sequence lengths are freed too wherever the module runs
+    at other lengths and the network reproduces it there (checked on a second, grown example);
+    ``"all"`` frees image heights and widths the same way (the input layer is then a
+    ``TensorInput``); ``dynamic_dims={0: (2, 3)}`` frees exactly those dimensions of input 0
+    (batch included in the count, as ``torch.export`` counts them) or fails saying why, and
+    ``dynamic_dims=None`` keeps every size but the batch. Outputs that are nested tuples or
+    dicts come out flattened in order, each as an output layer named after its key or
+    position. Tensors the module uses at several places (a shared encoder, tied embeddings)
+    stay one tensor; ``original_state_dict(net)`` gives the weights under the module's own
+    ``state_dict`` keys.
 
     Example:
         >>> import torch
@@ -145,6 +206,7 @@ def from_torch(
             f"from_torch: `module` must be a torch.nn.Module. Received: {type(module).__name__}."
         )
     inputs = _as_inputs(example_inputs, "from_torch")
+    sizes = requested(dynamic_dims, inputs)
     was_training = module.training
     _set_mode(module, False)
     try:
@@ -152,15 +214,13 @@ def from_torch(
             reference = module(*inputs)
         expected = _flat(reference)
         if expected is None:
-            raise OptionError(
-                f"from_torch: {type(module).__name__} returns a {type(reference).__name__}; a "
-                "network returns a tensor or a tuple of tensors. Wrap the module to return those."
-            )
-        net = _traced(module, inputs, expected, tolerance)
+            raise OptionError(_not_tensors(module, reference))
+        sizes = probe(module, inputs, sizes, len(expected))
+        net = _traced(module, inputs, expected, tolerance, sizes)
     finally:
         _set_mode(module, was_training)
     if net is None:
-        net = wrap(module, inputs, len(expected) if not isinstance(reference, torch.Tensor) else 1)
+        net = wrap(module, inputs, output_leaves(reference, torch.Tensor), sizes.free, sizes.inputs)
     net.name = name or type(module).__name__
     return net.train(was_training)
 
@@ -170,32 +230,85 @@ def _set_mode(module: nn.Module, training: bool) -> None:
         module.train(training)
 
 
+class _Root(nn.Module):
+    """A module that maps onto several layers (a transformer encoder), traced as a call."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        name = re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", type(module).__name__).lower()
+        self.add_module(name, module)
+        self.inner = name
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return getattr(self, self.inner)(*inputs)
+
+
+class _Disagrees(Exception):  # noqa: N818 - an internal signal, never raised to users
+    """The converted network does not reproduce the module's outputs."""
+
+
 def _traced(
     module: nn.Module, inputs: tuple[torch.Tensor, ...], expected: list[torch.Tensor],
-    tolerance: float,
+    tolerance: float, sizes: Sizes,
 ) -> Network | None:  # fmt: skip
     if isinstance(module, torch.jit.ScriptModule):
         return None  # TorchScript cannot be traced by torch.fx: keep it whole, silently
-    why = None
     try:
-        gm = trace(module, len(inputs))
-        if gm is not None:
-            net = Converter(gm, inputs).convert().eval()
-            with torch.no_grad():
-                if _agree(expected, net(*inputs), tolerance):
-                    return net
-            why = "the traced network does not reproduce its outputs"
-        else:
+        gm = trace(_Root(module) if is_block(module) else module, len(inputs))
+        if gm is None:
             why = "its forward cannot be traced by torch.fx (data-dependent control flow?)"
+        else:
+            records: dict = {}  # the runs at the example size, shared by both attempts
+            if sizes.free:
+                try:
+                    return _converted(module, gm, inputs, expected, tolerance, sizes, records)
+                except Exception as err:  # noqa: BLE001 - try again with fixed sizes
+                    give_up(module, inputs, sizes, _reason(err, "at the other sizes"))
+            return _converted(module, gm, inputs, expected, tolerance, None, records)
+    except _Disagrees:
+        why = "the traced network does not reproduce its outputs"
+    except OptionError:
+        raise
     except Exception as err:  # noqa: BLE001 - whatever went wrong, the module still runs whole
-        why = (
-            f"tracing failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        )
+        why = f"tracing failed: {_reason(err)}"
     warnings.warn(
         f"from_torch: {type(module).__name__} is wrapped as one opaque layer: {why}.",
         stacklevel=3,
     )
     return None
+
+
+def _reason(err: Exception, where: str = "") -> str:
+    if isinstance(err, _Disagrees):
+        return f"the traced network does not reproduce the module {where}".strip()
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = " ".join(lines[:2]).rstrip(":")  # a NotInitializedError's first problem too
+    return f"{type(err).__name__}: {text}"
+
+
+def _converted(
+    module: nn.Module, gm: torch.fx.GraphModule, inputs: tuple[torch.Tensor, ...],
+    expected: list[torch.Tensor], tolerance: float, sizes: Sizes | None,
+    records: dict | None = None,
+) -> Network:  # fmt: skip
+    """The network, checked against the module at the example (and grown) sizes."""
+    converter = Converter(gm, inputs, sizes.free if sizes else None, (records or {}).get("runs"))
+    if records is not None:
+        records["runs"] = (converter.seen, converter.seen_grown)
+    net = converter.convert().eval()
+    with torch.no_grad():
+        if not _agree(expected, net(*inputs), tolerance):
+            raise _Disagrees
+        if sizes and not _agree(sizes.expected, net(*sizes.inputs), tolerance):
+            raise _Disagrees
+    _record_keys(module, net, converter.origins)
+    return net
+
+
+def _record_keys(module: nn.Module, net: Network, origins: dict) -> None:
+    """Keep the original state_dict keys (net.metadata) and warn about untied copies."""
+    net.metadata[KEYS] = key_map(module, origins)
+    warn_untied(module, net, origins)
 
 
 def _program_inputs(program: torch.export.ExportedProgram) -> tuple[torch.Tensor, ...]:
@@ -301,17 +414,31 @@ def from_program(
         expected = _flat(module(*inputs))
     if expected is None:
         raise ModelImportError(f"import_pytorch: the program '{name}' does not return tensors.")
-    try:
-        net = Converter(module.program, inputs).convert().eval()
-        with torch.no_grad():
-            if _agree(expected, net(*inputs), 1e-4):
-                net.name = name
-                return net
-    except Exception:  # noqa: BLE001, S110 - the program still runs whole
-        pass
-    net = wrap(module, inputs, 1 if len(expected) == 1 else len(expected))
+    sizes = probe(module, inputs, Sizes(_program_free_dims(program)), len(expected))
+    for attempt in (sizes, None) if sizes.free else (None,):  # free sizes, else fixed ones
+        try:
+            net = _converted(module.program, module.program, inputs, expected, 1e-4, attempt)
+            net.name = name
+            return net
+        except Exception:  # noqa: BLE001, S112 - the program still runs whole
+            continue
+    net = wrap(module, inputs, 1 if len(expected) == 1 else len(expected), sizes.free, sizes.inputs)
     net.name = name
     return net.eval()
+
+
+def _program_free_dims(program: torch.export.ExportedProgram) -> dict[int, tuple[int, ...]]:
+    """The dimensions (batch aside) a program keeps symbolic, per user input."""
+    free: dict[int, tuple[int, ...]] = {}
+    specs = [s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
+    for index, spec in enumerate(specs):
+        node = next((n for n in program.graph.nodes if n.name == spec.arg.name), None)
+        value = node.meta.get("val") if node is not None else None
+        shape = getattr(value, "shape", ())
+        dims = tuple(k for k, d in enumerate(shape) if k > 0 and not isinstance(d, int))
+        if dims:
+            free[index] = dims
+    return free
 
 
 def _is_exported_program(path: Path) -> bool:
@@ -392,8 +519,7 @@ def _export(net: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.export.Ex
         # a hook makes the network call its layers through nn.Module.__call__, so the program
         # records each operation's layer name (import_pytorch names layers after them)
         hooks = [layer.register_forward_pre_hook(_no_hook) for layer in net.layers.values()]
-    batch = torch.export.Dim("batch", min=1)
-    dynamic = tuple({0: batch} for _ in inputs)
+    dynamic = _dynamic_shapes(net, inputs)
     try:
         for shapes in ((dynamic,), dynamic):  # forward(*inputs) or forward(x, y, ...)
             try:
@@ -408,3 +534,22 @@ def _export(net: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.export.Ex
 
 def _no_hook(module: nn.Module, inputs: tuple) -> None:
     return None
+
+
+def _dynamic_shapes(net: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[dict, ...]:
+    """A free batch for every input, and the lengths a Network's input layers leave free.
+
+    Free lengths are ``Dim.AUTO``: torch.export keeps them free where the graph allows (and
+    relates the lengths of several inputs itself) instead of failing where it cannot.
+    """
+    batch = torch.export.Dim("batch", min=1)
+    shapes = []
+    for index, x in enumerate(inputs):
+        spec: dict[int, Any] = {0: batch}
+        if isinstance(net, Network) and index < len(net.input_names):
+            declared = getattr(net.layers[net.input_names[index]], "shape", ())
+            for axis, size in enumerate(declared):
+                if size is None and axis + 1 < x.dim():
+                    spec[axis + 1] = torch.export.Dim.AUTO
+        shapes.append(spec)
+    return tuple(shapes)

@@ -73,6 +73,7 @@ def _public_getattr(value: Any, name: str, *default: Any) -> Any:
 
 
 _PROBE_LENGTHS = (7, 11)
+_MODES = (None, "training", "evaluation")
 
 
 def function_name(function: Callable) -> str | None:
@@ -134,31 +135,59 @@ def _resolved(name: str) -> Callable:
     return resolve_function(name)  # type: ignore[return-value]
 
 
-def decode(spec: Any, inputs: Sequence[Any], tensors: dict[str, torch.Tensor]) -> Any:
+def decode(
+    spec: Any, inputs: Sequence[Any], tensors: dict[str, torch.Tensor], training: bool = False
+) -> Any:
     """Turn an argument description into the value to call with (see the module docstring).
+
+    ``{"training": true}`` is the layer's mode (``self.training`` of the traced module).
 
     Example:
         >>> decode({"tuple": [{"size": 0, "dim": 0}, -1]}, [torch.zeros(3, 4)], {})
         (3, -1)
+        >>> decode({"training": True}, [], {}, training=True)
+        True
     """
+    if isinstance(spec, dict) and spec.keys() == {"training"}:
+        return training if spec["training"] else not training
+    if isinstance(spec, list | tuple) or (isinstance(spec, dict) and spec.keys() & _NESTED):
+        return _decode_nested(spec, inputs, tensors, training)
+    return _decode_leaf(spec, inputs, tensors)
+
+
+_NESTED = {"call", "list", "tuple", "slice", "dict"}
+
+
+def _decode_nested(
+    spec: Any, inputs: Sequence[Any], tensors: dict[str, torch.Tensor], training: bool
+) -> Any:
+    def inner(item: Any) -> Any:
+        return decode(item, inputs, tensors, training)
+
+    if not isinstance(spec, dict):
+        return spec
+    if "call" in spec:
+        args = [inner(s) for s in spec.get("args", ())]
+        kwargs = {k: inner(v) for k, v in spec.get("kwargs", {}).items()}
+        return _resolved(spec["call"])(*args, **kwargs)
+    if "list" in spec:
+        return [inner(s) for s in spec["list"]]
+    if "tuple" in spec:
+        return tuple(inner(s) for s in spec["tuple"])
+    if "slice" in spec:
+        return slice(*(inner(s) for s in spec["slice"]))
+    return {k: inner(v) for k, v in spec["dict"].items()}
+
+
+def _decode_leaf(spec: Any, inputs: Sequence[Any], tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(spec, dict):
         if "input" in spec:
             return inputs[spec["input"]]
-        if "call" in spec:
-            args = [decode(s, inputs, tensors) for s in spec.get("args", ())]
-            kwargs = {k: decode(v, inputs, tensors) for k, v in spec.get("kwargs", {}).items()}
-            return _resolved(spec["call"])(*args, **kwargs)
         if "size" in spec:
             size = inputs[spec["size"]].shape
             return size if "dim" not in spec else size[spec["dim"]]
         if "tensor" in spec:
             return tensors[spec["tensor"]]
-        if "list" in spec:
-            return [decode(s, inputs, tensors) for s in spec["list"]]
-        if "tuple" in spec:
-            return tuple(decode(s, inputs, tensors) for s in spec["tuple"])
-        if "slice" in spec:
-            return slice(*(decode(s, inputs, tensors) for s in spec["slice"]))
         if "dtype" in spec:
             return getattr(torch, spec["dtype"])
         if "ellipsis" in spec:
@@ -172,8 +201,6 @@ def decode(spec: Any, inputs: Sequence[Any], tensors: dict[str, torch.Tensor]) -
             return value
         if "float" in spec:
             return float(spec["float"])
-        if "dict" in spec:
-            return {k: decode(v, inputs, tensors) for k, v in spec["dict"].items()}
     return spec
 
 
@@ -256,12 +283,29 @@ def encode_constant(value: Any) -> Any:
 
 
 def _probe_inputs(
-    shapes: list[Shape], dtypes: Sequence[str], length: int, leading: Sequence[Sequence[int]]
+    shapes: list[Shape],
+    dtypes: Sequence[str],
+    length: int,
+    leading: Sequence[Sequence[int]],
+    examples: Sequence[Sequence[int]] | None = None,
+    batch: int = 1,
 ) -> list[torch.Tensor]:
+    fits = (
+        examples is not None
+        and len(examples) == len(shapes)
+        and all(
+            len(e) == len(s) + 1 and all(d is None or d == e[k + 1] for k, d in enumerate(s))
+            for e, s in zip(examples, shapes, strict=True)
+        )
+    )
     tensors = []
     for index, shape in enumerate(shapes):
         dtype = getattr(torch, dtypes[index]) if index < len(dtypes) else torch.float32
-        first = sum(leading[index]) if index < len(leading) else 1  # a * 1 + b
+        if fits:  # the sizes recorded when converting (the first one included)
+            tensors.append(torch.zeros(examples[index], dtype=dtype))  # type: ignore[index]
+            continue
+        a, b = leading[index] if index < len(leading) else (1, 0)
+        first = a * batch + b
         size = (first, *(length if d is None else d for d in shape))
         tensors.append(torch.zeros(size, dtype=dtype))
     return tensors
@@ -278,7 +322,15 @@ class _Operator(Layer):
         output_index: int | None,
         input_dtypes: Sequence[str] | None,
         input_leading: Sequence[Sequence[int]] | None = None,
+        probe_shapes: Sequence[Sequence[Sequence[int]]] | None = None,
+        mode: str | None = None,
     ) -> None:
+        if mode not in _MODES:
+            raise OptionError(
+                f"{type(self).__name__}: `mode` must be None (runs in both modes), 'training' or "
+                f"'evaluation'. Received: mode={mode!r}."
+            )
+        self.mode = mode
         if arguments is None:  # each input in order
             arguments = [{"input": k} for k in range(num_inputs)]
         self.arguments = list(arguments)
@@ -286,9 +338,15 @@ class _Operator(Layer):
         where = type(self).__name__ + (f" '{self.name}'" if self.name else "")
         check_calls([self.arguments, list(self.keywords.values())], where)
         self.num_inputs = int(num_inputs)
-        self.output_index = output_index
+        self.output_index = (
+            list(output_index) if isinstance(output_index, list | tuple) else (output_index)
+        )  # a path into nested results; a loaded config may give it as a tuple
         self.input_dtypes = list(input_dtypes or [])
         self.input_leading = [[int(a), int(b)] for a, b in (input_leading or [])]
+        self.probe_shapes = (
+            None if probe_shapes is None
+            else [[[int(d) for d in shape] for shape in run] for run in probe_shapes][:2]
+        )  # fmt: skip
         self.input_names = ("in",) if num_inputs == 1 else tuple(
             f"in{i}" for i in range(1, num_inputs + 1)
         )  # fmt: skip
@@ -301,11 +359,19 @@ class _Operator(Layer):
         raise NotImplementedError
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        tensors = self._owned()
-        args = [decode(spec, inputs, tensors) for spec in self.arguments]
-        kwargs = {key: decode(spec, inputs, tensors) for key, spec in self.keywords.items()}
+        if self.mode is not None and self.training != (self.mode == "training"):
+            return None  # type: ignore[return-value] - one side of `if self.training:`, idle
+        tensors, training = self._owned(), self.training
+        args = [decode(spec, inputs, tensors, training) for spec in self.arguments]
+        kwargs = {k: decode(spec, inputs, tensors, training) for k, spec in self.keywords.items()}
         result = self._call(*args, **kwargs)
-        return result if self.output_index is None else result[self.output_index]
+        if self.output_index is None:
+            return result
+        for key in (
+            self.output_index if isinstance(self.output_index, list) else [self.output_index]
+        ):
+            result = result[key]  # a path into nested results: [1, 0] is h of (out, (h, c))
+        return result
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         key = tuple(tuple(s) for s in input_shapes)
@@ -317,11 +383,16 @@ class _Operator(Layer):
         free = any(d is None for shape in input_shapes for d in shape)
         results = []
         was_training = self.training
-        self.eval()
+        self.train(self.mode == "training")
+        saved = [(b, b.detach().clone()) for b in self.buffers()] if self.mode == "training" else []
         try:
-            for length in _PROBE_LENGTHS[: 1 + free]:
-                inputs = _probe_inputs(input_shapes, self.input_dtypes, length, self.input_leading)
-                with torch.no_grad():
+            for run, length in enumerate(_PROBE_LENGTHS[: 1 + free]):
+                examples = self.probe_shapes[run] if self.probe_shapes else None
+                inputs = _probe_inputs(
+                    input_shapes, self.input_dtypes, length, self.input_leading, examples,
+                    batch=2 if self.mode == "training" else 1,  # batch statistics need two
+                )  # fmt: skip
+                with torch.no_grad(), torch.random.fork_rng(devices=self._cuda_devices()):
                     output = self(*inputs)
                 if not isinstance(output, torch.Tensor):
                     raise TypeError(f"it returned {type(output).__name__}, not a tensor")
@@ -334,6 +405,9 @@ class _Operator(Layer):
             ) from err
         finally:
             self.train(was_training)
+            with torch.no_grad():
+                for buffer, value in saved:  # running statistics stay as they were
+                    buffer.copy_(value)
         first = results[0]
         if len(results) == 2 and len(results[1]) == len(first):
             return tuple(None if a != b else a for a, b in zip(first, results[1], strict=True))
@@ -342,6 +416,9 @@ class _Operator(Layer):
     def describe(self) -> str:
         """A short description of the operation for messages and tables."""
         return type(self).__name__
+
+    def _cuda_devices(self) -> list[int]:
+        return sorted({t.device.index or 0 for t in self.parameters() if t.device.type == "cuda"})
 
 
 @register_layer
@@ -374,14 +451,17 @@ class TorchFunction(_Operator):
         output_index: int | None = None,
         input_dtypes: Sequence[str] | None = None,
         input_leading: Sequence[Sequence[int]] | None = None,
+        probe_shapes: Sequence[Sequence[Sequence[int]]] | None = None,
+        mode: str | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self.function = function
         resolve_function(function)  # fails early, naming what is allowed
         self._setup(
-            arguments, keywords or {}, num_inputs, output_index, input_dtypes, input_leading
-        )
+            arguments, keywords or {}, num_inputs, output_index, input_dtypes, input_leading,
+            probe_shapes, mode,
+        )  # fmt: skip
         self.tensors = dict(tensors or {})
         for key, info in self.tensors.items():
             dtype = getattr(torch, info.get("dtype", "float32"))
@@ -484,6 +564,8 @@ class TorchModule(_ModuleOperator):
         output_index: int | None = None,
         input_dtypes: Sequence[str] | None = None,
         input_leading: Sequence[Sequence[int]] | None = None,
+        probe_shapes: Sequence[Sequence[Sequence[int]]] | None = None,
+        mode: str | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -496,7 +578,10 @@ class TorchModule(_ModuleOperator):
             )
         self.module_name = module
         self.module = cls(**(module_arguments or {}))
-        self._setup(arguments, keywords, num_inputs, output_index, input_dtypes, input_leading)
+        self._setup(
+            arguments, keywords, num_inputs, output_index, input_dtypes, input_leading,
+            probe_shapes, mode,
+        )  # fmt: skip
 
     def describe(self) -> str:
         return self.module_name
@@ -527,11 +612,16 @@ class OpaqueModule(_ModuleOperator):
         output_index: int | None = None,
         input_dtypes: Sequence[str] | None = None,
         input_leading: Sequence[Sequence[int]] | None = None,
+        probe_shapes: Sequence[Sequence[Sequence[int]]] | None = None,
+        mode: str | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self.module = module
-        self._setup(arguments, keywords, num_inputs, output_index, input_dtypes, input_leading)
+        self._setup(
+            arguments, keywords, num_inputs, output_index, input_dtypes, input_leading,
+            probe_shapes, mode,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return type(self.module).__name__
@@ -595,3 +685,35 @@ class StochasticDepth(Layer):
         if survival > 0.0:
             noise.div_(survival)
         return x * noise
+
+
+@register_layer
+class ModeSwitch(Layer):
+    """Passes on its ``training`` input in training and its ``evaluation`` input in evaluation.
+
+    :func:`from_torch` puts one where the two sides of an ``if self.training:`` branch meet:
+    the layers of each side run only in their own mode (the others give nothing), and the
+    switch hands on the value of the current mode. Both inputs have the same size.
+
+    Example:
+        >>> import torch
+        >>> switch = ModeSwitch()
+        >>> switch.train()(torch.ones(1, 2), None).tolist(), switch.eval()(None, torch.zeros(1, 2)).tolist()
+        ([[1.0, 1.0]], [[0.0, 0.0]])
+    """
+
+    input_names = ("training", "evaluation")
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        in_training, in_evaluation = input_shapes
+        if tuple(in_training) != tuple(in_evaluation):
+            raise SizeMismatchError(
+                f"ModeSwitch: the training side gives size {format_shape(in_training)} but the "
+                f"evaluation side {format_shape(in_evaluation)}; both must be the same."
+            )
+        return tuple(in_evaluation)
+
+    def forward(
+        self, in_training: torch.Tensor | None, in_evaluation: torch.Tensor | None
+    ) -> torch.Tensor:
+        return in_training if self.training else in_evaluation  # type: ignore[return-value]

@@ -2,9 +2,11 @@
 
 A rule gets what the traced call does (the module, or the function with its arguments in the
 JSON form of :mod:`deeptoolbox.interop._torch_layers`) and the example sizes flowing in; it
-returns a toolbox layer and a function that copies the weights into it once it is built, or
-None when the toolbox has no exact equivalent (the call then becomes a ``TorchFunction`` or
-``TorchModule`` layer).
+returns a toolbox layer and the tensors to copy into it once it is built (``{"weight":
+module.weight}``: the layer's tensor name, then the original tensor), or None when the toolbox
+has no exact equivalent (the call then becomes a ``TorchFunction`` or ``TorchModule`` layer).
+The original tensors are kept by identity, so the converter can tie a tensor used by several
+layers and map the layers' tensors back to the module's ``state_dict`` keys.
 """
 
 from __future__ import annotations
@@ -22,7 +24,21 @@ from torch import nn
 from deeptoolbox import layers as L
 from deeptoolbox.interop._torch_layers import StochasticDepth
 
-Loader = Callable[[nn.Module], None] | None
+
+@dataclass(frozen=True, eq=False)
+class Part:
+    """Rows ``start:stop`` of an original tensor (``in_proj_weight`` split into q, k and v)."""
+
+    tensor: torch.Tensor
+    start: int
+    stop: int
+
+    def value(self) -> torch.Tensor:
+        """The rows, as a view of the original tensor."""
+        return self.tensor[self.start : self.stop]
+
+
+Loader = dict[str, "torch.Tensor | Part"] | None  # tensor in the built layer -> original tensor
 Mapped = tuple[nn.Module, Loader] | None
 
 
@@ -47,14 +63,8 @@ class Call:
         return self.arguments == [{"input": 0}] and not set(self.keywords) - {"inplace"}
 
 
-def _copy(source: dict[str, torch.Tensor]) -> Loader:
-    def load(layer: nn.Module) -> None:
-        with torch.no_grad():
-            for key, value in source.items():
-                if value is not None:
-                    getattr(layer, key).copy_(value)
-
-    return load
+def _copy(source: dict[str, torch.Tensor | None]) -> Loader:
+    return {key: value for key, value in source.items() if value is not None}
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -236,12 +246,7 @@ def map_recurrent(module: nn.Module, call: Call) -> Mapped:
         module.hidden_size, bidirectional=module.bidirectional,
         num_layers=module.num_layers, dropout=module.dropout,
     )  # fmt: skip
-    state = module.state_dict()
-
-    def load(built: nn.Module) -> None:
-        built.rnn.load_state_dict(state)
-
-    return layer, load
+    return layer, {f"rnn.{k}": v for k, v in module.state_dict(keep_vars=True).items()}
 
 
 def map_module(module: nn.Module, call: Call) -> Mapped:
@@ -356,18 +361,44 @@ def map_function(target: Any, call: Call) -> Mapped:
         return _global_mean(target, call)
     if qualified_name(target) == "torchvision.ops.stochastic_depth.stochastic_depth":
         return _stochastic_depth_call(call)
+    if target is F.dropout:
+        return _dropout_call(call)
     return None
 
 
+_IN_TRAINING = {"training": True}  # the flag of a call that reads ``self.training``
+
+
+def _dropout_call(call: Call) -> Mapped:
+    """``F.dropout(x, p, self.training)``: a Dropout layer (dropout in training only)."""
+    names = ("input", "p", "training", "inplace")
+    given = dict(zip(names, call.arguments, strict=False)) | call.keywords
+    p = given.get("p", 0.5)
+    if (
+        given.get("input") != {"input": 0}
+        or set(given) - set(names)
+        or given.get("training", True) != _IN_TRAINING
+        or given.get("inplace", False)
+        or not isinstance(p, int | float)
+        or isinstance(p, bool)
+        or not 0 <= p < 1
+    ):
+        return None  # always on (training=True) or always off: a TorchFunction keeps that
+    return L.Dropout(p), None
+
+
 def _stochastic_depth_call(call: Call) -> Mapped:
-    """``stochastic_depth(x, p, mode, self.training)`` traced in evaluation mode."""
+    """``stochastic_depth(x, p, mode, self.training)``: the flag follows the mode.
+
+    (A graph traced in evaluation mode only, as ``torch.export``'s, has ``False`` there.)
+    """
     names = ("input", "p", "mode", "training")
     given = dict(zip(names, call.arguments, strict=False)) | call.keywords
     p, mode = given.get("p"), given.get("mode")
     if given.get("input") != {"input": 0} or set(given) - set(names):
         return None
     if (
-        given.get("training") is not False
+        given.get("training") not in (False, _IN_TRAINING)
         or not isinstance(p, int | float)
         or isinstance(p, bool)
         or mode not in ("row", "batch")

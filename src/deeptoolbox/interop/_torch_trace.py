@@ -16,16 +16,16 @@ import inspect
 import operator
 import re
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import nn
 
-from deeptoolbox import layers as L
 from deeptoolbox.errors import DeepToolboxError
+from deeptoolbox.interop._torch_blocks import Block, map_block
 from deeptoolbox.interop._torch_layers import (
+    ModeSwitch,
     OpaqueModule,
     TorchFunction,
     TorchModule,
@@ -35,6 +35,7 @@ from deeptoolbox.interop._torch_layers import (
 )
 from deeptoolbox.interop._torch_map import (
     Call,
+    Part,
     is_flatten,
     is_mapped_leaf,
     map_aten,
@@ -43,21 +44,33 @@ from deeptoolbox.interop._torch_map import (
     map_recurrent,
     traced_functions,
 )
-from deeptoolbox.layers._input import InputLayer
+from deeptoolbox.interop._torch_modes import (
+    EVALUATION,
+    EVALUATION_GRAPH,
+    MODE,
+    TRAINING,
+    ModeError,
+    has_modes,
+    merge_modes,
+    mode_calls,
+    mode_select,
+    running_in,
+)
+from deeptoolbox.interop._torch_values import (
+    Meta,
+    describe,
+    input_layer,
+    is_structure,
+    output_label,
+    output_leaves,
+    resized,
+)
 from deeptoolbox.network import Network
 from deeptoolbox.network._shapes import input_ports
 
 
 class ConversionError(DeepToolboxError, ValueError):
     """Part of a traced graph has no layer form (caught by from_torch, which then wraps)."""
-
-
-@dataclass(frozen=True)
-class Meta:
-    """Size and dtype of one tensor seen while running the traced graph."""
-
-    shape: tuple[int, ...]
-    dtype: torch.dtype
 
 
 class _Tracer(fx.Tracer):
@@ -117,65 +130,68 @@ def _required(module: nn.Module) -> int:
 def trace(module: nn.Module, count: int) -> fx.GraphModule | None:
     """Trace ``module`` taking ``count`` inputs, keeping untraceable submodules whole.
 
-    Returns None when the module's own ``forward`` cannot be traced.
+    Returns None when the module's own ``forward`` cannot be traced. The module is traced in
+    evaluation mode and in training mode; when its ``forward`` reads ``self.training`` the two
+    graphs differ and are merged (see :mod:`deeptoolbox.interop._torch_modes`), so what it does
+    in training only is kept.
 
     Example:
         >>> trace(nn.Sequential(nn.Linear(2, 3), nn.ReLU()), 1).graph.find_nodes(op="call_module")[0].target
         '0'
     """
     leaves = _leaves(module, count)
-    return None if leaves is None else _trace(module, count, leaves)
+    if leaves is None:
+        return None
+    in_evaluation = _trace(module, count, leaves)
+    was_training = module.training
+    try:
+        module.train(True)
+        in_training = _trace(module, count, leaves)
+    except Exception as err:  # noqa: BLE001 - the modes differ in a way fx cannot follow
+        raise ModeError(
+            f"its forward cannot be traced in training mode ({type(err).__name__}), so what it "
+            "does in training cannot be kept"
+        ) from err
+    finally:
+        module.train(was_training)
+    return merge_modes(in_evaluation, in_training)
 
 
 class _Recorder(fx.Interpreter):
-    def __init__(self, module: fx.GraphModule) -> None:
+    def __init__(self, module: fx.GraphModule, mode: str) -> None:
         super().__init__(module)
         self.seen: dict[fx.Node, Any] = {}
+        self.mode = mode
 
     def run_node(self, node: fx.Node) -> Any:
+        if node.meta.get(MODE) not in (None, self.mode):
+            return None  # the other side of `if self.training:`
         result = super().run_node(node)
-        self.seen[node] = _describe(result)
+        self.seen[node] = describe(result)
         return result
 
 
-def _describe(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return Meta(tuple(value.shape), value.dtype)
-    if isinstance(value, tuple | list) and any(isinstance(v, torch.Tensor) for v in value):
-        return tuple(_describe(v) for v in value)
-    return copy.copy(value)
-
-
 def record(gm: fx.GraphModule, inputs: tuple[torch.Tensor, ...]) -> dict[fx.Node, Any]:
-    """Run the graph and return, per node, a Meta for tensors or the (copied) value otherwise."""
-    recorder = _Recorder(gm)
-    with torch.no_grad():
+    """Run the graph and return, per node, a Meta for tensors or the (copied) value otherwise.
+
+    A graph with calls for training only is run in both modes (running statistics and the
+    random generator are put back after the training run).
+    """
+    recorder = _Recorder(gm, EVALUATION)
+    with torch.no_grad(), running_in(gm, False):
         recorder.run(*inputs)
-    return recorder.seen
+    if not has_modes(gm.graph):
+        return recorder.seen
+    in_training = _Recorder(gm, TRAINING)
+    with torch.no_grad(), running_in(gm, True):
+        in_training.run(*inputs)
+    return recorder.seen | {
+        n: v for n, v in in_training.seen.items() if n.meta.get(MODE) == TRAINING
+    }
 
 
 def _grown(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, x[:1]]) if x.dim() else x
-
-
-def input_layer(meta: Meta) -> InputLayer | None:
-    """The input layer that declares a tensor's example size (batch free), or None.
-
-    Example:
-        >>> input_layer(Meta((2, 3, 8, 8), torch.float32))
-        ImageInput(size=(3, 8, 8))
-    """
-    size = meta.shape[1:]
-    integers = not meta.dtype.is_floating_point
-    if len(size) == 1:
-        return L.SequenceInput(1, length=size[0]) if integers else L.FeatureInput(size[0])
-    if len(size) == 2:
-        return L.SequenceInput(size[1], length=size[0])
-    if len(size) == 3:
-        return L.ImageInput(size)
-    if len(size) == 4:
-        return L.VolumeInput(size)
-    return None
 
 
 _NAME = re.compile(r"[^A-Za-z0-9_\-]")
@@ -184,22 +200,40 @@ _NAME = re.compile(r"[^A-Za-z0-9_\-]")
 class Converter:
     """Builds a Network from a traced graph and the sizes recorded on two runs."""
 
-    def __init__(self, gm: fx.GraphModule, inputs: tuple[torch.Tensor, ...]) -> None:
+    def __init__(
+        self,
+        gm: fx.GraphModule,
+        inputs: tuple[torch.Tensor, ...],
+        free: dict[int, tuple[int, ...]] | None = None,
+        runs: tuple[dict, dict] | None = None,
+    ) -> None:
         self.gm = gm
         self.inputs = inputs
-        self.seen = record(gm, inputs)
-        try:
-            self.seen_grown = record(gm, tuple(_grown(x) for x in inputs))
-        except Exception:  # noqa: BLE001 - a graph fixed to one batch size: all values constant
-            self.seen_grown = self.seen
+        self.free_dims = dict(free or {})  # input index -> dimensions left free
+        if runs is not None:  # recorded already, by another converter of the same graph
+            self.seen, self.seen_grown = runs
+        else:
+            self.seen = record(gm, inputs)
+            try:
+                self.seen_grown = record(gm, tuple(_grown(x) for x in inputs))
+            except Exception:  # noqa: BLE001 - a graph fixed to one batch size: constants
+                self.seen_grown = self.seen
+        self.seen_resized = self.seen
+        if self.free_dims:  # a third run at other sizes tells which values follow them
+            self.resized_inputs = tuple(
+                resized(x, self.free_dims.get(k, ())) for k, x in enumerate(inputs)
+            )
+            self.seen_resized = record(gm, self.resized_inputs)
         self.name = "network"
         self.source: dict[fx.Node, str] = {}
         self.loaders: list[tuple[str, Any]] = []
+        self.origins: dict[str, Any] = {}  # network state_dict key -> original tensor (or Part)
         self.taken: set[str] = set()
         self.entries: list[tuple[str, nn.Module, list[str]]] = []
         self.consumed: set[str] = set()
         self.input_names: list[str] = []
         self.free = _input_free(gm.graph)
+        self.reads_mode = _reads_mode(gm.graph)
 
     # -- names ----------------------------------------------------------------------------
     def _name(self, base: str) -> str:
@@ -237,6 +271,10 @@ class Converter:
         return ports.index(node)
 
     def _encode_node(self, node: fx.Node, ports: list[fx.Node], owned: dict[str, Any]) -> Any:
+        if node.op == "get_attr" and node.target == "training":
+            return {"training": True}  # the layer's own mode
+        if node in self.reads_mode and node in self.free:
+            return self._expression(node, ports, owned)  # e.g. `not self.training`
         if node.op == "get_attr":
             return {"tensor": _own(self._attribute(node.target), owned)}
         value = self.seen.get(node)
@@ -245,7 +283,7 @@ class Converter:
             return self._expression(node, ports, owned)
         if isinstance(value, Meta):
             return {"input": self._port(node, ports)}
-        if _same(value, self.seen_grown.get(node)):
+        if _same(value, self.seen_grown.get(node)) and _same(value, self.seen_resized.get(node)):
             return self._encode(value, ports, owned)
         return self._size_spec(node, ports, owned)
 
@@ -304,13 +342,17 @@ class Converter:
         try:
             return self._convert()
         except ConversionError:
-            gm = None if _is_aten(self.gm.graph) else _exported(self.gm, self.inputs)
+            if self.free_dims:
+                raise  # torch.export keeps the example sizes: from_torch retries with those
+            source = self.gm.__dict__.get(EVALUATION_GRAPH, self.gm)  # no training-only calls
+            gm = None if _is_aten(source.graph) else _exported(source, self.inputs, self.free_dims)
             if gm is None:
                 raise
-            converter = Converter(gm, self.inputs)
+            converter = Converter(gm, self.inputs, self.free_dims)
             converter.name = self.name
             network = converter._convert()
-            _warn_training_only(self.gm, self.name)
+            self.origins = converter.origins
+            _warn_training_only(self.gm, self.name, mode_calls(self.gm.graph))
             return network
 
     def _convert(self) -> Network:
@@ -324,27 +366,55 @@ class Converter:
                 continue  # computed from parameters alone: folded into the calls that use it
             elif isinstance(self.seen.get(node), Meta):
                 self._operation(node)
-            elif not isinstance(self.seen.get(node), tuple) or not _all_meta(self.seen[node]):
-                continue  # plain values are folded into the calls that use them
+            else:
+                continue  # plain values are folded into the calls that use them; structures
+                # (tuples, dicts) become layers where their tensors are read
         self._outputs(_output_node(self.gm.graph))
         return self._assemble()
 
     def _placeholder(self, node: fx.Node) -> None:
         meta = self.seen.get(node)
-        layer = input_layer(meta) if isinstance(meta, Meta) else None
+        free = self.free_dims.get(len(self.input_names), ())
+        tokens = bool(node.users) and all(self._is_embedding(user) for user in node.users)
+        layer = input_layer(meta, free, token_ids=tokens) if isinstance(meta, Meta) else None
         if layer is None:
             raise ConversionError(f"input '{node.name}' has no input layer form")
         self._add(self._name(node.name), layer, [])
         self.source[node] = self._last
         self.input_names.append(self._last)
 
-    def _operation(self, node: fx.Node) -> None:
-        index = None
+    def _producer(self, node: fx.Node) -> tuple[fx.Node, list[Any]]:
+        """The call a chain of ``getitem`` on tuple (or dict) results starts from, and the keys.
+
+        ``out, (h, c) = self.lstm(x)`` reads ``h`` as ``lstm(x)[1][0]``: the LSTM call, [1, 0].
+        """
+        path: list[Any] = []
         producer = node
-        if node.op == "call_function" and node.target is operator.getitem:
-            parent = node.args[0]
-            if isinstance(parent, fx.Node) and isinstance(self.seen.get(parent), tuple):
-                producer, index = parent, node.args[1]
+        while producer.op == "call_function" and producer.target is operator.getitem:
+            parent = producer.args[0]
+            if not (isinstance(parent, fx.Node) and is_structure(self.seen.get(parent))):
+                break
+            path.insert(0, producer.args[1])
+            producer = parent
+        return producer, path
+
+    def _is_embedding(self, node: fx.Node) -> bool:
+        """A call of an ``nn.Embedding`` that becomes a toolbox Embedding (takes (N, T, 1))."""
+        if node.op != "call_module" or node.meta.get(MODE):
+            return False
+        module = self.gm.get_submodule(node.target)
+        return isinstance(module, nn.Embedding) and (
+            module.max_norm is None and not module.scale_grad_by_freq and not module.sparse
+        )
+
+    def _operation(self, node: fx.Node) -> None:
+        producer, path = self._producer(node)
+        self._emit(node, producer, path, self.seen[node])
+
+    def _emit(self, key: Any, producer: fx.Node, path: list[Any], meta: Meta) -> None:
+        """Add the layer computing ``producer``'s result (at ``path`` inside it) as ``key``."""
+        index = None if not path else path[0] if len(path) == 1 else list(path)
+        node = key if isinstance(key, fx.Node) else producer
         ports: list[fx.Node] = []
         owned: dict[str, Any] = {}
         args = [self._encode(a, ports, owned) for a in producer.args]
@@ -352,19 +422,37 @@ class Converter:
         if not ports:
             raise ConversionError(f"node '{node.name}' makes a tensor from no input tensor")
         call = Call(
-            args, kwargs, [self.seen[p].shape for p in ports], self.seen[node].shape,
-            flatten_users=self._flatten_users(node),
+            args, kwargs, [self.seen[p].shape for p in ports], meta.shape,
+            flatten_users=isinstance(key, fx.Node) and self._flatten_users(node),
         )  # fmt: skip
         if producer.op == "call_module" and producer.target and _is_identity(self.gm, producer):
-            self.source[node] = self.source[ports[0]]
+            self.source[key] = self.source[ports[0]]
             return
         dtypes = [str(self.seen[p].dtype).removeprefix("torch.") for p in ports]
-        layer, loader = self._layer(producer, call, owned, index, dtypes, self._leading(ports))
         base = str(producer.target) if producer.op == "call_module" else _path_name(node)
+        if producer.op == "call_module" and not producer.meta.get(MODE):
+            block = map_block(self.gm.get_submodule(producer.target), call, dtypes, index)
+            if block is not None:
+                self._add_block(key, base, block, ports)
+                return
+        layer, loader = self._layer(
+            producer, call, owned, index, dtypes, self._leading(ports), self._probes(ports)
+        )
         self._add(self._name(base), layer, [self.source[p] for p in ports])
         if loader is not None:
             self.loaders.append((self._last, loader))
-        self.source[node] = self._last
+        self.source[key] = self._last
+
+    def _add_block(self, key: Any, base: str, block: Block, ports: list[fx.Node]) -> None:
+        """Add the layers one call maps onto, named ``<module path>_<suffix>``."""
+        names: dict[str, str] = {}
+        for suffix, layer, sources, loader in block.entries:
+            inputs = [self.source[ports[s]] if isinstance(s, int) else names[s] for s in sources]
+            self._add(self._name(f"{base}_{suffix}" if suffix else base), layer, inputs)
+            names[suffix] = self._last
+            if loader:
+                self.loaders.append((self._last, loader))
+        self.source[key] = self._last
 
     def _leading(self, ports: list[fx.Node]) -> list[list[int]] | None:
         """Per input, ``[a, b]`` when its first dimension is ``a * batch + b`` (not the batch).
@@ -382,6 +470,16 @@ class Converter:
             a = (g[0] - s[0]) // (n2 - n1)
             found.append([a, s[0] - a * n1])
         return None if all(f == [1, 0] for f in found) else found
+
+    def _probes(self, ports: list[fx.Node]) -> list[list[list[int]]] | None:
+        """The sizes of the inputs at both example sizes recorded, when they differ: the layer
+        finds its output size by running on these (free sizes follow; so do first dimensions
+        such as ``batch * length`` that the batch alone does not give)."""
+        if self.seen_resized is self.seen:
+            return None
+        first = [list(self.seen[p].shape) for p in ports]
+        second = [list(self.seen_resized[p].shape) for p in ports]
+        return None if first == second else [first, second]
 
     def _flatten_users(self, node: fx.Node) -> bool:
         users = list(node.users)
@@ -403,7 +501,7 @@ class Converter:
 
     def _layer(
         self, node: fx.Node, call: Call, owned: dict[str, Any], index: Any, dtypes: list[str],
-        leading: list[list[int]] | None = None,
+        leading: list[list[int]] | None = None, probes: list | None = None,
     ) -> tuple:  # fmt: skip
         common: dict[str, Any] = {
             "arguments": call.arguments,
@@ -414,25 +512,22 @@ class Converter:
         }
         if leading is not None:
             common["input_leading"] = leading
+        if probes is not None:
+            common["probe_shapes"] = probes
+        mode = node.meta.get(MODE)  # one side of `if self.training:`: runs in that mode only
+        if mode is not None:
+            common["mode"] = mode
+        if node.op == "call_function" and node.target is mode_select:
+            if call.arguments != [{"training": True}, {"input": 0}, {"input": 1}]:
+                raise ConversionError(f"node '{node.name}' selects a value that is not a tensor")
+            return ModeSwitch(), None
         if node.op == "call_module":
-            module = self.gm.get_submodule(node.target)
-            mapped = map_module(module, call) if index is None else None
-            if index == 0:
-                mapped = map_recurrent(module, call)
-            if mapped is not None:
-                return mapped
-            arguments = module_arguments(module)
-            if arguments is None:
-                return OpaqueModule(_copied(module), **common), None
-            layer = TorchModule(f"torch.nn.{type(module).__name__}", module_arguments=arguments,
-                                **common)  # fmt: skip
-            state = module.state_dict()
-            return layer, lambda built: built.module.load_state_dict(state)
+            return self._module_layer(self.gm.get_submodule(node.target), call, index, common)
         target = _target(node)
         mapped = None
-        if index is None and isinstance(target, torch._ops.OpOverload):
+        if index is None and mode is None and isinstance(target, torch._ops.OpOverload):
             mapped = map_aten(target, call, owned)
-        elif index is None and not owned:
+        elif index is None and mode is None and not owned:
             mapped = map_function(target, call)
         if mapped is not None:
             return mapped
@@ -445,24 +540,62 @@ class Converter:
             for key, value in owned.items()
         }  # fmt: skip
         layer = TorchFunction(name, tensors=tensors, **common)
+        return layer, dict(owned) or None
 
-        def load(built: nn.Module) -> None:
-            with torch.no_grad():
-                for key, value in owned.items():
-                    getattr(built, key).copy_(value)
-
-        return layer, load if owned else None
+    def _module_layer(
+        self, module: nn.Module, call: Call, index: Any, common: dict[str, Any]
+    ) -> tuple:
+        """A toolbox layer for a module call, else a TorchModule, else an OpaqueModule."""
+        plain = "mode" not in common  # one side of `if self.training:` must stay gated
+        mapped = map_module(module, call) if index is None and plain else None
+        if index == 0 and plain:
+            mapped = map_recurrent(module, call)
+        if mapped is not None:
+            return mapped
+        arguments = module_arguments(module)
+        if arguments is None:
+            copied = _copied(module)
+            state = module.state_dict(keep_vars=True) if copied is not module else {}
+            return OpaqueModule(copied, **common), {f"module.{k}": v for k, v in state.items()}
+        layer = TorchModule(f"torch.nn.{type(module).__name__}", module_arguments=arguments,
+                            **common)  # fmt: skip
+        return layer, {f"module.{k}": v for k, v in module.state_dict(keep_vars=True).items()}
 
     def _outputs(self, node: fx.Node) -> None:
-        result = node.args[0]
-        items = list(result) if isinstance(result, tuple | list) else [result]
-        if not all(isinstance(i, fx.Node) and i in self.source for i in items):
+        """Output layers, one per tensor returned (nested tuples and dicts flattened in order).
+
+        Several outputs get a layer each, named after their dict key or position
+        (``output_1``, ``output_2_1`` for ``result[1][0]``), so the network returns them in
+        the module's order.
+        """
+        leaves = output_leaves(node.args[0])
+        if leaves is None:
             raise ConversionError("the module returns something other than tensors")
-        names = [self.source[i] for i in items]
-        if len(items) == 1 and names[0] not in self.consumed and names[0] not in self.input_names:
+        names = []
+        for path, item in leaves:
+            if not isinstance(item, fx.Node):
+                raise ConversionError("the module returns something other than tensors")
+            names.extend(self._output_sources(item, path))
+        single = names[0][1] if len(names) == 1 else None
+        if single is not None and single not in self.consumed and single not in self.input_names:
             return
-        for k, name in enumerate(names):
-            self._add(self._name(f"output_{k + 1}"), TorchFunction("torch.clone"), [name])
+        for label, name in names:
+            self._add(self._name(label), TorchFunction("torch.clone"), [name])
+
+    def _output_sources(self, item: fx.Node, path: tuple) -> list[tuple[str, str]]:
+        """(output label, layer) for each tensor of one returned value (a structure: each leaf)."""
+        if item in self.source:
+            return [(output_label(path), self.source[item])]
+        value = self.seen.get(item)
+        inner = output_leaves(value, leaf=Meta) if is_structure(value) else None
+        if inner is None:
+            raise ConversionError(f"the returned value '{item.name}' is not made of tensors")
+        producer, keys = self._producer(item)
+        found = []
+        for sub, meta in inner:
+            self._emit((item, sub), producer, [*keys, *sub], meta)
+            found.append((output_label((*path, *sub)), self.source[(item, sub)]))
+        return found
 
     # -- assembly -------------------------------------------------------------------------
     def _add(self, name: str, layer: nn.Module, sources: list[str]) -> None:
@@ -478,24 +611,62 @@ class Converter:
                 for port, source in zip(input_ports(layer), sources, strict=True):
                     net.connect(source, f"{name}/{port}")
         net.initialize()
-        for name, load in self.loaders:
-            load(net.layer(name))
+        self._load(net)
         return net
 
+    def _load(self, net: Network) -> None:
+        """Copy the original tensors into the layers; a tensor several layers use is tied.
 
-def _warn_training_only(module: nn.Module, name: str) -> None:
-    """A graph exported in evaluation mode has no dropout or stochastic depth: say so."""
+        A module called at several places (a siamese encoder) or a parameter shared by several
+        modules (tied embeddings) becomes layers that hold the same tensor object, so it trains
+        as one (and ``dtb.save`` writes it once). ``self.origins`` maps each network
+        ``state_dict`` key to the original tensor.
+        """
+        first: dict[tuple, tuple[nn.Module, str]] = {}
+        with torch.no_grad():
+            for name, loader in self.loaders:
+                layer = net.layer(name)
+                for path, value in (loader or {}).items():
+                    owner_path, _, attribute = path.rpartition(".")
+                    owner = layer.get_submodule(owner_path)
+                    self.origins[f"layers.{name}.{path}"] = value
+                    identity = (
+                        (id(value.tensor), value.start, value.stop)
+                        if isinstance(value, Part)
+                        else (id(value),)
+                    )
+                    if identity in first and _tie(owner, attribute, *first[identity]):
+                        continue
+                    getattr(owner, attribute).copy_(
+                        value.value() if isinstance(value, Part) else value
+                    )
+                    first.setdefault(identity, (owner, attribute))
+
+
+def _tie(owner: nn.Module, attribute: str, source: nn.Module, source_attribute: str) -> bool:
+    """Make ``owner.attribute`` the very tensor ``source.source_attribute`` (same kind, size)."""
+    current, shared = getattr(owner, attribute), getattr(source, source_attribute)
+    same_kind = isinstance(current, nn.Parameter) == isinstance(shared, nn.Parameter)
+    if not same_kind or current.shape != shared.shape or current.dtype != shared.dtype:
+        return False
+    setattr(owner, attribute, shared)
+    return True
+
+
+def _warn_training_only(module: nn.Module, name: str, calls: list[str]) -> None:
+    """A graph exported in evaluation mode has no dropout, stochastic depth or other calls
+    that depend on ``self.training``: say so, naming them."""
     dropped = sorted(
         {type(m).__name__ for m in module.modules()
          if type(m).__name__ in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
                                  "AlphaDropout", "StochasticDepth", "DropPath")
          and float(getattr(m, "p", getattr(m, "drop_prob", 0.0)) or 0.0) > 0}
-    )  # fmt: skip
+    ) + [f"'{c}'" for c in calls]  # fmt: skip
     if dropped:
         warnings.warn(
             f"from_torch: '{name}' was converted through torch.export in evaluation mode, so its "
-            f"{', '.join(dropped)} layers are not in the network: outputs match in evaluation, "
-            "but training the network does not apply them.",
+            f"{', '.join(dropped)} (what it does in training mode) are not in the network: "
+            "outputs match in evaluation, but training the network does not apply them.",
             UserWarning,
             stacklevel=4,
         )
@@ -505,14 +676,18 @@ def _is_aten(graph: fx.Graph) -> bool:
     return any(isinstance(n.target, torch._ops.OpOverload) for n in graph.nodes)
 
 
-def _exported(gm: fx.GraphModule, inputs: tuple[torch.Tensor, ...]) -> fx.GraphModule | None:
+def _exported(
+    gm: fx.GraphModule, inputs: tuple[torch.Tensor, ...], free: dict[int, tuple[int, ...]]
+) -> fx.GraphModule | None:
     """``gm`` exported to functional ATen calls with a symbolic batch size, or None."""
     examples = inputs if all(x.shape[0] > 1 for x in inputs) else tuple(map(_grown, inputs))
     batch = torch.export.Dim("batch", min=1)
+    shapes = tuple(
+        {0: batch} | dict.fromkeys(free.get(k, ()), torch.export.Dim.AUTO)
+        for k in range(len(examples))
+    )
     try:
-        program = torch.export.export(
-            gm, examples, dynamic_shapes=tuple({0: batch} for _ in examples), strict=False
-        )
+        program = torch.export.export(gm, examples, dynamic_shapes=shapes, strict=False)
         return program.run_decompositions({}).module()
     except Exception:  # noqa: BLE001 - a module torch.export cannot trace keeps the first error
         return None
@@ -569,6 +744,17 @@ def _input_free(graph: fx.Graph) -> set[fx.Node]:
         ):
             free.add(node)
     return free
+
+
+def _reads_mode(graph: fx.Graph) -> set[fx.Node]:
+    """The nodes whose value depends on ``self.training`` (the ``training`` attribute)."""
+    found: set[fx.Node] = set()
+    for node in graph.nodes:
+        if (node.op == "get_attr" and node.target == "training") or any(
+            n in found for n in node.all_input_nodes
+        ):
+            found.add(node)
+    return found
 
 
 def _all_meta(values: tuple) -> bool:

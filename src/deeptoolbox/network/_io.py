@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -55,8 +56,31 @@ def _metadata(net: Network) -> dict[str, Any]:
     }
 
 
-def _weights(net: Network, include_state: bool) -> bytes:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+def _tied(net: Network) -> dict[str, str]:
+    """State-dict keys whose tensor is the same object as an earlier key's (shared weights)."""
+    first: dict[int, str] = {}
+    tied: dict[str, str] = {}
+    for key, value in net.state_dict(keep_vars=True).items():
+        if id(value) in first:
+            tied[key] = first[id(value)]
+        else:
+            first[id(value)] = key
+    return tied
+
+
+def _weights(
+    net: Network, tied: dict[str, str], plain: dict[str, torch.Tensor], include_state: bool
+) -> bytes:
+    replaced = tuple(
+        f"{owner}.parametrizations.{tensor}."
+        for owner, _, tensor in (key.rpartition(".") for key in plain)
+    )
+    tensors = {
+        k: v.detach().cpu().contiguous()
+        for k, v in net.state_dict().items()
+        if k not in tied and not k.startswith(replaced)
+    }
+    tensors |= {k: v.detach().cpu().contiguous() for k, v in plain.items()}
     metadata = {"format": "deeptoolbox.weights"}
     if include_state:
         for layer, part, tensor in iterate_states(get_state(net)):
@@ -75,11 +99,110 @@ def _serialize(net: Network, include_state: bool = False) -> dict[str, bytes]:
         user = json.dumps(_metadata(net), indent=2, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise OptionError(f"net.metadata must hold JSON values only: {err}") from err
+    description = architecture(net)
+    tied = _tied(net)
+    recorded, plain = parametrizations(net)
+    if tied:
+        description["tied_weights"] = tied
+    if recorded:
+        description["parametrizations"] = recorded
     return {
-        NETWORK_FILE: json.dumps(architecture(net), indent=2).encode(),
-        WEIGHTS_FILE: _weights(net, include_state),
+        NETWORK_FILE: json.dumps(description, indent=2).encode(),
+        WEIGHTS_FILE: _weights(net, tied, plain, include_state),
         METADATA_FILE: user.encode(),
     }
+
+
+# -- parametrized weights (weight_norm, spectral_norm) ---------------------------------------------
+_NEW_STYLE = {"_WeightNorm": ("weight_norm", ("dim",)),
+              "_SpectralNorm": ("spectral_norm", ("n_power_iterations", "eps", "dim"))}  # fmt: skip
+_HOOKS = {"WeightNorm": ("weight_norm_hook", ("dim",)),
+          "SpectralNorm": ("spectral_norm_hook", ("n_power_iterations", "eps", "dim"))}  # fmt: skip
+
+
+def parametrizations(net: Network) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """The parametrizations to re-apply on load, and the effective weights of unknown ones.
+
+    ``torch.nn.utils.parametrizations.weight_norm`` / ``spectral_norm`` (and the older
+    hook-based ``torch.nn.utils.weight_norm`` / ``spectral_norm``) are recorded by name and
+    options, with their own tensors in the weights file, so the loaded network trains as the
+    saved one. Any other parametrization is saved as the tensor it computes, with a warning.
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> net = Network([L.FeatureInput(3), L.Dense(2, name="fc")])
+        >>> _ = torch.nn.utils.parametrizations.weight_norm(net.layer("fc"))
+        >>> parametrizations(net)[0]
+        [{'module': 'layers.fc', 'tensor': 'weight', 'kind': 'weight_norm', 'options': {'dim': 0}}]
+    """
+    from torch.nn.utils import parametrize
+
+    recorded: list[dict[str, Any]] = []
+    plain: dict[str, torch.Tensor] = {}
+    for path, module in net.named_modules():
+        for hook in module._forward_pre_hooks.values():
+            kind, options = _HOOKS.get(type(hook).__name__, (None, ()))
+            if kind is not None and type(hook).__module__.startswith("torch.nn.utils"):
+                recorded.append(_record(path, hook.name, kind, hook, options))
+        if not parametrize.is_parametrized(module):
+            continue
+        for tensor, chain in module.parametrizations.items():
+            known = [_NEW_STYLE.get(type(p).__name__) for p in chain]
+            if len(chain) == 1 and known[0] and type(chain[0]).__module__.startswith("torch.nn"):
+                recorded.append(_record(path, tensor, *known[0][:1], chain[0], known[0][1]))
+                continue
+            plain[f"{path}.{tensor}"] = getattr(module, tensor).detach()
+            warnings.warn(
+                f"save: '{path}.{tensor}' is parametrized by "
+                f"{', '.join(type(p).__name__ for p in chain)}, which cannot be written to "
+                "network.json; its effective value is saved as a plain tensor (the loaded "
+                "network computes the same outputs, without the parametrization).",
+                UserWarning,
+                stacklevel=4,
+            )
+    return recorded, plain
+
+
+def _record(path: str, tensor: str, kind: str, source: Any, options: tuple) -> dict[str, Any]:
+    values = {key: getattr(source, key) for key in options}
+    return {"module": path, "tensor": tensor, "kind": kind, "options": values}
+
+
+def _reapply(net: Network, recorded: Any, where: str) -> None:
+    from torch.nn.utils import parametrizations as new_style
+
+    functions = {
+        "weight_norm": new_style.weight_norm,
+        "spectral_norm": new_style.spectral_norm,
+        "weight_norm_hook": torch.nn.utils.weight_norm,
+        "spectral_norm_hook": torch.nn.utils.spectral_norm,
+    }
+    for entry in recorded or []:
+        try:
+            module = net.get_submodule(entry["module"])
+            function = functions[entry["kind"]]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # the hook-based forms
+                function(module, entry["tensor"], **entry.get("options", {}))
+        except (KeyError, AttributeError, TypeError, ValueError, RuntimeError) as err:
+            raise NetworkFileError(
+                f"{where}: the parametrization {entry!r} cannot be re-applied ({err}). Known "
+                f"kinds: {', '.join(functions)}."
+            ) from err
+
+
+def _retie(net: Network, tied: Any, where: str) -> None:
+    for key, source in (tied or {}).items():
+        try:
+            owner, _, name = key.rpartition(".")
+            source_owner, _, source_name = source.rpartition(".")
+            value = getattr(net.get_submodule(source_owner), source_name)
+            setattr(net.get_submodule(owner), name, value)
+        except (AttributeError, TypeError, KeyError) as err:
+            raise NetworkFileError(
+                f"{where}: the tied weight {key!r} -> {source!r} names no tensor of the "
+                f"network ({err})."
+            ) from err
 
 
 def _is_saved_network(path: Path) -> bool:
@@ -185,9 +308,8 @@ def load(path: str | os.PathLike) -> Network:
     """
     path = Path(path)
     members = _read_members(path)
-    net = from_architecture(
-        _read_json(path, NETWORK_FILE, members[NETWORK_FILE]), f"{path}: {NETWORK_FILE}"
-    )
+    description = _read_json(path, NETWORK_FILE, members[NETWORK_FILE])
+    net = from_architecture(description, f"{path}: {NETWORK_FILE}")
     metadata = _read_json(path, METADATA_FILE, members[METADATA_FILE])
     try:
         tensors = safetensors.torch.load(members[WEIGHTS_FILE])
@@ -196,6 +318,12 @@ def load(path: str | os.PathLike) -> Network:
             f"{path}: {WEIGHTS_FILE} is corrupted or truncated ({err})."
         ) from err
     saved_state = {k: tensors.pop(k) for k in list(tensors) if k.startswith(STATE_PREFIX)}
+    extras = description if isinstance(description, dict) else {}
+    _reapply(net, extras.get("parametrizations"), f"{path}: {NETWORK_FILE}")
+    _retie(net, extras.get("tied_weights"), f"{path}: {NETWORK_FILE}")
+    for key, source in (extras.get("tied_weights") or {}).items():
+        if source in tensors:
+            tensors[key] = tensors[source]
     _load_weights(net, tensors, path)
     if saved_state or _saved_mode(members[WEIGHTS_FILE]) is not None:
         _restore_state(net, saved_state, _saved_mode(members[WEIGHTS_FILE]), path)

@@ -13,11 +13,16 @@ from deeptoolbox.training._options import TrainingOptions
 __all__ = ["param_groups", "make_optimizer", "clip_gradients", "frozen_norm_layers"]
 
 
+LEARN_RATE_FACTORS = "_deeptoolbox_learn_rate_factors"  # plain modules: path -> factor
+
+
 def _named_layers(net: torch.nn.Module):
     if isinstance(net, Network):
         for name, layer in net.layers.items():
             yield name, layer, net.learn_rate_factor(name)
-    else:
+    else:  # submodules given a factor (hub.adapt's new head) first, then the rest
+        for path, factor in (getattr(net, LEARN_RATE_FACTORS, None) or {}).items():
+            yield path, net.get_submodule(path), factor
         yield "", net, 1.0
 
 
@@ -31,6 +36,7 @@ def param_groups(net: torch.nn.Module, options: TrainingOptions) -> list[dict]:
     seen: set[int] = set()
     for _, layer, factor in _named_layers(net):
         if factor == 0:
+            seen.update(id(p) for p in layer.parameters())
             continue
         for parameter in layer.parameters():
             if not parameter.requires_grad or id(parameter) in seen:
@@ -88,9 +94,18 @@ def clip_gradients(optimizer: torch.optim.Optimizer, threshold: float, method: s
 
 
 def frozen_norm_layers(net: torch.nn.Module) -> list[torch.nn.Module]:
-    """Frozen layers with running statistics: kept in eval mode so their statistics stay fixed."""
+    """Frozen layers with running statistics: kept in eval mode so their statistics stay fixed.
+
+    In a plain module, a frozen norm layer is one whose own parameters are all frozen
+    (``requires_grad=False``, as :func:`deeptoolbox.hub.freeze` leaves them).
+    """
     if not isinstance(net, Network):
-        return []
+        return [
+            m for m in net.modules()
+            if any(n.startswith("running_") for n, _ in m.named_buffers(recurse=False))
+            and list(m.parameters(recurse=False))
+            and not any(p.requires_grad for p in m.parameters(recurse=False))
+        ]  # fmt: skip
     return [
         net.layer(name) for name in net.frozen_layers
         if any(n.startswith("running_") for n, _ in net.layer(name).named_buffers())
