@@ -329,6 +329,6 @@ def test_imported_masked_network_exports_to_onnx(tmp_path):
     export_onnx(net, tmp_path / "text.onnx")
     session = onnxruntime.InferenceSession(str(tmp_path / "text.onnx"))
     x = _tokens()[[0, 1, 2, 4]]
-    feed = {session.get_inputs()[0].name: x.astype("float32")[..., None]}
+    feed = {session.get_inputs()[0].name: x.astype("int64")}  # token ids, (N, T)
     (found,) = session.run(None, feed)
     np.testing.assert_allclose(found, model.predict(x, verbose=0), atol=TOLERANCE)
