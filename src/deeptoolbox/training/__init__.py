@@ -30,6 +30,7 @@ from deeptoolbox.training._schedules import Cosine as Cosine
 from deeptoolbox.training._schedules import Piecewise as Piecewise
 from deeptoolbox.training._schedules import Polynomial as Polynomial
 from deeptoolbox.training._schedules import Warmup as Warmup
+from deeptoolbox.training._state import LoopState as LoopState
 from deeptoolbox.training._train import train as train
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "TrainingResult",
     "TrainingHistory",
     "TrainingProgressMonitor",
+    "LoopState",
     "TrainingError",
     "Loss",
     "loss_function",
