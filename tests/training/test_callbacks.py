@@ -8,7 +8,8 @@ import torch
 from deeptoolbox import Network
 from deeptoolbox import layers as L
 from deeptoolbox.errors import OptionError
-from deeptoolbox.training import TrainingOptions, TrainingProgressMonitor, train
+from deeptoolbox.training import Callback, TrainingOptions, TrainingProgressMonitor, train
+from deeptoolbox.training._callbacks import Callbacks
 
 
 def data(n=48, seed=0):
@@ -196,3 +197,37 @@ def test_a_progress_monitor_is_a_callback_and_can_stop_training(tmp_path):
     assert monitor.info["epoch"] == 2 and monitor.progress == pytest.approx(100 * 5 / 12)
     assert monitor.status == result.stop_reason
     assert (tmp_path / "m.png").stat().st_size > 5_000  # drawn at the end
+
+
+def test_the_callback_base_class_calls_only_the_hooks_a_subclass_overrides():
+    class Epochs(Callback):
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_end(self, state, info):
+            self.epochs.append((state.epoch, info["epoch"], info["loss"]))
+
+    epochs = Epochs()
+    bound = Callbacks([epochs])
+    assert bound.has("on_epoch_end")
+    assert not any(bound.has(h) for h in ("on_train_start", "on_iteration_end", "on_train_end"))
+    result = train(fresh(), data(), "crossentropy", options(max_epochs=3, callbacks=[epochs]))
+    assert epochs.epochs == [(e, e, loss) for e, loss in
+                             zip([1, 2, 3], result.history.column("loss", "epoch"), strict=True)]
+
+
+def test_a_callback_that_overrides_nothing_is_refused():
+    with pytest.raises(OptionError, match="subclass deeptoolbox.training.Callback"):
+        TrainingOptions(callbacks=[Callback()])
+
+
+def test_a_subclass_can_stop_training_and_is_named_by_callback_name():
+    class Budget(Callback):
+        callback_name = "iteration budget"
+
+        def on_iteration_end(self, state, info):
+            return state.iteration == 2
+
+    result = train(fresh(), data(), "crossentropy", options(max_epochs=4, callbacks=[Budget()]))
+    assert result.stop_reason == "stopped by callback iteration budget (on_iteration_end)"
+    assert result.history.column("iteration") == [1, 2]

@@ -1,4 +1,5 @@
-"""Training: train(), TrainingOptions, losses, metrics, schedules, progress, checkpoints, GANs.
+"""Training: train(), TrainingOptions, callbacks, losses, metrics, schedules, progress,
+checkpoints, GANs.
 
 Example:
     >>> import torch
@@ -13,6 +14,7 @@ Example:
 """
 
 from deeptoolbox.errors import TrainingError as TrainingError
+from deeptoolbox.training._callbacks import Callback as Callback
 from deeptoolbox.training._devices import launch as launch
 from deeptoolbox.training._evaluate import ConfusionChart as ConfusionChart
 from deeptoolbox.training._evaluate import confusion_chart as confusion_chart
@@ -40,6 +42,7 @@ __all__ = [
     "TrainingHistory",
     "TrainingProgressMonitor",
     "LoopState",
+    "Callback",
     "TrainingError",
     "Loss",
     "loss_function",

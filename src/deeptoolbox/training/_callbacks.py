@@ -14,7 +14,8 @@ A callback is any object with one or more of these methods (all optional):
 ``state`` is the live :class:`LoopState`; ``info`` a dict of plain JSON values. Returning
 True from ``on_iteration_end``, ``on_validation_end`` or ``on_epoch_end`` stops training
 cleanly. The progress table, the progress plot, ``TrainingProgressMonitor`` and the
-adversarial-training option are callbacks too.
+adversarial-training option are callbacks too. :class:`Callback` is an optional base class
+that documents the hooks; any object with one of the methods works.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from typing import Any
 
 from deeptoolbox.errors import OptionError
 
-__all__ = ["HOOKS", "STOPPING_HOOKS", "Callbacks", "callback_name", "check_callbacks"]
+__all__ = [
+    "HOOKS",
+    "STOPPING_HOOKS",
+    "Callback",
+    "Callbacks",
+    "callback_name",
+    "check_callbacks",
+    "hook_method",
+]
 
 HOOKS = (
     "on_train_start",
@@ -35,6 +44,87 @@ HOOKS = (
     "on_train_end",
 )
 STOPPING_HOOKS = ("on_iteration_end", "on_validation_end", "on_epoch_end")
+
+
+class Callback:
+    """Base class for train() callbacks (MATLAB's ``OutputFcn``); subclassing is optional.
+
+    Pass callbacks as ``TrainingOptions(callbacks=[...])``. train() calls the hooks a
+    callback overrides (the ones here do nothing, and are not called), in the order of the
+    list, after the built-in ones (adversarial inputs, progress table, progress plot):
+
+    - ``on_train_start(state)``: after set-up (and resume), before the first iteration.
+    - ``on_batch_start(state, inputs, targets)``: before each forward pass; returns a list
+      of replacement inputs (one per network input), or None to keep them.
+    - ``on_iteration_end(state, info)``: after each iteration (``info["logged"]`` tells
+      whether its loss was read: every ``verbose_frequency`` iterations, at validations and
+      at the last iteration; otherwise ``info["loss"]`` is None).
+    - ``on_validation_end(state, info)``: after each validation, before that iteration's
+      ``on_iteration_end``; ``info["validation"]`` holds the loss and metrics.
+    - ``on_epoch_end(state, info)``: after each complete epoch (mean loss of the epoch).
+    - ``on_train_end(result)``: with the :class:`TrainingResult`; also when a NaN/Inf loss
+      stopped training (the result the TrainingError carries).
+
+    ``state`` is the live :class:`LoopState` (read it, do not change it); ``info`` a dict of
+    plain JSON values: ``iteration``, ``epoch``, ``iteration_in_epoch``,
+    ``iterations_per_epoch``, ``total_iterations``, ``max_epochs``, ``logged``, ``loss``,
+    ``learn_rate``, ``metrics``, ``validation``, ``best``, ``elapsed``, ``remaining``,
+    ``device``, ``precision``. Returning True from ``on_iteration_end``,
+    ``on_validation_end`` or ``on_epoch_end`` stops training cleanly (``stop_reason``
+    names the callback). An exception in a hook stops training and carries a note naming
+    the callback and the hook. Messages name a callback by its ``callback_name`` attribute
+    or its class name.
+
+    Example:
+        >>> import torch
+        >>> from deeptoolbox import Network, layers as L
+        >>> from deeptoolbox.training import TrainingOptions, train
+        >>> class StopBelow(Callback):
+        ...     def on_iteration_end(self, state, info):
+        ...         return info["logged"] and info["loss"] < 0.5
+        >>> x = torch.randn(64, 2); y = (x[:, 0] > 0).long()
+        >>> net = Network([L.FeatureInput(2), L.Dense(2), L.Softmax()])
+        >>> options = TrainingOptions(solver="adam", initial_learn_rate=0.1, max_epochs=50,
+        ...                           verbose=False, verbose_frequency=1, seed=0,
+        ...                           callbacks=[StopBelow()])
+        >>> train(net, (x, y), "crossentropy", options).stop_reason
+        'stopped by callback StopBelow (on_iteration_end)'
+    """
+
+    def on_train_start(self, state: Any) -> None:
+        """After set-up, before the first iteration."""
+
+    def on_batch_start(self, state: Any, inputs: list[Any], targets: Any) -> list[Any] | None:
+        """Before each forward pass: replacement inputs, or None to keep them."""
+
+    def on_iteration_end(self, state: Any, info: dict[str, Any]) -> bool | None:
+        """After each iteration; True stops training."""
+
+    def on_validation_end(self, state: Any, info: dict[str, Any]) -> bool | None:
+        """After each validation; True stops training."""
+
+    def on_epoch_end(self, state: Any, info: dict[str, Any]) -> bool | None:
+        """After each complete epoch; True stops training."""
+
+    def on_train_end(self, result: Any) -> None:
+        """With the TrainingResult, at the end."""
+
+
+def hook_method(callback: Any, hook: str) -> Any:
+    """``callback``'s bound ``hook`` method, or None when it has none (the no-op methods of
+    :class:`Callback` count as none).
+
+    Example:
+        >>> class Quiet(Callback):
+        ...     def on_epoch_end(self, state, info):
+        ...         return None
+        >>> hook_method(Quiet(), "on_epoch_end") is not None, hook_method(Quiet(), "on_train_end")
+        (True, None)
+    """
+    method = getattr(callback, hook, None)
+    if not callable(method) or getattr(method, "__func__", None) is getattr(Callback, hook):
+        return None
+    return method
 
 
 def callback_name(callback: Any) -> str:
@@ -69,12 +159,12 @@ def check_callbacks(value: Any) -> tuple:
             f"callbacks={value!r}."
         )
     for callback in value:
-        if not any(callable(getattr(callback, hook, None)) for hook in HOOKS):
+        if not any(hook_method(callback, hook) is not None for hook in HOOKS):
             raise OptionError(
                 f"TrainingOptions: `callbacks` must be objects with one or more of the methods "
                 f"{', '.join(HOOKS)}. Received: {callback!r} ({type(callback).__name__}), which "
                 "has none. Hint: wrap a function in a class with an on_iteration_end(self, "
-                "state, info) method."
+                "state, info) method, or subclass deeptoolbox.training.Callback."
             )
     return tuple(value)
 
@@ -95,7 +185,7 @@ class Callbacks:
     def __init__(self, callbacks: Sequence[Any]) -> None:
         self.callbacks = list(callbacks)
         self.bound = {
-            hook: [(c, getattr(c, hook)) for c in callbacks if callable(getattr(c, hook, None))]
+            hook: [(c, m) for c in callbacks if (m := hook_method(c, hook)) is not None]
             for hook in HOOKS
         }
 
