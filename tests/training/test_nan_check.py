@@ -137,3 +137,30 @@ def test_weights_already_bad_at_the_last_check_fall_back_to_the_one_before():
     assert result.history.column("iteration") == [1, 2, 3, 4, 5]
     assert result.returned_iteration == 1  # the weights checked at 5 were NaN: those of 1
     assert all(torch.isfinite(p).all() for p in result.network.parameters())
+
+
+def test_metrics_and_validation_are_read_only_at_logged_iterations(counted):
+    """Between logged iterations nothing is read back, even with metrics, validation, the
+    table and a user callback on; at a logged one, the losses once and each metric once."""
+    reads, before = {}, {"syncs": 0}
+
+    class Reads:
+        def on_iteration_end(self, state, info):
+            reads[state.iteration] = (counted["syncs"] - before["syncs"], info["logged"])
+            before["syncs"] = counted["syncs"]
+
+        def on_epoch_end(self, state, info):
+            before["syncs"] = counted["syncs"]  # the epoch-end flush
+
+    x, y = data()
+    options = TrainingOptions(max_epochs=2, mini_batch_size=16, verbose_frequency=5, seed=0,
+                              metrics=["accuracy"], validation_data=(x[:32], y[:32]),
+                              validation_frequency=10, callbacks=[Reads()])  # fmt: skip
+    result = train(fresh(), (x, y), "crossentropy", options)
+    assert [i for i, (_, logged) in reads.items() if logged] == [1, 5, 10, 15, 16]
+    for iteration, (count, logged) in reads.items():
+        if not logged:
+            assert count == 0, iteration
+    # logged: the losses, the accuracy; validated (1, 10, 16): also its losses, its accuracy
+    assert [reads[i][0] for i in (1, 5, 10, 15, 16)] == [4, 2, 4, 2, 4]
+    assert len(result.history.iterations) == 16

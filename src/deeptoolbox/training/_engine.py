@@ -161,7 +161,8 @@ class Engine:
     def _builtin_callbacks(self) -> list[Any]:
         callbacks: list[Any] = []
         if self.options.adversarial is not None:
-            callbacks.append(AdversarialInputs(self.options.adversarial, self.net))
+            # the attack sees what the loss sees: logits for a Network ending in Softmax/Sigmoid
+            callbacks.append(AdversarialInputs(self.options.adversarial, self.model))
         if self.display is not None:
             callbacks.append(self.display)
         if self.options.plots != "none" and self.placement.is_main:
