@@ -58,8 +58,12 @@ class Recorder:
 
 def test_hooks_are_called_in_order():
     recorder = Recorder()
-    train(fresh(), data(), "crossentropy",
-          options(validation_data=data(16, 1), validation_frequency=4, callbacks=[recorder]))
+    train(
+        fresh(),
+        data(),
+        "crossentropy",
+        options(validation_data=data(16, 1), validation_frequency=4, callbacks=[recorder]),
+    )
     expected = [("on_train_start", 0)]
     for iteration in range(1, 7):  # 3 batches per epoch, 2 epochs
         # on_batch_start comes once the iteration is counted, before its forward pass
@@ -101,7 +105,9 @@ def test_info_is_plain_json_with_the_monitor_fields():
 
 def test_info_loss_is_read_only_at_logged_iterations():
     recorder = Recorder()
-    result = train(fresh(), data(), "crossentropy", options(verbose_frequency=4, callbacks=[recorder]))
+    result = train(
+        fresh(), data(), "crossentropy", options(verbose_frequency=4, callbacks=[recorder])
+    )
     logged = [i["iteration"] for i in recorder.iterations if i["logged"]]
     assert logged == [1, 4, 6]  # the first, every 4th, the last
     losses = {r["iteration"]: r["loss"] for r in result.history.iterations}
@@ -212,8 +218,10 @@ def test_the_callback_base_class_calls_only_the_hooks_a_subclass_overrides():
     assert bound.has("on_epoch_end")
     assert not any(bound.has(h) for h in ("on_train_start", "on_iteration_end", "on_train_end"))
     result = train(fresh(), data(), "crossentropy", options(max_epochs=3, callbacks=[epochs]))
-    assert epochs.epochs == [(e, e, loss) for e, loss in
-                             zip([1, 2, 3], result.history.column("loss", "epoch"), strict=True)]
+    assert epochs.epochs == [
+        (e, e, loss)
+        for e, loss in zip([1, 2, 3], result.history.column("loss", "epoch"), strict=True)
+    ]
 
 
 def test_a_callback_that_overrides_nothing_is_refused():

@@ -9,8 +9,7 @@ import torch
 from deeptoolbox import Network
 from deeptoolbox import layers as L
 from deeptoolbox.errors import TrainingError
-from deeptoolbox.training import TrainingOptions, train
-from deeptoolbox.training import _engine
+from deeptoolbox.training import TrainingOptions, _engine, train
 
 SYNCS = ("item", "__bool__", "tolist", "__float__")
 
@@ -85,7 +84,9 @@ def test_a_nan_found_at_a_flush_rolls_back_to_the_last_checked_network(counted):
             self.net = net
 
         def on_iteration_end(self, state, info):
-            clean_weights[state.iteration] = {k: v.clone() for k, v in self.net.state_dict().items()}
+            clean_weights[state.iteration] = {
+                k: v.clone() for k, v in self.net.state_dict().items()
+            }
 
     options = dict(max_epochs=1, mini_batch_size=16, verbose_frequency=5, shuffle="never",
                    seed=0, verbose=False)  # fmt: skip

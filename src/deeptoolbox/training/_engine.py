@@ -29,7 +29,6 @@ from deeptoolbox.errors import OptionError, TrainingError
 from deeptoolbox.inference import (
     SequencePadding,
     as_sequence_data,
-    count_inputs,
     padding_mask,
     reading_without_augmentation,
 )
@@ -98,8 +97,15 @@ def _no_mask(mask: torch.Tensor | None) -> None:
 class Engine:
     """One train() call. Methods are the steps of the loop."""
 
-    def __init__(self, net: torch.nn.Module, data: Any, loss: Any, options: TrainingOptions,
-                 optimizer: torch.optim.Optimizer | None, scheduler: UserScheduler | None):  # fmt: skip
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        data: Any,
+        loss: Any,
+        options: TrainingOptions,
+        optimizer: torch.optim.Optimizer | None,
+        scheduler: UserScheduler | None,
+    ) -> None:
         self.net, self.options = net, options
         self.user_optimizer, self.scheduler = optimizer, scheduler
         self.loss = loss_function(loss)
@@ -591,11 +597,13 @@ class Engine:
             f"train: the loss became {bad.value} at iteration {bad.iteration} (epoch "
             f"{bad.epoch}). Training stopped; {kept} (losses are read and checked every "
             f"`verbose_frequency`={self.options.verbose_frequency} iterations, at "
-            f"validations, checkpoints and epoch ends). Hint: lower `initial_learn_rate` (now {self.options.learn_rate:g}), set "
-            "`gradient_threshold`, check the data for NaN/Inf values or unnormalized inputs, or "
-            "use precision='32'."
+            f"validations, checkpoints and epoch ends). Hint: lower `initial_learn_rate` (now "
+            f"{self.options.learn_rate:g}), set `gradient_threshold`, check the data for NaN/Inf "
+            "values or unnormalized inputs, or use precision='32'."
         )
-        error.result = self.result(f"stopped: non-finite loss at iteration {bad.iteration}", returned)
+        error.result = self.result(
+            f"stopped: non-finite loss at iteration {bad.iteration}", returned
+        )
         return error
 
     def close(self) -> None:

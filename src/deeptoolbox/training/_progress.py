@@ -173,9 +173,10 @@ def info_record(info: dict[str, Any]) -> dict[str, Any]:
     """One flat record (a table row, monitor values) from a callback's ``info``.
 
     Example:
-        >>> info_record({"epoch": 1, "iteration": 4, "loss": 0.5, "learn_rate": 0.1,
-        ...              "metrics": {"accuracy": 0.9}, "validation": {"loss": 0.6}})
-        {'epoch': 1, 'iteration': 4, 'loss': 0.5, 'learn_rate': 0.1, 'accuracy': 0.9, 'validation_loss': 0.6}
+        >>> record = info_record({"epoch": 1, "iteration": 4, "loss": 0.5, "learn_rate": 0.1,
+        ...                       "metrics": {"accuracy": 0.9}, "validation": {"loss": 0.6}})
+        >>> record["accuracy"], record["validation_loss"], record["loss"]
+        (0.9, 0.6, 0.5)
     """
     record = {key: info.get(key) for key in ("epoch", "iteration", "loss", "learn_rate")}
     record.update(info.get("metrics") or {})
