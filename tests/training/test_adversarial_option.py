@@ -72,3 +72,23 @@ def test_adversarial_training_improves_robust_accuracy():
 def test_a_non_callable_is_refused():
     with pytest.raises(OptionError, match="adversarial"):
         TrainingOptions(adversarial="pgd")
+
+
+def test_the_callable_sees_logits_of_a_network_ending_in_softmax():
+    """The attack works on what the loss reads (logits), not on the probabilities, and the
+    network itself keeps its Softmax."""
+    seen = []
+
+    def record(net, inputs, targets):
+        with torch.no_grad():
+            seen.append((net(inputs), softmax_net(inputs)))
+        return inputs
+
+    _, x, y = problem()
+    torch.manual_seed(0)
+    softmax_net = Network([L.FeatureInput(2), L.Dense(16), L.ReLU(), L.Dense(2), L.Softmax()])
+    train(softmax_net, (x, y), "crossentropy", options(max_epochs=1, adversarial=record))
+    assert len(seen) == 4
+    for logits, probabilities in seen:
+        torch.testing.assert_close(logits.softmax(1), probabilities)
+        assert not torch.allclose(logits.sum(1), torch.ones(len(logits)))

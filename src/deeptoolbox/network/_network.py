@@ -459,6 +459,47 @@ class Network(nn.Module):
             return values[plan.outputs[0]]
         return tuple(values[i] for i in plan.outputs)
 
+    def forward_logits(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """The output before a final Softmax or Sigmoid layer: the logits a loss wants.
+
+        A network with several outputs, or whose output layer is neither, gives what
+        ``forward`` gives. ``train()`` computes classification losses from these.
+
+        Example:
+            >>> import torch
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2), L.Dense(3), L.Softmax()])
+            >>> x = torch.ones(4, 2)
+            >>> bool(torch.allclose(net.forward_logits(x).softmax(-1), net(x)))
+            True
+        """
+        from deeptoolbox.layers._activation import Sigmoid, Softmax
+
+        plan = self._plan or self._compile()
+        final = plan.steps[-1] if plan.steps and len(plan.outputs) == 1 else None
+        if (
+            final is None
+            or final[2] != plan.outputs[0]
+            or not isinstance(final[0], Softmax | Sigmoid)
+            or len(inputs) != plan.num_inputs
+        ):
+            return self(*inputs)
+        if any(not isinstance(x, torch.Tensor) for x in inputs) or (
+            [x.shape for x in inputs] != plan.accepted
+        ):
+            self._accept(plan, inputs)
+        values: list[Any] = [*inputs, *([None] * len(plan.steps))]
+        direct = not plan.hooks_active()
+        try:
+            for module, sources, target, release in plan.steps[:-1]:
+                call = module.forward if direct else module
+                values[target] = call(*[values[i] for i in sources])
+                for slot in release:
+                    values[slot] = None
+        except (RuntimeError, ValueError, IndexError, TypeError) as err:
+            self._explain(err, inputs, module)
+        return values[final[1][0]]
+
     def check_inputs(self, inputs: Sequence[torch.Tensor]) -> None:
         """Raise InputSizeError if ``inputs`` do not match the input layers' declared sizes.
 

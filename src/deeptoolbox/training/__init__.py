@@ -1,4 +1,5 @@
-"""Training: train(), TrainingOptions, losses, metrics, schedules, progress, checkpoints, GANs.
+"""Training: train(), TrainingOptions, callbacks, losses, metrics, schedules, progress,
+checkpoints, GANs.
 
 Example:
     >>> import torch
@@ -13,6 +14,7 @@ Example:
 """
 
 from deeptoolbox.errors import TrainingError as TrainingError
+from deeptoolbox.training._callbacks import Callback as Callback
 from deeptoolbox.training._devices import launch as launch
 from deeptoolbox.training._evaluate import ConfusionChart as ConfusionChart
 from deeptoolbox.training._evaluate import confusion_chart as confusion_chart
@@ -30,6 +32,7 @@ from deeptoolbox.training._schedules import Cosine as Cosine
 from deeptoolbox.training._schedules import Piecewise as Piecewise
 from deeptoolbox.training._schedules import Polynomial as Polynomial
 from deeptoolbox.training._schedules import Warmup as Warmup
+from deeptoolbox.training._state import LoopState as LoopState
 from deeptoolbox.training._train import train as train
 
 __all__ = [
@@ -38,6 +41,8 @@ __all__ = [
     "TrainingResult",
     "TrainingHistory",
     "TrainingProgressMonitor",
+    "LoopState",
+    "Callback",
     "TrainingError",
     "Loss",
     "loss_function",

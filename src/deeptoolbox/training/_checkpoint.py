@@ -1,56 +1,46 @@
 """Checkpoint files: one zip per checkpoint, written to a temporary file and renamed into place.
 
 Members: ``network.json`` (architecture, for a Network), ``weights.safetensors`` (parameters
-and buffers), ``best.safetensors`` (best-validation weights, when tracked) and ``state.pt``
-(optimizer, scaler, counters, RNG states, history: plain tensors, numbers and strings, read
-back with ``torch.load(weights_only=True)``). No pickle is needed for the network.
+and buffers), ``best.safetensors`` (best-validation weights, when tracked) and ``state.pt``:
+``{"format_version": 2, "loop": LoopState.state_dict(), "optimizer": ..., "scaler": ...,
+"scheduler": ... (a user's scheduler), "options": TrainingOptions.to_dict()}``, plain
+tensors, numbers and strings read back with ``torch.load(weights_only=True)``. No pickle is
+needed for the network.
+
+Format 1 (deeptoolbox before the LoopState, no ``format_version``: the counters, ``best`` as
+a list and the rest side by side) is read and converted; a newer format is refused with an
+error naming its version.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import random
 import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import safetensors.torch
 import torch
 
 from deeptoolbox._atomic import atomic_open
 from deeptoolbox.errors import OptionError
 from deeptoolbox.network._network import Network
+from deeptoolbox.training._state import rng_state, set_rng_state
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "rng_state", "set_rng_state"]
+__all__ = [
+    "FORMAT_VERSION",
+    "save_checkpoint",
+    "load_checkpoint",
+    "latest_checkpoint",
+    "checkpoint_name",
+    "rng_state",
+    "set_rng_state",
+]
 
+FORMAT_VERSION = 2
 _PATTERN = re.compile(r"checkpoint-epoch(\d+)-iteration(\d+)\.zip$")
-
-
-def rng_state() -> dict[str, Any]:
-    """Every random generator's state as plain values (safe for weights_only loading)."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
-    torch.set_rng_state(state["torch"])
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, position, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _tensors(state: dict[str, torch.Tensor]) -> bytes:
@@ -59,27 +49,38 @@ def _tensors(state: dict[str, torch.Tensor]) -> bytes:
 
 
 def checkpoint_name(epoch: int, iteration: int) -> str:
+    """The file name of the checkpoint of ``iteration`` in (1-based) ``epoch``.
+
+    Example:
+        >>> checkpoint_name(2, 6)
+        'checkpoint-epoch0002-iteration0000006.zip'
+    """
     return f"checkpoint-epoch{epoch:04d}-iteration{iteration:07d}.zip"
 
 
 def save_checkpoint(
     folder: str | os.PathLike,
     net: torch.nn.Module,
-    state: dict[str, Any],
+    loop: dict[str, Any],
+    training: dict[str, Any],
     best: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write a checkpoint zip in ``folder`` atomically; returns its path."""
+    """Write a checkpoint zip in ``folder`` atomically; returns its path.
+
+    ``loop`` is a ``LoopState.state_dict()``; ``training`` holds the ``optimizer``,
+    ``scaler``, ``options`` and (optionally) ``scheduler`` states.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    shown = state["epoch"] + (1 if state["position"] else 0)  # the epoch in progress or just done
-    path = folder / checkpoint_name(shown, state["iteration"])
+    shown = loop["epoch"] + (1 if loop["position"] else 0)  # the epoch in progress or just done
+    path = folder / checkpoint_name(shown, loop["iteration"])
     members = {"weights.safetensors": _tensors(net.state_dict())}
     if isinstance(net, Network):
         members["network.json"] = net.to_json().encode()
     if best is not None:
         members["best.safetensors"] = _tensors(best)
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save({"format_version": FORMAT_VERSION, "loop": loop, **training}, buffer)
     members["state.pt"] = buffer.getvalue()
     with atomic_open(path, "wb") as file:
         with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
@@ -97,11 +98,51 @@ def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
     return max(found)[1] if found else None
 
 
+def _from_format_1(state: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 ``state.pt`` (no version; ``best`` a list) in the format-2 layout."""
+    best_loss, best_epoch, best_iteration, patience = state["best"]
+    prefix = "validation_"
+    loop = {
+        "epoch": state["epoch"], "iteration": state["iteration"], "position": state["position"],
+        "seed": state["seed"], "elapsed": state["elapsed"], "best_loss": best_loss,
+        "best_epoch": best_epoch, "best_iteration": best_iteration,
+        "best_validation": dict(state.get("best_validation", {})), "patience": patience,
+        "validation": {k[len(prefix):]: v for k, v in state["last_validation"].items()
+                       if k.startswith(prefix)},
+        "validated_iteration": None, "epoch_rng": state["epoch_rng"],
+        "history": state["history"], "rng": state["rng"],
+    }  # fmt: skip
+    training = {k: state[k] for k in ("optimizer", "scaler", "options") if k in state}
+    if "scheduler" in state:
+        training["scheduler"] = state["scheduler"]
+    return {"format_version": 1, "loop": loop, **training}
+
+
+def _upgraded(state: Any, path: Path) -> dict[str, Any]:
+    """The ``state.pt`` contents in the current layout, whatever format wrote them."""
+    if not isinstance(state, dict):
+        raise OptionError(
+            f"TrainingOptions: `resume_from` file {str(path)!r} is not a deeptoolbox checkpoint "
+            f"(its state.pt holds a {type(state).__name__})."
+        )
+    version = state.get("format_version")
+    if version is None and {"iteration", "best", "history"} <= set(state):
+        return _from_format_1(state)
+    if version == FORMAT_VERSION:
+        return state
+    raise OptionError(
+        f"TrainingOptions: `resume_from` file {str(path)!r} has checkpoint format version "
+        f"{version!r}; this deeptoolbox reads versions 1 to {FORMAT_VERSION}. Hint: resume it "
+        "with the deeptoolbox version that wrote it (a newer one), or start a new run."
+    )
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint (a file, or a folder: its latest one) without unpickling code.
 
     Returns a dict with ``weights``, ``best`` (or None), ``network_json`` (or None),
-    ``state`` and ``path``.
+    ``state`` (the loop state: ``LoopState.state_dict()``), ``optimizer``, ``scaler``,
+    ``scheduler`` (or None), ``options``, ``format_version`` (of the file) and ``path``.
     """
     path = Path(path)
     if path.is_dir():
@@ -132,4 +173,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"TrainingOptions: `resume_from` file {str(path)!r} is not a complete deeptoolbox "
             f"checkpoint ({err})."
         ) from err
-    return {"weights": weights, "best": best, "network_json": text, "state": state, "path": path}
+    state = _upgraded(state, path)
+    return {
+        "weights": weights, "best": best, "network_json": text, "state": state["loop"],
+        "optimizer": state["optimizer"], "scaler": state["scaler"],
+        "scheduler": state.get("scheduler"), "options": state.get("options", {}),
+        "format_version": state["format_version"], "path": path,
+    }  # fmt: skip

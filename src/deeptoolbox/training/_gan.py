@@ -24,7 +24,7 @@ from deeptoolbox.errors import OptionError, TrainingError
 from deeptoolbox.network._network import Network
 from deeptoolbox.training._data import make_source
 from deeptoolbox.training._devices import place
-from deeptoolbox.training._losses import Loss, logits_mode
+from deeptoolbox.training._losses import Loss, loss_forward
 from deeptoolbox.training._progress import ConsoleDisplay, TrainingHistory
 
 __all__ = ["GanOptions", "GanResult", "train_gan"]
@@ -195,13 +195,8 @@ class _GanStep:
 
     def __init__(self, generator, discriminator, options: GanOptions, latent: int, device):
         betas = (options.gradient_decay_factor, options.squared_gradient_decay_factor)
-        self.g, self.d, self.options, self.latent, self.device = (
-            generator,
-            discriminator,
-            options,
-            latent,
-            device,
-        )
+        self.g, self.options, self.latent, self.device = generator, options, latent, device
+        self.d = loss_forward(discriminator, Loss("binary-crossentropy"))  # logits
         self.g_optimizer = torch.optim.Adam(
             [p for p in generator.parameters() if p.requires_grad],
             lr=options.generator_learn_rate, betas=betas,
@@ -301,8 +296,7 @@ def train_gan(
     step = _GanStep(generator, discriminator, options, latent, device)
     fixed = torch.randn(options.num_samples, latent, device=device)
     result = GanResult(generator, discriminator, TrainingHistory(), latent)
-    with logits_mode(discriminator, Loss("binary-crossentropy")):
-        _loop(step, source, options, result, fixed)
+    _loop(step, source, options, result, fixed)
     generator.eval()
     discriminator.eval()
     return result

@@ -1,9 +1,10 @@
 """Loss functions for train(): numerically stable, masked for padded sequences.
 
-Classification losses work on logits. A Network that ends in Softmax (or Sigmoid for
-"binary-crossentropy") is run without that last layer during training, through
-:func:`logits_mode`, so the loss uses ``log_softmax`` / ``binary_cross_entropy_with_logits``
-and never takes the log of a rounded probability.
+Classification losses work on logits. For a Network that ends in Softmax (or Sigmoid for
+"binary-crossentropy"), train() reads the output before that layer
+(``Network.forward_logits``, through :func:`loss_forward`), so the loss uses ``log_softmax``
+/ ``binary_cross_entropy_with_logits`` and never takes the log of a rounded probability.
+The network itself is left as it is: ``net(x)`` keeps giving probabilities.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from deeptoolbox.errors import InputSizeError, OptionError
 from deeptoolbox.layers._activation import Sigmoid, Softmax
 from deeptoolbox.network._network import Network
 
-__all__ = ["LOSS_NAMES", "Loss", "loss_function", "logits_mode", "class_axis", "step_mask"]
+__all__ = [
+    "LOSS_NAMES",
+    "Loss",
+    "loss_function",
+    "loss_forward",
+    "logits_mode",
+    "class_axis",
+    "step_mask",
+]
 
 LOSS_NAMES = ("crossentropy", "binary-crossentropy", "mse", "mae", "huber")
 _PADDED = -100  # the class index of padded time steps (PyTorch's ignore_index)
@@ -56,6 +65,42 @@ def _final_layer(net: torch.nn.Module, kind: type) -> torch.nn.Module | None:
     return None
 
 
+def _skipped_layer(net: torch.nn.Module, loss: Loss) -> torch.nn.Module | None:
+    """The final layer a loss on logits does without: Softmax for crossentropy, Sigmoid for
+    binary-crossentropy (a Network with one output only; plain modules run as they are)."""
+    kind = {"crossentropy": Softmax, "binary-crossentropy": Sigmoid}.get(loss.name)
+    return _final_layer(net, kind) if kind is not None else None
+
+
+class _Logits(torch.nn.Module):
+    """``net.forward_logits`` as a module, so DDP and torch.compile can wrap it."""
+
+    def __init__(self, net: Network) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return self.net.forward_logits(*inputs)
+
+
+def loss_forward(net: torch.nn.Module, loss: Loss) -> torch.nn.Module:
+    """The module whose outputs ``loss`` reads: ``net``, or its logits when the loss works on
+    logits and ``net`` is a Network ending in Softmax (crossentropy) or Sigmoid
+    (binary-crossentropy). Nothing in ``net`` is changed.
+
+    Example:
+        >>> import torch
+        >>> from deeptoolbox import Network, layers as L
+        >>> net = Network([L.FeatureInput(2), L.Dense(3), L.Softmax()])
+        >>> logits = loss_forward(net, loss_function("crossentropy"))(torch.ones(1, 2))
+        >>> bool(torch.allclose(logits.softmax(-1), net(torch.ones(1, 2))))
+        True
+        >>> loss_forward(net, loss_function("mse")) is net
+        True
+    """
+    return net if _skipped_layer(net, loss) is None else _Logits(net)
+
+
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
@@ -64,7 +109,8 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 def logits_mode(net: torch.nn.Module, loss: Loss) -> Iterator[bool]:
     """Within the block, ``net`` skips its final Softmax/Sigmoid when ``loss`` wants logits.
 
-    Yields True when a layer is skipped.
+    Yields True when a layer is skipped. train() does not use this (it calls
+    :func:`loss_forward`); it serves code that has to run ``net(x)`` itself on logits.
 
     Example:
         >>> import torch
@@ -75,8 +121,7 @@ def logits_mode(net: torch.nn.Module, loss: Loss) -> Iterator[bool]:
         >>> skipped, bool(torch.allclose(raw.softmax(-1), net(torch.ones(1, 2))))
         (True, True)
     """
-    kind = {"crossentropy": Softmax, "binary-crossentropy": Sigmoid}.get(loss.name)
-    layer = _final_layer(net, kind) if kind is not None else None
+    layer = _skipped_layer(net, loss)
     if layer is None:
         yield False
         return

@@ -13,6 +13,7 @@ from typing import Any
 
 from deeptoolbox.errors import OptionError
 from deeptoolbox.inference import check_sequence_options
+from deeptoolbox.training._callbacks import callback_name, check_callbacks
 from deeptoolbox.training._metrics import TRAINING_METRIC_NAMES
 from deeptoolbox.training._schedules import resolve_schedule
 
@@ -113,6 +114,7 @@ class TrainingOptions:
     seed: int | None = None
     num_workers: int = 0
     adversarial: Any = None
+    callbacks: Sequence[Any] = field(default_factory=tuple)
     batch_normalization_statistics: str = "auto"
     reset_input_normalization: bool = True
     sequence_length: str | int | None = None
@@ -144,6 +146,7 @@ class TrainingOptions:
                 "None or a callable (net, inputs, targets) -> inputs, e.g. "
                 "deeptoolbox.robustness.AdversarialTraining(method='pgd', epsilon=0.03)",
             )
+        self.callbacks = check_callbacks(self.callbacks)
         if self.solver != "lbfgs" and self.momentum >= 1:
             raise _fail("momentum", self.momentum, "a number in [0, 1)")
         self._check_metrics()
@@ -207,6 +210,8 @@ class TrainingOptions:
             value = getattr(self, item.name)
             if isinstance(value, str | int | float | bool | type(None)):
                 plain[item.name] = value
+            elif item.name == "callbacks":
+                plain[item.name] = [callback_name(c) for c in value]
             else:
                 plain[item.name] = (
                     repr(value) if not hasattr(value, "__len__") else type(value).__name__

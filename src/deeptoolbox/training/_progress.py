@@ -3,7 +3,9 @@
 The terminal display prints MATLAB-style rows (epoch, iteration, elapsed time, mini-batch and
 validation loss and metrics, learn rate) with a rich progress bar below them when the output
 is a terminal. The plot (matplotlib, no pyplot) shows the training loss (raw and smoothed),
-validation points, metrics and the learn rate, and is written to a PNG.
+validation points, metrics and the learn rate, and is written to a PNG. In train() the table
+(:class:`ProgressTable`) and the plot (:class:`ProgressPlot`) are callbacks, and a
+:class:`TrainingProgressMonitor` can be one too; all plots are drawn by :func:`plot_progress`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from typing import Any
 from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import OptionError
 
-__all__ = ["TrainingHistory", "ConsoleDisplay", "plot_progress", "TrainingProgressMonitor"]
+__all__ = [
+    "TrainingHistory",
+    "ConsoleDisplay",
+    "ProgressTable",
+    "ProgressPlot",
+    "plot_progress",
+    "history_panels",
+    "TrainingProgressMonitor",
+]
 
 
 class TrainingHistory:
@@ -159,6 +169,87 @@ class ConsoleDisplay:
             self.console.print(returned, markup=False)
 
 
+def info_record(info: dict[str, Any]) -> dict[str, Any]:
+    """One flat record (a table row, monitor values) from a callback's ``info``.
+
+    Example:
+        >>> record = info_record({"epoch": 1, "iteration": 4, "loss": 0.5, "learn_rate": 0.1,
+        ...                       "metrics": {"accuracy": 0.9}, "validation": {"loss": 0.6}})
+        >>> record["accuracy"], record["validation_loss"], record["loss"]
+        (0.9, 0.6, 0.5)
+    """
+    record = {key: info.get(key) for key in ("epoch", "iteration", "loss", "learn_rate")}
+    record.update(info.get("metrics") or {})
+    record.update({f"validation_{k}": v for k, v in (info.get("validation") or {}).items()})
+    return record
+
+
+class ProgressTable:
+    """train()'s verbose table and progress bar, as a callback over a :class:`ConsoleDisplay`.
+
+    A row is printed at every logged iteration; ``mark_best`` marks a best-so-far
+    validation loss with ``*`` (when the best network is the one returned).
+    """
+
+    callback_name = "progress table"
+
+    def __init__(self, display: ConsoleDisplay, device: str, precision: str, mark_best: bool):
+        self.display, self.device, self.precision = display, device, precision
+        self.mark_best = mark_best
+
+    def on_train_start(self, state: Any) -> None:
+        self.display.start(self.device, self.precision)
+
+    def on_iteration_end(self, state: Any, info: dict[str, Any]) -> None:
+        self.display.advance(info["iteration"])
+        if info["logged"]:
+            record = {**info_record(info), "best": info["best"] and self.mark_best}
+            self.display.row(record, info["elapsed"])
+
+    def on_train_end(self, result: Any) -> None:
+        self.display.finish(result.stop_reason, self.returned_note(result))
+
+    def returned_note(self, result: Any) -> str:
+        returned = result.returned_iteration
+        if returned is None:
+            return ""
+        if "non-finite" in result.stop_reason:
+            kind = "the last one checked before the non-finite loss"
+        elif self.mark_best and result.best_iteration is not None:
+            kind = "best validation"
+        else:
+            kind = "last iteration"
+        loss = result.final_validation.get("loss")
+        shown = f", validation loss {loss:.4g}" if loss is not None else ""
+        return f"Returned the network of iteration {returned} ({kind}{shown})."
+
+    def close(self) -> None:
+        """Stop the progress bar (after an error too)."""
+        if self.display.progress is not None:
+            self.display.progress.stop()
+
+
+class ProgressPlot:
+    """train()'s progress plot (``plots="training-progress"``) as a callback: redrawn at
+    logged iterations at most every ``frequency`` seconds, and at the end with a star on
+    the returned network."""
+
+    callback_name = "progress plot"
+
+    def __init__(self, path: str | os.PathLike, frequency: float, metrics: Sequence[str]):
+        self.path, self.frequency, self.metrics = Path(path), frequency, list(metrics)
+        self.last = -math.inf
+
+    def on_iteration_end(self, state: Any, info: dict[str, Any]) -> None:
+        if info["logged"] and time.perf_counter() - self.last >= self.frequency:
+            plot_progress(history_panels(state.history, self.metrics), self.path)
+            self.last = time.perf_counter()
+
+    def on_train_end(self, result: Any) -> None:
+        panels = history_panels(result.history, self.metrics, result.returned_iteration)
+        plot_progress(panels, self.path)
+
+
 def _smooth(values: list[float], weight: float = 0.6) -> list[float]:
     """Debiased exponential moving average (TensorBoard-style)."""
     out, last, norm = [], 0.0, 0.0
@@ -263,6 +354,12 @@ class TrainingProgressMonitor:
     :meth:`update_info`, and the PNG at ``path`` is redrawn at most every ``refresh_seconds``
     (and by :meth:`save`). Set ``monitor.stop = True`` from your code to end a loop politely.
 
+    Passed to train() as ``TrainingOptions(callbacks=[monitor])``, it records the declared
+    metrics among ``loss``, ``learn_rate``, the training metrics and ``validation_*`` at
+    every logged iteration, fills declared info fields (``epoch``, ``iteration``,
+    ``learn_rate``, ``elapsed``, ...) and ``progress``, and ``monitor.stop = True`` stops
+    the training run.
+
     Example:
         >>> import tempfile, pathlib
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "progress.png"
@@ -348,6 +445,30 @@ class TrainingProgressMonitor:
             info["status"] = self.status
         self._last_draw = time.monotonic()
         return plot_progress(panels, path or self.path, x_label=self.x_label, info=info)
+
+    # -- as a train() callback: TrainingOptions(callbacks=[monitor]) ----------------------------
+    def on_iteration_end(self, state: Any, info: dict[str, Any]) -> bool:
+        """Record the declared metrics that ``info`` holds (``loss``, ``learn_rate``, metric
+        names, ``validation_loss``, ``validation_<metric>``) at logged iterations, copy the
+        declared info fields, set ``progress``; returns ``stop`` (True stops train())."""
+        if info.get("logged"):
+            values = {
+                k: v for k, v in info_record(info).items()
+                if k in self._data and isinstance(v, int | float) and not isinstance(v, bool)
+            }  # fmt: skip
+            if values:
+                self.record_metrics(info["iteration"], **values)
+        for name in self.info:
+            if info.get(name) is not None:
+                self.info[name] = info[name]
+        if info.get("total_iterations"):
+            self.progress = 100 * info["iteration"] / info["total_iterations"]
+        return self.stop
+
+    def on_train_end(self, result: Any) -> None:
+        """Show the stop reason as the status and draw the plot."""
+        self.status = result.stop_reason
+        self.save()
 
 
 def finite_or_none(value: float) -> float | None:

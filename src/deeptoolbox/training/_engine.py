@@ -1,0 +1,630 @@
+"""The training engine behind train(): explicit state, one iteration-end step, callbacks.
+
+All resumable progress lives in one :class:`LoopState`; the engine's other fields are fixed
+in ``__init__`` (configuration) or filled once by ``setup()`` (optimizer, wrapped forward).
+
+The hot path (one iteration) does: move the batch, set the learn rate, forward under
+autocast, loss, backward, optional clipping, optimizer step, and keeps the loss on the
+device. Nothing reads a value back to the host there: losses are read, and checked for
+NaN/Inf, when they are flushed (``flush``: logged iterations, validations, checkpoints,
+epoch ends), one transfer per flush. Everything that happens at the end of an iteration —
+logging, validation, callbacks (table, plot, monitors), checkpoints, stop decisions — happens
+in ``iteration_end``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deeptoolbox.errors import OptionError, TrainingError
+from deeptoolbox.inference import (
+    SequencePadding,
+    as_sequence_data,
+    padding_mask,
+    reading_without_augmentation,
+)
+from deeptoolbox.network._network import Network
+from deeptoolbox.training import _checkpoint as ckpt
+from deeptoolbox.training._callbacks import AdversarialInputs, Callbacks
+from deeptoolbox.training._data import Batch, class_names, data_source
+from deeptoolbox.training._devices import autocast_context, place
+from deeptoolbox.training._losses import Loss, loss_forward, loss_function
+from deeptoolbox.training._metrics import compute_metrics, metric_name, real_steps
+from deeptoolbox.training._optim import clip_gradients, frozen_norm_layers, make_optimizer
+from deeptoolbox.training._options import TrainingOptions
+from deeptoolbox.training._progress import ConsoleDisplay, ProgressPlot, ProgressTable
+from deeptoolbox.training._result import TrainingResult
+from deeptoolbox.training._schedules import resolve_schedule
+from deeptoolbox.training._snapshots import WeightSnapshots, snapshot
+from deeptoolbox.training._state import LoopState
+from deeptoolbox.training._statistics import (
+    compute_input_statistics,
+    population_batch_norm_statistics,
+)
+from deeptoolbox.training._user_optim import UserScheduler
+
+__all__ = ["Engine", "NonFiniteLoss"]
+
+
+class NonFiniteLoss(Exception):
+    """Raised by ``flush`` when a loss read back is NaN or Inf; train() turns it into a
+    TrainingError carrying the rolled-back result."""
+
+    def __init__(self, iteration: int, epoch: int, value: float) -> None:
+        super().__init__(f"loss {value} at iteration {iteration}")
+        self.iteration, self.epoch, self.value = iteration, epoch, value
+
+
+def _task(loss: Loss) -> str:
+    if loss.name == "crossentropy":
+        return "multiclass"
+    return "binary" if loss.name == "binary-crossentropy" else "regression"
+
+
+def _to(value: Any, device: torch.device, channels_last: bool = False) -> Any:
+    if isinstance(value, tuple):  # several targets, one per network output
+        return tuple(_to(v, device) for v in value)
+    if not isinstance(value, torch.Tensor):
+        return value
+    if channels_last and value.dim() == 4:
+        return value.to(device, non_blocking=True, memory_format=torch.channels_last)
+    return value.to(device, non_blocking=True)
+
+
+def _padding(options: TrainingOptions) -> SequencePadding:
+    return SequencePadding(
+        options.sequence_length, options.sequence_padding_direction, options.sequence_padding_value
+    )
+
+
+def _prefixed(values: dict[str, float]) -> dict[str, float]:
+    return {f"validation_{k}": v for k, v in values.items()}
+
+
+def _no_mask(mask: torch.Tensor | None) -> None:
+    return None
+
+
+class Engine:
+    """One train() call. Methods are the steps of the loop."""
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        data: Any,
+        loss: Any,
+        options: TrainingOptions,
+        optimizer: torch.optim.Optimizer | None,
+        scheduler: UserScheduler | None,
+    ) -> None:
+        self.net, self.options = net, options
+        self.user_optimizer, self.scheduler = optimizer, scheduler
+        self.loss = loss_function(loss)
+        self.task = _task(self.loss)
+        self.placement = place(options.execution_environment, options.precision)
+        self.device = self.placement.device
+        seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
+        self.state = LoopState(seed=seed)
+        padding = _padding(options)
+        data = as_sequence_data(net, data, padding)
+        if isinstance(net, Network) and net.classes is None and class_names(data):
+            net.classes = class_names(data)  # the network takes the data's class names
+        self.source = data_source(net, data, padding, "train: `data`").configure(
+            options.mini_batch_size, options.shuffle, seed,
+            self.placement.rank, self.placement.world,
+        )  # fmt: skip
+        self.source.num_workers = options.num_workers
+        self.validation = None
+        if options.validation_data is not None:
+            self.validation = data_source(
+                net, options.validation_data, padding, "TrainingOptions: `validation_data`"
+            ).configure(options.mini_batch_size, "never", 0)
+        self.metrics = [metric_name(m) for m in options.metrics]
+        self.per_epoch = self.source.batches_per_epoch()
+        self.total = self.per_epoch * options.max_epochs if self.per_epoch else None
+        self.schedule = resolve_schedule(
+            options.learn_rate_schedule, options.max_epochs,
+            options.learn_rate_drop_factor, options.learn_rate_drop_period,
+        )  # fmt: skip
+        self.output_best = options.output_network == "best-validation" or (
+            options.output_network == "auto" and options.validation_data is not None
+        )
+        self.model = loss_forward(net, self.loss)  # what the loss reads: logits where it can
+        self.forward: torch.nn.Module = self.model  # wrapped for DDP / compile by setup()
+        self.optimizer: torch.optim.Optimizer | None = None  # built by setup()
+        self.scaler: torch.amp.GradScaler | None = None
+        self.channels_last = False
+        self.frozen_norms: list[torch.nn.Module] = []
+        self.set_mask = _no_mask  # the padding-mask setter while session() is open
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.final_validation: dict[str, float] = {}
+        self.last_checkpoint: Path | None = None
+        self.pending: list[tuple[int, torch.Tensor, float, float]] = []
+        self.snapshots = WeightSnapshots()
+        self.stop_request: str | None = None  # "Callback (hook)" that asked to stop
+        self.stop_agreed = False  # several processes: every one has seen the request
+        self.started, self.elapsed_base, self.start_iteration = 0.0, 0.0, 0
+        self.device_name = str(self.device)
+        self.display = self._progress_table()
+        self.callbacks = Callbacks(self._builtin_callbacks() + list(options.callbacks))
+
+    def _progress_table(self) -> ProgressTable | None:
+        if not (self.options.verbose and self.placement.is_main):
+            return None
+        columns = ConsoleDisplay.training_columns(self.metrics, self.validation is not None)
+        display = ConsoleDisplay(True, columns, self.total)
+        return ProgressTable(display, self.device_name, self.placement.precision, self.output_best)
+
+    def _builtin_callbacks(self) -> list[Any]:
+        callbacks: list[Any] = []
+        if self.options.adversarial is not None:
+            # the attack sees what the loss sees: logits for a Network ending in Softmax/Sigmoid
+            callbacks.append(AdversarialInputs(self.options.adversarial, self.model))
+        if self.display is not None:
+            callbacks.append(self.display)
+        if self.options.plots != "none" and self.placement.is_main:
+            path = self.options.plot_path or "training-progress.png"
+            callbacks.append(ProgressPlot(path, self.options.plot_frequency, self.metrics))
+        return callbacks
+
+    # -- set-up ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Padding masks for recurrent layers while open; the progress bar stopped after."""
+        try:
+            with padding_mask(self.net) as set_mask:
+                self.set_mask = set_mask
+                yield
+        finally:
+            self.set_mask = _no_mask
+            if self.display is not None:
+                self.display.close()
+
+    def setup(self) -> None:
+        seed = self.state.seed
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        self.channels_last = self.device.type == "cuda" and self._image_network()
+        self.net.to(self.device)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.options.resume_from is None:
+            compute_input_statistics(self.net, self.source, self.options.reset_input_normalization)
+        self.optimizer = self.user_optimizer or make_optimizer(self.net, self.options)
+        use_scaler = self.placement.precision == "16-mixed"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        if self.placement.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward = DistributedDataParallel(self.model, device_ids=ids)
+        if self.options.compile:
+            self.forward = torch.compile(self.forward)
+        self.frozen_norms = frozen_norm_layers(self.net)
+        if self.options.resume_from is not None:
+            self.resume(self.options.resume_from)
+        self.snapshots.take(self.net, self.state.iteration)
+
+    def _image_network(self) -> bool:
+        if not isinstance(self.net, Network):
+            return False
+        return any(len(getattr(self.net.layer(n), "shape", ()) or ()) == 3
+                   for n in self.net.input_names)  # fmt: skip
+
+    def train_mode(self) -> None:
+        self.net.train()
+        for layer in self.frozen_norms:
+            layer.eval()
+
+    # -- one iteration ---------------------------------------------------------------------------
+    def set_learn_rate(self) -> float:
+        if self.user_optimizer is not None:  # the user's optimizer and scheduler set it
+            return float(self.optimizer.param_groups[0]["lr"])
+        state = self.state
+        t = state.epoch + (state.position / self.per_epoch if self.per_epoch else 0.0)
+        rate = self.options.learn_rate * self.schedule(t)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate * group.get("lr_factor", 1.0)
+        return rate
+
+    def inputs(self, batch: Batch) -> list[Any]:
+        return [_to(x, self.device, self.channels_last) for x in batch.inputs]
+
+    def run_batch(self, batch: Batch) -> Any:
+        """The outputs the loss reads on one batch (no loss, no update)."""
+        self.set_mask(_to(batch.mask, self.device))
+        return self.model(*self.inputs(batch))
+
+    def step(self, batch: Batch, global_size: int) -> tuple[torch.Tensor, Any]:
+        inputs = self.inputs(batch)
+        target, mask = _to(batch.target, self.device), _to(batch.mask, self.device)
+        weight = batch.size * self.placement.world / global_size
+        inputs = self.callbacks.batch_inputs(self.state, inputs, target)
+        self.set_mask(mask)
+        if isinstance(self.optimizer, torch.optim.LBFGS):
+            return self._lbfgs_step(inputs, target, mask)
+        with autocast_context(self.placement):
+            outputs = self.forward(*inputs)
+            loss = self.loss(outputs, target, mask)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss * weight if weight != 1 else loss).backward()
+        if not math.isinf(self.options.gradient_threshold):
+            self.scaler.unscale_(self.optimizer)
+            clip_gradients(self.optimizer, self.options.gradient_threshold,
+                           self.options.gradient_threshold_method)  # fmt: skip
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach(), outputs
+
+    def _lbfgs_step(self, inputs, target, mask):
+        record: dict[str, Any] = {}
+
+        def closure():
+            self.optimizer.zero_grad(set_to_none=True)
+            outputs = self.forward(*inputs)
+            loss = self.loss(outputs, target, mask)
+            if "loss" not in record:
+                record["loss"], record["outputs"] = loss.detach(), outputs
+            loss.backward()
+            return loss
+
+        self.optimizer.step(closure)
+        return record["loss"], record["outputs"]
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> str:
+        self.started = time.perf_counter()
+        self.elapsed_base, self.start_iteration = self.state.elapsed, self.state.iteration
+        self.callbacks.call("on_train_start", self.state)
+        while self.state.epoch < self.options.max_epochs:
+            reason = self.run_epoch()
+            if reason:
+                return reason
+        return "max epochs completed"
+
+    def _epoch_batches(self):
+        state = self.state
+        if state.position == 0 or state.epoch_rng is None:
+            state.epoch_rng = ckpt.rng_state()
+            yield from self.source.epoch(state.epoch)
+            return
+        resumed_rng = ckpt.rng_state()  # restored by resume(): the state at the checkpoint
+        ckpt.set_rng_state(state.epoch_rng)  # replay the data order of the interrupted epoch
+        iterator = self.source.epoch(state.epoch, skip=state.position)
+        first = next(iterator, None)
+        ckpt.set_rng_state(resumed_rng)
+        if first is not None:
+            yield first
+            yield from iterator
+
+    def run_epoch(self) -> str | None:
+        self.train_mode()
+        state = self.state
+        for batch, global_size in self._epoch_batches():
+            state.iteration += 1
+            rate = self.set_learn_rate()
+            loss, outputs = self.step(batch, global_size)
+            if self.scheduler is not None and self.scheduler.interval == "iteration":
+                self.scheduler.step(loss)
+            state.position += 1
+            self.pending.append((state.iteration, loss, rate, time.perf_counter()))
+            reason = self.iteration_end(batch, outputs, rate)
+            if reason:
+                self.end_epoch(partial=True)
+                return reason
+        return self.end_epoch()
+
+    def iteration_end(self, batch: Batch, outputs: Any, rate: float) -> str | None:
+        """Everything after an iteration, in one place: flush and log, metrics, validation,
+        callbacks (table, plot, monitors, user code), stop decisions, checkpoint."""
+        state, options = self.state, self.options
+        iteration = state.iteration
+        last = self.total is not None and iteration == self.total
+        validate = self.validation is not None and (
+            iteration == 1 or iteration % options.validation_frequency == 0 or last
+        )
+        logged = iteration == 1 or iteration % options.verbose_frequency == 0 or validate or last
+        loss, metrics, validation, improved = None, {}, None, False
+        if logged:
+            record = self.flush()
+            loss = record["loss"]
+            if self.metrics:
+                metrics = self.batch_metrics(batch, outputs)
+                record.update(metrics)
+            if validate:
+                validation, improved = self.validate()
+                record.update(_prefixed(validation))
+        if self.callbacks.has("on_iteration_end") or (
+            validate and self.callbacks.has("on_validation_end")
+        ):
+            state.elapsed = self.elapsed()
+            info = self.info(loss=loss, learn_rate=rate, logged=logged, metrics=metrics,
+                             validation=validation, best=improved)  # fmt: skip
+            if validate:
+                self.request_stop(self.callbacks.call("on_validation_end", state, info))
+            self.request_stop(self.callbacks.call("on_iteration_end", state, info))
+        if validate and state.patience >= options.validation_patience:
+            return f"validation loss did not improve for {state.patience} validations"
+        reason = self.stop_reason()
+        if reason:
+            return reason
+        if options.checkpoint_frequency_unit == "iteration" and (
+            iteration % options.checkpoint_frequency == 0
+        ):
+            self.checkpoint()
+        return None
+
+    @torch.no_grad()
+    def batch_metrics(self, batch: Batch, outputs: Any) -> dict[str, float]:
+        target, mask = _to(batch.target, self.device), _to(batch.mask, self.device)
+        return compute_metrics(self.options.metrics, outputs, target, mask, task=self.task)
+
+    def info(self, **values: Any) -> dict[str, Any]:
+        """What callbacks get: plain JSON values (documented in docs/training.md)."""
+        state = self.state
+        elapsed = self.elapsed()
+        done = state.iteration - self.start_iteration
+        remaining = None
+        if self.total is not None and done > 0:
+            remaining = (elapsed - self.elapsed_base) / done * (self.total - state.iteration)
+        info = {
+            "iteration": state.iteration, "epoch": state.epoch + 1,
+            "iteration_in_epoch": state.position, "iterations_per_epoch": self.per_epoch,
+            "total_iterations": self.total, "max_epochs": self.options.max_epochs,
+            "logged": False, "loss": None, "learn_rate": None, "metrics": {},
+            "validation": None, "best": False, "elapsed": elapsed, "remaining": remaining,
+            "device": self.device_name, "precision": self.placement.precision,
+        }  # fmt: skip
+        info.update(values)
+        return info
+
+    def request_stop(self, who: str | None) -> None:
+        if who is not None and self.stop_request is None:
+            self.stop_request = who
+
+    def stop_reason(self) -> str | None:
+        """The reason to stop now for a callback's request (several processes: once all of
+        them have seen it, at a flush, so they stop at the same iteration)."""
+        if self.stop_request is None or (self.placement.distributed and not self.stop_agreed):
+            return None
+        return f"stopped by callback {self.stop_request}"
+
+    def elapsed(self) -> float:
+        return self.elapsed_base + time.perf_counter() - self.started
+
+    def flush(self) -> dict[str, Any] | None:
+        """Move pending losses to the history with one host transfer; returns the last record.
+
+        A NaN or Inf loss raises NonFiniteLoss (the records before it are kept). Otherwise
+        the weights are snapshotted, as the last good network to roll back to.
+        """
+        history = self.state.history
+        if not self.pending:
+            return history.iterations[-1] if history.iterations else None
+        values = torch.stack([loss.float() for _, loss, _, _ in self.pending])
+        if self.placement.distributed:
+            values = self._reduce(values)
+        numbers = values.tolist()  # the one device -> host transfer of this flush
+        if self.placement.distributed and numbers.pop() > 0:
+            self.stop_agreed = True
+            self.request_stop("in another process")
+        pending, self.pending = self.pending, []
+        offset = self.elapsed_base - self.started
+        for (iteration, _, rate, stamp), value in zip(pending, numbers, strict=True):
+            if not math.isfinite(value):
+                raise NonFiniteLoss(iteration, self.state.epoch + 1, value)
+            history.iterations.append({
+                "iteration": iteration, "epoch": self.state.epoch + 1, "loss": value,
+                "learn_rate": rate, "time": stamp + offset,
+            })  # fmt: skip
+        self.snapshots.take(self.net, pending[-1][0])
+        return history.iterations[-1]
+
+    def _reduce(self, losses: torch.Tensor) -> torch.Tensor:
+        """Mean losses over the processes, and (last) whether any process's callback asked
+        to stop: one collective, read back with the losses."""
+        import torch.distributed as dist
+
+        flag = torch.tensor([1.0 if self.stop_request else 0.0], device=losses.device)
+        values = torch.cat([losses, flag])
+        dist.all_reduce(values)
+        return values / self.placement.world
+
+    def end_epoch(self, partial: bool = False) -> str | None:
+        self.flush()
+        state = self.state
+        rows = []
+        for record in reversed(state.history.iterations):
+            if record["epoch"] != state.epoch + 1:
+                break
+            rows.append(record)
+        mean = math.fsum(r["loss"] for r in rows) / len(rows) if rows else None
+        if rows:
+            state.history.epochs.append({
+                "epoch": state.epoch + 1, "iteration": state.iteration, "loss": mean,
+                "learn_rate": rows[0]["learn_rate"], "time": self.elapsed(),
+                **_prefixed(state.validation),
+            })  # fmt: skip
+        if partial:
+            return None
+        if self.scheduler is not None and self.scheduler.interval == "epoch":
+            self.scheduler.step(state.validation.get("loss", mean))
+        state.epoch, state.position = state.epoch + 1, 0
+        options = self.options
+        if options.checkpoint_frequency_unit == "epoch" and (
+            state.epoch % options.checkpoint_frequency == 0
+        ):
+            self.checkpoint()
+        if self.callbacks.has("on_epoch_end"):
+            state.elapsed = self.elapsed()
+            info = self.info(epoch=state.epoch, iteration_in_epoch=len(rows), loss=mean,
+                             learn_rate=rows[0]["learn_rate"] if rows else None,
+                             validation=dict(state.validation) or None)  # fmt: skip
+            self.request_stop(self.callbacks.call("on_epoch_end", state, info))
+            if self.placement.distributed:
+                self.stop_agreed = self._agree(self.stop_request is not None)
+        return self.stop_reason()
+
+    def _agree(self, requested: bool) -> bool:
+        import torch.distributed as dist
+
+        flag = torch.tensor([1.0 if requested else 0.0], device=self.device)
+        dist.all_reduce(flag)
+        if float(flag) > 0:
+            self.request_stop("in another process")
+            return True
+        return False
+
+    # -- validation, checkpoints -----------------------------------------------------------------
+    @torch.no_grad()
+    def validation_values(self) -> dict[str, float]:
+        """Loss and metrics of the network as it is now on the validation data."""
+        self.net.eval()
+        outputs, targets, losses, sizes = [], [], [], []
+        try:
+            with reading_without_augmentation(self.validation.payload):
+                for batch, _ in self.validation.epoch(0):
+                    target, mask = _to(batch.target, self.device), _to(batch.mask, self.device)
+                    self.set_mask(mask)
+                    with autocast_context(self.placement):
+                        output = self.model(*self.inputs(batch))
+                    losses.append(self.loss(output, target, mask).detach().float())
+                    sizes.append(batch.size)
+                    if self.metrics:
+                        output, target = real_steps(output, target, mask)
+                        outputs.append(output)
+                        targets.append(target)
+        finally:
+            self.train_mode()
+        read = torch.stack(losses).tolist() if losses else []  # one transfer per validation
+        total = sum(v * n for v, n in zip(read, sizes, strict=True))
+        values = {"loss": total / max(sum(sizes), 1)}
+        if self.metrics:
+            values.update(_metrics_over_batches(self.options.metrics, outputs, targets, self.task))
+        return values
+
+    def validate(self) -> tuple[dict[str, float], bool]:
+        """Validate now: the values, and whether the loss is the best yet."""
+        values = self.validation_values()
+        improved = self.state.track_validation(values)
+        if improved and self.output_best:
+            self.best_weights = snapshot(self.net)
+        return values, improved
+
+    def checkpoint(self) -> None:
+        if self.options.checkpoint_path is None:
+            return
+        self.flush()
+        if not self.placement.is_main:
+            return
+        self.state.elapsed = self.elapsed()
+        training = {
+            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+            "options": self.options.to_dict(),
+        }  # fmt: skip
+        if self.scheduler is not None:
+            training["scheduler"] = self.scheduler.scheduler.state_dict()
+        self.last_checkpoint = ckpt.save_checkpoint(
+            self.options.checkpoint_path, self.net, self.state.state_dict(), training,
+            self.best_weights,
+        )  # fmt: skip
+
+    def resume(self, path: Any) -> None:
+        loaded = ckpt.load_checkpoint(path)
+        try:
+            self.net.load_state_dict(loaded["weights"])
+        except RuntimeError as err:
+            raise OptionError(
+                f"TrainingOptions: `resume_from` {str(loaded['path'])!r} holds weights of another "
+                f"network: {err}"
+            ) from err
+        self.optimizer.load_state_dict(loaded["optimizer"])
+        self.scaler.load_state_dict(loaded["scaler"])
+        if self.scheduler is not None and loaded["scheduler"] is not None:
+            self.scheduler.scheduler.load_state_dict(loaded["scheduler"])
+        self.best_weights = loaded["best"]
+        self.state.load_state_dict(loaded["state"])  # last: it also restores the generators
+        self.source.seed = self.state.seed
+
+    # -- the end ---------------------------------------------------------------------------------
+    def finalize(self) -> int:
+        """Make the network the one to return; its iteration. Its validation figures are set
+        in ``final_validation`` (validated again when they would describe other weights)."""
+        state = self.state
+        returned = state.iteration
+        self.final_validation = dict(state.validation)
+        if self.output_best and self.best_weights is not None:
+            self.net.load_state_dict(self.best_weights)
+            returned = state.best_iteration
+            self.final_validation = dict(state.best_validation)
+        recomputed = self.options.uses_population_statistics and population_batch_norm_statistics(
+            self.net, self.source, self.run_batch, self.frozen_norms
+        )
+        stale = state.validated_iteration != returned and not self.output_best
+        if self.validation is not None and (recomputed or stale or not self.final_validation):
+            self.final_validation = self.validation_values()
+        return returned
+
+    def result(self, reason: str, returned: int | None) -> TrainingResult:
+        self.net.eval()
+        state = self.state
+        return TrainingResult(
+            network=self.net, history=state.history, metrics=self.metrics,
+            best_epoch=state.best_epoch, best_iteration=state.best_iteration, stop_reason=reason,
+            checkpoint=self.last_checkpoint, final_validation=self.final_validation,
+            device=self.device_name, precision=self.placement.precision,
+            returned_iteration=returned,
+        )  # fmt: skip
+
+    def fail(self, bad: NonFiniteLoss) -> TrainingError:
+        """The TrainingError for a NaN/Inf loss, with the network rolled back in its result."""
+        returned = self.snapshots.restore(self.net)
+        kept = (
+            f"the result keeps the network of iteration {returned}, the last one checked"
+            if returned is not None else "no checked network was finite; the result keeps the last"
+        )  # fmt: skip
+        error = TrainingError(
+            f"train: the loss became {bad.value} at iteration {bad.iteration} (epoch "
+            f"{bad.epoch}). Training stopped; {kept} (losses are read and checked every "
+            f"`verbose_frequency`={self.options.verbose_frequency} iterations, at "
+            f"validations, checkpoints and epoch ends). Hint: lower `initial_learn_rate` (now "
+            f"{self.options.learn_rate:g}), set `gradient_threshold`, check the data for NaN/Inf "
+            "values or unnormalized inputs, or use precision='32'."
+        )
+        error.result = self.result(
+            f"stopped: non-finite loss at iteration {bad.iteration}", returned
+        )
+        return error
+
+    def close(self) -> None:
+        """Leave the process group train() joined (after every rank's last collective)."""
+        if self.placement.owns_group:
+            import torch.distributed as dist
+
+            try:
+                dist.barrier()
+            finally:
+                dist.destroy_process_group()
+
+
+def _metrics_over_batches(metrics, outputs: list, targets: list, task: str) -> dict[str, float]:
+    """Metrics over every validation observation; when batches cannot be joined (time lengths
+    differ), the mean of the per-batch values."""
+    try:
+        return compute_metrics(metrics, torch.cat(outputs), torch.cat(targets), task=task)
+    except (RuntimeError, TypeError):
+        values: dict[str, float] = {}
+        for output, target in zip(outputs, targets, strict=True):
+            for k, v in compute_metrics(metrics, output, target, task=task).items():
+                values[k] = values.get(k, 0.0) + v / len(outputs)
+        return values
