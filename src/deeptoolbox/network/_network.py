@@ -484,8 +484,10 @@ class Network(nn.Module):
             or len(inputs) != plan.num_inputs
         ):
             return self(*inputs)
-        if any(not isinstance(x, torch.Tensor) for x in inputs) or (
-            [x.shape for x in inputs] != plan.accepted
+        if (
+            symbolic()
+            or any(not isinstance(x, torch.Tensor) for x in inputs)
+            or [x.shape for x in inputs] != plan.accepted
         ):
             self._accept(plan, inputs)
         values: list[Any] = [*inputs, *([None] * len(plan.steps))]
