@@ -305,7 +305,7 @@ def generate_c(
     check_lowering(net, graph)
     notes: list[str] = []
     if precision == "int8":
-        from deeptoolbox.deploy._quantize import quantize_program
+        from deeptoolbox.deploy._int8 import quantize_program
 
         program, notes = quantize_program(net, graph, step_graph, name, batch_size,
                                           calibration_data, ranges)  # fmt: skip

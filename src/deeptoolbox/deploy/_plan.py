@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from deeptoolbox.deploy._ir import Graph, Op
 
-IN_PLACE = frozenset({"act", "affine", "add", "mul", "softmax", "q_lut", "q_add", "q_mul"})
+IN_PLACE = frozenset(
+    {"act", "affine", "add", "mul", "softmax", "q_lut", "q_add", "q_mul", "q_affine", "q_softmax"}
+)
 
 
 @dataclass

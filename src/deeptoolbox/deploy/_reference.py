@@ -127,8 +127,9 @@ def _lstm_direction(op, x, d, record) -> tuple[torch.Tensor, torch.Tensor]:
     outputs = []
     for t in reversed(range(steps)) if d else range(steps):
         gates = x[:, t] @ wx.T + h @ wh.T + bias
-        record(f"{op.output}/gates", gates)
         i, f, g, o = gates.chunk(4, 1)
+        for index, gate in enumerate((i, f, g, o)):
+            record(f"{op.output}/gate{index}", gate)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         record(f"{op.output}/cell", c)
@@ -147,10 +148,11 @@ def _gru_direction(op, x, d, record) -> tuple[torch.Tensor, torch.Tensor]:
     for t in reversed(range(steps)) if d else range(steps):
         gx, gh = x[:, t] @ wx.T + bx, h @ wh.T + bh
         rz = gx[:, : 2 * hidden] + gh[:, : 2 * hidden]
-        record(f"{op.output}/gates", rz)
+        record(f"{op.output}/gate0", rz[:, :hidden])
+        record(f"{op.output}/gate1", rz[:, hidden:])
         r, z = torch.sigmoid(rz).chunk(2, 1)
         pre = gx[:, 2 * hidden :] + r * gh[:, 2 * hidden :]
-        record(f"{op.output}/candidate", pre)
+        record(f"{op.output}/gate2", pre)
         h = (1 - z) * torch.tanh(pre) + z * h
         outputs.append(h)
     if d:
