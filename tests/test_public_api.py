@@ -16,6 +16,7 @@ PACKAGES = [
     "deeptoolbox.hub",
     "deeptoolbox.explain",
     "deeptoolbox.robustness",
+    "deeptoolbox.deploy",
 ]
 
 

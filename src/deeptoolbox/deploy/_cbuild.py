@@ -47,12 +47,25 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def compile_sources(sources: Sequence[Path], output: Path, *, compiler: str | None = None,
-                    flags: Sequence[str] = STRICT_FLAGS, shared: bool = True) -> Path:  # fmt: skip
+def compile_sources(
+    sources: Sequence[Path],
+    output: Path,
+    *,
+    compiler: str | None = None,
+    flags: Sequence[str] = STRICT_FLAGS,
+    shared: bool = True,
+) -> Path:
     """Compile C files into a shared library (or, ``shared=False``, a program)."""
     cc = find_compiler(compiler)
-    command = [*cc.split(), *flags, *(["-fPIC", "-shared"] if shared else []), "-o", str(output),
-               *map(str, sources), "-lm"]  # fmt: skip
+    command = [
+        *cc.split(),
+        *flags,
+        *(["-fPIC", "-shared"] if shared else []),
+        "-o",
+        str(output),
+        *map(str, sources),
+        "-lm",
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise CompilerError(
@@ -86,7 +99,11 @@ class CompiledC:
         name = manifest["name"]
         self._predict = self._function(f"{name}_predict", manifest["inputs"], manifest["outputs"])
         step = manifest.get("step")
-        self._step = None if step is None else self._function(f"{name}_step", step["inputs"], step["outputs"])
+        self._step = (
+            None
+            if step is None
+            else self._function(f"{name}_step", step["inputs"], step["outputs"])
+        )
         self._reset = getattr(self._library, f"{name}_reset") if step else None
 
     def _function(self, symbol: str, inputs: list, outputs: list):
@@ -170,8 +187,7 @@ def compile_c(
     name = manifest["name"]
     build = tempfile.TemporaryDirectory(prefix="deeptoolbox-c-")
     sources = [Path(folder) / f"{name}.c", Path(folder) / f"{name}_weights.c"]
-    library = compile_sources(sources, Path(build.name) / f"lib{name}.so", compiler=compiler,
-                              flags=flags)  # fmt: skip
+    library = compile_sources(
+        sources, Path(build.name) / f"lib{name}.so", compiler=compiler, flags=flags
+    )
     return CompiledC(library, manifest, keep=build)
-
-

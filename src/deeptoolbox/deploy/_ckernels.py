@@ -16,14 +16,19 @@ def _kernel(name: str, source: str, *deps: str) -> None:
     KERNELS[name] = (deps, source.strip("\n") + "\n")
 
 
-_kernel("sigmoid_scalar", r"""
+_kernel(
+    "sigmoid_scalar",
+    r"""
 static float sigmoid_scalar(float v)
 {
     return 1.0f / (1.0f + expf(-v));
 }
-""")
+""",
+)
 
-_kernel("dense_f32", r"""
+_kernel(
+    "dense_f32",
+    r"""
 /* y (rows, out) = x (rows, in) . w (in, out) + b, optionally followed by ReLU */
 static void dense_f32(const float *x, float *y, const float *w, const float *b,
                       int rows, int in, int out, int relu)
@@ -43,9 +48,12 @@ static void dense_f32(const float *x, float *y, const float *w, const float *b,
         }
     }
 }
-""")
+""",
+)
 
-_kernel("conv2d_f32", r"""
+_kernel(
+    "conv2d_f32",
+    r"""
 /* 2-D convolution, (C, H, W) -> (F, OH, OW); w is (F, C/G, KH, KW); top/left padding PT/PL */
 static void conv2d_f32(const float *x, float *y, const float *w, const float *b, int n,
                        int C, int H, int W, int F, int OH, int OW, int KH, int KW,
@@ -87,9 +95,12 @@ static void conv2d_f32(const float *x, float *y, const float *w, const float *b,
         }
     }
 }
-""")
+""",
+)
 
-_kernel("conv1d_f32", r"""
+_kernel(
+    "conv1d_f32",
+    r"""
 /* 1-D convolution over time, (T, C) -> (OT, F); w is (G, K, C/G, F/G) */
 static void conv1d_f32(const float *x, float *y, const float *w, const float *b, int n,
                        int T, int C, int F, int OT, int K, int S, int D, int P, int G,
@@ -121,9 +132,12 @@ static void conv1d_f32(const float *x, float *y, const float *w, const float *b,
         }
     }
 }
-""")
+""",
+)
 
-_kernel("tconv2d_f32", r"""
+_kernel(
+    "tconv2d_f32",
+    r"""
 /* transposed 2-D convolution, (C, H, W) -> (F, OH, OW); w is (C, F, KH, KW); output pixel
    (iy * SH + ky - PT, ix * SW + kx - PL) gathers input pixel (iy, ix) */
 static void tconv2d_f32(const float *x, float *y, const float *w, const float *b, int n,
@@ -151,7 +165,9 @@ static void tconv2d_f32(const float *x, float *y, const float *w, const float *b
                             float *yr;
                             if (oy < 0 || oy >= OH) continue;
                             yr = yf + oy * OW;
-                            for (ix = lo; ix < hi; ++ix) yr[ix * SW + shift] += wv * xc[iy * W + ix];
+                            for (ix = lo; ix < hi; ++ix) {
+                                yr[ix * SW + shift] += wv * xc[iy * W + ix];
+                            }
                         }
                     }
                 }
@@ -162,9 +178,12 @@ static void tconv2d_f32(const float *x, float *y, const float *w, const float *b
         }
     }
 }
-""")
+""",
+)
 
-_kernel("pool2d_f32", r"""
+_kernel(
+    "pool2d_f32",
+    r"""
 /* max or average pooling, (C, H, W) -> (C, OH, OW); padding is skipped by max and counts
    as zeros for average (the divisor is always KH * KW) */
 static void pool2d_f32(const float *x, float *y, int n, int C, int H, int W, int OH, int OW,
@@ -194,9 +213,12 @@ static void pool2d_f32(const float *x, float *y, int n, int C, int H, int W, int
         }
     }
 }
-""")
+""",
+)
 
-_kernel("pool1d_f32", r"""
+_kernel(
+    "pool1d_f32",
+    r"""
 /* max or average pooling over time, (T, C) -> (OT, C); padding as in pool2d_f32 */
 static void pool1d_f32(const float *x, float *y, int n, int T, int C, int OT, int K, int S,
                        int P, int average)
@@ -219,9 +241,12 @@ static void pool1d_f32(const float *x, float *y, int n, int T, int C, int OT, in
         }
     }
 }
-""")
+""",
+)
 
-_kernel("gpool_f32", r"""
+_kernel(
+    "gpool_f32",
+    r"""
 /* global max or average over P positions: (C, P) or, channels last, (P, C) -> (C) */
 static void gpool_f32(const float *x, float *y, int n, int P, int C, int channels_last,
                       int average)
@@ -240,9 +265,12 @@ static void gpool_f32(const float *x, float *y, int n, int P, int C, int channel
         }
     }
 }
-""")
+""",
+)
 
-_kernel("affine_f32", r"""
+_kernel(
+    "affine_f32",
+    r"""
 /* y = x * s[c] + t[c] with x viewed as (outer, C, inner): BatchNorm, input normalization */
 static void affine_f32(const float *x, float *y, const float *s, const float *t, int outer,
                        int C, int inner)
@@ -255,9 +283,12 @@ static void affine_f32(const float *x, float *y, const float *s, const float *t,
         }
     }
 }
-""")
+""",
+)
 
-_kernel("softmax_f32", r"""
+_kernel(
+    "softmax_f32",
+    r"""
 /* softmax over C of x viewed as (outer, C, inner); may run in place */
 static void softmax_f32(const float *x, float *y, int outer, int C, int inner)
 {
@@ -276,7 +307,8 @@ static void softmax_f32(const float *x, float *y, int outer, int C, int inner)
         }
     }
 }
-""")
+""",
+)
 
 _ACTIVATIONS = {
     "relu": "x[i] < 0.0f ? 0.0f : x[i]",
@@ -295,31 +327,42 @@ WITH_ALPHA = ("leaky_relu", "elu")
 
 for _fn, _expression in _ACTIVATIONS.items():
     _alpha = ", float alpha" if _fn in WITH_ALPHA else ""
-    _kernel(f"{_fn}_f32", f"""
+    _kernel(
+        f"{_fn}_f32",
+        f"""
 static void {_fn}_f32(const float *x, float *y, int count{_alpha})
 {{
     int i;
     for (i = 0; i < count; ++i) y[i] = {_expression};
 }}
-""")
+""",
+    )
 
-_kernel("add_f32", r"""
+_kernel(
+    "add_f32",
+    r"""
 static void add_f32(const float *a, const float *b, float *y, int count)
 {
     int i;
     for (i = 0; i < count; ++i) y[i] = a[i] + b[i];
 }
-""")
+""",
+)
 
-_kernel("mul_f32", r"""
+_kernel(
+    "mul_f32",
+    r"""
 static void mul_f32(const float *a, const float *b, float *y, int count)
 {
     int i;
     for (i = 0; i < count; ++i) y[i] = a[i] * b[i];
 }
-""")
+""",
+)
 
-_kernel("concat_f32", r"""
+_kernel(
+    "concat_f32",
+    r"""
 /* copy x (outer, inner) into columns [offset, offset + inner) of y (outer, total) */
 static void concat_f32(const float *x, float *y, int outer, int inner, int total, int offset)
 {
@@ -328,25 +371,34 @@ static void concat_f32(const float *x, float *y, int outer, int inner, int total
         for (j = 0; j < inner; ++j) y[o * total + offset + j] = x[o * inner + j];
     }
 }
-""")
+""",
+)
 
-_kernel("copy_f32", r"""
+_kernel(
+    "copy_f32",
+    r"""
 static void copy_f32(const float *x, float *y, int count)
 {
     int i;
     for (i = 0; i < count; ++i) y[i] = x[i];
 }
-""")
+""",
+)
 
-_kernel("zero_f32", r"""
+_kernel(
+    "zero_f32",
+    r"""
 static void zero_f32(float *y, int count)
 {
     int i;
     for (i = 0; i < count; ++i) y[i] = 0.0f;
 }
-""")
+""",
+)
 
-_kernel("lstm_f32", r"""
+_kernel(
+    "lstm_f32",
+    r"""
 /* one direction of an LSTM layer over x (n, T, C); gates in PyTorch's order i, f, g, o;
    wx (4H, C), wh (4H, H), b = b_ih + b_hh (4H). h, c (n, H) hold the state (read and
    updated), hn (H) is scratch. Writes h at every step (sequence) or after the last one to y,
@@ -384,9 +436,13 @@ static void lstm_f32(const float *x, float *y, float *h, float *c, float *hn,
         }
     }
 }
-""", "sigmoid_scalar")
+""",
+    "sigmoid_scalar",
+)
 
-_kernel("gru_f32", r"""
+_kernel(
+    "gru_f32",
+    r"""
 /* one direction of a GRU layer (PyTorch's: gates r, z, n; the reset gate applied after the
    recurrent product); wx (3H, C), wh (3H, H), bx and bh (3H); state h (n, H), scratch hn (H) */
 static void gru_f32(const float *x, float *y, float *h, float *hn, const float *wx,
@@ -424,7 +480,9 @@ static void gru_f32(const float *x, float *y, float *h, float *hn, const float *
         }
     }
 }
-""", "sigmoid_scalar")
+""",
+    "sigmoid_scalar",
+)
 
 
 def kernel_sources(names: set[str], table: dict | None = None) -> str:

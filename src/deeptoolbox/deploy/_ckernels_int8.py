@@ -17,7 +17,9 @@ def _kernel(name: str, source: str, *deps: str) -> None:
     KERNELS[name] = (deps, source.strip("\n") + "\n")
 
 
-_kernel("rshift_round", r"""
+_kernel(
+    "rshift_round",
+    r"""
 static int64_t rshift_round(int64_t v, int s)
 {
     const int64_t half = (int64_t)1 << (s - 1);
@@ -28,9 +30,12 @@ static int8_t clamp_i8(int64_t v, int lo)
 {
     return (int8_t)(v < lo ? lo : (v > 127 ? 127 : v));
 }
-""")
+""",
+)
 
-_kernel("quantize_i8", r"""
+_kernel(
+    "quantize_i8",
+    r"""
 /* float -> int8: q = floor(x * a[c] + b[c]) (b holds zero point + 0.5), x as (outer, C, inner) */
 static void quantize_i8(const float *x, int8_t *y, const float *a, const float *b, int outer,
                         int C, int inner)
@@ -47,26 +52,23 @@ static void quantize_i8(const float *x, int8_t *y, const float *a, const float *
         }
     }
 }
-""")
+""",
+)
 
-_kernel("dequantize_i8", r"""
+_kernel(
+    "dequantize_i8",
+    r"""
 static void dequantize_i8(const int8_t *x, float *y, int count, int zero, float scale)
 {
     int i;
     for (i = 0; i < count; ++i) y[i] = (float)(x[i] - zero) * scale;
 }
-""")
+""",
+)
 
-_kernel("requantize_i8", r"""
-static void requantize_i8(const int32_t *acc, int8_t *y, int count, int32_t mult, int shift,
-                          int zy, int lo)
-{
-    int p;
-    for (p = 0; p < count; ++p) y[p] = clamp_i8(zy + rshift_round((int64_t)acc[p] * mult, shift), lo);
-}
-""", "rshift_round")
-
-_kernel("dense_i8", r"""
+_kernel(
+    "dense_i8",
+    r"""
 /* y (rows, out) from x (rows, in); w is (in, out); acc is scratch (out) */
 static void dense_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w, const int32_t *b,
                      const int32_t *mult, const int8_t *shift, int rows, int in, int out,
@@ -86,9 +88,13 @@ static void dense_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w, 
         }
     }
 }
-""", "rshift_round")
+""",
+    "rshift_round",
+)
 
-_kernel("conv2d_i8", r"""
+_kernel(
+    "conv2d_i8",
+    r"""
 /* int8 2-D convolution (see conv2d_f32); acc is scratch (OH * OW) */
 static void conv2d_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w,
                       const int32_t *b, const int32_t *mult, const int8_t *shift, int n, int C,
@@ -131,9 +137,13 @@ static void conv2d_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w,
         }
     }
 }
-""", "rshift_round")
+""",
+    "rshift_round",
+)
 
-_kernel("conv1d_i8", r"""
+_kernel(
+    "conv1d_i8",
+    r"""
 /* int8 1-D convolution over time (see conv1d_f32); w is (G, K, C/G, F/G); acc scratch (F) */
 static void conv1d_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w,
                       const int32_t *b, const int32_t *mult, const int8_t *shift, int n, int T,
@@ -166,9 +176,13 @@ static void conv1d_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w,
         }
     }
 }
-""", "rshift_round")
+""",
+    "rshift_round",
+)
 
-_kernel("tconv2d_i8", r"""
+_kernel(
+    "tconv2d_i8",
+    r"""
 /* int8 transposed 2-D convolution (see tconv2d_f32); acc is scratch (OH * OW) */
 static void tconv2d_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w,
                        const int32_t *b, const int32_t *mult, const int8_t *shift, int n, int C,
@@ -195,7 +209,9 @@ static void tconv2d_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w
                             int32_t *ar;
                             if (oy < 0 || oy >= OH) continue;
                             ar = acc + oy * OW;
-                            for (ix = lo_x; ix < hi_x; ++ix) ar[ix * SW + sh] += wv * (xc[iy * W + ix] - zx);
+                            for (ix = lo_x; ix < hi_x; ++ix) {
+                                ar[ix * SW + sh] += wv * (xc[iy * W + ix] - zx);
+                            }
                         }
                     }
                 }
@@ -207,17 +223,24 @@ static void tconv2d_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w
         }
     }
 }
-""", "rshift_round")
+""",
+    "rshift_round",
+)
 
-_kernel("rdiv", r"""
+_kernel(
+    "rdiv",
+    r"""
 /* a / b rounded, halves away from zero (b > 0) */
 static int64_t rdiv(int64_t a, int64_t b)
 {
     return a >= 0 ? (a + b / 2) / b : -((b / 2 - a) / b);
 }
-""")
+""",
+)
 
-_kernel("pool2d_i8", r"""
+_kernel(
+    "pool2d_i8",
+    r"""
 /* int8 max or average pooling (see pool2d_f32); the output keeps the input's scale */
 static void pool2d_i8(const int8_t *x, int8_t *y, int n, int C, int H, int W, int OH, int OW,
                       int KH, int KW, int SH, int SW, int PT, int PL, int average, int zx)
@@ -246,9 +269,14 @@ static void pool2d_i8(const int8_t *x, int8_t *y, int n, int C, int H, int W, in
         }
     }
 }
-""", "rshift_round", "rdiv")
+""",
+    "rshift_round",
+    "rdiv",
+)
 
-_kernel("pool1d_i8", r"""
+_kernel(
+    "pool1d_i8",
+    r"""
 static void pool1d_i8(const int8_t *x, int8_t *y, int n, int T, int C, int OT, int K, int S,
                       int P, int average, int zx)
 {
@@ -270,9 +298,14 @@ static void pool1d_i8(const int8_t *x, int8_t *y, int n, int T, int C, int OT, i
         }
     }
 }
-""", "rshift_round", "rdiv")
+""",
+    "rshift_round",
+    "rdiv",
+)
 
-_kernel("gpool_i8", r"""
+_kernel(
+    "gpool_i8",
+    r"""
 static void gpool_i8(const int8_t *x, int8_t *y, int n, int P, int C, int channels_last,
                      int average, int zx)
 {
@@ -290,9 +323,14 @@ static void gpool_i8(const int8_t *x, int8_t *y, int n, int P, int C, int channe
         }
     }
 }
-""", "rshift_round", "rdiv")
+""",
+    "rshift_round",
+    "rdiv",
+)
 
-_kernel("affine_i8", r"""
+_kernel(
+    "affine_i8",
+    r"""
 /* int8 per-channel y = x * s[c] + t[c] (standalone BatchNorm) as an int8 weight per channel */
 static void affine_i8(const int8_t *x, int8_t *y, const int8_t *w, const int32_t *b,
                       const int32_t *mult, const int8_t *shift, int outer, int C, int inner,
@@ -309,18 +347,25 @@ static void affine_i8(const int8_t *x, int8_t *y, const int8_t *w, const int32_t
         }
     }
 }
-""", "rshift_round")
+""",
+    "rshift_round",
+)
 
-_kernel("lut_i8", r"""
+_kernel(
+    "lut_i8",
+    r"""
 /* an activation as a table of its 256 int8 outputs */
 static void lut_i8(const int8_t *x, int8_t *y, const int8_t *table, int count)
 {
     int i;
     for (i = 0; i < count; ++i) y[i] = table[x[i] + 128];
 }
-""")
+""",
+)
 
-_kernel("softmax_i8", r"""
+_kernel(
+    "softmax_i8",
+    r"""
 /* int8 softmax over C of (outer, C, inner); table[255 + d] = round(65536 exp(d * scale)),
    d = x - max in [-255, 0]; output scale 1/256, zero point -128 */
 static void softmax_i8(const int8_t *x, int8_t *y, const int32_t *table, int outer, int C,
@@ -341,9 +386,13 @@ static void softmax_i8(const int8_t *x, int8_t *y, const int32_t *table, int out
         }
     }
 }
-""", "rshift_round")
+""",
+    "rshift_round",
+)
 
-_kernel("add_i8", r"""
+_kernel(
+    "add_i8",
+    r"""
 /* sum of k int8 inputs: zy + rshift_round(sum of (x - zero) * mult, shift) */
 static void add_i8(const int8_t *const *xs, int8_t *y, const int32_t *zeros,
                    const int32_t *mults, int k, int count, int shift, int zy)
@@ -355,9 +404,13 @@ static void add_i8(const int8_t *const *xs, int8_t *y, const int32_t *zeros,
         y[i] = clamp_i8(zy + rshift_round(acc, shift), -128);
     }
 }
-""", "rshift_round")
+""",
+    "rshift_round",
+)
 
-_kernel("mul_i8", r"""
+_kernel(
+    "mul_i8",
+    r"""
 static void mul_i8(const int8_t *a, const int8_t *b, int8_t *y, int count, int za, int zb,
                    int32_t mult, int shift, int zy)
 {
@@ -367,9 +420,13 @@ static void mul_i8(const int8_t *a, const int8_t *b, int8_t *y, int count, int z
         y[i] = clamp_i8(zy + rshift_round(product * mult, shift), -128);
     }
 }
-""", "rshift_round")
+""",
+    "rshift_round",
+)
 
-_kernel("concat_i8", r"""
+_kernel(
+    "concat_i8",
+    r"""
 /* requantize x (outer, inner) into columns [offset, offset + inner) of y (outer, total) */
 static void concat_i8(const int8_t *x, int8_t *y, int outer, int inner, int total, int offset,
                       int zx, int32_t mult, int shift, int zy)
@@ -382,25 +439,35 @@ static void concat_i8(const int8_t *x, int8_t *y, int outer, int inner, int tota
         }
     }
 }
-""", "rshift_round")
+""",
+    "rshift_round",
+)
 
-_kernel("fill_i8", r"""
+_kernel(
+    "fill_i8",
+    r"""
 static void fill_i8(int8_t *y, int count, int value)
 {
     int i;
     for (i = 0; i < count; ++i) y[i] = (int8_t)value;
 }
-""")
+""",
+)
 
-_kernel("zero_i16", r"""
+_kernel(
+    "zero_i16",
+    r"""
 static void zero_i16(int16_t *y, int count)
 {
     int i;
     for (i = 0; i < count; ++i) y[i] = 0;
 }
-""")
+""",
+)
 
-_kernel("gate_i8", r"""
+_kernel(
+    "gate_i8",
+    r"""
 /* one gate pre-activation: the int8 input and state sums requantized (shared shift) */
 static int32_t gate_sum(const int8_t *w, const int8_t *v, int count, int zero)
 {
@@ -409,9 +476,12 @@ static int32_t gate_sum(const int8_t *w, const int8_t *v, int count, int zero)
     for (k = 0; k < count; ++k) acc += w[k] * (v[k] - zero);
     return acc;
 }
-""")
+""",
+)
 
-_kernel("lstm_i8", r"""
+_kernel(
+    "lstm_i8",
+    r"""
 /* one direction of an int8 LSTM (see lstm_f32). Gates: int8 pre-activations through
    256-entry tables (lut: sigmoid i, sigmoid f, tanh g, sigmoid o; lutc: tanh of the cell);
    cell state c int16; hidden state h int8 with the output's zero point zh. */
@@ -437,7 +507,8 @@ static void lstm_i8(const int8_t *x, int8_t *y, int8_t *h, int16_t *c, int8_t *h
                     const int row = g * H + j;
                     const int64_t ax = (int64_t)b[row] + gate_sum(wx + row * C, xt, C, zx);
                     const int64_t ah = gate_sum(wh + row * H, hi, H, zh);
-                    const int q = clamp_i8(rshift_round(ax * mx[row] + ah * mh[row], ps[row]), -128);
+                    const int64_t sum = ax * mx[row] + ah * mh[row];
+                    const int q = clamp_i8(rshift_round(sum, ps[row]), -128);
                     gate[g] = lut[g * 256 + q + 128];
                 }
                 cell = rshift_round((int64_t)(gate[1] + 128) * ci[j] * 65536 +
@@ -445,7 +516,8 @@ static void lstm_i8(const int8_t *x, int8_t *y, int8_t *h, int16_t *c, int8_t *h
                 cell = cell < -32767 ? -32767 : (cell > 32767 ? 32767 : cell);
                 ci[j] = (int16_t)cell;
                 qc = clamp_i8(rshift_round(cell * mt, st), -128);
-                hn[j] = clamp_i8(zh + rshift_round((int64_t)(gate[3] + 128) * lutc[qc + 128] * mo, so), -128);
+                cell = (int64_t)(gate[3] + 128) * lutc[qc + 128] * mo;
+                hn[j] = clamp_i8(zh + rshift_round(cell, so), -128);
             }
             for (j = 0; j < H; ++j) hi[j] = hn[j];
             if (sequence) {
@@ -457,9 +529,14 @@ static void lstm_i8(const int8_t *x, int8_t *y, int8_t *h, int16_t *c, int8_t *h
         }
     }
 }
-""", "rshift_round", "gate_i8")
+""",
+    "rshift_round",
+    "gate_i8",
+)
 
-_kernel("gru_i8", r"""
+_kernel(
+    "gru_i8",
+    r"""
 /* one direction of an int8 GRU (see gru_f32): lut holds sigmoid r, sigmoid z, tanh n */
 static void gru_i8(const int8_t *x, int8_t *y, int8_t *h, int8_t *hn, const int8_t *wx,
                    const int8_t *wh, const int32_t *bx, const int32_t *bh, const int32_t *mx,
@@ -489,7 +566,8 @@ static void gru_i8(const int8_t *x, int8_t *y, int8_t *h, int8_t *hn, const int8
                 q = clamp_i8(rshift_round(ax[2] * mx[2 * H + j] * 256 + ur * ah[2] * mh[2 * H + j],
                                           ps[2 * H + j] + 8), -128);
                 qn = lut[512 + q + 128];
-                mixed = (int64_t)(256 - uz) * qn * bn + (int64_t)uz * (hi[j] - zh) * ((int64_t)1 << (sg - 8));
+                mixed = (int64_t)(256 - uz) * qn * bn +
+                        (int64_t)uz * (hi[j] - zh) * ((int64_t)1 << (sg - 8));
                 hn[j] = clamp_i8(zh + rshift_round(mixed, sg), -128);
             }
             for (j = 0; j < H; ++j) hi[j] = hn[j];
@@ -502,6 +580,9 @@ static void gru_i8(const int8_t *x, int8_t *y, int8_t *h, int8_t *hn, const int8
         }
     }
 }
-""", "rshift_round", "gate_i8")
+""",
+    "rshift_round",
+    "gate_i8",
+)
 
 _kernel("copy_f32", FLOAT_KERNELS["copy_f32"][1])

@@ -22,11 +22,18 @@ from deeptoolbox._version import __version__
 from deeptoolbox.deploy import _files
 from deeptoolbox.deploy._ckernels import KERNELS as FLOAT_KERNELS
 from deeptoolbox.deploy._ckernels import kernel_sources
-from deeptoolbox.deploy._emit import C_KEYWORDS, ITEM_BYTES, Buffers, Constants, CTYPES, c_identifier
+from deeptoolbox.deploy._emit import (
+    C_KEYWORDS,
+    CTYPES,
+    ITEM_BYTES,
+    Buffers,
+    Constants,
+    c_identifier,
+)
 from deeptoolbox.deploy._emit_float import FloatOps, scratch_f32
 from deeptoolbox.deploy._errors import CodegenError
 from deeptoolbox.deploy._ir import Graph
-from deeptoolbox.deploy._lower import lower
+from deeptoolbox.deploy._lower import check_network, lower
 from deeptoolbox.deploy._passes import optimize
 from deeptoolbox.deploy._plan import Buffer, MemoryPlan, plan_memory
 from deeptoolbox.deploy._reference import run_graph
@@ -50,11 +57,14 @@ class _Program:
     step: list[str]
     reset: list[str]
     kernels: str
+    persistent: dict[str, int]  # elements of recurrent state kept between NAME_step calls
 
 
 def _check_options(name: str, precision: str, batch_size: int, sequence_length) -> None:
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or (
-        name in C_KEYWORDS
+    if (
+        not isinstance(name, str)
+        or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+        or (name in C_KEYWORDS)
     ):
         raise OptionError(
             f"generate_c: `name` must be a C identifier (letters, digits and '_', not starting "
@@ -62,7 +72,8 @@ def _check_options(name: str, precision: str, batch_size: int, sequence_length) 
         )
     if precision not in PRECISIONS:
         raise OptionError(
-            f"generate_c: `precision` must be one of {PRECISIONS}. Received: precision={precision!r}."
+            f"generate_c: `precision` must be one of {PRECISIONS}. "
+            f"Received: precision={precision!r}."
         )
     for option, value in (("batch_size", batch_size), ("sequence_length", sequence_length)):
         if value is None and option == "sequence_length":
@@ -74,6 +85,7 @@ def _check_options(name: str, precision: str, batch_size: int, sequence_length) 
 
 
 def _lower_all(net: nn.Module, sequence_length: int | None) -> tuple[Graph, Graph | None, str]:
+    check_network(net)
     graph = optimize(lower(net, dict.fromkeys(net.input_names, sequence_length)))
     problem = streaming_problem(graph, net)
     if problem is not None:
@@ -126,8 +138,9 @@ def build_program(graph, step_graph, name, batch, ops_class, scratch_of, kernel_
     def dtype_of_in(g: Graph):
         return lambda value: g.values[value].dtype
 
-    plan = plan_memory(graph, batch, dtype_of_in(graph), lambda op: scratch_of(op, False), {},
-                       persistent_size)  # fmt: skip
+    plan = plan_memory(
+        graph, batch, dtype_of_in(graph), lambda op: scratch_of(op, False), {}, persistent_size
+    )
     constants = Constants(name)
     inputs, outputs = _port_names(graph, "input"), _port_names(graph, "output")
     emitter = ops_class(graph, plan, Buffers(name, inputs, outputs), constants, batch, False)
@@ -135,17 +148,34 @@ def build_program(graph, step_graph, name, batch, ops_class, scratch_of, kernel_
     kernels, arena = set(emitter.kernels), dict(plan.sizes)
     step, reset = [], []
     if step_graph is not None:
-        step_plan = plan_memory(step_graph, batch, dtype_of_in(step_graph),
-                                lambda op: scratch_of(op, True), persistent, persistent_size)  # fmt: skip
-        step_emitter = ops_class(step_graph, step_plan, Buffers(name, inputs, outputs), constants,
-                                 batch, True)  # fmt: skip
+        step_plan = plan_memory(
+            step_graph,
+            batch,
+            dtype_of_in(step_graph),
+            lambda op: scratch_of(op, True),
+            persistent,
+            persistent_size,
+        )
+        step_emitter = ops_class(
+            step_graph, step_plan, Buffers(name, inputs, outputs), constants, batch, True
+        )
         step = step_emitter.statements()
         reset = step_emitter.reset(fills)
         kernels |= step_emitter.kernels
         for dtype, size in step_plan.sizes.items():
             arena[dtype] = max(arena.get(dtype, 0), size)
-    return _Program(graph, step_graph, plan, constants, arena, predict, step, reset,
-                    kernel_sources(kernels, kernel_table))  # fmt: skip
+    return _Program(
+        graph,
+        step_graph,
+        plan,
+        constants,
+        arena,
+        predict,
+        step,
+        reset,
+        kernel_sources(kernels, kernel_table),
+        persistent_size,
+    )
 
 
 def _port_names(graph: Graph, kind: str) -> list[str]:
@@ -160,11 +190,15 @@ def _port_names(graph: Graph, kind: str) -> list[str]:
 def _ports(graph: Graph, batch: int) -> tuple[list, list]:
     def make(values, layers, kind):
         names = _port_names(graph, kind)
-        return [_files.Port(n, layer, graph.values[v].shape, graph.values[v].numel * batch)
-                for n, layer, v in zip(names, layers, values, strict=True)]  # fmt: skip
+        return [
+            _files.Port(n, layer, graph.values[v].shape, graph.values[v].numel * batch)
+            for n, layer, v in zip(names, layers, values, strict=True)
+        ]
 
-    return (make(graph.inputs, graph.input_layers, "input"),
-            make(graph.outputs, graph.output_layers, "output"))  # fmt: skip
+    return (
+        make(graph.inputs, graph.input_layers, "input"),
+        make(graph.outputs, graph.output_layers, "output"),
+    )
 
 
 def _arena_bytes(arena: dict[str, int]) -> int:
@@ -187,20 +221,42 @@ def render(program: _Program, name: str, info: dict) -> dict[str, str]:
     graph, batch = program.graph, info["batch"]
     inputs, outputs = _ports(graph, batch)
     step = _ports(program.step_graph, batch) if program.step_graph is not None else None
-    info = {**info, "arena_bytes": _arena_bytes(program.arena),
-            "weight_bytes": sum(program.constants.nbytes(n) for n in program.constants.arrays)}  # fmt: skip
-    arenas = [f"static {CTYPES[d]} {name}_arena_{d}[{n}];" for d, n in sorted(program.arena.items()) if n]
-    source = [f"/* {name}.c: generated by deeptoolbox {info['version']} from network "
-              f"'{info['network']}' ({info['precision']}). Do not edit. */",
-              "#include <math.h>", "#include <stdint.h>", "", f'#include "{name}.h"', "",
-              program.constants.declarations(), "", *arenas, "", program.kernels,
-              _function(_files.signature(name, "predict", inputs, outputs), inputs + outputs,
-                        program.predict)]  # fmt: skip
+    info = {
+        **info,
+        "arena_bytes": _arena_bytes(program.arena),
+        "weight_bytes": sum(program.constants.nbytes(n) for n in program.constants.arrays),
+    }
+    arenas = [
+        f"static {CTYPES[d]} {name}_arena_{d}[{n}];" for d, n in sorted(program.arena.items()) if n
+    ]
+    source = [
+        f"/* {name}.c: generated by deeptoolbox {info['version']} from network "
+        f"'{info['network']}' ({info['precision']}). Do not edit. */",
+        "#include <math.h>",
+        "#include <stdint.h>",
+        "",
+        f'#include "{name}.h"',
+        "",
+        program.constants.declarations(),
+        "",
+        *arenas,
+        "",
+        program.kernels,
+        _function(
+            _files.signature(name, "predict", inputs, outputs), inputs + outputs, program.predict
+        ),
+    ]
     if step is not None:
-        source += ["", _function(f"void {name}_reset(void)", [], program.reset, check=False), "",
-                   _function(_files.signature(name, "step", *step), step[0] + step[1], program.step)]  # fmt: skip
-    weights = (f"/* {name}_weights.c: constants of '{info['network']}' (generated by deeptoolbox)."
-               " */\n#include <stdint.h>\n\n" + program.constants.definitions())  # fmt: skip
+        source += [
+            "",
+            _function(f"void {name}_reset(void)", [], program.reset, check=False),
+            "",
+            _function(_files.signature(name, "step", *step), step[0] + step[1], program.step),
+        ]
+    weights = (
+        f"/* {name}_weights.c: constants of '{info['network']}' (generated by deeptoolbox)."
+        " */\n#include <stdint.h>\n\n" + program.constants.definitions()
+    )
     manifest = _manifest(info, inputs, outputs, step)
     return {
         f"{name}.h": _files.header(name, info, inputs, outputs, step),
@@ -214,15 +270,29 @@ def render(program: _Program, name: str, info: dict) -> dict[str, str]:
 
 def _manifest(info: dict, inputs, outputs, step) -> dict[str, Any]:
     def ports(items):
-        return [{"name": p.c_name, "layer": p.layer, "shape": list(p.shape), "size": p.size}
-                for p in items]  # fmt: skip
+        return [
+            {"name": p.c_name, "layer": p.layer, "shape": list(p.shape), "size": p.size}
+            for p in items
+        ]
 
     return {
-        "format": "deeptoolbox.codegen", **{k: info[k] for k in ("version", "network", "name",
-        "precision", "batch", "arena_bytes", "weight_bytes")},  # fmt: skip
-        "inputs": ports(inputs), "outputs": ports(outputs),
+        "format": "deeptoolbox.codegen",
+        **{
+            k: info[k]
+            for k in (
+                "version",
+                "network",
+                "name",
+                "precision",
+                "batch",
+                "arena_bytes",
+                "weight_bytes",
+            )
+        },
+        "inputs": ports(inputs),
+        "outputs": ports(outputs),
         "step": None if step is None else {"inputs": ports(step[0]), "outputs": ports(step[1])},
-    }  # fmt: skip
+    }
 
 
 def memory_rows(program: _Program, batch: int) -> list[LayerMemory]:
@@ -242,10 +312,16 @@ def memory_rows(program: _Program, batch: int) -> list[LayerMemory]:
             note, activation = "in place", 0
         elif not buffer.space.startswith("arena"):
             note, activation = "writes the caller's output", 0
-        scratch = sum(ITEM_BYTES[b.space.split("_")[1]] * b.elements
-                      for (i, _), b in plan.scratch.items() if i == index)  # fmt: skip
-        rows.append(LayerMemory(op.label, op.kind, value.shape, owned.get(index, 0),
-                                activation, scratch, note))  # fmt: skip
+        scratch = sum(
+            ITEM_BYTES[b.space.split("_")[1]] * b.elements
+            for (i, _), b in plan.scratch.items()
+            if i == index
+        )
+        rows.append(
+            LayerMemory(
+                op.label, op.kind, value.shape, owned.get(index, 0), activation, scratch, note
+            )
+        )
     return rows
 
 
@@ -298,42 +374,64 @@ def generate_c(
         ['Makefile', 'codegen.json', 'main.c', 'memory_report.txt', 'net.c', 'net.h',
          'net_weights.c']
         >>> report.weight_bytes, report.arena_bytes
-        (196, 32)
+        (268, 44)
     """
     _check_options(name, precision, batch_size, sequence_length)
+    if precision == "float32" and (calibration_data is not None or ranges is not None):
+        raise OptionError(
+            "generate_c: `calibration_data` and `ranges` are for precision='int8'; "
+            "float32 code needs neither."
+        )
     graph, step_graph, step_note = _lower_all(net, sequence_length)
     check_lowering(net, graph)
     notes: list[str] = []
     if precision == "int8":
         from deeptoolbox.deploy._int8 import quantize_program
 
-        program, notes = quantize_program(net, graph, step_graph, name, batch_size,
-                                          calibration_data, ranges)  # fmt: skip
+        program, notes = quantize_program(
+            net, graph, step_graph, name, batch_size, calibration_data, ranges
+        )
     else:
-        if calibration_data is not None or ranges is not None:
-            raise OptionError(
-                "generate_c: `calibration_data` and `ranges` are for precision='int8'; "
-                "float32 code needs neither."
-            )
-        program = build_program(graph, step_graph, name, batch_size, FloatOps, _scratch_float(batch_size),
-                                FLOAT_KERNELS)  # fmt: skip
-    info = {"version": __version__, "network": getattr(net, "name", "network"), "name": name,
-            "precision": precision, "batch": batch_size}  # fmt: skip
+        scratch = _scratch_float(batch_size)
+        program = build_program(
+            graph, step_graph, name, batch_size, FloatOps, scratch, FLOAT_KERNELS
+        )
+    info = {
+        "version": __version__,
+        "network": getattr(net, "name", "network"),
+        "name": name,
+        "precision": precision,
+        "batch": batch_size,
+    }
     files = render(program, name, info)
-    folder = Path(out_dir)
-    report = CodegenReport(
-        name, precision, batch_size, folder,
-        [folder / f for f in [*files, "memory_report.txt"]], memory_rows(program, batch_size),
-        sum(program.constants.nbytes(n) for n in program.constants.arrays),
-        _arena_bytes(program.arena),
-        sum(ITEM_BYTES[d] * n for d, n in program.plan.unshared.items()),
-        step_graph is not None, step_note, notes,
-    )  # fmt: skip
+    report = _report(program, info, Path(out_dir), list(files), step_note, notes)
     files["memory_report.txt"] = str(report) + "\n"
-    _files.write_folder(folder, files)
+    _files.write_folder(Path(out_dir), files)
     if verbose:
         print(report)
     return report
+
+
+def _report(
+    program: _Program, info: dict, folder: Path, files: list[str], step_note: str, notes: list[str]
+) -> CodegenReport:
+    unshared = {**program.plan.unshared}
+    for dtype, elements in program.persistent.items():
+        unshared[dtype] = unshared.get(dtype, 0) + elements
+    return CodegenReport(
+        info["name"],
+        info["precision"],
+        info["batch"],
+        folder,
+        [folder / f for f in [*files, "memory_report.txt"]],
+        memory_rows(program, info["batch"]),
+        sum(program.constants.nbytes(n) for n in program.constants.arrays),
+        _arena_bytes(program.arena),
+        _arena_bytes(unshared),
+        program.step_graph is not None,
+        step_note,
+        notes,
+    )
 
 
 def _scratch_float(batch: int):

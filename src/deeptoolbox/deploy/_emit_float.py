@@ -29,8 +29,15 @@ def _call(kernel: str, *args) -> str:
 class FloatOps:
     """Turns each op into calls; records the kernels used."""
 
-    def __init__(self, graph: Graph, plan: MemoryPlan, buffers: Buffers, constants: Constants,
-                 batch: int, streaming: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        graph: Graph,
+        plan: MemoryPlan,
+        buffers: Buffers,
+        constants: Constants,
+        batch: int,
+        streaming: bool,
+    ) -> None:
         self.graph, self.plan, self.buffers, self.constants = graph, plan, buffers, constants
         self.batch, self.streaming = batch, streaming
         self.kernels: set[str] = set()
@@ -52,12 +59,16 @@ class FloatOps:
             if op.kind == "reshape":
                 continue
             shapes = " + ".join(str(self.graph.values[v].shape) for v in op.inputs)
-            lines.append(f"/* {op.label}: {op.kind} {shapes} -> {self.graph.values[op.output].shape} */")
+            lines.append(
+                f"/* {op.label}: {op.kind} {shapes} -> {self.graph.values[op.output].shape} */"
+            )
             lines += getattr(self, f"_{op.kind}")(index, op)
         for index, source in self.plan.copies:
             count = self.graph.values[self.graph.outputs[index]].numel * self.batch
             self.kernels.add("copy_f32")
-            lines.append(_call("copy_f32", self.buffers.expr(source), self.buffers.outputs[index], count))
+            lines.append(
+                _call("copy_f32", self.buffers.expr(source), self.buffers.outputs[index], count)
+            )
         return lines
 
     def _use(self, kernel: str) -> str:
@@ -70,14 +81,33 @@ class FloatOps:
     def _dense(self, index: int, op: Op) -> list[str]:
         a = op.attrs
         w = self.weight(op, "weight_t", op.params["weight"].T)
-        return [_call(self._use("dense_f32"), *self._io(op), w, self.weight(op, "bias"),
-                      self.batch * a["rows"], a["in"], a["out"], int(a["relu"]))]  # fmt: skip
+        return [
+            _call(
+                self._use("dense_f32"),
+                *self._io(op),
+                w,
+                self.weight(op, "bias"),
+                self.batch * a["rows"],
+                a["in"],
+                a["out"],
+                int(a["relu"]),
+            )
+        ]
 
     def _conv2d(self, index: int, op: Op) -> list[str]:
         a = op.attrs
         keys = ("C", "H", "W", "F", "OH", "OW", "KH", "KW", "SH", "SW", "DH", "DW", "PT", "PL", "G")
-        return [_call(self._use("conv2d_f32"), *self._io(op), self.weight(op, "weight"),
-                      self.weight(op, "bias"), self.batch, *(a[k] for k in keys), int(a["relu"]))]  # fmt: skip
+        return [
+            _call(
+                self._use("conv2d_f32"),
+                *self._io(op),
+                self.weight(op, "weight"),
+                self.weight(op, "bias"),
+                self.batch,
+                *(a[k] for k in keys),
+                int(a["relu"]),
+            )
+        ]
 
     def _conv1d(self, index: int, op: Op) -> list[str]:
         a = op.attrs
@@ -85,37 +115,87 @@ class FloatOps:
         w = op.params["weight"]  # (F, C/G, K) -> (G, K, C/G, F/G)
         w = w.reshape(groups, filters // groups, w.shape[1], w.shape[2]).transpose(0, 3, 2, 1)
         keys = ("T", "C", "F", "OT", "K", "S", "D", "P", "G")
-        return [_call(self._use("conv1d_f32"), *self._io(op), self.weight(op, "weight_g", w),
-                      self.weight(op, "bias"), self.batch, *(a[k] for k in keys), int(a["relu"]))]  # fmt: skip
+        return [
+            _call(
+                self._use("conv1d_f32"),
+                *self._io(op),
+                self.weight(op, "weight_g", w),
+                self.weight(op, "bias"),
+                self.batch,
+                *(a[k] for k in keys),
+                int(a["relu"]),
+            )
+        ]
 
     def _tconv2d(self, index: int, op: Op) -> list[str]:
         a = op.attrs
         keys = ("C", "H", "W", "F", "OH", "OW", "KH", "KW", "SH", "SW", "PT", "PL")
-        return [_call(self._use("tconv2d_f32"), *self._io(op), self.weight(op, "weight"),
-                      self.weight(op, "bias"), self.batch, *(a[k] for k in keys), int(a["relu"]))]  # fmt: skip
+        return [
+            _call(
+                self._use("tconv2d_f32"),
+                *self._io(op),
+                self.weight(op, "weight"),
+                self.weight(op, "bias"),
+                self.batch,
+                *(a[k] for k in keys),
+                int(a["relu"]),
+            )
+        ]
 
     def _pool2d(self, index: int, op: Op) -> list[str]:
         a = op.attrs
         keys = ("C", "H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PT", "PL")
-        return [_call(self._use("pool2d_f32"), *self._io(op), self.batch, *(a[k] for k in keys),
-                      int(a["mode"] == "avg"))]  # fmt: skip
+        return [
+            _call(
+                self._use("pool2d_f32"),
+                *self._io(op),
+                self.batch,
+                *(a[k] for k in keys),
+                int(a["mode"] == "avg"),
+            )
+        ]
 
     def _pool1d(self, index: int, op: Op) -> list[str]:
         a = op.attrs
         keys = ("T", "C", "OT", "K", "S", "P")
-        return [_call(self._use("pool1d_f32"), *self._io(op), self.batch, *(a[k] for k in keys),
-                      int(a["mode"] == "avg"))]  # fmt: skip
+        return [
+            _call(
+                self._use("pool1d_f32"),
+                *self._io(op),
+                self.batch,
+                *(a[k] for k in keys),
+                int(a["mode"] == "avg"),
+            )
+        ]
 
     def _gpool(self, index: int, op: Op) -> list[str]:
         a = op.attrs
-        return [_call(self._use("gpool_f32"), *self._io(op), self.batch, a["positions"],
-                      a["channels"], int(a["channels_last"]), int(a["mode"] == "avg"))]  # fmt: skip
+        return [
+            _call(
+                self._use("gpool_f32"),
+                *self._io(op),
+                self.batch,
+                a["positions"],
+                a["channels"],
+                int(a["channels_last"]),
+                int(a["mode"] == "avg"),
+            )
+        ]
 
     def _affine(self, index: int, op: Op) -> list[str]:
         a = op.attrs
         outer = self.batch * self.graph.values[op.output].numel // (a["channels"] * a["inner"])
-        return [_call(self._use("affine_f32"), *self._io(op), self.weight(op, "scale"),
-                      self.weight(op, "shift"), outer, a["channels"], a["inner"])]  # fmt: skip
+        return [
+            _call(
+                self._use("affine_f32"),
+                *self._io(op),
+                self.weight(op, "scale"),
+                self.weight(op, "shift"),
+                outer,
+                a["channels"],
+                a["inner"],
+            )
+        ]
 
     def _act(self, index: int, op: Op) -> list[str]:
         fn = op.attrs["fn"]
@@ -125,8 +205,15 @@ class FloatOps:
 
     def _softmax(self, index: int, op: Op) -> list[str]:
         a = op.attrs
-        return [_call(self._use("softmax_f32"), *self._io(op), self.batch * a["outer"],
-                      a["channels"], a["inner"])]  # fmt: skip
+        return [
+            _call(
+                self._use("softmax_f32"),
+                *self._io(op),
+                self.batch * a["outer"],
+                a["channels"],
+                a["inner"],
+            )
+        ]
 
     def _elementwise(self, op: Op, kernel: str) -> list[str]:
         count = self.batch * self.graph.values[op.output].numel
@@ -146,8 +233,17 @@ class FloatOps:
         a, out = op.attrs, self.value(op.output)
         total, offset, lines = sum(a["inners"]), 0, []
         for name, inner in zip(op.inputs, a["inners"], strict=True):
-            lines.append(_call(self._use("concat_f32"), self.value(name), out,
-                               self.batch * a["outer"], inner, total, offset))  # fmt: skip
+            lines.append(
+                _call(
+                    self._use("concat_f32"),
+                    self.value(name),
+                    out,
+                    self.batch * a["outer"],
+                    inner,
+                    total,
+                    offset,
+                )
+            )
             offset += inner
         return lines
 
@@ -165,14 +261,31 @@ class FloatOps:
                 lines += [_call(self._use("zero_f32"), p, self.batch * hidden) for p in pointers]
             if op.kind == "lstm":
                 bias = op.params[f"bx{d}"] + op.params[f"bh{d}"]
-                weights = [self.weight(op, f"wx{d}"), self.weight(op, f"wh{d}"),
-                           self.weight(op, f"b{d}", bias)]  # fmt: skip
+                weights = [
+                    self.weight(op, f"wx{d}"),
+                    self.weight(op, f"wh{d}"),
+                    self.weight(op, f"b{d}", bias),
+                ]
             else:
                 weights = [self.weight(op, f"{k}{d}") for k in ("wx", "wh", "bx", "bh")]
-            lines.append(_call(self._use(f"{op.kind}_f32"), x, y, *pointers,
-                               self.scratch(index, "hn"), *weights, self.batch, a["T"], a["C"],
-                               hidden, d, int(a["sequence"]), directions * hidden,
-                               d * hidden))  # fmt: skip
+            lines.append(
+                _call(
+                    self._use(f"{op.kind}_f32"),
+                    x,
+                    y,
+                    *pointers,
+                    self.scratch(index, "hn"),
+                    *weights,
+                    self.batch,
+                    a["T"],
+                    a["C"],
+                    hidden,
+                    d,
+                    int(a["sequence"]),
+                    directions * hidden,
+                    d * hidden,
+                )
+            )
         return lines
 
     _lstm = _recurrent

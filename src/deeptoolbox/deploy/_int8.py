@@ -40,7 +40,8 @@ def calibration_inputs(graph: Graph, data: Any) -> list[torch.Tensor]:
             tensors.append(x.reshape(x.shape[0], *shape))
             continue
         raise InputSizeError(
-            f"calibration_data for input '{layer}' must be a batch (N, {', '.join(map(str, shape))})"
+            f"calibration_data for input '{layer}' must be a batch "
+            f"(N, {', '.join(map(str, shape))})"
             f" (sequences at the generated length); received size {tuple(x.shape)}."
         )
     return tensors
@@ -93,26 +94,32 @@ def _data_length(net: nn.Module, name: str, data: Any) -> int | None:
     return None
 
 
-def quantize_program(net, graph, step_graph, name, batch, calibration_data, ranges):
-    """The int8 program of generate_c, and notes for the report (error against float)."""
-    from deeptoolbox.deploy._codegen import build_program
-
+def int8_graphs(graph: Graph, step_graph: Graph | None, calibration_data: Any, ranges: Any):
+    """(float graph as quantized, int8 graph, int8 step graph or None) from data and ranges."""
     if calibration_data is None and ranges is None:
         raise CodegenError(
             "precision='int8' needs the value ranges of the network: pass calibration_data= "
             "(a batch of typical inputs, a few hundred observations) or ranges= "
             "(deploy.activation_ranges(net, data), or a dict layer -> (min, max))."
         )
-    graph = int8_graph(graph)
-    measured = measure(graph, calibration_data) if calibration_data is not None else {}
     if ranges is not None and not isinstance(ranges, Mapping):
         raise CodegenError(
             f"generate_c: `ranges` must be an ActivationRanges or a dict name -> (min, max). "
             f"Received: {type(ranges).__name__}."
         )
+    graph = int8_graph(graph)
+    measured = measure(graph, calibration_data) if calibration_data is not None else {}
     merged = ActivationRanges(measured).merged(ranges or {})
     qgraph = Int8Graph(graph, merged).build()
     qstep = Int8Graph(int8_graph(step_graph), merged).build() if step_graph is not None else None
+    return graph, qgraph, qstep
+
+
+def quantize_program(net, graph, step_graph, name, batch, calibration_data, ranges):
+    """The int8 program of generate_c, and notes for the report (error against float)."""
+    from deeptoolbox.deploy._codegen import build_program
+
+    graph, qgraph, qstep = int8_graphs(graph, step_graph, calibration_data, ranges)
     program = build_program(qgraph, qstep, name, batch, Int8Ops, _scratch(batch), INT8_KERNELS)
     notes = []
     if calibration_data is not None:
@@ -130,8 +137,10 @@ def error_notes(graph: Graph, qgraph: Graph, inputs: Sequence[torch.Tensor]) -> 
         want, got = floats[name].numpy(), ints[qname]
         spread = float(want.max() - want.min()) or 1.0
         error = float(np.abs(got - want).max())
-        notes.append(f"int8 vs float on the calibration data, output '{layer}': max abs "
-                     f"difference {error:.4g} ({100 * error / spread:.2f}% of its range)")  # fmt: skip
+        notes.append(
+            f"int8 vs float on the calibration data, output '{layer}': max abs "
+            f"difference {error:.4g} ({100 * error / spread:.2f}% of its range)"
+        )
     return notes
 
 

@@ -18,6 +18,7 @@ from deeptoolbox.deploy._ir import Graph, Op, Value
 from deeptoolbox.deploy._lower_layers import CONVERTERS, tensor
 from deeptoolbox.deploy._support import unsupported_reason
 from deeptoolbox.layers import InputLayer
+from deeptoolbox.network import Network
 
 
 def execution_order(net: nn.Module) -> list[str]:
@@ -125,8 +126,15 @@ class Lowering:
         self.graph.add_value(raw, shape)
         self.graph.inputs.append(raw)
         scale, shift, channels, inner = normalization_affine(name, layer, shape)
-        self.emit("affine", [raw], name, shape, [name], {"channels": channels, "inner": inner},
-                  {"scale": scale, "shift": shift})  # fmt: skip
+        self.emit(
+            "affine",
+            [raw],
+            name,
+            shape,
+            [name],
+            {"channels": channels, "inner": inner},
+            {"scale": scale, "shift": shift},
+        )
         self.value_of[name] = name
 
     def emit(self, kind, inputs, output, shape, layers, attrs=None, params=None) -> Op:
@@ -146,8 +154,11 @@ def normalization_affine(
             f"Input layer '{name}' uses normalization={layer.normalization!r} but its statistics "
             "are not set; call compute_statistics(training_data) on it before generating C."
         )
-    stats = {k: tensor(getattr(layer, k)).reshape(-1).astype(np.float64)
-             for k in ("mean", "std", "min", "max") if hasattr(layer, k)}  # fmt: skip
+    stats = {
+        k: tensor(getattr(layer, k)).reshape(-1).astype(np.float64)
+        for k in ("mean", "std", "min", "max")
+        if hasattr(layer, k)
+    }
     mode = layer.normalization
     if mode == "zerocenter":
         scale, shift = np.ones_like(stats["mean"]), -stats["mean"]
@@ -166,14 +177,19 @@ def normalization_affine(
     return scale.astype(np.float32), shift.astype(np.float32), channels, inner
 
 
-def lower(net: nn.Module, lengths: dict[str, int | None]) -> Graph:
-    """Lower ``net`` with the given concrete lengths of its free-length inputs."""
-    if not isinstance(net, nn.Module) or not hasattr(net, "layer_names"):
+def check_network(net: object) -> None:
+    """Raise CodegenError unless ``net`` is a deeptoolbox Network that can run."""
+    if not isinstance(net, Network):
         raise CodegenError(
             f"C generation expects a deeptoolbox Network. Received: {type(net).__name__}. "
             "Bring a PyTorch module in with deeptoolbox.from_torch(module, example_input)."
         )
     net.initialize()
+
+
+def lower(net: nn.Module, lengths: dict[str, int | None]) -> Graph:
+    """Lower ``net`` with the given concrete lengths of its free-length inputs."""
+    check_network(net)
     return Lowering(net, lengths).run()
 
 

@@ -69,10 +69,27 @@ def conv1d(b, name, layer, inputs: list[Value]):
     k, s, d = layer.kernel_size[0], layer.stride[0], layer.dilation[0]
     (pads,) = window_pads(layer, [length], [k], [s], [d])
     out = sliding(length, k, s, d, pads)
-    attrs = {"T": length, "C": channels, "F": layer.filters, "OT": out, "K": k, "S": s,
-             "D": d, "P": pads[0], "G": layer.groups, "relu": False}  # fmt: skip
-    b.emit("conv1d", [x.name], name, (out, layer.filters), [name], attrs,
-           _weights(b, layer, layer.filters))  # fmt: skip
+    attrs = {
+        "T": length,
+        "C": channels,
+        "F": layer.filters,
+        "OT": out,
+        "K": k,
+        "S": s,
+        "D": d,
+        "P": pads[0],
+        "G": layer.groups,
+        "relu": False,
+    }
+    b.emit(
+        "conv1d",
+        [x.name],
+        name,
+        (out, layer.filters),
+        [name],
+        attrs,
+        _weights(b, layer, layer.filters),
+    )
 
 
 def conv2d(b, name, layer, inputs: list[Value]):
@@ -81,11 +98,33 @@ def conv2d(b, name, layer, inputs: list[Value]):
     (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.stride, layer.dilation
     pads = window_pads(layer, [height, width], [kh, kw], [sh, sw], [dh, dw])
     oh, ow = sliding(height, kh, sh, dh, pads[0]), sliding(width, kw, sw, dw, pads[1])
-    attrs = {"C": channels, "H": height, "W": width, "F": layer.filters, "OH": oh, "OW": ow,
-             "KH": kh, "KW": kw, "SH": sh, "SW": sw, "DH": dh, "DW": dw,
-             "PT": pads[0][0], "PL": pads[1][0], "G": layer.groups, "relu": False}  # fmt: skip
-    b.emit("conv2d", [x.name], name, (layer.filters, oh, ow), [name], attrs,
-           _weights(b, layer, layer.filters))  # fmt: skip
+    attrs = {
+        "C": channels,
+        "H": height,
+        "W": width,
+        "F": layer.filters,
+        "OH": oh,
+        "OW": ow,
+        "KH": kh,
+        "KW": kw,
+        "SH": sh,
+        "SW": sw,
+        "DH": dh,
+        "DW": dw,
+        "PT": pads[0][0],
+        "PL": pads[1][0],
+        "G": layer.groups,
+        "relu": False,
+    }
+    b.emit(
+        "conv2d",
+        [x.name],
+        name,
+        (layer.filters, oh, ow),
+        [name],
+        attrs,
+        _weights(b, layer, layer.filters),
+    )
 
 
 def transposed_conv2d(b, name, layer, inputs: list[Value]):
@@ -94,10 +133,30 @@ def transposed_conv2d(b, name, layer, inputs: list[Value]):
     (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
     (pt, pl), (th, tw) = layer.padding, layer.trim
     oh, ow = (height - 1) * sh - 2 * pt + kh - th, (width - 1) * sw - 2 * pl + kw - tw
-    attrs = {"C": channels, "H": height, "W": width, "F": layer.filters, "OH": oh, "OW": ow,
-             "KH": kh, "KW": kw, "SH": sh, "SW": sw, "PT": pt, "PL": pl, "relu": False}  # fmt: skip
-    b.emit("tconv2d", [x.name], name, (layer.filters, oh, ow), [name], attrs,
-           _weights(b, layer, layer.filters))  # fmt: skip
+    attrs = {
+        "C": channels,
+        "H": height,
+        "W": width,
+        "F": layer.filters,
+        "OH": oh,
+        "OW": ow,
+        "KH": kh,
+        "KW": kw,
+        "SH": sh,
+        "SW": sw,
+        "PT": pt,
+        "PL": pl,
+        "relu": False,
+    }
+    b.emit(
+        "tconv2d",
+        [x.name],
+        name,
+        (layer.filters, oh, ow),
+        [name],
+        attrs,
+        _weights(b, layer, layer.filters),
+    )
 
 
 def pool1d(b, name, layer, inputs: list[Value]):
@@ -106,8 +165,15 @@ def pool1d(b, name, layer, inputs: list[Value]):
     k, s = layer.pool_size[0], layer.stride[0]
     (pads,) = window_pads(layer, [length], [k], [s], [1])
     out = sliding(length, k, s, 1, pads)
-    attrs = {"mode": layer.mode, "T": length, "C": channels, "OT": out, "K": k, "S": s,
-             "P": pads[0]}  # fmt: skip
+    attrs = {
+        "mode": layer.mode,
+        "T": length,
+        "C": channels,
+        "OT": out,
+        "K": k,
+        "S": s,
+        "P": pads[0],
+    }
     b.emit("pool1d", [x.name], name, (out, channels), [name], attrs)
 
 
@@ -117,8 +183,20 @@ def pool2d(b, name, layer, inputs: list[Value]):
     (kh, kw), (sh, sw) = layer.pool_size, layer.stride
     pads = window_pads(layer, [height, width], [kh, kw], [sh, sw], [1, 1])
     oh, ow = sliding(height, kh, sh, 1, pads[0]), sliding(width, kw, sw, 1, pads[1])
-    attrs = {"mode": layer.mode, "C": channels, "H": height, "W": width, "OH": oh, "OW": ow,
-             "KH": kh, "KW": kw, "SH": sh, "SW": sw, "PT": pads[0][0], "PL": pads[1][0]}  # fmt: skip
+    attrs = {
+        "mode": layer.mode,
+        "C": channels,
+        "H": height,
+        "W": width,
+        "OH": oh,
+        "OW": ow,
+        "KH": kh,
+        "KW": kw,
+        "SH": sh,
+        "SW": sw,
+        "PT": pads[0][0],
+        "PL": pads[1][0],
+    }
     b.emit("pool2d", [x.name], name, (channels, oh, ow), [name], attrs)
 
 
@@ -126,8 +204,12 @@ def global_pool(b, name, layer, inputs: list[Value]):
     (x,) = inputs
     last = len(x.shape) == 2
     channels = x.shape[-1] if last else x.shape[0]
-    attrs = {"mode": "max" if layer.reduce == "max" else "avg", "channels": channels,
-             "positions": x.numel // channels, "channels_last": last}  # fmt: skip
+    attrs = {
+        "mode": "max" if layer.reduce == "max" else "avg",
+        "channels": channels,
+        "positions": x.numel // channels,
+        "channels_last": last,
+    }
     b.emit("gpool", [x.name], name, (channels,), [name], attrs)
 
 
@@ -146,8 +228,9 @@ def batch_norm(b, name, layer, inputs: list[Value]):
     var = tensor(layer.running_var).astype(np.float64)
     scale = gamma / np.sqrt(var + layer.epsilon)
     params = {"scale": scale.astype(np.float32), "shift": (beta - mean * scale).astype(np.float32)}
-    b.emit("affine", [x.name], name, x.shape, [name], {"channels": channels, "inner": inner},
-           params)  # fmt: skip
+    b.emit(
+        "affine", [x.name], name, x.shape, [name], {"channels": channels, "inner": inner}, params
+    )
 
 
 def _activation(fn: str, alpha_attr: str | None = None):
@@ -215,14 +298,22 @@ def recurrent(b, name, layer, inputs: list[Value]):
         params = {}
         for d in range(directions):
             suffix = f"_l{index}" + ("_reverse" if d else "")
-            wx, wh = tensor(getattr(rnn, "weight_ih" + suffix)), tensor(getattr(rnn, "weight_hh" + suffix))
+            wx, wh = (
+                tensor(getattr(rnn, "weight_ih" + suffix)),
+                tensor(getattr(rnn, "weight_hh" + suffix)),
+            )
             bx = tensor(getattr(rnn, "bias_ih" + suffix, None), wx.shape[0])
             bh = tensor(getattr(rnn, "bias_hh" + suffix, None), wx.shape[0])
             params |= {f"wx{d}": wx, f"wh{d}": wh, f"bx{d}": bx, f"bh{d}": bh}
         channels = b.graph.values[source].shape[1]
         shape = (length, directions * hidden) if sequence else (directions * hidden,)
-        attrs = {"T": length, "C": channels, "H": hidden, "directions": directions,
-                 "sequence": sequence}  # fmt: skip
+        attrs = {
+            "T": length,
+            "C": channels,
+            "H": hidden,
+            "directions": directions,
+            "sequence": sequence,
+        }
         b.emit(cell, [source], output, shape, [name], attrs, params)
         source = output
 

@@ -89,7 +89,7 @@ class Planner:
         self._lifetimes()
         items = [(s, s.first, s.last) for s in self.storages() if s.buffer is None]
         scratch, pending = self._scratch(items)
-        for holder, _, _ in items[len(items) - len(pending):]:
+        for holder, _, _ in items[len(items) - len(pending) :]:
             unshared[holder.dtype] = unshared.get(holder.dtype, 0) + holder.elements
         sizes = place(items, self.persistent_size)
         for index, key, holder in pending:

@@ -113,8 +113,10 @@ def multiplier(real: float, bits: int = 31) -> tuple[int, int]:
 def multipliers(reals: np.ndarray, bits: int = 31) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (mult int32, shift int8) arrays."""
     pairs = [multiplier(float(r), bits) for r in np.asarray(reals, dtype=np.float64).ravel()]
-    return (np.array([p[0] for p in pairs], dtype=np.int64),
-            np.array([p[1] for p in pairs], dtype=np.int64))  # fmt: skip
+    return (
+        np.array([p[0] for p in pairs], dtype=np.int64),
+        np.array([p[1] for p in pairs], dtype=np.int64),
+    )
 
 
 def shared_multipliers(reals: list[np.ndarray], bits: int = 22):

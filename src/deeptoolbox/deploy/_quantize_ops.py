@@ -39,7 +39,9 @@ FUNCTIONS = {
     "leaky_relu": lambda x, a: np.where(x < 0, a * x, x),
     "elu": lambda x, a: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0.0))),
     "gelu": lambda x, a: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
-    "gelu_tanh": lambda x, a: 0.5 * x * (1.0 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+    "gelu_tanh": lambda x, a: (
+        0.5 * x * (1.0 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    ),
     "sigmoid": lambda x, a: _sigmoid(x),
     "tanh": lambda x, a: np.tanh(x),
     "swish": lambda x, a: x * _sigmoid(x),
@@ -68,12 +70,19 @@ class Int8Graph:
         for name in self.src.outputs:
             source = self.rename.get(name, name)
             scale, zero = self.qp[source]
-            self._emit("q_dequantize", [source], f"{name}#float", op_layers=[name], dtype="f32",
-                       attrs={"scale": scale, "zero": zero})  # fmt: skip
+            self._emit(
+                "q_dequantize",
+                [source],
+                f"{name}#float",
+                op_layers=[name],
+                dtype="f32",
+                attrs={"scale": scale, "zero": zero},
+            )
             self.out.outputs.append(f"{name}#float")
         if self.missing:
             raise CodegenError(
-                "int8 code needs the value range of: " + ", ".join(sorted(set(self.missing)))
+                "int8 code needs the value range of: "
+                + ", ".join(sorted(set(self.missing)))
                 + ". Pass calibration_data=... (inputs like the ones the network will see), or "
                 "add these names to `ranges`."
             )
@@ -86,15 +95,25 @@ class Int8Graph:
             return (-1.0, 1.0)
         return self.ranges[key]
 
-    def _emit(self, kind, inputs, output, *, op_layers, attrs=None, params=None, dtype="i8",
-              qp=None) -> Op:  # fmt: skip
-        shape = (self.src.values[output] if output in self.src.values else
-                 self.src.values[output.split("#")[0]]).shape  # fmt: skip
+    def _emit(
+        self, kind, inputs, output, *, op_layers, attrs=None, params=None, dtype="i8", qp=None
+    ) -> Op:
+        shape = (
+            self.src.values[output]
+            if output in self.src.values
+            else self.src.values[output.split("#")[0]]
+        ).shape
         self.out.add_value(output, shape, dtype)
         if qp is not None:
             self.qp[output] = qp
-        op = Op(kind, [self.rename.get(i, i) for i in inputs], output, list(op_layers),
-                dict(attrs or {}), dict(params or {}))  # fmt: skip
+        op = Op(
+            kind,
+            [self.rename.get(i, i) for i in inputs],
+            output,
+            list(op_layers),
+            dict(attrs or {}),
+            dict(params or {}),
+        )
         self.out.ops.append(op)
         return op
 
@@ -121,8 +140,16 @@ class Int8Graph:
             b = (shift.astype(np.float64) / qp[0] + qp[1] + 0.5).astype(np.float32)
             self.out.add_value(output, self.src.values[raw].shape, "i8")
             self.qp[output] = qp
-            self.out.ops.append(Op("q_quantize", [raw], output, [layer],
-                                   {"channels": channels, "inner": inner}, {"a": a, "b": b}))  # fmt: skip
+            self.out.ops.append(
+                Op(
+                    "q_quantize",
+                    [raw],
+                    output,
+                    [layer],
+                    {"channels": channels, "inner": inner},
+                    {"a": a, "b": b},
+                )
+            )
         return fused
 
     # -- op kinds -----------------------------------------------------------------------------
@@ -140,8 +167,15 @@ class Int8Graph:
         mult, shift = multipliers(sx * scales / sy)
         attrs = {**op.attrs, "zx": zx, "zy": zy, "lo": zy if op.attrs["relu"] else -128}
         params = {"weight": weight, "bias": bias, "mult": mult, "shift": shift}
-        self._emit(f"q_{op.kind}", op.inputs, op.output, op_layers=op.layers, attrs=attrs,
-                   params=params, qp=qp)  # fmt: skip
+        self._emit(
+            f"q_{op.kind}",
+            op.inputs,
+            op.output,
+            op_layers=op.layers,
+            attrs=attrs,
+            params=params,
+            qp=qp,
+        )
 
     def _dense(self, op: Op) -> None:
         self._linear(op, 0)
@@ -154,8 +188,14 @@ class Int8Graph:
 
     def _same_params(self, op: Op) -> None:
         qp = self._params(op.inputs[0])
-        self._emit(f"q_{op.kind}" if op.kind != "reshape" else "reshape", op.inputs, op.output,
-                   op_layers=op.layers, attrs={**op.attrs, "zx": qp[1]}, qp=qp)  # fmt: skip
+        self._emit(
+            f"q_{op.kind}" if op.kind != "reshape" else "reshape",
+            op.inputs,
+            op.output,
+            op_layers=op.layers,
+            attrs={**op.attrs, "zx": qp[1]},
+            qp=qp,
+        )
 
     _pool1d = _same_params
     _pool2d = _same_params
@@ -170,9 +210,15 @@ class Int8Graph:
         weight = np.clip(round_away(scale / steps), -127, 127).astype(np.int64)
         bias = quantize_bias(op.params["shift"], sx * steps)
         mult, shift = multipliers(sx * steps / sy)
-        self._emit("q_affine", op.inputs, op.output, op_layers=op.layers,
-                   attrs={**op.attrs, "zx": zx, "zy": zy}, qp=qp,
-                   params={"weight": weight, "bias": bias, "mult": mult, "shift": shift})  # fmt: skip
+        self._emit(
+            "q_affine",
+            op.inputs,
+            op.output,
+            op_layers=op.layers,
+            attrs={**op.attrs, "zx": zx, "zy": zy},
+            qp=qp,
+            params={"weight": weight, "bias": bias, "mult": mult, "shift": shift},
+        )
 
     def _act(self, op: Op) -> None:
         sx, zx = self._params(op.inputs[0])
@@ -180,23 +226,40 @@ class Int8Graph:
         sy, zy = qp = FIXED_OUTPUT.get(fn) or qparams(*self._range(op.output))
         function = FUNCTIONS[fn]
         table = lookup_table(lambda x: function(x, op.attrs["alpha"]), sx, zx, sy, zy)
-        self._emit("q_lut", op.inputs, op.output, op_layers=op.layers, qp=qp,
-                   params={"table": table})  # fmt: skip
+        self._emit(
+            "q_lut", op.inputs, op.output, op_layers=op.layers, qp=qp, params={"table": table}
+        )
 
     def _softmax(self, op: Op) -> None:
         sx, _ = self._params(op.inputs[0])
         table = round_away(np.exp((np.arange(256) - 255.0) * sx) * 65536.0).astype(np.int64)
-        self._emit("q_softmax", op.inputs, op.output, op_layers=op.layers, attrs=op.attrs,
-                   params={"table": table}, qp=FIXED_OUTPUT["softmax"])  # fmt: skip
+        self._emit(
+            "q_softmax",
+            op.inputs,
+            op.output,
+            op_layers=op.layers,
+            attrs=op.attrs,
+            params={"table": table},
+            qp=FIXED_OUTPUT["softmax"],
+        )
 
     def _add(self, op: Op) -> None:
         sy, zy = qp = qparams(*self._range(op.output))
         inputs = [self._params(v) for v in op.inputs]
         mults, shift = shared_multipliers([np.array([s / sy]) for s, _ in inputs], bits=31)
-        params = {"zeros": np.array([z for _, z in inputs], dtype=np.int64),
-                  "mults": np.concatenate(mults)}  # fmt: skip
-        self._emit("q_add", op.inputs, op.output, op_layers=op.layers, qp=qp, params=params,
-                   attrs={"shift": int(shift[0]), "zy": zy})  # fmt: skip
+        params = {
+            "zeros": np.array([z for _, z in inputs], dtype=np.int64),
+            "mults": np.concatenate(mults),
+        }
+        self._emit(
+            "q_add",
+            op.inputs,
+            op.output,
+            op_layers=op.layers,
+            qp=qp,
+            params=params,
+            attrs={"shift": int(shift[0]), "zy": zy},
+        )
 
     def _mul(self, op: Op) -> None:
         if len(op.inputs) != 2:
@@ -204,8 +267,14 @@ class Int8Graph:
         (sa, za), (sb, zb) = (self._params(v) for v in op.inputs)
         sy, zy = qp = qparams(*self._range(op.output))
         mult, shift = multiplier(sa * sb / sy)
-        self._emit("q_mul", op.inputs, op.output, op_layers=op.layers, qp=qp,
-                   attrs={"za": za, "zb": zb, "zy": zy, "mult": mult, "shift": shift})  # fmt: skip
+        self._emit(
+            "q_mul",
+            op.inputs,
+            op.output,
+            op_layers=op.layers,
+            qp=qp,
+            attrs={"za": za, "zb": zb, "zy": zy, "mult": mult, "shift": shift},
+        )
 
     def _concat(self, op: Op) -> None:
         sy, zy = qp = qparams(*self._range(op.output))
@@ -213,15 +282,28 @@ class Int8Graph:
         for value in op.inputs:
             s, z = self._params(value)
             parts.append((z, *multiplier(s / sy)))
-        self._emit("q_concat", op.inputs, op.output, op_layers=op.layers, qp=qp,
-                   attrs={**op.attrs, "parts": parts, "zy": zy})  # fmt: skip
+        self._emit(
+            "q_concat",
+            op.inputs,
+            op.output,
+            op_layers=op.layers,
+            qp=qp,
+            attrs={**op.attrs, "parts": parts, "zy": zy},
+        )
 
     def _recurrent(self, op: Op) -> None:
         x = self._params(op.inputs[0])
         qp = qparams(*self._range(op.output))
         attrs, params = quantize_recurrent(op, x, qp, self.ranges)
-        self._emit(f"q_{op.kind}", op.inputs, op.output, op_layers=op.layers, qp=qp,
-                   attrs={**op.attrs, **attrs}, params=params)  # fmt: skip
+        self._emit(
+            f"q_{op.kind}",
+            op.inputs,
+            op.output,
+            op_layers=op.layers,
+            qp=qp,
+            attrs={**op.attrs, **attrs},
+            params=params,
+        )
 
     _lstm = _recurrent
     _gru = _recurrent

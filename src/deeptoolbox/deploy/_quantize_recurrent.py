@@ -40,8 +40,10 @@ def _peak(ranges: Mapping, key: str, default: float, floor: float) -> float:
 
 def gate_scales(op: Op, ranges: Mapping, gates: int) -> list[float]:
     """The int8 scale of each gate's pre-activation (clipped to [-8, 8])."""
-    return [min(_peak(ranges, f"{op.output}/gate{g}", GATE_LIMIT, 1 / 16), GATE_LIMIT) / 127
-            for g in range(gates)]  # fmt: skip
+    return [
+        min(_peak(ranges, f"{op.output}/gate{g}", GATE_LIMIT, 1 / 16), GATE_LIMIT) / 127
+        for g in range(gates)
+    ]
 
 
 def _weights(op: Op, d: int, x: tuple, h: tuple, scales: list[float], biases: np.ndarray):
@@ -51,8 +53,14 @@ def _weights(op: Op, d: int, x: tuple, h: tuple, scales: list[float], biases: np
     rows = np.repeat(np.array(scales), hidden)
     (mx, mh), shifts = shared_multipliers([x[0] * swx / rows, h[0] * swh / rows], bits=22)
     bias = quantize_bias(biases, x[0] * swx)
-    return {f"wx{d}": wx, f"wh{d}": wh, f"b{d}": bias, f"mx{d}": mx, f"mh{d}": mh,
-            f"ps{d}": shifts}, swh  # fmt: skip
+    return {
+        f"wx{d}": wx,
+        f"wh{d}": wh,
+        f"b{d}": bias,
+        f"mx{d}": mx,
+        f"mh{d}": mh,
+        f"ps{d}": shifts,
+    }, swh
 
 
 def _lstm(op: Op, d: int, x: tuple, h: tuple, ranges: Mapping) -> tuple[dict, dict]:

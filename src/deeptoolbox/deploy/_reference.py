@@ -45,16 +45,24 @@ def _conv2d(op: Op, x: torch.Tensor) -> torch.Tensor:
     top = _pad_amount(a["H"], a["OH"], a["KH"], a["SH"], a["DH"], a["PT"])
     left = _pad_amount(a["W"], a["OW"], a["KW"], a["SW"], a["DW"], a["PL"])
     x = F.pad(x, (*left, *top))
-    y = F.conv2d(x, _t(op.params["weight"]), _t(op.params["bias"]), (a["SH"], a["SW"]), 0,
-                 (a["DH"], a["DW"]), a["G"])  # fmt: skip
+    y = F.conv2d(
+        x,
+        _t(op.params["weight"]),
+        _t(op.params["bias"]),
+        (a["SH"], a["SW"]),
+        0,
+        (a["DH"], a["DW"]),
+        a["G"],
+    )
     y = y[..., : a["OH"], : a["OW"]]
     return torch.relu(y) if a["relu"] else y
 
 
 def _tconv2d(op: Op, x: torch.Tensor) -> torch.Tensor:
     a = op.attrs
-    y = F.conv_transpose2d(x, _t(op.params["weight"]), _t(op.params["bias"]),
-                           (a["SH"], a["SW"]), (a["PT"], a["PL"]))  # fmt: skip
+    y = F.conv_transpose2d(
+        x, _t(op.params["weight"]), _t(op.params["bias"]), (a["SH"], a["SW"]), (a["PT"], a["PL"])
+    )
     y = y[..., : a["OH"], : a["OW"]]
     return torch.relu(y) if a["relu"] else y
 
@@ -173,8 +181,15 @@ def _recurrent(op: Op, x: torch.Tensor, record) -> torch.Tensor:
 def run_op(op: Op, xs: list[torch.Tensor], shape, record) -> torch.Tensor:
     """Compute one op in float32 (batch first)."""
     kind, x = op.kind, xs[0]
-    simple = {"dense": _dense, "conv1d": _conv1d, "conv2d": _conv2d, "tconv2d": _tconv2d,
-              "gpool": _gpool, "affine": _affine, "softmax": _softmax}  # fmt: skip
+    simple = {
+        "dense": _dense,
+        "conv1d": _conv1d,
+        "conv2d": _conv2d,
+        "tconv2d": _tconv2d,
+        "gpool": _gpool,
+        "affine": _affine,
+        "softmax": _softmax,
+    }
     if kind in simple:
         return simple[kind](op, x)
     if kind in ("pool1d", "pool2d"):

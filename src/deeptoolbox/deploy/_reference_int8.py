@@ -52,8 +52,9 @@ def _conv(op: Op, x: np.ndarray, kind: str) -> np.ndarray:
     elif kind == "conv2d":
         top = _pad_amount(a["H"], a["OH"], a["KH"], a["SH"], a["DH"], a["PT"])
         left = _pad_amount(a["W"], a["OW"], a["KW"], a["SW"], a["DW"], a["PL"])
-        y = F.conv2d(F.pad(xt, (*left, *top)), w, None, (a["SH"], a["SW"]), 0,
-                     (a["DH"], a["DW"]), a["G"])[..., : a["OH"], : a["OW"]]  # fmt: skip
+        y = F.conv2d(
+            F.pad(xt, (*left, *top)), w, None, (a["SH"], a["SW"]), 0, (a["DH"], a["DW"]), a["G"]
+        )[..., : a["OH"], : a["OW"]]
     else:
         y = F.conv_transpose2d(xt, w, None, (a["SH"], a["SW"]), (a["PT"], a["PL"]))
         y = y[..., : a["OH"], : a["OW"]]

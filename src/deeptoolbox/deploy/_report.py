@@ -64,31 +64,48 @@ class CodegenReport:
         return self.arena_bytes
 
     def __str__(self) -> str:
-        header = ("layers", "operation", "output size", "weights (flash)", "activations (RAM)",
-                  "notes")  # fmt: skip
+        header = (
+            "layers",
+            "operation",
+            "output size",
+            "weights (flash)",
+            "activations (RAM)",
+            "notes",
+        )
         table = [header]
         for row in self.rows:
             extra = [row.note] if row.note else []
             if row.scratch_bytes:
                 extra.append(f"scratch {_bytes(row.scratch_bytes)}")
-            table.append((row.layers, row.operation, "x".join(map(str, row.output_size)),
-                          _bytes(row.weight_bytes), _bytes(row.activation_bytes),
-                          "; ".join(extra)))  # fmt: skip
+            table.append(
+                (
+                    row.layers,
+                    row.operation,
+                    "x".join(map(str, row.output_size)),
+                    _bytes(row.weight_bytes),
+                    _bytes(row.activation_bytes),
+                    "; ".join(extra),
+                )
+            )
         widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
-                 for r in table]  # fmt: skip
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+            for r in table
+        ]
         rule = "-" * max(len(line.rstrip()) for line in lines)
         step = "yes" if self.streaming else f"no ({self.streaming_note})"
         summary = [
-            f"C code for '{self.name}' ({self.precision}, batch {self.batch_size}) in {self.folder}",
+            f"C code for '{self.name}' ({self.precision}, batch {self.batch_size}) in "
+            f"{self.folder}",
             f"flash (weights): {_bytes(self.weight_bytes)}",
             f"RAM (arena):     {_bytes(self.arena_bytes)}  (activations without reuse: "
             f"{_bytes(self.unshared_activation_bytes)})",
             f"{self.name}_step: {step}",
             *self.notes,
         ]
-        return "\n".join([*summary, rule, lines[0].rstrip(), rule,
-                          *(line.rstrip() for line in lines[1:]), rule])  # fmt: skip
+        return "\n".join(
+            [*summary, rule, lines[0].rstrip(), rule, *(line.rstrip() for line in lines[1:]), rule]
+        )
 
 
 def _bytes(count: int) -> str:

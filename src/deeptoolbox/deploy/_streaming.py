@@ -41,8 +41,11 @@ def streaming_problem(graph: Graph, net) -> str | None:
         if not _keeps_steps_apart(op, graph):
             why = "is bidirectional" if op.kind in ("lstm", "gru") else "mixes time steps"
             return f"layer '{op.label}' {why}, so the network cannot run one step at a time"
-        if len(graph.values[op.output].shape) == 2 and op.kind not in ("lstm", "gru"):
-            timed.add(op.output)
-        elif op.kind in ("lstm", "gru") and op.attrs["sequence"]:
+        if (
+            len(graph.values[op.output].shape) == 2
+            and op.kind not in ("lstm", "gru")
+            or op.kind in ("lstm", "gru")
+            and op.attrs["sequence"]
+        ):
             timed.add(op.output)
     return None
