@@ -86,6 +86,12 @@ def test_bad_options_are_refused(tmp_path, option, value, match):
         generate_c(_mlp(), tmp_path, verbose=False, **{option: value})
 
 
+def test_tensors_too_large_for_int_indices(tmp_path):
+    net = Network([L.FeatureInput(2**16), L.Dense(4)])
+    with pytest.raises(CodegenError, match="2\\*\\*31"):
+        generate_c(net, tmp_path, batch_size=2**15, verbose=False)
+
+
 def test_not_a_network(tmp_path):
     with pytest.raises(CodegenError, match="from_torch"):
         generate_c(torch.nn.Linear(2, 2), tmp_path, verbose=False)

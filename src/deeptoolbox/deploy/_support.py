@@ -119,7 +119,12 @@ def supported_layer_types() -> list[str]:
 
 @dataclass(frozen=True)
 class LayerSupport:
-    """One row of :func:`codegen_support`: whether and how a layer becomes C code."""
+    """One row of :func:`codegen_support`: whether and how a layer becomes C code.
+
+    Example:
+        >>> print(LayerSupport("bn1", "BatchNorm", True, "folded into 'conv1'"))
+        bn1 (BatchNorm): folded into 'conv1'
+    """
 
     name: str
     type: str
