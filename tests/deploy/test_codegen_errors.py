@@ -204,3 +204,14 @@ def test_compiled_code_checks_its_inputs(tmp_path):
         code.step(np.zeros(4))
     with pytest.raises(OptionError, match="no reset function"):
         code.reset()
+
+
+def test_deploy_errors_live_in_the_errors_module():
+    import deeptoolbox.errors as errors
+    from deeptoolbox import deploy
+
+    for cls in (CodegenError, CompilerError):
+        assert cls.__module__ == "deeptoolbox.errors"
+        assert cls.__name__ in errors.__all__
+        assert getattr(deploy, cls.__name__) is cls
+        assert issubclass(cls, errors.DeepToolboxError)

@@ -224,3 +224,27 @@ def test_regenerating_replaces_the_folder_but_not_a_foreign_one(tmp_path):
     file.write_text("")
     with pytest.raises(OptionError, match="is a file"):
         generate_c(_small_net(), file, verbose=False)
+
+
+@requires_cc
+def test_code_with_large_arrays_refuses_to_compile_where_int_has_16_bits(tmp_path):
+    from deeptoolbox.deploy import compile_c
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    generate_c(Network([L.FeatureInput(4), L.Dense(3)]), small, verbose=False)
+    net = Network([L.FeatureInput(256), L.Dense(200), L.ReLU(), L.Dense(2)])
+    generate_c(net, large, verbose=False)
+    assert "needs_32_bit_int" not in (small / "net.c").read_text()
+    assert "typedef char net_needs_32_bit_int[" in (large / "net.c").read_text()
+    x = np.random.default_rng(0).standard_normal((1, 256)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(compile_c(large).predict(x), want, atol=1e-5)
+    # Pretend int has 16 bits: the check, not a silent overflow, stops the build.
+    result = subprocess.run(
+        [COMPILER, "-std=c99", "-fsyntax-only", "-Dint=short", "net.c"],
+        cwd=large,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "net_needs_32_bit_int" in result.stderr

@@ -17,8 +17,6 @@ Example:
 from deeptoolbox.deploy._cbuild import CompiledC as CompiledC
 from deeptoolbox.deploy._cbuild import compile_c as compile_c
 from deeptoolbox.deploy._codegen import generate_c as generate_c
-from deeptoolbox.deploy._errors import CodegenError as CodegenError
-from deeptoolbox.deploy._errors import CompilerError as CompilerError
 from deeptoolbox.deploy._int8 import activation_ranges as activation_ranges
 from deeptoolbox.deploy._quantize import ActivationRanges as ActivationRanges
 from deeptoolbox.deploy._report import CodegenReport as CodegenReport
@@ -27,6 +25,8 @@ from deeptoolbox.deploy._support import CodegenSupport as CodegenSupport
 from deeptoolbox.deploy._support import LayerSupport as LayerSupport
 from deeptoolbox.deploy._support import codegen_support as codegen_support
 from deeptoolbox.deploy._support import supported_layer_types as supported_layer_types
+from deeptoolbox.errors import CodegenError as CodegenError
+from deeptoolbox.errors import CompilerError as CompilerError
 
 __all__ = [
     # C code generation

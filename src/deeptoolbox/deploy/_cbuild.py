@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deeptoolbox.deploy._errors import CompilerError
 from deeptoolbox.deploy._files import MANIFEST
-from deeptoolbox.errors import InputSizeError, OptionError
+from deeptoolbox.errors import CompilerError, InputSizeError, OptionError
 
 STRICT_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 """The flags the toolbox's own tests compile generated code with."""

@@ -31,7 +31,6 @@ from deeptoolbox.deploy._emit import (
     c_identifier,
 )
 from deeptoolbox.deploy._emit_float import FloatOps, scratch_f32
-from deeptoolbox.deploy._errors import CodegenError
 from deeptoolbox.deploy._ir import Graph
 from deeptoolbox.deploy._lower import check_network, lower
 from deeptoolbox.deploy._passes import optimize
@@ -39,7 +38,7 @@ from deeptoolbox.deploy._plan import Buffer, MemoryPlan, plan_memory
 from deeptoolbox.deploy._reference import run_graph
 from deeptoolbox.deploy._report import CodegenReport, LayerMemory
 from deeptoolbox.deploy._streaming import streaming_problem
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import CodegenError, OptionError
 
 PRECISIONS = ("float32", "int8")
 
@@ -226,6 +225,20 @@ def _function(signature: str, ports, body: list[str], check: bool = True) -> str
     return "\n".join(lines + ["}"])
 
 
+def _int_check(program: _Program, name: str, batch: int) -> list[str]:
+    """A compile-time check that int is wide enough for the largest index in the code."""
+    sizes = [v.numel * batch for v in program.graph.values.values()]
+    sizes += [values.size for _, values in program.constants.arrays.values()]
+    sizes += list(program.arena.values())
+    if max(sizes, default=0) < 2**15:
+        return []
+    return [
+        "/* indices are int: this code needs an int of at least 32 bits */",
+        f"typedef char {name}_needs_32_bit_int[sizeof(int) >= 4 ? 1 : -1];",
+        "",
+    ]
+
+
 def render(program: _Program, name: str, info: dict) -> dict[str, str]:
     """The text of every file, by file name."""
     graph, batch = program.graph, info["batch"]
@@ -247,6 +260,7 @@ def render(program: _Program, name: str, info: dict) -> dict[str, str]:
         "",
         f'#include "{name}.h"',
         "",
+        *_int_check(program, name, batch),
         program.constants.declarations(),
         "",
         *arenas,

@@ -11,7 +11,6 @@ from torch import nn
 
 from deeptoolbox.deploy._ckernels_int8 import KERNELS as INT8_KERNELS
 from deeptoolbox.deploy._emit_int8 import Int8Ops, scratch_i8
-from deeptoolbox.deploy._errors import CodegenError
 from deeptoolbox.deploy._ir import Graph
 from deeptoolbox.deploy._lower import lower
 from deeptoolbox.deploy._passes import optimize
@@ -19,7 +18,7 @@ from deeptoolbox.deploy._quantize import ActivationRanges
 from deeptoolbox.deploy._quantize_ops import Int8Graph, split_multiplications
 from deeptoolbox.deploy._reference import run_graph
 from deeptoolbox.deploy._reference_int8 import run_int8
-from deeptoolbox.errors import InputSizeError
+from deeptoolbox.errors import CodegenError, InputSizeError
 
 CHUNK = 256  # calibration batches
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import numpy as np
 from torch import nn
 
-from deeptoolbox.deploy._errors import CodegenError
 from deeptoolbox.deploy._ir import Graph, Op, Value
 from deeptoolbox.deploy._lower_layers import CONVERTERS, tensor
 from deeptoolbox.deploy._support import unsupported_reason
+from deeptoolbox.errors import CodegenError
 from deeptoolbox.layers import InputLayer
 from deeptoolbox.network import Network
 

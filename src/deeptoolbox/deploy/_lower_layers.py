@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from deeptoolbox import layers as L
-from deeptoolbox.deploy._errors import CodegenError
 from deeptoolbox.deploy._ir import Value
+from deeptoolbox.errors import CodegenError
 
 
 def tensor(t: torch.Tensor | None, size: int | None = None) -> np.ndarray:

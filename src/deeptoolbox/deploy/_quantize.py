@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from deeptoolbox.deploy._errors import CodegenError
+from deeptoolbox.errors import CodegenError
 
 QMIN, QMAX = -128, 127
 GATE_LIMIT = 8.0  # sigmoid and tanh are flat beyond: gate inputs are clipped there

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from deeptoolbox.deploy._errors import CodegenError
 from deeptoolbox.deploy._ir import Graph, Op
 from deeptoolbox.deploy._quantize import (
     lookup_table,
@@ -26,6 +25,7 @@ from deeptoolbox.deploy._quantize import (
     shared_multipliers,
 )
 from deeptoolbox.deploy._quantize_recurrent import quantize_recurrent
+from deeptoolbox.errors import CodegenError
 
 _erf = np.vectorize(math.erf)
 
