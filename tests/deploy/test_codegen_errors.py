@@ -215,3 +215,33 @@ def test_deploy_errors_live_in_the_errors_module():
         assert cls.__name__ in errors.__all__
         assert getattr(deploy, cls.__name__) is cls
         assert issubclass(cls, errors.DeepToolboxError)
+
+
+def test_bad_input_to_activation_ranges_and_codegen_support():
+    from deeptoolbox.deploy import codegen_support
+
+    with pytest.raises(OptionError, match="activation_ranges expects a deeptoolbox Network"):
+        activation_ranges(torch.nn.Linear(2, 2), torch.randn(3, 2))
+    for bad in (0, "x", True):
+        with pytest.raises(OptionError, match="`sequence_length` must be a positive int"):
+            activation_ranges(_mlp(), torch.randn(3, 4), sequence_length=bad)
+        with pytest.raises(OptionError, match="`sequence_length` must be a positive int"):
+            codegen_support(_mlp(), sequence_length=bad)
+    with pytest.raises(InputSizeError, match="input 'x' must be numbers.*str"):
+        activation_ranges(_mlp(), "abc")
+
+
+def test_calibration_data_that_is_not_numbers(tmp_path):
+    with pytest.raises(InputSizeError, match="calibration_data for input 'x' must be numbers"):
+        generate_c(_mlp(), tmp_path, precision="int8", calibration_data="abc", verbose=False)
+
+
+def test_a_stateful_recurrent_layer_is_unsupported(tmp_path):
+    from deeptoolbox.deploy import codegen_support
+
+    net = Network([L.SequenceInput(3, name="seq"), L.LSTM(4, name="lstm"), L.Dense(2)])
+    net.layer("lstm").stateful = True
+    with pytest.raises(CodegenError, match="lstm.*stateful mode is not supported"):
+        generate_c(net, tmp_path, sequence_length=5, verbose=False)
+    assert not codegen_support(net).row("lstm").supported
+    assert not (tmp_path / "net.c").exists()

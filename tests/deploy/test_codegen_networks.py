@@ -16,6 +16,9 @@ from deploy_helpers import (
 )
 from deploy_networks import cnn_gru, digits_cnn, lstm_classifier, residual_cnn
 
+from deeptoolbox import Network
+from deeptoolbox import layers as L
+
 pytestmark = requires_cc
 
 NETWORKS = {
@@ -128,3 +131,37 @@ def test_cnn_gru_has_no_step_function_and_says_why(builds):
     built = _build(builds, "cnn_gru", "float32")
     assert not built.code.streaming
     assert "conv" in built.report.streaming_note
+
+
+def _bidirectional(cell, mode: str):
+    def make():
+        torch.manual_seed(3)
+        layer = L.LSTM if cell == "lstm" else L.GRU
+        try:
+            recurrent = layer(5, output_mode=mode, bidirectional=True, name="rnn")
+        except ValueError:
+            pytest.skip(f"this toolbox's {layer.__name__} has no output_mode={mode!r}")
+        net = Network([L.SequenceInput(3, name="seq"), recurrent, L.Dense(2, name="fc")])
+        return net.eval(), [(7, 3)]
+
+    return make
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("mode", ["last", "final_state"])
+def test_bidirectional_last_and_final_state_outputs(builds, mode, cell, precision):
+    """ "last" as the layer computes it (on toolboxes with "final_state", the output sequence's
+    last step, which the reverse direction computes first) and "final_state" (h_n)."""
+    make = _bidirectional(cell, mode)
+    built = builds.get(f"bi-{cell}-{mode}", make, precision=precision, batch_size=3,
+                       sequence_length=7)  # fmt: skip
+    inputs = inputs_for(built.net, [(7, 3)], 3, seed=21)
+    (got,), (want,) = c_outputs(built.code, inputs), network_outputs(built.net, inputs)
+    if precision == "float32":
+        assert_float_close(got, want, f"bidirectional {cell} {mode}")
+        return
+    (reference,) = built.reference_int8([x.numpy() for x in inputs])
+    np.testing.assert_array_equal(got, reference.reshape(got.shape))
+    spread = float(want.max() - want.min())
+    assert np.abs(got - want).max() <= max(6 * output_step(built.qgraph, 0), 0.06 * spread)

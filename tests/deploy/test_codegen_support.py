@@ -124,3 +124,41 @@ def test_codegen_command_reports_errors(tmp_path, capsys):
         ]
     )
     assert status == 2 and "--calibration" in capsys.readouterr().err
+
+
+def _mixed_net() -> Network:
+    return Network(
+        [
+            L.FeatureInput(4, name="x"),
+            L.Dense(8, name="fc"),
+            L.Dropout(0.2, name="drop"),
+            L.LayerNorm(name="ln"),
+            L.Dense(2, name="out"),
+        ]
+    )
+
+
+def test_codegen_check_gives_every_layer_a_verdict():
+    from deeptoolbox.deploy._support import codegen_check
+
+    verdicts = codegen_check(_mixed_net())
+    assert list(verdicts) == ["x", "fc", "drop", "ln", "out"]
+    assert verdicts["fc"] == verdicts["x"] == verdicts["out"] == "yes"
+    assert verdicts["drop"] == "removed"
+    assert (
+        verdicts["ln"]
+        == "no: layer normalization is not supported (BatchNorm is, folded into convolutions)"
+    )
+
+
+def test_analyze_says_per_layer_whether_c_generation_supports_it():
+    import deeptoolbox.network as network
+
+    if not hasattr(network, "register_analysis_check"):
+        pytest.skip("this network package has no analysis-check registry (analyze() checks)")
+    analysis = dtb.analyze(_mixed_net())
+    assert analysis.checks["codegen"]["ln"].startswith("no: layer normalization")
+    assert analysis.row("fc").checks["codegen"] == "yes"
+    assert analysis.row("drop").checks["codegen"] == "removed"
+    text = str(analysis)
+    assert "codegen:" in text and "no: layer normalization" in text

@@ -35,3 +35,14 @@ __all__ = [
     "activation_ranges", "ActivationRanges",
     "CodegenError", "CompilerError",
 ]  # fmt: skip
+
+# analyze() gets a "codegen" verdict per layer where network has the analysis-check registry
+# (network never imports deploy; deploy registers itself when imported).
+try:
+    from deeptoolbox.network import register_analysis_check as _register_analysis_check
+except ImportError:  # a network package without the registry: analyze() stays as it is
+    _register_analysis_check = None
+if _register_analysis_check is not None:
+    from deeptoolbox.deploy._support import codegen_check as _codegen_check
+
+    _register_analysis_check("codegen", _codegen_check)

@@ -404,8 +404,9 @@ _kernel(
     r"""
 /* one direction of an LSTM layer over x (n, T, C); gates in PyTorch's order i, f, g, o;
    wx (4H, C), wh (4H, H), b = b_ih + b_hh (4H). h, c (n, H) hold the state (read and
-   updated), hn (H) is scratch. Writes h at every step (sequence) or after the last one to y,
-   rows of ystride values starting at column yoff. */
+   updated), hn (H) is scratch. Writes h to y (rows of ystride values starting at column
+   yoff): after the last step processed (sequence 0), at every step (1), or at step T - 1
+   only (2: the last step of the output sequence, which a reverse direction computes first). */
 static void lstm_f32(const float *restrict x, float *restrict y, float *restrict h,
                      float *restrict c, float *restrict hn, const float *restrict wx,
                      const float *restrict wh, const float *restrict b, int n, int T, int C,
@@ -431,11 +432,13 @@ static void lstm_f32(const float *restrict x, float *restrict y, float *restrict
                 hn[j] = sigmoid_scalar(z[3]) * tanhf(ci[j]);
             }
             for (j = 0; j < H; ++j) hi[j] = hn[j];
-            if (sequence) {
+            if (sequence == 1) {
                 for (j = 0; j < H; ++j) y[(i * T + t) * ystride + yoff + j] = hi[j];
+            } else if (sequence == 2 && t == T - 1) {
+                for (j = 0; j < H; ++j) y[i * ystride + yoff + j] = hi[j];
             }
         }
-        if (!sequence) {
+        if (sequence == 0) {
             for (j = 0; j < H; ++j) y[i * ystride + yoff + j] = hi[j];
         }
     }
@@ -476,11 +479,13 @@ static void gru_f32(const float *restrict x, float *restrict y, float *restrict 
                 hn[j] = (1.0f - z) * cand + z * hi[j];
             }
             for (j = 0; j < H; ++j) hi[j] = hn[j];
-            if (sequence) {
+            if (sequence == 1) {
                 for (j = 0; j < H; ++j) y[(i * T + t) * ystride + yoff + j] = hi[j];
+            } else if (sequence == 2 && t == T - 1) {
+                for (j = 0; j < H; ++j) y[i * ystride + yoff + j] = hi[j];
             }
         }
-        if (!sequence) {
+        if (sequence == 0) {
             for (j = 0; j < H; ++j) y[i * ystride + yoff + j] = hi[j];
         }
     }

@@ -527,11 +527,13 @@ static void lstm_i8(const int8_t *restrict x, int8_t *restrict y, int8_t *restri
                 hn[j] = clamp_i8(zh + rshift_round(cell, so), -128);
             }
             for (j = 0; j < H; ++j) hi[j] = hn[j];
-            if (sequence) {
+            if (sequence == 1) {
                 for (j = 0; j < H; ++j) y[(i * T + t) * ystride + yoff + j] = hi[j];
+            } else if (sequence == 2 && t == T - 1) {
+                for (j = 0; j < H; ++j) y[i * ystride + yoff + j] = hi[j];
             }
         }
-        if (!sequence) {
+        if (sequence == 0) {
             for (j = 0; j < H; ++j) y[i * ystride + yoff + j] = hi[j];
         }
     }
@@ -580,11 +582,13 @@ static void gru_i8(const int8_t *restrict x, int8_t *restrict y, int8_t *restric
                 hn[j] = clamp_i8(zh + rshift_round(mixed, sg), -128);
             }
             for (j = 0; j < H; ++j) hi[j] = hn[j];
-            if (sequence) {
+            if (sequence == 1) {
                 for (j = 0; j < H; ++j) y[(i * T + t) * ystride + yoff + j] = hi[j];
+            } else if (sequence == 2 && t == T - 1) {
+                for (j = 0; j < H; ++j) y[i * ystride + yoff + j] = hi[j];
             }
         }
-        if (!sequence) {
+        if (sequence == 0) {
             for (j = 0; j < H; ++j) y[i * ystride + yoff + j] = hi[j];
         }
     }

@@ -381,8 +381,9 @@ def generate_c(
         sequence_length: the time length ``NAME_predict`` takes, for inputs with a free one.
         calibration_data: int8 only: inputs (an array, or one per network input) the value
             ranges are measured on.
-        ranges: int8 only: an :class:`ActivationRanges` (or a dict layer -> (min, max)),
-            instead of or on top of ``calibration_data``.
+        ranges: int8 only: an :class:`ActivationRanges` (or a dict layer -> (min, max)), or
+            a calibrated quantizer (``deeptoolbox.compress.Quantizer`` after ``calibrate``,
+            or its ``CalibrationResult``), instead of or on top of ``calibration_data``.
         verbose: print the memory report.
 
     Raises:

@@ -79,6 +79,14 @@ def format_ints(values: np.ndarray, dtype: str) -> list[str]:
     return items
 
 
+def output_mode(attrs: dict) -> int:
+    """The ``sequence`` argument of the recurrent kernels: 0 final state, 1 every step,
+    2 the step T - 1 of the output sequence (a bidirectional layer's ``output_mode="last"``)."""
+    if attrs["sequence"]:
+        return 1
+    return 2 if attrs.get("last_step") else 0
+
+
 def c_float(value: float) -> str:
     """One float32 literal."""
     return format_floats(np.array([value], dtype=np.float32))[0]

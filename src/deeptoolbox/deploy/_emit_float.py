@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deeptoolbox.deploy._emit import Buffers, Constants, c_float
+from deeptoolbox.deploy._emit import Buffers, Constants, c_float, output_mode
 from deeptoolbox.deploy._ir import Graph, Op
 from deeptoolbox.deploy._plan import MemoryPlan, Scratch
 
@@ -291,7 +291,7 @@ class FloatOps:
                     a["C"],
                     hidden,
                     d,
-                    int(a["sequence"]),
+                    output_mode(a),
                     directions * hidden,
                     d * hidden,
                 )

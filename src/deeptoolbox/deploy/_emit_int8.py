@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deeptoolbox.deploy._emit import c_float
+from deeptoolbox.deploy._emit import c_float, output_mode
 from deeptoolbox.deploy._emit_float import FloatOps, _call, conv2d_layout
 from deeptoolbox.deploy._ir import Op
 from deeptoolbox.deploy._plan import Scratch
@@ -322,7 +322,7 @@ class Int8Ops(FloatOps):
                     a["C"],
                     hidden,
                     d,
-                    int(a["sequence"]),
+                    output_mode(a),
                     directions * hidden,
                     d * hidden,
                     a["zx"],

@@ -18,6 +18,7 @@ from deeptoolbox.deploy._quantize import ActivationRanges
 from deeptoolbox.deploy._quantize_ops import Int8Graph, split_multiplications
 from deeptoolbox.deploy._reference import run_graph
 from deeptoolbox.deploy._reference_int8 import run_int8
+from deeptoolbox.deploy._support import check_arguments
 from deeptoolbox.errors import CodegenError, InputSizeError
 
 CHUNK = 256  # calibration batches
@@ -33,7 +34,13 @@ def calibration_inputs(graph: Graph, data: Any) -> list[torch.Tensor]:
         )
     tensors = []
     for layer, value, item in zip(graph.input_layers, graph.inputs, items, strict=True):
-        x = torch.as_tensor(np.asarray(item, dtype=np.float32))
+        try:
+            x = torch.as_tensor(np.asarray(item, dtype=np.float32))
+        except (TypeError, ValueError) as err:
+            raise InputSizeError(
+                f"calibration_data for input '{layer}' must be numbers (an array or a tensor). "
+                f"Received: {type(item).__name__} ({err})."
+            ) from None
         shape = graph.values[value].shape
         if x.dim() >= 1 and x.shape[0] >= 1 and x[0].numel() == int(np.prod(shape)):
             tensors.append(x.reshape(x.shape[0], *shape))
@@ -77,6 +84,7 @@ def activation_ranges(
         >>> ranges["relu"][0]
         0.0
     """
+    check_arguments("activation_ranges", net, sequence_length)
     lengths = dict.fromkeys(net.input_names, sequence_length)
     if sequence_length is None:
         lengths = {n: _data_length(net, n, data) for n in net.input_names}
@@ -93,6 +101,33 @@ def _data_length(net: nn.Module, name: str, data: Any) -> int | None:
     return None
 
 
+def mapping_of_ranges(ranges: Any) -> Mapping | None:
+    """``ranges=`` as a mapping name -> (min, max).
+
+    Accepts a mapping, or a calibrated quantizer: an object whose ``calibration`` (or the
+    object itself) has ``layers``, a dict layer -> row with ``low`` and ``high`` (what
+    :class:`deeptoolbox.compress.Quantizer` and its ``CalibrationResult`` hold).
+    """
+    if ranges is None or isinstance(ranges, Mapping):
+        return ranges
+    calibration = getattr(ranges, "calibration", ranges)
+    if calibration is None:
+        raise CodegenError(
+            f"generate_c: the {type(ranges).__name__} passed as `ranges` is not calibrated: "
+            "call its calibrate(data) first, or pass calibration_data= instead."
+        )
+    rows = getattr(calibration, "layers", None)
+    if isinstance(rows, Mapping) and all(
+        hasattr(row, "low") and hasattr(row, "high") for row in rows.values()
+    ):
+        return {name: (row.low, row.high) for name, row in rows.items()}
+    raise CodegenError(
+        "generate_c: `ranges` must be an ActivationRanges or a dict layer -> (min, max), or a "
+        "calibrated quantizer (deeptoolbox.compress.Quantizer, or its CalibrationResult). "
+        f"Received: {type(ranges).__name__}."
+    )
+
+
 def int8_graphs(graph: Graph, step_graph: Graph | None, calibration_data: Any, ranges: Any):
     """(float graph as quantized, int8 graph, int8 step graph or None) from data and ranges."""
     if calibration_data is None and ranges is None:
@@ -101,11 +136,7 @@ def int8_graphs(graph: Graph, step_graph: Graph | None, calibration_data: Any, r
             "(a batch of typical inputs, a few hundred observations) or ranges= "
             "(deploy.activation_ranges(net, data), or a dict layer -> (min, max))."
         )
-    if ranges is not None and not isinstance(ranges, Mapping):
-        raise CodegenError(
-            f"generate_c: `ranges` must be an ActivationRanges or a dict name -> (min, max). "
-            f"Received: {type(ranges).__name__}."
-        )
+    ranges = mapping_of_ranges(ranges)
     graph = int8_graph(graph)
     measured = measure(graph, calibration_data) if calibration_data is not None else {}
     merged = ActivationRanges(measured).merged(ranges or {})

@@ -285,6 +285,16 @@ def dropout(b, name, layer, inputs: list[Value]):
     return inputs[0].name
 
 
+def last_is_last_step(layer) -> bool:
+    """Whether ``output_mode="last"`` of a bidirectional layer is the last step of its output
+    sequence (MATLAB's; the layers that also offer ``"final_state"``) rather than each
+    direction's final state."""
+    from deeptoolbox.layers import _recurrent
+
+    final_state_mode = "final_state" in getattr(_recurrent, "OUTPUT_MODES", ())
+    return layer.output_mode == "last" and final_state_mode
+
+
 def recurrent(b, name, layer, inputs: list[Value]):
     (x,) = inputs
     length = x.shape[0]
@@ -313,6 +323,7 @@ def recurrent(b, name, layer, inputs: list[Value]):
             "H": hidden,
             "directions": directions,
             "sequence": sequence,
+            "last_step": not sequence and directions == 2 and last_is_last_step(layer),
         }
         b.emit(cell, [source], output, shape, [name], attrs, params)
         source = output

@@ -175,6 +175,8 @@ def _recurrent(op: Op, x: torch.Tensor, record) -> torch.Tensor:
     record(op.output, sequence)  # every hidden state, not only the last: the state's range
     if op.attrs["sequence"]:
         return sequence
+    if op.attrs.get("last_step"):
+        return sequence[:, -1]
     return torch.cat([r[1] for r in results], dim=1)
 
 

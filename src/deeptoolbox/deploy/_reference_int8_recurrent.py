@@ -65,4 +65,6 @@ def run_recurrent(op: Op, x: np.ndarray) -> np.ndarray:
         finals.append(h)
     if a["sequence"]:
         return np.concatenate(sequences, axis=2)
+    if a.get("last_step"):
+        return np.concatenate(sequences, axis=2)[:, -1]
     return np.concatenate(finals, axis=1)

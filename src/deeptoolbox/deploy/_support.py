@@ -29,6 +29,11 @@ def _padding_reason(layer: nn.Module) -> str | None:
 def _recurrent_reason(layer: nn.Module) -> str | None:
     if layer.has_padding_mask:
         return "a padding-mask input is not supported (generate for fixed-length sequences)"
+    if getattr(layer, "stateful", False):
+        return (
+            "stateful mode is not supported (NAME_predict starts every call from a zero "
+            "state; NAME_step and NAME_reset keep the state in C): set stateful=False"
+        )
     return None
 
 
@@ -105,6 +110,27 @@ def unsupported_reason(layer: nn.Module) -> str | None:
                 "else; only the toolbox's own layer classes are generated"
             )
     return f"{type(layer).__name__} is not a layer type C generation knows"
+
+
+def check_arguments(where: str, net, sequence_length) -> None:
+    """OptionError unless ``net`` is a Network and ``sequence_length`` None or a positive int."""
+    from deeptoolbox.errors import OptionError
+    from deeptoolbox.network import Network
+
+    if not isinstance(net, Network):
+        raise OptionError(
+            f"{where} expects a deeptoolbox Network. Received: {type(net).__name__}. "
+            "Bring a PyTorch module in with deeptoolbox.from_torch first."
+        )
+    if sequence_length is not None and (
+        isinstance(sequence_length, bool)
+        or not isinstance(sequence_length, int)
+        or sequence_length < 1
+    ):
+        raise OptionError(
+            f"{where}: `sequence_length` must be a positive int or None. "
+            f"Received: sequence_length={sequence_length!r}."
+        )
 
 
 def supported_layer_types() -> list[str]:
@@ -229,14 +255,8 @@ def codegen_support(net, *, sequence_length: int | None = None) -> CodegenSuppor
     """
     from deeptoolbox.deploy._lower import execution_order
     from deeptoolbox.layers import Dropout, InputLayer
-    from deeptoolbox.network import Network
 
-    if not isinstance(net, Network):
-        from deeptoolbox.errors import OptionError
-
-        raise OptionError(
-            f"codegen_support expects a deeptoolbox Network. Received: {type(net).__name__}."
-        )
+    check_arguments("codegen_support", net, sequence_length)
     order = execution_order(net)
     reasons = {name: unsupported_reason(net.layer(name)) for name in net.layer_names}
     roles, streaming = {}, "unknown until every layer is supported"
@@ -257,3 +277,27 @@ def codegen_support(net, *, sequence_length: int | None = None) -> CodegenSuppor
             how = roles.get(name, "supported")
         rows.append(LayerSupport(name, type(layer).__name__, not reasons[name], how))
     return CodegenSupport(getattr(net, "name", "network"), rows, streaming)
+
+
+def codegen_check(net) -> dict[str, str]:
+    """The "codegen" verdict of :func:`deeptoolbox.analyze` for every layer of ``net``.
+
+    Cheap (no lowering): "yes", "removed" (Dropout) or "no: <reason>".
+    :func:`codegen_support` says in more detail how each layer becomes code.
+
+    Example:
+        >>> from deeptoolbox import Network, layers as L
+        >>> net = Network([L.FeatureInput(4), L.Dense(3, name="fc"), L.LayerNorm(name="ln")])
+        >>> check = codegen_check(net)
+        >>> check["fc"], check["ln"].split(":")[0]
+        ('yes', 'no')
+    """
+    verdicts = {}
+    for name in net.layer_names:
+        layer = net.layer(name)
+        reason = unsupported_reason(layer)
+        if reason:
+            verdicts[name] = f"no: {reason}"
+        else:
+            verdicts[name] = "removed" if type(layer) is L.Dropout else "yes"
+    return verdicts
