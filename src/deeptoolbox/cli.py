@@ -66,10 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=1, help="processes (default: %(default)s)")
     train.add_argument("script", help="a script calling deeptoolbox.train(...)")
     train.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments for the script")
-
-    from deeptoolbox.deploy._cli import add_codegen_parser
-
-    add_codegen_parser(commands)
+    codegen = commands.add_parser(  # its options live in deeptoolbox.deploy._cli
+        "codegen", add_help=False, help="write a model as portable C99 code with a Makefile"
+    )
+    codegen.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -109,9 +109,9 @@ def _run(args: argparse.Namespace) -> int:
             result.write(args.output)
         return 0
     if args.command == "codegen":
-        from deeptoolbox.deploy._cli import run_codegen
+        from deeptoolbox.deploy._cli import main as codegen_main
 
-        return run_codegen(args)
+        return codegen_main(args.arguments)
     from deeptoolbox.training import launch
 
     return launch(args.script, args.nproc, args.script_args)
@@ -120,7 +120,11 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for a toolbox error, printed)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["codegen"]:  # parsed by deeptoolbox.deploy._cli, options and all
+        args = argparse.Namespace(command="codegen", arguments=argv[1:], version=False)
+    else:
+        args = parser.parse_args(argv)
     if args.version:
         print(f"deeptoolbox {__version__}")
         return 0

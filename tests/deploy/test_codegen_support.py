@@ -162,3 +162,15 @@ def test_analyze_says_per_layer_whether_c_generation_supports_it():
     assert analysis.row("drop").checks["codegen"] == "removed"
     text = str(analysis)
     assert "codegen:" in text and "no: layer normalization" in text
+
+
+def test_codegen_command_help_and_bad_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["codegen", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "deeptoolbox codegen" in out and "--out" in out and "--calibration" in out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["codegen", "model.zip"])  # --out missing
+    assert exit_info.value.code == 2
+    assert "--out" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """``deeptoolbox codegen MODEL --out DIR``: the command line of deploy.generate_c.
 
-Only argparse is imported here at module level, so building the command-line parser stays
-cheap; the work happens in :func:`run_codegen`.
+``deeptoolbox.cli`` hands every word after ``codegen`` to :func:`main` (as it does for
+``compress``), so the top-level parser never imports this package, nor torch.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+HELP = "write a model as portable C99 code (float32 or int8) with a Makefile"
 
-def add_codegen_parser(commands) -> argparse.ArgumentParser:
-    """Add the ``codegen`` subcommand to an argparse subparsers object."""
-    parser = commands.add_parser(
-        "codegen", help="write a model as portable C99 code (float32 or int8) with a Makefile"
-    )
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of ``deeptoolbox codegen``."""
+    parser = argparse.ArgumentParser(prog="deeptoolbox codegen", description=HELP)
     parser.add_argument("model", help="any supported model file (.zip/folder, .onnx, .pt, ...)")
     parser.add_argument("--out", required=True, help="folder to write (replaced if generated)")
     parser.add_argument(
@@ -65,6 +65,11 @@ def load_calibration(path: str | None):
         return loaded
     with loaded:
         return [loaded[key] for key in loaded.files]
+
+
+def main(argv: list[str]) -> int:
+    """Parse ``argv`` (the words after ``deeptoolbox codegen``) and run the command."""
+    return run_codegen(parser().parse_args(argv))
 
 
 def run_codegen(args: argparse.Namespace) -> int:
