@@ -17,6 +17,7 @@ PACKAGES = [
     "deeptoolbox.explain",
     "deeptoolbox.robustness",
     "deeptoolbox.compress",
+    "deeptoolbox.deploy",
 ]
 
 

@@ -1,7 +1,7 @@
 """The ``deeptoolbox`` command line.
 
 Commands: ``demo``, ``models``, ``classify``, ``convert``, ``analyze``, ``verify``, ``train``,
-``compress``.
+``compress``, ``codegen``.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
         "compress", add_help=False, help="prune, project and quantize a model, with a report"
     )
     compress.add_argument("arguments", nargs=argparse.REMAINDER)
+    codegen = commands.add_parser(  # its options live in deeptoolbox.deploy._cli
+        "codegen", add_help=False, help="write a model as portable C99 code with a Makefile"
+    )
+    codegen.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -120,6 +124,10 @@ def _run(args: argparse.Namespace) -> int:
         from deeptoolbox.compress._cli import main as compress_main
 
         return compress_main(args.arguments)
+    if args.command == "codegen":
+        from deeptoolbox.deploy._cli import main as codegen_main
+
+        return codegen_main(args.arguments)
     from deeptoolbox.training import launch
 
     return launch(args.script, args.nproc, args.script_args)
@@ -129,8 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for a toolbox error, printed)."""
     parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["compress"]:  # parsed by deeptoolbox.compress._cli, options and all
-        args = argparse.Namespace(command="compress", arguments=argv[1:], version=False)
+    if argv[:1] in (["compress"], ["codegen"]):  # parsed by their own _cli, options and all
+        args = argparse.Namespace(command=argv[0], arguments=argv[1:], version=False)
     else:
         args = parser.parse_args(argv)
     if args.version:

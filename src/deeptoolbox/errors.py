@@ -29,6 +29,8 @@ __all__ = [
     "UnregisteredLayerError",
     "NetworkFileError",
     "ModelImportError",
+    "CodegenError",
+    "CompilerError",
     "describe",
 ]
 
@@ -176,3 +178,24 @@ class TrainingError(DeepToolboxError, RuntimeError):
     def __init__(self, message: str, result: object = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class CodegenError(DeepToolboxError, ValueError):
+    """A network cannot be turned into C: unsupported layers, missing statistics or ranges.
+
+    Raised by :func:`deeptoolbox.deploy.generate_c` and its helpers; the message lists every
+    layer involved, what was found and what is supported.
+
+    Example:
+        >>> issubclass(CodegenError, ValueError)
+        True
+    """
+
+
+class CompilerError(DeepToolboxError, RuntimeError):
+    """Generated C code could not be compiled: no C compiler was found, or it failed.
+
+    Example:
+        >>> issubclass(CompilerError, RuntimeError)
+        True
+    """
