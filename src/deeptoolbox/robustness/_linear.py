@@ -1,0 +1,251 @@
+"""Linear functions of one node's values, as CROWN carries them backwards through a network.
+
+A :class:`Form` holds, for every input box ``b`` and every *row* ``r`` (one linear function
+being bounded, for instance one neuron's lower bound), the coefficients of that function on
+the node's values. Two layouts:
+
+- **dense**: ``values`` is (B, R, *node_shape), a coefficient for every value of the node;
+- **patches**: for image-like nodes (channels and 1-3 spatial axes), ``values`` is
+  (B, R, C, *window.size) and row ``r`` only covers the spatial window that starts at
+  ``positions[r] * window.stride - window.pad``; coefficients outside are zero. A neuron of a
+  convolution depends on a small window of the layers before it, so this is far smaller than
+  the dense form while the window is smaller than the image (Xu et al., 2020, "Automatic
+  perturbation analysis for scalable certified robustness and beyond", call these patches).
+
+``B`` may be 1 while the coefficients do not depend on the box yet. Patches always store
+channels first; ``channels_last`` says how the node itself is laid out ((N, T, C) sequences).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Window", "Form", "windows", "densify", "add_forms", "concretize", "through_diagonal"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Row ``r`` covers spatial positions ``positions[r] * stride - pad + [0, size)``."""
+
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+    pad: tuple[int, ...]
+
+
+@dataclass
+class Form:
+    """Coefficients of R linear functions on one node, for each box (see the module doc).
+
+    Example:
+        >>> import torch
+        >>> f = Form(torch.ones(1, 2, 3))
+        >>> f.is_patches, f.numel
+        (False, 6)
+    """
+
+    values: torch.Tensor
+    window: Window | None = None
+    positions: torch.Tensor | None = None  # (R, spatial dims), long
+    channels_last: bool = False
+    reach: tuple[int, ...] = ()  # largest position on each spatial axis
+
+    @property
+    def is_patches(self) -> bool:
+        return self.window is not None
+
+    @property
+    def numel(self) -> int:
+        return self.values.numel()
+
+    @property
+    def rows(self) -> int:
+        return self.values.shape[1]
+
+    def with_values(self, values: torch.Tensor) -> Form:
+        return replace(self, values=values)
+
+
+def channels_first(t: torch.Tensor, channels_last: bool, lead: int = 1) -> torch.Tensor:
+    """(lead..., *spatial, C) -> (lead..., C, *spatial) for channels-last nodes."""
+    return t.movedim(-1, lead) if channels_last else t
+
+
+def node_layout(t: torch.Tensor, channels_last: bool, lead: int = 1) -> torch.Tensor:
+    """Inverse of :func:`channels_first`."""
+    return t.movedim(lead, -1) if channels_last else t
+
+
+def windows(
+    t: torch.Tensor, form: Form, fill: float = 0.0, window: Window | None = None
+) -> torch.Tensor:
+    """The window of every row of ``form`` cut from ``t`` (B, *node_shape): (B, R, C, *size).
+
+    Positions outside the node get ``fill``.
+
+    Example:
+        >>> import torch
+        >>> t = torch.arange(5.0).reshape(1, 1, 5)
+        >>> f = Form(torch.zeros(1, 2, 1, 3), Window((3,), (2,), (1,)), torch.tensor([[0], [2]]),
+        ...          reach=(2,))
+        >>> windows(t, f)[0, :, 0].tolist()
+        [[0.0, 0.0, 1.0], [3.0, 4.0, 0.0]]
+    """
+    window = form.window if window is None else window
+    assert window is not None and form.positions is not None
+    t = channels_first(t, form.channels_last)
+    spatial = t.shape[2:]
+    pads: list[int] = []
+    for axis in reversed(range(len(spatial))):
+        end = form.reach[axis] * window.stride[axis] - window.pad[axis] + window.size[axis]
+        pads += [window.pad[axis], max(0, end - spatial[axis])]
+    padded = F.pad(t, pads, value=fill) if any(pads) else t
+    for axis in range(len(spatial)):
+        padded = padded.unfold(2 + axis, window.size[axis], window.stride[axis])
+    grid = padded.shape[2 : 2 + len(spatial)]
+    if form.rows < math.prod(grid):  # few rows: cut their windows only
+        index = tuple(form.positions[:, axis] for axis in range(len(spatial)))
+        return padded[(slice(None), slice(None), *index)].movedim(2, 1)
+    # many rows share each position: cut every window once, then pick rows (much faster)
+    dims = len(spatial)
+    every = padded.permute(0, *range(2, 2 + dims), 1, *range(2 + dims, 2 + 2 * dims))
+    every = every.reshape(t.shape[0], math.prod(grid), t.shape[1], *window.size)
+    flat = form.positions[:, 0]
+    for axis in range(1, dims):
+        flat = flat * grid[axis] + form.positions[:, axis]
+    return every.index_select(1, flat)
+
+
+def mask(form: Form, spatial: tuple[int, ...]) -> torch.Tensor:
+    """1 where a row's window lies inside the node, 0 outside: (1, R, 1, *size)."""
+    ones = torch.ones(1, 1, *spatial, dtype=form.values.dtype, device=form.values.device)
+    return windows(ones, replace(form, channels_last=False))
+
+
+def densify(form: Form, shape: tuple[int, ...]) -> Form:
+    """The dense form of ``form`` on a node of size ``shape`` (a dense form is returned as is).
+
+    Example:
+        >>> import torch
+        >>> f = Form(torch.ones(1, 1, 1, 2), Window((2,), (1,), (1,)), torch.tensor([[0]]),
+        ...          reach=(0,))
+        >>> densify(f, (1, 3)).values.tolist()
+        [[[[1.0, 0.0, 0.0]]]]
+    """
+    if not form.is_patches:
+        return form
+    window, values = form.window, form.values
+    assert window is not None and form.positions is not None
+    batch, rows, channels = values.shape[:3]
+    dims = len(window.size)
+    spatial = shape[:-1] if form.channels_last else shape[1:]
+    padded = [
+        max(spatial[a] + window.pad[a], form.reach[a] * window.stride[a] + window.size[a])
+        for a in range(dims)
+    ]
+    canvas = values.new_zeros(rows, *padded, batch, channels)
+    index = [torch.arange(rows, device=values.device).reshape(rows, *([1] * dims))]
+    for axis in range(dims):
+        start = form.positions[:, axis] * window.stride[axis]
+        offsets = torch.arange(window.size[axis], device=values.device)
+        view = [rows] + [1] * dims
+        view[1 + axis] = window.size[axis]
+        index.append((start[:, None] + offsets).reshape(view))
+    canvas.index_put_(tuple(index), values.permute(1, *range(3, 3 + dims), 0, 2))
+    crop = [slice(None)] + [slice(window.pad[a], window.pad[a] + spatial[a]) for a in range(dims)]
+    dense = canvas[tuple(crop)].permute(dims + 1, 0, dims + 2, *range(1, dims + 1))
+    return Form(node_layout(dense, form.channels_last, lead=2).contiguous())
+
+
+def _grow(values: torch.Tensor, before: tuple[int, ...], after: tuple[int, ...]) -> torch.Tensor:
+    pads: list[int] = []
+    for axis in reversed(range(len(before))):
+        pads += [before[axis], after[axis]]
+    return F.pad(values, pads) if any(pads) else values
+
+
+def add_forms(a: Form, b: Form, shape: tuple[int, ...]) -> Form:
+    """The sum of two forms on the same node (aligned patches when possible, else dense)."""
+    if a.is_patches and b.is_patches and a.window.stride == b.window.stride:  # type: ignore[union-attr]
+        wa, wb = a.window, b.window
+        assert wa is not None and wb is not None
+        pad = tuple(max(p, q) for p, q in zip(wa.pad, wb.pad, strict=True))
+        end = tuple(
+            max(sa - pa, sb - pb)
+            for sa, pa, sb, pb in zip(wa.size, wa.pad, wb.size, wb.pad, strict=True)
+        )
+        size = tuple(p + e for p, e in zip(pad, end, strict=True))
+        spatial = shape[:-1] if a.channels_last else shape[1:]
+        if math.prod(size) < math.prod(spatial):
+            va = _grow(
+                a.values,
+                tuple(p - q for p, q in zip(pad, wa.pad, strict=True)),
+                tuple(e - (s - q) for e, s, q in zip(end, wa.size, wa.pad, strict=True)),
+            )
+            vb = _grow(
+                b.values,
+                tuple(p - q for p, q in zip(pad, wb.pad, strict=True)),
+                tuple(e - (s - q) for e, s, q in zip(end, wb.size, wb.pad, strict=True)),
+            )
+            return replace(a, values=va + vb, window=Window(size, wa.stride, pad))
+    return Form(densify(a, shape).values + densify(b, shape).values)
+
+
+def aligned(t: torch.Tensor, form: Form, fill: float = 0.0) -> torch.Tensor:
+    """``t`` (B, *node_shape) broadcastable against ``form.values``."""
+    return windows(t, form, fill) if form.is_patches else t.unsqueeze(1)
+
+
+def through_diagonal(
+    form: Form,
+    lower_slope: torch.Tensor,
+    lower_bias: torch.Tensor | None,
+    upper_slope: torch.Tensor,
+    upper_bias: torch.Tensor | None,
+    *,
+    per_row: bool = False,
+) -> tuple[Form, torch.Tensor]:
+    """Pass ``form`` through ``y = diag(s) x + b`` bounded by lower/upper slope and bias.
+
+    Positive coefficients take the lower relaxation, negative ones the upper one (the form is
+    a lower bound). Tensors are (B, *node_shape), or (B, R, *node_shape) with ``per_row``
+    (dense forms only). Returns the form on ``x`` and the constant term, (B, R).
+    """
+    v = form.values
+
+    def align(t):
+        return t if per_row else aligned(t, form)
+
+    positive = v >= 0
+    same_slope = lower_slope is upper_slope
+    slope = (
+        align(lower_slope)
+        if same_slope
+        else torch.where(positive, align(lower_slope), align(upper_slope))
+    )
+    out = form.with_values(v * slope)
+    constant = v.new_zeros(v.shape[:2])
+    if lower_bias is not None and lower_bias is upper_bias:
+        constant = (v * align(lower_bias)).flatten(2).sum(-1)
+    else:
+        if lower_bias is not None:
+            constant = constant + (v.clamp(min=0) * align(lower_bias)).flatten(2).sum(-1)
+        if upper_bias is not None:
+            constant = constant + (v.clamp(max=0) * align(upper_bias)).flatten(2).sum(-1)
+    return out, constant
+
+
+def concretize(form: Form, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Lower bound of the form over the box [lo, hi] (B, *node_shape): (B, R)."""
+    center, radius = (hi + lo) / 2, (hi - lo) / 2
+    v = form.values
+    if not form.is_patches:
+        flat = v.flatten(2)
+        return (flat @ center.flatten(1).unsqueeze(-1)).squeeze(-1) - (
+            flat.abs() @ radius.flatten(1).unsqueeze(-1)
+        ).squeeze(-1)
+    value = (v * windows(center, form)).flatten(2).sum(-1)
+    return value - (v.abs() * windows(radius, form)).flatten(2).sum(-1)
