@@ -18,7 +18,14 @@ import torch
 from deeptoolbox import layers as L
 from deeptoolbox.robustness._budget import Budget, OutOfTime, element_size
 from deeptoolbox.robustness._graph import Graph
-from deeptoolbox.robustness._linear import Form, Window, add_forms, concretize, through_diagonal
+from deeptoolbox.robustness._linear import (
+    Diagonal,
+    Form,
+    Window,
+    add_forms,
+    box_cut,
+    concretize,
+)
 from deeptoolbox.robustness._ops import (
     ConvOp,
     DiagonalOp,
@@ -91,7 +98,8 @@ class Propagator:
         sizes = [math.prod(s) for s in self.shapes] + [lo[0].numel()]
         self.stored = 6.0 * lo.shape[0] * sum(sizes) * self.elsize
         self.out_of_time = False
-        self._relaxations: dict[int, tuple] = {}
+        self._relaxations: dict[int, Diagonal] = {}
+        self._box: dict = {}
         self._layouts: dict[int, bool | None] = {-1: _input_layout(graph)}
         self._row_bytes: dict[int, float] = {}
         self._peak = 0
@@ -174,7 +182,18 @@ class Propagator:
                 start += k
         except OutOfTime:
             self._ran_out(i)
+        finally:
+            self._forget_windows()
         return lows.reshape(lo.shape), highs.reshape(hi.shape)
+
+    def _forget_windows(self) -> None:
+        for diagonal in self._relaxations.values():
+            diagonal.clear()
+        for op in self.ops.values():
+            if isinstance(op, DiagonalOp):
+                op.diagonal.clear()
+        for cut in self._box.values():
+            cut.clear()
 
     def _ran_out(self, i: int) -> None:
         self.out_of_time = True
@@ -221,7 +240,8 @@ class Propagator:
         values = self.lo.new_zeros(1, 2 * k, channels, *([1] * dims))
         values[(0, rows, channel.repeat(2), *([0] * dims))] = sign
         positions = torch.stack(spatial, 1).repeat(2, 1)
-        reach = tuple(int(v) for v in positions.max(0).values.tolist())
+        # every chunk of this node shares one window geometry (windows are kept between them)
+        reach = tuple(n - 1 for n in (shape[:-1] if last else shape[1:]))
         window = Window((1,) * dims, (1,) * dims, (0,) * dims)
         return Form(values, window, positions, bool(last), reach)
 
@@ -253,7 +273,13 @@ class Propagator:
             del f, outs
         on_input = pending.pop(-1, None)
         if on_input is not None:
-            constant = constant + concretize(on_input, self.lo, self.hi)
+            box = None
+            if on_input.is_patches:
+                last = on_input.channels_last
+                if last not in self._box:
+                    self._box[last] = box_cut(self.lo, self.hi, last)
+                box = self._box[last]
+            constant = constant + concretize(on_input, self.lo, self.hi, box)
         return constant
 
     def _through_activation(self, j: int, form: Form, alphas: dict | None):
@@ -264,15 +290,16 @@ class Propagator:
             sl, bl, su, bu = relax(node.kind, node.module, lo.unsqueeze(1), hi.unsqueeze(1), alpha)
             if node.kind in PIECEWISE:
                 bl = None
-            return _single(through_diagonal(form, sl, bl, su, bu, per_row=True))
-        return _single(through_diagonal(form, *self._relaxation(j)))
+            return _single(Diagonal.from_bounds(sl, bl, su, bu, per_row=True).backward(form))
+        return _single(self._relaxation(j).backward(form))
 
     def _relaxation(self, j: int):
         if j not in self._relaxations:
             node = self.nodes[j]
             lo, hi = self.interval(node.sources[0])
             sl, bl, su, bu = relax(node.kind, node.module, lo, hi)
-            self._relaxations[j] = (sl, None if node.kind in PIECEWISE else bl, su, bu)
+            bl = None if node.kind in PIECEWISE else bl
+            self._relaxations[j] = Diagonal.from_bounds(sl, bl, su, bu)
         return self._relaxations[j]
 
     def _through_max(self, j: int, form: Form):

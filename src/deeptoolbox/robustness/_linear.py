@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Window", "Form", "windows", "densify", "add_forms", "concretize", "through_diagonal"]
+__all__ = ["Window", "Form", "Diagonal", "windows", "densify", "add_forms", "concretize"]
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,16 @@ def node_layout(t: torch.Tensor, channels_last: bool, lead: int = 1) -> torch.Te
 
 
 def windows(
-    t: torch.Tensor, form: Form, fill: float = 0.0, window: Window | None = None
+    t: torch.Tensor,
+    form: Form,
+    fill: float = 0.0,
+    window: Window | None = None,
+    grids: dict | None = None,
 ) -> torch.Tensor:
     """The window of every row of ``form`` cut from ``t`` (B, *node_shape): (B, R, C, *size).
 
-    Positions outside the node get ``fill``.
+    Positions outside the node get ``fill``. With many rows, every window of the grid is cut
+    once and rows pick theirs; ``grids`` (a dict) keeps those grids for the next call.
 
     Example:
         >>> import torch
@@ -111,12 +116,37 @@ def windows(
         return padded[(slice(None), slice(None), *index)].movedim(2, 1)
     # many rows share each position: cut every window once, then pick rows (much faster)
     dims = len(spatial)
-    every = padded.permute(0, *range(2, 2 + dims), 1, *range(2 + dims, 2 + 2 * dims))
-    every = every.reshape(t.shape[0], math.prod(grid), t.shape[1], *window.size)
+    key = (window, form.reach, fill)
+    every = None if grids is None else grids.get(key)
+    if every is None:
+        every = padded.permute(0, *range(2, 2 + dims), 1, *range(2 + dims, 2 + 2 * dims))
+        every = every.reshape(t.shape[0], math.prod(grid), t.shape[1], *window.size)
+        if grids is not None:
+            grids[key] = every
     flat = form.positions[:, 0]
     for axis in range(1, dims):
         flat = flat * grid[axis] + form.positions[:, axis]
     return every.index_select(1, flat)
+
+
+class Cut:
+    """A tensor (B, *node_shape) to cut windows from, keeping the grids of windows between
+    chunks of rows that share a window geometry (call :meth:`clear` when done)."""
+
+    def __init__(self, t: torch.Tensor) -> None:
+        self.t = t
+        self._first: dict[bool, torch.Tensor] = {}
+        self._grids: dict = {}
+
+    def __call__(self, form: Form, fill: float = 0.0) -> torch.Tensor:
+        last = form.channels_last
+        if last not in self._first:
+            self._first[last] = channels_first(self.t, last)
+        flat = replace(form, channels_last=False)
+        return windows(self._first[last], flat, fill, grids=self._grids.setdefault(last, {}))
+
+    def clear(self) -> None:
+        self._grids.clear()
 
 
 def mask(form: Form, spatial: tuple[int, ...]) -> torch.Tensor:
@@ -194,58 +224,108 @@ def add_forms(a: Form, b: Form, shape: tuple[int, ...]) -> Form:
     return Form(densify(a, shape).values + densify(b, shape).values)
 
 
-def aligned(t: torch.Tensor, form: Form, fill: float = 0.0) -> torch.Tensor:
-    """``t`` (B, *node_shape) broadcastable against ``form.values``."""
-    return windows(t, form, fill) if form.is_patches else t.unsqueeze(1)
+def _dot(v: torch.Tensor, t: torch.Tensor, form: Form, gathered: bool) -> torch.Tensor:
+    """sum over each row of v * t: (B, R). ``t`` is (B, *node_shape), or (B, R or 1, ...)
+    aligned with the rows when ``gathered``."""
+    if gathered and t.shape[1] == 1:
+        t, gathered = t.squeeze(1), False
+    if not gathered:
+        return (v.flatten(2) @ t.flatten(1).unsqueeze(-1)).squeeze(-1)
+    batch, rows = max(v.shape[0], t.shape[0]), v.shape[1]
+    a = v.expand(batch, *v.shape[1:]).reshape(batch * rows, 1, -1)
+    b = t.expand(batch, *t.shape[1:]).reshape(batch * rows, -1, 1)
+    return (a @ b).reshape(batch, rows)
 
 
-def through_diagonal(
-    form: Form,
-    lower_slope: torch.Tensor,
-    lower_bias: torch.Tensor | None,
-    upper_slope: torch.Tensor,
-    upper_bias: torch.Tensor | None,
-    *,
-    per_row: bool = False,
-) -> tuple[Form, torch.Tensor]:
-    """Pass ``form`` through ``y = diag(s) x + b`` bounded by lower/upper slope and bias.
+class Diagonal:
+    """Element-wise linear bounds ``sl * x + bl <= y <= su * x + bu`` of a layer's output.
 
-    Positive coefficients take the lower relaxation, negative ones the upper one (the form is
-    a lower bound). Tensors are (B, *node_shape), or (B, R, *node_shape) with ``per_row``
-    (dense forms only). Returns the form on ``x`` and the constant term, (B, R).
+    Stored as the lower slope and bias plus the upper-minus-lower differences (None when
+    they are zero, as for affine layers, or the lower bias of a ReLU), all (B, *node_shape),
+    or (B, R, *node_shape) with ``per_row`` (one slope per row: optimized slopes, dense only).
+
+    Example:
+        >>> import torch
+        >>> d = Diagonal(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 0.5]]), None,
+        ...              torch.tensor([[0.0, 1.0]]))
+        >>> form, constant = d.backward(Form(torch.tensor([[[2.0, -2.0]]])))
+        >>> form.values.tolist(), constant.tolist()
+        ([[[2.0, -1.0]]], [[-2.0]])
+    """
+
+    def __init__(self, slope, slope_spread=None, bias=None, bias_spread=None, *,
+                 per_row: bool = False) -> None:  # fmt: skip
+        self.parts = [slope, slope_spread, bias, bias_spread]
+        self.per_row = per_row
+        self._packed: dict[bool, Cut] = {}
+
+    @classmethod
+    def from_bounds(cls, lower_slope, lower_bias, upper_slope, upper_bias, *, per_row=False):
+        """From both relaxations (a bias may be None for zero)."""
+        spread = None if upper_slope is lower_slope else upper_slope - lower_slope
+        if upper_bias is lower_bias:
+            bias_spread = None
+        elif lower_bias is None:
+            bias_spread = upper_bias
+        else:
+            bias_spread = upper_bias - lower_bias
+        return cls(lower_slope, spread, lower_bias, bias_spread, per_row=per_row)
+
+    def _cut(self, form: Form) -> list[torch.Tensor | None]:
+        """The parts aligned with the form's values (one gather for patches)."""
+        if not form.is_patches:
+            return [p if p is None or self.per_row else p.unsqueeze(1) for p in self.parts]
+        present = [p for p in self.parts if p is not None]
+        last = form.channels_last
+        if last not in self._packed:
+            self._packed[last] = Cut(torch.cat(present, -1 if last else 1))
+        cut = self._packed[last](form)
+        channels = present[0].shape[-1 if last else 1]
+        pieces = iter(cut.split(channels, dim=2))
+        return [None if p is None else next(pieces) for p in self.parts]
+
+    def clear(self) -> None:
+        """Forget the windows kept for the last window geometry."""
+        for cut in self._packed.values():
+            cut.clear()
+
+    def backward(self, form: Form) -> tuple[Form, torch.Tensor]:
+        """The form on the layer's input and the constant term (B, R)."""
+        slope, spread, bias, bias_spread = self._cut(form)
+        v = form.values
+        negative = v.clamp(max=0) if spread is not None or bias_spread is not None else None
+        out = v * slope
+        if spread is not None:
+            out = out.addcmul_(negative, spread)
+        gathered = form.is_patches or self.per_row
+        constant = v.new_zeros(())
+        if bias is not None:
+            constant = constant + _dot(v, bias, form, gathered)
+        if bias_spread is not None:
+            constant = constant + _dot(negative, bias_spread, form, gathered)
+        if constant.dim() == 0:
+            constant = v.new_zeros(v.shape[:2])
+        return form.with_values(out), constant
+
+
+def concretize(
+    form: Form, lo: torch.Tensor, hi: torch.Tensor, box: Cut | None = None
+) -> torch.Tensor:
+    """Lower bound of the form over the box [lo, hi] (B, *node_shape): (B, R).
+
+    ``box``: a :class:`Cut` of the center and radius concatenated on the channel axis, to
+    reuse windows between chunks (patches only).
     """
     v = form.values
-
-    def align(t):
-        return t if per_row else aligned(t, form)
-
-    positive = v >= 0
-    same_slope = lower_slope is upper_slope
-    slope = (
-        align(lower_slope)
-        if same_slope
-        else torch.where(positive, align(lower_slope), align(upper_slope))
-    )
-    out = form.with_values(v * slope)
-    constant = v.new_zeros(v.shape[:2])
-    if lower_bias is not None and lower_bias is upper_bias:
-        constant = (v * align(lower_bias)).flatten(2).sum(-1)
-    else:
-        if lower_bias is not None:
-            constant = constant + (v.clamp(min=0) * align(lower_bias)).flatten(2).sum(-1)
-        if upper_bias is not None:
-            constant = constant + (v.clamp(max=0) * align(upper_bias)).flatten(2).sum(-1)
-    return out, constant
-
-
-def concretize(form: Form, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Lower bound of the form over the box [lo, hi] (B, *node_shape): (B, R)."""
-    center, radius = (hi + lo) / 2, (hi - lo) / 2
-    v = form.values
     if not form.is_patches:
-        flat = v.flatten(2)
-        return (flat @ center.flatten(1).unsqueeze(-1)).squeeze(-1) - (
-            flat.abs() @ radius.flatten(1).unsqueeze(-1)
-        ).squeeze(-1)
-    value = (v * windows(center, form)).flatten(2).sum(-1)
-    return value - (v.abs() * windows(radius, form)).flatten(2).sum(-1)
+        center, radius = (hi + lo) / 2, (hi - lo) / 2
+        return _dot(v, center, form, False) - _dot(v.abs(), radius, form, False)
+    box = box_cut(lo, hi, form.channels_last) if box is None else box
+    cut_center, cut_radius = box(form).chunk(2, dim=2)
+    return _dot(v, cut_center, form, True) - _dot(v.abs(), cut_radius, form, True)
+
+
+def box_cut(lo: torch.Tensor, hi: torch.Tensor, channels_last: bool) -> Cut:
+    """A :class:`Cut` of the box's center and radius (for :func:`concretize`)."""
+    axis = -1 if channels_last else 1
+    return Cut(torch.cat([(hi + lo) / 2, (hi - lo) / 2], axis))
