@@ -211,11 +211,13 @@ def lower_bound_of(
     optimize: bool = False,
     iterations: int = 20,
     budget: Budget | None = None,
+    positive_is_enough: bool = False,
 ) -> torch.Tensor:
     """Lower bounds of ``spec @ logits`` per box: spec is (B or 1, S, *output_shape).
 
     Boxes are bounded in groups that fit ``budget`` (default: 40% of the free memory, no
-    deadline); what was given up is added to ``budget.notes``.
+    deadline); what was given up is added to ``budget.notes``. With ``positive_is_enough``,
+    slopes are not optimized for a group whose CROWN bounds are all positive already.
     """
     budget = Budget(default_max_memory(lo.device)) if budget is None else budget
     group = box_group_size(graph, lo, budget, optimize)
@@ -224,8 +226,17 @@ def lower_bound_of(
         box = slice(start, start + group)
         rows = spec if spec.shape[0] == 1 else spec[box]
         propagator = Propagator(graph, lo[box], hi[box], method, budget)
-        if budget.progress is not None and lo.shape[0] == 1:
-            propagator.on_layer = budget.progress.update
+        if budget.progress is not None:
+            report = budget.progress
+
+            where = "" if group >= lo.shape[0] else f", boxes {start + 1}-{start + group}"
+
+            def on_layer(done, total, report=report, where=where):
+                report.update(done, total, "layers" + where)
+
+            propagator.on_layer = on_layer
         rows = rows.reshape(rows.shape[0], rows.shape[1], *propagator.shapes[-1])
-        parts.append(propagator.linear_lower(rows, optimize, iterations).detach())
+        parts.append(
+            propagator.linear_lower(rows, optimize, iterations, positive_is_enough).detach()
+        )
     return torch.cat(parts)

@@ -233,7 +233,7 @@ class Propagator:
             values = self.lo.new_zeros(1, 2 * k, math.prod(shape))
             values[0, rows, index.repeat(2)] = sign
             return Form(values.reshape(1, 2 * k, *shape))
-        coords = torch.unravel_index(index, shape)
+        coords = _unravel(index, shape)
         channel = coords[-1] if last else coords[0]
         spatial = coords[:-1] if last else coords[1:]
         channels, dims = (shape[-1] if last else shape[0]), len(shape) - 1
@@ -310,10 +310,12 @@ class Propagator:
         return [], concretize(form, lo, hi)
 
     # -- final bounds -------------------------------------------------------------------------
-    def linear_lower(self, spec: torch.Tensor, optimize: bool, iterations: int) -> torch.Tensor:
+    def linear_lower(self, spec: torch.Tensor, optimize: bool, iterations: int,
+                     positive_is_enough: bool = False) -> torch.Tensor:  # fmt: skip
         """Lower bound of spec @ output (output = last node), never looser than IBP.
 
-        ``spec`` is (B or 1, S, *output_shape).
+        ``spec`` is (B or 1, S, *output_shape). With ``positive_is_enough``, slopes are only
+        optimized when some CROWN bound is not positive.
         """
         last = len(self.nodes) - 1
         self.intervals(last)
@@ -327,7 +329,7 @@ class Propagator:
         except OutOfTime:
             self._ran_out(last)
             return best
-        if optimize:
+        if optimize and not (positive_is_enough and bool((best > 0).all())):
             best = torch.maximum(best, self._optimized(last, spec, iterations))
         return best
 
@@ -405,6 +407,15 @@ class Propagator:
                     for i, alpha in alphas.items():
                         alpha.clamp_(floors[i], 1.0)
         return best
+
+
+def _unravel(index: torch.Tensor, shape) -> list[torch.Tensor]:
+    """Coordinates of flat indices (torch.unravel_index imports sympy: seconds, once)."""
+    coords = []
+    for size in reversed(shape):
+        coords.append(index % size)
+        index = index // size
+    return coords[::-1]
 
 
 def _single(result):
