@@ -229,7 +229,8 @@ def lower_bound_of(
         if budget.progress is not None:
             report = budget.progress
 
-            where = "" if group >= lo.shape[0] else f", boxes {start + 1}-{start + group}"
+            end = min(lo.shape[0], start + group)
+            where = "" if group >= lo.shape[0] else f", boxes {start + 1}-{end}"
 
             def on_layer(done, total, report=report, where=where):
                 report.update(done, total, "layers" + where)

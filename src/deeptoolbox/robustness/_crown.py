@@ -19,6 +19,7 @@ from deeptoolbox import layers as L
 from deeptoolbox.robustness._budget import Budget, OutOfTime, element_size
 from deeptoolbox.robustness._graph import Graph
 from deeptoolbox.robustness._linear import (
+    Allowance,
     Diagonal,
     Form,
     Window,
@@ -89,14 +90,23 @@ class Propagator:
             for i, n in enumerate(self.nodes)
             if n.kind in ("affine", "max")
         }
+        self.elsize = element_size(lo.dtype)
+        # windows kept between chunks, and matrices kept for small windows, share a quarter
+        # of the work budget
+        self.allowance = Allowance(budget.work // (4 * self.elsize))
+        for op in self.ops.values():
+            if isinstance(op, ConvOp):
+                op.matrix_limit = min(op.matrix_limit, budget.work // (8 * self.elsize))
+            elif isinstance(op, DiagonalOp):
+                op.diagonal.allowance = self.allowance
         self.consumers: dict[int, set[str]] = {i: set() for i in range(-1, len(self.nodes))}
         for node in self.nodes:
             for source in node.sources:
                 self.consumers[source].add(node.kind)
         self.bounds: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.elsize = element_size(lo.dtype)
         sizes = [math.prod(s) for s in self.shapes] + [lo[0].numel()]
         self.stored = 6.0 * lo.shape[0] * sum(sizes) * self.elsize
+        self.reserved = self.stored + self.allowance.limit * self.elsize
         self.out_of_time = False
         self._relaxations: dict[int, Diagonal] = {}
         self._box: dict = {}
@@ -163,12 +173,12 @@ class Propagator:
             while start < needed.numel():
                 self.budget.deadline.check()
                 per_row = self._row_bytes.get(i, self._conservative_row_bytes(i))
-                count = self.budget.rows_that_fit(batch * per_row, self.stored) // 2
+                count = self.budget.rows_that_fit(batch * per_row, self.reserved) // 2
                 if count < 1:
                     self.budget.note(
-                        f"memory budget: node '{self.nodes[i].name}' kept interval (IBP) bounds "
+                        f"memory budget: layer {self._describe(i)} kept interval (IBP) bounds "
                         f"for {needed.numel() - start} neurons (CROWN would need about "
-                        f"{_megabytes(2 * batch * per_row + self.stored)} MB)"
+                        f"{_size(2 * batch * per_row + self.reserved)})"
                     )
                     break
                 index = needed[start : start + count]
@@ -177,7 +187,7 @@ class Propagator:
                 bound = self.backward(i, self._identity_form(i, index))
                 lows[:, index] = torch.maximum(lows[:, index], bound[:, :k])
                 highs[:, index] = torch.minimum(highs[:, index], -bound[:, k:])
-                measured = self._peak * self.elsize / (2 * k * batch)
+                measured = max(self._peak - self._kept(), 0) * self.elsize / (2 * k * batch)
                 self._row_bytes[i] = max(measured * SAFETY, 64.0)
                 start += k
         except OutOfTime:
@@ -185,6 +195,12 @@ class Propagator:
         finally:
             self._forget_windows()
         return lows.reshape(lo.shape), highs.reshape(hi.shape)
+
+    def _kept(self) -> int:
+        """Elements held in windows kept between chunks."""
+        kept = sum(d.kept for d in self._relaxations.values())
+        kept += sum(op.diagonal.kept for op in self.ops.values() if isinstance(op, DiagonalOp))
+        return kept + sum(cut.kept for cut in self._box.values())
 
     def _forget_windows(self) -> None:
         for diagonal in self._relaxations.values():
@@ -195,10 +211,14 @@ class Propagator:
         for cut in self._box.values():
             cut.clear()
 
+    def _describe(self, i: int) -> str:
+        node = self.nodes[i]
+        return f"'{node.name}' ({type(node.module).__name__})"
+
     def _ran_out(self, i: int) -> None:
         self.out_of_time = True
         self.budget.note(
-            f"time limit: CROWN stopped at node '{self.nodes[i].name}'; it and the nodes after "
+            f"time limit: CROWN stopped at layer {self._describe(i)}; it and the layers after "
             "it have interval (IBP) bounds"
         )
 
@@ -267,7 +287,7 @@ class Propagator:
             for source, g in zip(node.sources, outs, strict=False):
                 shape = self.shape(source)
                 pending[source] = add_forms(pending[source], g, shape) if source in pending else g
-            live = sum(p.numel for p in pending.values())
+            live = sum(p.numel for p in pending.values()) + self._kept()
             largest = max([f.numel] + [g.numel for g in outs])
             self._peak = max(self._peak, live + f.numel + STEP_COPIES * largest)
             del f, outs
@@ -277,7 +297,7 @@ class Propagator:
             if on_input.is_patches:
                 last = on_input.channels_last
                 if last not in self._box:
-                    self._box[last] = box_cut(self.lo, self.hi, last)
+                    self._box[last] = box_cut(self.lo, self.hi, last, self.allowance)
                 box = self._box[last]
             constant = constant + concretize(on_input, self.lo, self.hi, box)
         return constant
@@ -300,6 +320,7 @@ class Propagator:
             sl, bl, su, bu = relax(node.kind, node.module, lo, hi)
             bl = None if node.kind in PIECEWISE else bl
             self._relaxations[j] = Diagonal.from_bounds(sl, bl, su, bu)
+            self._relaxations[j].allowance = self.allowance
         return self._relaxations[j]
 
     def _through_max(self, j: int, form: Form):
@@ -338,10 +359,10 @@ class Propagator:
         parts, start = [], 0
         while start < rows:
             per_row = self._row_bytes.get(last, self._conservative_row_bytes(last))
-            count = self.budget.rows_that_fit(batch * per_row, self.stored)
+            count = self.budget.rows_that_fit(batch * per_row, self.reserved)
             if count < 1:
                 self.budget.note(
-                    f"memory budget: output '{self.nodes[last].name}' kept interval (IBP) bounds"
+                    f"memory budget: output layer {self._describe(last)} kept interval (IBP) bounds"
                 )
                 parts.append(spec.new_full((batch, rows - start), -math.inf))
                 break
@@ -349,7 +370,8 @@ class Propagator:
             chunk = spec[:, start : start + count]
             parts.append(self.backward(last, Form(chunk)))
             self._row_bytes[last] = max(
-                self._peak * self.elsize * SAFETY / (chunk.shape[1] * batch), 64.0
+                max(self._peak - self._kept(), 0) * self.elsize * SAFETY / (chunk.shape[1] * batch),
+                64.0,
             )
             start += chunk.shape[1]
         return torch.cat(parts, 1)
@@ -362,7 +384,7 @@ class Propagator:
             return worst
         sizes = [math.prod(s) for s in self.shapes]
         per_row = self.elsize * (6 * sum(sizes[i] for i in relus) + 8 * sum(sizes))
-        count = self.budget.rows_that_fit(batch * per_row, self.stored)
+        count = self.budget.rows_that_fit(batch * per_row, self.reserved)
         if count < 1:
             self.budget.note("memory budget: slopes not optimized (CROWN bounds kept)")
             return worst
@@ -427,8 +449,10 @@ def _slope_floor(node) -> float:
     return 0.0 if node.kind == "relu" else leaky_slope(node.module)
 
 
-def _megabytes(value: float) -> str:
-    return f"{value / 2**20:.0f}"
+def _size(value: float) -> str:
+    if value >= 2**30:
+        return f"{value / 2**30:.1f} GB"
+    return f"{value / 2**20:.1f} MB" if value >= 2**20 else f"{value / 2**10:.0f} KB"
 
 
 def _forward_interval(node, ins):

@@ -24,7 +24,10 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Window", "Form", "Diagonal", "windows", "densify", "add_forms", "concretize"]
+__all__ = [
+    "Window", "Form", "Diagonal", "Cut", "Allowance", "windows", "densify", "add_forms",
+    "concretize",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,13 @@ def windows(
     fill: float = 0.0,
     window: Window | None = None,
     grids: dict | None = None,
+    allowance: Allowance | None = None,
 ) -> torch.Tensor:
     """The window of every row of ``form`` cut from ``t`` (B, *node_shape): (B, R, C, *size).
 
     Positions outside the node get ``fill``. With many rows, every window of the grid is cut
-    once and rows pick theirs; ``grids`` (a dict) keeps those grids for the next call.
+    once and rows pick theirs; ``grids`` (a dict) keeps those grids for the next call, as
+    far as ``allowance`` lets it.
 
     Example:
         >>> import torch
@@ -121,7 +126,7 @@ def windows(
     if every is None:
         every = padded.permute(0, *range(2, 2 + dims), 1, *range(2 + dims, 2 + 2 * dims))
         every = every.reshape(t.shape[0], math.prod(grid), t.shape[1], *window.size)
-        if grids is not None:
+        if grids is not None and (allowance is None or allowance.take(every.numel())):
             grids[key] = every
     flat = form.positions[:, 0]
     for axis in range(1, dims):
@@ -129,12 +134,35 @@ def windows(
     return every.index_select(1, flat)
 
 
+class Allowance:
+    """How many elements the kept grids of windows may hold together.
+
+    Example:
+        >>> a = Allowance(10)
+        >>> a.take(6), a.take(6), a.left
+        (True, False, 4)
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.left = limit, limit
+
+    def take(self, count: int) -> bool:
+        if count > self.left:
+            return False
+        self.left -= count
+        return True
+
+    def give_back(self, count: int) -> None:
+        self.left = min(self.limit, self.left + count)
+
+
 class Cut:
     """A tensor (B, *node_shape) to cut windows from, keeping the grids of windows between
     chunks of rows that share a window geometry (call :meth:`clear` when done)."""
 
-    def __init__(self, t: torch.Tensor) -> None:
+    def __init__(self, t: torch.Tensor, allowance: Allowance | None = None) -> None:
         self.t = t
+        self.allowance = allowance
         self._first: dict[bool, torch.Tensor] = {}
         self._grids: dict = {}
 
@@ -143,10 +171,18 @@ class Cut:
         if last not in self._first:
             self._first[last] = channels_first(self.t, last)
         flat = replace(form, channels_last=False)
-        return windows(self._first[last], flat, fill, grids=self._grids.setdefault(last, {}))
+        grids = self._grids.setdefault(last, {})
+        return windows(self._first[last], flat, fill, grids=grids, allowance=self.allowance)
 
     def clear(self) -> None:
+        if self.allowance is not None:
+            self.allowance.give_back(self.kept)
         self._grids.clear()
+
+    @property
+    def kept(self) -> int:
+        """Elements held in kept grids."""
+        return sum(g.numel() for grids in self._grids.values() for g in grids.values())
 
 
 def mask(form: Form, spatial: tuple[int, ...]) -> torch.Tensor:
@@ -257,6 +293,7 @@ class Diagonal:
                  per_row: bool = False) -> None:  # fmt: skip
         self.parts = [slope, slope_spread, bias, bias_spread]
         self.per_row = per_row
+        self.allowance: Allowance | None = None  # for the windows kept between chunks
         self._packed: dict[bool, Cut] = {}
 
     @classmethod
@@ -278,7 +315,7 @@ class Diagonal:
         present = [p for p in self.parts if p is not None]
         last = form.channels_last
         if last not in self._packed:
-            self._packed[last] = Cut(torch.cat(present, -1 if last else 1))
+            self._packed[last] = Cut(torch.cat(present, -1 if last else 1), self.allowance)
         cut = self._packed[last](form)
         channels = present[0].shape[-1 if last else 1]
         pieces = iter(cut.split(channels, dim=2))
@@ -288,6 +325,11 @@ class Diagonal:
         """Forget the windows kept for the last window geometry."""
         for cut in self._packed.values():
             cut.clear()
+
+    @property
+    def kept(self) -> int:
+        """Elements held in kept windows."""
+        return sum(cut.kept for cut in self._packed.values())
 
     def backward(self, form: Form) -> tuple[Form, torch.Tensor]:
         """The form on the layer's input and the constant term (B, R)."""
@@ -325,7 +367,8 @@ def concretize(
     return _dot(v, cut_center, form, True) - _dot(v.abs(), cut_radius, form, True)
 
 
-def box_cut(lo: torch.Tensor, hi: torch.Tensor, channels_last: bool) -> Cut:
+def box_cut(lo: torch.Tensor, hi: torch.Tensor, channels_last: bool,
+            allowance: Allowance | None = None) -> Cut:  # fmt: skip
     """A :class:`Cut` of the box's center and radius (for :func:`concretize`)."""
     axis = -1 if channels_last else 1
-    return Cut(torch.cat([(hi + lo) / 2, (hi - lo) / 2], axis))
+    return Cut(torch.cat([(hi + lo) / 2, (hi - lo) / 2], axis), allowance)

@@ -90,6 +90,7 @@ class ConvOp:
         self.in_shape, self.out_shape = tuple(in_shape), tuple(out_shape)
 
         self._matrices: dict[tuple[int, ...], tuple[torch.Tensor, tuple[int, ...]]] = {}
+        self.matrix_limit = MATRIX_ELEMENTS  # elements; lowered to fit a memory budget
 
     def backward(self, form: Form):
         v = _as_channels_first(form, self.channels_last)
@@ -131,7 +132,7 @@ class ConvOp:
             # CPU, but multiplies all of the window where the convolution touches the kernel
             ratio = self.groups * math.prod(extent) / math.prod(self.weight.shape[2:])
             matrix = None
-            if count <= MATRIX_ELEMENTS and ratio <= MATRIX_WORK:
+            if count <= self.matrix_limit and ratio <= MATRIX_WORK:
                 basis = torch.eye(channels * math.prod(size), dtype=self.weight.dtype,
                                   device=self.weight.device)  # fmt: skip
                 images = self._transpose(basis.reshape(-1, channels, *size))

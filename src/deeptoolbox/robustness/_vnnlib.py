@@ -19,9 +19,9 @@ import torch
 
 from deeptoolbox.errors import DeepToolboxError, NetworkFileError, OptionError
 from deeptoolbox.robustness._bounds import lower_bound_of, make_budget
+from deeptoolbox.robustness._branch import split_and_bound
 from deeptoolbox.robustness._budget import Progress
 from deeptoolbox.robustness._graph import UnsupportedLayerError, to_graph
-from deeptoolbox.robustness._branch import split_and_bound
 from deeptoolbox.robustness._vnnlib_parse import InputRegion, read_vnnlib
 
 __all__ = ["VnnlibResult", "verify_vnnlib"]
@@ -259,8 +259,16 @@ def _decide(net, graph, shape, regions, session, deadline, method, budget, progr
     status = "unsat"
     for region, lo, hi, spec, offset, groups in open_regions:
         outcome, point = split_and_bound(
-            graph, lo, hi, spec, offset=offset, groups=groups, deadline=deadline, method=method,
-            budget=budget, progress=progress,
+            graph,
+            lo,
+            hi,
+            spec,
+            offset=offset,
+            groups=groups,
+            deadline=deadline,
+            method=method,
+            budget=budget,
+            progress=progress,
         )
         if outcome == "violated":
             inner = [torch.as_tensor(v).reshape(shape) for v in _float32_box(region, inner=True)]
