@@ -130,11 +130,13 @@ def test_time_limit_stops_crown_and_keeps_sound_bounds():
     lo = torch.rand(1, 3, 20, 20)
     hi = lo + 0.1
     begin = time.monotonic()
-    bounds = estimate_output_bounds(net, lo, hi, time_limit=0.3)
-    elapsed = time.monotonic() - begin
-    assert elapsed < 0.3 + 3.0
-    assert any("time limit" in note for note in bounds.notes)
     ibp = estimate_output_bounds(net, lo, hi, method="ibp")
+    margin = 2 * (time.monotonic() - begin) + 1.0  # finishing costs about one IBP pass
+    begin = time.monotonic()
+    bounds = estimate_output_bounds(net, lo, hi, time_limit=1.0)
+    elapsed = time.monotonic() - begin
+    assert elapsed < 1.0 + margin, f"{elapsed:.1f} s for a 1 s limit"
+    assert any("time limit: CROWN stopped" in note for note in bounds.notes)
     assert bool((bounds.lower >= ibp.lower - 1e-5).all())
     assert_sound(net, lo, hi, bounds.lower, bounds.upper)
 

@@ -190,11 +190,14 @@ def test_a_small_time_limit_is_honoured_on_a_slow_case():
     x = torch.rand(1, 3, 32, 32)
     label = int(net(x).argmax())
     begin = time.monotonic()
+    verify_robustness(net, x, label, 0.05, attack=False, method="ibp")
+    margin = 2 * (time.monotonic() - begin) + 1.0  # finishing costs about one IBP pass
+    begin = time.monotonic()
     result = verify_robustness(net, x, label, 0.05, attack=False, time_limit=1.0)
     elapsed = time.monotonic() - begin
     assert result.status == ["unproven"]
-    assert any("time limit" in note for note in result.notes)
-    assert elapsed < 1.0 + 3.0, f"answered after {elapsed:.1f} s for a 1 s limit"
+    assert any("time limit: CROWN stopped" in note for note in result.notes)
+    assert elapsed < 1.0 + margin, f"answered after {elapsed:.1f} s for a 1 s limit"
     assert torch.isfinite(result.margin_lower_bounds).all()  # from the bounds computed so far
 
 
@@ -205,10 +208,13 @@ def test_time_limit_is_per_observation_for_a_batch():
     x = torch.rand(3, 3, 32, 32)
     labels = net(x).argmax(1)
     begin = time.monotonic()
+    verify_robustness(net, x, labels, 0.05, attack=False, method="ibp")
+    margin = 2 * (time.monotonic() - begin) + 1.0
+    begin = time.monotonic()
     result = verify_robustness(net, x, labels, 0.05, attack=False, time_limit=0.5)
     elapsed = time.monotonic() - begin
     assert result.status == ["unproven"] * 3
-    assert elapsed < 3 * 0.5 + 3.0
+    assert elapsed < 3 * 0.5 + margin
 
 
 def test_progress_is_printed_for_long_runs_only(disk_net, capsys):

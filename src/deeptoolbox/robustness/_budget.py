@@ -101,6 +101,10 @@ class Deadline:
     def passed(self) -> bool:
         return time.monotonic() >= self.at
 
+    @property
+    def finite(self) -> bool:
+        return self.at != math.inf
+
     def check(self) -> None:
         """Raise :class:`OutOfTime` when the deadline has passed."""
         if time.monotonic() >= self.at:
@@ -158,6 +162,7 @@ class Progress:
         self.started = time.monotonic()
         self.last = -math.inf
         self.printed = False
+        self._shown: tuple | None = None
 
     def update(self, done: int, total: int, detail: str = "", *, final: bool = False) -> None:
         """Report ``done`` of ``total`` (printed when due, and always at the end once started)."""
@@ -169,9 +174,9 @@ class Progress:
             return
         if not final and now - self.last < self.every:
             return
-        if final and not self.printed:
+        if final and (not self.printed or self._shown == (done, total, detail)):
             return
-        self.last, self.printed = now, True
+        self.last, self.printed, self._shown = now, True, (done, total, detail)
         left = ""
         if 0 < done < total:
             left = f", about {elapsed / done * (total - done):.0f} s left"

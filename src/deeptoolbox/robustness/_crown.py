@@ -51,9 +51,12 @@ SAFETY = 1.25  # margin on measured memory per row
 
 
 def node_shapes(graph: Graph, lo: torch.Tensor) -> list[tuple[int, ...]]:
-    """Size (without batch) of every node's output."""
-    with torch.no_grad():
-        return [tuple(v.shape[1:]) for v in graph.run(lo[:1])]
+    """Size (without batch) of every node's output (kept on the graph per input size)."""
+    key = tuple(lo.shape[1:])
+    if key not in graph.shapes:
+        with torch.no_grad():
+            graph.shapes[key] = [tuple(v.shape[1:]) for v in graph.run(lo[:1])]
+    return graph.shapes[key]
 
 
 def bytes_per_box(shapes, input_numel: int, elsize: int, optimize: bool) -> float:
@@ -108,6 +111,7 @@ class Propagator:
         self.stored = 6.0 * lo.shape[0] * sum(sizes) * self.elsize
         self.reserved = self.stored + self.allowance.limit * self.elsize
         self.out_of_time = False
+        self._plain: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._relaxations: dict[int, Diagonal] = {}
         self._box: dict = {}
         self._layouts: dict[int, bool | None] = {-1: _input_layout(graph)}
@@ -124,8 +128,17 @@ class Propagator:
 
     # -- forward pass: intervals of every node ------------------------------------------------
     def intervals(self, last: int) -> None:
-        """Fill ``self.bounds`` for nodes 0..last (tightened with CROWN where it matters)."""
+        """Fill ``self.bounds`` for nodes 0..last (tightened with CROWN where it matters).
+
+        Once out of time, the nodes left take their plain interval bounds (computed first
+        when there is a deadline), so that the answer comes at once.
+        """
         for i in range(len(self.bounds), last + 1):
+            if self.out_of_time and self._plain is not None:
+                self.bounds.append(self._plain[i])
+                continue
+            if self.method == "ibp":
+                self.budget.deadline.check()
             node = self.nodes[i]
             ins = [self.interval(s) for s in node.sources]
             with torch.no_grad():
@@ -137,6 +150,18 @@ class Propagator:
             if self.on_layer is not None:
                 self.on_layer(i + 1, last + 1)
 
+    def plain_intervals(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Interval (IBP) bounds of every node, from the input box alone (computed once)."""
+        if self._plain is None:
+            bounds: list[tuple[torch.Tensor, torch.Tensor]] = []
+            for node in self.nodes:
+                self.budget.deadline.check()
+                ins = [(self.lo, self.hi) if s < 0 else bounds[s] for s in node.sources]
+                with torch.no_grad():
+                    bounds.append(_forward_interval(node, ins))
+            self._plain = bounds
+        return self._plain
+
     def _wants_crown(self, i: int) -> bool:
         relaxed = self.consumers[i] & {*ACTIVATIONS, "max"}
         node = self.nodes[i]
@@ -146,14 +171,17 @@ class Propagator:
         )  # fmt: skip
 
     def _interval_is_exact(self, i: int) -> bool:
-        """True when node i is one affine layer of the input box seen through element-wise
-        maps and reshapes only: its interval is then exact and CROWN cannot improve it."""
-        if len(self.nodes[i].sources) != 1:
-            return False
-        j = self.nodes[i].sources[0]
+        """True when node i sees the input box through one affine layer at most, the others
+        being element-wise maps and reshapes: each of its intervals is then exact (the range
+        of one affine function of the box, mapped element-wise) and CROWN cannot improve it."""
+        general, j = 0, i
         while j >= 0:
             node, op = self.nodes[j], self.ops.get(j)
-            if len(node.sources) != 1 or not isinstance(op, DiagonalOp | ReshapeOp):
+            if node.kind != "affine" or len(node.sources) != 1:
+                return False
+            if not isinstance(op, DiagonalOp | ReshapeOp):
+                general += 1
+            if general > 1:
                 return False
             j = node.sources[0]
         return True
@@ -339,7 +367,16 @@ class Propagator:
         optimized when some CROWN bound is not positive.
         """
         last = len(self.nodes) - 1
-        self.intervals(last)
+        unknown = spec.new_full((self.lo.shape[0], spec.shape[1]), -math.inf)
+        try:
+            if self.method == "crown" and (positive_is_enough or self.budget.deadline.finite):
+                plain = concretize(Form(spec), *self.plain_intervals()[last])
+                if positive_is_enough and bool((plain > 0).all()):
+                    return plain  # proven by intervals alone
+            self.intervals(last)
+        except OutOfTime:
+            self.budget.note("time limit: not even interval bounds could be finished in time")
+            return unknown
         lo, hi = self.bounds[last]
         best = concretize(Form(spec), lo, hi)
         if self.method == "ibp" or self.out_of_time:
@@ -408,7 +445,7 @@ class Propagator:
             start = default_lower_slope(node.kind, node.module, lo, hi).unsqueeze(1)
             alphas[i] = start.expand(-1, rows, *start.shape[2:]).clone().requires_grad_()
         floors = {i: _slope_floor(self.nodes[i]) for i in alphas}
-        optimizer = torch.optim.Adam(alphas.values(), lr=0.1)
+        adam = _Adam(list(alphas.values()), lr=0.1)
         best = spec.new_full((self.lo.shape[0], rows), -math.inf)
         with torch.enable_grad():
             for _ in range(iterations):
@@ -422,13 +459,33 @@ class Propagator:
                 best = torch.maximum(best, bound.detach())
                 # gradients for the slopes only: the network's own .grad stays untouched
                 grads = torch.autograd.grad(-bound.sum(), list(alphas.values()), allow_unused=True)
-                for alpha, grad in zip(alphas.values(), grads, strict=True):
-                    alpha.grad = torch.zeros_like(alpha) if grad is None else grad
-                optimizer.step()
+                adam.step(grads)
                 with torch.no_grad():
                     for i, alpha in alphas.items():
                         alpha.clamp_(floors[i], 1.0)
         return best
+
+
+class _Adam:
+    """Adam (Kingma and Ba, 2015) for the slopes. torch.optim.Adam is not used: its first
+    step imports torch._dynamo, which takes seconds that a time limit cannot interrupt."""
+
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params, self.lr, self.betas, self.eps, self.steps = params, lr, betas, eps, 0
+        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+
+    @torch.no_grad()
+    def step(self, grads) -> None:
+        self.steps += 1
+        b1, b2 = self.betas
+        for p, g, (m, v) in zip(self.params, grads, self.moments, strict=True):
+            if g is None:
+                continue
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            size = self.lr / (1 - b1**self.steps)
+            denominator = (v / (1 - b2**self.steps)).sqrt_().add_(self.eps)
+            p.addcdiv_(m, denominator, value=-size)
 
 
 def _unravel(index: torch.Tensor, shape) -> list[torch.Tensor]:

@@ -14,7 +14,7 @@ propagation how to treat it:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -102,6 +102,7 @@ class Graph:
 
     nodes: list[Node]
     module: nn.Module
+    shapes: dict = field(default_factory=dict, repr=False)  # node sizes per input size
 
     @property
     def ends_in_softmax(self) -> bool:
