@@ -226,17 +226,55 @@ def cnn64():
     ])  # fmt: skip
 
 
-def verification_rows(args) -> None:
+def blobs(count: int, generator: torch.Generator):
+    """64x64 RGB images of 10 classes: a red, green or blue small blob, large blob or stripes,
+    or a grey blob, placed anywhere on noise."""
+    labels = torch.randint(0, 10, (count,), generator=generator)
+    rows, cols = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    images = 0.2 * torch.rand(count, 3, 64, 64, generator=generator)
+    for i, k in enumerate(labels.tolist()):
+        cy, cx = (16 + 32 * torch.rand(2, generator=generator)).tolist()
+        radius = 5.0 if k % 3 == 0 or k == 9 else 12.0
+        shape = torch.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * radius**2))
+        if k < 9 and k % 3 == 2:
+            shape = shape * (torch.sin(cols / 1.5) > 0)
+        channels = [0, 1, 2] if k == 9 else [k // 3]
+        images[i, channels] += 0.8 * shape
+    return images.clamp(0, 1), labels
+
+
+def trained_cnn64():
+    """The 64x64 CNN trained for a few epochs on generated blobs (a plain loop)."""
+    generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     net = cnn64()
-    net.initialize()
+    x, y = blobs(800, generator)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    net.train()
+    for _ in range(6):
+        for start in range(0, 800, 50):
+            optimizer.zero_grad()
+            logits = torch.log(net(x[start : start + 50]) + 1e-9)
+            torch.nn.functional.nll_loss(logits, y[start : start + 50]).backward()
+            optimizer.step()
     net.eval()
+    test_x, test_y = blobs(200, generator)
+    with torch.no_grad():
+        accuracy = float((net(test_x).argmax(1) == test_y).float().mean())
+    return net, test_x, test_y, accuracy
+
+
+def verification_rows(args) -> None:
+    net, x, y, accuracy = trained_cnn64()
     params = sum(p.numel() for p in net.parameters())
-    x = torch.rand(1, 3, 64, 64)
-    label = int(net(x).argmax())
-    seconds, memory, result = measure(lambda: verify_robustness(net, x, label, 0.5 / 255))
-    print(f"verify_robustness 64x64 CNN ({params} parameters), eps 0.5/255: {result.status[0]}, "
-          f"{seconds:.2f} s, peak memory growth {memory / 2**20:.0f} MB")  # fmt: skip
+    seconds, memory, result = measure(lambda: verify_robustness(net, x[:1], y[:1], 0.5 / 255))
+    print(f"verify_robustness 64x64 CNN ({params} parameters, test accuracy {accuracy:.2f}), one "
+          f"image, eps 0.5/255: {result.status[0]}, {seconds:.2f} s, peak memory growth "
+          f"{memory / 2**20:.0f} MB")  # fmt: skip
+    seconds, memory, result = measure(lambda: verify_robustness(net, x, y, 0.5 / 255))
+    print(f"verify_robustness 64x64 CNN, test set of {len(y)} images, eps 0.5/255: "
+          f"{result.counts}, {seconds:.2f} s ({seconds / len(y) * 1000:.0f} ms per image), peak "
+          f"memory growth {memory / 2**20:.0f} MB")  # fmt: skip
     try:
         import torchvision
     except ImportError:

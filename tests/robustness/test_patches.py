@@ -208,3 +208,20 @@ def test_only_unstable_neurons_are_bounded_with_crown():
     # the second gets one lower and one upper row per unstable neuron; then the output
     assert [start for start, _ in calls] == [2] * (len(calls) - 1) + [5]
     assert sum(rows for start, rows in calls if start == 2) == 2 * unstable
+
+
+@pytest.mark.parametrize("in_shape", [(3, 4, 5), (2, 3, 4, 2), (6, 3)])
+def test_global_average_pooling_rule_equals_the_autograd_transpose(in_shape):
+    from deeptoolbox.robustness._linear import Form
+    from deeptoolbox.robustness._ops import GenericOp, MeanOp
+
+    layer = L.GlobalAvgPool()
+    reference = torch.zeros(1, *in_shape)
+    out_shape = tuple(layer(reference).shape[1:])
+    coefficients = torch.randn(2, 5, *out_shape)
+    (mean,), mean_constant = MeanOp(in_shape).backward(Form(coefficients))
+    (generic,), generic_constant = GenericOp(layer, [in_shape], out_shape, reference).backward(
+        Form(coefficients)
+    )
+    torch.testing.assert_close(mean.values, generic.values)
+    torch.testing.assert_close(torch.as_tensor(mean_constant).expand(2, 5), generic_constant)

@@ -15,10 +15,10 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import vjp
 
 from deeptoolbox import layers as L
 from deeptoolbox.layers._conv import same_padding
+from deeptoolbox.robustness._graph import ScaleShift
 from deeptoolbox.robustness._linear import (
     Diagonal,
     Form,
@@ -311,8 +311,27 @@ class TransposedConvOp:
         return [Form(grad.reshape(batch, rows, *self.in_shape))], constant
 
 
+class MeanOp:
+    """Global average pooling: each output is the mean of one channel over time or space."""
+
+    def __init__(self, in_shape) -> None:
+        self.in_shape = tuple(in_shape)
+        self.channels_last = len(in_shape) == 2  # toolbox sequences (T, C)
+
+    def backward(self, form: Form):
+        v = form.values  # (B, R, C)
+        count = math.prod(self.in_shape) // v.shape[-1]
+        if self.channels_last:
+            grad = (v / count).unsqueeze(2).expand(*v.shape[:2], self.in_shape[0], v.shape[-1])
+        else:
+            grad = (v / count).reshape(*v.shape, *([1] * (len(self.in_shape) - 1)))
+            grad = grad.expand(*v.shape[:2], *self.in_shape)
+        return [Form(grad.contiguous())], 0.0
+
+
 class GenericOp:
-    """Any other affine layer: its transpose through ``torch.func.vjp`` (dense)."""
+    """Any other affine layer: its transpose through autograd (dense). (torch.func.vjp is
+    not used: its first call imports torch._dynamo, seconds a time limit cannot interrupt.)"""
 
     def __init__(self, module: nn.Module, in_shapes, out_shape, reference) -> None:
         self.module, self.in_shapes, self.out_shape = module, list(in_shapes), tuple(out_shape)
@@ -327,10 +346,14 @@ class GenericOp:
         v = densify(form, self.out_shape).values
         batch, rows = v.shape[:2]
         zeros = [
-            torch.zeros(batch * rows, *s, dtype=v.dtype, device=v.device) for s in self.in_shapes
+            torch.zeros(batch * rows, *s, dtype=v.dtype, device=v.device, requires_grad=True)
+            for s in self.in_shapes
         ]
-        _, pullback = vjp(self.module, *zeros)
-        grads = pullback(v.reshape(batch * rows, *self.out_shape))
+        with torch.enable_grad():
+            out = self.module(*zeros)
+            grads = torch.autograd.grad(
+                out, zeros, v.reshape(batch * rows, *self.out_shape), create_graph=v.requires_grad
+            )
         constant = (v * self.offset.unsqueeze(1)).flatten(2).sum(-1)
         return [Form(g.reshape(batch, rows, *g.shape[1:])) for g in grads], constant
 
@@ -414,7 +437,7 @@ def _max_op(module, in_shape, out_shape) -> MaxPoolOp | None:
 
 
 _DIAGONAL = (L.BatchNorm, L.InputLayer, L.Dropout, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout,
-             nn.Identity)  # fmt: skip
+             nn.Identity, ScaleShift)  # fmt: skip
 _LINEAR = (L.Dense, nn.Linear)
 _RESHAPES = (L.Flatten, L.Reshape, nn.Flatten, nn.Unflatten)
 
@@ -440,4 +463,6 @@ def make_op(module: nn.Module, kind: str, in_shapes, out_shape, reference: torch
         return ConcatOp(module._dim - 1, in_shapes, out_shape)
     if isinstance(module, L.TransposedConv2d):
         return TransposedConvOp(module, in_shapes[0], out_shape)
+    if isinstance(module, L.GlobalAvgPool):
+        return MeanOp(in_shapes[0])
     return GenericOp(module, in_shapes, out_shape, reference)
