@@ -118,6 +118,11 @@ def test_verify_vnnlib_answers_on_an_onnx_network_that_normalizes_its_input(
         assert shape == (2, 4, 4) and isinstance(net[0], ScaleShift)
         x = torch.rand(4, 2, 4, 4)
         torch.testing.assert_close(net(x), _reference(path, x), rtol=1e-5, atol=1e-5)
+    else:  # import_onnx's network is used, not the fallback
+        from deeptoolbox import Network
+        from deeptoolbox.robustness._vnnlib import _load_model
+
+        assert isinstance(_load_model(path)[0], Network)
     center = torch.rand(1, 2, 4, 4)
     label = int(_reference(path, center).argmax())
     robust = _output_property(tmp_path, path, center, 1e-4, label, "robust.vnnlib")
