@@ -90,3 +90,39 @@ def shapes_net():
         L.Conv2d(8, 3, padding="same"), L.ReLU(), L.GlobalAvgPool(), L.Dense(2), L.Softmax(),
     ])  # fmt: skip
     return train(net, x, y, epochs=15, lr=0.01, batch=64), x, y
+
+
+def pgd_extremes(net, lo, hi, steps=25, seed=0):
+    """PGD on each output, minimizing and maximizing: (min found, max found) per box."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        k = net(lo[:1])[0].numel()
+    n = lo.shape[0]
+    lo_r = lo.unsqueeze(1).expand(-1, 2 * k, *lo.shape[1:]).reshape(-1, *lo.shape[1:])
+    hi_r = hi.unsqueeze(1).expand(-1, 2 * k, *hi.shape[1:]).reshape(-1, *hi.shape[1:])
+    sign = torch.cat([torch.ones(k), -torch.ones(k)]).repeat(n)
+    pick = torch.arange(k).repeat(2).repeat(n)
+    x = lo_r + (hi_r - lo_r) * torch.rand(lo_r.shape, generator=generator)
+    for step in range(steps):
+        x.requires_grad_(True)
+        y = net(x).flatten(1).gather(1, pick[:, None]).squeeze(1)
+        (grad,) = torch.autograd.grad((sign * y).sum(), x)
+        size = (hi_r - lo_r) * 0.1 * (1 - step / steps)
+        x = torch.minimum(torch.maximum(x.detach() - size * grad.sign(), lo_r), hi_r)
+    with torch.no_grad():
+        y = net(x).flatten(1).gather(1, pick[:, None]).reshape(n, 2, k)
+    return y[:, 0], y[:, 1]
+
+
+def assert_sound(net, lo, hi, lower, upper, samples=300, tolerance=1e-5):
+    """Sampled points, box corners and PGD extremes all give outputs inside [lower, upper]."""
+    low, high = lower.flatten(1), upper.flatten(1)
+    points = lo + (hi - lo) * torch.rand(samples, *lo.shape)
+    points = torch.cat([points, lo[None], hi[None]])
+    with torch.no_grad():
+        outputs = net(points.reshape(-1, *lo.shape[1:])).reshape(points.shape[0], lo.shape[0], -1)
+    assert bool((outputs >= low - tolerance).all()), "a sampled output is below the lower bound"
+    assert bool((outputs <= high + tolerance).all()), "a sampled output is above the upper bound"
+    least, most = pgd_extremes(net, lo, hi)
+    assert bool((least >= low - tolerance).all()), "PGD went below the lower bound"
+    assert bool((most <= high + tolerance).all()), "PGD went above the upper bound"

@@ -85,3 +85,25 @@ def test_adversarial_training_raises_robust_accuracy(digits):
 
     assert accuracy(robust, x_test, y_test) > 0.85
     assert robust_accuracy(robust) > robust_accuracy(plain) + 0.2
+
+
+def test_labels_and_targets_may_be_class_names(digits, digits_net):
+    _, _, x, y = digits
+    x, y = x[:40], y[:40]
+    names = [f"digit {i}" for i in range(10)]
+    digits_net.classes = names
+    try:
+        by_index = find_adversarial(digits_net, x, y, 0.1, method="pgd", steps=5)
+        by_name = find_adversarial(digits_net, x, [names[i] for i in y.tolist()], 0.1,
+                                   method="pgd", steps=5)  # fmt: skip
+        torch.testing.assert_close(by_name.inputs, by_index.inputs)
+        assert torch.equal(by_name.success, by_index.success)
+        targeted = find_adversarial(digits_net, x, y, 0.3, method="pgd", steps=10,
+                                    targeted="digit 3")  # fmt: skip
+        assert torch.equal(targeted.success, targeted.predictions == 3)
+        with pytest.raises(OptionError, match="'seven' is not a class.*digit 0"):
+            find_adversarial(digits_net, x[:1], "seven", 0.1)
+    finally:
+        digits_net.classes = None
+    with pytest.raises(OptionError, match="no class names"):
+        find_adversarial(digits_net, x[:1], "digit 1", 0.1)

@@ -26,3 +26,27 @@ def test_attack_bounds_and_verification_on_cuda():
         assert bool(bounds.contains(net(x.cuda()), tolerance=1e-5).all())
     result = verify_robustness(net, x, label, 0.01, branch_and_bound=True, time_limit=2)
     assert len(result.status) == 8
+
+
+def test_convolution_patches_and_budget_on_cuda_match_the_cpu():
+    from deeptoolbox.robustness._budget import default_max_memory
+
+    torch.manual_seed(0)
+    net = Network([L.ImageInput((3, 16, 16)), L.Conv2d(8, 3, stride=2, padding=1), L.BatchNorm(),
+                   L.ReLU(), L.Conv2d(8, 3, padding=1), L.ReLU(), L.MaxPool2d(2, padding=0),
+                   L.Flatten(), L.Dense(4)])  # fmt: skip
+    net.initialize()
+    net.eval()
+    x = torch.rand(6, 3, 16, 16)
+    cpu = estimate_output_bounds(net, x - 0.03, x + 0.03)
+    net.cuda()
+    assert default_max_memory(torch.device("cuda")) > 0
+    gpu = estimate_output_bounds(net, x - 0.03, x + 0.03, optimize_slopes=True, iterations=3)
+    assert gpu.lower.device.type == "cuda" and gpu.notes == []
+    assert bool((gpu.lower.cpu() >= cpu.lower - 1e-4).all())
+    assert bool((gpu.upper.cpu() <= cpu.upper + 1e-4).all())
+    with torch.no_grad():
+        assert bool(gpu.contains(net(x.cuda()), tolerance=1e-4).all())
+    label = net(x.cuda()).argmax(1).cpu()
+    result = verify_robustness(net, x - 0.01, x + 0.01, label, time_limit=2)
+    assert len(result.status) == 6

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from deeptoolbox.errors import OptionError
 from deeptoolbox.robustness._graph import device_of, dtype_of, logits_function
+from deeptoolbox.robustness._labels import class_indices
 
 __all__ = ["AdversarialResult", "AdversarialTraining", "find_adversarial"]
 
@@ -109,20 +110,6 @@ def _random_start(x0: torch.Tensor, epsilon: float, norm: str, generator) -> tor
     return x0 + epsilon * noise
 
 
-def _labels(value, n: int, device, what: str) -> torch.Tensor | None:
-    if value is None:
-        return None
-    labels = torch.as_tensor(value, device=device).long().reshape(-1)
-    if labels.numel() == 1 and n > 1:
-        labels = labels.expand(n)
-    if labels.numel() != n:
-        raise OptionError(
-            f"find_adversarial: `{what}` needs one class index per observation ({n}); "
-            f"received {labels.numel()}."
-        )
-    return labels
-
-
 def find_adversarial(
     net: torch.nn.Module,
     x: torch.Tensor,
@@ -141,8 +128,9 @@ def find_adversarial(
 
     ``method`` is ``"fgsm"`` (one signed-gradient step), ``"bim"`` (``steps`` small steps from
     ``x``) or ``"pgd"`` (BIM from a random start in the ball); ``norm`` is ``"linf"`` or
-    ``"l2"``. ``label`` holds the true class of each observation; with ``targeted`` (class
-    indices) the attack pushes toward those classes instead. Inputs stay inside
+    ``"l2"``. ``label`` holds the true class of each observation (indices, or names from
+    ``net.classes``); with ``targeted`` (classes too) the attack pushes toward those classes
+    instead. Inputs stay inside
     ``input_range`` (for example ``(0, 1)`` for images). The attack runs on the network's
     device, in one batch, with the network in inference mode.
 
@@ -157,8 +145,11 @@ def find_adversarial(
     _check(method, norm, epsilon, steps, input_range)
     device, dtype = device_of(net), dtype_of(net)
     x0 = torch.as_tensor(x).to(device=device, dtype=dtype)
-    labels = _labels(label, x0.shape[0], device, "label")
-    targets = _labels(targeted, x0.shape[0], device, "targeted")
+    labels = class_indices("find_adversarial", net, label, x0.shape[0], device, "label")
+    targets = None
+    if targeted is not None:
+        targets = class_indices("find_adversarial", net, targeted, x0.shape[0], device,
+                                "targeted")  # fmt: skip
     if step_size is None:
         step_size = epsilon if method == "fgsm" else 2.5 * epsilon / steps
     was_training = net.training
@@ -214,6 +205,46 @@ def _success_from(predictions, labels, targets) -> torch.Tensor:
     if targets is not None:
         return predictions == targets
     return predictions != labels
+
+
+def box_attack(f, lo, hi, labels, *, steps: int = 20, deadline=None, seed: int = 0):
+    """PGD inside the boxes [lo, hi] (any shape), from a random start, against ``labels``.
+
+    Returns (success, points): points stay in their boxes. Stops early at ``deadline``
+    (a :class:`~deeptoolbox.robustness._budget.Deadline`).
+
+    Example:
+        >>> import torch
+        >>> f = torch.nn.Linear(1, 2)
+        >>> with torch.no_grad():
+        ...     _ = f.weight.copy_(torch.tensor([[1.0], [-1.0]])), f.bias.zero_()
+        >>> found, x = box_attack(f, torch.tensor([[-1.0]]), torch.tensor([[1.0]]), torch.tensor([0]))
+        >>> bool(found[0]), bool(f(x).argmax(1)[0] == 1), bool(x.abs().max() <= 1)
+        (True, True, True)
+    """
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(lo.shape, generator=generator, dtype=lo.dtype).to(lo.device)
+    x = lo + (hi - lo) * noise
+    step = 2.5 * (hi - lo) / 2 / steps
+    best = x.clone()
+    found = torch.zeros(lo.shape[0], dtype=torch.bool, device=lo.device)
+    for _ in range(steps):
+        if deadline is not None and deadline.passed:
+            break
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = f(x)
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, labels, reduction="sum"), x)
+        hit = logits.detach().argmax(1) != labels
+        best[hit & ~found] = x.detach()[hit & ~found]
+        found = found | hit
+        if bool(found.all()):
+            break
+        x = torch.minimum(torch.maximum(x.detach() + step * grad.sign(), lo), hi)
+    with torch.no_grad():
+        hit = (f(x.detach()).argmax(1) != labels) & ~found
+    best[hit], found = x.detach()[hit], found | hit
+    return found, best.detach()
 
 
 @dataclass

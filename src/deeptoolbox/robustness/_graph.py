@@ -14,7 +14,7 @@ propagation how to treat it:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -35,10 +35,78 @@ class UnsupportedLayerError(NetworkError, TypeError):
     """
 
 
+class ScaleShift(nn.Module):
+    """``x * weight + bias``, element-wise (both broadcast to the input): the form the bound
+    propagation gives to ONNX input normalization (Sub, Div, Mul, Add by constants, Neg).
+
+    ``weight`` is a (frozen) parameter so that interval bounds take its absolute value.
+
+    Example:
+        >>> import torch
+        >>> layer = ScaleShift(torch.tensor([-2.0]), torch.tensor([1.0]))
+        >>> layer(torch.tensor([[0.5, 1.0]]))
+        tensor([[ 0., -1.]])
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
+        self.register_buffer("bias", bias.detach().clone().to(weight.dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight + self.bias
+
+
+def scale_shift(op: str, constant: torch.Tensor, variable_first: bool = True) -> ScaleShift | None:
+    """The ScaleShift of ONNX ``op`` between the variable and ``constant`` (None: not affine).
+
+    Example:
+        >>> import torch
+        >>> scale_shift("Div", torch.tensor(4.0))(torch.tensor([2.0]))
+        tensor([0.5000])
+        >>> scale_shift("Div", torch.tensor(4.0), variable_first=False) is None
+        True
+    """
+    c = constant.to(torch.float32) if not constant.is_floating_point() else constant
+    one, zero = torch.ones_like(c), torch.zeros_like(c)
+    if op == "Add":
+        return ScaleShift(one, c)
+    if op == "Sub":
+        return ScaleShift(one, -c) if variable_first else ScaleShift(-one, c)
+    if op == "Mul":
+        return ScaleShift(c, zero)
+    if op == "Div" and variable_first and bool((c != 0).all()):
+        return ScaleShift(1.0 / c, zero)
+    return None
+
+
+_ONNX_ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
+
+
+def _onnx_affine(module: nn.Module) -> nn.Module | None:
+    """A ScaleShift equal to an imported ONNX operator that is element-wise affine in its one
+    layer input (x - c, x / c, c * x, -x, ...; output the size of the input), else None."""
+    if type(module).__name__ != "OnnxOperator" or module.input_sizes is None:
+        return None
+    ports = [s for s in module.slots if s is not None and s.startswith("in")]
+    if len(ports) != 1 or module.output_size != module.input_sizes[0]:
+        return None
+    if module.op_type in ("Neg", "Identity") and module.slots == ["in1"]:
+        sign = -1.0 if module.op_type == "Neg" else 1.0
+        return ScaleShift(torch.tensor(sign), torch.tensor(0.0))
+    if module.op_type not in _ONNX_ELEMENTWISE or len(module.slots) != 2:
+        return None
+    other = [s for s in module.slots if s != ports[0]][0]
+    constant = getattr(module, other, None) if other else None
+    if not isinstance(constant, torch.Tensor) or constant.dim() > len(module.input_sizes[0]) + 1:
+        return None
+    return scale_shift(module.op_type, constant, variable_first=module.slots[0] == ports[0])
+
+
 _AFFINE = (
     L.InputLayer, L.Dense, L.Conv1d, L.Conv2d, L.Conv3d, L.TransposedConv2d, L.BatchNorm,
     L.AvgPool1d, L.AvgPool2d, L.GlobalAvgPool, L.Flatten, L.Reshape, L.Addition,
-    L.Concatenation, L.Dropout,
+    L.Concatenation, L.Dropout, ScaleShift,
     nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool1d,
     nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout,
 )  # fmt: skip
@@ -55,7 +123,8 @@ SUPPORTED = (
     "Dense, Conv1d, Conv2d, Conv3d, TransposedConv2d, BatchNorm, AvgPool1d, AvgPool2d, "
     "GlobalAvgPool, MaxPool1d, MaxPool2d, GlobalMaxPool, Flatten, Reshape, Addition, "
     "Concatenation, Dropout, ReLU, LeakyReLU (scale <= 1), Sigmoid, Tanh, input layers "
-    "(any normalization), a final Softmax; and their torch.nn counterparts"
+    "(any normalization), a final Softmax; imported ONNX Add/Sub/Mul/Div by a constant and Neg "
+    "(input normalization); and their torch.nn counterparts"
 )
 
 
@@ -104,6 +173,7 @@ class Graph:
 
     nodes: list[Node]
     module: nn.Module
+    shapes: dict = field(default_factory=dict, repr=False)  # node sizes per input size
 
     @property
     def ends_in_softmax(self) -> bool:
@@ -154,6 +224,7 @@ def _network_graph(net: Network) -> Graph:
         nodes.append(Node(order[0], first, (-1,), "affine"))
     for name in order[1:]:
         module = net.layer(name)
+        module = _onnx_affine(module) or module
         sources = tuple(index[s] for s in net.sources(name).values())  # type: ignore[index]
         index[name] = len(nodes)
         nodes.append(Node(name, module, sources, _kind(name, module)))

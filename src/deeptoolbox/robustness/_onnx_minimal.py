@@ -2,7 +2,8 @@
 
 :func:`verify_vnnlib` loads models with ``deeptoolbox.interop.import_onnx`` when that exists and
 gives a network the bounds support; this module is the fallback. It handles only chains of
-Gemm, MatMul (+ Add/Sub of a constant), Conv (1-D/2-D, symmetric padding), Relu, LeakyRelu,
+Gemm, MatMul (+ Add/Sub of a constant), Add/Sub/Mul/Div by a constant (input
+normalization), Neg, Conv (1-D/2-D, symmetric padding), Relu, LeakyRelu,
 Sigmoid, Tanh, Flatten, Reshape (to a constant shape), Identity, Dropout and Softmax, which is
 what most VNN-COMP benchmarks use. Replace it by the interop importer once that covers these
 graphs.
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox.robustness._graph import UnsupportedLayerError
+from deeptoolbox.robustness._graph import ScaleShift, UnsupportedLayerError, scale_shift
 
 __all__ = ["load_onnx_sequential"]
 
@@ -75,6 +76,29 @@ def _conv(node, constants) -> nn.Module:
         bias = constants[node.input[2]] if len(node.input) > 2 else np.zeros(weight.shape[0])
         layer.bias.copy_(torch.tensor(np.array(bias), dtype=torch.float32))
     return layer
+
+
+def _with_constant(node, op: str, constants, modules) -> list[nn.Module]:
+    """x + c, x - c, c - x, x * c, x / c: folded into the bias of the layer before for an
+    addition after MatMul/Gemm/Conv, else an element-wise ScaleShift (input normalization)."""
+    first = node.input[0] in constants
+    if first == (node.input[1] in constants):
+        raise UnsupportedLayerError(
+            f"ONNX node '{node.name}' ({op}): the minimal importer handles {op} of the layer "
+            "chain with one constant only."
+        )
+    value = constants[node.input[0 if first else 1]]
+    last = modules[-1] if modules else None
+    if op in ("Add", "Sub") and not first and isinstance(last, nn.Linear | nn.Conv1d | nn.Conv2d):
+        _add_constant(modules, -value if op == "Sub" else value, node)
+        return []
+    layer = scale_shift(op, torch.tensor(np.array(value, dtype=np.float32)), not first)
+    if layer is None:
+        raise UnsupportedLayerError(
+            f"ONNX node '{node.name}': {op} with the layer input as divisor (or a zero divisor) "
+            "is not affine; verification does not support it."
+        )
+    return [layer]
 
 
 def _add_constant(modules: list[nn.Module], value: np.ndarray, node) -> None:
@@ -162,13 +186,10 @@ def _convert(node, op: str, constants, modules) -> list[nn.Module]:
         return [_linear(constants[node.input[1]].T, None)]
     if op == "Conv":
         return [_conv(node, constants)]
-    if op == "Add" and node.input[0] in constants:
-        _add_constant(modules, constants[node.input[0]], node)
-        return []
-    if op in ("Add", "Sub") and node.input[1] in constants:
-        value = constants[node.input[1]]
-        _add_constant(modules, -value if op == "Sub" else value, node)
-        return []
+    if op in ("Add", "Sub", "Mul", "Div") and len(node.input) == 2:
+        return _with_constant(node, op, constants, modules)
+    if op == "Neg":
+        return [ScaleShift(torch.tensor(-1.0), torch.tensor(0.0))]
     if op in ("Flatten", "Reshape"):
         _shape_op(node, constants, modules)
         return []
@@ -178,7 +199,7 @@ def _convert(node, op: str, constants, modules) -> list[nn.Module]:
     if layer is None:
         raise UnsupportedLayerError(
             f"ONNX node '{node.name}' ({op}) is not supported by the minimal importer used by "
-            "verify_vnnlib (Gemm, MatMul, Add, Sub, Conv, Relu, LeakyRelu, Sigmoid, Tanh, "
+            "verify_vnnlib (Gemm, MatMul, Add, Sub, Mul, Div, Neg, Conv, Relu, LeakyRelu, Sigmoid, Tanh, "
             "Flatten, Reshape, Identity, Dropout, Softmax)."
         )
     return [layer]

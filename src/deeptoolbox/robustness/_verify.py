@@ -1,28 +1,43 @@
-"""Robustness verification: prove that no input within epsilon changes the class, or find one.
+"""Robustness verification: prove that no input in a box changes the class, or find one.
 
-For each observation the margins ``logit[label] - logit[j]`` (j != label) are bounded over the
-input box; when every margin's lower bound is positive the observation is *verified*. An attack
-runs first, so observations with a counterexample are *violated* (the counterexample is
-returned). With ``branch_and_bound=True`` unproven boxes are split along their widest input
-dimension until they are all proven, a sampled point violates the property, or the time limit
-per observation runs out (best for low-dimensional inputs).
+For each observation the margins ``logit[label] - logit[j]`` (j != label) are bounded over its
+input box (``x ± epsilon``, or explicit lower and upper bounds); when every margin's lower
+bound is positive the observation is *verified*. An attack runs first, so observations with a
+counterexample are *violated* (the counterexample is returned). With
+``branch_and_bound=True`` unproven boxes are split along their widest input dimension until
+they are all proven, a sampled point violates the property, or the time runs out.
+
+Observations are verified in groups that fit the memory budget; each group gets the time
+limit of its observations, checked between layers and chunks of the bound computation, so an
+observation that runs out of time is answered "unproven" on time (from the bounds computed so
+far, which stay sound), never late.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from deeptoolbox.errors import OptionError
-from deeptoolbox.robustness._attacks import find_adversarial
-from deeptoolbox.robustness._bounds import lower_bound_of, prepare_box
-from deeptoolbox.robustness._graph import Graph, to_graph
+from deeptoolbox.robustness._attacks import box_attack
+from deeptoolbox.robustness._bounds import (
+    box_group_size,
+    lower_bound_of,
+    make_budget,
+    prepare_box,
+)
+from deeptoolbox.robustness._branch import split_and_bound
+from deeptoolbox.robustness._budget import Budget, Deadline, Progress
+from deeptoolbox.robustness._graph import to_graph
+from deeptoolbox.robustness._labels import class_indices
 
-__all__ = ["VerificationResult", "verify_robustness", "split_and_bound"]
+__all__ = ["VerificationResult", "verify_robustness", "split_and_bound", "margin_spec"]
 
 STATUSES = ("verified", "violated", "unproven")
+ATTACK_SHARE = 0.25  # of a group's time limit that the attack may use
 
 
 @dataclass
@@ -33,21 +48,25 @@ class VerificationResult:
         status: "verified", "violated" or "unproven" for each observation.
         counterexamples: an input that changes the class where "violated", NaN elsewhere.
         margin_lower_bounds: lower bound of logit[label] - max other logit over the box
-            (from bounds over the whole box; positive means verified).
+            (from bounds over the whole box; positive means verified; -inf where a
+            counterexample was found before bounding).
         seconds: time spent on each observation.
+        notes: what was given up to stay within the time limit or the memory budget (for
+            instance "time limit: CROWN stopped at node 'conv_3' ..."); empty when nothing was.
 
     Example:
         >>> import torch
         >>> r = VerificationResult(["verified", "violated"], torch.zeros(2, 1),
         ...                        torch.tensor([0.1, -0.2]), [0.0, 0.0])
-        >>> r.counts
-        {'verified': 1, 'violated': 1, 'unproven': 0}
+        >>> r.counts, r.notes
+        ({'verified': 1, 'violated': 1, 'unproven': 0}, [])
     """
 
     status: list[str]
     counterexamples: torch.Tensor
     margin_lower_bounds: torch.Tensor
     seconds: list[float]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -70,90 +89,12 @@ def margin_spec(labels: torch.Tensor, num_classes: int, dtype) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def split_and_bound(
-    graph: Graph,
-    lo: torch.Tensor,
-    hi: torch.Tensor,
-    spec: torch.Tensor,
-    *,
-    offset: torch.Tensor | None = None,
-    groups: torch.Tensor | None = None,
-    deadline: float,
-    method: str = "crown",
-    batch: int = 128,
-    max_boxes: int = 200_000,
-):
-    """Input-splitting branch and bound for one box against unsafe output regions.
-
-    Row ``r`` of ``spec`` (S, K) with ``offset`` (S,) is the function ``spec[r] @ y + offset[r]``
-    of the logits ``y``; ``groups`` (S,) assigns rows to unsafe regions, each region being the
-    set where all of its rows are <= 0 (default: each row its own region). Returns
-    ``("verified", None)`` when no input in the box reaches a region, ``("violated", point)``
-    with an input that does, or ``("unproven", None)`` when time or the box budget runs out.
-
-    Example:
-        >>> import time, torch
-        >>> g = to_graph(torch.nn.Sequential(torch.nn.Identity()))
-        >>> split_and_bound(g, torch.zeros(1), torch.ones(1), torch.tensor([[1.0]]),
-        ...                 offset=torch.tensor([0.5]), deadline=time.monotonic() + 5)
-        ('verified', None)
-    """
-    rows = spec.shape[0]
-    offset = torch.zeros(rows, dtype=spec.dtype, device=spec.device) if offset is None else offset
-    groups = torch.arange(rows, device=spec.device) if groups is None else groups
-    count = int(groups.max()) + 1
-    sizes = torch.zeros(count, device=spec.device).index_add_(
-        0, groups, torch.ones(rows, device=spec.device)
-    )
-    queue_lo, queue_hi = lo.unsqueeze(0), hi.unsqueeze(0)
-    processed = 0
-    while queue_lo.shape[0]:
-        if time.monotonic() > deadline or processed > max_boxes:
-            return "unproven", None
-        b_lo, b_hi = queue_lo[:batch], queue_hi[:batch]
-        queue_lo, queue_hi = queue_lo[batch:], queue_hi[batch:]
-        processed += b_lo.shape[0]
-        centers = (b_lo + b_hi) / 2
-        with torch.no_grad():
-            values = graph(centers).flatten(1) @ spec.T + offset
-        reached = _per_group((values <= 0).float(), groups, count) == sizes
-        if bool(reached.any()):
-            return "violated", centers[reached.any(dim=1).nonzero()[0, 0]]
-        bounds = lower_bound_of(graph, b_lo, b_hi, spec.expand(b_lo.shape[0], -1, -1), method)
-        safe = (_per_group((bounds + offset > 0).float(), groups, count) > 0).all(dim=1)
-        open_ = ~safe
-        if not bool(open_.any()):
-            continue
-        left_hi, right_lo = _split(b_lo[open_], b_hi[open_])
-        queue_lo = torch.cat([queue_lo, b_lo[open_], right_lo])
-        queue_hi = torch.cat([queue_hi, left_hi, b_hi[open_]])
-    return "verified", None
-
-
-def _per_group(flags: torch.Tensor, groups: torch.Tensor, count: int) -> torch.Tensor:
-    out = torch.zeros(flags.shape[0], count, dtype=flags.dtype, device=flags.device)
-    return out.index_add_(1, groups, flags)
-
-
-def _split(lo: torch.Tensor, hi: torch.Tensor):
-    """Split each box in two along its widest dimension: returns (left upper, right lower)."""
-    flat_lo, flat_hi = lo.flatten(1), hi.flatten(1)
-    axis = (flat_hi - flat_lo).argmax(dim=1, keepdim=True)
-    middle = (flat_lo.gather(1, axis) + flat_hi.gather(1, axis)) / 2
-    left_hi = flat_hi.scatter(1, axis, middle).reshape(hi.shape)
-    right_lo = flat_lo.scatter(1, axis, middle).reshape(lo.shape)
-    return left_hi, right_lo
-
-
-def _check_options(epsilon, time_limit, method) -> None:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or epsilon < 0:
+def _check_options(epsilon, method) -> None:
+    if epsilon is not None and (
+        isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or epsilon < 0
+    ):
         raise OptionError(
             f"verify_robustness: `epsilon` must be a number >= 0. Received: epsilon={epsilon!r}."
-        )
-    if time_limit is not None and (not isinstance(time_limit, int | float) or time_limit <= 0):
-        raise OptionError(
-            "verify_robustness: `time_limit` must be a positive number of seconds or None. "
-            f"Received: time_limit={time_limit!r}."
         )
     if method not in ("ibp", "crown"):
         raise OptionError(
@@ -161,26 +102,87 @@ def _check_options(epsilon, time_limit, method) -> None:
         )
 
 
+def _floating_like(x, other) -> bool:
+    """True when ``other`` is a floating-point array the size of ``x`` (an upper bound)."""
+    if other is None or isinstance(other, str | int | float):
+        return False
+    try:
+        a, b = torch.as_tensor(x), torch.as_tensor(other)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    return b.is_floating_point() and a.dim() >= 1 and tuple(a.shape) == tuple(b.shape)
+
+
+def _boxes(net, x, label, epsilon, lower, upper, input_range):
+    """(lower, upper, a point of each box, labels, epsilon or None) from either call form."""
+    where = "verify_robustness"
+    if lower is not None or upper is not None:
+        if lower is None or upper is None or x is not None:
+            raise OptionError(
+                f"{where}: give `lower` and `upper` together (and no `x`), as in "
+                "verify_robustness(net, lower=lo, upper=hi, label=y), or use "
+                "verify_robustness(net, x, label, epsilon)."
+            )
+    elif _floating_like(x, label):  # verify_robustness(net, lower, upper, label)
+        lower, upper, label, epsilon = x, label, epsilon, None
+    if lower is not None:
+        if epsilon is not None:
+            raise OptionError(
+                f"{where}: `epsilon` is for the form verify_robustness(net, x, label, epsilon); "
+                "with lower and upper bounds, the box is given. Received both."
+            )
+        lo, hi = prepare_box(net, lower, upper, where)
+        point = (lo + hi) / 2
+    else:
+        if epsilon is None:
+            raise OptionError(
+                f"{where}: give `epsilon` (verify_robustness(net, x, label, epsilon)) or input "
+                "bounds (verify_robustness(net, lower, upper, label))."
+            )
+        point, _ = prepare_box(net, x, x, where)
+        lo, hi = point - epsilon, point + epsilon
+    if input_range is not None:
+        lo, hi = lo.clamp(*input_range), hi.clamp(*input_range)
+        point = point.clamp(*input_range)
+    if label is None:
+        raise OptionError(f"{where}: `label` is missing: give the class of each observation.")
+    return lo, hi, point, label, epsilon
+
+
 def verify_robustness(
     net: torch.nn.Module,
-    x: torch.Tensor,
-    label,
-    epsilon: float,
+    x=None,
+    label=None,
+    epsilon: float | None = None,
     *,
+    lower=None,
+    upper=None,
     input_range: tuple[float, float] | None = None,
     method: str = "crown",
     optimize_slopes: bool = True,
     attack: bool = True,
     branch_and_bound: bool = False,
     time_limit: float | None = 10.0,
+    max_memory: int | str | None = None,
+    verbose: bool | None = None,
 ) -> VerificationResult:
-    """Prove that no L-inf perturbation up to ``epsilon`` changes the class of each observation.
+    """Prove that no input in a box around each observation changes its class.
 
-    Each observation of ``x`` gets "verified" (proven for the whole box ``x ± epsilon``,
-    clipped to ``input_range``), "violated" (a counterexample was found and is returned) or
-    "unproven". A final softmax is removed: margins are taken on the logits. ``attack=True``
-    runs PGD first; ``branch_and_bound=True`` splits the input box of unproven observations
-    until ``time_limit`` seconds per observation (worth it for low-dimensional inputs).
+    Two forms: ``verify_robustness(net, x, label, epsilon)`` (the box ``x ± epsilon`` in the
+    L-inf norm) and ``verify_robustness(net, lower, upper, label)`` (any box, as MATLAB's
+    ``verifyNetworkRobustness(net, XLower, XUpper, label)``; also as keywords ``lower=``,
+    ``upper=``), clipped to ``input_range``. ``label`` holds class indices or names from
+    ``net.classes``. Each observation gets "verified" (proven for the whole box), "violated"
+    (a counterexample was found and is returned) or "unproven". A final softmax is removed:
+    margins are taken on the logits. ``attack=True`` runs PGD first; ``branch_and_bound=True``
+    splits the input box of unproven observations (worth it for low-dimensional inputs).
+
+    ``time_limit`` (seconds per observation, default 10, None for none) covers the attack,
+    the bounds and branch and bound; observations verified together share their limits, and
+    one that runs out is answered "unproven" within the limit plus a small margin (``notes``
+    says so). ``max_memory`` (bytes or ``"2GB"``; default 40% of the free memory) bounds the
+    working memory, observations and neurons being bounded in chunks that fit. ``verbose``
+    prints progress on stderr (None: only when the run lasts more than a few seconds).
 
     Example:
         >>> import torch
@@ -190,67 +192,118 @@ def verify_robustness(
         ...     _ = net.layer("dense_1").weight.copy_(torch.eye(2))
         >>> verify_robustness(net, torch.tensor([[1.0, 0.0]]), [0], 0.1).status
         ['verified']
+        >>> lower, upper = torch.tensor([[0.9, 0.0]]), torch.tensor([[1.0, 0.5]])
+        >>> verify_robustness(net, lower, upper, [0]).status
+        ['verified']
     """
-    _check_options(epsilon, time_limit, method)
+    started = time.monotonic()
+    _check_options(None, method)
     graph = to_graph(net).without_softmax()
     graph.check_supported()
-    lo, hi = prepare_box(net, x, x, "verify_robustness")
-    x0 = lo
-    lo, hi = lo - epsilon, hi + epsilon
-    if input_range is not None:
-        lo, hi = lo.clamp(*input_range), hi.clamp(*input_range)
-    labels = torch.as_tensor(label, device=x0.device).long().reshape(-1)
-    if labels.numel() == 1 and x0.shape[0] > 1:
-        labels = labels.expand(x0.shape[0])
+    lo, hi, point, label, epsilon = _boxes(net, x, label, epsilon, lower, upper, input_range)
+    _check_options(epsilon, method)
+    budget = make_budget("verify_robustness", max_memory, time_limit, lo.device, start=started)
+    labels = class_indices("verify_robustness", net, label, lo.shape[0], lo.device)
+    options = _Options(method, optimize_slopes, attack, branch_and_bound, time_limit,
+                       Progress("verify_robustness", verbose))  # fmt: skip
     was_training = net.training
     net.eval()
     try:
-        return _verify(net, graph, x0, lo, hi, labels, epsilon, input_range, method,
-                       optimize_slopes, attack, branch_and_bound, time_limit)  # fmt: skip
+        return _verify(graph, lo, hi, point, labels, budget, options)
     finally:
         net.train(was_training)
 
 
-def _verify(net, graph, x0, lo, hi, labels, epsilon, input_range, method, optimize, attack,
-            branch_and_bound, time_limit) -> VerificationResult:  # fmt: skip
-    n = x0.shape[0]
-    started = time.monotonic()
+@dataclass
+class _Options:
+    method: str
+    optimize: bool
+    attack: bool
+    branch_and_bound: bool
+    time_limit: float | None
+    progress: Progress
+
+
+@dataclass
+class _State:
+    status: list[str]
+    counter: torch.Tensor
+    margins: torch.Tensor
+    seconds: list[float]
+
+    def detail(self, done: int) -> str:
+        counts = {s: self.status[:done].count(s) for s in STATUSES}
+        return ", ".join(f"{v} {k}" for k, v in counts.items())
+
+
+def _verify(graph, lo, hi, point, labels, budget: Budget, options: _Options):
+    n = lo.shape[0]
     with torch.no_grad():
-        logits = graph(x0)
-    k = logits.shape[1]
-    if labels.numel() != n or bool(((labels < 0) | (labels >= k)).any()):
+        k = graph(point[:1]).shape[1]
+    if bool(((labels < 0) | (labels >= k)).any()):
         raise OptionError(
             f"verify_robustness: `label` must hold {n} class indices in [0, {k - 1}]. "
             f"Received: {labels.tolist()}."
         )
-    status = ["unproven"] * n
-    counter = torch.full_like(x0, float("nan"))
-    wrong = logits.argmax(1) != labels
-    counter[wrong] = x0[wrong]
-    if attack and epsilon > 0:
-        found = find_adversarial(net, x0, labels, epsilon, method="pgd", steps=20,
-                                 input_range=input_range)  # fmt: skip
-        hit = found.success & ~wrong
-        counter[hit] = found.inputs[hit]
+    state = _State(["unproven"] * n, torch.full_like(point, float("nan")),
+                   torch.full((n,), -math.inf, dtype=lo.dtype, device=lo.device),
+                   [0.0] * n)  # fmt: skip
+    spec = margin_spec(labels, k, lo.dtype)
+    group = box_group_size(graph, lo, budget, options.optimize)
+    for start in range(0, n, group):
+        members = range(start, min(n, start + group))
+        _verify_group(graph, lo, hi, point, labels, spec, list(members), budget, options, state)
+        options.progress.update(members[-1] + 1, n, state.detail(members[-1] + 1))
+    options.progress.update(n, n, state.detail(n), final=True)
+    return VerificationResult(state.status, state.counter.detach(), state.margins.detach(),
+                              state.seconds, list(budget.notes))  # fmt: skip
+
+
+def _verify_group(graph, lo, hi, point, labels, spec, members, budget, options, state):
+    begin = time.monotonic()
+    size = len(members)
+    limit = None if options.time_limit is None else options.time_limit * size
+    deadline = Deadline(limit, begin)
+    index = torch.tensor(members, device=lo.device)
+    with torch.no_grad():
+        wrong = graph(point[index]).argmax(1) != labels[index]
+    state.counter[index[wrong]] = point[index[wrong]]
+    if options.attack and bool((hi[index] > lo[index]).any()) and not bool(wrong.all()):
+        share = Deadline(None if limit is None else ATTACK_SHARE * limit, begin)
+        found, points = box_attack(graph, lo[index], hi[index], labels[index], steps=20,
+                                   deadline=share)  # fmt: skip
+        hit = found & ~wrong
+        state.counter[index[hit]] = points[hit]
         wrong = wrong | hit
-    for i in wrong.nonzero().flatten().tolist():
-        status[i] = "violated"
-    spec = margin_spec(labels, k, x0.dtype)
-    margins = lower_bound_of(graph, lo, hi, spec, method, optimize)
-    shared = (time.monotonic() - started) / n
-    seconds = [shared] * n
-    for i in range(n):
-        if status[i] == "violated":
-            continue
-        if bool((margins[i] > 0).all()):
-            status[i] = "verified"
-        elif branch_and_bound:
-            begin = time.monotonic()
-            deadline = begin + (time_limit if time_limit is not None else float("inf"))
-            outcome, point = split_and_bound(graph, lo[i], hi[i], spec[i], deadline=deadline,
-                                             method=method)  # fmt: skip
-            status[i] = outcome
-            if point is not None:
-                counter[i] = point
-            seconds[i] += time.monotonic() - begin
-    return VerificationResult(status, counter.detach(), margins.amin(1).detach(), seconds)
+    for i in index[wrong].tolist():
+        state.status[i] = "violated"
+    open_ = index[~wrong]
+    if open_.numel():
+        group_budget = Budget(budget.max_memory, deadline, budget.notes)
+        margins = lower_bound_of(graph, lo[open_], hi[open_], spec[open_], options.method,
+                                 options.optimize, budget=group_budget,
+                                 positive_is_enough=True)  # fmt: skip
+        state.margins[open_] = margins.amin(1)
+        for i, m in zip(open_.tolist(), margins, strict=True):
+            if bool((m > 0).all()):
+                state.status[i] = "verified"
+    shared = (time.monotonic() - begin) / size
+    for i in members:
+        state.seconds[i] = shared
+    if options.branch_and_bound:
+        _split_unproven(graph, lo, hi, spec, members, deadline, budget, options, state)
+
+
+def _split_unproven(graph, lo, hi, spec, members, deadline, budget, options, state):
+    pending = [i for i in members if state.status[i] == "unproven"]
+    for position, i in enumerate(pending):
+        begin = time.monotonic()
+        share = (deadline.at - begin) / (len(pending) - position)
+        outcome, point = split_and_bound(graph, lo[i], hi[i], spec[i], deadline=begin + share,
+                                         method=options.method, budget=budget)  # fmt: skip
+        state.status[i] = outcome
+        if point is not None:
+            state.counter[i] = point
+        state.seconds[i] += time.monotonic() - begin
+    if pending and deadline.passed and "unproven" in [state.status[i] for i in pending]:
+        budget.note("time limit: branch and bound stopped before deciding every observation")

@@ -9,7 +9,7 @@ by running the ONNX file itself through onnxruntime before "sat" is answered.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +17,10 @@ import torch
 
 from deeptoolbox._atomic import atomic_open
 from deeptoolbox.errors import DeepToolboxError, NetworkFileError, OptionError
-from deeptoolbox.robustness._bounds import lower_bound_of
+from deeptoolbox.robustness._bounds import lower_bound_of, make_budget
+from deeptoolbox.robustness._branch import split_and_bound
+from deeptoolbox.robustness._budget import Progress
 from deeptoolbox.robustness._graph import UnsupportedLayerError, to_graph
-from deeptoolbox.robustness._verify import split_and_bound
 from deeptoolbox.robustness._vnnlib_parse import InputRegion, read_vnnlib
 
 __all__ = ["VnnlibResult", "verify_vnnlib"]
@@ -34,6 +35,7 @@ class VnnlibResult:
         counterexample: flat input values X_0, X_1, ... of the counterexample (sat only).
         outputs: flat output values Y_0, Y_1, ... at the counterexample, from onnxruntime.
         seconds: time taken.
+        notes: what was given up to stay within the time or memory budget (empty if nothing).
 
     Example:
         >>> import numpy as np
@@ -47,6 +49,7 @@ class VnnlibResult:
     counterexample: np.ndarray | None
     outputs: np.ndarray | None
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
     def to_vnncomp(self) -> str:
         """The result in VNN-COMP's format: the status, then the assignment when sat."""
@@ -163,11 +166,17 @@ def verify_vnnlib(
     timeout: float = 60.0,
     *,
     method: str = "crown",
+    max_memory: int | str | None = None,
+    verbose: bool | None = None,
 ) -> VnnlibResult:
     """Check a VNN-LIB property on an ONNX network: "sat", "unsat", "unknown" or "timeout".
 
     "sat" comes with a counterexample that meets the property when the ONNX model is run with
     onnxruntime; "unsat" is a proof (sound bounds over every input box, split as needed).
+    ``timeout`` (seconds) is checked inside the bound computation too, so the answer comes
+    within it plus a small margin; ``max_memory`` (bytes or ``"2GB"``, default 40% of the
+    free memory) bounds the working memory; ``verbose`` prints progress on stderr (None:
+    only for runs longer than a few seconds). ``notes`` says what the limits cost.
 
     Example:
         >>> import tempfile, os, torch
@@ -194,6 +203,9 @@ def verify_vnnlib(
     if not onnx_path.is_file():
         raise NetworkFileError(f"verify_vnnlib: ONNX file not found: '{onnx_path}'.")
     deadline = started + float(timeout)
+    budget = make_budget("verify_vnnlib", max_memory, float(timeout), torch.device("cpu"),
+                         start=started)  # fmt: skip
+    progress = Progress("verify_vnnlib", verbose)
     net, shape = _load_model(onnx_path)
     graph = to_graph(net)
     if graph.ends_in_softmax:
@@ -206,11 +218,13 @@ def verify_vnnlib(
         outputs = int(net(torch.zeros(1, *shape)).numel())
     regions = read_vnnlib(vnnlib_path, int(np.prod(shape)), outputs)
     session = _session(onnx_path)
-    status = _decide(net, graph, shape, regions, session, deadline, method)
+    status = _decide(net, graph, shape, regions, session, deadline, method, budget, progress)
+    progress.update(1, 1, "sat" if isinstance(status, tuple) else status, final=True)
+    notes = list(budget.notes)
     if isinstance(status, tuple):
         x, y = status
-        return VnnlibResult("sat", x, y, time.monotonic() - started)
-    return VnnlibResult(status, None, None, time.monotonic() - started)
+        return VnnlibResult("sat", x, y, time.monotonic() - started, notes)
+    return VnnlibResult(status, None, None, time.monotonic() - started, notes)
 
 
 def _confirm(session, point: torch.Tensor, region: InputRegion):
@@ -220,7 +234,7 @@ def _confirm(session, point: torch.Tensor, region: InputRegion):
     return (x, y) if inside and _reaches(y, region) else None
 
 
-def _decide(net, graph, shape, regions, session, deadline, method):
+def _decide(net, graph, shape, regions, session, deadline, method, budget, progress):
     """Bound each box first (cheap proofs), search the rest, then split until decided."""
     open_regions = []
     for region in regions:
@@ -228,7 +242,8 @@ def _decide(net, graph, shape, regions, session, deadline, method):
         spec = torch.as_tensor(region.spec, dtype=torch.float32)
         offset = torch.as_tensor(region.offset, dtype=torch.float32)
         groups = torch.as_tensor(region.groups)
-        bounds = lower_bound_of(graph, lo[None], hi[None], spec[None], method)[0] + offset
+        bounds = lower_bound_of(graph, lo[None], hi[None], spec[None], method, budget=budget)
+        bounds = bounds[0] + offset
         safe = torch.zeros(region.num_regions).index_add_(0, groups, (bounds > 0).float()) > 0
         if not bool(safe.all()):
             open_regions.append((region, lo, hi, spec, offset, groups))
@@ -240,7 +255,16 @@ def _decide(net, graph, shape, regions, session, deadline, method):
     status = "unsat"
     for region, lo, hi, spec, offset, groups in open_regions:
         outcome, point = split_and_bound(
-            graph, lo, hi, spec, offset=offset, groups=groups, deadline=deadline, method=method
+            graph,
+            lo,
+            hi,
+            spec,
+            offset=offset,
+            groups=groups,
+            deadline=deadline,
+            method=method,
+            budget=budget,
+            progress=progress,
         )
         if outcome == "violated":
             inner = [torch.as_tensor(v).reshape(shape) for v in _float32_box(region, inner=True)]
