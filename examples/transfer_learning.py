@@ -8,6 +8,10 @@ example writes its own weights file and loads it back), then reused for a new ta
 2. fine-tuning: adapt() the head to the new classes, freeze the first block, train briefly;
 3. from scratch: the same network with random weights, trained with the same budget.
 
+With a small budget (the default: 4 epochs) transfer wins clearly. This task is easy, so with
+more epochs (``--epochs 15``) training from scratch catches up with fine-tuning; feature
+extraction + SVM stays the most accurate and the fastest.
+
 Run: ``python examples/transfer_learning.py`` (well under a minute on a laptop CPU). With a
 downloaded model, step 0 becomes ``net = hub.pretrained("resnet18")``.
 """
@@ -72,7 +76,7 @@ def split(labels: np.ndarray, shots: int, rng: np.random.Generator) -> tuple[np.
     return train_index, test_index
 
 
-def run(*, base_epochs: int = 3, epochs: int = 15, shots: int = 10, seed: int = 0) -> dict:
+def run(*, base_epochs: int = 3, epochs: int = 4, shots: int = 10, seed: int = 0) -> dict:
     """Run the comparison; returns the test accuracy of each approach and the timings."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -130,7 +134,7 @@ def run(*, base_epochs: int = 3, epochs: int = 15, shots: int = 10, seed: int = 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-epochs", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--shots", type=int, default=10, help="training images per new class")
     args = parser.parse_args(argv)
     results = run(base_epochs=args.base_epochs, epochs=args.epochs, shots=args.shots)
