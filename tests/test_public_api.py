@@ -16,6 +16,7 @@ PACKAGES = [
     "deeptoolbox.hub",
     "deeptoolbox.explain",
     "deeptoolbox.robustness",
+    "deeptoolbox.experiments",
 ]
 
 
@@ -58,7 +59,7 @@ def test_import_needs_only_the_core_dependencies():
 
     optional = ["h5py", "onnx", "onnxruntime", "onnxscript", "captum", "torchvision", "sklearn",
                 "scipy", "pyarrow", "matplotlib", "keras", "fsspec", "PIL", "torchmetrics",
-                "skimage"]  # fmt: skip
+                "skimage", "optuna", "sqlalchemy", "pandas"]  # fmt: skip
     code = (
         "import sys\n"
         f"for name in {optional!r}:\n"

@@ -1,7 +1,7 @@
 """deeptoolbox: a deep learning toolbox for engineers, on PyTorch.
 
 Subpackages: ``layers``, ``network``, ``data``, ``datasets``, ``training``, ``interop``,
-``hub``, ``explain``, ``robustness``. The most used functions are also here.
+``hub``, ``explain``, ``robustness``, ``experiments``. The most used functions are also here.
 
 Example:
     >>> import torch
@@ -16,6 +16,7 @@ Example:
 from deeptoolbox import data as data
 from deeptoolbox import datasets as datasets
 from deeptoolbox import errors as errors
+from deeptoolbox import experiments as experiments
 from deeptoolbox import explain as explain
 from deeptoolbox import hub as hub
 from deeptoolbox import interop as interop
@@ -56,6 +57,7 @@ __all__ = [
     "__version__",
     # subpackages
     "errors", "layers", "data", "datasets", "training", "interop", "hub", "explain", "robustness",
+    "experiments",
     # design
     "Network", "Analysis", "analyze", "save", "load", "to_python", "plot_network",
     "register_layer",

@@ -6,6 +6,7 @@ processes on one machine or many, a store that Optuna and optuna-dashboard open 
 results table, plots, code snapshots and diffs. See docs/experiments.md.
 
 Needs the ``experiments`` extra (Optuna, SQLAlchemy): ``pip install 'deeptoolbox[experiments]'``.
+Names load on first use, so importing the package (or its command line) stays cheap.
 
 Example:
     >>> import tempfile, pathlib
@@ -16,39 +17,43 @@ Example:
     ...     return {}
     >>> store = pathlib.Path(tempfile.mkdtemp()) / "experiments.db"
     >>> exp = Experiment("search", setup, {"x": Uniform(0.0, 1.0)}, strategy="random",
-    ...                  trials=5, metric="error", direction="minimize", store=store)
+    ...                  trials=5, metric="error", direction="minimize", store=store,
+    ...                  artifacts=False)
     >>> exp.run(workers=0, verbose=False).counts
     {'completed': 5}
 """
 
-from deeptoolbox.experiments._code import CodeSnapshot as CodeSnapshot
-from deeptoolbox.experiments._code import compare_code as compare_code
-from deeptoolbox.experiments._errors import ExperimentError as ExperimentError
-from deeptoolbox.experiments._errors import StoreError as StoreError
-from deeptoolbox.experiments._experiment import Experiment as Experiment
-from deeptoolbox.experiments._experiment import delete_experiment as delete_experiment
-from deeptoolbox.experiments._experiment import list_experiments as list_experiments
-from deeptoolbox.experiments._experiment import load_experiment as load_experiment
-from deeptoolbox.experiments._monitor import Monitor as Monitor
-from deeptoolbox.experiments._parameters import Choice as Choice
-from deeptoolbox.experiments._parameters import Integer as Integer
-from deeptoolbox.experiments._parameters import Uniform as Uniform
-from deeptoolbox.experiments._results import TrialRecord as TrialRecord
-from deeptoolbox.experiments._runner import RunSummary as RunSummary
+import importlib
+from typing import Any
 
-__all__ = [
-    "Experiment",
-    "Monitor",
-    "Uniform",
-    "Integer",
-    "Choice",
-    "load_experiment",
-    "list_experiments",
-    "delete_experiment",
-    "compare_code",
-    "CodeSnapshot",
-    "TrialRecord",
-    "RunSummary",
-    "ExperimentError",
-    "StoreError",
-]
+_NAMES = {
+    "Experiment": "_experiment",
+    "load_experiment": "_experiment",
+    "list_experiments": "_experiment",
+    "delete_experiment": "_experiment",
+    "Monitor": "_monitor",
+    "Uniform": "_parameters",
+    "Integer": "_parameters",
+    "Choice": "_parameters",
+    "compare_code": "_code",
+    "CodeSnapshot": "_code",
+    "TrialRecord": "_results",
+    "RunSummary": "_runner",
+    "ExperimentError": "_errors",
+    "StoreError": "_errors",
+}
+
+__all__ = list(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deeptoolbox.experiments' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"deeptoolbox.experiments.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_NAMES])

@@ -286,5 +286,7 @@ def _random_samples(experiment: Any, count: int) -> list[dict[str, Any]]:
     return samples
 
 
-def artifacts_folder(experiment: Any, number: int) -> Path:
+def artifacts_folder(experiment: Any, number: int) -> Path | None:
+    if experiment.artifacts is None:
+        return None
     return Path(experiment.artifacts) / experiment.name / f"trial-{number:04d}"

@@ -57,7 +57,8 @@ class Experiment:
     (``postgresql+psycopg://user@host/db``) that workers on many machines share. It is an
     Optuna storage: ``optuna.load_study(study_name=name, storage=url)`` and optuna-dashboard
     open it. Each trial's files (saved network, history, plots, params) go into
-    ``artifacts/NAME/trial-NNNN`` (default: beside the SQLite file).
+    ``artifacts/NAME/trial-NNNN`` (default: beside the SQLite file; ``artifacts=False``
+    writes none, for cheap objective functions).
 
     Example:
         >>> import tempfile, pathlib
@@ -90,7 +91,7 @@ class Experiment:
         constraints: Callable[[dict], bool] | Sequence[Callable[[dict], bool]] = (),
         pruner: str | Any | None = None,
         sampler: str | Any = "tpe",
-        artifacts: str | os.PathLike | None = None,
+        artifacts: str | os.PathLike | bool | None = None,
         description: str = "",
     ) -> None:
         kind = setup_kind(setup)
@@ -143,7 +144,12 @@ class Experiment:
         self.pruner, self.sampler = pruner, sampler
         self.store = store
         self.url = store_url(store)
-        self.artifacts = Path(artifacts).resolve() if artifacts else default_artifacts(self.url)
+        if artifacts is False:
+            self.artifacts: Path | None = None  # no trial files (cheap objective functions)
+        elif artifacts in (None, True, ""):
+            self.artifacts = default_artifacts(self.url)
+        else:
+            self.artifacts = Path(artifacts).resolve()
         self.description = str(description)
         self._stores: dict[int, Store] = {}
 
@@ -183,7 +189,7 @@ class Experiment:
             "direction": self.direction, "parameters": self.table.to_dict(),
             "trials": self.trials, "seed": self.seed, "sampler": describe(self.sampler),
             "pruner": describe(self.pruner), "max_time": self.max_time,
-            "trial_max_time": self.trial_max_time, "artifacts": str(self.artifacts),
+            "trial_max_time": self.trial_max_time, "artifacts": str(self.artifacts) if self.artifacts else False,
             "setup_kind": self.setup_kind, "description": self.description,
             "created": _code.now(),
         }  # fmt: skip
@@ -230,11 +236,6 @@ class Experiment:
         Raises ExperimentError when the setup never reports the metric (after the first
         trial, naming the metrics it reports), or when the store holds another definition.
         """
-        if _code.LOADING["active"]:
-            raise ExperimentError(
-                "exp.run() was called while a worker loaded the setup's file: put the call "
-                "under `if __name__ == '__main__':` in that file."
-            )
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise OptionError(f"Experiment.run: `workers` must be an int >= 0. Received: "
                               f"{workers!r}.")  # fmt: skip
@@ -244,16 +245,33 @@ class Experiment:
         if start_method not in (None, "fork", "spawn"):
             raise OptionError(f"Experiment.run: `start_method` must be None, 'fork' or "
                               f"'spawn'. Received: {start_method!r}.")  # fmt: skip
-        snapshot = self._live_code()
-        if workers > 0 and (start_method == "spawn" or not _runner_can_fork()):
-            load_function(snapshot.setup)  # a fresh interpreter must find it: fail now if not
-        self.artifacts.mkdir(parents=True, exist_ok=True)
-        store = self._store(create=True)
-        run = store.prepare(self._definition(), snapshot.to_dict())
-        self._setup_record = snapshot.setup
+        check = workers > 0 and (start_method == "spawn" or not _runner_can_fork())
+        store, run = self._prepare(check_loadable=check)
         return run_experiment(self, store, run, workers, stale, verbose, start_method)
 
     resume = run
+
+    def create(self) -> int:
+        """Record the experiment in its store and queue its trials without running any:
+        ``deeptoolbox experiment worker STORE NAME`` processes (on any machines) then run
+        them. Returns the run number."""
+        return self._prepare(check_loadable=True)[1]
+
+    def _prepare(self, check_loadable: bool) -> tuple[Store, int]:
+        if _code.LOADING["active"]:
+            raise ExperimentError(
+                "an experiment was run while a worker loaded the setup's file: put the call "
+                "under `if __name__ == '__main__':` in that file."
+            )
+        snapshot = self._live_code()
+        if check_loadable:
+            load_function(snapshot.setup)  # a fresh interpreter must find it: fail now if not
+        if self.artifacts is not None:
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+        store = self._store(create=True)
+        run = store.prepare(self._definition(), snapshot.to_dict())
+        self._setup_record = snapshot.setup
+        return store, run
 
     def stop(self, trial: int) -> None:
         """Ask running trial ``trial`` to stop; it keeps what it reached (MATLAB's Stop)."""
@@ -447,7 +465,7 @@ class Experiment:
         experiment._configure(
             name, definition["strategy"], definition.get("trials"), definition["metric"],
             definition["direction"], url, definition["seed"], definition.get("max_time"),
-            definition.get("trial_max_time"), pruner, sampler, definition.get("artifacts"),
+            definition.get("trial_max_time"), pruner, sampler, definition.get("artifacts") or False,
             definition.get("description", ""),
         )  # fmt: skip
         experiment.table = ParameterTable.from_dict(definition["parameters"], definition["strategy"])

@@ -140,8 +140,23 @@ def run_experiment(experiment: Any, store: Store, run: int, workers: int, stale:
     return summary
 
 
+def _warm_up() -> None:
+    """Import in the parent what the first training step and the trial files import, so
+    forked workers inherit it instead of each importing it again (seconds per worker)."""
+    import importlib
+
+    for name in ("torch._dynamo", "matplotlib.figure", "matplotlib.backends.backend_agg",
+                 "deeptoolbox.training", "safetensors.torch"):  # fmt: skip
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 def _supervise(experiment, store: Store, run, workers, stale, start_method, reporter) -> list:
     fork = can_fork() if start_method is None else start_method == "fork"
+    if fork:
+        _warm_up()
     threads = max(1, (os.cpu_count() or 1) // workers)
     gpus = gpu_assignment(workers, os.environ.get("CUDA_VISIBLE_DEVICES"), _gpu_count())
     jobs = [WorkerJob(run=run, slot=s, threads=threads, parent_pid=os.getpid(), stale=stale,

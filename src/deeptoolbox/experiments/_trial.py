@@ -84,12 +84,13 @@ def run_body(
     *,
     seed: int,
     metric: str,
-    folder: Path,
+    folder: Path | None,
 ) -> TrialOutcome:
-    """Run one trial's body and write its files into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Run one trial's body and write its files into ``folder`` (None: no files)."""
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "params.json", params)
     monitor.artifacts = folder
-    write_json(folder / "params.json", params)
     seed_everything(seed)
     if kind == "training":
         outcome, network, chart = _built_in(setup, params, monitor, seed)
@@ -100,7 +101,8 @@ def run_body(
     value = outcome.metrics[metric]
     if not math.isfinite(value):
         raise ExperimentError(f"the metric {metric!r} of this trial is {value}, not a number.")
-    outcome.files = _write_files(folder, monitor, network, chart, outcome)
+    if folder is not None:
+        outcome.files = _write_files(folder, monitor, network, chart, outcome)
     return outcome
 
 
@@ -189,7 +191,7 @@ def _built_in(setup, params, monitor, seed) -> tuple[TrialOutcome, Any, Any]:
     if options.validation_data is not None:
         metrics.update(_validation_metrics(network, options, loss))
     reason = watch.reason if result is None else None
-    chart = _chart(network, options, loss)
+    chart = _chart(network, options, loss) if monitor.artifacts is not None else None
     return TrialOutcome(metrics, _best(monitor, metrics), _status(reason), reason), network, chart
 
 

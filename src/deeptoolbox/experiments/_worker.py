@@ -121,7 +121,8 @@ def execute(experiment: Any, store: Store, trial: Any, job: WorkerJob) -> str:
     folder = artifacts_folder(experiment, trial.number)
     store.set_trial(
         trial_id, params=params, host=keys.HOST, pid=os.getpid(), run=job.run, seed=seed,
-        threads=torch.get_num_threads(), artifacts=str(folder), status="running",
+        threads=torch.get_num_threads(), artifacts=str(folder) if folder else None,
+        status="running",
         heartbeat=time.time(),
     )  # fmt: skip
     link = _Link(store, trial, experiment.metric, experiment.trial_max_time)
@@ -142,7 +143,12 @@ def execute(experiment: Any, store: Store, trial: Any, job: WorkerJob) -> str:
         return "failed"
     finally:
         link.close()
-    return _record(experiment, store, trial, outcome, started, monitor)
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    try:
+        return _record(experiment, store, trial, outcome, started, monitor)
+    except UpdateFinishedTrialError:
+        return "ended elsewhere"  # another process judged it stale meanwhile
 
 
 def _record(experiment, store: Store, trial, outcome, started: float, monitor: Monitor) -> str:
@@ -241,21 +247,11 @@ def forked_worker(experiment: Any, job: WorkerJob) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m deeptoolbox.experiments._worker STORE NAME [options]``."""
+    from deeptoolbox.experiments._cli import add_worker_arguments
+
     parser = argparse.ArgumentParser(prog="deeptoolbox experiment worker")
     add_worker_arguments(parser)
     return run_worker_command(parser.parse_args(argv))
-
-
-def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("store", help="store: a SQLite file or a database URL")
-    parser.add_argument("name", help="experiment name")
-    parser.add_argument("--max-trials", type=int, default=None, help="stop after N trials")
-    parser.add_argument("--stale", choices=("requeue", "fail"), default="requeue",
-                        help="what to do with trials whose worker died (default: requeue)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--run", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
