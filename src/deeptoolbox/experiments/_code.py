@@ -4,6 +4,7 @@ setup function back from a snapshot (workers on other machines, re-runs), and co
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import importlib
 import inspect
@@ -63,24 +64,30 @@ def snapshot_function(function: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
-def versions() -> dict[str, Any]:
-    """Python, platform, the toolbox and every installed package's version."""
+@functools.lru_cache(maxsize=1)
+def _installed() -> tuple[tuple[str, str], ...]:
     from importlib import metadata
-
-    from deeptoolbox._version import __version__
 
     packages = {}
     for distribution in metadata.distributions():
         name = distribution.metadata.get("Name")
         if name:
             packages[name.lower()] = distribution.version
+    return tuple(sorted(packages.items()))
+
+
+def versions() -> dict[str, Any]:
+    """Python, platform, the toolbox and every installed package's version."""
+    from deeptoolbox._version import __version__
+
+    packages = dict(_installed())
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "deeptoolbox": __version__,
         "torch": packages.get("torch"),
         "optuna": packages.get("optuna"),
-        "packages": dict(sorted(packages.items())),
+        "packages": packages,
     }
 
 

@@ -182,6 +182,8 @@ def plot_compare(chosen: list[TrialRecord], metric: str, path: str | os.PathLike
         rows = record.history()
         key = metric if any(metric in r for r in rows) else "value"
         points = [(r["iteration"], r[key]) for r in rows if r.get(key) is not None]
+        if not points and record.metrics.get(metric) is not None:  # a final value only
+            points = [(rows[-1]["iteration"] if rows else 1, record.metrics[metric])]
         if not points:
             continue
         xs, ys = zip(*points, strict=True)
