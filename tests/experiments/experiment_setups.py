@@ -111,3 +111,9 @@ def branin(params, monitor):
         1 - 1 / (8 * math.pi)
     ) * math.cos(x) + 10
     return {"branin": value}
+
+
+def slow_quadratic_setup(params, monitor):
+    """quadratic_setup that takes `sleep` seconds (so several workers share the trials)."""
+    time.sleep(params.get("sleep", 1.0))
+    return quadratic_setup(params, monitor)
