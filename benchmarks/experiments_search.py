@@ -28,8 +28,14 @@ OPTIMA = {"branin": 0.397887, "hartmann6": -3.32237}
 
 _A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
                [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])  # fmt: skip
-_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-                      [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
 _ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 
 
@@ -82,7 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
                 figures[(problem, strategy)] = median
                 gap = median - OPTIMA[problem]
                 shown = [round(b, 4) for b in bests]
-                print(f"  {strategy:9s} median best {median:9.5f}  gap {gap:8.5f}   per seed {shown}")
+                print(
+                    f"  {strategy:9s} median best {median:9.5f}  gap {gap:8.5f}   per seed {shown}"
+                )
     return figures
 
 

@@ -45,8 +45,12 @@ def setup(params: dict) -> tuple:
         classes=[str(d) for d in range(10)],
     )  # fmt: skip
     options = dtb.TrainingOptions(
-        solver="adam", initial_learn_rate=params["learn_rate"], max_epochs=params["epochs"],
-        mini_batch_size=64, validation_data=validation, validation_frequency=20,
+        solver="adam",
+        initial_learn_rate=params["learn_rate"],
+        max_epochs=params["epochs"],
+        mini_batch_size=64,
+        validation_data=validation,
+        validation_frequency=20,
         metrics=["accuracy"],
     )
     return net, training, "crossentropy", options

@@ -42,8 +42,12 @@ def digits_setup(params):
     train_data, validation = digits_split()
     net = digits_network(params["filters"], params.get("dropout", 0.0))
     options = dtb.TrainingOptions(
-        solver="adam", initial_learn_rate=params["lr"], max_epochs=params.get("epochs", 1),
-        mini_batch_size=64, validation_data=validation, metrics=["accuracy"],
+        solver="adam",
+        initial_learn_rate=params["lr"],
+        max_epochs=params.get("epochs", 1),
+        mini_batch_size=64,
+        validation_data=validation,
+        metrics=["accuracy"],
         validation_frequency=10,
     )
     return net, train_data, "crossentropy", options
@@ -107,9 +111,11 @@ def pruned_setup(params, monitor):
 def branin(params, monitor):
     """The Branin function (minimum 0.397887 at three points), negated for maximizing."""
     x, y = params["x"], params["y"]
-    value = (y - 5.1 / (4 * math.pi**2) * x**2 + 5 / math.pi * x - 6) ** 2 + 10 * (
-        1 - 1 / (8 * math.pi)
-    ) * math.cos(x) + 10
+    value = (
+        (y - 5.1 / (4 * math.pi**2) * x**2 + 5 / math.pi * x - 6) ** 2
+        + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x)
+        + 10
+    )
     return {"branin": value}
 
 

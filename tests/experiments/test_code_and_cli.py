@@ -9,7 +9,7 @@ from deeptoolbox.cli import main
 from deeptoolbox.experiments import compare_code, load_experiment
 from deeptoolbox.experiments._cli import load_spec
 
-SPEC = '''from deeptoolbox.experiments import Experiment
+SPEC = """from deeptoolbox.experiments import Experiment
 
 
 def setup(params, monitor):
@@ -21,7 +21,7 @@ def setup(params, monitor):
 
 experiment = Experiment("{name}", setup, {{"x": [1, 2, 3]}}, metric="score",
                         store={store!r}, artifacts=False)
-'''
+"""
 
 
 def spec(folder, name, offset, store, file=None):

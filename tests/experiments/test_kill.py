@@ -6,7 +6,7 @@ import signal
 import sqlite3
 
 import pytest
-from conftest import deeptoolbox_command, trials_of, wait_for, write_spec
+from experiment_processes import deeptoolbox_command, trials_of, wait_for, write_spec
 from optuna.trial import TrialState
 
 from deeptoolbox.cli import main
@@ -29,15 +29,17 @@ def assert_sound(store):
 
 
 def running_with_pid(url, name):
-    return [t for t in trials_of(url, name)
-            if t.state == TrialState.RUNNING and isinstance(t.user_attrs.get("pid"), int)]
+    return [
+        t
+        for t in trials_of(url, name)
+        if t.state == TrialState.RUNNING and isinstance(t.user_attrs.get("pid"), int)
+    ]
 
 
 def test_kill_of_one_worker_mid_trial(tmp_path):
     store = tmp_path / "e.db"
     url = f"sqlite:///{store}"
-    spec = write_spec(tmp_path, "killone", "slow_quadratic_setup", GRID, store,
-                      metric="'score'")
+    spec = write_spec(tmp_path, "killone", "slow_quadratic_setup", GRID, store, metric="'score'")
     run = deeptoolbox_command("experiment", "run", str(spec), "--workers", "2",
                               start_new_session=True)  # fmt: skip
     try:
@@ -63,8 +65,7 @@ def test_kill_of_one_worker_mid_trial(tmp_path):
 def test_kill_of_the_whole_run_then_resume(tmp_path, capsys):
     store = tmp_path / "e.db"
     url = f"sqlite:///{store}"
-    spec = write_spec(tmp_path, "killall", "slow_quadratic_setup", GRID, store,
-                      metric="'score'")
+    spec = write_spec(tmp_path, "killall", "slow_quadratic_setup", GRID, store, metric="'score'")
     run = deeptoolbox_command("experiment", "run", str(spec), "--workers", "2",
                               start_new_session=True)  # fmt: skip
 

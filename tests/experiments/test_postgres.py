@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import deeptoolbox_command
+from experiment_processes import deeptoolbox_command
 from experiment_setups import slow_quadratic_setup
 from optuna.trial import TrialState
 

@@ -134,7 +134,11 @@ def test_results_sort_filter_annotate_and_csv(tmp_path):
     frame = exp.results(sort_by="score")
     assert list(frame["x"]) == [4, 3, 1, 2]  # best first, the failed trial last
     assert exp.results(status="failed", as_records=True)[0]["x"] == 2
-    assert [r["x"] for r in exp.results(where={"status": "completed"}, as_records=True)] == [1, 3, 4]
+    assert [r["x"] for r in exp.results(where={"status": "completed"}, as_records=True)] == [
+        1,
+        3,
+        4,
+    ]
     assert [r["x"] for r in exp.results(where=lambda r: r["x"] > 2, as_records=True)] == [3, 4]
     assert exp.trial(3).annotation == "looks best"
     with pytest.raises(ExperimentError, match="no column 'accuracy'"):

@@ -31,10 +31,17 @@ def add_experiment_parser(commands: Any) -> None:
     run.add_argument("spec", help="a .py file defining Experiment objects")
     run.add_argument("--workers", type=int, default=1, help="worker processes (0: this one)")
     run.add_argument("--name", default=None, help="only the experiment with this name")
-    run.add_argument("--stale", choices=("requeue", "fail"), default="requeue",
-                     help="trials left running by a dead run (default: requeue)")
-    run.add_argument("--create-only", action="store_true",
-                     help="record and queue the trials; `experiment worker` processes run them")
+    run.add_argument(
+        "--stale",
+        choices=("requeue", "fail"),
+        default="requeue",
+        help="trials left running by a dead run (default: requeue)",
+    )
+    run.add_argument(
+        "--create-only",
+        action="store_true",
+        help="record and queue the trials; `experiment worker` processes run them",
+    )
     run.add_argument("--quiet", action="store_true", help="no line per trial")
     store_option(run)
 
@@ -81,8 +88,12 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", help="store: a SQLite file or a database URL")
     parser.add_argument("name", help="experiment name")
     parser.add_argument("--max-trials", type=int, default=None, help="stop after N trials")
-    parser.add_argument("--stale", choices=("requeue", "fail"), default="requeue",
-                        help="what to do with trials whose worker died (default: requeue)")
+    parser.add_argument(
+        "--stale",
+        choices=("requeue", "fail"),
+        default="requeue",
+        help="what to do with trials whose worker died (default: requeue)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--run", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
@@ -122,8 +133,17 @@ def _store(args: argparse.Namespace) -> str:
 def run_experiment_command(args: argparse.Namespace) -> int:
     """Run one ``deeptoolbox experiment`` subcommand; returns the exit status."""
     command = args.experiment_command
-    handlers = {"run": _run, "list": _list, "show": _show, "export": _export, "diff": _diff,
-                "resume": _resume, "worker": _worker, "stop": _stop, "cancel": _cancel}
+    handlers = {
+        "run": _run,
+        "list": _list,
+        "show": _show,
+        "export": _export,
+        "diff": _diff,
+        "resume": _resume,
+        "worker": _worker,
+        "stop": _stop,
+        "cancel": _cancel,
+    }
     return handlers[command](args)
 
 
@@ -140,8 +160,10 @@ def _run(args: argparse.Namespace) -> int:
             experiment = _with_store(experiment, args.store)
         if args.create_only:
             run = experiment.create()
-            print(f"{experiment.name}: run {run} created in {experiment.url}; start workers "
-                  f"with: deeptoolbox experiment worker {experiment.url} {experiment.name}")
+            print(
+                f"{experiment.name}: run {run} created in {experiment.url}; start workers "
+                f"with: deeptoolbox experiment worker {experiment.url} {experiment.name}"
+            )
             continue
         experiment.run(workers=args.workers, stale=args.stale, verbose=not args.quiet)
     return 0

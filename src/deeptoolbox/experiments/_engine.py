@@ -78,8 +78,12 @@ class Store:
         quiet_optuna()
         self.experiment = experiment
         self.storage = open_storage(experiment.url, create=create)
-        options = {"study_name": experiment.name, "storage": self.storage,
-                   "sampler": make_sampler(experiment, slot), "pruner": make_pruner(experiment)}
+        options = {
+            "study_name": experiment.name,
+            "storage": self.storage,
+            "sampler": make_sampler(experiment, slot),
+            "pruner": make_pruner(experiment),
+        }
         try:
             if create:
                 self.study = optuna.create_study(
@@ -223,8 +227,12 @@ class Store:
             else:
                 beat = trial.user_attrs.get("heartbeat") or _started(trial)
                 gone = beat is not None and time.time() - beat > keys.GRACE_SECONDS
-            if gone and self.end_trial(trial, "crashed", f"worker {host}:{pid} stopped "
-                                       "before the trial ended", requeue=stale == "requeue"):
+            if gone and self.end_trial(
+                trial,
+                "crashed",
+                f"worker {host}:{pid} stopped before the trial ended",
+                requeue=stale == "requeue",
+            ):
                 crashed.append(trial.number)
         return crashed
 

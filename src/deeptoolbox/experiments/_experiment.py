@@ -380,8 +380,11 @@ class Experiment:
         on one figure (default: the five best completed ones); returns the PNG path."""
         metric = metric or self.metric
         if trials is None:
-            done = [r for r in self.records()
-                    if r.status in ("completed", "stopped") and r.value is not None]
+            done = [
+                r
+                for r in self.records()
+                if r.status in ("completed", "stopped") and r.value is not None
+            ]
             chosen = sorted(done, key=lambda r: r.value, reverse=self.direction == "maximize")[:5]
         else:
             chosen = [self.trial(n) for n in trials]
@@ -468,7 +471,9 @@ class Experiment:
             definition.get("trial_max_time"), pruner, sampler, definition.get("artifacts") or False,
             definition.get("description", ""),
         )  # fmt: skip
-        experiment.table = ParameterTable.from_dict(definition["parameters"], definition["strategy"])
+        experiment.table = ParameterTable.from_dict(
+            definition["parameters"], definition["strategy"]
+        )
         experiment.setup_kind = definition["setup_kind"]
         experiment._setup = None
         experiment._setup_record = snapshot.get("setup")

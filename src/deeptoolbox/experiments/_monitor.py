@@ -116,9 +116,13 @@ class Monitor:
         self.history.append(row)
         if self._link is not None:
             objective = getattr(self._link, "metric", None)
-            if objective in row and math.isfinite(row[objective]):
-                if self._link.report(int(iteration), row[objective], True):
-                    self._reason = self._reason or "pruned"
+            value = row.get(objective)
+            if (
+                value is not None
+                and math.isfinite(value)
+                and self._link.report(int(iteration), value, True)
+            ):
+                self._reason = self._reason or "pruned"
             self._link.push(self._progress, self._info, False)
 
     def update_info(self, **values: Any) -> None:

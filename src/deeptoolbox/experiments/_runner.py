@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -98,10 +99,8 @@ class _Worker:
         return None if self.process.is_alive() else self.process.exitcode
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if isinstance(self.process, subprocess.Popen):
             self.process.wait()
         else:
@@ -147,10 +146,8 @@ def _warm_up() -> None:
 
     for name in ("torch._dynamo", "matplotlib.figure", "matplotlib.backends.backend_agg",
                  "deeptoolbox.training", "safetensors.torch"):  # fmt: skip
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
-        except ImportError:
-            pass
 
 
 def _supervise(experiment, store: Store, run, workers, stale, start_method, reporter) -> list:

@@ -179,7 +179,10 @@ def _built_in(setup, params, monitor, seed) -> tuple[TrialOutcome, Any, Any]:
             f"{type(options).__name__}."
         )
     options = dataclasses.replace(
-        options, verbose=False, plots="none", seed=options.seed if options.seed is not None else seed
+        options,
+        verbose=False,
+        plots="none",
+        seed=options.seed if options.seed is not None else seed,
     )
     result = None
     with _StopWatch(monitor) as watch:

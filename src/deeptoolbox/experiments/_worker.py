@@ -7,6 +7,7 @@ or by ``deeptoolbox experiment worker STORE_URL NAME`` on any machine that reach
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -56,10 +57,9 @@ class _Link:
 
     def _heartbeat(self) -> None:
         while not self.done.wait(keys.HEARTBEAT_SECONDS):
-            try:
+            # the trial may have ended meanwhile, or the store be briefly away
+            with contextlib.suppress(Exception):
                 self.store.set_trial(self.trial._trial_id, heartbeat=time.time())
-            except Exception:  # the trial ended meanwhile, or the store is briefly away
-                pass
 
     def report(self, step: int, value: float, prune: bool) -> bool:
         self.trial.report(value, step)
@@ -165,8 +165,13 @@ def _record(experiment, store: Store, trial, outcome, started: float, monitor: M
         store.set_trial(trial._trial_id, requeued=requeue)
         _tell(store, trial, "FAIL")
         if requeue:
-            store.study.enqueue_trial(trial.params, user_attrs={
-                "params": {**experiment.table.fixed, **trial.params}, "requeue_of": trial.number})
+            store.study.enqueue_trial(
+                trial.params,
+                user_attrs={
+                    "params": {**experiment.table.fixed, **trial.params},
+                    "requeue_of": trial.number,
+                },
+            )
     else:
         _tell(store, trial, "COMPLETE", value)
     return outcome.status
@@ -182,8 +187,9 @@ def _fail(store: Store, trial, status: str, err: Any, started: float, requeue=Fa
         return  # ended from outside meanwhile (time limit, cancel)
     _tell(store, trial, "FAIL")
     if requeue:
-        store.study.enqueue_trial(trial.params, user_attrs={"requeue_of": trial.number,
-                                                            "params": trial.params})
+        store.study.enqueue_trial(
+            trial.params, user_attrs={"requeue_of": trial.number, "params": trial.params}
+        )
 
 
 def _tell(store: Store, trial: Any, state: str, value: float | None = None) -> None:

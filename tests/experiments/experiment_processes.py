@@ -1,4 +1,4 @@
-"""Helpers shared by the experiment tests that start processes of their own."""
+"""Helpers of the experiment tests that start processes of their own."""
 
 import os
 import subprocess
