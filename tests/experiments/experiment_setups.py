@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -123,3 +124,25 @@ def slow_quadratic_setup(params, monitor):
     """quadratic_setup that takes `sleep` seconds (so several workers share the trials)."""
     time.sleep(params.get("sleep", 1.0))
     return quadratic_setup(params, monitor)
+
+
+def controlling_setup(params, monitor):
+    """Calls exp.stop / exp.cancel on its own running trial, as a user in another process
+    would, then waits for the request to arrive through the store."""
+    from deeptoolbox.experiments import load_experiment
+
+    monitor.metrics = ["score"]
+    monitor.record(1, score=params["x"])
+    marker = Path(params["store"] + "." + params["action"])
+    if params["x"] == 2 and not marker.exists():
+        marker.touch()  # once: the copy of a cancelled trial then runs to its end
+        experiment = load_experiment(params["name"], store=params["store"])
+        running = [r for r in experiment.records() if r.status == "running"]
+        if params["action"] == "stop":
+            experiment.stop(running[0].number)
+        else:
+            experiment.cancel()
+        started = time.monotonic()
+        while not monitor.stop_requested and time.monotonic() - started < 30:
+            time.sleep(0.1)
+    return {}

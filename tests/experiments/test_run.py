@@ -8,6 +8,9 @@ import optuna
 import pytest
 from experiment_setups import (
     branin,
+    controlling_setup,
+    digits_setup,
+    digits_split,
     failing_setup,
     pruned_setup,
     quadratic_setup,
@@ -15,6 +18,7 @@ from experiment_setups import (
     wrong_metric_setup,
 )
 
+import deeptoolbox as dtb
 from deeptoolbox.experiments import (
     Choice,
     Experiment,
@@ -184,3 +188,36 @@ def test_stop_and_annotate_unknown_trials_are_errors(tmp_path):
         exp.stop(0)
     with pytest.raises(ExperimentError, match="no trial 7"):
         exp.annotate(7, "?")
+
+
+def test_stop_from_outside_keeps_the_trial_results(tmp_path):
+    store = str(tmp_path / "e.db")
+    table = {"x": [1, 2, 3], "name": "ctl", "store": store, "action": "stop"}
+    exp, summary = run(tmp_path, controlling_setup, table, "ctl", metric="score")
+    assert summary.counts == {"completed": 2, "stopped": 1}
+    stopped = exp.trial(1)
+    assert stopped.status == "stopped" and stopped.value == 2.0
+    assert stopped.error == "stopped by user"
+
+
+def test_cancel_stops_the_run_and_the_next_run_completes_it(tmp_path):
+    store = str(tmp_path / "e.db")
+    table = {"x": [1, 2, 3], "name": "cancel", "store": store, "action": "cancel"}
+    exp, summary = run(tmp_path, controlling_setup, table, "cancel", metric="score")
+    assert summary.counts == {"completed": 1, "cancelled": 1, "queued": 2}
+    assert exp.trial(1).attributes["requeued"] is True
+    again = exp.run(workers=0, verbose=False)
+    assert again.counts == {"completed": 3, "cancelled": 1}
+    assert sorted(r.params["x"] for r in exp.records() if r.status == "completed") == [1, 2, 3]
+    assert exp.trial(3).attributes["requeue_of"] == 1
+
+
+def test_built_in_training_stops_at_its_time_limit_and_keeps_its_network(tmp_path):
+    table = {"filters": [4], "lr": [0.01], "epochs": 500}
+    exp, summary = run(tmp_path, digits_setup, table, trial_max_time=4.0)
+    trial = exp.trial(0)
+    assert trial.status == "stopped" and trial.error == "trial time limit"
+    assert trial.duration < 60 and 0.0 < trial.value <= 1.0
+    _, validation = digits_split()
+    net = trial.load_network()
+    assert dtb.evaluate(net, validation, ["accuracy"])["accuracy"] == pytest.approx(trial.value)
