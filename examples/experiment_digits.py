@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         strategy="bayesian", trials=args.trials, metric="validation_accuracy",
         store=output / "experiments.db",
     )  # fmt: skip
-    print(experiment.run(workers=args.workers))
+    experiment.run(workers=args.workers)  # prints a line per trial and a summary
     best = experiment.best
     print(f"best: trial {best.number}, validation accuracy {best.value:.1%}, {best.params}")
     files = {

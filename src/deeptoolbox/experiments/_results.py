@@ -187,7 +187,8 @@ def plot_compare(chosen: list[TrialRecord], metric: str, path: str | os.PathLike
         if not points:
             continue
         xs, ys = zip(*points, strict=True)
-        params = ", ".join(f"{k}={v}" for k, v in record.params.items())
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in record.params.items())  # fmt: skip
         axes.plot(xs, ys, marker="." if len(xs) < 30 else None,
                   label=f"trial {record.number} ({params})")  # fmt: skip
         drawn += 1
