@@ -248,7 +248,8 @@ class Store:
         except UpdateFinishedTrialError:
             return False  # its worker or another process ended it first
         if requeue:
-            params = trial.params or {}
+            # a trial that died between its claim and its first suggestion has no params yet
+            params = trial.params or trial.system_attrs.get("fixed_params") or {}
             fixed = self.experiment.table.fixed
             self.study.enqueue_trial(params, user_attrs={"params": {**fixed, **params},
                                                          "requeue_of": trial.number})  # fmt: skip

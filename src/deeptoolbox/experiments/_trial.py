@@ -3,6 +3,7 @@ collect the metrics and write the trial's files. Knows nothing of the store."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import inspect
@@ -12,6 +13,7 @@ import os
 import random
 import signal
 import threading
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,13 +186,15 @@ def _built_in(setup, params, monitor, seed) -> tuple[TrialOutcome, Any, Any]:
         plots="none",
         seed=options.seed if options.seed is not None else seed,
     )
-    result = None
+    result = stopped = None
     with _StopWatch(monitor) as watch:
         try:
             result = train(network, data, loss, options)
-        except StopTraining:
+        except StopTraining as stop:
             network.eval()
-    metrics = _replay(result, monitor) if result is not None else {}
+            stopped = _interrupted_training(stop)
+    trained = result if result is not None else stopped
+    metrics = _replay(trained, monitor, complete=result is not None) if trained else {}
     if options.validation_data is not None:
         metrics.update(_validation_metrics(network, options, loss))
     reason = watch.reason if result is None else None
@@ -204,7 +208,24 @@ def _shape(value: Any) -> str:
     return type(value).__name__
 
 
-def _replay(result, monitor: Monitor) -> dict[str, float]:
+def _interrupted_training(stop: BaseException) -> Any:
+    """The history and metric names of a train() call that a stop request interrupted,
+    found on its trainer in the traceback (until train() takes callbacks); None if absent."""
+    from deeptoolbox.training import TrainingHistory
+
+    frame_tb = stop.__traceback__
+    while frame_tb is not None:
+        trainer = frame_tb.tb_frame.f_locals.get("self")
+        if isinstance(getattr(trainer, "history", None), TrainingHistory):
+            with contextlib.suppress(Exception):
+                trainer.flush()  # losses of the last iterations not yet in the history
+            return types.SimpleNamespace(history=trainer.history,
+                                         metrics=list(getattr(trainer, "metrics", [])))  # fmt: skip
+        frame_tb = frame_tb.tb_next
+    return None
+
+
+def _replay(result, monitor: Monitor, complete: bool = True) -> dict[str, float]:
     """Copy train()'s history into the monitor (a callback will record it live later)."""
     names = ["training_loss", *[f"training_{m}" for m in result.metrics], "validation_loss",
              *[f"validation_{m}" for m in result.metrics]]  # fmt: skip
@@ -218,7 +239,8 @@ def _replay(result, monitor: Monitor) -> dict[str, float]:
         monitor.record(row["iteration"], **values)
     last = result.history.iterations[-1] if result.history.iterations else {}
     monitor.update_info(epoch=last.get("epoch"), learn_rate=last.get("learn_rate"))
-    monitor.progress = 100
+    if complete:
+        monitor.progress = 100
     final = {}
     for name in ("training_loss", *[f"training_{m}" for m in result.metrics]):
         value = monitor.last(name)
