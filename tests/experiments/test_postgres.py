@@ -57,6 +57,8 @@ def _run(prefix: list[str], command: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def postgres_url():
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver psycopg is not installed "
+                        "(pip install 'deeptoolbox[experiments]')")  # fmt: skip
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     if initdb is None or pg_ctl is None:
         pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl on PATH or in "
