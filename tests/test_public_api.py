@@ -18,6 +18,7 @@ PACKAGES = [
     "deeptoolbox.robustness",
     "deeptoolbox.compress",
     "deeptoolbox.deploy",
+    "deeptoolbox.experiments",
 ]
 
 
@@ -60,7 +61,7 @@ def test_import_needs_only_the_core_dependencies():
 
     optional = ["h5py", "onnx", "onnxruntime", "onnxscript", "captum", "torchvision", "sklearn",
                 "scipy", "pyarrow", "matplotlib", "keras", "fsspec", "PIL", "torchmetrics",
-                "skimage"]  # fmt: skip
+                "skimage", "optuna", "sqlalchemy", "pandas"]  # fmt: skip
     code = (
         "import sys\n"
         f"for name in {optional!r}:\n"

@@ -1,7 +1,8 @@
 """deeptoolbox: a deep learning toolbox for engineers, on PyTorch.
 
 Subpackages: ``layers``, ``network``, ``data``, ``datasets``, ``training``, ``interop``,
-``hub``, ``explain``, ``robustness``, ``deploy``. The most used functions are also here.
+``hub``, ``explain``, ``robustness``, ``compress``, ``deploy``, ``experiments``. The most used
+functions are also here.
 
 Example:
     >>> import torch
@@ -19,8 +20,8 @@ from deeptoolbox._version import __version__ as __version__
 # start without importing torch. A subpackage loads when first used; the first function or
 # class used from here loads the whole toolbox, as an eager import did.
 _SUBPACKAGES = (
-    "compress", "data", "datasets", "deploy", "errors", "explain", "hub", "interop", "layers",
-    "robustness", "training",
+    "compress", "data", "datasets", "deploy", "errors", "experiments", "explain", "hub", "interop",
+    "layers", "robustness", "training",
 )  # fmt: skip
 _NAMES = {
     "list_pretrained": "deeptoolbox.hub",
@@ -103,7 +104,7 @@ __all__ = [
     "__version__",
     # subpackages
     "errors", "layers", "data", "datasets", "training", "interop", "hub", "explain", "robustness",
-    "compress", "deploy",
+    "compress", "deploy", "experiments",
     # design
     "Network", "Analysis", "analyze", "save", "load", "to_python", "plot_network",
     "register_layer", "resnet_network",

@@ -1,7 +1,7 @@
 """The ``deeptoolbox`` command line.
 
 Commands: ``demo``, ``models``, ``classify``, ``convert``, ``analyze``, ``verify``, ``train``,
-``compress``, ``codegen``.
+``compress``, ``codegen``, ``experiment``.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         "codegen", add_help=False, help="write a model as portable C99 code with a Makefile"
     )
     codegen.add_argument("arguments", nargs=argparse.REMAINDER)
+    from deeptoolbox.experiments._cli import add_experiment_parser  # argparse only
+
+    add_experiment_parser(commands)
     return parser
 
 
@@ -128,6 +131,10 @@ def _run(args: argparse.Namespace) -> int:
         from deeptoolbox.deploy._cli import main as codegen_main
 
         return codegen_main(args.arguments)
+    if args.command == "experiment":
+        from deeptoolbox.experiments._cli import run_experiment_command
+
+        return run_experiment_command(args)
     from deeptoolbox.training import launch
 
     return launch(args.script, args.nproc, args.script_args)

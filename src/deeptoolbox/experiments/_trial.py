@@ -1,0 +1,379 @@
+"""One trial's work: call the setup function, train (built-in) or let it train (custom),
+collect the metrics and write the trial's files. Knows nothing of the store."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import inspect
+import json
+import math
+import os
+import random
+import signal
+import threading
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deeptoolbox.errors import OptionError
+from deeptoolbox.experiments._errors import ExperimentError
+from deeptoolbox.experiments._monitor import Monitor
+
+__all__ = ["setup_kind", "run_body", "TrialOutcome", "MetricMissing", "write_json"]
+
+
+class MetricMissing(ExperimentError):
+    """The setup never reported the experiment's metric: every trial would fail the same way."""
+
+
+class StopTraining(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+    """Raised inside train() when a built-in training trial is asked to stop."""
+
+
+@dataclass
+class TrialOutcome:
+    """What a trial's body produced."""
+
+    metrics: dict[str, float]
+    best: dict[str, float]
+    status: str = "completed"  # or "stopped", "pruned", "cancelled"
+    reason: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def setup_kind(setup: Any) -> str:
+    """'training' for setup(params), 'custom' for setup(params, monitor); else an error."""
+    if not callable(setup):
+        raise OptionError(
+            f"Experiment: `setup` must be a function. Received: {type(setup).__name__}. "
+            "Example: def setup(params): ... return net, data, 'crossentropy', options."
+        )
+    try:
+        parameters = list(inspect.signature(setup).parameters.values())
+    except (TypeError, ValueError):
+        return "training"
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    extra = [p for p in parameters if p.kind == p.KEYWORD_ONLY and p.default is p.empty]
+    if len(required) in (1, 2) and not extra:
+        return "training" if len(required) == 1 else "custom"
+    shown = ", ".join(p.name for p in parameters)
+    raise OptionError(
+        f"Experiment: `setup` must take (params) for built-in training, returning (network, "
+        f"training_data, loss, TrainingOptions), or (params, monitor) for custom training, "
+        f"returning a metrics dict. Received a function of ({shown})."
+    )
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def run_body(
+    setup: Callable[..., Any],
+    kind: str,
+    params: dict[str, Any],
+    monitor: Monitor,
+    *,
+    seed: int,
+    metric: str,
+    folder: Path | None,
+) -> TrialOutcome:
+    """Run one trial's body and write its files into ``folder`` (None: no files)."""
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "params.json", params)
+    monitor.artifacts = folder
+    seed_everything(seed)
+    if kind == "training":
+        outcome, network, chart = _built_in(setup, params, monitor, seed)
+    else:
+        outcome, network, chart = _custom(setup, params, monitor)
+    if metric not in outcome.metrics:
+        raise MetricMissing(_missing_message(metric, outcome.metrics, kind))
+    value = outcome.metrics[metric]
+    if not math.isfinite(value):
+        raise ExperimentError(f"the metric {metric!r} of this trial is {value}, not a number.")
+    if folder is not None:
+        outcome.files = _write_files(folder, monitor, network, chart, outcome)
+    return outcome
+
+
+def _missing_message(metric: str, metrics: Mapping[str, float], kind: str) -> str:
+    hint = (
+        "Add metrics=['accuracy'] and validation_data to the TrainingOptions the setup returns, "
+        "or set the experiment's metric= to one of these."
+        if kind == "training"
+        else "Record it with monitor.record(iteration, name=value) or return it in the dict, "
+        "or set the experiment's metric= to one of these."
+    )
+    return (
+        f"the setup function never reported the metric {metric!r}. Reported metrics: "
+        f"{sorted(metrics)}. {hint}"
+    )
+
+
+# -- custom training ------------------------------------------------------------------------------
+def _custom(setup, params, monitor) -> tuple[TrialOutcome, Any, Any]:
+    returned = setup(dict(params), monitor)
+    returned = {} if returned is None else returned
+    if not isinstance(returned, Mapping):
+        raise ExperimentError(
+            f"a setup function with a monitor must return a dict of metrics (or None). "
+            f"Returned: {type(returned).__name__}."
+        )
+    metrics = {name: monitor.last(name) for name in monitor.reported()}
+    network = None
+    for name, value in returned.items():
+        if isinstance(value, torch.nn.Module):
+            network = value
+            continue
+        try:
+            metrics[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise ExperimentError(
+                f"the setup returned {name!r}={value!r}; metric values must be numbers (a "
+                "network may be returned as a torch.nn.Module too)."
+            ) from None
+    reason = monitor.stop_reason
+    return TrialOutcome(metrics, _best(monitor, metrics), _status(reason), reason), network, None
+
+
+def _status(reason: str | None) -> str:
+    if reason is None:
+        return "completed"
+    return {"pruned": "pruned", "cancelled": "cancelled"}.get(reason, "stopped")
+
+
+def _best(monitor: Monitor, final: Mapping[str, float]) -> dict[str, float]:
+    best = {}
+    for name, value in final.items():
+        values = [v for v in [*monitor.values(name), value] if math.isfinite(v)]
+        if values:
+            best[name] = min(values) if name.endswith("loss") else max(values)
+    return best
+
+
+# -- built-in training ----------------------------------------------------------------------------
+def _built_in(setup, params, monitor, seed) -> tuple[TrialOutcome, Any, Any]:
+    from deeptoolbox.training import TrainingOptions, train
+
+    returned = setup(dict(params))
+    if not (isinstance(returned, tuple | list) and len(returned) == 4):
+        raise ExperimentError(
+            "a setup function of (params) must return (network, training_data, loss, "
+            f"TrainingOptions). Returned: {_shape(returned)}. For your own training loop, "
+            "define setup(params, monitor) and return a dict of metrics."
+        )
+    network, data, loss, options = returned
+    if not isinstance(options, TrainingOptions):
+        raise ExperimentError(
+            "the setup's 4th returned value must be a TrainingOptions. Returned: "
+            f"{type(options).__name__}."
+        )
+    options = dataclasses.replace(
+        options,
+        verbose=False,
+        plots="none",
+        seed=options.seed if options.seed is not None else seed,
+    )
+    result = stopped = None
+    with _StopWatch(monitor) as watch:
+        try:
+            result = train(network, data, loss, options)
+        except StopTraining as stop:
+            network.eval()
+            stopped = _interrupted_training(stop)
+    trained = result if result is not None else stopped
+    metrics = _replay(trained, monitor, complete=result is not None) if trained else {}
+    if options.validation_data is not None:
+        metrics.update(_validation_metrics(network, options, loss))
+    reason = watch.reason if result is None else None
+    chart = _chart(network, options, loss) if monitor.artifacts is not None else None
+    return TrialOutcome(metrics, _best(monitor, metrics), _status(reason), reason), network, chart
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return f"{type(value).__name__} of {len(value)}"
+    return type(value).__name__
+
+
+def _interrupted_training(stop: BaseException) -> Any:
+    """The history and metric names of a train() call that a stop request interrupted,
+    found on its trainer in the traceback (until train() takes callbacks); None if absent."""
+    from deeptoolbox.training import TrainingHistory
+
+    frame_tb = stop.__traceback__
+    while frame_tb is not None:
+        trainer = frame_tb.tb_frame.f_locals.get("self")
+        if isinstance(getattr(trainer, "history", None), TrainingHistory):
+            with contextlib.suppress(Exception):
+                trainer.flush()  # losses of the last iterations not yet in the history
+            return types.SimpleNamespace(history=trainer.history,
+                                         metrics=list(getattr(trainer, "metrics", [])))  # fmt: skip
+        frame_tb = frame_tb.tb_next
+    return None
+
+
+def _replay(result, monitor: Monitor, complete: bool = True) -> dict[str, float]:
+    """Copy train()'s history into the monitor (a callback will record it live later)."""
+    names = ["training_loss", *[f"training_{m}" for m in result.metrics], "validation_loss",
+             *[f"validation_{m}" for m in result.metrics]]  # fmt: skip
+    monitor.metrics = names
+    monitor.info = ["epoch", "learn_rate"]
+    for row in result.history.iterations:
+        values = {"training_loss": row.get("loss")}
+        values.update({f"training_{m}": row.get(m) for m in result.metrics})
+        values.update({k: v for k, v in row.items() if k.startswith("validation_")})
+        values = {k: v for k, v in values.items() if k in names and v is not None}
+        monitor.record(row["iteration"], **values)
+    last = result.history.iterations[-1] if result.history.iterations else {}
+    monitor.update_info(epoch=last.get("epoch"), learn_rate=last.get("learn_rate"))
+    if complete:
+        monitor.progress = 100
+    final = {}
+    for name in ("training_loss", *[f"training_{m}" for m in result.metrics]):
+        value = monitor.last(name)
+        if value is not None:
+            final[name] = value
+    return final
+
+
+def _validation_metrics(network, options, loss) -> dict[str, float]:
+    """Metrics of the network the trial ends with, on the validation data (what is saved)."""
+    from deeptoolbox.training import evaluate
+
+    names = [m for m in options.metrics if isinstance(m, str)]
+    values = evaluate(network, options.validation_data, names, loss=loss,
+                      batch_size=options.mini_batch_size)  # fmt: skip
+    return {f"validation_{k}": float(v) for k, v in values.items()}
+
+
+def _chart(network, options, loss):
+    """Confusion chart on the validation data for classification networks."""
+    from deeptoolbox.training._evaluate import _gather
+    from deeptoolbox.training._losses import loss_function
+
+    if options.validation_data is None or loss_function(loss).name != "crossentropy":
+        return None
+
+    outputs, targets, _ = _gather(network, options.validation_data, options.mini_batch_size,
+                                  loss_function(loss))  # fmt: skip
+    classes = list(getattr(network, "classes", None) or range(outputs.shape[-1]))
+    predicted = outputs.argmax(-1).cpu().numpy()
+    truth = targets.argmax(-1) if targets.dim() > 1 else targets
+    return ([classes[int(i)] for i in truth.cpu().numpy()], [classes[int(i)] for i in predicted],
+            [str(c) for c in classes])  # fmt: skip
+
+
+class _StopWatch:
+    """Turns a stop request into StopTraining inside train() (POSIX main thread only).
+
+    Workaround until train() takes callbacks: a watcher thread sends SIGUSR1 to the main
+    thread, whose handler raises StopTraining while training runs. A callback returning
+    "stop" will replace this (docs/experiments.md, "Stopping built-in training").
+    """
+
+    def __init__(self, monitor: Monitor, interval: float = 0.5) -> None:
+        self.monitor, self.interval = monitor, interval
+        self.reason: str | None = None
+        self.active = False
+        self.usable = (
+            hasattr(signal, "pthread_kill")
+            and threading.current_thread() is threading.main_thread()
+            and monitor._link is not None
+        )
+
+    def __enter__(self) -> _StopWatch:
+        if not self.usable:
+            return self
+        self.active, self.done = True, threading.Event()
+        self.previous = signal.signal(signal.SIGUSR1, self._handler)
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        if self.active:
+            self.active = False
+            raise StopTraining()
+
+    def _watch(self) -> None:
+        main = threading.main_thread().ident
+        while not self.done.wait(self.interval):
+            if self.monitor.stop_requested:
+                self.reason = self.monitor.stop_reason
+                signal.pthread_kill(main, signal.SIGUSR1)
+                return
+
+    def __exit__(self, *exc) -> None:
+        if not self.usable:
+            return
+        self.active = False
+        self.done.set()
+        self.thread.join()
+        signal.signal(signal.SIGUSR1, self.previous)
+
+
+# -- files ----------------------------------------------------------------------------------------
+def write_json(path: Path, value: Any) -> Path:
+    """Write JSON through a temporary file and a rename."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(value, indent=2, default=str))
+    os.replace(temporary, path)
+    return path
+
+
+def _write_history_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row)) or ["iteration"]
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+def _write_files(folder: Path, monitor, network, chart, outcome) -> dict[str, str]:
+    files = {"params": "params.json"}
+    write_json(folder / "history.json", monitor.history)
+    _write_history_csv(folder / "history.csv", monitor.history)
+    files.update(history="history.json", history_csv="history.csv")
+    monitor.plot(folder / "training-progress.png")
+    files["progress_plot"] = "training-progress.png"
+    if network is not None:
+        files["network"] = _save_network(network, folder)
+    if chart is not None:
+        from deeptoolbox.training import confusion_chart
+
+        truth, predicted, classes = chart
+        confusion_chart(truth, predicted, classes=classes, path=folder / "confusion.png")
+        files["confusion"] = "confusion.png"
+    write_json(folder / "result.json", {"status": outcome.status, "metrics": outcome.metrics,
+                                        "best": outcome.best, "files": files})  # fmt: skip
+    files["result"] = "result.json"
+    return files
+
+
+def _save_network(network: torch.nn.Module, folder: Path) -> str:
+    from deeptoolbox.network import Network, save
+
+    network = network.cpu()
+    if isinstance(network, Network):
+        save(network, folder / "network.zip")
+        return "network.zip"
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+    save_file(state, str(folder / "weights.safetensors"))
+    return "weights.safetensors"

@@ -1,0 +1,148 @@
+"""Setup functions the experiment tests run (a module of their own, as users would write).
+
+Workers started as fresh interpreters find these functions through the stored code.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import deeptoolbox as dtb
+from deeptoolbox import layers as L
+from deeptoolbox.datasets import digits
+
+_DATA: dict[str, tuple] = {}
+
+
+def digits_split():
+    """The bundled digits as class indices: 1,400 for training, 397 for validation."""
+    if "digits" not in _DATA:
+        images, labels = digits()
+        order = np.random.default_rng(0).permutation(len(images))
+        x = torch.tensor(images[order])
+        y = torch.tensor(labels[order].astype(np.int64))
+        _DATA["digits"] = (x[:1400], y[:1400]), (x[1400:], y[1400:])
+    return _DATA["digits"]
+
+
+def digits_network(filters: int, dropout: float = 0.0) -> dtb.Network:
+    return dtb.Network(
+        [L.ImageInput((1, 8, 8)), L.Conv2d(filters, 3, padding=1), L.ReLU(), L.Flatten(),
+         L.Dropout(dropout), L.Dense(10), L.Softmax()],
+        classes=[str(d) for d in range(10)],
+    )  # fmt: skip
+
+
+def digits_setup(params):
+    """Built-in training: a small CNN on digits, one epoch."""
+    train_data, validation = digits_split()
+    net = digits_network(params["filters"], params.get("dropout", 0.0))
+    options = dtb.TrainingOptions(
+        solver="adam",
+        initial_learn_rate=params["lr"],
+        max_epochs=params.get("epochs", 1),
+        mini_batch_size=64,
+        validation_data=validation,
+        metrics=["accuracy"],
+        validation_frequency=10,
+    )
+    return net, train_data, "crossentropy", options
+
+
+def slow_digits_setup(params):
+    """Like digits_setup but each trial lasts a few seconds (for the kill tests)."""
+    time.sleep(params.get("sleep", 3.0))
+    return digits_setup(params)
+
+
+def quadratic_setup(params, monitor):
+    """Custom training: 'loss' falls towards (x - 0.3)^2 over a few iterations."""
+    monitor.metrics = ["loss", "score"]
+    monitor.info = ["x"]
+    monitor.update_info(x=params["x"])
+    target = (params["x"] - 0.3) ** 2
+    for iteration in range(1, 6):
+        monitor.record(iteration, loss=target + 1.0 / iteration)
+        monitor.progress = 20 * iteration
+    return {"score": -target}
+
+
+def sleepy_setup(params, monitor):
+    """Custom training that runs until asked to stop (or for `seconds`)."""
+    monitor.metrics = ["score"]
+    started = time.monotonic()
+    iteration = 0
+    while time.monotonic() - started < params.get("seconds", 60):
+        iteration += 1
+        monitor.record(iteration, score=float(iteration))
+        if monitor.stop_requested:
+            break
+        time.sleep(0.1)
+    return {"reason_code": 1.0 if monitor.stop_reason else 0.0}
+
+
+def failing_setup(params, monitor):
+    """Raises for x == 2, works otherwise."""
+    if params["x"] == 2:
+        raise ValueError("x=2 is not allowed in this setup")
+    return {"score": float(params["x"])}
+
+
+def wrong_metric_setup(params, monitor):
+    monitor.metrics = ["training_loss"]
+    monitor.record(1, training_loss=0.5)
+    return {"validation_loss": 0.4}
+
+
+def pruned_setup(params, monitor):
+    """Bad values of x keep a poor score for many iterations (the median pruner stops them)."""
+    monitor.metrics = ["score"]
+    for iteration in range(1, 21):
+        monitor.record(iteration, score=params["x"] * iteration)
+        if monitor.stop_requested:
+            break
+    return {}
+
+
+def branin(params, monitor):
+    """The Branin function (minimum 0.397887 at three points), negated for maximizing."""
+    x, y = params["x"], params["y"]
+    value = (
+        (y - 5.1 / (4 * math.pi**2) * x**2 + 5 / math.pi * x - 6) ** 2
+        + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x)
+        + 10
+    )
+    return {"branin": value}
+
+
+def slow_quadratic_setup(params, monitor):
+    """quadratic_setup that takes `sleep` seconds (so several workers share the trials)."""
+    time.sleep(params.get("sleep", 1.0))
+    return quadratic_setup(params, monitor)
+
+
+def controlling_setup(params, monitor):
+    """Calls exp.stop / exp.cancel on its own running trial, as a user in another process
+    would, then waits for the request to arrive through the store."""
+    from deeptoolbox.experiments import load_experiment
+
+    monitor.metrics = ["score"]
+    monitor.record(1, score=params["x"])
+    marker = Path(params["store"] + "." + params["action"])
+    if params["x"] == 2 and not marker.exists():
+        marker.touch()  # once: the copy of a cancelled trial then runs to its end
+        experiment = load_experiment(params["name"], store=params["store"])
+        running = [r for r in experiment.records() if r.status == "running"]
+        if params["action"] == "stop":
+            experiment.stop(running[0].number)
+        else:
+            experiment.cancel()
+        started = time.monotonic()
+        while not monitor.stop_requested and time.monotonic() - started < 30:
+            time.sleep(0.1)
+    return {}
