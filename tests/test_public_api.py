@@ -16,6 +16,7 @@ PACKAGES = [
     "deeptoolbox.hub",
     "deeptoolbox.explain",
     "deeptoolbox.robustness",
+    "deeptoolbox.deploy",
 ]
 
 
@@ -58,7 +59,8 @@ def test_import_needs_only_the_core_dependencies():
 
     optional = ["h5py", "onnx", "onnxruntime", "onnxscript", "captum", "torchvision", "sklearn",
                 "scipy", "pyarrow", "matplotlib", "keras", "fsspec", "PIL", "torchmetrics",
-                "skimage"]  # fmt: skip
+                "skimage", "fastapi", "starlette", "uvicorn", "prometheus_client", "httpx",
+                "multipart", "executorch"]  # fmt: skip
     code = (
         "import sys\n"
         f"for name in {optional!r}:\n"

@@ -1,7 +1,7 @@
 """deeptoolbox: a deep learning toolbox for engineers, on PyTorch.
 
 Subpackages: ``layers``, ``network``, ``data``, ``datasets``, ``training``, ``interop``,
-``hub``, ``explain``, ``robustness``. The most used functions are also here.
+``hub``, ``explain``, ``robustness``, ``deploy``. The most used functions are also here.
 
 Example:
     >>> import torch
@@ -15,6 +15,7 @@ Example:
 
 from deeptoolbox import data as data
 from deeptoolbox import datasets as datasets
+from deeptoolbox import deploy as deploy
 from deeptoolbox import errors as errors
 from deeptoolbox import explain as explain
 from deeptoolbox import hub as hub
@@ -56,6 +57,7 @@ __all__ = [
     "__version__",
     # subpackages
     "errors", "layers", "data", "datasets", "training", "interop", "hub", "explain", "robustness",
+    "deploy",
     # design
     "Network", "Analysis", "analyze", "save", "load", "to_python", "plot_network",
     "register_layer",

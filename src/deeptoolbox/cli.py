@@ -1,6 +1,7 @@
 """The ``deeptoolbox`` command line.
 
-Commands: ``demo``, ``models``, ``classify``, ``convert``, ``analyze``, ``verify``, ``train``.
+Commands: ``demo``, ``models``, ``classify``, ``convert``, ``analyze``, ``verify``, ``train``,
+``serve``.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -65,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--nproc", type=int, default=1, help="processes (default: %(default)s)")
     train.add_argument("script", help="a script calling deeptoolbox.train(...)")
     train.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments for the script")
+
+    from deeptoolbox.deploy._serve_cli import add_serve_parser  # argparse only
+
+    add_serve_parser(commands)
     return parser
 
 
@@ -103,6 +108,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.output:
             result.write(args.output)
         return 0
+    if args.command == "serve":
+        from deeptoolbox.deploy._serve_cli import serve_command
+
+        return serve_command(args)
     from deeptoolbox.training import launch
 
     return launch(args.script, args.nproc, args.script_args)

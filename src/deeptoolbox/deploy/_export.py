@@ -33,6 +33,7 @@ from deeptoolbox.deploy._staging import staged_file, staged_folder
 from deeptoolbox.errors import DeepToolboxError, OptionError
 from deeptoolbox.hub._errors import MissingDependencyError
 from deeptoolbox.interop._onnx_export import ModelExportError
+from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network._network import Network
 
 FORMATS = ("onnx", "torchscript", "pt2", "executorch", "triton")
@@ -207,8 +208,17 @@ def write_verified(net: nn.Module, path: Path, settings: ExportSettings) -> None
         compare_outputs(net, run, samples, settings.tolerance, f"{settings.format} file {path.name}")
 
 
+def _settle_input_checks(net: nn.Module) -> None:
+    """Input layers check once whether their statistics are set; a check that torch.export
+    would meet while tracing is data-dependent, so run it now (as export_onnx does)."""
+    for module in net.modules():
+        if isinstance(module, InputLayer):
+            _ = module.has_statistics
+
+
 def _write(net: nn.Module, path: Path, settings: ExportSettings) -> None:
     writer = _WRITERS[settings.format]
+    _settle_input_checks(net)
     try:
         writer(net, path, settings)
     except DeepToolboxError:

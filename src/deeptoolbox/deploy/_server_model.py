@@ -56,7 +56,14 @@ Run = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 @dataclass
 class ServedModel:
-    """A loaded model ready to serve: ``run(inputs) -> outputs`` on numpy batches."""
+    """A loaded model ready to serve: ``run(inputs) -> outputs`` on numpy batches.
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> served = load_served_model(Network([L.FeatureInput(3), L.Dense(2)]))
+        >>> served.inputs[0].describe(), served.run([np.zeros((4, 3), np.float32)])[0].shape
+        ('(N, 3)', (4, 2))
+    """
 
     name: str
     backend: str
@@ -230,7 +237,15 @@ def _onnx_ends_in_softmax(path: Path) -> bool:
 def load_served_model(
     model: Any, *, backend: str = "torch", device: str | torch.device = "auto", version: int = 1
 ) -> ServedModel:
-    """Make a :class:`ServedModel` from a Network or a model path (see the module docstring)."""
+    """Make a :class:`ServedModel` from a Network or a model path (see the module docstring).
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> net = Network([L.ImageInput((1, 8, 8)), L.Flatten(), L.Dense(3)], classes=list("abc"))
+        >>> served = load_served_model(net)
+        >>> served.inputs[0].describe(), served.classes, served.image_preprocessing["height"]
+        ('(N, 1, 8, 8)', ['a', 'b', 'c'], 8)
+    """
     if backend not in BACKENDS:
         raise OptionError(
             f"serve: `backend` must be one of {', '.join(map(repr, BACKENDS))}. Received: "
