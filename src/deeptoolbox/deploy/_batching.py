@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -30,13 +31,11 @@ class _Pending:
     future: asyncio.Future
     rows: int = field(init=False)
     key: tuple = field(init=False)
+    arrived: float = field(init=False, default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.rows = int(self.inputs[0].shape[0])
         self.key = tuple(x.shape[1:] for x in self.inputs)
-
-
-_STOP = object()
 
 
 class MicroBatcher:
@@ -44,6 +43,8 @@ class MicroBatcher:
 
     ``run(inputs)`` takes one array per model input (observations first) and returns one
     array per output, observations first. ``on_batch(rows, seconds)`` is told about each run.
+    A collector task lives only while requests wait, so the batcher works from any event
+    loop (a server's, or each test's).
 
     Example:
         >>> import asyncio
@@ -72,68 +73,48 @@ class MicroBatcher:
         self.batches_run = 0
         self.closed = False
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
-        self._queue: asyncio.Queue | None = None
-        self._worker: asyncio.Task | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Pending] = []
+        self._collector: asyncio.Task | None = None
+        self._full: asyncio.Event | None = None
 
     # -- the public side -----------------------------------------------------------------
     async def submit(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Queue one request (arrays with the same number of observations); await its outputs."""
         if self.closed:
             raise BatcherClosed("the server is shutting down")
-        self._ensure_worker()
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(list(inputs), future))
-        return await future
+        loop = asyncio.get_running_loop()
+        item = _Pending(list(inputs), loop.create_future())
+        self._pending.append(item)
+        if self._collector is None or self._collector.done():
+            self._full = asyncio.Event()
+            self._collector = loop.create_task(self._collect_and_run(), name="deeptoolbox-batch")
+        elif sum(p.rows for p in self._pending) >= self.max_batch_size:
+            self._full.set()
+        return await item.future
 
     async def close(self) -> None:
         """Answer every queued request, then stop; later submits raise BatcherClosed."""
         self.closed = True
-        if self._worker is not None and not self._worker.done():
-            if self._loop is asyncio.get_running_loop():
-                await self._queue.put(_STOP)
-                await self._worker
-            else:
-                self._worker.cancel()
+        collector = self._collector
+        if collector is not None and not collector.done():
+            await collector
         self._executor.shutdown(wait=True)
 
-    # -- the worker ----------------------------------------------------------------------
-    def _ensure_worker(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._worker is None or self._worker.done() or self._loop is not loop:
-            self._loop = loop
-            self._queue = asyncio.Queue()
-            self._worker = loop.create_task(self._work(), name="deeptoolbox-batcher")
-
-    async def _work(self) -> None:
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first is _STOP:
-                return
-            batch, stopping = await self._collect(first)
+    # -- the collector -------------------------------------------------------------------
+    async def _collect_and_run(self) -> None:
+        """Wait for a batch to fill, or for its oldest request to have waited ``max_wait``, and
+        run it; again while requests wait."""
+        while self._pending:
+            remaining = self._pending[0].arrived + self.max_wait - time.monotonic()
+            if sum(p.rows for p in self._pending) < self.max_batch_size and remaining > 0:
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), remaining)
+            batch, rows = [], 0
+            while self._pending and rows < self.max_batch_size:
+                batch.append(self._pending.pop(0))
+                rows += batch[-1].rows
             await self._run_groups(batch)
-
-    async def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
-        """Gather requests until the batch is full or the first one has waited ``max_wait``."""
-        batch, rows = [first], first.rows
-        deadline = time.monotonic() + self.max_wait
-        while rows < self.max_batch_size:
-            try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-            if item is _STOP:
-                return batch, True
-            batch.append(item)
-            rows += item.rows
-        return batch, False
 
     async def _run_groups(self, batch: list[_Pending]) -> None:
         groups: dict[tuple, list[_Pending]] = defaultdict(list)
