@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from deeptoolbox.errors import ServerClosedError
+
 BatchRunner = Callable[[list[np.ndarray]], list[np.ndarray]]
-
-
-class BatcherClosed(RuntimeError):
-    """The batcher is shutting down and takes no new requests."""
 
 
 @dataclass
@@ -81,7 +79,7 @@ class MicroBatcher:
     async def submit(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Queue one request (arrays with the same number of observations); await its outputs."""
         if self.closed:
-            raise BatcherClosed("the server is shutting down")
+            raise ServerClosedError("the server is shutting down")
         loop = asyncio.get_running_loop()
         item = _Pending(list(inputs), loop.create_future())
         self._pending.append(item)
@@ -93,7 +91,7 @@ class MicroBatcher:
         return await item.future
 
     async def close(self) -> None:
-        """Answer every queued request, then stop; later submits raise BatcherClosed."""
+        """Answer every queued request, then stop; later submits raise ServerClosedError."""
         self.closed = True
         collector = self._collector
         if collector is not None and not collector.done():
@@ -136,7 +134,9 @@ class MicroBatcher:
 
     def _run_rows(self, items: list[_Pending]) -> list[np.ndarray]:
         """Run the joined observations, in chunks of at most ``max_batch_size``."""
-        joined = [np.concatenate(parts) for parts in zip(*(item.inputs for item in items), strict=True)]
+        joined = [
+            np.concatenate(parts) for parts in zip(*(item.inputs for item in items), strict=True)
+        ]
         total = joined[0].shape[0]
         chunks = []
         for start in range(0, total, self.max_batch_size):

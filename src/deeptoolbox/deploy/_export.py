@@ -153,7 +153,9 @@ def _settings(net, format, example_inputs, verify, tolerance, opset, version, ma
         if not isinstance(value, bool):
             raise OptionError(f"export: `{option}` must be True or False. Received: {value!r}.")
     if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or tolerance <= 0:
-        raise OptionError(f"export: `tolerance` must be a positive number. Received: {tolerance!r}.")
+        raise OptionError(
+            f"export: `tolerance` must be a positive number. Received: {tolerance!r}."
+        )
     for option, value in (("version", version), ("max_batch_size", max_batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise OptionError(f"export: `{option}` must be a positive int. Received: {value!r}.")
@@ -205,7 +207,9 @@ def write_verified(net: nn.Module, path: Path, settings: ExportSettings) -> None
     if settings.verify:
         samples = _verification_inputs(net, path, settings)
         run = load_runner(path, settings.format)
-        compare_outputs(net, run, samples, settings.tolerance, f"{settings.format} file {path.name}")
+        compare_outputs(
+            net, run, samples, settings.tolerance, f"{settings.format} file {path.name}"
+        )
 
 
 def _settle_input_checks(net: nn.Module) -> None:
@@ -296,7 +300,9 @@ def _missing(format: str, err: ImportError) -> MissingDependencyError:  # noqa: 
     return MissingDependencyError(f"export: format={format!r} needs {needed}; {err}.")
 
 
-def tracing_inputs(net: nn.Module, settings: ExportSettings, batch: int) -> tuple[torch.Tensor, ...]:
+def tracing_inputs(
+    net: nn.Module, settings: ExportSettings, batch: int
+) -> tuple[torch.Tensor, ...]:
     """The example inputs given, or a random batch sized from a Network's input layers."""
     if settings.example_inputs is not None:
         return settings.example_inputs
@@ -368,7 +374,10 @@ def _onnx_runner(path: Path) -> Runner:
     names = [arg.name for arg in session.get_inputs()]
 
     def run(inputs: Sequence[torch.Tensor]) -> list[np.ndarray]:
-        feeds = {n: x.detach().cpu().numpy().astype(np.float32) for n, x in zip(names, inputs, strict=False)}
+        feeds = {
+            n: x.detach().cpu().numpy().astype(np.float32)
+            for n, x in zip(names, inputs, strict=False)
+        }
         return list(session.run(None, feeds))
 
     return run

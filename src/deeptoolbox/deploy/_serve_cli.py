@@ -79,7 +79,9 @@ def _check(args: argparse.Namespace) -> None:
     if args.workers < 1:
         raise OptionError(f"serve: --workers must be at least 1. Received: {args.workers}.")
     if args.max_request_mb <= 0:
-        raise OptionError(f"serve: --max-request-mb must be positive. Received: {args.max_request_mb}.")
+        raise OptionError(
+            f"serve: --max-request-mb must be positive. Received: {args.max_request_mb}."
+        )
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -7,7 +7,6 @@ checked before the model runs (:mod:`._server_inputs`), grouped into batches
 (:mod:`._batching`), and answered one by one.
 """
 
-
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -17,14 +16,14 @@ from typing import Any
 import numpy as np
 
 from deeptoolbox._version import __version__
-from deeptoolbox.deploy._batching import BatcherClosed, MicroBatcher
+from deeptoolbox.deploy._batching import MicroBatcher
 from deeptoolbox.deploy._server_images import DEFAULT_MAX_PIXELS, images_supported, preprocess_image
-from deeptoolbox.deploy._server_inputs import RequestError, encode_array, parse_json, request_inputs
+from deeptoolbox.deploy._server_inputs import encode_array, parse_json, request_inputs
 from deeptoolbox.deploy._server_metrics import RequestMetrics, ServerMetrics
 from deeptoolbox.deploy._server_model import BACKENDS, ServedModel, load_served_model
 from deeptoolbox.deploy._server_schema import classify_openapi, predict_openapi
 from deeptoolbox.deploy._web_guard import ApiKeyCheck, BodySizeLimit, error_body
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import OptionError, RequestError, ServerClosedError
 from deeptoolbox.hub._errors import MissingDependencyError
 
 log = logging.getLogger("deeptoolbox.serve")
@@ -87,14 +86,22 @@ class ServerOptions:
             _positive(name, getattr(self, name))
         wait = self.max_wait_ms
         if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
-            raise OptionError(f"ServerOptions: `max_wait_ms` must be a number >= 0. Received: {wait!r}.")
-        if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key.strip()):
+            raise OptionError(
+                f"ServerOptions: `max_wait_ms` must be a number >= 0. Received: {wait!r}."
+            )
+        if self.api_key is not None and (
+            not isinstance(self.api_key, str) or not self.api_key.strip()
+        ):
             raise OptionError("ServerOptions: `api_key` must be a non-empty string or None.")
-        if isinstance(self.cors_origins, str) or not all(isinstance(o, str) for o in self.cors_origins):
+        if isinstance(self.cors_origins, str) or not all(
+            isinstance(o, str) for o in self.cors_origins
+        ):
             raise OptionError("ServerOptions: `cors_origins` must be a list of origins such as "
                               f"['https://app.example.com']. Received: {self.cors_origins!r}.")  # fmt: skip
         if not isinstance(self.warm_up, bool):
-            raise OptionError(f"ServerOptions: `warm_up` must be True or False. Received: {self.warm_up!r}.")
+            raise OptionError(
+                f"ServerOptions: `warm_up` must be True or False. Received: {self.warm_up!r}."
+            )
 
     def describe(self) -> dict[str, Any]:
         """The settings a client may want to know (no API key)."""
@@ -213,7 +220,9 @@ def _add_routes(app, state: _State) -> None:
     @app.exception_handler(Exception)
     async def internal(request: Request, err: Exception):
         log.exception("deeptoolbox serve: request to %s failed", request.url.path)
-        return _json_error(500, error_body("server", f"The model failed: {type(err).__name__}: {err}"))
+        return _json_error(
+            500, error_body("server", f"The model failed: {type(err).__name__}: {err}")
+        )
 
     @app.get("/health", summary="Liveness: the process answers")
     async def health():
@@ -271,11 +280,17 @@ async def _json_body(request) -> bytes:
 
 async def _run(state: _State, arrays: list[np.ndarray]) -> list[np.ndarray]:
     if state.draining:
-        raise RequestError(503, "server", "The server is shutting down.", expected="retry on another replica")
+        raise RequestError(
+            503, "server", "The server is shutting down.", expected="retry on another replica"
+        )
     try:
         return await state.batcher.submit(arrays)
-    except BatcherClosed as err:
+    except ServerClosedError as err:
         raise RequestError(503, "server", "The server is shutting down.") from err
+    except Exception as err:  # the model failed on valid input: a 500 answer, the server lives on
+        log.exception("deeptoolbox serve: the model failed on a batch")
+        message = f"The model failed: {type(err).__name__}: {err}"
+        raise RequestError(500, "server", message) from err
 
 
 async def _image_inputs(request, state: _State, images: bool) -> list[np.ndarray]:
@@ -285,21 +300,29 @@ async def _image_inputs(request, state: _State, images: bool) -> list[np.ndarray
     served = state.served
     if not images:
         what = served.inputs[0].describe() if len(served.inputs) == 1 else "several inputs"
-        reason = "" if served.image_preprocessing is None else " (install deeptoolbox[data] for images)"
+        reason = (
+            "" if served.image_preprocessing is None else " (install deeptoolbox[data] for images)"
+        )
         raise RequestError(415, "images", f"This model does not take image files{reason}.",
                            received="multipart/form-data", expected=f"JSON inputs {what}")  # fmt: skip
     limit = state.options.max_images
     try:
         form = await request.form(max_files=limit, max_fields=limit + 8)
     except HTTPException as err:
-        raise RequestError(400, "body", f"The multipart body cannot be read: {err.detail}",
-                           expected=f"at most {limit} files in the field 'images'") from err
+        raise RequestError(
+            400,
+            "body",
+            f"The multipart body cannot be read: {err.detail}",
+            expected=f"at most {limit} files in the field 'images'",
+        ) from err
     except Exception as err:  # malformed multipart bodies raise several types
         raise RequestError(400, "body", f"The multipart body cannot be read: {err}") from err
     try:
-        unknown = sorted({key for key in form.keys() if key != "images"})
+        unknown = sorted({key for key in form if key != "images"})
         if unknown:
-            raise RequestError(422, unknown[0], "Unknown form field.", received=unknown, expected=["images"])
+            raise RequestError(
+                422, unknown[0], "Unknown form field.", received=unknown, expected=["images"]
+            )
         files = form.getlist("images")
         if not files or not all(isinstance(f, UploadFile) for f in files):
             raise RequestError(422, "images", "Send one or more image files in the field 'images'.",
@@ -320,7 +343,9 @@ def _predict_answer(served: ServedModel, outputs: list[np.ndarray]) -> dict[str,
     for name, output in zip(served.output_names, outputs, strict=False):
         encoded[name], bad = encode_array(output)
         if bad:
-            warnings.append(f"output '{name}' has {bad} non-finite values (NaN or Inf), sent as null")
+            warnings.append(
+                f"output '{name}' has {bad} non-finite values (NaN or Inf), sent as null"
+            )
     answer: dict[str, Any] = {
         "model": served.name,
         "model_version": served.metadata.get("model_version"),

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeptoolbox.deploy._server_inputs import RequestError
+from deeptoolbox.errors import RequestError
 
 DEFAULT_MAX_PIXELS = 40_000_000  # a decompression bomb's limit: ~6300 x 6300
 
@@ -27,14 +27,22 @@ def _image_size(data: bytes, field: str) -> tuple[int, int]:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-        reason = "not an image, or a damaged one" if isinstance(err, UnidentifiedImageError) else str(err)
+        reason = (
+            "not an image, or a damaged one"
+            if isinstance(err, UnidentifiedImageError)
+            else str(err)
+        )
         raise RequestError(422, field, f"The file cannot be read as an image: {reason}.",
                            received=f"{len(data)} bytes", expected="a PNG, JPEG, BMP, GIF, TIFF "
-                           "or WebP file")  # fmt: skip
+                           "or WebP file") from err  # fmt: skip
 
 
 def preprocess_image(
-    data: bytes, filename: str, field: str, spec: dict[str, Any], max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    filename: str,
+    field: str,
+    spec: dict[str, Any],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """One image file as a float32 (C, H, W) array for the network described by ``spec``."""
     from torchvision.transforms.v2 import functional as F
@@ -51,7 +59,7 @@ def preprocess_image(
         image = decode_image(data, color, filename or field)
     except DataError as err:
         raise RequestError(422, field, str(err), received=f"{len(data)} bytes",
-                           expected="an image file")  # fmt: skip
+                           expected="an image file") from err  # fmt: skip
     if spec.get("pretrained"):
         from deeptoolbox.hub._preprocess import image_transform
 

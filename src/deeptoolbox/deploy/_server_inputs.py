@@ -17,27 +17,10 @@ from typing import Any
 import numpy as np
 
 from deeptoolbox.deploy._server_model import InputSpec, input_specs_summary
-from deeptoolbox.deploy._web_guard import error_body
+from deeptoolbox.errors import RequestError
 
 _ALLOWED_KINDS = "fiu"  # float, signed and unsigned integers
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-class RequestError(Exception):
-    """A bad request: answered with ``status`` and the toolbox's JSON error body."""
-
-    def __init__(self, status: int, field: str, message: str, received: Any = None,
-                 expected: Any = None) -> None:  # fmt: skip
-        super().__init__(f"{field}: {message}")
-        self.status = status
-        self.field = field
-        self.message = message
-        self.received = received
-        self.expected = expected
-
-    def body(self) -> dict:
-        """The JSON body of the answer."""
-        return error_body(self.field, self.message, self.received, self.expected)
 
 
 def _reject_constant(name: str) -> Any:
@@ -54,10 +37,10 @@ def parse_json(raw: bytes) -> Any:
     except json.JSONDecodeError as err:
         raise RequestError(400, "body", f"The body is not valid JSON: {err.msg} at line "
                            f"{err.lineno}, column {err.colno}.", received=_excerpt(raw),
-                           expected="a JSON object")  # fmt: skip
+                           expected="a JSON object") from err  # fmt: skip
     except (ValueError, RecursionError) as err:
         raise RequestError(400, "body", f"The body is not valid JSON: {err}.",
-                           received=_excerpt(raw), expected="a JSON object")  # fmt: skip
+                           received=_excerpt(raw), expected="a JSON object") from err  # fmt: skip
 
 
 def _excerpt(raw: bytes, limit: int = 60) -> str:
@@ -96,7 +79,9 @@ def request_inputs(payload: Any, specs: list[InputSpec]) -> list[np.ndarray]:
 
 def _per_input(inputs: Any, specs: list[InputSpec]) -> dict[str, Any]:
     names = [s.name for s in specs]
-    named = isinstance(inputs, dict) and not (len(specs) == 1 and "npy" in inputs and names[0] != "npy")
+    named = isinstance(inputs, dict) and not (
+        len(specs) == 1 and "npy" in inputs and names[0] != "npy"
+    )
     if not named:
         if len(specs) > 1:
             raise RequestError(422, "inputs", "This model takes several inputs: give an object "
@@ -127,7 +112,7 @@ def decode_value(value: Any, field: str) -> np.ndarray:
     except (ValueError, OverflowError, TypeError) as err:
         raise RequestError(422, field, f"The nested array cannot be read: {err}.",
                            received=_ragged(value) or "a nested array of mixed depth",
-                           expected="a rectangular nested array of numbers")  # fmt: skip
+                           expected="a rectangular nested array of numbers") from err  # fmt: skip
     return array
 
 
@@ -151,13 +136,13 @@ def _from_npy(text: str, field: str) -> np.ndarray:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as err:
         raise RequestError(422, f"{field}.npy", f"Not valid base64: {err}.",
-                           received=_excerpt(text.encode()), expected="base64 of a .npy file")  # fmt: skip
+                           received=_excerpt(text.encode()), expected="base64 of a .npy file") from err  # fmt: skip
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as err:  # numpy raises several types for damaged or pickled files
         raise RequestError(422, f"{field}.npy", f"Not a readable .npy file: {err}.",
                            received=f"{len(data)} bytes", expected="a .npy file (numpy.save) of "
-                           "numbers, without pickled objects")  # fmt: skip
+                           "numbers, without pickled objects") from err  # fmt: skip
     if not isinstance(array, np.ndarray):
         raise RequestError(422, f"{field}.npy", "The file holds several arrays (.npz).",
                            received="an .npz archive", expected="one array (.npy)")  # fmt: skip

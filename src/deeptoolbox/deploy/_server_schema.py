@@ -68,8 +68,10 @@ def _errors(*codes: int) -> dict[str, Any]:
                415: "unsupported content type", 422: "inputs that do not fit the model",
                503: "shutting down"}  # fmt: skip
     return {
-        str(code): {"description": reasons[code],
-                    "content": {"application/json": {"schema": ERROR_SCHEMA}}}  # fmt: skip
+        str(code): {
+            "description": reasons[code],
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }  # fmt: skip
         for code in codes
     }
 
@@ -84,12 +86,20 @@ def predict_openapi(inputs: list[InputSpec]) -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": "the model's outputs, observations first",
-                "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "properties": {"outputs": {}, "model": {"type": "string"},
-                                   "model_version": {}, "warnings": {"type": "array"}},
-                    "required": ["outputs"],
-                }}},
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "outputs": {},
+                                "model": {"type": "string"},
+                                "model_version": {},
+                                "warnings": {"type": "array"},
+                            },
+                            "required": ["outputs"],
+                        }
+                    }
+                },
             },  # fmt: skip
             **_errors(400, 401, 413, 415, 422, 503),
         },
@@ -114,13 +124,21 @@ def classify_openapi(inputs: list[InputSpec], images: bool) -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": "a label and class scores per observation",
-                "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "properties": {"labels": {"type": "array"}, "scores": {"type": "array"},
-                                   "classes": {}, "model": {"type": "string"},
-                                   "model_version": {}},
-                    "required": ["labels", "scores"],
-                }}},
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "labels": {"type": "array"},
+                                "scores": {"type": "array"},
+                                "classes": {},
+                                "model": {"type": "string"},
+                                "model_version": {},
+                            },
+                            "required": ["labels", "scores"],
+                        }
+                    }
+                },
             },  # fmt: skip
             **_errors(400, 401, 413, 415, 422, 503),
         },

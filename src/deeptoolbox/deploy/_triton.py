@@ -207,7 +207,9 @@ def triton_config(
     return "\n".join(lines) + "\n"
 
 
-def _write_metadata(net: nn.Module, folder: Path, settings: ExportSettings, inputs, outputs) -> None:
+def _write_metadata(
+    net: nn.Module, folder: Path, settings: ExportSettings, inputs, outputs
+) -> None:
     described_inputs = described_outputs = None
     if not isinstance(net, Network):
         described_inputs = [tensor_description(e["name"], [None if d < 0 else d for d in e["dims"][1:]])

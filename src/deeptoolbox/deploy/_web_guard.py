@@ -15,6 +15,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from deeptoolbox.errors import RequestError
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -22,10 +24,15 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-async def send_json(send: Send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+async def send_json(
+    send: Send, status: int, body: dict, headers: dict[str, str] | None = None
+) -> None:
     """Answer a request with a JSON body (used before the wrapped app sees the request)."""
     payload = json.dumps(body).encode()
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
     raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload})
@@ -38,12 +45,7 @@ def error_body(field: str, message: str, received: Any = None, expected: Any = N
         >>> error_body("body", "too large", "5 MB", "at most 4 MB")["error"]["field"]
         'body'
     """
-    error: dict[str, Any] = {"field": field, "message": message}
-    if received is not None:
-        error["received"] = received
-    if expected is not None:
-        error["expected"] = expected
-    return {"error": error}
+    return RequestError(400, field, message, received, expected).body()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -101,7 +103,9 @@ class BodySizeLimit:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
-                await send_json(send, 413, self._too_large(f"more than {_megabytes(self.max_bytes)}"))
+                await send_json(
+                    send, 413, self._too_large(f"more than {_megabytes(self.max_bytes)}")
+                )
                 return
             if not message.get("more_body", False):
                 break
@@ -158,7 +162,9 @@ class ApiKeyCheck:
         's3cret'
     """
 
-    def __init__(self, app: ASGIApp, api_key: str | None, *, protected: Callable[[str], bool]) -> None:
+    def __init__(
+        self, app: ASGIApp, api_key: str | None, *, protected: Callable[[str], bool]
+    ) -> None:
         self.app = app
         self.api_key = api_key
         self.protected = protected
@@ -171,7 +177,11 @@ class ApiKeyCheck:
             and self.protected(scope.get("path", ""))
             and not api_key_matches(scope, self.api_key)
         ):
-            given = "a wrong key" if _header(scope, b"authorization") or _header(scope, b"x-api-key") else "no key"
+            given = (
+                "a wrong key"
+                if _header(scope, b"authorization") or _header(scope, b"x-api-key")
+                else "no key"
+            )
             body = error_body("Authorization", "This server needs an API key.", received=given,
                               expected="'Authorization: Bearer KEY' or 'X-API-Key: KEY'")  # fmt: skip
             await send_json(send, 401, body, {"WWW-Authenticate": "Bearer"})
