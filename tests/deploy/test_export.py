@@ -193,7 +193,9 @@ def test_executorch_without_a_working_package_names_the_versions(tmp_path, monke
     monkeypatch.setattr(builtins, "__import__", no_executorch)
     from deeptoolbox.hub import MissingDependencyError
 
-    with pytest.raises(MissingDependencyError, match=re.escape(f"torch {torch.__version__}")) as caught:
+    with pytest.raises(
+        MissingDependencyError, match=re.escape(f"torch {torch.__version__}")
+    ) as caught:
         export(cnn(), tmp_path / "n.pte", format="executorch")
     assert "deeptoolbox[executorch]" in str(caught.value)
     assert list(tmp_path.iterdir()) == []

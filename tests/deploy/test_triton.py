@@ -77,7 +77,9 @@ def _parse(path):
 
 
 def _dims(value):
-    return [d.dim_value if d.HasField("dim_value") else -1 for d in value.type.tensor_type.shape.dim]
+    return [
+        d.dim_value if d.HasField("dim_value") else -1 for d in value.type.tensor_type.shape.dim
+    ]
 
 
 def _check_against_onnx(config, model_path):
@@ -86,9 +88,10 @@ def _check_against_onnx(config, model_path):
         assert [e.name for e in entries] == [v.name for v in values]
         for entry, value in zip(entries, values, strict=True):
             data_type = MODEL_CONFIG.DESCRIPTOR.file.enum_types_by_name["DataType"]
-            assert data_type.values_by_number[entry.data_type].name == ONNX_TO_TRITON[
-                value.type.tensor_type.elem_type
-            ]
+            assert (
+                data_type.values_by_number[entry.data_type].name
+                == ONNX_TO_TRITON[value.type.tensor_type.elem_type]
+            )
             dims = _dims(value)
             assert dims[0] == -1  # the batch axis is free, and left to Triton
             assert list(entry.dims) == dims[1:]
