@@ -61,7 +61,8 @@ def test_import_needs_only_the_core_dependencies():
 
     optional = ["h5py", "onnx", "onnxruntime", "onnxscript", "captum", "torchvision", "sklearn",
                 "scipy", "pyarrow", "matplotlib", "keras", "fsspec", "PIL", "torchmetrics",
-                "skimage", "optuna", "sqlalchemy", "pandas"]  # fmt: skip
+                "skimage", "optuna", "sqlalchemy", "pandas", "fastapi", "starlette", "uvicorn",
+                "prometheus_client", "httpx", "multipart", "executorch"]  # fmt: skip
     code = (
         "import sys\n"
         f"for name in {optional!r}:\n"

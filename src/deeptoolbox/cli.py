@@ -1,7 +1,7 @@
 """The ``deeptoolbox`` command line.
 
 Commands: ``demo``, ``models``, ``classify``, ``convert``, ``analyze``, ``verify``, ``train``,
-``compress``, ``codegen``, ``experiment``.
+``compress``, ``codegen``, ``experiment``, ``serve``.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     from deeptoolbox.experiments._cli import add_experiment_parser  # argparse only
 
     add_experiment_parser(commands)
+    from deeptoolbox.deploy._serve_cli import add_serve_parser  # argparse only
+
+    add_serve_parser(commands)
     return parser
 
 
@@ -135,6 +138,10 @@ def _run(args: argparse.Namespace) -> int:
         from deeptoolbox.experiments._cli import run_experiment_command
 
         return run_experiment_command(args)
+    if args.command == "serve":
+        from deeptoolbox.deploy._serve_cli import serve_command
+
+        return serve_command(args)
     from deeptoolbox.training import launch
 
     return launch(args.script, args.nproc, args.script_args)

@@ -32,6 +32,8 @@ __all__ = [
     "CodegenError",
     "CompilerError",
     "describe",
+    "RequestError",
+    "ServerClosedError",
 ]
 
 
@@ -197,5 +199,44 @@ class CompilerError(DeepToolboxError, RuntimeError):
 
     Example:
         >>> issubclass(CompilerError, RuntimeError)
+        True
+    """
+
+
+class RequestError(DeepToolboxError, ValueError):
+    """A request the inference server cannot answer, with its HTTP ``status`` (4xx for bad
+    input; 500 / 503 when the model fails or the server stops) and a JSON body naming the
+    field, what was received and what is expected.
+
+    Example:
+        >>> err = RequestError(422, "inputs", "Wrong size.", received=[2, 3], expected="(N, 4)")
+        >>> err.status, err.body()["error"]["expected"]
+        (422, '(N, 4)')
+    """
+
+    def __init__(self, status: int, field: str, message: str, received: object = None,
+                 expected: object = None) -> None:  # fmt: skip
+        super().__init__(f"{field}: {message}")
+        self.status = status
+        self.field = field
+        self.message = message
+        self.received = received
+        self.expected = expected
+
+    def body(self) -> dict:
+        """The JSON answer: ``{"error": {"field", "message", "received", "expected"}}``."""
+        error: dict = {"field": self.field, "message": self.message}
+        if self.received is not None:
+            error["received"] = self.received
+        if self.expected is not None:
+            error["expected"] = self.expected
+        return {"error": error}
+
+
+class ServerClosedError(DeepToolboxError, RuntimeError):
+    """The inference server (its micro-batcher) is shutting down and takes no new requests.
+
+    Example:
+        >>> issubclass(ServerClosedError, RuntimeError)
         True
     """
