@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     from deeptoolbox.experiments._cli import add_experiment_parser  # argparse only
 
     add_experiment_parser(commands)
-    from deeptoolbox.deploy._serve_cli import add_serve_parser  # argparse only
+    from deeptoolbox._serve_cli import add_serve_parser  # argparse only
 
     add_serve_parser(commands)
     return parser
@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_experiment_command(args)
     if args.command == "serve":
-        from deeptoolbox.deploy._serve_cli import serve_command
+        from deeptoolbox._serve_cli import serve_command
 
         return serve_command(args)
     from deeptoolbox.training import launch

@@ -129,7 +129,7 @@ def test_serve_checks_its_options_before_loading(tmp_path, option, value, messag
 def test_serve_binds_loopback_unless_told_otherwise():
     import argparse
 
-    from deeptoolbox.deploy._serve_cli import add_serve_parser
+    from deeptoolbox._serve_cli import add_serve_parser
 
     parser = argparse.ArgumentParser()
     add_serve_parser(parser.add_subparsers(dest="command"))

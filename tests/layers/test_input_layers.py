@@ -201,3 +201,11 @@ def test_statistic_option_errors():
         FeatureInput(3, normalization="zerocenter", mean=[1, 2])
     with pytest.raises(OptionError, match="normalization_dimension='element' needs a fixed"):
         SequenceInput(3, normalization="zscore", normalization_dimension="element")
+
+
+def test_a_single_statistic_value_makes_a_dense_buffer():
+    """One mean/std value fills real memory: ExecuTorch and other runtimes refuse stride 0."""
+    layer = ImageInput((1, 8, 8), normalization="zscore", mean=0.5, std=0.25)
+    for buffer in (layer.mean, layer.std):
+        assert 0 not in buffer.stride() and buffer.numel() == 1
+    assert float(layer.mean) == 0.5 and float(layer.std) == 0.25

@@ -136,7 +136,7 @@ class InputLayer(Layer):
         try:
             if tensor.numel() > 1:
                 return tensor.reshape(shape)
-            return tensor.reshape(()).expand(shape).clone()  # one value, any nesting
+            return torch.full(shape, float(tensor.reshape(())))  # one value, any nesting
         except RuntimeError:
             raise OptionError(
                 f"{type(self).__name__}: `{key}` has {tensor.numel()} values; with "

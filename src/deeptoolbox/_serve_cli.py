@@ -108,7 +108,7 @@ def serve_command(args: argparse.Namespace) -> int:
     )
     create_app(args.model, options)  # fail here, once, on a bad model rather than in N workers
     print(f"deeptoolbox serve: starting {args.workers} workers on http://{args.host}:{args.port}")
-    uvicorn.run("deeptoolbox.deploy._serve_cli:app_from_environment", factory=True,
+    uvicorn.run("deeptoolbox._serve_cli:app_from_environment", factory=True,
                 workers=args.workers, **common)  # fmt: skip
     return 0
 
