@@ -141,3 +141,16 @@ def test_charts_explanations_checkpoints_permissions(tmp_path, umask):
     assert len(written) > 3
     assert {mode(p) for p in written} == {file_mode(umask)}
     assert mode(tmp_path / "ckpt") == folder_mode(umask)
+
+
+def test_deployment_exports_and_generated_c_get_ordinary_permissions(tmp_path, umask):
+    from deeptoolbox import deploy
+
+    net = small_net()
+    onnx_file = deploy.export(net, tmp_path / "net.onnx", format="onnx")
+    folder = deploy.export(net, tmp_path / "deployment", format="onnx", folder=True)
+    deploy.generate_c(net, tmp_path / "c", verbose=False)
+    assert mode(onnx_file) == file_mode(umask)
+    assert mode(folder) == folder_mode(umask)
+    assert mode(tmp_path / "c") == folder_mode(umask)
+    assert all(mode(p) == file_mode(umask) for p in (tmp_path / "c").iterdir())

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from deeptoolbox._atomic import atomic_folder
 from deeptoolbox.errors import OptionError
 
 MANIFEST = "codegen.json"
@@ -245,29 +243,7 @@ def write_folder(folder: Path, files: dict[str, str]) -> list[Path]:
             f"generate_c: the folder {str(folder)!r} holds files that generate_c did not write "
             f"(no {MANIFEST}); refusing to replace it. Give an empty or new folder."
         )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as staging:
         for file_name, text in files.items():
             (staging / file_name).write_text(text, encoding="utf-8")
-        os.chmod(staging, 0o755)
-        _swap_in(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [folder / file_name for file_name in files]
-
-
-def _swap_in(staging: Path, folder: Path) -> None:
-    if not folder.exists():
-        os.replace(staging, folder)
-        return
-    backup = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
-    backup.rmdir()
-    os.replace(folder, backup)
-    try:
-        os.replace(staging, folder)
-    except BaseException:
-        os.replace(backup, folder)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)

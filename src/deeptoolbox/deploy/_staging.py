@@ -1,16 +1,15 @@
 """Writing export results atomically: into a temporary file or folder beside the target, then
-renamed into place, so a failed export never leaves a half-written file where a good one was.
+renamed into place (:mod:`deeptoolbox._atomic`), so a failed export never leaves a
+half-written file where a good one was.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from deeptoolbox._atomic import atomic_folder, atomic_path
 from deeptoolbox.errors import OptionError
 
 
@@ -32,16 +31,8 @@ def staged_file(path: Path) -> Iterator[Path]:
             f"export: '{path}' is a folder; give a file path, or pass folder=True to write a "
             "deployment folder."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(handle)
-    temporary = Path(name)
-    try:
+    with atomic_path(path) as temporary:
         yield temporary
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
 
 
 @contextlib.contextmanager
@@ -61,14 +52,8 @@ def staged_folder(path: Path, replaceable: Callable[[Path], bool]) -> Iterator[P
         ['a.txt']
     """
     _check_replaceable(path, replaceable)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    with atomic_folder(path) as temporary:
         yield temporary
-        _swap_in(temporary, path)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _check_replaceable(path: Path, replaceable: Callable[[Path], bool]) -> None:
@@ -85,18 +70,3 @@ def _check_replaceable(path: Path, replaceable: Callable[[Path], bool]) -> None:
             "(no metadata.json / config.pbtxt written by deeptoolbox); it is left alone. "
             "Choose a new or empty folder."
         )
-
-
-def _swap_in(temporary: Path, path: Path) -> None:
-    if not path.exists():
-        os.replace(temporary, path)
-        return
-    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
-    os.rmdir(old)
-    os.replace(path, old)
-    try:
-        os.replace(temporary, path)
-    except OSError:
-        os.replace(old, path)  # put the earlier export back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
