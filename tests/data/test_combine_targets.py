@@ -99,7 +99,7 @@ def test_padded_sequences_with_several_targets():
 
 
 def test_several_targets_move_to_the_training_device():
-    from deeptoolbox.training._train import _to
+    from deeptoolbox.training._engine import _to
 
     moved = _to((torch.zeros(2), torch.ones(2, 1)), torch.device("meta"))
     assert isinstance(moved, tuple) and [t.device.type for t in moved] == ["meta", "meta"]
