@@ -52,7 +52,7 @@ def test_no_exception_class_is_written_outside_errors_even_inside_functions():
     assert found == []
 
 
-def test_the_check_above_sees_a_class_statement_in_a_function(tmp_path):
+def test_the_check_above_sees_a_class_statement_in_a_function():
     code = "def f():\n    class Oops(ValueError):\n        pass\n"
     classes = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.ClassDef)]
     assert {ast.unparse(b) for b in classes[0].bases} & _exception_names() == {"ValueError"}
