@@ -23,6 +23,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/lint-imports  # the layer order of shared/DESIGN.md ([tool.importlinter] in pyproject.toml)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

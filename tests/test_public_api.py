@@ -1,4 +1,5 @@
 import importlib
+import inspect
 
 import pytest
 
@@ -37,16 +38,53 @@ def test_no_private_names_exported(package):
     assert not [n for n in module.__all__ if n.startswith("_") and n != "__version__"]
 
 
-def test_public_functions_have_examples():
+def _has_example(obj) -> bool:
+    doc = obj.__doc__ or ""
+    return "Example" in doc or ">>>" in doc
+
+
+def test_public_classes_functions_and_modules_have_examples():
+    """Constants (tuples of names, ``__version__``) and type aliases need no example."""
     missing = []
     for package in PACKAGES:
         module = importlib.import_module(package)
         for name in module.__all__:
             obj = getattr(module, name)
-            documented = "Example" in (obj.__doc__ or "") or ">>>" in (obj.__doc__ or "")
-            if callable(obj) and name != "Shape" and not documented:
+            documentable = inspect.isclass(obj) or inspect.isroutine(obj) or inspect.ismodule(obj)
+            if documentable and not _has_example(obj):
                 missing.append(f"{package}.{name}")
     assert missing == []
+
+
+KEY_NAMES = {  # names users reach for first, per package (a removal is a breaking change)
+    "deeptoolbox.training": {
+        "train", "TrainingOptions", "TrainingResult", "evaluate", "confusion_chart",
+        "train_gan", "TrainingProgressMonitor", "TrainingError", "launch",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(KEY_NAMES))
+def test_key_names_are_exported(package):
+    module = importlib.import_module(package)
+    assert KEY_NAMES[package] <= set(module.__all__)
+
+
+def test_errors_reached_through_a_subpackage_are_the_errors_module_classes():
+    import deeptoolbox.errors as errors
+
+    exported = {}
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) and issubclass(obj, BaseException):
+                exported[f"{package}.{name}"] = obj
+                assert obj is getattr(errors, name, None), f"{package}.{name}"
+                assert name in errors.__all__, f"{name} is public in {package}"
+    assert exported["deeptoolbox.deploy.CodegenError"] is errors.CodegenError
+    assert exported["deeptoolbox.hub.MissingDependencyError"] is errors.MissingDependencyError
+    assert exported["deeptoolbox.compress.MissingDependencyError"] is errors.MissingDependencyError
 
 
 def test_version_matches_package_metadata():

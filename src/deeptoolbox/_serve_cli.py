@@ -117,7 +117,7 @@ def _uvicorn():
     try:
         import uvicorn
     except ImportError as err:
-        from deeptoolbox.hub._errors import MissingDependencyError
+        from deeptoolbox.errors import MissingDependencyError
 
         raise MissingDependencyError(
             'deeptoolbox serve needs uvicorn and FastAPI: pip install "deeptoolbox[serve]".'

@@ -206,17 +206,6 @@ def test_compiled_code_checks_its_inputs(tmp_path):
         code.reset()
 
 
-def test_deploy_errors_live_in_the_errors_module():
-    import deeptoolbox.errors as errors
-    from deeptoolbox import deploy
-
-    for cls in (CodegenError, CompilerError):
-        assert cls.__module__ == "deeptoolbox.errors"
-        assert cls.__name__ in errors.__all__
-        assert getattr(deploy, cls.__name__) is cls
-        assert issubclass(cls, errors.DeepToolboxError)
-
-
 def test_bad_input_to_activation_ranges_and_codegen_support():
     from deeptoolbox.deploy import codegen_support
 

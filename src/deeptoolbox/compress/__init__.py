@@ -16,8 +16,6 @@ Example:
 
 from deeptoolbox.compress._calibration import CalibrationResult as CalibrationResult
 from deeptoolbox.compress._calibration import LayerRange as LayerRange
-from deeptoolbox.compress._errors import CompressionError as CompressionError
-from deeptoolbox.compress._errors import MissingDependencyError as MissingDependencyError
 from deeptoolbox.compress._projected_layers import ProjectedConv1d as ProjectedConv1d
 from deeptoolbox.compress._projected_layers import ProjectedConv2d as ProjectedConv2d
 from deeptoolbox.compress._projected_layers import ProjectedDense as ProjectedDense
@@ -40,6 +38,8 @@ from deeptoolbox.compress._report import ModelSummary as ModelSummary
 from deeptoolbox.compress._report import measure_latency as measure_latency
 from deeptoolbox.compress._report import multiply_accumulates as multiply_accumulates
 from deeptoolbox.compress._report import report as report
+from deeptoolbox.errors import CompressionError as CompressionError
+from deeptoolbox.errors import MissingDependencyError as MissingDependencyError
 
 __all__ = [
     "Quantizer", "quantize", "QuantizedNetwork", "CalibrationResult", "LayerRange", "Validation",

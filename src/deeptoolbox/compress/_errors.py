@@ -1,31 +1,10 @@
-"""Errors of the compression tools."""
+"""``require``: import an optional package of a compression backend, or say how to install it."""
 
 from __future__ import annotations
 
-from deeptoolbox.errors import DeepToolboxError, NetworkError
+from deeptoolbox.errors import MissingDependencyError
 
-
-class CompressionError(NetworkError):
-    """A network (or a layer of it) cannot be compressed as asked.
-
-    The message names the layers involved and why: a layer no backend can quantize, channels
-    that cannot be pruned (they reach an output, a normalization over channels...), a layer
-    that cannot be projected.
-
-    Example:
-        >>> from deeptoolbox.errors import NetworkError
-        >>> issubclass(CompressionError, NetworkError)
-        True
-    """
-
-
-class MissingDependencyError(DeepToolboxError, ImportError):
-    """An optional package a compression backend needs is not installed (or too old).
-
-    Example:
-        >>> issubclass(MissingDependencyError, ImportError)
-        True
-    """
+__all__ = ["require"]
 
 
 def require(module: str, package: str, purpose: str, extra: str = "compress"):

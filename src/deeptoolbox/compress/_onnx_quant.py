@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deeptoolbox.compress._errors import CompressionError, require
+from deeptoolbox.compress._errors import require
 from deeptoolbox.compress._ranges import TensorStatistics
+from deeptoolbox.errors import CompressionError
 from deeptoolbox.network import Network
 
 OPSET = 17

@@ -19,7 +19,6 @@ from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox.compress._data import input_batches
-from deeptoolbox.compress._errors import CompressionError
 from deeptoolbox.compress._projected_layers import (
     PROJECTED,
     ProjectedConv1d,
@@ -28,7 +27,7 @@ from deeptoolbox.compress._projected_layers import (
     ProjectedGRU,
     ProjectedLSTM,
 )
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import CompressionError, OptionError
 from deeptoolbox.layers._base import layer_type_name, product
 from deeptoolbox.network import Network
 

@@ -18,7 +18,6 @@ from torch import nn
 
 from deeptoolbox.compress._channels import ChannelGraph, Component, channel_count
 from deeptoolbox.compress._data import batches
-from deeptoolbox.compress._errors import CompressionError
 from deeptoolbox.compress._importance import (
     component_scores,
     head_norms,
@@ -27,7 +26,7 @@ from deeptoolbox.compress._importance import (
     taylor_channel_scores,
 )
 from deeptoolbox.compress._surgery import remove_channels
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import CompressionError, OptionError
 from deeptoolbox.layers._base import layer_type_name
 from deeptoolbox.network import Network
 from deeptoolbox.training import TrainingOptions, loss_function, train

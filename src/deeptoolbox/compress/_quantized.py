@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeptoolbox.compress._errors import CompressionError, require
+from deeptoolbox.compress._errors import require
 from deeptoolbox.compress._onnx_quant import session, write_atomically
+from deeptoolbox.errors import CompressionError
 
 METADATA_PREFIX = "deeptoolbox."
 

@@ -15,7 +15,6 @@ import torch
 
 from deeptoolbox.compress._calibration import CalibrationResult
 from deeptoolbox.compress._data import input_batches
-from deeptoolbox.compress._errors import CompressionError
 from deeptoolbox.compress._onnx_quant import (
     collect_statistics,
     feeds,
@@ -31,7 +30,7 @@ from deeptoolbox.compress._onnx_quant import (
 )
 from deeptoolbox.compress._quantized import OnnxRuntimeEngine, QuantizedNetwork
 from deeptoolbox.compress._ranges import check_method, int8_weight_scales
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import CompressionError, OptionError
 from deeptoolbox.layers import Softmax
 from deeptoolbox.layers._base import layer_type_name
 from deeptoolbox.network import Network

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from deeptoolbox.compress._calibration import CalibrationResult, LayerRange
-from deeptoolbox.compress._errors import CompressionError, MissingDependencyError
 from deeptoolbox.compress._ranges import TensorStatistics
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import CompressionError, MissingDependencyError, OptionError
 from deeptoolbox.network import Network
 
 TORCH_METHODS = ("minmax", "mse")

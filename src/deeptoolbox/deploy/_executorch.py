@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeptoolbox.hub._errors import MissingDependencyError
+from deeptoolbox.errors import MissingDependencyError
 
 TESTED_WITH = "executorch 1.5.1 with torch 2.14.1"
 

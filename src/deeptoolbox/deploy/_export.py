@@ -30,9 +30,12 @@ from deeptoolbox.deploy._metadata import (
     tensor_description,
 )
 from deeptoolbox.deploy._staging import staged_file, staged_folder
-from deeptoolbox.errors import DeepToolboxError, OptionError
-from deeptoolbox.hub._errors import MissingDependencyError
-from deeptoolbox.interop._onnx_export import ModelExportError
+from deeptoolbox.errors import (
+    DeepToolboxError,
+    MissingDependencyError,
+    ModelExportError,
+    OptionError,
+)
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network._network import Network
 

@@ -23,8 +23,7 @@ from deeptoolbox.deploy._server_metrics import RequestMetrics, ServerMetrics
 from deeptoolbox.deploy._server_model import BACKENDS, ServedModel, load_served_model
 from deeptoolbox.deploy._server_schema import classify_openapi, predict_openapi
 from deeptoolbox.deploy._web_guard import ApiKeyCheck, BodySizeLimit, error_body
-from deeptoolbox.errors import OptionError, RequestError, ServerClosedError
-from deeptoolbox.hub._errors import MissingDependencyError
+from deeptoolbox.errors import MissingDependencyError, OptionError, RequestError, ServerClosedError
 
 log = logging.getLogger("deeptoolbox.serve")
 PROTECTED_PREFIXES = ("/v1/", "/metrics")

@@ -27,8 +27,7 @@ from deeptoolbox.deploy._metadata import (
     deployment_metadata,
     tensor_description,
 )
-from deeptoolbox.errors import OptionError
-from deeptoolbox.hub._errors import MissingDependencyError
+from deeptoolbox.errors import MissingDependencyError, OptionError
 from deeptoolbox.layers._activation import Softmax
 from deeptoolbox.network._network import Network
 

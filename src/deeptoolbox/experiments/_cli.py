@@ -102,7 +102,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_spec(path: str | os.PathLike) -> list[Any]:
     """The Experiment objects a spec file defines (it runs as a module, not as __main__)."""
-    from deeptoolbox.experiments._errors import ExperimentError
+    from deeptoolbox.errors import ExperimentError
     from deeptoolbox.experiments._experiment import Experiment
 
     path = Path(path).resolve()
@@ -148,7 +148,7 @@ def run_experiment_command(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from deeptoolbox.experiments._errors import ExperimentError
+    from deeptoolbox.errors import ExperimentError
 
     experiments = load_spec(args.spec)
     if args.name is not None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deeptoolbox.experiments._errors import ExperimentError
+from deeptoolbox.errors import ExperimentError
 
 __all__ = ["CodeSnapshot", "compare_code", "snapshot_function", "load_function", "versions"]
 

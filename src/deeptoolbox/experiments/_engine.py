@@ -9,9 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import ExperimentError, OptionError
 from deeptoolbox.experiments import _store as keys
-from deeptoolbox.experiments._errors import ExperimentError
 from deeptoolbox.experiments._parameters import satisfies
 from deeptoolbox.experiments._store import open_storage, quiet_optuna
 

@@ -10,13 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import ExperimentError, OptionError
 from deeptoolbox.experiments import _code
 from deeptoolbox.experiments import _results as results_module
 from deeptoolbox.experiments import _store as keys
 from deeptoolbox.experiments._code import CodeSnapshot, load_function, snapshot_function
 from deeptoolbox.experiments._engine import Store
-from deeptoolbox.experiments._errors import ExperimentError
 from deeptoolbox.experiments._parameters import STRATEGIES, ParameterTable
 from deeptoolbox.experiments._results import TrialRecord
 from deeptoolbox.experiments._runner import RunSummary, run_experiment

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deeptoolbox.experiments._errors import ExperimentError
+from deeptoolbox.errors import ExperimentError
 
 __all__ = ["TrialRecord", "records", "table", "export_csv", "plot_compare", "plot_optuna"]
 

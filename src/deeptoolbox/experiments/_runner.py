@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from deeptoolbox.errors import ExperimentError
 from deeptoolbox.experiments import _store as keys
 from deeptoolbox.experiments._engine import Store
-from deeptoolbox.experiments._errors import ExperimentError
 from deeptoolbox.experiments._worker import WorkerJob, forked_worker, work
 
 __all__ = ["RunSummary", "run_experiment", "gpu_assignment"]

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from deeptoolbox.experiments._errors import StoreError
+from deeptoolbox.errors import StoreError
 
 __all__ = ["store_url", "open_storage", "default_artifacts", "TRIAL_ATTRIBUTES"]
 

@@ -22,19 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeptoolbox.errors import OptionError
-from deeptoolbox.experiments._errors import ExperimentError
+from deeptoolbox.errors import ExperimentError, MetricMissing, OptionError, StopTraining
 from deeptoolbox.experiments._monitor import Monitor
 
 __all__ = ["setup_kind", "run_body", "TrialOutcome", "MetricMissing", "write_json"]
-
-
-class MetricMissing(ExperimentError):
-    """The setup never reported the experiment's metric: every trial would fail the same way."""
-
-
-class StopTraining(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
-    """Raised inside train() when a built-in training trial is asked to stop."""
 
 
 @dataclass

@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from deeptoolbox.errors import MetricMissing
 from deeptoolbox.experiments import _store as keys
 from deeptoolbox.experiments._engine import Store, artifacts_folder, trial_seed
 from deeptoolbox.experiments._monitor import Monitor
 from deeptoolbox.experiments._parameters import satisfies
-from deeptoolbox.experiments._trial import MetricMissing, run_body
+from deeptoolbox.experiments._trial import run_body
 
 __all__ = ["WorkerJob", "work", "main"]
 

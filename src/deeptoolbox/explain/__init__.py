@@ -17,8 +17,8 @@ Example:
     torch.Size([3, 8, 8])
 """
 
-from deeptoolbox.explain._common import LayerChoiceError as LayerChoiceError
-from deeptoolbox.explain._common import TargetError as TargetError
+from deeptoolbox.errors import LayerChoiceError as LayerChoiceError
+from deeptoolbox.errors import TargetError as TargetError
 from deeptoolbox.explain._dream import deep_dream as deep_dream
 from deeptoolbox.explain._gradcam import gradcam as gradcam
 from deeptoolbox.explain._gradients import GRADIENT_METHODS as GRADIENT_METHODS

@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deeptoolbox.errors import InputSizeError, LayerNotFoundError, OptionError
+from deeptoolbox.errors import (
+    InputSizeError,
+    LayerChoiceError,
+    LayerNotFoundError,
+    OptionError,
+    TargetError,
+)
 from deeptoolbox.layers._activation import Softmax
 from deeptoolbox.layers._base import Layer, format_shape
 from deeptoolbox.layers._input import (
@@ -26,24 +32,6 @@ from deeptoolbox.layers._pool import _Pooling
 from deeptoolbox.network._network import Network
 
 Target = Any  # int | str | sequence of those | tensor | bool mask | (class, mask)
-
-
-class TargetError(OptionError):
-    """The ``target`` given to an explainer names no output of the network.
-
-    Example:
-        >>> issubclass(TargetError, ValueError)
-        True
-    """
-
-
-class LayerChoiceError(OptionError):
-    """The ``layer`` given to an explainer cannot be used (e.g. it has no spatial extent).
-
-    Example:
-        >>> issubclass(LayerChoiceError, ValueError)
-        True
-    """
 
 
 @dataclass

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import OptionError, _LayerReached
 from deeptoolbox.explain._common import (
     channels_first,
     check_positive_int,
@@ -22,10 +22,6 @@ from deeptoolbox.layers._input import ImageInput, SequenceInput, VolumeInput
 from deeptoolbox.network._network import Network
 
 __all__ = ["deep_dream"]
-
-
-class _Stop(Exception):
-    """Raised by the hook once the layer has run: the rest of the network is not needed."""
 
 
 def deep_dream(
@@ -197,12 +193,12 @@ def _activation(func: str, net: nn.Module, layer: nn.Module, x: torch.Tensor) ->
 
     def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         store.append(output)
-        raise _Stop
+        raise _LayerReached
 
     handle = layer.register_forward_hook(hook)
     try:
         net(x)
-    except _Stop:
+    except _LayerReached:
         pass
     finally:
         handle.remove()

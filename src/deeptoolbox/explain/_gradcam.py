@@ -122,7 +122,8 @@ def _gradcam_batch(
 
 def raise_unused(func: str, net: nn.Module, layer: nn.Module) -> None:
     """The chosen layer did not run in the forward pass."""
-    from deeptoolbox.explain._common import LayerChoiceError, layer_name
+    from deeptoolbox.errors import LayerChoiceError
+    from deeptoolbox.explain._common import layer_name
 
     raise LayerChoiceError(
         f"{func}: layer '{layer_name(net, layer)}' did not run in the forward pass, so it has "

@@ -6,13 +6,13 @@ Example:
     True
 """
 
+from deeptoolbox.errors import ChecksumError as ChecksumError
+from deeptoolbox.errors import MissingDependencyError as MissingDependencyError
+from deeptoolbox.errors import UnknownModelError as UnknownModelError
+from deeptoolbox.errors import WeightsError as WeightsError
 from deeptoolbox.hub._cli import classify_command as classify_command
 from deeptoolbox.hub._cli import models_command as models_command
 from deeptoolbox.hub._cli import top_classes as top_classes
-from deeptoolbox.hub._errors import ChecksumError as ChecksumError
-from deeptoolbox.hub._errors import MissingDependencyError as MissingDependencyError
-from deeptoolbox.hub._errors import UnknownModelError as UnknownModelError
-from deeptoolbox.hub._errors import WeightsError as WeightsError
 from deeptoolbox.hub._features import activations as activations
 from deeptoolbox.hub._features import fit_classifier as fit_classifier
 from deeptoolbox.hub._preprocess import image_transform as image_transform

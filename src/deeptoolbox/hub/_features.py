@@ -9,17 +9,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeptoolbox.errors import LayerNotFoundError, OptionError
+from deeptoolbox.errors import LayerNotFoundError, OptionError, _LayerReached
 from deeptoolbox.inference import _as_tensor, _batches, _num_inputs, _prepare, place_network
 from deeptoolbox.network._network import Network
 
 __all__ = ["activations", "fit_classifier", "CLASSIFIERS"]
 
 POOLINGS = ("avg", "max", None)
-
-
-class _Captured(Exception):
-    """Raised by the hook to stop the forward pass once the layer has run."""
 
 
 def _layer_module(net: nn.Module, layer: str) -> nn.Module:
@@ -86,7 +82,7 @@ def activations(
     def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
         value = output[0] if isinstance(output, tuple) else output
         captured.append(_pool(value.detach(), pooling).cpu())
-        raise _Captured
+        raise _LayerReached
 
     handle = module.register_forward_hook(hook)
     was_training = net.training
@@ -97,7 +93,7 @@ def activations(
                 inputs = [_as_tensor(x, dtype).to(target) for x in batch]
                 try:
                     net(*inputs)
-                except _Captured:
+                except _LayerReached:
                     continue
     finally:
         handle.remove()

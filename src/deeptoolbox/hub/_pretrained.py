@@ -16,8 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from deeptoolbox.errors import OptionError
-from deeptoolbox.hub._errors import MissingDependencyError, WeightsError
+from deeptoolbox.errors import MissingDependencyError, OptionError, WeightsError
 from deeptoolbox.hub._registry import ModelInfo, model_info, resolve_name, torchvision_info
 from deeptoolbox.hub._weights import fetch, load_weights_file
 from deeptoolbox.interop import from_torch

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from deeptoolbox.hub._errors import UnknownModelError
+from deeptoolbox.errors import UnknownModelError
 
 __all__ = [
     "ModelInfo", "ModelTable", "list_pretrained", "model_info", "resolve_name", "FAMILY_HEADS",

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from deeptoolbox._atomic import atomic_path
-from deeptoolbox.hub._errors import ChecksumError, WeightsError
+from deeptoolbox.errors import ChecksumError, WeightsError
 
 __all__ = ["cache_dir", "is_offline", "fetch", "load_weights_file", "sha256_of"]
 

@@ -6,6 +6,7 @@ Example:
     True
 """
 
+from deeptoolbox.errors import ModelExportError as ModelExportError
 from deeptoolbox.interop._convert import convert as convert
 from deeptoolbox.interop._convert import read_model as read_model
 from deeptoolbox.interop._keras_export import export_keras as export_keras
@@ -17,7 +18,6 @@ from deeptoolbox.interop._keras_ops import CrossAttention as CrossAttention
 from deeptoolbox.interop._keras_ops import MaskedGlobalAvgPool as MaskedGlobalAvgPool
 from deeptoolbox.interop._keras_ops import MaskedSteps as MaskedSteps
 from deeptoolbox.interop._keras_ops import PaddingMask as PaddingMask
-from deeptoolbox.interop._onnx_export import ModelExportError as ModelExportError
 from deeptoolbox.interop._onnx_export import export_onnx as export_onnx
 from deeptoolbox.interop._onnx_export import verify_onnx as verify_onnx
 from deeptoolbox.interop._onnx_import import import_onnx as import_onnx

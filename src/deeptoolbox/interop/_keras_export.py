@@ -24,6 +24,7 @@ from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox._atomic import atomic_open
+from deeptoolbox.errors import ModelExportError
 from deeptoolbox.interop._keras_files import file_keys
 from deeptoolbox.interop._keras_layers import OPERATIONS
 from deeptoolbox.interop._keras_metadata import KEY, normalization_spec, toolbox_entry
@@ -35,7 +36,6 @@ from deeptoolbox.interop._keras_ops import (
     MaskedSteps,
     PaddingMask,
 )
-from deeptoolbox.interop._onnx_export import ModelExportError
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._base import Shape, layer_type_name
 from deeptoolbox.layers._input import InputLayer

@@ -16,7 +16,7 @@ import numpy as np
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox.errors import ModelImportError
+from deeptoolbox.errors import ModelImportError, _KerasUnsupported
 from deeptoolbox.interop._keras_ops import (
     AvgPoolExcludingPadding,
     AxisLayerNorm,
@@ -45,10 +45,6 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-class Unsupported(Exception):
-    """A layer option the toolbox has no exact equivalent for (turned into ModelImportError)."""
-
-
 def _activation_name(value: Any) -> str:
     if isinstance(value, dict):  # serialized activation: {"class_name": "function", ...}
         value = value.get("config", value.get("class_name"))
@@ -61,7 +57,9 @@ def activation_layer(value: Any) -> nn.Module | None:
     if name in ("linear", "None"):
         return None
     if name not in ACTIVATIONS:
-        raise Unsupported(f"activation {name!r} (supported: {', '.join(sorted(ACTIVATIONS))})")
+        raise _KerasUnsupported(
+            f"activation {name!r} (supported: {', '.join(sorted(ACTIVATIONS))})"
+        )
     return ACTIVATIONS[name]()
 
 
@@ -76,7 +74,7 @@ def _permute(order: list[int]) -> TorchFunction:
 
 def _require(condition: bool, what: str) -> None:
     if not condition:
-        raise Unsupported(what)
+        raise _KerasUnsupported(what)
 
 
 def _channels_last(config: dict[str, Any]) -> None:
@@ -432,7 +430,7 @@ def convert_layer(
         )
     try:
         return converter(config, weights, shapes)
-    except Unsupported as err:
+    except _KerasUnsupported as err:
         raise ModelImportError(
             f"{where} ({class_name}) uses {err}, which has no toolbox equivalent."
         ) from None

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from deeptoolbox._atomic import atomic_path
-from deeptoolbox.errors import DeepToolboxError, OptionError
+from deeptoolbox.errors import ModelExportError, OptionError
 from deeptoolbox.interop._onnx_metadata import (
     batchnorm_folding,
     folded_batchnorms,
@@ -39,15 +39,6 @@ from deeptoolbox.network._network import Network
 
 DEFAULT_OPSET = 18
 SUPPORTED_EXPORT_OPSETS = range(14, 24)
-
-
-class ModelExportError(DeepToolboxError, RuntimeError):
-    """A network cannot be written to another format, or the written file disagrees with it.
-
-    Example:
-        >>> issubclass(ModelExportError, RuntimeError)
-        True
-    """
 
 
 def export_onnx(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from deeptoolbox._atomic import atomic_path
-from deeptoolbox.errors import ModelImportError, OptionError
+from deeptoolbox.errors import ModelImportError, OptionError, _TraceDisagrees
 from deeptoolbox.interop._samples import sample_inputs
 from deeptoolbox.interop._torch_blocks import is_block
 from deeptoolbox.interop._torch_keys import KEYS, key_map, warn_untied
@@ -243,10 +243,6 @@ class _Root(nn.Module):
         return getattr(self, self.inner)(*inputs)
 
 
-class _Disagrees(Exception):  # noqa: N818 - an internal signal, never raised to users
-    """The converted network does not reproduce the module's outputs."""
-
-
 def _traced(
     module: nn.Module, inputs: tuple[torch.Tensor, ...], expected: list[torch.Tensor],
     tolerance: float, sizes: Sizes,
@@ -265,7 +261,7 @@ def _traced(
                 except Exception as err:  # noqa: BLE001 - try again with fixed sizes
                     give_up(module, inputs, sizes, _reason(err, "at the other sizes"))
             return _converted(module, gm, inputs, expected, tolerance, None, records)
-    except _Disagrees:
+    except _TraceDisagrees:
         why = "the traced network does not reproduce its outputs"
     except OptionError:
         raise
@@ -279,7 +275,7 @@ def _traced(
 
 
 def _reason(err: Exception, where: str = "") -> str:
-    if isinstance(err, _Disagrees):
+    if isinstance(err, _TraceDisagrees):
         return f"the traced network does not reproduce the module {where}".strip()
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     text = " ".join(lines[:2]).rstrip(":")  # a NotInitializedError's first problem too
@@ -298,9 +294,9 @@ def _converted(
     net = converter.convert().eval()
     with torch.no_grad():
         if not _agree(expected, net(*inputs), tolerance):
-            raise _Disagrees
+            raise _TraceDisagrees
         if sizes and not _agree(sizes.expected, net(*sizes.inputs), tolerance):
-            raise _Disagrees
+            raise _TraceDisagrees
     _record_keys(module, net, converter.origins)
     return net
 

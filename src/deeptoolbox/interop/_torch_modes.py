@@ -29,15 +29,11 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from deeptoolbox.errors import DeepToolboxError
+from deeptoolbox.errors import ModeError, _ModeMismatch
 
 MODE = "deeptoolbox_mode"  # node.meta key: "training" or "evaluation" for one side's calls
 EVALUATION_GRAPH = "_deeptoolbox_evaluation_graph"  # the merged graph's evaluation-only graph
 TRAINING, EVALUATION = "training", "evaluation"
-
-
-class ModeError(DeepToolboxError, ValueError):
-    """The training and evaluation graphs of a module cannot be merged into one network."""
 
 
 def mode_select(training: bool, in_training: Any, in_evaluation: Any) -> Any:
@@ -117,30 +113,30 @@ class _Merge:
         return self.not_training_node
 
     def _pair_arguments(self, in_eval: Any, in_train: Any, pairs: dict) -> Any:
-        """The merged argument, or raise _Mismatch when the two calls differ otherwise."""
+        """The merged argument, or raise _ModeMismatch when the two calls differ otherwise."""
         if isinstance(in_eval, fx.Node) and isinstance(in_train, fx.Node):
             if pairs.get(in_train) is in_eval:
                 return self.new[in_eval]
             if self.new.get(in_train) is not None and self.new.get(in_eval) is not None:
                 return self._select(in_train, in_eval)
-            raise _Mismatch
+            raise _ModeMismatch
         if isinstance(in_eval, bool) and isinstance(in_train, bool) and in_eval != in_train:
             return self._training(negated=in_eval)  # False in eval: self.training; else not
         if isinstance(in_eval, tuple | list) and type(in_eval) is type(in_train):
             if len(in_eval) != len(in_train):
-                raise _Mismatch
+                raise _ModeMismatch
             items = [
                 self._pair_arguments(a, b, pairs) for a, b in zip(in_eval, in_train, strict=True)
             ]
             return type(in_eval)(items)
         if isinstance(in_eval, dict) and isinstance(in_train, dict):
             if in_eval.keys() != in_train.keys():
-                raise _Mismatch
+                raise _ModeMismatch
             return {k: self._pair_arguments(in_eval[k], in_train[k], pairs) for k in in_eval}
         if isinstance(in_eval, fx.Node) or isinstance(in_train, fx.Node):
-            raise _Mismatch
+            raise _ModeMismatch
         if type(in_eval) is not type(in_train) or in_eval != in_train:
-            raise _Mismatch
+            raise _ModeMismatch
         return in_eval
 
     def _select(self, in_train: fx.Node, in_eval: fx.Node) -> fx.Node:
@@ -163,7 +159,7 @@ class _Merge:
         try:
             args = self._pair_arguments(e.args, t.args, pairs)
             kwargs = self._pair_arguments(dict(e.kwargs), dict(t.kwargs), pairs)
-        except _Mismatch:
+        except _ModeMismatch:
             for key in set(self.selects) - before:  # switches made for this call only
                 self.graph.erase_node(self.selects.pop(key))
             return False
@@ -214,16 +210,12 @@ class _Merge:
         t_out = next(n for n in self.train_gm.graph.nodes if n.op == "output")
         try:
             result = self._pair_arguments(e_out.args[0], t_out.args[0], pairs)
-        except _Mismatch:
+        except _ModeMismatch:
             raise ModeError(
                 "its forward returns differently made results in training and in evaluation "
                 "(auxiliary outputs in training?)"
             ) from None
         self.graph.output(result)
-
-
-class _Mismatch(Exception):  # noqa: N818 - internal control flow
-    """Two aligned calls differ in more than a mode flag."""
 
 
 def _attribute(gm: fx.GraphModule, target: str, fallback: fx.GraphModule) -> Any:

@@ -22,7 +22,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from deeptoolbox.errors import DeepToolboxError
+from deeptoolbox.errors import ConversionError, DeepToolboxError
 from deeptoolbox.interop._torch_blocks import Block, map_block
 from deeptoolbox.interop._torch_layers import (
     ModeSwitch,
@@ -67,10 +67,6 @@ from deeptoolbox.interop._torch_values import (
 )
 from deeptoolbox.network import Network
 from deeptoolbox.network._shapes import input_ports
-
-
-class ConversionError(DeepToolboxError, ValueError):
-    """Part of a traced graph has no layer form (caught by from_torch, which then wraps)."""
 
 
 class _Tracer(fx.Tracer):

@@ -10,12 +10,13 @@ Example:
     True
 """
 
+from deeptoolbox.errors import UnsupportedLayerError as UnsupportedLayerError
+from deeptoolbox.errors import VnnlibError as VnnlibError
 from deeptoolbox.robustness._attacks import AdversarialResult as AdversarialResult
 from deeptoolbox.robustness._attacks import AdversarialTraining as AdversarialTraining
 from deeptoolbox.robustness._attacks import find_adversarial as find_adversarial
 from deeptoolbox.robustness._bounds import OutputBounds as OutputBounds
 from deeptoolbox.robustness._bounds import estimate_output_bounds as estimate_output_bounds
-from deeptoolbox.robustness._graph import UnsupportedLayerError as UnsupportedLayerError
 from deeptoolbox.robustness._ood import DiscriminatorEvaluation as DiscriminatorEvaluation
 from deeptoolbox.robustness._ood import DistributionDiscriminator as DistributionDiscriminator
 from deeptoolbox.robustness._ood import plot_distribution_scores as plot_distribution_scores
@@ -25,7 +26,6 @@ from deeptoolbox.robustness._verify import verify_robustness as verify_robustnes
 from deeptoolbox.robustness._vnnlib import VnnlibResult as VnnlibResult
 from deeptoolbox.robustness._vnnlib import verify_vnnlib as verify_vnnlib
 from deeptoolbox.robustness._vnnlib_parse import InputRegion as InputRegion
-from deeptoolbox.robustness._vnnlib_parse import VnnlibError as VnnlibError
 from deeptoolbox.robustness._vnnlib_parse import read_vnnlib as read_vnnlib
 
 __all__ = [

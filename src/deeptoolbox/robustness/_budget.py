@@ -16,17 +16,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import OptionError, OutOfTime
 
 __all__ = ["Budget", "Deadline", "OutOfTime", "Progress", "default_max_memory", "parse_memory"]
 
 DEFAULT_FRACTION = 0.4  # of the memory available when the computation starts
 WORK_CAP = 64 * 2**20  # bytes per chunk of work: larger chunks are not faster, only bigger
 _UNITS = {"b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30, "tb": 2**40}
-
-
-class OutOfTime(Exception):
-    """Raised inside the engine when the deadline has passed (never reaches the user)."""
 
 
 def _available_ram() -> int:

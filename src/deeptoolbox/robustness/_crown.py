@@ -16,7 +16,8 @@ import math
 import torch
 
 from deeptoolbox import layers as L
-from deeptoolbox.robustness._budget import Budget, OutOfTime, element_size
+from deeptoolbox.errors import OutOfTime
+from deeptoolbox.robustness._budget import Budget, element_size
 from deeptoolbox.robustness._graph import Graph
 from deeptoolbox.robustness._linear import (
     Allowance,

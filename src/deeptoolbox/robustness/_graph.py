@@ -20,19 +20,9 @@ import torch
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox.errors import DeepToolboxError, NetworkError
+from deeptoolbox.errors import DeepToolboxError, NetworkError, UnsupportedLayerError
 from deeptoolbox.network import Network
 from deeptoolbox.robustness._relax import leaky_slope
-
-
-class UnsupportedLayerError(NetworkError, TypeError):
-    """A layer cannot be handled by the bound propagation (output bounds, verification).
-
-    Example:
-        >>> from deeptoolbox.errors import NetworkError
-        >>> issubclass(UnsupportedLayerError, NetworkError)
-        True
-    """
 
 
 class ScaleShift(nn.Module):

@@ -16,11 +16,16 @@ import numpy as np
 import torch
 
 from deeptoolbox._atomic import atomic_open
-from deeptoolbox.errors import DeepToolboxError, NetworkFileError, OptionError
+from deeptoolbox.errors import (
+    DeepToolboxError,
+    NetworkFileError,
+    OptionError,
+    UnsupportedLayerError,
+)
 from deeptoolbox.robustness._bounds import lower_bound_of, make_budget
 from deeptoolbox.robustness._branch import split_and_bound
 from deeptoolbox.robustness._budget import Progress
-from deeptoolbox.robustness._graph import UnsupportedLayerError, to_graph
+from deeptoolbox.robustness._graph import to_graph
 from deeptoolbox.robustness._vnnlib_parse import InputRegion, read_vnnlib
 
 __all__ = ["VnnlibResult", "verify_vnnlib"]

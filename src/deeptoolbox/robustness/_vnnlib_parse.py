@@ -20,20 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from deeptoolbox.errors import DeepToolboxError
+from deeptoolbox.errors import VnnlibError
 
 __all__ = ["VnnlibError", "InputRegion", "read_vnnlib"]
 
 _VARIABLE = re.compile(r"^([XY])_(\d+)$")
-
-
-class VnnlibError(DeepToolboxError, ValueError):
-    """A VNN-LIB file cannot be read: syntax error, unknown variable or unsupported construct.
-
-    Example:
-        >>> issubclass(VnnlibError, ValueError)
-        True
-    """
 
 
 @dataclass

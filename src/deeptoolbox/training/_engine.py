@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeptoolbox.errors import OptionError, TrainingError
+from deeptoolbox.errors import NonFiniteLoss, OptionError, TrainingError
 from deeptoolbox.inference import (
     SequencePadding,
     as_sequence_data,
@@ -53,15 +53,6 @@ from deeptoolbox.training._statistics import (
 from deeptoolbox.training._user_optim import UserScheduler
 
 __all__ = ["Engine", "NonFiniteLoss"]
-
-
-class NonFiniteLoss(Exception):
-    """Raised by ``flush`` when a loss read back is NaN or Inf; train() turns it into a
-    TrainingError carrying the rolled-back result."""
-
-    def __init__(self, iteration: int, epoch: int, value: float) -> None:
-        super().__init__(f"loss {value} at iteration {iteration}")
-        self.iteration, self.epoch, self.value = iteration, epoch, value
 
 
 def _task(loss: Loss) -> str:

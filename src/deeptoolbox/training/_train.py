@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeptoolbox.errors import OptionError
-from deeptoolbox.training._engine import Engine, NonFiniteLoss
+from deeptoolbox.errors import NonFiniteLoss, OptionError
+from deeptoolbox.training._engine import Engine
 from deeptoolbox.training._losses import Loss
 from deeptoolbox.training._options import TrainingOptions
 from deeptoolbox.training._result import TrainingResult
