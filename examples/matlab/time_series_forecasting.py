@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     t_test = [w[1:] for w in test_waves]  # MATLAB: TTest{n} = X(2:end,:);
     y_test = dtb.predict(net, x_test, sequence_padding_direction="left", uniform_output=False)
     # MATLAB: YTest = minibatchpredict(net, XTest, SequencePaddingDirection="left", UniformOutput=false);
-    open_loop = float(np.mean([rmse(y, t) for y, t in zip(y_test, t_test)]))
+    open_loop = float(np.mean([rmse(y, t) for y, t in zip(y_test, t_test, strict=True)]))
     # MATLAB: err(n) = rmse(YTest{n}, TTest{n}, "all"); mean(err)
 
     offset = len(test_waves[0]) - args.horizon  # MATLAB: offset = 75;
