@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--train", type=int, default=800, help="training images")
     args = parser.parse_args(argv)
+    torch.manual_seed(0)  # MATLAB: rng(0)  (initial weights come from torch's generator)
 
     x_train, angles_train = rotated_digits(args.train, seed=0)
     # MATLAB: [XTrain, ~, anglesTrain] = digitTrain4DArrayData;
@@ -73,8 +74,9 @@ def main(argv: list[str] | None = None) -> dict:
         initial_learn_rate=0.01,  # MATLAB: InitialLearnRate=1e-3, ...
         max_epochs=args.epochs,  # MATLAB: MaxEpochs=30, ...
         learn_rate_schedule=Piecewise(drop_factor=0.1, period=max(1, args.epochs * 2 // 3)),
-        # MATLAB: LearnRateSchedule="piecewise", LearnRateDropFactor=0.1, LearnRateDropPeriod=20, ...
-        mini_batch_size=64,
+        # MATLAB: LearnRateSchedule="piecewise", LearnRateDropFactor=0.1, LearnRateDropPeriod=20,
+        # MATLAB:     ...
+        mini_batch_size=32,
         shuffle="every-epoch",  # MATLAB: Shuffle="every-epoch", ...
         validation_data=(
             x_valid,

@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--train", type=int, default=800, help="training images")
     args = parser.parse_args(argv)
+    torch.manual_seed(0)  # MATLAB: rng(0)  (initial weights come from torch's generator)
 
     x_train, labels_train, angles_train = rotated_digits(args.train, seed=0)
     # MATLAB: [XTrain, T1Train, T2Train] = digitTrain4DArrayData;

@@ -27,7 +27,8 @@ from deeptoolbox.training import TrainingOptions
 def train_classifier(images: np.ndarray, labels: np.ndarray, epochs: int) -> dtb.Network:
     net = dtb.Network([
         L.ImageInput((1, 8, 8)),  # MATLAB: imageInputLayer([8 8 1])
-        L.Conv2d(8, 3, padding="same", name="conv"),  # MATLAB: convolution2dLayer(3, 8, Padding="same")
+        # MATLAB: convolution2dLayer(3, 8, Padding="same")
+        L.Conv2d(8, 3, padding="same", name="conv"),
         L.ReLU(name="relu"),  # MATLAB: reluLayer
         L.AvgPool2d(2, stride=2),  # MATLAB: averagePooling2dLayer(2, Stride=2)
         L.Flatten(),
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--verify", type=int, default=8, help="test images to verify")
     args = parser.parse_args(argv)
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # MATLAB: rng(0)
 
     images, labels = datasets.digits()
     net = train_classifier(images[:1200], labels[:1200], args.epochs)

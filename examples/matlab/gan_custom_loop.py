@@ -45,9 +45,11 @@ def build_discriminator() -> dtb.Network:
     return dtb.Network([
         L.ImageInput((1, 8, 8)),  # MATLAB: imageInputLayer(inputSize, Normalization="none")
         L.Dropout(0.2),  # MATLAB: dropoutLayer(dropoutProb)
-        L.Conv2d(16, 4, stride=2, padding=1),  # MATLAB: convolution2dLayer(5, 64, Stride=2, Padding="same")
+        # MATLAB: convolution2dLayer(5, 64, Stride=2, Padding="same")
+        L.Conv2d(16, 4, stride=2, padding=1),
         L.LeakyReLU(0.2),  # MATLAB: leakyReluLayer(scale)
-        L.Conv2d(32, 4, stride=2, padding=1),  # MATLAB: convolution2dLayer(5, 128, Stride=2, Padding="same")
+        # MATLAB: convolution2dLayer(5, 128, Stride=2, Padding="same")
+        L.Conv2d(32, 4, stride=2, padding=1),
         L.BatchNorm(),  # MATLAB: batchNormalizationLayer
         L.LeakyReLU(0.2),  # MATLAB: leakyReluLayer(scale)
         L.Flatten(),
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--output", default=None, help="folder for the progress PNG")
     args = parser.parse_args(argv)
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # MATLAB: rng(0)
 
     images, _ = datasets.digits()
     ds = data.ArrayDatastore(
@@ -109,12 +111,14 @@ def main(argv: list[str] | None = None) -> dict:
     # MATLAB: trailingAvgG = []; trailingAvgSqG = []; ... learnRate = 0.0002;
     # MATLAB: gradientDecayFactor = 0.5; squaredGradientDecayFactor = 0.999;
     z_validation = torch.randn(25, NUM_LATENT, device=device)
-    # MATLAB: ZValidation = randn(numLatentInputs, numValidationImages, "single"); ZValidation = dlarray(ZValidation, "CB");
+    # MATLAB: ZValidation = randn(numLatentInputs, numValidationImages, "single");
+    # MATLAB:     ZValidation = dlarray(ZValidation, "CB");
     output = Path(args.output or tempfile.mkdtemp(prefix="gan-"))
     monitor = dtb.TrainingProgressMonitor(metrics=["generator_score", "discriminator_score"],
                                           info=["epoch", "iteration"],
                                           path=output / "gan-progress.png")  # fmt: skip
-    # MATLAB: monitor = trainingProgressMonitor(Metrics=["GeneratorScore","DiscriminatorScore"], Info=["Epoch","Iteration"], XLabel="Iteration");
+    # MATLAB: monitor = trainingProgressMonitor(Metrics=["GeneratorScore","DiscriminatorScore"],
+    # MATLAB:     Info=["Epoch","Iteration"], XLabel="Iteration");
     monitor.group_subplot("score", ["generator_score", "discriminator_score"])
     # MATLAB: groupSubPlot(monitor, Score=["GeneratorScore","DiscriminatorScore"])
     real_mean = torch.from_numpy(images).mean(0) * 2 - 1
@@ -130,9 +134,11 @@ def main(argv: list[str] | None = None) -> dict:
             z = torch.randn(len(x), NUM_LATENT, device=device)
             # MATLAB: Z = randn(numLatentInputs, miniBatchSize, "single"); Z = dlarray(Z, "CB");
             loss_g, loss_d, score_g, score_d = model_loss(net_g, net_d, x, z, 0.35)
-            # MATLAB: [~,~,gradientsG,gradientsD,stateG,scoreG,scoreD] = dlfeval(@modelLoss, netG, netD, X, Z, flipProb);
+            # MATLAB: [~,~,gradientsG,gradientsD,stateG,scoreG,scoreD] = dlfeval(@modelLoss, netG,
+            # MATLAB:     netD, X, Z, flipProb);
             optimizer_g.zero_grad()  # (the generator first: its loss reads netD's weights)
-            loss_g.backward()  # MATLAB: gradientsG = dlgradient(lossG, netG.Learnables, RetainData=true);
+            # MATLAB: gradientsG = dlgradient(lossG, netG.Learnables, RetainData=true);
+            loss_g.backward()
             optimizer_g.step()
             # MATLAB: [netG, trailingAvgG, trailingAvgSqG] = adamupdate(netG, gradientsG, ...);
             optimizer_d.zero_grad()  # (drops what lossG left in netD's gradients)
@@ -141,7 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
             # MATLAB: [netD, trailingAvg, trailingAvgSqD] = adamupdate(netD, gradientsD, ...);
             monitor.record_metrics(iteration, generator_score=score_g.item(),
                                    discriminator_score=score_d.item())  # fmt: skip
-            # MATLAB: recordMetrics(monitor, iteration, GeneratorScore=extractdata(scoreG), DiscriminatorScore=extractdata(scoreD));
+            # MATLAB: recordMetrics(monitor, iteration, GeneratorScore=extractdata(scoreG),
+            # MATLAB:     DiscriminatorScore=extractdata(scoreD));
             monitor.update_info(epoch=epoch, iteration=iteration)
             # MATLAB: updateInfo(monitor, Epoch=epoch, Iteration=iteration);
         monitor.progress = (

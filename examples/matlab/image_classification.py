@@ -13,6 +13,7 @@ import argparse
 import tempfile
 
 import numpy as np
+import torch
 
 import deeptoolbox as dtb
 from deeptoolbox import data, datasets
@@ -25,12 +26,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--per-label", type=int, default=60, help="training images per label")
     args = parser.parse_args(argv)
+    torch.manual_seed(0)  # MATLAB: rng(0)  (initial weights come from torch's generator)
 
     images, labels = datasets.digits()
     folder = tempfile.mkdtemp(prefix="digit-dataset-")
     datasets.write_image_folder(folder, images[:800], labels[:800])  # digitDatasetPath
     imds = data.ImageDatastore(folder, labels="foldernames")
-    # MATLAB: imds = imageDatastore(digitDatasetPath, IncludeSubfolders=true, LabelSource="foldernames");
+    # MATLAB: imds = imageDatastore(digitDatasetPath, IncludeSubfolders=true,
+    # MATLAB:     LabelSource="foldernames");
     image, label = imds[0]  # MATLAB: img = readimage(imds, 1);  (0-based here)
     size = tuple(image.shape)  # MATLAB: size(img)  -> 8 x 8 (x 1); here (C, H, W) = (1, 8, 8)
     counts = imds.count_each_label()  # MATLAB: labelCount = countEachLabel(imds)
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     # MATLAB: net = trainnet(imdsTrain, net, "crossentropy", options);
 
     predicted, _ = dtb.classify(result.network, imds_validation)
-    # MATLAB: scores = minibatchpredict(net, imdsValidation); YPred = scores2label(scores, classNames);
+    # MATLAB: scores = minibatchpredict(net, imdsValidation);
+    # MATLAB:     YPred = scores2label(scores, classNames);
     truth = np.asarray(imds.classes)[[int(t) for _, t in imds_validation]]
     # MATLAB: YValidation = imdsValidation.Labels;
     accuracy = float(np.mean(predicted == truth))  # MATLAB: accuracy = mean(YPred == YValidation)

@@ -2,9 +2,9 @@
 
 MATLAB classifies speakers from the Japanese Vowels data (12 features, variable-length
 sequences). This port generates sequences of 12 channels whose class decides the frequency
-of a noisy oscillation and which channels are stressed (no download), then follows the MATLAB script: a cell array of C x T
-sequences becomes a list of (T, C) arrays, padded per mini-batch. Each line carries the
-MATLAB call it replaces.
+of a noisy oscillation and which channels are stressed (no download), then follows the
+MATLAB script: a cell array of C x T sequences becomes a list of (T, C) arrays, padded per
+mini-batch. Each line carries the MATLAB call it replaces.
 
 Run: ``python examples/matlab/sequence_classification_bilstm.py`` (a few seconds on a CPU).
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import torch
 
 import deeptoolbox as dtb
 from deeptoolbox import layers as L
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hidden", type=int, default=16, help="BiLSTM hidden units")
     parser.add_argument("--train", type=int, default=150, help="training sequences")
     args = parser.parse_args(argv)
+    torch.manual_seed(0)  # MATLAB: rng(0)  (initial weights come from torch's generator)
 
     x_train, t_train = make_sequences(args.train, seed=0)
     # MATLAB: [XTrain, TTrain] = japaneseVowelsTrainData;  (cell array of 12 x T matrices)

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--hidden", type=int, default=32, help="LSTM hidden units")
     parser.add_argument("--horizon", type=int, default=20, help="closed-loop steps")
     args = parser.parse_args(argv)
+    torch.manual_seed(0)  # MATLAB: rng(0)  (initial weights come from torch's generator)
 
     waves = make_waveforms(120, 60 + args.horizon, seed=0)  # MATLAB: load WaveformData
     train_waves, test_waves = waves[:100], waves[100:]
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
     x_test = [w[:-1] for w in test_waves]  # MATLAB: XTest{n} = X(1:end-1,:);
     t_test = [w[1:] for w in test_waves]  # MATLAB: TTest{n} = X(2:end,:);
     y_test = dtb.predict(net, x_test, sequence_padding_direction="left", uniform_output=False)
-    # MATLAB: YTest = minibatchpredict(net, XTest, SequencePaddingDirection="left", UniformOutput=false);
+    # MATLAB: YTest = minibatchpredict(net, XTest, SequencePaddingDirection="left",
+    # MATLAB:     UniformOutput=false);
     open_loop = float(np.mean([rmse(y, t) for y, t in zip(y_test, t_test, strict=True)]))
     # MATLAB: err(n) = rmse(YTest{n}, TTest{n}, "all"); mean(err)
 

@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--per-class", type=int, default=20, help="new training images per class")
     args = parser.parse_args(argv)
+    torch.manual_seed(0)  # MATLAB: rng(0)  (initial weights come from torch's generator)
 
     images, labels = datasets.digits()
     path = Path(tempfile.mkdtemp()) / "pretrained.zip"
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
     augmenter = data.ImageAugmenter(translation_pixels=((-1, 1), (-1, 1)))
     # MATLAB: imageAugmenter = imageDataAugmenter(RandXTranslation=[-1 1], RandYTranslation=[-1 1]);
     augmented_train = data.ArrayDatastore(*_arrays(new_train), augmenter=augmenter)
-    # MATLAB: augimdsTrain = augmentedImageDatastore(inputSize(1:2), imdsTrain, DataAugmentation=imageAugmenter);
+    # MATLAB: augimdsTrain = augmentedImageDatastore(inputSize(1:2), imdsTrain,
+    # MATLAB:     DataAugmentation=imageAugmenter);
 
     options = TrainingOptions(
         solver="adam",  # MATLAB: options = trainingOptions("adam", ...
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
     # MATLAB: net = trainnet(augimdsTrain, net, "crossentropy", options);
 
     predicted, _ = dtb.classify(result.network, new_test)
-    # MATLAB: scores = minibatchpredict(net, augimdsValidation); YPred = scores2label(scores, classNames);
+    # MATLAB: scores = minibatchpredict(net, augimdsValidation);
+    # MATLAB:     YPred = scores2label(scores, classNames);
     truth = np.asarray(new.classes)[
         _arrays(new_test)[1]
     ]  # MATLAB: TValidation = imdsValidation.Labels;
