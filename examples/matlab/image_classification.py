@@ -25,12 +25,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--per-label", type=int, default=60, help="training images per label")
+    parser.add_argument("--count", type=int, default=800, help="images written to the folder")
     args = parser.parse_args(argv)
     torch.manual_seed(0)  # MATLAB: rng(0)  (initial weights come from torch's generator)
 
     images, labels = datasets.digits()
     folder = tempfile.mkdtemp(prefix="digit-dataset-")
-    datasets.write_image_folder(folder, images[:800], labels[:800])  # digitDatasetPath
+    datasets.write_image_folder(
+        folder, images[: args.count], labels[: args.count]
+    )  # digitDatasetPath
     imds = data.ImageDatastore(folder, labels="foldernames")
     # MATLAB: imds = imageDatastore(digitDatasetPath, IncludeSubfolders=true,
     # MATLAB:     LabelSource="foldernames");
