@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
+from deeptoolbox.data import ArrayDatastore
 from deeptoolbox.errors import InputSizeError, OptionError
 from deeptoolbox.inference import (
     SequencePadding,
@@ -32,7 +33,10 @@ from deeptoolbox.inference import (
 )
 from deeptoolbox.training._losses import class_axis
 
-__all__ = ["Batch", "BatchSource", "make_source", "split_batch", "data_source", "class_names"]
+__all__ = [
+    "Batch", "BatchSource", "make_source", "split_batch", "data_source", "class_names",
+    "as_labelled_arrays",
+]  # fmt: skip
 
 ClassMap = tuple[torch.Tensor, int]  # network index of each data class, network class count
 
@@ -323,6 +327,33 @@ def map_classes(target: Any, mapping: ClassMap | None) -> Any:
     return mapped
 
 
+def _is_label_array(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "USO" and value.size > 0 and isinstance(value.flat[0], str)
+    return isinstance(value, list | tuple) and len(value) > 0 and isinstance(value[0], str)
+
+
+def as_labelled_arrays(net: torch.nn.Module, data: Any) -> Any:
+    """``(inputs..., labels)`` arrays with string labels (MATLAB's ``trainnet(X, T)`` with a
+    categorical ``T``) as an ArrayDatastore whose classes are the labels; other data unchanged.
+
+    Example:
+        >>> from deeptoolbox import Network, layers as L
+        >>> net = Network([L.FeatureInput(2), L.Dense(2)])
+        >>> as_labelled_arrays(net, (np.zeros((3, 2)), np.array(["b", "a", "b"]))).classes
+        ['a', 'b']
+    """
+    num_inputs = count_inputs(net)
+    if not isinstance(data, tuple) or len(data) != num_inputs + 1:
+        return data
+    inputs, labels = data[:-1], data[-1]
+    if not all(isinstance(a, torch.Tensor | np.ndarray) for a in inputs):
+        return data
+    if not _is_label_array(labels):
+        return data
+    return ArrayDatastore(inputs if num_inputs > 1 else inputs[0], targets=labels)
+
+
 def data_source(
     net: torch.nn.Module, data: Any, padding: SequencePadding, where: str
 ) -> BatchSource:
@@ -338,7 +369,7 @@ def data_source(
         >>> next(source.epoch(0))[0].target.tolist()
         [1, 0]
     """
-    data = as_sequence_data(net, data, padding)
+    data = as_labelled_arrays(net, as_sequence_data(net, data, padding))
     source = make_source(data, count_inputs(net), where)
     if source.kind == "dataset":
         source.collate = sequence_collate(data, padding)

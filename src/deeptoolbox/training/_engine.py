@@ -35,7 +35,7 @@ from deeptoolbox.inference import (
 from deeptoolbox.network._network import Network
 from deeptoolbox.training import _checkpoint as ckpt
 from deeptoolbox.training._callbacks import AdversarialInputs, Callbacks
-from deeptoolbox.training._data import Batch, class_names, data_source
+from deeptoolbox.training._data import Batch, as_labelled_arrays, class_names, data_source
 from deeptoolbox.training._devices import autocast_context, place
 from deeptoolbox.training._losses import Loss, loss_forward, loss_function
 from deeptoolbox.training._metrics import compute_metrics, metric_name, real_steps
@@ -106,7 +106,7 @@ class Engine:
         seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
         self.state = LoopState(seed=seed)
         padding = _padding(options)
-        data = as_sequence_data(net, data, padding)
+        data = as_labelled_arrays(net, as_sequence_data(net, data, padding))
         if isinstance(net, Network) and net.classes is None and class_names(data):
             net.classes = class_names(data)  # the network takes the data's class names
         self.source = data_source(net, data, padding, "train: `data`").configure(
