@@ -227,3 +227,19 @@ def test_array_datastore_augmenter_needs_image_arrays():
         ArrayDatastore(np.zeros((5, 8, 8)), augmenter=ImageAugmenter(flip="both"))
     with pytest.raises(OptionError, match="callable"):
         ArrayDatastore(np.zeros((5, 1, 8, 8)), augmenter="flip")
+
+
+def test_flip_none_spelled_as_a_string_means_no_flip():
+    from deeptoolbox.data import ImageAugmenter
+
+    image = torch.arange(16.0).reshape(1, 4, 4)
+    augmenter = ImageAugmenter(flip="none")
+    assert augmenter.options["flip"] is None
+    assert torch.equal(augmenter(image), image)
+
+
+def test_an_augmenter_with_no_options_is_a_no_op():
+    from deeptoolbox.data import ImageAugmenter
+
+    image = torch.rand(3, 5, 5)
+    assert torch.equal(ImageAugmenter()(image), image)

@@ -133,7 +133,8 @@ class ImageAugmenter:
     """Random image augmentation (MATLAB ``imageDataAugmenter``) on torchvision transforms v2.
 
     Args:
-        flip: None, "horizontal", "vertical" or "both" (each flip with probability 0.5).
+        flip: None (or "none"), "horizontal", "vertical" or "both" (each flip with
+            probability 0.5).
         rotation: degrees: r (a random angle in [-|r|, |r|]) or a (min, max) pair.
         scale: (min, max) zoom factor, e.g. (0.9, 1.1).
         translation: f or (fx, fy): the largest shift either way as a fraction of the width
@@ -175,9 +176,11 @@ class ImageAugmenter:
     ) -> None:
         from torchvision.transforms import v2
 
+        if flip == "none":
+            flip = None
         if flip not in (None, "horizontal", "vertical", "both"):
             raise OptionError(
-                "ImageAugmenter: `flip` must be None, 'horizontal', 'vertical' or 'both'. "
+                "ImageAugmenter: `flip` must be None ('none'), 'horizontal', 'vertical' or 'both'. "
                 f"Received: flip={flip!r}."
             )
         if translation is not None and translation_pixels is not None:
@@ -213,7 +216,7 @@ class ImageAugmenter:
         if color_jitter is not None:
             steps.append(_jitter(color_jitter))
         steps.extend(extra)
-        self.transform = v2.Compose(steps)
+        self.transform = v2.Compose(steps or [v2.Identity()])  # no option set: a no-op
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         return self.transform(image)
