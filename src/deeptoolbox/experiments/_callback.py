@@ -51,7 +51,8 @@ class TrialCallback:
             values.update({f"validation_{k}": v for k, v in (info["validation"] or {}).items()})
             monitor.update_info(epoch=info["epoch"], learn_rate=info["learn_rate"])
             if info["total_iterations"]:
-                monitor.progress = min(100.0, 100.0 * info["iteration"] / info["total_iterations"])
+                # set before the record, which sends the row and the progress to the store
+                monitor._progress = min(100.0, 100.0 * info["iteration"] / info["total_iterations"])
             self._record(info["iteration"], values)
         self.stopped = monitor.stop_requested
         return self.stopped
