@@ -204,7 +204,7 @@ class Monitor:
             >>> for i in range(1, 11):
             ...     monitor.record(i, loss=1.0 / i)
             >>> [row["iteration"] for row in monitor.curves(limit=4)]
-            [1, 4, 7, 10]
+            [1, 5, 9, 10]
         """
         rows = self.history
         if len(rows) <= limit:
