@@ -196,8 +196,9 @@ def _built_in(setup, params, monitor, seed) -> tuple[TrialOutcome, Any, Any]:
         callbacks=[*options.callbacks, live],
     )
     train(network, data, loss, options)
-    final = {name: value for name in monitor.reported()
-             if name.startswith("training_") and (value := monitor.last(name)) is not None}  # fmt: skip
+    final = {
+        name: monitor.last(name) for name in monitor.reported() if name.startswith("training_")
+    }
     if options.validation_data is not None:
         final.update(_validation_metrics(network, options, loss))
     reason = monitor.stop_reason if live.stopped else None
