@@ -5,6 +5,8 @@ Workers started as fresh interpreters find these functions through the stored co
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import time
 from pathlib import Path
@@ -145,4 +147,50 @@ def controlling_setup(params, monitor):
         started = time.monotonic()
         while not monitor.stop_requested and time.monotonic() - started < 30:
             time.sleep(0.1)
+    return {}
+
+
+class StoreSpy:
+    """The setup's own train() callback: what the store shows of its running trial at each
+    validation (optionally asking to stop it), and how train() ended, written to a JSON file."""
+
+    def __init__(self, params):
+        self.params, self.seen, self.asked = params, [], False
+
+    def on_validation_end(self, state, info):
+        from deeptoolbox.experiments import load_experiment
+
+        experiment = load_experiment(self.params["name"], store=self.params["store"])
+        running = [r for r in experiment.records() if r.status == "running"]
+        self.seen.append({"iteration": info["iteration"], "running": len(running),
+                          "history": running[0].history() if running else [],
+                          "progress": running[0].attributes.get("progress") if running else None,
+                          "metrics": running[0].metrics if running else {}})  # fmt: skip
+        stop_at = self.params.get("stop_at")
+        if stop_at and info["iteration"] >= stop_at and not self.asked:
+            self.asked = True
+            experiment.stop(running[0].number)
+
+    def on_train_end(self, result):
+        Path(self.params["spy"]).write_text(json.dumps({
+            "seen": self.seen, "stop_reason": result.stop_reason,
+            "last_iteration": result.history.iterations[-1]["iteration"],
+        }))  # fmt: skip
+
+
+def spied_digits_setup(params):
+    """digits_setup with a StoreSpy among the TrainingOptions' callbacks."""
+    net, data, loss, options = digits_setup(params)
+    return net, data, loss, dataclasses.replace(options, callbacks=[StoreSpy(params)])
+
+
+def stubborn_setup(params, monitor):
+    """Custom training that never looks at monitor.stop_requested (runs `seconds`)."""
+    monitor.metrics = ["score"]
+    started = time.monotonic()
+    iteration = 0
+    while time.monotonic() - started < params.get("seconds", 15):
+        iteration += 1
+        monitor.record(iteration, score=float(iteration))
+        time.sleep(0.1)
     return {}

@@ -19,7 +19,7 @@ class TrialLink(Protocol):
 
     def report(self, step: int, value: float, prune: bool) -> bool: ...
 
-    def push(self, progress: float, info: dict[str, Any], force: bool) -> None: ...
+    def push(self, monitor: Monitor, force: bool) -> None: ...
 
     def stop_reason(self) -> str | None: ...
 
@@ -123,7 +123,7 @@ class Monitor:
                 and self._link.report(int(iteration), value, True)
             ):
                 self._reason = self._reason or "pruned"
-            self._link.push(self._progress, self._info, False)
+            self._link.push(self, False)
 
     def update_info(self, **values: Any) -> None:
         """Set information fields (MATLAB's ``updateInfo``); names must be among :attr:`info`."""
@@ -156,7 +156,7 @@ class Monitor:
                               f"{value!r}.")  # fmt: skip
         self._progress = float(value)
         if self._link is not None:
-            self._link.push(self._progress, self._info, False)
+            self._link.push(self, False)
 
     # -- stopping -------------------------------------------------------------------------------
     @property
@@ -187,6 +187,30 @@ class Monitor:
     def reported(self) -> list[str]:
         """Names of the metrics recorded at least once."""
         return [m for m in self._metrics if any(m in row for row in self.history)]
+
+    def latest(self) -> dict[str, float]:
+        """The last recorded value of each metric recorded so far."""
+        latest: dict[str, float] = {}
+        for row in self.history:
+            latest.update((k, v) for k, v in row.items() if k != "iteration")
+        return latest
+
+    def curves(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The recorded rows, at most ``limit`` of them: every k-th row and the last one
+        (what the store keeps of a running trial's curves).
+
+        Example:
+            >>> monitor = Monitor(metrics=["loss"])
+            >>> for i in range(1, 11):
+            ...     monitor.record(i, loss=1.0 / i)
+            >>> [row["iteration"] for row in monitor.curves(limit=4)]
+            [1, 5, 9, 10]
+        """
+        rows = self.history
+        if len(rows) <= limit:
+            return list(rows)
+        stride = math.ceil(len(rows) / (limit - 1))
+        return [*rows[:-1:stride], rows[-1]]
 
     def panels(self) -> dict[str, dict[str, tuple[list, list]]]:
         """Plot panels: groups first, then training_X / validation_X pairs share a panel."""

@@ -63,11 +63,14 @@ class TrialRecord:
         return row
 
     def history(self) -> list[dict[str, Any]]:
-        """The metrics recorded during the trial (from its history.json; the experiment's
-        metric alone from the store when the files are on another machine)."""
+        """The metrics recorded during the trial: its history.json once it has ended, else
+        (while it runs, without files, or with its files on another machine) the curves the
+        store keeps, or the experiment's metric alone for trials recorded without them."""
         path = self.artifact("history.json")
-        if path is not None and path.is_file():
+        if path is not None and path.is_file() and self.status != "running":
             return json.loads(path.read_text())
+        if self.attributes.get("curves"):
+            return [dict(row) for row in self.attributes["curves"]]
         return [{"iteration": step, "value": value} for step, value in self.intermediate.items()]
 
     def artifact(self, name: str) -> Path | None:

@@ -32,7 +32,7 @@ HOST = socket.gethostname()
 TRIAL_ATTRIBUTES = {
     "status": "completed, stopped, pruned, failed, crashed, skipped or cancelled",
     "params": "every parameter given to setup, fixed values included",
-    "metrics": "final metric values {name: value}",
+    "metrics": "metric values {name: value}: the latest while the trial runs, then the final",
     "best": "best value of each metric during the trial {name: value}",
     "error": "one-line reason of a failure",
     "traceback": "the Python traceback of a failure",
@@ -44,6 +44,7 @@ TRIAL_ATTRIBUTES = {
     "threads": "torch CPU threads used (a re-run uses the same)",
     "progress": "percent done, as set by the monitor",
     "info": "information fields of the monitor {name: value}",
+    "curves": "recorded metric rows [{iteration, name: value...}] (at most 1000, sent live)",
     "stop_requested": "set by exp.stop(trial)",
     "requeue_of": "number of the crashed trial this one repeats",
     "duration": "seconds the trial ran",

@@ -3,7 +3,6 @@ collect the metrics and write the trial's files. Knows nothing of the store."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import inspect
@@ -13,7 +12,6 @@ import os
 import random
 import signal
 import threading
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +21,13 @@ import numpy as np
 import torch
 
 from deeptoolbox.errors import ExperimentError, MetricMissing, OptionError, StopTraining
+from deeptoolbox.experiments._callback import TrialCallback
 from deeptoolbox.experiments._monitor import Monitor
 
 __all__ = ["setup_kind", "run_body", "TrialOutcome", "MetricMissing", "write_json"]
+
+
+LAST_RESORT_SECONDS = 2.0  # a custom setup asked to stop and still running is ended after it
 
 
 @dataclass
@@ -115,7 +117,12 @@ def _missing_message(metric: str, metrics: Mapping[str, float], kind: str) -> st
 
 # -- custom training ------------------------------------------------------------------------------
 def _custom(setup, params, monitor) -> tuple[TrialOutcome, Any, Any]:
-    returned = setup(dict(params), monitor)
+    returned = None
+    with _LastResort(monitor):
+        try:
+            returned = setup(dict(params), monitor)
+        except StopTraining:
+            returned = None  # ignored the stop request: what it recorded is kept
     returned = {} if returned is None else returned
     if not isinstance(returned, Mapping):
         raise ExperimentError(
@@ -171,73 +178,29 @@ def _built_in(setup, params, monitor, seed) -> tuple[TrialOutcome, Any, Any]:
             "the setup's 4th returned value must be a TrainingOptions. Returned: "
             f"{type(options).__name__}."
         )
+    live = TrialCallback(monitor)
     options = dataclasses.replace(
         options,
         verbose=False,
         plots="none",
         seed=options.seed if options.seed is not None else seed,
+        callbacks=[*options.callbacks, live],
     )
-    result = stopped = None
-    with _StopWatch(monitor) as watch:
-        try:
-            result = train(network, data, loss, options)
-        except StopTraining as stop:
-            network.eval()
-            stopped = _interrupted_training(stop)
-    trained = result if result is not None else stopped
-    metrics = _replay(trained, monitor, complete=result is not None) if trained else {}
+    train(network, data, loss, options)
+    final = {
+        name: monitor.last(name) for name in monitor.reported() if name.startswith("training_")
+    }
     if options.validation_data is not None:
-        metrics.update(_validation_metrics(network, options, loss))
-    reason = watch.reason if result is None else None
+        final.update(_validation_metrics(network, options, loss))
+    reason = monitor.stop_reason if live.stopped else None
     chart = _chart(network, options, loss) if monitor.artifacts is not None else None
-    return TrialOutcome(metrics, _best(monitor, metrics), _status(reason), reason), network, chart
+    return TrialOutcome(final, _best(monitor, final), _status(reason), reason), network, chart
 
 
 def _shape(value: Any) -> str:
     if isinstance(value, tuple | list):
         return f"{type(value).__name__} of {len(value)}"
     return type(value).__name__
-
-
-def _interrupted_training(stop: BaseException) -> Any:
-    """The history and metric names of a train() call that a stop request interrupted,
-    found on its trainer in the traceback (until train() takes callbacks); None if absent."""
-    from deeptoolbox.training import TrainingHistory
-
-    frame_tb = stop.__traceback__
-    while frame_tb is not None:
-        trainer = frame_tb.tb_frame.f_locals.get("self")
-        if isinstance(getattr(trainer, "history", None), TrainingHistory):
-            with contextlib.suppress(Exception):
-                trainer.flush()  # losses of the last iterations not yet in the history
-            return types.SimpleNamespace(history=trainer.history,
-                                         metrics=list(getattr(trainer, "metrics", [])))  # fmt: skip
-        frame_tb = frame_tb.tb_next
-    return None
-
-
-def _replay(result, monitor: Monitor, complete: bool = True) -> dict[str, float]:
-    """Copy train()'s history into the monitor (a callback will record it live later)."""
-    names = ["training_loss", *[f"training_{m}" for m in result.metrics], "validation_loss",
-             *[f"validation_{m}" for m in result.metrics]]  # fmt: skip
-    monitor.metrics = names
-    monitor.info = ["epoch", "learn_rate"]
-    for row in result.history.iterations:
-        values = {"training_loss": row.get("loss")}
-        values.update({f"training_{m}": row.get(m) for m in result.metrics})
-        values.update({k: v for k, v in row.items() if k.startswith("validation_")})
-        values = {k: v for k, v in values.items() if k in names and v is not None}
-        monitor.record(row["iteration"], **values)
-    last = result.history.iterations[-1] if result.history.iterations else {}
-    monitor.update_info(epoch=last.get("epoch"), learn_rate=last.get("learn_rate"))
-    if complete:
-        monitor.progress = 100
-    final = {}
-    for name in ("training_loss", *[f"training_{m}" for m in result.metrics]):
-        value = monitor.last(name)
-        if value is not None:
-            final[name] = value
-    return final
 
 
 def _validation_metrics(network, options, loss) -> dict[str, float]:
@@ -252,14 +215,20 @@ def _validation_metrics(network, options, loss) -> dict[str, float]:
 
 def _chart(network, options, loss):
     """Confusion chart on the validation data for classification networks."""
-    from deeptoolbox.training._evaluate import _gather
+    from deeptoolbox.training import evaluate
     from deeptoolbox.training._losses import loss_function
 
     if options.validation_data is None or loss_function(loss).name != "crossentropy":
         return None
+    seen: dict[str, Any] = {}
 
-    outputs, targets, _ = _gather(network, options.validation_data, options.mini_batch_size,
-                                  loss_function(loss))  # fmt: skip
+    def capture(outputs, targets) -> float:  # evaluate() reads the data as train() does
+        seen.update(outputs=outputs, targets=targets)
+        return 0.0
+
+    evaluate(network, options.validation_data, [capture], batch_size=options.mini_batch_size)
+    outputs, targets = seen["outputs"], seen["targets"]
+    outputs = outputs[0] if isinstance(outputs, tuple | list) else outputs
     classes = list(getattr(network, "classes", None) or range(outputs.shape[-1]))
     predicted = outputs.argmax(-1).cpu().numpy()
     truth = targets.argmax(-1) if targets.dim() > 1 else targets
@@ -267,17 +236,20 @@ def _chart(network, options, loss):
             [str(c) for c in classes])  # fmt: skip
 
 
-class _StopWatch:
-    """Turns a stop request into StopTraining inside train() (POSIX main thread only).
+class _LastResort:
+    """Ends custom training code that does not return when its trial is asked to stop.
 
-    Workaround until train() takes callbacks: a watcher thread sends SIGUSR1 to the main
-    thread, whose handler raises StopTraining while training runs. A callback returning
-    "stop" will replace this (docs/experiments.md, "Stopping built-in training").
+    Built-in training stops through its callback (:class:`TrialCallback`). A custom setup
+    should check ``monitor.stop_requested``; when it has not returned ``grace`` seconds
+    after a request, a watcher thread sends SIGUSR1 to the main thread, whose handler
+    raises StopTraining there (POSIX main thread only). That may land anywhere, even in an
+    import, so it is kept for code that would otherwise run on; the trial keeps what it
+    recorded until then.
     """
 
-    def __init__(self, monitor: Monitor, interval: float = 0.5) -> None:
-        self.monitor, self.interval = monitor, interval
-        self.reason: str | None = None
+    def __init__(self, monitor: Monitor, grace: float = LAST_RESORT_SECONDS,
+                 interval: float = 0.5) -> None:  # fmt: skip
+        self.monitor, self.grace, self.interval = monitor, grace, interval
         self.active = False
         self.usable = (
             hasattr(signal, "pthread_kill")
@@ -285,7 +257,7 @@ class _StopWatch:
             and monitor._link is not None
         )
 
-    def __enter__(self) -> _StopWatch:
+    def __enter__(self) -> _LastResort:
         if not self.usable:
             return self
         self.active, self.done = True, threading.Event()
@@ -303,8 +275,8 @@ class _StopWatch:
         main = threading.main_thread().ident
         while not self.done.wait(self.interval):
             if self.monitor.stop_requested:
-                self.reason = self.monitor.stop_reason
-                signal.pthread_kill(main, signal.SIGUSR1)
+                if not self.done.wait(self.grace):
+                    signal.pthread_kill(main, signal.SIGUSR1)
                 return
 
     def __exit__(self, *exc) -> None:

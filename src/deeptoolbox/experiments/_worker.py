@@ -66,13 +66,16 @@ class _Link:
         self.trial.report(value, step)
         return prune and self.trial.should_prune()
 
-    def push(self, progress: float, info: dict[str, Any], force: bool) -> None:
+    def push(self, monitor: Monitor, force: bool) -> None:
+        """Send the monitor's progress, info, latest metric values and curves to the store
+        (at most every PUSH_SECONDS unless forced), so a running trial shows its progress."""
         now = time.monotonic()
         if not force and now - self.last_push < PUSH_SECONDS:
             return
         self.last_push = now
-        plain = json.loads(json.dumps(info, default=str))
-        self.store.set_trial(self.trial._trial_id, progress=progress, info=plain)
+        plain = json.loads(json.dumps(monitor.info_values, default=str))
+        self.store.set_trial(self.trial._trial_id, progress=monitor.progress, info=plain,
+                             metrics=monitor.latest(), curves=monitor.curves())  # fmt: skip
 
     def stop_reason(self) -> str | None:
         now = time.monotonic()
@@ -157,6 +160,7 @@ def _record(experiment, store: Store, trial, outcome, started: float, monitor: M
         trial._trial_id, metrics=outcome.metrics, best=outcome.best, status=outcome.status,
         duration=time.time() - started, files=outcome.files, error=outcome.reason,
         progress=monitor.progress, info=json.loads(json.dumps(monitor.info_values, default=str)),
+        curves=monitor.curves(),
     )  # fmt: skip
     value = outcome.metrics.get(experiment.metric)
     if outcome.status == "pruned":
