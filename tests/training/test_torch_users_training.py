@@ -152,6 +152,35 @@ def test_dict_and_tuple_outputs_work_in_predict_evaluate_and_classify():
     torch.testing.assert_close(c, d_c)
 
 
+class TupleOutput(DictOutput):
+    def forward(self, x):
+        return tuple(super().forward(x).values())
+
+
+def first_logits(outputs):
+    return outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+
+
+@pytest.mark.parametrize("make", [DictOutput, TupleOutput])
+def test_evaluate_scores_a_built_in_loss_on_the_first_output(make):
+    x, y = blobs()
+    torch.manual_seed(0)
+    module = make()
+    with torch.no_grad():
+        logits = module.body(x)
+    values = evaluate(module, (x, y), ["accuracy", "loss"], loss="crossentropy")
+    assert values["loss"] == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-5)
+    assert values["accuracy"] == pytest.approx(float((logits.argmax(1) == y).float().mean()))
+    custom = evaluate(module, (x, y), ["accuracy"], loss=lambda out, t: first_logits(out).sum())
+    assert custom["loss"] == pytest.approx(float(logits.sum()), rel=1e-4)  # all the outputs
+
+
+def test_a_built_in_loss_on_dict_outputs_in_train_names_them():
+    x, y = blobs()
+    with pytest.raises(OptionError, match=r"3 outputs \('logits', 'features', 'aux_loss'\)"):
+        train(DictOutput(), (x, y), "crossentropy", quiet(max_epochs=1))
+
+
 def test_train_leaves_global_random_state_alone_and_stays_reproducible():
     x, y = blobs()
     nets = []

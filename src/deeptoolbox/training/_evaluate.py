@@ -16,11 +16,12 @@ from deeptoolbox.inference import (
 )
 from deeptoolbox.training._confusion import ConfusionChart, confusion_chart
 from deeptoolbox.training._data import data_source
-from deeptoolbox.training._losses import Loss, logits_mode, loss_function
+from deeptoolbox.training._losses import Loss, _CallableLoss, logits_mode, loss_function
 from deeptoolbox.training._metrics import (
     REGRESSION_METRICS,
     check_metrics,
     compute_metrics,
+    primary,
     real_steps,
 )
 
@@ -97,6 +98,8 @@ def evaluate(
     source = data_source(net, data, padding, "evaluate: `data`").configure(batch_size, "never", 0)
     outputs, targets = _gather(net, source, batch_size, loss_object)
     values = compute_metrics(metrics, outputs, targets, task=task, loss=loss_object)
-    if loss is not None:
-        values["loss"] = float(loss_object(outputs, targets))
+    if loss is not None:  # a callable loss sees every output; a built-in one the first
+        own = isinstance(loss_object, _CallableLoss)
+        scored = (outputs, targets) if own else (primary(outputs), primary(targets))
+        values["loss"] = float(loss_object(*scored))
     return values

@@ -186,9 +186,10 @@ class Loss:
         return f"Loss({self.name!r})"
 
     def __call__(self, outputs: Any, targets: Any, mask: torch.Tensor | None = None):
-        if isinstance(outputs, tuple):
+        if isinstance(outputs, tuple | list | dict):
+            named = f" ({', '.join(map(repr, outputs))})" if isinstance(outputs, dict) else ""
             raise OptionError(
-                f"train: the network has {len(outputs)} outputs; the built-in loss "
+                f"train: the network has {len(outputs)} outputs{named}; the built-in loss "
                 f"{self.name!r} needs one. Pass a callable loss(outputs, targets)."
             )
         if targets is None:
