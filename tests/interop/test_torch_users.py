@@ -612,3 +612,13 @@ def test_mode_switch_passes_on_the_value_of_the_current_mode():
     assert switch.output_shape([(3,), (3,)]) == (3,)
     with pytest.raises(dtb.errors.SizeMismatchError, match="training side gives size"):
         switch.output_shape([(3,), (4,)])
+
+
+def test_a_parametrized_module_kept_opaque_is_named_in_a_warning():
+    """weight_norm on a submodule: from_torch cannot map it and says so (it used to be silent)."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Linear(3, 4)), nn.ReLU())
+    x = torch.randn(2, 3)
+    with pytest.warns(UserWarning, match="Linear with parametrized weight.*dtb.save refuses"):
+        net = from_torch(module, x)
+    assert torch.allclose(net(x), module(x))

@@ -550,6 +550,7 @@ class Converter:
             return mapped
         arguments = module_arguments(module)
         if arguments is None:
+            _warn_parametrized(module)
             copied = _copied(module)
             state = module.state_dict(keep_vars=True) if copied is not module else {}
             return OpaqueModule(copied, **common), {f"module.{k}": v for k, v in state.items()}
@@ -647,6 +648,24 @@ def _tie(owner: nn.Module, attribute: str, source: nn.Module, source_attribute: 
         return False
     setattr(owner, attribute, shared)
     return True
+
+
+def _warn_parametrized(module: nn.Module) -> None:
+    """A module with weight_norm / spectral_norm (torch.nn.utils.parametrize) has no toolbox
+    layer: it stays one opaque layer, which runs and exports but cannot be saved. Say so."""
+    if not torch.nn.utils.parametrize.is_parametrized(module):
+        return
+    names = sorted(getattr(module, "parametrizations", {}).keys())
+    base = type(module).__mro__[1].__name__ if len(type(module).__mro__) > 1 else "module"
+    warnings.warn(
+        f"from_torch: a {base} with parametrized {', '.join(names) or 'weights'} "
+        "(weight_norm / spectral_norm) is kept as an opaque layer: the network runs, trains and "
+        "exports, but dtb.save refuses it. To get a toolbox layer, convert the module without "
+        "the parametrization (torch.nn.utils.parametrize.remove_parametrizations(module, "
+        "'weight')) and apply it to the converted layer afterwards; saving keeps it.",
+        UserWarning,
+        stacklevel=5,
+    )
 
 
 def _warn_training_only(module: nn.Module, name: str, calls: list[str]) -> None:
