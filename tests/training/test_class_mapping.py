@@ -108,13 +108,3 @@ def test_class_indices_without_names_are_used_as_they_are():
     ds = ArrayDatastore(np.zeros((2, 1)), targets=np.array([0, 1]))  # ints: indices, not names
     source = data_source(net, ds, SequencePadding(), "data").configure(2, "never", 0)
     assert next(source.epoch(0))[0].target.tolist() == [0, 1]
-
-
-def test_string_labels_in_an_array_tuple_are_refused_with_the_datastore_hint():
-    from deeptoolbox.errors import DataError
-
-    x = np.eye(3, dtype=np.float32).repeat(2, axis=0)
-    labels = np.array(["a", "b", "c"] * 2)  # as dtb.datasets.digits() returns them
-    net = Network([L.FeatureInput(3), L.Dense(3), L.Softmax()])
-    with pytest.raises(DataError, match=r"ArrayDatastore\(inputs, targets=labels\)"):
-        train(net, (x, labels), "crossentropy", TrainingOptions(max_epochs=1, verbose=False))

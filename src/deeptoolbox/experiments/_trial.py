@@ -261,19 +261,14 @@ def _validation_metrics(network, options, loss) -> dict[str, float]:
 
 def _chart(network, options, loss):
     """Confusion chart on the validation data for classification networks."""
-    from deeptoolbox.inference import SequencePadding
-    from deeptoolbox.training._data import data_source
     from deeptoolbox.training._evaluate import _gather
     from deeptoolbox.training._losses import loss_function
 
     if options.validation_data is None or loss_function(loss).name != "crossentropy":
         return None
 
-    padding = SequencePadding(options.sequence_length, options.sequence_padding_direction,
-                              options.sequence_padding_value)  # fmt: skip
-    source = data_source(network, options.validation_data, padding, "validation_data")
-    source = source.configure(options.mini_batch_size, "never", 0)
-    outputs, targets = _gather(network, source, options.mini_batch_size, loss_function(loss))
+    outputs, targets, _ = _gather(network, options.validation_data, options.mini_batch_size,
+                                  loss_function(loss))  # fmt: skip
     classes = list(getattr(network, "classes", None) or range(outputs.shape[-1]))
     predicted = outputs.argmax(-1).cpu().numpy()
     truth = targets.argmax(-1) if targets.dim() > 1 else targets

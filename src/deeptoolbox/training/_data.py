@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
-from deeptoolbox.errors import DataError, InputSizeError, OptionError
+from deeptoolbox.errors import InputSizeError, OptionError
 from deeptoolbox.inference import (
     SequencePadding,
     as_sequence_data,
@@ -51,12 +51,6 @@ class Batch:
 
 
 def _tensor(value: Any) -> Any:
-    if isinstance(value, np.ndarray) and value.dtype.kind in "USO":
-        raise DataError(
-            f"train: the data holds a NumPy array of {value.dtype} values (shape {value.shape}), "
-            "which cannot become a tensor. String class labels are read through a datastore, "
-            "which names the classes: dtb.data.ArrayDatastore(inputs, targets=labels)."
-        )
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(value)
     if isinstance(value, torch.Tensor) and value.dtype == torch.float64:
