@@ -146,16 +146,3 @@ def controlling_setup(params, monitor):
         while not monitor.stop_requested and time.monotonic() - started < 30:
             time.sleep(0.1)
     return {}
-
-
-def tiny_built_in_setup(params):
-    """Built-in classification with a validation datastore (named classes), a few iterations."""
-    images, labels = digits()
-    data = dtb.data.ArrayDatastore(images[:200], targets=labels[:200])
-    train_data, validation = data.split(0.75, seed=0)
-    net = digits_network(params["filters"])
-    options = dtb.TrainingOptions(
-        solver="adam", max_epochs=1, mini_batch_size=50, validation_data=validation,
-        metrics=["accuracy"], verbose=False,
-    )  # fmt: skip
-    return net, train_data, "crossentropy", options

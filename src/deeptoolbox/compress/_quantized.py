@@ -14,7 +14,6 @@ from torch import nn
 
 from deeptoolbox.compress._errors import CompressionError, require
 from deeptoolbox.compress._onnx_quant import session, write_atomically
-from deeptoolbox.errors import InputSizeError
 
 METADATA_PREFIX = "deeptoolbox."
 
@@ -168,6 +167,8 @@ class OnnxRuntimeEngine:
         return [torch.from_numpy(np.asarray(v)) for v in self._session.run(self._outputs, feeds)]
 
     def _check_shapes(self, feeds: dict[str, np.ndarray]) -> None:
+        from deeptoolbox.errors import InputSizeError
+
         for spec in self._session.get_inputs():
             found = feeds[spec.name].shape if spec.name in feeds else None
             expected = [d if isinstance(d, int) else None for d in spec.shape]
