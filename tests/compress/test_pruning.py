@@ -218,3 +218,14 @@ def test_unprunable_layer_is_named_with_the_reason():
 def test_taylor_without_data_is_refused():
     with pytest.raises(OptionError, match="`data`"):
         prune(small_cnn(), ratio=0.5, importance="taylor")
+
+
+def test_pruning_does_not_warn_that_layers_were_reinitialized(recwarn):
+    # The sliced weights of the layers whose sizes change are loaded right after the surgery,
+    # so Network's "were re-initialized" warning would be false (the CLI printed it).
+    net = small_cnn().eval()
+    pruned = prune(net, ratio=0.5).network
+    assert not [w for w in recwarn if "re-initialized" in str(w.message)]
+    kept = [next(i for i in range(16) if torch.equal(net.layer("conv1").weight[i], w))
+            for w in pruned.layer("conv1").weight]  # fmt: skip
+    assert torch.equal(pruned.layer("bn1").weight, net.layer("bn1").weight[kept])

@@ -168,6 +168,19 @@ def test_wrong_size_calibration_data_names_the_input_layer():
         Quantizer(net).calibrate(torch.randn(10, 3))
 
 
+def test_an_image_without_its_batch_dimension_is_an_input_size_error_with_the_hint(tmp_path):
+    net = dtb.Network([L.ImageInput((1, 4, 4), name="image"), L.Flatten(), L.Dense(2)])
+    quantizer = Quantizer(net)
+    quantizer.calibrate(torch.rand(16, 1, 4, 4))
+    for qnet in (quantizer.quantize(), QuantizedNetwork.load(quantizer.quantize().save(
+            tmp_path / "q.onnx"))):  # fmt: skip
+        with pytest.raises(InputSizeError, match=r"'image'.*N x 1 x 4 x 4.*\(1, 4, 4\).*unsqueeze"):
+            qnet.classify(torch.rand(1, 4, 4))
+        with pytest.raises(InputSizeError, match=r"N x 1 x 4 x 4.*\(2, 1, 4, 5\)"):
+            qnet.predict(torch.rand(2, 1, 4, 5))
+        assert qnet.predict(torch.rand(3, 1, 4, 4)).shape == (3, 2)
+
+
 def test_bad_options_are_named():
     net = dtb.Network([L.FeatureInput(4), L.Dense(2)])
     with pytest.raises(OptionError, match="target"):

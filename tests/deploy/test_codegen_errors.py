@@ -234,3 +234,15 @@ def test_a_stateful_recurrent_layer_is_unsupported(tmp_path):
         generate_c(net, tmp_path, sequence_length=5, verbose=False)
     assert not codegen_support(net).row("lstm").supported
     assert not (tmp_path / "net.c").exists()
+
+
+def test_codegen_command_int8_without_calibration_names_the_command_line_flag(tmp_path, capsys):
+    from deeptoolbox import save
+    from deeptoolbox.cli import main
+
+    model = save(Network([L.FeatureInput(3), L.Dense(2)]), tmp_path / "m.zip")
+    argv = ["codegen", str(model), "--out", str(tmp_path / "q"), "--precision", "int8"]
+    assert main(argv) == 2
+    message = capsys.readouterr().err
+    assert "--calibration" in message and "calibration_data=" not in message
+    assert not (tmp_path / "q").exists()

@@ -297,3 +297,27 @@ def test_a_trial_left_running_by_a_dead_process_is_failed_or_requeued(tmp_path, 
         assert summary.counts == {"crashed": 1, "completed": 2} and done == [0.5, 1.0]
     else:
         assert summary.counts == {"crashed": 1, "completed": 3} and done == [0.0, 0.5, 1.0]
+
+
+def tiny_built_in_setup(params):
+    """Built-in classification with a validation datastore (named classes), a few iterations."""
+    from experiment_setups import digits_network
+
+    images, labels = dtb.datasets.digits()
+    data = dtb.data.ArrayDatastore(images[:200], targets=labels[:200])
+    train_data, validation = data.split(0.75, seed=0)
+    options = dtb.TrainingOptions(
+        solver="adam", max_epochs=1, mini_batch_size=50, validation_data=validation,
+        metrics=["accuracy"], verbose=False,
+    )  # fmt: skip
+    return digits_network(params["filters"]), train_data, "crossentropy", options
+
+
+def test_a_built_in_classification_trial_with_validation_data_writes_its_confusion_chart(
+    tmp_path,
+):
+    experiment, summary = run(tmp_path, tiny_built_in_setup, {"filters": [2]})
+    record = experiment.trial(0)
+    assert summary.counts == {"completed": 1}, record.traceback
+    assert (record.artifacts / "confusion.png").stat().st_size > 1000
+    assert 0.0 <= record.metrics["validation_accuracy"] <= 1.0

@@ -239,3 +239,21 @@ def test_a_subclass_can_stop_training_and_is_named_by_callback_name():
     result = train(fresh(), data(), "crossentropy", options(max_epochs=4, callbacks=[Budget()]))
     assert result.stop_reason == "stopped by callback iteration budget (on_iteration_end)"
     assert result.history.column("iteration") == [1, 2]
+
+
+def test_on_batch_start_returning_a_tensor_instead_of_a_list_names_the_callback():
+    class Zeros(Callback):
+        def on_batch_start(self, state, inputs, targets):
+            return torch.zeros_like(inputs[0])  # a tensor, not [tensor]
+
+    with pytest.raises(OptionError, match=r"Zeros\.on_batch_start.*list of 1 replacement"):
+        train(fresh(), data(), "crossentropy", options(callbacks=[Zeros()]))
+
+
+def test_a_monitor_metric_train_never_gives_is_warned_about(tmp_path):
+    monitor = TrainingProgressMonitor(metrics=["loss", "val_loss"], path=tmp_path / "m.png")
+    x, y = data()
+    with pytest.warns(UserWarning, match=r"no values for the metrics \['val_loss'\]"):
+        train(fresh(), (x, y), "crossentropy",
+              options(validation_data=(x, y), validation_frequency=2, callbacks=[monitor]))  # fmt: skip
+    assert monitor.values("loss") and not monitor.values("val_loss")

@@ -164,7 +164,31 @@ class OnnxRuntimeEngine:
 
     def run(self, names: Sequence[str], inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         feeds = {n: x.detach().cpu().float().numpy() for n, x in zip(names, inputs, strict=True)}
+        self._check_shapes(feeds)
         return [torch.from_numpy(np.asarray(v)) for v in self._session.run(self._outputs, feeds)]
+
+    def _check_shapes(self, feeds: dict[str, np.ndarray]) -> None:
+        from deeptoolbox.errors import InputSizeError
+
+        for spec in self._session.get_inputs():
+            found = feeds[spec.name].shape if spec.name in feeds else None
+            expected = [d if isinstance(d, int) else None for d in spec.shape]
+            if found is None or (
+                len(found) == len(expected)
+                and all(e is None or e == f for e, f in zip(expected, found, strict=True))
+            ):
+                continue
+            shown = " x ".join("N" if e is None else str(e) for e in expected)
+            hint = (
+                " Hint: the batch dimension is missing; add it with x.unsqueeze(0) for a "
+                "tensor, x[None] for a numpy array."
+                if len(found) == len(expected) - 1
+                else ""
+            )
+            raise InputSizeError(
+                f"QuantizedNetwork input '{spec.name}' expects a batch of size {shown}; "
+                f"received a batch of size {tuple(found)}.{hint}"
+            )
 
     def serialized(self) -> bytes:
         return self._bytes

@@ -8,6 +8,7 @@ configuration alone. Only the public editing API of the Network is used.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch import nn
@@ -162,12 +163,16 @@ def remove_channels(
     plans = {name: _sliced_layer(net, graph, name, kept, heads) for name in net.layer_names}
     pruned = copy.deepcopy(net)
     frozen = set(net.frozen_layers)
-    for name, (layer, _) in plans.items():
-        if layer is not None:
-            factor = net.learn_rate_factor(name)
-            pruned.replace_layer(name, layer)
-            if factor != 1.0:
-                pruned.set_learn_rate_factor(name, factor)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pruned._deferred():  # one size resolution for all the replaced layers
+            for name, (layer, _) in plans.items():
+                if layer is not None:
+                    factor = net.learn_rate_factor(name)
+                    pruned.replace_layer(name, layer)
+                    if factor != 1.0:
+                        pruned.set_learn_rate_factor(name, factor)
+    _rewarn(caught, [n for n in pruned._resolution.reinitialized if plans[n][1] is None])
     for name, (_, state) in plans.items():
         if state is not None:
             _load(pruned.layer(name), state)
@@ -175,6 +180,15 @@ def remove_channels(
         pruned.freeze(sorted(frozen))
     pruned.initialize()
     return pruned
+
+
+def _rewarn(caught: list[warnings.WarningMessage], not_restored: list[str]) -> None:
+    """Re-issue the warnings of the surgery, except that of re-initialized layers whose sliced
+    weights are loaded right after (all of them, unless ``not_restored`` names some)."""
+    for record in caught:
+        if "were re-initialized" in str(record.message) and not not_restored:
+            continue
+        warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
 
 
 def _load(module: nn.Module, state: State) -> None:

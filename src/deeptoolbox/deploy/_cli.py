@@ -77,6 +77,14 @@ def run_codegen(args: argparse.Namespace) -> int:
     from deeptoolbox.deploy._codegen import generate_c
     from deeptoolbox.interop import read_model
 
+    if args.precision == "int8" and args.calibration is None:
+        from deeptoolbox.errors import CodegenError
+
+        raise CodegenError(
+            "codegen: --precision int8 needs the value ranges of the network: pass "
+            "--calibration FILE (.npy with a few hundred typical inputs, or .npz with one array "
+            "per input)."
+        )
     net = read_model(args.model)
     calibration = load_calibration(args.calibration)
     generate_c(

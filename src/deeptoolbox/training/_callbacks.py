@@ -210,8 +210,23 @@ class Callbacks:
         for callback, method in self.bound["on_batch_start"]:
             replaced = _guarded(callback, "on_batch_start", method, state, inputs, targets)
             if replaced is not None:
-                inputs = list(replaced)
+                inputs = _checked_replacement(callback, replaced, len(inputs))
         return inputs
+
+
+def _checked_replacement(callback: Any, replaced: Any, count: int) -> list[Any]:
+    if isinstance(replaced, list | tuple) and len(replaced) == count:
+        return list(replaced)
+    found = (
+        f"a {type(replaced).__name__} of {len(replaced)} items"
+        if isinstance(replaced, list | tuple)
+        else f"a {type(replaced).__name__}"
+    )
+    raise OptionError(
+        f"train(): the callback {callback_name(callback)}.on_batch_start must return None or a "
+        f"list of {count} replacement input(s), one per network input. Received {found}. "
+        "Hint: for one input, return [new_inputs] (a list), not the tensor itself."
+    )
 
 
 def _guarded(callback: Any, hook: str, method: Any, *args: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -452,8 +453,10 @@ class TrainingProgressMonitor:
         names, ``validation_loss``, ``validation_<metric>``) at logged iterations, copy the
         declared info fields, set ``progress``; returns ``stop`` (True stops train())."""
         if info.get("logged"):
+            record = info_record(info)
+            self._offered = getattr(self, "_offered", set()) | set(record)
             values = {
-                k: v for k, v in info_record(info).items()
+                k: v for k, v in record.items()
                 if k in self._data and isinstance(v, int | float) and not isinstance(v, bool)
             }  # fmt: skip
             if values:
@@ -466,8 +469,19 @@ class TrainingProgressMonitor:
         return self.stop
 
     def on_train_end(self, result: Any) -> None:
-        """Show the stop reason as the status and draw the plot."""
+        """Show the stop reason as the status, draw the plot, and warn about declared metrics
+        that train() never gave (a misspelt name such as ``val_loss``)."""
         self.status = result.stop_reason
+        offered = getattr(self, "_offered", set())
+        missing = [m for m in self.metrics if m not in offered and not self._data[m][0]]
+        if missing:
+            warnings.warn(
+                f"TrainingProgressMonitor: train() gave no values for the metrics {missing}. "
+                f"It gives {sorted(n for n in offered if n not in ('epoch', 'iteration'))}: "
+                "`loss`, `learn_rate`, the options' `metrics` and `validation_loss` / "
+                "`validation_<metric>` (with validation_data).",
+                stacklevel=2,
+            )
         self.save()
 
 
