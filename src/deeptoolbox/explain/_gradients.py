@@ -180,7 +180,9 @@ def _base_seed(seed: int | None) -> int:
     return seed
 
 
-def smoothgrad_noise(shape: tuple[int, ...], num_samples: int, seed: int, index: int) -> torch.Tensor:
+def smoothgrad_noise(
+    shape: tuple[int, ...], num_samples: int, seed: int, index: int
+) -> torch.Tensor:
     """The standard normal noise (num_samples, *shape) of observation ``index`` for ``seed``.
 
     Example:
@@ -206,7 +208,9 @@ def _smoothgrad(
     noisy = x.unsqueeze(1) + draws * scale.reshape(-1, 1, *([1] * len(shape)))
     noisy = noisy.reshape(-1, *shape).requires_grad_(True)
     repeated = weights.repeat_interleave(count, dim=0)
-    grads = captum_attr().Saliency(scorer).attribute(
-        noisy, additional_forward_args=(repeated,), abs=True
+    grads = (
+        captum_attr()
+        .Saliency(scorer)
+        .attribute(noisy, additional_forward_args=(repeated,), abs=True)
     )
     return grads.reshape(len(x), count, *shape).mean(1)
