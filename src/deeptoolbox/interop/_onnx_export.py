@@ -290,8 +290,8 @@ def _sample_inputs(net, given, *, batch: int, seed: int = 0) -> list[torch.Tenso
         return [given] if isinstance(given, torch.Tensor) else list(given)
     if not isinstance(net, Network):
         raise OptionError(
-            f"export_onnx: a plain {type(net).__name__} needs `example_inputs` (a tensor or tuple "
-            "of tensors, with the batch dimension). "
+            f"export_onnx: a plain {type(net).__name__} needs `example_inputs` (formerly "
+            "`sample_inputs`; a tensor or tuple of tensors, with the batch dimension). "
             "Example: example_inputs=torch.randn(1, 3, 224, 224)."
         )
     return sample_inputs(net, batch=batch, length=9 + seed, seed=seed)
