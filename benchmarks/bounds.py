@@ -12,7 +12,7 @@ during the call) and the mean bound width of each, and the ratios ours / theirs.
 
 Then two verification rows: ``verify_robustness`` on a 64x64 CNN with about 6,000 parameters
 (one image, epsilon 0.5/255), and the time limit on a torchvision ResNet-18 converted with
-``from_torch`` (``time_limit=5``; skipped without torchvision).
+``from_torch`` (``timeout=5``; skipped without torchvision).
 
 Run: ``.venv/bin/python benchmarks/bounds.py [--rounds 3] [--epsilon 0.02] [--threads 1]``.
 Recorded figures live in docs/performance.md.
@@ -287,11 +287,9 @@ def verification_rows(args) -> None:
     net = from_torch(model, torch.zeros(1, 3, 224, 224)).eval()
     x = torch.rand(1, 3, 224, 224)
     label = int(net(x).argmax())
-    seconds, memory, result = measure(
-        lambda: verify_robustness(net, x, label, 2 / 255, time_limit=5)
-    )
+    seconds, memory, result = measure(lambda: verify_robustness(net, x, label, 2 / 255, timeout=5))
     print(
-        f"verify_robustness ResNet-18 224x224 (from_torch), time_limit=5: {result.status[0]}, "
+        f"verify_robustness ResNet-18 224x224 (from_torch), timeout=5: {result.status[0]}, "
         f"{seconds:.2f} s, peak memory growth {memory / 2**20:.0f} MB; notes: {result.notes}"
     )
 

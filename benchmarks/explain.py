@@ -118,7 +118,7 @@ def main() -> None:
         "Occlusion sensitivity, 8x8 mask, stride 4",
         {
             "toolbox occlusion_sensitivity": lambda: occlusion_sensitivity(
-                net, x, mask_size=8, stride=4, mask_value=0.0
+                net, x, mask_size=8, stride=4, baseline=0.0
             ),
             "Captum Occlusion (perturbations_per_eval=1)": lambda: Occlusion(net).attribute(
                 x, target=predicted, baselines=0.0, **window

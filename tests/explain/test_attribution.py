@@ -1,5 +1,7 @@
 """Gradient attribution and occlusion sensitivity: references, Captum, known regions, errors."""
 
+from unittest import mock
+
 import pytest
 import torch
 from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
@@ -14,6 +16,7 @@ from deeptoolbox.explain import (
     gradient_attribution,
     occlusion_sensitivity,
 )
+from deeptoolbox.explain._gradients import smoothgrad_noise
 
 
 def smooth_net(softmax: bool = True) -> Network:
@@ -62,21 +65,41 @@ def test_integrated_gradients_completeness_and_captum_agreement():
     torch.testing.assert_close(ig, captum, atol=1e-5, rtol=1e-4)
 
 
-def test_smoothgrad_matches_noise_tunnel_with_same_noise():
+def test_smoothgrad_matches_noise_tunnel_on_one_observation_with_same_noise():
+    """Issue 12 changed SmoothGrad's noise scale from the chunk's range to each observation's
+    range, drawn per observation: on one observation that is NoiseTunnel with the same noise."""
     net = smooth_net()
-    x = torch.rand(2, 2, 6, 6)
-    logits = logits_of(net)  # builds a network: seeds the generator, so before the seeding
-    torch.manual_seed(3)
-    ours = gradient_attribution(net, x, 0, method="smoothgrad", samples=8, reduce=None)
-    torch.manual_seed(3)
-    captum = NoiseTunnel(Saliency(logits)).attribute(
-        x, nt_type="smoothgrad", nt_samples=8, stdevs=0.15 * float(x.max() - x.min()),
-        target=0, abs=True,
-    )  # fmt: skip
+    x = torch.rand(1, 2, 6, 6)
+    logits = logits_of(net)
+    ours = gradient_attribution(net, x, 0, method="smoothgrad", samples=8, reduce=None, seed=3)
+    noise = smoothgrad_noise((2, 6, 6), 8, seed=3, index=0)
+    stdev = 0.15 * float(x.max() - x.min())
+    with mock.patch.object(torch, "normal", lambda mean, std: mean + noise * std):
+        captum = NoiseTunnel(Saliency(logits)).attribute(
+            x, nt_type="smoothgrad", nt_samples=8, stdevs=stdev, target=0, abs=True,
+        )  # fmt: skip
     torch.testing.assert_close(ours, captum)
+    again = gradient_attribution(net, x, 0, method="smoothgrad", num_samples=8, reduce=None, seed=3)
+    torch.testing.assert_close(ours, again)
     torch.manual_seed(4)
-    other = gradient_attribution(net, x, 0, method="smoothgrad", samples=8, reduce=None)
+    other = gradient_attribution(net, x, 0, method="smoothgrad", num_samples=8, reduce=None)
     assert not torch.allclose(ours, other)
+
+
+def test_smoothgrad_does_not_depend_on_batch_size_and_scales_per_observation():
+    net = smooth_net()
+    x = torch.rand(5, 2, 6, 6)
+    x[3] *= 50  # a wide observation: the others' noise must not grow with it
+    options = {"method": "smoothgrad", "num_samples": 6, "reduce": None, "seed": 7}
+    whole = gradient_attribution(net, x, **options, batch_size=64)
+    chunked = gradient_attribution(net, x, **options, batch_size=2)
+    torch.testing.assert_close(chunked, whole)
+    alone = gradient_attribution(net, x[:1], **options)  # observation 0, its own range
+    torch.testing.assert_close(alone, whole[:1])
+    torch.manual_seed(0)
+    unseeded = gradient_attribution(net, x, method="smoothgrad", num_samples=6, batch_size=2)
+    torch.manual_seed(0)
+    assert torch.equal(unseeded, gradient_attribution(net, x, method="smoothgrad", num_samples=6))
 
 
 @pytest.mark.parametrize("method", GRADIENT_METHODS)
@@ -163,7 +186,7 @@ def test_errors():
         gradient_attribution(net, x, target=3)
     with pytest.raises(OptionError, match=r"`mask_size` \(7, 7\) is larger than the input"):
         occlusion_sensitivity(net, x, mask_size=7)
-    with pytest.raises(OptionError, match="`mask_value` must be 'mean' or a number"):
+    with pytest.raises(OptionError, match="`baseline` must be 'mean' or a number"):
         occlusion_sensitivity(net, x, mask_value="median")
     with pytest.raises(OptionError, match="`stride` must be"):
         occlusion_sensitivity(net, x, stride=(1, 2, 3))

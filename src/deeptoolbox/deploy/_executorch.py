@@ -75,7 +75,8 @@ def _export_program(net: nn.Module, inputs: tuple[torch.Tensor, ...], max_batch_
 
     with tempfile.TemporaryDirectory(prefix="deeptoolbox-pte-") as folder:
         first = Path(folder) / "program.pt2"
-        export_pytorch(net, first, format="exported-program", example_inputs=inputs)
+        export_pytorch(net, first, format="exported-program", example_inputs=inputs,
+                       verify=False)  # deploy.export verifies the .pte file  # fmt: skip
         module = torch.export.load(str(first)).module()
     batch = torch.export.Dim("batch", min=1, max=max_batch_size)
     dynamic = tuple({0: batch} for _ in inputs)

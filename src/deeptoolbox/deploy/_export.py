@@ -251,7 +251,7 @@ def _write_onnx(net: nn.Module, path: Path, settings: ExportSettings) -> None:
     from deeptoolbox.interop._onnx_export import export_onnx
 
     export_onnx(net, path, opset=settings.opset, verify=False,
-                sample_inputs=settings.example_inputs)  # fmt: skip
+                example_inputs=settings.example_inputs)  # fmt: skip
 
 
 def _write_torchscript(net: nn.Module, path: Path, settings: ExportSettings) -> None:
@@ -262,7 +262,8 @@ def _write_torchscript(net: nn.Module, path: Path, settings: ExportSettings) -> 
             "export: a QuantizedNetwork exports as format='onnx' (target 'onnxruntime') or "
             "format='pt2' (target 'torch'), not as TorchScript."
         )
-    export_pytorch(net, path, format="torchscript", example_inputs=settings.example_inputs)
+    export_pytorch(net, path, format="torchscript", example_inputs=settings.example_inputs,
+                   verify=False)  # export() verifies the file itself  # fmt: skip
 
 
 def _write_pt2(net: nn.Module, path: Path, settings: ExportSettings) -> None:
@@ -276,7 +277,8 @@ def _write_pt2(net: nn.Module, path: Path, settings: ExportSettings) -> None:
         return
     from deeptoolbox.interop._torch import export_pytorch
 
-    export_pytorch(net, path, format="exported-program", example_inputs=settings.example_inputs)
+    export_pytorch(net, path, format="exported-program", example_inputs=settings.example_inputs,
+                   verify=False)  # export() verifies the file itself  # fmt: skip
 
 
 def _write_executorch(net: nn.Module, path: Path, settings: ExportSettings) -> None:

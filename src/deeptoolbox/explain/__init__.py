@@ -1,11 +1,13 @@
 """Explain predictions: Grad-CAM, occlusion sensitivity, LIME, gradient attribution, deep dream.
 
-Every explainer has the same call shape, ``method(net, x, target=None, ...)``, takes a
+Every explainer has the same call shape, ``method(net, x, target=None, *, batch_size=...,
+seed=None, ...)``, with one name per idea (``baseline`` for what hides or starts from,
+``num_samples`` for random copies, ``steps`` for iterations); it takes a
 deeptoolbox Network or any ``torch.nn.Module``, explains the predicted class unless told
 otherwise (the score before a final softmax), and returns a map the size of the input (one
 value per pixel or time step; per feature for tabular data). :func:`overlay` and
 :func:`plot_explanations` turn maps into pictures. Captum is the engine where it implements
-the method.
+the method. :func:`deep_dream` visualizes features and stands outside this family.
 
 Example:
     >>> import torch

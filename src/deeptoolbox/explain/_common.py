@@ -491,7 +491,7 @@ def check_positive_int(func: str, option: str, value: object, minimum: int = 1) 
 
 
 def fill_values(func: str, x: torch.Tensor, kind: str, value: object) -> torch.Tensor:
-    """What hidden parts are replaced by: "mean" (per observation and channel) or a number."""
+    """What hidden parts are replaced by (``baseline``): "mean" (per observation and channel) or a number."""
     if isinstance(value, str) and value == "mean":
         if kind in ("image", "volume"):
             return x.mean(dim=tuple(range(2, x.dim())), keepdim=True).expand_as(x)
@@ -500,7 +500,7 @@ def fill_values(func: str, x: torch.Tensor, kind: str, value: object) -> torch.T
         return x.mean(dim=1, keepdim=True).expand_as(x)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise OptionError(
-            f"{func}: `mask_value` must be 'mean' or a number. Received: mask_value={value!r}."
+            f"{func}: `baseline` must be 'mean' or a number. Received: baseline={value!r}."
         )
     return torch.full_like(x, float(value))
 

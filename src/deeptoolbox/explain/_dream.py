@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import OptionError, _LayerReached
 from deeptoolbox.explain._common import (
     channels_first,
@@ -24,12 +25,13 @@ from deeptoolbox.network._network import Network
 __all__ = ["deep_dream"]
 
 
+@renamed_arguments({"iterations": "steps"})
 def deep_dream(
     net: nn.Module,
     layer: str | nn.Module,
     channels: int | Sequence[int],
     *,
-    iterations: int = 10,
+    steps: int = 10,
     octaves: int = 3,
     octave_scale: float = 1.4,
     learn_rate: float = 0.05,
@@ -51,7 +53,8 @@ def deep_dream(
         layer: a layer name or module of ``net``; for Dense layers a channel is an output unit
             (a class score of the last Dense layer). A final Softmax gives its logits.
         channels: a channel index or a list of them: one result per channel.
-        iterations: ascent steps per octave. octaves: number of scales (1 = no pyramid).
+        steps: ascent steps per octave (``iterations``, its deprecated name, still works with
+            a DeprecationWarning). octaves: number of scales (1 = no pyramid).
         learn_rate: step size relative to the input's value range (1 for noise in [0, 1)).
         jitter: largest random shift per step, in positions (0 = none).
         initial: starting input (one observation, or one per channel). Default: uniform
@@ -67,13 +70,13 @@ def deep_dream(
         >>> from deeptoolbox import Network, layers as L
         >>> from deeptoolbox.explain import deep_dream
         >>> net = Network([L.ImageInput((1, 16, 16)), L.Conv2d(4, 3, padding="same", name="conv")])
-        >>> deep_dream(net, "conv", [0, 2], iterations=3).shape
+        >>> deep_dream(net, "conv", [0, 2], steps=3).shape
         torch.Size([2, 1, 16, 16])
     """
     func = "deep_dream"
     module = find_layer(func, net, layer)
     channel_list = _channels(func, channels)
-    iterations = check_positive_int(func, "iterations", iterations)
+    steps = check_positive_int(func, "steps", steps)
     octaves = check_positive_int(func, "octaves", octaves)
     jitter = check_positive_int(func, "jitter", jitter, 0)
     for option, value in (("octave_scale", octave_scale), ("learn_rate", learn_rate)):
@@ -84,7 +87,7 @@ def deep_dream(
     generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
     start, sequence = _start(func, net, initial, len(channel_list), generator)
     with evaluation(net):
-        result = _ascend(func, net, module, start, sequence, channel_list, iterations,
+        result = _ascend(func, net, module, start, sequence, channel_list, steps,
                          octaves, octave_scale, learn_rate, jitter, generator)  # fmt: skip
     if rescale:
         flat = result.reshape(len(result), -1)

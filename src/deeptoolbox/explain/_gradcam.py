@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.explain._common import (
     Target,
     channels_first,
@@ -23,16 +24,18 @@ from deeptoolbox.explain._common import (
 __all__ = ["gradcam"]
 
 
+@renamed_arguments(positional=("layer",))
 def gradcam(
     net: nn.Module,
     x: Any,
     target: Target = None,
-    layer: str | nn.Module | None = None,
     *,
+    batch_size: int = 64,
+    seed: int | None = None,
+    layer: str | nn.Module | None = None,
     relu: bool = True,
     upsample_to_input: bool = True,
     use_logits: bool = True,
-    batch_size: int = 64,
 ) -> torch.Tensor:
     """Grad-CAM map: where the chosen layer's features drive the target score.
 
@@ -55,6 +58,9 @@ def gradcam(
         upsample_to_input: resize the map to the input's size (bilinear / linear).
         use_logits: when the network ends in a softmax, explain the score before it.
         batch_size: observations per forward/backward pass.
+        seed: accepted for the explainers' shared call shape; Grad-CAM is deterministic.
+
+    ``layer`` is keyword-only; passing it by position still works, with a DeprecationWarning.
 
     Returns:
         Maps (N, H, W) for images, (N, D, H, W) for volumes, (N, T) for sequences; without

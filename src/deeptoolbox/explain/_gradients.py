@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import OptionError
 from deeptoolbox.explain._common import (
     Scorer,
@@ -24,19 +27,21 @@ __all__ = ["gradient_attribution", "GRADIENT_METHODS"]
 GRADIENT_METHODS = ("saliency", "input-x-gradient", "integrated-gradients", "smoothgrad")
 
 
+@renamed_arguments({"samples": "num_samples"})
 def gradient_attribution(
     net: nn.Module,
     x: Any,
     target: Target = None,
     *,
+    batch_size: int = 64,
+    seed: int | None = None,
     method: str = "saliency",
     reduce: str | None = "sum",
     baseline: float | torch.Tensor = 0.0,
     steps: int = 50,
-    samples: int = 25,
+    num_samples: int = 25,
     noise_level: float = 0.15,
     use_logits: bool = True,
-    batch_size: int = 64,
 ) -> torch.Tensor:
     """Attribute the target score to every input element from gradients.
 
@@ -47,8 +52,11 @@ def gradient_attribution(
     - ``"integrated-gradients"``: (x - baseline) times the gradient averaged along the straight
       path from ``baseline`` to x, with ``steps`` points (Sundararajan et al.). The
       attributions add up to score(x) - score(baseline).
-    - ``"smoothgrad"``: saliency averaged over ``samples`` noisy copies of x, with noise of
-      standard deviation ``noise_level`` x (max - min) of the batch (Smilkov et al.).
+    - ``"smoothgrad"``: saliency averaged over ``num_samples`` noisy copies of each
+      observation, with Gaussian noise of standard deviation ``noise_level`` x (max - min)
+      of that observation (Smilkov et al.). Each observation's noise comes from its own
+      stream (``seed`` and its position in the batch), so the maps do not depend on
+      ``batch_size``.
 
     Args:
         net: a deeptoolbox Network or any ``torch.nn.Module``.
@@ -58,9 +66,14 @@ def gradient_attribution(
         reduce: ``"sum"`` sums over channels, giving a map (N, H, W) or (N, T); None keeps
             the input's size (features always keep theirs).
         baseline: integrated gradients' starting point: a number or a tensor like ``x``.
-        steps: path points of integrated gradients. samples / noise_level: SmoothGrad.
+        steps: path points of integrated gradients. num_samples / noise_level: SmoothGrad.
         use_logits: when the network ends in a softmax, explain the score before it.
-        batch_size: observations per pass.
+        batch_size: observations per pass (the maps do not depend on it).
+        seed: SmoothGrad's noise (None: drawn from torch's global generator); the other
+            methods are deterministic and ignore it.
+
+    Deprecated names (they still work, with a DeprecationWarning): ``samples`` for
+    ``num_samples``.
 
     Returns:
         The attribution map, on ``x``'s device.
@@ -86,8 +99,9 @@ def gradient_attribution(
         raise OptionError(f"{func}: `reduce` must be 'sum' or None. Received: {reduce!r}.")
     batch_size = check_positive_int(func, "batch_size", batch_size)
     steps = check_positive_int(func, "steps", steps, 2)
-    samples = check_positive_int(func, "samples", samples)
+    num_samples = check_positive_int(func, "num_samples", num_samples)
     baseline = _baseline(func, baseline, prepared.x)
+    noise = _Noise(num_samples, noise_level, _base_seed(seed))
     scorer = Scorer(net, func)
     results = []
     with evaluation(net, use_logits):
@@ -97,9 +111,7 @@ def gradient_attribution(
                 output = run(func, net, chunk)
                 weights = target_weights(func, net, output, target, start, len(prepared.x))
             base = baseline if baseline.dim() == 0 else baseline[start : start + batch_size]
-            results.append(
-                _attribute(scorer, method, chunk, weights, base, steps, samples, noise_level)
-            )
+            results.append(_attribute(scorer, method, chunk, weights, base, steps, noise, start))
     return prepared.to_map(torch.cat(results), reduce)
 
 
@@ -130,12 +142,12 @@ def _attribute(
     weights: torch.Tensor,
     baseline: torch.Tensor,
     steps: int,
-    samples: int,
-    noise_level: float,
+    noise: _Noise,
+    start: int,
 ) -> torch.Tensor:
     attr = captum_attr()
     InputXGradient, IntegratedGradients = attr.InputXGradient, attr.IntegratedGradients
-    NoiseTunnel, Saliency = attr.NoiseTunnel, attr.Saliency
+    Saliency = attr.Saliency
     args = (weights,)
     x = x.detach().requires_grad_(True)
     if method == "saliency":
@@ -148,8 +160,57 @@ def _attribute(
             x, baselines=base, additional_forward_args=args, n_steps=steps,
             internal_batch_size=len(x) * max(1, 512 // len(x)),
         )  # fmt: skip
-    stdevs = float(noise_level * (x.detach().amax() - x.detach().amin()).clamp_min(1e-12))
-    return NoiseTunnel(Saliency(scorer)).attribute(
-        x, nt_type="smoothgrad", nt_samples=samples, stdevs=stdevs,
-        additional_forward_args=args, abs=True,
-    )  # fmt: skip
+    return _smoothgrad(scorer, x.detach(), weights, noise, start)
+
+
+@dataclass(frozen=True)
+class _Noise:
+    num_samples: int
+    noise_level: float
+    seed: int
+
+
+def _base_seed(seed: int | None) -> int:
+    if seed is None:
+        return int(torch.randint(0, 2**62, (1,)).item())
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise OptionError(
+            f"gradient_attribution: `seed` must be an int >= 0 or None. Received: seed={seed!r}."
+        )
+    return seed
+
+
+def smoothgrad_noise(
+    shape: tuple[int, ...], num_samples: int, seed: int, index: int
+) -> torch.Tensor:
+    """The standard normal noise (num_samples, *shape) of observation ``index`` for ``seed``.
+
+    Example:
+        >>> a = smoothgrad_noise((2,), 3, seed=0, index=5)
+        >>> a.shape, torch.equal(a, smoothgrad_noise((2,), 3, seed=0, index=5))
+        (torch.Size([3, 2]), True)
+    """
+    state = np.random.SeedSequence([seed, index]).generate_state(2, dtype=np.uint32)
+    generator = torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+    return torch.randn((num_samples, *shape), generator=generator)
+
+
+def _smoothgrad(
+    scorer: Scorer, x: torch.Tensor, weights: torch.Tensor, noise: _Noise, start: int
+) -> torch.Tensor:
+    """Mean absolute gradient over noisy copies, the noise scaled by each observation's range."""
+    count, shape = noise.num_samples, tuple(x.shape[1:])
+    flat = x.reshape(len(x), -1)
+    scale = noise.noise_level * (flat.amax(1) - flat.amin(1)).clamp_min(1e-12)
+    draws = torch.stack([
+        smoothgrad_noise(shape, count, noise.seed, start + k) for k in range(len(x))
+    ]).to(device=x.device, dtype=x.dtype)  # fmt: skip
+    noisy = x.unsqueeze(1) + draws * scale.reshape(-1, 1, *([1] * len(shape)))
+    noisy = noisy.reshape(-1, *shape).requires_grad_(True)
+    repeated = weights.repeat_interleave(count, dim=0)
+    grads = (
+        captum_attr()
+        .Saliency(scorer)
+        .attribute(noisy, additional_forward_args=(repeated,), abs=True)
+    )
+    return grads.reshape(len(x), count, *shape).mean(1)

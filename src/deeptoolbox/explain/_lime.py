@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import OptionError
 from deeptoolbox.explain._common import (
     Prepared,
@@ -54,25 +55,26 @@ class LimeExplanation:
     segments: torch.Tensor | None
 
 
+@renamed_arguments({"mask_value": "baseline"})
 def image_lime(
     net: nn.Module,
     x: Any,
     target: Target = None,
     *,
+    batch_size: int = 256,
+    seed: int | None = 0,
     num_features: int = 49,
     num_samples: int = 2048,
     segmentation: str | torch.Tensor = "slic",
-    mask_value: str | float = "mean",
+    baseline: str | float = "mean",
     kernel_width: float = 0.25,
     ridge: float = 1e-3,
-    seed: int | None = 0,
     use_logits: bool = True,
-    batch_size: int = 256,
 ) -> LimeExplanation:
     """LIME for images and sequences: which segments the target score depends on.
 
     The input is cut into about ``num_features`` segments; ``num_samples`` copies with random
-    segments hidden (replaced by ``mask_value``) go through the network, and a linear model
+    segments hidden (replaced by ``baseline``) go through the network, and a linear model
     of the score on the kept segments, weighted by closeness to the intact input, gives each
     segment's weight.
 
@@ -86,12 +88,15 @@ def image_lime(
         segmentation: "slic" (superpixels from scikit-image, images only), "grid" (a regular
             grid of cells, or equal time spans for sequences), or an integer tensor of
             segment numbers (H, W) / (N, H, W) / (T,) / (N, T).
-        mask_value: "mean" (each observation's mean per channel) or a number.
+        baseline: "mean" (each observation's mean per channel) or a number.
         kernel_width: width of the exponential kernel on the cosine distance.
         ridge: L2 penalty of the linear model (not applied to the intercept).
         seed: seed of the random masks (None: not reproducible).
         use_logits: when the network ends in a softmax, explain the score before it.
         batch_size: masked copies per forward pass.
+
+    Deprecated names (they still work, with a DeprecationWarning): ``mask_value`` for
+    ``baseline``.
 
     Returns:
         A :class:`LimeExplanation` (``map``, ``weights``, ``segments``).
@@ -115,23 +120,24 @@ def image_lime(
         )
     num_features = check_positive_int(func, "num_features", num_features)
     segments = _segments(func, prepared, segmentation, num_features)
-    fill = fill_values(func, prepared.x, prepared.kind, mask_value)
+    fill = fill_values(func, prepared.x, prepared.kind, baseline)
     options = _Options(num_samples, kernel_width, ridge, seed, batch_size)
     return _explain(func, net, prepared, target, segments, fill, options, use_logits)
 
 
+@renamed_arguments({"features": "x"})
 def lime(
     net: nn.Module,
-    features: Any,
+    x: Any,
     target: Target = None,
     *,
+    batch_size: int = 1024,
+    seed: int | None = 0,
     num_samples: int = 1024,
     baseline: float | torch.Tensor = 0.0,
     kernel_width: float = 0.75,
     ridge: float = 1e-3,
-    seed: int | None = 0,
     use_logits: bool = True,
-    batch_size: int = 1024,
 ) -> LimeExplanation:
     """LIME for tabular data: a weight per feature for the target score.
 
@@ -141,7 +147,8 @@ def lime(
 
     Args:
         net: a network taking features (N, C).
-        features: (N, C) observations, or one (C,) with a Network.
+        x: (N, C) observations, or one (C,) with a Network (``features=``, its deprecated
+            name, still works with a DeprecationWarning).
         target: what to explain, as for :func:`gradcam` (default: the predicted class).
         num_samples: perturbed copies per observation.
         baseline: value of a hidden feature: a number or a (C,) tensor.
@@ -161,7 +168,7 @@ def lime(
         True
     """
     func = "lime"
-    prepared = prepare(func, net, features)
+    prepared = prepare(func, net, x)
     if prepared.kind != "features" or prepared.x.dim() != 2:
         raise OptionError(
             f"lime: takes features (N, C); received {prepared.kind} of size "

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import OptionError
 from deeptoolbox.explain._common import (
     Prepared,
@@ -26,21 +27,23 @@ from deeptoolbox.explain._common import (
 __all__ = ["occlusion_sensitivity"]
 
 
+@renamed_arguments({"mask_value": "baseline"})
 def occlusion_sensitivity(
     net: nn.Module,
     x: Any,
     target: Target = None,
     *,
+    batch_size: int = 256,
+    seed: int | None = None,
     mask_size: int | Sequence[int] | str = "auto",
     stride: int | Sequence[int] | str = "auto",
-    mask_value: str | float = "mean",
+    baseline: str | float = "mean",
     use_logits: bool = True,
-    batch_size: int = 256,
 ) -> torch.Tensor:
     """Occlusion sensitivity map: the drop of the target score when each region is hidden.
 
     A mask of ``mask_size`` slides over the input with ``stride``, covering every channel,
-    and replaces what it covers by ``mask_value``. Each element of the map is the score of
+    and replaces what it covers by ``baseline``. Each element of the map is the score of
     the intact input minus the score with the mask on, averaged over the mask positions that
     cover the element; positive values mark evidence for the target. Many masked copies go
     through the network in one pass (``batch_size`` copies), which is what makes it fast.
@@ -53,10 +56,14 @@ def occlusion_sensitivity(
         mask_size: size of the mask per position axis (an int for all); "auto": a fifth of
             each size (at least 1).
         stride: step of the mask; "auto": half the mask size (at least 1).
-        mask_value: "mean" (each observation's mean per channel; for features, its mean over
+        baseline: "mean" (each observation's mean per channel; for features, its mean over
             the features) or a number.
         use_logits: when the network ends in a softmax, explain the score before it.
         batch_size: masked copies per forward pass.
+        seed: accepted for the explainers' shared call shape; occlusion is deterministic.
+
+    Deprecated names (they still work, with a DeprecationWarning): ``mask_value`` for
+    ``baseline``.
 
     Returns:
         Maps (N, H, W), (N, D, H, W), (N, T) or (N, C) (features), on ``x``'s device.
@@ -85,7 +92,7 @@ def occlusion_sensitivity(
             chunk = prepared.x[start : start + batch_size]
             output = run(func, net, chunk)
             weights = target_weights(func, net, output, target, start, len(prepared.x))
-            fill = fill_values(func, chunk, prepared.kind, mask_value)
+            fill = fill_values(func, chunk, prepared.kind, baseline)
             results.append(
                 occlusion.attribute(
                     chunk, sliding_window_shapes=window, strides=steps, baselines=fill,

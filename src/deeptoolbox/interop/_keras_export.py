@@ -16,15 +16,17 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox._atomic import atomic_open
-from deeptoolbox.errors import ModelExportError
+from deeptoolbox._atomic import atomic_path
+from deeptoolbox.errors import ModelExportError, ModelImportError
 from deeptoolbox.interop._keras_files import file_keys
 from deeptoolbox.interop._keras_layers import OPERATIONS
 from deeptoolbox.interop._keras_metadata import KEY, normalization_spec, toolbox_entry
@@ -36,7 +38,9 @@ from deeptoolbox.interop._keras_ops import (
     MaskedSteps,
     PaddingMask,
 )
+from deeptoolbox.interop._samples import sample_inputs
 from deeptoolbox.interop._torch_layers import TorchFunction
+from deeptoolbox.interop._verify import compare_outputs, reference, usable_keras
 from deeptoolbox.layers._base import Shape, layer_type_name
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import Network
@@ -587,7 +591,14 @@ def _weights_file(specs: list[dict]) -> bytes:
     return buffer.getvalue()
 
 
-def export_keras(net: Network, path: str | os.PathLike) -> Path:
+def export_keras(
+    net: Network,
+    path: str | os.PathLike,
+    *,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    verify: bool = True,
+    tolerance: float = 1e-4,
+) -> Path:
     """Write a Network as a Keras 3 ``.keras`` file that ``keras.saving.load_model`` reads.
 
     No Keras or TensorFlow is needed to write it. Keras takes images channels-last: feed it
@@ -596,6 +607,13 @@ def export_keras(net: Network, path: str | os.PathLike) -> Path:
     input layers are recorded in ``metadata.json``, so :func:`import_keras` gives them back.
     Layers without a Keras equivalent raise ``ModelExportError`` naming the layer. The file
     is written to a temporary name and renamed, so a failed export leaves no partial file.
+
+    With ``verify=True`` (default) the file is read back before it is renamed and its outputs
+    on ``example_inputs`` (default: random inputs of the declared sizes) are compared with
+    the network's (``|file - net| / (1 + |net|) <= tolerance``): by the toolbox's reader, and
+    by Keras itself (``keras.saving.load_model``) when Keras is usable in this process
+    (imported already, or ``KERAS_BACKEND`` names an installed backend). A disagreement
+    raises ``ModelExportError`` and leaves no file.
 
     Example:
         >>> import tempfile, os, zipfile
@@ -628,7 +646,62 @@ def export_keras(net: Network, path: str | os.PathLike) -> Path:
         "config.json": json.dumps(_config(net, specs, outputs)),
         "model.weights.h5": _weights_file(specs),
     }
-    with atomic_open(path, "wb") as stream, zipfile.ZipFile(stream, "w") as archive:
-        for member, data in members.items():
-            archive.writestr(member, data)
+    with atomic_path(path, suffix=".keras") as temporary:
+        with zipfile.ZipFile(temporary, "w") as archive:
+            for member, data in members.items():
+                archive.writestr(member, data)
+        if verify:
+            inputs = _check_inputs(net, example_inputs)
+            verify_keras_file(net, Path(temporary), inputs, tolerance)
     return path
+
+
+def _check_inputs(net: Network, example_inputs) -> list[torch.Tensor]:
+    if example_inputs is None:
+        return sample_inputs(net, batch=3, length=8, seed=1)
+    return [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs)
+
+
+# -- checking the written file -----------------------------------------------------------------
+def _in_order(net: nn.Module, back: nn.Module, inputs, expected) -> tuple[Any, Any]:
+    """``back``'s outputs next to ``net``'s, matched by input and output names (Keras order)."""
+    names, again = list(getattr(net, "input_names", [])), list(getattr(back, "input_names", []))
+    if sorted(names) == sorted(again) and len(names) == len(inputs):
+        inputs = [inputs[names.index(n)] for n in again]
+    got = reference(back, inputs)
+    outs, outs_back = (
+        list(getattr(net, "output_names", [])),
+        list(getattr(back, "output_names", [])),
+    )
+    if len(outs) > 1 and sorted(outs) == sorted(outs_back) and not isinstance(got, torch.Tensor):
+        got_list = list(got)
+        got = [got_list[outs_back.index(n)] for n in outs]
+    return expected, got
+
+
+def verify_keras_file(net: nn.Module, path: Path, inputs, tolerance: float) -> float:
+    """Read a .keras file back (toolbox reader, then Keras when usable) and compare outputs."""
+    from deeptoolbox.interop._keras_import import import_keras
+
+    where = f"export_keras: check of '{path.name}'"
+    expected = reference(net, inputs)
+    try:
+        back = import_keras(path)
+    except ModelImportError as err:
+        raise ModelExportError(f"{where}: the file cannot be read back: {err}") from err
+    worst = compare_outputs(where, *_in_order(net, back, inputs, expected), tolerance)
+    keras = usable_keras()
+    if keras is None:
+        return worst
+    try:
+        model = keras.saving.load_model(str(path))
+    except Exception as err:
+        raise ModelExportError(f"{where}: Keras cannot load the file: {err}") from err
+    if len(inputs) == 1 and inputs[0].is_floating_point() and isinstance(expected, torch.Tensor):
+        x = inputs[0].detach().cpu()
+        channels_last = x.dim() >= 4  # images and volumes: Keras takes channels last
+        feed = x.movedim(1, -1) if channels_last else x
+        want = expected.movedim(1, -1) if channels_last and expected.dim() >= 4 else expected
+        got = model.predict(feed.numpy(), verbose=0)
+        worst = max(worst, compare_outputs(f"{where} (Keras)", want, got, tolerance))
+    return worst

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from deeptoolbox.interop._keras_metadata import (
 )
 from deeptoolbox.interop._keras_ops import MASK_PORTS, PaddingMask
 from deeptoolbox.interop._torch_layers import TorchFunction
+from deeptoolbox.interop._verify import check_unsupported
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import Network
 
@@ -462,7 +464,13 @@ def _load(module: nn.Module, params: dict[str, np.ndarray], where: str) -> None:
             state[key].copy_(tensor)
 
 
-def import_keras(path: str | os.PathLike) -> Network:
+def import_keras(
+    path: str | os.PathLike,
+    *,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    name: str | None = None,
+    unsupported: str = "error",
+) -> Network:
     """Import a Keras model file (``.keras`` or legacy ``.h5``) as a Network, without Keras.
 
     Sequential and Functional models are read with zipfile, json and h5py. Images are
@@ -476,6 +484,11 @@ def import_keras(path: str | os.PathLike) -> Network:
     Keras model's order. A layer with no toolbox equivalent raises :class:`ModelImportError`
     naming the file, the layer and the supported layers (see :func:`supported_keras_layers`).
 
+    ``name`` renames the network (default: the Keras model's name). ``example_inputs``, when
+    given, are run through the imported network once, so inputs of the wrong size show at
+    import. ``unsupported`` takes only ``"error"`` here (the importers' shared option: the
+    Keras reader has no placeholder or opaque fallback for unknown layers yet).
+
     Example:
         >>> try:
         ...     import_keras("missing.keras")
@@ -483,8 +496,18 @@ def import_keras(path: str | os.PathLike) -> Network:
         ...     print(err)
         import_keras: the file 'missing.keras' does not exist.
     """
+    check_unsupported("import_keras", unsupported, ("error",))
     file = KerasFile(Path(path))
     try:
-        return _Builder(file).build()
+        net = _Builder(file).build()
     finally:
         file.close()
+    if name is not None:
+        net.name = name
+    if example_inputs is not None:
+        inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
+        was_training = net.training
+        with torch.no_grad():
+            net.eval()(*inputs)
+        net.train(was_training)
+    return net

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from deeptoolbox._atomic import atomic_path
+from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import ModelExportError, OptionError
 from deeptoolbox.interop._onnx_metadata import (
     batchnorm_folding,
@@ -41,27 +42,30 @@ DEFAULT_OPSET = 18
 SUPPORTED_EXPORT_OPSETS = range(14, 24)
 
 
+@renamed_arguments({"sample_inputs": "example_inputs"})
 def export_onnx(
     net: nn.Module,
     path: str | os.PathLike,
     *,
+    example_inputs: Sequence[torch.Tensor] | torch.Tensor | None = None,
+    verify: bool = True,
+    tolerance: float = 1e-4,
     opset: int | None = None,
     dynamic_batch: bool = True,
-    verify: bool = True,
-    sample_inputs: Sequence[torch.Tensor] | torch.Tensor | None = None,
-    tolerance: float = 1e-4,
     fold_batchnorm: bool = True,
 ) -> Path:
     """Write ``net`` to an ONNX file that onnxruntime (and MATLAB, TensorRT...) can run.
 
     Args:
-        net: a :class:`~deeptoolbox.Network`, or any ``nn.Module`` when ``sample_inputs`` is given.
+        net: a :class:`~deeptoolbox.Network`, or any ``nn.Module`` when ``example_inputs`` is
+            given.
         path: the ``.onnx`` file to write (replaced atomically: written elsewhere, then moved).
         opset: ONNX opset version, 14 to 23 (default 18).
         dynamic_batch: leave the batch axis free (and free sequence lengths stay free).
-        verify: run the file in onnxruntime on ``sample_inputs`` and compare with ``net``.
-        sample_inputs: inputs for tracing and verification (default: random data sized from the
-            network's input layers; token ids for inputs feeding an Embedding).
+        example_inputs: inputs for tracing and verification (default: random data sized from
+            the network's input layers; token ids for inputs feeding an Embedding).
+            ``sample_inputs``, its deprecated name, still works with a DeprecationWarning.
+        verify: run the file in onnxruntime on ``example_inputs`` and compare with ``net``.
         tolerance: largest allowed difference ``|onnx - torch| / (1 + |torch|)`` when verifying.
         fold_batchnorm: fold BatchNorm layers into the convolution or dense layer before them
             (the smallest, fastest file). False keeps them as BatchNormalization nodes.
@@ -81,7 +85,7 @@ def export_onnx(
     Raises:
         ModelExportError: the exporter fails, or onnxruntime disagrees with the network (the
             message gives the largest difference and the output concerned).
-        OptionError: bad ``opset`` or missing ``sample_inputs`` for a plain module.
+        OptionError: bad ``opset`` or missing ``example_inputs`` for a plain module.
 
     Example:
         >>> import tempfile, os
@@ -93,7 +97,7 @@ def export_onnx(
     """
     opset = _check_opset(opset)
     path = Path(path)
-    inputs = _sample_inputs(net, sample_inputs, batch=2)
+    inputs = _sample_inputs(net, example_inputs, batch=2)
     input_names, output_names = _io_names(net, len(inputs))
     shapes = _dynamic_shapes(net, inputs, dynamic_batch)
     was_training = net.training
@@ -115,7 +119,7 @@ def export_onnx(
             if not fold_batchnorm:
                 _check_batchnorm_kept(net, model)
             if verify:
-                check = _sample_inputs(net, sample_inputs, batch=3 if dynamic_batch else 2, seed=1)
+                check = _sample_inputs(net, example_inputs, batch=3 if dynamic_batch else 2, seed=1)
                 verify_onnx(net, temporary, check, tolerance=tolerance, label=path.name)
     finally:
         net.train(was_training)
@@ -277,9 +281,9 @@ def _sample_inputs(net, given, *, batch: int, seed: int = 0) -> list[torch.Tenso
         return [given] if isinstance(given, torch.Tensor) else list(given)
     if not isinstance(net, Network):
         raise OptionError(
-            f"export_onnx: a plain {type(net).__name__} needs `sample_inputs` (a tensor or tuple "
-            "of tensors, with the batch dimension). "
-            "Example: sample_inputs=torch.randn(1, 3, 224, 224)."
+            f"export_onnx: a plain {type(net).__name__} needs `example_inputs` (formerly "
+            "`sample_inputs`; a tensor or tuple of tensors, with the batch dimension). "
+            "Example: example_inputs=torch.randn(1, 3, 224, 224)."
         )
     return sample_inputs(net, batch=batch, length=9 + seed, seed=seed)
 

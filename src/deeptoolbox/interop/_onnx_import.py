@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox.errors import ModelImportError, OptionError
+from deeptoolbox.errors import ModelImportError
 from deeptoolbox.interop._onnx_layers import (
     OnnxOperator,
     OnnxPlaceholder,
@@ -36,6 +37,7 @@ from deeptoolbox.interop._onnx_metadata import network_name, restore_folded_batc
 from deeptoolbox.interop._onnx_ops import OPERATORS, onnx_dtype
 from deeptoolbox.interop._onnx_patterns import PATTERN_TARGETS, Fused, fuse_patterns
 from deeptoolbox.interop._onnx_patterns import node_attributes as _attributes
+from deeptoolbox.interop._verify import check_unsupported
 from deeptoolbox.layers._base import Layer
 from deeptoolbox.network._network import Network
 
@@ -99,16 +101,25 @@ def onnx_operator_table() -> str:
 
 
 def import_onnx(
-    path: str | os.PathLike, *, unsupported: str = "error", name: str | None = None
+    path: str | os.PathLike,
+    *,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    name: str | None = None,
+    unsupported: str = "error",
 ) -> Network:
     """Read an ONNX file as a Network: analyzable, editable, trainable and saveable.
 
     Args:
         path: the ``.onnx`` file (IR version 3+, opset 7+ of the default domain).
+        example_inputs: when given, the imported network is run on them and compared with
+            onnxruntime running the file (needs onnxruntime); a difference above 1e-4
+            raises :class:`ModelImportError`.
         unsupported: ``"error"`` (default) raises :class:`ModelImportError` listing every
             unsupported operator with its node names; ``"placeholder"`` puts an
             :class:`OnnxPlaceholder` layer in their place, which ``analyze`` reports and which
-            must be replaced before the network runs.
+            must be replaced before the network runs. (``"operator"``, the importers' third
+            choice, is not offered: the toolbox has no engine for ONNX operators it does not
+            implement.)
         name: the network's name (default: the name export_onnx recorded, else the graph's
             name or the file name).
 
@@ -139,11 +150,7 @@ def import_onnx(
         >>> torch.allclose(again(x), net(x), atol=1e-6)
         True
     """
-    if unsupported not in ("error", "placeholder"):
-        raise OptionError(
-            "import_onnx: `unsupported` must be 'error' or 'placeholder'. "
-            f"Received: unsupported={unsupported!r}."
-        )
+    check_unsupported("import_onnx", unsupported, ("error", "placeholder"))
     path = Path(path)
     model = _load(path)
     opset = _opset(model)
@@ -160,7 +167,21 @@ def import_onnx(
     network.classes = _classes(model, network)
     network.metadata["source"] = {"format": "onnx", "file": path.name,
                                   "producer": model.producer_name, "opset": opset}  # fmt: skip
+    if example_inputs is not None:
+        _check_against_onnxruntime(network, path, example_inputs)
     return network
+
+
+def _check_against_onnxruntime(network: Network, path: Path, example_inputs) -> None:
+    from deeptoolbox.interop._onnx_export import ModelExportError, verify_onnx
+
+    try:
+        verify_onnx(network, path, example_inputs, label=f"import_onnx of '{path.name}'")
+    except ModelExportError as err:
+        raise ModelImportError(
+            f"import_onnx: the network imported from '{path}' does not reproduce onnxruntime "
+            f"on example_inputs: {err}"
+        ) from err
 
 
 # -- reading and checking the file -------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from deeptoolbox._atomic import atomic_path
+from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import ModelImportError, OptionError, _TraceDisagrees
 from deeptoolbox.interop._samples import sample_inputs
 from deeptoolbox.interop._torch_blocks import is_block
@@ -24,6 +25,7 @@ from deeptoolbox.interop._torch_layers import OpaqueModule
 from deeptoolbox.interop._torch_sizes import Sizes, give_up, probe, requested
 from deeptoolbox.interop._torch_trace import Converter, trace
 from deeptoolbox.interop._torch_values import Meta, input_layer, output_label, output_leaves
+from deeptoolbox.interop._verify import check_unsupported, refuse_opaque, verify_torch_file
 from deeptoolbox.network import Network
 
 Inputs = torch.Tensor | Sequence[torch.Tensor]
@@ -162,6 +164,7 @@ def from_torch(
     name: str | None = None,
     tolerance: float = 1e-4,
     dynamic_dims: Mapping[int, int | Sequence[int]] | str | None = "auto",
+    unsupported: str = "operator",
 ) -> Network:
     """Bring any ``nn.Module`` in as a Network, traced layer by layer where possible.
 
@@ -177,7 +180,9 @@ def from_torch(
     traced is kept whole as an :class:`OpaqueModule`; if the module itself cannot be traced,
     or the traced network does not reproduce its outputs within ``tolerance`` (relative to the
     output's largest magnitude), the whole module is wrapped (with a warning), so a working
-    model is never refused.
+    model is never refused: that is ``unsupported="operator"`` (default); with
+    ``unsupported="error"`` a network that would hold an opaque layer raises
+    :class:`ModelImportError` naming those layers instead.
 
     Input layers declare the example inputs' sizes, the batch always free. With
     ``dynamic_dims="auto"`` (default) sequence lengths are freed too wherever the module runs
@@ -205,6 +210,7 @@ def from_torch(
         raise OptionError(
             f"from_torch: `module` must be a torch.nn.Module. Received: {type(module).__name__}."
         )
+    check_unsupported("from_torch", unsupported, ("error", "operator"))
     inputs = _as_inputs(example_inputs, "from_torch")
     sizes = requested(dynamic_dims, inputs)
     was_training = module.training
@@ -221,6 +227,8 @@ def from_torch(
         _set_mode(module, was_training)
     if net is None:
         net = wrap(module, inputs, output_leaves(reference, torch.Tensor), sizes.free, sizes.inputs)
+    if unsupported == "error":
+        refuse_opaque("from_torch", net, type(module).__name__)
     net.name = name or type(module).__name__
     return net.train(was_training)
 
@@ -323,23 +331,41 @@ def _program_inputs(program: torch.export.ExportedProgram) -> tuple[torch.Tensor
     return tuple(tensors)
 
 
-def import_pytorch(path: str | os.PathLike, example_inputs: Inputs | None = None) -> Network:
+@renamed_arguments(positional=("example_inputs",))
+def import_pytorch(
+    path: str | os.PathLike,
+    *,
+    example_inputs: Inputs | None = None,
+    name: str | None = None,
+    unsupported: str = "operator",
+) -> Network:
     """Import a TorchScript (``.pt``) or ``torch.export`` (``.pt2``) file as a Network.
 
     A ``.pt2`` ExportedProgram is traced into toolbox layers (see :func:`from_torch`); its
     example inputs are stored in the file. A TorchScript module is kept whole as one opaque
-    layer; TorchScript files do not record input sizes, so give ``example_inputs``. Pickled
-    checkpoints (``torch.save`` of a module) are refused: they can run arbitrary code.
+    layer; TorchScript files do not record input sizes, so give ``example_inputs`` (files
+    written by :func:`export_pytorch` record them). Pickled checkpoints (``torch.save`` of a
+    module) are refused: they can run arbitrary code.
+
+    When the file is kept as an opaque layer (TorchScript, or a program that cannot be mapped
+    to toolbox layers), it says so with a warning, as :func:`from_torch` does; that is
+    ``unsupported="operator"`` (default), and ``unsupported="error"`` raises
+    :class:`ModelImportError` instead. ``name`` names the network (default: the file name).
+    ``example_inputs`` by position still works, with a DeprecationWarning.
 
     Example:
         >>> import torch, tempfile, os
         >>> model = torch.jit.script(torch.nn.Linear(3, 2))
         >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
         >>> model.save(path)
-        >>> net = import_pytorch(path, torch.zeros(1, 3))
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")  # TorchScript stays one opaque layer
+        ...     net = import_pytorch(path, example_inputs=torch.zeros(1, 3))
         >>> net(torch.ones(4, 3)).shape
         torch.Size([4, 2])
     """
+    check_unsupported("import_pytorch", unsupported, ("error", "operator"))
     path = Path(path)
     if not path.is_file():
         raise ModelImportError(f"import_pytorch: the file '{path}' does not exist.")
@@ -356,7 +382,8 @@ def import_pytorch(path: str | os.PathLike, example_inputs: Inputs | None = None
                 f"import_pytorch: '{path}' cannot be read as a torch.export program: {err}"
             ) from err
         inputs = _program_inputs(program) if example_inputs is None else example_inputs
-        return from_program(program, _as_inputs(inputs, "import_pytorch"), name=path.stem)
+        net = from_program(program, _as_inputs(inputs, "import_pytorch"), name=name or path.stem)
+        return _checked(net, path, unsupported, "a torch.export program")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -374,9 +401,24 @@ def import_pytorch(path: str | os.PathLike, example_inputs: Inputs | None = None
         raise OptionError(
             f"import_pytorch: '{path}' is TorchScript, which does not record input sizes (files "
             "written by export_pytorch do). Pass example_inputs, e.g. "
-            "import_pytorch(path, torch.zeros(1, 3, 224, 224))."
+            "import_pytorch(path, example_inputs=torch.zeros(1, 3, 224, 224))."
         )
-    return from_torch(module, example_inputs, name=path.stem).eval()
+    net = from_torch(module, example_inputs, name=name or path.stem).eval()
+    return _checked(net, path, unsupported, "TorchScript, which torch.fx cannot trace")
+
+
+def _checked(net: Network, path: Path, unsupported: str, why: str) -> Network:
+    """Refuse (``"error"``) or warn about opaque layers, as from_torch warns."""
+    if unsupported == "error":
+        refuse_opaque("import_pytorch", net, path)
+    opaque = [n for n, m in net.layers.items() if isinstance(m, OpaqueModule)]
+    if opaque:
+        warnings.warn(
+            f"import_pytorch: '{path.name}' is kept as opaque layers {opaque} that run the "
+            f"original code: the file holds {why}. Pass unsupported='error' to refuse it.",
+            stacklevel=3,
+        )
+    return net
 
 
 class _Program(nn.Module):
@@ -457,8 +499,10 @@ def export_pytorch(
     net: nn.Module,
     path: str | os.PathLike,
     *,
-    format: str = "torchscript",  # noqa: A002 - the natural name
     example_inputs: Inputs | None = None,
+    verify: bool = True,
+    tolerance: float = 1e-4,
+    format: str = "torchscript",  # noqa: A002 - the natural name
 ) -> Path:
     """Write a network as TorchScript (``format="torchscript"``) or a ``torch.export`` program.
 
@@ -466,7 +510,10 @@ def export_pytorch(
     files (``.pt2``) with ``torch.export.load``; both run without deeptoolbox. The network is
     traced in evaluation mode on ``example_inputs`` (default: random inputs of the declared
     sizes); the batch size stays free. The file is written to a temporary name and then
-    renamed, so a failed export never leaves a partial file.
+    renamed, so a failed export never leaves a partial file. With ``verify=True`` (default)
+    the written file is loaded back with torch and its outputs on ``example_inputs`` compared
+    with the network's (``|file - net| / (1 + |net|) <= tolerance``) before the rename; a
+    disagreement raises ``ModelExportError``.
 
     Example:
         >>> import torch, tempfile, os
@@ -491,12 +538,15 @@ def export_pytorch(
     was_training = net.training
     net.eval()
     try:
-        return _write(net, path, format, inputs)
+        return _write(net, path, format, inputs, tolerance if verify else None)
     finally:
         net.train(was_training)
 
 
-def _write(net: nn.Module, path: Path, format: str, inputs: tuple[torch.Tensor, ...]) -> Path:  # noqa: A002
+def _write(
+    net: nn.Module, path: Path, format: str, inputs: tuple[torch.Tensor, ...],  # noqa: A002
+    tolerance: float | None,
+) -> Path:  # fmt: skip
     with atomic_path(path, suffix=path.suffix or ".tmp") as temporary:
         if format == "torchscript":
             with torch.no_grad(), warnings.catch_warnings():
@@ -506,6 +556,8 @@ def _write(net: nn.Module, path: Path, format: str, inputs: tuple[torch.Tensor, 
                 torch.jit.save(traced, temporary, _extra_files={_SIZES: _sizes_json(inputs)})
         else:
             torch.export.save(_export(net, inputs), temporary)
+        if tolerance is not None:
+            verify_torch_file(net, Path(temporary), format, inputs, tolerance)
     return path
 
 

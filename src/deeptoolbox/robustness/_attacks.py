@@ -1,6 +1,6 @@
 """Adversarial examples (FGSM, BIM, PGD in the L-inf and L2 norms) and adversarial training.
 
-All attacks share one call shape, ``find_adversarial(net, x, label, epsilon, method=...)``, and
+All attacks share one call shape, ``find_adversarial(net, x, target, epsilon, method=...)``, and
 work on any ``torch.nn.Module`` that returns class scores; a final softmax of a toolbox Network
 or ``nn.Sequential`` is removed so the attack works on logits.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import OptionError
 from deeptoolbox.robustness._graph import device_of, dtype_of, logits_function
 from deeptoolbox.robustness._labels import class_indices
@@ -110,10 +111,11 @@ def _random_start(x0: torch.Tensor, epsilon: float, norm: str, generator) -> tor
     return x0 + epsilon * noise
 
 
+@renamed_arguments({"label": "target"})
 def find_adversarial(
     net: torch.nn.Module,
     x: torch.Tensor,
-    label,
+    target,
     epsilon: float,
     *,
     method: str = "pgd",
@@ -128,9 +130,9 @@ def find_adversarial(
 
     ``method`` is ``"fgsm"`` (one signed-gradient step), ``"bim"`` (``steps`` small steps from
     ``x``) or ``"pgd"`` (BIM from a random start in the ball); ``norm`` is ``"linf"`` or
-    ``"l2"``. ``label`` holds the true class of each observation (indices, or names from
-    ``net.classes``); with ``targeted`` (classes too) the attack pushes toward those classes
-    instead. Inputs stay inside
+    ``"l2"``. ``target`` holds the true class of each observation (indices, or names from
+    ``net.classes``; ``label``, its deprecated name, still works with a DeprecationWarning);
+    with ``targeted`` (classes too) the attack pushes toward those classes instead. Inputs stay inside
     ``input_range`` (for example ``(0, 1)`` for images). The attack runs on the network's
     device, in one batch, with the network in inference mode.
 
@@ -145,7 +147,7 @@ def find_adversarial(
     _check(method, norm, epsilon, steps, input_range)
     device, dtype = device_of(net), dtype_of(net)
     x0 = torch.as_tensor(x).to(device=device, dtype=dtype)
-    labels = class_indices("find_adversarial", net, label, x0.shape[0], device, "label")
+    labels = class_indices("find_adversarial", net, target, x0.shape[0], device)
     targets = None
     if targeted is not None:
         targets = class_indices("find_adversarial", net, targeted, x0.shape[0], device,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import OptionError
 from deeptoolbox.robustness._budget import (
     Budget,
@@ -34,6 +35,8 @@ from deeptoolbox.robustness._graph import Graph, to_graph
 from deeptoolbox.robustness._relax import softmax_interval
 
 __all__ = ["OutputBounds", "estimate_output_bounds", "make_budget", "lower_bound_of"]
+
+OPTIMIZE_SLOPES = False  # the default of estimate_output_bounds and verify_robustness alike
 
 
 @dataclass
@@ -116,24 +119,25 @@ def make_budget(
         isinstance(time_limit, bool) or not isinstance(time_limit, int | float) or time_limit <= 0
     ):
         raise OptionError(
-            f"{where}: `time_limit` must be a positive number of seconds or None. "
-            f"Received: time_limit={time_limit!r}."
+            f"{where}: `timeout` (formerly `time_limit`) must be a positive number of seconds "
+            f"or None. Received: timeout={time_limit!r}."
         )
     memory = parse_memory(max_memory, where)
     memory = default_max_memory(device) if memory is None else memory
     return Budget(memory, Deadline(time_limit, start))
 
 
+@renamed_arguments({"time_limit": "timeout", "iterations": "steps"})
 def estimate_output_bounds(
     net: torch.nn.Module,
     lower: torch.Tensor,
     upper: torch.Tensor,
     *,
     method: str = "crown",
-    optimize_slopes: bool = False,
-    iterations: int = 20,
+    optimize_slopes: bool = OPTIMIZE_SLOPES,
+    steps: int = 20,
     max_memory: int | str | None = None,
-    time_limit: float | None = None,
+    timeout: float | None = None,
     verbose: bool | None = None,
 ) -> OutputBounds:
     """Guaranteed bounds of every output of ``net`` for inputs anywhere in a box.
@@ -141,17 +145,20 @@ def estimate_output_bounds(
     ``lower`` and ``upper`` are a batch of input boxes shaped like the network's input (a single
     box without batch dimension works too). ``method="ibp"`` propagates intervals (fast, loose);
     ``"crown"`` propagates linear bounds backwards (tighter, never looser than IBP);
-    ``optimize_slopes=True`` also optimizes the ReLU lower slopes for ``iterations`` steps.
+    ``optimize_slopes=True`` also optimizes the ReLU lower slopes for ``steps`` gradient steps
+    (default False, as in :func:`verify_robustness`).
     Works on Networks (or ``nn.Sequential``) of Dense, convolution, BatchNorm, pooling,
     activation, Flatten, Reshape, Addition and Concatenation layers; a final Softmax is bounded
     too. Other layers raise :class:`UnsupportedLayerError` naming them.
 
     ``max_memory`` (bytes, or a size such as ``"2GB"``; default 40% of the memory free on the
     network's device) caps the working memory: boxes and neurons are bounded in chunks that
-    fit, and layers that would not fit even alone keep their interval bounds. ``time_limit``
-    (seconds, default none) stops CROWN when reached; the remaining layers get interval
+    fit, and layers that would not fit even alone keep their interval bounds. ``timeout``
+    (seconds for the whole call, default none) stops CROWN when reached; the remaining layers get interval
     bounds. Both are reported in ``notes`` of the result; the bounds are sound either way.
     ``verbose`` prints progress on stderr (None: only for runs longer than a few seconds).
+    Deprecated names (they still work, with a DeprecationWarning): ``time_limit`` for
+    ``timeout``, ``iterations`` for ``steps``.
 
     Example:
         >>> import torch
@@ -163,20 +170,20 @@ def estimate_output_bounds(
     """
     started = time.monotonic()
     _check_method(method)
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise OptionError(
-            f"estimate_output_bounds: `iterations` must be a positive int. Received: {iterations!r}."
+            f"estimate_output_bounds: `steps` must be a positive int. Received: steps={steps!r}."
         )
     graph = to_graph(net)
     graph.check_supported()
     lo, hi = prepare_box(net, lower, upper, "estimate_output_bounds")
-    budget = make_budget("estimate_output_bounds", max_memory, time_limit, lo.device,
+    budget = make_budget("estimate_output_bounds", max_memory, timeout, lo.device,
                          start=started)  # fmt: skip
     budget.progress = Progress("estimate_output_bounds", verbose)
     was_training = net.training
     net.eval()
     try:
-        return _output_bounds(graph, lo, hi, method, optimize_slopes, iterations, budget)
+        return _output_bounds(graph, lo, hi, method, optimize_slopes, steps, budget)
     finally:
         net.train(was_training)
 

@@ -1,6 +1,6 @@
 """Robustness verification: prove that no input in a box changes the class, or find one.
 
-For each observation the margins ``logit[label] - logit[j]`` (j != label) are bounded over its
+For each observation the margins ``logit[target] - logit[j]`` (j != target) are bounded over its
 input box (``x ± epsilon``, or explicit lower and upper bounds); when every margin's lower
 bound is positive the observation is *verified*. An attack runs first, so observations with a
 counterexample are *violated* (the counterexample is returned). With
@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import OptionError
 from deeptoolbox.robustness._attacks import box_attack
 from deeptoolbox.robustness._bounds import (
+    OPTIMIZE_SLOPES,
     box_group_size,
     lower_bound_of,
     make_budget,
@@ -113,22 +115,22 @@ def _floating_like(x, other) -> bool:
     return b.is_floating_point() and a.dim() >= 1 and tuple(a.shape) == tuple(b.shape)
 
 
-def _boxes(net, x, label, epsilon, lower, upper, input_range):
+def _boxes(net, x, target, epsilon, lower, upper, input_range):
     """(lower, upper, a point of each box, labels, epsilon or None) from either call form."""
     where = "verify_robustness"
     if lower is not None or upper is not None:
         if lower is None or upper is None or x is not None:
             raise OptionError(
                 f"{where}: give `lower` and `upper` together (and no `x`), as in "
-                "verify_robustness(net, lower=lo, upper=hi, label=y), or use "
-                "verify_robustness(net, x, label, epsilon)."
+                "verify_robustness(net, lower=lo, upper=hi, target=y), or use "
+                "verify_robustness(net, x, target, epsilon)."
             )
-    elif _floating_like(x, label):  # verify_robustness(net, lower, upper, label)
-        lower, upper, label, epsilon = x, label, epsilon, None
+    elif _floating_like(x, target):  # verify_robustness(net, lower, upper, target)
+        lower, upper, target, epsilon = x, target, epsilon, None
     if lower is not None:
         if epsilon is not None:
             raise OptionError(
-                f"{where}: `epsilon` is for the form verify_robustness(net, x, label, epsilon); "
+                f"{where}: `epsilon` is for the form verify_robustness(net, x, target, epsilon); "
                 "with lower and upper bounds, the box is given. Received both."
             )
         lo, hi = prepare_box(net, lower, upper, where)
@@ -136,53 +138,60 @@ def _boxes(net, x, label, epsilon, lower, upper, input_range):
     else:
         if epsilon is None:
             raise OptionError(
-                f"{where}: give `epsilon` (verify_robustness(net, x, label, epsilon)) or input "
-                "bounds (verify_robustness(net, lower, upper, label))."
+                f"{where}: give `epsilon` (verify_robustness(net, x, target, epsilon)) or input "
+                "bounds (verify_robustness(net, lower, upper, target))."
             )
         point, _ = prepare_box(net, x, x, where)
         lo, hi = point - epsilon, point + epsilon
     if input_range is not None:
         lo, hi = lo.clamp(*input_range), hi.clamp(*input_range)
         point = point.clamp(*input_range)
-    if label is None:
-        raise OptionError(f"{where}: `label` is missing: give the class of each observation.")
-    return lo, hi, point, label, epsilon
+    if target is None:
+        raise OptionError(
+            f"{where}: `target` (formerly `label`) is missing: give the class of each observation."
+        )
+    return lo, hi, point, target, epsilon
 
 
+@renamed_arguments({"label": "target", "time_limit": "timeout"})
 def verify_robustness(
     net: torch.nn.Module,
     x=None,
-    label=None,
+    target=None,
     epsilon: float | None = None,
     *,
     lower=None,
     upper=None,
     input_range: tuple[float, float] | None = None,
     method: str = "crown",
-    optimize_slopes: bool = True,
+    optimize_slopes: bool = OPTIMIZE_SLOPES,
     attack: bool = True,
     branch_and_bound: bool = False,
-    time_limit: float | None = 10.0,
+    timeout: float | None = 10.0,
     max_memory: int | str | None = None,
     verbose: bool | None = None,
 ) -> VerificationResult:
     """Prove that no input in a box around each observation changes its class.
 
-    Two forms: ``verify_robustness(net, x, label, epsilon)`` (the box ``x ± epsilon`` in the
-    L-inf norm) and ``verify_robustness(net, lower, upper, label)`` (any box, as MATLAB's
+    Two forms: ``verify_robustness(net, x, target, epsilon)`` (the box ``x ± epsilon`` in the
+    L-inf norm) and ``verify_robustness(net, lower, upper, target)`` (any box, as MATLAB's
     ``verifyNetworkRobustness(net, XLower, XUpper, label)``; also as keywords ``lower=``,
-    ``upper=``), clipped to ``input_range``. ``label`` holds class indices or names from
-    ``net.classes``. Each observation gets "verified" (proven for the whole box), "violated"
+    ``upper=``), clipped to ``input_range``. ``target`` holds the true class of each
+    observation: class indices or names from ``net.classes``. Each observation gets "verified" (proven for the whole box), "violated"
     (a counterexample was found and is returned) or "unproven". A final softmax is removed:
     margins are taken on the logits. ``attack=True`` runs PGD first; ``branch_and_bound=True``
-    splits the input box of unproven observations (worth it for low-dimensional inputs).
+    splits the input box of unproven observations (worth it for low-dimensional inputs);
+    ``optimize_slopes=True`` optimizes CROWN's ReLU slopes (tighter, slower; default False, as
+    in :func:`estimate_output_bounds`).
 
-    ``time_limit`` (seconds per observation, default 10, None for none) covers the attack,
+    ``timeout`` (seconds per observation, default 10, None for none) covers the attack,
     the bounds and branch and bound; observations verified together share their limits, and
     one that runs out is answered "unproven" within the limit plus a small margin (``notes``
     says so). ``max_memory`` (bytes or ``"2GB"``; default 40% of the free memory) bounds the
     working memory, observations and neurons being bounded in chunks that fit. ``verbose``
     prints progress on stderr (None: only when the run lasts more than a few seconds).
+    Deprecated names (they still work, with a DeprecationWarning): ``label`` for ``target``,
+    ``time_limit`` for ``timeout``.
 
     Example:
         >>> import torch
@@ -200,11 +209,11 @@ def verify_robustness(
     _check_options(None, method)
     graph = to_graph(net).without_softmax()
     graph.check_supported()
-    lo, hi, point, label, epsilon = _boxes(net, x, label, epsilon, lower, upper, input_range)
+    lo, hi, point, target, epsilon = _boxes(net, x, target, epsilon, lower, upper, input_range)
     _check_options(epsilon, method)
-    budget = make_budget("verify_robustness", max_memory, time_limit, lo.device, start=started)
-    labels = class_indices("verify_robustness", net, label, lo.shape[0], lo.device)
-    options = _Options(method, optimize_slopes, attack, branch_and_bound, time_limit,
+    budget = make_budget("verify_robustness", max_memory, timeout, lo.device, start=started)
+    labels = class_indices("verify_robustness", net, target, lo.shape[0], lo.device)
+    options = _Options(method, optimize_slopes, attack, branch_and_bound, timeout,
                        Progress("verify_robustness", verbose))  # fmt: skip
     was_training = net.training
     net.eval()
@@ -242,7 +251,8 @@ def _verify(graph, lo, hi, point, labels, budget: Budget, options: _Options):
         k = graph(point[:1]).shape[1]
     if bool(((labels < 0) | (labels >= k)).any()):
         raise OptionError(
-            f"verify_robustness: `label` must hold {n} class indices in [0, {k - 1}]. "
+            f"verify_robustness: `target` (formerly `label`) must hold {n} class indices in "
+            f"[0, {k - 1}]. "
             f"Received: {labels.tolist()}."
         )
     state = _State(["unproven"] * n, torch.full_like(point, float("nan")),
