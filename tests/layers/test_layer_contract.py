@@ -126,6 +126,14 @@ CASES: dict[str, Case] = {
     "Swish": Case(lambda: L.Swish(), [(3,)]),
     "Softmax": Case(lambda: L.Softmax(), [(3, 2, 2)]),
     "Dropout": Case(lambda: L.Dropout(0.3), [(6,)]),
+    "ClippedReLU": Case(lambda: L.ClippedReLU(0.5), [(3, 2, 2)]),
+    "PReLU": Case(lambda: L.PReLU(0.1), [(None, 3)]),
+    "Softplus": Case(lambda: L.Softplus(), [(3,)]),
+    "HardSwish": Case(lambda: L.HardSwish(), [(3, 2, 2)]),
+    "HardSigmoid": Case(lambda: L.HardSigmoid(0.2, 0.4), [(3,)]),
+    "Mish": Case(lambda: L.Mish(), [(None, 3)]),
+    "InstanceNorm": Case(lambda: L.InstanceNorm(epsilon=1e-3), [(3, 4, 4)]),
+    "CrossChannelNorm": Case(lambda: L.CrossChannelNorm(4, alpha=0.1), [(5, 3, 3)]),
     "LSTM": Case(lambda: L.LSTM(4, bidirectional=True, output_mode="last"), [(None, 3)]),
     "GRU": Case(lambda: L.GRU(4, num_layers=2), [(None, 3)]),
     "Embedding": Case(lambda: L.Embedding(10, 4, padding_index=0), [(None, 1)], _token_ids),
@@ -315,7 +323,7 @@ def test_copies_and_pickles_compute_the_same(type_name):
 def test_learnable_layers_have_parameters_after_build():
     learnable = {
         "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d", "BatchNorm", "LayerNorm",
-        "GroupNorm", "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
+        "GroupNorm", "InstanceNorm", "PReLU", "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
         "CrossAttention", "AxisLayerNorm", "ProjectedDense", "ProjectedConv1d", "ProjectedConv2d",
         "ProjectedLSTM", "ProjectedGRU",
     }  # fmt: skip

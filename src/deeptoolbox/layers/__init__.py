@@ -13,10 +13,25 @@ from deeptoolbox.layers._activation import (
     GELU as GELU,
 )
 from deeptoolbox.layers._activation import (
+    ClippedReLU as ClippedReLU,
+)
+from deeptoolbox.layers._activation import (
     Dropout as Dropout,
 )
 from deeptoolbox.layers._activation import (
+    HardSigmoid as HardSigmoid,
+)
+from deeptoolbox.layers._activation import (
+    HardSwish as HardSwish,
+)
+from deeptoolbox.layers._activation import (
     LeakyReLU as LeakyReLU,
+)
+from deeptoolbox.layers._activation import (
+    Mish as Mish,
+)
+from deeptoolbox.layers._activation import (
+    PReLU as PReLU,
 )
 from deeptoolbox.layers._activation import (
     ReLU as ReLU,
@@ -26,6 +41,9 @@ from deeptoolbox.layers._activation import (
 )
 from deeptoolbox.layers._activation import (
     Softmax as Softmax,
+)
+from deeptoolbox.layers._activation import (
+    Softplus as Softplus,
 )
 from deeptoolbox.layers._activation import (
     Swish as Swish,
@@ -101,7 +119,13 @@ from deeptoolbox.layers._norm import (
     BatchNorm as BatchNorm,
 )
 from deeptoolbox.layers._norm import (
+    CrossChannelNorm as CrossChannelNorm,
+)
+from deeptoolbox.layers._norm import (
     GroupNorm as GroupNorm,
+)
+from deeptoolbox.layers._norm import (
+    InstanceNorm as InstanceNorm,
 )
 from deeptoolbox.layers._norm import (
     LayerNorm as LayerNorm,
@@ -142,8 +166,9 @@ __all__ = [
     "InputLayer", "FeatureInput", "ImageInput", "VolumeInput", "SequenceInput",
     "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalAvgPool", "GlobalMaxPool",
-    "BatchNorm", "LayerNorm", "GroupNorm",
+    "BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "CrossChannelNorm",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "Swish", "Dropout",
+    "ClippedReLU", "PReLU", "Softplus", "HardSwish", "HardSigmoid", "Mish",
     "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
     "Flatten", "Reshape", "Resize2d", "Addition", "Concatenation", "Multiplication",
 ]  # fmt: skip
