@@ -49,6 +49,9 @@ _TARGETS = {
     "MaxPool": "MaxPool2d", "AveragePool": "AvgPool2d", "Flatten": "Flatten",
     "Add": "Addition", "Mul": "Multiplication", "Concat": "Concatenation", "Softmax": "Softmax",
     "Dropout": "Dropout", "ReduceMean": "GlobalAvgPool", "ReduceMax": "GlobalMaxPool",
+    "Clip": "ClippedReLU", "PRelu": "PReLU", "Softplus": "Softplus", "HardSwish": "HardSwish",
+    "HardSigmoid": "HardSigmoid", "Mish": "Mish", "InstanceNormalization": "InstanceNorm",
+    "LRN": "CrossChannelNorm",
 }  # fmt: skip
 
 
@@ -228,6 +231,75 @@ def _global_pool(attrs: dict, inputs: list, shapes: list) -> Mapped:
     if sorted(int(a) % rank for a in axes) != wanted or len(set(axes)) != len(axes):
         return None
     return (L.GlobalAvgPool() if attrs["_op"] == "ReduceMean" else L.GlobalMaxPool()), {}
+
+
+@mapper("Softplus", "HardSwish", "Mish")
+def _smooth_activation(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or not attrs["_float"]:
+        return None
+    return {"Softplus": L.Softplus, "HardSwish": L.HardSwish, "Mish": L.Mish}[attrs["_op"]](), {}
+
+
+@mapper("HardSigmoid")
+def _hard_sigmoid(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or not attrs["_float"]:
+        return None
+    return L.HardSigmoid(float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))), {}
+
+
+@mapper("Clip")
+def _clip(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """``Clip(x, 0, c)`` with a constant c > 0: a clipped ReLU."""
+    if inputs[0] is not None or len(inputs) != 3 or not attrs["_float"]:
+        return None
+    low, high = inputs[1], inputs[2]
+    if not (isinstance(low, torch.Tensor) and isinstance(high, torch.Tensor)):
+        return None
+    if low.numel() != 1 or high.numel() != 1 or float(low) != 0.0:
+        return None
+    ceiling = float(high)
+    return (L.ClippedReLU(ceiling), {}) if 0 < ceiling < float("inf") else None
+
+
+@mapper("PRelu")
+def _prelu(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """A slope shared by all values, or one per channel laid out to broadcast on axis 1."""
+    if not _runtime(inputs, 1) or len(inputs) != 2 or not attrs["_float"]:
+        return None
+    slope, rank = inputs[1], len(shapes[0])
+    if rank not in (2, 4, 5) or slope.dim() > rank:
+        return None
+    if slope.numel() == 1:
+        return L.PReLU(channel_wise=False), {"alpha": _float(slope.reshape(1))}
+    per_channel = (shapes[0][1],) + (1,) * (rank - 2)
+    dims = list(slope.shape)
+    while len(dims) > rank - 1 and dims[0] == 1:  # a leading batch axis of one
+        dims.pop(0)
+    if tuple(dims) != per_channel:
+        return None
+    return L.PReLU(), {"alpha": _float(slope.reshape(-1))}
+
+
+@mapper("InstanceNormalization")
+def _instance_norm(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or len(inputs) != 3 or len(shapes[0]) not in (4, 5):
+        return None
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    if not attrs["_float"] or epsilon <= 0:
+        return None
+    return L.InstanceNorm(epsilon=epsilon), {"weight": _float(inputs[1]), "bias": _float(inputs[2])}
+
+
+@mapper("LRN")
+def _lrn(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or len(shapes[0]) not in (4, 5) or not attrs["_float"]:
+        return None
+    options = {k: float(attrs.get(o, d)) for k, o, d in
+               (("alpha", "alpha", 1e-4), ("beta", "beta", 0.75), ("k", "bias", 1.0))}  # fmt: skip
+    size = int(attrs.get("size", 0))
+    if size < 1 or min(options.values()) <= 0:
+        return None
+    return L.CrossChannelNorm(size, **options), {}
 
 
 def map_node(

@@ -250,10 +250,19 @@ class CrossChannelNorm(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sequence = x.dim() == 3
-        x = _channels_first(x, sequence)
-        n = self.window_size
-        squares = x.square().reshape(x.shape[0], 1, x.shape[1], -1, 1)
-        squares = F.pad(squares, (0, 0, 0, 0, (n - 1) // 2, n // 2))
-        sums = F.avg_pool3d(squares, (n, 1, 1), stride=1) * n
-        scale = (sums.reshape(x.shape) * (self.alpha / n) + self.k).pow(self.beta)
-        return _channels_first(x / scale, sequence)
+        y = local_response_norm(
+            _channels_first(x, sequence), self.window_size, self.alpha, self.beta, self.k
+        )
+        return _channels_first(y, sequence)
+
+
+def local_response_norm(
+    x: torch.Tensor, size: int, alpha: float, beta: float, k: float
+) -> torch.Tensor:
+    """ONNX ``LRN`` on channels-first data (N, C, ...): the window is c - floor((size-1)/2)
+    to c + ceil((size-1)/2) (torch's own ``local_response_norm`` centres even windows the
+    other way)."""
+    squares = x.square().reshape(x.shape[0], 1, x.shape[1], -1, 1)
+    squares = F.pad(squares, (0, 0, 0, 0, (size - 1) // 2, size // 2))
+    sums = F.avg_pool3d(squares, (size, 1, 1), stride=1) * size
+    return x / (sums.reshape(x.shape) * (alpha / size) + k).pow(beta)
