@@ -1,5 +1,5 @@
 """Keras import and export of the activations issue 13 added (ClippedReLU, PReLU, Softplus,
-HardSwish, HardSigmoid, Mish), checked against the keras package itself (torch backend)."""
+HardSwish, HardSigmoid, Mish) and SpatialDropout, checked against the keras package itself (torch backend)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def test_keras_activations_and_prelu_import_as_the_layers(tmp_path, suffix):
     h = layers.ReLU(max_value=1.5)(h)
     h = layers.Activation("hard_silu")(h)
     h = layers.Activation("mish")(h)
+    h = layers.SpatialDropout2D(0.3)(h)
     h = layers.Flatten()(h)
     h = layers.Dense(5)(h)
     h = layers.Activation("relu6")(h)
@@ -55,7 +56,16 @@ def test_keras_activations_and_prelu_import_as_the_layers(tmp_path, suffix):
     path = tmp_path / f"model{suffix}"
     model.save(path)
     net = import_keras(path)
-    assert {"PReLU", "ClippedReLU", "HardSwish", "Mish", "Softplus", "HardSigmoid"} <= _kinds(net)
+    kinds = {
+        "PReLU",
+        "ClippedReLU",
+        "HardSwish",
+        "Mish",
+        "Softplus",
+        "HardSigmoid",
+        "SpatialDropout",
+    }
+    assert kinds <= _kinds(net)
     x = np.random.default_rng(0).standard_normal((3, 6, 6, 2)).astype(np.float32) * 2
     expected = np.asarray(model.predict(x, verbose=0))
     got = _predict(net, np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
@@ -102,11 +112,12 @@ def test_exported_activations_load_in_keras_with_the_same_predictions(tmp_path):
 
 def test_exported_sequence_prelu_loads_in_keras(tmp_path):
     torch.manual_seed(1)
-    net = dtb.Network([L.SequenceInput(3), L.PReLU(name="prelu")])
+    net = dtb.Network([L.SequenceInput(3), L.SpatialDropout(0.5), L.PReLU(name="prelu")])
     with torch.no_grad():
         net.layer("prelu").alpha.copy_(torch.tensor([0.1, 0.5, 2.0]))
     export_keras(net, tmp_path / "seq.keras")
     model = keras.saving.load_model(tmp_path / "seq.keras")
+    assert [type(layer).__name__ for layer in model.layers][-2:] == ["SpatialDropout1D", "PReLU"]
     x = torch.randn(2, 7, 3)
     np.testing.assert_allclose(model.predict(x.numpy(), verbose=0), _predict(net, x.numpy()),
                                atol=TOLERANCE, rtol=0)  # fmt: skip

@@ -132,6 +132,7 @@ CASES: dict[str, Case] = {
     "HardSwish": Case(lambda: L.HardSwish(), [(3, 2, 2)]),
     "HardSigmoid": Case(lambda: L.HardSigmoid(0.2, 0.4), [(3,)]),
     "Mish": Case(lambda: L.Mish(), [(None, 3)]),
+    "SpatialDropout": Case(lambda: L.SpatialDropout(0.2), [(4, 3, 3)]),
     "InstanceNorm": Case(lambda: L.InstanceNorm(epsilon=1e-3), [(3, 4, 4)]),
     "CrossChannelNorm": Case(lambda: L.CrossChannelNorm(4, alpha=0.1), [(5, 3, 3)]),
     "LSTM": Case(lambda: L.LSTM(4, bidirectional=True, output_mode="last"), [(None, 3)]),

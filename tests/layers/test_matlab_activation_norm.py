@@ -1,5 +1,5 @@
 """The activation and normalization layers MATLAB has that issue 13 added: ClippedReLU, PReLU,
-Softplus, HardSwish, HardSigmoid, Mish, InstanceNorm, CrossChannelNorm.
+Softplus, HardSwish, HardSigmoid, Mish, SpatialDropout, InstanceNorm, CrossChannelNorm.
 
 Each is compared with a reference computed another way (numpy formulas, torch functional or
 modules), and checked inside a Network: sizes, analyze rows, save/load, to_python.
@@ -93,6 +93,25 @@ def test_prelu_shared_alpha_and_its_gradient():
     torch.testing.assert_close(layer.alpha.grad, torch.tensor([-3.0]))  # sum of negative x
 
 
+@pytest.mark.parametrize(
+    ("shape", "channel_view"),
+    [((60, 40, 3, 3), (60, 40, 1, 1)), ((60, 40, 2, 2, 2), (60, 40, 1, 1, 1)),
+     ((60, 5, 40), (60, 1, 40))],
+)  # fmt: skip
+def test_spatial_dropout_drops_whole_channels_and_rescales_the_rest(shape, channel_view):
+    torch.manual_seed(0)
+    layer = L.SpatialDropout(0.3).train()
+    x = torch.rand(shape) + 1.0  # no zeros of its own
+    y = layer(x)
+    kept = (y != 0).float()
+    per_channel = kept.amax(dim=[d for d, n in enumerate(channel_view) if n == 1], keepdim=True)
+    assert per_channel.shape == channel_view
+    torch.testing.assert_close(kept, per_channel.expand_as(kept))  # all or nothing per channel
+    torch.testing.assert_close(y[kept.bool()], x[kept.bool()] / 0.7)
+    assert abs(1 - per_channel.mean().item() - 0.3) < 0.04  # 2400 channels
+    torch.testing.assert_close(layer.eval()(x), x, rtol=0, atol=0)
+
+
 def _instance_norm(x: np.ndarray, weight, bias, eps: float, axes: tuple) -> np.ndarray:
     x = x.astype(np.float64)
     mean = x.mean(axis=axes, keepdims=True)
@@ -177,6 +196,7 @@ def test_cross_channel_norm_sequences_and_features_use_the_last_axis():
         (lambda: L.PReLU("a"), "alpha"),
         (lambda: L.PReLU(channel_wise="yes"), "channel_wise"),
         (lambda: L.HardSigmoid(alpha=None), "alpha"),
+        (lambda: L.SpatialDropout(1.0), "probability"),
         (lambda: L.InstanceNorm(epsilon=0), "epsilon"),
         (lambda: L.CrossChannelNorm(0), "window_size"),
         (lambda: L.CrossChannelNorm(3, beta=-1), "beta"),

@@ -383,6 +383,11 @@ _EXPORTERS: dict[type, Any] = {
     L.BatchNorm: _norm,
     L.LayerNorm: _norm,
     L.Dropout: lambda n, m, s: [_spec(n, "Dropout", {"rate": m.probability})],
+    L.SpatialDropout: lambda n, m, s: [
+        _spec(
+            n, f"SpatialDropout{len(s) - 1}D" if len(s) > 1 else "Dropout", {"rate": m.probability}
+        )
+    ],  # fmt: skip
     L.Flatten: _flatten,
     L.Reshape: _reshape,
     L.Embedding: lambda n, m, s: [

@@ -398,6 +398,10 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "BatchNormalization": _batchnorm,
     "LayerNormalization": _layernorm,
     "Dropout": lambda c, w, s: [("", L.Dropout(float(c.get("rate", 0.5))), {})],
+    **{
+        f"SpatialDropout{d}D": lambda c, w, s: [("", L.SpatialDropout(float(c["rate"])), {})]
+        for d in (1, 2, 3)
+    },
     "Flatten": _flatten,
     "Reshape": _reshape,
     "Activation": _activation,

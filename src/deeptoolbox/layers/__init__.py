@@ -46,6 +46,9 @@ from deeptoolbox.layers._activation import (
     Softplus as Softplus,
 )
 from deeptoolbox.layers._activation import (
+    SpatialDropout as SpatialDropout,
+)
+from deeptoolbox.layers._activation import (
     Swish as Swish,
 )
 from deeptoolbox.layers._activation import (
@@ -168,7 +171,7 @@ __all__ = [
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalAvgPool", "GlobalMaxPool",
     "BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "CrossChannelNorm",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "Swish", "Dropout",
-    "ClippedReLU", "PReLU", "Softplus", "HardSwish", "HardSigmoid", "Mish",
+    "ClippedReLU", "PReLU", "Softplus", "HardSwish", "HardSigmoid", "Mish", "SpatialDropout",
     "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
     "Flatten", "Reshape", "Resize2d", "Addition", "Concatenation", "Multiplication",
 ]  # fmt: skip

@@ -299,3 +299,34 @@ class Mish(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.mish(x)
+
+
+@register_layer
+class SpatialDropout(Layer):
+    """Drops whole channels: in training each channel of each observation is set to zero with
+    ``probability`` (over all its positions or time steps) and the rest are rescaled by
+    1 / (1 - probability); identity in inference (MATLAB's spatialDropoutLayer).
+
+    Example:
+        >>> import torch
+        >>> layer = SpatialDropout(0.5).train()
+        >>> y = layer(torch.ones(1, 8, 3, 3))
+        >>> sorted({float(v) for v in y.amax(dim=(2, 3)).flatten()} - {0.0})
+        [2.0]
+        >>> bool((layer.eval()(torch.ones(1, 8, 3, 3)) == 1).all())
+        True
+    """
+
+    def __init__(self, probability: float = 0.5, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.probability = check_probability("SpatialDropout", "probability", probability)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.probability == 0:
+            return x
+        if x.dim() == 3:  # sequences (N, T, C): a channel is dropped at every time step
+            size = (x.shape[0], 1, x.shape[2])
+        else:
+            size = (x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2)
+        keep = torch.rand(size, device=x.device) >= self.probability
+        return x * keep.to(x.dtype) / (1 - self.probability)
