@@ -1,9 +1,9 @@
 """ONNX export and import of the layers issue 13 added (ClippedReLU, PReLU, Softplus, HardSwish,
-HardSigmoid, Mish, InstanceNorm, CrossChannelNorm).
+HardSigmoid, Mish, InstanceNorm, CrossChannelNorm, DepthToSpace, SpaceToDepth).
 
 Exported files are run in onnxruntime and compared with the network; standard ONNX nodes
 written with onnx.helper (Clip, PRelu, Softplus, HardSwish, HardSigmoid, Mish,
-InstanceNormalization, LRN) import as those layers when they compute exactly the same, and
+InstanceNormalization, LRN, DepthToSpace, SpaceToDepth) import as those layers when they compute exactly the same, and
 stay operator layers when they do not. |network - onnxruntime| <= 1e-5 (float32); where
 onnxruntime refuses a valid node (LRN with an even size or alpha = 0) the operator's formula
 from the ONNX specification, written in numpy, stands in (onnx's reference evaluator loops
@@ -180,6 +180,15 @@ HAND_NODES = {
     "lrn_even_defaults": ("LRN", {}, {"size": 2}, [2, 4, 3, 3], "CrossChannelNorm"),
     "lrn_even_5d": ("LRN", {}, {"size": 4, "alpha": 0.9}, [2, 5, 2, 3, 3], "CrossChannelNorm"),
     "lrn_zero_alpha": ("LRN", {}, {"size": 3, "alpha": 0.0}, [2, 4, 3, 3], "OnnxOperator"),
+    "depth_to_space_dcr": ("DepthToSpace", {}, {"blocksize": 2}, [2, 8, 3, 3], "DepthToSpace"),
+    "depth_to_space_crd": (
+        "DepthToSpace",
+        {},
+        {"blocksize": 2, "mode": "CRD"},
+        [2, 8, 3, 3],
+        "DepthToSpace",
+    ),  # fmt: skip
+    "space_to_depth": ("SpaceToDepth", {}, {"blocksize": 3}, [2, 2, 6, 3], "SpaceToDepth"),
 }
 NO_ONNXRUNTIME = {"lrn_even_defaults", "lrn_even_5d", "lrn_zero_alpha"}
 
@@ -206,3 +215,8 @@ def test_imported_lrn_and_prelu_keep_their_options(tmp_path):
     path = tmp_path / "prelu.onnx"
     onnx.save(_single_node_model("PRelu", {"s": SLOPE.reshape(4, 1, 1)}, [1, 4, 2, 2]), str(path))
     np.testing.assert_array_equal(import_onnx(path).layer("node").alpha.detach().numpy(), SLOPE)
+    path = tmp_path / "d2s.onnx"
+    onnx.save(_single_node_model("DepthToSpace", {}, [1, 9, 2, 2], blocksize=3, mode="CRD"),
+              str(path))  # fmt: skip
+    layer = import_onnx(path).layer("node")
+    assert (layer.block_size, layer.mode) == ((3, 3), "crd")

@@ -147,6 +147,8 @@ CASES: dict[str, Case] = {
     "Flatten": Case(lambda: L.Flatten(), [(2, 3, 3)]),
     "Reshape": Case(lambda: L.Reshape((3, -1)), [(2, 3, 3)]),
     "Resize2d": Case(lambda: L.Resize2d(output_size=(5, 3), method="bilinear"), [(2, 4, 4)]),
+    "DepthToSpace": Case(lambda: L.DepthToSpace((2, 1), mode="crd"), [(4, 2, 3)]),
+    "SpaceToDepth": Case(lambda: L.SpaceToDepth(2), [(2, 4, 6)]),
     "Addition": Case(lambda: L.Addition(3), [(3,), (3,), (3,)]),
     "Multiplication": Case(lambda: L.Multiplication(), [(2, 3, 3), (2, 3, 3)]),
     "Concatenation": Case(lambda: L.Concatenation(axis="time"), [(None, 3), (None, 3)]),

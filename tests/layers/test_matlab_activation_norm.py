@@ -253,3 +253,51 @@ def test_network_sizes_analyze_save_load_and_to_python(tmp_path):
     rebuilt.load_state_dict(net.state_dict())
     torch.testing.assert_close(rebuilt(x), net(x), rtol=0, atol=0)
     assert repr(rebuilt.layer("lrn")) == "CrossChannelNorm(window_size=3)"
+
+
+# -- depth to space and space to depth ---------------------------------------------------------
+
+
+def _depth_to_space_dcr(x: np.ndarray, b: int) -> np.ndarray:
+    """The ONNX specification's DCR formula."""
+    n, c, h, w = x.shape
+    tmp = x.reshape(n, b, b, c // b**2, h, w).transpose(0, 3, 4, 1, 5, 2)
+    return tmp.reshape(n, c // b**2, h * b, w * b)
+
+
+def _space_to_depth(x: np.ndarray, b: int) -> np.ndarray:
+    """The ONNX specification's SpaceToDepth formula."""
+    n, c, h, w = x.shape
+    tmp = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    return tmp.reshape(n, c * b * b, h // b, w // b)
+
+
+def test_depth_to_space_dcr_matches_the_onnx_formula_and_crd_is_pixel_shuffle():
+    x = _data(2, 12, 3, 4)
+    np.testing.assert_array_equal(_run(L.DepthToSpace(2), x), _depth_to_space_dcr(x, 2))
+    crd = _run(L.DepthToSpace(2, mode="crd"), x)
+    np.testing.assert_array_equal(crd, F.pixel_shuffle(torch.from_numpy(x), 2).numpy())
+    assert L.DepthToSpace(2).output_shape([(12, 3, 4)]) == (3, 6, 8)
+
+
+def test_space_to_depth_matches_the_onnx_formula_and_inverts_depth_to_space():
+    x = _data(2, 3, 4, 6)
+    y = _run(L.SpaceToDepth(2), x)
+    np.testing.assert_array_equal(y, _space_to_depth(x, 2))
+    np.testing.assert_array_equal(_run(L.DepthToSpace(2), y), x)
+    rect = _run(L.SpaceToDepth((2, 3)), x)  # MATLAB allows [bh bw]
+    assert rect.shape == (2, 18, 2, 2)
+    np.testing.assert_array_equal(_run(L.DepthToSpace((2, 3)), rect), x)
+
+
+def test_block_layers_refuse_sizes_that_do_not_divide():
+    with pytest.raises(SizeMismatchError, match=r"DepthToSpace: the channel count.*\(6, 3, 3\)"):
+        L.DepthToSpace(2).output_shape([(6, 3, 3)])
+    with pytest.raises(SizeMismatchError, match=r"SpaceToDepth: the height and width"):
+        L.SpaceToDepth(2).output_shape([(3, 5, 4)])
+    with pytest.raises(SizeMismatchError, match="images"):
+        L.SpaceToDepth(2).output_shape([(None, 4)])
+    with pytest.raises(OptionError, match="`mode`"):
+        L.DepthToSpace(2, mode="DCR")
+    with pytest.raises(OptionError, match="`block_size`"):
+        L.SpaceToDepth(0)

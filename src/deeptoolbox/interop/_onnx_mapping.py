@@ -51,7 +51,7 @@ _TARGETS = {
     "Dropout": "Dropout", "ReduceMean": "GlobalAvgPool", "ReduceMax": "GlobalMaxPool",
     "Clip": "ClippedReLU", "PRelu": "PReLU", "Softplus": "Softplus", "HardSwish": "HardSwish",
     "HardSigmoid": "HardSigmoid", "Mish": "Mish", "InstanceNormalization": "InstanceNorm",
-    "LRN": "CrossChannelNorm",
+    "LRN": "CrossChannelNorm", "DepthToSpace": "DepthToSpace", "SpaceToDepth": "SpaceToDepth",
 }  # fmt: skip
 
 
@@ -300,6 +300,17 @@ def _lrn(attrs: dict, inputs: list, shapes: list) -> Mapped:
     if size < 1 or min(options.values()) <= 0:
         return None
     return L.CrossChannelNorm(size, **options), {}
+
+
+@mapper("DepthToSpace", "SpaceToDepth")
+def _block_rearrange(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    block = int(attrs.get("blocksize", 0))
+    if not _runtime(inputs, 1) or len(shapes[0]) != 4 or block < 1:
+        return None
+    if attrs["_op"] == "SpaceToDepth":
+        return L.SpaceToDepth(block), {}
+    mode = str(attrs.get("mode", "DCR")).lower()
+    return (L.DepthToSpace(block, mode=mode), {}) if mode in ("dcr", "crd") else None
 
 
 def map_node(

@@ -154,6 +154,9 @@ from deeptoolbox.layers._pool import (
 from deeptoolbox.layers._recurrent import GRU as GRU
 from deeptoolbox.layers._recurrent import LSTM as LSTM
 from deeptoolbox.layers._reshape import (
+    DepthToSpace as DepthToSpace,
+)
+from deeptoolbox.layers._reshape import (
     Flatten as Flatten,
 )
 from deeptoolbox.layers._reshape import (
@@ -161,6 +164,9 @@ from deeptoolbox.layers._reshape import (
 )
 from deeptoolbox.layers._reshape import (
     Resize2d as Resize2d,
+)
+from deeptoolbox.layers._reshape import (
+    SpaceToDepth as SpaceToDepth,
 )
 
 __all__ = [
@@ -173,5 +179,6 @@ __all__ = [
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "Swish", "Dropout",
     "ClippedReLU", "PReLU", "Softplus", "HardSwish", "HardSigmoid", "Mish", "SpatialDropout",
     "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
-    "Flatten", "Reshape", "Resize2d", "Addition", "Concatenation", "Multiplication",
+    "Flatten", "Reshape", "Resize2d", "DepthToSpace", "SpaceToDepth",
+    "Addition", "Concatenation", "Multiplication",
 ]  # fmt: skip
