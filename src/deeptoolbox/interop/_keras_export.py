@@ -359,6 +359,14 @@ def _activation(name: str, m: nn.Module, shape: Shape) -> list[dict]:
     return [_spec(name, "Activation", {"activation": names[type(m)]})]
 
 
+def _spatial_dropout(name: str, m: L.SpatialDropout, shape: Shape) -> list[dict]:
+    if len(shape) == 1:  # one value per channel: plain dropout
+        return [_spec(name, "Dropout", {"rate": m.probability})]
+    spec = _spec(name, f"SpatialDropout{len(shape) - 1}D", {"rate": m.probability})
+    del spec["config"]["trainable"]  # SpatialDropout1D's constructor refuses it
+    return [spec]
+
+
 def _prelu(name: str, m: L.PReLU, shape: Shape) -> list[dict]:
     """Keras's alpha has the input's size (H, W, C for images) less the ``shared_axes``."""
     rank = len(shape)
@@ -383,11 +391,7 @@ _EXPORTERS: dict[type, Any] = {
     L.BatchNorm: _norm,
     L.LayerNorm: _norm,
     L.Dropout: lambda n, m, s: [_spec(n, "Dropout", {"rate": m.probability})],
-    L.SpatialDropout: lambda n, m, s: [
-        _spec(
-            n, f"SpatialDropout{len(s) - 1}D" if len(s) > 1 else "Dropout", {"rate": m.probability}
-        )
-    ],  # fmt: skip
+    L.SpatialDropout: _spatial_dropout,
     L.Flatten: _flatten,
     L.Reshape: _reshape,
     L.Embedding: lambda n, m, s: [
