@@ -1,5 +1,5 @@
 """ONNX export and import of the layers issue 13 added (ClippedReLU, PReLU, Softplus, HardSwish,
-HardSigmoid, Mish, InstanceNorm, CrossChannelNorm, DepthToSpace, SpaceToDepth).
+HardSigmoid, Mish, InstanceNorm, CrossChannelNorm, DepthToSpace, SpaceToDepth, SpatialDropout, MaxPool3d, AvgPool3d).
 
 Exported files are run in onnxruntime and compared with the network; standard ONNX nodes
 written with onnx.helper (Clip, PRelu, Softplus, HardSwish, HardSigmoid, Mish,
@@ -118,6 +118,25 @@ def test_sequence_layers_export_channels_last(tmp_path):
     path = export_onnx(net, tmp_path / "seq.onnx")
     x = RNG.standard_normal((2, 7, 3)).astype(np.float32)
     np.testing.assert_allclose(_onnxruntime(path, x), _outputs(net, x), rtol=0, atol=ATOL)
+
+
+def test_pool3d_export_and_import_back(tmp_path):
+    torch.manual_seed(2)
+    net = Network(
+        [
+            L.VolumeInput((2, 4, 6, 6), normalization="none"),
+            L.MaxPool3d((2, 3, 3), stride=(1, 2, 2), padding=(1, 1, 0), name="maxpool"),
+            L.AvgPool3d(2, name="avgpool"),
+        ]
+    )
+    path = export_onnx(net, tmp_path / "pool3d.onnx")
+    x = RNG.standard_normal((2, 2, 4, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(_onnxruntime(path, x), _outputs(net, x), rtol=0, atol=ATOL)
+    again = import_onnx(path)
+    assert type(again.layer("maxpool")).__name__ == "MaxPool3d"
+    assert type(again.layer("avgpool")).__name__ == "AvgPool3d"
+    assert again.layer("maxpool").padding == (1, 1, 0)
+    np.testing.assert_allclose(_outputs(again, x), _outputs(net, x), rtol=0, atol=ATOL)
 
 
 # -- standard nodes written with onnx.helper -------------------------------------------------

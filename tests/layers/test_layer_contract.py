@@ -112,6 +112,8 @@ CASES: dict[str, Case] = {
     "AvgPool1d": Case(lambda: L.AvgPool1d(3, stride=2), [(None, 3)]),
     "MaxPool2d": Case(lambda: L.MaxPool2d(2), [(2, 6, 6)]),
     "AvgPool2d": Case(lambda: L.AvgPool2d(3, stride=2, padding="same"), [(2, 7, 5)]),
+    "MaxPool3d": Case(lambda: L.MaxPool3d((2, 1, 2), padding="same"), [(2, 3, 4, 5)]),
+    "AvgPool3d": Case(lambda: L.AvgPool3d(2, stride=1, padding=1), [(2, 3, 4, 4)]),
     "GlobalAvgPool": Case(lambda: L.GlobalAvgPool(), [(3, 4, 4)]),
     "GlobalMaxPool": Case(lambda: L.GlobalMaxPool(), [(None, 3)]),
     "BatchNorm": Case(lambda: L.BatchNorm(momentum=0.2), [(2, 4, 4)]),

@@ -301,3 +301,31 @@ def test_block_layers_refuse_sizes_that_do_not_divide():
         L.DepthToSpace(2, mode="DCR")
     with pytest.raises(OptionError, match="`block_size`"):
         L.SpaceToDepth(0)
+
+
+# -- 3-D pooling ---------------------------------------------------------------------------------
+
+
+def test_pool3d_matches_torch_pooling():
+    x = torch.randn(2, 3, 5, 6, 7)
+    cases = [
+        (L.MaxPool3d(2), F.max_pool3d(x, 2)),
+        (L.MaxPool3d((3, 2, 2), stride=(1, 2, 2), padding=(1, 0, 1)),
+         F.max_pool3d(x, (3, 2, 2), (1, 2, 2), (1, 0, 1))),
+        (L.AvgPool3d(3, stride=2, padding=1), F.avg_pool3d(x, 3, 2, 1)),
+        (L.AvgPool3d((1, 2, 3)), F.avg_pool3d(x, (1, 2, 3))),
+    ]  # fmt: skip
+    for layer, want in cases:
+        layer.build([tuple(x.shape[1:])])
+        assert layer.output_shape([tuple(x.shape[1:])]) == tuple(want.shape[1:])
+        torch.testing.assert_close(layer(x), want)
+
+
+def test_pool3d_same_padding_keeps_ceil_of_size_over_stride():
+    x = torch.randn(1, 2, 5, 4, 3)
+    layer = L.MaxPool3d(2, padding="same")
+    assert layer.output_shape([(2, 5, 4, 3)]) == (2, 3, 2, 2)
+    padded = F.pad(x, (0, 1, 0, 0, 0, 1), value=float("-inf"))  # the extra row at the end
+    torch.testing.assert_close(layer(x), F.max_pool3d(padded, 2))
+    with pytest.raises(SizeMismatchError, match="volumes"):
+        L.AvgPool3d(2).output_shape([(2, 4, 4)])

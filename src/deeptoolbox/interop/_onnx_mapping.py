@@ -149,15 +149,16 @@ def _batch_norm(attrs: dict, inputs: list, shapes: list) -> Mapped:
 
 def _pool_fits(attrs: dict, shapes: list) -> bool:
     kernel = attrs.get("kernel_shape", [])
-    pads = list(attrs.get("pads", [0] * 4))
+    d = len(kernel)
+    pads = list(attrs.get("pads", [0] * 2 * d))
     return (
-        len(kernel) == 2
-        and len(shapes[0]) == 4
+        d in (2, 3)
+        and len(shapes[0]) == d + 2
         and attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
         and not attrs.get("ceil_mode", 0)
-        and list(attrs.get("dilations", [1, 1])) == [1, 1]
-        and pads[:2] == pads[2:]
-        and all(p <= k // 2 for p, k in zip(pads[:2], kernel, strict=True))
+        and list(attrs.get("dilations", [1] * d)) == [1] * d
+        and pads[:d] == pads[d:]
+        and all(p <= k // 2 for p, k in zip(pads[:d], kernel, strict=True))
         and attrs["_outputs"] == 1
     )
 
@@ -166,12 +167,14 @@ def _pool_fits(attrs: dict, shapes: list) -> bool:
 def _pool(attrs: dict, inputs: list, shapes: list) -> Mapped:
     if not _runtime(inputs, 1) or not _pool_fits(attrs, shapes):
         return None
-    pads = list(attrs.get("pads", [0] * 4))[:2]
+    d = len(attrs["kernel_shape"])
+    pads = list(attrs.get("pads", [0] * 2 * d))[:d]
     if attrs["_op"] == "AveragePool" and any(pads):
-        return None  # the toolbox's AvgPool2d counts padding; ONNX by default does not
-    kind = L.MaxPool2d if attrs["_op"] == "MaxPool" else L.AvgPool2d
+        return None  # the toolbox's average pools count padding; ONNX by default does not
+    kind = {("MaxPool", 2): L.MaxPool2d, ("AveragePool", 2): L.AvgPool2d,
+            ("MaxPool", 3): L.MaxPool3d, ("AveragePool", 3): L.AvgPool3d}[(attrs["_op"], d)]  # fmt: skip
     kernel = tuple(attrs["kernel_shape"])
-    return kind(kernel, stride=tuple(attrs.get("strides", [1, 1])), padding=tuple(pads)), {}
+    return kind(kernel, stride=tuple(attrs.get("strides", [1] * d)), padding=tuple(pads)), {}
 
 
 @mapper("Flatten")

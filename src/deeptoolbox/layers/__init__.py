@@ -140,6 +140,9 @@ from deeptoolbox.layers._pool import (
     AvgPool2d as AvgPool2d,
 )
 from deeptoolbox.layers._pool import (
+    AvgPool3d as AvgPool3d,
+)
+from deeptoolbox.layers._pool import (
     GlobalAvgPool as GlobalAvgPool,
 )
 from deeptoolbox.layers._pool import (
@@ -150,6 +153,9 @@ from deeptoolbox.layers._pool import (
 )
 from deeptoolbox.layers._pool import (
     MaxPool2d as MaxPool2d,
+)
+from deeptoolbox.layers._pool import (
+    MaxPool3d as MaxPool3d,
 )
 from deeptoolbox.layers._recurrent import GRU as GRU
 from deeptoolbox.layers._recurrent import LSTM as LSTM
@@ -175,6 +181,7 @@ __all__ = [
     "InputLayer", "FeatureInput", "ImageInput", "VolumeInput", "SequenceInput",
     "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalAvgPool", "GlobalMaxPool",
+    "MaxPool3d", "AvgPool3d",
     "BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "CrossChannelNorm",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "Swish", "Dropout",
     "ClippedReLU", "PReLU", "Softplus", "HardSwish", "HardSigmoid", "Mish", "SpatialDropout",
