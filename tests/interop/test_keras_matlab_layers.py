@@ -1,5 +1,6 @@
 """Keras import and export of the activations issue 13 added (ClippedReLU, PReLU, Softplus,
-HardSwish, HardSigmoid, Mish) and SpatialDropout, checked against the keras package itself (torch backend)."""
+HardSwish, HardSigmoid, Mish) and SpatialDropout, checked against the keras package itself
+(torch backend)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,14 @@
 """ONNX export and import of the layers issue 13 added (ClippedReLU, PReLU, Softplus, HardSwish,
-HardSigmoid, Mish, InstanceNorm, CrossChannelNorm, DepthToSpace, SpaceToDepth, SpatialDropout, MaxPool3d, AvgPool3d).
+HardSigmoid, Mish, InstanceNorm, CrossChannelNorm, DepthToSpace, SpaceToDepth, SpatialDropout,
+MaxPool3d, AvgPool3d).
 
 Exported files are run in onnxruntime and compared with the network; standard ONNX nodes
 written with onnx.helper (Clip, PRelu, Softplus, HardSwish, HardSigmoid, Mish,
-InstanceNormalization, LRN, DepthToSpace, SpaceToDepth) import as those layers when they compute exactly the same, and
-stay operator layers when they do not. |network - onnxruntime| <= 1e-5 (float32); where
-onnxruntime refuses a valid node (LRN with an even size or alpha = 0) the operator's formula
-from the ONNX specification, written in numpy, stands in (onnx's reference evaluator loops
-over the batch instead of the channels for LRN).
+InstanceNormalization, LRN, DepthToSpace, SpaceToDepth) import as those layers when they
+compute exactly the same, and stay operator layers when they do not.
+|network - onnxruntime| <= 1e-5 (float32); where onnxruntime refuses a valid node (LRN with an
+even size or alpha = 0) the operator's formula from the ONNX specification, written in numpy,
+stands in (onnx's reference evaluator loops over the batch instead of the channels for LRN).
 """
 
 from __future__ import annotations

@@ -328,7 +328,8 @@ def test_copies_and_pickles_compute_the_same(type_name):
 def test_learnable_layers_have_parameters_after_build():
     learnable = {
         "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d", "BatchNorm", "LayerNorm",
-        "GroupNorm", "InstanceNorm", "PReLU", "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
+        "GroupNorm", "InstanceNorm", "PReLU", "LSTM", "GRU", "Embedding", "SelfAttention",
+        "PositionEmbedding",
         "CrossAttention", "AxisLayerNorm", "ProjectedDense", "ProjectedConv1d", "ProjectedConv2d",
         "ProjectedLSTM", "ProjectedGRU",
     }  # fmt: skip

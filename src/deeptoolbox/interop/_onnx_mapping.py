@@ -171,8 +171,9 @@ def _pool(attrs: dict, inputs: list, shapes: list) -> Mapped:
     pads = list(attrs.get("pads", [0] * 2 * d))[:d]
     if attrs["_op"] == "AveragePool" and any(pads):
         return None  # the toolbox's average pools count padding; ONNX by default does not
-    kind = {("MaxPool", 2): L.MaxPool2d, ("AveragePool", 2): L.AvgPool2d,
-            ("MaxPool", 3): L.MaxPool3d, ("AveragePool", 3): L.AvgPool3d}[(attrs["_op"], d)]  # fmt: skip
+    kinds = {("MaxPool", 2): L.MaxPool2d, ("AveragePool", 2): L.AvgPool2d,
+             ("MaxPool", 3): L.MaxPool3d, ("AveragePool", 3): L.AvgPool3d}  # fmt: skip
+    kind = kinds[(attrs["_op"], d)]
     kernel = tuple(attrs["kernel_shape"])
     return kind(kernel, stride=tuple(attrs.get("strides", [1] * d)), padding=tuple(pads)), {}
 
