@@ -526,12 +526,12 @@ def test_merged_transposes_are_split_for_the_patterns(pads, strides, then, expec
 
 
 def _operator_model():
-    """x (N, 4) -> Gemm fc1 (6) -> Softplus (an operator) -> ReduceSum over features."""
+    """x (N, 4) -> Gemm fc1 (6) -> Selu (an operator) -> ReduceSum over features."""
     inits = [numpy_helper.from_array(RNG.standard_normal((6, 4)).astype(np.float32), "w1"),
              numpy_helper.from_array(np.array([1], np.int64), "axes")]  # fmt: skip
     nodes = [
         helper.make_node("Gemm", ["x", "w1"], ["h"], name="fc1", transB=1),
-        helper.make_node("Softplus", ["h"], ["s"], name="soft"),
+        helper.make_node("Selu", ["h"], ["s"], name="soft"),
         helper.make_node("ReduceSum", ["s", "axes"], ["y"], name="total", keepdims=1),
     ]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
@@ -552,7 +552,7 @@ def test_operator_sizes_follow_edits_upstream(tmp_path):
     assert analyze(net).ok
     x = torch.randn(5, 4)
     with torch.no_grad():
-        expected = torch.nn.functional.softplus(net.layer("fc1")(x)).sum(1, keepdim=True)
+        expected = torch.nn.functional.selu(net.layer("fc1")(x)).sum(1, keepdim=True)
         torch.testing.assert_close(net(x), expected)
     assert (soft.input_sizes, soft.output_size) == ([(9,)], (9,))  # recorded for the new sizes
     again = load(save(net, tmp_path / "edited.zip"))

@@ -352,9 +352,32 @@ def _activation(name: str, m: nn.Module, shape: Shape) -> list[dict]:
     if isinstance(m, L.GELU) and m.approximation != "none":
         return [_spec(name, "Activation", {"activation": {"module": "keras.activations",
                 "class_name": "function", "config": "gelu", "registered_name": None}})]  # fmt: skip
+    if isinstance(m, L.ClippedReLU):
+        return [_spec(name, "ReLU", {"max_value": m.ceiling, "negative_slope": 0.0,
+                                     "threshold": 0.0})]  # fmt: skip
+    if isinstance(m, L.HardSigmoid) and (m.alpha, m.beta) != (1 / 6, 0.5):
+        raise ValueError(f"alpha={m.alpha}, beta={m.beta} (Keras's hard_sigmoid is 1/6, 0.5)")
     names = {L.ReLU: "relu", L.Sigmoid: "sigmoid", L.Tanh: "tanh", L.Softmax: "softmax",
-             L.Swish: "silu", L.GELU: "gelu"}  # fmt: skip
+             L.Swish: "silu", L.GELU: "gelu", L.Softplus: "softplus", L.HardSwish: "hard_silu",
+             L.HardSigmoid: "hard_sigmoid", L.Mish: "mish"}  # fmt: skip
     return [_spec(name, "Activation", {"activation": names[type(m)]})]
+
+
+def _spatial_dropout(name: str, m: L.SpatialDropout, shape: Shape) -> list[dict]:
+    if len(shape) == 1:  # one value per channel: plain dropout
+        return [_spec(name, "Dropout", {"rate": m.probability})]
+    spec = _spec(name, f"SpatialDropout{len(shape) - 1}D", {"rate": m.probability})
+    del spec["config"]["trainable"]  # SpatialDropout1D's constructor refuses it
+    return [spec]
+
+
+def _prelu(name: str, m: L.PReLU, shape: Shape) -> list[dict]:
+    """Keras's alpha has the input's size (H, W, C for images) less the ``shared_axes``."""
+    rank = len(shape)
+    shared = list(range(1, rank + 1)) if not m.channel_wise else list(range(1, rank))
+    alpha = _array(m.alpha).reshape([1] * (rank - 1) + [-1])
+    config = {"shared_axes": shared or None, "alpha_initializer": "zeros"}
+    return [_spec(name, "PReLU", config, {"": [alpha]})]
 
 
 _EXPORTERS: dict[type, Any] = {
@@ -372,6 +395,7 @@ _EXPORTERS: dict[type, Any] = {
     L.BatchNorm: _norm,
     L.LayerNorm: _norm,
     L.Dropout: lambda n, m, s: [_spec(n, "Dropout", {"rate": m.probability})],
+    L.SpatialDropout: _spatial_dropout,
     L.Flatten: _flatten,
     L.Reshape: _reshape,
     L.Embedding: lambda n, m, s: [
@@ -394,9 +418,24 @@ _EXPORTERS: dict[type, Any] = {
     L.Addition: _combine,
     L.Multiplication: _combine,
     L.Concatenation: _combine,
+    L.PReLU: _prelu,
     **{
         kind: _activation
-        for kind in (L.ReLU, L.LeakyReLU, L.ELU, L.GELU, L.Sigmoid, L.Tanh, L.Softmax, L.Swish)
+        for kind in (
+            L.ReLU,
+            L.LeakyReLU,
+            L.ELU,
+            L.GELU,
+            L.Sigmoid,
+            L.Tanh,
+            L.Softmax,
+            L.Swish,
+            L.ClippedReLU,
+            L.Softplus,
+            L.HardSwish,
+            L.HardSigmoid,
+            L.Mish,
+        )
     },  # fmt: skip
 }
 

@@ -39,9 +39,12 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "silu": L.Swish,
     "elu": L.ELU,
     "leaky_relu": lambda: L.LeakyReLU(0.2),
-    "relu6": lambda: TorchFunction("torch.nn.functional.relu6"),
-    "softplus": lambda: TorchFunction("torch.nn.functional.softplus"),
-    "hard_sigmoid": lambda: TorchFunction("torch.nn.functional.hardsigmoid"),
+    "relu6": lambda: L.ClippedReLU(6.0),
+    "softplus": L.Softplus,
+    "hard_sigmoid": L.HardSigmoid,  # Keras 3's: relu6(x + 3) / 6
+    "hard_silu": L.HardSwish,
+    "hard_swish": L.HardSwish,
+    "mish": L.Mish,
 }
 
 
@@ -187,6 +190,25 @@ def _reshape(config: dict, weights: list, shapes: list[Shape]) -> Chain:
 def _activation(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     layer = activation_layer(config.get("activation"))
     return [("", layer if layer is not None else TorchFunction("torch.clone"), {})]
+
+
+def _relu(config: dict) -> Chain:
+    """Keras's ReLU(max_value, negative_slope, threshold): ReLU or, with a ceiling, ClippedReLU."""
+    slope, threshold = config.get("negative_slope", 0.0), config.get("threshold", 0.0)
+    _require(not slope and not threshold, f"negative_slope={slope}, threshold={threshold}")
+    ceiling = config.get("max_value")
+    return [("", L.ReLU() if ceiling is None else L.ClippedReLU(float(ceiling)), {})]
+
+
+def _prelu(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    """One alpha per channel (all other axes shared) or a single shared alpha."""
+    alpha = np.asarray(weights[0])
+    if alpha.size == 1:
+        return [("", L.PReLU(channel_wise=False), {"alpha": alpha.reshape(1)})]
+    channels = shapes[0][-1] if len(shapes[0]) <= 2 else shapes[0][0]
+    per_channel = alpha.shape[-1] == channels and alpha.size == channels
+    _require(per_channel, f"alpha of shape {alpha.shape} (only one per channel, or one in all)")
+    return [("", L.PReLU(), {"alpha": alpha.reshape(-1)})]
 
 
 def _embedding(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -374,10 +396,15 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "BatchNormalization": _batchnorm,
     "LayerNormalization": _layernorm,
     "Dropout": lambda c, w, s: [("", L.Dropout(float(c.get("rate", 0.5))), {})],
+    **{
+        f"SpatialDropout{d}D": lambda c, w, s: [("", L.SpatialDropout(float(c["rate"])), {})]
+        for d in (1, 2, 3)
+    },
     "Flatten": _flatten,
     "Reshape": _reshape,
     "Activation": _activation,
-    "ReLU": lambda c, w, s: [("", L.ReLU(), {})],
+    "ReLU": lambda c, w, s: _relu(c),
+    "PReLU": _prelu,
     "LeakyReLU": lambda c, w, s: [
         ("", L.LeakyReLU(float(c.get("negative_slope", c.get("alpha", 0.3)))), {})
     ],

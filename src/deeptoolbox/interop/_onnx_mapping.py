@@ -49,6 +49,9 @@ _TARGETS = {
     "MaxPool": "MaxPool2d", "AveragePool": "AvgPool2d", "Flatten": "Flatten",
     "Add": "Addition", "Mul": "Multiplication", "Concat": "Concatenation", "Softmax": "Softmax",
     "Dropout": "Dropout", "ReduceMean": "GlobalAvgPool", "ReduceMax": "GlobalMaxPool",
+    "Clip": "ClippedReLU", "PRelu": "PReLU", "Softplus": "Softplus", "HardSwish": "HardSwish",
+    "HardSigmoid": "HardSigmoid", "Mish": "Mish", "InstanceNormalization": "InstanceNorm",
+    "LRN": "CrossChannelNorm", "DepthToSpace": "DepthToSpace", "SpaceToDepth": "SpaceToDepth",
 }  # fmt: skip
 
 
@@ -146,15 +149,16 @@ def _batch_norm(attrs: dict, inputs: list, shapes: list) -> Mapped:
 
 def _pool_fits(attrs: dict, shapes: list) -> bool:
     kernel = attrs.get("kernel_shape", [])
-    pads = list(attrs.get("pads", [0] * 4))
+    d = len(kernel)
+    pads = list(attrs.get("pads", [0] * 2 * d))
     return (
-        len(kernel) == 2
-        and len(shapes[0]) == 4
+        d in (2, 3)
+        and len(shapes[0]) == d + 2
         and attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
         and not attrs.get("ceil_mode", 0)
-        and list(attrs.get("dilations", [1, 1])) == [1, 1]
-        and pads[:2] == pads[2:]
-        and all(p <= k // 2 for p, k in zip(pads[:2], kernel, strict=True))
+        and list(attrs.get("dilations", [1] * d)) == [1] * d
+        and pads[:d] == pads[d:]
+        and all(p <= k // 2 for p, k in zip(pads[:d], kernel, strict=True))
         and attrs["_outputs"] == 1
     )
 
@@ -163,12 +167,15 @@ def _pool_fits(attrs: dict, shapes: list) -> bool:
 def _pool(attrs: dict, inputs: list, shapes: list) -> Mapped:
     if not _runtime(inputs, 1) or not _pool_fits(attrs, shapes):
         return None
-    pads = list(attrs.get("pads", [0] * 4))[:2]
+    d = len(attrs["kernel_shape"])
+    pads = list(attrs.get("pads", [0] * 2 * d))[:d]
     if attrs["_op"] == "AveragePool" and any(pads):
-        return None  # the toolbox's AvgPool2d counts padding; ONNX by default does not
-    kind = L.MaxPool2d if attrs["_op"] == "MaxPool" else L.AvgPool2d
+        return None  # the toolbox's average pools count padding; ONNX by default does not
+    kinds = {("MaxPool", 2): L.MaxPool2d, ("AveragePool", 2): L.AvgPool2d,
+             ("MaxPool", 3): L.MaxPool3d, ("AveragePool", 3): L.AvgPool3d}  # fmt: skip
+    kind = kinds[(attrs["_op"], d)]
     kernel = tuple(attrs["kernel_shape"])
-    return kind(kernel, stride=tuple(attrs.get("strides", [1, 1])), padding=tuple(pads)), {}
+    return kind(kernel, stride=tuple(attrs.get("strides", [1] * d)), padding=tuple(pads)), {}
 
 
 @mapper("Flatten")
@@ -228,6 +235,86 @@ def _global_pool(attrs: dict, inputs: list, shapes: list) -> Mapped:
     if sorted(int(a) % rank for a in axes) != wanted or len(set(axes)) != len(axes):
         return None
     return (L.GlobalAvgPool() if attrs["_op"] == "ReduceMean" else L.GlobalMaxPool()), {}
+
+
+@mapper("Softplus", "HardSwish", "Mish")
+def _smooth_activation(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or not attrs["_float"]:
+        return None
+    return {"Softplus": L.Softplus, "HardSwish": L.HardSwish, "Mish": L.Mish}[attrs["_op"]](), {}
+
+
+@mapper("HardSigmoid")
+def _hard_sigmoid(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or not attrs["_float"]:
+        return None
+    return L.HardSigmoid(float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))), {}
+
+
+@mapper("Clip")
+def _clip(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """``Clip(x, 0, c)`` with a constant c > 0: a clipped ReLU."""
+    if inputs[0] is not None or len(inputs) != 3 or not attrs["_float"]:
+        return None
+    low, high = inputs[1], inputs[2]
+    if not (isinstance(low, torch.Tensor) and isinstance(high, torch.Tensor)):
+        return None
+    if low.numel() != 1 or high.numel() != 1 or float(low) != 0.0:
+        return None
+    ceiling = float(high)
+    return (L.ClippedReLU(ceiling), {}) if 0 < ceiling < float("inf") else None
+
+
+@mapper("PRelu")
+def _prelu(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """A slope shared by all values, or one per channel laid out to broadcast on axis 1."""
+    if not _runtime(inputs, 1) or len(inputs) != 2 or not attrs["_float"]:
+        return None
+    slope, rank = inputs[1], len(shapes[0])
+    if rank not in (2, 4, 5) or slope.dim() > rank:
+        return None
+    if slope.numel() == 1:
+        return L.PReLU(channel_wise=False), {"alpha": _float(slope.reshape(1))}
+    per_channel = (shapes[0][1],) + (1,) * (rank - 2)
+    dims = list(slope.shape)
+    while len(dims) > rank - 1 and dims[0] == 1:  # a leading batch axis of one
+        dims.pop(0)
+    if tuple(dims) != per_channel:
+        return None
+    return L.PReLU(), {"alpha": _float(slope.reshape(-1))}
+
+
+@mapper("InstanceNormalization")
+def _instance_norm(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or len(inputs) != 3 or len(shapes[0]) not in (4, 5):
+        return None
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    if not attrs["_float"] or epsilon <= 0:
+        return None
+    return L.InstanceNorm(epsilon=epsilon), {"weight": _float(inputs[1]), "bias": _float(inputs[2])}
+
+
+@mapper("LRN")
+def _lrn(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    if not _runtime(inputs, 1) or len(shapes[0]) not in (4, 5) or not attrs["_float"]:
+        return None
+    options = {k: float(attrs.get(o, d)) for k, o, d in
+               (("alpha", "alpha", 1e-4), ("beta", "beta", 0.75), ("k", "bias", 1.0))}  # fmt: skip
+    size = int(attrs.get("size", 0))
+    if size < 1 or min(options.values()) <= 0:
+        return None
+    return L.CrossChannelNorm(size, **options), {}
+
+
+@mapper("DepthToSpace", "SpaceToDepth")
+def _block_rearrange(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    block = int(attrs.get("blocksize", 0))
+    if not _runtime(inputs, 1) or len(shapes[0]) != 4 or block < 1:
+        return None
+    if attrs["_op"] == "SpaceToDepth":
+        return L.SpaceToDepth(block), {}
+    mode = str(attrs.get("mode", "DCR")).lower()
+    return (L.DepthToSpace(block, mode=mode), {}) if mode in ("dcr", "crd") else None
 
 
 def map_node(

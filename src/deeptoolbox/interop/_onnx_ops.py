@@ -158,6 +158,11 @@ def _softplus(inputs: Inputs, attrs: dict) -> Tensor:
     return F.softplus(inputs[0])
 
 
+@operator("Mish")
+def _mish(inputs: Inputs, attrs: dict) -> Tensor:
+    return F.mish(inputs[0])
+
+
 @operator("PRelu")
 def _prelu(inputs: Inputs, attrs: dict) -> Tensor:
     x, slope = inputs[0], inputs[1]
@@ -463,6 +468,16 @@ def _batch_norm(inputs: Inputs, attrs: dict) -> Tensor:
 def _instance_norm(inputs: Inputs, attrs: dict) -> Tensor:
     x, scale, bias = inputs[:3]
     return F.instance_norm(x, weight=scale, bias=bias, eps=attrs.get("epsilon", 1e-5))
+
+
+@operator("LRN")
+def _lrn(inputs: Inputs, attrs: dict) -> Tensor:
+    from deeptoolbox.layers._norm import local_response_norm
+
+    return local_response_norm(
+        inputs[0], int(attrs["size"]), attrs.get("alpha", 1e-4), attrs.get("beta", 0.75),
+        attrs.get("bias", 1.0),
+    )  # fmt: skip
 
 
 @operator("LayerNormalization")

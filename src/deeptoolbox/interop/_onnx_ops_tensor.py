@@ -165,6 +165,22 @@ def _trilu(inputs: Inputs, attrs: dict) -> Tensor:
     return torch.triu(inputs[0], k) if attrs.get("upper", 1) else torch.tril(inputs[0], k)
 
 
+@operator("DepthToSpace")
+def _depth_to_space(inputs: Inputs, attrs: dict) -> Tensor:
+    from deeptoolbox.layers._reshape import depth_to_space
+
+    block = int(attrs["blocksize"])
+    return depth_to_space(inputs[0], (block, block), str(attrs.get("mode", "DCR")).lower())
+
+
+@operator("SpaceToDepth")
+def _space_to_depth(inputs: Inputs, attrs: dict) -> Tensor:
+    from deeptoolbox.layers._reshape import space_to_depth
+
+    block = int(attrs["blocksize"])
+    return space_to_depth(inputs[0], (block, block))
+
+
 @operator("Pad")
 def _pad(inputs: Inputs, attrs: dict) -> Tensor:
     x = inputs[0]

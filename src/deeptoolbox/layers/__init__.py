@@ -13,10 +13,25 @@ from deeptoolbox.layers._activation import (
     GELU as GELU,
 )
 from deeptoolbox.layers._activation import (
+    ClippedReLU as ClippedReLU,
+)
+from deeptoolbox.layers._activation import (
     Dropout as Dropout,
 )
 from deeptoolbox.layers._activation import (
+    HardSigmoid as HardSigmoid,
+)
+from deeptoolbox.layers._activation import (
+    HardSwish as HardSwish,
+)
+from deeptoolbox.layers._activation import (
     LeakyReLU as LeakyReLU,
+)
+from deeptoolbox.layers._activation import (
+    Mish as Mish,
+)
+from deeptoolbox.layers._activation import (
+    PReLU as PReLU,
 )
 from deeptoolbox.layers._activation import (
     ReLU as ReLU,
@@ -26,6 +41,12 @@ from deeptoolbox.layers._activation import (
 )
 from deeptoolbox.layers._activation import (
     Softmax as Softmax,
+)
+from deeptoolbox.layers._activation import (
+    Softplus as Softplus,
+)
+from deeptoolbox.layers._activation import (
+    SpatialDropout as SpatialDropout,
 )
 from deeptoolbox.layers._activation import (
     Swish as Swish,
@@ -101,7 +122,13 @@ from deeptoolbox.layers._norm import (
     BatchNorm as BatchNorm,
 )
 from deeptoolbox.layers._norm import (
+    CrossChannelNorm as CrossChannelNorm,
+)
+from deeptoolbox.layers._norm import (
     GroupNorm as GroupNorm,
+)
+from deeptoolbox.layers._norm import (
+    InstanceNorm as InstanceNorm,
 )
 from deeptoolbox.layers._norm import (
     LayerNorm as LayerNorm,
@@ -111,6 +138,9 @@ from deeptoolbox.layers._pool import (
 )
 from deeptoolbox.layers._pool import (
     AvgPool2d as AvgPool2d,
+)
+from deeptoolbox.layers._pool import (
+    AvgPool3d as AvgPool3d,
 )
 from deeptoolbox.layers._pool import (
     GlobalAvgPool as GlobalAvgPool,
@@ -124,8 +154,14 @@ from deeptoolbox.layers._pool import (
 from deeptoolbox.layers._pool import (
     MaxPool2d as MaxPool2d,
 )
+from deeptoolbox.layers._pool import (
+    MaxPool3d as MaxPool3d,
+)
 from deeptoolbox.layers._recurrent import GRU as GRU
 from deeptoolbox.layers._recurrent import LSTM as LSTM
+from deeptoolbox.layers._reshape import (
+    DepthToSpace as DepthToSpace,
+)
 from deeptoolbox.layers._reshape import (
     Flatten as Flatten,
 )
@@ -135,6 +171,9 @@ from deeptoolbox.layers._reshape import (
 from deeptoolbox.layers._reshape import (
     Resize2d as Resize2d,
 )
+from deeptoolbox.layers._reshape import (
+    SpaceToDepth as SpaceToDepth,
+)
 
 __all__ = [
     "Layer", "StatefulLayer", "Shape", "register_layer", "registered_layer",
@@ -142,8 +181,11 @@ __all__ = [
     "InputLayer", "FeatureInput", "ImageInput", "VolumeInput", "SequenceInput",
     "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalAvgPool", "GlobalMaxPool",
-    "BatchNorm", "LayerNorm", "GroupNorm",
+    "MaxPool3d", "AvgPool3d",
+    "BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "CrossChannelNorm",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "Swish", "Dropout",
+    "ClippedReLU", "PReLU", "Softplus", "HardSwish", "HardSigmoid", "Mish", "SpatialDropout",
     "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
-    "Flatten", "Reshape", "Resize2d", "Addition", "Concatenation", "Multiplication",
+    "Flatten", "Reshape", "Resize2d", "DepthToSpace", "SpaceToDepth",
+    "Addition", "Concatenation", "Multiplication",
 ]  # fmt: skip

@@ -1,12 +1,21 @@
-"""Activation layers and dropout. None of them has learnable parameters."""
+"""Activation layers and dropout. Only PReLU has learnable parameters."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from deeptoolbox.errors import OptionError
-from deeptoolbox.layers._base import Layer, check_choice, check_probability, register_layer
+from deeptoolbox.layers._base import (
+    Layer,
+    Shape,
+    check_choice,
+    check_probability,
+    known,
+    register_layer,
+    require_rank,
+)
 
 
 def _check_number(layer: str, option: str, value: object, *, positive: bool = False) -> float:
@@ -159,3 +168,165 @@ class Dropout(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, self.probability, self.training)
+
+
+@register_layer
+class ClippedReLU(Layer):
+    """Clipped ReLU: min(max(x, 0), ``ceiling``) (MATLAB's clippedReluLayer(ceiling)).
+
+    ``ClippedReLU(6.0)`` is ReLU6. Exports to ONNX as ``Clip(x, 0, ceiling)``.
+
+    Example:
+        >>> import torch
+        >>> ClippedReLU(6.0)(torch.tensor([-1.0, 3.0, 9.0])).tolist()
+        [0.0, 3.0, 6.0]
+    """
+
+    def __init__(self, ceiling: float, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.ceiling = _check_number("ClippedReLU", "ceiling", ceiling, positive=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.hardtanh(x, 0.0, self.ceiling)
+
+
+@register_layer
+class PReLU(Layer):
+    """Parametric ReLU: x for x > 0, alpha · x otherwise, alpha learned (MATLAB's preluLayer).
+
+    One alpha per channel (``channel_wise=True``, the channel axis as in DESIGN.md: last for
+    features and sequences, second for images and volumes) or one shared alpha
+    (``channel_wise=False``); ``alpha`` is the initial value. The learnable is ``alpha``.
+
+    Example:
+        >>> import torch
+        >>> layer = PReLU(0.25)
+        >>> layer.build([(2,)])
+        >>> layer(torch.tensor([[-4.0, 2.0]])).tolist()
+        [[-1.0, 2.0]]
+    """
+
+    def __init__(
+        self, alpha: float = 0.25, *, channel_wise: bool = True, name: str | None = None
+    ) -> None:
+        super().__init__(name=name)
+        self.initial_alpha = _check_number("PReLU", "alpha", alpha)
+        if not isinstance(channel_wise, bool):
+            raise OptionError(
+                f"PReLU: `channel_wise` must be True or False. Received: "
+                f"channel_wise={channel_wise!r}."
+            )
+        self.channel_wise = channel_wise
+
+    def build(self, input_shapes: list[Shape]) -> None:
+        (shape,) = input_shapes
+        rank = require_rank(self, shape, [1, 2, 3, 4], "features, sequences, images or volumes")
+        axis = rank - 1 if rank <= 2 else 0
+        count = 1
+        if self.channel_wise:
+            known(self, shape, [axis], "number of channels")
+            count = int(shape[axis])  # type: ignore[arg-type]
+        self.alpha = nn.Parameter(torch.full((count,), self.initial_alpha))
+        super().build(input_shapes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:  # sequences (N, T, C): channels last
+            return torch.where(x > 0, x, x * self.alpha)
+        return F.prelu(x, self.alpha)
+
+
+@register_layer
+class Softplus(Layer):
+    """Softplus: log(1 + exp(x)), a smooth ReLU (MATLAB's softplusLayer).
+
+    Example:
+        >>> import torch
+        >>> round(Softplus()(torch.tensor([0.0])).item(), 4)
+        0.6931
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softplus(x)
+
+
+@register_layer
+class HardSwish(Layer):
+    """Hard swish: x · min(max(x + 3, 0), 6) / 6, as in MobileNetV3 (ONNX ``HardSwish``).
+
+    Example:
+        >>> import torch
+        >>> HardSwish()(torch.tensor([-4.0, 0.0, 3.0])).tolist()
+        [-0.0, 0.0, 3.0]
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.hardswish(x)
+
+
+@register_layer
+class HardSigmoid(Layer):
+    """Hard sigmoid: min(max(``alpha`` · x + ``beta``, 0), 1) (ONNX ``HardSigmoid``).
+
+    The defaults (alpha = 1/6, beta = 0.5) are PyTorch's and Keras 3's; Keras 2 and ONNX's
+    own defaults are alpha = 0.2.
+
+    Example:
+        >>> import torch
+        >>> HardSigmoid()(torch.tensor([-3.0, 0.0, 3.0])).tolist()
+        [0.0, 0.5, 1.0]
+    """
+
+    def __init__(self, alpha: float = 1 / 6, beta: float = 0.5, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.alpha = _check_number("HardSigmoid", "alpha", alpha)
+        self.beta = _check_number("HardSigmoid", "beta", beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.alpha == 1 / 6 and self.beta == 0.5:
+            return F.hardsigmoid(x)  # exports as one ONNX HardSigmoid node
+        return torch.clamp(x * self.alpha + self.beta, 0.0, 1.0)
+
+
+@register_layer
+class Mish(Layer):
+    """Mish: x · tanh(softplus(x)) (ONNX ``Mish``, Keras ``mish``).
+
+    Example:
+        >>> import torch
+        >>> round(Mish()(torch.tensor([1.0])).item(), 4)
+        0.8651
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.mish(x)
+
+
+@register_layer
+class SpatialDropout(Layer):
+    """Drops whole channels: in training each channel of each observation is set to zero with
+    ``probability`` (over all its positions or time steps) and the rest are rescaled by
+    1 / (1 - probability); identity in inference (MATLAB's spatialDropoutLayer).
+
+    Example:
+        >>> import torch
+        >>> layer = SpatialDropout(0.5).train()
+        >>> y = layer(torch.ones(1, 8, 3, 3))
+        >>> sorted({float(v) for v in y.amax(dim=(2, 3)).flatten()} - {0.0})
+        [2.0]
+        >>> bool((layer.eval()(torch.ones(1, 8, 3, 3)) == 1).all())
+        True
+    """
+
+    def __init__(self, probability: float = 0.5, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.probability = check_probability("SpatialDropout", "probability", probability)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.probability == 0:
+            return x
+        if x.dim() == 3:  # sequences (N, T, C): a channel is dropped at every time step
+            size = (x.shape[0], 1, x.shape[2])
+        else:
+            size = (x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2)
+        keep = torch.rand(size, device=x.device) >= self.probability
+        return x * keep.to(x.dtype) / (1 - self.probability)

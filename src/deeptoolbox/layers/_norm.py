@@ -1,4 +1,4 @@
-"""Normalization layers: batch, layer and group normalization, on every data kind.
+"""Normalization layers: batch, layer, group, instance and cross-channel normalization.
 
 The channel axis is the last one for features (N, C) and sequences (N, T, C), and the second
 for images and volumes, following the data layout in DESIGN.md.
@@ -11,7 +11,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from deeptoolbox.errors import OptionError, SizeMismatchError
-from deeptoolbox.layers._base import Layer, Shape, check_positive_int, known, register_layer
+from deeptoolbox.layers._base import (
+    Layer,
+    Shape,
+    check_positive_int,
+    known,
+    register_layer,
+    require_rank,
+)
 
 
 def _channels(layer: Layer, shape: Shape) -> int:
@@ -165,3 +172,97 @@ class GroupNorm(_Affine):
             )
             return y.transpose(1, 2)
         return F.group_norm(x, self._num_groups, self.weight, self.bias, self.epsilon)
+
+
+def _channels_first(x: torch.Tensor, sequence: bool) -> torch.Tensor:
+    """Sequences (N, T, C) as (N, C, T) and back; other data is channels-first already."""
+    return x.transpose(1, 2) if sequence else x
+
+
+@register_layer
+class InstanceNorm(_Affine):
+    """Instance normalization (MATLAB's instanceNormalizationLayer).
+
+    Each channel of each observation is normalized over its positions (images, volumes) or
+    time steps (sequences), then scaled and offset per channel. Needs no batch statistics:
+    training and inference compute the same. Exports to ONNX ``InstanceNormalization``.
+
+    Example:
+        >>> import torch
+        >>> layer = InstanceNorm()
+        >>> layer.build([(3, 4, 4)])
+        >>> y = layer(torch.randn(2, 3, 4, 4))
+        >>> bool(y.mean(dim=(2, 3)).abs().max() < 1e-5)
+        True
+    """
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        require_rank(self, shape, [2, 3, 4], "sequences (T, C), images or volumes")
+        return super().output_shape(input_shapes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.instance_norm(
+            _channels_first(x, x.dim() == 3), weight=self.weight, bias=self.bias,
+            eps=self.epsilon,
+        )  # fmt: skip
+        return _channels_first(y, y.dim() == 3)
+
+
+@register_layer
+class CrossChannelNorm(Layer):
+    """Local response (cross-channel) normalization (MATLAB's crossChannelNormalizationLayer).
+
+    y = x / (k + alpha · s / window_size) ^ beta, where s sums x² over ``window_size``
+    neighbouring channels: from c - floor((n-1)/2) to c + ceil((n-1)/2), as ONNX ``LRN``
+    (MATLAB's ``Alpha``, ``Beta``, ``K`` options; the defaults are MATLAB's).
+
+    Example:
+        >>> import torch
+        >>> layer = CrossChannelNorm(3, alpha=1.0, beta=1.0, k=1.0)
+        >>> layer(torch.tensor([[3.0, 0.0, 0.0]])).tolist()  # 3 / (1 + 9 / 3)
+        [[0.75, 0.0, 0.0]]
+    """
+
+    def __init__(
+        self,
+        window_size: int,
+        *,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 2.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        example = "CrossChannelNorm(5)"
+        self.window_size = check_positive_int(
+            "CrossChannelNorm", "window_size", window_size, example
+        )
+        self.alpha = _check_positive_float("CrossChannelNorm", "alpha", alpha)
+        self.beta = _check_positive_float("CrossChannelNorm", "beta", beta)
+        self.k = _check_positive_float("CrossChannelNorm", "k", k)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        require_rank(self, shape, [1, 2, 3, 4], "features, sequences, images or volumes")
+        _channels(self, shape)
+        return shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sequence = x.dim() == 3
+        y = local_response_norm(
+            _channels_first(x, sequence), self.window_size, self.alpha, self.beta, self.k
+        )
+        return _channels_first(y, sequence)
+
+
+def local_response_norm(
+    x: torch.Tensor, size: int, alpha: float, beta: float, k: float
+) -> torch.Tensor:
+    """ONNX ``LRN`` on channels-first data (N, C, ...): the window is c - floor((size-1)/2)
+    to c + ceil((size-1)/2) (torch's own ``local_response_norm`` centres even windows the
+    other way)."""
+    squares = x.square().reshape(x.shape[0], 1, x.shape[1], -1, 1)
+    squares = F.pad(squares, (0, 0, 0, 0, (size - 1) // 2, size // 2))
+    sums = F.avg_pool3d(squares, (size, 1, 1), stride=1) * size
+    return x / (sums.reshape(x.shape) * (alpha / size) + k).pow(beta)

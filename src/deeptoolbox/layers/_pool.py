@@ -1,4 +1,5 @@
-"""Pooling layers: max and average pooling over time (sequences) or space (images), and global pooling."""
+"""Pooling layers: max and average pooling over time (sequences) or space (images, volumes),
+and global pooling."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ class _Pooling(Layer):
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes
-        what = {1: "sequences (T, C)", 2: "images (C, H, W)"}[self.spatial_dims]
+        what = {1: "sequences (T, C)", 2: "images (C, H, W)", 3: "volumes (C, D, H, W)"}
+        what = what[self.spatial_dims]
         require_rank(self, shape, [self.spatial_dims + 1], what)
         lengths = shape[:-1] if self.channels_last else shape[1:]
         sizes: list[int | None] = []
@@ -132,6 +134,32 @@ class AvgPool2d(_Pooling):
     """
 
     spatial_dims, channels_last, mode = 2, False, "avg"
+
+
+@register_layer
+class MaxPool3d(_Pooling):
+    """Max pooling over depth, height and width of volumes (N, C, D, H, W)
+    (MATLAB's maxPooling3dLayer).
+
+    Example:
+        >>> MaxPool3d(2).output_shape([(4, 8, 8, 6)])
+        (4, 4, 4, 3)
+    """
+
+    spatial_dims, channels_last, mode = 3, False, "max"
+
+
+@register_layer
+class AvgPool3d(_Pooling):
+    """Average pooling over depth, height and width of volumes (N, C, D, H, W); padding counts
+    as zeros (MATLAB's averagePooling3dLayer).
+
+    Example:
+        >>> AvgPool3d((1, 2, 2), padding="same").output_shape([(4, 3, 7, 7)])
+        (4, 3, 4, 4)
+    """
+
+    spatial_dims, channels_last, mode = 3, False, "avg"
 
 
 class _GlobalPooling(Layer):

@@ -1,4 +1,4 @@
-"""Layers that change the size of data: Flatten, Reshape, Resize2d."""
+"""Layers that change the size of data: Flatten, Reshape, Resize2d, DepthToSpace, SpaceToDepth."""
 
 from __future__ import annotations
 
@@ -139,3 +139,100 @@ class Resize2d(Layer):
         return F.interpolate(
             x, scale_factor=self.scale, mode=self.method, align_corners=self._align
         )
+
+
+def depth_to_space(x: torch.Tensor, block: tuple[int, int], mode: str = "dcr") -> torch.Tensor:
+    """ONNX ``DepthToSpace`` on (N, C, H, W): ``"dcr"`` reads channels as (block rows,
+    block columns, C'), ``"crd"`` as (C', block rows, block columns) (torch's pixel_shuffle)."""
+    (n, c, h, w), (bh, bw) = x.shape, block
+    out = c // (bh * bw)
+    if mode == "dcr":
+        y = x.reshape(n, bh, bw, out, h, w).permute(0, 3, 4, 1, 5, 2)
+    else:
+        y = x.reshape(n, out, bh, bw, h, w).permute(0, 1, 4, 2, 5, 3)
+    return y.reshape(n, out, h * bh, w * bw)
+
+
+def space_to_depth(x: torch.Tensor, block: tuple[int, int]) -> torch.Tensor:
+    """ONNX ``SpaceToDepth`` on (N, C, H, W): the inverse of ``depth_to_space(..., "dcr")``."""
+    (n, c, h, w), (bh, bw) = x.shape, block
+    y = x.reshape(n, c, h // bh, bh, w // bw, bw).permute(0, 3, 5, 1, 2, 4)
+    return y.reshape(n, c * bh * bw, h // bh, w // bw)
+
+
+class _BlockRearrange(Layer):
+    def __init__(self, block_size: int | Sequence[int], *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.block_size = as_tuple(type(self).__name__, "block_size", block_size, 2)
+
+    def _image(self, input_shapes: list[Shape]) -> tuple[int, int, int]:
+        (shape,) = input_shapes
+        require_rank(self, shape, [3], "images (C, H, W)")
+        known(self, shape, [0, 1, 2], "image size")
+        return tuple(int(d) for d in shape)  # type: ignore[return-value]
+
+    def _refuse(self, shape: Shape, what: str) -> None:
+        raise SizeMismatchError(
+            f"{type(self).__name__}: {what} of the input {format_shape(shape)} must be a "
+            f"multiple of block_size={self.block_size}."
+        )
+
+
+@register_layer
+class DepthToSpace(_BlockRearrange):
+    """Moves channels into blocks of space: (C, H, W) -> (C / (bh·bw), H·bh, W·bw)
+    (MATLAB's depthToSpace2dLayer; ONNX ``DepthToSpace``).
+
+    ``mode`` ``"dcr"`` (default, MATLAB's and ONNX's) reads the channels as (block row, block
+    column, channel); ``"crd"`` as (channel, block row, block column), torch's pixel_shuffle.
+
+    Example:
+        >>> import torch
+        >>> layer = DepthToSpace(2)
+        >>> layer.output_shape([(8, 3, 3)])
+        (2, 6, 6)
+        >>> layer(torch.arange(4.0).reshape(1, 4, 1, 1)).flatten().tolist()
+        [0.0, 1.0, 2.0, 3.0]
+    """
+
+    def __init__(
+        self, block_size: int | Sequence[int], *, mode: str = "dcr", name: str | None = None
+    ) -> None:
+        super().__init__(block_size, name=name)
+        self.mode = check_choice("DepthToSpace", "mode", mode, ("dcr", "crd"))
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        c, h, w = self._image(input_shapes)
+        bh, bw = self.block_size
+        if c % (bh * bw):
+            self._refuse(input_shapes[0], "the channel count divided by bh·bw")
+        return (c // (bh * bw), h * bh, w * bw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return depth_to_space(x, self.block_size, self.mode)
+
+
+@register_layer
+class SpaceToDepth(_BlockRearrange):
+    """Moves blocks of space into channels: (C, H, W) -> (C·bh·bw, H / bh, W / bw)
+    (MATLAB's spaceToDepthLayer; ONNX ``SpaceToDepth``, the inverse of DepthToSpace "dcr").
+
+    Example:
+        >>> import torch
+        >>> layer = SpaceToDepth(2)
+        >>> layer.output_shape([(3, 8, 6)])
+        (12, 4, 3)
+        >>> x = torch.randn(1, 3, 8, 6)
+        >>> bool((DepthToSpace(2)(layer(x)) == x).all())
+        True
+    """
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        c, h, w = self._image(input_shapes)
+        bh, bw = self.block_size
+        if h % bh or w % bw:
+            self._refuse(input_shapes[0], "the height and width")
+        return (c * bh * bw, h // bh, w // bw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return space_to_depth(x, self.block_size)
