@@ -240,7 +240,7 @@ def test_export_pytorch_verifies_its_file_and_leaves_none_when_it_disagrees(tmp_
 
 
 def test_export_keras_verifies_by_reading_back_and_with_keras(tmp_path, monkeypatch):
-    from deeptoolbox.interop import ModelExportError, _keras_import, _verify
+    from deeptoolbox.interop import ModelExportError, _keras_export, _keras_import
 
     torch.manual_seed(0)
     net = Network([L.FeatureInput(3), L.Dense(2)])
@@ -262,7 +262,7 @@ def test_export_keras_verifies_by_reading_back_and_with_keras(tmp_path, monkeypa
 
                 return Model()
 
-    monkeypatch.setattr(_verify, "usable_keras", lambda: FakeKeras)
+    monkeypatch.setattr(_keras_export, "usable_keras", lambda: FakeKeras)
     with pytest.raises(ModelExportError, match=r"\(Keras\).*differs"):
         interop.export_keras(net, tmp_path / "keras.keras")
     assert not (tmp_path / "keras.keras").exists()
