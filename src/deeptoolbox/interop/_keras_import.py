@@ -160,10 +160,11 @@ class _Builder:
         # keras.ops calls hold no weights and take no key in the weights file
         names = ["Operation" if _is_operation(x) else x.get("class_name", "") for x in layers]
         keys = file_keys(names)
-        if kind == "Sequential":
-            self._sequential(layers, keys)
-        else:
-            self._functional(layers, keys)
+        with self.net.editing():  # sizes resolved when a layer asks for them, or at the end
+            if kind == "Sequential":
+                self._sequential(layers, keys)
+            else:
+                self._functional(layers, keys)
         try:
             self.net.initialize()
         except DeepToolboxError as err:
