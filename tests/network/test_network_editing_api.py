@@ -178,3 +178,16 @@ def test_new_and_rebuilt_layers_follow_the_network_and_frozen_layers_stay_frozen
     assert net.layer("fc2").weight.dtype == torch.float64
     assert net.layer("fc2").weight.requires_grad is False and net.layer("fc1").weight.requires_grad
     assert net(torch.zeros(1, 3, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_a_copy_made_inside_a_block_resolves_its_own_edits():
+    import copy
+
+    net = Network([L.FeatureInput(2, name="x")])
+    with net.editing():
+        net.add_layers(L.Dense(3, name="fc")).connect("x", "fc")
+        twin = copy.deepcopy(net)
+    twin.add_layers(L.Dense(5, name="more")).connect("fc", "more")
+    assert twin.layer("more").weight.shape == (5, 3)  # built by the edit: no block is open
+    assert twin.output_shape() == (5,)
+    assert net.layer_names == ["x", "fc"]

@@ -429,6 +429,8 @@ class _Builder:
                 if port not in masks:
                     raise ModelImportError(f"{where}: nothing feeds port '{port}' of {module}.")
                 self.net.connect(masks[port], f"{layer_name}/{port}")
+            if params:  # a size query resolves the sizes, so the layer has its weights to fill
+                self.net.output_sizes(layer_name)
             _load(module, params, where)
             added.append(layer_name)
         return added

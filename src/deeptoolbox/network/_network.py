@@ -94,9 +94,9 @@ class Network(nn.Module):
         super().__setattr__(name, value)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        for key, default in (("_dirty", False), ("_editing", 0), ("_deferring", 0)):
-            state.setdefault(key, default)
+        state.setdefault("_dirty", False)
         state.setdefault("_unplaced", set())
+        state["_editing"] = state["_deferring"] = 0  # a copy is in no editing block
         super().__setstate__(state)
         self.layers._link_network(self)  # copies and unpickled networks edit themselves
 
