@@ -14,6 +14,11 @@ floor" row times the plain model against a copy of itself: ratios within that di
 1.0 are measurement noise, not overhead.
 Targets (issue 2): within 5% at batch 1, within 1% at batch 64.
 
+A last row times building: a 400-layer chain made one ``add_layers`` / ``connect`` call at a
+time inside ``with net.editing():``, against ``Network(list)``; target (issue 12): within 2x.
+The same one-call-at-a-time build without the block (each edit resolves sizes) is printed
+for reference.
+
 Run: ``.venv/bin/python benchmarks/network_overhead.py [--rounds 30]``.
 Recorded figures live in docs/performance.md.
 """
@@ -146,6 +151,57 @@ def compare(
     return ratio
 
 
+def _chain_layers(length: int) -> list[nn.Module]:
+    return [L.FeatureInput(8, name="x")] + [
+        L.Dense(8, name=f"l{k}") if k % 2 == 0 else L.ReLU(name=f"l{k}") for k in range(length)
+    ]
+
+
+def _one_call_at_a_time(layers: list[nn.Module]) -> Network:
+    net = Network()
+    _one_call_at_a_time_into(net, layers)
+    return net
+
+
+def _built_in_block(layers: list[nn.Module]) -> Network:
+    net = Network()
+    with net.editing():
+        _one_call_at_a_time_into(net, layers)
+    return net
+
+
+def _one_call_at_a_time_into(net: Network, layers: list[nn.Module]) -> None:
+    net.add_layers(layers[0])
+    for before, layer in zip(layers, layers[1:], strict=False):
+        net.add_layers(layer)
+        net.connect(before.name, layer.name)
+
+
+def compare_building(length: int, rounds: int) -> float:
+    """Median time of building a chain call by call in an editing() block / from a list."""
+    from_list, in_block = [], []
+    for round_index in range(rounds):
+        pair = [(from_list, Network), (in_block, _built_in_block)]
+        for times, build in pair if round_index % 2 == 0 else reversed(pair):
+            layers = _chain_layers(length)
+            start = time.perf_counter()
+            net = build(layers)
+            net.output_shape()
+            times.append(time.perf_counter() - start)
+    layers = _chain_layers(length)
+    start = time.perf_counter()
+    _one_call_at_a_time(layers).output_shape()
+    unblocked = time.perf_counter() - start
+    ratio = statistics.median(a / b for a, b in zip(in_block, from_list, strict=True))
+    print(
+        f"build {length} layers: call by call in net.editing() "
+        f"{statistics.median(in_block) * 1e3:8.1f} ms   from a list "
+        f"{statistics.median(from_list) * 1e3:8.1f} ms   ratio {ratio:.3f}   "
+        f"(call by call, no block: {unblocked * 1e3:.0f} ms)"
+    )
+    return ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
@@ -173,6 +229,7 @@ def main() -> None:
     compare(
         "noise floor: hand-written vs its copy", copy.deepcopy(plain), plain, x, args.rounds, 10
     )
+    compare_building(400, max(3, args.rounds // 6))
 
 
 if __name__ == "__main__":

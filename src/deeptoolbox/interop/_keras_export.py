@@ -494,7 +494,7 @@ def _specs(net: Network) -> list[dict]:
     net.initialize()
     last: dict[str, str] = {}
     specs: list[dict] = []
-    for name in net._resolution.order:
+    for name in net.execution_order:
         module = net.layer(name)
         if isinstance(module, InputLayer):
             specs.append(_input_spec(net, name))
@@ -513,7 +513,7 @@ def _specs(net: Network) -> list[dict]:
         keyword_ports = getattr(exporter, "keyword_ports", lambda m: {"mask": "mask"})(module)
         sources = [s for port, s in ports.items() if port not in keyword_ports]
         keywords = {keyword_ports[p]: s for p, s in ports.items() if p in keyword_ports}
-        shape = net._resolution.input_shapes[name][0]
+        shape = next(iter(net.input_sizes(name).values()))
         try:
             chain = exporter(name, module, shape)
         except (ValueError, KeyError) as err:

@@ -162,10 +162,11 @@ class _Builder:
         # keras.ops calls hold no weights and take no key in the weights file
         names = ["Operation" if _is_operation(x) else x.get("class_name", "") for x in layers]
         keys = file_keys(names)
-        if kind == "Sequential":
-            self._sequential(layers, keys)
-        else:
-            self._functional(layers, keys)
+        with self.net.editing():  # sizes resolved when a layer asks for them, or at the end
+            if kind == "Sequential":
+                self._sequential(layers, keys)
+            else:
+                self._functional(layers, keys)
         try:
             self.net.initialize()
         except DeepToolboxError as err:
@@ -430,6 +431,8 @@ class _Builder:
                 if port not in masks:
                     raise ModelImportError(f"{where}: nothing feeds port '{port}' of {module}.")
                 self.net.connect(masks[port], f"{layer_name}/{port}")
+            if params:  # a size query resolves the sizes, so the layer has its weights to fill
+                self.net.output_sizes(layer_name)
             _load(module, params, where)
             added.append(layer_name)
         return added

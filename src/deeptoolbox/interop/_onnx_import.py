@@ -592,12 +592,11 @@ def _assemble(build: _Build, graph, name: str) -> Network:
         value = build.values.get(output.name)
         if value is None or value.layer is None or _feeds_others(build, value.layer):
             _add_identity(build, output.name, value)
-    for layer_name, layer in build.layers.items():
-        network.layers[layer_name] = layer
-    for source, destination in build.edges:
-        layer_name, _, port = destination.partition("/")
-        network._connect(source, layer_name, port)
-    network._changed()
+    with network.editing():  # sizes resolved once, when every layer is connected
+        for layer_name, layer in build.layers.items():
+            network.add_layers({layer_name: layer})
+        for source, destination in build.edges:
+            network.connect(source, destination)
     wanted = [build.values[o.name].layer for o in graph.output]
     if network.output_names != wanted:
         for output in graph.output:
@@ -630,10 +629,10 @@ def _add_identity(build: _Build, output: str, value: _Value | None, network=None
         build.edges.extend(edges)
         build.values[output] = _Value(layer=layer_name, size=layer.output_size)
         return
-    network.layers[layer_name] = layer
-    for source, destination in edges:
-        network._connect(source, layer_name, destination.partition("/")[2])
-    network._changed()
+    with network.editing():
+        network.add_layers({layer_name: layer})
+        for source, destination in edges:
+            network.connect(source, destination)
 
 
 def _classes(model, network: Network) -> list[str] | None:

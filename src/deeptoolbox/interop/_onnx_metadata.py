@@ -42,14 +42,13 @@ def layer_scopes(net: nn.Module) -> Iterator[None]:
     if not isinstance(net, Network):
         yield
         return
-    net._plan = None  # a compiled plan may skip __call__
+    # a hooked layer is called through __call__: the network's plan checks for hooks each call
     hooks = [layer.register_forward_pre_hook(_no_hook) for layer in net.layers.values()]
     try:
         yield
     finally:
         for hook in hooks:
             hook.remove()
-        net._plan = None
 
 
 @contextlib.contextmanager

@@ -132,6 +132,19 @@ def wrap(
     if isinstance(outputs, int):
         outputs = [((), None)] if outputs == 1 else [((k,), None) for k in range(outputs)]
     net = Network(name=type(module).__name__ or "network")
+    with net.editing():
+        _wrap_into(net, module, inputs, outputs, free, resized)
+    return net
+
+
+def _wrap_into(
+    net: Network,
+    module: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    outputs: list,
+    free: Mapping[int, tuple[int, ...]] | None,
+    resized: tuple[torch.Tensor, ...],
+) -> None:
     names = []
     for k, x in enumerate(inputs, start=1):
         layer = input_layer(Meta(tuple(x.shape), x.dtype), (free or {}).get(k - 1, ()))
@@ -154,7 +167,6 @@ def wrap(
         net.add_layers({name: layer})
         for source, port in zip(names, layer.input_names, strict=True):
             net.connect(source, f"{name}/{port}")
-    return net
 
 
 def from_torch(

@@ -602,7 +602,7 @@ class Converter:
 
     def _assemble(self) -> Network:
         net = Network(name=self.name)
-        with net._deferred():  # sizes are resolved once, at the end
+        with net.editing():  # sizes are resolved once, at the end
             for name, layer, sources in self.entries:
                 net.add_layers({name: layer})
                 for port, source in zip(input_ports(layer), sources, strict=True):

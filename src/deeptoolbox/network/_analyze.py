@@ -239,7 +239,7 @@ def analyze(net: Network) -> Analysis:
             f"analyze expects a deeptoolbox Network. Received: {type(net).__name__}. "
             "Wrap a plain module with Network([input_layer, module])."
         )
-    resolution = net._resolution
+    resolution = net._resolved()
     checks, failures = _run_checks(net)
     rows = []
     for name in net.layer_names:

@@ -166,7 +166,7 @@ def resnet_network(
     block_type = check_choice(kind, "residual_block_type", residual_block_type, _BLOCK_TYPES)
     pooling = check_choice(kind, "initial_pooling_layer", initial_pooling_layer, _POOLINGS)
     net = Network(name=name)
-    with net._deferred():  # sizes resolved once, when every layer is in place
+    with net.editing():  # sizes resolved once, when every layer is in place
         net.add_layers(_input.ImageInput(input_size, normalization=normalization, name="input"))
         builder = _Builder(net, bottleneck != "none", block_type == "batchnorm-before-add")
         builder.stem(initial_num_filters, initial_filter_size, initial_stride, pooling)

@@ -57,7 +57,8 @@ def to_python(net: Network, path: str | os.PathLike | None = None) -> str:
     """Return (and optionally write to ``path``) Python code that rebuilds ``net``'s architecture.
 
     The code defines ``build_network()``; running it gives a network with the same layers,
-    connections, classes, frozen layers and learn-rate factors (weights start fresh: load
+    connections (made in one ``with net.editing():`` block), classes, frozen layers and
+    learn-rate factors (weights start fresh: load
     them with :func:`deeptoolbox.load` or ``load_state_dict``).
 
     Example:
@@ -70,7 +71,10 @@ def to_python(net: Network, path: str | os.PathLike | None = None) -> str:
     """
     imports: set[str] = set()
     runs, edges = _chains(net)
-    body = [f"    net = Network(name={net.name!r})"]
+    body = [
+        f"    net = Network(name={net.name!r})",
+        "    with net.editing():  # sizes resolved once",
+    ]
     for run in runs:
         named = all(isinstance(net.layers[name], Layer) for name in run)
         calls = [
@@ -79,12 +83,12 @@ def to_python(net: Network, path: str | os.PathLike | None = None) -> str:
         ]
         opening, closing = ("[", "]") if named else ("{", "}")
         if len(calls) == 1 and named:
-            body.append(f"    net.add_layers({calls[0]})")
+            body.append(f"        net.add_layers({calls[0]})")
         else:
-            body.append(f"    net.add_layers({opening}")
-            body += [f"        {call}," for call in calls]
-            body.append(f"    {closing})")
-    body += [f"    net.connect({source!r}, {destination!r})" for source, destination in edges]
+            body.append(f"        net.add_layers({opening}")
+            body += [f"            {call}," for call in calls]
+            body.append(f"        {closing})")
+    body += [f"        net.connect({source!r}, {destination!r})" for source, destination in edges]
     if net.classes is not None:
         body.append(f"    net.classes = {net.classes!r}")
     if net.frozen_layers:

@@ -40,7 +40,8 @@ class Network(nn.Module):
 
     Build a chain from a list, or add branches with :meth:`add_layers` and :meth:`connect`.
     Sizes are resolved from the input layers' declared sizes whenever the graph changes, so
-    layers never ask for input channels. The network is an ``nn.Module``: use it in any
+    layers never ask for input channels; group many edits in ``with net.editing():`` to
+    resolve them once. The network is an ``nn.Module``: use it in any
     PyTorch code. Its outputs are the layers nothing else consumes.
 
     Example:
@@ -73,10 +74,15 @@ class Network(nn.Module):
         self._classes: list[str] | None = None
         self._plan: Plan | None = None
         self._resolution = Resolution()
+        self._dirty = False  # the graph changed since the last resolution
+        self._editing = 0  # depth of editing() blocks: resolve lazily
+        self._deferring = 0  # depth of _deferred() blocks: resolve only on leaving
+        self._unplaced: set[str] = set()  # layers added since the last resolution
         self.metadata: dict[str, Any] = {}
-        if layers is not None:
-            self.add_layers(layers)
-        self.classes = classes
+        with self.editing():
+            if layers is not None:
+                self.add_layers(layers)
+            self.classes = classes
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "layers" and not isinstance(value, LayerDict):
@@ -88,6 +94,9 @@ class Network(nn.Module):
         super().__setattr__(name, value)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_dirty", False)
+        state.setdefault("_unplaced", set())
+        state["_editing"] = state["_deferring"] = 0  # a copy is in no editing block
         super().__setstate__(state)
         self.layers._link_network(self)  # copies and unpickled networks edit themselves
 
@@ -107,8 +116,63 @@ class Network(nn.Module):
 
     @property
     def connections(self) -> list[Connection]:
-        """All connections, as :class:`Connection` records."""
+        """All connections, in the order they were made, as :class:`Connection` records: each
+        goes from a source port (``c.source_port``, ``"layer/out"``) to a destination port
+        (``c.destination_port``, ``"layer/in2"``).
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2, name="x"), L.Dense(1, name="fc")])
+            >>> [(c.source_port, c.destination_port) for c in net.connections]
+            [('x/out', 'fc/in')]
+        """
         return list(self._connections)
+
+    @property
+    def execution_order(self) -> list[str]:
+        """Layer names in the order ``forward`` runs them (every source before the layers it
+        feeds; ties keep table order). Layers on a cycle are left out (see :attr:`issues`).
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(2, name="x")])
+            >>> _ = net.add_layers(L.Dense(1, name="late")).add_layers(L.ReLU(name="early"))
+            >>> _ = net.connect("x", "early").connect("early", "late")
+            >>> net.layer_names, net.execution_order
+            (['x', 'late', 'early'], ['x', 'early', 'late'])
+        """
+        return list(self._resolved().order)
+
+    def input_sizes(self, name: str) -> dict[str, Shape | None]:
+        """Size (batch excluded) arriving at each input port of layer ``name``: ``{port:
+        size}``, None where the port is unconnected or its source has no size. Input layers
+        have no ports (``{}``). MATLAB's ``analyzeNetwork`` shows these as activation sizes.
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.FeatureInput(3, name="x"), L.Dense(4, name="a")])
+            >>> _ = net.add_layers(L.Addition(name="add")).connect("a", "add")
+            >>> net.input_sizes("add")
+            {'in1': (4,), 'in2': None}
+        """
+        layer = self.layer(name)
+        resolution = self._resolved()
+        shapes = resolution.input_shapes.get(name)
+        if shapes is None:  # on a cycle: never reached
+            return {port: None for port in input_ports(layer)}
+        return dict(zip(resolution.sources[name], shapes, strict=True))
+
+    def output_sizes(self, name: str) -> dict[str, Shape | None]:
+        """Size (batch excluded) of the output of layer ``name``, as ``{"out": size}`` (every
+        layer has one output port, ``out``); None when it cannot be resolved.
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> Network([L.ImageInput((1, 8, 8)), L.Flatten(name="flat")]).output_sizes("flat")
+            {'out': (64,)}
+        """
+        self.layer(name)
+        return {"out": self._resolved().output_shapes.get(name)}
 
     @property
     def input_names(self) -> list[str]:
@@ -176,19 +240,49 @@ class Network(nn.Module):
                 return None
             name = outputs[0]
         self.layer(name)
-        return self._resolution.output_shapes.get(name)
+        return self._resolved().output_shapes.get(name)
 
     @property
     def issues(self) -> list[Issue]:
-        """Problems found the last time the graph changed (see :func:`deeptoolbox.analyze`)."""
-        return list(self._resolution.issues)
+        """Problems found in the graph as it is now (see :func:`deeptoolbox.analyze`)."""
+        return list(self._resolved().issues)
 
     @property
     def is_initialized(self) -> bool:
         """True when the graph is complete, sizes resolve and every layer has its weights."""
-        return not self._resolution.errors and bool(self.input_names) and bool(self.output_names)
+        return not self._resolved().errors and bool(self.input_names) and bool(self.output_names)
 
     # -- editing -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def editing(self) -> Iterator[Network]:
+        """Group edits: inside the block, edits only mark the graph as changed; sizes are
+        resolved once, when something needs them (a forward call, :func:`deeptoolbox.analyze`,
+        a size query such as :meth:`output_sizes`) or on leaving the block.
+
+        Outside a block each edit resolves sizes at once. Blocks nest; the outermost one
+        resolves. Building a large graph one call at a time inside a block costs about what
+        building it from a list costs. Errors in an edit (an unknown layer, a taken port) are
+        raised by that edit, block or not.
+
+        Example:
+            >>> from deeptoolbox import layers as L
+            >>> net = Network(name="mlp")
+            >>> with net.editing():
+            ...     _ = net.add_layers(L.FeatureInput(4, name="x"))
+            ...     for k in range(1, 4):
+            ...         _ = net.add_layers(L.Dense(8, name=f"fc{k}"))
+            ...         _ = net.connect("x" if k == 1 else f"fc{k - 1}", f"fc{k}")
+            >>> net.output_shape(), net.execution_order
+            ((8,), ['x', 'fc1', 'fc2', 'fc3'])
+        """
+        self._editing += 1
+        try:
+            yield self
+        finally:
+            self._editing -= 1
+            if not self._editing and not self._deferring:
+                self._resolved()
+
     def add_layers(self, layers: LayerSpec) -> Network:
         """Add one layer, or a list / dict of layers that are connected one after another.
 
@@ -407,7 +501,7 @@ class Network(nn.Module):
             >>> Network([L.FeatureInput(2), L.Dense(1)]).initialize().is_initialized
             True
         """
-        problems = [str(i) for i in self._resolution.errors]
+        problems = [str(i) for i in self._resolved().errors]
         if problems:
             raise NotInitializedError(
                 f"Network '{self.name}' cannot run yet:\n  "
@@ -650,34 +744,52 @@ class Network(nn.Module):
 
     def _compile(self) -> Plan:
         self.initialize()
+        resolution = self._resolved()
         steps = [
-            (name, self.layers[name], list(self._resolution.sources[name].values()))
-            for name in self._resolution.order
+            (name, self.layers[name], list(resolution.sources[name].values()))
+            for name in resolution.order
         ]
         self._plan = compile_plan(steps, self.input_names, self.output_names)
         return self._plan
 
-    _deferring = False  # True inside _deferred(): edits skip size resolution
-
     def _changed(self) -> Network:
-        self._plan = None
-        if not self._deferring:
+        """Mark the graph as edited: resolve now, or later inside editing() / _deferred()."""
+        if self._plan is not None:  # (setting nn.Module attributes is slow: only on change)
+            self._plan = None
+        if not self._dirty:
+            self._dirty = True
+        if not self._editing and not self._deferring:
             self._resolve()
         return self
 
+    def _resolved(self) -> Resolution:
+        """The resolution of the graph as it is now (resolving first if it changed), except
+        inside _deferred(), which keeps the last one until it ends."""
+        if self._dirty and not self._deferring:
+            self._resolve()
+        return self._resolution
+
     @contextlib.contextmanager
     def _deferred(self) -> Iterator[Network]:
-        """Resolve sizes once on leaving instead of after every edit inside (bulk builders)."""
-        outer, self._deferring = self._deferring, True
+        """Like editing(), but queries inside see the last resolution: sizes are resolved
+        only on leaving the outermost block."""
+        self._deferring += 1
         try:
             yield self
         finally:
-            self._deferring = outer
-            self._changed()
+            self._deferring -= 1
+            if not self._deferring and not self._editing:
+                self._resolved()
 
     def _resolve(self) -> None:
+        reference = self._placement()
+        built = {n for n, m in self.layers.items() if isinstance(m, Layer)}
+        before = {n: self.layers[n].built_shapes for n in built}
         result = resolve(self.layers, self._connections, self._classes)
-        self._resolution = result
+        self._resolution, self._dirty = result, False
+        rebuilt = {n for n in built if self.layers[n].built_shapes != before[n]}
+        self._place(self._unplaced | rebuilt, reference)
+        self._unplaced = set()
         if result.reinitialized:
             names = ", ".join(f"'{n}'" for n in result.reinitialized)
             warnings.warn(
@@ -685,9 +797,26 @@ class Network(nn.Module):
                 "sizes changed with their input sizes. Every other layer kept its weights.",
                 stacklevel=4,
             )
-        for name in self._frozen:
+        for name in rebuilt & self._frozen:  # new parameters of a frozen layer stay frozen
+            self._set_trainable(name, False)
+
+    def _placement(self) -> torch.Tensor | None:
+        """A parameter or buffer of a layer already in place: new layers follow its device
+        and (floating) dtype."""
+        for name, module in self.layers.items():
+            if name not in self._unplaced:
+                tensor = next(module.parameters(), None)
+                if tensor is not None:
+                    return tensor
+        return None
+
+    def _place(self, names: set[str], reference: torch.Tensor | None) -> None:
+        if reference is None:
+            return
+        dtype = reference.dtype if reference.is_floating_point() else None
+        for name in names:
             if name in self.layers:
-                self._set_trainable(name, False)
+                self.layers[name].to(device=reference.device, dtype=dtype)
 
     def _connect(self, source: str, destination: str, port: str | None) -> None:
         self.layer(source)
@@ -732,10 +861,10 @@ class Network(nn.Module):
         for (before, _), (after, _) in zip(named, named[1:], strict=False):
             self._connect(before, after, None)
 
-    @staticmethod
-    def _adopt(name: str, module: nn.Module) -> None:
+    def _adopt(self, name: str, module: nn.Module) -> None:
         if isinstance(module, Layer) or getattr(module, "name", None) is None:
             module.name = name
+        self._unplaced.add(name)
 
     def _name_layers(
         self, layers: LayerSpec, free: set[str] = frozenset()
@@ -769,8 +898,9 @@ class Network(nn.Module):
 
     def __repr__(self) -> str:
         lines = [f"Network('{self.name}', {len(self.layers)} layers)"]
+        resolution = self._resolved()
         for name in self.layer_names:
-            shape = self._resolution.output_shapes.get(name)
+            shape = resolution.output_shapes.get(name)
             lines.append(f"  {name}: {self.layers[name]!r} -> {format_shape(shape)}")
         return "\n".join(lines)
 

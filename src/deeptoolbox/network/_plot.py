@@ -23,7 +23,7 @@ _COLORS = {
 
 def _depths(net: Network) -> dict[str, int]:
     depth: dict[str, int] = {}
-    for name in net._resolution.order:
+    for name in net.execution_order:
         sources = [s for s in net.sources(name).values() if s is not None and s in depth]
         depth[name] = 1 + max((depth[s] for s in sources), default=-1)
     top = max(depth.values(), default=-1) + 1

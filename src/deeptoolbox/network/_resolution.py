@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 from deeptoolbox.errors import DeepToolboxError
@@ -54,6 +53,9 @@ def resolve(
 ) -> Resolution:
     """Propagate sizes through the graph in topological order, building layers as needed.
 
+    Only sizes are computed (and layers whose input sizes changed are built): no module is
+    moved, cast or frozen here; the Network places new and rebuilt layers itself.
+
     Example:
         >>> from deeptoolbox import layers as L
         >>> found = resolve({"x": L.FeatureInput(2), "fc": L.Dense(3)},
@@ -68,12 +70,11 @@ def resolve(
         path = " -> ".join([*cycle, cycle[0]])
         for name in cycle:
             result.issues.append(Issue("error", name, f"is part of a cycle: {path}"))
-    reference = next((p for m in layers.values() for p in m.parameters()), None)
     feeding: dict[str, dict[str, str]] = {}
     for c in connections:
         feeding.setdefault(c.destination, {})[c.port] = c.source
     for name in order:
-        _resolve_layer(name, layers[name], result, reference, feeding.get(name, {}))
+        _resolve_layer(name, layers[name], result, feeding.get(name, {}))
     _check_ends(layers, connections, classes, result)
     return result
 
@@ -82,7 +83,6 @@ def _resolve_layer(
     name: str,
     module: nn.Module,
     result: Resolution,
-    reference: torch.Tensor | None,
     feeding: dict[str, str],
 ) -> None:
     sources = {port: feeding.get(port) for port in input_ports(module)}
@@ -108,9 +108,6 @@ def _resolve_layer(
     result.output_shapes[name] = shape
     if not kept:
         result.reinitialized.append(name)
-    if reference is not None:
-        dtype = reference.dtype if reference.is_floating_point() else None
-        module.to(device=reference.device, dtype=dtype)
 
 
 def _check_ends(

@@ -163,7 +163,7 @@ def from_architecture(data: Any, where: str = "network.json") -> Network:
         )
     try:
         net = Network(name=data.get("name", "network"))
-        with net._deferred():  # sizes resolved once, at the end
+        with net.editing():  # sizes resolved once, at the end
             for record in data.get("layers", []):
                 name, module = _build_layer(record, where, version)
                 net.add_layers({name: module})
