@@ -8,6 +8,7 @@ configuration alone. Only the public editing API of the Network is used.
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 
 import torch
@@ -165,14 +166,14 @@ def remove_channels(
     frozen = set(net.frozen_layers)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pruned._deferred():  # one size resolution for all the replaced layers
+        with pruned.editing():  # one size resolution for all the replaced layers
             for name, (layer, _) in plans.items():
                 if layer is not None:
                     factor = net.learn_rate_factor(name)
                     pruned.replace_layer(name, layer)
                     if factor != 1.0:
                         pruned.set_learn_rate_factor(name, factor)
-    _rewarn(caught, [n for n in pruned._resolution.reinitialized if plans[n][1] is None])
+    _rewarn(caught, {n for n, (_, state) in plans.items() if state is None})
     for name, (_, state) in plans.items():
         if state is not None:
             _load(pruned.layer(name), state)
@@ -182,12 +183,16 @@ def remove_channels(
     return pruned
 
 
-def _rewarn(caught: list[warnings.WarningMessage], not_restored: list[str]) -> None:
+def _rewarn(caught: list[warnings.WarningMessage], not_restored: set[str]) -> None:
     """Re-issue the warnings of the surgery, except that of re-initialized layers whose sliced
-    weights are loaded right after (all of them, unless ``not_restored`` names some)."""
+    weights are loaded right after (kept when it names a layer in ``not_restored``)."""
     for record in caught:
-        if "were re-initialized" in str(record.message) and not not_restored:
-            continue
+        text = str(record.message)
+        if "were re-initialized" in text:
+            listed = text.split("layers ", 1)[-1].split("were re-initialized")[0]
+            named = set(re.findall(r"'([^']+)'", listed))
+            if not named & not_restored:
+                continue
         warnings.warn_explicit(record.message, record.category, record.filename, record.lineno)
 
 
