@@ -11,6 +11,9 @@ against running each unpadded sequence alone.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +55,36 @@ def exported(request, tmp_path_factory) -> tuple[Network, Path]:
     """(network, file), exported once per cell type with verify=True."""
     if request.param not in _EXPORTED:
         net = masked_network(getattr(L, request.param))
-        folder = tmp_path_factory.mktemp("masked")
-        _EXPORTED[request.param] = (net, export_onnx(net, folder / f"{request.param}.onnx"))
+        path = tmp_path_factory.mktemp("masked") / f"{request.param}.onnx"
+        _export_in_a_fresh_process(request.param, path)
+        _EXPORTED[request.param] = (net, path)
     return _EXPORTED[request.param]
+
+
+def _export_in_a_fresh_process(cell: str, path: Path) -> None:
+    """Export ``masked_network(cell)`` (same seed, same weights) in a new Python process.
+
+    torch.export of a free-length masked GRU fails after another masked GRU was exported in
+    the same process (a torch-internal order dependence, not root-caused; see the issue notes),
+    and export_onnx then falls back to the TorchScript exporter, whose file holds an ``If``
+    node. A fresh process gives the file a user exporting this network gets.
+    """
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import test_onnx_export_masks as t; "
+        "from deeptoolbox import layers as L; from deeptoolbox.interop import export_onnx; "
+        "export_onnx(t.masked_network(getattr(L, sys.argv[2])), sys.argv[3])"
+    )
+    here = Path(__file__).resolve().parent
+    source = str(here.parents[1] / "src")
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(here), cell, str(path)],
+        capture_output=True, text=True, env=environment, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def padded_batch(lengths: list[int], total: int, side: str, seed: int):
@@ -158,9 +188,10 @@ def test_nodes_are_named_after_the_masked_layers(exported):
     assert owners == {"uni_seq", "bi_last", "bi_seq", "top"}
 
 
-def test_export_leaves_the_layers_unchanged(exported):
+def test_export_leaves_the_layers_unchanged(exported, tmp_path):
     """The exportable twin is attached only while exporting."""
     net, _ = exported
+    export_onnx(net, tmp_path / "again.onnx", verify=False)  # in this process
     for name in ("uni_seq", "bi_last", "top"):
         layer = net.layers[name]
         assert "forward" not in vars(layer)
