@@ -108,7 +108,9 @@ LOADER_SCRIPT = textwrap.dedent("""
         options = TrainingOptions(max_epochs=1, execution_environment="parallel", verbose=False,
                                   seed=0)
         result = train(net, loader, "crossentropy", options)
-        print("ITERATIONS", result.history.iterations[-1]["iteration"], flush=True)
+        # one write per line: the two processes share stdout and print() writes in pieces
+        sys.stdout.write(f"ITERATIONS {result.history.iterations[-1]['iteration']}\\n")
+        sys.stdout.flush()
 """)
 
 
