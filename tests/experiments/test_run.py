@@ -278,6 +278,33 @@ def test_bayesian_with_only_a_time_budget_stops_at_it(tmp_path):
     assert all(t.datetime_start.timestamp() < deadline for t in exp.study.trials)
 
 
+@pytest.mark.parametrize("strategy", ["bayesian", "exhaustive"])
+def test_no_trial_is_claimed_when_the_time_limit_passes_while_the_queue_is_read(
+    tmp_path, monkeypatch, strategy
+):
+    import time
+
+    from deeptoolbox.experiments._engine import Store
+
+    exp = Experiment("late", quadratic_setup, {"x": [0.0, 0.5]}, metric="score",
+                     strategy=strategy, trials=4 if strategy == "bayesian" else None,
+                     max_time=60.0, store=tmp_path / "e.db",
+                     artifacts=False)  # fmt: skip
+    exp.create()
+    store = exp._store()
+    store.set(keys.DEADLINE, time.time() + 0.2)
+    reads = Store.trials
+
+    def slow_reads(self, states=None):  # the time limit passes while the store is read
+        found = reads(self, states)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(Store, "trials", slow_reads)
+    assert store.claim() is None
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in exp.study.trials)
+
+
 @pytest.mark.parametrize("stale", ["fail", "requeue"])
 def test_a_trial_left_running_by_a_dead_process_is_failed_or_requeued(tmp_path, stale):
     exp = Experiment("stale", quadratic_setup, {"x": [0.0, 0.5, 1.0]}, metric="score",

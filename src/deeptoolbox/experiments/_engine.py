@@ -203,12 +203,14 @@ class Store:
         import optuna
         from optuna.trial import TrialState
 
-        if self.halted():
-            return None
+        # halted() is checked right before each claim: the slower reads (the queue, the
+        # budget) come first, so a trial cannot start past the time limit they took to read
         for frozen in sorted(self.trials((TrialState.WAITING,)), key=lambda t: t.number):
+            if self.halted():
+                return None
             if self.storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
                 return optuna.trial.Trial(self.study, frozen._trial_id)
-        if self.may_sample():
+        if self.may_sample() and not self.halted():
             return self.study.ask()
         return None
 
