@@ -194,3 +194,28 @@ def stubborn_setup(params, monitor):
         monitor.record(iteration, score=float(iteration))
         time.sleep(0.1)
     return {}
+
+
+class RankLog:
+    """A train() callback writing the process's rank and group size when training starts."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def on_train_start(self, state):
+        import torch.distributed as dist
+
+        grouped = dist.is_available() and dist.is_initialized()
+        rank, world = (dist.get_rank(), dist.get_world_size()) if grouped else (0, 1)
+        with self.path.open("a") as log:
+            log.write(f"{rank}/{world}\n")
+
+
+def ranked_digits_setup(params):
+    """digits_setup with a RankLog; refuses to build on the rank named by `fail_rank`."""
+    import os
+
+    if str(params.get("fail_rank")) == os.environ.get("RANK"):
+        raise RuntimeError(f"rank {os.environ['RANK']} refuses to build")
+    net, data, loss, options = digits_setup(params)
+    return net, data, loss, dataclasses.replace(options, callbacks=[RankLog(params["ranks"])])

@@ -30,6 +30,12 @@ def add_experiment_parser(commands: Any) -> None:
     run = sub.add_parser("run", help="run the experiment(s) a spec file defines")
     run.add_argument("spec", help="a .py file defining Experiment objects")
     run.add_argument("--workers", type=int, default=1, help="worker processes (0: this one)")
+    run.add_argument(
+        "--processes-per-trial",
+        type=int,
+        default=1,
+        help="processes that train each trial data-parallel (default: 1)",
+    )
     run.add_argument("--name", default=None, help="only the experiment with this name")
     run.add_argument(
         "--stale",
@@ -66,6 +72,7 @@ def add_experiment_parser(commands: Any) -> None:
     resume = sub.add_parser("resume", help="finish an experiment from its stored code")
     resume.add_argument("name")
     resume.add_argument("--workers", type=int, default=1)
+    resume.add_argument("--processes-per-trial", type=int, default=1)
     resume.add_argument("--stale", choices=("requeue", "fail"), default="requeue")
     resume.add_argument("--quiet", action="store_true")
     store_option(resume)
@@ -95,6 +102,12 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         help="what to do with trials whose worker died (default: requeue)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--processes-per-trial",
+        type=int,
+        default=1,
+        help="processes that train each trial data-parallel (default: 1)",
+    )
     parser.add_argument("--run", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
@@ -165,7 +178,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"with: deeptoolbox experiment worker {experiment.url} {experiment.name}"
             )
             continue
-        experiment.run(workers=args.workers, stale=args.stale, verbose=not args.quiet)
+        experiment.run(workers=args.workers, stale=args.stale, verbose=not args.quiet,
+                       processes_per_trial=args.processes_per_trial)  # fmt: skip
     return 0
 
 
@@ -249,7 +263,8 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     experiment = _load(args.name, args)
-    experiment.run(workers=args.workers, stale=args.stale, verbose=not args.quiet)
+    experiment.run(workers=args.workers, stale=args.stale, verbose=not args.quiet,
+                   processes_per_trial=args.processes_per_trial)  # fmt: skip
     return 0
 
 

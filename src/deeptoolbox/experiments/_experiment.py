@@ -15,6 +15,7 @@ from deeptoolbox.experiments import _code
 from deeptoolbox.experiments import _results as results_module
 from deeptoolbox.experiments import _store as keys
 from deeptoolbox.experiments._code import CodeSnapshot, load_function, snapshot_function
+from deeptoolbox.experiments._ddp import check_processes
 from deeptoolbox.experiments._engine import Store
 from deeptoolbox.experiments._parameters import STRATEGIES, ParameterTable
 from deeptoolbox.experiments._results import TrialRecord
@@ -222,6 +223,7 @@ class Experiment:
         stale: str = "requeue",
         verbose: bool = True,
         start_method: str | None = None,
+        processes_per_trial: int = 1,
     ) -> RunSummary:
         """Run the trials not done yet in ``workers`` processes (0: in this process).
 
@@ -231,6 +233,9 @@ class Experiment:
         time with its share of the CPU cores; with GPUs, workers take them round-robin
         (``CUDA_VISIBLE_DEVICES``). ``start_method`` "fork" (the default where safe) or
         "spawn" (new interpreters that load the setup from the stored code).
+        ``processes_per_trial=N`` trains each trial data-parallel in N processes (DDP: NCCL
+        over N GPUs per worker when there are enough, else gloo on the CPU); the setup must
+        use built-in training and be loadable from the stored code.
 
         Raises ExperimentError when the setup never reports the metric (after the first
         trial, naming the metrics it reports), or when the store holds another definition.
@@ -244,9 +249,20 @@ class Experiment:
         if start_method not in (None, "fork", "spawn"):
             raise OptionError(f"Experiment.run: `start_method` must be None, 'fork' or "
                               f"'spawn'. Received: {start_method!r}.")  # fmt: skip
-        check = workers > 0 and (start_method == "spawn" or not _runner_can_fork())
+        processes = check_processes(processes_per_trial)
+        if processes > 1 and self.setup_kind != "training":
+            raise OptionError(
+                f"Experiment {self.name!r}: `processes_per_trial`={processes} trains a trial "
+                "data-parallel with train(), so the setup must be setup(params) returning "
+                "(network, data, loss, TrainingOptions); a setup(params, monitor) runs its own "
+                "loop in one process."
+            )
+        check = processes > 1 or (
+            workers > 0 and (start_method == "spawn" or not _runner_can_fork())
+        )
         store, run = self._prepare(check_loadable=check)
-        return run_experiment(self, store, run, workers, stale, verbose, start_method)
+        return run_experiment(self, store, run, workers, stale, verbose, start_method,
+                              processes)  # fmt: skip
 
     resume = run
 

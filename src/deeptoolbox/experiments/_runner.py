@@ -43,20 +43,26 @@ class RunSummary:
         return f"run {self.run}: {counts or 'no trials'} in {self.seconds:.1f} s{best}"
 
 
-def gpu_assignment(workers: int, visible: str | None, count: int) -> list[str | None]:
-    """The CUDA_VISIBLE_DEVICES of each worker: GPUs round-robin (None without GPUs).
+def gpu_assignment(
+    workers: int, visible: str | None, count: int, per_worker: int = 1
+) -> list[str | None]:
+    """The CUDA_VISIBLE_DEVICES of each worker: GPUs round-robin (None without GPUs),
+    ``per_worker`` of them each (a trial trained by that many processes).
 
     Example:
         >>> gpu_assignment(3, None, 2)
         ['0', '1', '0']
         >>> gpu_assignment(2, "4,6", 2), gpu_assignment(2, None, 0)
         (['4', '6'], [None, None])
+        >>> gpu_assignment(2, None, 4, per_worker=2)
+        ['0,1', '2,3']
     """
     if count <= 0:
         return [None] * workers
     ids = [v.strip() for v in visible.split(",")] if visible else [str(i) for i in range(count)]
     ids = ids[:count] or [str(i) for i in range(count)]
-    return [ids[slot % len(ids)] for slot in range(workers)]
+    return [",".join(ids[(slot * per_worker + k) % len(ids)] for k in range(per_worker))
+            for slot in range(workers)]  # fmt: skip
 
 
 def _gpu_count() -> int:
@@ -90,6 +96,8 @@ class _Worker:
                        "--stale", job.stale, "--parent", str(os.getpid())]  # fmt: skip
             if job.threads:
                 command += ["--threads", str(job.threads)]
+            if job.processes_per_trial > 1:
+                command += ["--processes-per-trial", str(job.processes_per_trial)]
             self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
             self.pid = self.process.pid
 
@@ -116,7 +124,8 @@ def can_fork() -> bool:
 
 
 def run_experiment(experiment: Any, store: Store, run: int, workers: int, stale: str,
-                   verbose: bool, start_method: str | None) -> RunSummary:  # fmt: skip
+                   verbose: bool, start_method: str | None,
+                   processes: int = 1) -> RunSummary:  # fmt: skip
     """Run the trials of ``experiment`` (already prepared as run number ``run``)."""
     started = time.time()
     crashed = store.sweep_stale(stale)
@@ -124,10 +133,12 @@ def run_experiment(experiment: Any, store: Store, run: int, workers: int, stale:
     if workers == 0:
         import torch
 
-        job = WorkerJob(run=run, threads=torch.get_num_threads(), stale=stale)
+        job = WorkerJob(run=run, threads=torch.get_num_threads(), stale=stale,
+                        processes_per_trial=processes)  # fmt: skip
         work(experiment, job, store=store)
     else:
-        crashed += _supervise(experiment, store, run, workers, stale, start_method, reporter)
+        crashed += _supervise(experiment, store, run, workers, stale, start_method, reporter,
+                              processes)  # fmt: skip
     reporter.poll()
     halt = store.attrs().get(keys.HALT)
     if halt:
@@ -150,14 +161,17 @@ def _warm_up() -> None:
             importlib.import_module(name)
 
 
-def _supervise(experiment, store: Store, run, workers, stale, start_method, reporter) -> list:
+def _supervise(experiment, store: Store, run, workers, stale, start_method, reporter,
+               processes: int = 1) -> list:  # fmt: skip
     fork = can_fork() if start_method is None else start_method == "fork"
     if fork:
         _warm_up()
     threads = max(1, (os.cpu_count() or 1) // workers)
-    gpus = gpu_assignment(workers, os.environ.get("CUDA_VISIBLE_DEVICES"), _gpu_count())
+    gpus = gpu_assignment(workers, os.environ.get("CUDA_VISIBLE_DEVICES"), _gpu_count(),
+                          per_worker=processes)  # fmt: skip
     jobs = [WorkerJob(run=run, slot=s, threads=threads, parent_pid=os.getpid(), stale=stale,
-                      gpu=gpus[s]) for s in range(workers)]  # fmt: skip
+                      gpu=gpus[s], processes_per_trial=processes)
+            for s in range(workers)]  # fmt: skip
     pool = {job.slot: _Worker(experiment, job, fork) for job in jobs}
     crashed: list[int] = []
     restarts = 0

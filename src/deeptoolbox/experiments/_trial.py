@@ -24,7 +24,15 @@ from deeptoolbox.errors import ExperimentError, MetricMissing, OptionError, Stop
 from deeptoolbox.experiments._callback import TrialCallback
 from deeptoolbox.experiments._monitor import Monitor
 
-__all__ = ["setup_kind", "run_body", "TrialOutcome", "MetricMissing", "write_json"]
+__all__ = [
+    "setup_kind",
+    "run_body",
+    "built_in_parts",
+    "trial_options",
+    "TrialOutcome",
+    "MetricMissing",
+    "write_json",
+]
 
 
 LAST_RESORT_SECONDS = 2.0  # a custom setup asked to stop and still running is ended after it
@@ -80,15 +88,18 @@ def run_body(
     seed: int,
     metric: str,
     folder: Path | None,
+    group: Any = None,
 ) -> TrialOutcome:
-    """Run one trial's body and write its files into ``folder`` (None: no files)."""
+    """Run one trial's body and write its files into ``folder`` (None: no files); with a
+    :class:`~deeptoolbox.experiments._ddp.TrialGroup`, built-in training runs in its
+    processes."""
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "params.json", params)
     monitor.artifacts = folder
     seed_everything(seed)
     if kind == "training":
-        outcome, network, chart = _built_in(setup, params, monitor, seed)
+        outcome, network, chart = _built_in(setup, params, monitor, seed, group)
     else:
         outcome, network, chart = _custom(setup, params, monitor)
     if metric not in outcome.metrics:
@@ -162,8 +173,9 @@ def _best(monitor: Monitor, final: Mapping[str, float]) -> dict[str, float]:
 
 
 # -- built-in training ----------------------------------------------------------------------------
-def _built_in(setup, params, monitor, seed) -> tuple[TrialOutcome, Any, Any]:
-    from deeptoolbox.training import TrainingOptions, train
+def built_in_parts(setup, params) -> tuple[Any, Any, Any, Any]:
+    """The (network, data, loss, options) a built-in training setup returns, checked."""
+    from deeptoolbox.training import TrainingOptions
 
     returned = setup(dict(params))
     if not (isinstance(returned, tuple | list) and len(returned) == 4):
@@ -178,15 +190,34 @@ def _built_in(setup, params, monitor, seed) -> tuple[TrialOutcome, Any, Any]:
             "the setup's 4th returned value must be a TrainingOptions. Returned: "
             f"{type(options).__name__}."
         )
-    live = TrialCallback(monitor)
-    options = dataclasses.replace(
-        options,
+    return network, data, loss, options
+
+
+def trial_options(options, seed: int, callbacks: list, environment: str | None = None):
+    """The setup's TrainingOptions as a trial trains with them: quiet, seeded, with the
+    trial's callbacks (and, trained by several processes, their execution environment)."""
+    changes: dict[str, Any] = dict(
         verbose=False,
         plots="none",
         seed=options.seed if options.seed is not None else seed,
-        callbacks=[*options.callbacks, live],
+        callbacks=[*options.callbacks, *callbacks],
     )
-    train(network, data, loss, options)
+    if environment is not None:
+        changes["execution_environment"] = environment
+    return dataclasses.replace(options, **changes)
+
+
+def _built_in(setup, params, monitor, seed, group=None) -> tuple[TrialOutcome, Any, Any]:
+    from deeptoolbox.training import train
+
+    network, data, loss, options = built_in_parts(setup, params)
+    live = TrialCallback(monitor)
+    if group is None:
+        train(network, data, loss, trial_options(options, seed, [live]))
+    else:
+        with group.joined(options.execution_environment) as environment:
+            train(network, data, loss, trial_options(options, seed, [live], environment))
+    options = trial_options(options, seed, [])
     final = {
         name: monitor.last(name) for name in monitor.reported() if name.startswith("training_")
     }

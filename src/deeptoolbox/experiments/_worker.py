@@ -20,6 +20,7 @@ from typing import Any
 
 from deeptoolbox.errors import MetricMissing
 from deeptoolbox.experiments import _store as keys
+from deeptoolbox.experiments._ddp import TrialGroup
 from deeptoolbox.experiments._engine import Store, artifacts_folder, trial_seed
 from deeptoolbox.experiments._monitor import Monitor
 from deeptoolbox.experiments._parameters import satisfies
@@ -42,6 +43,7 @@ class WorkerJob:
     max_trials: int | None = None
     stale: str = "requeue"
     gpu: str | None = None
+    processes_per_trial: int = 1
 
 
 class _Link:
@@ -132,9 +134,13 @@ def execute(experiment: Any, store: Store, trial: Any, job: WorkerJob) -> str:
     link = _Link(store, trial, experiment.metric, experiment.trial_max_time)
     monitor = Monitor(artifacts=folder, link=link)
     started = time.time()
+    group = None
+    if job.processes_per_trial > 1:
+        group = TrialGroup(experiment.url, experiment.name, trial.number,
+                           job.processes_per_trial, _share(job))  # fmt: skip
     try:
         outcome = run_body(experiment.setup, experiment.setup_kind, params, monitor, seed=seed,
-                           metric=experiment.metric, folder=folder)  # fmt: skip
+                           metric=experiment.metric, folder=folder, group=group)  # fmt: skip
     except MetricMissing as err:
         _fail(store, trial, "failed", err, started)
         store.set(keys.HALT, f"trial {trial.number}: {err}")
@@ -153,6 +159,11 @@ def execute(experiment: Any, store: Store, trial: Any, job: WorkerJob) -> str:
         return _record(experiment, store, trial, outcome, started, monitor)
     except UpdateFinishedTrialError:
         return "ended elsewhere"  # another process judged it stale meanwhile
+
+
+def _share(job: WorkerJob) -> int | None:
+    """Torch threads of each of a trial's processes: the worker's share, split."""
+    return max(1, job.threads // job.processes_per_trial) if job.threads else None
 
 
 def _record(experiment, store: Store, trial, outcome, started: float, monitor: Monitor) -> str:
@@ -270,7 +281,8 @@ def run_worker_command(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.name, store=args.store)
     job = WorkerJob(run=args.run, slot=args.slot, threads=args.threads, parent_pid=args.parent,
-                    max_trials=args.max_trials, stale=args.stale)  # fmt: skip
+                    max_trials=args.max_trials, stale=args.stale,
+                    processes_per_trial=args.processes_per_trial)  # fmt: skip
     count = work(experiment, job)
     print(f"worker {keys.HOST}:{os.getpid()} ran {count} trial(s) of {args.name!r}", flush=True)
     return 0
