@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS := --disable-pip-version-check -q -c requirements/machine-pins.txt
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean fuzz
 
 venv: $(STAMP)
 
@@ -19,6 +19,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# each reader fuzzed on its own for FUZZ_SECONDS (default 300); what breaks a reader is kept
+# under tests/fuzz/corpus/<target>/, which `make test` replays
+fuzz: $(STAMP)
+	FUZZ_EACH=1 FUZZ_SAVE=1 FUZZ_SECONDS=$${FUZZ_SECONDS:-300} $(BIN)/python -m pytest -q -s \
+		tests/fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

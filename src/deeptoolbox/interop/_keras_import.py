@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -467,6 +469,28 @@ def _load(module: nn.Module, params: dict[str, np.ndarray], where: str) -> None:
             state[key].copy_(tensor)
 
 
+_DAMAGE = (KeyError, AttributeError, TypeError, IndexError, ValueError, RuntimeError, OSError,
+           zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)  # fmt: skip
+
+
+def _read_keras_file(path: Path) -> Network:
+    """The network a Keras file describes; a damaged file (h5py's errors, a config of the
+    wrong shape) raises ModelImportError naming it instead of the reader's own exception."""
+    try:
+        file = KerasFile(path)
+        try:
+            return _Builder(file).build()
+        finally:
+            file.close()
+    except DeepToolboxError:
+        raise
+    except _DAMAGE as err:
+        raise ModelImportError(
+            f"import_keras: {str(path)!r} is damaged or is not a model file Keras wrote "
+            f"({type(err).__name__}: {err})."
+        ) from err
+
+
 def import_keras(
     path: str | os.PathLike,
     *,
@@ -500,11 +524,7 @@ def import_keras(
         import_keras: the file 'missing.keras' does not exist.
     """
     check_unsupported("import_keras", unsupported, ("error",))
-    file = KerasFile(Path(path))
-    try:
-        net = _Builder(file).build()
-    finally:
-        file.close()
+    net = _read_keras_file(Path(path))
     if name is not None:
         net.name = name
     if example_inputs is not None:

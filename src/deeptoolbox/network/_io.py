@@ -282,7 +282,10 @@ def _read_members(path: Path) -> dict[str, bytes]:
                     f"{path} is not a complete saved network: the zip lacks {', '.join(missing)}."
                 )
             return {m: archive.read(m) for m in MEMBERS}
-    except (zipfile.BadZipFile, EOFError, zlib.error) as err:
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, NotImplementedError,
+            RuntimeError, ValueError) as err:  # fmt: skip
+        # damaged offsets give OSError (invalid seek), unknown methods NotImplementedError,
+        # encrypted members RuntimeError
         raise NetworkFileError(
             f"{path} is not a readable network zip (corrupted or truncated): {err}"
         ) from err
@@ -328,7 +331,13 @@ def load(path: str | os.PathLike) -> Network:
     if saved_state or _saved_mode(members[WEIGHTS_FILE]) is not None:
         _restore_state(net, saved_state, _saved_mode(members[WEIGHTS_FILE]), path)
     if isinstance(metadata, dict):
-        net.metadata = dict(metadata.get("user") or {})
+        user = metadata.get("user") or {}
+        if not isinstance(user, dict):
+            raise NetworkFileError(
+                f"{path}: {METADATA_FILE} 'user' must be an object (net.metadata). Received: "
+                f"{type(user).__name__}."
+            )
+        net.metadata = dict(user)
     return net
 
 

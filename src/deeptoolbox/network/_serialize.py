@@ -137,6 +137,39 @@ def _build_layer(record: Any, where: str, version: int) -> tuple[str, nn.Module]
     return record["name"], module
 
 
+_FIELD_KINDS = {"name": (str, "a string"), "layers": (list, "a list of layer entries"),
+                "connections": (list, "a list of [source, destination] pairs"),
+                "classes": ((list, type(None)), "a list of class names or null"),
+                "frozen": (list, "a list of layer names"),
+                "learn_rate_factors": (dict, "an object of layer name: factor"),
+                "tied_weights": (dict, "an object of tensor: source tensor"),
+                "parametrizations": (list, "a list of parametrization entries")}  # fmt: skip
+
+
+def _check_fields(data: dict[str, Any], where: str) -> None:
+    """The top-level fields of a description have the types the reader relies on."""
+    for key, (kinds, meaning) in _FIELD_KINDS.items():
+        if key in data and not isinstance(data[key], kinds):
+            raise NetworkFileError(
+                f"{where}: {key!r} must be {meaning}. Received: {_brief(data[key])}."
+            )
+    for pair in data.get("connections", []):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str)
+                                                                  for p in pair)):  # fmt: skip
+            raise NetworkFileError(
+                f"{where}: each connection must be a [source, destination] pair of layer or "
+                f"port names. Received: {_brief(pair)}."
+            )
+    for key in ("frozen", "classes"):
+        if any(not isinstance(item, str) for item in data.get(key) or []):
+            raise NetworkFileError(f"{where}: {key!r} must hold strings only.")
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def from_architecture(data: Any, where: str = "network.json") -> Network:
     """Rebuild a network (with freshly initialized weights) from :func:`architecture` output.
 
@@ -161,6 +194,7 @@ def from_architecture(data: Any, where: str = "network.json") -> Network:
             f"{where} has format_version {data['format_version']}; this deeptoolbox reads up to "
             f"{FORMAT_VERSION}. Upgrade deeptoolbox to load it."
         )
+    _check_fields(data, where)
     try:
         net = Network(name=data.get("name", "network"))
         with net.editing():  # sizes resolved once, at the end

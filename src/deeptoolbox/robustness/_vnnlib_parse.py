@@ -173,7 +173,11 @@ def read_vnnlib(path: str | Path, num_inputs: int, num_outputs: int) -> list[Inp
     if not path.is_file():
         raise VnnlibError(f"VNN-LIB file not found: '{path}'.")
     where = f"VNN-LIB file '{path.name}'"
-    commands = _parse(_tokens(path.read_text()), where)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise VnnlibError(f"{where} is not UTF-8 text ({err}).") from None
+    commands = _parse(_tokens(text), where)
     variables: set[str] = set()
     conjunction: list[list[list[Linear]]] = []
     for command in commands:

@@ -1,0 +1,342 @@
+"""Fuzz targets: every reader of untrusted files, with the invariant each must keep.
+
+A reader either returns an object or raises a ``deeptoolbox.errors`` exception whose message
+names the file it read; any other exception, a hang or unbounded memory is a finding.
+Each target has a seed corpus of valid files the toolbox itself writes, and JSON targets
+mutate the structure (values, keys, list items) as well as the bytes.
+
+Run one target with atheris (coverage-guided), or all of them in one process (the first
+byte of each input picks the target; what `make test` runs, to start Python once):
+``python tests/fuzz/targets.py TARGET|all CORPUS_DIR -max_total_time=60``
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@dataclass
+class Target:
+    """A reader under test: how to write the fuzzed bytes to a file and read it back."""
+
+    name: str
+    suffix: str
+    read: Callable[[Path], object]
+    seeds: Callable[[Path], list[bytes]]
+    json_member: str | None = None  # mutate this JSON document structurally
+    wrap: Callable[[bytes], bytes] | None = None  # fuzzed JSON -> the file's bytes
+
+
+class Finding(AssertionError):
+    """The reader broke its invariant on this input."""
+
+
+def _small_network():
+    from deeptoolbox import Network
+    from deeptoolbox import layers as L
+
+    return Network([L.ImageInput((1, 6, 6), normalization="zscore"), L.Conv2d(2, 3, padding=1),
+                    L.BatchNorm(), L.ReLU(), L.Flatten(), L.Dense(3), L.Softmax()],
+                   classes=["a", "b", "c"])  # fmt: skip
+
+
+def _saved_zip(folder: Path) -> bytes:
+    from deeptoolbox import save
+
+    return save(_small_network(), folder / "seed.zip").read_bytes()
+
+
+def _zip_members(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _rezip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, value in members.items():
+            archive.writestr(name, value)
+    return buffer.getvalue()
+
+
+def _load_network(path: Path) -> object:
+    from deeptoolbox import load
+
+    return load(path)
+
+
+_NETWORK_MEMBERS: dict[str, bytes] = {}
+
+
+def _network_json_seeds(folder: Path) -> list[bytes]:
+    _NETWORK_MEMBERS.update(_zip_members(_saved_zip(folder)))
+    return [_NETWORK_MEMBERS["network.json"]]
+
+
+def _with_network_json(text: bytes) -> bytes:
+    if not _NETWORK_MEMBERS:
+        _network_json_seeds(Path(tempfile.mkdtemp()))
+    return _rezip({**_NETWORK_MEMBERS, "network.json": text})
+
+
+_BUILT: dict[str, bytes] = {}
+
+
+def _keras_model_file(folder: Path) -> bytes:
+    if "keras" not in _BUILT:
+        _BUILT["keras"] = _build_keras_file(folder)
+    return _BUILT["keras"]
+
+
+def _build_keras_file(folder: Path) -> bytes:
+    import keras
+
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    model.save(folder / "seed.keras")
+    return (folder / "seed.keras").read_bytes()
+
+
+_KERAS_MEMBERS: dict[str, bytes] = {}
+
+
+def _keras_config_seeds(folder: Path) -> list[bytes]:
+    _KERAS_MEMBERS.update(_zip_members(_keras_model_file(folder)))
+    return [_KERAS_MEMBERS["config.json"]]
+
+
+def _with_keras_config(text: bytes) -> bytes:
+    if not _KERAS_MEMBERS:
+        _keras_config_seeds(Path(tempfile.mkdtemp()))
+    return _rezip({**_KERAS_MEMBERS, "config.json": text})
+
+
+def _import_keras(path: Path) -> object:
+    from deeptoolbox.interop import import_keras
+
+    return import_keras(path)
+
+
+def _onnx_seeds(folder: Path) -> list[bytes]:
+    from deeptoolbox import Network
+    from deeptoolbox import layers as L
+    from deeptoolbox.interop import export_onnx
+
+    net = Network([L.ImageInput((1, 6, 6), normalization="zscore", mean=0.5, std=2.0),
+                   L.Conv2d(2, 3, padding=1), L.ReLU(), L.Flatten(), L.Dense(3)])  # fmt: skip
+    return [export_onnx(net, folder / "seed.onnx").read_bytes()]
+
+
+def _import_onnx(path: Path) -> object:
+    from deeptoolbox.interop import import_onnx
+
+    return import_onnx(path)
+
+
+VNNLIB_SEED = b"""; a property over 2 inputs and 3 outputs
+(declare-const X_0 Real)
+(declare-const X_1 Real)
+(declare-const Y_0 Real)
+(declare-const Y_1 Real)
+(declare-const Y_2 Real)
+(assert (<= X_0 1.0))
+(assert (>= X_0 -1.0))
+(assert (<= X_1 0.5))
+(assert (>= X_1 0.0))
+(assert (or (and (>= Y_1 Y_0)) (and (>= Y_2 Y_0))))
+"""
+
+
+def _read_vnnlib(path: Path) -> object:
+    from deeptoolbox.robustness import read_vnnlib
+
+    return read_vnnlib(path, 2, 3)
+
+
+def _checkpoint_seeds(folder: Path) -> list[bytes]:
+    import torch
+
+    from deeptoolbox.training import TrainingOptions, train
+
+    x, y = torch.randn(16, 1, 6, 6), torch.randint(0, 3, (16,))
+    options = TrainingOptions(max_epochs=1, mini_batch_size=8, verbose=False,
+                              checkpoint_path=folder / "checkpoints")  # fmt: skip
+    train(_small_network(), (x, y), "crossentropy", options)
+    return [p.read_bytes() for p in sorted((folder / "checkpoints").iterdir()) if p.is_file()][:1]
+
+
+def _load_checkpoint(path: Path) -> object:
+    from deeptoolbox.training._checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+TARGETS = {
+    t.name: t
+    for t in [
+        Target("network_zip", ".zip", _load_network, lambda f: [_saved_zip(f)]),
+        Target(
+            "network_json",
+            ".zip",
+            _load_network,
+            _network_json_seeds,
+            json_member="network.json",
+            wrap=_with_network_json,
+        ),  # fmt: skip
+        Target("keras_file", ".keras", _import_keras, lambda f: [_keras_model_file(f)]),
+        Target(
+            "keras_config",
+            ".keras",
+            _import_keras,
+            _keras_config_seeds,
+            json_member="config.json",
+            wrap=_with_keras_config,
+        ),  # fmt: skip
+        Target("onnx", ".onnx", _import_onnx, _onnx_seeds),
+        Target("vnnlib", ".vnnlib", _read_vnnlib, lambda f: [VNNLIB_SEED]),
+        Target("checkpoint", ".ckpt", _load_checkpoint, _checkpoint_seeds),
+    ]
+}
+
+
+def check_one(target: Target, data: bytes, folder: Path) -> None:
+    """Read ``data`` as ``target``'s file: an object, or a toolbox error naming the file."""
+    from deeptoolbox.errors import DeepToolboxError
+
+    path = folder / f"input{target.suffix}"
+    path.write_bytes(target.wrap(data) if target.wrap else data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            target.read(path)
+    except DeepToolboxError as err:
+        if str(path) not in str(err) and path.name not in str(err):
+            raise Finding(f"{target.name}: the error does not name the file: {err}") from err
+
+
+# -- structure-aware mutation of JSON documents -----------------------------------------------
+_VALUES = [None, -1, 0, 1, 2**40, 1.5, "", "x", [], {}, [1, 2], {"a": 1}, True, [-5, 3], "ReLU"]
+
+
+def mutate_json_value(value: object, rng: random.Random) -> object:
+    """One random edit somewhere inside a JSON value (replace, delete, append, recurse)."""
+    if isinstance(value, dict) and value:
+        key = rng.choice(list(value))
+        roll = rng.random()
+        if roll < 0.3:
+            value[key] = rng.choice(_VALUES)
+        elif roll < 0.45:
+            del value[key]
+        else:
+            value[key] = mutate_json_value(value[key], rng)
+        return value
+    if isinstance(value, list) and value:
+        index = rng.randrange(len(value))
+        roll = rng.random()
+        if roll < 0.3:
+            value[index] = rng.choice(_VALUES)
+        elif roll < 0.45:
+            del value[index]
+        elif roll < 0.55:
+            value.append(rng.choice(_VALUES))
+        else:
+            value[index] = mutate_json_value(value[index], rng)
+        return value
+    return rng.choice(_VALUES)
+
+
+def _json_mutator(data: bytes, max_size: int, seed: int) -> bytes:
+    import atheris
+
+    rng = random.Random(seed)
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return atheris.Mutate(data, max_size)
+    if rng.random() < 0.15:
+        return atheris.Mutate(data, max_size)
+    for _ in range(rng.randint(1, 3)):
+        document = mutate_json_value(document, rng)
+    return json.dumps(document).encode()[:max_size]
+
+
+def _chosen(data: bytes) -> tuple[Target, bytes]:
+    """Which target an input of the all-targets run is for (its first byte), and its file."""
+    names = sorted(TARGETS)
+    return TARGETS[names[data[0] % len(names)]] if data else TARGETS[names[0]], data[1:]
+
+
+def write_seeds(target: Target | None, corpus: Path) -> int:
+    """Write the seed corpus (valid files) of ``target`` (None: of all, each behind its
+    selector byte) into ``corpus``; returns their count."""
+    corpus.mkdir(parents=True, exist_ok=True)
+    chosen = [target] if target is not None else [TARGETS[n] for n in sorted(TARGETS)]
+    count = 0
+    for each in chosen:
+        prefix = b"" if target is not None else bytes([sorted(TARGETS).index(each.name)])
+        for seed in each.seeds(Path(tempfile.mkdtemp(prefix=f"seed-{each.name}-"))):
+            (corpus / f"seed-{each.name}-{count}").write_bytes(prefix + seed)
+            count += 1
+    return count
+
+
+def _instrument() -> None:
+    import atheris
+
+    with atheris.instrument_imports(include=["deeptoolbox"]):
+        import deeptoolbox.interop  # noqa: F401
+        import deeptoolbox.network  # noqa: F401
+        import deeptoolbox.robustness  # noqa: F401
+        import deeptoolbox.training  # noqa: F401
+
+
+def fuzz(name: str, argv: list[str]) -> None:
+    """Run target ``name`` (or ``all``) under atheris with libFuzzer options ``argv``."""
+    import atheris
+
+    _instrument()
+    folder = Path(tempfile.mkdtemp(prefix=f"fuzz-{name}-"))
+    chosen = list(TARGETS.values()) if name == "all" else [TARGETS[name]]
+    for target in chosen:
+        if target.wrap is not None:
+            target.seeds(folder)  # the valid file the fuzzed JSON goes into, built untimed
+    if name == "all":
+
+        def one(data: bytes) -> None:
+            check_one(*_chosen(data), folder)
+
+        def mutate(data: bytes, max_size: int, seed: int) -> bytes:
+            target, payload = _chosen(data)
+            if target.json_member:
+                payload = _json_mutator(payload, max_size - 1, seed)
+            else:
+                payload = atheris.Mutate(payload, max_size - 1)
+            return data[:1] + payload if data else payload
+
+        atheris.Setup([sys.argv[0], *argv], one, custom_mutator=mutate)
+    else:
+        target = TARGETS[name]
+        mutator = _json_mutator if target.json_member else None
+        atheris.Setup([sys.argv[0], *argv], lambda data: check_one(target, data, folder),
+                      custom_mutator=mutator)  # fmt: skip
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    fuzz(sys.argv[1], sys.argv[2:])
