@@ -275,3 +275,17 @@ def test_every_caller_gives_the_same_error_for_the_same_bad_data(bad):
         found[caller] = (type(info.value), _without_prefix(str(info.value)))
         assert str(info.value).startswith(caller), str(info.value)  # names the function
     assert len(set(found.values())) == 1, found
+
+
+def test_attacks_and_distribution_scores_read_the_same_forms():
+    from deeptoolbox.robustness import DistributionDiscriminator, find_adversarial
+
+    net = classifier()
+    reference = find_adversarial(net, X, Y, 0.1, method="fgsm").inputs
+    found = find_adversarial(net, TensorDataset(X, Y), Y, 0.1, method="fgsm").inputs
+    assert torch.allclose(found, reference)
+    discriminator = DistributionDiscriminator(net, X)
+    loader = DataLoader(TensorDataset(X, Y), batch_size=3)
+    assert torch.allclose(discriminator.scores(loader), discriminator.scores(X))
+    with pytest.raises(DataFormError, match=r"DistributionDiscriminator: `data` must be .*list"):
+        DistributionDiscriminator(net, [1, 2, 3])

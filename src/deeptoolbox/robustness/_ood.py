@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deeptoolbox.data._adapter import adapt
+from deeptoolbox.data._adapter import adapt, form_error
 from deeptoolbox.data._reading import reading_without_augmentation
 from deeptoolbox.errors import OptionError
 from deeptoolbox.robustness._graph import device_of, dtype_of, logits_function
@@ -33,7 +33,10 @@ METHODS = ("baseline", "odin", "energy", "hbos")
 
 def _batches(data, batch_size: int):
     """Yield input batches of any form the toolbox reads (the first input of each batch)."""
-    source = adapt(data, 1, "DistributionDiscriminator: `data`", targets=False, cast=False)
+    where = "DistributionDiscriminator: `data`"
+    if isinstance(data, list) and data and isinstance(data[0], int | float):
+        raise form_error(where, data)  # numbers, not observations (as it always refused)
+    source = adapt(data, 1, where, targets=False, cast=False)
     with reading_without_augmentation(source.payload):
         for batch, _ in source.configure(batch_size, "never", 0).epoch(0):
             yield batch.inputs[0]
