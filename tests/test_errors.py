@@ -66,6 +66,7 @@ PUBLIC_ERRORS = {  # name: the built-in exception a plain-Python caller may catc
     "SizeMismatchError": (ValueError,),
     "NotInitializedError": (RuntimeError, ValueError),
     "InputSizeError": (ValueError,),
+    "DataFormError": (ValueError, TypeError),
     "UnregisteredLayerError": (TypeError, ValueError),
     "NetworkFileError": (OSError,),
     "MissingDependencyError": (ImportError,),
@@ -99,6 +100,7 @@ FAMILIES = {  # errors that derive from another toolbox error, so one except cat
     "UnknownModelError": "OptionError",
     "TargetError": "OptionError",
     "LayerChoiceError": "OptionError",
+    "DataFormError": "InputSizeError",  # and an OptionError
 }
 
 

@@ -28,6 +28,7 @@ _NAMES = {
     "pretrained": "deeptoolbox.hub",
     "best_device": "deeptoolbox.inference",
     "classify": "deeptoolbox.inference",
+    "evaluate": "deeptoolbox.inference",
     "predict": "deeptoolbox.inference",
     "export_keras": "deeptoolbox.interop",
     "export_onnx": "deeptoolbox.interop",
@@ -50,7 +51,6 @@ _NAMES = {
     "TrainingProgressMonitor": "deeptoolbox.training",
     "TrainingResult": "deeptoolbox.training",
     "confusion_chart": "deeptoolbox.training",
-    "evaluate": "deeptoolbox.training",
     "train": "deeptoolbox.training",
     "train_gan": "deeptoolbox.training",
 }

@@ -33,6 +33,7 @@ __all__ = [
     "SizeMismatchError",
     "NotInitializedError",
     "InputSizeError",
+    "DataFormError",
     "UnregisteredLayerError",
     "NetworkFileError",
     "MissingDependencyError",
@@ -181,6 +182,19 @@ class InputSizeError(DeepToolboxError, ValueError):
         ...     Network([FeatureInput(3), Dense(2)])(torch.zeros(4, 5))
         ... except InputSizeError as err:
         ...     "C = 3" in str(err) and "(4, 5)" in str(err)
+        True
+    """
+
+
+class DataFormError(OptionError, InputSizeError):
+    """Data is of a form no toolbox function reads (also an OptionError and an InputSizeError).
+
+    Every function that takes data (train, predict, evaluate, the explainers, attacks and
+    bounds) accepts the same forms; the message names the argument, what was found and the
+    forms allowed.
+
+    Example:
+        >>> issubclass(DataFormError, OptionError) and issubclass(DataFormError, InputSizeError)
         True
     """
 

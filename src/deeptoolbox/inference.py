@@ -1,36 +1,52 @@
-"""predict() and classify(): batched inference in eval mode, without gradients, on the best device.
+"""predict(), classify() and evaluate(): batched inference in eval mode, without gradients, on
+the best device.
 
-Also the reading rules that training and evaluation share: datastores are read without
-augmentation outside training (:func:`reading_without_augmentation`), lists of variable-length
-sequences become padded batches (:func:`as_sequence_data`), sequence padding options
-override a datastore's own (:func:`sequence_collate`), and the number of inputs of a plain
-module comes from its ``forward`` signature (:func:`count_inputs`).
+Data of every accepted form is read through the one data adapter (``deeptoolbox.data``'s
+``_adapter``), as in ``train``; the reading rules it shares with training (datastores read
+without augmentation, padded sequence lists, sequence options, the number of inputs of a
+plain module) live in ``deeptoolbox.data._reading`` and are re-exported here. The device
+choice is ``deeptoolbox._device``, shared with training.
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from deeptoolbox.data import Datastore, PaddedCollate, SequenceDatastore, default_collate
+from deeptoolbox._device import best_device, place_network
+from deeptoolbox.data._adapter import adapt, network_source
 from deeptoolbox.data._image_input import prepare_images
+from deeptoolbox.data._reading import (
+    SequencePadding,
+    as_sequence_data,
+    check_sequence_options,
+    count_inputs,
+    has_mask_input,
+    padding_mask,
+    reading_without_augmentation,
+    sequence_collate,
+)
 from deeptoolbox.errors import InputSizeError, OptionError
 from deeptoolbox.layers._activation import Softmax
-from deeptoolbox.layers._input import SequenceInput
-from deeptoolbox.layers._recurrent import GRU, LSTM
 from deeptoolbox.network._network import Network
 from deeptoolbox.network._state import StatefulPrediction
+from deeptoolbox.training._losses import Loss, _CallableLoss, logits_mode, loss_function
+from deeptoolbox.training._metrics import (
+    REGRESSION_METRICS,
+    check_metrics,
+    compute_metrics,
+    primary,
+    real_steps,
+)
 
 __all__ = [
     "predict",
     "classify",
+    "evaluate",
     "best_device",
     "register_input_preparer",
     "count_inputs",
@@ -46,6 +62,7 @@ __all__ = [
 Data = torch.Tensor | np.ndarray | Sequence[Any] | Iterable[Any] | Dataset
 InputPreparer = Callable[[torch.nn.Module, Any], Any]
 _INPUT_PREPARERS: list[InputPreparer] = []
+_num_inputs = count_inputs  # the name deeptoolbox.hub uses
 
 
 def register_input_preparer(preparer: InputPreparer) -> InputPreparer:
@@ -73,46 +90,6 @@ def _prepare(net: torch.nn.Module, data: Data) -> Data:
     return data
 
 
-def best_device() -> torch.device:
-    """The fastest device present: CUDA, then Apple MPS, then the CPU.
-
-    Example:
-        >>> best_device().type in ("cuda", "mps", "cpu")
-        True
-    """
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _choose_device(net: torch.nn.Module, device: str | torch.device) -> torch.device:
-    current = next(iter(net.parameters()), None)
-    if device == "auto":
-        if current is not None and current.device.type != "cpu":
-            return current.device
-        return best_device()
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise OptionError(
-            f"predict: `device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'. Received: "
-            f"device={device!r}."
-        ) from err
-
-
-def place_network(
-    net: torch.nn.Module, device: str | torch.device
-) -> tuple[torch.device, torch.dtype]:
-    """Move ``net`` to the chosen device; return that device and the dtype inputs should have."""
-    target = _choose_device(net, device)
-    net.to(target)
-    reference = next(iter(net.parameters()), None)
-    return target, reference.dtype if reference is not None else torch.get_default_dtype()
-
-
 def _as_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
     if isinstance(value, np.ndarray) and not value.flags.writeable:
         value = value.copy()  # torch.from_numpy warns on read-only arrays
@@ -120,334 +97,12 @@ def _as_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
     return tensor.to(dtype) if tensor.is_floating_point() else tensor
 
 
-# -- what a network takes ------------------------------------------------------------------------
-def count_inputs(net: torch.nn.Module) -> int:
-    """How many inputs ``net`` takes: a Network's input layers; for a plain module, the
-    positional parameters of ``forward`` without a default (``forward(self, a, b, mask=None)``
-    takes 2). Batches ``(input_1, ..., input_k, target)`` are split accordingly.
-
-    Example:
-        >>> import torch
-        >>> class TwoInputs(torch.nn.Module):
-        ...     def forward(self, a, b, scale=1.0):
-        ...         return (a + b) * scale
-        >>> count_inputs(TwoInputs()), count_inputs(torch.nn.Linear(2, 2))
-        (2, 1)
-    """
-    if isinstance(net, Network):
-        return len(net.input_names)
-    try:
-        parameters = inspect.signature(net.forward).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = [p for p in parameters if p.kind in positional and p.default is p.empty]
-    return max(1, len(required))
-
-
-_num_inputs = count_inputs  # the name deeptoolbox.hub uses
-
-
-def has_mask_input(net: torch.nn.Module) -> bool:
-    """True when a Network's second input layer feeds only padding-mask ports (``.../mask``):
-    padded sequence batches then pass their (N, T) mask there.
-
-    Example:
-        >>> from deeptoolbox import layers as L
-        >>> net = Network().add_layers([L.SequenceInput(2, name="x"), L.LSTM(4, name="lstm",
-        ...     has_padding_mask=True, output_mode="last")])
-        >>> _ = net.add_layers(L.SequenceInput(1, name="m")).connect("m", "lstm/mask")
-        >>> has_mask_input(net)
-        True
-    """
-    if not isinstance(net, Network) or len(net.input_names) != 2:
-        return False
-    ports = net.destinations(net.input_names[1])
-    return bool(ports) and all(port.endswith("/mask") for port in ports)
-
-
-def _sequence_input(net: torch.nn.Module) -> SequenceInput | None:
-    if isinstance(net, Network) and net.input_names:
-        layer = net.layer(net.input_names[0])
-        return layer if isinstance(layer, SequenceInput) else None
-    return None
-
-
-# -- reading without augmentation ----------------------------------------------------------------
-def _datastore_of(data: Any) -> Datastore | None:
-    if isinstance(data, Datastore):
-        return data
-    inner = getattr(data, "dataset", None) if isinstance(data, DataLoader) else None
-    return inner if isinstance(inner, Datastore) else None
-
-
-@contextlib.contextmanager
-def reading_without_augmentation(data: Any) -> Iterator[Any]:
-    """Within the block, a datastore (or a DataLoader over one) reads in eval mode: no random
-    augmentation. Its mode is restored afterwards. Other data is left alone.
-
-    Validation data, :func:`evaluate`, :func:`predict` and :func:`classify` read this way, as
-    MATLAB uses an augmentedImageDatastore's augmentation only for training.
-
-    Example:
-        >>> from deeptoolbox.data import ArrayDatastore
-        >>> ds = ArrayDatastore(np.zeros((2, 1)))
-        >>> with reading_without_augmentation(ds):
-        ...     inside = ds.training
-        >>> inside, ds.training
-        (False, True)
-    """
-    store = _datastore_of(data)
-    was_training = store is not None and store.training
-    if was_training:
-        store.eval()
-    try:
-        yield data
-    finally:
-        if was_training:
-            store.train(True)
-
-
-# -- padded time steps in recurrent layers -------------------------------------------------------
-@contextlib.contextmanager
-def padding_mask(net: torch.nn.Module) -> Iterator[Callable[[torch.Tensor | None], None]]:
-    """Within the block, the LSTM and GRU layers of ``net`` skip padded time steps.
-
-    Yields ``set_mask(mask)``: the (N, T) mask of the batch about to run (None: no padding).
-    A recurrent layer whose input has that time axis then runs on the real steps only, as
-    with ``has_padding_mask=True`` (a forward pre-hook passes the mask), so its outputs, and
-    ``output_mode="last"`` above all, do not depend on how the batch was padded: right or
-    left, to any length.
-
-    Example:
-        >>> from deeptoolbox import layers as L
-        >>> net = Network([L.SequenceInput(1), L.LSTM(2, output_mode="last")]).eval()
-        >>> x = torch.ones(1, 3, 1); padded = torch.cat([x, torch.zeros(1, 2, 1)], 1)
-        >>> with padding_mask(net) as set_mask:
-        ...     set_mask(torch.tensor([[True, True, True, False, False]]))
-        ...     same = torch.allclose(net(padded), net(x))
-        >>> same
-        True
-    """
-    state: dict[str, torch.Tensor | None] = {"mask": None}
-
-    def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> Any:
-        mask = state["mask"]
-        if mask is None or len(args) != 1 or kwargs.get("mask") is not None:
-            return None
-        x = args[0]
-        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[:2] != mask.shape:
-            return None
-        return args, {**kwargs, "mask": mask.to(x.device)}
-
-    def set_mask(mask: torch.Tensor | None) -> None:
-        if layers:  # a host sync, only worth it when a recurrent layer will read the mask
-            state["mask"] = None if mask is None or bool(mask.all()) else mask
-
-    layers = [m for m in net.modules() if isinstance(m, LSTM | GRU) and not m.has_padding_mask]
-    handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in layers]
-    try:
-        yield set_mask
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-# -- sequence padding options --------------------------------------------------------------------
-@dataclass(frozen=True)
-class SequencePadding:
-    """Sequence options (MATLAB's SequenceLength, SequencePaddingDirection,
-    SequencePaddingValue); None keeps what the data says ("longest", "right", 0 for lists).
-
-    Example:
-        >>> SequencePadding(direction="left").is_set
-        True
-    """
-
-    length: str | int | None = None
-    direction: str | None = None
-    value: float | None = None
-
-    @property
-    def is_set(self) -> bool:
-        return (self.length, self.direction, self.value) != (None, None, None)
-
-
-def check_sequence_options(where: str, length: Any, direction: Any, value: Any) -> SequencePadding:
-    """Validate the sequence options; returns them as a :class:`SequencePadding`.
-
-    Example:
-        >>> check_sequence_options("predict", 20, "left", 0.0).length
-        20
-    """
-    valid_length = length in (None, "longest", "shortest") or (
-        isinstance(length, int) and not isinstance(length, bool) and length >= 1
-    )
-    if not valid_length:
-        raise OptionError(
-            f"{where}: `sequence_length` must be 'longest', 'shortest', a positive int or None "
-            f"(the data's own). Received: sequence_length={length!r}."
-        )
-    if direction not in (None, "left", "right"):
-        raise OptionError(
-            f"{where}: `sequence_padding_direction` must be 'left', 'right' or None. Received: "
-            f"sequence_padding_direction={direction!r}."
-        )
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise OptionError(
-            f"{where}: `sequence_padding_value` must be a number or None. Received: "
-            f"sequence_padding_value={value!r}."
-        )
-    return SequencePadding(length, direction, value)
-
-
-def sequence_collate(dataset: Any, padding: SequencePadding) -> Callable[[list[Any]], Any] | None:
-    """The collate function for ``dataset``: its own, with the padding options applied when
-    they are set (a copy of its PaddedCollate; a new one for a dataset without a collate).
-
-    Example:
-        >>> ds = SequenceDatastore([np.ones((3, 1)), np.ones((5, 1))], padding="right")
-        >>> sequence_collate(ds, SequencePadding(direction="left")).padding
-        'left'
-    """
-    own = getattr(dataset, "collate_fn", None)
-    if not padding.is_set:
-        return own
-    if own is not None and not isinstance(own, PaddedCollate):
-        return own
-    base = own if own is not None else PaddedCollate()
-    return PaddedCollate(
-        padding.length if padding.length is not None else base.sequence_length,
-        padding=padding.direction or base.padding,
-        padding_value=base.padding_value if padding.value is None else padding.value,
-        mask_as_input=base.mask_as_input,
-        step_targets=base.step_targets,
-        target_padding_value=base.target_padding_value,
-    )
-
-
-def _is_sequence_list(net: torch.nn.Module, data: Any, explicit: bool) -> bool:
-    """A list of (T_i, C) arrays for a sequence network (or when sequence options are set)."""
-    if not isinstance(data, list) or not data:
-        return False
-    if not all(isinstance(s, torch.Tensor | np.ndarray) for s in data):
-        return False
-    layer = _sequence_input(net)
-    if layer is None:  # a plain module: only when sequence options say so
-        return explicit and not isinstance(net, Network) and all(s.ndim in (1, 2) for s in data)
-    channels = layer.num_channels
-    return all(
-        (s.ndim == 2 and s.shape[1] == channels) or (s.ndim == 1 and channels == 1) for s in data
-    )
-
-
-def as_sequence_data(
-    net: torch.nn.Module, data: Any, padding: SequencePadding, *, explicit: bool = False
-) -> Any:
-    """A list of variable-length (T, C) arrays, or ``(list_of_arrays, targets)``, as a
-    SequenceDatastore padded with ``padding`` (MATLAB's cell arrays of sequences); other data
-    unchanged. String labels become classes (matched to ``net.classes`` by name when read
-    for training or evaluation); a network with a mask input (:func:`has_mask_input`) gets
-    the padding mask as its second input.
-
-    Example:
-        >>> from deeptoolbox import layers as L
-        >>> net = Network([L.SequenceInput(2), L.LSTM(3, output_mode="last")])
-        >>> ds = as_sequence_data(net, [np.ones((4, 2)), np.ones((6, 2))], SequencePadding())
-        >>> ds.readall()["inputs"].shape
-        torch.Size([2, 6, 2])
-    """
-    explicit = explicit or padding.is_set
-    targets = None
-    sequences = data
-    if isinstance(data, tuple) and len(data) == 2 and _is_sequence_list(net, data[0], True):
-        sequences, targets = data
-    elif not _is_sequence_list(net, data, explicit):
-        return data
-    return SequenceDatastore(
-        sequences, targets,
-        sequence_length=padding.length or "longest", padding=padding.direction or "right",
-        padding_value=0.0 if padding.value is None else padding.value,
-        mask_as_input=has_mask_input(net),
-    )  # fmt: skip
-
-
-# -- batches of inputs ---------------------------------------------------------------------------
-def _is_nested_numbers(data: Any) -> bool:
-    """True for a (nested) Python list of numbers such as [[0.1, 0.2], [0.3, 0.4]]."""
-    while isinstance(data, list) and data:
-        data = data[0]
-    return isinstance(data, int | float) and not isinstance(data, bool)
-
-
-InputBatch = tuple[tuple[Any, ...], torch.Tensor | None]
-
-
-def _from_batch(batch: Any, num_inputs: int, mask_input: bool) -> InputBatch:
-    if isinstance(batch, torch.Tensor | np.ndarray):
-        return (batch,), None
-    if isinstance(batch, dict) and "inputs" in batch:
-        inputs = batch["inputs"]
-        inputs = tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
-        mask = batch.get("mask")
-        if mask_input and mask is not None and len(inputs) == num_inputs - 1:
-            inputs = (*inputs, mask.float())
-        return inputs, mask
-    if isinstance(batch, tuple | list) and len(batch) >= num_inputs:
-        return tuple(batch[:num_inputs]), None
-    raise OptionError(
-        f"predict: each batch must be a tensor or a tuple starting with the {num_inputs} "
-        f"input(s). Received a batch of type {type(batch).__name__}."
-    )
-
-
-def _input_batches(
-    data: Data,
-    num_inputs: int,
-    batch_size: int,
-    collate: Callable[[list[Any]], Any] | None = None,
-    mask_input: bool = False,
-) -> Iterator[InputBatch]:
-    """Yield ``(inputs, mask)`` batches from arrays, datasets or iterables of batches."""
-    if isinstance(data, list) and _is_nested_numbers(data):
-        data = np.asarray(data)
-    if isinstance(data, torch.Tensor | np.ndarray):
-        for start in range(0, len(data), batch_size):
-            yield (data[start : start + batch_size],), None
-        return
-    if (
-        num_inputs > 1
-        and isinstance(data, tuple | list)
-        and len(data) == num_inputs
-        and all(isinstance(d, torch.Tensor | np.ndarray) for d in data)
-    ):
-        counts = {len(d) for d in data}
-        if len(counts) != 1:
-            raise InputSizeError(
-                f"predict: the {num_inputs} input arrays have different numbers of observations: "
-                f"{[len(d) for d in data]}."
-            )
-        for start in range(0, counts.pop(), batch_size):
-            yield tuple(d[start : start + batch_size] for d in data), None
-        return
-    if isinstance(data, Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
-        collate = collate or getattr(data, "collate_fn", None) or default_collate
-        data = DataLoader(data, batch_size=batch_size, collate_fn=collate)
-    if not isinstance(data, Iterable):
-        raise OptionError(
-            "predict: `data` must be a tensor, a numpy array, a tuple of arrays (one per input), "
-            "a list of (T, C) sequences, a Dataset or an iterable of batches. Received: "
-            f"{type(data).__name__}."
-        )
-    with reading_without_augmentation(data):
-        for batch in data:
-            yield _from_batch(batch, num_inputs, mask_input)
-
-
 def _batches(data: Data, num_inputs: int, batch_size: int) -> Iterator[tuple[Any, ...]]:
-    """Yield tuples of input batches (the inputs of :func:`_input_batches`)."""
-    for inputs, _ in _input_batches(data, num_inputs, batch_size):
-        yield inputs
+    """Yield tuples of input batches of any accepted form of ``data`` (targets left out)."""
+    source = adapt(data, num_inputs, "predict: `data`", targets=False, cast=False)
+    with reading_without_augmentation(source.payload):
+        for batch, _ in source.configure(batch_size, "never", 0).epoch(0):
+            yield batch.inputs
 
 
 # -- joining the outputs of every batch ----------------------------------------------------------
@@ -529,7 +184,8 @@ def predict(
     """Run ``net`` on ``data`` in batches, in eval mode and without gradients.
 
     ``data`` is a tensor, numpy array or nested list of numbers (observations first), a tuple
-    of arrays for a network with several inputs, a list of variable-length (T, C) sequences
+    of arrays for a network with several inputs (``(inputs..., targets)`` works: targets are
+    ignored), a list of variable-length (T, C) sequences
     (for a network with a SequenceInput), a ``Dataset`` (a datastore is read without
     augmentation), or any iterable of batches (a ``DataLoader`` yielding ``(inputs,
     targets)`` works: targets are ignored). The network moves to ``device`` ("auto": the GPU
@@ -567,25 +223,29 @@ def predict(
     padding = check_sequence_options(
         "predict", sequence_length, sequence_padding_direction, sequence_padding_value
     )
-    data = as_sequence_data(net, _prepare(net, data), padding, explicit=not uniform_output)
+    source = network_source(
+        net, _prepare(net, data), padding, "predict: `data`", targets=False,
+        explicit=not uniform_output, cast=False,
+    ).configure(batch_size, "never", 0)  # fmt: skip
     target, dtype = place_network(net, device)
-    num_inputs = count_inputs(net)
     results, masks, sizes = [], [], []
     was_training = net.training
     net.eval()
     states = StatefulPrediction(net)
     try:
-        with torch.inference_mode(), padding_mask(net) as set_mask:
-            collate = sequence_collate(data, padding) if isinstance(data, Dataset) else None
-            batches = _input_batches(data, num_inputs, batch_size, collate, has_mask_input(net))
-            for batch, mask in batches:
-                inputs = [_as_tensor(x, dtype) for x in batch]
+        with (
+            torch.inference_mode(),
+            padding_mask(net) as set_mask,
+            reading_without_augmentation(source.payload),
+        ):
+            for batch, _ in source.epoch(0):
+                inputs = [_as_tensor(x, dtype) for x in batch.inputs]
                 if isinstance(net, Network):
                     net.check_inputs(inputs)
-                set_mask(mask)
+                set_mask(batch.mask)
                 with states.batch(len(inputs[0])):
                     results.append(net(*(x.to(target, non_blocking=True) for x in inputs)))
-                masks.append(mask)
+                masks.append(batch.mask)
                 sizes.append(len(inputs[0]))
     finally:
         net.train(was_training)
@@ -665,3 +325,83 @@ def classify(
         return _labels_and_scores(net, _first_output(net, output))
     pairs = [_labels_and_scores(net, _first_output(net, o)[None])[:2] for o in output]
     return [labels[0] for labels, _ in pairs], [scores[0] for _, scores in pairs]
+
+
+# -- evaluate (MATLAB testnet) -------------------------------------------------------------------
+def _gather(net: torch.nn.Module, source, batch_size: int, loss: Loss) -> tuple[Any, Any]:
+    """Outputs and targets over the data (padded time steps of per-step outputs left out)."""
+    outputs, targets, sizes = [], [], []
+    with logits_mode(net, loss), reading_without_augmentation(source.payload):
+        for batch, _ in source.epoch(0):
+            if batch.target is None:
+                raise InputSizeError("evaluate: `data` must include targets to compare with.")
+            batches = [{"inputs": tuple(batch.inputs), "mask": batch.mask}]  # one batch
+            output = predict(net, batches, batch_size=batch_size)
+            output, target = real_steps(output, torch.as_tensor(batch.target), batch.mask)
+            outputs.append(output)
+            targets.append(target)
+            sizes.append(batch.size)
+    if all(isinstance(o, torch.Tensor) for o in outputs):
+        return torch.cat(outputs), torch.cat(targets)
+    return _join(outputs, sizes), _join(targets, sizes)
+
+
+def _task_and_loss(metrics: tuple, loss: Any) -> tuple[str, Loss]:
+    names = [m for m in metrics if isinstance(m, str) and m != "loss"]
+    regression = bool(names) and all(m in REGRESSION_METRICS for m in names)
+    loss_object = loss_function(
+        loss if loss is not None else "mse" if regression else "crossentropy"
+    )
+    if loss_object.name in ("mse", "mae", "huber"):
+        return "regression", loss_object
+    if loss_object.name == "binary-crossentropy":
+        return "binary", loss_object
+    return ("regression" if regression else "multiclass"), loss_object
+
+
+def evaluate(
+    net: torch.nn.Module,
+    data: Any,
+    metrics: Sequence[str | Callable[..., Any]] = ("accuracy",),
+    *,
+    loss: str | Callable[..., Any] | None = None,
+    batch_size: int = 128,
+    sequence_length: str | int | None = None,
+    sequence_padding_direction: str | None = None,
+    sequence_padding_value: float | None = None,
+) -> dict[str, float]:
+    """Compute metrics (and the loss, when given) of ``net`` on labelled ``data`` (MATLAB's
+    ``testnet``).
+
+    ``data`` takes the same forms as :func:`predict` and ``train`` (with targets); datastores are read without
+    augmentation, so two calls give the same numbers, and class-index targets are matched to
+    ``net.classes`` by name. Metrics: "accuracy", "precision", "recall", "fscore" (macro
+    over the classes present), "auc" (macro one-vs-rest), "crossentropy" (read class scores);
+    "rmse", "mse", "mae" (compare outputs with targets); "loss" (``loss``, by default
+    crossentropy, or mse for regression metrics); or callables ``f(outputs, targets)``. An
+    unknown name raises an OptionError listing the known ones. A network with several
+    outputs is scored on its first. Sequence options as in :func:`predict`.
+
+    Example:
+        >>> import torch
+        >>> from deeptoolbox import Network, layers as L
+        >>> net = Network([L.FeatureInput(2), L.Dense(2), L.Softmax()])
+        >>> x = torch.randn(20, 2); y = torch.randint(0, 2, (20,))
+        >>> sorted(evaluate(net, (x, y), ["accuracy", "fscore"], loss="crossentropy"))
+        ['accuracy', 'fscore', 'loss']
+    """
+    metrics = check_metrics("evaluate", metrics)
+    padding = check_sequence_options(
+        "evaluate", sequence_length, sequence_padding_direction, sequence_padding_value
+    )
+    task, loss_object = _task_and_loss(metrics, loss)
+    source = network_source(net, data, padding, "evaluate: `data`").configure(
+        batch_size, "never", 0
+    )
+    outputs, targets = _gather(net, source, batch_size, loss_object)
+    values = compute_metrics(metrics, outputs, targets, task=task, loss=loss_object)
+    if loss is not None:  # a callable loss sees every output; a built-in one the first
+        own = isinstance(loss_object, _CallableLoss)
+        scored = (outputs, targets) if own else (primary(outputs), primary(targets))
+        values["loss"] = float(loss_object(*scored))
+    return values

@@ -1,4 +1,5 @@
-"""Mini-batches of the data forms every toolbox function takes, for the compression tools."""
+"""Mini-batches of the data forms every toolbox function takes (the data adapter), for the
+compression tools."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 
 import torch
 
+from deeptoolbox.data._adapter import Batch, adapt
 from deeptoolbox.errors import InputSizeError
 from deeptoolbox.network import Network
-from deeptoolbox.training._data import Batch, make_source
 
 
 def batches(
@@ -21,7 +22,7 @@ def batches(
     message naming the input layer. ``limit`` stops after that many observations.
     """
     num_inputs = len(net.input_names) if isinstance(net, Network) else 1
-    source = make_source(data, num_inputs, where).configure(batch_size, "never", 0)
+    source = adapt(data, num_inputs, where).configure(batch_size, "never", 0)
     seen = 0
     for batch, _ in source.epoch(0):
         inputs = tuple(torch.as_tensor(x) for x in batch.inputs)

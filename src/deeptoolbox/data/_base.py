@@ -16,7 +16,9 @@ from torch.utils.data import default_collate as _default_collate
 from deeptoolbox.data import _split
 from deeptoolbox.errors import DataError, OptionError
 
-__all__ = ["Datastore", "CombinedDatastore", "combine", "loader", "default_collate"]
+__all__ = [
+    "Datastore", "CombinedDatastore", "combine", "loader", "make_dataloader", "default_collate",
+]  # fmt: skip
 
 
 def default_collate(items: list[Any]) -> Any:
@@ -552,21 +554,54 @@ def loader(
             raise OptionError(f"loader: `{name}` must be an int >= {low}. Received: {value!r}.")
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     chunked = isinstance(ds, IterableDataset)
+    return make_dataloader(
+        ds,
+        batch_size=None if chunked else batch_size,
+        shuffle=False if chunked else shuffle,
+        workers=workers,
+        collate=batch_function
+        or getattr(ds, "collate_fn", None)
+        or (None if chunked else default_collate),
+        pin_memory=pin_memory,
+        drop_last=False if chunked else drop_last,
+        generator=generator,
+        prefetch_factor=prefetch_factor,
+    )
+
+
+def make_dataloader(
+    ds: Dataset,
+    *,
+    workers: int = 0,
+    pin_memory: bool | None = None,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
+    collate: Callable[[list[Any]], Any] | None = None,
+    **sampling: Any,
+) -> DataLoader:
+    """The one place the toolbox builds a ``DataLoader``: pinned memory when CUDA is present
+    (``pin_memory=None``), worker options only with ``workers > 0``; ``sampling`` holds the
+    DataLoader's own batching arguments (``batch_size``, ``shuffle``, ``batch_sampler``...).
+
+    :func:`loader` and the data adapter (``deeptoolbox.data._adapter``) build on it; the
+    adapter keeps its workers alive across epochs (``persistent_workers=True``).
+
+    Example:
+        >>> from deeptoolbox.data import ArrayDatastore
+        >>> dl = make_dataloader(ArrayDatastore(np.ones((5, 2))), batch_sampler=[[0, 1], [2]])
+        >>> [len(b) for b in dl]
+        [2, 1]
+    """
     options: dict[str, Any] = {}
     if workers > 0:
-        options["persistent_workers"] = False
+        options["persistent_workers"] = persistent_workers
         if prefetch_factor is not None:
             options["prefetch_factor"] = prefetch_factor
     return DataLoader(
         ds,
-        batch_size=None if chunked else batch_size,
-        shuffle=False if chunked else shuffle,
         num_workers=workers,
-        collate_fn=batch_function
-        or getattr(ds, "collate_fn", None)
-        or (None if chunked else default_collate),
+        collate_fn=collate,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-        drop_last=False if chunked else drop_last,
-        generator=generator,
+        **sampling,
         **options,
     )

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deeptoolbox.data._adapter import empty_error, input_tensor
 from deeptoolbox.errors import (
     InputSizeError,
     LayerChoiceError,
@@ -99,12 +100,7 @@ def check_module(func: str, net: object) -> nn.Module:
 def prepare(func: str, net: nn.Module, x: Any) -> Prepared:
     """Check ``x`` against the network and return it batched, on the network's device."""
     check_module(func, net)
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x if x.flags.writeable else x.copy())  # no read-only warning
-    if not isinstance(x, torch.Tensor):
-        raise InputSizeError(
-            f"{func}: `x` must be a torch.Tensor or numpy array. Received: {type(x).__name__}."
-        )
+    x = input_tensor(x, f"{func}: `x`")  # any form the toolbox reads, as one tensor
     device = x.device
     x = x.to(network_device(net) or device, _dtype(net) if x.is_floating_point() else None)
     if isinstance(net, Network):
@@ -119,7 +115,7 @@ def prepare(func: str, net: nn.Module, x: Any) -> Prepared:
             )
         kind, batched = kinds[x.dim()], True
     if len(x) == 0:
-        raise InputSizeError(f"{func}: `x` holds no observations (size {tuple(x.shape)}).")
+        raise empty_error(f"{func}: `x`", tuple(x.shape))
     return Prepared(x, kind, batched, device)
 
 

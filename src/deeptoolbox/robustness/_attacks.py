@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from deeptoolbox._deprecation import renamed_arguments
+from deeptoolbox.data._adapter import input_tensor
 from deeptoolbox.errors import OptionError
 from deeptoolbox.robustness._graph import device_of, dtype_of, logits_function
 from deeptoolbox.robustness._labels import class_indices
@@ -146,7 +147,7 @@ def find_adversarial(
     """
     _check(method, norm, epsilon, steps, input_range)
     device, dtype = device_of(net), dtype_of(net)
-    x0 = torch.as_tensor(x).to(device=device, dtype=dtype)
+    x0 = input_tensor(x, "find_adversarial: `x`").to(device=device, dtype=dtype)
     labels = class_indices("find_adversarial", net, target, x0.shape[0], device)
     targets = None
     if targeted is not None:

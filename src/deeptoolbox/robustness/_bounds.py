@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from deeptoolbox._deprecation import renamed_arguments
+from deeptoolbox.data._adapter import input_tensor
 from deeptoolbox.errors import OptionError
 from deeptoolbox.robustness._budget import (
     Budget,
@@ -85,6 +86,9 @@ def prepare_box(
     from deeptoolbox.robustness._graph import device_of, dtype_of
 
     device, dtype = device_of(net), dtype_of(net)
+    names = ("x", "x") if lower is upper else ("lower", "upper")  # the x ± epsilon form
+    lower = input_tensor(lower, f"{where}: `{names[0]}`")  # any form the toolbox reads
+    upper = input_tensor(upper, f"{where}: `{names[1]}`")
     lo = torch.as_tensor(lower, dtype=dtype).to(device)
     hi = torch.as_tensor(upper, dtype=dtype).to(device)
     if lo.shape != hi.shape:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
+from deeptoolbox.data._adapter import adapt, form_error
+from deeptoolbox.data._reading import reading_without_augmentation
 from deeptoolbox.errors import OptionError
 from deeptoolbox.robustness._graph import device_of, dtype_of, logits_function
 
@@ -31,26 +32,14 @@ METHODS = ("baseline", "odin", "energy", "hbos")
 
 
 def _batches(data, batch_size: int):
-    """Yield input batches from a tensor, an array or a Dataset (first element = the input)."""
-    if isinstance(data, np.ndarray):
-        data = torch.from_numpy(data)
-    if isinstance(data, torch.Tensor):
-        for start in range(0, data.shape[0], batch_size):
-            yield data[start : start + batch_size]
-        return
-    if isinstance(data, Dataset):
-        loader = DataLoader(
-            data, batch_size=batch_size, collate_fn=getattr(data, "collate_fn", None)
-        )
-        for batch in loader:
-            if isinstance(batch, dict):
-                batch = batch["inputs"]
-            yield batch[0] if isinstance(batch, list | tuple) else batch
-        return
-    raise OptionError(
-        "DistributionDiscriminator: data must be a torch.Tensor, a numpy array or a "
-        f"torch.utils.data.Dataset. Received: {type(data).__name__}."
-    )
+    """Yield input batches of any form the toolbox reads (the first input of each batch)."""
+    where = "DistributionDiscriminator: `data`"
+    if isinstance(data, list) and data and isinstance(data[0], int | float):
+        raise form_error(where, data)  # numbers, not observations (as it always refused)
+    source = adapt(data, 1, where, targets=False, cast=False)
+    with reading_without_augmentation(source.payload):
+        for batch, _ in source.configure(batch_size, "never", 0).epoch(0):
+            yield batch.inputs[0]
 
 
 @dataclass

@@ -15,10 +15,9 @@ Example:
 
 from deeptoolbox.errors import TrainingError as TrainingError
 from deeptoolbox.training._callbacks import Callback as Callback
+from deeptoolbox.training._confusion import ConfusionChart as ConfusionChart
+from deeptoolbox.training._confusion import confusion_chart as confusion_chart
 from deeptoolbox.training._devices import launch as launch
-from deeptoolbox.training._evaluate import ConfusionChart as ConfusionChart
-from deeptoolbox.training._evaluate import confusion_chart as confusion_chart
-from deeptoolbox.training._evaluate import evaluate as evaluate
 from deeptoolbox.training._gan import GanOptions as GanOptions
 from deeptoolbox.training._gan import GanResult as GanResult
 from deeptoolbox.training._gan import train_gan as train_gan
@@ -58,3 +57,14 @@ __all__ = [
     "GanOptions",
     "GanResult",
 ]
+
+
+def __getattr__(name: str):
+    """``evaluate`` lives with inference (``deeptoolbox.inference``, also ``dtb.evaluate``);
+    ``deeptoolbox.training.evaluate`` stays its old name, loaded on first use because
+    inference imports training's losses and metrics."""
+    if name == "evaluate":
+        from deeptoolbox.inference import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'deeptoolbox.training' has no attribute {name!r}")

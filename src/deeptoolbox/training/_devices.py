@@ -1,4 +1,8 @@
-"""Where training runs: device choice, mixed precision and torch.distributed (DDP) set-up."""
+"""Where training runs: device choice, mixed precision and torch.distributed (DDP) set-up.
+
+The device choice itself (CUDA, then MPS, then the CPU) is ``deeptoolbox._device``, shared
+with inference.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from deeptoolbox._device import best_device, gpu_device
 from deeptoolbox.errors import OptionError
-from deeptoolbox.inference import best_device
 
 __all__ = ["Placement", "place", "launch", "autocast_context"]
 
@@ -39,11 +43,9 @@ class Placement:
 
 
 def _gpu(environment: str) -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
+    device = gpu_device()
+    if device is not None:
+        return device
     raise OptionError(
         f"TrainingOptions: `execution_environment`={environment!r} needs a CUDA or MPS GPU, and "
         "none is available. Use 'auto' or 'cpu'."

@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeptoolbox.errors import NonFiniteLoss, OptionError, TrainingError
-from deeptoolbox.inference import (
+from deeptoolbox.data._reading import (
     SequencePadding,
     as_sequence_data,
     padding_mask,
     reading_without_augmentation,
 )
+from deeptoolbox.errors import NonFiniteLoss, OptionError, TrainingError
 from deeptoolbox.network._network import Network
 from deeptoolbox.training import _checkpoint as ckpt
 from deeptoolbox.training._callbacks import AdversarialInputs, Callbacks

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from deeptoolbox.data._reading import class_axis
 from deeptoolbox.errors import InputSizeError, OptionError
 from deeptoolbox.layers._activation import Sigmoid, Softmax
 from deeptoolbox.network._network import Network
@@ -33,11 +34,6 @@ __all__ = [
 
 LOSS_NAMES = ("crossentropy", "binary-crossentropy", "mse", "mae", "huber")
 _PADDED = -100  # the class index of padded time steps (PyTorch's ignore_index)
-
-
-def class_axis(outputs: torch.Tensor) -> int:
-    """The class (channel) axis of a batch: last for (N, C) and (N, T, C), 1 for images."""
-    return -1 if outputs.dim() <= 3 else 1
 
 
 def step_mask(mask: torch.Tensor | None, outputs: Any) -> torch.Tensor | None:

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from deeptoolbox.data._reading import check_sequence_options
 from deeptoolbox.errors import OptionError
-from deeptoolbox.inference import check_sequence_options
 from deeptoolbox.training._callbacks import callback_name, check_callbacks
 from deeptoolbox.training._metrics import TRAINING_METRIC_NAMES
 from deeptoolbox.training._schedules import resolve_schedule

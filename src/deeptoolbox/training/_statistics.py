@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 import torch
 import torch.distributed as dist
 
-from deeptoolbox.inference import reading_without_augmentation
+from deeptoolbox.data._reading import reading_without_augmentation
 from deeptoolbox.layers._input import InputLayer, SequenceInput
 from deeptoolbox.layers._norm import BatchNorm
 from deeptoolbox.network._network import Network
