@@ -37,6 +37,8 @@ from deeptoolbox.simulate._math import Saturation as Saturation
 from deeptoolbox.simulate._math import Scope as Scope
 from deeptoolbox.simulate._math import Sum as Sum
 from deeptoolbox.simulate._math import ToWorkspace as ToWorkspace
+from deeptoolbox.simulate._network_blocks import NetworkBlock as NetworkBlock
+from deeptoolbox.simulate._network_blocks import StatefulNetworkBlock as StatefulNetworkBlock
 from deeptoolbox.simulate._result import SimulationResult as SimulationResult
 from deeptoolbox.simulate._simulate import SOLVERS as SOLVERS
 from deeptoolbox.simulate._simulate import Simulator as Simulator
@@ -61,6 +63,8 @@ __all__ = [
     # discrete and continuous dynamics
     "UnitDelay", "ZeroOrderHold", "RateLimiter", "Integrator", "StateSpace",
     "TransferFunction", "PID", "ODEBlock",
+    # networks
+    "NetworkBlock", "StatefulNetworkBlock",
     # errors
     "DiagramError", "SimulationError",
 ]  # fmt: skip

@@ -185,6 +185,7 @@ class FromData(_Source):
             raise OptionError(f"FromData: `interpolation` must be one of {INTERPOLATIONS}. "
                               f"Received: interpolation={interpolation!r}.")  # fmt: skip
         self.values, self.interpolation = values, interpolation
+        self._spacing = float(self.times.diff().min()) if len(self.times) > 1 else 1.0
 
     def start(self, context):
         values = context.tensor(self.values)
@@ -192,11 +193,13 @@ class FromData(_Source):
 
     def output(self, t, state, u):
         values, times = state["values"], self.times.tolist()
-        if t <= times[0]:
+        t_match = t + 1e-6 * self._spacing  # a sample time given in float32 still counts
+        if t_match <= times[0]:
             return {"out": values[:, 0]}
-        if t >= times[-1]:
+        if t_match >= times[-1]:
             return {"out": values[:, -1]}
-        i = int(torch.searchsorted(self.times, torch.tensor(t, dtype=torch.float64), right=True))
+        i = int(torch.searchsorted(self.times, torch.tensor(t_match, dtype=torch.float64),
+                                   right=True))  # fmt: skip
         i0, t0, t1 = i - 1, times[i - 1], times[i]
         if self.interpolation == "zoh":
             return {"out": values[:, i0]}
