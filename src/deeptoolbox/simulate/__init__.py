@@ -21,10 +21,13 @@ from deeptoolbox.simulate._block import Block as Block
 from deeptoolbox.simulate._block import Inport as Inport
 from deeptoolbox.simulate._block import Outport as Outport
 from deeptoolbox.simulate._block import SimulationContext as SimulationContext
+from deeptoolbox.simulate._closed_loop import train_closed_loop as train_closed_loop
 from deeptoolbox.simulate._diagram import Diagram as Diagram
 from deeptoolbox.simulate._discrete import RateLimiter as RateLimiter
 from deeptoolbox.simulate._discrete import UnitDelay as UnitDelay
 from deeptoolbox.simulate._discrete import ZeroOrderHold as ZeroOrderHold
+from deeptoolbox.simulate._fmu_export import export_fmu as export_fmu
+from deeptoolbox.simulate._fmu_import import FMUBlock as FMUBlock
 from deeptoolbox.simulate._linear import PID as PID
 from deeptoolbox.simulate._linear import Integrator as Integrator
 from deeptoolbox.simulate._linear import ODEBlock as ODEBlock
@@ -32,6 +35,7 @@ from deeptoolbox.simulate._linear import StateSpace as StateSpace
 from deeptoolbox.simulate._linear import TransferFunction as TransferFunction
 from deeptoolbox.simulate._math import DeadZone as DeadZone
 from deeptoolbox.simulate._math import Gain as Gain
+from deeptoolbox.simulate._math import Mux as Mux
 from deeptoolbox.simulate._math import Product as Product
 from deeptoolbox.simulate._math import Saturation as Saturation
 from deeptoolbox.simulate._math import Scope as Scope
@@ -59,12 +63,14 @@ __all__ = [
     # sources
     "Constant", "Step", "Ramp", "Sine", "Pulse", "FromData", "FromArray", "Noise",
     # math, nonlinearities, loggers
-    "Gain", "Sum", "Product", "Saturation", "DeadZone", "Scope", "ToWorkspace",
+    "Gain", "Sum", "Product", "Mux", "Saturation", "DeadZone", "Scope", "ToWorkspace",
     # discrete and continuous dynamics
     "UnitDelay", "ZeroOrderHold", "RateLimiter", "Integrator", "StateSpace",
     "TransferFunction", "PID", "ODEBlock",
-    # networks
-    "NetworkBlock", "StatefulNetworkBlock",
+    # networks, closed-loop training
+    "NetworkBlock", "StatefulNetworkBlock", "train_closed_loop",
+    # FMUs
+    "FMUBlock", "export_fmu",
     # errors
     "DiagramError", "SimulationError",
 ]  # fmt: skip

@@ -96,6 +96,9 @@ class Block(nn.Module):
         """Discrete blocks: the state after the sample hit at ``t`` (``y``: its outputs)."""
         return state
 
+    def finish(self, state: Any) -> None:
+        """Release what ``start`` acquired (FMU instances); called when a simulation ends."""
+
     def extra_repr(self) -> str:
         return f"inputs={list(self.input_ports)}, outputs={list(self.output_ports)}"
 

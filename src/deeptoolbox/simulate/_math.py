@@ -9,7 +9,7 @@ import torch
 from deeptoolbox.errors import OptionError
 from deeptoolbox.simulate._block import Block, as_signal, cast
 
-__all__ = ["Gain", "Sum", "Product", "Saturation", "DeadZone", "Scope", "ToWorkspace"]
+__all__ = ["Gain", "Sum", "Product", "Mux", "Saturation", "DeadZone", "Scope", "ToWorkspace"]
 
 
 class Gain(Block):
@@ -101,6 +101,26 @@ class Product(Block):
             term = u[port] if op == "*" else 1.0 / u[port]
             result = term if result is None else result * term
         return {"out": result}
+
+
+class Mux(Block):
+    """Joins its ``inputs`` signals ``in1``, ``in2``... into one, channels side by side
+    (Simulink's Mux), e.g. to feed a network block several measurements.
+
+    Example:
+        >>> import torch
+        >>> Mux(2).output(0.0, None, {"in1": torch.ones(1, 1), "in2": torch.zeros(1, 2)})
+        {'out': tensor([[1., 0., 0.]])}
+    """
+
+    def __init__(self, inputs: int = 2) -> None:
+        super().__init__()
+        if isinstance(inputs, bool) or not isinstance(inputs, int) or inputs < 1:
+            raise OptionError(f"Mux: `inputs` must be an int >= 1. Received: {inputs!r}.")
+        self.input_ports = tuple(f"in{i + 1}" for i in range(inputs))
+
+    def output(self, t, state, u):
+        return {"out": torch.cat([u[p] for p in self.input_ports], dim=1)}
 
 
 class Saturation(Block):

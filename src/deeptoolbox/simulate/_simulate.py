@@ -244,11 +244,20 @@ class Simulator:
         signals = {name: torch.stack(values, dim=1) for name, values in logs.items()}
         return SimulationResult(time, signals)
 
+    def finish(self, state: SimulationState) -> None:
+        """Let every block release what it holds (FMU instances)."""
+        for path in self.compiled.order:
+            own = state.continuous.get(path, state.discrete.get(path))
+            self.blocks[path].finish(own)
+
     def run(self) -> SimulationResult:
         """Simulate from the start to ``t_end``."""
         state, logs = self.start(), {}
-        for k in range(self.steps + 1):
-            self.record(self.step(k, state), logs)
+        try:
+            for k in range(self.steps + 1):
+                self.record(self.step(k, state), logs)
+        finally:
+            self.finish(state)
         return self.result(logs)
 
 
