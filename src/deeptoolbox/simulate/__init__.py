@@ -22,6 +22,7 @@ from deeptoolbox.simulate._block import Inport as Inport
 from deeptoolbox.simulate._block import Outport as Outport
 from deeptoolbox.simulate._block import SimulationContext as SimulationContext
 from deeptoolbox.simulate._closed_loop import train_closed_loop as train_closed_loop
+from deeptoolbox.simulate._control import as_control_system as as_control_system
 from deeptoolbox.simulate._diagram import Diagram as Diagram
 from deeptoolbox.simulate._discrete import RateLimiter as RateLimiter
 from deeptoolbox.simulate._discrete import UnitDelay as UnitDelay
@@ -69,8 +70,8 @@ __all__ = [
     "TransferFunction", "PID", "ODEBlock",
     # networks, closed-loop training
     "NetworkBlock", "StatefulNetworkBlock", "train_closed_loop",
-    # FMUs
-    "FMUBlock", "export_fmu",
+    # interoperability
+    "FMUBlock", "export_fmu", "as_control_system",
     # errors
     "DiagramError", "SimulationError",
 ]  # fmt: skip

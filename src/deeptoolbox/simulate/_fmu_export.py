@@ -187,9 +187,11 @@ def export_fmu(
             model_description(identifier, guid, inputs, outputs, float(step_size),
                               getattr(net, "name", "network"), stateful), encoding="utf-8",
         )  # fmt: skip
-        with atomic_path(path, suffix=".fmu") as temporary:
-            with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
-                for file in sorted(root.rglob("*")):
-                    if file.is_file():
-                        archive.write(file, file.relative_to(root).as_posix())
+        with (
+            atomic_path(path, suffix=".fmu") as temporary,
+            zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive,
+        ):
+            for file in sorted(root.rglob("*")):
+                if file.is_file():
+                    archive.write(file, file.relative_to(root).as_posix())
     return path

@@ -186,8 +186,9 @@ class Simulator:
         dt = self.context.dt
         x = torch.cat([state.continuous[p] for p in self.continuous], dim=1)
 
-        def f(time: float, value: torch.Tensor) -> torch.Tensor:
-            return self._derivatives(float(time), value, state)
+        def f(time: Any, value: torch.Tensor) -> torch.Tensor:
+            moment = float(time.detach()) if isinstance(time, torch.Tensor) else float(time)
+            return self._derivatives(moment, value, state)
 
         if self.solver == "euler":
             x = x + dt * f(t, x)
