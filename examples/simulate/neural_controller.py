@@ -2,7 +2,7 @@
 
 The plant is Simulink's water tank: ``dh/dt = (u - a sqrt(h)) / area``, a pump flow ``u`` in
 [0, 2] filling a tank that drains through a hole. Each case starts at its own level and must
-reach its own set point. A small network ``u = net(r, h)`` is trained by backpropagation
+reach its own set point. A small network ``u = 2 sigmoid(net(r, h))`` is trained by backpropagation
 through the whole simulation (``train_closed_loop``), on a batch of cases at once; a PID in
 the same diagram, its gains tuned by a grid search on the same cost, is the baseline.
 
@@ -27,10 +27,10 @@ from deeptoolbox.simulate import (
     PID,
     Constant,
     Diagram,
+    Gain,
     Mux,
     NetworkBlock,
     ODEBlock,
-    Saturation,
     Sum,
     simulate,
     train_closed_loop,
@@ -53,7 +53,7 @@ def cases(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def neural_diagram(net: Network, h0: torch.Tensor, r: torch.Tensor) -> Diagram:
     d = Diagram("neural").add("r", Constant(r)).add("tank", ODEBlock(tank, x0=h0))
-    d.add("measure", Mux(2)).add("ctrl", NetworkBlock(net)).add("pump", Saturation(0.0, 2.0))
+    d.add("measure", Mux(2)).add("ctrl", NetworkBlock(net)).add("pump", Gain(2.0))
     d.connect("r", "measure/in1").connect("tank", "measure/in2").connect("measure", "ctrl")
     return d.connect("ctrl", "pump").connect("pump", "tank")
 
@@ -69,10 +69,10 @@ def cost(result) -> torch.Tensor:
     return (result["tank/out"] - result["r/out"]).pow(2).mean()
 
 
-def tune_pid(h0, r, t_end: float, dt: float) -> tuple[float, float, float]:
+def tune_pid(h0, r, t_end: float, dt: float, solver: str) -> tuple[float, float, float]:
     best = (float("inf"), 0.0, 0.0)
     for kp, ki in itertools.product((0.5, 1.0, 2.0, 4.0, 8.0), (0.1, 0.3, 1.0, 3.0)):
-        value = cost(simulate(pid_diagram(kp, ki, h0, r), t_end, dt=dt, solver="rk4",
+        value = cost(simulate(pid_diagram(kp, ki, h0, r), t_end, dt=dt, solver=solver,
                               batch=len(h0))).item()  # fmt: skip
         best = min(best, (value, kp, ki))
     return best
@@ -84,26 +84,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cases", type=int, default=64)
     parser.add_argument("--t-end", type=float, default=8.0)
     parser.add_argument("--dt", type=float, default=0.1)
+    parser.add_argument("--solver", default="rk4")
+    parser.add_argument("--learn-rate", type=float, default=0.05)
     parser.add_argument("--output", default="neural-controller-output")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     h0, r = cases(args.cases, seed=1)
     net = Network([L.FeatureInput(2, name="measured"), L.Dense(16, name="fc1"), L.Tanh(),
-                   L.Dense(1, name="valve")], name="tank-controller")  # fmt: skip
+                   L.Dense(1, name="valve"), L.Sigmoid(name="opening")],
+                  name="tank-controller")  # fmt: skip
     diagram = neural_diagram(net, h0, r)
     with torch.no_grad():
-        initial = cost(simulate(diagram, args.t_end, dt=args.dt, solver="rk4", batch=len(h0)))
-    options = TrainingOptions(solver="adam", initial_learn_rate=0.02, max_epochs=args.epochs,
+        initial = cost(simulate(diagram, args.t_end, dt=args.dt, solver=args.solver, batch=len(h0)))
+    options = TrainingOptions(solver="adam", initial_learn_rate=args.learn_rate, max_epochs=args.epochs,
                               verbose=False, gradient_threshold=1.0, l2_regularization=0.0)  # fmt: skip
-    result = train_closed_loop(diagram, ["ctrl"], cost, args.t_end, dt=args.dt, solver="rk4",
+    result = train_closed_loop(diagram, ["ctrl"], cost, args.t_end, dt=args.dt, solver=args.solver,
                                batch=len(h0), options=options)  # fmt: skip
-    pid_cost, kp, ki = tune_pid(h0, r, args.t_end, args.dt)
+    pid_cost, kp, ki = tune_pid(h0, r, args.t_end, args.dt, args.solver)
     test_h0, test_r = cases(32, seed=2)  # cases not seen in training
     with torch.no_grad():
         neural_run = simulate(neural_diagram(net, test_h0, test_r), args.t_end, dt=args.dt,
-                              solver="rk4", batch=32)  # fmt: skip
+                              solver=args.solver, batch=32)  # fmt: skip
         pid_run = simulate(pid_diagram(kp, ki, test_h0, test_r), args.t_end, dt=args.dt,
-                           solver="rk4", batch=32)  # fmt: skip
+                           solver=args.solver, batch=32)  # fmt: skip
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     _plot(neural_run, pid_run, output / "tank-tracking.png")

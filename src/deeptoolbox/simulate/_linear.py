@@ -179,6 +179,7 @@ class PID(Block):
         if not lower < upper:
             raise OptionError(f"PID: `lower` must be < `upper`. Received: {lower!r}, {upper!r}.")
         self.lower, self.upper, self.anti_windup = float(lower), float(upper), anti_windup
+        self._derivative_used = isinstance(Kd, torch.Tensor) or bool((self.Kd != 0).any())
 
     def start(self, context):  # state: [integral term, derivative filter]
         return torch.zeros(context.batch, 2, dtype=context.dtype, device=context.device)
@@ -205,6 +206,8 @@ class PID(Block):
             winding = (v != y) & (torch.sign(e) == torch.sign(v))
             d_integral = torch.where(winding, torch.zeros_like(d_integral), d_integral)
         d_filter = self._p("N", e) * (e - state[:, 1:])
+        if not self._derivative_used:  # a PI: keep the unused (fast) filter state still
+            d_filter = torch.zeros_like(d_filter)
         return torch.cat([d_integral, d_filter], dim=1)
 
 
