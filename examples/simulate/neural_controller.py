@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--t-end", type=float, default=8.0)
     parser.add_argument("--dt", type=float, default=0.1)
     parser.add_argument("--solver", default="rk4")
-    parser.add_argument("--learn-rate", type=float, default=0.05)
+    parser.add_argument("--learn-rate", type=float, default=0.15)
     parser.add_argument("--output", default="neural-controller-output")
     args = parser.parse_args(argv)
     torch.manual_seed(0)

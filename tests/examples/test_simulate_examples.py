@@ -23,7 +23,7 @@ def test_every_example_has_a_smoke_test():
 
 
 def test_neural_controller_beats_untrained_and_the_tuned_pid(tmp_path):
-    r = run("neural_controller", "--epochs", "40", "--cases", "16", "--t-end", "6", "--dt",
+    r = run("neural_controller", "--epochs", "60", "--cases", "16", "--t-end", "6", "--dt",
             "0.2", "--solver", "euler", "--output", str(tmp_path))  # fmt: skip
     assert r["final_cost"] < r["initial_cost"] / 5
     assert r["final_cost"] < r["pid_cost"] and r["test_neural_cost"] < r["test_pid_cost"]
@@ -31,13 +31,13 @@ def test_neural_controller_beats_untrained_and_the_tuned_pid(tmp_path):
 
 
 def test_virtual_sensor_estimates_the_unmeasured_velocity(tmp_path):
-    r = run("virtual_sensor", "--cases", "48", "--t-end", "6", "--epochs", "25", "--hidden",
+    r = run("virtual_sensor", "--cases", "32", "--t-end", "5", "--epochs", "20", "--hidden",
             "16", "--output", str(tmp_path))  # fmt: skip
     assert r["rmse"] < 0.35 * r["velocity_std"]
     assert (tmp_path / "virtual-sensor.png").is_file()
 
 
 def test_stateful_lstm_block_reproduces_the_offline_prediction(tmp_path):
-    r = run("stateful_lstm_block", "--epochs", "10", "--steps", "60", "--output", str(tmp_path))
+    r = run("stateful_lstm_block", "--epochs", "4", "--steps", "60", "--output", str(tmp_path))
     assert r["max_difference"] < 1e-5
     assert r["forecast_rmse"] < r["signal_std"]
