@@ -53,12 +53,14 @@ class _NetworkPorts(Block):
     def _run(self, u: dict[str, torch.Tensor]) -> tuple:
         inputs = [_to_network(u[port], *rank)
                   for port, rank in zip(self.network_inputs, self._ranks, strict=True)]  # fmt: skip
-        dtype = next((p.dtype for p in self.net.parameters()), None)
-        if dtype is not None and inputs[0].dtype != dtype:
-            inputs = [x.to(dtype) for x in inputs]
+        reference = u[self.network_inputs[0]]
+        parameter = next(self.net.parameters(), None)
+        if parameter is not None:  # the network's dtype and device, whatever the simulation's
+            inputs = [x.to(dtype=parameter.dtype, device=parameter.device) for x in inputs]
         y = self.net(*inputs)
         outputs = y if isinstance(y, tuple) else (y,)
-        return tuple(_to_signal(v).to(u[self.network_inputs[0]].dtype) for v in outputs)
+        return tuple(_to_signal(v).to(dtype=reference.dtype, device=reference.device)
+                     for v in outputs)  # fmt: skip
 
 
 class NetworkBlock(_NetworkPorts):
