@@ -85,6 +85,8 @@ PUBLIC_ERRORS = {  # name: the built-in exception a plain-Python caller may catc
     "CompilerError": (RuntimeError,),
     "RequestError": (ValueError,),
     "ServerClosedError": (RuntimeError,),
+    "DiagramError": (ValueError,),
+    "SimulationError": (RuntimeError,),
     "ExperimentError": (RuntimeError,),
     "StoreError": (OSError,),
 }

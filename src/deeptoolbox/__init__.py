@@ -1,7 +1,7 @@
 """deeptoolbox: a deep learning toolbox for engineers, on PyTorch.
 
 Subpackages: ``layers``, ``network``, ``data``, ``datasets``, ``training``, ``interop``,
-``hub``, ``explain``, ``robustness``, ``compress``, ``deploy``, ``experiments``. The most used
+``hub``, ``explain``, ``robustness``, ``compress``, ``deploy``, ``experiments``, ``simulate``. The most used
 functions are also here.
 
 Example:
@@ -21,7 +21,7 @@ from deeptoolbox._version import __version__ as __version__
 # class used from here loads the whole toolbox, as an eager import did.
 _SUBPACKAGES = (
     "compress", "data", "datasets", "deploy", "errors", "experiments", "explain", "hub", "interop",
-    "layers", "robustness", "training",
+    "layers", "robustness", "simulate", "training",
 )  # fmt: skip
 _NAMES = {
     "list_pretrained": "deeptoolbox.hub",
@@ -104,7 +104,7 @@ __all__ = [
     "__version__",
     # subpackages
     "errors", "layers", "data", "datasets", "training", "interop", "hub", "explain", "robustness",
-    "compress", "deploy", "experiments",
+    "compress", "deploy", "experiments", "simulate",
     # design
     "Network", "Analysis", "analyze", "save", "load", "to_python", "plot_network",
     "register_layer", "resnet_network",

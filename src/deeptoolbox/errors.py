@@ -58,6 +58,9 @@ __all__ = [
     "ServerClosedError",
     "ExperimentError",
     "StoreError",
+    # simulate
+    "DiagramError",
+    "SimulationError",
 ]
 
 
@@ -493,6 +496,35 @@ class StoreError(DeepToolboxError, OSError):
         ... except OSError as err:
         ...     print(err)
         store 'runs/': the folder does not exist.
+    """
+
+
+# --- simulate --------------------------------------------------------------------------------
+
+
+class DiagramError(DeepToolboxError, ValueError):
+    """A block diagram is wrong: an unknown block or port, an unconnected input, a port fed
+    twice, an algebraic loop (the message names the blocks in the loop).
+
+    Example:
+        >>> try:
+        ...     raise DiagramError("Diagram: block 'plant' has no input port 'in3'.")
+        ... except ValueError as err:
+        ...     print(err)
+        Diagram: block 'plant' has no input port 'in3'.
+    """
+
+
+class SimulationError(DeepToolboxError, RuntimeError):
+    """A simulation cannot go on: a state became NaN or infinite (the message names the block
+    and the time), a gradient was asked of a block that has none (an FMU), an FMU call failed.
+
+    Example:
+        >>> try:
+        ...     raise SimulationError("simulate: the state of block 'plant' is not finite.")
+        ... except RuntimeError as err:
+        ...     print(err)
+        simulate: the state of block 'plant' is not finite.
     """
 
 
