@@ -23,6 +23,36 @@ _CATEGORIES = {  # module of deeptoolbox.layers -> category shown in the palette
     "_reshape": "Reshape",
 }
 _BASES = {"Layer", "StatefulLayer", "InputLayer"}
+_STARTERS: dict[str, Any] = {  # values for required fields when a layer is dropped on the canvas
+    "num_features": 4, "num_channels": 1, "units": 10, "filters": 8, "kernel_size": 3,
+    "pool_size": 2, "groups": 2, "window_size": 5, "ceiling": 6.0, "hidden_size": 32,
+    "vocabulary_size": 1000, "dimension": 32, "num_heads": 2, "max_position": 128,
+    "target_shape": [-1], "block_size": 2,
+}  # fmt: skip
+_STARTER_SIZES = {"ImageInput": [1, 28, 28], "VolumeInput": [1, 16, 16, 16]}
+_TYPE_STARTERS = {"Resize2d": {"scale": 2}}  # layers that need one of several options
+
+
+def starter_config(type_name: str, fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """Values for the required fields of a layer type, so a layer dropped from the palette
+    can be built at once (the user then edits them).
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> starter_config("Conv2d", config_fields(L.Conv2d))
+        {'filters': 8, 'kernel_size': 3}
+        >>> starter_config("ImageInput", config_fields(L.ImageInput))
+        {'size': [1, 28, 28]}
+    """
+    config = {}
+    for field in fields:
+        if not field["required"]:
+            continue
+        if field["name"] == "size" and type_name in _STARTER_SIZES:
+            config["size"] = _STARTER_SIZES[type_name]
+        elif field["name"] in _STARTERS:
+            config[field["name"]] = _STARTERS[field["name"]]
+    return {**config, **_TYPE_STARTERS.get(type_name, {})}
 
 
 def category_of(cls: type) -> str:
@@ -105,11 +135,13 @@ def layer_library() -> list[dict[str, Any]]:
         if not (isinstance(cls, type) and issubclass(cls, Layer)) or name in _BASES:
             continue
         doc = (inspect.getdoc(cls) or "").split("\n", 1)[0]
+        fields = config_fields(cls)
         entries.append({
             "type": name,
             "category": category_of(cls),
             "doc": doc,
-            "fields": config_fields(cls),
+            "fields": fields,
+            "starter": starter_config(name, fields),
             "inputs": _default_ports(cls),
         })  # fmt: skip
     return entries

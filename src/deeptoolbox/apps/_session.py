@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from deeptoolbox.apps._library import category_of
+from deeptoolbox.apps._library import category_of, config_fields, starter_config
 from deeptoolbox.errors import NetworkError, OptionError
 from deeptoolbox.layers._base import registered_layer
 from deeptoolbox.network import Network, analyze
@@ -180,7 +180,14 @@ def _text(request: dict[str, Any], key: str) -> str:
 
 
 def _add(net: Network, request: dict[str, Any]) -> None:
-    module = _new_layer(_text(request, "type"), request.get("config") or {})
+    """Add a layer; required fields left out take starter values (a layer dropped from the
+    palette is built at once, then edited)."""
+    type_name = _text(request, "type")
+    config = request.get("config") or {}
+    if isinstance(config, dict):
+        cls = registered_layer(type_name)
+        config = {**starter_config(type_name, config_fields(cls)), **config}
+    module = _new_layer(type_name, config)
     name = request.get("name")
     if name:
         net.add_layers({_text(request, "name"): module})
