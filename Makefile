@@ -5,7 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS := --disable-pip-version-check -q -c requirements/machine-pins.txt
 
-.PHONY: demo test lint venv clean
+# The browser apps' front-end (web/) is built into the Python package (a wheel carries it):
+# only when the built assets are missing or older than the sources, so `make test` stays fast.
+WEB_SOURCES := $(wildcard web/src/*) web/index.html web/package.json web/package-lock.json \
+	web/vite.config.ts web/tsconfig.json
+WEB_MODULES := web/node_modules/.installed
+WEB_BUILT := src/deeptoolbox/apps/static/index.html
+
+.PHONY: demo test lint venv clean web web-test
 
 venv: $(STAMP)
 
@@ -17,8 +24,20 @@ $(STAMP): pyproject.toml requirements/machine-pins.txt
 demo: $(STAMP)
 	$(BIN)/deeptoolbox demo
 
-test: $(STAMP)
+test: $(STAMP) web web-test
 	$(BIN)/python -m pytest -q
+
+web: $(WEB_BUILT)
+
+$(WEB_MODULES): web/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd web && npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	else echo "warning: npm not found; the apps' front-end is not built and its browser tests skip"; fi
+
+$(WEB_BUILT): $(WEB_MODULES) $(WEB_SOURCES)
+	@if [ -f $(WEB_MODULES) ]; then cd web && npm run build; fi
+
+web-test: $(WEB_MODULES)
+	@if [ -f $(WEB_MODULES) ]; then cd web && npm test; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
@@ -26,4 +45,4 @@ lint: $(STAMP)
 	$(BIN)/lint-imports  # the layer order of shared/DESIGN.md ([tool.importlinter] in pyproject.toml)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build *.egg-info src/*.egg-info web/node_modules src/deeptoolbox/apps/static

@@ -20,6 +20,7 @@ PACKAGES = [
     "deeptoolbox.compress",
     "deeptoolbox.deploy",
     "deeptoolbox.experiments",
+    "deeptoolbox.apps",
 ]
 
 
