@@ -39,17 +39,15 @@ def _server_times(net, rounds: int) -> tuple[float, float]:
     client = TestClient(create_app(DesignerSession(net), options),
                         headers={"X-Deeptoolbox-Token": options.token})  # fmt: skip
     graph_times, edit_times = [], []
-    head = net.output_names[0]
+    dense = next(n for n in reversed(net.layer_names) if type(net.layer(n)).__name__ == "Dense")
     for k in range(rounds):
         start = time.perf_counter()
         client.get("/api/graph").raise_for_status()
         graph_times.append(time.perf_counter() - start)
         start = time.perf_counter()
-        units = 10 + k
-        dense = next(n for n in reversed(net.layer_names) if type(net.layer(n)).__name__ == "Dense")
-        client.post("/api/edit", json={"op": "set", "name": dense, "config": {"units": units}})
+        edit = {"op": "set", "name": dense, "config": {"units": 10 + k}}
+        client.post("/api/edit", json=edit).raise_for_status()
         edit_times.append(time.perf_counter() - start)
-    del head
     return statistics.median(graph_times), statistics.median(edit_times)
 
 

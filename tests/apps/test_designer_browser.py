@@ -148,23 +148,27 @@ def test_exported_python_code_rebuilds_the_network_on_the_canvas(page, app):
     screenshot(page, "designer-python")
 
 
-def test_open_a_torchvision_resnet18_import_and_freeze_up_to_a_block(page, app):
+def test_a_torchvision_resnet18_import_opens_and_freezes_up_to_a_block(page, app):
     torchvision = pytest.importorskip("torchvision")
     import torch
 
-    from deeptoolbox import save
     from deeptoolbox.interop import from_torch
 
     net = from_torch(torchvision.models.resnet18(weights=None), torch.zeros(1, 3, 64, 64))
-    save(net, app.options.root / "resnet18.zip")
-    page.get_by_test_id("open").click()
-    page.get_by_text("resnet18.zip").click()
-    page.wait_for_function("document.querySelectorAll('.layer-node').length > 30")
+    app.session.replace(net)  # as apps.designer(net) opens it (files: test_server.py)
+    page.reload()
+    page.wait_for_function("document.querySelectorAll('.react-flow__minimap-node').length > 60")
     block = next(n for n in app.network.layer_names if n.startswith("layer2"))
-    page.get_by_test_id("fit").click()
     page.get_by_test_id(f"node-{block}").click(force=True)
     page.get_by_test_id("tl-freeze").click()
     page.wait_for_function("document.querySelectorAll('.layer-node.frozen').length > 10")
     order = app.network.layer_names
     assert app.network.frozen_layers == order[: order.index(block) + 1]
+    for _ in range(7):  # zoom in on the frozen blocks at the top for the picture
+        page.locator(".react-flow__controls-zoomin").click()
+    page.mouse.move(600, 120)
+    page.mouse.down()
+    page.mouse.move(600, 700, steps=5)
+    page.mouse.up()
+    page.wait_for_timeout(300)
     screenshot(page, "designer-resnet18")

@@ -272,3 +272,26 @@ def test_the_openapi_schema_documents_the_api(client):
 def test_to_python_of_the_designer_network_matches(client):
     session_net = Network.from_json(json.dumps(client.get("/api/network.json").json()))
     assert to_python(session_net) == client.get("/api/python").json()["code"]
+
+
+def test_experiment_routes_list_table_and_trial(client, root):
+    experiments = pytest.importorskip("deeptoolbox.experiments")
+
+    def setup(params, monitor):
+        monitor.metrics = ["loss"]
+        monitor.record(1, loss=params["x"] * 2)
+        return {}
+
+    experiments.Experiment("e1", setup, {"x": [1.0, 2.0]}, metric="loss", direction="minimize",
+                           store=root / "experiments.db", artifacts=False).run(
+        workers=0, verbose=False)  # fmt: skip
+    listing = client.get("/api/experiments").json()["experiments"]
+    assert [e["name"] for e in listing] == ["e1"] and listing[0]["counts"] == {"completed": 2}
+    table = client.get("/api/experiments/e1").json()
+    assert table["metric"] == "loss" and sorted(r["loss"] for r in table["rows"]) == [2.0, 4.0]
+    trial = client.get("/api/experiments/e1/trials/1").json()
+    assert trial["params"] == {"x": 2.0} and trial["value"] == 4.0
+    assert client.get("/api/experiments/nope").status_code == 404
+    assert client.get("/api/experiments/e1/trials/7").status_code == 404
+    assert client.get("/api/experiments", params={"store": "../x.db"}).status_code == 403
+    assert client.get("/api/experiments", params={"store": "notes.txt"}).status_code == 400

@@ -54,10 +54,10 @@ function DesignerCanvas() {
   );
 
   const show = useCallback(
-    (next: Graph, extra: Record<string, Position> = {}) => {
+    (next: Graph, extra: Record<string, Position> = {}, fresh = false) => {
       setGraph(next);
       setPositions((old) => {
-        const merged = { ...old, ...extra };
+        const merged = fresh ? {} : { ...old, ...extra }; // a new network is laid out afresh
         const missing = unplaced(next, merged);
         if (missing.length === next.layers.length && next.layers.length) {
           void layout(next);
@@ -77,7 +77,7 @@ function DesignerCanvas() {
       try {
         const before = graphRef.current;
         const next = await api<Graph>(path, { method: "POST", body: body ?? {} });
-        show(next, before ? extra(before, next) : {});
+        show(next, before ? extra(before, next) : {}, path === "/api/open" || path === "/api/new");
         return next;
       } catch (err) {
         setMessage({ kind: "error", text: (err as Error).message });
@@ -98,7 +98,7 @@ function DesignerCanvas() {
   );
 
   useEffect(() => {
-    api<Graph>("/api/graph").then((g) => show(g));
+    api<Graph>("/api/graph").then((g) => show(g, {}, true));
     api<LibraryEntry[]>("/api/library").then(setLibrary);
   }, [show]);
 
@@ -226,7 +226,7 @@ function DesignerCanvas() {
         <IssuesPanel graph={graph} onSelect={setSelected} />
       </section>
       <SidePanel graph={graph} layer={layer} library={library} edit={edit} editStrict={editStrict} rename={rename} />
-      {dialog === "open" ? <FilesDialog onClose={() => setDialog(null)} run={run} onGraph={(g) => show(g)} /> : null}
+      {dialog === "open" ? <FilesDialog onClose={() => setDialog(null)} run={run} onGraph={(g) => show(g, {}, true)} /> : null}
       {dialog === "save" ? <SaveDialog onClose={() => setDialog(null)} /> : null}
       {dialog === "code" ? <CodeDialog onClose={() => setDialog(null)} /> : null}
     </div>

@@ -2,12 +2,14 @@ import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { Designer } from "./Designer";
 import { Monitor } from "./Monitor";
+import { Experiments } from "./Experiments";
 import "./style.css";
 
 function App() {
-  const [page, setPage] = useState(window.location.hash === "#monitor" ? "monitor" : "designer");
+  const pageOf = () => (["#monitor", "#experiments"].includes(window.location.hash) ? window.location.hash.slice(1) : "designer");
+  const [page, setPage] = useState(pageOf());
   useEffect(() => {
-    const onHash = () => setPage(window.location.hash === "#monitor" ? "monitor" : "designer");
+    const onHash = () => setPage(pageOf());
     window.addEventListener("hashchange", onHash);
     return () => window.removeEventListener("hashchange", onHash);
   }, []);
@@ -21,8 +23,11 @@ function App() {
         <a href="#monitor" className={page === "monitor" ? "tab active" : "tab"} data-testid="tab-monitor">
           Training Monitor
         </a>
+        <a href="#experiments" className={page === "experiments" ? "tab active" : "tab"} data-testid="tab-experiments">
+          Experiment Manager
+        </a>
       </header>
-      <main className="page">{page === "designer" ? <Designer /> : <Monitor />}</main>
+      <main className="page">{page === "designer" ? <Designer /> : page === "monitor" ? <Monitor /> : <Experiments />}</main>
     </div>
   );
 }

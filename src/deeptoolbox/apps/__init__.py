@@ -1,5 +1,6 @@
-"""Browser apps: the Network Designer (MATLAB's ``deepNetworkDesigner``) and the Training
-Monitor (the training-progress window), served locally by ``deeptoolbox app``.
+"""Browser apps: the Network Designer (MATLAB's ``deepNetworkDesigner``), the Training
+Monitor (the training-progress window) and the Experiment Manager, served locally by
+``deeptoolbox app``.
 
 Example:
     >>> from deeptoolbox import Network, layers as L

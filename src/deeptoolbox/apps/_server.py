@@ -14,7 +14,7 @@ from typing import Any
 
 from deeptoolbox.apps import _files
 from deeptoolbox.apps._session import DesignerSession
-from deeptoolbox.errors import DeepToolboxError, NetworkFileError, OptionError
+from deeptoolbox.errors import DeepToolboxError, ExperimentError, NetworkFileError, OptionError
 
 TOKEN_HEADER = "X-Deeptoolbox-Token"
 _PUBLIC_PREFIXES = ("/assets/",)
@@ -55,6 +55,10 @@ def _status(err: Exception) -> int:
         return 403
     if isinstance(err, NetworkFileError) and ("no file" in str(err) or "no run" in str(err)):
         return 404
+    if isinstance(err, ExperimentError) and (
+        " no experiment " in str(err) or " no trial " in str(err)
+    ):
+        return 404
     return 400
 
 
@@ -92,10 +96,12 @@ def create_app(session: DesignerSession | None = None, options: AppOptions | Non
     async def toolbox_error(request: Request, err: DeepToolboxError) -> Any:
         return JSONResponse({"detail": str(err), "error": type(err).__name__}, _status(err))
 
+    from deeptoolbox.apps._experiments import add_experiment_routes
     from deeptoolbox.apps._routes import add_designer_routes, add_monitor_routes, add_static
 
     add_designer_routes(app)
     add_monitor_routes(app)
+    add_experiment_routes(app)
     add_static(app)
     return app
 
