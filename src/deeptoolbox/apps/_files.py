@@ -6,15 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from deeptoolbox.errors import NetworkFileError, OptionError
+from deeptoolbox.errors import NetworkFileError, OptionError, PathOutsideRootError
 from deeptoolbox.network import Network, save, to_python
 
 OPEN_SUFFIXES = (".zip", ".onnx", ".keras", ".h5", ".pt2")
 SAVE_FORMATS = ("toolbox", "onnx", "python")
-
-
-class PathOutsideRoot(NetworkFileError):
-    """A path the app was asked to read or write lies outside its root folder."""
 
 
 def confined(root: Path, path: str) -> Path:
@@ -27,7 +23,7 @@ def confined(root: Path, path: str) -> Path:
         True
         >>> try:
         ...     confined(root, "../secret.txt")
-        ... except PathOutsideRoot as err:
+        ... except PathOutsideRootError as err:
         ...     print("refused")
         refused
     """
@@ -36,7 +32,7 @@ def confined(root: Path, path: str) -> Path:
     candidate = Path(path)
     full = (candidate if candidate.is_absolute() else root / candidate).resolve()
     if full != root and root not in full.parents:
-        raise PathOutsideRoot(
+        raise PathOutsideRootError(
             f"apps: the path {path!r} is outside the folder the app may use ({root}). Give a "
             "path inside it, or start the app with --root pointing at the folder you need."
         )

@@ -14,7 +14,13 @@ from typing import Any
 
 from deeptoolbox.apps import _files
 from deeptoolbox.apps._session import DesignerSession
-from deeptoolbox.errors import DeepToolboxError, ExperimentError, NetworkFileError, OptionError
+from deeptoolbox.errors import (
+    DeepToolboxError,
+    ExperimentError,
+    NetworkFileError,
+    OptionError,
+    PathOutsideRootError,
+)
 
 TOKEN_HEADER = "X-Deeptoolbox-Token"
 _PUBLIC_PREFIXES = ("/assets/",)
@@ -51,7 +57,7 @@ class AppOptions:
 
 
 def _status(err: Exception) -> int:
-    if isinstance(err, _files.PathOutsideRoot):
+    if isinstance(err, PathOutsideRootError):
         return 403
     if isinstance(err, NetworkFileError) and ("no file" in str(err) or "no run" in str(err)):
         return 404
