@@ -5,7 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP_FLAGS := --disable-pip-version-check -q -c requirements/machine-pins.txt
 
-.PHONY: demo test lint venv clean fuzz
+# The browser apps' front-end (web/) is built into the Python package (a wheel carries it):
+# only when the built assets are missing or older than the sources, so `make test` stays fast.
+WEB_SOURCES := $(wildcard web/src/*) web/index.html web/package.json web/package-lock.json \
+	web/vite.config.ts web/tsconfig.json
+WEB_MODULES := web/node_modules/.installed
+WEB_BUILT := src/deeptoolbox/apps/static/index.html
+
+.PHONY: demo test lint venv clean fuzz web web-test
 
 venv: $(STAMP)
 
@@ -17,7 +24,7 @@ $(STAMP): pyproject.toml requirements/machine-pins.txt
 demo: $(STAMP)
 	$(BIN)/deeptoolbox demo
 
-test: $(STAMP)
+test: $(STAMP) web web-test
 	$(BIN)/python -m pytest -q
 
 # each reader fuzzed on its own for FUZZ_SECONDS (default 300); what breaks a reader is kept
@@ -26,10 +33,22 @@ fuzz: $(STAMP)
 	FUZZ_EACH=1 FUZZ_SAVE=1 FUZZ_SECONDS=$${FUZZ_SECONDS:-300} $(BIN)/python -m pytest -q -s \
 		tests/fuzz
 
+web: $(WEB_BUILT)
+
+$(WEB_MODULES): web/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd web && npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	else echo "warning: npm not found; the apps' front-end is not built and its browser tests skip"; fi
+
+$(WEB_BUILT): $(WEB_MODULES) $(WEB_SOURCES)
+	@if [ -f $(WEB_MODULES) ]; then cd web && npm run build; fi
+
+web-test: $(WEB_MODULES)
+	@if [ -f $(WEB_MODULES) ]; then cd web && npm test; fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/lint-imports  # the layer order of shared/DESIGN.md ([tool.importlinter] in pyproject.toml)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build *.egg-info src/*.egg-info web/node_modules src/deeptoolbox/apps/static

@@ -21,6 +21,7 @@ PACKAGES = [
     "deeptoolbox.deploy",
     "deeptoolbox.experiments",
     "deeptoolbox.simulate",
+    "deeptoolbox.apps",
 ]
 
 

@@ -1,7 +1,7 @@
 """The ``deeptoolbox`` command line.
 
 Commands: ``demo``, ``models``, ``classify``, ``convert``, ``analyze``, ``verify``, ``train``,
-``compress``, ``codegen``, ``experiment``, ``serve``.
+``compress``, ``codegen``, ``experiment``, ``serve``, ``app``.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -88,7 +88,21 @@ def _parser() -> argparse.ArgumentParser:
     from deeptoolbox._serve_cli import add_serve_parser  # argparse only
 
     add_serve_parser(commands)
+    _add_app_parser(commands)
     return parser
+
+
+def _add_app_parser(commands: argparse._SubParsersAction) -> None:
+    app = commands.add_parser(
+        "app", help="open the browser apps (Network Designer, Training Monitor)"
+    )
+    app.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    app.add_argument("--no-browser", action="store_true", help="only print the URL")
+    app.add_argument("--root", default=".", help="the only folder the apps read and write "
+                     "(default: the current folder)")  # fmt: skip
+    app.add_argument("--runs", default=None, help="Training Monitor runs folder, inside the "
+                     "root (default: deeptoolbox-runs)")  # fmt: skip
+    app.add_argument("--open", default=None, help="model file to open in the designer")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -142,6 +156,10 @@ def _run(args: argparse.Namespace) -> int:
         from deeptoolbox._serve_cli import serve_command
 
         return serve_command(args)
+    if args.command == "app":
+        from deeptoolbox.apps._launch import app_command
+
+        return app_command(args)
     from deeptoolbox.training import launch
 
     return launch(args.script, args.nproc, args.script_args)

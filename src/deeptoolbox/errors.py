@@ -36,6 +36,7 @@ __all__ = [
     "DataFormError",
     "UnregisteredLayerError",
     "NetworkFileError",
+    "PathOutsideRootError",
     "MissingDependencyError",
     # training, import / export
     "TrainingError",
@@ -224,6 +225,21 @@ class NetworkFileError(DeepToolboxError, OSError):
         ... except OSError as err:
         ...     print(err)
         No saved network at no-such-network.zip: the path does not exist.
+    """
+
+
+class PathOutsideRootError(NetworkFileError, PermissionError):
+    """A browser app was asked to read or write a path outside the folder it was started with
+    (``deeptoolbox app --root DIR``): a ``../`` path, an absolute path elsewhere, a link out.
+
+    Example:
+        >>> from deeptoolbox.apps._files import confined
+        >>> from pathlib import Path
+        >>> try:
+        ...     confined(Path("/srv/models"), "../etc/passwd")
+        ... except PermissionError as err:
+        ...     print(type(err).__name__)
+        PathOutsideRootError
     """
 
 

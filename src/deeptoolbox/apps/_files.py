@@ -1,0 +1,70 @@
+"""Files the apps may touch: paths confined to the folder the app was started with, and the
+formats the designer opens and saves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from deeptoolbox.errors import NetworkFileError, OptionError, PathOutsideRootError
+from deeptoolbox.network import Network, save, to_python
+
+OPEN_SUFFIXES = (".zip", ".onnx", ".keras", ".h5", ".pt2")
+SAVE_FORMATS = ("toolbox", "onnx", "python")
+
+
+def confined(root: Path, path: str) -> Path:
+    """``path`` (relative to ``root``, or absolute) resolved, if it lies inside ``root``.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()).resolve()
+        >>> confined(root, "nets/a.zip") == root / "nets" / "a.zip"
+        True
+        >>> try:
+        ...     confined(root, "../secret.txt")
+        ... except PathOutsideRootError as err:
+        ...     print("refused")
+        refused
+    """
+    if not isinstance(path, str) or not path or "\x00" in path:
+        raise OptionError(f"apps: `path` must be a non-empty file path. Received: {path!r}.")
+    candidate = Path(path)
+    full = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if full != root and root not in full.parents:
+        raise PathOutsideRootError(
+            f"apps: the path {path!r} is outside the folder the app may use ({root}). Give a "
+            "path inside it, or start the app with --root pointing at the folder you need."
+        )
+    return full
+
+
+def open_network(path: Path) -> Network:
+    """Read a model file or saved-network folder as a Network (format from the extension)."""
+    from deeptoolbox.interop import read_model
+
+    if not path.exists():
+        raise NetworkFileError(f"apps: no file or folder {path}.")
+    if path.is_file() and path.suffix.lower() not in OPEN_SUFFIXES:
+        raise OptionError(
+            f"apps: cannot open {path.name}: the designer opens {', '.join(OPEN_SUFFIXES)} files "
+            "and saved-network folders."
+        )
+    return read_model(path)
+
+
+def save_network(net: Network, path: Path, kind: str) -> Path:
+    """Write ``net`` as a toolbox file (``.zip`` or folder), ONNX or Python code."""
+    if kind not in SAVE_FORMATS:
+        raise OptionError(
+            f"apps: unknown save format {kind!r}. Allowed: {', '.join(SAVE_FORMATS)}."
+        )
+    os.makedirs(path.parent, exist_ok=True)
+    if kind == "python":
+        to_python(net, path)
+        return path
+    if kind == "onnx":
+        from deeptoolbox.interop import export_onnx
+
+        return export_onnx(net, path)
+    return save(net, path)

@@ -1,0 +1,77 @@
+"""The Training Monitor's callback and reader, without a browser."""
+
+import json
+
+import pytest
+import torch
+
+from deeptoolbox import Network
+from deeptoolbox import layers as L
+from deeptoolbox.apps import TrainingMonitorLog
+from deeptoolbox.apps._monitor import list_runs, read_events, request_stop, run_folder
+from deeptoolbox.errors import NetworkFileError, OptionError
+from deeptoolbox.training import TrainingOptions, train
+
+
+def _train(log, epochs=3, stop_after=None):
+    x = torch.randn(32, 3)
+    y = (x[:, 0] > 0).long()
+    net = Network([L.FeatureInput(3), L.Dense(2), L.Softmax()])
+    callbacks = [log]
+    if stop_after is not None:
+
+        class PressStop:
+            def on_iteration_end(self, state, info):
+                if info["iteration"] == stop_after:
+                    request_stop(log.folder)
+
+        callbacks.insert(0, PressStop())
+    options = TrainingOptions(max_epochs=epochs, mini_batch_size=8, verbose=False,
+                              verbose_frequency=1, metrics=["accuracy"], seed=0,
+                              validation_data=(x, y), validation_frequency=2,
+                              callbacks=callbacks)  # fmt: skip
+    return train(net, (x, y), "crossentropy", options)
+
+
+def test_events_follow_the_training_history(tmp_path):
+    log = TrainingMonitorLog(tmp_path, name="run")
+    result = _train(log)
+    events = read_events(log.folder)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    iterations = [e for e in events if e["event"] == "iteration"]
+    assert [e["iteration"] for e in iterations] == list(range(1, 13))
+    losses = [row["loss"] for row in result.history.iterations]
+    assert [e["loss"] for e in iterations] == pytest.approx(losses)
+    assert "accuracy" in iterations[0]["metrics"]
+    validations = [e for e in events if e["event"] == "validation"]
+    assert [e["iteration"] for e in validations] == [1, 2, 4, 6, 8, 10, 12]  # first, then every 2
+    assert read_events(log.folder, since=len(events) - 1) == events[-1:]
+    [run] = list_runs(tmp_path)
+    assert run["name"] == "run" and not run["running"] and run["iteration"] == 12
+
+
+def test_the_stop_file_ends_training_with_the_network_kept(tmp_path):
+    log = TrainingMonitorLog(tmp_path, name="stopped")
+    result = _train(log, epochs=50, stop_after=5)
+    assert "TrainingMonitorLog" in result.stop_reason
+    assert len(result.history.iterations) == 5
+    assert result.network(torch.zeros(1, 3)).shape == (1, 2)
+    end = read_events(log.folder)[-1]
+    assert end["event"] == "end" and "TrainingMonitorLog" in end["stop_reason"]
+
+
+def test_a_half_written_line_waits_for_the_next_read(tmp_path):
+    folder = tmp_path / "r1"
+    folder.mkdir()
+    (folder / "events.jsonl").write_text(json.dumps({"event": "start"}) + '\n{"event": "ite')
+    assert read_events(folder) == [{"event": "start"}]
+
+
+def test_run_ids_and_names_are_checked(tmp_path):
+    with pytest.raises(OptionError, match="name"):
+        TrainingMonitorLog(tmp_path, name="../escape")
+    with pytest.raises(OptionError, match="run id"):
+        run_folder(tmp_path, "../etc")
+    with pytest.raises(NetworkFileError, match="no run"):
+        run_folder(tmp_path, "missing")

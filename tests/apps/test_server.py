@@ -1,0 +1,297 @@
+"""The apps server's JSON API, through httpx (FastAPI's TestClient)."""
+
+import json
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+from deeptoolbox import Network, load, save
+from deeptoolbox import layers as L
+from deeptoolbox.apps import AppOptions, DesignerSession, create_app
+from deeptoolbox.network import to_python
+
+TOKEN = "t" * 32
+
+
+def _lenet_head() -> Network:
+    return Network([
+        L.ImageInput((1, 12, 12), name="input"),
+        L.Conv2d(4, 3, padding=0, name="conv1"),
+        L.ReLU(name="relu1"),
+        L.Flatten(name="flat"),
+        L.Dense(10, name="fc"),
+        L.Softmax(name="softmax"),
+    ])  # fmt: skip
+
+
+@pytest.fixture
+def root(tmp_path):
+    folder = tmp_path / "root"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def client(root):
+    app = create_app(
+        DesignerSession(_lenet_head()), AppOptions(root=root, token=TOKEN, max_upload_bytes=50_000)
+    )
+    with TestClient(app, headers={"X-Deeptoolbox-Token": TOKEN}) as test_client:
+        yield test_client
+
+
+def _edit(client, **request):
+    return client.post("/api/edit", json=request)
+
+
+def test_every_api_route_refuses_a_missing_or_wrong_token(root):
+    app = create_app(options=AppOptions(root=root, token=TOKEN))
+    anonymous, wrong = TestClient(app), TestClient(app, headers={"X-Deeptoolbox-Token": "x" * 32})
+    routes = [(r.path, sorted(r.methods)[0]) for r in app.routes if r.path.startswith("/api/")]
+    assert len(routes) >= 15
+    for path, method in routes:
+        url = path.replace("{run_id}", "run1")
+        assert anonymous.request(method, url).status_code == 401, url
+        assert wrong.request(method, url).status_code == 401, url
+    assert anonymous.get("/").status_code == 401
+    assert anonymous.get("/openapi.json").status_code == 401
+    assert anonymous.get(f"/api/graph?token={TOKEN}").status_code == 200
+
+
+def test_graph_has_sizes_learnables_ports_and_the_analyze_table(client):
+    graph = client.get("/api/graph").json()
+    rows = {layer["name"]: layer for layer in graph["layers"]}
+    assert rows["conv1"]["output_size"] == [4, 10, 10]
+    assert rows["conv1"]["learnables"] == 4 * 9 + 4
+    assert rows["fc"]["learnables"] == 400 * 10 + 10
+    assert rows["conv1"]["category"] == "Convolution"
+    assert rows["fc"]["inputs"] == ["in"] and rows["fc"]["config"]["units"] == 10
+    assert graph["ok"] and graph["total_learnables"] == 40 + 4010
+    assert "Network 'network': 6 layers" in graph["table"]
+    assert {"source": "conv1", "destination": "relu1", "port": "in"} in graph["connections"]
+    assert graph["can_undo"] is False
+
+
+def test_library_groups_layers_with_their_fields(client):
+    library = client.get("/api/library").json()
+    by_type = {entry["type"]: entry for entry in library}
+    assert by_type["Conv2d"]["category"] == "Convolution"
+    fields = {f["name"]: f for f in by_type["Conv2d"]["fields"]}
+    assert fields["filters"]["required"] and fields["stride"]["default"] == 1
+    assert by_type["Addition"]["inputs"] == ["in1", "in2"]
+    assert "Layer" not in by_type
+
+
+def test_edits_add_connect_rename_duplicate_set_remove_and_undo_redo(client):
+    _edit(client, op="remove", names=["softmax"])
+    graph = _edit(client, op="add", type="Dense", config={"units": 3}, name="fc2").json()
+    assert next(x for x in graph["layers"] if x["name"] == "fc2")["output_size"] is None
+    graph = _edit(client, op="connect", source="fc", destination="fc2").json()
+    assert next(x for x in graph["layers"] if x["name"] == "fc2")["output_size"] == [3]
+    graph = _edit(client, op="rename", name="fc2", new_name="head").json()
+    assert [x["name"] for x in graph["layers"]][-1] == "head"
+    assert {"source": "fc", "destination": "head", "port": "in"} in graph["connections"]
+    graph = _edit(client, op="set", name="head", config={"units": 5}).json()
+    assert next(x for x in graph["layers"] if x["name"] == "head")["output_size"] == [5]
+    graph = _edit(client, op="duplicate", name="head").json()
+    assert graph["layers"][-1]["type"] == "Dense" and graph["layers"][-1]["config"]["units"] == 5
+    graph = _edit(client, op="disconnect", source="fc", destination="head").json()
+    assert next(x for x in graph["layers"] if x["name"] == "head")["issues"]
+    graph = client.post("/api/undo").json()
+    assert {"source": "fc", "destination": "head", "port": "in"} in graph["connections"]
+    assert graph["can_redo"]
+    graph = client.post("/api/redo").json()
+    assert {"source": "fc", "destination": "head", "port": "in"} not in graph["connections"]
+    assert client.post("/api/redo").status_code == 400
+
+
+def test_a_size_mismatch_is_shown_on_both_layers(client):
+    _edit(client, op="add", type="Addition", name="add")
+    _edit(client, op="connect", source="relu1", destination="add/in1")
+    graph = _edit(client, op="connect", source="input", destination="add/in2").json()
+    rows = {layer["name"]: layer for layer in graph["layers"]}
+    assert not graph["ok"]
+    for name in ("add", "relu1", "input"):
+        assert any("same size" in i["message"] for i in rows[name]["issues"]), name
+    assert "ERROR" in graph["table"]
+
+
+def test_transfer_learning_edits(client):
+    graph = _edit(client, op="replace_head", classes=["a", "b", "c"], learn_rate_factor=10).json()
+    rows = {layer["name"]: layer for layer in graph["layers"]}
+    assert rows["fc"]["output_size"] == [3] and rows["fc"]["learn_rate_factor"] == 10
+    assert graph["classes"] == ["a", "b", "c"]
+    graph = _edit(client, op="freeze", up_to="conv1").json()
+    assert [x["name"] for x in graph["layers"] if x["frozen"]] == ["input", "conv1"]
+    graph = _edit(client, op="learn_rate_factor", names=["conv1"], factor=0.5).json()
+    assert next(x for x in graph["layers"] if x["name"] == "conv1")["learn_rate_factor"] == 0.5
+    graph = _edit(client, op="freeze").json()
+    assert not any(x["frozen"] for x in graph["layers"])
+
+
+@pytest.mark.parametrize(
+    "request_body, words",
+    [
+        ({"op": "explode"}, "unknown op"),
+        ({"op": "add", "type": "NoSuchLayer"}, "NoSuchLayer"),
+        ({"op": "add", "type": "Dense", "config": {"units": -2}}, "units"),
+        ({"op": "add", "type": "Dense", "config": {"nonsense": 1, "units": 2}}, "nonsense"),
+        ({"op": "add", "type": "Dense", "config": [1, 2]}, "config"),
+        ({"op": "connect", "source": "nowhere", "destination": "fc"}, "nowhere"),
+        ({"op": "connect", "source": 3, "destination": "fc"}, "source"),
+        ({"op": "set", "name": "conv1", "config": {"filters": 0}}, "filters"),
+        ({"op": "rename", "name": "fc", "new_name": "conv1"}, "conv1"),
+        ({"op": "rename", "name": "fc", "new_name": "bad name"}, "bad name"),
+        ({"op": "remove", "names": "fc"}, "names"),
+        ({"op": "learn_rate_factor", "names": ["fc"], "factor": -1}, "factor"),
+        ({"op": "freeze", "up_to": "ghost"}, "ghost"),
+        ({"op": "replace_head", "classes": 0}, "classes"),
+    ],
+)
+def test_bad_edits_are_clear_4xx_and_leave_the_network_unchanged(client, request_body, words):
+    before = client.get("/api/network.json").json()
+    response = client.post("/api/edit", json=request_body)
+    assert 400 <= response.status_code < 500, response.text
+    assert words in response.json()["detail"]
+    assert client.get("/api/network.json").json() == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json at all",
+        {"format": "something else"},
+        {"format": "deeptoolbox.network", "format_version": 2, "layers": [{"name": "x"}]},
+        {"format": "deeptoolbox.network", "format_version": 2,
+         "layers": [{"name": "x", "type": "Dense", "config": {"units": "many"}}]},
+        {"format": "deeptoolbox.network", "format_version": 2, "layers": [],
+         "connections": [["a", "b"]]},
+        {"format": "deeptoolbox.network", "format_version": 99},
+        [1, 2, 3],
+    ],
+)  # fmt: skip
+def test_malformed_graphs_are_refused_with_a_4xx(client, body):
+    if isinstance(body, str):
+        response = client.put("/api/graph", content=body,
+                              headers={"content-type": "application/json"})  # fmt: skip
+    else:
+        response = client.put("/api/graph", json=body)
+    assert 400 <= response.status_code < 500, response.text
+    assert client.get("/api/graph").json()["layers"][1]["name"] == "conv1"
+
+
+def test_put_graph_round_trips_network_json(client):
+    other = Network([L.FeatureInput(3, name="x"), L.Dense(2, name="y")], name="small")
+    graph = client.put("/api/graph", json=json.loads(other.to_json())).json()
+    assert graph["name"] == "small" and [x["name"] for x in graph["layers"]] == ["x", "y"]
+    assert client.get("/api/network.json").json() == json.loads(other.to_json())
+    assert client.post("/api/undo").json()["layers"][1]["name"] == "conv1"
+    assert client.post("/api/new", json={"name": "blank"}).json()["layers"] == []
+
+
+def test_python_export_rebuilds_the_same_network_json(client):
+    _edit(client, op="freeze", up_to="conv1")
+    code = client.get("/api/python").json()["code"]
+    namespace: dict = {}
+    exec(code, namespace)
+    rebuilt = namespace["build_network"]()
+    assert json.loads(rebuilt.to_json()) == client.get("/api/network.json").json()
+
+
+def test_save_and_open_inside_the_root(client, root):
+    assert client.post("/api/save", json={"path": "nets/lenet.zip"}).json() == {
+        "path": "nets/lenet.zip"
+    }
+    assert load(root / "nets" / "lenet.zip").layer_names[1] == "conv1"
+    client.post("/api/save", json={"path": "code/build.py", "format": "python"})
+    assert "def build_network" in (root / "code" / "build.py").read_text()
+    client.post("/api/new", json={})
+    graph = client.post("/api/open", json={"path": "nets/lenet.zip"}).json()
+    assert graph["layers"][1]["name"] == "conv1"
+    listing = client.get("/api/files", params={"folder": "nets"}).json()
+    assert listing["entries"] == [{"name": "lenet.zip", "folder": False, "path": "nets/lenet.zip"}]
+    response = client.post("/api/save", json={"path": "x.zip", "format": "pickle"})
+    assert response.status_code == 400 and "pickle" in response.json()["detail"]
+    response = client.post("/api/open", json={"path": "missing.zip"})
+    assert response.status_code == 404
+
+
+def test_onnx_save_and_open(client, root):
+    pytest.importorskip("onnx")
+    assert (
+        client.post("/api/save", json={"path": "lenet.onnx", "format": "onnx"}).status_code == 200
+    )
+    graph = client.post("/api/open", json={"path": "lenet.onnx"}).json()
+    assert graph["layers"][-1]["output_size"] == [10]
+
+
+@pytest.mark.parametrize("path", ["../outside.zip", "nets/../../outside.zip", "/etc/passwd",
+                                  "/tmp/elsewhere.zip"])  # fmt: skip
+def test_paths_outside_the_root_are_refused(client, root, path):
+    for response in (
+        client.post("/api/open", json={"path": path}),
+        client.post("/api/save", json={"path": path}),
+        client.get("/api/files", params={"folder": path}),
+    ):
+        assert response.status_code == 403, response.text
+        assert "outside the folder" in response.json()["detail"]
+    assert not (root.parent / "outside.zip").exists()
+
+
+def test_a_symlink_out_of_the_root_is_refused(client, root, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    save(_lenet_head(), outside / "net.zip")
+    (root / "link").symlink_to(outside)
+    assert client.post("/api/open", json={"path": "link/net.zip"}).status_code == 403
+
+
+def test_upload_opens_a_model_and_the_size_limit_holds(client, tmp_path):
+    small = save(Network([L.FeatureInput(3, name="x"), L.Dense(2, name="y")]), tmp_path / "s.zip")
+    data = small.read_bytes()
+    graph = client.post("/api/upload", params={"filename": "s.zip"}, content=data).json()
+    assert [x["name"] for x in graph["layers"]] == ["x", "y"]
+    response = client.post("/api/upload", params={"filename": "big.zip"}, content=b"0" * 60_000)
+    assert response.status_code == 413 and "50,000" in response.json()["detail"]
+    response = client.post("/api/upload", params={"filename": "bad.exe"}, content=b"MZ")
+    assert response.status_code == 400
+    response = client.post("/api/upload", params={"filename": "broken.zip"}, content=b"junk")
+    assert 400 <= response.status_code < 500
+    assert client.post("/api/upload", content=data).status_code == 422
+
+
+def test_the_openapi_schema_documents_the_api(client):
+    schema = client.get("/openapi.json").json()
+    assert {"/api/graph", "/api/edit", "/api/library", "/api/save", "/api/runs"} <= set(
+        schema["paths"]
+    )
+
+
+def test_to_python_of_the_designer_network_matches(client):
+    session_net = Network.from_json(json.dumps(client.get("/api/network.json").json()))
+    assert to_python(session_net) == client.get("/api/python").json()["code"]
+
+
+def test_experiment_routes_list_table_and_trial(client, root):
+    experiments = pytest.importorskip("deeptoolbox.experiments")
+
+    def setup(params, monitor):
+        monitor.metrics = ["loss"]
+        monitor.record(1, loss=params["x"] * 2)
+        return {}
+
+    experiments.Experiment("e1", setup, {"x": [1.0, 2.0]}, metric="loss", direction="minimize",
+                           store=root / "experiments.db", artifacts=False).run(
+        workers=0, verbose=False)  # fmt: skip
+    listing = client.get("/api/experiments").json()["experiments"]
+    assert [e["name"] for e in listing] == ["e1"] and listing[0]["counts"] == {"completed": 2}
+    table = client.get("/api/experiments/e1").json()
+    assert table["metric"] == "loss" and sorted(r["loss"] for r in table["rows"]) == [2.0, 4.0]
+    trial = client.get("/api/experiments/e1/trials/1").json()
+    assert trial["params"] == {"x": 2.0} and trial["value"] == 4.0
+    assert client.get("/api/experiments/nope").status_code == 404
+    assert client.get("/api/experiments/e1/trials/7").status_code == 404
+    assert client.get("/api/experiments", params={"store": "../x.db"}).status_code == 403
+    assert client.get("/api/experiments", params={"store": "notes.txt"}).status_code == 400
