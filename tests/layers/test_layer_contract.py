@@ -23,6 +23,7 @@ import deeptoolbox.compress as compress  # registers the projected layers too
 import deeptoolbox.interop as interop  # registers the interop operator layers too
 import deeptoolbox.interop._keras_ops as keras_ops
 import deeptoolbox.layers as L
+import deeptoolbox.network as network
 from deeptoolbox.layers import Layer, registered_layers
 
 BATCH = 2
@@ -59,6 +60,16 @@ def _cross_attention_inputs(shapes: list[tuple]) -> list[torch.Tensor]:
     values[0, 4:] = False
     allowed = torch.rand(BATCH, LENGTH, 6) > 0.3
     return [*_random_inputs(shapes[:3]), values, allowed]
+
+
+def _query_key_value_mask(shapes: list[tuple]) -> list[torch.Tensor]:
+    mask = torch.ones(BATCH, 6)
+    mask[1, 4:] = 0  # the last two keys of the second sequence are padding
+    return [*_random_inputs(shapes[:3]), mask.bool()]  # masks carry no gradient
+
+
+def _small_network() -> network.Network:
+    return network.Network([L.SequenceInput(3), L.Dense(4), L.Tanh(), L.Dense(2)], name="inner")
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,20 @@ CASES: dict[str, Case] = {
     "Addition": Case(lambda: L.Addition(3), [(3,), (3,), (3,)]),
     "Multiplication": Case(lambda: L.Multiplication(), [(2, 3, 3), (2, 3, 3)]),
     "Concatenation": Case(lambda: L.Concatenation(axis="time"), [(None, 3), (None, 3)]),
+    "PatchEmbedding": Case(lambda: L.PatchEmbedding((2, 3), 4), [(2, 4, 6)]),
+    "SinusoidalPositionEncoding": Case(L.SinusoidalPositionEncoding, [(None, 4)]),
+    "Attention": Case(
+        lambda: L.Attention(2, attention_mask="causal", has_padding_mask=True, scale=0.3),
+        [(None, 4), (6, 4), (6, 2), (6,)],
+        _query_key_value_mask,
+    ),
+    "EmbeddingConcatenation": Case(L.EmbeddingConcatenation, [(None, 3)]),
+    "Indexing1d": Case(lambda: L.Indexing1d(-2), [(None, 3)]),
+    "FunctionLayer": Case(
+        lambda: L.FunctionLayer("a * sigmoid(b) + mean(a, dim=1, keepdim=True)", inputs=["a", "b"]),
+        [(None, 3), (None, 3)],
+    ),
+    "NetworkLayer": Case(lambda: network.NetworkLayer(_small_network()), [(None, 3)]),
     "TorchFunction": Case(
         lambda: interop.TorchFunction(
             "torch.Tensor.view", arguments=[{"input": 0}, {"size": 0, "dim": 0}, -1, 2]
@@ -282,7 +307,7 @@ def test_repr_is_the_constructor_call(type_name):
     text = repr(layer)
     assert text.startswith(f"{type_name}(") and text.endswith(")")
     assert "\n" not in text
-    namespace = {**vars(L), **vars(interop), **vars(keras_ops), **vars(compress)}
+    namespace = {**vars(L), **vars(interop), **vars(keras_ops), **vars(compress), **vars(network)}
     rebuilt = eval(text, {"__builtins__": {}}, namespace)  # noqa: S307 - our own repr
     assert type(rebuilt) is type(layer)
     assert _json_round_trip(rebuilt.get_config()) == _json_round_trip(layer.get_config())
@@ -329,7 +354,7 @@ def test_learnable_layers_have_parameters_after_build():
     learnable = {
         "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d", "BatchNorm", "LayerNorm",
         "GroupNorm", "InstanceNorm", "PReLU", "LSTM", "GRU", "Embedding", "SelfAttention",
-        "PositionEmbedding",
+        "PositionEmbedding", "PatchEmbedding", "EmbeddingConcatenation", "NetworkLayer",
         "CrossAttention", "AxisLayerNorm", "ProjectedDense", "ProjectedConv1d", "ProjectedConv2d",
         "ProjectedLSTM", "ProjectedGRU",
     }  # fmt: skip

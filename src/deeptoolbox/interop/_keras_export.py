@@ -301,6 +301,22 @@ _cross_attention.keyword_ports = lambda m: {  # type: ignore[attr-defined]
 }
 
 
+def _dot_attention(name: str, m: L.Attention, shape: Shape) -> list[dict]:
+    if m.num_heads != 1 or m.has_padding_mask:
+        raise ValueError(
+            f"num_heads={m.num_heads}, has_padding_mask={m.has_padding_mask} (Keras's Attention "
+            "has one head and no padding port)"
+        )
+    scale = 1.0 / float(shape[-1]) ** 0.5 if m.scale == "auto" else float(m.scale)
+    use_scale = scale != 1.0  # Keras's learnable scale, holding the same value
+    config = {"use_scale": use_scale, "score_mode": "dot", "dropout": m.dropout}
+    variables = {"": [np.array(scale, dtype=np.float32)]} if use_scale else {}
+    spec = _spec(name, "Attention", config, variables)
+    spec["kwargs"] = {"use_causal_mask": True} if m.attention_mask == "causal" else {}
+    spec["source_order"] = [0, 2, 1]  # ports (query, key, value) -> Keras's [query, value, key]
+    return [spec]
+
+
 def _exclusive_pool(name: str, m: AvgPoolExcludingPadding, shape: Shape) -> list[dict]:
     config = {"pool_size": list(m.pool_size), "strides": list(m.stride), "padding": "same",
               "data_format": "channels_last"}  # fmt: skip
@@ -408,6 +424,7 @@ _EXPORTERS: dict[type, Any] = {
     ],
     PaddingMask: _padding_mask,
     CrossAttention: _cross_attention,
+    L.Attention: _dot_attention,
     AvgPoolExcludingPadding: _exclusive_pool,
     AxisLayerNorm: _axis_norm,
     TorchFunction: _torch_function,
@@ -528,6 +545,8 @@ def _specs(net: Network) -> list[dict]:
             keywords = {"mask": flat["name"]}
         for index, spec in enumerate(chain):
             spec["sources"] = sources if index == 0 else [chain[index - 1]["name"]]
+            if "source_order" in spec:
+                spec["sources"] = [spec["sources"][i] for i in spec.pop("source_order")]
             if index == 0 and (spec["class_name"] in _MASK_READERS or "mask" not in keywords):
                 spec["tensor_kwargs"] = keywords
             spec["shape"] = keras_shape(net.output_shape(name) or ())
@@ -589,8 +608,8 @@ def _layer_config(spec: dict, by_name: dict[str, dict]) -> dict:
         kwargs[keyword] = _tensor(by_name[source])
     if spec.get("self_attention"):
         args: list = [tensors[0], tensors[0]]
-    elif spec["class_name"] in ("Add", "Multiply", "Concatenate"):
-        args = [tensors]
+    elif spec["class_name"] in ("Add", "Multiply", "Concatenate", "Attention"):
+        args = [tensors]  # one list (Attention's: [query, value, key])
     else:
         args = tensors
     record["inbound_nodes"] = [{"args": args, "kwargs": kwargs}]
@@ -625,7 +644,9 @@ def _weights_file(specs: list[dict]) -> bytes:
             for path, arrays in spec["vars"].items():
                 target = group.require_group(f"{path}/vars" if path else "vars")
                 for index, array in enumerate(arrays):
-                    target.create_dataset(str(index), data=np.ascontiguousarray(array))
+                    target.create_dataset(
+                        str(index), data=np.require(array, requirements="C")
+                    )  # 0-d stays 0-d
         h5.create_group("vars")
     return buffer.getvalue()
 

@@ -301,6 +301,8 @@ class _Builder:
             refs, explicit = _attention_inputs(call, where)
             masks = self._attention_masks(refs, explicit, config, call.kwargs)
             config["_self"] = len(refs) == 2 and refs[0] == refs[1]
+        elif class_name == "Attention":
+            refs = self._dot_attention_inputs(refs, config, call, where)
         elif _is_operation(layer):
             config["_arguments"] = [None if _history(a) else a for a in call.raw]
         else:
@@ -332,6 +334,24 @@ class _Builder:
         self.output_of[(name, 0)] = self.output_of[(source, 0)]
         self.mask_of[(name, 0)] = self.mask_of[(source, 0)]
         return True
+
+    def _dot_attention_inputs(
+        self, refs: list[Ref], config: dict, call: _Call, where: str
+    ) -> list[Ref]:
+        """Keras's Attention([query, value, key]) as the toolbox's (query, key, value)."""
+        masked = any(self._incoming(ref, call) not in (None, ALL_REAL) for ref in refs)
+        if call.tensors or masked or call.kwargs.get("return_attention_scores"):
+            raise ModelImportError(
+                f"{where} (Attention) is called with masks or return_attention_scores; "
+                "import_keras reproduces Attention([query, value]) and Attention([query, "
+                "value, key]), optionally with use_causal_mask=True."
+            )
+        if len(refs) not in (2, 3):
+            raise ModelImportError(
+                f"{where} (Attention) needs [query, value] or [query, value, key]."
+            )
+        config["_causal"] = bool(call.kwargs.get("use_causal_mask", False))
+        return [refs[0], refs[2] if len(refs) == 3 else refs[1], refs[1]]
 
     def _masks(
         self, class_name: str, config: dict, refs: list[Ref], call: _Call, base: str, where: str

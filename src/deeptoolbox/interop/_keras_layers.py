@@ -317,6 +317,17 @@ def _attention(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     return [("", layer, params)]
 
 
+def _dot_attention(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    """Keras's Attention (Luong's dot-product attention): the toolbox's one-head Attention."""
+    mode = config.get("score_mode", "dot")
+    _require(mode == "dot", f"score_mode={mode!r} (only 'dot')")
+    scale = float(np.asarray(weights[0]).reshape(-1)[0]) if config.get("use_scale") else 1.0
+    causal = "causal" if config.get("_causal") else "none"
+    layer = L.Attention(1, scale=scale, attention_mask=causal,
+                        dropout=float(config.get("dropout", 0.0)))  # fmt: skip
+    return [("", layer, {})]
+
+
 def _concatenate(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     rank = len(shapes[0])
     axis = config.get("axis", -1) % (rank + 1)  # Keras axis, batch included
@@ -416,6 +427,7 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "GRU": lambda c, w, s: _recurrent(c, w, s, "gru"),
     "Bidirectional": _bidirectional,
     "MultiHeadAttention": _attention,
+    "Attention": _dot_attention,
     "Add": lambda c, w, s: [("", L.Addition(len(s)), {})],
     "Multiply": lambda c, w, s: [("", L.Multiplication(len(s)), {})],
     "Concatenate": _concatenate,

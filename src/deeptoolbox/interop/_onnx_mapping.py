@@ -52,6 +52,7 @@ _TARGETS = {
     "Clip": "ClippedReLU", "PRelu": "PReLU", "Softplus": "Softplus", "HardSwish": "HardSwish",
     "HardSigmoid": "HardSigmoid", "Mish": "Mish", "InstanceNormalization": "InstanceNorm",
     "LRN": "CrossChannelNorm", "DepthToSpace": "DepthToSpace", "SpaceToDepth": "SpaceToDepth",
+    "Gather": "Indexing1d",
 }  # fmt: skip
 
 
@@ -315,6 +316,17 @@ def _block_rearrange(attrs: dict, inputs: list, shapes: list) -> Mapped:
         return L.SpaceToDepth(block), {}
     mode = str(attrs.get("mode", "DCR")).lower()
     return (L.DepthToSpace(block, mode=mode), {}) if mode in ("dcr", "crd") else None
+
+
+@mapper("Gather")
+def _gather(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """One constant step of a sequence (N, T, C): ``Gather(x, i, axis=1)``, a scalar i."""
+    if len(inputs) != 2 or not _runtime(inputs, 1) or len(shapes[0]) != 3:
+        return None
+    index = inputs[1]
+    if int(attrs.get("axis", 0)) != 1 or index.dim() != 0 or index.is_floating_point():
+        return None
+    return L.Indexing1d(int(index)), {}
 
 
 def map_node(

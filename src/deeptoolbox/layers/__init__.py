@@ -103,6 +103,9 @@ from deeptoolbox.layers._conv import (
     TransposedConv2d as TransposedConv2d,
 )
 from deeptoolbox.layers._dense import Dense as Dense
+from deeptoolbox.layers._function import (
+    FunctionLayer as FunctionLayer,
+)
 from deeptoolbox.layers._input import (
     FeatureInput as FeatureInput,
 )
@@ -174,6 +177,21 @@ from deeptoolbox.layers._reshape import (
 from deeptoolbox.layers._reshape import (
     SpaceToDepth as SpaceToDepth,
 )
+from deeptoolbox.layers._transformer import (
+    Attention as Attention,
+)
+from deeptoolbox.layers._transformer import (
+    EmbeddingConcatenation as EmbeddingConcatenation,
+)
+from deeptoolbox.layers._transformer import (
+    Indexing1d as Indexing1d,
+)
+from deeptoolbox.layers._transformer import (
+    PatchEmbedding as PatchEmbedding,
+)
+from deeptoolbox.layers._transformer import (
+    SinusoidalPositionEncoding as SinusoidalPositionEncoding,
+)
 
 __all__ = [
     "Layer", "StatefulLayer", "Shape", "register_layer", "registered_layer",
@@ -188,4 +206,6 @@ __all__ = [
     "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
     "Flatten", "Reshape", "Resize2d", "DepthToSpace", "SpaceToDepth",
     "Addition", "Concatenation", "Multiplication",
+    "Attention", "PatchEmbedding", "SinusoidalPositionEncoding", "EmbeddingConcatenation",
+    "Indexing1d", "FunctionLayer",
 ]  # fmt: skip

@@ -96,7 +96,7 @@ def _onnx_affine(module: nn.Module) -> nn.Module | None:
 _AFFINE = (
     L.InputLayer, L.Dense, L.Conv1d, L.Conv2d, L.Conv3d, L.TransposedConv2d, L.BatchNorm,
     L.AvgPool1d, L.AvgPool2d, L.GlobalAvgPool, L.Flatten, L.Reshape, L.Addition,
-    L.Concatenation, L.Dropout, ScaleShift,
+    L.Concatenation, L.Dropout, ScaleShift, L.Indexing1d, L.EmbeddingConcatenation,
     nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool1d,
     nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout,
 )  # fmt: skip
@@ -112,7 +112,7 @@ _KINDS: tuple[tuple[tuple[type, ...], str], ...] = (
 SUPPORTED = (
     "Dense, Conv1d, Conv2d, Conv3d, TransposedConv2d, BatchNorm, AvgPool1d, AvgPool2d, "
     "GlobalAvgPool, MaxPool1d, MaxPool2d, GlobalMaxPool, Flatten, Reshape, Addition, "
-    "Concatenation, Dropout, ReLU, LeakyReLU (scale <= 1), Sigmoid, Tanh, input layers "
+    "Concatenation, Dropout, Indexing1d, EmbeddingConcatenation, ReLU, LeakyReLU (scale <= 1), Sigmoid, Tanh, input layers "
     "(any normalization), a final Softmax; imported ONNX Add/Sub/Mul/Div by a constant and Neg "
     "(input normalization); and their torch.nn counterparts"
 )
