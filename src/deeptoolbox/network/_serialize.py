@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from deeptoolbox.errors import NetworkError, NetworkFileError, OptionError, UnregisteredLayerError
-from deeptoolbox.layers._base import Layer, config_of, layer_type_name, registered_layer
+from deeptoolbox.layers._base import (
+    Layer,
+    config_of,
+    layer_type_name,
+    registered_layer,
+    registered_layers,
+)
 from deeptoolbox.network._graph import Connection
 from deeptoolbox.network._shapes import input_ports
 
@@ -20,6 +26,13 @@ FORMAT_VERSION = 2
 """Version history: 1 = the first format. 2 = convolutions default to ``padding=0`` (before,
 ``"same"``), and a bidirectional LSTM/GRU's ``output_mode="last"`` is MATLAB's last time step
 (before, each direction's final state, now ``"final_state"``)."""
+
+RENAMED_LAYER_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
+    "MaskedGlobalAvgPool": ("GlobalAvgPool", {"has_padding_mask": True}),
+}
+"""Toolbox layer types that files written by earlier versions name: old type name -> (the
+type today, the options that give it the old behaviour). A class registered under the old
+name (a user's own) wins."""
 
 _CONVOLUTIONS = ("Conv1d", "Conv2d", "Conv3d")
 _RECURRENT = ("LSTM", "GRU")
@@ -121,10 +134,13 @@ def _build_layer(record: Any, where: str, version: int) -> tuple[str, nn.Module]
         raise NetworkFileError(
             f"{where}: each layer entry needs 'name', 'type' and 'config'. Received: {record!r}."
         )
-    cls = registered_layer(record["type"])
-    config = record["config"]
+    type_name, config = record["type"], record["config"]
+    if type_name in RENAMED_LAYER_TYPES and type_name not in registered_layers():
+        type_name, options = RENAMED_LAYER_TYPES[type_name]
+        config = {**config, **options} if isinstance(config, dict) else config
+    cls = registered_layer(type_name)
     if isinstance(config, dict) and cls.__module__.startswith("deeptoolbox."):
-        config = upgrade_layer_config(record["type"], config, version)
+        config = upgrade_layer_config(type_name, config, version)
     try:
         if issubclass(cls, Layer):
             module = cls.from_config(config)
