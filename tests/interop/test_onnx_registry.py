@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deeptoolbox.interop import _onnx_registry as registry
+import deeptoolbox.interop._onnx_registry as registry
 from deeptoolbox.interop import onnx_operator_table, supported_onnx_operators
 
 DOCS = Path(__file__).parents[2] / "docs" / "interop-onnx.md"
@@ -56,7 +56,7 @@ def test_an_op_defined_in_two_modules_is_refused():
 
 def test_the_operator_layers_see_every_op_whichever_module_is_imported_first():
     code = (
-        "from deeptoolbox.interop import _onnx_ops_tensor\n"  # once the first to be imported
+        "import deeptoolbox.interop._onnx_ops_tensor\n"  # once the first to be imported
         "from deeptoolbox.interop._onnx_layers import OPERATORS\n"
         "print(len(OPERATORS), 'Resize' in OPERATORS, 'LSTM' in OPERATORS)"
     )

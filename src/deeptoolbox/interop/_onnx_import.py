@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox.errors import ModelImportError
+from deeptoolbox.errors import ModelExportError, ModelImportError
 from deeptoolbox.interop._onnx_graph import node_attributes as _attributes
 from deeptoolbox.interop._onnx_layers import (
     OnnxOperator,
@@ -166,7 +166,7 @@ def import_onnx(
 
 
 def _check_against_onnxruntime(network: Network, path: Path, example_inputs) -> None:
-    from deeptoolbox.interop._onnx_export import ModelExportError, verify_onnx
+    from deeptoolbox.interop._onnx_export import verify_onnx
 
     try:
         verify_onnx(network, path, example_inputs, label=f"import_onnx of '{path.name}'")

@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from deeptoolbox.interop import _onnx_ops, _onnx_ops_tensor, _onnx_recurrent, _onnx_resize
+import deeptoolbox.interop._onnx_ops as _onnx_ops
+import deeptoolbox.interop._onnx_ops_tensor as _onnx_ops_tensor
+import deeptoolbox.interop._onnx_recurrent as _onnx_recurrent
+import deeptoolbox.interop._onnx_resize as _onnx_resize
 from deeptoolbox.interop._onnx_mapping import mapped_operators
 from deeptoolbox.interop._onnx_opset import Operator
 from deeptoolbox.interop._onnx_patterns import PATTERN_TARGETS
