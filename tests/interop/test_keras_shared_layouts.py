@@ -20,7 +20,7 @@ import deeptoolbox as dtb  # noqa: E402
 from deeptoolbox import layers as L  # noqa: E402
 from deeptoolbox.errors import ModelImportError  # noqa: E402
 from deeptoolbox.interop import ModelExportError, export_keras, import_keras  # noqa: E402
-from deeptoolbox.interop._keras_ops import (  # noqa: E402
+from deeptoolbox.layers import (  # noqa: E402
     AvgPoolExcludingPadding,
     AxisLayerNorm,
     CrossAttention,

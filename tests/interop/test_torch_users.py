@@ -29,7 +29,8 @@ from deeptoolbox.interop import (
     original_state_dict_keys,
 )
 from deeptoolbox.interop._torch_keys import untied, warn_untied
-from deeptoolbox.interop._torch_layers import ModeSwitch, OpaqueModule
+from deeptoolbox.interop._torch_layers import OpaqueModule
+from deeptoolbox.layers import ModeSwitch
 
 TOLERANCE = 1e-5
 

@@ -21,7 +21,6 @@ from torch import nn
 
 import deeptoolbox.compress as compress  # registers the projected layers too
 import deeptoolbox.interop as interop  # registers the interop operator layers too
-import deeptoolbox.interop._keras_ops as keras_ops
 import deeptoolbox.layers as L
 import deeptoolbox.network as network
 from deeptoolbox.layers import Layer, registered_layers
@@ -188,30 +187,29 @@ CASES: dict[str, Case] = {
     "TorchModule": Case(
         lambda: interop.TorchModule("torch.nn.Softplus", module_arguments={"beta": 2.0}), [(3,)]
     ),
-    "StochasticDepth": Case(lambda: interop.StochasticDepth(0.1, "row"), [(3, 4, 4)]),
-    "ModeSwitch": Case(interop.ModeSwitch, [(3,), (3,)], _training_and_evaluation_sides),
+    "StochasticDepth": Case(lambda: L.StochasticDepth(0.1, "row"), [(3, 4, 4)]),
+    "ModeSwitch": Case(L.ModeSwitch, [(3,), (3,)], _training_and_evaluation_sides),
     "OnnxOperator": Case(
         lambda: interop.OnnxOperator(
             "Add", slots=["in1", "const1"], constants={"const1": {"shape": [3], "dtype": "float32"}}
         ),
         [(2, 3)],
     ),
-    "TensorInput": Case(lambda: interop.TensorInput((None, 3)), [], data_shapes=[(5, 3)]),
-    # layers import_keras uses for Keras semantics (deeptoolbox.interop._keras_ops)
-    "PaddingMask": Case(lambda: keras_ops.PaddingMask(), [(None, 1)], _token_ids),
-    "MaskedSteps": Case(lambda: keras_ops.MaskedSteps("hold"), [(None, 4), (None,)], _bool_mask),
-    "MaskedGlobalAvgPool": Case(keras_ops.MaskedGlobalAvgPool, [(None, 4), (None,)], _bool_mask),
+    "TensorInput": Case(lambda: L.TensorInput((None, 3)), [], data_shapes=[(5, 3)]),
+    # layers import_keras uses for Keras semantics
+    "PaddingMask": Case(lambda: L.PaddingMask(), [(None, 1)], _token_ids),
+    "MaskedSteps": Case(lambda: L.MaskedSteps("hold"), [(None, 4), (None,)], _bool_mask),
     "CrossAttention": Case(
-        lambda: keras_ops.CrossAttention(
+        lambda: L.CrossAttention(
             2, key_dim=3, value_dim=2, has_key=True, masks=["value_mask", "attention_mask"]
         ),
         [(None, 4), (6, 3), (6, 2), (6,), (None, 6)],
         _cross_attention_inputs,
     ),
     "AvgPoolExcludingPadding": Case(
-        lambda: keras_ops.AvgPoolExcludingPadding([3, 2], stride=[2, 2]), [(2, 5, 5)]
+        lambda: L.AvgPoolExcludingPadding([3, 2], stride=[2, 2]), [(2, 5, 5)]
     ),
-    "AxisLayerNorm": Case(lambda: keras_ops.AxisLayerNorm([1, 3]), [(3, 4, 5)]),
+    "AxisLayerNorm": Case(lambda: L.AxisLayerNorm([1, 3]), [(3, 4, 5)]),
     # projected layers made by deeptoolbox.compress.project
     "ProjectedDense": Case(lambda: compress.ProjectedDense(4, 2), [(2, 3, 3)]),
     "ProjectedConv1d": Case(lambda: compress.ProjectedConv1d(4, 3, 2, padding=1), [(None, 3)]),
@@ -307,7 +305,7 @@ def test_repr_is_the_constructor_call(type_name):
     text = repr(layer)
     assert text.startswith(f"{type_name}(") and text.endswith(")")
     assert "\n" not in text
-    namespace = {**vars(L), **vars(interop), **vars(keras_ops), **vars(compress), **vars(network)}
+    namespace = {**vars(L), **vars(interop), **vars(compress), **vars(network)}
     rebuilt = eval(text, {"__builtins__": {}}, namespace)  # noqa: S307 - our own repr
     assert type(rebuilt) is type(layer)
     assert _json_round_trip(rebuilt.get_config()) == _json_round_trip(layer.get_config())

@@ -297,7 +297,7 @@ EDITS = {
 
 def network_from_graph(data: Any) -> Network:
     """A Network from a ``network.json`` description (what ``PUT /api/graph`` receives)."""
-    return from_architecture(data, "the graph sent to the designer")
+    return from_architecture(data, Network, "the graph sent to the designer")
 
 
 def graph_json(net: Network) -> dict[str, Any]:

@@ -12,26 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deeptoolbox.deploy._int8_arithmetic import clamp, rdiv, rshift_round
 from deeptoolbox.deploy._ir import Graph, Op
 from deeptoolbox.deploy._reference import _pad_amount
-
-
-def rshift_round(v, s):
-    """round(v / 2**s), halves away from zero (int64)."""
-    v = np.asarray(v, dtype=np.int64)
-    s = np.asarray(s, dtype=np.int64)
-    half = np.left_shift(np.int64(1), s - 1)
-    return np.where(v >= 0, (v + half) >> s, -((half - v) >> s))
-
-
-def rdiv(a, b: int):
-    """Integer a / b rounded, halves away from zero (b > 0)."""
-    a = np.asarray(a, dtype=np.int64)
-    return np.where(a >= 0, (a + b // 2) // b, -((-a + b // 2) // b))
-
-
-def clamp(v, low: int = -128, high: int = 127):
-    return np.clip(v, low, high).astype(np.int64)
 
 
 def _requant(acc, op: Op, channel_axis: int):

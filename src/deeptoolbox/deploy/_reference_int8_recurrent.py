@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from deeptoolbox.deploy._int8_arithmetic import clamp, rshift_round
 from deeptoolbox.deploy._ir import Op
 from deeptoolbox.deploy._quantize_recurrent import CELL_SHIFT
-from deeptoolbox.deploy._reference_int8 import clamp, rshift_round
 
 
 def _preactivations(op: Op, d: int, xt: np.ndarray, h: np.ndarray):

@@ -1,5 +1,9 @@
 """Interoperability: ONNX, PyTorch and Keras import and export.
 
+The layers that imported networks use for Keras and PyTorch semantics (``PaddingMask``,
+``CrossAttention``, ``StochasticDepth``, ``TensorInput``...) live in
+:mod:`deeptoolbox.layers`; they are also importable from here, as before.
+
 Example:
     >>> from deeptoolbox.interop import supported_onnx_operators
     >>> "Conv" in supported_onnx_operators()
@@ -7,17 +11,12 @@ Example:
 """
 
 from deeptoolbox.errors import ModelExportError as ModelExportError
+from deeptoolbox.interop._compat import MaskedGlobalAvgPool as MaskedGlobalAvgPool
 from deeptoolbox.interop._convert import convert as convert
 from deeptoolbox.interop._convert import read_model as read_model
 from deeptoolbox.interop._keras_export import export_keras as export_keras
 from deeptoolbox.interop._keras_import import import_keras as import_keras
 from deeptoolbox.interop._keras_layers import supported_keras_layers as supported_keras_layers
-from deeptoolbox.interop._keras_ops import AvgPoolExcludingPadding as AvgPoolExcludingPadding
-from deeptoolbox.interop._keras_ops import AxisLayerNorm as AxisLayerNorm
-from deeptoolbox.interop._keras_ops import CrossAttention as CrossAttention
-from deeptoolbox.interop._keras_ops import MaskedGlobalAvgPool as MaskedGlobalAvgPool
-from deeptoolbox.interop._keras_ops import MaskedSteps as MaskedSteps
-from deeptoolbox.interop._keras_ops import PaddingMask as PaddingMask
 from deeptoolbox.interop._onnx_export import export_onnx as export_onnx
 from deeptoolbox.interop._onnx_export import verify_onnx as verify_onnx
 from deeptoolbox.interop._onnx_import import import_onnx as import_onnx
@@ -25,18 +24,23 @@ from deeptoolbox.interop._onnx_import import onnx_operator_table as onnx_operato
 from deeptoolbox.interop._onnx_import import supported_onnx_operators as supported_onnx_operators
 from deeptoolbox.interop._onnx_layers import OnnxOperator as OnnxOperator
 from deeptoolbox.interop._onnx_layers import OnnxPlaceholder as OnnxPlaceholder
-from deeptoolbox.interop._onnx_layers import TensorInput as TensorInput
 from deeptoolbox.interop._torch import export_pytorch as export_pytorch
 from deeptoolbox.interop._torch import from_torch as from_torch
 from deeptoolbox.interop._torch import import_pytorch as import_pytorch
 from deeptoolbox.interop._torch_keys import load_original_state_dict as load_original_state_dict
 from deeptoolbox.interop._torch_keys import original_state_dict as original_state_dict
 from deeptoolbox.interop._torch_keys import original_state_dict_keys as original_state_dict_keys
-from deeptoolbox.interop._torch_layers import ModeSwitch as ModeSwitch
 from deeptoolbox.interop._torch_layers import OpaqueModule as OpaqueModule
-from deeptoolbox.interop._torch_layers import StochasticDepth as StochasticDepth
 from deeptoolbox.interop._torch_layers import TorchFunction as TorchFunction
 from deeptoolbox.interop._torch_layers import TorchModule as TorchModule
+from deeptoolbox.layers import AvgPoolExcludingPadding as AvgPoolExcludingPadding
+from deeptoolbox.layers import AxisLayerNorm as AxisLayerNorm
+from deeptoolbox.layers import CrossAttention as CrossAttention
+from deeptoolbox.layers import MaskedSteps as MaskedSteps
+from deeptoolbox.layers import ModeSwitch as ModeSwitch
+from deeptoolbox.layers import PaddingMask as PaddingMask
+from deeptoolbox.layers import StochasticDepth as StochasticDepth
+from deeptoolbox.layers import TensorInput as TensorInput
 
 __all__ = [
     "convert",

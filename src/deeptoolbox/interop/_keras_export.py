@@ -30,14 +30,6 @@ from deeptoolbox.errors import ModelExportError, ModelImportError
 from deeptoolbox.interop._keras_files import file_keys
 from deeptoolbox.interop._keras_layers import OPERATIONS
 from deeptoolbox.interop._keras_metadata import KEY, normalization_spec, toolbox_entry
-from deeptoolbox.interop._keras_ops import (
-    AvgPoolExcludingPadding,
-    AxisLayerNorm,
-    CrossAttention,
-    MaskedGlobalAvgPool,
-    MaskedSteps,
-    PaddingMask,
-)
 from deeptoolbox.interop._samples import sample_inputs
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.interop._verify import compare_outputs, reference, usable_keras
@@ -192,7 +184,7 @@ def _operation(name: str, class_name: str, arguments: list | None = None, **conf
     return spec
 
 
-def _padding_mask(name: str, m: PaddingMask, shape: Shape) -> list[dict]:
+def _padding_mask(name: str, m: L.PaddingMask, shape: Shape) -> list[dict]:
     if not m.over_channels:  # token ids (N, T) -> (N, T), as Embedding(mask_zero=True)
         return [_operation(name, "NotEqual", [None, m.value])]
     return [
@@ -223,13 +215,13 @@ def _torch_function(name: str, m: TorchFunction, shape: Shape) -> list[dict]:
     return [_operation(name, kind, arguments, **config)]
 
 
-def _masked_steps(net: Network, name: str, m: MaskedSteps, specs: list[dict]) -> list[dict]:
+def _masked_steps(net: Network, name: str, m: L.MaskedSteps, specs: list[dict]) -> list[dict]:
     """MaskedSteps right after a masked LSTM or GRU: folded into Keras's own masking."""
     ports = net.sources(name)
     source = net.layer(ports["in"])  # type: ignore[arg-type]
     mask = net.layer(ports["mask"])  # type: ignore[arg-type]
     same_input = net.sources(ports["mask"]).get("in") == ports["in"]  # type: ignore[arg-type]
-    if m.mode == "zero" and isinstance(mask, PaddingMask) and mask.over_channels and same_input:
+    if m.mode == "zero" and isinstance(mask, L.PaddingMask) and mask.over_channels and same_input:
         # Keras's Masking; the mask-free copy keeps Keras's later layers from reading a mask
         # the toolbox's do not see (those that do get it through mask=)
         masking = _spec(f"{name}_masking", "Masking", {"mask_value": mask.value})
@@ -274,7 +266,7 @@ def _attention(name: str, m: L.SelfAttention, shape: Shape) -> list[dict]:
     return [spec]
 
 
-def _cross_attention(name: str, m: CrossAttention, shape: Shape) -> list[dict]:
+def _cross_attention(name: str, m: L.CrossAttention, shape: Shape) -> list[dict]:
     if "query_mask" in m.masks:
         raise ValueError("a query_mask input (Keras takes it only from the query's own mask)")
     heads = m.num_heads
@@ -317,13 +309,13 @@ def _dot_attention(name: str, m: L.Attention, shape: Shape) -> list[dict]:
     return [spec]
 
 
-def _exclusive_pool(name: str, m: AvgPoolExcludingPadding, shape: Shape) -> list[dict]:
+def _exclusive_pool(name: str, m: L.AvgPoolExcludingPadding, shape: Shape) -> list[dict]:
     config = {"pool_size": list(m.pool_size), "strides": list(m.stride), "padding": "same",
               "data_format": "channels_last"}  # fmt: skip
     return [_spec(name, f"AveragePooling{len(m.pool_size)}D", config)]
 
 
-def _axis_norm(name: str, m: AxisLayerNorm, shape: Shape) -> list[dict]:
+def _axis_norm(name: str, m: L.AxisLayerNorm, shape: Shape) -> list[dict]:
     image = len(shape) == 3  # the toolbox's (C, H, W) is Keras's (H, W, C)
     axes = sorted({1: 3, 2: 1, 3: 2}[a] for a in m.axes) if image else list(m.axes)
     size = [int(d) for d in keras_shape(shape)[1:]]
@@ -422,13 +414,12 @@ _EXPORTERS: dict[type, Any] = {
             {"": [_array(m.weight)]},
         )  # fmt: skip
     ],
-    PaddingMask: _padding_mask,
-    CrossAttention: _cross_attention,
+    L.PaddingMask: _padding_mask,
+    L.CrossAttention: _cross_attention,
     L.Attention: _dot_attention,
-    AvgPoolExcludingPadding: _exclusive_pool,
-    AxisLayerNorm: _axis_norm,
+    L.AvgPoolExcludingPadding: _exclusive_pool,
+    L.AxisLayerNorm: _axis_norm,
     TorchFunction: _torch_function,
-    MaskedGlobalAvgPool: lambda n, m, s: [_spec(n, "GlobalAveragePooling1D", {})],
     L.LSTM: _recurrent,
     L.GRU: _recurrent,
     L.SelfAttention: _attention,
@@ -470,7 +461,7 @@ def _reads_ids(layer: nn.Module) -> bool:
     """Layers that take token ids as (N, T) as well as (N, T, 1)."""
     if isinstance(layer, TorchFunction):  # a padding mask as keras.ops.not_equal(ids, 0)
         return layer.function in ("torch.ne", "torch.eq")
-    return isinstance(layer, L.Embedding | PaddingMask) and not getattr(
+    return isinstance(layer, L.Embedding | L.PaddingMask) and not getattr(
         layer, "over_channels", False
     )
 
@@ -518,7 +509,7 @@ def _specs(net: Network) -> list[dict]:
             last[name] = _input_normalization(net, name, specs)
             continue
         exporter = _EXPORTERS.get(type(module))
-        if isinstance(module, MaskedSteps):
+        if isinstance(module, L.MaskedSteps):
             exporter = lambda n, m, s: _masked_steps(net, n, m, specs)  # noqa: E731
         if exporter is None:
             supported = ", ".join(sorted(k.__name__ for k in _EXPORTERS))

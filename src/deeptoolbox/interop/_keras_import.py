@@ -24,10 +24,11 @@ from deeptoolbox.interop._keras_metadata import (
     input_layer_of,
     normalization_layers_of,
 )
-from deeptoolbox.interop._keras_ops import MASK_PORTS, PaddingMask
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.interop._verify import check_unsupported
+from deeptoolbox.layers._attention import MASK_PORTS
 from deeptoolbox.layers._input import InputLayer
+from deeptoolbox.layers._masking import PaddingMask
 from deeptoolbox.network import Network
 
 _INTEGER = re.compile(r"^u?int")

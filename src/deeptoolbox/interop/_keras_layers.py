@@ -17,13 +17,6 @@ from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox.errors import ModelImportError, _KerasUnsupported
-from deeptoolbox.interop._keras_ops import (
-    AvgPoolExcludingPadding,
-    AxisLayerNorm,
-    CrossAttention,
-    MaskedGlobalAvgPool,
-    MaskedSteps,
-)
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._base import Shape
 
@@ -119,7 +112,7 @@ def _pool(config: dict, weights: list, shapes: list[Shape], kind: str, dims: int
     size = config["pool_size"]
     strides = config.get("strides") or size
     if kind == "avg" and padding == "same":  # Keras leaves the padding out of the average
-        layer = AvgPoolExcludingPadding(list(size), stride=list(strides))
+        layer = L.AvgPoolExcludingPadding(list(size), stride=list(strides))
         return [("", layer, {})]
     cls = {("max", 1): L.MaxPool1d, ("max", 2): L.MaxPool2d, ("avg", 1): L.AvgPool1d,
            ("avg", 2): L.AvgPool2d}[(kind, dims)]  # fmt: skip
@@ -130,7 +123,7 @@ def _global(config: dict, weights: list, shapes: list[Shape], kind: str) -> Chai
     _channels_last(config)
     _require(not config.get("keepdims", False), "keepdims=True")
     if config.get("_mask"):  # GlobalAveragePooling1D after a padding mask: real steps only
-        return [("", MaskedGlobalAvgPool(), {})]
+        return [("", L.GlobalAvgPool(has_padding_mask=True), {})]
     return [("", L.GlobalAvgPool() if kind == "avg" else L.GlobalMaxPool(), {})]
 
 
@@ -167,7 +160,7 @@ def _layernorm(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     order = (2, 0, 1) if rank == 3 else tuple(range(rank))  # Keras (H, W, C) -> (C, H, W)
     gamma, beta = (np.transpose(np.reshape(p, size), order) for p in (gamma, beta))
     dims = [{1: 2, 2: 3, 3: 1}[a] for a in axes] if rank == 3 else axes
-    return [("", AxisLayerNorm(dims, epsilon=epsilon), {"weight": gamma, "bias": beta})]
+    return [("", L.AxisLayerNorm(dims, epsilon=epsilon), {"weight": gamma, "bias": beta})]
 
 
 def _flatten(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -249,7 +242,7 @@ def _masked_steps(chain: Chain, config: dict, return_sequences: bool, mode: str)
     """Append what Keras gives at masked steps, when the layer reads a padding mask."""
     if not config.get("_mask"):
         return chain
-    return chain + [("masked", MaskedSteps(mode if return_sequences else "last"), {})]
+    return chain + [("masked", L.MaskedSteps(mode if return_sequences else "last"), {})]
 
 
 def _recurrent(config: dict, weights: list, shapes: list[Shape], cell: str) -> Chain:
@@ -310,7 +303,7 @@ def _attention(config: dict, weights: list, shapes: list[Shape]) -> Chain:
         layer = L.SelfAttention(heads, key_channels=heads * key_dim, output_channels=output,
                                 causal=causal)  # fmt: skip
         return [("", layer, params)]
-    layer = CrossAttention(
+    layer = L.CrossAttention(
         heads, key_dim=key_dim, value_dim=value_dim, output_channels=output, bias=bias,
         causal=causal, has_key=has_key, masks=masks,
     )  # fmt: skip
@@ -422,7 +415,7 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "ELU": lambda c, w, s: [("", L.ELU(float(c.get("alpha", 1.0))), {})],
     "Softmax": lambda c, w, s: [("", L.Softmax(), {})],
     "Embedding": _embedding,
-    "Masking": lambda c, w, s: [("", MaskedSteps("zero"), {})],
+    "Masking": lambda c, w, s: [("", L.MaskedSteps("zero"), {})],
     "LSTM": lambda c, w, s: _recurrent(c, w, s, "lstm"),
     "GRU": lambda c, w, s: _recurrent(c, w, s, "gru"),
     "Bidirectional": _bidirectional,

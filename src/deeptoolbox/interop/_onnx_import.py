@@ -23,20 +23,20 @@ import torch
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox.errors import ModelImportError
+from deeptoolbox.errors import ModelExportError, ModelImportError
+from deeptoolbox.interop._onnx_graph import node_attributes as _attributes
 from deeptoolbox.interop._onnx_layers import (
     OnnxOperator,
     OnnxPlaceholder,
-    TensorInput,
     as_tensor,
     dtype_name,
     encode_attribute,
 )
-from deeptoolbox.interop._onnx_mapping import load_weights, map_node, mapped_operators
+from deeptoolbox.interop._onnx_mapping import load_weights, map_node
 from deeptoolbox.interop._onnx_metadata import network_name, restore_folded_batchnorms
-from deeptoolbox.interop._onnx_ops import OPERATORS, onnx_dtype
-from deeptoolbox.interop._onnx_patterns import PATTERN_TARGETS, Fused, fuse_patterns
-from deeptoolbox.interop._onnx_patterns import node_attributes as _attributes
+from deeptoolbox.interop._onnx_ops import onnx_dtype
+from deeptoolbox.interop._onnx_patterns import Fused, fuse_patterns
+from deeptoolbox.interop._onnx_registry import OPERATORS, operator_table, supported_operators
 from deeptoolbox.interop._verify import check_unsupported
 from deeptoolbox.layers._base import Layer
 from deeptoolbox.network._network import Network
@@ -79,25 +79,18 @@ def supported_onnx_operators() -> list[str]:
         >>> "Conv" in ops, "LSTM" in ops, "NonMaxSuppression" in ops
         (True, True, False)
     """
-    return sorted(OPERATORS)
+    return supported_operators()
 
 
 def onnx_operator_table() -> str:
-    """A markdown table of the supported ONNX operators and what each becomes.
+    """A markdown table of the supported ONNX operators and what each becomes
+    (``docs/interop-onnx.md`` lists this table).
 
     Example:
         >>> print(onnx_operator_table().splitlines()[0])
         | ONNX operator | becomes |
     """
-    mapped = mapped_operators()
-    rows = ["| ONNX operator | becomes |", "| --- | --- |"]
-    for op in supported_onnx_operators():
-        targets = [f"`{mapped[op]}`"] if op in mapped else []
-        if op in PATTERN_TARGETS and PATTERN_TARGETS[op] != mapped.get(op):
-            targets.append(f"`{PATTERN_TARGETS[op]}` (with the nodes around it)")
-        target = " or ".join(targets) + " when its options fit, else `OnnxOperator`"
-        rows.append(f"| {op} | {target if targets else '`OnnxOperator`'} |")
-    return "\n".join(rows)
+    return operator_table()
 
 
 def import_onnx(
@@ -173,7 +166,7 @@ def import_onnx(
 
 
 def _check_against_onnxruntime(network: Network, path: Path, example_inputs) -> None:
-    from deeptoolbox.interop._onnx_export import ModelExportError, verify_onnx
+    from deeptoolbox.interop._onnx_export import verify_onnx
 
     try:
         verify_onnx(network, path, example_inputs, label=f"import_onnx of '{path.name}'")
@@ -306,7 +299,7 @@ def _input_layer(size: tuple[int | None, ...], name: str) -> nn.Module:
         return L.ImageInput(size, name=name)
     if rank == 4 and fixed:
         return L.VolumeInput(size, name=name)
-    return TensorInput(size, name=name)
+    return L.TensorInput(size, name=name)
 
 
 def _add_inputs(build: _Build, graph) -> None:

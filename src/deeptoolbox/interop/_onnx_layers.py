@@ -4,8 +4,8 @@
   weights), so any supported graph becomes a Network that can be analyzed, saved and edited.
 * :class:`OnnxPlaceholder` stands for an operator the toolbox cannot run: ``analyze`` reports
   it and the network refuses to run until it is replaced (``net.replace_layer``).
-* :class:`TensorInput` declares an input of any rank (ONNX tensors need not be features,
-  sequences, images or volumes).
+
+Inputs of any rank use :class:`deeptoolbox.layers.TensorInput`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from deeptoolbox.errors import NotInitializedError, OptionError, SizeMismatchError
-from deeptoolbox.interop import _onnx_recurrent, _onnx_resize  # noqa: F401 - register ops
-from deeptoolbox.interop._onnx_ops import OPERATORS
-from deeptoolbox.layers._base import Layer, Shape, format_shape, register_layer
-from deeptoolbox.layers._input import InputLayer
+from deeptoolbox.interop._onnx_opset import as_tensor as as_tensor  # the importers' helper
+from deeptoolbox.interop._onnx_registry import OPERATORS
+from deeptoolbox.layers._base import Layer, Shape, register_layer
 
 _DTYPE_NAMES = {
     "float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
@@ -205,46 +203,3 @@ class OnnxPlaceholder(OnnxOperator):
             f"Layer '{self.name}' is a placeholder for the unsupported ONNX operator "
             f"{self.op_type!r}; replace it with net.replace_layer('{self.name}', ...) first."
         )
-
-
-@register_layer
-class TensorInput(InputLayer):
-    """Input of tensors of any rank: batches of size (N, *size); ``None`` marks a free length.
-
-    Imported ONNX graphs use it for inputs that are not features, sequences, images or volumes.
-
-    Example:
-        >>> layer = TensorInput((None, 4, 4, 2))
-        >>> layer.accepts((7, 4, 4, 2)), layer.accepts((7, 4, 4))
-        (True, False)
-    """
-
-    def __init__(self, size: Sequence[int | None], *, name: str | None = None) -> None:
-        if (
-            isinstance(size, str | bytes)
-            or not isinstance(size, Sequence)
-            or not all(
-                d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0)
-                for d in size
-            )
-        ):
-            raise OptionError(
-                f"TensorInput: `size` must be a sequence of ints >= 0 or None (free). "
-                f"Received: size={size!r}. Example: TensorInput((None, 4))."
-            )
-        super().__init__(tuple(size), name=name)
-        self.size = tuple(size)
-
-    def _statistic_shape(self) -> tuple[int, ...]:
-        return ()  # no normalization: nothing to size
-
-    def describe_input(self) -> str:
-        return f"tensors of size N x {format_shape(self.shape)}"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-def as_tensor(array: np.ndarray) -> torch.Tensor:
-    """A torch tensor copy of a numpy array from an ONNX file."""
-    return torch.from_numpy(np.array(array, copy=True))

@@ -2,7 +2,8 @@
 
 Each operator is a function ``(inputs, attributes) -> tensor or tuple of tensors``, where
 ``inputs`` lists the node's inputs (None for an omitted optional input) and ``attributes`` is
-a dict of plain values. :data:`OPERATORS` maps the ONNX op type to its function.
+a dict of plain values. :data:`OPERATORS` maps the ONNX op types of this module to their
+functions; the registry of every supported op is :mod:`._onnx_registry`.
 """
 
 from __future__ import annotations
@@ -14,43 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from deeptoolbox.errors import ModelImportError
-
-Tensor = torch.Tensor
-Inputs = list[Tensor | None]
-Operator = Callable[[Inputs, dict], Tensor | tuple[Tensor, ...]]
+from deeptoolbox.interop._onnx_opset import Inputs, Operator, Tensor, registrar
+from deeptoolbox.interop._onnx_opset import axes_of as _axes
+from deeptoolbox.interop._onnx_opset import torch_pad as _torch_pad
 
 OPERATORS: dict[str, Operator] = {}
-
-
-def operator(*names: str) -> Callable[[Operator], Operator]:
-    """Register a function as the implementation of the ONNX ops ``names``."""
-
-    def decorate(function: Operator) -> Operator:
-        for name in names:
-            OPERATORS[name] = function
-        return function
-
-    return decorate
-
-
-def supported_operators() -> list[str]:
-    """ONNX op types the importer can run (as toolbox layers or operator layers).
-
-    Example:
-        >>> "Conv" in supported_operators() and "LSTM" in supported_operators()
-        True
-    """
-    return sorted(OPERATORS)
-
-
-def _ints(value: Tensor | None) -> list[int] | None:
-    return None if value is None else [int(v) for v in value.reshape(-1).tolist()]
-
-
-def _axes(inputs: Inputs, attrs: dict, position: int) -> list[int] | None:
-    if len(inputs) > position and inputs[position] is not None:
-        return _ints(inputs[position])
-    return attrs.get("axes")
+operator = registrar(OPERATORS)
 
 
 # -- element-wise -----------------------------------------------------------------------------
@@ -280,15 +250,6 @@ def _explicit_pads(x: Tensor, attrs: dict, kernel: list[int], strides, dilations
     if mode == "VALID":
         return [0] * (2 * dims)
     return list(attrs.get("pads", [0] * (2 * dims)))
-
-
-def _torch_pad(pads: list[int]) -> list[int]:
-    """ONNX (b1, b2, ..., e1, e2, ...) to torch's (b_last, e_last, ..., b_first, e_first)."""
-    dims = len(pads) // 2
-    result: list[int] = []
-    for axis in reversed(range(dims)):
-        result += [pads[axis], pads[axis + dims]]
-    return result
 
 
 def _conv_parts(inputs: Inputs, attrs: dict):
@@ -564,9 +525,3 @@ def _arg_of(function):
 
 
 OPERATORS.update(ArgMax=_arg_of(torch.argmax), ArgMin=_arg_of(torch.argmin))
-
-
-# Operators on tensor shapes and layout, and resizing, live in their own modules and register
-# into OPERATORS when they are imported; import them here so that importing this module (as
-# the importer and the operator layers do) always yields the complete registry.
-from deeptoolbox.interop import _onnx_ops_tensor, _onnx_resize  # noqa: E402, F401

@@ -1,7 +1,6 @@
 """ONNX operators on tensor shapes and layout (reshape, transpose, concat, split, slice,
-gather, squeeze, pad...), registered into :data:`deeptoolbox.interop._onnx_ops.OPERATORS`.
-
-Imported by ``_onnx_ops`` itself, so the registry is complete whenever that module is loaded.
+gather, squeeze, pad...), in this module's :data:`OPERATORS` (joined with the others' in
+:mod:`._onnx_registry`).
 """
 
 from __future__ import annotations
@@ -11,7 +10,13 @@ import math
 import torch
 import torch.nn.functional as F
 
-from deeptoolbox.interop._onnx_ops import Inputs, Tensor, _axes, _ints, _torch_pad, operator
+from deeptoolbox.interop._onnx_opset import Inputs, Operator, Tensor, registrar
+from deeptoolbox.interop._onnx_opset import axes_of as _axes
+from deeptoolbox.interop._onnx_opset import int_list as _ints
+from deeptoolbox.interop._onnx_opset import torch_pad as _torch_pad
+
+OPERATORS: dict[str, Operator] = {}
+operator = registrar(OPERATORS)
 
 # -- shapes and layout ------------------------------------------------------------------------
 

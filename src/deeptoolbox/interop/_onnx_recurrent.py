@@ -14,7 +14,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deeptoolbox.interop._onnx_ops import Inputs, Tensor, operator
+from deeptoolbox.interop._onnx_opset import Inputs, Operator, Tensor, registrar
+
+OPERATORS: dict[str, Operator] = {}
+operator = registrar(OPERATORS)
 
 
 def _activation(name: str, alpha: float | None, beta: float | None):

@@ -9,7 +9,11 @@ import math
 import torch
 
 from deeptoolbox.errors import ModelImportError
-from deeptoolbox.interop._onnx_ops import Inputs, Tensor, _ints, operator
+from deeptoolbox.interop._onnx_opset import Inputs, Operator, Tensor, registrar
+from deeptoolbox.interop._onnx_opset import int_list as _ints
+
+OPERATORS: dict[str, Operator] = {}
+operator = registrar(OPERATORS)
 
 # -- resizing -----------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox.interop._torch_layers import StochasticDepth
+from deeptoolbox.layers._activation import StochasticDepth
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,7 +25,6 @@ from torch import nn
 from deeptoolbox.errors import ConversionError, DeepToolboxError
 from deeptoolbox.interop._torch_blocks import Block, map_block
 from deeptoolbox.interop._torch_layers import (
-    ModeSwitch,
     OpaqueModule,
     TorchFunction,
     TorchModule,
@@ -65,6 +64,7 @@ from deeptoolbox.interop._torch_values import (
     output_leaves,
     resized,
 )
+from deeptoolbox.layers._combine import ModeSwitch
 from deeptoolbox.network import Network
 from deeptoolbox.network._shapes import input_ports
 

@@ -11,8 +11,7 @@ import torch
 import torch.fx as fx
 
 from deeptoolbox import layers as L
-from deeptoolbox.interop._onnx_layers import TensorInput
-from deeptoolbox.layers._input import InputLayer
+from deeptoolbox.layers._input import InputLayer, TensorInput
 
 
 @dataclass(frozen=True)

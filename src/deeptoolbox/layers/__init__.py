@@ -49,10 +49,16 @@ from deeptoolbox.layers._activation import (
     SpatialDropout as SpatialDropout,
 )
 from deeptoolbox.layers._activation import (
+    StochasticDepth as StochasticDepth,
+)
+from deeptoolbox.layers._activation import (
     Swish as Swish,
 )
 from deeptoolbox.layers._activation import (
     Tanh as Tanh,
+)
+from deeptoolbox.layers._attention import (
+    CrossAttention as CrossAttention,
 )
 from deeptoolbox.layers._attention import (
     Embedding as Embedding,
@@ -88,6 +94,9 @@ from deeptoolbox.layers._combine import (
     Concatenation as Concatenation,
 )
 from deeptoolbox.layers._combine import (
+    ModeSwitch as ModeSwitch,
+)
+from deeptoolbox.layers._combine import (
     Multiplication as Multiplication,
 )
 from deeptoolbox.layers._conv import (
@@ -119,7 +128,19 @@ from deeptoolbox.layers._input import (
     SequenceInput as SequenceInput,
 )
 from deeptoolbox.layers._input import (
+    TensorInput as TensorInput,
+)
+from deeptoolbox.layers._input import (
     VolumeInput as VolumeInput,
+)
+from deeptoolbox.layers._masking import (
+    MaskedSteps as MaskedSteps,
+)
+from deeptoolbox.layers._masking import (
+    PaddingMask as PaddingMask,
+)
+from deeptoolbox.layers._norm import (
+    AxisLayerNorm as AxisLayerNorm,
 )
 from deeptoolbox.layers._norm import (
     BatchNorm as BatchNorm,
@@ -144,6 +165,9 @@ from deeptoolbox.layers._pool import (
 )
 from deeptoolbox.layers._pool import (
     AvgPool3d as AvgPool3d,
+)
+from deeptoolbox.layers._pool import (
+    AvgPoolExcludingPadding as AvgPoolExcludingPadding,
 )
 from deeptoolbox.layers._pool import (
     GlobalAvgPool as GlobalAvgPool,
@@ -208,4 +232,6 @@ __all__ = [
     "Addition", "Concatenation", "Multiplication",
     "Attention", "PatchEmbedding", "SinusoidalPositionEncoding", "EmbeddingConcatenation",
     "Indexing1d", "FunctionLayer",
+    "TensorInput", "PaddingMask", "MaskedSteps", "CrossAttention", "AvgPoolExcludingPadding",
+    "AxisLayerNorm", "StochasticDepth", "ModeSwitch",
 ]  # fmt: skip

@@ -170,6 +170,56 @@ class Dropout(Layer):
         return F.dropout(x, self.probability, self.training)
 
 
+_DEPTH_MODES = ("row", "batch")
+
+
+@register_layer
+class StochasticDepth(Layer):
+    """Drops a residual branch at random in training (``torchvision.ops.StochasticDepth``).
+
+    In training, ``mode="row"`` zeroes each observation of the batch with probability
+    ``probability`` and ``mode="batch"`` the whole batch at once; what is kept is divided by
+    ``1 - probability``. In evaluation the layer passes its input through. Given the same
+    random state it draws exactly what ``torchvision.ops.stochastic_depth`` draws: it is what
+    :func:`from_torch` maps torchvision's stochastic depth onto (EfficientNet, ConvNeXt...).
+
+    Example:
+        >>> layer = StochasticDepth(0.5, "row")
+        >>> layer.eval()(torch.ones(2, 3)).tolist()
+        [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+        >>> sorted(set(layer.train()(torch.ones(64, 1)).flatten().tolist()))
+        [0.0, 2.0]
+    """
+
+    def __init__(
+        self, probability: float = 0.5, mode: str = "row", *, name: str | None = None
+    ) -> None:
+        super().__init__(name=name)
+        number = isinstance(probability, int | float) and not isinstance(probability, bool)
+        if not number or not 0 <= probability <= 1:
+            raise OptionError(
+                "StochasticDepth: `probability` must be a number in [0, 1]. "
+                f"Received: probability={probability!r}."
+            )
+        if mode not in _DEPTH_MODES:
+            raise OptionError(
+                f"StochasticDepth: `mode` must be one of {', '.join(map(repr, _DEPTH_MODES))}. "
+                f"Received: mode={mode!r}."
+            )
+        self.probability = float(probability)
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.probability == 0.0:
+            return x
+        survival = 1.0 - self.probability
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+
 @register_layer
 class ClippedReLU(Layer):
     """Clipped ReLU: min(max(x, 0), ``ceiling``) (MATLAB's clippedReluLayer(ceiling)).

@@ -1,8 +1,10 @@
-"""Transformer building blocks: token Embedding, PositionEmbedding and SelfAttention."""
+"""Transformer building blocks: token Embedding, PositionEmbedding, SelfAttention and
+CrossAttention."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,7 @@ from deeptoolbox.layers._base import (
     register_layer,
     require_rank,
 )
+from deeptoolbox.layers._masking import check_mask, keep_steps, large_negative
 
 
 @register_layer
@@ -276,6 +279,128 @@ class SelfAttention(Layer):
             attn_mask=attn_mask,
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=self.causal and attn_mask is None,
+        )  # fmt: skip
+        y = y.transpose(1, 2).reshape(n, t, -1)
+        return F.linear(y, self.output_weight, self.output_bias)
+
+
+MASK_PORTS = ("query_mask", "value_mask", "key_mask", "attention_mask")
+"""The mask ports a :class:`CrossAttention` may have, in the order they follow its inputs."""
+
+
+@register_layer
+class CrossAttention(Layer):
+    """Multi-head attention of queries (N, T, Cq) over values (N, S, Cv), as Keras computes it.
+
+    Ports: ``query``, ``value``, then ``key`` (N, S, Ck) when ``has_key``, then the masks
+    named in ``masks``: ``query_mask`` (N, T), ``value_mask`` and ``key_mask`` (N, S) (True
+    for real steps) and ``attention_mask`` (N, T, S) (True where a query may attend a key).
+    Masks combine with AND, as in Keras's ``MultiHeadAttention``; a query with no key left
+    attends uniformly to all keys, as Keras's large negative scores make it. The output has
+    ``output_channels`` channels (default: the query's).
+
+    Example:
+        >>> layer = CrossAttention(2, key_dim=4, masks=["attention_mask"])
+        >>> layer.build([(5, 6), (7, 3), (5, 7)])
+        >>> q, v = torch.randn(2, 5, 6), torch.randn(2, 7, 3)
+        >>> layer(q, v, torch.ones(2, 5, 7, dtype=torch.bool)).shape
+        torch.Size([2, 5, 6])
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        *,
+        key_dim: int,
+        value_dim: int | None = None,
+        output_channels: int | None = None,
+        bias: bool = True,
+        causal: bool = False,
+        has_key: bool = False,
+        masks: Sequence[str] = (),
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        example = "CrossAttention(4, key_dim=16)"
+        self.num_heads = check_positive_int("CrossAttention", "num_heads", num_heads, example)
+        self.key_dim = check_positive_int("CrossAttention", "key_dim", key_dim, example)
+        self.value_dim = check_positive_int(
+            "CrossAttention", "value_dim", value_dim or key_dim, example
+        )
+        if output_channels is not None:
+            check_positive_int("CrossAttention", "output_channels", output_channels, example)
+        self.output_channels = output_channels
+        self.bias = bool(bias)
+        self.causal = bool(causal)
+        self.has_key = bool(has_key)
+        self.masks = tuple(masks)
+        unknown = [m for m in self.masks if m not in MASK_PORTS]
+        if unknown or len(set(self.masks)) != len(self.masks):
+            raise OptionError(
+                f"CrossAttention: `masks` lists each of {', '.join(MASK_PORTS)} at most once. "
+                f"Received: masks={list(masks)!r}."
+            )
+        self.input_names = ("query", "value", *(("key",) if has_key else ()), *self.masks)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        query = input_shapes[0]
+        for shape in input_shapes[: 3 if self.has_key else 2]:
+            require_rank(self, shape, [2], "sequences (T, C)")
+            known(self, shape, [1], "number of channels")
+        for port, shape in zip(self.input_names[2:], input_shapes[2:], strict=True):
+            if port == "attention_mask":
+                require_rank(self, shape, [2], "an attention mask (T, S)")
+            elif port != "key":
+                check_mask(self, shape, port)
+        return (query[0], self.output_channels or query[1])
+
+    def build(self, input_shapes: list[Shape]) -> None:
+        out = self.output_shape(input_shapes)[1]
+        key_shape = input_shapes[2] if self.has_key else input_shapes[1]
+        sizes = {
+            "query": (self.num_heads * self.key_dim, input_shapes[0][1]),
+            "key": (self.num_heads * self.key_dim, key_shape[1]),
+            "value": (self.num_heads * self.value_dim, input_shapes[1][1]),
+            "output": (out, self.num_heads * self.value_dim),
+        }
+        for part, size in sizes.items():
+            weight = nn.Parameter(torch.empty(size))
+            nn.init.xavier_uniform_(weight)
+            setattr(self, f"{part}_weight", weight)
+            bias = nn.Parameter(torch.zeros(size[0])) if self.bias else None
+            setattr(self, f"{part}_bias", bias)
+        super().build(input_shapes)
+
+    def _mask(self, masks: dict[str, torch.Tensor], n: int, t: int, s: int, device) -> torch.Tensor:
+        keep = torch.ones(n, t, s, dtype=torch.bool, device=device)
+        for port, mask in masks.items():
+            if port == "query_mask":
+                keep = keep & keep_steps(mask, n)[:, :, None]
+            elif port == "attention_mask":
+                keep = keep & (mask != 0)
+            else:
+                keep = keep & keep_steps(mask, n)[:, None, :]
+        if self.causal:
+            keep = keep & torch.ones(t, s, dtype=torch.bool, device=device).tril()
+        return keep
+
+    def forward(self, query: torch.Tensor, value: torch.Tensor, *rest: torch.Tensor):
+        key = rest[0] if self.has_key else value
+        masks = dict(zip(self.masks, rest[1:] if self.has_key else rest, strict=True))
+        n, t, s, heads = query.shape[0], query.shape[1], value.shape[1], self.num_heads
+
+        def project(x: torch.Tensor, part: str) -> torch.Tensor:
+            y = F.linear(x, getattr(self, f"{part}_weight"), getattr(self, f"{part}_bias"))
+            return y.view(n, x.shape[1], heads, -1).transpose(1, 2)
+
+        q, k, v = project(query, "query"), project(key, "key"), project(value, "value")
+        bias = None
+        if masks:
+            keep = self._mask(masks, n, t, s, query.device)[:, None]
+            bias = torch.where(keep, 0.0, large_negative(q.dtype)).to(q.dtype)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, is_causal=self.causal and bias is None,
+            scale=1.0 / math.sqrt(self.key_dim),
         )  # fmt: skip
         y = y.transpose(1, 2).reshape(n, t, -1)
         return F.linear(y, self.output_weight, self.output_bias)

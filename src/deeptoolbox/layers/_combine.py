@@ -83,6 +83,37 @@ class Multiplication(_Elementwise):
 
 
 @register_layer
+class ModeSwitch(Layer):
+    """Passes on its ``training`` input in training and its ``evaluation`` input in evaluation.
+
+    :func:`from_torch` puts one where the two sides of an ``if self.training:`` branch meet:
+    the layers of each side run only in their own mode (the others give nothing), and the
+    switch hands on the value of the current mode. Both inputs have the same size.
+
+    Example:
+        >>> switch = ModeSwitch()
+        >>> switch.train()(torch.ones(1, 2), None).tolist(), switch.eval()(None, torch.zeros(1, 2)).tolist()
+        ([[1.0, 1.0]], [[0.0, 0.0]])
+    """
+
+    input_names = ("training", "evaluation")
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        in_training, in_evaluation = input_shapes
+        if tuple(in_training) != tuple(in_evaluation):
+            raise SizeMismatchError(
+                f"ModeSwitch: the training side gives size {format_shape(in_training)} but the "
+                f"evaluation side {format_shape(in_evaluation)}; both must be the same."
+            )
+        return tuple(in_evaluation)
+
+    def forward(
+        self, in_training: torch.Tensor | None, in_evaluation: torch.Tensor | None
+    ) -> torch.Tensor:
+        return in_training if self.training else in_evaluation  # type: ignore[return-value]
+
+
+@register_layer
 class Concatenation(_MultiInput):
     """Concatenate inputs along the channel axis (U-Net skips, multi-branch blocks).
 

@@ -15,7 +15,14 @@ import numpy as np
 import torch
 
 from deeptoolbox.errors import NotInitializedError, OptionError, SizeMismatchError
-from deeptoolbox.layers._base import Layer, Shape, check_choice, check_positive_int, register_layer
+from deeptoolbox.layers._base import (
+    Layer,
+    Shape,
+    check_choice,
+    check_positive_int,
+    format_shape,
+    register_layer,
+)
 
 NORMALIZATIONS = ("none", "zerocenter", "zscore", "rescale-symmetric", "rescale-zero-one")
 NORMALIZATION_DIMENSIONS = ("auto", "channel", "element", "all")
@@ -267,6 +274,44 @@ class VolumeInput(InputLayer):
         shape = _check_size("VolumeInput", size, 4, "VolumeInput((1, 16, 64, 64))")
         super().__init__(shape, normalization=normalization, **options)
         self.size = shape
+
+
+@register_layer
+class TensorInput(InputLayer):
+    """Input of tensors of any rank: batches of size (N, *size); ``None`` marks a free length.
+
+    Imported ONNX graphs use it for inputs that are not features, sequences, images or volumes.
+
+    Example:
+        >>> layer = TensorInput((None, 4, 4, 2))
+        >>> layer.accepts((7, 4, 4, 2)), layer.accepts((7, 4, 4))
+        (True, False)
+    """
+
+    def __init__(self, size: Sequence[int | None], *, name: str | None = None) -> None:
+        if (
+            isinstance(size, str | bytes)
+            or not isinstance(size, Sequence)
+            or not all(
+                d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0)
+                for d in size
+            )
+        ):
+            raise OptionError(
+                f"TensorInput: `size` must be a sequence of ints >= 0 or None (free). "
+                f"Received: size={size!r}. Example: TensorInput((None, 4))."
+            )
+        super().__init__(tuple(size), name=name)
+        self.size = tuple(size)
+
+    def _statistic_shape(self) -> tuple[int, ...]:
+        return ()  # no normalization: nothing to size
+
+    def describe_input(self) -> str:
+        return f"tensors of size N x {format_shape(self.shape)}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
 
 @register_layer

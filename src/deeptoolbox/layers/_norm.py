@@ -6,6 +6,8 @@ for images and volumes, following the data layout in DESIGN.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,6 +17,7 @@ from deeptoolbox.layers._base import (
     Layer,
     Shape,
     check_positive_int,
+    format_shape,
     known,
     register_layer,
     require_rank,
@@ -121,6 +124,65 @@ class LayerNorm(_Affine):
         if x.dim() <= 3:
             return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.epsilon)
         return F.group_norm(x, 1, self.weight, self.bias, self.epsilon)
+
+
+@register_layer
+class AxisLayerNorm(Layer):
+    """Layer normalization over chosen axes, with a scale and offset per normalized element.
+
+    ``axes`` are tensor dimensions, batch included (1 = channels of images); the scale and
+    offset have the input's size along those axes and 1 elsewhere. ``AxisLayerNorm([1])`` on
+    images (N, C, H, W) normalizes the channels at each position (Keras's
+    ``LayerNormalization()`` on channels-last images); ``AxisLayerNorm([1, 2, 3])`` normalizes
+    whole images with a scale per element.
+
+    Example:
+        >>> layer = AxisLayerNorm([1])
+        >>> layer.build([(4, 5, 5)])
+        >>> y = layer(torch.randn(2, 4, 5, 5))
+        >>> bool(y.mean(1).abs().max() < 1e-5)
+        True
+    """
+
+    def __init__(
+        self, axes: Sequence[int], *, epsilon: float = 1e-3, name: str | None = None
+    ) -> None:
+        super().__init__(name=name)
+        valid = isinstance(axes, Sequence) and axes and all(
+            isinstance(a, int) and not isinstance(a, bool) and a >= 1 for a in axes
+        )  # fmt: skip
+        if not valid:
+            raise OptionError(
+                "AxisLayerNorm: `axes` must list tensor dimensions >= 1 (0 is the batch). "
+                f"Received: axes={axes!r}."
+            )
+        if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or epsilon <= 0:
+            raise OptionError(f"AxisLayerNorm: `epsilon` must be > 0. Received: {epsilon!r}.")
+        self.axes = tuple(sorted(set(axes)))
+        self.epsilon = float(epsilon)
+
+    def _parameter_shape(self, shape: Shape) -> tuple[int, ...]:
+        if self.axes[-1] > len(shape):
+            raise SizeMismatchError(
+                f"AxisLayerNorm: axes {list(self.axes)} do not exist in an input of size "
+                f"{format_shape(shape)} (batch excluded)."
+            )
+        known(self, shape, [a - 1 for a in self.axes], "size along the normalized axes")
+        return tuple(int(shape[d - 1]) if d in self.axes else 1 for d in range(1, len(shape) + 1))
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        self._parameter_shape(input_shapes[0])
+        return input_shapes[0]
+
+    def build(self, input_shapes: list[Shape]) -> None:
+        size = self._parameter_shape(input_shapes[0])
+        self.weight = nn.Parameter(torch.ones(size))
+        self.bias = nn.Parameter(torch.zeros(size))
+        super().build(input_shapes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=self.axes, correction=0, keepdim=True)
+        return (x - mean) * torch.rsqrt(var + self.epsilon) * self.weight + self.bias
 
 
 @register_layer

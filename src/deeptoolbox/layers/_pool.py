@@ -162,6 +162,65 @@ class AvgPool3d(_Pooling):
     spatial_dims, channels_last, mode = 3, False, "avg"
 
 
+@register_layer
+class AvgPoolExcludingPadding(Layer):
+    """Average pooling with "same" output sizes whose averages leave the padding out.
+
+    Keras's (and TensorFlow's) ``AveragePooling1D/2D(padding="same")``: each output is the
+    mean of the input values its window covers, so border outputs average fewer values.
+    One spatial axis works on sequences (N, T, C), two on images (N, C, H, W).
+
+    Example:
+        >>> layer = AvgPoolExcludingPadding([3], stride=[1])
+        >>> layer(torch.tensor([[[3.0], [6.0], [9.0]]])).flatten().tolist()
+        [4.5, 6.0, 7.5]
+    """
+
+    def __init__(
+        self,
+        pool_size: Sequence[int],
+        *,
+        stride: Sequence[int] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        dims = len(pool_size) if isinstance(pool_size, Sequence) else 0
+        if dims not in (1, 2):
+            raise OptionError(
+                "AvgPoolExcludingPadding: `pool_size` must list 1 (sequences) or 2 (images) "
+                f"sizes. Received: pool_size={pool_size!r}."
+            )
+        kind = "AvgPoolExcludingPadding"
+        self.pool_size = as_tuple(kind, "pool_size", tuple(pool_size), dims)
+        self.stride = as_tuple(kind, "stride", tuple(stride or pool_size), dims)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        dims = len(self.pool_size)
+        require_rank(self, shape, [dims + 1], "sequences (T, C)" if dims == 1 else "images")
+        lengths = shape[:1] if dims == 1 else shape[1:]
+        sizes = [
+            None if n is None else math.ceil(n / s)
+            for n, s in zip(lengths, self.stride, strict=True)
+        ]
+        return (*sizes, shape[1]) if dims == 1 else (shape[0], *sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        one_dim = len(self.pool_size) == 1
+        if one_dim:
+            x = x.transpose(1, 2)
+        ones = torch.ones_like(x[:1, :1])
+        pool = F.avg_pool1d if one_dim else F.avg_pool2d
+        dilation = (1,) * len(self.pool_size)
+
+        def pooled(t: torch.Tensor) -> torch.Tensor:
+            return pool(pad_same(t, 2, self.pool_size, self.stride, dilation), self.pool_size,
+                        self.stride)  # fmt: skip
+
+        y = pooled(x) / pooled(ones)
+        return y.transpose(1, 2) if one_dim else y
+
+
 class _GlobalPooling(Layer):
     reduce = "mean"
 
@@ -181,12 +240,46 @@ class _GlobalPooling(Layer):
 class GlobalAvgPool(_GlobalPooling):
     """Average over all time steps or spatial positions: (N, C, H, W) or (N, T, C) -> (N, C).
 
+    With ``has_padding_mask=True`` the layer takes sequences (N, T, C) and gets a second input
+    port, ``mask``: (N, T) or (N, T, 1), nonzero for real steps (a
+    :class:`~deeptoolbox.layers.PaddingMask` makes one). It then averages the real steps only
+    (Keras's ``GlobalAveragePooling1D`` after a padding mask); a sequence with no real step
+    gives NaN, as in Keras.
+
     Example:
         >>> GlobalAvgPool().output_shape([(64, 7, 7)])
         (64,)
+        >>> x = torch.tensor([[[1.0], [3.0], [9.0]]])
+        >>> GlobalAvgPool(has_padding_mask=True)(x, torch.tensor([[1, 1, 0]])).tolist()
+        [[2.0]]
     """
 
     reduce = "mean"
+
+    def __init__(self, *, has_padding_mask: bool = False, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.has_padding_mask = bool(has_padding_mask)
+        if self.has_padding_mask:
+            self.input_names = ("in", "mask")
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        if not self.has_padding_mask:
+            return super().output_shape(input_shapes)
+        shape, mask = input_shapes
+        require_rank(self, shape, [2], "sequences (T, C) with a padding mask")
+        if len(mask) not in (1, 2) or (len(mask) == 2 and mask[1] != 1):
+            raise SizeMismatchError(
+                f"GlobalAvgPool: the mask input must be (T,) or (T, 1); received "
+                f"{format_shape(mask)}."
+            )
+        return (shape[1],)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            return super().forward(x)
+        keep = (mask.reshape(x.shape[0], -1) != 0).unsqueeze(-1)
+        total = torch.where(keep, x, torch.zeros_like(x)).sum(1)
+        return total / keep.to(x.dtype).sum(1)
 
 
 @register_layer

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from deeptoolbox.errors import LayerNotFoundError
 from deeptoolbox.layers._base import format_shape, layer_type_name
-from deeptoolbox.network._network import Issue, Network
+from deeptoolbox.network._resolution import Issue
+
+if TYPE_CHECKING:  # Network imports this module (its summary()), never the reverse
+    from deeptoolbox.network._network import Network
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class LayerReport:
     """One row of an analysis: a layer's type, sizes, learnables and issues.
 
     Example:
-        >>> from deeptoolbox import layers as L
+        >>> from deeptoolbox import Network, layers as L
         >>> row = analyze(Network([L.FeatureInput(4), L.Dense(2, name="fc")])).row("fc")
         >>> row.type, row.input_sizes, row.output_size, row.learnables
         ('Dense', [(4,)], (2,), 10)
@@ -40,7 +44,7 @@ class LayerReport:
     checks: dict[str, str] = field(default_factory=dict)
 
 
-AnalysisCheck = Callable[[Network], Mapping[str, str]]
+AnalysisCheck = Callable[["Network"], Mapping[str, str]]
 """A check: given a network, a short verdict (text) for each layer it has something to say on."""
 
 _CHECKS: dict[str, AnalysisCheck] = {}
@@ -55,7 +59,7 @@ def register_analysis_check(name: str, check: AnalysisCheck) -> AnalysisCheck:
     says why it failed. Registering a name again replaces the earlier check.
 
     Example:
-        >>> from deeptoolbox import layers as L
+        >>> from deeptoolbox import Network, layers as L
         >>> def parameters_check(net):
         ...     return {n: "has weights" for n in net.layer_names if list(net.layer(n).parameters())}
         >>> _ = register_analysis_check("weights", parameters_check)
@@ -113,7 +117,7 @@ class Analysis:
     problems; ``analysis.ok`` is True when there are no errors.
 
     Example:
-        >>> from deeptoolbox import layers as L
+        >>> from deeptoolbox import Network, layers as L
         >>> result = analyze(Network([L.FeatureInput(4), L.Dense(2)]))
         >>> result.ok, result.total_learnables, result.rows[1].output_size
         (True, 10, (2,))
@@ -232,7 +236,7 @@ def analyze(net: Network) -> Analysis:
         Network 'network': 5 layers, 2,610 learnables, 0 errors, 0 warnings
         ...
     """
-    if not isinstance(net, Network):
+    if not (isinstance(net, nn.Module) and callable(getattr(net, "_resolved", None))):
         from deeptoolbox.errors import OptionError
 
         raise OptionError(

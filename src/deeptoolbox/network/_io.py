@@ -312,7 +312,7 @@ def load(path: str | os.PathLike) -> Network:
     path = Path(path)
     members = _read_members(path)
     description = _read_json(path, NETWORK_FILE, members[NETWORK_FILE])
-    net = from_architecture(description, f"{path}: {NETWORK_FILE}")
+    net = from_architecture(description, Network, f"{path}: {NETWORK_FILE}")
     metadata = _read_json(path, METADATA_FILE, members[METADATA_FILE])
     try:
         tensors = safetensors.torch.load(members[WEIGHTS_FILE])

@@ -34,7 +34,7 @@ class NetworkLayer(Layer):
     def __init__(self, network: Network | dict[str, Any], *, name: str | None = None) -> None:
         super().__init__(name=name)
         if isinstance(network, dict):
-            network = from_architecture(network, "NetworkLayer's `network`")
+            network = from_architecture(network, Network, "NetworkLayer's `network`")
         if not isinstance(network, Network):
             raise OptionError(
                 "NetworkLayer: `network` must be a deeptoolbox Network (or its architecture "

@@ -21,6 +21,7 @@ from deeptoolbox.errors import (
 from deeptoolbox.layers._base import Layer, Shape, format_shape, layer_type_name
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import _state
+from deeptoolbox.network._analyze import analyze
 from deeptoolbox.network._graph import Connection, name_layers
 from deeptoolbox.network._layer_dict import LayerDict
 from deeptoolbox.network._plan import (
@@ -30,6 +31,7 @@ from deeptoolbox.network._plan import (
     traced_layer_call,
 )
 from deeptoolbox.network._resolution import Issue, Resolution, resolve
+from deeptoolbox.network._serialize import from_json, to_json
 from deeptoolbox.network._shapes import input_ports, input_size_message
 
 LayerSpec = nn.Module | Sequence[nn.Module] | Mapping[str, nn.Module]
@@ -913,16 +915,12 @@ class Network(nn.Module):
             >>> Network.from_json(net.to_json()).layer_names
             ['featureinput_1', 'dense_1']
         """
-        from deeptoolbox.network._serialize import to_json
-
         return to_json(self)
 
-    @staticmethod
-    def from_json(text: str) -> Network:
+    @classmethod
+    def from_json(cls, text: str) -> Network:
         """Rebuild a network with fresh weights from :meth:`to_json` output."""
-        from deeptoolbox.network._serialize import from_json
-
-        return from_json(text)
+        return from_json(text, cls)
 
     def summary(self) -> None:
         """Print the analysis table of this network (see :func:`deeptoolbox.analyze`).
@@ -932,8 +930,6 @@ class Network(nn.Module):
             >>> Network([L.FeatureInput(2), L.Dense(1)]).summary()  # doctest: +ELLIPSIS
             Network 'network': 2 layers, 3 learnables...
         """
-        from deeptoolbox.network._analyze import analyze
-
         print(analyze(self))
 
 

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from deeptoolbox.errors import NetworkError, NetworkFileError, OptionError, UnregisteredLayerError
-from deeptoolbox.layers._base import Layer, config_of, layer_type_name, registered_layer
+from deeptoolbox.layers._base import (
+    Layer,
+    config_of,
+    layer_type_name,
+    registered_layer,
+    registered_layers,
+)
 from deeptoolbox.network._graph import Connection
-from deeptoolbox.network._network import Network
 from deeptoolbox.network._shapes import input_ports
+
+if TYPE_CHECKING:  # Network imports this module (its to_json / from_json), never the reverse
+    from deeptoolbox.network._network import Network
 
 FORMAT = "deeptoolbox.network"
 FORMAT_VERSION = 2
 """Version history: 1 = the first format. 2 = convolutions default to ``padding=0`` (before,
 ``"same"``), and a bidirectional LSTM/GRU's ``output_mode="last"`` is MATLAB's last time step
 (before, each direction's final state, now ``"final_state"``)."""
+
+RENAMED_LAYER_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
+    "MaskedGlobalAvgPool": ("GlobalAvgPool", {"has_padding_mask": True}),
+}
+"""Toolbox layer types that files written by earlier versions name: old type name -> (the
+type today, the options that give it the old behaviour). A class registered under the old
+name (a user's own) wins."""
 
 _CONVOLUTIONS = ("Conv1d", "Conv2d", "Conv3d")
 _RECURRENT = ("LSTM", "GRU")
@@ -97,7 +112,7 @@ def architecture(net: Network) -> dict[str, Any]:
     """Return the JSON-ready description of a network's architecture (no weights).
 
     Example:
-        >>> from deeptoolbox import layers as L
+        >>> from deeptoolbox import Network, layers as L
         >>> arch = architecture(Network([L.FeatureInput(2), L.Dense(1, name="fc")]))
         >>> arch["layers"][1], arch["connections"]
         ({'name': 'fc', 'type': 'Dense', 'config': {'units': 1, 'bias': True, 'weights_initializer': 'glorot', 'bias_initializer': 'zeros'}}, [['featureinput_1', 'fc/in']])
@@ -119,10 +134,13 @@ def _build_layer(record: Any, where: str, version: int) -> tuple[str, nn.Module]
         raise NetworkFileError(
             f"{where}: each layer entry needs 'name', 'type' and 'config'. Received: {record!r}."
         )
-    cls = registered_layer(record["type"])
-    config = record["config"]
+    type_name, config = record["type"], record["config"]
+    if type_name in RENAMED_LAYER_TYPES and type_name not in registered_layers():
+        type_name, options = RENAMED_LAYER_TYPES[type_name]
+        config = {**config, **options} if isinstance(config, dict) else config
+    cls = registered_layer(type_name)
     if isinstance(config, dict) and cls.__module__.startswith("deeptoolbox."):
-        config = upgrade_layer_config(record["type"], config, version)
+        config = upgrade_layer_config(type_name, config, version)
     try:
         if issubclass(cls, Layer):
             module = cls.from_config(config)
@@ -170,13 +188,18 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def from_architecture(data: Any, where: str = "network.json") -> Network:
+def from_architecture(
+    data: Any, network_type: type[Network], where: str = "network.json"
+) -> Network:
     """Rebuild a network (with freshly initialized weights) from :func:`architecture` output.
 
+    ``network_type`` is the class to build (:class:`~deeptoolbox.network.Network` or a
+    subclass): this module reads and writes the description and never imports the class.
+
     Example:
-        >>> from deeptoolbox import layers as L
+        >>> from deeptoolbox import Network, layers as L
         >>> net = Network([L.FeatureInput(2), L.Dense(1, name="fc")])
-        >>> from_architecture(architecture(net)).layer_names
+        >>> from_architecture(architecture(net), Network).layer_names
         ['featureinput_1', 'fc']
     """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -196,7 +219,7 @@ def from_architecture(data: Any, where: str = "network.json") -> Network:
         )
     _check_fields(data, where)
     try:
-        net = Network(name=data.get("name", "network"))
+        net = network_type(name=data.get("name", "network"))
         with net.editing():  # sizes resolved once, at the end
             for record in data.get("layers", []):
                 name, module = _build_layer(record, where, version)
@@ -218,18 +241,18 @@ def to_json(net: Network, *, indent: int | None = 2) -> str:
     """Return the architecture of ``net`` as a JSON string.
 
     Example:
-        >>> from deeptoolbox import layers as L
+        >>> from deeptoolbox import Network, layers as L
         >>> text = to_json(Network([L.FeatureInput(2), L.Dense(1)]))
-        >>> from_json(text).layer_names
+        >>> from_json(text, Network).layer_names
         ['featureinput_1', 'dense_1']
     """
     return json.dumps(architecture(net), indent=indent)
 
 
-def from_json(text: str) -> Network:
-    """Rebuild a network (fresh weights) from :func:`to_json` output."""
+def from_json(text: str, network_type: type[Network]) -> Network:
+    """Rebuild a ``network_type`` (fresh weights) from :func:`to_json` output."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise NetworkFileError(f"The network JSON is not valid JSON: {err}") from err
-    return from_architecture(data, "the network JSON")
+    return from_architecture(data, network_type, "the network JSON")
