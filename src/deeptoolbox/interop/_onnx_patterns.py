@@ -32,6 +32,10 @@ PATTERN_TARGETS = {
     "Conv": "Conv1d",
     "GlobalAveragePool": "GlobalAvgPool",
     "GlobalMaxPool": "GlobalMaxPool",
+    "ConvTranspose": "TransposedConv1d",
+    "Resize": "Resize2d / Resize3d",
+    "ScatterElements": "MaxUnpooling2d",
+    "MaxUnpool": "MaxUnpooling2d",
 }
 """ONNX op type -> the toolbox layer a pattern around it becomes (see the module docstring)."""
 
@@ -182,12 +186,13 @@ def fuse_patterns(
         []
     """
     from deeptoolbox.interop._onnx_patterns_rnn import match_recurrent
+    from deeptoolbox.interop._onnx_patterns_upsample import UPSAMPLE_MATCHERS
 
     matchers: dict[str, Matcher] = {"MatMul": _match_linear,
                                     "LSTM": match_recurrent, "GRU": match_recurrent,
                                     "Conv": _match_conv1d, "GlobalAveragePool": _match_pool,
                                     "GlobalMaxPool": _match_pool, "ReduceMean": _match_pool,
-                                    "ReduceMax": _match_pool}  # fmt: skip
+                                    "ReduceMax": _match_pool, **UPSAMPLE_MATCHERS}  # fmt: skip
     items = _prune(_pick_states(list(nodes), constants, outputs), outputs)
     known = known | set(constants)  # with the indices _pick_states added
     items, splits = _split_transposes(items, constants, outputs)
@@ -406,7 +411,8 @@ def _match_linear(graph: Graph, node) -> Iterator[Fused]:
 # -- 1-D convolution on (N, T, C) --------------------------------------------------------------
 
 
-def _is_transpose(node, perm: list[int]) -> bool:
+def is_transpose(node, perm: list[int]) -> bool:
+    """True when ``node`` is a Transpose with permutation ``perm``."""
     return (
         node is not None
         and node.op_type == "Transpose"
@@ -423,7 +429,7 @@ def _match_conv1d(graph: Graph, node) -> Iterator[Fused]:
     if weight is None or weight.dim() != 3 or (len(node.input) > 2 and node.input[2] and
                                                bias is None):  # fmt: skip
         return
-    if not (_is_transpose(before, [0, 2, 1]) and _is_transpose(after, [0, 2, 1])):
+    if not (is_transpose(before, [0, 2, 1]) and is_transpose(after, [0, 2, 1])):
         return
     attrs = node_attributes(node)
     kernel = int(weight.shape[2])

@@ -374,7 +374,7 @@ class _TransposedConvolution(_TorchNames, Layer):
         conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self.spatial_dims - 1]
         y = conv(x, self.weight, self.bias, self.stride, self.padding)
         if any(self.trim):
-            y = y[(..., *(slice(0, y.shape[2 + a] - t) for a, t in enumerate(self.trim)))]
+            y = y[(..., *(slice(0, -t if t else None) for t in self.trim))]
         return y.transpose(1, 2) if self.channels_last else y
 
 

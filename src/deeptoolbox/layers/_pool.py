@@ -235,10 +235,37 @@ class _AdaptiveAvgPooling(Layer):
         return (shape[0], *self.output_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pool = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)
         if self.channels_last:
-            return pool[0](x.transpose(1, 2), self.output_size).transpose(1, 2)
-        return pool[self.spatial_dims - 1](x, self.output_size)
+            x = x.transpose(1, 2)
+        lengths = x.shape[2:]
+        uneven = [
+            isinstance(n, int) and n % m != 0
+            for n, m in zip(lengths, self.output_size, strict=True)
+        ]
+        if any(uneven):  # windows of different sizes: a matrix per axis (ONNX: MatMul)
+            for axis, (n, m) in enumerate(zip(lengths, self.output_size, strict=True)):
+                if n != m:
+                    matrix = adaptive_matrix(n, m, x.dtype, x.device)
+                    x = (x.movedim(2 + axis, -1) @ matrix.T).movedim(-1, 2 + axis)
+            y = x
+        else:  # equal windows (ONNX: AveragePool) or a free length
+            pool = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)
+            y = pool[self.spatial_dims - 1](x, self.output_size)
+        return y.transpose(1, 2) if self.channels_last else y
+
+
+def adaptive_matrix(length: int, size: int, dtype=None, device=None) -> torch.Tensor:
+    """(size, length) matrix averaging the adaptive-pooling windows of one axis.
+
+    Example:
+        >>> adaptive_matrix(3, 2).tolist()
+        [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]]
+    """
+    matrix = torch.zeros(size, length, dtype=dtype, device=device)
+    for i in range(size):
+        start, end = (i * length) // size, -((-(i + 1) * length) // size)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
 
 
 @register_layer
@@ -358,7 +385,10 @@ class MaxUnpooling2d(Layer):
             _, indices = F.max_pool2d(
                 reference, self.pool_size, self.stride, pads, return_indices=True
             )
-        y = F.max_unpool2d(x, indices, self.pool_size, self.stride, pads, reference.shape[-2:])
+        # torch's max_unpool2d as a scatter, which ONNX writes as one ScatterElements node
+        n, c, plane = x.shape[0], x.shape[1], reference.shape[-2:]
+        flat = x.new_zeros(n, c, plane[0] * plane[1])
+        y = flat.scatter(2, indices.flatten(2), x.flatten(2)).reshape(n, c, plane[0], plane[1])
         if self.padding == "same":
             y = y[..., start[0] : start[0] + height, start[1] : start[1] + width]
         return y
