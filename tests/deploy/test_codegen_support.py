@@ -45,6 +45,22 @@ def test_unsupported_layers_and_streaming_in_the_table():
         support.row("nope")
 
 
+def test_issue13_upsampling_layers_are_refused_with_a_reason():
+    net = Network(
+        [
+            L.SequenceInput(3, length=4),
+            L.TransposedConv1d(2, 3, name="up"),
+            L.AdaptiveAvgPool1d(3, name="adapt"),
+        ]
+    )
+    support = codegen_support(net)
+    assert not support.ok and [row.name for row in support.unsupported] == ["up", "adapt"]
+    assert support.row("up").how == (
+        "not supported: 1-D transposed convolution is not supported (TransposedConv2d is)"
+    )
+    assert support.row("adapt").how.startswith("not supported: adaptive pooling")
+
+
 def test_supported_layer_types_lists_the_issue_layers():
     names = set(supported_layer_types())
     assert {

@@ -125,6 +125,15 @@ CASES: dict[str, Case] = {
     "MaxPool3d": Case(lambda: L.MaxPool3d((2, 1, 2), padding="same"), [(2, 3, 4, 5)]),
     "AvgPool3d": Case(lambda: L.AvgPool3d(2, stride=1, padding=1), [(2, 3, 4, 4)]),
     "GlobalAvgPool": Case(lambda: L.GlobalAvgPool(), [(3, 4, 4)]),
+    "TransposedConv1d": Case(lambda: L.TransposedConv1d(3, 4, stride=2, cropping=1), [(None, 2)]),
+    "TransposedConv3d": Case(
+        lambda: L.TransposedConv3d(2, 3, stride=(1, 2, 2), cropping="same"), [(2, 2, 3, 3)]
+    ),
+    "AdaptiveAvgPool1d": Case(lambda: L.AdaptiveAvgPool1d(3), [(None, 2)]),
+    "AdaptiveAvgPool2d": Case(lambda: L.AdaptiveAvgPool2d((2, 3)), [(2, 5, 7)]),
+    "AdaptiveAvgPool3d": Case(lambda: L.AdaptiveAvgPool3d(2), [(2, 3, 4, 5)]),
+    "MaxUnpooling2d": Case(lambda: L.MaxUnpooling2d(2, padding="same"), [(2, 3, 2), (2, 5, 4)]),
+    "Resize3d": Case(lambda: L.Resize3d(scale=(1, 2, 1.5), method="trilinear"), [(2, 2, 3, 4)]),
     "GlobalMaxPool": Case(lambda: L.GlobalMaxPool(), [(None, 3)]),
     "BatchNorm": Case(lambda: L.BatchNorm(momentum=0.2), [(2, 4, 4)]),
     "LayerNorm": Case(lambda: L.LayerNorm(epsilon=1e-3), [(None, 4)]),
@@ -318,8 +327,9 @@ def test_backward_reaches_every_parameter(type_name):
     layer = _built(case).train()
     inputs = case.inputs()
     for x in inputs:
+        positions_only = type_name == "MaxUnpooling2d" and x is inputs[1]  # the reference
         if x.is_floating_point() and not (type_name == "SelfAttention" and x.dim() == 2):
-            x.requires_grad_(True)
+            x.requires_grad_(not positions_only)
     output = layer(*inputs)
     if output.dtype == torch.bool:  # a mask (PaddingMask): nothing to differentiate
         return
@@ -351,6 +361,7 @@ def test_copies_and_pickles_compute_the_same(type_name):
 def test_learnable_layers_have_parameters_after_build():
     learnable = {
         "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d", "BatchNorm", "LayerNorm",
+        "TransposedConv1d", "TransposedConv3d",
         "GroupNorm", "InstanceNorm", "PReLU", "LSTM", "GRU", "Embedding", "SelfAttention",
         "PositionEmbedding", "PatchEmbedding", "EmbeddingConcatenation", "NetworkLayer",
         "CrossAttention", "AxisLayerNorm", "ProjectedDense", "ProjectedConv1d", "ProjectedConv2d",

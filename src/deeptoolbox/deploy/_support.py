@@ -93,6 +93,13 @@ _NOT_YET = {
     L.Embedding: "embeddings are not supported",
     L.SelfAttention: "attention is not supported",
     L.PositionEmbedding: "position embeddings are not supported",
+    L.TransposedConv1d: "1-D transposed convolution is not supported (TransposedConv2d is)",
+    L.TransposedConv3d: "3-D transposed convolution is not supported (TransposedConv2d is)",
+    L.AdaptiveAvgPool1d: "adaptive pooling is not supported (AvgPool1d is)",
+    L.AdaptiveAvgPool2d: "adaptive pooling is not supported (AvgPool2d and GlobalAvgPool are)",
+    L.AdaptiveAvgPool3d: "adaptive pooling is not supported",
+    L.Resize3d: "resizing is not supported",
+    L.MaxUnpooling2d: "max unpooling is not supported (TransposedConv2d upsamples)",
 }
 
 

@@ -103,6 +103,26 @@ def _conv(name: str, m: L.Conv1d | L.Conv2d, shape: Shape) -> list[dict]:
     return [*out, _spec(name, f"Conv{dims}D", config, {"": weights})]
 
 
+def _transposed_conv1d(name: str, m: L.TransposedConv1d, shape: Shape) -> list[dict]:
+    """Keras's Conv1DTranspose: ``"same"`` crops as the layer's ``cropping="same"``; ``"valid"``
+    is no cropping when kernel_size >= strides."""
+    (k,), (s,) = m.kernel_size, m.stride
+    if m.cropping == "same":
+        padding = "same"
+    elif not any(m.padding) and k >= s:
+        padding = "valid"
+    else:
+        raise ValueError(f"cropping={m.cropping!r} with kernel_size={k}, stride={s} (Keras has "
+                         "'same', and 'valid' for kernel_size >= stride)")  # fmt: skip
+    weights = [np.transpose(_array(m.weight), (2, 1, 0))]  # (in, filters, k) -> (k, filters, in)
+    if m.bias is not None:
+        weights.append(_array(m.bias))
+    config = {"filters": m.filters, "kernel_size": [k], "strides": [s], "padding": padding,
+              "use_bias": m.bias is not None, "activation": "linear",
+              "data_format": "channels_last"}  # fmt: skip
+    return [_spec(name, "Conv1DTranspose", config, {"": weights})]
+
+
 def _pool(name: str, m: Any, shape: Shape) -> list[dict]:
     dims = m.spatial_dims
     kind = ("Max" if m.mode == "max" else "Average") + f"Pooling{dims}D"
@@ -392,6 +412,7 @@ _EXPORTERS: dict[type, Any] = {
     L.Dense: _dense,
     L.Conv1d: _conv,
     L.Conv2d: _conv,
+    L.TransposedConv1d: _transposed_conv1d,
     L.MaxPool1d: _pool,
     L.MaxPool2d: _pool,
     L.AvgPool1d: _pool,

@@ -105,6 +105,24 @@ def _conv(config: dict, weights: list, shapes: list[Shape], dims: int) -> Chain:
     return _with_activation([("", layer, params)], config)
 
 
+def _transposed_conv1d(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+    """Conv1DTranspose: "same" is cropping="same"; "valid" no cropping (kernel >= strides)."""
+    _channels_last(config)
+    (k,), (s,) = config["kernel_size"], config["strides"]
+    padding = config.get("padding", "valid")
+    _require(padding in ("same", "valid") and k >= s, f"padding={padding!r} with kernel_size="
+             f"{k} < strides={s} (only kernel_size >= strides)")  # fmt: skip
+    _require(config.get("output_padding") is None, "output_padding")
+    _require(list(config.get("dilation_rate", [1])) in ([1], 1), "dilation_rate > 1")
+    params = {"weight": np.transpose(weights[0], (2, 1, 0))}  # (k, filters, in) -> (in, filters, k)
+    if config.get("use_bias", True):
+        params["bias"] = weights[1]
+    layer = L.TransposedConv1d(config["filters"], k, stride=s,
+                               cropping="same" if padding == "same" else 0,
+                               bias=config.get("use_bias", True))  # fmt: skip
+    return _with_activation([("", layer, params)], config)
+
+
 def _pool(config: dict, weights: list, shapes: list[Shape], kind: str, dims: int) -> Chain:
     _channels_last(config)
     padding = config.get("padding", "valid")
@@ -389,6 +407,7 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "Dense": _dense,
     "Conv1D": lambda c, w, s: _conv(c, w, s, 1),
     "Conv2D": lambda c, w, s: _conv(c, w, s, 2),
+    "Conv1DTranspose": _transposed_conv1d,
     "MaxPooling1D": lambda c, w, s: _pool(c, w, s, "max", 1),
     "MaxPooling2D": lambda c, w, s: _pool(c, w, s, "max", 2),
     "AveragePooling1D": lambda c, w, s: _pool(c, w, s, "avg", 1),

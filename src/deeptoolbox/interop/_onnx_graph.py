@@ -117,6 +117,15 @@ class Graph:
         return item.op_type in moves and self.is_zero(item.input[0], depth + 1)
 
 
+def is_transpose(node, perm: list[int]) -> bool:
+    """True when ``node`` is a Transpose with permutation ``perm``."""
+    return (
+        node is not None
+        and node.op_type == "Transpose"
+        and list(node_attributes(node).get("perm", [])) == perm
+    )
+
+
 def layer_name(node, fallback: str) -> str:
     """A layer name from an exporter's node name: ``/encoder/rnn/LSTM`` -> ``encoder``,
     ``lstm/LSTM`` -> ``lstm``, ``conv`` -> ``conv``; ``fallback`` for unnamed nodes.

@@ -486,7 +486,10 @@ def _reference(build: _Build, fused: Fused, run: int) -> torch.Tensor:
             return known.constant if known.constant is not None else known.samples[run]
         if name not in values:
             node = build.removed[name]
-            result = OPERATORS[node.op_type]([value(n) for n in node.input], _attributes(node))
+            attrs = _attributes(node)
+            if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
+                attrs["_outputs"] = 2  # the indices too (as _make_layer asks)
+            result = OPERATORS[node.op_type]([value(n) for n in node.input], attrs)
             values.update(zip(node.output, result if isinstance(result, tuple) else (result,),
                               strict=False))  # fmt: skip
         return values[name]
@@ -581,6 +584,9 @@ def _size_of(samples: tuple[torch.Tensor, ...]) -> tuple[int | None, ...]:
 
 def _assemble(build: _Build, graph, name: str) -> Network:
     network = Network(name=_layer_name(_Build(build.path), name, "network"))
+    _drop_unread(
+        build, {build.values[o.name].layer for o in graph.output if o.name in build.values}
+    )
     for output in graph.output:
         value = build.values.get(output.name)
         if value is None or value.layer is None or _feeds_others(build, value.layer):
@@ -595,6 +601,21 @@ def _assemble(build: _Build, graph, name: str) -> Network:
         for output in graph.output:
             _add_identity(build, output.name, build.values[output.name], network)
     return network
+
+
+def _drop_unread(build: _Build, outputs: set) -> None:
+    """Remove the layers nothing reads that are no graph output: another output of a node one
+    of whose outputs only a fused pattern's fallback needed (MaxPool's indices)."""
+    while True:
+        read = {source for source, _ in build.edges}
+        unread = {name for name, layer in build.layers.items()
+                  if name not in read and name not in outputs
+                  and not isinstance(layer, L.InputLayer)}  # fmt: skip
+        if not unread:
+            return
+        for name in unread:
+            del build.layers[name]
+        build.edges = [(s, d) for s, d in build.edges if d.split("/")[0] not in unread]
 
 
 def _feeds_others(build: _Build, layer: str) -> bool:

@@ -53,6 +53,7 @@ _TARGETS = {
     "HardSigmoid": "HardSigmoid", "Mish": "Mish", "InstanceNormalization": "InstanceNorm",
     "LRN": "CrossChannelNorm", "DepthToSpace": "DepthToSpace", "SpaceToDepth": "SpaceToDepth",
     "Gather": "Indexing1d",
+    "ConvTranspose": "TransposedConv2d / TransposedConv3d", "Resize": "Resize2d / Resize3d",
 }  # fmt: skip
 
 
@@ -327,6 +328,72 @@ def _gather(attrs: dict, inputs: list, shapes: list) -> Mapped:
     if int(attrs.get("axis", 0)) != 1 or index.dim() != 0 or index.is_floating_point():
         return None
     return L.Indexing1d(int(index)), {}
+
+
+@mapper("ConvTranspose")
+def _conv_transpose(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """A 2-D / 3-D ConvTranspose without groups, dilation or output padding; ``SAME_UPPER``
+    (and ``SAME_LOWER`` with even crops) is ``cropping="same"``."""
+    from deeptoolbox.interop._onnx_patterns_upsample import transposed_cropping
+
+    if len(inputs) < 2 or not _runtime(inputs, 1) or inputs[1].dim() not in (4, 5):
+        return None
+    weight, d = inputs[1], inputs[1].dim() - 2
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    stride = tuple(int(s) for s in attrs.get("strides", [1] * d))
+    auto = attrs.get("auto_pad", "NOTSET")
+    plain = {**attrs, "auto_pad": "NOTSET"} if auto.startswith("SAME") else attrs
+    if len(shapes[0]) != d + 2 or not _transposed_geometry(plain, kernel):
+        return None
+    if auto == "SAME_UPPER" or (auto == "SAME_LOWER" and all((k - s) % 2 == 0 for k, s in
+                                                             zip(kernel, stride, strict=True))):  # fmt: skip
+        cropping = "same" if all(k >= s for k, s in zip(kernel, stride, strict=True)) else None
+    elif auto in ("NOTSET", "VALID"):
+        pads = [0] * 2 * d if auto == "VALID" else [int(p) for p in attrs.get("pads", [0] * 2 * d)]
+        cropping = transposed_cropping(pads[:d], pads[d:], kernel, stride)
+    else:
+        cropping = None
+    if cropping is None:
+        return None
+    bias = inputs[2] if len(inputs) > 2 else None
+    kind = L.TransposedConv2d if d == 2 else L.TransposedConv3d
+    layer = kind(weight.shape[1], kernel, stride=stride, cropping=cropping, bias=bias is not None)
+    weights = {"weight": _float(weight)}
+    if bias is not None:
+        weights["bias"] = _float(bias)
+    return layer, weights
+
+
+def _transposed_geometry(attrs: dict, kernel: tuple[int, ...]) -> bool:
+    d = len(kernel)
+    return (
+        attrs.get("group", 1) == 1
+        and list(attrs.get("dilations", [1] * d)) == [1] * d
+        and not any(attrs.get("output_padding", [0] * d))
+        and "output_shape" not in attrs
+        and tuple(attrs.get("kernel_shape", kernel)) == kernel
+    )
+
+
+@mapper("Resize")
+def _resize(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """Resize of images or volumes by constant scales or to constant sizes, in torch's
+    coordinate rules (see _onnx_patterns_upsample.resize_layer)."""
+    from deeptoolbox.interop._onnx_patterns_upsample import resize_layer
+
+    rank = len(shapes[0])
+    extra = inputs[1:] + [None] * (4 - len(inputs))
+    if inputs[0] is not None or not attrs["_float"] or (extra[0] is not None and extra[0].numel()):
+        return None
+    scales, sizes = extra[1], extra[2]
+    if scales is not None and scales.numel() == 0:
+        scales = None
+    if sizes is not None:
+        if sizes.numel() != rank or tuple(sizes[:2].tolist()) != tuple(shapes[0][:2]):
+            return None
+        sizes = sizes[2:].tolist()
+    layer = resize_layer(attrs, rank, scales, sizes)
+    return (layer, {}) if layer is not None else None
 
 
 def map_node(

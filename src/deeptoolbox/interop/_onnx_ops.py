@@ -400,6 +400,26 @@ def _global_max_pool(inputs: Inputs, attrs: dict) -> Tensor:
     return x.amax(dim=tuple(range(2, x.dim())), keepdim=True)
 
 
+@operator("MaxUnpool")
+def _max_unpool(inputs: Inputs, attrs: dict) -> Tensor:
+    """Zeros of the output size with each value of X at its index (MaxPool's flat indices
+    over the whole N x C x spatial tensor)."""
+    x, index = inputs[0], inputs[1]
+    shape = inputs[2] if len(inputs) > 2 else None
+    kernel = list(attrs["kernel_shape"])
+    dims = len(kernel)
+    strides = list(attrs.get("strides", [1] * dims))
+    pads = list(attrs.get("pads", [0] * 2 * dims))
+    if shape is not None:
+        size = [int(v) for v in shape.reshape(-1).tolist()]
+    else:
+        spatial = [(x.shape[2 + a] - 1) * strides[a] + kernel[a] - pads[a] - pads[a + dims]
+                   for a in range(dims)]  # fmt: skip
+        size = [x.shape[0], x.shape[1], *spatial]
+    flat = x.new_zeros(math.prod(size))
+    return flat.scatter(0, index.reshape(-1).long(), x.reshape(-1)).reshape(size)
+
+
 # -- normalization ------------------------------------------------------------------------------
 
 

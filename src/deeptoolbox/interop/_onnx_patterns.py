@@ -22,8 +22,15 @@ from typing import Any
 import torch
 
 from deeptoolbox import layers as L
-from deeptoolbox.interop._onnx_graph import Fused, Graph, layer_name, node_attributes
+from deeptoolbox.interop._onnx_graph import (
+    Fused,
+    Graph,
+    is_transpose,
+    layer_name,
+    node_attributes,
+)
 from deeptoolbox.interop._onnx_patterns_rnn import match_recurrent
+from deeptoolbox.interop._onnx_patterns_upsample import UPSAMPLE_MATCHERS
 
 PATTERN_TARGETS = {
     "MatMul": "Dense",
@@ -32,6 +39,10 @@ PATTERN_TARGETS = {
     "Conv": "Conv1d",
     "GlobalAveragePool": "GlobalAvgPool",
     "GlobalMaxPool": "GlobalMaxPool",
+    "ConvTranspose": "TransposedConv1d",
+    "Resize": "Resize2d / Resize3d",
+    "ScatterElements": "MaxUnpooling2d",
+    "MaxUnpool": "MaxUnpooling2d",
 }
 """ONNX op type -> the toolbox layer a pattern around it becomes (see the module docstring)."""
 
@@ -59,7 +70,7 @@ def fuse_patterns(
                                     "LSTM": match_recurrent, "GRU": match_recurrent,
                                     "Conv": _match_conv1d, "GlobalAveragePool": _match_pool,
                                     "GlobalMaxPool": _match_pool, "ReduceMean": _match_pool,
-                                    "ReduceMax": _match_pool}  # fmt: skip
+                                    "ReduceMax": _match_pool, **UPSAMPLE_MATCHERS}  # fmt: skip
     items = _prune(_pick_states(list(nodes), constants, outputs), outputs)
     known = known | set(constants)  # with the indices _pick_states added
     items, splits = _split_transposes(items, constants, outputs)
@@ -278,14 +289,6 @@ def _match_linear(graph: Graph, node) -> Iterator[Fused]:
 # -- 1-D convolution on (N, T, C) --------------------------------------------------------------
 
 
-def _is_transpose(node, perm: list[int]) -> bool:
-    return (
-        node is not None
-        and node.op_type == "Transpose"
-        and list(node_attributes(node).get("perm", [])) == perm
-    )
-
-
 def _match_conv1d(graph: Graph, node) -> Iterator[Fused]:
     """``Transpose(0, 2, 1) -> Conv (1-D kernel) -> Transpose(0, 2, 1)`` -> :class:`Conv1d`."""
     weight = graph.constant(node.input[1]) if len(node.input) > 1 else None
@@ -295,7 +298,7 @@ def _match_conv1d(graph: Graph, node) -> Iterator[Fused]:
     if weight is None or weight.dim() != 3 or (len(node.input) > 2 and node.input[2] and
                                                bias is None):  # fmt: skip
         return
-    if not (_is_transpose(before, [0, 2, 1]) and _is_transpose(after, [0, 2, 1])):
+    if not (is_transpose(before, [0, 2, 1]) and is_transpose(after, [0, 2, 1])):
         return
     attrs = node_attributes(node)
     kernel = int(weight.shape[2])

@@ -133,6 +133,43 @@ def _adaptive_avg(m: nn.AdaptiveAvgPool2d, call: Call) -> Mapped:
     return None
 
 
+def _adaptive_avg_nd(m: nn.Module, call: Call) -> Mapped:
+    """``nn.AdaptiveAvgPool2d/3d`` to a fixed size (None entries keep the input's)."""
+    dims = 2 if isinstance(m, nn.AdaptiveAvgPool2d) else 3
+    sizes = (m.output_size,) * dims if isinstance(m.output_size, int) else tuple(m.output_size)
+    if call.rank != dims + 2 or len(sizes) != dims:
+        return None
+    sizes = tuple(n if s is None else s for s, n in zip(sizes, call.input_shapes[0][2:],
+                                                          strict=True))  # fmt: skip
+    if any(s > n for s, n in zip(sizes, call.input_shapes[0][2:], strict=True)):
+        return None
+    kind = L.AdaptiveAvgPool2d if dims == 2 else L.AdaptiveAvgPool3d
+    return kind(sizes), None
+
+
+def _adaptive_avg_2d(m: nn.AdaptiveAvgPool2d, call: Call) -> Mapped:
+    return _adaptive_avg(m, call) or _adaptive_avg_nd(m, call)
+
+
+def _conv_transpose(m: nn.ConvTranspose2d | nn.ConvTranspose3d, call: Call) -> Mapped:
+    """``nn.ConvTranspose2d/3d`` with symmetric padding and no groups, dilation or output
+    padding: TransposedConv2d/3d with that cropping."""
+    dims = len(m.kernel_size)
+    plain = (
+        m.groups == 1
+        and m.padding_mode == "zeros"
+        and tuple(m.dilation) == (1,) * dims
+        and not any(m.output_padding)
+        and not isinstance(m.padding, str)
+    )
+    if call.rank != dims + 2 or not plain or len(call.arguments) != 1 or call.keywords:
+        return None  # output_size given in the call, options the layers do not have
+    kind = L.TransposedConv2d if dims == 2 else L.TransposedConv3d
+    layer = kind(m.out_channels, m.kernel_size, stride=m.stride, cropping=tuple(m.padding),
+                 bias=m.bias is not None)  # fmt: skip
+    return layer, _copy({"weight": m.weight, "bias": m.bias})
+
+
 def _softmax(m: nn.Softmax, call: Call) -> Mapped:
     expected = -1 if call.rank <= 3 else 1
     if m.dim is None or m.dim % call.rank != expected % call.rank:
@@ -157,7 +194,10 @@ _MODULE_RULES: dict[type, Callable[[Any, Call], Mapped]] = {
     nn.LayerNorm: _layernorm,
     nn.MaxPool2d: _pool,
     nn.AvgPool2d: _pool,
-    nn.AdaptiveAvgPool2d: _adaptive_avg,
+    nn.AdaptiveAvgPool2d: _adaptive_avg_2d,
+    nn.AdaptiveAvgPool3d: _adaptive_avg_nd,
+    nn.ConvTranspose2d: _conv_transpose,
+    nn.ConvTranspose3d: _conv_transpose,
     nn.Softmax: _softmax,
     nn.Embedding: _embedding,
     nn.ReLU: lambda m, call: (L.ReLU(), None),

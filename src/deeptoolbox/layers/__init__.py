@@ -109,7 +109,13 @@ from deeptoolbox.layers._conv import (
     Conv3d as Conv3d,
 )
 from deeptoolbox.layers._conv import (
+    TransposedConv1d as TransposedConv1d,
+)
+from deeptoolbox.layers._conv import (
     TransposedConv2d as TransposedConv2d,
+)
+from deeptoolbox.layers._conv import (
+    TransposedConv3d as TransposedConv3d,
 )
 from deeptoolbox.layers._dense import Dense as Dense
 from deeptoolbox.layers._function import (
@@ -158,6 +164,15 @@ from deeptoolbox.layers._norm import (
     LayerNorm as LayerNorm,
 )
 from deeptoolbox.layers._pool import (
+    AdaptiveAvgPool1d as AdaptiveAvgPool1d,
+)
+from deeptoolbox.layers._pool import (
+    AdaptiveAvgPool2d as AdaptiveAvgPool2d,
+)
+from deeptoolbox.layers._pool import (
+    AdaptiveAvgPool3d as AdaptiveAvgPool3d,
+)
+from deeptoolbox.layers._pool import (
     AvgPool1d as AvgPool1d,
 )
 from deeptoolbox.layers._pool import (
@@ -184,6 +199,9 @@ from deeptoolbox.layers._pool import (
 from deeptoolbox.layers._pool import (
     MaxPool3d as MaxPool3d,
 )
+from deeptoolbox.layers._pool import (
+    MaxUnpooling2d as MaxUnpooling2d,
+)
 from deeptoolbox.layers._recurrent import GRU as GRU
 from deeptoolbox.layers._recurrent import LSTM as LSTM
 from deeptoolbox.layers._reshape import (
@@ -197,6 +215,9 @@ from deeptoolbox.layers._reshape import (
 )
 from deeptoolbox.layers._reshape import (
     Resize2d as Resize2d,
+)
+from deeptoolbox.layers._reshape import (
+    Resize3d as Resize3d,
 )
 from deeptoolbox.layers._reshape import (
     SpaceToDepth as SpaceToDepth,
@@ -224,6 +245,8 @@ __all__ = [
     "Dense", "Conv1d", "Conv2d", "Conv3d", "TransposedConv2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "GlobalAvgPool", "GlobalMaxPool",
     "MaxPool3d", "AvgPool3d",
+    "TransposedConv1d", "TransposedConv3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d", "MaxUnpooling2d", "Resize3d",
     "BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "CrossChannelNorm",
     "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "Swish", "Dropout",
     "ClippedReLU", "PReLU", "Softplus", "HardSwish", "HardSigmoid", "Mish", "SpatialDropout",

@@ -1,4 +1,5 @@
-"""Convolution layers: 1-D on sequences (N, T, C), 2-D on images, 3-D on volumes, and 2-D transposed.
+"""Convolution layers: 1-D on sequences (N, T, C), 2-D on images, 3-D on volumes, and their
+transposed (upsampling) counterparts.
 
 Padding is ``0`` by default (none, as in MATLAB, Keras and PyTorch), ``"valid"`` (the same: no
 padding), ``"same"`` (output length ceil(input / stride), padding split evenly with the extra
@@ -265,8 +266,143 @@ class Conv3d(_Convolution, nn.Conv3d):
     spatial_dims = 3
 
 
+class _TransposedConvolution(_TorchNames, Layer):
+    """Shared logic of the N-d transposed convolutions (upsampling), MATLAB's
+    transposedConv1dLayer / transposedConv2dLayer / transposedConv3dLayer.
+
+    ``cropping="same"`` crops (k - s) in total on each axis, the odd extra at the end: the exact
+    transpose of the convolution's ``padding="same"``, as in Keras and ONNX's SAME_UPPER.
+    """
+
+    spatial_dims = 2
+    channels_last = False
+    transposed = True
+    groups = 1
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | Sequence[int],
+        *,
+        stride: int | Sequence[int] = 1,
+        cropping: str | int | Sequence[int] = 0,
+        bias: bool = True,
+        weights_initializer: str = "glorot",
+        bias_initializer: str = "zeros",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        kind, d = type(self).__name__, self.spatial_dims
+        self.filters = check_positive_int(kind, "filters", filters, f"{kind}(16, 4)")
+        self.kernel_size = as_tuple(kind, "kernel_size", kernel_size, d)
+        self.stride = as_tuple(kind, "stride", stride, d)
+        self.bias_enabled = bool(bias)
+        self.weights_initializer = check_choice(
+            kind, "weights_initializer", weights_initializer, WEIGHT_INITIALIZERS
+        )
+        self.bias_initializer = check_choice(
+            kind, "bias_initializer", bias_initializer, BIAS_INITIALIZERS
+        )
+        self.trim = (0,) * d
+        if cropping == "same":
+            pairs = list(zip(self.kernel_size, self.stride, strict=True))
+            for k, s in pairs:
+                if k < s:
+                    raise OptionError(
+                        f"{kind}: cropping='same' needs kernel_size >= stride; received "
+                        f"kernel_size={self.kernel_size}, stride={self.stride}."
+                    )
+            self.padding = tuple((k - s) // 2 for k, s in pairs)
+            self.trim = tuple((k - s) % 2 for k, s in pairs)
+        else:
+            self.padding = as_tuple(kind, "cropping", cropping, d, minimum=0)
+        self.cropping = cropping
+
+    @property
+    def dilation(self) -> tuple[int, ...]:
+        """Always ones (torch's ConvTranspose option)."""
+        return (1,) * self.spatial_dims
+
+    @property
+    def in_channels(self) -> int | None:
+        """Input channels (torch's name); None until the layer is built."""
+        weight = self._parameters.get("weight")
+        return None if weight is None else int(weight.shape[0])
+
+    def _split(self, shape: Shape) -> tuple[int | None, list[int | None]]:
+        if self.channels_last:
+            return shape[-1], list(shape[:-1])
+        return shape[0], list(shape[1:])
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        what = {1: "sequences (T, C)", 2: "images (C, H, W)", 3: "volumes (C, D, H, W)"}
+        require_rank(self, shape, [self.spatial_dims + 1], what[self.spatial_dims])
+        _, lengths = self._split(shape)
+        sizes: list[int | None] = []
+        for axis, length in enumerate(lengths):
+            if length is None:
+                sizes.append(None)
+                continue
+            k, s = self.kernel_size[axis], self.stride[axis]
+            size = (length - 1) * s - 2 * self.padding[axis] + k - self.trim[axis]
+            if size < 1:
+                raise SizeMismatchError(
+                    f"{type(self).__name__}: cropping {self.cropping!r} leaves no output for an "
+                    f"input of size {format_shape(shape)}."
+                )
+            sizes.append(size)
+        return (*sizes, self.filters) if self.channels_last else (self.filters, *sizes)
+
+    def build(self, input_shapes: list[Shape]) -> None:
+        self.output_shape(input_shapes)
+        kind = type(self).__name__
+        channels, _ = self._split(input_shapes[0])
+        weight = torch.empty(int(channels), self.filters, *self.kernel_size)  # type: ignore[arg-type]
+        self.weight = nn.Parameter(weight)
+        initialize_weight(kind, self.weight, self.weights_initializer)
+        if self.bias_enabled:
+            self.bias = nn.Parameter(torch.empty(self.filters))
+            initialize_bias(kind, self.bias, self.bias_initializer)
+        else:
+            self.bias = None
+        super().build(input_shapes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.transpose(1, 2)
+        conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self.spatial_dims - 1]
+        y = conv(x, self.weight, self.bias, self.stride, self.padding)
+        if any(self.trim):
+            y = y[(..., *(slice(0, -t if t else None) for t in self.trim))]
+        return y.transpose(1, 2) if self.channels_last else y
+
+
 @register_layer
-class TransposedConv2d(_TorchNames, Layer, nn.ConvTranspose2d):
+class TransposedConv1d(_TransposedConvolution, nn.ConvTranspose1d):
+    """1-D transposed convolution over time on sequences: (N, T, C) in, (N, T', filters) out
+    (MATLAB's transposedConv1dLayer).
+
+    ``cropping="same"`` gives T' = T * stride; an int crops that many steps from each end.
+    ``weight`` is (C, filters, k) like ``torch.nn.ConvTranspose1d``, which it is for
+    ``isinstance`` and attribute names, but on (N, T, C) batches like :class:`Conv1d`.
+
+    Example:
+        >>> import torch
+        >>> layer = TransposedConv1d(4, 3, stride=2, cropping="same")
+        >>> layer.build([(None, 8)])
+        >>> layer(torch.zeros(2, 10, 8)).shape
+        torch.Size([2, 20, 4])
+        >>> TransposedConv1d(4, 3).output_shape([(10, 8)])  # no cropping: (10 - 1) + 3
+        (12, 4)
+    """
+
+    spatial_dims = 1
+    channels_last = True
+
+
+@register_layer
+class TransposedConv2d(_TransposedConvolution, nn.ConvTranspose2d):
     """2-D transposed convolution (upsampling), as in MATLAB's transposedConv2dLayer.
 
     ``cropping="same"`` gives an output of size input * stride (the exact transpose of
@@ -283,88 +419,22 @@ class TransposedConv2d(_TorchNames, Layer, nn.ConvTranspose2d):
         torch.Size([1, 8, 14, 14])
     """
 
-    def __init__(
-        self,
-        filters: int,
-        kernel_size: int | Sequence[int],
-        *,
-        stride: int | Sequence[int] = 1,
-        cropping: str | int | Sequence[int] = 0,
-        bias: bool = True,
-        weights_initializer: str = "glorot",
-        bias_initializer: str = "zeros",
-        name: str | None = None,
-    ) -> None:
-        super().__init__(name=name)
-        kind = "TransposedConv2d"
-        self.filters = check_positive_int(kind, "filters", filters, "TransposedConv2d(16, 4)")
-        self.kernel_size = as_tuple(kind, "kernel_size", kernel_size, 2)
-        self.stride = as_tuple(kind, "stride", stride, 2)
-        self.bias_enabled = bool(bias)
-        self.weights_initializer = check_choice(
-            kind, "weights_initializer", weights_initializer, WEIGHT_INITIALIZERS
-        )
-        self.bias_initializer = check_choice(
-            kind, "bias_initializer", bias_initializer, BIAS_INITIALIZERS
-        )
-        # "same": crop (k - s) in total, the odd extra at the end (bottom/right): the exact
-        # transpose of Conv2d(padding="same"), as in Keras and ONNX's SAME_UPPER.
-        self.trim = (0, 0)
-        if cropping == "same":
-            pairs = list(zip(self.kernel_size, self.stride, strict=True))
-            for k, s in pairs:
-                if k < s:
-                    raise OptionError(
-                        f"{kind}: cropping='same' needs kernel_size >= stride; received "
-                        f"kernel_size={self.kernel_size}, stride={self.stride}."
-                    )
-            self.padding = tuple((k - s) // 2 for k, s in pairs)
-            self.trim = tuple((k - s) % 2 for k, s in pairs)
-        else:
-            self.padding = as_tuple(kind, "cropping", cropping, 2, minimum=0)
-        self.cropping = cropping
-
     spatial_dims = 2
-    transposed = True
-    groups = 1
-    dilation = (1, 1)
 
-    @property
-    def in_channels(self) -> int | None:
-        """Input channels (torch's name); None until the layer is built."""
-        weight = self._parameters.get("weight")
-        return None if weight is None else int(weight.shape[0])
 
-    def output_shape(self, input_shapes: list[Shape]) -> Shape:
-        (shape,) = input_shapes
-        require_rank(self, shape, [3], "images (C, H, W)")
-        sizes = []
-        for axis in range(2):
-            length = shape[1 + axis]
-            k, s = self.kernel_size[axis], self.stride[axis]
-            size = (length - 1) * s - 2 * self.padding[axis] + k - self.trim[axis]
-            if size < 1:
-                raise SizeMismatchError(
-                    f"TransposedConv2d: cropping {self.cropping!r} leaves no output for an input "
-                    f"of size {format_shape(shape)}."
-                )
-            sizes.append(size)
-        return (self.filters, *sizes)
+@register_layer
+class TransposedConv3d(_TransposedConvolution, nn.ConvTranspose3d):
+    """3-D transposed convolution on volumes: (N, C, D, H, W) in, (N, filters, D', H', W') out
+    (MATLAB's transposedConv3dLayer).
 
-    def build(self, input_shapes: list[Shape]) -> None:
-        self.output_shape(input_shapes)
-        channels = int(input_shapes[0][0])  # type: ignore[arg-type]
-        self.weight = nn.Parameter(torch.empty(channels, self.filters, *self.kernel_size))
-        initialize_weight("TransposedConv2d", self.weight, self.weights_initializer)
-        if self.bias_enabled:
-            self.bias = nn.Parameter(torch.empty(self.filters))
-            initialize_bias("TransposedConv2d", self.bias, self.bias_initializer)
-        else:
-            self.bias = None
-        super().build(input_shapes)
+    ``cropping`` as for :class:`TransposedConv2d`; ``weight`` is (C, filters, kd, kh, kw) like
+    ``torch.nn.ConvTranspose3d``.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding)
-        if self.trim[0] or self.trim[1]:
-            y = y[..., : y.shape[-2] - self.trim[0], : y.shape[-1] - self.trim[1]]
-        return y
+    Example:
+        >>> TransposedConv3d(2, 2, stride=2).output_shape([(4, 3, 5, 5)])
+        (2, 6, 10, 10)
+        >>> TransposedConv3d(2, 3, stride=2, cropping="same").output_shape([(4, 3, 5, 5)])
+        (2, 6, 10, 10)
+    """
+
+    spatial_dims = 3

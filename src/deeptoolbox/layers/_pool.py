@@ -1,5 +1,5 @@
 """Pooling layers: max and average pooling over time (sequences) or space (images, volumes),
-and global pooling."""
+global and adaptive average pooling, and max unpooling."""
 
 from __future__ import annotations
 
@@ -18,7 +18,13 @@ from deeptoolbox.layers._base import (
     register_layer,
     require_rank,
 )
-from deeptoolbox.layers._conv import Padding, pad_same, parse_padding, sliding_output
+from deeptoolbox.layers._conv import (
+    Padding,
+    pad_same,
+    parse_padding,
+    same_padding,
+    sliding_output,
+)
 
 
 class _Pooling(Layer):
@@ -292,3 +298,190 @@ class GlobalMaxPool(_GlobalPooling):
     """
 
     reduce = "max"
+
+
+class _AdaptiveAvgPooling(Layer):
+    """Average pooling to a fixed output size: window ``i`` of an axis of length n covers
+    positions floor(i * n / m) to ceil((i + 1) * n / m) - 1 for m outputs (torch's rule)."""
+
+    spatial_dims = 2
+    channels_last = False
+
+    def __init__(self, output_size: int | Sequence[int], *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        kind = type(self).__name__
+        self.output_size = as_tuple(kind, "output_size", output_size, self.spatial_dims)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        (shape,) = input_shapes
+        what = {1: "sequences (T, C)", 2: "images (C, H, W)", 3: "volumes (C, D, H, W)"}
+        require_rank(self, shape, [self.spatial_dims + 1], what[self.spatial_dims])
+        lengths = shape[:-1] if self.channels_last else shape[1:]
+        for length, size in zip(lengths, self.output_size, strict=True):
+            if length is not None and length < size:
+                raise SizeMismatchError(
+                    f"{type(self).__name__}: output_size {self.output_size} is larger than the "
+                    f"input {format_shape(shape)}; every output needs at least one input position."
+                )
+        if self.channels_last:
+            return (*self.output_size, shape[-1])
+        return (shape[0], *self.output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.transpose(1, 2)
+        lengths = x.shape[2:]
+        uneven = [
+            isinstance(n, int) and n % m != 0
+            for n, m in zip(lengths, self.output_size, strict=True)
+        ]
+        if any(uneven):  # windows of different sizes: a matrix per axis (ONNX: MatMul)
+            for axis, (n, m) in enumerate(zip(lengths, self.output_size, strict=True)):
+                if n != m:
+                    matrix = adaptive_matrix(n, m, x.dtype, x.device)
+                    x = (x.movedim(2 + axis, -1) @ matrix.T).movedim(-1, 2 + axis)
+            y = x
+        else:  # equal windows (ONNX: AveragePool) or a free length
+            pool = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)
+            y = pool[self.spatial_dims - 1](x, self.output_size)
+        return y.transpose(1, 2) if self.channels_last else y
+
+
+def adaptive_matrix(length: int, size: int, dtype=None, device=None) -> torch.Tensor:
+    """(size, length) matrix averaging the adaptive-pooling windows of one axis.
+
+    Example:
+        >>> adaptive_matrix(3, 2).tolist()
+        [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]]
+    """
+    matrix = torch.zeros(size, length, dtype=dtype, device=device)
+    for i in range(size):
+        start, end = (i * length) // size, -((-(i + 1) * length) // size)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+@register_layer
+class AdaptiveAvgPool1d(_AdaptiveAvgPooling):
+    """Average pooling of sequences (N, T, C) to ``output_size`` steps, whatever T is.
+
+    Example:
+        >>> AdaptiveAvgPool1d(4).output_shape([(None, 8)])
+        (4, 8)
+    """
+
+    spatial_dims, channels_last = 1, True
+
+
+@register_layer
+class AdaptiveAvgPool2d(_AdaptiveAvgPooling):
+    """Average pooling of images (N, C, H, W) to ``output_size`` (h, w)
+    (MATLAB's adaptiveAveragePooling2dLayer).
+
+    Example:
+        >>> import torch
+        >>> layer = AdaptiveAvgPool2d((2, 3))
+        >>> layer.output_shape([(16, 7, 9)])
+        (16, 2, 3)
+        >>> layer(torch.ones(1, 16, 7, 9)).shape
+        torch.Size([1, 16, 2, 3])
+    """
+
+    spatial_dims = 2
+
+
+@register_layer
+class AdaptiveAvgPool3d(_AdaptiveAvgPooling):
+    """Average pooling of volumes (N, C, D, H, W) to ``output_size`` (d, h, w).
+
+    Example:
+        >>> AdaptiveAvgPool3d(2).output_shape([(4, 5, 6, 7)])
+        (4, 2, 2, 2)
+    """
+
+    spatial_dims = 3
+
+
+@register_layer
+class MaxUnpooling2d(Layer):
+    """Puts values back where a :class:`MaxPool2d` found its maxima, zeros elsewhere
+    (MATLAB's maxUnpooling2dLayer).
+
+    Two inputs: ``in``, the values to unpool, of the pooled size, and ``reference``, the input of
+    the matching max pooling (its size is the output size). The positions are those of the
+    maxima of ``reference`` under a max pooling with the same ``pool_size``, ``stride`` and
+    ``padding`` (give the pooling layer's), so the ``reference`` port stands for MATLAB's
+    ``indices`` and ``size`` inputs together. With overlapping windows a position two windows
+    picked keeps one of their values (as torch's ``max_unpool2d`` and ONNX's ``MaxUnpool``).
+
+    Example:
+        >>> import torch
+        >>> from deeptoolbox import Network
+        >>> from deeptoolbox import layers as L
+        >>> net = Network([L.ImageInput((1, 4, 4), name="x"), L.MaxPool2d(2, name="pool"),
+        ...                L.ReLU(name="relu"), L.MaxUnpooling2d(2, name="unpool")])
+        >>> _ = net.connect("x", "unpool/reference")
+        >>> net.output_shape()
+        (1, 4, 4)
+        >>> y = net(torch.arange(16.0).reshape(1, 1, 4, 4))
+        >>> y[0, 0].tolist()[1]
+        [0.0, 5.0, 0.0, 7.0]
+    """
+
+    input_names = ("in", "reference")
+
+    def __init__(
+        self,
+        pool_size: int | Sequence[int],
+        *,
+        stride: int | Sequence[int] | None = None,
+        padding: Padding = 0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        pooling = MaxPool2d(pool_size, stride=stride, padding=padding)  # validates the options
+        self.pool_size, self.stride, self.padding = (
+            pooling.pool_size,
+            pooling.stride,
+            pooling.padding,
+        )
+
+    def _pooling(self) -> MaxPool2d:
+        return MaxPool2d(self.pool_size, stride=self.stride, padding=self.padding)
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        values, reference = input_shapes
+        require_rank(self, values, [3], "pooled images (C, h, w) on its 'in' input")
+        require_rank(self, reference, [3], "images (C, H, W) on its 'reference' input")
+        pooled = self._pooling().output_shape([reference])
+        if tuple(values) != tuple(pooled):
+            raise SizeMismatchError(
+                f"MaxUnpooling2d: its 'in' input has size {format_shape(values)}, but pooling "
+                f"the 'reference' input {format_shape(reference)} with pool_size="
+                f"{self.pool_size}, stride={self.stride}, padding={self.padding!r} gives "
+                f"{format_shape(pooled)}. Connect the input of the matching MaxPool2d to "
+                "'reference' and give MaxUnpooling2d that layer's options."
+            )
+        return tuple(reference)
+
+    def forward(self, x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        height, width = reference.shape[-2:]
+        pads, start = self.padding, (0, 0)
+        if pads == "same":  # pad as the pooling did, unpool onto the padded plane, crop
+            reference = pad_same(reference, 2, self.pool_size, self.stride, (1, 1), float("-inf"))
+            pads = (0, 0)
+            start = tuple(
+                same_padding(n, k, s, 1)[0]
+                for n, k, s in zip((height, width), self.pool_size, self.stride, strict=True)
+            )
+        with torch.no_grad():
+            _, indices = F.max_pool2d(
+                reference, self.pool_size, self.stride, pads, return_indices=True
+            )
+        # torch's max_unpool2d as a scatter, which ONNX writes as one ScatterElements node
+        n, c, plane = x.shape[0], x.shape[1], reference.shape[-2:]
+        flat = x.new_zeros(n, c, plane[0] * plane[1])
+        y = flat.scatter(2, indices.flatten(2), x.flatten(2)).reshape(n, c, plane[0], plane[1])
+        if self.padding == "same":
+            y = y[..., start[0] : start[0] + height, start[1] : start[1] + width]
+        return y

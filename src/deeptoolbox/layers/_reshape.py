@@ -1,4 +1,5 @@
-"""Layers that change the size of data: Flatten, Reshape, Resize2d, DepthToSpace, SpaceToDepth."""
+"""Layers that change the size of data: Flatten, Reshape, Resize2d, Resize3d, DepthToSpace,
+SpaceToDepth."""
 
 from __future__ import annotations
 
@@ -83,16 +84,11 @@ class Reshape(Layer):
         return x.reshape(x.shape[0], *self.target_shape)
 
 
-@register_layer
-class Resize2d(Layer):
-    """Resize images by a ``scale`` factor or to an ``output_size`` (H, W).
+class _Resize(Layer):
+    """Shared logic of Resize2d and Resize3d: a ``scale`` factor or an ``output_size``."""
 
-    ``method`` is ``"nearest"``, ``"bilinear"`` or ``"bicubic"``.
-
-    Example:
-        >>> Resize2d(scale=2).output_shape([(3, 16, 16)])
-        (3, 32, 32)
-    """
+    spatial_dims = 2
+    methods: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -103,30 +99,34 @@ class Resize2d(Layer):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
+        kind, d = type(self).__name__, self.spatial_dims
         if (scale is None) == (output_size is None):
             raise OptionError(
-                "Resize2d: give exactly one of `scale` or `output_size`. Received: "
-                f"scale={scale!r}, output_size={output_size!r}. Example: Resize2d(scale=2)."
+                f"{kind}: give exactly one of `scale` or `output_size`. Received: "
+                f"scale={scale!r}, output_size={output_size!r}. Example: {kind}(scale=2)."
             )
-        self.method = check_choice("Resize2d", "method", method, ("nearest", "bilinear", "bicubic"))
+        self.method = check_choice(kind, "method", method, self.methods)
         self.output_size = (
-            None if output_size is None else as_tuple("Resize2d", "output_size", output_size, 2)
+            None if output_size is None else as_tuple(kind, "output_size", output_size, d)
         )
         self.scale = None
         if scale is not None:
-            scales = (scale, scale) if isinstance(scale, int | float) else tuple(scale)
-            if len(scales) != 2 or not all(
+            scales = (scale,) * d if isinstance(scale, int | float) else tuple(scale)
+            if len(scales) != d or not all(
                 isinstance(s, int | float) and not isinstance(s, bool) and s > 0 for s in scales
             ):
+                count = {2: "two", 3: "three"}[d]
                 raise OptionError(
-                    f"Resize2d: `scale` must be a positive number or two. Received: scale={scale!r}."
+                    f"{kind}: `scale` must be a positive number or {count}. "
+                    f"Received: scale={scale!r}."
                 )
             self.scale = tuple(float(s) for s in scales)
         self._align = False if self.method != "nearest" else None
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes
-        require_rank(self, shape, [3], "images (C, H, W)")
+        what = {2: "images (C, H, W)", 3: "volumes (C, D, H, W)"}[self.spatial_dims]
+        require_rank(self, shape, [self.spatial_dims + 1], what)
         if self.output_size is not None:
             return (shape[0], *self.output_size)
         return (shape[0], *(math.floor(d * s) for d, s in zip(shape[1:], self.scale, strict=True)))
@@ -139,6 +139,41 @@ class Resize2d(Layer):
         return F.interpolate(
             x, scale_factor=self.scale, mode=self.method, align_corners=self._align
         )
+
+
+@register_layer
+class Resize2d(_Resize):
+    """Resize images by a ``scale`` factor or to an ``output_size`` (H, W).
+
+    ``method`` is ``"nearest"``, ``"bilinear"`` or ``"bicubic"``.
+
+    Example:
+        >>> Resize2d(scale=2).output_shape([(3, 16, 16)])
+        (3, 32, 32)
+    """
+
+    spatial_dims, methods = 2, ("nearest", "bilinear", "bicubic")
+
+
+@register_layer
+class Resize3d(_Resize):
+    """Resize volumes by a ``scale`` factor or to an ``output_size`` (D, H, W)
+    (MATLAB's resize3dLayer).
+
+    ``method`` is ``"nearest"`` (torch's: source index floor(i / scale), MATLAB's
+    ``GeometricTransformMode="asymmetric"``, ``NearestRoundingMode="floor"``) or
+    ``"trilinear"`` (half-pixel centres, MATLAB's default ``"half-pixel"``).
+
+    Example:
+        >>> import torch
+        >>> layer = Resize3d(scale=(1, 2, 2), method="trilinear")
+        >>> layer.output_shape([(3, 4, 8, 8)])
+        (3, 4, 16, 16)
+        >>> Resize3d(output_size=(2, 3, 4))(torch.ones(1, 3, 4, 5, 6)).shape
+        torch.Size([1, 3, 2, 3, 4])
+    """
+
+    spatial_dims, methods = 3, ("nearest", "trilinear")
 
 
 def depth_to_space(x: torch.Tensor, block: tuple[int, int], mode: str = "dcr") -> torch.Tensor:

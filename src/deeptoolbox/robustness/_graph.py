@@ -95,6 +95,8 @@ def _onnx_affine(module: nn.Module) -> nn.Module | None:
 
 _AFFINE = (
     L.InputLayer, L.Dense, L.Conv1d, L.Conv2d, L.Conv3d, L.TransposedConv2d, L.BatchNorm,
+    L.TransposedConv1d, L.TransposedConv3d, L.AdaptiveAvgPool1d, L.AdaptiveAvgPool2d,
+    L.AdaptiveAvgPool3d, L.Resize3d,
     L.AvgPool1d, L.AvgPool2d, L.GlobalAvgPool, L.Flatten, L.Reshape, L.Addition,
     L.Concatenation, L.Dropout, ScaleShift, L.Indexing1d, L.EmbeddingConcatenation,
     nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool1d,
@@ -110,7 +112,8 @@ _KINDS: tuple[tuple[tuple[type, ...], str], ...] = (
     (_AFFINE, "affine"),
 )
 SUPPORTED = (
-    "Dense, Conv1d, Conv2d, Conv3d, TransposedConv2d, BatchNorm, AvgPool1d, AvgPool2d, "
+    "Dense, Conv1d, Conv2d, Conv3d, TransposedConv1d/2d/3d, BatchNorm, AvgPool1d, AvgPool2d, "
+    "AdaptiveAvgPool1d/2d/3d, Resize3d, "
     "GlobalAvgPool, MaxPool1d, MaxPool2d, GlobalMaxPool, Flatten, Reshape, Addition, "
     "Concatenation, Dropout, Indexing1d, EmbeddingConcatenation, ReLU, LeakyReLU (scale <= 1), Sigmoid, Tanh, input layers "
     "(any normalization), a final Softmax; imported ONNX Add/Sub/Mul/Div by a constant and Neg "
