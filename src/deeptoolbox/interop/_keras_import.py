@@ -16,6 +16,7 @@ from torch import nn
 from deeptoolbox import layers as L
 from deeptoolbox.errors import DeepToolboxError, ModelImportError
 from deeptoolbox.interop._keras_files import KerasFile, file_keys
+from deeptoolbox.interop._keras_folding import fold, functional_candidates, sequential_candidates
 from deeptoolbox.interop._keras_layers import OPERATIONS, convert_layer
 from deeptoolbox.interop._keras_metadata import (
     classes_of,
@@ -147,6 +148,9 @@ class _Builder:
         self.shared: dict[str, list[str]] = {}
         self.implicit_masks: list[str] = []
         self.deferred: dict[Ref, tuple[dict, str, int, _Call]] = {}  # keras.ops calls
+        self.fold_candidates: dict[str, list[dict]] = {}  # input -> preprocessing after it
+        self.folded: dict[str, Ref] = {}  # Keras layers the input layers apply themselves
+        self.keys: dict[str, str] = {}  # Keras layer name -> its weights file key
 
     def where(self, name: str) -> str:
         return f"import_keras: '{self.file.path}': layer '{name}'"
@@ -162,6 +166,8 @@ class _Builder:
         # keras.ops calls hold no weights and take no key in the weights file
         names = ["Operation" if _is_operation(x) else x.get("class_name", "") for x in layers]
         keys = file_keys(names)
+        self.keys = {_layer_name(x, k): k for x, k in zip(layers, keys, strict=True)}
+        self._plan_folds(kind, layers)
         with self.net.editing():  # sizes resolved when a layer asks for them, or at the end
             if kind == "Sequential":
                 self._sequential(layers, keys)
@@ -181,9 +187,49 @@ class _Builder:
             self.net.classes = classes
         return self.net.eval()
 
+    def _plan_folds(self, kind: str, layers: list[dict]) -> None:
+        """Find the Rescaling / Normalization layers right after each input."""
+        if kind == "Sequential":
+            first = next((x for x in layers if x.get("class_name") == "InputLayer"), None)
+            name = _layer_name(first, "input") if first is not None else "input"
+            self.fold_candidates[name] = sequential_candidates(layers)
+            return
+        calls = {}
+        for layer in layers:
+            if layer.get("class_name") != "InputLayer":
+                name = _layer_name(layer, "?")
+                calls[name] = [call.refs for call in _calls(layer, self.where(name))]
+        declared = self.file.model["config"].get("output_layers", [])
+        declared = [declared] if declared and isinstance(declared[0], str) else declared
+        outputs = [(entry[0], int(entry[1]) if len(entry) > 1 else 0) for entry in declared]
+        for layer in layers:
+            if layer.get("class_name") == "InputLayer":
+                name = _layer_name(layer, "input")
+                self.fold_candidates[name] = functional_candidates(
+                    layers, calls, outputs, (name, 0)
+                )
+
+    def _folded_input(self, layer: InputLayer, name: str) -> InputLayer:
+        """The input layer with the preprocessing right after it as its normalization."""
+        candidates = self.fold_candidates.get(name) or []
+        if layer.normalization != "none" or not candidates:
+            return layer
+        steps = []
+        for keras_layer in candidates:
+            kind, key = keras_layer["class_name"], self.keys[_layer_name(keras_layer, "?")]
+            weights = self.file.weights(_layer_name(keras_layer, "?"), key, kind)
+            steps.append((kind, keras_layer.get("config", {}), weights))
+        folded = fold(layer, steps)
+        if folded is None:
+            return layer
+        for keras_layer in candidates:
+            self.folded[_layer_name(keras_layer, "?")] = (name, 0)
+        return folded
+
     def _input(self, config: dict[str, Any], name: str) -> None:
         layer = _input_layer(config, self.where(name))
         layer = input_layer_of(self.file.metadata, name, layer)
+        layer = self._folded_input(layer, name)
         self.net.add_layers({_safe(name): layer})
         self.output_of[(name, 0)] = self.net.layer_names[-1]
         self.mask_of[(name, 0)] = None
@@ -290,10 +336,17 @@ class _Builder:
         class_name = layer.get("class_name", "?")
         config = dict(layer.get("config", {}))
         name = config.get("name") or key
+        if name in self.folded:  # applied by the input layer's normalization
+            self.output_of[(name, 0)] = self.output_of[self.folded[name]]
+            self.mask_of[(name, 0)] = None
+            return
         if self._folds_into_input(name, call):
             return
         where = self.where(name)
         base = _safe(name if index == 0 else f"{name}_call{index + 1}")
+        if class_name == "Sequential":
+            self._nested(layer, key, index, call, base)
+            return
         refs, masks = list(call.args), {}
         if class_name == "MultiHeadAttention":
             refs, explicit = _attention_inputs(call, where)
@@ -317,6 +370,27 @@ class _Builder:
         )
         if len(layer.get("inbound_nodes") or []) > 1:  # the layer holding this call's weights
             self.shared.setdefault(name, []).append(added[0])
+
+    def _nested(self, layer: dict, key: str, index: int, call: _Call, base: str) -> None:
+        """A Sequential model used as one layer: its layers one after the other."""
+        name = layer.get("config", {}).get("name") or key
+        inner = [x for x in layer["config"].get("layers", []) if x["class_name"] != "InputLayer"]
+        if len(call.args) != 1 or any(x["class_name"] == "Sequential" for x in inner):
+            raise ModelImportError(
+                f"{self.where(name)} is a nested Sequential model called on {len(call.args)} "
+                "tensors or holding other models; import_keras reads nested Sequential models "
+                "of plain layers called on one tensor."
+            )
+        source = self._output(call.args[0])
+        weights = self.file.nested_weights(name, key, inner)
+        for sub, variables in zip(inner, weights, strict=True):
+            sub_name = sub.get("config", {}).get("name") or sub["class_name"]
+            where = f"{self.where(name)} (nested layer '{sub_name}')"
+            shapes = [self.net.output_shape(source)]
+            chain = convert_layer(sub["class_name"], dict(sub["config"]), variables, shapes, where)
+            source = self._add_chain(_safe(f"{base}_{sub_name}"), chain, [source], {}, where)[-1]
+        self.output_of[(name, index)] = source
+        self.mask_of[(name, index)] = None
 
     def _folds_into_input(self, name: str, call: _Call) -> bool:
         """A Normalization / Rescaling layer export_keras wrote for an input layer's
@@ -436,6 +510,10 @@ class _Builder:
             _load(module, params, where)
             added.append(layer_name)
         return added
+
+
+def _layer_name(layer: dict[str, Any], default: str) -> str:
+    return str(layer.get("name") or layer.get("config", {}).get("name") or default)
 
 
 def _unique_name(name: str, taken: list[str]) -> str:

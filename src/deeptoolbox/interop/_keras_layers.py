@@ -23,11 +23,14 @@ from deeptoolbox.interop._keras_ops import (
     CrossAttention,
     MaskedGlobalAvgPool,
     MaskedSteps,
+    MergeDirections,
 )
+from deeptoolbox.interop._keras_more_layers import LAMBDA_REFUSED, MORE_CONVERTERS
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._base import Shape
 
 Chain = list[tuple[str, nn.Module, dict[str, np.ndarray]]]
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)  # Keras Bidirectional's merge_mode
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": L.ReLU,
@@ -86,18 +89,24 @@ def _channels_last(config: dict[str, Any]) -> None:
 
 
 def _dense(config: dict, weights: list, shapes: list[Shape]) -> Chain:
-    _require(len(shapes[0]) in (1, 2), "Dense on images (only features and sequences)")
-    params = {"weight": weights[0].T}
-    if config.get("use_bias", True):
+    _require(len(shapes[0]) in (1, 2, 3), "Dense on volumes")
+    bias = bool(config.get("use_bias", True))
+    if len(shapes[0]) == 3:  # on each pixel's channels (H, W, C): a 1 x 1 convolution
+        params = {"weight": weights[0].T[:, :, None, None]}
+        layer = L.Conv2d(config["units"], 1, padding="valid", bias=bias)
+    else:
+        params = {"weight": weights[0].T}
+        layer = L.Dense(config["units"], bias=bias)
+    if bias:
         params["bias"] = weights[1]
-    layer = L.Dense(config["units"], bias=config.get("use_bias", True))
     return _with_activation([("", layer, params)], config)
 
 
 def _conv(config: dict, weights: list, shapes: list[Shape], dims: int) -> Chain:
     _channels_last(config)
     padding = config.get("padding", "valid")
-    _require(padding in ("same", "valid"), f"padding={padding!r} (only 'same' and 'valid')")
+    allowed = ("same", "valid", "causal") if dims == 1 else ("same", "valid")
+    _require(padding in allowed, f"padding={padding!r} (only {', '.join(map(repr, allowed))})")
     kernel = weights[0]  # (k..., in/groups, filters) -> (filters, in/groups, k...)
     order = (dims + 1, dims, *range(dims))
     params = {"weight": np.transpose(kernel, order)}
@@ -128,10 +137,15 @@ def _pool(config: dict, weights: list, shapes: list[Shape], kind: str, dims: int
 
 def _global(config: dict, weights: list, shapes: list[Shape], kind: str) -> Chain:
     _channels_last(config)
-    _require(not config.get("keepdims", False), "keepdims=True")
     if config.get("_mask"):  # GlobalAveragePooling1D after a padding mask: real steps only
+        _require(not config.get("keepdims", False), "keepdims=True after a padding mask")
         return [("", MaskedGlobalAvgPool(), {})]
-    return [("", L.GlobalAvgPool() if kind == "avg" else L.GlobalMaxPool(), {})]
+    chain: Chain = [("", L.GlobalAvgPool() if kind == "avg" else L.GlobalMaxPool(), {})]
+    if config.get("keepdims", False):  # (C,) -> (C, 1, 1) for images, (1, C) for sequences
+        channels = shapes[0][0] if len(shapes[0]) == 3 else shapes[0][-1]
+        kept = (channels, 1, 1) if len(shapes[0]) == 3 else (1, channels)
+        chain.append(("keepdims", L.Reshape(kept), {}))
+    return chain
 
 
 def _batchnorm(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -230,7 +244,11 @@ def _recurrent_checks(config: dict, cell: str) -> None:
 
 def _rnn_params(cell: str, weights: list, units: int, suffix: str, use_bias: bool) -> dict:
     kernel, recurrent = weights[0], weights[1]
-    if cell == "lstm":  # Keras gates i, f, c, o are torch's i, f, g, o
+    if cell == "rnn":  # SimpleRNN: one gate, one bias
+        bias = weights[2] if use_bias else np.zeros(units, np.float32)
+        kernels = (kernel.T, recurrent.T)
+        input_bias, recurrent_bias = bias, np.zeros_like(bias)
+    elif cell == "lstm":  # Keras gates i, f, c, o are torch's i, f, g, o
         bias = weights[2] if use_bias else np.zeros(4 * units, np.float32)
         kernels = (kernel.T, recurrent.T)
         input_bias, recurrent_bias = bias, np.zeros_like(bias)
@@ -256,7 +274,7 @@ def _recurrent(config: dict, weights: list, shapes: list[Shape], cell: str) -> C
     _recurrent_checks(config, cell)
     units, use_bias = config["units"], config.get("use_bias", True)
     sequences = config.get("return_sequences", False)
-    layer = (L.LSTM if cell == "lstm" else L.GRU)(
+    layer = _RECURRENT_LAYERS[cell](
         units, output_mode="sequence" if sequences else "last",
         has_padding_mask=bool(config.get("_mask")),
     )  # fmt: skip
@@ -265,10 +283,14 @@ def _recurrent(config: dict, weights: list, shapes: list[Shape], cell: str) -> C
     return _masked_steps(chain, config, sequences, hold)
 
 
+_RECURRENT_LAYERS = {"lstm": L.LSTM, "gru": L.GRU, "rnn": L.SimpleRNN}
+
+
 def _bidirectional(config: dict, weights: list, shapes: list[Shape]) -> Chain:
-    _require(config.get("merge_mode", "concat") == "concat", "merge_mode other than 'concat'")
+    merge = config.get("merge_mode", "concat")
+    _require(merge in MERGE_MODES, f"merge_mode={merge!r} (supported: {', '.join(MERGE_MODES)})")
     inner = config["layer"]
-    kind = {"LSTM": "lstm", "GRU": "gru"}.get(inner.get("class_name"))
+    kind = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}.get(inner.get("class_name"))
     _require(kind is not None, f"Bidirectional around {inner.get('class_name')}")
     cfg = inner["config"]
     _recurrent_checks(cfg, kind)
@@ -277,12 +299,15 @@ def _bidirectional(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     params = _rnn_params(kind, weights[:half], units, "", use_bias)
     params |= _rnn_params(kind, weights[half:], units, "_reverse", use_bias)
     sequences = cfg.get("return_sequences", False)
-    layer = (L.LSTM if kind == "lstm" else L.GRU)(
+    layer = _RECURRENT_LAYERS[kind](
         units, output_mode="sequence" if sequences else "final_state", bidirectional=True,
         has_padding_mask=bool(config.get("_mask")),
     )  # fmt: skip
     # Keras's Bidirectional zeroes masked steps of returned sequences
-    return _masked_steps([("", layer, params)], config, sequences, "zero")
+    chain = _masked_steps([("", layer, params)], config, sequences, "zero")
+    if merge in ("concat", None):  # None: the builder takes each half where it is used
+        return chain
+    return [*chain, ("merge", MergeDirections(merge), {})]
 
 
 def _attention(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -315,6 +340,16 @@ def _attention(config: dict, weights: list, shapes: list[Shape]) -> Chain:
         causal=causal, has_key=has_key, masks=masks,
     )  # fmt: skip
     return [("", layer, params)]
+
+
+def _elementwise(shapes: list[Shape], layer: type, function: str) -> Chain:
+    """Add / Multiply: the toolbox layer for inputs of one size; Keras also broadcasts (a
+    squeeze-and-excitation gate (1, 1, C) times an image (H, W, C)), as torch does."""
+    if all(tuple(s) == tuple(shapes[0]) for s in shapes):
+        return [("", layer(len(shapes)), {})]
+    _require(len(shapes) == 2, f"broadcasting over {len(shapes)} inputs (two at most)")
+    operation = TorchFunction(function, arguments=[{"input": 0}, {"input": 1}], num_inputs=2)
+    return [("", operation, {})]
 
 
 def _concatenate(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -414,11 +449,13 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "Masking": lambda c, w, s: [("", MaskedSteps("zero"), {})],
     "LSTM": lambda c, w, s: _recurrent(c, w, s, "lstm"),
     "GRU": lambda c, w, s: _recurrent(c, w, s, "gru"),
+    "SimpleRNN": lambda c, w, s: _recurrent(c, w, s, "rnn"),
     "Bidirectional": _bidirectional,
     "MultiHeadAttention": _attention,
-    "Add": lambda c, w, s: [("", L.Addition(len(s)), {})],
-    "Multiply": lambda c, w, s: [("", L.Multiplication(len(s)), {})],
+    "Add": lambda c, w, s: _elementwise(s, L.Addition, "torch.add"),
+    "Multiply": lambda c, w, s: _elementwise(s, L.Multiplication, "torch.mul"),
     "Concatenate": _concatenate,
+    **MORE_CONVERTERS,
 }
 
 
@@ -450,6 +487,8 @@ def convert_layer(
             )
     else:
         converter = CONVERTERS.get(class_name)
+    if class_name == "Lambda":
+        raise ModelImportError(f"{where} {LAMBDA_REFUSED}.")
     if converter is None:
         raise ModelImportError(
             f"{where} is a {class_name}, which import_keras does not support. Supported layers: "

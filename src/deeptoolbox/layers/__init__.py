@@ -148,6 +148,9 @@ from deeptoolbox.layers._pool import (
 from deeptoolbox.layers._pool import (
     GlobalMaxPool as GlobalMaxPool,
 )
+from deeptoolbox.layers._crop import Crop1d as Crop1d
+from deeptoolbox.layers._crop import Crop2d as Crop2d
+from deeptoolbox.layers._crop import Crop3d as Crop3d
 from deeptoolbox.layers._pool import (
     MaxPool1d as MaxPool1d,
 )
@@ -159,6 +162,7 @@ from deeptoolbox.layers._pool import (
 )
 from deeptoolbox.layers._recurrent import GRU as GRU
 from deeptoolbox.layers._recurrent import LSTM as LSTM
+from deeptoolbox.layers._recurrent import SimpleRNN as SimpleRNN
 from deeptoolbox.layers._reshape import (
     DepthToSpace as DepthToSpace,
 )
@@ -188,4 +192,5 @@ __all__ = [
     "LSTM", "GRU", "Embedding", "SelfAttention", "PositionEmbedding",
     "Flatten", "Reshape", "Resize2d", "DepthToSpace", "SpaceToDepth",
     "Addition", "Concatenation", "Multiplication",
+    "Crop1d", "Crop2d", "Crop3d", "SimpleRNN",
 ]  # fmt: skip
