@@ -168,7 +168,7 @@ class KerasFile:
         names = [str(x.get("config", {}).get("name") or x.get("name")) for x in layers]
         if self.legacy:  # one list for the whole nested model: "outer/inner/variable"
             root = self._h5.get("model_weights", self._h5)
-            group = root[name] if name in root else None
+            group = root.get(name)
             listed = [_text(n) for n in group.attrs.get("weight_names", [])] if group else []
             found: dict[str, list[np.ndarray]] = {n: [] for n in names}
             for entry in listed:

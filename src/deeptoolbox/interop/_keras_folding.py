@@ -53,9 +53,9 @@ def functional_candidates(
     by_source = {}
     for layer in layers:
         name = _name(layer)
-        if layer.get("class_name") in FOLDABLE and calls.get(name) and len(calls[name]) == 1:
-            if len(calls[name][0]) == 1:
-                by_source[calls[name][0][0]] = layer
+        single = calls.get(name) and len(calls[name]) == 1 and len(calls[name][0]) == 1
+        if layer.get("class_name") in FOLDABLE and single:
+            by_source[calls[name][0][0]] = layer
     found, current = [], start
     while readers.get(current) == 1 and current in by_source:
         layer = by_source[current]

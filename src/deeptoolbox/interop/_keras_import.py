@@ -23,11 +23,12 @@ from deeptoolbox.interop._keras_metadata import (
     input_layer_of,
     normalization_layers_of,
 )
-from deeptoolbox.interop._keras_ops import MASK_PORTS, PaddingMask
+from deeptoolbox.interop._keras_ops import MASK_PORTS, MergeDirections, PaddingMask
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.interop._verify import check_unsupported
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import Network
+from deeptoolbox.network._shapes import resolve_layer
 
 _INTEGER = re.compile(r"^u?int")
 
@@ -62,6 +63,7 @@ PROPAGATE_MASK = frozenset({
 RECURRENT = frozenset({"LSTM", "GRU", "Bidirectional"})
 MERGE = frozenset({"Add", "Multiply", "Concatenate"})
 MASK_USERS = "LSTM, GRU, Bidirectional, GlobalAveragePooling1D and MultiHeadAttention"
+PART = "#"  # Ref names "layer#1": the second output of a layer with several
 ALL_REAL = "*every step real*"  # a Keras mask that marks every step real (not a layer name)
 
 
@@ -83,7 +85,8 @@ def _history(value: Any) -> list[Ref]:
     """Source tensors in a Keras 3 call argument (a tensor or nested lists of tensors)."""
     if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
         history = value["config"]["keras_history"]
-        return [(history[0], int(history[1]))]
+        tensor = int(history[2]) if len(history) > 2 else 0  # a layer's second output...
+        return [(history[0] if tensor == 0 else f"{history[0]}{PART}{tensor}", int(history[1]))]
     if isinstance(value, list | tuple):
         return [ref for item in value for ref in _history(item)]
     return []
@@ -151,6 +154,8 @@ class _Builder:
         self.fold_candidates: dict[str, list[dict]] = {}  # input -> preprocessing after it
         self.folded: dict[str, Ref] = {}  # Keras layers the input layers apply themselves
         self.keys: dict[str, str] = {}  # Keras layer name -> its weights file key
+        self.halves: list[str] = []  # Bidirectional(merge_mode=None) outputs, used or not
+        self.shape_of: dict[str, Any] = {}  # toolbox layer -> output size, as layers are added
 
     def where(self, name: str) -> str:
         return f"import_keras: '{self.file.path}': layer '{name}'"
@@ -177,7 +182,9 @@ class _Builder:
             self.net.initialize()
         except DeepToolboxError as err:
             raise ModelImportError(f"import_keras: '{self.file.path}': {err}") from err
-        unused = [m for m in self.implicit_masks if not self.net.destinations(m)]
+        declared = set(self._declared_outputs())
+        halves = [h for h in self.halves if h not in declared]
+        unused = [m for m in self.implicit_masks + halves if not self.net.destinations(m)]
         if unused:  # Keras saved explicit mask operations instead
             self.net.remove_layers(unused)
         if self.shared:
@@ -299,16 +306,33 @@ class _Builder:
             self._layer(*ready)
         self._outputs(self.file.model["config"].get("output_layers", []))
 
+    def _declared_outputs(self) -> list[str]:
+        """The toolbox layers giving the model's declared outputs (Functional models)."""
+        declared = self.file.model.get("config", {}).get("output_layers") or []
+        refs = _history([{"class_name": "__keras_tensor__", "config": {"keras_history": entry}}
+                         for entry in ([declared] if isinstance(declared[0], str) else declared)]
+                        ) if declared else []  # fmt: skip
+        return [self.output_of[r] for r in refs if r in self.output_of]
+
     def _outputs(self, declared: list) -> None:
         if declared and isinstance(declared[0], str):
             declared = [declared]
-        refs = [(entry[0], int(entry[1]) if len(entry) > 1 else 0) for entry in declared]
+        refs = _history(
+            [{"class_name": "__keras_tensor__", "config": {"keras_history": e}} for e in declared]
+        )
         wanted = [self._output(ref) for ref in refs if self._available(ref)]
         if len(wanted) > 1 and wanted != self.net.output_names:
             for index, name in enumerate(wanted, start=1):
                 output = _safe(f"output_{index}")
                 self.net.add_layers({output: TorchFunction("torch.clone")})
                 self.net.connect(name, output)
+
+    def _shape(self, name: str) -> Any:
+        """A layer's output size, from the sizes found as layers were added (resolving the
+        whole network at each layer would take time quadratic in its size)."""
+        if name not in self.shape_of:
+            self.shape_of[name] = self.net.output_shape(name)
+        return self.shape_of[name]
 
     def _unique(self, name: str) -> str:
         return _unique_name(name, self.net.layer_names)
@@ -357,8 +381,8 @@ class _Builder:
         else:
             masks = self._masks(class_name, config, refs, call, base, where)
         sources = [self._output(ref) for ref in refs]
-        shapes = [self.net.output_shape(s) for s in sources]
-        shapes += [self.net.output_shape(m) for m in masks.values()]
+        shapes = [self._shape(s) for s in sources]
+        shapes += [self._shape(m) for m in masks.values()]
         weights = self.file.weights(name, key, class_name)
         chain = convert_layer(class_name, config, weights, shapes, where)
         added = self._add_chain(base, chain, sources, masks, where)
@@ -368,8 +392,20 @@ class _Builder:
             if "_arguments" in config
             else self._output_mask(class_name, config, refs, call, masks)
         )
+        if class_name == "Bidirectional" and config.get("merge_mode", "concat") is None:
+            self._directions(name, index, added[-1])
         if len(layer.get("inbound_nodes") or []) > 1:  # the layer holding this call's weights
             self.shared.setdefault(name, []).append(added[0])
+
+    def _directions(self, name: str, index: int, joined: str) -> None:
+        """Bidirectional(merge_mode=None)'s two outputs: the forward and the backward half."""
+        for tensor, mode in enumerate(("forward", "backward")):
+            half = self._unique(f"{joined}_{mode}")
+            self.net.add_layers({half: MergeDirections(mode)}).connect(joined, half)
+            ref = (name if tensor == 0 else f"{name}{PART}{tensor}", index)
+            self.output_of[ref] = half
+            self.mask_of[ref] = self.mask_of[(name, index)]
+            self.halves.append(half)
 
     def _nested(self, layer: dict, key: str, index: int, call: _Call, base: str) -> None:
         """A Sequential model used as one layer: its layers one after the other."""
@@ -386,7 +422,7 @@ class _Builder:
         for sub, variables in zip(inner, weights, strict=True):
             sub_name = sub.get("config", {}).get("name") or sub["class_name"]
             where = f"{self.where(name)} (nested layer '{sub_name}')"
-            shapes = [self.net.output_shape(source)]
+            shapes = [self._shape(source)]
             chain = convert_layer(sub["class_name"], dict(sub["config"]), variables, shapes, where)
             source = self._add_chain(_safe(f"{base}_{sub_name}"), chain, [source], {}, where)[-1]
         self.output_of[(name, index)] = source
@@ -470,7 +506,7 @@ class _Builder:
         if masks == {None}:
             return None
         if class_name == "Concatenate":
-            rank = len(self.net.output_shape(self._output(refs[0])) or ()) + 1
+            rank = len(self._shape(self._output(refs[0])) or ()) + 1
             if int(config.get("axis", -1)) % rank != rank - 1:
                 raise ModelImportError(
                     f"{where} (Concatenate) joins masked tensors along axis "
@@ -505,8 +541,12 @@ class _Builder:
                 if port not in masks:
                     raise ModelImportError(f"{where}: nothing feeds port '{port}' of {module}.")
                 self.net.connect(masks[port], f"{layer_name}/{port}")
-            if params:  # a size query resolves the sizes, so the layer has its weights to fill
-                self.net.output_sizes(layer_name)
+            ports = self.net.sources(layer_name)
+            try:  # builds the layer, so it has its weights to fill
+                shape, _ = resolve_layer(module, [self._shape(s) for s in ports.values()])
+            except DeepToolboxError as err:
+                raise ModelImportError(f"{where}: {err}") from err
+            self.shape_of[layer_name] = shape
             _load(module, params, where)
             added.append(layer_name)
         return added

@@ -10,13 +10,24 @@ output is the Keras layer's output, and ``weights`` maps parameter names to arra
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
-from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox.errors import ModelImportError, _KerasUnsupported
+from deeptoolbox.interop._keras_common import (
+    Chain,
+    activation_layer,
+)
+from deeptoolbox.interop._keras_common import activation_name as _activation_name
+from deeptoolbox.interop._keras_common import channels_last as _channels_last
+from deeptoolbox.interop._keras_common import require as _require
+from deeptoolbox.interop._keras_common import with_activation as _with_activation
+from deeptoolbox.interop._keras_more_layers import (
+    LAMBDA_REFUSED,
+    MORE_CONVERTERS,
+    time_distributed_over,
+)
 from deeptoolbox.interop._keras_ops import (
     AvgPoolExcludingPadding,
     AxisLayerNorm,
@@ -25,67 +36,14 @@ from deeptoolbox.interop._keras_ops import (
     MaskedSteps,
     MergeDirections,
 )
-from deeptoolbox.interop._keras_more_layers import LAMBDA_REFUSED, MORE_CONVERTERS
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._base import Shape
 
-Chain = list[tuple[str, nn.Module, dict[str, np.ndarray]]]
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)  # Keras Bidirectional's merge_mode
-
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": L.ReLU,
-    "sigmoid": L.Sigmoid,
-    "tanh": L.Tanh,
-    "softmax": L.Softmax,
-    "gelu": L.GELU,
-    "swish": L.Swish,
-    "silu": L.Swish,
-    "elu": L.ELU,
-    "leaky_relu": lambda: L.LeakyReLU(0.2),
-    "relu6": lambda: L.ClippedReLU(6.0),
-    "softplus": L.Softplus,
-    "hard_sigmoid": L.HardSigmoid,  # Keras 3's: relu6(x + 3) / 6
-    "hard_silu": L.HardSwish,
-    "hard_swish": L.HardSwish,
-    "mish": L.Mish,
-}
-
-
-def _activation_name(value: Any) -> str:
-    if isinstance(value, dict):  # serialized activation: {"class_name": "function", ...}
-        value = value.get("config", value.get("class_name"))
-    return str(value or "linear")
-
-
-def activation_layer(value: Any) -> nn.Module | None:
-    """The layer for a Keras activation name (None for "linear")."""
-    name = _activation_name(value)
-    if name in ("linear", "None"):
-        return None
-    if name not in ACTIVATIONS:
-        raise _KerasUnsupported(
-            f"activation {name!r} (supported: {', '.join(sorted(ACTIVATIONS))})"
-        )
-    return ACTIVATIONS[name]()
-
-
-def _with_activation(chain: Chain, config: dict[str, Any]) -> Chain:
-    layer = activation_layer(config.get("activation"))
-    return chain + [("activation", layer, {})] if layer is not None else chain
 
 
 def _permute(order: list[int]) -> TorchFunction:
     return TorchFunction("torch.Tensor.permute", arguments=[{"input": 0}, *order])
-
-
-def _require(condition: bool, what: str) -> None:
-    if not condition:
-        raise _KerasUnsupported(what)
-
-
-def _channels_last(config: dict[str, Any]) -> None:
-    _require(config.get("data_format", "channels_last") == "channels_last", "data_format="
-             f"{config.get('data_format')!r} (only 'channels_last')")  # fmt: skip
 
 
 def _dense(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -288,7 +246,10 @@ _RECURRENT_LAYERS = {"lstm": L.LSTM, "gru": L.GRU, "rnn": L.SimpleRNN}
 
 def _bidirectional(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     merge = config.get("merge_mode", "concat")
-    _require(merge in MERGE_MODES, f"merge_mode={merge!r} (supported: {', '.join(MERGE_MODES)})")
+    _require(
+        merge in MERGE_MODES,
+        f"merge_mode={merge!r} (supported: {', '.join(map(repr, MERGE_MODES))})",
+    )
     inner = config["layer"]
     kind = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}.get(inner.get("class_name"))
     _require(kind is not None, f"Bidirectional around {inner.get('class_name')}")
@@ -457,6 +418,7 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "Concatenate": _concatenate,
     **MORE_CONVERTERS,
 }
+CONVERTERS["TimeDistributed"] = lambda c, w, s: time_distributed_over(CONVERTERS, c, w, s)
 
 
 OPERATION_CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {

@@ -12,35 +12,19 @@ from typing import Any
 import numpy as np
 
 from deeptoolbox import layers as L
-from deeptoolbox.errors import _KerasUnsupported
+from deeptoolbox.interop._keras_common import Chain
+from deeptoolbox.interop._keras_common import channels_last as _channels_last
+from deeptoolbox.interop._keras_common import require as _require
+from deeptoolbox.interop._keras_common import with_activation as _with_activation
 from deeptoolbox.interop._keras_ops import ScaleOffset
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._base import Shape
-
-Chain = list[tuple[str, Any, dict[str, np.ndarray]]]
-
-
-def _require(condition: bool, what: str) -> None:
-    if not condition:
-        raise _KerasUnsupported(what)
-
-
-def _channels_last(config: dict[str, Any]) -> None:
-    _require(config.get("data_format", "channels_last") == "channels_last", "data_format="
-             f"{config.get('data_format')!r} (only 'channels_last')")  # fmt: skip
 
 
 def _conv_padding(config: dict[str, Any]) -> str:
     padding = config.get("padding", "valid")
     _require(padding in ("same", "valid"), f"padding={padding!r} (only 'same' and 'valid')")
     return padding
-
-
-def _with_activation(chain: Chain, config: dict[str, Any]) -> Chain:
-    from deeptoolbox.interop._keras_layers import activation_layer
-
-    layer = activation_layer(config.get("activation"))
-    return chain + [("activation", layer, {})] if layer is not None else chain
 
 
 def keras_sample_shape(shape: Shape) -> tuple:
@@ -208,11 +192,9 @@ _ON_LAST_AXIS = frozenset({"Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "S
                            "Dropout", "LayerNormalization", "BatchNormalization"})  # fmt: skip
 
 
-def _time_distributed(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+def time_distributed_over(converters: dict, config: dict, weights: list, shapes: list) -> Chain:
     """TimeDistributed over a layer that acts on the last axis of each step alone: the layer
     applied to the whole sequence (N, T, C) gives the same result."""
-    from deeptoolbox.interop._keras_layers import CONVERTERS
-
     inner = config["layer"]
     kind = inner.get("class_name")
     _require(len(shapes[0]) == 2, "TimeDistributed on other than sequences (T, C)")
@@ -221,7 +203,7 @@ def _time_distributed(config: dict, weights: list, shapes: list[Shape]) -> Chain
         f"TimeDistributed around {kind} (supported around {', '.join(sorted(_ON_LAST_AXIS))}; "
         "sequences of images have no toolbox input layer)",
     )
-    return CONVERTERS[kind](inner["config"], weights, shapes)
+    return converters[kind](inner["config"], weights, shapes)
 
 
 MORE_CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
@@ -243,7 +225,6 @@ MORE_CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "GaussianDropout": _identity,
     "AlphaDropout": _identity,
     "ActivityRegularization": _identity,
-    "TimeDistributed": _time_distributed,
 }
 
 LAMBDA_REFUSED = (

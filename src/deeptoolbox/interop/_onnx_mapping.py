@@ -52,6 +52,7 @@ _TARGETS = {
     "Clip": "ClippedReLU", "PRelu": "PReLU", "Softplus": "Softplus", "HardSwish": "HardSwish",
     "HardSigmoid": "HardSigmoid", "Mish": "Mish", "InstanceNormalization": "InstanceNorm",
     "LRN": "CrossChannelNorm", "DepthToSpace": "DepthToSpace", "SpaceToDepth": "SpaceToDepth",
+    "Slice": "Crop2d",
 }  # fmt: skip
 
 
@@ -315,6 +316,30 @@ def _block_rearrange(attrs: dict, inputs: list, shapes: list) -> Mapped:
         return L.SpaceToDepth(block), {}
     mode = str(attrs.get("mode", "DCR")).lower()
     return (L.DepthToSpace(block, mode=mode), {}) if mode in ("dcr", "crd") else None
+
+
+@mapper("Slice")
+def _slice(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """A constant step-1 Slice of the spatial axes only: Crop1d / Crop2d / Crop3d."""
+    shape = shapes[0]
+    if not _runtime(inputs, 1) or len(inputs) < 3 or len(shape) not in (3, 4, 5):
+        return None
+    starts, ends = (inputs[i].flatten().tolist() for i in (1, 2))
+    axes = inputs[3].flatten().tolist() if len(inputs) > 3 else list(range(len(starts)))
+    steps = inputs[4].flatten().tolist() if len(inputs) > 4 else [1] * len(starts)
+    rank = len(shape)
+    spatial = [1] if rank == 3 else list(range(2, rank))  # (N, T, C) or (N, C, spatial...)
+    crop = {axis: [0, 0] for axis in spatial}
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        axis %= rank
+        length = shape[axis]
+        start = min(max(start + length if start < 0 else start, 0), length)
+        end = min(max(end + length if end < 0 else end, 0), length)
+        if axis not in crop or step != 1 or end <= start:
+            return None
+        crop[axis] = [start, length - end]
+    layer = {3: L.Crop1d, 4: L.Crop2d, 5: L.Crop3d}[rank]
+    return layer(tuple(tuple(crop[a]) for a in spatial)), {}
 
 
 def map_node(

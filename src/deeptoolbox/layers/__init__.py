@@ -102,6 +102,9 @@ from deeptoolbox.layers._conv import (
 from deeptoolbox.layers._conv import (
     TransposedConv2d as TransposedConv2d,
 )
+from deeptoolbox.layers._crop import Crop1d as Crop1d
+from deeptoolbox.layers._crop import Crop2d as Crop2d
+from deeptoolbox.layers._crop import Crop3d as Crop3d
 from deeptoolbox.layers._dense import Dense as Dense
 from deeptoolbox.layers._input import (
     FeatureInput as FeatureInput,
@@ -148,9 +151,6 @@ from deeptoolbox.layers._pool import (
 from deeptoolbox.layers._pool import (
     GlobalMaxPool as GlobalMaxPool,
 )
-from deeptoolbox.layers._crop import Crop1d as Crop1d
-from deeptoolbox.layers._crop import Crop2d as Crop2d
-from deeptoolbox.layers._crop import Crop3d as Crop3d
 from deeptoolbox.layers._pool import (
     MaxPool1d as MaxPool1d,
 )

@@ -352,8 +352,12 @@ class GenericOp:
         with torch.enable_grad():
             out = self.module(*zeros)
             grads = torch.autograd.grad(
-                out, zeros, v.reshape(batch * rows, *self.out_shape), create_graph=v.requires_grad,
-                allow_unused=True, materialize_grads=True,  # an input only read for its size
+                out,
+                zeros,
+                v.reshape(batch * rows, *self.out_shape),
+                create_graph=v.requires_grad,
+                allow_unused=True,
+                materialize_grads=True,  # an input only read for its size
             )
         constant = (v * self.offset.unsqueeze(1)).flatten(2).sum(-1)
         return [Form(g.reshape(batch, rows, *g.shape[1:])) for g in grads], constant
