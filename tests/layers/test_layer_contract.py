@@ -342,7 +342,7 @@ def test_learnable_layers_have_parameters_after_build():
         "GroupNorm", "InstanceNorm", "PReLU", "LSTM", "GRU", "Embedding", "SelfAttention",
         "PositionEmbedding",
         "CrossAttention", "AxisLayerNorm", "ProjectedDense", "ProjectedConv1d", "ProjectedConv2d",
-        "ProjectedLSTM", "ProjectedGRU",
+        "ProjectedLSTM", "ProjectedGRU", "SimpleRNN", "ScaleOffset",
     }  # fmt: skip
     for type_name, case in CASES.items():
         count = sum(p.numel() for p in _built(case).parameters())
