@@ -54,6 +54,11 @@ def _training_and_evaluation_sides(shapes: list[tuple]) -> list[torch.Tensor]:
     return [torch.randn(BATCH, 3), torch.randint(0, 4, (BATCH, 3))]
 
 
+def _image_and_reference(shapes: list[tuple]) -> list[torch.Tensor]:
+    # Crop2d reads only the reference's size, so it gets no gradient: given as integers here
+    return [torch.randn(BATCH, *shapes[0]), torch.zeros(BATCH, *shapes[1], dtype=torch.long)]
+
+
 def _cross_attention_inputs(shapes: list[tuple]) -> list[torch.Tensor]:
     values = torch.ones(BATCH, 6, dtype=torch.bool)
     values[0, 4:] = False
@@ -170,6 +175,10 @@ CASES: dict[str, Case] = {
     "Resize2d": Case(lambda: L.Resize2d(output_size=(5, 3), method="bilinear"), [(2, 4, 4)]),
     "DepthToSpace": Case(lambda: L.DepthToSpace((2, 1), mode="crd"), [(4, 2, 3)]),
     "SpaceToDepth": Case(lambda: L.SpaceToDepth(2), [(2, 4, 6)]),
+    "Crop1d": Case(lambda: L.Crop1d((1, 2)), [(None, 3)]),
+    "Crop2d": Case(lambda: L.Crop2d(offset=(1, 0)), [(2, 6, 5), (1, 4, 4)], _image_and_reference),
+    "Crop3d": Case(lambda: L.Crop3d(((1, 0), 1, (0, 2))), [(2, 4, 5, 6)]),
+    "SimpleRNN": Case(lambda: L.SimpleRNN(4, bidirectional=True), [(None, 3)]),
     "Addition": Case(lambda: L.Addition(3), [(3,), (3,), (3,)]),
     "Multiplication": Case(lambda: L.Multiplication(), [(2, 3, 3), (2, 3, 3)]),
     "Concatenation": Case(lambda: L.Concatenation(axis="time"), [(None, 3), (None, 3)]),
@@ -219,6 +228,8 @@ CASES: dict[str, Case] = {
         lambda: L.AvgPoolExcludingPadding([3, 2], stride=[2, 2]), [(2, 5, 5)]
     ),
     "AxisLayerNorm": Case(lambda: L.AxisLayerNorm([1, 3]), [(3, 4, 5)]),
+    "ScaleOffset": Case(lambda: L.ScaleOffset((3, 1, 1), trainable=True), [(3, 4, 4)]),
+    "MergeDirections": Case(lambda: L.MergeDirections("ave"), [(None, 4)]),
     # projected layers made by deeptoolbox.compress.project
     "ProjectedDense": Case(lambda: compress.ProjectedDense(4, 2), [(2, 3, 3)]),
     "ProjectedConv1d": Case(lambda: compress.ProjectedConv1d(4, 3, 2, padding=1), [(None, 3)]),
@@ -365,7 +376,7 @@ def test_learnable_layers_have_parameters_after_build():
         "GroupNorm", "InstanceNorm", "PReLU", "LSTM", "GRU", "Embedding", "SelfAttention",
         "PositionEmbedding", "PatchEmbedding", "EmbeddingConcatenation", "NetworkLayer",
         "CrossAttention", "AxisLayerNorm", "ProjectedDense", "ProjectedConv1d", "ProjectedConv2d",
-        "ProjectedLSTM", "ProjectedGRU",
+        "ProjectedLSTM", "ProjectedGRU", "SimpleRNN", "ScaleOffset",
     }  # fmt: skip
     for type_name, case in CASES.items():
         count = sum(p.numel() for p in _built(case).parameters())

@@ -27,6 +27,14 @@ from torch import nn
 from deeptoolbox import layers as L
 from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import ModelExportError, ModelImportError
+from deeptoolbox.interop._keras_common import array as _array
+from deeptoolbox.interop._keras_common import spec as _spec
+from deeptoolbox.interop._keras_export_more import (
+    MORE_EXPORTERS,
+    depthwise_conv,
+    merged_directions,
+    torch_function_layer,
+)
 from deeptoolbox.interop._keras_files import file_keys
 from deeptoolbox.interop._keras_layers import OPERATIONS
 from deeptoolbox.interop._keras_metadata import KEY, normalization_spec, toolbox_entry
@@ -40,10 +48,6 @@ from deeptoolbox.network import Network
 KERAS_VERSION = "3.0.0"  # the file-format generation written (Keras 3 reads it)
 
 
-def _array(tensor: Any) -> np.ndarray:
-    return tensor.detach().cpu().float().numpy()
-
-
 def keras_shape(shape: Shape) -> list[int | None]:
     """A toolbox size (batch excluded) as Keras declares it, batch included.
 
@@ -54,16 +58,6 @@ def keras_shape(shape: Shape) -> list[int | None]:
     if len(shape) == 3:
         return [None, shape[1], shape[2], shape[0]]
     return [None, *shape]
-
-
-def _spec(name: str, class_name: str, config: dict, variables: dict | None = None) -> dict:
-    return {
-        "name": name,
-        "class_name": class_name,
-        "config": {"name": name, "trainable": True, **config},
-        "vars": variables or {},
-        "kwargs": {},
-    }
 
 
 def _permute_to_channels_first(name: str) -> dict:
@@ -91,6 +85,8 @@ def _conv(name: str, m: L.Conv1d | L.Conv2d, shape: Shape) -> list[dict]:
             value = padding[0] if dims == 1 else [[p, p] for p in padding]
             out.append(_spec(f"{name}_padding", kind, {"padding": value}))
         padding = "valid"
+    if m.groups > 1 and m.groups == m.in_channels:  # Keras's DepthwiseConv1D/2D
+        return [*out, depthwise_conv(name, m, padding)]
     order = (*range(2, 2 + dims), 1, 0)  # (filters, in, k...) -> (k..., in, filters)
     weights = [np.transpose(_array(m.weight), order)]
     if m.bias is not None:
@@ -156,7 +152,7 @@ def _recurrent_weights(m: L.LSTM | L.GRU, suffix: str) -> list[np.ndarray]:
     w_hh = _array(getattr(rnn, f"weight_hh_l0{suffix}"))
     b_ih = _array(getattr(rnn, f"bias_ih_l0{suffix}"))
     b_hh = _array(getattr(rnn, f"bias_hh_l0{suffix}"))
-    if isinstance(m, L.LSTM):
+    if isinstance(m, L.LSTM | L.SimpleRNN):
         return [w_ih.T, w_hh.T, b_ih + b_hh]
     h = m.hidden_size  # torch r, z, n -> Keras z, r, h
     order = np.r_[h : 2 * h, 0:h, 2 * h : 3 * h]
@@ -166,7 +162,7 @@ def _recurrent_weights(m: L.LSTM | L.GRU, suffix: str) -> list[np.ndarray]:
 def _recurrent(name: str, m: L.LSTM | L.GRU, shape: Shape) -> list[dict]:
     if m.num_layers != 1:
         raise ValueError(f"num_layers={m.num_layers} (export stacked layers one by one)")
-    kind = "LSTM" if isinstance(m, L.LSTM) else "GRU"
+    kind = {L.LSTM: "LSTM", L.GRU: "GRU", L.SimpleRNN: "SimpleRNN"}[type(m)]
     if m.bidirectional and m.output_mode == "last":
         raise ValueError(
             "bidirectional output_mode='last' (MATLAB's last time step; Keras's Bidirectional "
@@ -175,6 +171,8 @@ def _recurrent(name: str, m: L.LSTM | L.GRU, shape: Shape) -> list[dict]:
     sequences = m.output_mode == "sequence"
     config = {"units": m.hidden_size, "return_sequences": sequences,
               "activation": "tanh", "recurrent_activation": "sigmoid"}  # fmt: skip
+    if kind == "SimpleRNN":
+        del config["recurrent_activation"]
     if kind == "GRU":
         config["reset_after"] = True
     # the toolbox zeroes masked steps of sequences; Keras's mask-free Copy stops Keras from
@@ -215,6 +213,9 @@ def _padding_mask(name: str, m: L.PaddingMask, shape: Shape) -> list[dict]:
 
 def _torch_function(name: str, m: TorchFunction, shape: Shape) -> list[dict]:
     """The element-wise and mask operations import_keras reads back from keras.ops calls."""
+    layer = torch_function_layer(name, m, shape)
+    if layer is not None:  # a Keras layer import_keras writes as this function
+        return layer
     kind = {function: kind for kind, function in OPERATIONS.items()}.get(m.function)
     inputs = [spec for spec in m.arguments if isinstance(spec, dict)]
     simple = m.output_index is None and not m.tensors and all(
@@ -250,7 +251,7 @@ def _masked_steps(net: Network, name: str, m: L.MaskedSteps, specs: list[dict]) 
     if not masked or net.sources(ports["in"])["mask"] != ports["mask"]:  # type: ignore[arg-type]
         raise ValueError(
             "MaskedSteps other than right after an LSTM or GRU that reads its mask, or as "
-            "Masking (mode='zero' with a PaddingMask(over_channels=True) of the same input)"
+            "Masking (mode='zero' with a L.PaddingMask(over_channels=True) of the same input)"
         )
     if m.mode == "hold":
         if source.bidirectional:
@@ -443,6 +444,7 @@ _EXPORTERS: dict[type, Any] = {
     TorchFunction: _torch_function,
     L.LSTM: _recurrent,
     L.GRU: _recurrent,
+    L.SimpleRNN: _recurrent,
     L.SelfAttention: _attention,
     L.Addition: _combine,
     L.Multiplication: _combine,
@@ -466,6 +468,7 @@ _EXPORTERS: dict[type, Any] = {
             L.Mish,
         )
     },  # fmt: skip
+    **MORE_EXPORTERS,
 }
 
 
@@ -532,6 +535,8 @@ def _specs(net: Network) -> list[dict]:
         exporter = _EXPORTERS.get(type(module))
         if isinstance(module, L.MaskedSteps):
             exporter = lambda n, m, s: _masked_steps(net, n, m, specs)  # noqa: E731
+        elif isinstance(module, L.MergeDirections):
+            exporter = lambda n, m, s: merged_directions(net, n, m, specs)  # noqa: E731
         if exporter is None:
             supported = ", ".join(sorted(k.__name__ for k in _EXPORTERS))
             raise ModelExportError(
@@ -555,6 +560,7 @@ def _specs(net: Network) -> list[dict]:
             flat |= {"sources": [keywords["mask"]], "shape": [None, None]}
             specs.append(flat)
             keywords = {"mask": flat["name"]}
+        _unique_helpers(chain, name, set(net.layer_names) | {s["name"] for s in specs})
         for index, spec in enumerate(chain):
             spec["sources"] = sources if index == 0 else [chain[index - 1]["name"]]
             if "source_order" in spec:
@@ -565,6 +571,20 @@ def _specs(net: Network) -> list[dict]:
             specs.append(spec)
         last[name] = chain[-1]["name"]
     return specs, [last[n] for n in net.output_names]
+
+
+def _unique_helpers(chain: list[dict], name: str, taken: set[str]) -> None:
+    """Rename the extra Keras layers a layer exports as (``conv_padding``, ``flat_permute``)
+    where another layer has the name already (an imported ``flatten_permute``...)."""
+    for spec in chain:
+        if spec["name"] == name or spec["name"] not in taken:
+            taken.add(spec["name"])
+            continue
+        base, k = spec["name"], 1
+        while f"{base}_{k}" in taken:
+            k += 1
+        spec["name"] = spec["config"]["name"] = f"{base}_{k}"
+        taken.add(spec["name"])
 
 
 def _depends(spec: dict) -> list[str]:

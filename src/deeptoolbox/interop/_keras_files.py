@@ -163,6 +163,30 @@ class KerasFile:
             return []
         return _collect(layers[key], class_name)
 
+    def nested_weights(self, name: str, key: str, layers: list[dict]) -> list[list[np.ndarray]]:
+        """The variables of each layer of a Sequential model nested as one layer ``name``."""
+        names = [str(x.get("config", {}).get("name") or x.get("name")) for x in layers]
+        if self.legacy:  # one list for the whole nested model: "outer/inner/variable"
+            root = self._h5.get("model_weights", self._h5)
+            group = root.get(name)
+            listed = [_text(n) for n in group.attrs.get("weight_names", [])] if group else []
+            found: dict[str, list[np.ndarray]] = {n: [] for n in names}
+            for entry in listed:
+                parts = entry.split("/")
+                inner = parts[1] if len(parts) > 2 and parts[0] == name else parts[0]
+                if inner in found:
+                    found[inner].append(np.asarray(group[entry]))
+            return [found[n] for n in names]
+        layers_group = self._h5.get("layers")
+        if layers_group is None or key not in layers_group or "layers" not in layers_group[key]:
+            return [[] for _ in layers]
+        inner = layers_group[key]["layers"]
+        keys = file_keys([str(x.get("class_name", "")) for x in layers])
+        return [
+            _collect(inner[k], str(x.get("class_name", ""))) if k in inner else []
+            for x, k in zip(layers, keys, strict=True)
+        ]
+
     def close(self) -> None:
         """Close the HDF5 weights."""
         if self._h5 is not None:

@@ -18,6 +18,7 @@ from torch import nn
 from deeptoolbox import layers as L
 from deeptoolbox.errors import DeepToolboxError, ModelImportError
 from deeptoolbox.interop._keras_files import KerasFile, file_keys
+from deeptoolbox.interop._keras_folding import fold, functional_candidates, sequential_candidates
 from deeptoolbox.interop._keras_layers import OPERATIONS, convert_layer
 from deeptoolbox.interop._keras_metadata import (
     classes_of,
@@ -28,8 +29,8 @@ from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.interop._verify import check_unsupported
 from deeptoolbox.layers._attention import MASK_PORTS
 from deeptoolbox.layers._input import InputLayer
-from deeptoolbox.layers._masking import PaddingMask
 from deeptoolbox.network import Network
+from deeptoolbox.network._shapes import resolve_layer
 
 _INTEGER = re.compile(r"^u?int")
 
@@ -64,6 +65,7 @@ PROPAGATE_MASK = frozenset({
 RECURRENT = frozenset({"LSTM", "GRU", "Bidirectional"})
 MERGE = frozenset({"Add", "Multiply", "Concatenate"})
 MASK_USERS = "LSTM, GRU, Bidirectional, GlobalAveragePooling1D and MultiHeadAttention"
+PART = "#"  # Ref names "layer#1": the second output of a layer with several
 ALL_REAL = "*every step real*"  # a Keras mask that marks every step real (not a layer name)
 
 
@@ -85,7 +87,8 @@ def _history(value: Any) -> list[Ref]:
     """Source tensors in a Keras 3 call argument (a tensor or nested lists of tensors)."""
     if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
         history = value["config"]["keras_history"]
-        return [(history[0], int(history[1]))]
+        tensor = int(history[2]) if len(history) > 2 else 0  # a layer's second output...
+        return [(history[0] if tensor == 0 else f"{history[0]}{PART}{tensor}", int(history[1]))]
     if isinstance(value, list | tuple):
         return [ref for item in value for ref in _history(item)]
     return []
@@ -150,6 +153,11 @@ class _Builder:
         self.shared: dict[str, list[str]] = {}
         self.implicit_masks: list[str] = []
         self.deferred: dict[Ref, tuple[dict, str, int, _Call]] = {}  # keras.ops calls
+        self.fold_candidates: dict[str, list[dict]] = {}  # input -> preprocessing after it
+        self.folded: dict[str, Ref] = {}  # Keras layers the input layers apply themselves
+        self.keys: dict[str, str] = {}  # Keras layer name -> its weights file key
+        self.halves: list[str] = []  # Bidirectional(merge_mode=None) outputs, used or not
+        self.shape_of: dict[str, Any] = {}  # toolbox layer -> output size, as layers are added
 
     def where(self, name: str) -> str:
         return f"import_keras: '{self.file.path}': layer '{name}'"
@@ -165,6 +173,8 @@ class _Builder:
         # keras.ops calls hold no weights and take no key in the weights file
         names = ["Operation" if _is_operation(x) else x.get("class_name", "") for x in layers]
         keys = file_keys(names)
+        self.keys = {_layer_name(x, k): k for x, k in zip(layers, keys, strict=True)}
+        self._plan_folds(kind, layers)
         with self.net.editing():  # sizes resolved when a layer asks for them, or at the end
             if kind == "Sequential":
                 self._sequential(layers, keys)
@@ -174,7 +184,9 @@ class _Builder:
             self.net.initialize()
         except DeepToolboxError as err:
             raise ModelImportError(f"import_keras: '{self.file.path}': {err}") from err
-        unused = [m for m in self.implicit_masks if not self.net.destinations(m)]
+        declared = set(self._declared_outputs())
+        halves = [h for h in self.halves if h not in declared]
+        unused = [m for m in self.implicit_masks + halves if not self.net.destinations(m)]
         if unused:  # Keras saved explicit mask operations instead
             self.net.remove_layers(unused)
         if self.shared:
@@ -184,9 +196,49 @@ class _Builder:
             self.net.classes = classes
         return self.net.eval()
 
+    def _plan_folds(self, kind: str, layers: list[dict]) -> None:
+        """Find the Rescaling / Normalization layers right after each input."""
+        if kind == "Sequential":
+            first = next((x for x in layers if x.get("class_name") == "InputLayer"), None)
+            name = _layer_name(first, "input") if first is not None else "input"
+            self.fold_candidates[name] = sequential_candidates(layers)
+            return
+        calls = {}
+        for layer in layers:
+            if layer.get("class_name") != "InputLayer":
+                name = _layer_name(layer, "?")
+                calls[name] = [call.refs for call in _calls(layer, self.where(name))]
+        declared = self.file.model["config"].get("output_layers", [])
+        declared = [declared] if declared and isinstance(declared[0], str) else declared
+        outputs = [(entry[0], int(entry[1]) if len(entry) > 1 else 0) for entry in declared]
+        for layer in layers:
+            if layer.get("class_name") == "InputLayer":
+                name = _layer_name(layer, "input")
+                self.fold_candidates[name] = functional_candidates(
+                    layers, calls, outputs, (name, 0)
+                )
+
+    def _folded_input(self, layer: InputLayer, name: str) -> InputLayer:
+        """The input layer with the preprocessing right after it as its normalization."""
+        candidates = self.fold_candidates.get(name) or []
+        if layer.normalization != "none" or not candidates:
+            return layer
+        steps = []
+        for keras_layer in candidates:
+            kind, key = keras_layer["class_name"], self.keys[_layer_name(keras_layer, "?")]
+            weights = self.file.weights(_layer_name(keras_layer, "?"), key, kind)
+            steps.append((kind, keras_layer.get("config", {}), weights))
+        folded = fold(layer, steps)
+        if folded is None:
+            return layer
+        for keras_layer in candidates:
+            self.folded[_layer_name(keras_layer, "?")] = (name, 0)
+        return folded
+
     def _input(self, config: dict[str, Any], name: str) -> None:
         layer = _input_layer(config, self.where(name))
         layer = input_layer_of(self.file.metadata, name, layer)
+        layer = self._folded_input(layer, name)
         self.net.add_layers({_safe(name): layer})
         self.output_of[(name, 0)] = self.net.layer_names[-1]
         self.mask_of[(name, 0)] = None
@@ -256,16 +308,33 @@ class _Builder:
             self._layer(*ready)
         self._outputs(self.file.model["config"].get("output_layers", []))
 
+    def _declared_outputs(self) -> list[str]:
+        """The toolbox layers giving the model's declared outputs (Functional models)."""
+        declared = self.file.model.get("config", {}).get("output_layers") or []
+        refs = _history([{"class_name": "__keras_tensor__", "config": {"keras_history": entry}}
+                         for entry in ([declared] if isinstance(declared[0], str) else declared)]
+                        ) if declared else []  # fmt: skip
+        return [self.output_of[r] for r in refs if r in self.output_of]
+
     def _outputs(self, declared: list) -> None:
         if declared and isinstance(declared[0], str):
             declared = [declared]
-        refs = [(entry[0], int(entry[1]) if len(entry) > 1 else 0) for entry in declared]
+        refs = _history(
+            [{"class_name": "__keras_tensor__", "config": {"keras_history": e}} for e in declared]
+        )
         wanted = [self._output(ref) for ref in refs if self._available(ref)]
         if len(wanted) > 1 and wanted != self.net.output_names:
             for index, name in enumerate(wanted, start=1):
                 output = _safe(f"output_{index}")
                 self.net.add_layers({output: TorchFunction("torch.clone")})
                 self.net.connect(name, output)
+
+    def _shape(self, name: str) -> Any:
+        """A layer's output size, from the sizes found as layers were added (resolving the
+        whole network at each layer would take time quadratic in its size)."""
+        if name not in self.shape_of:
+            self.shape_of[name] = self.net.output_shape(name)
+        return self.shape_of[name]
 
     def _unique(self, name: str) -> str:
         return _unique_name(name, self.net.layer_names)
@@ -293,10 +362,17 @@ class _Builder:
         class_name = layer.get("class_name", "?")
         config = dict(layer.get("config", {}))
         name = config.get("name") or key
+        if name in self.folded:  # applied by the input layer's normalization
+            self.output_of[(name, 0)] = self.output_of[self.folded[name]]
+            self.mask_of[(name, 0)] = None
+            return
         if self._folds_into_input(name, call):
             return
         where = self.where(name)
         base = _safe(name if index == 0 else f"{name}_call{index + 1}")
+        if class_name == "Sequential":
+            self._nested(layer, key, index, call, base)
+            return
         refs, masks = list(call.args), {}
         if class_name == "MultiHeadAttention":
             refs, explicit = _attention_inputs(call, where)
@@ -309,8 +385,8 @@ class _Builder:
         else:
             masks = self._masks(class_name, config, refs, call, base, where)
         sources = [self._output(ref) for ref in refs]
-        shapes = [self.net.output_shape(s) for s in sources]
-        shapes += [self.net.output_shape(m) for m in masks.values()]
+        shapes = [self._shape(s) for s in sources]
+        shapes += [self._shape(m) for m in masks.values()]
         weights = self.file.weights(name, key, class_name)
         chain = convert_layer(class_name, config, weights, shapes, where)
         added = self._add_chain(base, chain, sources, masks, where)
@@ -320,8 +396,41 @@ class _Builder:
             if "_arguments" in config
             else self._output_mask(class_name, config, refs, call, masks)
         )
+        if class_name == "Bidirectional" and config.get("merge_mode", "concat") is None:
+            self._directions(name, index, added[-1])
         if len(layer.get("inbound_nodes") or []) > 1:  # the layer holding this call's weights
             self.shared.setdefault(name, []).append(added[0])
+
+    def _directions(self, name: str, index: int, joined: str) -> None:
+        """Bidirectional(merge_mode=None)'s two outputs: the forward and the backward half."""
+        for tensor, mode in enumerate(("forward", "backward")):
+            half = self._unique(f"{joined}_{mode}")
+            self.net.add_layers({half: L.MergeDirections(mode)}).connect(joined, half)
+            ref = (name if tensor == 0 else f"{name}{PART}{tensor}", index)
+            self.output_of[ref] = half
+            self.mask_of[ref] = self.mask_of[(name, index)]
+            self.halves.append(half)
+
+    def _nested(self, layer: dict, key: str, index: int, call: _Call, base: str) -> None:
+        """A Sequential model used as one layer: its layers one after the other."""
+        name = layer.get("config", {}).get("name") or key
+        inner = [x for x in layer["config"].get("layers", []) if x["class_name"] != "InputLayer"]
+        if len(call.args) != 1 or any(x["class_name"] == "Sequential" for x in inner):
+            raise ModelImportError(
+                f"{self.where(name)} is a nested Sequential model called on {len(call.args)} "
+                "tensors or holding other models; import_keras reads nested Sequential models "
+                "of plain layers called on one tensor."
+            )
+        source = self._output(call.args[0])
+        weights = self.file.nested_weights(name, key, inner)
+        for sub, variables in zip(inner, weights, strict=True):
+            sub_name = sub.get("config", {}).get("name") or sub["class_name"]
+            where = f"{self.where(name)} (nested layer '{sub_name}')"
+            shapes = [self._shape(source)]
+            chain = convert_layer(sub["class_name"], dict(sub["config"]), variables, shapes, where)
+            source = self._add_chain(_safe(f"{base}_{sub_name}"), chain, [source], {}, where)[-1]
+        self.output_of[(name, index)] = source
+        self.mask_of[(name, index)] = None
 
     def _folds_into_input(self, name: str, call: _Call) -> bool:
         """A Normalization / Rescaling layer export_keras wrote for an input layer's
@@ -363,7 +472,7 @@ class _Builder:
                 return {}
             name = self._unique(f"{base}_mask")
             value = float(config.get("mask_value", 0.0)) if class_name == "Masking" else 0.0
-            mask = PaddingMask(value, over_channels=class_name == "Masking")
+            mask = L.PaddingMask(value, over_channels=class_name == "Masking")
             self.net.add_layers({name: mask}).connect(self._output(refs[0]), name)
             self.implicit_masks.append(name)
             return {"mask": name}
@@ -419,7 +528,7 @@ class _Builder:
         if masks == {None}:
             return None
         if class_name == "Concatenate":
-            rank = len(self.net.output_shape(self._output(refs[0])) or ()) + 1
+            rank = len(self._shape(self._output(refs[0])) or ()) + 1
             if int(config.get("axis", -1)) % rank != rank - 1:
                 raise ModelImportError(
                     f"{where} (Concatenate) joins masked tensors along axis "
@@ -454,11 +563,19 @@ class _Builder:
                 if port not in masks:
                     raise ModelImportError(f"{where}: nothing feeds port '{port}' of {module}.")
                 self.net.connect(masks[port], f"{layer_name}/{port}")
-            if params:  # a size query resolves the sizes, so the layer has its weights to fill
-                self.net.output_sizes(layer_name)
+            ports = self.net.sources(layer_name)
+            try:  # builds the layer, so it has its weights to fill
+                shape, _ = resolve_layer(module, [self._shape(s) for s in ports.values()])
+            except DeepToolboxError as err:
+                raise ModelImportError(f"{where}: {err}") from err
+            self.shape_of[layer_name] = shape
             _load(module, params, where)
             added.append(layer_name)
         return added
+
+
+def _layer_name(layer: dict[str, Any], default: str) -> str:
+    return str(layer.get("name") or layer.get("config", {}).get("name") or default)
 
 
 def _unique_name(name: str, taken: list[str]) -> str:

@@ -10,87 +10,53 @@ output is the Keras layer's output, and ``weights`` maps parameter names to arra
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
-from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox.errors import ModelImportError, _KerasUnsupported
+from deeptoolbox.interop._keras_common import (
+    Chain,
+    activation_layer,
+)
+from deeptoolbox.interop._keras_common import activation_name as _activation_name
+from deeptoolbox.interop._keras_common import channels_last as _channels_last
+from deeptoolbox.interop._keras_common import require as _require
+from deeptoolbox.interop._keras_common import with_activation as _with_activation
+from deeptoolbox.interop._keras_more_layers import (
+    LAMBDA_REFUSED,
+    MORE_CONVERTERS,
+    time_distributed_over,
+)
 from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._base import Shape
 
-Chain = list[tuple[str, nn.Module, dict[str, np.ndarray]]]
-
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": L.ReLU,
-    "sigmoid": L.Sigmoid,
-    "tanh": L.Tanh,
-    "softmax": L.Softmax,
-    "gelu": L.GELU,
-    "swish": L.Swish,
-    "silu": L.Swish,
-    "elu": L.ELU,
-    "leaky_relu": lambda: L.LeakyReLU(0.2),
-    "relu6": lambda: L.ClippedReLU(6.0),
-    "softplus": L.Softplus,
-    "hard_sigmoid": L.HardSigmoid,  # Keras 3's: relu6(x + 3) / 6
-    "hard_silu": L.HardSwish,
-    "hard_swish": L.HardSwish,
-    "mish": L.Mish,
-}
-
-
-def _activation_name(value: Any) -> str:
-    if isinstance(value, dict):  # serialized activation: {"class_name": "function", ...}
-        value = value.get("config", value.get("class_name"))
-    return str(value or "linear")
-
-
-def activation_layer(value: Any) -> nn.Module | None:
-    """The layer for a Keras activation name (None for "linear")."""
-    name = _activation_name(value)
-    if name in ("linear", "None"):
-        return None
-    if name not in ACTIVATIONS:
-        raise _KerasUnsupported(
-            f"activation {name!r} (supported: {', '.join(sorted(ACTIVATIONS))})"
-        )
-    return ACTIVATIONS[name]()
-
-
-def _with_activation(chain: Chain, config: dict[str, Any]) -> Chain:
-    layer = activation_layer(config.get("activation"))
-    return chain + [("activation", layer, {})] if layer is not None else chain
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)  # Keras Bidirectional's merge_mode
 
 
 def _permute(order: list[int]) -> TorchFunction:
     return TorchFunction("torch.Tensor.permute", arguments=[{"input": 0}, *order])
 
 
-def _require(condition: bool, what: str) -> None:
-    if not condition:
-        raise _KerasUnsupported(what)
-
-
-def _channels_last(config: dict[str, Any]) -> None:
-    _require(config.get("data_format", "channels_last") == "channels_last", "data_format="
-             f"{config.get('data_format')!r} (only 'channels_last')")  # fmt: skip
-
-
 def _dense(config: dict, weights: list, shapes: list[Shape]) -> Chain:
-    _require(len(shapes[0]) in (1, 2), "Dense on images (only features and sequences)")
-    params = {"weight": weights[0].T}
-    if config.get("use_bias", True):
+    _require(len(shapes[0]) in (1, 2, 3), "Dense on volumes")
+    bias = bool(config.get("use_bias", True))
+    if len(shapes[0]) == 3:  # on each pixel's channels (H, W, C): a 1 x 1 convolution
+        params = {"weight": weights[0].T[:, :, None, None]}
+        layer = L.Conv2d(config["units"], 1, padding="valid", bias=bias)
+    else:
+        params = {"weight": weights[0].T}
+        layer = L.Dense(config["units"], bias=bias)
+    if bias:
         params["bias"] = weights[1]
-    layer = L.Dense(config["units"], bias=config.get("use_bias", True))
     return _with_activation([("", layer, params)], config)
 
 
 def _conv(config: dict, weights: list, shapes: list[Shape], dims: int) -> Chain:
     _channels_last(config)
     padding = config.get("padding", "valid")
-    _require(padding in ("same", "valid"), f"padding={padding!r} (only 'same' and 'valid')")
+    allowed = ("same", "valid", "causal") if dims == 1 else ("same", "valid")
+    _require(padding in allowed, f"padding={padding!r} (only {', '.join(map(repr, allowed))})")
     kernel = weights[0]  # (k..., in/groups, filters) -> (filters, in/groups, k...)
     order = (dims + 1, dims, *range(dims))
     params = {"weight": np.transpose(kernel, order)}
@@ -139,10 +105,15 @@ def _pool(config: dict, weights: list, shapes: list[Shape], kind: str, dims: int
 
 def _global(config: dict, weights: list, shapes: list[Shape], kind: str) -> Chain:
     _channels_last(config)
-    _require(not config.get("keepdims", False), "keepdims=True")
     if config.get("_mask"):  # GlobalAveragePooling1D after a padding mask: real steps only
+        _require(not config.get("keepdims", False), "keepdims=True after a padding mask")
         return [("", L.GlobalAvgPool(has_padding_mask=True), {})]
-    return [("", L.GlobalAvgPool() if kind == "avg" else L.GlobalMaxPool(), {})]
+    chain: Chain = [("", L.GlobalAvgPool() if kind == "avg" else L.GlobalMaxPool(), {})]
+    if config.get("keepdims", False):  # (C,) -> (C, 1, 1) for images, (1, C) for sequences
+        channels = shapes[0][0] if len(shapes[0]) == 3 else shapes[0][-1]
+        kept = (channels, 1, 1) if len(shapes[0]) == 3 else (1, channels)
+        chain.append(("keepdims", L.Reshape(kept), {}))
+    return chain
 
 
 def _batchnorm(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -241,7 +212,11 @@ def _recurrent_checks(config: dict, cell: str) -> None:
 
 def _rnn_params(cell: str, weights: list, units: int, suffix: str, use_bias: bool) -> dict:
     kernel, recurrent = weights[0], weights[1]
-    if cell == "lstm":  # Keras gates i, f, c, o are torch's i, f, g, o
+    if cell == "rnn":  # SimpleRNN: one gate, one bias
+        bias = weights[2] if use_bias else np.zeros(units, np.float32)
+        kernels = (kernel.T, recurrent.T)
+        input_bias, recurrent_bias = bias, np.zeros_like(bias)
+    elif cell == "lstm":  # Keras gates i, f, c, o are torch's i, f, g, o
         bias = weights[2] if use_bias else np.zeros(4 * units, np.float32)
         kernels = (kernel.T, recurrent.T)
         input_bias, recurrent_bias = bias, np.zeros_like(bias)
@@ -267,7 +242,7 @@ def _recurrent(config: dict, weights: list, shapes: list[Shape], cell: str) -> C
     _recurrent_checks(config, cell)
     units, use_bias = config["units"], config.get("use_bias", True)
     sequences = config.get("return_sequences", False)
-    layer = (L.LSTM if cell == "lstm" else L.GRU)(
+    layer = _RECURRENT_LAYERS[cell](
         units, output_mode="sequence" if sequences else "last",
         has_padding_mask=bool(config.get("_mask")),
     )  # fmt: skip
@@ -276,10 +251,17 @@ def _recurrent(config: dict, weights: list, shapes: list[Shape], cell: str) -> C
     return _masked_steps(chain, config, sequences, hold)
 
 
+_RECURRENT_LAYERS = {"lstm": L.LSTM, "gru": L.GRU, "rnn": L.SimpleRNN}
+
+
 def _bidirectional(config: dict, weights: list, shapes: list[Shape]) -> Chain:
-    _require(config.get("merge_mode", "concat") == "concat", "merge_mode other than 'concat'")
+    merge = config.get("merge_mode", "concat")
+    _require(
+        merge in MERGE_MODES,
+        f"merge_mode={merge!r} (supported: {', '.join(map(repr, MERGE_MODES))})",
+    )
     inner = config["layer"]
-    kind = {"LSTM": "lstm", "GRU": "gru"}.get(inner.get("class_name"))
+    kind = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}.get(inner.get("class_name"))
     _require(kind is not None, f"Bidirectional around {inner.get('class_name')}")
     cfg = inner["config"]
     _recurrent_checks(cfg, kind)
@@ -288,12 +270,15 @@ def _bidirectional(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     params = _rnn_params(kind, weights[:half], units, "", use_bias)
     params |= _rnn_params(kind, weights[half:], units, "_reverse", use_bias)
     sequences = cfg.get("return_sequences", False)
-    layer = (L.LSTM if kind == "lstm" else L.GRU)(
+    layer = _RECURRENT_LAYERS[kind](
         units, output_mode="sequence" if sequences else "final_state", bidirectional=True,
         has_padding_mask=bool(config.get("_mask")),
     )  # fmt: skip
     # Keras's Bidirectional zeroes masked steps of returned sequences
-    return _masked_steps([("", layer, params)], config, sequences, "zero")
+    chain = _masked_steps([("", layer, params)], config, sequences, "zero")
+    if merge in ("concat", None):  # None: the builder takes each half where it is used
+        return chain
+    return [*chain, ("merge", L.MergeDirections(merge), {})]
 
 
 def _attention(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -337,6 +322,16 @@ def _dot_attention(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     layer = L.Attention(1, scale=scale, attention_mask=causal,
                         dropout=float(config.get("dropout", 0.0)))  # fmt: skip
     return [("", layer, {})]
+
+
+def _elementwise(shapes: list[Shape], layer: type, function: str) -> Chain:
+    """Add / Multiply: the toolbox layer for inputs of one size; Keras also broadcasts (a
+    squeeze-and-excitation gate (1, 1, C) times an image (H, W, C)), as torch does."""
+    if all(tuple(s) == tuple(shapes[0]) for s in shapes):
+        return [("", layer(len(shapes)), {})]
+    _require(len(shapes) == 2, f"broadcasting over {len(shapes)} inputs (two at most)")
+    operation = TorchFunction(function, arguments=[{"input": 0}, {"input": 1}], num_inputs=2)
+    return [("", operation, {})]
 
 
 def _concatenate(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -437,13 +432,16 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "Masking": lambda c, w, s: [("", L.MaskedSteps("zero"), {})],
     "LSTM": lambda c, w, s: _recurrent(c, w, s, "lstm"),
     "GRU": lambda c, w, s: _recurrent(c, w, s, "gru"),
+    "SimpleRNN": lambda c, w, s: _recurrent(c, w, s, "rnn"),
     "Bidirectional": _bidirectional,
     "MultiHeadAttention": _attention,
     "Attention": _dot_attention,
-    "Add": lambda c, w, s: [("", L.Addition(len(s)), {})],
-    "Multiply": lambda c, w, s: [("", L.Multiplication(len(s)), {})],
+    "Add": lambda c, w, s: _elementwise(s, L.Addition, "torch.add"),
+    "Multiply": lambda c, w, s: _elementwise(s, L.Multiplication, "torch.mul"),
     "Concatenate": _concatenate,
+    **MORE_CONVERTERS,
 }
+CONVERTERS["TimeDistributed"] = lambda c, w, s: time_distributed_over(CONVERTERS, c, w, s)
 
 
 OPERATION_CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
@@ -474,6 +472,8 @@ def convert_layer(
             )
     else:
         converter = CONVERTERS.get(class_name)
+    if class_name == "Lambda":
+        raise ModelImportError(f"{where} {LAMBDA_REFUSED}.")
     if converter is None:
         raise ModelImportError(
             f"{where} is a {class_name}, which import_keras does not support. Supported layers: "

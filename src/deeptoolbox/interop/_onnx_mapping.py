@@ -54,6 +54,7 @@ _TARGETS = {
     "LRN": "CrossChannelNorm", "DepthToSpace": "DepthToSpace", "SpaceToDepth": "SpaceToDepth",
     "Gather": "Indexing1d",
     "ConvTranspose": "TransposedConv2d / TransposedConv3d", "Resize": "Resize2d / Resize3d",
+    "Slice": "Crop2d",
 }  # fmt: skip
 
 
@@ -394,6 +395,30 @@ def _resize(attrs: dict, inputs: list, shapes: list) -> Mapped:
         sizes = sizes[2:].tolist()
     layer = resize_layer(attrs, rank, scales, sizes)
     return (layer, {}) if layer is not None else None
+
+
+@mapper("Slice")
+def _slice(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """A constant step-1 Slice of the spatial axes only: Crop1d / Crop2d / Crop3d."""
+    shape = shapes[0]
+    if not _runtime(inputs, 1) or len(inputs) < 3 or len(shape) not in (3, 4, 5):
+        return None
+    starts, ends = (inputs[i].flatten().tolist() for i in (1, 2))
+    axes = inputs[3].flatten().tolist() if len(inputs) > 3 else list(range(len(starts)))
+    steps = inputs[4].flatten().tolist() if len(inputs) > 4 else [1] * len(starts)
+    rank = len(shape)
+    spatial = [1] if rank == 3 else list(range(2, rank))  # (N, T, C) or (N, C, spatial...)
+    crop = {axis: [0, 0] for axis in spatial}
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        axis %= rank
+        length = shape[axis]
+        start = min(max(start + length if start < 0 else start, 0), length)
+        end = min(max(end + length if end < 0 else end, 0), length)
+        if axis not in crop or step != 1 or end <= start:
+            return None
+        crop[axis] = [start, length - end]
+    layer = {3: L.Crop1d, 4: L.Crop2d, 5: L.Crop3d}[rank]
+    return layer(tuple(tuple(crop[a]) for a in spatial)), {}
 
 
 def map_node(

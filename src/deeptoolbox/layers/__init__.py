@@ -117,10 +117,15 @@ from deeptoolbox.layers._conv import (
 from deeptoolbox.layers._conv import (
     TransposedConv3d as TransposedConv3d,
 )
+from deeptoolbox.layers._crop import Crop1d as Crop1d
+from deeptoolbox.layers._crop import Crop2d as Crop2d
+from deeptoolbox.layers._crop import Crop3d as Crop3d
 from deeptoolbox.layers._dense import Dense as Dense
 from deeptoolbox.layers._function import (
     FunctionLayer as FunctionLayer,
 )
+from deeptoolbox.layers._imported import MergeDirections as MergeDirections
+from deeptoolbox.layers._imported import ScaleOffset as ScaleOffset
 from deeptoolbox.layers._input import (
     FeatureInput as FeatureInput,
 )
@@ -204,6 +209,7 @@ from deeptoolbox.layers._pool import (
 )
 from deeptoolbox.layers._recurrent import GRU as GRU
 from deeptoolbox.layers._recurrent import LSTM as LSTM
+from deeptoolbox.layers._recurrent import SimpleRNN as SimpleRNN
 from deeptoolbox.layers._reshape import (
     DepthToSpace as DepthToSpace,
 )
@@ -257,4 +263,5 @@ __all__ = [
     "Indexing1d", "FunctionLayer",
     "TensorInput", "PaddingMask", "MaskedSteps", "CrossAttention", "AvgPoolExcludingPadding",
     "AxisLayerNorm", "StochasticDepth", "ModeSwitch",
+    "Crop1d", "Crop2d", "Crop3d", "SimpleRNN", "ScaleOffset", "MergeDirections",
 ]  # fmt: skip

@@ -3,7 +3,9 @@ transposed (upsampling) counterparts.
 
 Padding is ``0`` by default (none, as in MATLAB, Keras and PyTorch), ``"valid"`` (the same: no
 padding), ``"same"`` (output length ceil(input / stride), padding split evenly with the extra
-element at the end, as in MATLAB and TensorFlow) or explicit ints. Networks saved before the
+element at the end, as in MATLAB and TensorFlow), ``"causal"`` (Conv1d only: dilation x
+(kernel - 1) zeros before the first step and none after, so no output step sees a later input
+step, as MATLAB's and Keras's causal padding) or explicit ints. Networks saved before the
 default changed (``network.json`` format version 1) are read with their old default, ``"same"``.
 """
 
@@ -58,10 +60,14 @@ def sliding_output(
     return (length + 2 * pad - (kernel - 1) * dilation - 1) // stride + 1
 
 
-def parse_padding(layer: str, padding: Padding, dims: int) -> str | tuple[int, ...]:
-    """Validate a padding option: 'same', 'valid', an int or ``dims`` ints."""
+def parse_padding(
+    layer: str, padding: Padding, dims: int, *, causal: bool = False
+) -> str | tuple[int, ...]:
+    """Validate a padding option: 'same', 'valid' (and 'causal' if allowed), an int or ``dims``
+    ints."""
     if isinstance(padding, str):
-        return check_choice(layer, "padding", padding, ("same", "valid"))
+        allowed = ("same", "valid", "causal") if causal else ("same", "valid")
+        return check_choice(layer, "padding", padding, allowed)
     return as_tuple(layer, "padding", padding, dims, minimum=0)
 
 
@@ -122,7 +128,8 @@ class _Convolution(_TorchNames, Layer):
         self.kernel_size = as_tuple(kind, "kernel_size", kernel_size, d)
         self.stride = as_tuple(kind, "stride", stride, d)
         self.dilation = as_tuple(kind, "dilation", dilation, d)
-        self.padding = parse_padding(kind, padding, d)
+        causal = d == 1 and not self.transposed
+        self.padding = parse_padding(kind, padding, d, causal=causal)
         self.groups = check_positive_int(kind, "groups", groups, f"{kind}(16, 3, groups=2)")
         if self.filters % self.groups:
             raise OptionError(
@@ -141,7 +148,7 @@ class _Convolution(_TorchNames, Layer):
             (k - 1) * dl % 2 for k, dl in zip(self.kernel_size, self.dilation, strict=True)
         )
         self._dynamic_same = self.padding == "same" and (uneven or any(s > 1 for s in self.stride))
-        if self.padding == "valid":
+        if self.padding in ("valid", "causal"):  # causal: padded in forward
             self._torch_padding: str | tuple[int, ...] = (0,) * d
         elif self.padding == "same":
             self._torch_padding = (0,) * d if self._dynamic_same else "same"
@@ -153,6 +160,10 @@ class _Convolution(_TorchNames, Layer):
         """Input channels (torch's name); None until the layer is built."""
         weight = self._parameters.get("weight")
         return None if weight is None else int(weight.shape[1]) * self.groups
+
+    def causal_padding(self) -> tuple[int, int]:
+        """(before, after) steps of zeros for ``padding="causal"``: dilation x (kernel - 1), 0."""
+        return (self.dilation[0] * (self.kernel_size[0] - 1), 0)
 
     def _split(self, shape: Shape) -> tuple[int | None, list[int | None]]:
         if self.channels_last:
@@ -172,7 +183,7 @@ class _Convolution(_TorchNames, Layer):
         out: list[int | None] = []
         for axis, length in enumerate(lengths):
             k, s, dl = self.kernel_size[axis], self.stride[axis], self.dilation[axis]
-            if self.padding == "same":
+            if self.padding in ("same", "causal"):  # causal: ceil(T / s) too
                 size = None if length is None else math.ceil(length / s)
             else:
                 pad = 0 if self.padding == "valid" else self.padding[axis]
@@ -204,6 +215,8 @@ class _Convolution(_TorchNames, Layer):
             x = x.transpose(1, 2)
         if self._dynamic_same:
             x = pad_same(x, 2, self.kernel_size, self.stride, self.dilation)
+        elif self.padding == "causal":
+            x = F.pad(x, self.causal_padding())
         y = self._conv(
             x, self.weight, self.bias, self.stride, self._torch_padding, self.dilation, self.groups
         )
@@ -226,6 +239,8 @@ class Conv1d(_Convolution, nn.Conv1d):
         torch.Size([2, 36, 8])
         >>> Conv1d(8, 5, padding="same").output_shape([(40, 3)])
         (40, 8)
+        >>> Conv1d(8, 3, padding="causal", dilation=2).causal_padding()  # step t sees <= t
+        (4, 0)
     """
 
     spatial_dims = 1

@@ -1,6 +1,6 @@
-"""Recurrent layers on sequences (N, T, C): LSTM and GRU, optionally bidirectional.
+"""Recurrent layers on sequences (N, T, C): LSTM, GRU and SimpleRNN, optionally bidirectional.
 
-Each wraps ``torch.nn.LSTM`` / ``torch.nn.GRU`` (batch first), so cuDNN kernels are used on
+Each wraps ``torch.nn.LSTM`` / ``torch.nn.GRU`` / ``torch.nn.RNN`` (batch first), so cuDNN kernels are used on
 GPUs. Weights start as in MATLAB: Glorot input weights, orthogonal recurrent weights, and
 for the LSTM a forget-gate bias of one. In stateful mode (see :class:`StatefulLayer`) a call
 starts from the state the previous call ended in.
@@ -74,7 +74,7 @@ class _Recurrent(StatefulLayer):
 
     def build(self, input_shapes: list[Shape]) -> None:
         self.output_shape(input_shapes)
-        module = nn.LSTM if self.cell == "lstm" else nn.GRU
+        module = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[self.cell]
         self.rnn = module(
             int(input_shapes[0][1]),  # type: ignore[arg-type]
             self.hidden_size,
@@ -87,7 +87,7 @@ class _Recurrent(StatefulLayer):
         super().build(input_shapes)
 
     def _initialize(self) -> None:
-        gates = 4 if self.cell == "lstm" else 3
+        gates = {"lstm": 4, "gru": 3, "rnn": 1}[self.cell]
         with torch.no_grad():
             for name, param in self.rnn.named_parameters():
                 if name.startswith("weight_ih"):
@@ -247,3 +247,20 @@ class GRU(_Recurrent):
     """
 
     cell = "gru"
+
+
+@register_layer
+class SimpleRNN(_Recurrent):
+    """Fully connected recurrent layer on sequences (N, T, C): h_t = tanh(W x_t + R h_(t-1) + b).
+
+    Keras's ``SimpleRNN`` and torch's ``nn.RNN`` (tanh); options as :class:`LSTM`.
+
+    Example:
+        >>> import torch
+        >>> layer = SimpleRNN(8, output_mode="last")
+        >>> layer.build([(None, 3)])
+        >>> layer(torch.zeros(2, 5, 3)).shape
+        torch.Size([2, 8])
+    """
+
+    cell = "rnn"

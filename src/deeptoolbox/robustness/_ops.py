@@ -352,7 +352,12 @@ class GenericOp:
         with torch.enable_grad():
             out = self.module(*zeros)
             grads = torch.autograd.grad(
-                out, zeros, v.reshape(batch * rows, *self.out_shape), create_graph=v.requires_grad
+                out,
+                zeros,
+                v.reshape(batch * rows, *self.out_shape),
+                create_graph=v.requires_grad,
+                allow_unused=True,
+                materialize_grads=True,  # an input only read for its size
             )
         constant = (v * self.offset.unsqueeze(1)).flatten(2).sum(-1)
         return [Form(g.reshape(batch, rows, *g.shape[1:])) for g in grads], constant
@@ -363,6 +368,8 @@ def _toolbox_pads(module, in_shape, kernel, stride, dilation) -> tuple[int, ...]
     spatial = _spatial(in_shape, module.channels_last)
     if module.padding == "valid":
         return (0,) * len(spatial)
+    if module.padding == "causal":  # Conv1d: all the padding before the first step
+        return (module.causal_padding()[0],)
     if module.padding == "same":
         return tuple(
             same_padding(n, k, s, d)[0]
