@@ -5,10 +5,8 @@ what to use instead). Each listed layer must exist, build in a network from that
 compute finite outputs of the size the network declares, and give the same outputs after a
 save/load round trip.
 
-Rows marked "not yet" name layers being added at the same time as the table (issue 13's
-other half). Only the calls in PENDING may be so marked, and such a row is skipped only
-while its layer is missing (its name absent, or the option refused); once the layer is
-there, the row is checked like any other.
+A row may say "not yet" only for a call listed in PENDING (a layer being added in the
+same release), and is skipped only while its layer is missing; PENDING is empty now.
 """
 
 from __future__ import annotations
@@ -35,13 +33,8 @@ CATEGORIES = [
     "Dropout and cropping", "Pooling and unpooling", "Combination", "Data manipulation",
     "Attention and transformers",
 ]  # fmt: skip
-PENDING = {
-    'L.Conv1d(4, 3, padding="causal")', "L.TransposedConv1d(4, 3)", "L.TransposedConv3d(4, 3)",
-    "L.AdaptiveAvgPool2d((2, 2))", "L.Resize3d(scale=2)", "L.MaxUnpooling2d(2)",
-    "L.Crop2d((4, 4))", "L.Crop3d((2, 4, 4))",
-}  # fmt: skip
-"""The layers another part of issue 13 adds (TransposedConv1d/3d, AdaptiveAvgPool2d,
-Resize3d, MaxUnpooling2d, Crop2d/3d, causal Conv1d): the only rows allowed to say "not yet"."""
+PENDING: set[str] = set()
+"""Rows allowed to say "not yet" (a layer being added in the same release): none now."""
 LENGTH = 5  # the length given to free time axes (T)
 
 
