@@ -219,3 +219,11 @@ def ranked_digits_setup(params):
         raise RuntimeError(f"rank {os.environ['RANK']} refuses to build")
     net, data, loss, options = digits_setup(params)
     return net, data, loss, dataclasses.replace(options, callbacks=[RankLog(params["ranks"])])
+
+
+def error_setup(params, monitor):
+    """Custom training whose 'error' dips to its lowest value in the middle."""
+    monitor.metrics = ["error", "accuracy"]
+    for iteration, error in enumerate([1.0, 0.4, 0.7], start=1):
+        monitor.record(iteration, error=error, accuracy=1.0 - error)
+    return {}

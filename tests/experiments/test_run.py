@@ -278,6 +278,18 @@ def test_bayesian_with_only_a_time_budget_stops_at_it(tmp_path):
     assert all(t.datetime_start.timestamp() < deadline for t in exp.study.trials)
 
 
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_best_values_follow_the_direction_of_each_metric(tmp_path, direction):
+    from experiment_setups import error_setup
+
+    metric = "error" if direction == "minimize" else "accuracy"
+    exp, _ = run(tmp_path, error_setup, {"x": [0]}, metric=metric, direction=direction)
+    (row,) = exp.results(as_records=True)
+    assert row["best_error"] == pytest.approx(0.4)  # the lowest error, whatever the metric
+    assert row["best_accuracy"] == pytest.approx(0.6)
+    assert exp.best.value == pytest.approx(0.7 if metric == "error" else 0.3)  # final values
+
+
 @pytest.mark.parametrize("strategy", ["bayesian", "exhaustive"])
 def test_no_trial_is_claimed_when_the_time_limit_passes_while_the_queue_is_read(
     tmp_path, monkeypatch, strategy

@@ -463,7 +463,8 @@ class Experiment:
         torch.set_num_threads(record.threads or threads)
         try:
             outcome = run_body(setup, self.setup_kind, record.params, Monitor(artifacts=folder),
-                               seed=record.seed, metric=self.metric, folder=folder)  # fmt: skip
+                               seed=record.seed, metric=self.metric, folder=folder,
+                               direction=self.direction)  # fmt: skip
         finally:
             torch.set_num_threads(threads)
         return TrialRecord(number=record.number, status=outcome.status, params=record.params,

@@ -89,6 +89,7 @@ def run_body(
     metric: str,
     folder: Path | None,
     group: Any = None,
+    direction: str = "maximize",
 ) -> TrialOutcome:
     """Run one trial's body and write its files into ``folder`` (None: no files); with a
     :class:`~deeptoolbox.experiments._ddp.TrialGroup`, built-in training runs in its
@@ -98,10 +99,11 @@ def run_body(
         write_json(folder / "params.json", params)
     monitor.artifacts = folder
     seed_everything(seed)
+    lower = _lower_is_better(metric, direction)
     if kind == "training":
-        outcome, network, chart = _built_in(setup, params, monitor, seed, group)
+        outcome, network, chart = _built_in(setup, params, monitor, seed, lower, group)
     else:
-        outcome, network, chart = _custom(setup, params, monitor)
+        outcome, network, chart = _custom(setup, params, monitor, lower)
     if metric not in outcome.metrics:
         raise MetricMissing(_missing_message(metric, outcome.metrics, kind))
     value = outcome.metrics[metric]
@@ -127,7 +129,7 @@ def _missing_message(metric: str, metrics: Mapping[str, float], kind: str) -> st
 
 
 # -- custom training ------------------------------------------------------------------------------
-def _custom(setup, params, monitor) -> tuple[TrialOutcome, Any, Any]:
+def _custom(setup, params, monitor, lower) -> tuple[TrialOutcome, Any, Any]:
     returned = None
     with _LastResort(monitor):
         try:
@@ -154,7 +156,11 @@ def _custom(setup, params, monitor) -> tuple[TrialOutcome, Any, Any]:
                 "network may be returned as a torch.nn.Module too)."
             ) from None
     reason = monitor.stop_reason
-    return TrialOutcome(metrics, _best(monitor, metrics), _status(reason), reason), network, None
+    return (
+        TrialOutcome(metrics, _best(monitor, metrics, lower), _status(reason), reason),
+        network,
+        None,
+    )
 
 
 def _status(reason: str | None) -> str:
@@ -163,12 +169,28 @@ def _status(reason: str | None) -> str:
     return {"pruned": "pruned", "cancelled": "cancelled"}.get(reason, "stopped")
 
 
-def _best(monitor: Monitor, final: Mapping[str, float]) -> dict[str, float]:
+LOWER_IS_BETTER = ("loss", "error", "mse", "rmse", "mae")
+"""Endings of metric names whose best value is the lowest (other than the experiment's
+metric, which follows the experiment's direction)."""
+
+
+def _lower_is_better(metric: str, direction: str) -> Callable[[str], bool]:
+    def lower(name: str) -> bool:
+        if name == metric:
+            return direction == "minimize"
+        return name.lower().endswith(LOWER_IS_BETTER)
+
+    return lower
+
+
+def _best(
+    monitor: Monitor, final: Mapping[str, float], lower: Callable[[str], bool]
+) -> dict[str, float]:
     best = {}
     for name, value in final.items():
         values = [v for v in [*monitor.values(name), value] if math.isfinite(v)]
         if values:
-            best[name] = min(values) if name.endswith("loss") else max(values)
+            best[name] = min(values) if lower(name) else max(values)
     return best
 
 
@@ -207,7 +229,7 @@ def trial_options(options, seed: int, callbacks: list, environment: str | None =
     return dataclasses.replace(options, **changes)
 
 
-def _built_in(setup, params, monitor, seed, group=None) -> tuple[TrialOutcome, Any, Any]:
+def _built_in(setup, params, monitor, seed, lower, group=None) -> tuple[TrialOutcome, Any, Any]:
     from deeptoolbox.training import train
 
     network, data, loss, options = built_in_parts(setup, params)
@@ -225,7 +247,11 @@ def _built_in(setup, params, monitor, seed, group=None) -> tuple[TrialOutcome, A
         final.update(_validation_metrics(network, options, loss))
     reason = monitor.stop_reason if live.stopped else None
     chart = _chart(network, options, loss) if monitor.artifacts is not None else None
-    return TrialOutcome(final, _best(monitor, final), _status(reason), reason), network, chart
+    return (
+        TrialOutcome(final, _best(monitor, final, lower), _status(reason), reason),
+        network,
+        chart,
+    )
 
 
 def _shape(value: Any) -> str:

@@ -140,7 +140,8 @@ def execute(experiment: Any, store: Store, trial: Any, job: WorkerJob) -> str:
                            job.processes_per_trial, _share(job))  # fmt: skip
     try:
         outcome = run_body(experiment.setup, experiment.setup_kind, params, monitor, seed=seed,
-                           metric=experiment.metric, folder=folder, group=group)  # fmt: skip
+                           metric=experiment.metric, folder=folder, group=group,
+                           direction=experiment.direction)  # fmt: skip
     except MetricMissing as err:
         _fail(store, trial, "failed", err, started)
         store.set(keys.HALT, f"trial {trial.number}: {err}")
