@@ -155,7 +155,7 @@ def test_a_torchvision_resnet18_import_opens_and_freezes_up_to_a_block(page, app
     from deeptoolbox.interop import from_torch
 
     net = from_torch(torchvision.models.resnet18(weights=None), torch.zeros(1, 3, 64, 64))
-    app.session.replace(net)  # as apps.designer(net) opens it (files: test_server.py)
+    app.session.replace(net)  # as apps.designer(net) opens it (files: test_app_server.py)
     page.reload()
     page.wait_for_function("document.querySelectorAll('.react-flow__minimap-node').length > 60")
     block = next(n for n in app.network.layer_names if n.startswith("layer2"))
