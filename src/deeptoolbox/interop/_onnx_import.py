@@ -34,6 +34,7 @@ from deeptoolbox.interop._onnx_layers import (
 )
 from deeptoolbox.interop._onnx_mapping import load_weights, map_node, mapped_operators
 from deeptoolbox.interop._onnx_metadata import network_name, restore_folded_batchnorms
+from deeptoolbox.interop._onnx_normalization import fold_input_normalization
 from deeptoolbox.interop._onnx_ops import OPERATORS, onnx_dtype
 from deeptoolbox.interop._onnx_patterns import PATTERN_TARGETS, Fused, fuse_patterns
 from deeptoolbox.interop._onnx_patterns import node_attributes as _attributes
@@ -162,6 +163,7 @@ def import_onnx(
         build.values[tensor.name] = _Value(constant=_array(tensor, path))
     _add_inputs(build, graph)
     _add_items(build, graph)
+    fold_input_normalization(build, [o.name for o in graph.output])
     network = _assemble(build, graph, name or network_name(model) or graph.name or path.stem)
     restore_folded_batchnorms(network, model)
     network.classes = _classes(model, network)

@@ -17,7 +17,7 @@ import torch
 
 from deeptoolbox._atomic import atomic_open
 from deeptoolbox.errors import (
-    DeepToolboxError,
+    ModelImportError,
     NetworkFileError,
     OptionError,
     UnsupportedLayerError,
@@ -71,23 +71,35 @@ class VnnlibResult:
 
 
 def _load_model(path: Path) -> tuple[torch.nn.Module, tuple[int, ...]]:
-    """The network from ``deeptoolbox.interop.import_onnx`` when usable, else the minimal one."""
-    try:
-        from deeptoolbox.interop import import_onnx  # type: ignore[attr-defined]
-    except ImportError:
-        import_onnx = None
-    if import_onnx is not None:
-        try:
-            net = import_onnx(path)
-            to_graph(net).check_supported()
-            shape = tuple(net.layer(net.input_names[0]).shape)
-            if None not in shape and _agrees_with_onnxruntime(net, shape, path):
-                return net.eval(), shape  # type: ignore[return-value]
-        except (DeepToolboxError, ValueError, TypeError, RuntimeError, KeyError, AttributeError):
-            pass  # fall back to the minimal converter below
-    from deeptoolbox.robustness._onnx_minimal import load_onnx_sequential
+    """The network of ``path`` from ``import_onnx``, checked against onnxruntime.
 
-    return load_onnx_sequential(path)
+    Raises ModelImportError (the file cannot be imported, or the import does not compute what
+    onnxruntime computes) and UnsupportedLayerError naming the layer that cannot be bounded.
+    """
+    from deeptoolbox.interop import import_onnx
+
+    net = import_onnx(path)
+    to_graph(net).check_supported()  # names the first layer output bounds cannot handle
+    if len(net.input_names) != 1:
+        raise ModelImportError(
+            f"verify_vnnlib: '{path.name}' has {len(net.input_names)} inputs "
+            f"({', '.join(net.input_names)}); VNN-LIB properties are over one input."
+        )
+    shape = tuple(net.layer(net.input_names[0]).shape)
+    if None in shape:
+        raise ModelImportError(
+            f"verify_vnnlib: input '{net.input_names[0]}' of '{path.name}' has a free size "
+            f"{shape}; VNN-LIB properties need a fixed input size."
+        )
+    difference = _difference_from_onnxruntime(net, shape, path)
+    if difference > 1e-4:
+        raise ModelImportError(
+            f"verify_vnnlib: the network imported from '{path.name}' differs from onnxruntime "
+            f"by {difference:.3g} (allowed: 1e-4) on a random input, so its bounds would not "
+            "be bounds of the file. Hint: report the file; import_onnx(path, "
+            "example_inputs=...) shows the same check."
+        )
+    return net.eval(), shape  # type: ignore[return-value]
 
 
 def _session(path: Path):
@@ -102,12 +114,15 @@ def _run_onnx(session, x: np.ndarray) -> np.ndarray:
     return np.asarray(session.run(None, {feed.name: x.astype(np.float32).reshape(dims)})[0])
 
 
-def _agrees_with_onnxruntime(net, shape, path: Path) -> bool:
+def _difference_from_onnxruntime(net, shape, path: Path) -> float:
     x = np.random.default_rng(0).uniform(-1, 1, size=(1, *shape)).astype(np.float32)
     with torch.no_grad():
         ours = net.eval()(torch.as_tensor(x)).numpy().reshape(-1)
     theirs = _run_onnx(_session(path), x).reshape(-1)
-    return ours.shape == theirs.shape and bool(np.allclose(ours, theirs, rtol=1e-4, atol=1e-4))
+    if ours.shape != theirs.shape:
+        return float("inf")
+    scale = 1.0 + np.abs(theirs)
+    return float(np.max(np.abs(ours - theirs) / scale))
 
 
 def _reaches(values: np.ndarray, region: InputRegion) -> bool:
