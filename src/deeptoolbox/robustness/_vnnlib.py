@@ -198,6 +198,7 @@ def _descend(net, x, lo, hi, target, deadline: float, steps: int):
         with torch.enable_grad():
             value = _objective(net(x), *target)
             (grad,) = torch.autograd.grad(value.sum(), x)
+        value = value.detach()
         i = int(value.argmin())
         if float(value[i]) < best:
             best, best_x = float(value[i]), x[i].detach().clone()
