@@ -163,11 +163,13 @@ def test_imported_network_with_constant_normalization_is_bounded_soundly(tmp_pat
     x = torch.rand(5, 2, 4, 4)
     torch.testing.assert_close(graph(x), _reference(path, x), rtol=1e-5, atol=1e-5)
     lo, hi = x - 0.05, x + 0.05
+    # outputs reach |y| ~ 30 here: float32 rounding of CROWN's sums is a few 1e-6 (seen up to
+    # 1e-5 once the normalization is the input layer's), so the tolerance is 3e-5
     for method in ("ibp", "crown"):
         bounds = estimate_output_bounds(net, lo, hi, method=method)
-        assert_sound(net, lo, hi, bounds.lower, bounds.upper)
+        assert_sound(net, lo, hi, bounds.lower, bounds.upper, tolerance=3e-5)
     alpha = estimate_output_bounds(net, lo, hi, method="crown", optimize_slopes=True, steps=4)
-    assert_sound(net, lo, hi, alpha.lower, alpha.upper)
+    assert_sound(net, lo, hi, alpha.lower, alpha.upper, tolerance=3e-5)
 
 
 @pytest.mark.parametrize("op", ["Mul", "Sub", "Div"])

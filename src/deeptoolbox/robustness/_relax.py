@@ -53,10 +53,9 @@ def affine_interval(
 def _diagonal_interval(module: nn.Module, center: torch.Tensor, radius: torch.Tensor):
     """Interval of an element-wise affine layer, whatever the signs of its factors (an input
     layer's ``std`` may be negative: ONNX ``Div`` by a negative constant folds into it)."""
-    shift = module(torch.zeros_like(center[:1]))
-    scale = module(torch.ones_like(center[:1])) - shift
-    mid = center * scale + shift
-    spread = radius * scale.abs()
+    scale = module(torch.ones_like(center[:1])) - module(torch.zeros_like(center[:1]))
+    mid = module(center)  # the layer's own arithmetic, as its forward pass rounds it
+    spread = radius * scale.abs() * (1 + 1e-6) + 1e-7 * mid.abs()  # f(1) - f(0) is rounded
     return mid - spread, mid + spread
 
 
