@@ -191,14 +191,38 @@ def test_a_small_time_limit_is_honoured_on_a_slow_case():
     label = int(net(x).argmax())
     begin = time.monotonic()
     verify_robustness(net, x, label, 0.05, attack=False, method="ibp")
-    margin = 2 * (time.monotonic() - begin) + 1.0  # finishing costs about one IBP pass
+    ibp = time.monotonic() - begin
+    # the limit leaves room for the interval pass (whose bounds the answer gives) on a loaded
+    # machine; since issue 13 the setup counts against the limit too, so the answer is on time
+    limit = max(1.0, 4 * ibp)
     begin = time.monotonic()
-    result = verify_robustness(net, x, label, 0.05, attack=False, time_limit=1.0)
+    result = verify_robustness(net, x, label, 0.05, attack=False, time_limit=limit)
     elapsed = time.monotonic() - begin
     assert result.status == ["unproven"]
     assert any("time limit: CROWN stopped" in note for note in result.notes)
-    assert elapsed < 1.0 + margin, f"answered after {elapsed:.1f} s for a 1 s limit"
+    assert elapsed < limit + 0.1, f"answered after {elapsed:.1f} s for a {limit:.1f} s limit"
     assert torch.isfinite(result.margin_lower_bounds).all()  # from the bounds computed so far
+
+
+def test_the_answer_is_never_late_even_when_nothing_can_be_bounded_in_time():
+    """The setup (graph, forward passes) counts against the limit, and what cannot be
+    interrupted is kept back: "unproven" on time, not late (issue 23 saw 1.6 s late)."""
+    import time
+
+    net = _slow_cnn()
+    x = torch.rand(1, 3, 32, 32)
+    label = int(net(x).argmax())
+    for limit in (0.3, 0.6, 1.2):
+        begin = time.monotonic()
+        with torch.no_grad():
+            net(x)
+        forward = time.monotonic() - begin  # the answer needs two forward passes at least
+        begin = time.monotonic()
+        result = verify_robustness(net, x, label, 0.05, attack=False, timeout=limit)
+        elapsed = time.monotonic() - begin
+        assert result.status == ["unproven"]
+        late = elapsed - max(limit, 2 * forward)
+        assert late < 0.2, f"answered after {elapsed:.2f} s for a {limit} s limit"
 
 
 def test_time_limit_is_per_observation_for_a_batch():

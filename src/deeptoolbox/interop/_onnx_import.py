@@ -34,6 +34,7 @@ from deeptoolbox.interop._onnx_layers import (
 )
 from deeptoolbox.interop._onnx_mapping import load_weights, map_node
 from deeptoolbox.interop._onnx_metadata import network_name, restore_folded_batchnorms
+from deeptoolbox.interop._onnx_normalization import fold_input_normalization
 from deeptoolbox.interop._onnx_ops import onnx_dtype
 from deeptoolbox.interop._onnx_patterns import Fused, fuse_patterns
 from deeptoolbox.interop._onnx_registry import OPERATORS, operator_table, supported_operators
@@ -155,6 +156,7 @@ def import_onnx(
         build.values[tensor.name] = _Value(constant=_array(tensor, path))
     _add_inputs(build, graph)
     _add_items(build, graph)
+    fold_input_normalization(build, [o.name for o in graph.output])
     network = _assemble(build, graph, name or network_name(model) or graph.name or path.stem)
     restore_folded_batchnorms(network, model)
     network.classes = _classes(model, network)

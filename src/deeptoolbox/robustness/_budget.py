@@ -18,7 +18,10 @@ import torch
 
 from deeptoolbox.errors import OptionError, OutOfTime
 
-__all__ = ["Budget", "Deadline", "OutOfTime", "Progress", "default_max_memory", "parse_memory"]
+__all__ = [
+    "Budget", "Deadline", "OutOfTime", "Progress", "answer_margin", "default_max_memory",
+    "parse_memory",
+]  # fmt: skip
 
 DEFAULT_FRACTION = 0.4  # of the memory available when the computation starts
 WORK_CAP = 64 * 2**20  # bytes per chunk of work: larger chunks are not faster, only bigger
@@ -79,6 +82,18 @@ def parse_memory(value, where: str) -> int | None:
             f"'500MB' or '2GB', or None for 40% of the free memory. Received: {value!r}."
         )
     return int(number)
+
+
+def answer_margin(seconds: float) -> float:
+    """Time kept back from a time limit for what follows the last deadline check (stopping a
+    bound computation, checking a counterexample, building the result): 5% of the limit plus
+    50 ms, at most 1 s.
+
+    Example:
+        >>> answer_margin(10.0), answer_margin(100.0)
+        (0.55, 1.0)
+    """
+    return min(0.05 * seconds + 0.05, 1.0)
 
 
 class Deadline:

@@ -84,9 +84,18 @@ class Propagator:
     """Bounds for one graph and one batch of input boxes, within a :class:`Budget`."""
 
     def __init__(self, graph: Graph, lo: torch.Tensor, hi: torch.Tensor, method: str,
-                 budget: Budget, *, patches: bool = True) -> None:  # fmt: skip
+                 budget: Budget, *, patches: bool = True, splits: dict | None = None,
+                 record: bool = False) -> None:  # fmt: skip
         self.graph, self.lo, self.hi, self.method, self.budget = graph, lo, hi, method, budget
         self.patches = patches  # False: dense coefficients everywhere (a reference path)
+        # branch and bound on activations: node index -> (B, numel) phases of its neurons,
+        # +1 restricts the box's inputs to those where the neuron is >= 0, -1 to <= 0
+        self.splits = splits or {}
+        self.infeasible = torch.zeros(lo.shape[0], dtype=torch.bool, device=lo.device)
+        self.record = record  # keep the coefficients met at each activation (dense forms)
+        self.coefficients: dict[int, torch.Tensor] = {}
+        self._betas: dict[int, torch.Tensor] | None = None  # while optimizing, with splits
+        self._as_plain = {-1}  # nodes whose intervals are their plain (IBP) intervals
         self.nodes = graph.nodes
         self.shapes = node_shapes(graph, lo)
         self.ops = {
@@ -135,21 +144,43 @@ class Propagator:
         when there is a deadline), so that the answer comes at once.
         """
         for i in range(len(self.bounds), last + 1):
+            if not self.out_of_time and self._plain is not None and self.budget.deadline.passed:
+                self._ran_out(i)
             if self.out_of_time and self._plain is not None:
                 self.bounds.append(self._plain[i])
                 continue
             if self.method == "ibp":
                 self.budget.deadline.check()
             node = self.nodes[i]
-            ins = [self.interval(s) for s in node.sources]
-            with torch.no_grad():
-                lo, hi = _forward_interval(node, ins)
+            if self._plain is not None and all(s in self._as_plain for s in node.sources):
+                lo, hi = self._plain[i]  # its inputs were not tightened: the same intervals
+            else:
+                ins = [self.interval(s) for s in node.sources]
+                with torch.no_grad():
+                    lo, hi = _forward_interval(node, ins)
+            tightened = self._wants_crown(i) or i in self.splits
             if self._wants_crown(i):
                 with torch.no_grad():
                     lo, hi = self._tighten(i, lo, hi)
+            if i in self.splits:
+                lo, hi = self._restrict(i, lo, hi)
+            if not tightened:
+                self._as_plain.add(i)
             self.bounds.append((lo, hi))
             if self.on_layer is not None:
                 self.on_layer(i + 1, last + 1)
+
+    def _restrict(self, i: int, lo: torch.Tensor, hi: torch.Tensor):
+        """Clip node i's intervals to the phases its split neurons are restricted to; a box
+        whose restriction is empty (a neuron split >= 0 whose upper bound is < 0, or the
+        reverse) has no input left and is marked infeasible."""
+        phase = self.splits[i].reshape(lo.shape)
+        active, inactive = phase > 0, phase < 0
+        empty = (active & (hi < 0)) | (inactive & (lo > 0))
+        self.infeasible |= empty.flatten(1).any(1)
+        lo = torch.where(active, lo.clamp_min(0), torch.where(inactive, lo.clamp_max(0), lo))
+        hi = torch.where(inactive, hi.clamp_max(0), torch.where(active, hi.clamp_min(0), hi))
+        return lo, hi
 
     def plain_intervals(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Interval (IBP) bounds of every node, from the input box alone (computed once)."""
@@ -306,6 +337,8 @@ class Propagator:
             self.budget.deadline.check()
             self.steps["patches" if f.is_patches else "dense"] += 1
             node = self.nodes[j]
+            if self._betas is not None and j in self._betas and not f.is_patches:
+                f = self._with_split_multipliers(j, f)
             if node.kind == "affine":
                 outs, c = self.ops[j].backward(f)
             elif node.kind in ACTIVATIONS:
@@ -331,8 +364,23 @@ class Propagator:
             constant = constant + concretize(on_input, self.lo, self.hi, box)
         return constant
 
+    def _with_split_multipliers(self, j: int, form: Form) -> Form:
+        """Add ``-beta * phase`` to the coefficients on node j (beta-CROWN, Wang et al. 2021).
+
+        On a domain every split neuron has ``phase * z >= 0``, so for any ``beta >= 0`` the
+        bound of ``c @ y - sum(beta * phase * z)`` is also a lower bound of ``c @ y`` there;
+        optimizing beta brings the split constraints into the final bound.
+        """
+        beta = self._betas[j]
+        phase = self.splits[j].to(beta.dtype).unsqueeze(1)  # (B, 1, n)
+        values = form.values
+        term = -(beta * phase).reshape(beta.shape[0], beta.shape[1], *values.shape[2:])
+        return form.with_values(values + term)
+
     def _through_activation(self, j: int, form: Form, alphas: dict | None):
         node = self.nodes[j]
+        if self.record and not form.is_patches:
+            self.coefficients[j] = form.values.detach()
         alpha = None if alphas is None else alphas.get(j)
         if alpha is not None and not form.is_patches:
             lo, hi = self.interval(node.sources[0])
@@ -381,16 +429,16 @@ class Propagator:
         lo, hi = self.bounds[last]
         best = concretize(Form(spec), lo, hi)
         if self.method == "ibp" or self.out_of_time:
-            return best
+            return best.masked_fill(self.infeasible[:, None], math.inf)
         try:
             with torch.no_grad():
                 best = torch.maximum(best, self._crown_rows(last, spec))
         except OutOfTime:
             self._ran_out(last)
-            return best
+            return best.masked_fill(self.infeasible[:, None], math.inf)
         if optimize and not (positive_is_enough and bool((best > 0).all())):
             best = torch.maximum(best, self._optimized(last, spec, iterations))
-        return best
+        return best.masked_fill(self.infeasible[:, None], math.inf)
 
     def _crown_rows(self, last: int, spec: torch.Tensor) -> torch.Tensor:
         batch, rows = self.lo.shape[0], spec.shape[1]
@@ -446,7 +494,19 @@ class Propagator:
             start = default_lower_slope(node.kind, node.module, lo, hi).unsqueeze(1)
             alphas[i] = start.expand(-1, rows, *start.shape[2:]).clone().requires_grad_()
         floors = {i: _slope_floor(self.nodes[i]) for i in alphas}
-        adam = _Adam(list(alphas.values()), lr=0.1)
+        betas = {i: torch.zeros(self.lo.shape[0], rows, phases.shape[1], dtype=self.lo.dtype,
+                                device=self.lo.device, requires_grad=True)
+                 for i, phases in self.splits.items() if bool((phases != 0).any())}  # fmt: skip
+        self._betas = betas or None
+        try:
+            return self._optimize_steps(last, spec, alphas, floors, betas, iterations)
+        finally:
+            self._betas = None
+
+    def _optimize_steps(self, last, spec, alphas, floors, betas, iterations) -> torch.Tensor:
+        rows = spec.shape[1]
+        params = list(alphas.values()) + list(betas.values())
+        adam = _Adam(params, lr=0.1)
         best = spec.new_full((self.lo.shape[0], rows), -math.inf)
         with torch.enable_grad():
             for _ in range(iterations):
@@ -459,11 +519,13 @@ class Propagator:
                     raise
                 best = torch.maximum(best, bound.detach())
                 # gradients for the slopes only: the network's own .grad stays untouched
-                grads = torch.autograd.grad(-bound.sum(), list(alphas.values()), allow_unused=True)
+                grads = torch.autograd.grad(-bound.sum(), params, allow_unused=True)
                 adam.step(grads)
                 with torch.no_grad():
                     for i, alpha in alphas.items():
                         alpha.clamp_(floors[i], 1.0)
+                    for beta in betas.values():
+                        beta.clamp_(min=0.0)
         return best
 
 

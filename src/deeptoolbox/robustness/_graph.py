@@ -130,11 +130,31 @@ def _kind(name: str, module: nn.Module) -> str:
                 break
             return kind
     raise UnsupportedLayerError(
-        f"Layer '{name}' ({type(module).__name__}) is not supported by output bounds and "
-        f"verification. Supported layers: {SUPPORTED}. Hint: replace or remove the layer "
+        f"Layer '{name}' ({_describe(module)}) is not supported by output bounds and "
+        f"verification{_why(module)}. Supported layers: {SUPPORTED}. Hint: replace or remove "
+        "the layer "
         "(net.replace_layer / net.remove_layers), or use find_adversarial, which works on any "
         "network."
     )
+
+
+def _describe(module: nn.Module) -> str:
+    op = getattr(module, "op_type", None)
+    return f"ONNX operator {op}" if isinstance(op, str) else type(module).__name__
+
+
+def _why(module: nn.Module) -> str:
+    """Why an imported ONNX operator is not bounded (empty for other layers)."""
+    op = getattr(module, "op_type", None)
+    if not isinstance(op, str):
+        return ""
+    if op in _ONNX_ELEMENTWISE:
+        return (
+            f" ({op} is bounded only as an element-wise affine map: one layer input and a "
+            "constant of at most its size; a variable denominator or two variable operands "
+            "are not linear)"
+        )
+    return f" (no linear relaxation is known for ONNX operator {op})"
 
 
 @dataclass

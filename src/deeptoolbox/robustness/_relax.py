@@ -38,6 +38,8 @@ def affine_interval(
     """
     centers = [(lo + hi) / 2 for lo, hi in zip(lows, highs, strict=True)]
     radii = [(hi - lo) / 2 for lo, hi in zip(lows, highs, strict=True)]
+    if getattr(module, "normalization", None) is not None:  # an input layer: s * x + t
+        return _diagonal_interval(module, centers[0], radii[0])
     absolute = {
         name: p.abs() for name, p in module.named_parameters() if name.split(".")[-1] == "weight"
     }
@@ -46,6 +48,15 @@ def affine_interval(
     radius = radius - functional_call(module, absolute, tuple(torch.zeros_like(r) for r in radii))
     radius = radius.clamp_min(0)
     return center - radius, center + radius
+
+
+def _diagonal_interval(module: nn.Module, center: torch.Tensor, radius: torch.Tensor):
+    """Interval of an element-wise affine layer, whatever the signs of its factors (an input
+    layer's ``std`` may be negative: ONNX ``Div`` by a negative constant folds into it)."""
+    scale = module(torch.ones_like(center[:1])) - module(torch.zeros_like(center[:1]))
+    mid = module(center)  # the layer's own arithmetic, as its forward pass rounds it
+    spread = radius * scale.abs() * (1 + 1e-6) + 1e-7 * mid.abs()  # f(1) - f(0) is rounded
+    return mid - spread, mid + spread
 
 
 def softmax_axis(module: nn.Module, rank: int) -> int:

@@ -32,14 +32,16 @@ from deeptoolbox.robustness._bounds import (
     prepare_box,
 )
 from deeptoolbox.robustness._branch import split_and_bound
-from deeptoolbox.robustness._budget import Budget, Deadline, Progress
+from deeptoolbox.robustness._budget import Budget, Deadline, Progress, answer_margin
 from deeptoolbox.robustness._graph import to_graph
 from deeptoolbox.robustness._labels import class_indices
+from deeptoolbox.robustness._relu_branch import relu_split_and_bound
 
 __all__ = ["VerificationResult", "verify_robustness", "split_and_bound", "margin_spec"]
 
 STATUSES = ("verified", "violated", "unproven")
 ATTACK_SHARE = 0.25  # of a group's time limit that the attack may use
+INPUT_SPLIT_LIMIT = 16  # inputs up to which branch and bound splits the box, else ReLUs
 
 
 @dataclass
@@ -214,7 +216,7 @@ def verify_robustness(
     budget = make_budget("verify_robustness", max_memory, timeout, lo.device, start=started)
     labels = class_indices("verify_robustness", net, target, lo.shape[0], lo.device)
     options = _Options(method, optimize_slopes, attack, branch_and_bound, timeout,
-                       Progress("verify_robustness", verbose))  # fmt: skip
+                       Progress("verify_robustness", verbose), started)  # fmt: skip
     was_training = net.training
     net.eval()
     try:
@@ -231,6 +233,16 @@ class _Options:
     branch_and_bound: bool
     time_limit: float | None
     progress: Progress
+    started: float = 0.0  # time.monotonic() when the call began: the limits count from it
+    first_logits: torch.Tensor | None = None  # of the first observation, computed once
+    forward_seconds: float = 0.0  # one forward pass of one observation
+
+    def deadline(self, done: int) -> Deadline:
+        """When the first ``done`` observations must be answered (less a margin)."""
+        if self.time_limit is None:
+            return Deadline(None)
+        limit = self.time_limit * done
+        return Deadline(limit - answer_margin(limit), self.started)
 
 
 @dataclass
@@ -247,8 +259,13 @@ class _State:
 
 def _verify(graph, lo, hi, point, labels, budget: Budget, options: _Options):
     n = lo.shape[0]
-    with torch.no_grad():
-        k = graph(point[:1]).shape[1]
+    begin = time.monotonic()
+    with torch.no_grad():  # one forward pass gives every node's size and the first logits
+        values = graph.run(point[:1])
+    options.forward_seconds = time.monotonic() - begin
+    graph.shapes.setdefault(tuple(point.shape[1:]), [tuple(v.shape[1:]) for v in values])
+    k = values[-1].shape[1]
+    options.first_logits = values[-1]
     if bool(((labels < 0) | (labels >= k)).any()):
         raise OptionError(
             f"verify_robustness: `target` (formerly `label`) must hold {n} class indices in "
@@ -272,11 +289,15 @@ def _verify(graph, lo, hi, point, labels, budget: Budget, options: _Options):
 def _verify_group(graph, lo, hi, point, labels, spec, members, budget, options, state):
     begin = time.monotonic()
     size = len(members)
-    limit = None if options.time_limit is None else options.time_limit * size
-    deadline = Deadline(limit, begin)
+    deadline = options.deadline(members[-1] + 1)  # setup and earlier groups count too
     index = torch.tensor(members, device=lo.device)
     with torch.no_grad():
-        wrong = graph(point[index]).argmax(1) != labels[index]
+        logits = options.first_logits if members == [0] else graph(point[index])
+        wrong = logits.argmax(1) != labels[index]
+    # one step between two deadline checks costs up to about two forward passes (the interval
+    # pass through the largest layer): keep that back too, so that the answer is not late
+    deadline.at -= 2 * max(time.monotonic() - begin, options.forward_seconds * size)
+    limit = None if not deadline.finite else max(deadline.at - begin, 0.0)
     state.counter[index[wrong]] = point[index[wrong]]
     if options.attack and bool((hi[index] > lo[index]).any()) and not bool(wrong.all()):
         share = Deadline(None if limit is None else ATTACK_SHARE * limit, begin)
@@ -309,8 +330,12 @@ def _split_unproven(graph, lo, hi, spec, members, deadline, budget, options, sta
     for position, i in enumerate(pending):
         begin = time.monotonic()
         share = (deadline.at - begin) / (len(pending) - position)
-        outcome, point = split_and_bound(graph, lo[i], hi[i], spec[i], deadline=begin + share,
-                                         method=options.method, budget=budget)  # fmt: skip
+        if lo[i].numel() <= INPUT_SPLIT_LIMIT or options.method != "crown":
+            outcome, point = split_and_bound(graph, lo[i], hi[i], spec[i], deadline=begin + share,
+                                             method=options.method, budget=budget)  # fmt: skip
+        else:
+            outcome, point = relu_split_and_bound(graph, lo[i], hi[i], spec[i], budget=budget,
+                                                  deadline=begin + share)  # fmt: skip
         state.status[i] = outcome
         if point is not None:
             state.counter[i] = point

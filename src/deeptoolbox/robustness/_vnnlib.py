@@ -17,18 +17,22 @@ import torch
 
 from deeptoolbox._atomic import atomic_open
 from deeptoolbox.errors import (
-    DeepToolboxError,
+    ModelImportError,
     NetworkFileError,
     OptionError,
     UnsupportedLayerError,
 )
 from deeptoolbox.robustness._bounds import lower_bound_of, make_budget
 from deeptoolbox.robustness._branch import split_and_bound
-from deeptoolbox.robustness._budget import Progress
+from deeptoolbox.robustness._budget import Progress, answer_margin
 from deeptoolbox.robustness._graph import to_graph
+from deeptoolbox.robustness._relu_branch import relu_split_and_bound
 from deeptoolbox.robustness._vnnlib_parse import InputRegion, read_vnnlib
 
 __all__ = ["VnnlibResult", "verify_vnnlib"]
+
+INPUT_SPLIT_LIMIT = 16  # inputs up to which the box is split; beyond, ReLU phases are split
+SEARCH_SHARE = 0.25  # of the time left that the counterexample search may use
 
 
 @dataclass
@@ -71,23 +75,35 @@ class VnnlibResult:
 
 
 def _load_model(path: Path) -> tuple[torch.nn.Module, tuple[int, ...]]:
-    """The network from ``deeptoolbox.interop.import_onnx`` when usable, else the minimal one."""
-    try:
-        from deeptoolbox.interop import import_onnx  # type: ignore[attr-defined]
-    except ImportError:
-        import_onnx = None
-    if import_onnx is not None:
-        try:
-            net = import_onnx(path)
-            to_graph(net).check_supported()
-            shape = tuple(net.layer(net.input_names[0]).shape)
-            if None not in shape and _agrees_with_onnxruntime(net, shape, path):
-                return net.eval(), shape  # type: ignore[return-value]
-        except (DeepToolboxError, ValueError, TypeError, RuntimeError, KeyError, AttributeError):
-            pass  # fall back to the minimal converter below
-    from deeptoolbox.robustness._onnx_minimal import load_onnx_sequential
+    """The network of ``path`` from ``import_onnx``, checked against onnxruntime.
 
-    return load_onnx_sequential(path)
+    Raises ModelImportError (the file cannot be imported, or the import does not compute what
+    onnxruntime computes) and UnsupportedLayerError naming the layer that cannot be bounded.
+    """
+    from deeptoolbox.interop import import_onnx
+
+    net = import_onnx(path)
+    to_graph(net).check_supported()  # names the first layer output bounds cannot handle
+    if len(net.input_names) != 1:
+        raise ModelImportError(
+            f"verify_vnnlib: '{path.name}' has {len(net.input_names)} inputs "
+            f"({', '.join(net.input_names)}); VNN-LIB properties are over one input."
+        )
+    shape = tuple(net.layer(net.input_names[0]).shape)
+    if None in shape:
+        raise ModelImportError(
+            f"verify_vnnlib: input '{net.input_names[0]}' of '{path.name}' has a free size "
+            f"{shape}; VNN-LIB properties need a fixed input size."
+        )
+    difference = _difference_from_onnxruntime(net, shape, path)
+    if difference > 1e-4:
+        raise ModelImportError(
+            f"verify_vnnlib: the network imported from '{path.name}' differs from onnxruntime "
+            f"by {difference:.3g} (allowed: 1e-4) on a random input, so its bounds would not "
+            "be bounds of the file. Hint: report the file; import_onnx(path, "
+            "example_inputs=...) shows the same check."
+        )
+    return net.eval(), shape  # type: ignore[return-value]
 
 
 def _session(path: Path):
@@ -102,12 +118,15 @@ def _run_onnx(session, x: np.ndarray) -> np.ndarray:
     return np.asarray(session.run(None, {feed.name: x.astype(np.float32).reshape(dims)})[0])
 
 
-def _agrees_with_onnxruntime(net, shape, path: Path) -> bool:
+def _difference_from_onnxruntime(net, shape, path: Path) -> float:
     x = np.random.default_rng(0).uniform(-1, 1, size=(1, *shape)).astype(np.float32)
     with torch.no_grad():
         ours = net.eval()(torch.as_tensor(x)).numpy().reshape(-1)
     theirs = _run_onnx(_session(path), x).reshape(-1)
-    return ours.shape == theirs.shape and bool(np.allclose(ours, theirs, rtol=1e-4, atol=1e-4))
+    if ours.shape != theirs.shape:
+        return float("inf")
+    scale = 1.0 + np.abs(theirs)
+    return float(np.max(np.abs(ours - theirs) / scale))
 
 
 def _reaches(values: np.ndarray, region: InputRegion) -> bool:
@@ -137,32 +156,57 @@ def _objective(y: torch.Tensor, spec, offset, groups, count) -> torch.Tensor:
     return per_group.amin(dim=1)
 
 
-def _search(net, shape, region: InputRegion, deadline: float, points: int = 32, steps: int = 40):
-    """Random points and projected gradient descent toward an unsafe region; best point found."""
+def _search(
+    net,
+    shape,
+    region: InputRegion,
+    deadline: float,
+    points: int = 32,
+    steps: int = 40,
+    restarts: int = 6,
+):
+    """Projected gradient descent toward an unsafe region from random points (and the box
+    centre), restarted from fresh random points until ``restarts`` rounds are done, a point
+    clearly inside a region is found or ``deadline`` passes; the best point found."""
     lo, hi = (torch.as_tensor(v).reshape(1, *shape) for v in _float32_box(region, inner=True))
-    spec = torch.as_tensor(region.spec, dtype=torch.float32)
-    offset = torch.as_tensor(region.offset, dtype=torch.float32)
-    groups = torch.as_tensor(region.groups)
-    count = region.num_regions
-    generator = torch.Generator().manual_seed(0)
-    x = lo + (hi - lo) * torch.rand((points, *shape), generator=generator)
-    x[0] = (lo + hi)[0] / 2
-    best_x, best = x[:1].clone(), torch.tensor(float("inf"))
+    target = (torch.as_tensor(region.spec, dtype=torch.float32),
+              torch.as_tensor(region.offset, dtype=torch.float32),
+              torch.as_tensor(region.groups), region.num_regions)  # fmt: skip
+    best_x, best = ((lo + hi) / 2)[0], float("inf")
+    for round_ in range(restarts):
+        if time.monotonic() > deadline:
+            break
+        generator = torch.Generator().manual_seed(round_)
+        x = lo + (hi - lo) * torch.rand((points, *shape), generator=generator)
+        if round_ == 0:
+            x[0] = (lo + hi)[0] / 2
+        point, value = _descend(net, x, lo, hi, target, deadline, steps)
+        if value < best:
+            best_x, best = point, value
+        if best < -1e-5:  # clearly inside an unsafe region: stop searching
+            break
+    return best_x, best
+
+
+def _descend(net, x, lo, hi, target, deadline: float, steps: int):
+    """Signed-gradient steps (shrinking) on the region objective; the best point seen."""
+    best_x, best = x[0].clone(), float("inf")
     for step in range(steps):
         if time.monotonic() > deadline:
             break
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            value = _objective(net(x), spec, offset, groups, count)
+            value = _objective(net(x), *target)
             (grad,) = torch.autograd.grad(value.sum(), x)
+        value = value.detach()
         i = int(value.argmin())
-        if value[i] < best:
-            best, best_x = value[i].detach(), x[i : i + 1].detach().clone()
-        if best < -1e-5:  # clearly inside an unsafe region: stop searching
+        if float(value[i]) < best:
+            best, best_x = float(value[i]), x[i].detach().clone()
+        if best < -1e-5:
             break
         size = (hi - lo) * 0.1 * (1 - step / steps) + 1e-12
         x = torch.maximum(torch.minimum(x.detach() - size * grad.sign(), hi), lo)
-    return best_x[0], float(best)
+    return best_x, best
 
 
 def verify_vnnlib(
@@ -207,7 +251,7 @@ def verify_vnnlib(
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise NetworkFileError(f"verify_vnnlib: ONNX file not found: '{onnx_path}'.")
-    deadline = started + float(timeout)
+    deadline = started + float(timeout) - answer_margin(float(timeout))
     budget = make_budget("verify_vnnlib", max_memory, float(timeout), torch.device("cpu"),
                          start=started)  # fmt: skip
     progress = Progress("verify_vnnlib", verbose)
@@ -219,10 +263,16 @@ def verify_vnnlib(
             "not supported (remove the Softmax from the model: properties on logits are)."
         )
     graph.check_supported()
+    forward = time.monotonic()
     with torch.no_grad():
         outputs = int(net(torch.zeros(1, *shape)).numel())
+    deadline -= 2 * (time.monotonic() - forward)  # the longest step between two time checks
     regions = read_vnnlib(vnnlib_path, int(np.prod(shape)), outputs)
     session = _session(onnx_path)
+    budget.deadline.at = deadline
+    if time.monotonic() > deadline:  # loading alone took the time
+        budget.note("time limit: reached while loading the network")
+        return VnnlibResult("timeout", None, None, time.monotonic() - started, list(budget.notes))
     status = _decide(net, graph, shape, regions, session, deadline, method, budget, progress)
     progress.update(1, 1, "sat" if isinstance(status, tuple) else status, final=True)
     notes = list(budget.notes)
@@ -252,25 +302,23 @@ def _decide(net, graph, shape, regions, session, deadline, method, budget, progr
         safe = torch.zeros(region.num_regions).index_add_(0, groups, (bounds > 0).float()) > 0
         if not bool(safe.all()):
             open_regions.append((region, lo, hi, spec, offset, groups))
-    for region, *_ in open_regions:
-        point, value = _search(net, shape, region, deadline)
+    for position, (region, *_) in enumerate(open_regions):
+        share = SEARCH_SHARE * (deadline - time.monotonic()) / (len(open_regions) - position)
+        point, value = _search(net, shape, region, time.monotonic() + share)
         found = _confirm(session, point, region) if value <= 0 else None
         if found is not None:
             return found
     status = "unsat"
-    for region, lo, hi, spec, offset, groups in open_regions:
-        outcome, point = split_and_bound(
-            graph,
-            lo,
-            hi,
-            spec,
-            offset=offset,
-            groups=groups,
-            deadline=deadline,
-            method=method,
-            budget=budget,
-            progress=progress,
-        )
+    for position, (region, lo, hi, spec, offset, groups) in enumerate(open_regions):
+        share = (deadline - time.monotonic()) / (len(open_regions) - position)
+        if lo.numel() <= INPUT_SPLIT_LIMIT or method != "crown":
+            outcome, point = split_and_bound(graph, lo, hi, spec, offset=offset, groups=groups,
+                                             deadline=time.monotonic() + share, method=method,
+                                             budget=budget, progress=progress)  # fmt: skip
+        else:
+            outcome, point = relu_split_and_bound(graph, lo, hi, spec, offset=offset,
+                                                  groups=groups, budget=budget, progress=progress,
+                                                  deadline=time.monotonic() + share)  # fmt: skip
         if outcome == "violated":
             inner = [torch.as_tensor(v).reshape(shape) for v in _float32_box(region, inner=True)]
             found = _confirm(session, point.clamp(*inner), region)

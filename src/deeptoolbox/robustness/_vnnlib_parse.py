@@ -219,9 +219,17 @@ def _declare(command, num_inputs: int, num_outputs: int, where: str) -> str:
 def _regions(disjuncts, num_inputs: int, num_outputs: int, where: str) -> list[InputRegion]:
     boxes: dict[tuple, list[list[Linear]]] = {}
     for conj in disjuncts:
-        inputs = [c for c in conj if c[0] and all(n.startswith("X") for n in c[0])]
-        outputs = [c for c in conj if c[0] and all(n.startswith("Y") for n in c[0])]
-        mixed = [c for c in conj if c[0] and c not in inputs and c not in outputs]
+        inputs, outputs, mixed = [], [], False  # one pass (a list test per item was quadratic)
+        for c in conj:
+            if not c[0]:
+                continue
+            kinds = {n[0] for n in c[0]}
+            if kinds == {"X"}:
+                inputs.append(c)
+            elif kinds == {"Y"}:
+                outputs.append(c)
+            else:
+                mixed = True
         if mixed:
             raise VnnlibError(f"{where}: constraints mixing X and Y variables are not supported.")
         if any(not c[0] and c[1] > 0 for c in conj):
