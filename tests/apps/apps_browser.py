@@ -1,13 +1,21 @@
 """Helpers of the apps' browser tests: find Debian's chromium and the built front-end, or
 say clearly why the tests skip."""
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT / "docs" / "images"
+# the docs' screenshots are refreshed with `DTB_SCREENSHOTS=1 pytest tests/apps`; otherwise the
+# tests still take them, into a temporary folder, so a test run leaves the checkout unchanged
+IMAGES = (
+    ROOT / "docs" / "images"
+    if os.environ.get("DTB_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "deeptoolbox-app-screenshots"
+)
 STATIC = ROOT / "src" / "deeptoolbox" / "apps" / "static" / "index.html"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -54,7 +62,7 @@ def connect(page, source: str, destination: str, port: str = "in") -> None:
 
 
 def screenshot(page, name: str) -> Path:
-    """Save a screenshot for the docs (docs/images/apps-*.png)."""
+    """Save a screenshot (for the docs, docs/images/apps-*.png, with DTB_SCREENSHOTS=1)."""
     IMAGES.mkdir(parents=True, exist_ok=True)
     path = IMAGES / f"apps-{name}.png"
     page.screenshot(path=str(path))
