@@ -27,10 +27,12 @@ _STARTERS: dict[str, Any] = {  # values for required fields when a layer is drop
     "num_features": 4, "num_channels": 1, "units": 10, "filters": 8, "kernel_size": 3,
     "pool_size": 2, "groups": 2, "window_size": 5, "ceiling": 6.0, "hidden_size": 32,
     "vocabulary_size": 1000, "dimension": 32, "num_heads": 2, "max_position": 128,
-    "target_shape": [-1], "block_size": 2,
+    "target_shape": [-1], "block_size": 2, "output_size": 2, "patch_size": 4,
+    "output_channels": 16, "expression": "x", "key_dim": 8, "axes": [1],
 }  # fmt: skip
-_STARTER_SIZES = {"ImageInput": [1, 28, 28], "VolumeInput": [1, 16, 16, 16]}
-_TYPE_STARTERS = {"Resize2d": {"scale": 2}}  # layers that need one of several options
+_STARTER_SIZES = {"ImageInput": [1, 28, 28], "VolumeInput": [1, 16, 16, 16], "TensorInput": [4]}
+_TYPE_STARTERS = {"Resize2d": {"scale": 2}, "Resize3d": {"scale": 2},
+                  "AvgPoolExcludingPadding": {"pool_size": [2, 2]}}  # fmt: skip  # layers that need one of several options
 
 
 def starter_config(type_name: str, fields: list[dict[str, Any]]) -> dict[str, Any]:
