@@ -240,7 +240,9 @@ def test_export_pytorch_verifies_its_file_and_leaves_none_when_it_disagrees(tmp_
 
 
 def test_export_keras_verifies_by_reading_back_and_with_keras(tmp_path, monkeypatch):
-    from deeptoolbox.interop import ModelExportError, _keras_export, _keras_import
+    from deeptoolbox.interop import ModelExportError
+    from deeptoolbox.interop.keras import _export as _keras_export
+    from deeptoolbox.interop.keras import _import as _keras_import
 
     torch.manual_seed(0)
     net = Network([L.FeatureInput(3), L.Dense(2)])
@@ -276,7 +278,7 @@ def test_import_onnx_checks_against_onnxruntime_with_example_inputs(tmp_path, mo
     x = torch.randn(4, 3)
     again = interop.import_onnx(path, example_inputs=x, name="again")
     assert again.name == "again"
-    from deeptoolbox.interop import _onnx_import
+    from deeptoolbox.interop.onnx import _import as _onnx_import
 
     real = _onnx_import.restore_folded_batchnorms
 

@@ -315,7 +315,7 @@ def test_conv_transpose_output_shape_and_auto_pad_match_the_reference(auto_pad, 
 @pytest.mark.parametrize("dtype", [np.float32, np.int32, np.int64, np.bool_])
 @pytest.mark.parametrize("op", ["ReduceMax", "ReduceMin"])
 def test_reduce_max_min_of_an_empty_set_is_the_dtype_extreme(op, dtype):
-    from deeptoolbox.interop._onnx_registry import OPERATORS
+    from deeptoolbox.interop.onnx._registry import OPERATORS
 
     data = np.zeros((2, 0, 4), dtype=dtype)
     for keep in (0, 1):
@@ -341,7 +341,7 @@ def test_reduce_max_min_of_an_empty_set_is_the_dtype_extreme(op, dtype):
     ],
 )
 def test_resize_rejects_attributes_outside_the_spec(attrs, message):
-    from deeptoolbox.interop._onnx_registry import OPERATORS
+    from deeptoolbox.interop.onnx._registry import OPERATORS
 
     x = torch.zeros(1, 1, 4, 4)
     with pytest.raises(ModelImportError, match=message):

@@ -17,8 +17,8 @@ os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported
 keras = pytest.importorskip("keras")
 
 from deeptoolbox import layers as L  # noqa: E402
-from deeptoolbox.interop._keras_export import export_keras  # noqa: E402
-from deeptoolbox.interop._keras_import import import_keras  # noqa: E402
+from deeptoolbox.interop.keras._export import export_keras  # noqa: E402
+from deeptoolbox.interop.keras._import import import_keras  # noqa: E402
 
 ATOL, RTOL = 1e-4, 1e-3
 CLASSES = 5

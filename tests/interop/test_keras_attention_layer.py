@@ -16,8 +16,8 @@ import deeptoolbox as dtb  # noqa: E402
 from deeptoolbox import layers as L  # noqa: E402
 from deeptoolbox.errors import ModelImportError  # noqa: E402
 from deeptoolbox.interop import ModelExportError  # noqa: E402
-from deeptoolbox.interop._keras_export import export_keras  # noqa: E402
-from deeptoolbox.interop._keras_import import import_keras  # noqa: E402
+from deeptoolbox.interop.keras._export import export_keras  # noqa: E402
+from deeptoolbox.interop.keras._import import import_keras  # noqa: E402
 
 TOLERANCE = 1e-5
 RNG = np.random.default_rng(13)

@@ -22,9 +22,9 @@ import deeptoolbox as dtb  # noqa: E402
 from deeptoolbox import layers as L  # noqa: E402
 from deeptoolbox.errors import ModelImportError  # noqa: E402
 from deeptoolbox.interop import ModelExportError, convert, import_pytorch  # noqa: E402
-from deeptoolbox.interop._keras_export import export_keras  # noqa: E402
-from deeptoolbox.interop._keras_import import import_keras  # noqa: E402
-from deeptoolbox.interop._torch_layers import TorchFunction  # noqa: E402
+from deeptoolbox.interop._operators import TorchFunction  # noqa: E402
+from deeptoolbox.interop.keras._export import export_keras  # noqa: E402
+from deeptoolbox.interop.keras._import import import_keras  # noqa: E402
 
 TOLERANCE = 1e-5  # float32; Keras's torch backend and the toolbox differ by rounding only
 pytestmark = [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import deeptoolbox.interop._onnx_registry as registry
+import deeptoolbox.interop.onnx._registry as registry
 from deeptoolbox.interop import onnx_operator_table, supported_onnx_operators
 
 DOCS = Path(__file__).parents[2] / "docs" / "interop-onnx.md"
@@ -56,8 +56,8 @@ def test_an_op_defined_in_two_modules_is_refused():
 
 def test_the_operator_layers_see_every_op_whichever_module_is_imported_first():
     code = (
-        "import deeptoolbox.interop._onnx_ops_tensor\n"  # once the first to be imported
-        "from deeptoolbox.interop._onnx_layers import OPERATORS\n"
+        "import deeptoolbox.interop.onnx._ops_tensor\n"  # once the first to be imported
+        "from deeptoolbox.interop.onnx._layers import OPERATORS\n"
         "print(len(OPERATORS), 'Resize' in OPERATORS, 'LSTM' in OPERATORS)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,8 +13,8 @@ from torch import nn
 import deeptoolbox as dtb
 from deeptoolbox import layers as L
 from deeptoolbox.errors import ModelImportError, OptionError, UnregisteredLayerError
-from deeptoolbox.interop._torch import export_pytorch, from_torch, import_pytorch
-from deeptoolbox.interop._torch_layers import OpaqueModule, TorchFunction, TorchModule
+from deeptoolbox.interop._operators import OpaqueModule, TorchFunction, TorchModule
+from deeptoolbox.interop.torch._api import export_pytorch, from_torch, import_pytorch
 
 TOLERANCE = 1e-5  # float32, same operations in the same order: differences are rounding only
 

@@ -9,7 +9,7 @@ import torch
 import deeptoolbox as dtb
 from deeptoolbox.errors import OptionError
 from deeptoolbox.interop import from_torch
-from deeptoolbox.interop._torch_layers import OpaqueModule, TorchFunction
+from deeptoolbox.interop._operators import OpaqueModule, TorchFunction
 
 torchvision = pytest.importorskip("torchvision")
 

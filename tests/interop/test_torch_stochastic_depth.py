@@ -13,7 +13,7 @@ from torchvision.ops import stochastic_depth
 import deeptoolbox as dtb
 from deeptoolbox.errors import OptionError
 from deeptoolbox.interop import StochasticDepth
-from deeptoolbox.interop._torch import from_torch
+from deeptoolbox.interop.torch._api import from_torch
 
 TOLERANCE = 1e-5
 

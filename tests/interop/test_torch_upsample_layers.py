@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deeptoolbox.interop._torch import from_torch
+from deeptoolbox.interop.torch._api import from_torch
 
 
 def _types(net) -> list[str]:

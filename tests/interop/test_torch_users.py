@@ -28,8 +28,8 @@ from deeptoolbox.interop import (
     original_state_dict,
     original_state_dict_keys,
 )
-from deeptoolbox.interop._torch_keys import untied, warn_untied
-from deeptoolbox.interop._torch_layers import OpaqueModule
+from deeptoolbox.interop._operators import OpaqueModule
+from deeptoolbox.interop.torch._keys import untied, warn_untied
 from deeptoolbox.layers import ModeSwitch
 
 TOLERANCE = 1e-5

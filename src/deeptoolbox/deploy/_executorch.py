@@ -71,7 +71,7 @@ def _export_program(net: nn.Module, inputs: tuple[torch.Tensor, ...], max_batch_
     The network goes through :func:`~deeptoolbox.interop.export_pytorch` first (which knows
     how to capture a Network), and the program it writes is captured again with the bound.
     """
-    from deeptoolbox.interop._torch import export_pytorch
+    from deeptoolbox.interop.torch._api import export_pytorch
 
     with tempfile.TemporaryDirectory(prefix="deeptoolbox-pte-") as folder:
         first = Path(folder) / "program.pt2"

@@ -248,14 +248,14 @@ def _write_onnx(net: nn.Module, path: Path, settings: ExportSettings) -> None:
             )
         net.save(path)
         return
-    from deeptoolbox.interop._onnx_export import export_onnx
+    from deeptoolbox.interop.onnx._export import export_onnx
 
     export_onnx(net, path, opset=settings.opset, verify=False,
                 example_inputs=settings.example_inputs)  # fmt: skip
 
 
 def _write_torchscript(net: nn.Module, path: Path, settings: ExportSettings) -> None:
-    from deeptoolbox.interop._torch import export_pytorch
+    from deeptoolbox.interop.torch._api import export_pytorch
 
     if is_quantized(net):
         raise ModelExportError(
@@ -275,7 +275,7 @@ def _write_pt2(net: nn.Module, path: Path, settings: ExportSettings) -> None:
             )
         net.save(path)
         return
-    from deeptoolbox.interop._torch import export_pytorch
+    from deeptoolbox.interop.torch._api import export_pytorch
 
     export_pytorch(net, path, format="exported-program", example_inputs=settings.example_inputs,
                    verify=False)  # export() verifies the file itself  # fmt: skip

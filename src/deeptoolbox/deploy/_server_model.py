@@ -179,7 +179,7 @@ def _check_classes(net: Network) -> None:
 
 
 def _onnx_bytes(net: Network) -> bytes:
-    from deeptoolbox.interop._onnx_export import export_onnx
+    from deeptoolbox.interop.onnx._export import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="deeptoolbox-serve-") as folder:
         path = export_onnx(net, Path(folder) / "model.onnx")

@@ -16,13 +16,13 @@ from deeptoolbox.network._network import Network
 
 
 def _read_onnx(path: Path) -> Network:
-    from deeptoolbox.interop._onnx_import import import_onnx
+    from deeptoolbox.interop.onnx._import import import_onnx
 
     return import_onnx(path)
 
 
 def _write_onnx(net: Network, path: Path) -> None:
-    from deeptoolbox.interop._onnx_export import export_onnx
+    from deeptoolbox.interop.onnx._export import export_onnx
 
     export_onnx(net, path)
 
@@ -40,31 +40,31 @@ def _write_saved(net: Network, path: Path) -> None:
 
 
 def _read_pytorch(path: Path) -> Network:
-    from deeptoolbox.interop._torch import import_pytorch
+    from deeptoolbox.interop.torch._api import import_pytorch
 
     return import_pytorch(path)
 
 
 def _write_torchscript(net: Network, path: Path) -> None:
-    from deeptoolbox.interop._torch import export_pytorch
+    from deeptoolbox.interop.torch._api import export_pytorch
 
     export_pytorch(net, path, format="torchscript")
 
 
 def _write_exported_program(net: Network, path: Path) -> None:
-    from deeptoolbox.interop._torch import export_pytorch
+    from deeptoolbox.interop.torch._api import export_pytorch
 
     export_pytorch(net, path, format="exported-program")
 
 
 def _read_keras(path: Path) -> Network:
-    from deeptoolbox.interop._keras_import import import_keras
+    from deeptoolbox.interop.keras._import import import_keras
 
     return import_keras(path)
 
 
 def _write_keras(net: Network, path: Path) -> None:
-    from deeptoolbox.interop._keras_export import export_keras
+    from deeptoolbox.interop.keras._export import export_keras
 
     export_keras(net, path)
 

@@ -46,7 +46,7 @@ def check_unsupported(where: str, value: object, available: Sequence[str]) -> st
 
 def refuse_opaque(where: str, net: nn.Module, source: object) -> None:
     """ModelImportError naming the opaque layers of ``net`` (``unsupported="error"``)."""
-    from deeptoolbox.interop._torch_layers import OpaqueModule
+    from deeptoolbox.interop._operators import OpaqueModule
 
     opaque = [n for n, m in getattr(net, "layers", {}).items() if isinstance(m, OpaqueModule)]
     if opaque:

@@ -3,7 +3,7 @@
 Each operator is a function ``(inputs, attributes) -> tensor or tuple of tensors``, where
 ``inputs`` lists the node's inputs (None for an omitted optional input) and ``attributes`` is
 a dict of plain values. :data:`OPERATORS` maps the ONNX op types of this module to their
-functions; the registry of every supported op is :mod:`._onnx_registry`.
+functions; the registry of every supported op is :mod:`._registry`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from deeptoolbox.errors import ModelImportError
-from deeptoolbox.interop._onnx_opset import Inputs, Operator, Tensor, registrar
-from deeptoolbox.interop._onnx_opset import axes_of as _axes
-from deeptoolbox.interop._onnx_opset import torch_pad as _torch_pad
+from deeptoolbox.interop.onnx._opset import Inputs, Operator, Tensor, registrar
+from deeptoolbox.interop.onnx._opset import axes_of as _axes
+from deeptoolbox.interop.onnx._opset import torch_pad as _torch_pad
 
 OPERATORS: dict[str, Operator] = {}
 operator = registrar(OPERATORS)

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from deeptoolbox.errors import NotInitializedError, OptionError, SizeMismatchError
-from deeptoolbox.interop._onnx_opset import as_tensor as as_tensor  # the importers' helper
-from deeptoolbox.interop._onnx_registry import OPERATORS
+from deeptoolbox.interop.onnx._opset import as_tensor as as_tensor  # the importers' helper
+from deeptoolbox.interop.onnx._registry import OPERATORS
 from deeptoolbox.layers._base import Layer, Shape, register_layer
 
 _DTYPE_NAMES = {

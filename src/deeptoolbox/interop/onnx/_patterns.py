@@ -11,7 +11,7 @@ that only fed the group (the transposes, the zero-state arithmetic) are dropped.
 then checks each fused layer against the original nodes on its sample inputs and falls back
 to those nodes (operator layers) if they disagree or the layer cannot be built.
 
-Recurrent patterns live in :mod:`._onnx_patterns_rnn`.
+Recurrent patterns live in :mod:`._patterns_rnn`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from typing import Any
 import torch
 
 from deeptoolbox import layers as L
-from deeptoolbox.interop._onnx_graph import (
+from deeptoolbox.interop.onnx._graph import (
     Fused,
     Graph,
     is_transpose,
     layer_name,
     node_attributes,
 )
-from deeptoolbox.interop._onnx_patterns_rnn import match_recurrent
-from deeptoolbox.interop._onnx_patterns_upsample import UPSAMPLE_MATCHERS
+from deeptoolbox.interop.onnx._patterns_rnn import match_recurrent
+from deeptoolbox.interop.onnx._patterns_upsample import UPSAMPLE_MATCHERS
 
 PATTERN_TARGETS = {
     "MatMul": "Dense",

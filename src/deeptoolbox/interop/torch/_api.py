@@ -18,14 +18,14 @@ from torch import nn
 from deeptoolbox._atomic import atomic_path
 from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import ModelImportError, OptionError, _TraceDisagrees
+from deeptoolbox.interop._operators import OpaqueModule
 from deeptoolbox.interop._samples import sample_inputs
-from deeptoolbox.interop._torch_blocks import is_block
-from deeptoolbox.interop._torch_keys import KEYS, key_map, warn_untied
-from deeptoolbox.interop._torch_layers import OpaqueModule
-from deeptoolbox.interop._torch_sizes import Sizes, give_up, probe, requested
-from deeptoolbox.interop._torch_trace import Converter, trace
-from deeptoolbox.interop._torch_values import Meta, input_layer, output_label, output_leaves
 from deeptoolbox.interop._verify import check_unsupported, refuse_opaque, verify_torch_file
+from deeptoolbox.interop.torch._blocks import is_block
+from deeptoolbox.interop.torch._keys import KEYS, key_map, warn_untied
+from deeptoolbox.interop.torch._sizes import Sizes, give_up, probe, requested
+from deeptoolbox.interop.torch._trace import Converter, trace
+from deeptoolbox.interop.torch._values import Meta, input_layer, output_label, output_leaves
 from deeptoolbox.network import Network
 
 Inputs = torch.Tensor | Sequence[torch.Tensor]

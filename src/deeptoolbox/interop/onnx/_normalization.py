@@ -30,7 +30,7 @@ def elementwise_affine(layer: Any, port: str) -> tuple[torch.Tensor, torch.Tenso
     a floating constant (output = input * scale + offset); None otherwise.
 
     Example:
-        >>> from deeptoolbox.interop._onnx_layers import OnnxOperator
+        >>> from deeptoolbox.interop.onnx._layers import OnnxOperator
         >>> op = OnnxOperator("Sub", slots=["in1", "const1"], output_size=(2,),
         ...                   input_sizes=[(2,)],
         ...                   constants={"const1": {"shape": [2], "dtype": "float32"}})

@@ -22,8 +22,8 @@ from typing import Any
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox.interop._torch_layers import TorchFunction
-from deeptoolbox.interop._torch_map import Call, Loader, Part
+from deeptoolbox.interop._operators import TorchFunction
+from deeptoolbox.interop.torch._map import Call, Loader, Part
 from deeptoolbox.layers._combine import ModeSwitch
 
 Source = int | str  # a port of the traced call (its k-th input), or an earlier entry's suffix

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from deeptoolbox import layers as L
-from deeptoolbox.interop._keras_common import array as _array
-from deeptoolbox.interop._keras_common import spec as _spec
-from deeptoolbox.interop._torch_layers import TorchFunction
+from deeptoolbox.interop._operators import TorchFunction
+from deeptoolbox.interop.keras._common import array as _array
+from deeptoolbox.interop.keras._common import spec as _spec
 from deeptoolbox.layers import MergeDirections, ScaleOffset
 from deeptoolbox.layers._base import Shape
 

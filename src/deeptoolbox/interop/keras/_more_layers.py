@@ -1,5 +1,5 @@
 """More Keras layer converters: the layers keras.applications and Keras 3 models use beyond
-the core set in ``_keras_layers`` (depthwise and separable convolutions, transposed
+the core set in ``_layers`` (depthwise and separable convolutions, transposed
 convolutions, upsampling, cropping, preprocessing layers, noise layers, SimpleRNN,
 TimeDistributed...). Same contract: ``(config, weights, shapes) -> chain``.
 """
@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from deeptoolbox import layers as L
-from deeptoolbox.interop._keras_common import Chain
-from deeptoolbox.interop._keras_common import channels_last as _channels_last
-from deeptoolbox.interop._keras_common import require as _require
-from deeptoolbox.interop._keras_common import with_activation as _with_activation
-from deeptoolbox.interop._torch_layers import TorchFunction
+from deeptoolbox.interop._operators import TorchFunction
+from deeptoolbox.interop.keras._common import Chain
+from deeptoolbox.interop.keras._common import channels_last as _channels_last
+from deeptoolbox.interop.keras._common import require as _require
+from deeptoolbox.interop.keras._common import with_activation as _with_activation
 from deeptoolbox.layers import ScaleOffset
 from deeptoolbox.layers._base import Shape
 

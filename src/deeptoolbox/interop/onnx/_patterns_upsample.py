@@ -6,7 +6,7 @@ element cropped at the end); a ``Resize3d(output_size=...)`` as ``Resize`` with 
 ``Concat(Shape(x)[0:2], sizes)``; a ``MaxUnpooling2d`` as the max pooling's indices feeding a
 ``ScatterElements`` (or a standard ``MaxUnpool`` node). Each match becomes a :class:`Fused`
 layer, which the import checks against the original nodes on its samples (see
-:mod:`._onnx_patterns`).
+:mod:`._patterns`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 from deeptoolbox import layers as L
 from deeptoolbox.errors import OptionError
-from deeptoolbox.interop._onnx_graph import (
+from deeptoolbox.interop.onnx._graph import (
     Fused,
     Graph,
     is_transpose,

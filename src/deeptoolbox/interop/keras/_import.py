@@ -17,16 +17,16 @@ from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox.errors import DeepToolboxError, ModelImportError
-from deeptoolbox.interop._keras_files import KerasFile, file_keys
-from deeptoolbox.interop._keras_folding import fold, functional_candidates, sequential_candidates
-from deeptoolbox.interop._keras_layers import OPERATIONS, convert_layer
-from deeptoolbox.interop._keras_metadata import (
+from deeptoolbox.interop._operators import TorchFunction
+from deeptoolbox.interop._verify import check_unsupported
+from deeptoolbox.interop.keras._files import KerasFile, file_keys
+from deeptoolbox.interop.keras._folding import fold, functional_candidates, sequential_candidates
+from deeptoolbox.interop.keras._layers import OPERATIONS, convert_layer
+from deeptoolbox.interop.keras._metadata import (
     classes_of,
     input_layer_of,
     normalization_layers_of,
 )
-from deeptoolbox.interop._torch_layers import TorchFunction
-from deeptoolbox.interop._verify import check_unsupported
 from deeptoolbox.layers._attention import MASK_PORTS
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import Network

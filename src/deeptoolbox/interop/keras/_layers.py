@@ -15,20 +15,20 @@ import numpy as np
 
 from deeptoolbox import layers as L
 from deeptoolbox.errors import ModelImportError, _KerasUnsupported
-from deeptoolbox.interop._keras_common import (
+from deeptoolbox.interop._operators import TorchFunction
+from deeptoolbox.interop.keras._common import (
     Chain,
     activation_layer,
 )
-from deeptoolbox.interop._keras_common import activation_name as _activation_name
-from deeptoolbox.interop._keras_common import channels_last as _channels_last
-from deeptoolbox.interop._keras_common import require as _require
-from deeptoolbox.interop._keras_common import with_activation as _with_activation
-from deeptoolbox.interop._keras_more_layers import (
+from deeptoolbox.interop.keras._common import activation_name as _activation_name
+from deeptoolbox.interop.keras._common import channels_last as _channels_last
+from deeptoolbox.interop.keras._common import require as _require
+from deeptoolbox.interop.keras._common import with_activation as _with_activation
+from deeptoolbox.interop.keras._more_layers import (
     LAMBDA_REFUSED,
     MORE_CONVERTERS,
     time_distributed_over,
 )
-from deeptoolbox.interop._torch_layers import TorchFunction
 from deeptoolbox.layers._base import Shape
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)  # Keras Bidirectional's merge_mode

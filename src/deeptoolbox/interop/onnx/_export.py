@@ -27,13 +27,13 @@ from torch import nn
 from deeptoolbox._atomic import atomic_path
 from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import ModelExportError, OptionError
-from deeptoolbox.interop._onnx_metadata import (
+from deeptoolbox.interop._samples import sample_inputs
+from deeptoolbox.interop.onnx._metadata import (
     batchnorm_folding,
     folded_batchnorms,
     layer_scopes,
     metadata_entries,
 )
-from deeptoolbox.interop._samples import sample_inputs
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.layers._recurrent import GRU, LSTM
 from deeptoolbox.network._network import Network

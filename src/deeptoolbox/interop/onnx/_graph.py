@@ -1,6 +1,6 @@
 """The ONNX node list as the pattern pass rewrites it: :class:`Graph` look-ups, :class:`Fused`
 (one toolbox layer standing for a group of nodes), node attributes and layer names. Shared by
-:mod:`._onnx_patterns` and :mod:`._onnx_patterns_rnn`.
+:mod:`._patterns` and :mod:`._patterns_rnn`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from deeptoolbox.interop._onnx_opset import as_tensor
+from deeptoolbox.interop.onnx._opset import as_tensor
 
 
 @dataclass(eq=False)

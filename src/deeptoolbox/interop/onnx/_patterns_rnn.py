@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from deeptoolbox import layers as L
-from deeptoolbox.interop._onnx_graph import Fused, Graph, layer_name, node_attributes
+from deeptoolbox.interop.onnx._graph import Fused, Graph, layer_name, node_attributes
 
 Mono = tuple[int, int, int]  # coefficient, power of T, power of N: exact for every T and N
 ONE: Mono = (1, 0, 0)

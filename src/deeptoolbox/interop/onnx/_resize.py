@@ -9,8 +9,8 @@ import math
 import torch
 
 from deeptoolbox.errors import ModelImportError
-from deeptoolbox.interop._onnx_opset import Inputs, Operator, Tensor, registrar
-from deeptoolbox.interop._onnx_opset import int_list as _ints
+from deeptoolbox.interop.onnx._opset import Inputs, Operator, Tensor, registrar
+from deeptoolbox.interop.onnx._opset import int_list as _ints
 
 OPERATORS: dict[str, Operator] = {}
 operator = registrar(OPERATORS)

@@ -1,7 +1,7 @@
 """Rules that map traced torch modules and functions onto equivalent toolbox layers.
 
 A rule gets what the traced call does (the module, or the function with its arguments in the
-JSON form of :mod:`deeptoolbox.interop._torch_layers`) and the example sizes flowing in; it
+JSON form of :mod:`deeptoolbox.interop._operators`) and the example sizes flowing in; it
 returns a toolbox layer and the tensors to copy into it once it is built (``{"weight":
 module.weight}``: the layer's tensor name, then the original tensor), or None when the toolbox
 has no exact equivalent (the call then becomes a ``TorchFunction`` or ``TorchModule`` layer).

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from deeptoolbox.errors import OptionError
-from deeptoolbox.interop._torch_values import Meta, free_candidates, output_leaves, resized
+from deeptoolbox.interop.torch._values import Meta, free_candidates, output_leaves, resized
 
 _WHAT = {3: "the length", 4: "the height and width", 5: "the depth, height and width"}
 

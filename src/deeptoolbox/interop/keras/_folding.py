@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from deeptoolbox.errors import DeepToolboxError, _KerasUnsupported
-from deeptoolbox.interop._keras_more_layers import keras_affine, toolbox_layout
+from deeptoolbox.interop.keras._more_layers import keras_affine, toolbox_layout
 from deeptoolbox.layers._input import InputLayer
 
 FOLDABLE = frozenset({"Rescaling", "Normalization"})

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from deeptoolbox.errors import OptionError
-from deeptoolbox.interop._torch_map import Part
+from deeptoolbox.interop.torch._map import Part
 from deeptoolbox.network import Network
 
 KEYS = "original_state_dict_keys"

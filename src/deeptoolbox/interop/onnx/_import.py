@@ -2,7 +2,7 @@
 
 Nodes become toolbox layers where one is equivalent (see :func:`mapped_operators`), and groups
 of nodes that exporters write for one LSTM, GRU, Conv1d or global pooling layer become that
-layer (see :mod:`._onnx_patterns`); other nodes become operator layers (see
+layer (see :mod:`._patterns`); other nodes become operator layers (see
 :func:`supported_onnx_operators`). Initializers become weights, and constant sub-graphs are
 folded at import. Files from older exporters (IR version 3+, opset 7+,
 initializers listed among the graph inputs) are read too: opsets below 13 are upgraded with
@@ -24,21 +24,21 @@ from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox.errors import ModelExportError, ModelImportError
-from deeptoolbox.interop._onnx_graph import node_attributes as _attributes
-from deeptoolbox.interop._onnx_layers import (
+from deeptoolbox.interop._verify import check_unsupported
+from deeptoolbox.interop.onnx._graph import node_attributes as _attributes
+from deeptoolbox.interop.onnx._layers import (
     OnnxOperator,
     OnnxPlaceholder,
     as_tensor,
     dtype_name,
     encode_attribute,
 )
-from deeptoolbox.interop._onnx_mapping import load_weights, map_node
-from deeptoolbox.interop._onnx_metadata import network_name, restore_folded_batchnorms
-from deeptoolbox.interop._onnx_normalization import fold_input_normalization
-from deeptoolbox.interop._onnx_ops import onnx_dtype
-from deeptoolbox.interop._onnx_patterns import Fused, fuse_patterns
-from deeptoolbox.interop._onnx_registry import OPERATORS, operator_table, supported_operators
-from deeptoolbox.interop._verify import check_unsupported
+from deeptoolbox.interop.onnx._mapping import load_weights, map_node
+from deeptoolbox.interop.onnx._metadata import network_name, restore_folded_batchnorms
+from deeptoolbox.interop.onnx._normalization import fold_input_normalization
+from deeptoolbox.interop.onnx._ops import onnx_dtype
+from deeptoolbox.interop.onnx._patterns import Fused, fuse_patterns
+from deeptoolbox.interop.onnx._registry import OPERATORS, operator_table, supported_operators
 from deeptoolbox.layers._base import Layer
 from deeptoolbox.network._network import Network
 
@@ -168,7 +168,7 @@ def import_onnx(
 
 
 def _check_against_onnxruntime(network: Network, path: Path, example_inputs) -> None:
-    from deeptoolbox.interop._onnx_export import verify_onnx
+    from deeptoolbox.interop.onnx._export import verify_onnx
 
     try:
         verify_onnx(network, path, example_inputs, label=f"import_onnx of '{path.name}'")

@@ -1,8 +1,8 @@
 """What every module of ONNX operator implementations shares: the types, the ``@operator``
 decorator of a module's own table, and small helpers for operands and padding.
 
-Each operator module (``_onnx_ops``, ``_onnx_ops_tensor``, ``_onnx_resize``,
-``_onnx_recurrent``) fills its own ``OPERATORS`` table; :mod:`._onnx_registry` joins them into
+Each operator module (``_ops``, ``_ops_tensor``, ``_resize``,
+``_recurrent``) fills its own ``OPERATORS`` table; :mod:`._registry` joins them into
 the one registry the importer and the operator layers read, whatever the import order.
 """
 

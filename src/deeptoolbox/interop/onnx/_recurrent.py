@@ -3,7 +3,7 @@ initial states, peepholes, clipping, activations, ``layout``), written with torc
 
 ONNX recurrent nodes take time-major input (T, N, C) (``layout=0``); the toolbox's sequences
 are (N, T, C). Where a node and the transposes around it compute exactly what a toolbox LSTM /
-GRU layer computes, the import uses that layer instead (see :mod:`._onnx_patterns_rnn`); these
+GRU layer computes, the import uses that layer instead (see :mod:`._patterns_rnn`); these
 operators run the nodes that do not fit (clipping, custom activations, sequence lengths,
 initial states, reverse direction, ``linear_before_reset=0``, RNN) and serve as the reference
 the fused layers are checked against at import.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from deeptoolbox.interop._onnx_opset import Inputs, Operator, Tensor, registrar
+from deeptoolbox.interop.onnx._opset import Inputs, Operator, Tensor, registrar
 
 OPERATORS: dict[str, Operator] = {}
 operator = registrar(OPERATORS)

@@ -27,20 +27,20 @@ from torch import nn
 from deeptoolbox import layers as L
 from deeptoolbox._atomic import atomic_path
 from deeptoolbox.errors import ModelExportError, ModelImportError
-from deeptoolbox.interop._keras_common import array as _array
-from deeptoolbox.interop._keras_common import spec as _spec
-from deeptoolbox.interop._keras_export_more import (
+from deeptoolbox.interop._operators import TorchFunction
+from deeptoolbox.interop._samples import sample_inputs
+from deeptoolbox.interop._verify import compare_outputs, reference, usable_keras
+from deeptoolbox.interop.keras._common import array as _array
+from deeptoolbox.interop.keras._common import spec as _spec
+from deeptoolbox.interop.keras._export_more import (
     MORE_EXPORTERS,
     depthwise_conv,
     merged_directions,
     torch_function_layer,
 )
-from deeptoolbox.interop._keras_files import file_keys
-from deeptoolbox.interop._keras_layers import OPERATIONS
-from deeptoolbox.interop._keras_metadata import KEY, normalization_spec, toolbox_entry
-from deeptoolbox.interop._samples import sample_inputs
-from deeptoolbox.interop._torch_layers import TorchFunction
-from deeptoolbox.interop._verify import compare_outputs, reference, usable_keras
+from deeptoolbox.interop.keras._files import file_keys
+from deeptoolbox.interop.keras._layers import OPERATIONS
+from deeptoolbox.interop.keras._metadata import KEY, normalization_spec, toolbox_entry
 from deeptoolbox.layers._base import Shape, layer_type_name
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import Network
@@ -773,7 +773,7 @@ def _in_order(net: nn.Module, back: nn.Module, inputs, expected) -> tuple[Any, A
 
 def verify_keras_file(net: nn.Module, path: Path, inputs, tolerance: float) -> float:
     """Read a .keras file back (toolbox reader, then Keras when usable) and compare outputs."""
-    from deeptoolbox.interop._keras_import import import_keras
+    from deeptoolbox.interop.keras._import import import_keras
 
     where = f"export_keras: check of '{path.name}'"
     expected = reference(net, inputs)

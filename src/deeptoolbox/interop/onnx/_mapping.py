@@ -335,7 +335,7 @@ def _gather(attrs: dict, inputs: list, shapes: list) -> Mapped:
 def _conv_transpose(attrs: dict, inputs: list, shapes: list) -> Mapped:
     """A 2-D / 3-D ConvTranspose without groups, dilation or output padding; ``SAME_UPPER``
     (and ``SAME_LOWER`` with even crops) is ``cropping="same"``."""
-    from deeptoolbox.interop._onnx_patterns_upsample import transposed_cropping
+    from deeptoolbox.interop.onnx._patterns_upsample import transposed_cropping
 
     if len(inputs) < 2 or not _runtime(inputs, 1) or inputs[1].dim() not in (4, 5):
         return None
@@ -380,7 +380,7 @@ def _transposed_geometry(attrs: dict, kernel: tuple[int, ...]) -> bool:
 def _resize(attrs: dict, inputs: list, shapes: list) -> Mapped:
     """Resize of images or volumes by constant scales or to constant sizes, in torch's
     coordinate rules (see _onnx_patterns_upsample.resize_layer)."""
-    from deeptoolbox.interop._onnx_patterns_upsample import resize_layer
+    from deeptoolbox.interop.onnx._patterns_upsample import resize_layer
 
     rank = len(shapes[0])
     extra = inputs[1:] + [None] * (4 - len(inputs))

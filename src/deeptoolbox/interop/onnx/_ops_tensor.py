@@ -1,6 +1,6 @@
 """ONNX operators on tensor shapes and layout (reshape, transpose, concat, split, slice,
 gather, squeeze, pad...), in this module's :data:`OPERATORS` (joined with the others' in
-:mod:`._onnx_registry`).
+:mod:`._registry`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from deeptoolbox.interop._onnx_opset import Inputs, Operator, Tensor, registrar
-from deeptoolbox.interop._onnx_opset import axes_of as _axes
-from deeptoolbox.interop._onnx_opset import int_list as _ints
-from deeptoolbox.interop._onnx_opset import torch_pad as _torch_pad
+from deeptoolbox.interop.onnx._opset import Inputs, Operator, Tensor, registrar
+from deeptoolbox.interop.onnx._opset import axes_of as _axes
+from deeptoolbox.interop.onnx._opset import int_list as _ints
+from deeptoolbox.interop.onnx._opset import torch_pad as _torch_pad
 
 OPERATORS: dict[str, Operator] = {}
 operator = registrar(OPERATORS)

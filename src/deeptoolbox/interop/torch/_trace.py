@@ -23,8 +23,7 @@ import torch.fx as fx
 from torch import nn
 
 from deeptoolbox.errors import ConversionError, DeepToolboxError
-from deeptoolbox.interop._torch_blocks import Block, map_block
-from deeptoolbox.interop._torch_layers import (
+from deeptoolbox.interop._operators import (
     OpaqueModule,
     TorchFunction,
     TorchModule,
@@ -32,7 +31,8 @@ from deeptoolbox.interop._torch_layers import (
     function_name,
     module_arguments,
 )
-from deeptoolbox.interop._torch_map import (
+from deeptoolbox.interop.torch._blocks import Block, map_block
+from deeptoolbox.interop.torch._map import (
     Call,
     Part,
     is_flatten,
@@ -43,7 +43,7 @@ from deeptoolbox.interop._torch_map import (
     map_recurrent,
     traced_functions,
 )
-from deeptoolbox.interop._torch_modes import (
+from deeptoolbox.interop.torch._modes import (
     EVALUATION,
     EVALUATION_GRAPH,
     MODE,
@@ -55,7 +55,7 @@ from deeptoolbox.interop._torch_modes import (
     mode_select,
     running_in,
 )
-from deeptoolbox.interop._torch_values import (
+from deeptoolbox.interop.torch._values import (
     Meta,
     describe,
     input_layer,
@@ -128,7 +128,7 @@ def trace(module: nn.Module, count: int) -> fx.GraphModule | None:
 
     Returns None when the module's own ``forward`` cannot be traced. The module is traced in
     evaluation mode and in training mode; when its ``forward`` reads ``self.training`` the two
-    graphs differ and are merged (see :mod:`deeptoolbox.interop._torch_modes`), so what it does
+    graphs differ and are merged (see :mod:`deeptoolbox.interop.torch._modes`), so what it does
     in training only is kept.
 
     Example:

@@ -1,7 +1,7 @@
 """The registry of ONNX operators: every op type ``import_onnx`` supports -> the function that
 runs it, in one place.
 
-Each operator module fills its own table (see :mod:`._onnx_opset`); this module joins them and
+Each operator module fills its own table (see :mod:`._opset`); this module joins them and
 refuses an op type two modules both define, so what is supported never depends on which
 module happened to be imported first. The importer and :class:`OnnxOperator` read
 :data:`OPERATORS`; :func:`operator_table` (what ``docs/interop-onnx.md`` lists) adds the
@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-import deeptoolbox.interop._onnx_ops as _onnx_ops
-import deeptoolbox.interop._onnx_ops_tensor as _onnx_ops_tensor
-import deeptoolbox.interop._onnx_recurrent as _onnx_recurrent
-import deeptoolbox.interop._onnx_resize as _onnx_resize
-from deeptoolbox.interop._onnx_mapping import mapped_operators
-from deeptoolbox.interop._onnx_opset import Operator
-from deeptoolbox.interop._onnx_patterns import PATTERN_TARGETS
+import deeptoolbox.interop.onnx._ops as _onnx_ops
+import deeptoolbox.interop.onnx._ops_tensor as _onnx_ops_tensor
+import deeptoolbox.interop.onnx._recurrent as _onnx_recurrent
+import deeptoolbox.interop.onnx._resize as _onnx_resize
+from deeptoolbox.interop.onnx._mapping import mapped_operators
+from deeptoolbox.interop.onnx._opset import Operator
+from deeptoolbox.interop.onnx._patterns import PATTERN_TARGETS
 
 OPERATOR_MODULES = (_onnx_ops, _onnx_ops_tensor, _onnx_resize, _onnx_recurrent)
 """The modules whose ``OPERATORS`` tables make up the registry."""
