@@ -12,7 +12,7 @@ WEB_SOURCES := $(wildcard web/src/*) web/index.html web/package.json web/package
 WEB_MODULES := web/node_modules/.installed
 WEB_BUILT := src/deeptoolbox/apps/static/index.html
 
-.PHONY: demo test lint venv clean fuzz web web-test
+.PHONY: demo test lint venv clean fuzz web web-test test-keras-applications
 
 venv: $(STAMP)
 
@@ -32,6 +32,10 @@ test: $(STAMP) web web-test
 fuzz: $(STAMP)
 	FUZZ_EACH=1 FUZZ_SAVE=1 FUZZ_SECONDS=$${FUZZ_SECONDS:-300} $(BIN)/python -m pytest -q -s \
 		tests/fuzz
+
+# every keras.applications model (make test imports one of each layer family)
+test-keras-applications: $(STAMP)
+	DTB_KERAS_APPLICATIONS=all $(BIN)/python -m pytest -q tests/interop/test_keras_applications.py
 
 web: $(WEB_BUILT)
 

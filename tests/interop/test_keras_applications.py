@@ -87,7 +87,16 @@ def _build(name: str, size: int):
         return build(classifier_activation=None, **options)
 
 
-@pytest.fixture(scope="module", params=list(APPLICATIONS))
+# `make test` builds one application of each layer family (depthwise and ReLU6, hard-swish
+# and squeeze-and-excitation with folded Rescaling, separable convolutions and cropping,
+# LayerScale and LayerNorm on images): the whole list takes minutes. `make
+# test-keras-applications` (DTB_KERAS_APPLICATIONS=all) runs every one.
+EVERY = os.environ.get("DTB_KERAS_APPLICATIONS") == "all"
+RUN = list(APPLICATIONS) if EVERY else ["MobileNetV2", "MobileNetV3Small", "NASNetMobile",
+                                        "ConvNeXtTiny"]  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=RUN)
 def application(request, tmp_path_factory):
     """A perturbed Keras model, its .keras (and .h5) files, an input and Keras's output."""
     name = request.param
