@@ -12,6 +12,7 @@ byte of each input picks the target; what `make test` runs, to start Python once
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -234,13 +235,17 @@ def check_one(target: Target, data: bytes, folder: Path) -> None:
 _VALUES = [None, -1, 0, 1, 2**40, 1.5, "", "x", [], {}, [1, 2], {"a": 1}, True, [-5, 3], "ReLU"]
 
 
+def _new_value(rng: random.Random) -> object:
+    return copy.deepcopy(rng.choice(_VALUES))  # a fresh object: a shared one could nest in itself
+
+
 def mutate_json_value(value: object, rng: random.Random) -> object:
     """One random edit somewhere inside a JSON value (replace, delete, append, recurse)."""
     if isinstance(value, dict) and value:
         key = rng.choice(list(value))
         roll = rng.random()
         if roll < 0.3:
-            value[key] = rng.choice(_VALUES)
+            value[key] = _new_value(rng)
         elif roll < 0.45:
             del value[key]
         else:
@@ -250,15 +255,15 @@ def mutate_json_value(value: object, rng: random.Random) -> object:
         index = rng.randrange(len(value))
         roll = rng.random()
         if roll < 0.3:
-            value[index] = rng.choice(_VALUES)
+            value[index] = _new_value(rng)
         elif roll < 0.45:
             del value[index]
         elif roll < 0.55:
-            value.append(rng.choice(_VALUES))
+            value.append(_new_value(rng))
         else:
             value[index] = mutate_json_value(value[index], rng)
         return value
-    return rng.choice(_VALUES)
+    return _new_value(rng)
 
 
 def _json_mutator(data: bytes, max_size: int, seed: int) -> bytes:

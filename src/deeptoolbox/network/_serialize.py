@@ -138,7 +138,10 @@ def _build_layer(record: Any, where: str, version: int) -> tuple[str, nn.Module]
     if type_name in RENAMED_LAYER_TYPES and type_name not in registered_layers():
         type_name, options = RENAMED_LAYER_TYPES[type_name]
         config = {**config, **options} if isinstance(config, dict) else config
-    cls = registered_layer(type_name)
+    try:
+        cls = registered_layer(type_name)
+    except UnregisteredLayerError as err:
+        raise UnregisteredLayerError(f"{where}: {err}") from None
     if isinstance(config, dict) and cls.__module__.startswith("deeptoolbox."):
         config = upgrade_layer_config(type_name, config, version)
     try:
