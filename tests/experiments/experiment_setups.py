@@ -200,7 +200,10 @@ class RankLog:
     """A train() callback writing the process's rank and group size when training starts."""
 
     def __init__(self, path):
+        import os
+
         self.path = Path(path)
+        self.setup_rank = os.environ.get("RANK")  # what the setup saw, as under torchrun
 
     def on_train_start(self, state):
         import torch.distributed as dist
@@ -208,7 +211,7 @@ class RankLog:
         grouped = dist.is_available() and dist.is_initialized()
         rank, world = (dist.get_rank(), dist.get_world_size()) if grouped else (0, 1)
         with self.path.open("a") as log:
-            log.write(f"{rank}/{world}\n")
+            log.write(f"{rank}/{world}/{self.setup_rank}\n")
 
 
 def ranked_digits_setup(params):

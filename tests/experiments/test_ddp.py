@@ -25,8 +25,8 @@ def test_a_trial_trained_by_two_processes_matches_one_process(tmp_path):
     pair, summary = run(tmp_path, "two", 2, workers=1)  # a worker process is rank 0
     assert summary.counts == {"completed": 1}
     ranks = sorted((tmp_path / "two.log").read_text().split())
-    assert ranks == ["0/2", "1/2"]  # both processes trained, in one group of two
-    assert (tmp_path / "one.log").read_text().split() == ["0/1"]
+    assert ranks == ["0/2/0", "1/2/1"]  # both trained in one group; each setup saw its RANK
+    assert (tmp_path / "one.log").read_text().split() == ["0/1/None"]
     one, two = alone.records()[0], pair.records()[0]
     # the global batch is split over the processes and the gradients averaged: same training
     for name in ("training_loss", "validation_loss", "validation_accuracy"):

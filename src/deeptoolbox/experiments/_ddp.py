@@ -81,6 +81,14 @@ def _set_group_env(rank: int, world: int, port: int) -> None:
                       MASTER_PORT=str(port))  # fmt: skip
 
 
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def _join(environment: str, rank: int) -> None:
     import torch.distributed as dist
 
@@ -147,6 +155,18 @@ class TrialGroup:
                         raise error
 
     @contextlib.contextmanager
+    def rank_variables(self) -> Iterator[None]:
+        """RANK, LOCAL_RANK, WORLD_SIZE of rank 0 set while rank 0 calls the setup (as under
+        torchrun; the other ranks see theirs), then restored."""
+        saved = {key: os.environ.get(key) for key in _GROUP_KEYS}
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE=str(self.world),
+                          LOCAL_WORLD_SIZE=str(self.world))  # fmt: skip
+        try:
+            yield
+        finally:
+            _restore(saved)
+
+    @contextlib.contextmanager
     def _as_rank_zero(self, port: int, saved: dict[str, str | None]) -> Iterator[None]:
         threads = torch.get_num_threads()
         if self.threads:
@@ -156,11 +176,7 @@ class TrialGroup:
             yield
         finally:
             torch.set_num_threads(threads)
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            _restore(saved)
 
     def _join_watching(self, environment: str, peers, logs) -> None:
         """Join the group as rank 0, failing at once when another rank exits first."""

@@ -3,6 +3,7 @@ collect the metrics and write the trial's files. Knows nothing of the store."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import inspect
@@ -232,7 +233,8 @@ def trial_options(options, seed: int, callbacks: list, environment: str | None =
 def _built_in(setup, params, monitor, seed, lower, group=None) -> tuple[TrialOutcome, Any, Any]:
     from deeptoolbox.training import train
 
-    network, data, loss, options = built_in_parts(setup, params)
+    with group.rank_variables() if group is not None else contextlib.nullcontext():
+        network, data, loss, options = built_in_parts(setup, params)
     live = TrialCallback(monitor)
     if group is None:
         train(network, data, loss, trial_options(options, seed, [live]))
