@@ -257,6 +257,10 @@ class Experiment:
                 "(network, data, loss, TrainingOptions); a setup(params, monitor) runs its own "
                 "loop in one process."
             )
+        if processes > 1 and start_method is None:
+            # a forked worker whose parent ran torch's CPU threads can crash once gloo and
+            # those threads meet in it: trials trained by several processes use fresh workers
+            start_method = "spawn"
         check = processes > 1 or (
             workers > 0 and (start_method == "spawn" or not _runner_can_fork())
         )
