@@ -65,3 +65,35 @@ def test_the_check_sees_a_private_access(tmp_path):
     names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     assert {"_resolution", "_changed"} <= names & _private_names()
     assert ISSUE_PATTERN.search(code)
+
+
+def test_apps_and_interop_use_the_public_graph_helpers():
+    """The designer and the importers read layer records, ports and sizes through
+    deeptoolbox.network's public names, not through its private modules."""
+    private_modules = ("deeptoolbox.network._serialize", "deeptoolbox.network._shapes")
+    hits = []
+    for path in _outside_network():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in private_modules:
+                hits.append(f"{path.relative_to(SOURCE)}:{node.lineno}: {node.module}")
+    assert hits == []
+
+
+def test_public_graph_helpers_round_trip_a_network():
+    from deeptoolbox.network import (
+        architecture,
+        from_architecture,
+        input_ports,
+        layer_record,
+        probe_output_size,
+        resolve_layer,
+    )
+
+    net = Network([L.FeatureInput(3), L.Dense(2, name="fc")])
+    rebuilt = from_architecture(architecture(net), Network)
+    assert rebuilt.layer_names == net.layer_names
+    assert layer_record("fc", net.layer("fc"))["config"]["units"] == 2
+    assert input_ports(L.Addition(2)) == ("in1", "in2")
+    assert resolve_layer(L.Dense(4), [(3,)]) == ((4,), True)
+    assert probe_output_size(nn.Linear(3, 4), [(3,)]) == (4,)

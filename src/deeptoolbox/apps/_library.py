@@ -8,7 +8,7 @@ from typing import Any
 
 from deeptoolbox import layers as L
 from deeptoolbox.layers._base import Layer
-from deeptoolbox.network._shapes import input_ports
+from deeptoolbox.network import input_ports
 
 _CATEGORIES = {  # module of deeptoolbox.layers -> category shown in the palette
     "_input": "Input",

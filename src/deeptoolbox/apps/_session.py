@@ -12,9 +12,14 @@ from torch import nn
 from deeptoolbox.apps._library import category_of, config_fields, starter_config
 from deeptoolbox.errors import NetworkError, OptionError
 from deeptoolbox.layers._base import registered_layer
-from deeptoolbox.network import Network, analyze
-from deeptoolbox.network._serialize import architecture, from_architecture
-from deeptoolbox.network._shapes import input_ports
+from deeptoolbox.network import (
+    Network,
+    analyze,
+    architecture,
+    from_architecture,
+    input_ports,
+    layer_record,
+)
 
 UNDO_DEPTH = 50
 _SIZE_NAMES = re.compile(r"'([A-Za-z_][A-Za-z0-9_\-]*)'")
@@ -133,15 +138,9 @@ class DesignerSession:
 
 def _config(name: str, module: nn.Module) -> dict[str, Any] | None:
     try:
-        return architecture_record(name, module)["config"]
+        return layer_record(name, module)["config"]
     except NetworkError:
         return None  # an opaque module (imported), shown without editable fields
-
-
-def architecture_record(name: str, module: nn.Module) -> dict[str, Any]:
-    from deeptoolbox.network._serialize import layer_record
-
-    return layer_record(name, module)
 
 
 def _issue_layers(net: Network, issues: list) -> dict[str, list[dict[str, str]]]:
@@ -226,7 +225,7 @@ def _rename(net: Network, request: dict[str, Any]) -> None:
 def _duplicate(net: Network, request: dict[str, Any]) -> None:
     name = _text(request, "name")
     module = net.layer(name)
-    record = architecture_record(name, module)
+    record = layer_record(name, module)
     net.add_layers(_new_layer(record["type"], record["config"]))
 
 
@@ -246,7 +245,7 @@ def _set(net: Network, request: dict[str, Any]) -> None:
         raise OptionError(
             f"designer edit 'set': `config` must be an object of properties. Received: {changes!r}."
         )
-    record = architecture_record(name, net.layer(name))
+    record = layer_record(name, net.layer(name))
     frozen, factor = name in net.frozen_layers, net.learn_rate_factor(name)
     module = _new_layer(record["type"], {**record["config"], **changes})
     net.replace_layer(name, {name: module})

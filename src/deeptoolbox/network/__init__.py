@@ -23,6 +23,12 @@ from deeptoolbox.network._nested import NetworkLayer as NetworkLayer
 from deeptoolbox.network._network import Network as Network
 from deeptoolbox.network._plot import plot_network as plot_network
 from deeptoolbox.network._resolution import Issue as Issue
+from deeptoolbox.network._serialize import architecture as architecture
+from deeptoolbox.network._serialize import from_architecture as from_architecture
+from deeptoolbox.network._serialize import layer_record as layer_record
+from deeptoolbox.network._shapes import input_ports as input_ports
+from deeptoolbox.network._shapes import probe_output_size as probe_output_size
+from deeptoolbox.network._shapes import resolve_layer as resolve_layer
 
 __all__ = [
     "Network",
@@ -41,4 +47,10 @@ __all__ = [
     "resnet_network",
     "LayerDict",
     "NetworkLayer",
+    "architecture",
+    "from_architecture",
+    "layer_record",
+    "input_ports",
+    "resolve_layer",
+    "probe_output_size",
 ]

@@ -77,7 +77,17 @@ def _check_json_value(layer: str, key: str, value: Any) -> None:
 
 
 def layer_record(name: str, module: nn.Module) -> dict[str, Any]:
-    """Describe one layer as ``{"name", "type", "config"}``; raise if it cannot be saved."""
+    """Describe one layer as ``{"name", "type", "config"}`` (its entry in ``network.json``).
+
+    Raises :class:`~deeptoolbox.errors.UnregisteredLayerError` for a module whose class is
+    not registered (it could not be saved), and :class:`~deeptoolbox.errors.NetworkError`
+    for a configuration value JSON cannot hold.
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> layer_record("act", L.ReLU())
+        {'name': 'act', 'type': 'ReLU', 'config': {}}
+    """
     type_name = layer_type_name(module)
     if not isinstance(module, Layer):
         try:

@@ -94,7 +94,7 @@ def resolve_layer(module: nn.Module, input_shapes: list[Shape]) -> tuple[Shape, 
         True
     """
     if not isinstance(module, Layer):
-        return _probe(module, input_shapes), True
+        return probe_output_size(module, input_shapes), True
     shape = tuple(module.output_shape(input_shapes))
     if module.built_shapes == [tuple(s) for s in input_shapes]:
         return shape, True
@@ -111,7 +111,18 @@ def resolve_layer(module: nn.Module, input_shapes: list[Shape]) -> tuple[Shape, 
     return shape, same
 
 
-def _probe(module: nn.Module, input_shapes: list[Shape]) -> Shape:
+def probe_output_size(module: nn.Module, input_shapes: list[Shape]) -> Shape:
+    """Output size (no batch dimension) of any module, found by running it once on zeros of
+    ``input_shapes`` (twice when a length is free, ``None``, which stays free in the answer).
+
+    Raises :class:`~deeptoolbox.errors.SizeMismatchError` when the module cannot run on them.
+
+    Example:
+        >>> probe_output_size(torch.nn.Conv1d(3, 5, 3), [(3, 10)])
+        (5, 8)
+        >>> probe_output_size(torch.nn.Linear(4, 2), [(None, 4)])
+        (None, 2)
+    """
     free = any(d is None for shape in input_shapes for d in shape)
     results = [_run_probe(module, input_shapes, length) for length in _PROBE_LENGTHS[: 1 + free]]
     first = results[0]

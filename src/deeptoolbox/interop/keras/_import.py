@@ -29,8 +29,7 @@ from deeptoolbox.interop.keras._metadata import (
 )
 from deeptoolbox.layers._attention import MASK_PORTS
 from deeptoolbox.layers._input import InputLayer
-from deeptoolbox.network import Network
-from deeptoolbox.network._shapes import resolve_layer
+from deeptoolbox.network import Network, resolve_layer
 
 _INTEGER = re.compile(r"^u?int")
 

@@ -542,7 +542,7 @@ def _make_layer(node, k: int, attrs: dict, inputs: list, supported: bool, output
 
 
 def _ports(layer: nn.Module) -> tuple[str, ...]:
-    from deeptoolbox.network._shapes import input_ports
+    from deeptoolbox.network import input_ports
 
     return input_ports(layer)
 

@@ -138,10 +138,10 @@ class OnnxOperator(Layer):
         current = [tuple(shape) for shape in input_shapes]
         if self.output_size is not None and current == self.input_sizes:
             return self.output_size
-        from deeptoolbox.network._shapes import _probe
+        from deeptoolbox.network import probe_output_size
 
         try:
-            size = _probe(self, input_shapes)
+            size = probe_output_size(self, input_shapes)
         except SizeMismatchError:
             if self.output_size is not None and self._compatible(current):
                 return self.output_size  # sizes as at import, up to free lengths

@@ -65,8 +65,7 @@ from deeptoolbox.interop.torch._values import (
     resized,
 )
 from deeptoolbox.layers._combine import ModeSwitch
-from deeptoolbox.network import Network
-from deeptoolbox.network._shapes import input_ports
+from deeptoolbox.network import Network, input_ports
 
 
 class _Tracer(fx.Tracer):
