@@ -70,6 +70,7 @@ PUBLIC_ERRORS = {  # name: the built-in exception a plain-Python caller may catc
     "UnregisteredLayerError": (TypeError, ValueError),
     "NetworkFileError": (OSError,),
     "PathOutsideRootError": (PermissionError, OSError),
+    "FileWriteError": (OSError,),
     "MissingDependencyError": (ImportError,),
     "TrainingError": (RuntimeError,),
     "ModelImportError": (ValueError,),

@@ -8,7 +8,10 @@ way ``open(path, "w")`` and ``os.mkdir(path)`` create them: 0666 / 0777 less the
 0755 under the usual umask 022), and a file that replaces an existing one keeps that file's
 permissions, as overwriting it in place would.
 
-This module depends on the standard library only, so any subpackage can import it.
+A write that fails with an ``OSError`` (disk full, I/O error) raises
+:class:`~deeptoolbox.errors.FileWriteError` naming the path and saying that what was there is
+unchanged. This module depends on the standard library and ``errors`` only, so any subpackage
+can import it.
 
 Example:
     >>> import os, tempfile
@@ -22,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -30,9 +34,58 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from deeptoolbox.errors import DeepToolboxError, FileWriteError
+
 __all__ = ["atomic_open", "atomic_path", "atomic_folder"]
 
 _ATTEMPTS = 100
+# the errors of a write that cannot complete; others (a missing input file the writer reads,
+# say) pass through unchanged
+_WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS,
+                   errno.EACCES, errno.EPERM}  # fmt: skip
+
+
+def write_error(target: str | os.PathLike, err: OSError) -> FileWriteError:
+    """The FileWriteError for a failed write of ``target`` (errno and filename kept).
+
+    Example:
+        >>> str(write_error("out/net.zip", OSError(errno.ENOSPC, "No space left on device")))
+        "Could not write 'out/net.zip': No space left on device (ENOSPC). What was at that path before is unchanged; free disk space or write to another location."
+    """
+    reason = err.strerror or str(err) or type(err).__name__
+    code = errno.errorcode.get(err.errno) if err.errno is not None else None
+    error = FileWriteError(
+        f"Could not write '{os.fspath(target)}': {reason}"
+        + (f" ({code})" if code else "")
+        + ". What was at that path before is unchanged; free disk space or write to another "
+        "location."
+    )
+    error.errno, error.strerror, error.filename = err.errno, err.strerror, os.fspath(target)
+    return error
+
+
+def is_write_failure(err: OSError) -> bool:
+    """True for the OSErrors of a write that cannot complete (disk full, I/O error, file size
+    limit, read-only or forbidden location), which become FileWriteError.
+
+    Example:
+        >>> is_write_failure(OSError(errno.ENOSPC, "No space left on device"))
+        True
+        >>> is_write_failure(FileNotFoundError(errno.ENOENT, "No such file"))
+        False
+    """
+    return not isinstance(err, DeepToolboxError) and err.errno in _WRITE_FAILURES
+
+
+@contextlib.contextmanager
+def _write_errors_named(target: Path) -> Iterator[None]:
+    """Turn a failed write of ``target`` (disk full, I/O error...) into a FileWriteError."""
+    try:
+        yield
+    except OSError as err:
+        if not is_write_failure(err):
+            raise
+        raise write_error(target, err) from err
 
 
 def _temporary_name(target: Path, suffix: str) -> Path:
@@ -91,17 +144,18 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         b'abc'
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = _existing_mode(target)
-    temporary = _create_file(target, target.suffix if suffix is None else suffix)
-    try:
-        yield temporary
-        if mode is not None:
-            os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
+    with _write_errors_named(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = _existing_mode(target)
+        temporary = _create_file(target, target.suffix if suffix is None else suffix)
+        try:
+            yield temporary
+            if mode is not None:
+                os.chmod(temporary, mode)
+            os.replace(temporary, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temporary)
 
 
 @contextlib.contextmanager
@@ -139,17 +193,18 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         ['a.txt']
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = _existing_mode(target)
-    temporary = _create_folder(target, ".tmp")
-    try:
-        yield temporary
-        if mode is not None:
-            os.chmod(temporary, mode)
-        _swap_folder(temporary, target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+    with _write_errors_named(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = _existing_mode(target)
+        temporary = _create_folder(target, ".tmp")
+        try:
+            yield temporary
+            if mode is not None:
+                os.chmod(temporary, mode)
+            _swap_folder(temporary, target)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
 
 
 def _swap_folder(temporary: Path, target: Path) -> None:

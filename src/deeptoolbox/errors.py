@@ -37,6 +37,7 @@ __all__ = [
     "UnregisteredLayerError",
     "NetworkFileError",
     "PathOutsideRootError",
+    "FileWriteError",
     "MissingDependencyError",
     # training, import / export
     "TrainingError",
@@ -241,6 +242,25 @@ class PathOutsideRootError(NetworkFileError, PermissionError):
         ...     print(type(err).__name__)
         PathOutsideRootError
     """
+
+
+class FileWriteError(DeepToolboxError, OSError):
+    """Writing a file or folder failed midway (disk full, I/O error, file size limit...).
+
+    Every writer of the toolbox writes through a temporary entry renamed into place, so when
+    this is raised the path holds what it held before (or nothing), and no temporary entry is
+    left behind. ``errno`` is the operating system's error number and ``filename`` the path.
+
+    Example:
+        >>> import errno
+        >>> err = FileWriteError("Could not write 'net.zip': No space left on device.")
+        >>> err.errno = errno.ENOSPC
+        >>> isinstance(err, OSError), err.errno == errno.ENOSPC
+        (True, True)
+    """
+
+    def __str__(self) -> str:  # the message, not OSError's "[Errno N] strerror: filename"
+        return str(self.args[0]) if self.args else ""
 
 
 class MissingDependencyError(DeepToolboxError, ImportError):

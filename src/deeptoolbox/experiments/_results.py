@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deeptoolbox._atomic import atomic_open
 from deeptoolbox.errors import ExperimentError
 
 __all__ = ["TrialRecord", "records", "table", "export_csv", "plot_compare", "plot_optuna"]
@@ -159,14 +160,12 @@ def export_csv(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """Write result rows to a CSV file (through a temporary file and a rename)."""
     path = Path(path)
     columns = list(dict.fromkeys(k for r in rows for k in r)) or ["trial", "status"]
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", newline="") as handle:
+    with atomic_open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v
                              for k, v in row.items()})  # fmt: skip
-    os.replace(temporary, path)
     return path
 
 

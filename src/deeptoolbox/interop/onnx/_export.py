@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeptoolbox._atomic import atomic_path
+from deeptoolbox._atomic import atomic_path, is_write_failure
 from deeptoolbox._deprecation import renamed_arguments
 from deeptoolbox.errors import ModelExportError, OptionError
 from deeptoolbox.interop._samples import sample_inputs
@@ -157,6 +157,10 @@ def _run_exporter(net, inputs, path, opset, input_names, output_names, shapes):
             return model
         else:
             first = RuntimeError("torch.export fixed a free length")
+    except OSError as err:
+        if is_write_failure(err):
+            raise  # the file could not be written (disk full): not the exporter's failure
+        first = err
     except Exception as err:
         first = err
     axes = _dynamic_axes(shapes, input_names, output_names, net)
@@ -167,6 +171,8 @@ def _run_exporter(net, inputs, path, opset, input_names, output_names, shapes):
             raise RuntimeError(f"the file came out at opset {written}")
         return model
     except Exception as err:
+        if isinstance(err, OSError) and is_write_failure(err):
+            raise
         raise ModelExportError(
             f"export_onnx: torch.onnx.export could not export {type(net).__name__} "
             f"'{getattr(net, 'name', '')}' at opset {opset}. torch.export said: "

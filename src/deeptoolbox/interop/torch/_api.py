@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -559,15 +560,19 @@ def _write(
     net: nn.Module, path: Path, format: str, inputs: tuple[torch.Tensor, ...],  # noqa: A002
     tolerance: float | None,
 ) -> Path:  # fmt: skip
+    # serialized in memory first: torch's file writer aborts the whole process when a write
+    # fails (disk full), where a failed Python write raises FileWriteError
+    buffer = io.BytesIO()
+    if format == "torchscript":
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is "deprecated"
+            traced = torch.jit.trace(net, inputs, check_trace=False)
+            torch.jit.save(traced, buffer, _extra_files={_SIZES: _sizes_json(inputs)})
+    else:
+        torch.export.save(_export(net, inputs), buffer)
     with atomic_path(path, suffix=path.suffix or ".tmp") as temporary:
-        if format == "torchscript":
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", FutureWarning)  # TorchScript is "deprecated"
-                traced = torch.jit.trace(net, inputs, check_trace=False)
-                torch.jit.save(traced, temporary, _extra_files={_SIZES: _sizes_json(inputs)})
-        else:
-            torch.export.save(_export(net, inputs), temporary)
+        temporary.write_bytes(buffer.getbuffer())
         if tolerance is not None:
             verify_torch_file(net, Path(temporary), format, inputs, tolerance)
     return path
