@@ -48,9 +48,12 @@ def _input_layer(config: dict[str, Any], where: str) -> InputLayer:
         return L.SequenceInput(size[1], length=size[0])
     if len(size) == 3 and None not in size:
         return L.ImageInput((size[2], size[0], size[1]))  # Keras (H, W, C) -> (C, H, W)
+    if len(size) == 4 and None not in size:  # Keras (D, H, W, C) -> (C, D, H, W)
+        return L.VolumeInput((size[3], size[0], size[1], size[2]))
     raise ModelImportError(
         f"{where}: an input of size {tuple(size)} (batch excluded) has no toolbox input layer; "
-        "supported: features (C,), sequences (T, C) with a free or fixed T, images (H, W, C)."
+        "supported: features (C,), sequences (T, C) with a free or fixed T, images (H, W, C), "
+        "volumes (D, H, W, C)."
     )
 
 
