@@ -54,7 +54,6 @@ def _from_keras_order(rank: int) -> list[int]:
     return [0, rank, *range(1, rank)]
 
 
-
 def _dense(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     rank = len(shapes[0])
     bias = bool(config.get("use_bias", True))
