@@ -494,11 +494,19 @@ def supported_keras_layers() -> list[str]:
 
 
 def convert_layer(
-    class_name: str, config: dict, weights: list, shapes: list[Shape], where: str
+    class_name: str,
+    config: dict,
+    weights: list,
+    shapes: list[Shape],
+    where: str,
+    fallback: Callable[[str], Chain] | None = None,
 ) -> Chain:
-    """Convert one Keras layer; raise ModelImportError naming it for anything unsupported."""
+    """Convert one Keras layer; raise ModelImportError naming it for anything unsupported, or
+    return ``fallback(reason)`` (a placeholder) for an unknown class or unsupported option."""
     if "_arguments" in config:  # a keras.ops call
         converter = OPERATION_CONVERTERS.get(class_name)
+        if converter is None and fallback is not None:
+            return fallback("an unsupported keras.ops operation")
         if converter is None:
             raise ModelImportError(
                 f"{where} is the keras.ops operation {class_name}, which import_keras does not "
@@ -506,16 +514,22 @@ def convert_layer(
             )
     else:
         converter = CONVERTERS.get(class_name)
-    if class_name == "Lambda":
+    if class_name == "Lambda":  # even as a placeholder: its code is never read
         raise ModelImportError(f"{where} {LAMBDA_REFUSED}.")
+    if converter is None and fallback is not None:
+        return fallback("")
     if converter is None:
         raise ModelImportError(
-            f"{where} is a {class_name}, which import_keras does not support. Supported layers: "
+            f"{where} is a {class_name}, which import_keras does not support (a custom layer "
+            "can be kept as a KerasPlaceholder to replace: import_keras(..., "
+            "unsupported='placeholder')). Supported layers: "
             f"InputLayer, {', '.join(supported_keras_layers())}."
         )
     try:
         return converter(config, weights, shapes)
     except _KerasUnsupported as err:
+        if fallback is not None:
+            return fallback(f"it uses {err}")
         raise ModelImportError(
             f"{where} ({class_name}) uses {err}, which has no toolbox equivalent."
         ) from None
