@@ -20,6 +20,7 @@ from deeptoolbox.interop._operators import TorchModule as TorchModule
 from deeptoolbox.interop.keras._export import export_keras as export_keras
 from deeptoolbox.interop.keras._import import import_keras as import_keras
 from deeptoolbox.interop.keras._layers import supported_keras_layers as supported_keras_layers
+from deeptoolbox.interop.keras._placeholder import KerasPlaceholder as KerasPlaceholder
 from deeptoolbox.interop.onnx._export import export_onnx as export_onnx
 from deeptoolbox.interop.onnx._export import verify_onnx as verify_onnx
 from deeptoolbox.interop.onnx._import import import_onnx as import_onnx
@@ -68,6 +69,7 @@ __all__ = [
     "import_keras",
     "export_keras",
     "supported_keras_layers",
+    "KerasPlaceholder",
     "PaddingMask",
     "MaskedSteps",
     "MaskedGlobalAvgPool",

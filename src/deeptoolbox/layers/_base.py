@@ -107,6 +107,19 @@ class Layer(nn.Module):
         """True when the layer passes its input through unchanged (networks skip it)."""
         return False
 
+    def cannot_run(self) -> str | None:
+        """Why the layer cannot run although its sizes resolve, or None (it can run).
+
+        Placeholders that importers leave for layers they cannot convert say so here; the
+        network reports it as an error (``analyze``, ``initialize``) until they are replaced.
+
+        Example:
+            >>> from deeptoolbox.layers import ReLU
+            >>> ReLU().cannot_run() is None
+            True
+        """
+        return None
+
     # -- configuration -------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments as a dict (JSON-safe for built-in layers).

@@ -172,9 +172,10 @@ class AvgPool3d(_Pooling):
 class AvgPoolExcludingPadding(Layer):
     """Average pooling with "same" output sizes whose averages leave the padding out.
 
-    Keras's (and TensorFlow's) ``AveragePooling1D/2D(padding="same")``: each output is the
+    Keras's (and TensorFlow's) ``AveragePooling1D/2D/3D(padding="same")``: each output is the
     mean of the input values its window covers, so border outputs average fewer values.
-    One spatial axis works on sequences (N, T, C), two on images (N, C, H, W).
+    One spatial axis works on sequences (N, T, C), two on images (N, C, H, W), three on
+    volumes (N, C, D, H, W).
 
     Example:
         >>> layer = AvgPoolExcludingPadding([3], stride=[1])
@@ -191,10 +192,10 @@ class AvgPoolExcludingPadding(Layer):
     ) -> None:
         super().__init__(name=name)
         dims = len(pool_size) if isinstance(pool_size, Sequence) else 0
-        if dims not in (1, 2):
+        if dims not in (1, 2, 3):
             raise OptionError(
-                "AvgPoolExcludingPadding: `pool_size` must list 1 (sequences) or 2 (images) "
-                f"sizes. Received: pool_size={pool_size!r}."
+                "AvgPoolExcludingPadding: `pool_size` must list 1 (sequences), 2 (images) or 3 "
+                f"(volumes) sizes. Received: pool_size={pool_size!r}."
             )
         kind = "AvgPoolExcludingPadding"
         self.pool_size = as_tuple(kind, "pool_size", tuple(pool_size), dims)
@@ -203,7 +204,8 @@ class AvgPoolExcludingPadding(Layer):
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         (shape,) = input_shapes
         dims = len(self.pool_size)
-        require_rank(self, shape, [dims + 1], "sequences (T, C)" if dims == 1 else "images")
+        what = {1: "sequences (T, C)", 2: "images (C, H, W)", 3: "volumes (C, D, H, W)"}
+        require_rank(self, shape, [dims + 1], what[dims])
         lengths = shape[:1] if dims == 1 else shape[1:]
         sizes = [
             None if n is None else math.ceil(n / s)
@@ -216,7 +218,7 @@ class AvgPoolExcludingPadding(Layer):
         if one_dim:
             x = x.transpose(1, 2)
         ones = torch.ones_like(x[:1, :1])
-        pool = F.avg_pool1d if one_dim else F.avg_pool2d
+        pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[len(self.pool_size)]
         dilation = (1,) * len(self.pool_size)
 
         def pooled(t: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from deeptoolbox.errors import DeepToolboxError
-from deeptoolbox.layers._base import Shape, format_shape
+from deeptoolbox.layers._base import Layer, Shape, format_shape
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network._graph import Connection, find_cycle, topological_order
 from deeptoolbox.network._shapes import input_ports, resolve_layer
@@ -106,6 +106,9 @@ def _resolve_layer(
         result.issues.append(Issue("error", name, message))
         return
     result.output_shapes[name] = shape
+    reason = module.cannot_run() if isinstance(module, Layer) else None
+    if reason:  # sizes resolve, but the layer is a placeholder to replace
+        result.issues.append(Issue("error", name, reason))
     if not kept:
         result.reinitialized.append(name)
 

@@ -10,5 +10,6 @@ Example:
 from deeptoolbox.interop.keras._export import export_keras as export_keras
 from deeptoolbox.interop.keras._import import import_keras as import_keras
 from deeptoolbox.interop.keras._layers import supported_keras_layers as supported_keras_layers
+from deeptoolbox.interop.keras._placeholder import KerasPlaceholder as KerasPlaceholder
 
-__all__ = ["import_keras", "export_keras", "supported_keras_layers"]
+__all__ = ["import_keras", "export_keras", "supported_keras_layers", "KerasPlaceholder"]

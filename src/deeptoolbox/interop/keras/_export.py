@@ -1,9 +1,9 @@
 """export_keras: a Network -> a Keras 3 ``.keras`` file, written with zipfile, json and h5py.
 
 The file holds a Functional model: ``config.json`` (the architecture), ``metadata.json`` and
-``model.weights.h5`` in Keras 3's layout. Keras images are channels-last, so image inputs are
-declared (H, W, C), kernels are transposed, and a Flatten of images permutes to the toolbox's
-(C, H, W) order first, so ``keras.saving.load_model(path).predict`` gives the network's outputs
+``model.weights.h5`` in Keras 3's layout. Keras images and volumes are channels-last, so their
+inputs are declared (H, W, C) and (D, H, W, C), kernels are transposed, and a Flatten of images
+or volumes permutes to the toolbox's channels-first order first, so ``keras.saving.load_model(path).predict`` gives the network's outputs
 for the same data in Keras's layout. Recurrent layers with a padding-mask port are called with
 Keras's ``mask=`` argument; masks computed in the network and a few element-wise operations
 are written as ``keras.ops`` calls (``not_equal``, ``any``, ``copy``...), as Keras saves them.
@@ -52,40 +52,40 @@ def keras_shape(shape: Shape) -> list[int | None]:
     """A toolbox size (batch excluded) as Keras declares it, batch included.
 
     Example:
-        >>> keras_shape((3, 32, 24))
-        [None, 32, 24, 3]
+        >>> keras_shape((3, 32, 24)), keras_shape((2, 8, 16, 16))
+        ([None, 32, 24, 3], [None, 8, 16, 16, 2])
     """
-    if len(shape) == 3:
-        return [None, shape[1], shape[2], shape[0]]
+    if len(shape) in (3, 4):  # images and volumes: channels last
+        return [None, *shape[1:], shape[0]]
     return [None, *shape]
 
 
-def _permute_to_channels_first(name: str) -> dict:
-    return _spec(f"{name}_permute", "Permute", {"dims": [3, 1, 2]})
+def _permute_to_channels_first(name: str, rank: int = 3) -> dict:
+    """Keras's Permute from channels-last (H, W, C) / (D, H, W, C) to channels-first."""
+    return _spec(f"{name}_permute", "Permute", {"dims": [rank, *range(1, rank)]})
 
 
 def _dense(name: str, m: L.Dense, shape: Shape) -> list[dict]:
     out = []
     if m.flatten_input:
-        if len(shape) == 3:
-            out.append(_permute_to_channels_first(name))
+        if len(shape) in (3, 4):
+            out.append(_permute_to_channels_first(name, len(shape)))
         out.append(_spec(f"{name}_flatten", "Flatten", {}))
     weights = [_array(m.weight).T] + ([_array(m.bias)] if m.bias is not None else [])
     config = {"units": m.units, "use_bias": m.bias is not None, "activation": "linear"}
     return [*out, _spec(name, "Dense", config, {"": weights})]
 
 
-def _conv(name: str, m: L.Conv1d | L.Conv2d, shape: Shape) -> list[dict]:
+def _conv(name: str, m: L.Conv1d | L.Conv2d | L.Conv3d, shape: Shape) -> list[dict]:
     dims = m.spatial_dims
     out = []
     padding = m.padding
     if not isinstance(padding, str):
         if any(padding):
-            kind = "ZeroPadding1D" if dims == 1 else "ZeroPadding2D"
             value = padding[0] if dims == 1 else [[p, p] for p in padding]
-            out.append(_spec(f"{name}_padding", kind, {"padding": value}))
+            out.append(_spec(f"{name}_padding", f"ZeroPadding{dims}D", {"padding": value}))
         padding = "valid"
-    if m.groups > 1 and m.groups == m.in_channels:  # Keras's DepthwiseConv1D/2D
+    if m.groups > 1 and m.groups == m.in_channels and dims < 3:  # DepthwiseConv1D/2D
         return [*out, depthwise_conv(name, m, padding)]
     order = (*range(2, 2 + dims), 1, 0)  # (filters, in, k...) -> (k..., in, filters)
     weights = [np.transpose(_array(m.weight), order)]
@@ -352,23 +352,25 @@ def _axis_norm(name: str, m: L.AxisLayerNorm, shape: Shape) -> list[dict]:
 
 
 def _flatten(name: str, m: nn.Module, shape: Shape) -> list[dict]:
-    first = [_permute_to_channels_first(name)] if len(shape) == 3 else []
+    first = [_permute_to_channels_first(name, len(shape))] if len(shape) in (3, 4) else []
     return [*first, _spec(name, "Flatten", {})]
 
 
 def _reshape(name: str, m: L.Reshape, shape: Shape) -> list[dict]:
-    first = [_permute_to_channels_first(name)] if len(shape) == 3 else []
+    first = [_permute_to_channels_first(name, len(shape))] if len(shape) in (3, 4) else []
     target = m.output_shape([shape])
     out = [*first, _spec(name, "Reshape", {"target_shape": list(target)})]
-    if len(target) == 3:  # the toolbox's (C, H, W) -> Keras's (H, W, C)
-        out.append(_spec(f"{name}_permute_out", "Permute", {"dims": [2, 3, 1]}))
+    if len(target) in (3, 4):  # the toolbox's (C, H, W) -> Keras's (H, W, C), volumes alike
+        dims = [*range(2, len(target) + 1), 1]
+        out.append(_spec(f"{name}_permute_out", "Permute", {"dims": dims}))
     return out
 
 
 def _combine(name: str, m: nn.Module, shape: Shape) -> list[dict]:
     if isinstance(m, L.Concatenation):
         axis = m._shape_axis(len(shape))  # toolbox axis, batch excluded
-        keras_axis = ({0: 3, 1: 1, 2: 2}[axis]) if len(shape) == 3 else axis + 1
+        rank = len(shape)  # images and volumes: the toolbox's channel axis 0 is Keras's last
+        keras_axis = (axis or rank) if rank in (3, 4) else axis + 1
         return [_spec(name, "Concatenate", {"axis": keras_axis})]
     return [_spec(name, "Add" if isinstance(m, L.Addition) else "Multiply", {})]
 
@@ -413,15 +415,16 @@ _EXPORTERS: dict[type, Any] = {
     L.Dense: _dense,
     L.Conv1d: _conv,
     L.Conv2d: _conv,
+    L.Conv3d: _conv,
     L.TransposedConv1d: _transposed_conv1d,
     L.MaxPool1d: _pool,
     L.MaxPool2d: _pool,
     L.AvgPool1d: _pool,
     L.AvgPool2d: _pool,
-    L.GlobalAvgPool: lambda n, m, s: [
-        _spec(n, f"GlobalAveragePooling{1 if len(s) == 2 else 2}D", {})
-    ],
-    L.GlobalMaxPool: lambda n, m, s: [_spec(n, f"GlobalMaxPooling{1 if len(s) == 2 else 2}D", {})],
+    L.MaxPool3d: _pool,
+    L.AvgPool3d: _pool,
+    L.GlobalAvgPool: lambda n, m, s: [_spec(n, f"GlobalAveragePooling{len(s) - 1}D", {})],
+    L.GlobalMaxPool: lambda n, m, s: [_spec(n, f"GlobalMaxPooling{len(s) - 1}D", {})],
     L.BatchNorm: _norm,
     L.LayerNorm: _norm,
     L.Dropout: lambda n, m, s: [_spec(n, "Dropout", {"rate": m.probability})],

@@ -34,8 +34,11 @@ def depthwise_conv(name: str, m: L.Conv1d | L.Conv2d, padding: str) -> dict:
     return _spec(name, f"DepthwiseConv{dims}D", config, {"": weights})
 
 
-def _transposed_conv(name: str, m: L.TransposedConv2d, shape: Shape) -> list[dict]:
-    weights = [np.transpose(_array(m.weight), (2, 3, 1, 0))]  # (C, F, k, k) -> (k, k, F, C)
+def _transposed_conv(
+    name: str, m: L.TransposedConv2d | L.TransposedConv3d, shape: Shape
+) -> list[dict]:
+    dims = len(m.kernel_size)  # (C, F, k...) -> (k..., F, C)
+    weights = [np.transpose(_array(m.weight), (*range(2, dims + 2), 1, 0))]
     if m.bias is not None:
         weights.append(_array(m.bias))
     same = m.cropping == "same"
@@ -43,24 +46,30 @@ def _transposed_conv(name: str, m: L.TransposedConv2d, shape: Shape) -> list[dic
               "strides": list(m.stride), "padding": "same" if same else "valid",
               "use_bias": m.bias is not None, "activation": "linear",
               "data_format": "channels_last"}  # fmt: skip
-    out = [_spec(name if same or not any(m.padding) else f"{name}_full", "Conv2DTranspose",
+    out = [_spec(name if same or not any(m.padding) else f"{name}_full", f"Conv{dims}DTranspose",
                  config, {"": weights})]  # fmt: skip
-    if not same and any(m.padding):  # cropping=int: Keras crops with a Cropping2D after
+    if not same and any(m.padding):  # cropping=int: Keras crops with a Cropping2D/3D after
         crop = [[p, p] for p in m.padding]
-        out.append(_spec(name, "Cropping2D", {"cropping": crop, "data_format": "channels_last"}))
+        config = {"cropping": crop, "data_format": "channels_last"}
+        out.append(_spec(name, f"Cropping{dims}D", config))
     return out
 
 
-def _resize(name: str, m: L.Resize2d, shape: Shape) -> list[dict]:
+def _resize(name: str, m: L.Resize2d | L.Resize3d, shape: Shape) -> list[dict]:
+    dims = m.spatial_dims
     whole = m.scale is not None and all(float(s).is_integer() for s in m.scale)
-    if not whole or m.method not in ("nearest", "bilinear"):
+    methods = ("nearest", "bilinear") if dims == 2 else ("nearest",)
+    if not whole or m.method not in methods:
         raise ValueError(
-            f"Resize2d(scale={m.scale}, output_size={m.output_size}, method={m.method!r}) "
-            "(Keras's UpSampling2D takes whole scale factors, nearest or bilinear)"
+            f"{type(m).__name__}(scale={m.scale}, output_size={m.output_size}, "
+            f"method={m.method!r}) (Keras's UpSampling{dims}D takes whole scale factors, "
+            f"{' or '.join(methods)})"
         )
     size = [int(s) for s in m.scale]  # type: ignore[union-attr]
-    config = {"size": size, "interpolation": m.method, "data_format": "channels_last"}
-    return [_spec(name, "UpSampling2D", config)]
+    config = {"size": size, "data_format": "channels_last"}
+    if dims == 2:
+        config["interpolation"] = m.method
+    return [_spec(name, f"UpSampling{dims}D", config)]
 
 
 def _crop(name: str, m: Any, shape: Shape) -> list[dict]:
@@ -79,7 +88,7 @@ def _crop(name: str, m: Any, shape: Shape) -> list[dict]:
 
 def _keras_layout(values: np.ndarray, rank: int) -> Any:
     """Values in the toolbox's layout, broadcast over a sample, as Keras's (channels last)."""
-    values = np.moveaxis(values, 0, -1) if rank == 3 and values.ndim == 3 else values
+    values = np.moveaxis(values, 0, -1) if rank >= 3 and values.ndim == rank else values
     return values.tolist()
 
 
@@ -95,16 +104,17 @@ def _scale_offset(name: str, m: ScaleOffset, shape: Shape) -> list[dict]:
 
 def _keras_permutation(order: list[int], rank: int) -> list[int]:
     """A permutation of the toolbox's sample axes (batch excluded) as Keras's Permute dims."""
-    if rank != 3:  # features and sequences: the same layout in both
+    if rank not in (3, 4):  # features and sequences: the same layout in both
         return [d + 1 for d in order]
-    to_toolbox, to_keras = (2, 0, 1), (1, 2, 0)  # Keras (H, W, C) <-> toolbox (C, H, W)
-    axes = np.arange(3)[list(to_toolbox)][list(order)][list(to_keras)]
+    # Keras (H, W, C) <-> toolbox (C, H, W), volumes alike
+    to_toolbox, to_keras = (rank - 1, *range(rank - 1)), (*range(1, rank), 0)
+    axes = np.arange(rank)[list(to_toolbox)][list(order)][list(to_keras)]
     return [int(d) + 1 for d in axes]
 
 
 def torch_function_layer(name: str, m: TorchFunction, shape: Shape) -> list[dict] | None:
     """The Keras layer import_keras writes as this TorchFunction (None if none): UpSampling1D,
-    ZeroPadding1D/2D and Permute."""
+    ZeroPadding1D/2D/3D and Permute."""
     arguments, rank = m.arguments, len(shape)
     if not arguments or arguments[0] != {"input": 0} or m.tensors or m.output_index is not None:
         return None
@@ -118,6 +128,10 @@ def torch_function_layer(name: str, m: TorchFunction, shape: Shape) -> list[dict
             left, right, top, bottom = (int(p) for p in pads)
             config = {"padding": [[top, bottom], [left, right]], "data_format": "channels_last"}
             return [_spec(name, "ZeroPadding2D", config)]
+        if rank == 4 and isinstance(pads, list) and len(pads) == 6:  # torch's order: W, H, D
+            pairs = [[int(pads[i]), int(pads[i + 1])] for i in (4, 2, 0)]
+            config = {"padding": pairs, "data_format": "channels_last"}
+            return [_spec(name, "ZeroPadding3D", config)]
         if rank == 2 and isinstance(pads, list) and len(pads) == 4 and pads[:2] == [0, 0]:
             return [_spec(name, "ZeroPadding1D", {"padding": [int(pads[2]), int(pads[3])]})]
     permute = m.function == "torch.Tensor.permute" and not m.keywords and len(rest) == rank + 1
@@ -148,7 +162,9 @@ def merged_directions(net: Any, name: str, m: MergeDirections, specs: list[dict]
 
 MORE_EXPORTERS: dict[type, Any] = {
     L.TransposedConv2d: _transposed_conv,
+    L.TransposedConv3d: _transposed_conv,
     L.Resize2d: _resize,
+    L.Resize3d: _resize,
     L.Crop1d: _crop,
     L.Crop2d: _crop,
     L.Crop3d: _crop,

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox.errors import DeepToolboxError, ModelImportError
+from deeptoolbox.errors import DeepToolboxError, ModelImportError, OptionError
 from deeptoolbox.interop._operators import TorchFunction
 from deeptoolbox.interop._verify import check_unsupported
 from deeptoolbox.interop.keras._files import KerasFile, file_keys
@@ -27,6 +27,7 @@ from deeptoolbox.interop.keras._metadata import (
     input_layer_of,
     normalization_layers_of,
 )
+from deeptoolbox.interop.keras._placeholder import KerasPlaceholder
 from deeptoolbox.layers._attention import MASK_PORTS
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network import Network, resolve_layer
@@ -48,9 +49,12 @@ def _input_layer(config: dict[str, Any], where: str) -> InputLayer:
         return L.SequenceInput(size[1], length=size[0])
     if len(size) == 3 and None not in size:
         return L.ImageInput((size[2], size[0], size[1]))  # Keras (H, W, C) -> (C, H, W)
+    if len(size) == 4 and None not in size:  # Keras (D, H, W, C) -> (C, D, H, W)
+        return L.VolumeInput((size[3], size[0], size[1], size[2]))
     raise ModelImportError(
         f"{where}: an input of size {tuple(size)} (batch excluded) has no toolbox input layer; "
-        "supported: features (C,), sequences (T, C) with a free or fixed T, images (H, W, C)."
+        "supported: features (C,), sequences (T, C) with a free or fixed T, images (H, W, C), "
+        "volumes (D, H, W, C)."
     )
 
 
@@ -143,9 +147,50 @@ def _attention_inputs(call: _Call, where: str) -> tuple[list[Ref], dict[str, Ref
     return inputs, masks
 
 
+def _recorded_sizes(kind: str, layers: list[dict]) -> dict[Ref, Any]:
+    """The output sizes Keras recorded for layers (batch included, Keras's layout): the shapes
+    of the tensors later calls take (Functional models), or the next layer's build input
+    shape (Sequential models)."""
+    found: dict[Ref, Any] = {}
+    if kind == "Sequential":
+        for layer, after in zip(layers, layers[1:], strict=False):
+            shape = (after.get("build_config") or {}).get("input_shape")
+            if shape is not None:
+                found[(_layer_name(layer, "?"), 0)] = shape
+        return found
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+            config = value.get("config", {})
+            history = config.get("keras_history") or []
+            if len(history) >= 2 and (len(history) < 3 or int(history[2]) == 0):
+                found.setdefault((str(history[0]), int(history[1])), config.get("shape"))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    for layer in layers:
+        walk(layer.get("inbound_nodes") or [])
+    return found
+
+
+def _toolbox_size(shape: Any) -> tuple | None:
+    """A Keras shape (batch included) as a toolbox size: images and volumes channels first."""
+    if not isinstance(shape, list | tuple) or not shape:
+        return None
+    size = [None if d is None else int(d) for d in shape[1:]]
+    return tuple(size[-1:] + size[:-1]) if len(size) in (3, 4) else tuple(size)
+
+
 class _Builder:
-    def __init__(self, file: KerasFile) -> None:
+    def __init__(self, file: KerasFile, unsupported: str = "error") -> None:
         self.file = file
+        self.unsupported = unsupported
+        self.placeholders: list[str] = []  # KerasPlaceholder layers left to replace
+        self.recorded: dict[Ref, Any] = {}  # Keras's recorded output sizes
         self.net = Network(name=str(file.model.get("config", {}).get("name") or "keras"))
         self.output_of: dict[Ref, str] = {}
         self.mask_of: dict[Ref, str | None] = {}
@@ -174,6 +219,8 @@ class _Builder:
         keys = file_keys(names)
         self.keys = {_layer_name(x, k): k for x, k in zip(layers, keys, strict=True)}
         self._plan_folds(kind, layers)
+        if self.unsupported == "placeholder":
+            self.recorded = _recorded_sizes(kind, layers)
         with self.net.editing():  # sizes resolved when a layer asks for them, or at the end
             if kind == "Sequential":
                 self._sequential(layers, keys)
@@ -182,7 +229,10 @@ class _Builder:
         try:
             self.net.initialize()
         except DeepToolboxError as err:
-            raise ModelImportError(f"import_keras: '{self.file.path}': {err}") from err
+            others = [i for i in self.net.issues
+                      if i.severity == "error" and i.layer not in self.placeholders]  # fmt: skip
+            if others or not self.placeholders:
+                raise ModelImportError(f"import_keras: '{self.file.path}': {err}") from err
         declared = set(self._declared_outputs())
         halves = [h for h in self.halves if h not in declared]
         unused = [m for m in self.implicit_masks + halves if not self.net.destinations(m)]
@@ -387,18 +437,42 @@ class _Builder:
         shapes = [self._shape(s) for s in sources]
         shapes += [self._shape(m) for m in masks.values()]
         weights = self.file.weights(name, key, class_name)
-        chain = convert_layer(class_name, config, weights, shapes, where)
-        added = self._add_chain(base, chain, sources, masks, where)
+        fallback = None
+        if self.unsupported == "placeholder":
+
+            def fallback(reason: str) -> list:
+                saved = layer.get("config", {})
+                return self._placeholder(class_name, saved, weights, shapes[: len(sources)],
+                                         (name, index), reason)  # fmt: skip
+
+        chain = convert_layer(class_name, config, weights, shapes, where, fallback)
+        placeholder = isinstance(chain[0][1], KerasPlaceholder)
+        added = self._add_chain(base, chain, sources, {} if placeholder else masks, where)
+        if placeholder:
+            self.placeholders.append(added[0])
         self.output_of[(name, index)] = added[-1]
         self.mask_of[(name, index)] = (
-            None  # keras.ops results carry no mask
-            if "_arguments" in config
+            None  # keras.ops results and placeholders carry no mask
+            if "_arguments" in config or placeholder
             else self._output_mask(class_name, config, refs, call, masks)
         )
         if class_name == "Bidirectional" and config.get("merge_mode", "concat") is None:
             self._directions(name, index, added[-1])
         if len(layer.get("inbound_nodes") or []) > 1:  # the layer holding this call's weights
             self.shared.setdefault(name, []).append(added[0])
+
+    def _placeholder(
+        self, class_name: str, config: dict, weights: list, shapes: list, ref: Ref, reason: str
+    ) -> list:
+        """A KerasPlaceholder for a layer import_keras cannot convert, sized as Keras recorded."""
+        arrays = [np.asarray(w) for w in weights]
+        layer = KerasPlaceholder(
+            class_name, keras_config=config, reason=reason, num_inputs=max(len(shapes), 1),
+            output_size=_toolbox_size(self.recorded.get(ref)),
+            input_sizes=[tuple(s) for s in shapes if s is not None],
+            weights=[{"shape": list(a.shape), "dtype": str(a.dtype)} for a in arrays],
+        )  # fmt: skip
+        return [("", layer, {f"weight_{i}": a for i, a in enumerate(arrays, start=1)})]
 
     def _directions(self, name: str, index: int, joined: str) -> None:
         """Bidirectional(merge_mode=None)'s two outputs: the forward and the backward half."""
@@ -563,10 +637,22 @@ class _Builder:
                     raise ModelImportError(f"{where}: nothing feeds port '{port}' of {module}.")
                 self.net.connect(masks[port], f"{layer_name}/{port}")
             ports = self.net.sources(layer_name)
+            unsized = [
+                s for s in ports.values() if s in self.placeholders and self._shape(s) is None
+            ]
+            if unsized:
+                raise ModelImportError(
+                    f"{where} takes the output of the KerasPlaceholder '{unsized[0]}', whose "
+                    "output size the file does not record, so import_keras cannot size this "
+                    "layer; make the unsupported layer convertible, or build this part of the "
+                    "network from toolbox layers."
+                )
             try:  # builds the layer, so it has its weights to fill
                 shape, _ = resolve_layer(module, [self._shape(s) for s in ports.values()])
             except DeepToolboxError as err:
-                raise ModelImportError(f"{where}: {err}") from err
+                if not isinstance(module, KerasPlaceholder):
+                    raise ModelImportError(f"{where}: {err}") from err
+                shape = None  # an output size the file does not record: analyze says so
             self.shape_of[layer_name] = shape
             _load(module, params, where)
             added.append(layer_name)
@@ -610,13 +696,13 @@ _DAMAGE = (KeyError, AttributeError, TypeError, IndexError, ValueError, RuntimeE
            zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)  # fmt: skip
 
 
-def _read_keras_file(path: Path) -> Network:
+def _read_keras_file(path: Path, unsupported: str = "error") -> Network:
     """The network a Keras file describes; a damaged file (h5py's errors, a config of the
     wrong shape) raises ModelImportError naming it instead of the reader's own exception."""
     try:
         file = KerasFile(path)
         try:
-            return _Builder(file).build()
+            return _Builder(file, unsupported).build()
         finally:
             file.close()
     except DeepToolboxError:
@@ -637,21 +723,29 @@ def import_keras(
 ) -> Network:
     """Import a Keras model file (``.keras`` or legacy ``.h5``) as a Network, without Keras.
 
-    Sequential and Functional models are read with zipfile, json and h5py. Images are
-    converted from Keras's channels-last layout: the network takes (N, C, H, W) batches, its
-    convolution kernels are transposed, and a Flatten after images permutes to Keras's
-    order first, so predictions match Keras's. Recurrent weights are reordered to torch's gate
+    Sequential and Functional models are read with zipfile, json and h5py. Images and
+    volumes are converted from Keras's channels-last layout: the network takes (N, C, H, W)
+    and (N, C, D, H, W) batches, its convolution kernels are transposed, and a Flatten after
+    images or volumes permutes to Keras's order first, so predictions match Keras's. Recurrent weights are reordered to torch's gate
     order. Padding masks (``Embedding(mask_zero=True)``, ``Masking``) are computed inside the
     network and wired to the layers that read them, with Keras's results at masked steps;
     a layer called several times becomes one layer per call with copies of its weights
     (listed in ``net.metadata["keras_shared_layers"]``). The network takes its inputs in the
-    Keras model's order. A layer with no toolbox equivalent raises :class:`ModelImportError`
-    naming the file, the layer and the supported layers (see :func:`supported_keras_layers`).
+    Keras model's order.
+
+    ``unsupported`` says what happens to a layer with no toolbox equivalent (an unknown
+    class such as a custom registered layer, or an unsupported option): ``"error"``
+    (default) raises :class:`ModelImportError` naming the file, the layer and the supported
+    layers (see :func:`supported_keras_layers`); ``"placeholder"`` puts a
+    :class:`KerasPlaceholder` in its place (its Keras class name, configuration and weights
+    kept, its output size as Keras recorded it), which ``analyze`` reports and which must be
+    replaced (``net.replace_layer``) before the network runs. ``Lambda`` layers are refused
+    either way: their code is never loaded. ``"operator"`` (running the original Keras
+    layer) is not offered: no Keras code runs at import, and Keras is not a dependency.
 
     ``name`` renames the network (default: the Keras model's name). ``example_inputs``, when
     given, are run through the imported network once, so inputs of the wrong size show at
-    import. ``unsupported`` takes only ``"error"`` here (the importers' shared option: the
-    Keras reader has no placeholder or opaque fallback for unknown layers yet).
+    import (not when placeholders are left: the network cannot run until they are replaced).
 
     Example:
         >>> try:
@@ -660,11 +754,20 @@ def import_keras(
         ...     print(err)
         import_keras: the file 'missing.keras' does not exist.
     """
-    check_unsupported("import_keras", unsupported, ("error",))
-    net = _read_keras_file(Path(path))
+    if unsupported == "operator":
+        raise OptionError(
+            "import_keras: `unsupported` must be 'error' or 'placeholder'. Received: "
+            "unsupported='operator', which would run the original Keras layer's code: "
+            "import_keras never loads or runs code from a file, and Keras is not a dependency "
+            "of deeptoolbox. Use unsupported='placeholder' and replace each KerasPlaceholder "
+            "with net.replace_layer(name, layer)."
+        )
+    check_unsupported("import_keras", unsupported, ("error", "placeholder"))
+    net = _read_keras_file(Path(path), unsupported)
     if name is not None:
         net.name = name
-    if example_inputs is not None:
+    placeholders = any(isinstance(m, KerasPlaceholder) for m in net.layers.values())
+    if example_inputs is not None and not placeholders:
         inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
         was_training = net.training
         with torch.no_grad():

@@ -1,8 +1,9 @@
 """Keras layer configurations and weights -> toolbox layers, with layout conversion.
 
-Keras images are channels-last (N, H, W, C); the toolbox's are channels-first (N, C, H, W),
-so convolution kernels are transposed and a Flatten or Reshape of images permutes to Keras's
-order first. Sequences are (N, T, C) in both. Each converter returns a chain of
+Keras images and volumes are channels-last (N, H, W, C) and (N, D, H, W, C); the toolbox's
+are channels-first (N, C, H, W) and (N, C, D, H, W), so convolution kernels are transposed and
+a Flatten or Reshape of images or volumes permutes to Keras's order first. Sequences are
+(N, T, C) in both. Each converter returns a chain of
 ``(suffix, layer, weights)``: the first layer takes the Keras layer's inputs, the last one's
 output is the Keras layer's output, and ``weights`` maps parameter names to arrays.
 """
@@ -38,12 +39,28 @@ def _permute(order: list[int]) -> TorchFunction:
     return TorchFunction("torch.Tensor.permute", arguments=[{"input": 0}, *order])
 
 
+def to_keras_order(rank: int) -> list[int]:
+    """The permutation of a batch of images or volumes (sample rank 3 or 4) from the toolbox's
+    channels-first layout to Keras's channels-last: [0, 2, 3, 1] or [0, 2, 3, 4, 1].
+
+    Example:
+        >>> to_keras_order(4)
+        [0, 2, 3, 4, 1]
+    """
+    return [0, *range(2, rank + 1), 1]
+
+
+def _from_keras_order(rank: int) -> list[int]:
+    return [0, rank, *range(1, rank)]
+
+
 def _dense(config: dict, weights: list, shapes: list[Shape]) -> Chain:
-    _require(len(shapes[0]) in (1, 2, 3), "Dense on volumes")
+    rank = len(shapes[0])
     bias = bool(config.get("use_bias", True))
-    if len(shapes[0]) == 3:  # on each pixel's channels (H, W, C): a 1 x 1 convolution
-        params = {"weight": weights[0].T[:, :, None, None]}
-        layer = L.Conv2d(config["units"], 1, padding="valid", bias=bias)
+    if rank in (3, 4):  # on each pixel's / voxel's channels: a 1 x 1 (x 1) convolution
+        params = {"weight": weights[0].T.reshape(*weights[0].T.shape, *[1] * (rank - 1))}
+        cls = L.Conv2d if rank == 3 else L.Conv3d
+        layer = cls(config["units"], 1, padding="valid", bias=bias)
     else:
         params = {"weight": weights[0].T}
         layer = L.Dense(config["units"], bias=bias)
@@ -62,7 +79,7 @@ def _conv(config: dict, weights: list, shapes: list[Shape], dims: int) -> Chain:
     params = {"weight": np.transpose(kernel, order)}
     if config.get("use_bias", True):
         params["bias"] = weights[1]
-    cls = L.Conv1d if dims == 1 else L.Conv2d
+    cls = {1: L.Conv1d, 2: L.Conv2d, 3: L.Conv3d}[dims]
     layer = cls(
         config["filters"], tuple(config["kernel_size"]), stride=tuple(config["strides"]),
         padding=padding, dilation=tuple(config.get("dilation_rate", 1)),
@@ -98,8 +115,9 @@ def _pool(config: dict, weights: list, shapes: list[Shape], kind: str, dims: int
     if kind == "avg" and padding == "same":  # Keras leaves the padding out of the average
         layer = L.AvgPoolExcludingPadding(list(size), stride=list(strides))
         return [("", layer, {})]
-    cls = {("max", 1): L.MaxPool1d, ("max", 2): L.MaxPool2d, ("avg", 1): L.AvgPool1d,
-           ("avg", 2): L.AvgPool2d}[(kind, dims)]  # fmt: skip
+    cls = {("max", 1): L.MaxPool1d, ("max", 2): L.MaxPool2d, ("max", 3): L.MaxPool3d,
+           ("avg", 1): L.AvgPool1d, ("avg", 2): L.AvgPool2d,
+           ("avg", 3): L.AvgPool3d}[(kind, dims)]  # fmt: skip
     return [("", cls(tuple(size), stride=tuple(strides), padding=padding), {})]
 
 
@@ -109,9 +127,10 @@ def _global(config: dict, weights: list, shapes: list[Shape], kind: str) -> Chai
         _require(not config.get("keepdims", False), "keepdims=True after a padding mask")
         return [("", L.GlobalAvgPool(has_padding_mask=True), {})]
     chain: Chain = [("", L.GlobalAvgPool() if kind == "avg" else L.GlobalMaxPool(), {})]
-    if config.get("keepdims", False):  # (C,) -> (C, 1, 1) for images, (1, C) for sequences
-        channels = shapes[0][0] if len(shapes[0]) == 3 else shapes[0][-1]
-        kept = (channels, 1, 1) if len(shapes[0]) == 3 else (1, channels)
+    if config.get("keepdims", False):  # (C,) -> (C, 1, 1[, 1]) for images / volumes,
+        rank = len(shapes[0])  # (1, C) for sequences
+        channels = shapes[0][0] if rank >= 3 else shapes[0][-1]
+        kept = (channels, *[1] * (rank - 1)) if rank >= 3 else (1, channels)
         chain.append(("keepdims", L.Reshape(kept), {}))
     return chain
 
@@ -132,6 +151,7 @@ def _batchnorm(config: dict, weights: list, shapes: list[Shape]) -> Chain:
 
 def _layernorm(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     rank = len(shapes[0])
+    _require(rank <= 3, "LayerNormalization on volumes")
     axis = config.get("axis", -1)
     axes = sorted({int(a) % (rank + 1) for a in (axis if isinstance(axis, list) else [axis])})
     _require(0 not in axes, f"axis={axis!r} (the batch axis)")
@@ -153,19 +173,20 @@ def _layernorm(config: dict, weights: list, shapes: list[Shape]) -> Chain:
 
 
 def _flatten(config: dict, weights: list, shapes: list[Shape]) -> Chain:
-    if len(shapes[0]) == 3:  # Keras flattens (H, W, C): permute the toolbox's (C, H, W) first
-        return [("permute", _permute([0, 2, 3, 1]), {}), ("", L.Flatten(), {})]
+    rank = len(shapes[0])
+    if rank in (3, 4):  # Keras flattens (H, W, C) / (D, H, W, C): permute to that order first
+        return [("permute", _permute(to_keras_order(rank)), {}), ("", L.Flatten(), {})]
     return [("", L.Flatten(), {})]
 
 
 def _reshape(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     target = [int(d) for d in config["target_shape"]]
     chain: Chain = []
-    if len(shapes[0]) == 3:
-        chain.append(("permute_in", _permute([0, 2, 3, 1]), {}))
+    if len(shapes[0]) in (3, 4):
+        chain.append(("permute_in", _permute(to_keras_order(len(shapes[0]))), {}))
     chain.append(("", L.Reshape(target), {}))
-    if len(target) == 3:  # an image in Keras's (H, W, C): to the toolbox's (C, H, W)
-        chain.append(("permute_out", _permute([0, 3, 1, 2]), {}))
+    if len(target) in (3, 4):  # an image / volume in Keras's channels-last: to channels-first
+        chain.append(("permute_out", _permute(_from_keras_order(len(target))), {}))
     return chain
 
 
@@ -337,8 +358,8 @@ def _elementwise(shapes: list[Shape], layer: type, function: str) -> Chain:
 def _concatenate(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     rank = len(shapes[0])
     axis = config.get("axis", -1) % (rank + 1)  # Keras axis, batch included
-    if rank == 3:  # Keras (H, W, C) axes 1, 2, 3 -> toolbox (C, H, W) axes 1, 2, 0
-        axis = {1: 1, 2: 2, 3: "channel"}[axis]
+    if rank >= 3:  # Keras (H, W, C) axes 1, 2, 3 -> toolbox (C, H, W) axes 1, 2, 0 (volumes alike)
+        axis = "channel" if axis == rank else axis
     else:
         axis = "channel" if axis == rank else axis - 1
     return [("", L.Concatenation(len(shapes), axis=axis), {})]
@@ -346,11 +367,13 @@ def _concatenate(config: dict, weights: list, shapes: list[Shape]) -> Chain:
 
 def _keras_permute(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     dims = [int(d) - 1 for d in config["dims"]]  # Keras's axes, batch excluded, 0-based
-    if len(dims) != 3:
+    rank = len(dims)
+    if rank not in (3, 4):
         return [("", _permute([0, *(d + 1 for d in dims)]), {})]
-    # a Keras image K = (a, b, c) is the toolbox's T = (c, a, b): K[i] = T[(i + 1) % 3]
-    moved = [dims[j] for j in (2, 0, 1)]
-    return [("", _permute([0, *((d + 1) % 3 + 1 for d in moved)]), {})]
+    # a Keras image K = (a, b, c) is the toolbox's T = (c, a, b): K[i] = T[(i + 1) % rank]
+    # (volumes alike); the toolbox's output axis m is Keras's output axis (m - 1) % rank
+    moved = [dims[(m - 1) % rank] for m in range(rank)]
+    return [("", _permute([0, *((d + 1) % rank + 1 for d in moved)]), {})]
 
 
 def _zero_padding(config: dict, weights: list, shapes: list[Shape]) -> Chain:
@@ -358,6 +381,11 @@ def _zero_padding(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     if len(shapes[0]) == 2:  # sequences (T, C): pad time
         before, after = (padding, padding) if isinstance(padding, int) else padding
         pads = [0, 0, before, after]
+    elif len(shapes[0]) == 4:  # volumes: ((d0, d1), (h0, h1), (w0, w1)), torch's order reversed
+        _channels_last(config)
+        axes = [padding] * 3 if isinstance(padding, int) else list(padding)
+        pairs = [(a, a) if isinstance(a, int) else tuple(a) for a in axes]
+        pads = [int(p) for pair in reversed(pairs) for p in pair]
     else:
         _channels_last(config)
         rows, cols = (padding, padding) if isinstance(padding, int) else padding
@@ -399,18 +427,24 @@ CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "Permute": _keras_permute,
     "ZeroPadding1D": _zero_padding,
     "ZeroPadding2D": _zero_padding,
+    "ZeroPadding3D": _zero_padding,
     "Dense": _dense,
     "Conv1D": lambda c, w, s: _conv(c, w, s, 1),
     "Conv2D": lambda c, w, s: _conv(c, w, s, 2),
+    "Conv3D": lambda c, w, s: _conv(c, w, s, 3),
     "Conv1DTranspose": _transposed_conv1d,
     "MaxPooling1D": lambda c, w, s: _pool(c, w, s, "max", 1),
     "MaxPooling2D": lambda c, w, s: _pool(c, w, s, "max", 2),
     "AveragePooling1D": lambda c, w, s: _pool(c, w, s, "avg", 1),
     "AveragePooling2D": lambda c, w, s: _pool(c, w, s, "avg", 2),
+    "MaxPooling3D": lambda c, w, s: _pool(c, w, s, "max", 3),
+    "AveragePooling3D": lambda c, w, s: _pool(c, w, s, "avg", 3),
     "GlobalAveragePooling1D": lambda c, w, s: _global(c, w, s, "avg"),
     "GlobalAveragePooling2D": lambda c, w, s: _global(c, w, s, "avg"),
     "GlobalMaxPooling1D": lambda c, w, s: _global(c, w, s, "max"),
     "GlobalMaxPooling2D": lambda c, w, s: _global(c, w, s, "max"),
+    "GlobalAveragePooling3D": lambda c, w, s: _global(c, w, s, "avg"),
+    "GlobalMaxPooling3D": lambda c, w, s: _global(c, w, s, "max"),
     "BatchNormalization": _batchnorm,
     "LayerNormalization": _layernorm,
     "Dropout": lambda c, w, s: [("", L.Dropout(float(c.get("rate", 0.5))), {})],
@@ -460,11 +494,19 @@ def supported_keras_layers() -> list[str]:
 
 
 def convert_layer(
-    class_name: str, config: dict, weights: list, shapes: list[Shape], where: str
+    class_name: str,
+    config: dict,
+    weights: list,
+    shapes: list[Shape],
+    where: str,
+    fallback: Callable[[str], Chain] | None = None,
 ) -> Chain:
-    """Convert one Keras layer; raise ModelImportError naming it for anything unsupported."""
+    """Convert one Keras layer; raise ModelImportError naming it for anything unsupported, or
+    return ``fallback(reason)`` (a placeholder) for an unknown class or unsupported option."""
     if "_arguments" in config:  # a keras.ops call
         converter = OPERATION_CONVERTERS.get(class_name)
+        if converter is None and fallback is not None:
+            return fallback("an unsupported keras.ops operation")
         if converter is None:
             raise ModelImportError(
                 f"{where} is the keras.ops operation {class_name}, which import_keras does not "
@@ -472,16 +514,22 @@ def convert_layer(
             )
     else:
         converter = CONVERTERS.get(class_name)
-    if class_name == "Lambda":
+    if class_name == "Lambda":  # even as a placeholder: its code is never read
         raise ModelImportError(f"{where} {LAMBDA_REFUSED}.")
+    if converter is None and fallback is not None:
+        return fallback("")
     if converter is None:
         raise ModelImportError(
-            f"{where} is a {class_name}, which import_keras does not support. Supported layers: "
+            f"{where} is a {class_name}, which import_keras does not support (a custom layer "
+            "can be kept as a KerasPlaceholder to replace: import_keras(..., "
+            "unsupported='placeholder')). Supported layers: "
             f"InputLayer, {', '.join(supported_keras_layers())}."
         )
     try:
         return converter(config, weights, shapes)
     except _KerasUnsupported as err:
+        if fallback is not None:
+            return fallback(f"it uses {err}")
         raise ModelImportError(
             f"{where} ({class_name}) uses {err}, which has no toolbox equivalent."
         ) from None

@@ -28,15 +28,16 @@ def _conv_padding(config: dict[str, Any]) -> str:
 
 
 def keras_sample_shape(shape: Shape) -> tuple:
-    """A toolbox size (batch excluded) in Keras's layout: images (C, H, W) -> (H, W, C)."""
-    return (*shape[1:], shape[0]) if len(shape) == 3 else tuple(shape)
+    """A toolbox size (batch excluded) in Keras's layout: images (C, H, W) -> (H, W, C),
+    volumes (C, D, H, W) -> (D, H, W, C)."""
+    return (*shape[1:], shape[0]) if len(shape) >= 3 else tuple(shape)
 
 
 def toolbox_layout(values: np.ndarray, rank: int) -> np.ndarray:
     """Values broadcast over a Keras sample (channels last) in the toolbox's layout."""
     values = np.asarray(values, np.float32)
     values = values.reshape((1,) * (rank - values.ndim) + values.shape)
-    return np.moveaxis(values, -1, 0) if rank == 3 else values
+    return np.moveaxis(values, -1, 0) if rank >= 3 else values
 
 
 # -- convolutions ------------------------------------------------------------------------------
@@ -82,19 +83,24 @@ def _separable(config: dict, weights: list, shapes: list[Shape], dims: int) -> C
     return _with_activation([*chain, ("", second, params)], config)
 
 
-def _conv_transpose(config: dict, weights: list, shapes: list[Shape]) -> Chain:
+def _conv_transpose(config: dict, weights: list, shapes: list[Shape], dims: int) -> Chain:
+    """Conv2DTranspose / Conv3DTranspose: "same" is cropping="same"; "valid" no cropping."""
     _channels_last(config)
     padding = _conv_padding(config)
     kernel, strides = tuple(config["kernel_size"]), tuple(config["strides"])
-    _require(tuple(config.get("dilation_rate", (1, 1))) in ((1, 1), (1,), 1), "dilation_rate")
+    dilation = config.get("dilation_rate", 1)
+    _require(all(d == 1 for d in (dilation if isinstance(dilation, list | tuple) else [dilation])),
+             "dilation_rate")  # fmt: skip
     _require(config.get("output_padding") is None, "output_padding")
     _require(all(k >= s for k, s in zip(kernel, strides, strict=True)), "kernel_size < strides")
     bias = bool(config.get("use_bias", True))
-    layer = L.TransposedConv2d(
+    cls = L.TransposedConv2d if dims == 2 else L.TransposedConv3d
+    layer = cls(
         int(config["filters"]), kernel, stride=strides,
         cropping="same" if padding == "same" else 0, bias=bias,
     )  # fmt: skip
-    params = {"weight": np.transpose(weights[0], (3, 2, 0, 1))}  # (k, k, F, C) -> (C, F, k, k)
+    # (k..., F, C) -> (C, F, k...)
+    params = {"weight": np.transpose(weights[0], (dims + 1, dims, *range(dims)))}
     if bias:
         params["bias"] = weights[1]
     return _with_activation([("", layer, params)], config)
@@ -108,6 +114,10 @@ def _upsampling(config: dict, weights: list, shapes: list[Shape], dims: int) -> 
                               keywords={"dim": 1})  # fmt: skip
         return [("", layer, {})]
     _channels_last(config)
+    if dims == 3:  # UpSampling3D repeats each voxel: nearest with whole factors
+        size = config.get("size", (2, 2, 2))
+        size = (size,) * 3 if isinstance(size, int) else tuple(size)
+        return [("", L.Resize3d(scale=tuple(float(s) for s in size), method="nearest"), {})]
     method = config.get("interpolation", "nearest")
     _require(method in ("nearest", "bilinear"), f"interpolation={method!r}")
     size = config.get("size", (2, 2))
@@ -176,7 +186,7 @@ def _layer_scale(config: dict, weights: list, shapes: list[Shape]) -> Chain:
     """keras.applications.convnext's LayerScale: x * gamma, one gamma per channel."""
     gamma = np.asarray(weights[0], np.float32).reshape(-1)
     rank = len(shapes[0])
-    size = (gamma.size, *([1] * (rank - 1))) if rank == 3 else (gamma.size,)
+    size = (gamma.size, *([1] * (rank - 1))) if rank >= 3 else (gamma.size,)
     layer = ScaleOffset(size, trainable=True)
     params = {"scale": gamma.reshape(size), "offset": np.zeros(size, np.float32)}
     return [("", layer, params)]
@@ -211,9 +221,11 @@ MORE_CONVERTERS: dict[str, Callable[[dict, list, list[Shape]], Chain]] = {
     "DepthwiseConv2D": lambda c, w, s: _depthwise(c, w, s, 2),
     "SeparableConv1D": lambda c, w, s: _separable(c, w, s, 1),
     "SeparableConv2D": lambda c, w, s: _separable(c, w, s, 2),
-    "Conv2DTranspose": _conv_transpose,
+    "Conv2DTranspose": lambda c, w, s: _conv_transpose(c, w, s, 2),
+    "Conv3DTranspose": lambda c, w, s: _conv_transpose(c, w, s, 3),
     "UpSampling1D": lambda c, w, s: _upsampling(c, w, s, 1),
     "UpSampling2D": lambda c, w, s: _upsampling(c, w, s, 2),
+    "UpSampling3D": lambda c, w, s: _upsampling(c, w, s, 3),
     "Cropping1D": lambda c, w, s: _cropping(c, w, s, 1),
     "Cropping2D": lambda c, w, s: _cropping(c, w, s, 2),
     "Cropping3D": lambda c, w, s: _cropping(c, w, s, 3),
