@@ -37,7 +37,7 @@ from deeptoolbox.training import _checkpoint as ckpt
 from deeptoolbox.training._callbacks import AdversarialInputs, Callbacks
 from deeptoolbox.training._data import Batch, as_labelled_arrays, class_names, data_source
 from deeptoolbox.training._devices import autocast_context, place
-from deeptoolbox.training._losses import Loss, loss_forward, loss_function
+from deeptoolbox.training._losses import Loss, logits_like, loss_forward, loss_function
 from deeptoolbox.training._metrics import compute_metrics, metric_name, real_steps
 from deeptoolbox.training._optim import clip_gradients, frozen_norm_layers, make_optimizer
 from deeptoolbox.training._options import TrainingOptions
@@ -56,9 +56,10 @@ __all__ = ["Engine", "NonFiniteLoss"]
 
 
 def _task(loss: Loss) -> str:
-    if loss.name == "crossentropy":
+    kind = logits_like(loss)
+    if kind == "crossentropy":
         return "multiclass"
-    return "binary" if loss.name == "binary-crossentropy" else "regression"
+    return "binary" if kind == "binary-crossentropy" else "regression"
 
 
 def _to(value: Any, device: torch.device, channels_last: bool = False) -> Any:

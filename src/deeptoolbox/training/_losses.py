@@ -28,6 +28,7 @@ __all__ = [
     "loss_function",
     "loss_forward",
     "logits_mode",
+    "logits_like",
     "class_axis",
     "step_mask",
 ]
@@ -64,8 +65,20 @@ def _final_layer(net: torch.nn.Module, kind: type) -> torch.nn.Module | None:
 def _skipped_layer(net: torch.nn.Module, loss: Loss) -> torch.nn.Module | None:
     """The final layer a loss on logits does without: Softmax for crossentropy, Sigmoid for
     binary-crossentropy (a Network with one output only; plain modules run as they are)."""
-    kind = {"crossentropy": Softmax, "binary-crossentropy": Sigmoid}.get(loss.name)
+    kind = {"crossentropy": Softmax, "binary-crossentropy": Sigmoid}.get(logits_like(loss))
     return _final_layer(net, kind) if kind is not None else None
+
+
+def logits_like(loss: Loss) -> str:
+    """The built-in loss whose kind of network outputs ``loss`` reads: its own name, or for a
+    loss defined elsewhere on class scores (a segmentation Dice loss...) its ``logits_like``
+    attribute, "crossentropy" (logits of classes) or "binary-crossentropy".
+
+    Example:
+        >>> logits_like(Loss("mse"))
+        'mse'
+    """
+    return getattr(loss, "logits_like", None) or loss.name
 
 
 class _Logits(torch.nn.Module):

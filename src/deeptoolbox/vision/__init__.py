@@ -1,0 +1,43 @@
+"""Computer vision tasks on top of the toolbox: semantic segmentation and image denoising
+(task APIs over torchvision and torchmetrics).
+
+Example:
+    >>> import torch
+    >>> from deeptoolbox import vision
+    >>> net = vision.unet((3, 32, 32), 4, depth=2, filters=8)
+    >>> vision.segment(net, torch.rand(2, 3, 32, 32)).shape
+    torch.Size([2, 32, 32])
+"""
+
+# --- semantic segmentation and denoising (issue 19 items 2 and 5) ---
+from deeptoolbox.vision._deeplab import DeepLabV3 as DeepLabV3
+from deeptoolbox.vision._deeplab import deeplabv3 as deeplabv3
+from deeptoolbox.vision._denoise import DenoisingImageDatastore as DenoisingImageDatastore
+from deeptoolbox.vision._denoise import DenoisingMetrics as DenoisingMetrics
+from deeptoolbox.vision._denoise import denoise_image as denoise_image
+from deeptoolbox.vision._denoise import dncnn as dncnn
+from deeptoolbox.vision._denoise import evaluate_denoising as evaluate_denoising
+from deeptoolbox.vision._denoise import psnr as psnr
+from deeptoolbox.vision._denoise import ssim as ssim
+from deeptoolbox.vision._pixel_labels import IGNORE_INDEX as IGNORE_INDEX
+from deeptoolbox.vision._pixel_labels import PixelLabelDatastore as PixelLabelDatastore
+from deeptoolbox.vision._pixel_labels import PixelLabelImageDatastore as PixelLabelImageDatastore
+from deeptoolbox.vision._pixel_labels import write_pixel_labels as write_pixel_labels
+from deeptoolbox.vision._segmentation import SegmentationMetrics as SegmentationMetrics
+from deeptoolbox.vision._segmentation import evaluate_segmentation as evaluate_segmentation
+from deeptoolbox.vision._segmentation import label_overlay as label_overlay
+from deeptoolbox.vision._segmentation import segment as segment
+from deeptoolbox.vision._segmentation_augment import SegmentationAugmenter as SegmentationAugmenter
+from deeptoolbox.vision._segmentation_losses import SegmentationLoss as SegmentationLoss
+from deeptoolbox.vision._segmentation_losses import segmentation_loss as segmentation_loss
+from deeptoolbox.vision._unet import unet as unet
+
+__all__ = [
+    # semantic segmentation and denoising (issue 19 items 2 and 5)
+    "PixelLabelDatastore", "PixelLabelImageDatastore", "write_pixel_labels", "IGNORE_INDEX",
+    "SegmentationAugmenter", "unet", "deeplabv3", "DeepLabV3",
+    "segmentation_loss", "SegmentationLoss", "segment", "evaluate_segmentation",
+    "SegmentationMetrics", "label_overlay",
+    "dncnn", "DenoisingImageDatastore", "denoise_image", "psnr", "ssim", "evaluate_denoising",
+    "DenoisingMetrics",
+]  # fmt: skip
