@@ -250,12 +250,12 @@ def _check_size_mode(output_size_mode: str | None, size_mode: str | None) -> str
     return mode
 
 
-def _check_size(output_size: Any) -> tuple[int, int] | None:
+def _check_size(output_size: Any, where: str = "ImageDatastore") -> tuple[int, int] | None:
     if output_size is None:
         return None
     size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
         raise OptionError(
-            f"ImageDatastore: `output_size` must be (H, W) positive ints. Received: {output_size!r}."
+            f"{where}: `output_size` must be (H, W) positive ints. Received: {output_size!r}."
         )
     return size  # type: ignore[return-value]

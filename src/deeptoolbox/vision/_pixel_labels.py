@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from deeptoolbox._atomic import atomic_path
 from deeptoolbox.data import _files
 from deeptoolbox.data._base import Datastore
-from deeptoolbox.data._image import IMAGE_EXTENSIONS, decode_image
+from deeptoolbox.data._image import IMAGE_EXTENSIONS, _check_size, decode_image
 from deeptoolbox.errors import DataError, OptionError
 
 __all__ = [
@@ -164,7 +164,7 @@ class PixelLabelDatastore(Datastore):
                 f"one kind. Received: label_ids={label_ids!r}."
             )
         self.undefined = undefined
-        self.output_size = _check_size(output_size)
+        self.output_size = _check_size(output_size, "PixelLabelDatastore")
         self.label_ids = list(label_ids)
         self._files, _ = _files.list_files("PixelLabelDatastore", location, extensions, recursive)
         self._files = sorted(self._files)
@@ -263,18 +263,6 @@ def _show_id(code: int) -> int | tuple[int, int, int]:
         return code
     packed = -code - 1
     return (packed // 65536, packed // 256 % 256, packed % 256)
-
-
-def _check_size(output_size: Any) -> tuple[int, int] | None:
-    if output_size is None:
-        return None
-    size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
-        raise OptionError(
-            "PixelLabelDatastore: `output_size` must be (H, W) positive ints. "
-            f"Received: output_size={output_size!r}."
-        )
-    return size  # type: ignore[return-value]
 
 
 def _source_name(part: Any, i: int, what: str) -> str:
