@@ -83,6 +83,24 @@ def test_explainers_share_one_call_shape(explainer):
     assert not names & {"mask_value", "samples", "iterations", "features"}
 
 
+def test_explainers_return_their_map_as_one_tensor_type():
+    net, x = _image_net(), torch.rand(2, 1, 6, 6)
+    features = Network([L.FeatureInput(3), L.Dense(2)])
+    maps = {
+        explain.gradcam: explain.gradcam(net, x, layer="conv"),
+        explain.occlusion_sensitivity: explain.occlusion_sensitivity(net, x, mask_size=2),
+        explain.image_lime: explain.image_lime(
+            net, x, num_features=4, num_samples=20, segmentation="grid"
+        ),  # fmt: skip
+        explain.lime: explain.lime(features, torch.ones(2, 3), num_samples=20),
+        explain.gradient_attribution: explain.gradient_attribution(net, x),
+    }
+    assert set(maps) == set(EXPLAINERS)
+    for explainer, result in maps.items():
+        assert isinstance(result, torch.Tensor), explainer.__name__
+        assert len(result) == 2 and not result.requires_grad, explainer.__name__
+
+
 def test_explainers_are_every_public_function_but_the_plots_and_deep_dream():
     functions = {
         getattr(explain, n) for n in explain.__all__ if inspect.isfunction(getattr(explain, n))

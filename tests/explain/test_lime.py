@@ -115,3 +115,25 @@ def test_errors():
         image_lime(SpanNet(span), torch.randn(1, 10, 2), segmentation="slic")
     with pytest.raises(OptionError, match=r"`baseline` must have size \(3,\)"):
         lime(Network([L.FeatureInput(3), L.Dense(2)]), torch.randn(1, 3), baseline=torch.ones(4))
+
+
+def test_the_result_is_the_map_as_a_tensor_like_every_explainers_result(tmp_path):
+    import copy
+    import pickle
+
+    from deeptoolbox.explain import occlusion_sensitivity, plot_explanations
+
+    net = linear_image_net()
+    x = torch.randn(2, 2, 8, 8)
+    result = image_lime(net, x, num_features=4, num_samples=40, segmentation="grid")
+    occlusion = occlusion_sensitivity(net, x, mask_size=2, stride=2)
+    assert isinstance(result, torch.Tensor) and result.shape == occlusion.shape == (2, 8, 8)
+    assert torch.equal(result, result.map) and type(result.map) is torch.Tensor
+    assert type(result * 2) is torch.Tensor and torch.equal(result * 2, result.map * 2)
+    for again in (pickle.loads(pickle.dumps(result)), copy.deepcopy(result)):
+        assert isinstance(again, LimeExplanation) and torch.equal(again.map, result.map)
+        assert torch.equal(again.weights, result.weights)
+        assert torch.equal(again.segments, result.segments)
+    path = plot_explanations(x[:, :1], {"LIME": result, "occlusion": occlusion},
+                             path=tmp_path / "maps.png")  # fmt: skip
+    assert (tmp_path / "maps.png").stat().st_size > 1000 and path is not None

@@ -32,12 +32,15 @@ from deeptoolbox.explain._common import (
 __all__ = ["LimeExplanation", "image_lime", "lime"]
 
 
-@dataclass(frozen=True)
-class LimeExplanation:
-    """What LIME found: a map the size of the input, the segments and their weights.
+class LimeExplanation(torch.Tensor):
+    """What LIME found: the attribution map, a tensor like every explainer's result, which
+    also carries the segments and their weights.
+
+    The tensor itself is the map: each element's weight, (N, H, W) for images, (N, T) for
+    sequences, (N, C) for features. Arithmetic on it gives plain tensors.
 
     Attributes:
-        map: each element's weight: (N, H, W) images, (N, T) sequences, (N, C) features.
+        map: the same values as a plain ``torch.Tensor``.
         weights: (N, S) weight of each segment or feature; images whose segmentation has
             fewer than S segments are padded with NaN.
         segments: (N, H, W) / (N, T) segment number of each element; None for features.
@@ -46,13 +49,40 @@ class LimeExplanation:
         >>> import torch
         >>> result = LimeExplanation(torch.zeros(1, 2, 2), torch.tensor([[0.5]]),
         ...                          torch.zeros(1, 2, 2, dtype=torch.long))
-        >>> result.weights.shape
-        torch.Size([1, 1])
+        >>> result.shape, result.weights.shape
+        (torch.Size([1, 2, 2]), torch.Size([1, 1]))
+        >>> type(result + 1).__name__
+        'Tensor'
     """
 
-    map: torch.Tensor
     weights: torch.Tensor
     segments: torch.Tensor | None
+
+    # results of torch operations are plain tensors, as for nn.Parameter
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @staticmethod
+    def __new__(
+        cls, map: torch.Tensor, weights: torch.Tensor, segments: torch.Tensor | None
+    ) -> LimeExplanation:
+        result = torch.Tensor._make_subclass(cls, map.detach(), False)
+        result.weights = weights
+        result.segments = segments
+        return result
+
+    @property
+    def map(self) -> torch.Tensor:
+        return self.as_subclass(torch.Tensor)
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        return LimeExplanation, (self.map.clone(), self.weights, self.segments)
+
+    def __deepcopy__(self, memo: dict) -> LimeExplanation:
+        segments = None if self.segments is None else self.segments.clone()
+        return LimeExplanation(self.map.clone(), self.weights.clone(), segments)
+
+    def __repr__(self) -> str:
+        return f"LimeExplanation(map={self.map!r}, weights={self.weights!r}, segments=...)"
 
 
 @renamed_arguments({"mask_value": "baseline"})
