@@ -215,7 +215,7 @@ def test_interop_old_names_still_work_with_a_warning(tmp_path):
     scripted = torch.jit.script(module)
     scripted.save(str(tmp_path / "m.pt"))
     with _warns_naming("example_inputs"), pytest.warns(UserWarning, match="opaque"):
-        net = interop.import_pytorch(tmp_path / "m.pt", torch.zeros(1, 3))
+        net = interop.import_pytorch(tmp_path / "m.pt", torch.zeros(1, 3), trust_code=True)
     torch.testing.assert_close(net(x), module(x))
 
 
@@ -223,11 +223,12 @@ def test_import_pytorch_warns_when_it_falls_back_and_error_refuses(tmp_path):
     module = torch.nn.Sequential(torch.nn.Linear(3, 2))
     torch.jit.script(module).save(str(tmp_path / "m.pt"))
     with pytest.warns(UserWarning, match=r"import_pytorch: 'm.pt' is kept as opaque layers"):
-        net = interop.import_pytorch(tmp_path / "m.pt", example_inputs=torch.zeros(1, 3), name="n")
+        net = interop.import_pytorch(tmp_path / "m.pt", example_inputs=torch.zeros(1, 3), name="n",
+                                     trust_code=True)  # fmt: skip
     assert net.name == "n"
     with pytest.raises(ModelImportError, match="unsupported='operator'"):
         interop.import_pytorch(tmp_path / "m.pt", example_inputs=torch.zeros(1, 3),
-                               unsupported="error")  # fmt: skip
+                               unsupported="error", trust_code=True)  # fmt: skip
     with pytest.raises(OptionError, match="`unsupported` must be one of 'error', 'operator'"):
         interop.import_pytorch(tmp_path / "m.pt", unsupported="placeholder")
     with pytest.raises(OptionError, match="`unsupported`"):

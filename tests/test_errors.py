@@ -71,6 +71,7 @@ PUBLIC_ERRORS = {  # name: the built-in exception a plain-Python caller may catc
     "NetworkFileError": (OSError,),
     "PathOutsideRootError": (PermissionError, OSError),
     "FileWriteError": (OSError,),
+    "ResourceLimitError": (ValueError,),
     "MissingDependencyError": (ImportError,),
     "TrainingError": (RuntimeError,),
     "ModelImportError": (ValueError,),

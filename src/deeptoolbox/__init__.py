@@ -24,6 +24,7 @@ _SUBPACKAGES = (
     "layers", "robustness", "simulate", "training",
 )  # fmt: skip
 _NAMES = {
+    "ReadLimits": "deeptoolbox._limits",
     "list_pretrained": "deeptoolbox.hub",
     "pretrained": "deeptoolbox.hub",
     "best_device": "deeptoolbox.inference",
@@ -118,4 +119,6 @@ __all__ = [
     "import_keras", "export_keras",
     # pretrained models
     "pretrained", "list_pretrained",
+    # files from untrusted sources
+    "ReadLimits",
 ]  # fmt: skip

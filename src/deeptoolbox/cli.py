@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from deeptoolbox._version import __version__
 
+_TRUST_CODE = "allow a .pt or .pt2 input, which can run code when loaded (trusted files only)"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -57,9 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     convert = commands.add_parser("convert", help="convert a model file (formats from extensions)")
     convert.add_argument("input", help=".zip/folder, .onnx, .pt, .pt2, .keras or .h5")
     convert.add_argument("output", help=".zip/folder, .onnx, .pt, .pt2 or .keras")
+    convert.add_argument("--trust-code", action="store_true", help=_TRUST_CODE)
 
     analyze = commands.add_parser("analyze", help="print the layer table of a model file")
     analyze.add_argument("file", help="any supported model file")
+    analyze.add_argument("--trust-code", action="store_true", help=_TRUST_CODE)
 
     verify = commands.add_parser("verify", help="check a VNN-LIB property on an ONNX model")
     verify.add_argument("model", help="the .onnx file")
@@ -124,13 +128,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "convert":
         from deeptoolbox.interop import convert
 
-        print(f"wrote {convert(args.input, args.output)}")
+        print(f"wrote {convert(args.input, args.output, trust_code=args.trust_code)}")
         return 0
     if args.command == "analyze":
         from deeptoolbox.interop import read_model
         from deeptoolbox.network import analyze
 
-        print(analyze(read_model(args.file)))
+        print(analyze(read_model(args.file, trust_code=args.trust_code)))
         return 0
     if args.command == "verify":
         from deeptoolbox.robustness import verify_vnnlib

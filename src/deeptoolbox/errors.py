@@ -38,6 +38,7 @@ __all__ = [
     "NetworkFileError",
     "PathOutsideRootError",
     "FileWriteError",
+    "ResourceLimitError",
     "MissingDependencyError",
     # training, import / export
     "TrainingError",
@@ -227,6 +228,28 @@ class NetworkFileError(DeepToolboxError, OSError):
         ...     print(err)
         No saved network at no-such-network.zip: the path does not exist.
     """
+
+
+class ResourceLimitError(DeepToolboxError, ValueError):
+    """A file asks a reader for more than its limits allow: a zip that expands too much, a
+    JSON document nested too deep, a tensor or a graph larger than the file can hold.
+
+    The limits (:class:`deeptoolbox.ReadLimits`) guard memory and time when reading files from
+    untrusted sources; the message names the file, the limit, the value found and how to raise
+    the limit (``limits=ReadLimits(...)`` on the reader) for a file that you trust.
+
+    Example:
+        >>> from deeptoolbox._limits import ReadLimits
+        >>> try:
+        ...     ReadLimits(max_json_depth=2).load_json(b'[[[1]]]', "net.json")
+        ... except ResourceLimitError as err:
+        ...     print(err.limit, err.value)
+        max_json_depth 3
+    """
+
+    def __init__(self, message: str, *, limit: str, value: object) -> None:
+        super().__init__(message)
+        self.limit, self.value = limit, value
 
 
 class PathOutsideRootError(NetworkFileError, PermissionError):

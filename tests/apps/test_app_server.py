@@ -257,6 +257,8 @@ def test_upload_opens_a_model_and_the_size_limit_holds(client, tmp_path):
     assert response.status_code == 413 and "50,000" in response.json()["detail"]
     response = client.post("/api/upload", params={"filename": "bad.exe"}, content=b"MZ")
     assert response.status_code == 400
+    response = client.post("/api/upload", params={"filename": "m.pt2"}, content=b"PK")
+    assert response.status_code == 400 and "--trust-code" in response.json()["detail"]
     response = client.post("/api/upload", params={"filename": "broken.zip"}, content=b"junk")
     assert 400 <= response.status_code < 500
     assert client.post("/api/upload", content=data).status_code == 422

@@ -171,7 +171,7 @@ def test_keras_file_converts_to_torchscript(tmp_path):
     model.save(tmp_path / "small.keras")
     convert(tmp_path / "small.keras", tmp_path / "small.pt")
     x = np.random.default_rng(3).random((5, 6), dtype=np.float32)
-    found = _predict(import_pytorch(tmp_path / "small.pt"), x)
+    found = _predict(import_pytorch(tmp_path / "small.pt", trust_code=True), x)
     np.testing.assert_allclose(found, model.predict(x, verbose=0), atol=TOLERANCE)
 
 

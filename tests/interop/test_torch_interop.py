@@ -254,7 +254,7 @@ def test_export_then_reload_in_plain_torch_and_import(small, tmp_path, fmt, suff
     with torch.no_grad():
         expected = small(x)
         assert _close(reloaded(x), expected)
-        imported = import_pytorch(path)  # input sizes come from the file
+        imported = import_pytorch(path, trust_code=True)  # input sizes come from the file
         assert _close(imported(x), expected)
     if fmt == "exported-program":  # ATen operators mapped back onto toolbox layers
         counts = _types(imported)
@@ -265,7 +265,9 @@ def test_export_then_reload_in_plain_torch_and_import(small, tmp_path, fmt, suff
 def test_pt2_from_torch_export_keeps_module_paths_as_names(small, tmp_path):
     program = torch.export.export(small, (torch.randn(2, 3, 32, 32),))
     torch.export.save(program, tmp_path / "small.pt2")
-    net = import_pytorch(tmp_path / "small.pt2")
+    with pytest.raises(ModelImportError, match="torch.export program, whose weights .* unpickle"):
+        import_pytorch(tmp_path / "small.pt2")
+    net = import_pytorch(tmp_path / "small.pt2", trust_code=True)
     assert {"stem_0", "stem_1", "layer1_0_conv1", "layer1_1_bn1", "fc"} <= set(net.layer_names)
     assert type(net.layer("layer1_0_conv1")).__name__ == "Conv2d"
     x = torch.randn(2, 3, 32, 32)  # exported with a fixed batch size of 2
@@ -278,10 +280,36 @@ def test_foreign_torchscript_needs_example_inputs(tmp_path):
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.script(nn.Linear(3, 2)).save(str(tmp_path / "m.pt"))
     with pytest.raises(OptionError, match="example_inputs"):
-        import_pytorch(tmp_path / "m.pt")
-    net = import_pytorch(tmp_path / "m.pt", torch.zeros(1, 3))
+        import_pytorch(tmp_path / "m.pt", trust_code=True)
+    net = import_pytorch(tmp_path / "m.pt", torch.zeros(1, 3), trust_code=True)
     assert isinstance(net.layer("module"), OpaqueModule)
     assert net(torch.ones(4, 3)).shape == (4, 2)
+
+
+def test_torchscript_is_code_and_opens_only_with_trust_code(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(nn.Linear(3, 2)).save(str(tmp_path / "m.pt"))
+    loaded = []
+    original = torch.jit.load
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.jit, "load", lambda *a, **k: loaded.append(a) or original(*a, **k))
+        with pytest.raises(
+            ModelImportError, match=r"'.*m.pt' is TorchScript, a program.*trust_code=True"
+        ):
+            import_pytorch(tmp_path / "m.pt", example_inputs=torch.zeros(1, 3))
+        assert loaded == []  # refused before torch.jit.load ran anything
+        with pytest.warns(UserWarning, match="opaque"):
+            net = import_pytorch(tmp_path / "m.pt", example_inputs=torch.zeros(1, 3),
+                                 trust_code=True)  # fmt: skip
+        assert len(loaded) == 1
+    assert net(torch.ones(2, 3)).shape == (2, 2)
+    own = export_pytorch(dtb.Network([L.FeatureInput(3), L.Dense(2)]), tmp_path / "own.pt",
+                         format="torchscript")  # fmt: skip
+    with pytest.raises(ModelImportError, match="TorchScript, a program"):
+        dtb.interop.convert(own, tmp_path / "own.onnx")
+    with pytest.warns(UserWarning, match="opaque"):
+        assert dtb.interop.read_model(own, trust_code=True)(torch.ones(2, 3)).shape == (2, 2)
 
 
 def test_bad_files_raise_model_import_error_naming_the_file(tmp_path):
@@ -301,11 +329,11 @@ def test_bad_files_raise_model_import_error_naming_the_file(tmp_path):
     truncated = tmp_path / "truncated.pt2"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(ModelImportError, match="truncated.pt2"):
-        import_pytorch(truncated)
+        import_pytorch(truncated, trust_code=True)
     with zipfile.ZipFile(tmp_path / "empty.pt2", "w"):
         pass
-    with pytest.raises(ModelImportError, match="empty.pt2"):
-        import_pytorch(tmp_path / "empty.pt2")
+    with pytest.raises(ModelImportError, match="empty.pt2' cannot be read"):
+        import_pytorch(tmp_path / "empty.pt2", trust_code=True)
 
 
 def test_export_checks_format_and_never_leaves_a_partial_file(tmp_path, monkeypatch):

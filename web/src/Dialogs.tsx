@@ -44,7 +44,7 @@ export function FilesDialog({ onClose, run, onGraph }: { onClose: () => void; ru
           </li>
         ))}
       </ul>
-      <p>or upload: <input type="file" accept=".zip,.onnx,.keras,.h5,.pt2" onChange={(e) => e.target.files?.[0] && upload(e.target.files[0])} /></p>
+      <p>or upload: <input type="file" accept=".zip,.onnx,.keras,.h5" onChange={(e) => e.target.files?.[0] && upload(e.target.files[0])} /></p>
       {error ? <div className="field-error">{error}</div> : null}
       <button onClick={onClose}>Close</button>
     </div>

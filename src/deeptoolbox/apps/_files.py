@@ -9,7 +9,12 @@ from pathlib import Path
 from deeptoolbox.errors import NetworkFileError, OptionError, PathOutsideRootError
 from deeptoolbox.network import Network, save, to_python
 
-OPEN_SUFFIXES = (".zip", ".onnx", ".keras", ".h5", ".pt2")
+OPEN_SUFFIXES = (".zip", ".onnx", ".keras", ".h5")
+# .pt / .pt2 files can run code when loaded (import_pytorch(trust_code=True)): not from a browser
+CODE_HINT = (
+    " .pt and .pt2 files can run code when loaded: convert a trusted one first, e.g. "
+    "`deeptoolbox convert --trust-code model.pt2 model.zip`."
+)
 SAVE_FORMATS = ("toolbox", "onnx", "python")
 
 
@@ -48,7 +53,7 @@ def open_network(path: Path) -> Network:
     if path.is_file() and path.suffix.lower() not in OPEN_SUFFIXES:
         raise OptionError(
             f"apps: cannot open {path.name}: the designer opens {', '.join(OPEN_SUFFIXES)} files "
-            "and saved-network folders."
+            f"and saved-network folders.{CODE_HINT}"
         )
     return read_model(path)
 

@@ -65,7 +65,7 @@ def uploaded_network(data: bytes, filename: str) -> Any:
     if suffix not in _files.OPEN_SUFFIXES:
         raise OptionError(
             f"apps: cannot open the upload {filename!r}: allowed extensions are "
-            f"{', '.join(_files.OPEN_SUFFIXES)}."
+            f"{', '.join(_files.OPEN_SUFFIXES)}.{_files.CODE_HINT}"
         )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"upload{suffix}"

@@ -39,10 +39,10 @@ def _write_saved(net: Network, path: Path) -> None:
     save(net, path)
 
 
-def _read_pytorch(path: Path) -> Network:
+def _read_pytorch(path: Path, trust_code: bool = False) -> Network:
     from deeptoolbox.interop.torch._api import import_pytorch
 
-    return import_pytorch(path)
+    return import_pytorch(path, trust_code=trust_code)
 
 
 def _write_torchscript(net: Network, path: Path) -> None:
@@ -92,8 +92,11 @@ def _kind(path: Path) -> str:
     return "" if path.is_dir() or not path.suffix else path.suffix.lower()
 
 
-def read_model(path: str | os.PathLike) -> Network:
+def read_model(path: str | os.PathLike, *, trust_code: bool = False) -> Network:
     """Read any supported model file (format from the extension) as a Network.
+
+    ``trust_code=True`` allows TorchScript (``.pt``) and torch.export (``.pt2``) files, which
+    can run code when they are loaded (see :func:`~deeptoolbox.interop.import_pytorch`).
 
     Example:
         >>> try:
@@ -109,13 +112,16 @@ def read_model(path: str | os.PathLike) -> Network:
             f"Cannot read '{path}': the extension {path.suffix!r} is not a supported model "
             f"format. Supported: {', '.join(sorted(k or 'a saved-network folder' for k in READERS))}."
         )
-    return reader(path)
+    return reader(path, trust_code) if reader is _read_pytorch else reader(path)
 
 
-def convert(in_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
+def convert(
+    in_path: str | os.PathLike, out_path: str | os.PathLike, *, trust_code: bool = False
+) -> Path:
     """Convert a model file to another format, chosen by the extensions (``a.onnx`` -> ``b.zip``).
 
-    Returns the path written. Raises :class:`ModelImportError` for an unreadable input and
+    Returns the path written. A ``.pt``/``.pt2`` input needs ``trust_code=True`` (it can run
+    code when loaded). Raises :class:`ModelImportError` for an unreadable input and
     :class:`OptionError` for an output extension no writer handles.
 
     Example:
@@ -135,6 +141,6 @@ def convert(in_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
             f"supported model format. Supported: "
             f"{', '.join(sorted(k or 'a folder (no extension)' for k in WRITERS))}."
         )
-    net = read_model(in_path)
+    net = read_model(in_path, trust_code=trust_code)
     writer(net, out_path)
     return out_path

@@ -20,8 +20,9 @@ import safetensors.torch
 import torch
 
 from deeptoolbox._atomic import atomic_folder, atomic_open
+from deeptoolbox._limits import ReadLimits, read_limits
 from deeptoolbox._version import __version__
-from deeptoolbox.errors import NetworkFileError, OptionError
+from deeptoolbox.errors import NetworkFileError, OptionError, ResourceLimitError
 from deeptoolbox.layers._input import InputLayer
 from deeptoolbox.network._network import Network
 from deeptoolbox.network._serialize import architecture, from_architecture
@@ -263,7 +264,7 @@ def _write_folder(path: Path, payload: dict[str, bytes]) -> None:
             (temporary / member).write_bytes(data)
 
 
-def _read_members(path: Path) -> dict[str, bytes]:
+def _read_members(path: Path, limits: ReadLimits) -> dict[str, bytes]:
     if not path.exists():
         raise NetworkFileError(f"No saved network at {path}: the path does not exist.")
     if path.is_dir():
@@ -272,6 +273,8 @@ def _read_members(path: Path) -> dict[str, bytes]:
             raise NetworkFileError(
                 f"{path} is not a complete saved network: missing {', '.join(missing)}."
             )
+        limits.check(str(path), "the size of the saved files (bytes)", "max_uncompressed_bytes",
+                     sum((path / m).stat().st_size for m in MEMBERS))  # fmt: skip
         return {m: (path / m).read_bytes() for m in MEMBERS}
     try:
         with zipfile.ZipFile(path) as archive:
@@ -281,9 +284,11 @@ def _read_members(path: Path) -> dict[str, bytes]:
                 raise NetworkFileError(
                     f"{path} is not a complete saved network: the zip lacks {', '.join(missing)}."
                 )
-            return {m: archive.read(m) for m in MEMBERS}
+            return limits.read_zip_members(archive, MEMBERS, str(path))
     except (zipfile.BadZipFile, EOFError, zlib.error, OSError, NotImplementedError,
             RuntimeError, ValueError) as err:  # fmt: skip
+        if isinstance(err, ResourceLimitError):
+            raise
         # damaged offsets give OSError (invalid seek), unknown methods NotImplementedError,
         # encrypted members RuntimeError
         raise NetworkFileError(
@@ -291,15 +296,19 @@ def _read_members(path: Path) -> dict[str, bytes]:
         ) from err
 
 
-def _read_json(path: Path, member: str, data: bytes) -> Any:
+def _read_json(path: Path, member: str, data: bytes, limits: ReadLimits) -> Any:
     try:
-        return json.loads(data.decode("utf-8"))
+        return limits.load_json(data, f"{path}: {member}")
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise NetworkFileError(f"{path}: {member} is corrupted or truncated ({err}).") from err
 
 
-def load(path: str | os.PathLike) -> Network:
+def load(path: str | os.PathLike, *, limits: ReadLimits | None = None) -> Network:
     """Load a network saved by :func:`save` (folder or zip). Never unpickles anything.
+
+    What the file declares is checked against ``limits`` (a :class:`deeptoolbox.ReadLimits`;
+    None for the defaults) before anything is allocated: zip size and compression ratio,
+    JSON size and depth, layer count, tensor sizes (docs/security.md).
 
     Example:
         >>> import tempfile, os, torch
@@ -310,10 +319,15 @@ def load(path: str | os.PathLike) -> Network:
         True
     """
     path = Path(path)
-    members = _read_members(path)
-    description = _read_json(path, NETWORK_FILE, members[NETWORK_FILE])
+    limits = read_limits(limits, "load")
+    members = _read_members(path, limits)
+    description = _read_json(path, NETWORK_FILE, members[NETWORK_FILE], limits)
+    if isinstance(description, dict) and isinstance(description.get("layers"), list):
+        limits.check(f"{path}: {NETWORK_FILE}", "the number of layers", "max_nodes",
+                     len(description["layers"]))  # fmt: skip
     net = from_architecture(description, Network, f"{path}: {NETWORK_FILE}")
-    metadata = _read_json(path, METADATA_FILE, members[METADATA_FILE])
+    metadata = _read_json(path, METADATA_FILE, members[METADATA_FILE], limits)
+    limits.check_safetensors(members[WEIGHTS_FILE], f"{path}: {WEIGHTS_FILE}")
     try:
         tensors = safetensors.torch.load(members[WEIGHTS_FILE])
     except Exception as err:  # safetensors raises its own error types for bad headers

@@ -25,7 +25,8 @@ import safetensors.torch
 import torch
 
 from deeptoolbox._atomic import atomic_open
-from deeptoolbox.errors import OptionError
+from deeptoolbox._limits import ReadLimits, read_limits
+from deeptoolbox.errors import OptionError, ResourceLimitError
 from deeptoolbox.network._network import Network
 from deeptoolbox.training._state import rng_state, set_rng_state
 
@@ -137,8 +138,11 @@ def _upgraded(state: Any, path: Path) -> dict[str, Any]:
     )
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, *, limits: ReadLimits | None = None) -> dict[str, Any]:
     """Read a checkpoint (a file, or a folder: its latest one) without unpickling code.
+
+    Sizes the file declares are checked against ``limits`` (:class:`deeptoolbox.ReadLimits`,
+    None for the defaults) before anything is allocated.
 
     Returns a dict with ``weights``, ``best`` (or None), ``network_json`` (or None),
     ``state`` (the loop state: ``LoopState.state_dict()``), ``optimizer``, ``scaler``,
@@ -158,17 +162,29 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"TrainingOptions: `resume_from` must be a checkpoint file or a folder of them. "
             f"Received: {str(path)!r}, which does not exist."
         )
+    limits = read_limits(limits, "load_checkpoint")
+    where = str(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            weights = safetensors.torch.load(archive.read("weights.safetensors"))
-            best = (
-                safetensors.torch.load(archive.read("best.safetensors"))
-                if "best.safetensors" in names else None
-            )  # fmt: skip
-            text = archive.read("network.json").decode() if "network.json" in names else None
-            state = torch.load(io.BytesIO(archive.read("state.pt")), weights_only=True)
-    except (zipfile.BadZipFile, KeyError, RuntimeError, OSError) as err:
+            wanted = ["weights.safetensors", "state.pt"]
+            wanted += [n for n in ("best.safetensors", "network.json") if n in archive.namelist()]
+            members = limits.read_zip_members(archive, wanted, where)
+        for name in ("weights.safetensors", "best.safetensors"):
+            if name in members:
+                limits.check_safetensors(members[name], f"{where}: {name}")
+        weights = safetensors.torch.load(members["weights.safetensors"])
+        best = (
+            safetensors.torch.load(members["best.safetensors"])
+            if "best.safetensors" in members else None
+        )  # fmt: skip
+        text = None
+        if "network.json" in members:
+            limits.load_json(members["network.json"], f"{where}: network.json")
+            text = members["network.json"].decode()
+        state = torch.load(io.BytesIO(members["state.pt"]), weights_only=True)
+    except (zipfile.BadZipFile, KeyError, RuntimeError, OSError, ValueError) as err:
+        if isinstance(err, ResourceLimitError):
+            raise
         raise OptionError(
             f"TrainingOptions: `resume_from` file {str(path)!r} is not a complete deeptoolbox "
             f"checkpoint ({err})."

@@ -13,12 +13,14 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deeptoolbox.errors import ModelImportError
+from deeptoolbox._limits import ReadLimits, read_limits
+from deeptoolbox.errors import ModelImportError, ResourceLimitError
 
 if TYPE_CHECKING:
     import h5py
@@ -62,18 +64,18 @@ def file_keys(class_names: list[str]) -> list[str]:
     return keys
 
 
-def _collect(group: h5py.Group, class_name: str) -> list[np.ndarray]:
+def _collect(group: h5py.Group, class_name: str, read: Callable) -> list[np.ndarray]:
     arrays: list[np.ndarray] = []
     if "vars" in group:
         variables = group["vars"]
-        arrays += [np.asarray(variables[k]) for k in sorted(variables, key=int)]
+        arrays += [read(variables[k]) for k in sorted(variables, key=int)]
     import h5py
 
     children = [k for k in group if k != "vars" and isinstance(group[k], h5py.Group)]
     order = _CHILD_ORDER.get(class_name, [])
     children.sort(key=lambda k: (order.index(k) if k in order else len(order), k))
     for child in children:
-        arrays += _collect(group[child], "")
+        arrays += _collect(group[child], "", read)
     return arrays
 
 
@@ -88,8 +90,9 @@ class KerasFile:
         True
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, limits: ReadLimits | None = None) -> None:
         self.path = Path(path)
+        self.limits = read_limits(limits, "import_keras")
         self.metadata: dict[str, Any] = {}  # a .keras file's metadata.json
         if not self.path.is_file():
             raise ModelImportError(f"import_keras: the file '{self.path}' does not exist.")
@@ -106,7 +109,7 @@ class KerasFile:
                     f"import_keras: '{self.path}' is neither a Keras 3 '.keras' file (a zip) nor "
                     "a legacy Keras HDF5 '.h5' file; it may be truncated or of another format."
                 )
-        except ModelImportError:
+        except (ModelImportError, ResourceLimitError):
             raise
         except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as err:
             raise ModelImportError(
@@ -127,10 +130,15 @@ class KerasFile:
                     f"import_keras: '{self.path}' is a zip but not a Keras 3 model file: it lacks "
                     f"{', '.join(sorted(missing))}."
                 )
-            self.model = json.loads(archive.read("config.json"))
-            weights = archive.read("model.weights.h5")
-            if "metadata.json" in names:
-                self.metadata = json.loads(archive.read("metadata.json"))
+            wanted = ["config.json", "model.weights.h5"]
+            wanted += ["metadata.json"] if "metadata.json" in names else []
+            members = self.limits.read_zip_members(archive, wanted, str(self.path))
+        self.model = self.limits.load_json(members["config.json"], f"{self.path}: config.json")
+        weights = members["model.weights.h5"]
+        if "metadata.json" in members:
+            self.metadata = self.limits.load_json(
+                members["metadata.json"], f"{self.path}: metadata.json"
+            )
         import h5py
 
         self._h5 = h5py.File(io.BytesIO(weights), "r")
@@ -146,7 +154,7 @@ class KerasFile:
                 "a weights-only file, not a whole Keras model. Save the model with model.save()."
             )
         text = self._h5.attrs["model_config"]
-        self.model = json.loads(text.decode() if isinstance(text, bytes) else text)
+        self.model = self.limits.load_json(text, f"{self.path}: model_config")
         self.legacy = True
 
     def weights(self, name: str, key: str, class_name: str) -> list[np.ndarray]:
@@ -157,11 +165,11 @@ class KerasFile:
                 return []
             group = root[name]
             listed = group.attrs.get("weight_names", [])
-            return [np.asarray(group[_text(n)]) for n in listed]
+            return [self._array(group[_text(n)]) for n in listed]
         layers = self._h5.get("layers")
         if layers is None or key not in layers:
             return []
-        return _collect(layers[key], class_name)
+        return _collect(layers[key], class_name, self._array)
 
     def nested_weights(self, name: str, key: str, layers: list[dict]) -> list[list[np.ndarray]]:
         """The variables of each layer of a Sequential model nested as one layer ``name``."""
@@ -175,7 +183,7 @@ class KerasFile:
                 parts = entry.split("/")
                 inner = parts[1] if len(parts) > 2 and parts[0] == name else parts[0]
                 if inner in found:
-                    found[inner].append(np.asarray(group[entry]))
+                    found[inner].append(self._array(group[entry]))
             return [found[n] for n in names]
         layers_group = self._h5.get("layers")
         if layers_group is None or key not in layers_group or "layers" not in layers_group[key]:
@@ -183,9 +191,17 @@ class KerasFile:
         inner = layers_group[key]["layers"]
         keys = file_keys([str(x.get("class_name", "")) for x in layers])
         return [
-            _collect(inner[k], str(x.get("class_name", ""))) if k in inner else []
+            _collect(inner[k], str(x.get("class_name", "")), self._array) if k in inner else []
             for x, k in zip(layers, keys, strict=True)
         ]
+
+    def _array(self, dataset: h5py.Dataset) -> np.ndarray:
+        """An HDF5 dataset's values, once its declared size is checked against the limits."""
+        self.limits.check_stored_tensor(
+            str(self.path), dataset.name, dataset.shape or (), dataset.dtype.itemsize,
+            dataset.id.get_storage_size(),
+        )  # fmt: skip
+        return np.asarray(dataset)
 
     def close(self) -> None:
         """Close the HDF5 weights."""

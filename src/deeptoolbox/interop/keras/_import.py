@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from deeptoolbox import layers as L
+from deeptoolbox._limits import ReadLimits
 from deeptoolbox.errors import DeepToolboxError, ModelImportError, OptionError
 from deeptoolbox.interop._operators import TorchFunction
 from deeptoolbox.interop._verify import check_unsupported
@@ -696,11 +697,13 @@ _DAMAGE = (KeyError, AttributeError, TypeError, IndexError, ValueError, RuntimeE
            zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError)  # fmt: skip
 
 
-def _read_keras_file(path: Path, unsupported: str = "error") -> Network:
+def _read_keras_file(
+    path: Path, unsupported: str = "error", limits: ReadLimits | None = None
+) -> Network:
     """The network a Keras file describes; a damaged file (h5py's errors, a config of the
     wrong shape) raises ModelImportError naming it instead of the reader's own exception."""
     try:
-        file = KerasFile(path)
+        file = KerasFile(path, limits)
         try:
             return _Builder(file, unsupported).build()
         finally:
@@ -720,6 +723,7 @@ def import_keras(
     example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
     name: str | None = None,
     unsupported: str = "error",
+    limits: ReadLimits | None = None,
 ) -> Network:
     """Import a Keras model file (``.keras`` or legacy ``.h5``) as a Network, without Keras.
 
@@ -743,6 +747,9 @@ def import_keras(
     either way: their code is never loaded. ``"operator"`` (running the original Keras
     layer) is not offered: no Keras code runs at import, and Keras is not a dependency.
 
+    ``limits`` (:class:`deeptoolbox.ReadLimits`, None for the defaults) bounds what the file
+    may declare: zip and JSON sizes, JSON depth, weight sizes (docs/security.md).
+
     ``name`` renames the network (default: the Keras model's name). ``example_inputs``, when
     given, are run through the imported network once, so inputs of the wrong size show at
     import (not when placeholders are left: the network cannot run until they are replaced).
@@ -763,7 +770,7 @@ def import_keras(
             "with net.replace_layer(name, layer)."
         )
     check_unsupported("import_keras", unsupported, ("error", "placeholder"))
-    net = _read_keras_file(Path(path), unsupported)
+    net = _read_keras_file(Path(path), unsupported, limits)
     if name is not None:
         net.name = name
     placeholders = any(isinstance(m, KerasPlaceholder) for m in net.layers.values())

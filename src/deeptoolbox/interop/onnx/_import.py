@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from deeptoolbox import layers as L
+from deeptoolbox._limits import ReadLimits, read_limits
 from deeptoolbox.errors import ModelExportError, ModelImportError
 from deeptoolbox.interop._verify import check_unsupported
 from deeptoolbox.interop.onnx._graph import node_attributes as _attributes
@@ -33,6 +34,7 @@ from deeptoolbox.interop.onnx._layers import (
     dtype_name,
     encode_attribute,
 )
+from deeptoolbox.interop.onnx._limits import check_initializers, check_node_count
 from deeptoolbox.interop.onnx._mapping import load_weights, map_node
 from deeptoolbox.interop.onnx._metadata import network_name, restore_folded_batchnorms
 from deeptoolbox.interop.onnx._normalization import fold_input_normalization
@@ -100,6 +102,7 @@ def import_onnx(
     example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
     name: str | None = None,
     unsupported: str = "error",
+    limits: ReadLimits | None = None,
 ) -> Network:
     """Read an ONNX file as a Network: analyzable, editable, trainable and saveable.
 
@@ -116,6 +119,10 @@ def import_onnx(
             implement.)
         name: the network's name (default: the name export_onnx recorded, else the graph's
             name or the file name).
+        limits: what the file may declare (:class:`deeptoolbox.ReadLimits`, None for the
+            defaults): the graph's node count, checked before the file is parsed, and the
+            initializers' sizes (docs/security.md). External data may not point outside the
+            model's folder.
 
     Returns:
         A :class:`~deeptoolbox.Network` whose inputs and outputs follow the graph's, with class
@@ -146,7 +153,7 @@ def import_onnx(
     """
     check_unsupported("import_onnx", unsupported, ("error", "placeholder"))
     path = Path(path)
-    model = _load(path)
+    model = _load(path, read_limits(limits, "import_onnx"))
     opset = _opset(model)
     model = _upgrade(model, path)
     graph = model.graph
@@ -182,11 +189,12 @@ def _check_against_onnxruntime(network: Network, path: Path, example_inputs) -> 
 # -- reading and checking the file -------------------------------------------------------------
 
 
-def _load(path: Path):
+def _load(path: Path, limits: ReadLimits):
     import onnx
 
     if not path.is_file():
         raise ModelImportError(f"import_onnx: no ONNX file at '{path}'.")
+    check_node_count(path, limits)
     try:
         model = onnx.load(str(path), load_external_data=True)
     except Exception as err:
@@ -205,6 +213,7 @@ def _load(path: Path):
             f"import_onnx: '{path}' has IR version {model.ir_version}; supported: "
             f"{MIN_IR_VERSION} and later."
         )
+    check_initializers(model, path, limits)
     return model
 
 

@@ -351,6 +351,7 @@ def import_pytorch(
     example_inputs: Inputs | None = None,
     name: str | None = None,
     unsupported: str = "operator",
+    trust_code: bool = False,
 ) -> Network:
     """Import a TorchScript (``.pt``) or ``torch.export`` (``.pt2``) file as a Network.
 
@@ -366,6 +367,11 @@ def import_pytorch(
     :class:`ModelImportError` instead. ``name`` names the network (default: the file name).
     ``example_inputs`` by position still works, with a DeprecationWarning.
 
+    Both kinds can run code when they are loaded: a TorchScript file is a program (it runs
+    in ``torch.jit.load`` and on every forward), and ``torch.export.load`` falls back to
+    unpickling a ``.pt2`` file's weights and constants. Each is opened only with
+    ``trust_code=True``, for files whose source you would run (docs/security.md).
+
     Example:
         >>> import torch, tempfile, os
         >>> model = torch.jit.script(torch.nn.Linear(3, 2))
@@ -374,7 +380,7 @@ def import_pytorch(
         >>> import warnings
         >>> with warnings.catch_warnings():
         ...     warnings.simplefilter("ignore")  # TorchScript stays one opaque layer
-        ...     net = import_pytorch(path, example_inputs=torch.zeros(1, 3))
+        ...     net = import_pytorch(path, example_inputs=torch.zeros(1, 3), trust_code=True)
         >>> net(torch.ones(4, 3)).shape
         torch.Size([4, 2])
     """
@@ -387,7 +393,25 @@ def import_pytorch(
             f"import_pytorch: '{path}' is not a TorchScript or torch.export file (those are zip "
             "archives); it may be truncated or of another format."
         )
-    if path.suffix == ".pt2" or _is_exported_program(path):
+    program_file = path.suffix == ".pt2" or _is_exported_program(path)
+    if not program_file and not _is_torchscript(path):
+        raise ModelImportError(
+            f"import_pytorch: '{path}' is neither TorchScript nor a torch.export program: a "
+            "zip without TorchScript code, such as a checkpoint saved with torch.save(model), "
+            "which is pickle, and the toolbox never loads pickle: load it into your module "
+            "yourself and call from_torch(module, example_inputs)."
+        )
+    if trust_code is not True:
+        what = (
+            "a torch.export program, whose weights and constants torch.export.load may unpickle"
+            if program_file else "TorchScript, a program: loading it runs its code"
+        )  # fmt: skip
+        raise ModelImportError(
+            f"import_pytorch: '{path}' is {what}. Open it only if you trust its source, with "
+            "import_pytorch(path, trust_code=True); files from others are safe to open as ONNX "
+            "(import_onnx) or saved networks (load)."
+        )
+    if program_file:
         try:
             program = torch.export.load(str(path))
         except Exception as err:  # noqa: BLE001 - any reading failure is a bad file
@@ -490,6 +514,11 @@ def _program_free_dims(program: torch.export.ExportedProgram) -> dict[int, tuple
         if dims:
             free[index] = dims
     return free
+
+
+def _is_torchscript(path: Path) -> bool:
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in n for n in archive.namelist())
 
 
 def _is_exported_program(path: Path) -> bool:

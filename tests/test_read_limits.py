@@ -1,0 +1,237 @@
+"""ReadLimits (issue 22 item 2): files that declare more than they hold fail fast with a
+ResourceLimitError naming the file and the limit, before the reader allocates what they ask."""
+
+import json
+import time
+import tracemalloc
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import deeptoolbox as dtb
+from deeptoolbox import layers as L
+from deeptoolbox._limits import json_depth
+from deeptoolbox.errors import ModelImportError, OptionError, ResourceLimitError
+from deeptoolbox.interop import export_keras, export_onnx, import_keras, import_onnx
+from deeptoolbox.training._checkpoint import load_checkpoint
+
+MB = 2**20
+
+
+def small_net() -> dtb.Network:
+    torch.manual_seed(0)
+    return dtb.Network([L.FeatureInput(3, name="x"), L.Dense(4, name="fc"), L.ReLU(name="relu")])
+
+
+def fails_fast(read, limit: str, where: str) -> ResourceLimitError:
+    """Run ``read``: it must raise ResourceLimitError for ``limit`` naming ``where``, well
+    under 100 MB of Python allocations. The time it took is printed (pytest -s)."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ResourceLimitError) as info:
+            read()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    print(f"{limit}: refused in {time.perf_counter() - start:.3f} s, peak {peak / MB:.1f} MB")
+    assert info.value.limit == limit
+    assert where in str(info.value) and f"ReadLimits({limit}=" in str(info.value)
+    assert peak < 100 * MB
+    return info.value
+
+
+def test_a_zip_bomb_stops_inflating_at_the_ratio_limit(tmp_path):
+    saved = dtb.save(small_net(), tmp_path / "net.zip")
+    with zipfile.ZipFile(saved) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ("network.json", "metadata.json"):
+            archive.writestr(name, members[name])
+        with archive.open("weights.safetensors", "w") as member:
+            for _ in range(32):  # 128 MiB of zeros in about 130 KB
+                member.write(bytes(4 * MB))
+    assert bomb.stat().st_size < 1 * MB
+    error = fails_fast(lambda: dtb.load(bomb), "max_compression_ratio", str(bomb))
+    assert error.value > 200
+    # a file that is trusted loads past the limit: the members are then read whole
+    with pytest.raises(dtb.errors.NetworkFileError, match="weights.safetensors"):
+        dtb.load(bomb, limits=dtb.ReadLimits(max_compression_ratio=1e6))
+
+
+def test_the_total_inflated_size_is_counted_on_what_comes_out(tmp_path):
+    saved = dtb.save(small_net(), tmp_path / "net.zip")
+    fails_fast(lambda: dtb.load(saved, limits=dtb.ReadLimits(max_uncompressed_bytes=100)),
+               "max_uncompressed_bytes", str(saved))  # fmt: skip
+    with zipfile.ZipFile(saved, "a") as archive:
+        for i in range(20):
+            archive.writestr(f"extra/{i}", b"")
+    fails_fast(lambda: dtb.load(saved, limits=dtb.ReadLimits(max_members=10)),
+               "max_members", str(saved))  # fmt: skip
+    assert dtb.load(saved).layer_names == ["x", "fc", "relu"]  # extra members are ignored
+
+
+def _forged_weights(tmp_path, shape, data: bytes = b"\0\0\0\0"):
+    folder = dtb.save(small_net(), tmp_path / "net")
+    header = json.dumps({"fc.weight": {"dtype": "F32", "shape": shape,
+                                       "data_offsets": [0, len(data)]}}).encode()  # fmt: skip
+    (folder / "weights.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + data)
+    return folder
+
+
+def test_a_safetensors_header_declaring_a_huge_tensor_is_refused_before_allocation(tmp_path):
+    folder = _forged_weights(tmp_path, [10**6, 10**6])  # 10^12 elements in 4 bytes
+    error = fails_fast(lambda: dtb.load(folder), "max_tensor_elements", "weights.safetensors")
+    assert error.value == 10**12 and "fc.weight" in str(error)
+    smaller = _forged_weights(tmp_path / "b", [1000, 1000])  # under the count, over the file
+    with pytest.raises(ResourceLimitError, match=r"more than the 4 bytes .* truncated or forged"):
+        dtb.load(smaller)
+
+
+def test_deeply_nested_json_is_refused_before_it_is_parsed(tmp_path):
+    folder = dtb.save(small_net(), tmp_path / "net")
+    (folder / "network.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    error = fails_fast(lambda: dtb.load(folder), "max_json_depth", "network.json")
+    assert error.value == 100_000
+    assert json_depth(b'{"a": "[[[[", "b": [{"c": "\\"]"}]}') == 3
+
+
+def test_the_layer_count_limit_and_limits_that_allow_a_file(tmp_path):
+    folder = dtb.save(small_net(), tmp_path / "net")
+    with pytest.raises(
+        ResourceLimitError, match="number of layers is 3, over the limit max_nodes=2"
+    ):
+        dtb.load(folder, limits=dtb.ReadLimits(max_nodes=2))
+    net = dtb.load(folder, limits=dtb.ReadLimits(max_nodes=3, max_json_depth=20))
+    assert torch.equal(net(torch.ones(2, 3)), small_net()(torch.ones(2, 3)))
+
+
+def test_bad_limits_are_option_errors():
+    with pytest.raises(OptionError, match="`max_nodes` must be a positive number. Received: 0"):
+        dtb.ReadLimits(max_nodes=0)
+    with pytest.raises(OptionError, match="`limits` must be a deeptoolbox.ReadLimits"):
+        dtb.load("x.zip", limits={"max_nodes": 3})
+
+
+def _onnx_with_nodes(path, count: int) -> None:
+    """A syntactically valid ONNX file of ``count`` Relu nodes, written as protobuf bytes
+    directly (building it with onnx.helper would take the memory the test is about)."""
+    import onnx
+    from onnx import helper
+
+    def field(number: int, payload: bytes) -> bytes:
+        return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+    node = helper.make_node("Relu", ["x"], ["x"]).SerializeToString()
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3]).SerializeToString()
+    graph = field(1, node) * count + field(2, b"g") + field(11, x) + field(12, x)
+    opset = helper.make_opsetid("", 13).SerializeToString()
+    path.write_bytes(b"\x08\x08" + field(8, opset) + field(7, graph))  # ir_version 8
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def test_an_onnx_graph_of_a_million_nodes_is_refused_before_onnx_parses_it(tmp_path):
+    import onnx
+
+    path = tmp_path / "huge.onnx"
+    _onnx_with_nodes(path, 10**6)
+    error = fails_fast(lambda: import_onnx(path), "max_nodes", str(path))
+    assert error.value == dtb.ReadLimits().max_nodes + 1  # counting stopped there
+    small = tmp_path / "small.onnx"
+    _onnx_with_nodes(small, 5)
+    assert len(onnx.load(str(small)).graph.node) == 5  # the writer above is real ONNX
+    with pytest.raises(ResourceLimitError, match="number of graph nodes is 5"):
+        import_onnx(small, limits=dtb.ReadLimits(max_nodes=4))
+
+
+def test_an_onnx_initializer_larger_than_its_data_is_refused(tmp_path):
+    import onnx
+
+    path = export_onnx(small_net(), tmp_path / "net.onnx")
+    model = onnx.load(str(path))
+    weight = next(t for t in model.graph.initializer if len(t.dims) == 2)
+    weight.dims[:] = [10**5, 10**5]
+    onnx.save(model, str(path))
+    error = fails_fast(lambda: import_onnx(path, limits=dtb.ReadLimits(max_tensor_elements=10**9)),
+                       "max_tensor_elements", str(path))  # fmt: skip
+    assert weight.name in str(error)
+    with pytest.raises(ResourceLimitError, match="truncated or forged"):
+        import_onnx(path)  # 10^10 elements are allowed by default, but not in 48 bytes
+
+
+@pytest.mark.parametrize("location", ["../secret.bin", "/etc/passwd"])
+def test_onnx_external_data_may_not_point_outside_the_models_folder(tmp_path, location):
+    import onnx
+    from onnx import numpy_helper
+
+    (tmp_path / "secret.bin").write_bytes(np.ones(12, np.float32).tobytes())
+    folder = tmp_path / "model"
+    folder.mkdir()
+    path = export_onnx(small_net(), folder / "net.onnx")
+    model = onnx.load(str(path))
+    weight = next(t for t in model.graph.initializer if len(t.dims) == 2)
+    weight.CopyFrom(numpy_helper.from_array(np.zeros((4, 3), np.float32), weight.name))
+    weight.ClearField("raw_data")
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "48")):
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    with pytest.raises(ModelImportError, match=rf"{path.name}.*(outside|absolute)"):
+        import_onnx(path)
+
+
+def test_checkpoints_are_read_within_the_limits(tmp_path):
+    net = small_net()
+    x, y = torch.randn(16, 3), torch.randn(16, 4)
+    options = dtb.TrainingOptions(max_epochs=1, mini_batch_size=8, verbose=False,
+                                  checkpoint_path=tmp_path / "ckpt")  # fmt: skip
+    dtb.train(net, (x, y), "mse", options)
+    checkpoint = sorted((tmp_path / "ckpt").glob("*.zip"))[-1]
+    weights = load_checkpoint(checkpoint)["weights"]
+    assert set(weights) == set(net.state_dict())
+    fails_fast(lambda: load_checkpoint(checkpoint, limits=dtb.ReadLimits(max_uncompressed_bytes=64)),
+               "max_uncompressed_bytes", str(checkpoint))  # fmt: skip
+
+
+def test_a_keras_file_whose_weights_declare_more_than_they_store_is_refused(tmp_path):
+    net = dtb.Network([L.FeatureInput(3, name="x"), L.Dense(4, name="fc")])
+    path = export_keras(net, tmp_path / "net.keras")
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    weights = tmp_path / "weights.h5"
+    weights.write_bytes(members["model.weights.h5"])
+    with h5py.File(weights, "a") as h5:
+        kernel = next(k for k in _datasets(h5) if h5[k].shape == (3, 4))
+        del h5[kernel]
+        h5.create_dataset(kernel, shape=(3, 4 * 10**8), dtype="f4", chunks=(3, 10**5))  # unwritten
+    members["model.weights.h5"] = weights.read_bytes()
+    forged = tmp_path / "forged.keras"
+    with zipfile.ZipFile(forged, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    error = fails_fast(lambda: import_keras(forged), "max_compression_ratio", str(forged))
+    assert kernel in str(error)
+    deep = tmp_path / "deep.keras"
+    with zipfile.ZipFile(deep, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, b"[" * 5000 + b"]" * 5000 if name == "config.json" else data)
+    fails_fast(lambda: import_keras(deep), "max_json_depth", "config.json")
+
+
+def _datasets(h5) -> list[str]:
+    found: list[str] = []
+    h5.visititems(lambda name, item: found.append(name) if isinstance(item, h5py.Dataset) else None)
+    return found
