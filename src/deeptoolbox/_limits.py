@@ -10,6 +10,7 @@ it. The defaults are far above what real networks need (docs/security.md).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -45,7 +46,11 @@ class ReadLimits:
         max_json_depth: nesting of arrays and objects in a JSON document.
         max_nodes: layers of a network, nodes of an ONNX graph.
         max_tensor_elements: elements of one tensor declared in a header (safetensors, ONNX
-            initializers, HDF5 datasets); a tensor must also fit in the file that holds it.
+            initializers, HDF5 datasets, .npy files); a tensor must also fit in the file that
+            holds it.
+        max_image_pixels: width x height an image file declares, checked before it is decoded
+            (Pillow's own bomb check stops at 179 million pixels; this one covers the faster
+            decoders tried first).
 
     Example:
         >>> import deeptoolbox as dtb
@@ -62,6 +67,7 @@ class ReadLimits:
     max_json_depth: int = 200
     max_nodes: int = 250_000
     max_tensor_elements: int = 2**34
+    max_image_pixels: int = 2**28
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -195,6 +201,25 @@ class ReadLimits:
             if isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape):
                 self.check_tensor(where, name, shape, _SAFETENSORS_ITEMSIZE.get(dtype, 1),
                                   available)  # fmt: skip
+
+    def check_npy(self, data: bytes, where: str) -> None:
+        """Check a .npy buffer's declared shape against the limits and the bytes it holds,
+        before numpy allocates the array (it does so from the header alone)."""
+        import numpy as np
+
+        stream = io.BytesIO(data)
+        try:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        except Exception:  # noqa: BLE001 - numpy's header parser raises many types
+            return  # not a readable header: numpy reports it when it loads the file
+        if dtype.hasobject:
+            return  # refused by allow_pickle=False
+        self.check_tensor(where, "the .npy array", shape, dtype.itemsize,
+                          len(data) - stream.tell())  # fmt: skip
 
 
 DEFAULT_LIMITS = ReadLimits()

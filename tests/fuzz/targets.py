@@ -188,6 +188,97 @@ def _load_checkpoint(path: Path) -> object:
     return load_checkpoint(path)
 
 
+def _tokenizer_seeds(folder: Path) -> list[bytes]:
+    from deeptoolbox.data import Tokenizer
+
+    Tokenizer(max_tokens=20).fit(["a small test", "of the tokenizer", "a test"]).save(
+        folder / "tok.json"
+    )
+    return [(folder / "tok.json").read_bytes()]
+
+
+def _load_tokenizer(path: Path) -> object:
+    from deeptoolbox.data import Tokenizer
+
+    return Tokenizer.load(path)
+
+
+def _npy_seeds(folder: Path) -> list[bytes]:
+    import numpy as np
+
+    buffers = []
+    for array in (np.arange(24, dtype=np.float32).reshape(8, 3), np.linspace(0, 1, 10)):
+        stream = io.BytesIO()
+        np.save(stream, array)
+        buffers.append(stream.getvalue())
+    return buffers
+
+
+def _csv_seeds(folder: Path) -> list[bytes]:
+    return [b"a,b\n1.5,2\n3,4.25\n5,6\n", b"0.1\n0.2\n0.3\n"]
+
+
+def _mat_seeds(folder: Path) -> list[bytes]:
+    import h5py
+    import numpy as np
+    import scipy.io
+
+    scipy.io.savemat(folder / "v5.mat", {"signal": np.arange(12.0).reshape(6, 2)})
+    with h5py.File(folder / "v73.h5", "w", userblock_size=512) as handle:
+        handle["signal"] = np.arange(12.0).reshape(2, 6)  # MATLAB v7.3: HDF5 after 512 bytes
+    return [(folder / "v5.mat").read_bytes(), (folder / "v73.h5").read_bytes()]
+
+
+def _read_signal(path: Path) -> object:
+    from deeptoolbox.data._sequence import read_signal
+
+    return read_signal(str(path))
+
+
+def _image_seeds(folder: Path) -> list[bytes]:
+    import numpy as np
+    from PIL import Image
+
+    pixels = (np.arange(8 * 8 * 3).reshape(8, 8, 3) * 3 % 256).astype(np.uint8)
+    found = []
+    for name, mode in (("rgb.png", "RGB"), ("gray.png", "L"), ("photo.jpg", "RGB")):
+        image = Image.fromarray(pixels if mode == "RGB" else pixels[..., 0], mode)
+        image.save(folder / name)
+        found.append((folder / name).read_bytes())
+    return found
+
+
+def _decode_image(path: Path) -> object:
+    from deeptoolbox.data._image import decode_image
+
+    return decode_image(path.read_bytes(), "stored", str(path))
+
+
+def _request_seeds(folder: Path) -> list[bytes]:
+    import base64
+
+    import numpy as np
+
+    stream = io.BytesIO()
+    np.save(stream, np.zeros((2, 3), np.float32))
+    npy = base64.b64encode(stream.getvalue()).decode()
+    return [json.dumps({"inputs": [[0.5, 1.0, -2.0]]}).encode(),
+            json.dumps({"inputs": {"x": {"npy": npy}}}).encode()]  # fmt: skip
+
+
+def _read_request(path: Path) -> object:
+    """A server request body: a RequestError (an HTTP 4xx answer) or arrays, never a crash."""
+    from deeptoolbox.deploy._server_inputs import parse_json, request_inputs
+    from deeptoolbox.deploy._server_model import InputSpec
+    from deeptoolbox.errors import RequestError
+
+    try:
+        return request_inputs(parse_json(path.read_bytes()), [InputSpec("x", "FeatureInput", (3,))])
+    except RequestError as err:
+        assert 400 <= err.status < 500, err.status
+        return err
+
+
 TARGETS = {
     t.name: t
     for t in [
@@ -212,6 +303,12 @@ TARGETS = {
         Target("onnx", ".onnx", _import_onnx, _onnx_seeds),
         Target("vnnlib", ".vnnlib", _read_vnnlib, lambda f: [VNNLIB_SEED]),
         Target("checkpoint", ".ckpt", _load_checkpoint, _checkpoint_seeds),
+        Target("tokenizer", ".json", _load_tokenizer, _tokenizer_seeds, json_member="tok.json"),
+        Target("signal_npy", ".npy", _read_signal, _npy_seeds),
+        Target("signal_csv", ".csv", _read_signal, _csv_seeds),
+        Target("signal_mat", ".mat", _read_signal, _mat_seeds),
+        Target("image", ".png", _decode_image, _image_seeds),
+        Target("server_request", ".json", _read_request, _request_seeds, json_member="body"),
     ]
 }
 
@@ -305,6 +402,8 @@ def _instrument() -> None:
     import atheris
 
     with atheris.instrument_imports(include=["deeptoolbox"]):
+        import deeptoolbox.data  # noqa: F401
+        import deeptoolbox.deploy._server_inputs  # noqa: F401
         import deeptoolbox.interop  # noqa: F401
         import deeptoolbox.network  # noqa: F401
         import deeptoolbox.robustness  # noqa: F401

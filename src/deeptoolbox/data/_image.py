@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeptoolbox._limits import ReadLimits, read_limits
 from deeptoolbox.data import _files
 from deeptoolbox.data._augment import ImageAugmenter as ImageAugmenter
 from deeptoolbox.data._base import Datastore
@@ -44,6 +45,49 @@ def _is_palette_png(data: bytes) -> bool:
     return data[:8] == _PNG_SIGNATURE and len(data) > 25 and data[25] == 3
 
 
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+
+
+def png_is_sound(data: bytes) -> bool:
+    """True when a PNG's chunks, checksums and image data are whole and consistent.
+
+    torchvision's PNG decoder crashes the process (SIGSEGV) on image data that libpng
+    reports as damaged, so a PNG goes to it only when this check passes; others go to
+    Pillow, which raises an exception instead. The check inflates the image data once
+    (zlib, in C) and reads each row's filter byte.
+    """
+    import zlib
+
+    position, chunks = 8, []
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        end = position + 12 + length
+        if end > len(data):
+            return False
+        kind, body = data[position + 4 : position + 8], data[position + 8 : end - 4]
+        if zlib.crc32(kind + body) != int.from_bytes(data[end - 4 : end], "big"):
+            return False
+        chunks.append((kind, body))
+        position = end
+        if kind == b"IEND":
+            break
+    if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
+        return False
+    header = chunks[0][1]
+    if len(header) != 13 or header[12] != 0 or header[9] not in _PNG_CHANNELS:
+        return False  # interlaced images go to Pillow too
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    row = (width * _PNG_CHANNELS[header[9]] * header[8] + 7) // 8 + 1
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(b"".join(b for k, b in chunks if k == b"IDAT"), row * height + 1)
+    except zlib.error:
+        return False
+    if len(raw) != row * height or not inflater.eof or width == 0 or height == 0:
+        return False
+    return int(np.frombuffer(raw, dtype=np.uint8)[::row].max()) <= 4  # filter types 0-4
+
+
 def _torchvision_decode(data: bytes, color: str) -> torch.Tensor:
     from torchvision.io import ImageReadMode
     from torchvision.io import decode_image as tv_decode
@@ -75,12 +119,51 @@ def _pillow_decode(data: bytes, color: str) -> np.ndarray:
         return np.asarray(image.convert("L" if gray else "RGB"))
 
 
-def decode_image(data: bytes, color: str, path: str) -> torch.Tensor:
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR or a JPEG's frame header; None for other formats.
+
+    Example:
+        >>> declared_size(_PNG_SIGNATURE + bytes(4) + b"IHDR" + (640).to_bytes(4, "big")
+        ...               + (480).to_bytes(4, "big"))
+        (640, 480)
+    """
+    if data[:8] == _PNG_SIGNATURE and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    position = 2
+    while position + 9 <= len(data):  # JPEG segments: FF marker, 2-byte length, payload
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker in _JPEG_FRAMES:
+            return (int.from_bytes(data[position + 7 : position + 9], "big"),
+                    int.from_bytes(data[position + 5 : position + 7], "big"))  # fmt: skip
+        if marker == 0xD9 or marker == 0xDA:  # end of image, start of scan: no frame before
+            return None
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return None
+
+
+_JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def decode_image(
+    data: bytes, color: str, path: str, limits: ReadLimits | None = None
+) -> torch.Tensor:
     """Decode image bytes to a (C, H, W) uint8 (or uint16) tensor: torchvision first, Pillow
     as fallback. ``color`` is "stored" (gray files give 1 channel, colour files 3, alpha
-    dropped), "rgb" or "gray"."""
+    dropped), "rgb" or "gray". The size a PNG or JPEG declares is checked against
+    ``limits.max_image_pixels`` before anything is decoded."""
+    size = declared_size(data)
+    if size is not None:
+        read_limits(limits, "ImageDatastore").check(
+            f"ImageDatastore: '{path}'", "the declared width x height", "max_image_pixels",
+            size[0] * size[1],
+        )  # fmt: skip
     try:  # torchvision's decoders: ~2.5x faster than Pillow on small PNGs
-        return _torchvision_decode(data, color)
+        if data[:8] != _PNG_SIGNATURE or png_is_sound(data):
+            return _torchvision_decode(data, color)
     except (RuntimeError, ValueError):
         pass
     from PIL import Image

@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeptoolbox._limits import DEFAULT_LIMITS
 from deeptoolbox.data import _files
 from deeptoolbox.data._array import as_targets
 from deeptoolbox.data._base import Datastore, default_collate
-from deeptoolbox.errors import DataError, OptionError
+from deeptoolbox.data._matfile import check_mat_v5
+from deeptoolbox.errors import DataError, OptionError, ResourceLimitError
 
 __all__ = ["PaddedCollate", "SequenceDatastore", "SignalDatastore", "read_signal"]
 
@@ -268,7 +270,14 @@ def _read_mat(data: bytes, path: str, variable: str | None) -> np.ndarray:
         with h5py.File(io.BytesIO(data), "r") as handle:
             names = [k for k in handle if not k.startswith("#")]
             name = _mat_variable(path, names, variable)
-            return np.asarray(handle[name][()]).T  # MATLAB stores column-major
+            dataset = handle[name]
+            if isinstance(dataset, h5py.Dataset):
+                DEFAULT_LIMITS.check_stored_tensor(
+                    f"SignalDatastore: '{path}'", name, dataset.shape or (),
+                    dataset.dtype.itemsize, dataset.id.get_storage_size(),
+                )  # fmt: skip
+            return np.asarray(dataset[()]).T  # MATLAB stores column-major
+    check_mat_v5(data, path)  # scipy crashes on some damaged files
     contents = scipy.io.loadmat(io.BytesIO(data))
     names = [k for k in contents if not k.startswith("__")]
     return np.asarray(contents[_mat_variable(path, names, variable)])
@@ -295,6 +304,7 @@ def read_signal(path: str, variable: str | None = None, transpose: bool = False)
     try:
         data = _files.read_bytes(path)
         if extension == ".npy":
+            DEFAULT_LIMITS.check_npy(data, f"SignalDatastore: '{path}'")
             array = np.load(io.BytesIO(data), allow_pickle=False)
         elif extension == ".csv":
             array = _read_csv(data)
@@ -302,6 +312,8 @@ def read_signal(path: str, variable: str | None = None, transpose: bool = False)
             array = _read_mat(data, path, variable)
         else:
             raise DataError(f"cannot read '{path}': unknown extension '{extension}'.")
+    except ResourceLimitError:
+        raise
     except DataError as err:
         raise DataError(f"SignalDatastore: {err}") from err
     except Exception as err:  # numpy/scipy/h5py raise many types on bad files

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from deeptoolbox._atomic import atomic_open
+from deeptoolbox._limits import read_limits
 from deeptoolbox.data import _files
 from deeptoolbox.data._array import as_targets
 from deeptoolbox.data._sequence import _PaddedDatastore
-from deeptoolbox.errors import DataError, OptionError
+from deeptoolbox.errors import DataError, DeepToolboxError, OptionError, ResourceLimitError
 
 __all__ = ["Tokenizer", "TextDatastore"]
 
@@ -154,12 +155,20 @@ class Tokenizer:
     def load(cls, path: str | os.PathLike) -> Tokenizer:
         """Read a tokenizer written by ``save``."""
         try:
-            config = json.loads(Path(path).read_text(encoding="utf-8"))
+            config = read_limits(None, "Tokenizer.load").load_json(
+                Path(path).read_bytes(), f"Tokenizer: '{path}'"
+            )
+        except ResourceLimitError:
+            raise
         except (OSError, ValueError) as err:
             raise DataError(f"Tokenizer: cannot read '{path}': {err}.") from err
         if not isinstance(config, dict) or config.pop("format", None) != "deeptoolbox.Tokenizer":
             raise DataError(f"Tokenizer: '{path}' is not a saved deeptoolbox Tokenizer.")
-        return cls.from_config(config)
+        try:
+            return cls.from_config(config)
+        except (DeepToolboxError, TypeError, ValueError, KeyError, AttributeError,
+                re.error) as err:  # fmt: skip
+            raise DataError(f"Tokenizer: '{path}' holds an invalid tokenizer: {err}") from err
 
 
 def _read_text(path: str) -> str:

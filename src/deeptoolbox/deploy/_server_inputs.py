@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from deeptoolbox._limits import DEFAULT_LIMITS
 from deeptoolbox.deploy._server_model import InputSpec, input_specs_summary
-from deeptoolbox.errors import RequestError
+from deeptoolbox.errors import RequestError, ResourceLimitError
 
 _ALLOWED_KINDS = "fiu"  # float, signed and unsigned integers
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -137,6 +138,11 @@ def _from_npy(text: str, field: str) -> np.ndarray:
     except (binascii.Error, ValueError) as err:
         raise RequestError(422, f"{field}.npy", f"Not valid base64: {err}.",
                            received=_excerpt(text.encode()), expected="base64 of a .npy file") from err  # fmt: skip
+    try:
+        DEFAULT_LIMITS.check_npy(data, f"{field}.npy")
+    except ResourceLimitError as err:
+        raise RequestError(422, f"{field}.npy", str(err), received=f"{len(data)} bytes",
+                           expected="an array that fits in the bytes sent") from err  # fmt: skip
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as err:  # numpy raises several types for damaged or pickled files
