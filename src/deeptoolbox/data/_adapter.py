@@ -205,7 +205,9 @@ class BatchSource:
     whose batches follow an index order computed here, so the order only depends on the seed
     and the epoch, and a resumed run can skip to any batch) or "iterable" (a DataLoader or
     other iterable of batches, read as it is; with several processes a DataLoader's dataset is
-    sharded with a DistributedSampler).
+    sharded with a DistributedSampler, and a datastore that reads in chunks (an
+    IterableDataset with a ``shard`` method, such as TabularDatastore) reads only its
+    process's shard, the processes stepping together until the first one runs out).
     """
 
     def __init__(
@@ -214,6 +216,7 @@ class BatchSource:
         self.kind, self.payload, self.count, self.num_inputs = kind, payload, count, num_inputs
         self.batch_size, self.shuffle, self.seed = 1, "never", 0
         self.rank, self.world, self.num_workers = 0, 1, 0
+        self.lockstep = False  # sharded chunks: every process stops when the first runs out
         self.collate = getattr(payload, "collate_fn", None) if kind == "dataset" else None
         self.mask_input, self.cast = False, cast
         self.class_map: ClassMap | None = None
@@ -225,7 +228,12 @@ class BatchSource:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world = rank, world
         if world > 1 and self.kind == "iterable":
-            self.payload = _distributed_loader(self.payload, rank, world, seed)
+            if isinstance(self.payload, IterableDataset) and callable(
+                getattr(self.payload, "shard", None)
+            ):
+                self.payload, self.lockstep = self.payload.shard(world, rank), True
+            else:
+                self.payload = _distributed_loader(self.payload, rank, world, seed)
         return self
 
     def _batch(self, batch: Any) -> Batch:
@@ -270,7 +278,8 @@ class BatchSource:
         sampler = getattr(self.payload, "sampler", None)
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
-        for number, batch in enumerate(self.payload):
+        batches = _in_lockstep(self.payload) if self.lockstep else self.payload
+        for number, batch in enumerate(batches):
             if number >= skip:
                 parsed = self._batch(batch)
                 yield parsed, parsed.size * self.world
@@ -297,6 +306,24 @@ class BatchSource:
                 collate=self.collate or default_collate, persistent_workers=True,
             )  # fmt: skip
         return self._loaders[mode]
+
+
+def _in_lockstep(batches: Iterable[Any]) -> Iterator[Any]:
+    """The batches of this process while every process still has one: one small all-reduce
+    per batch, so that no process waits in a collective the others never reach (the
+    shards of a chunked datastore can hold a chunk more or less)."""
+    import torch.distributed as dist
+
+    nccl = dist.get_backend() == "nccl"
+    device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+    iterator = iter(batches)
+    while True:
+        batch = next(iterator, None)
+        flag = torch.tensor([0 if batch is None else 1], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        if not bool(flag.item()):
+            return
+        yield batch
 
 
 def _is_array(value: Any) -> bool:

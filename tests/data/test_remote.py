@@ -1,0 +1,231 @@
+"""Remote data for real: file datastores read s3:// (a moto S3 server on 127.0.0.1, through
+s3fs) and http:// (a local http.server) URLs, cache remote files in ``cache_dir``, explain
+missing packages and empty URLs, and two training processes read disjoint shards."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from deeptoolbox import Network
+from deeptoolbox import layers as L
+from deeptoolbox.data import FileDatastore, ImageDatastore, TabularDatastore
+from deeptoolbox.errors import DataError, MissingDependencyError, OptionError
+from deeptoolbox.training import TrainingOptions, launch, train
+
+
+def tiny_cnn(classes: int) -> Network:
+    torch.manual_seed(0)
+    return Network([
+        L.ImageInput((1, 8, 8)), L.Conv2d(4, 3, padding="same"), L.ReLU(), L.Flatten(),
+        L.Dense(classes), L.Softmax(),
+    ])  # fmt: skip
+
+
+def test_image_datastore_reads_s3_with_labels_and_trains_a_cnn(s3):
+    ds = ImageDatastore(s3.url("images"), storage_options=s3.options)
+    local = ImageDatastore(s3.images)
+    assert len(ds) == len(local) == 32 and ds.classes == ["0", "1", "2", "3"]
+    assert all(f.startswith(f"s3://{s3.bucket}/images/") for f in ds.files)
+    assert sorted(ds.labels.tolist()) == sorted(s3.labels.tolist())
+    for i in (0, 13, 31):  # the same pixels and labels as the local files
+        assert torch.equal(ds[i][0], local[i][0]) and int(ds[i][1]) == int(local[i][1])
+    net = tiny_cnn(4)
+    before = net.layer("conv2d_1").weight.detach().clone()
+    options = TrainingOptions(max_epochs=1, mini_batch_size=8, verbose=False, seed=0)
+    result = train(net, ds, "crossentropy", options)
+    assert len(result.history.iterations) == 4  # 32 images in batches of 8, all read
+    assert np.isfinite(result.history.iterations[-1]["loss"])
+    assert not torch.equal(net.layer("conv2d_1").weight, before)
+    assert net.classes == ["0", "1", "2", "3"]
+
+
+def test_tabular_datastore_reads_s3_parquet_by_row_group(s3):
+    ds = TabularDatastore(s3.url("table.parquet"), response="y", read_size=8,
+                          storage_options=s3.options)  # fmt: skip
+    table = pq.read_table(s3.parquet)
+    assert ds.num_rows == 64 and ds.classes == ["high", "low"]
+    x, y = ds.readall()
+    assert torch.equal(x[:, 0], torch.arange(64, dtype=torch.float32))
+    assert np.allclose(x[:, 1].numpy(), table["x1"].to_numpy())
+    assert y.tolist() == [int(v == "low") for v in table["y"].to_pylist()]
+    ids = [ds.shard(2, r).readall()[0][:, 0].long().tolist() for r in (0, 1)]
+    groups = [sorted({i // 8 for i in part}) for part in ids]  # 8 rows per row group
+    assert groups == [[0, 2, 4, 6], [1, 3, 5, 7]] and sorted(ids[0] + ids[1]) == list(range(64))
+
+
+def test_a_part_never_reads_the_row_groups_of_the_other_parts(tmp_path):
+    from conftest import write_table  # tests/data/conftest.py
+
+    path = tmp_path / "t.parquet"
+    write_table(path, rows=32, row_group_size=8)
+    group = pq.ParquetFile(path).metadata.row_group(1)
+    data = bytearray(path.read_bytes())
+    for j in range(group.num_columns):  # damage every column of row group 1, only
+        column = group.column(j)
+        start = column.dictionary_page_offset or column.data_page_offset
+        data[start : start + 16] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+    ds = TabularDatastore(path, predictors=["x1"], response="y", classes=["high", "low"])
+    assert ds.partition(2, 0).readall()[0].shape == (16, 1)  # row groups 0 and 2: intact
+    with pytest.raises(DataError, match="t.parquet"):
+        ds.partition(2, 1).readall()  # row groups 1 and 3
+
+
+def test_cache_dir_keeps_local_copies_that_outlive_the_remote_files(s3, tmp_path):
+    fs = s3.filesystem()
+    fs.copy(f"{s3.bucket}/images", f"{s3.bucket}/doomed/images", recursive=True)
+    fs.copy(f"{s3.bucket}/table.parquet", f"{s3.bucket}/doomed/table.parquet")
+    fs.invalidate_cache()
+    cache = tmp_path / "cache"
+    cached = ImageDatastore(s3.url("doomed/images"), storage_options=s3.options, cache_dir=cache)
+    uncached = ImageDatastore(s3.url("doomed/images"), storage_options=s3.options)
+    table = TabularDatastore(s3.url("doomed/table.parquet"), response="y",
+                             storage_options=s3.options, cache_dir=cache)  # fmt: skip
+    first = [cached[i][0] for i in range(len(cached))]
+    rows = table.readall()[0]
+    copies = [p for p in cache.iterdir() if p.name != "cache"]
+    assert len(copies) == 33  # one local file per image, and the table
+    fs.rm(f"{s3.bucket}/doomed", recursive=True)
+    fs.invalidate_cache()
+    assert all(torch.equal(cached[i][0], first[i]) for i in range(len(cached)))  # local copies
+    assert torch.equal(table.readall()[0], rows)
+    with pytest.raises(DataError, match="doomed/images/"):
+        uncached[0]  # without a cache the deleted object is gone
+    again = ImageDatastore(s3.images, cache_dir=cache)  # local paths are never copied
+    assert len(again) == 32 and len([p for p in cache.iterdir() if p.name != "cache"]) == 33
+
+
+def test_file_datastore_gives_read_fn_the_local_copy(s3, tmp_path):
+    seen = []
+
+    def read(path):
+        seen.append(path)
+        with open(path, "rb") as handle:  # a plain local file: any reader works
+            return torch.tensor(len(handle.read()))
+
+    ds = FileDatastore(s3.url("images/1"), read, storage_options=s3.options,
+                       cache_dir=tmp_path, labels=None)  # fmt: skip
+    sizes = [int(ds[i]) for i in range(len(ds))]
+    local = sorted((s3.images / "1").iterdir())
+    assert sizes == [p.stat().st_size for p in local]
+    assert all(os.path.dirname(p) == str(tmp_path) for p in seen)
+
+
+def test_missing_packages_empty_urls_and_bad_options_are_explained(s3, monkeypatch):
+    import fsspec
+
+    if "gs" in fsspec.registry:  # gcsfs installed and already loaded: cannot be hidden
+        pytest.skip("gcsfs is loaded")
+    monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if not installed
+    with pytest.raises(
+        MissingDependencyError, match=r"gs:// needs gcsfs: pip install \"deeptoolbox\[remote\]\""
+    ):
+        ImageDatastore("gs://bucket/images")
+    with pytest.raises(DataError, match=rf"cannot find 's3://{s3.bucket}/no-such-folder'"):
+        ImageDatastore(s3.url("no-such-folder"), storage_options=s3.options)
+    with pytest.raises(
+        DataError, match=rf"no files with extensions .* in folder 's3://{s3.bucket}/images'"
+    ):
+        TabularDatastore(s3.url("images"), storage_options=s3.options)
+    with pytest.raises(OptionError, match="no protocol 'nosuch://'"):
+        ImageDatastore("nosuch://bucket/x")
+    with pytest.raises(OptionError, match="`storage_options` must be a dict"):
+        ImageDatastore(s3.url("images"), storage_options="key=abc")
+    with pytest.raises(OptionError, match="`cache_dir` must be a folder path"):
+        TabularDatastore(s3.url("table.parquet"), cache_dir=3)
+
+
+@pytest.fixture
+def http_folder(s3):
+    pytest.importorskip("aiohttp")  # fsspec's http filesystem
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    root = s3.images.parent
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+def test_http_folders_and_files(http_folder, s3):
+    ds = ImageDatastore(f"{http_folder}/images/")
+    local = ImageDatastore(s3.images)
+    assert len(ds) == 32 and ds.classes == local.classes
+    assert torch.equal(ds[5][0], local[5][0]) and int(ds[5][1]) == int(local[5][1])
+    table = TabularDatastore(f"{http_folder}/table.parquet", response="y", read_size=16)
+    assert torch.equal(table.readall()[0], TabularDatastore(s3.parquet, response="y").readall()[0])
+
+
+SCRIPT = textwrap.dedent("""
+    import json, os, sys, torch
+    from deeptoolbox import Network, layers as L
+    from deeptoolbox.data import ImageDatastore, TabularDatastore
+    from deeptoolbox.training import TrainingOptions, train
+
+    if __name__ == "__main__":
+        images, table, options, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+        rank = os.environ["RANK"]
+        # one process group for the three train() calls (each call would otherwise start
+        # and end its own, and a later one can read the earlier one's addresses)
+        torch.distributed.init_process_group("gloo")
+        settings = dict(max_epochs=1, mini_batch_size=8, execution_environment="parallel",
+                        verbose=False, seed=0)
+        # each rank's cache_dir ends up holding exactly the images that rank read
+        ds = ImageDatastore(images, storage_options=options, cache_dir=f"{out}/cache{rank}")
+        torch.manual_seed(0)
+        net = Network([L.ImageInput((1, 8, 8)), L.Conv2d(4, 3), L.ReLU(), L.Flatten(),
+                       L.Dense(4), L.Softmax()])
+        images_run = train(net, ds, "crossentropy", TrainingOptions(**settings))
+
+        def record(chunk):
+            with open(f"{out}/ids{rank}", "a") as f:
+                f.write(" ".join(str(int(i)) for i in chunk[0][:, 0]) + "\\n")
+            return chunk
+
+        rows = TabularDatastore(table, response="y", read_size=8,
+                                storage_options=options).transform(record)
+        net = Network([L.FeatureInput(3), L.Dense(2), L.Softmax()])
+        table_run = train(net, rows, "crossentropy", TrainingOptions(**settings))
+        # 9 row groups: rank 0 has 5, rank 1 has 4; both stop after 4 (no rank waits forever)
+        uneven = TabularDatastore(table.replace("table", "uneven"), response="y", read_size=8,
+                                  storage_options=options)
+        uneven_run = train(net, uneven, "crossentropy", TrainingOptions(**settings))
+        sys.stdout.write(f"ITERATIONS {len(images_run.history.iterations)} "
+                         f"{len(table_run.history.iterations)} "
+                         f"{len(uneven_run.history.iterations)}\\n")
+        sys.stdout.flush()
+        torch.distributed.destroy_process_group()
+""")
+
+
+@pytest.mark.slow
+def test_two_processes_read_disjoint_shards_that_cover_everything(s3, tmp_path, capfd):
+    script = tmp_path / "remote_ddp.py"
+    script.write_text(SCRIPT)
+    args = [s3.url("images"), s3.url("table.parquet"), json.dumps(s3.options), str(tmp_path)]
+    assert launch(script, 2, args) == 0
+    assert capfd.readouterr().out.count("ITERATIONS 4 4 4") == 2
+    read = [{p.name for p in (tmp_path / f"cache{r}").iterdir() if p.name != "cache"}
+            for r in (0, 1)]  # fmt: skip
+    assert len(read[0]) == len(read[1]) == 16 and not read[0] & read[1]
+    ids = [list(map(int, (tmp_path / f"ids{r}").read_text().split())) for r in (0, 1)]
+    assert sorted(ids[0] + ids[1]) == list(range(64))  # every row once, in one process
+    assert {i // 8 for i in ids[0]} == {0, 2, 4, 6}  # rank 0 read its row groups only
