@@ -19,7 +19,7 @@ import torch
 
 from deeptoolbox import Network
 from deeptoolbox import layers as L
-from deeptoolbox.data import FileDatastore, ImageDatastore, TabularDatastore
+from deeptoolbox.data import FileDatastore, ImageDatastore, TabularDatastore, loader
 from deeptoolbox.errors import DataError, MissingDependencyError, OptionError
 from deeptoolbox.training import TrainingOptions, launch, train
 
@@ -62,6 +62,8 @@ def test_tabular_datastore_reads_s3_parquet_by_row_group(s3):
     ids = [ds.shard(2, r).readall()[0][:, 0].long().tolist() for r in (0, 1)]
     groups = [sorted({i // 8 for i in part}) for part in ids]  # 8 rows per row group
     assert groups == [[0, 2, 4, 6], [1, 3, 5, 7]] and sorted(ids[0] + ids[1]) == list(range(64))
+    with_workers = torch.cat([x[:, 0] for x, _ in loader(ds, workers=2)])  # s3fs after a fork
+    assert sorted(with_workers.long().tolist()) == list(range(64))
 
 
 def test_a_part_never_reads_the_row_groups_of_the_other_parts(tmp_path):
@@ -229,3 +231,48 @@ def test_two_processes_read_disjoint_shards_that_cover_everything(s3, tmp_path, 
     ids = [list(map(int, (tmp_path / f"ids{r}").read_text().split())) for r in (0, 1)]
     assert sorted(ids[0] + ids[1]) == list(range(64))  # every row once, in one process
     assert {i // 8 for i in ids[0]} == {0, 2, 4, 6}  # rank 0 read its row groups only
+
+
+def test_a_rows_split_part_does_not_depend_on_the_sharding(tmp_path):
+    from conftest import write_table  # tests/data/conftest.py
+
+    path = tmp_path / "t.parquet"
+    write_table(path, rows=64, row_group_size=8)
+    ds = TabularDatastore(path, response="y", read_size=5)
+    fit, check = ds.split(0.75, seed=3)
+    whole = sorted(fit.readall()[0][:, 0].long().tolist())
+    sharded = sorted(sum((fit.shard(2, r).readall()[0][:, 0].long().tolist() for r in (0, 1)), []))
+    held_out = set(check.readall()[0][:, 0].long().tolist())
+    assert sharded == whole and not held_out & set(whole)  # no validation row trained on
+    assert sorted(held_out | set(whole)) == list(range(64))
+
+
+def test_every_file_datastore_reads_s3_with_its_options(s3, tmp_path):
+    from deeptoolbox.data import SignalDatastore, TextDatastore
+    from deeptoolbox.vision import PixelLabelDatastore, write_pixel_labels
+
+    fs = s3.filesystem()
+    signals = {f"{s3.bucket}/signals/{c}/{i}.npy": np.full((5 + i, 2), i, np.float32)
+               for c in ("a", "b") for i in range(2)}  # fmt: skip
+    for key, value in signals.items():
+        np.save(tmp_path / "s.npy", value)
+        fs.put(str(tmp_path / "s.npy"), key)
+    fs.pipe({f"{s3.bucket}/texts/pos/1.txt": b"good film\n", f"{s3.bucket}/texts/neg/1.txt":
+             b"bad plot\nbad actors\n"})  # fmt: skip
+    masks = np.zeros((2, 4, 4), np.int64)
+    masks[1, :2] = 1
+    fs.put(str(write_pixel_labels(tmp_path / "masks", masks, label_ids=[0, 255])),
+           f"{s3.bucket}/masks", recursive=True)  # fmt: skip
+    fs.invalidate_cache()
+    options = s3.options
+    sig = SignalDatastore(s3.url("signals"), storage_options=options, cache_dir=tmp_path / "c")
+    assert sig.classes == ["a", "b"] and [tuple(sig[i][0].shape) for i in range(4)] == [
+        (5, 2), (6, 2), (5, 2), (6, 2)]  # fmt: skip
+    texts = TextDatastore.from_files(s3.url("texts"), storage_options=options)
+    assert texts.classes == ["neg", "pos"] and len(texts) == 2
+    lines = TextDatastore.from_files(s3.url("texts"), by="line", labels=None,
+                                     storage_options=options)  # fmt: skip
+    assert len(lines) == 3
+    labels = PixelLabelDatastore(s3.url("masks"), ["background", "object"], [0, 255],
+                                 storage_options=options)  # fmt: skip
+    assert labels.count_each_label() == {"background": 24, "object": 8}
