@@ -9,7 +9,7 @@ import os
 import posixpath
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +56,8 @@ class Remote:
         b'hello'
     """
 
-    storage_options: dict[str, Any] | None = None
+    storage_options: dict[str, Any] | None = field(default=None, repr=False)  # secrets
     cache_dir: str | None = None
-
-    def __hash__(self) -> int:  # storage_options is a dict
-        return hash((repr(sorted((self.storage_options or {}).items())), self.cache_dir))
 
     def filesystem(self, url: str, cached: bool = False) -> tuple[Any, str]:
         """The fsspec filesystem for ``url`` and the path in it; with ``cached`` (and a

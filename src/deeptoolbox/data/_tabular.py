@@ -181,7 +181,9 @@ class TabularDatastore(IterableDataset):
             self._unit_list = units
         return self._unit_list
 
-    def _file_batches(self, index: int, groups: list[int | None], columns: list[str]):
+    def _file_batches(
+        self, index: int, groups: list[int | None], columns: list[str]
+    ) -> Iterator[Any]:
         """The record batches of some read units of one file (the file opened once), with
         the rows of a ``split`` part selected."""
         import pyarrow.parquet as pq
