@@ -179,13 +179,13 @@ def test_http_folders_and_files(http_folder, s3):
 SCRIPT = textwrap.dedent("""
     import json, os, sys, torch
     from deeptoolbox import Network, layers as L
-    from deeptoolbox.data import ImageDatastore, TabularDatastore
+    from deeptoolbox.data import ImageDatastore, TabularDatastore, loader
     from deeptoolbox.training import TrainingOptions, train
 
     if __name__ == "__main__":
         images, table, options, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
         rank = os.environ["RANK"]
-        # one process group for the three train() calls (each call would otherwise start
+        # one process group for the train() calls (each call would otherwise start
         # and end its own, and a later one can read the earlier one's addresses)
         torch.distributed.init_process_group("gloo")
         settings = dict(max_epochs=1, mini_batch_size=8, execution_environment="parallel",
@@ -197,22 +197,29 @@ SCRIPT = textwrap.dedent("""
                        L.Dense(4), L.Softmax()])
         images_run = train(net, ds, "crossentropy", TrainingOptions(**settings))
 
-        def record(chunk):
-            with open(f"{out}/ids{rank}", "a") as f:
-                f.write(" ".join(str(int(i)) for i in chunk[0][:, 0]) + "\\n")
-            return chunk
+        def recorder(name):  # a transform writing the ids of each chunk this rank reads
+            def record(chunk):
+                with open(f"{out}/{name}{rank}", "a") as f:
+                    f.write(" ".join(str(int(i)) for i in chunk[0][:, 0]) + "\\n")
+                return chunk
+            return record
 
-        rows = TabularDatastore(table, response="y", read_size=8,
-                                storage_options=options).transform(record)
+        plain = TabularDatastore(table, response="y", read_size=8, storage_options=options)
+        rows = plain.transform(recorder("ids"))
         net = Network([L.FeatureInput(3), L.Dense(2), L.Softmax()])
         table_run = train(net, rows, "crossentropy", TrainingOptions(**settings))
         # 9 row groups: rank 0 has 5, rank 1 has 4; both stop after 4 (no rank waits forever)
         uneven = TabularDatastore(table.replace("table", "uneven"), response="y", read_size=8,
                                   storage_options=options)
         uneven_run = train(net, uneven, "crossentropy", TrainingOptions(**settings))
+
+        # the same table in the user's DataLoader: its dataset is sharded the same way
+        batches = loader(plain.transform(recorder("loader_ids")), workers=0)
+        loader_run = train(net, batches, "crossentropy", TrainingOptions(**settings))
         sys.stdout.write(f"ITERATIONS {len(images_run.history.iterations)} "
                          f"{len(table_run.history.iterations)} "
-                         f"{len(uneven_run.history.iterations)}\\n")
+                         f"{len(uneven_run.history.iterations)} "
+                         f"{len(loader_run.history.iterations)}\\n")
         sys.stdout.flush()
         torch.distributed.destroy_process_group()
 """)
@@ -224,13 +231,15 @@ def test_two_processes_read_disjoint_shards_that_cover_everything(s3, tmp_path, 
     script.write_text(SCRIPT)
     args = [s3.url("images"), s3.url("table.parquet"), json.dumps(s3.options), str(tmp_path)]
     assert launch(script, 2, args) == 0
-    assert capfd.readouterr().out.count("ITERATIONS 4 4 4") == 2
+    assert capfd.readouterr().out.count("ITERATIONS 4 4 4 4") == 2
     read = [{p.name for p in (tmp_path / f"cache{r}").iterdir() if p.name != "cache"}
             for r in (0, 1)]  # fmt: skip
     assert len(read[0]) == len(read[1]) == 16 and not read[0] & read[1]
     ids = [list(map(int, (tmp_path / f"ids{r}").read_text().split())) for r in (0, 1)]
     assert sorted(ids[0] + ids[1]) == list(range(64))  # every row once, in one process
     assert {i // 8 for i in ids[0]} == {0, 2, 4, 6}  # rank 0 read its row groups only
+    ids = [list(map(int, (tmp_path / f"loader_ids{r}").read_text().split())) for r in (0, 1)]
+    assert sorted(ids[0] + ids[1]) == list(range(64)) and {i // 8 for i in ids[1]} == {1, 3, 5, 7}
 
 
 def test_a_rows_split_part_does_not_depend_on_the_sharding(tmp_path):

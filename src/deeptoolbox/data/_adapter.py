@@ -228,12 +228,10 @@ class BatchSource:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world = rank, world
         if world > 1 and self.kind == "iterable":
-            if isinstance(self.payload, IterableDataset) and callable(
-                getattr(self.payload, "shard", None)
-            ):
-                self.payload, self.lockstep = self.payload.shard(world, rank), True
-            else:
-                self.payload = _distributed_loader(self.payload, rank, world, seed)
+            self.lockstep = _chunked(self.payload) or (
+                isinstance(self.payload, DataLoader) and _chunked(self.payload.dataset)
+            )
+            self.payload = _distributed_loader(self.payload, rank, world, seed)
         return self
 
     def _batch(self, batch: Any) -> Batch:
@@ -492,14 +490,26 @@ def input_tensor(data: Any, where: str, *, batch_size: int = 256) -> torch.Tenso
         ) from err
 
 
-def _distributed_loader(data: Any, rank: int, world: int, seed: int) -> DataLoader:
-    """The user's DataLoader with its dataset sharded over the processes (a DistributedSampler),
-    keeping its batch size, collate function and workers; an OptionError where that cannot be.
+def _chunked(data: Any) -> bool:
+    """True for a datastore that reads in chunks and can be sharded (TabularDatastore)."""
+    return isinstance(data, IterableDataset) and callable(getattr(data, "shard", None))
+
+
+def _distributed_loader(data: Any, rank: int, world: int, seed: int) -> Any:
+    """This process's share of ``data``: a chunked datastore's shard, or the user's
+    DataLoader over its dataset's shard (a chunked datastore) or with a DistributedSampler,
+    keeping its batch size, collate function and workers; an OptionError where sharding
+    cannot be.
     """
     how = (
-        "Pass a map-style Dataset or (inputs, targets) arrays instead (train() then shards "
-        "them), or give the DataLoader a torch.utils.data.DistributedSampler yourself."
+        "Pass a map-style Dataset, a datastore with a shard() method (TabularDatastore) or "
+        "(inputs, targets) arrays instead (train() then shards them), or give the "
+        "DataLoader a torch.utils.data.DistributedSampler yourself."
     )
+    if _chunked(data):
+        return data.shard(world, rank)
+    if isinstance(data, DataLoader) and _chunked(data.dataset):
+        return _loader_like(data, data.dataset.shard(world, rank), batch_size=data.batch_size)
     if not isinstance(data, DataLoader):
         raise OptionError(
             f"train: with {world} processes, `data` of type {type(data).__name__} would be read "
@@ -521,10 +531,15 @@ def _distributed_loader(data: Any, rank: int, world: int, seed: int) -> DataLoad
         data.dataset, num_replicas=world, rank=rank, seed=seed, drop_last=data.drop_last,
         shuffle=isinstance(data.sampler, RandomSampler),
     )  # fmt: skip
+    return _loader_like(data, data.dataset, batch_size=data.batch_size, sampler=sampler)
+
+
+def _loader_like(data: DataLoader, dataset: Dataset, **sampling: Any) -> DataLoader:
+    """A DataLoader over ``dataset`` with the settings of ``data`` (workers, collate...)."""
     return DataLoader(
-        data.dataset, batch_size=data.batch_size, sampler=sampler, num_workers=data.num_workers,
-        collate_fn=data.collate_fn, pin_memory=data.pin_memory, drop_last=data.drop_last,
-        timeout=data.timeout, worker_init_fn=data.worker_init_fn,
-        multiprocessing_context=data.multiprocessing_context, generator=data.generator,
-        prefetch_factor=data.prefetch_factor, persistent_workers=data.persistent_workers,
+        dataset, num_workers=data.num_workers, collate_fn=data.collate_fn,
+        pin_memory=data.pin_memory, drop_last=data.drop_last, timeout=data.timeout,
+        worker_init_fn=data.worker_init_fn, multiprocessing_context=data.multiprocessing_context,
+        generator=data.generator, prefetch_factor=data.prefetch_factor,
+        persistent_workers=data.persistent_workers, **sampling,
     )  # fmt: skip
