@@ -1,16 +1,20 @@
-"""Remote data for real: file datastores read s3:// (a moto S3 server on 127.0.0.1, through
-s3fs) and http:// (a local http.server) URLs, cache remote files in ``cache_dir``, explain
-missing packages and empty URLs, and two training processes read disjoint shards."""
+"""Remote data for real: file datastores read s3:// (a moto S3 server on 127.0.0.1, started
+once per session, holding a small image folder and Parquet files; through s3fs) and
+http:// (a local http.server) URLs, cache remote files in ``cache_dir``, explain missing
+packages and empty URLs, and two training processes read disjoint shards."""
 
 from __future__ import annotations
 
 import functools
 import http.server
 import json
+import logging
 import os
 import sys
 import textwrap
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -22,6 +26,75 @@ from deeptoolbox import layers as L
 from deeptoolbox.data import FileDatastore, ImageDatastore, TabularDatastore, loader
 from deeptoolbox.errors import DataError, MissingDependencyError, OptionError
 from deeptoolbox.training import TrainingOptions, launch, train
+
+# The S3 server: session-scoped, here rather than in a tests/data/conftest.py, whose module
+# name would shadow the conftest that tests/robustness imports helpers from.
+
+
+@dataclass
+class S3:
+    """The server's address and what the fixture uploaded."""
+
+    options: dict  # storage_options for s3fs: endpoint_url, key, secret
+    bucket: str
+    images: Path  # the local copy of s3://<bucket>/images
+    labels: np.ndarray  # the label of each image written
+    parquet: Path  # the local copy of s3://<bucket>/table.parquet
+    uneven: Path  # s3://<bucket>/uneven.parquet: 9 row groups of 8 rows
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def filesystem(self):
+        import s3fs
+
+        return s3fs.S3FileSystem(**self.options)
+
+
+def write_table(path: Path, rows: int = 64, row_group_size: int = 8) -> None:
+    """A Parquet table: ``id`` (the row number), two features and a text class ``y``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 2))
+    table = pa.table({
+        "id": np.arange(rows, dtype=np.int64), "x1": x[:, 0], "x2": x[:, 1],
+        "y": np.where(x[:, 0] + x[:, 1] > 0, "high", "low"),
+    })  # fmt: skip
+    pq.write_table(table, path, row_group_size=row_group_size)
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    pytest.importorskip("s3fs")
+    server_module = pytest.importorskip("moto.server")
+    pytest.importorskip("flask")  # moto[server]
+    from deeptoolbox.datasets import digits, write_image_folder
+
+    root = tmp_path_factory.mktemp("s3-upload")
+    images, labels = digits()
+    keep = np.flatnonzero(np.isin(labels, ["0", "1", "2", "3"]))[:32]  # 4 classes, 8x8 gray images
+    folder = write_image_folder(root / "images", images[keep], labels[keep])
+    write_table(root / "table.parquet")
+    write_table(root / "uneven.parquet", rows=72)
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        options = {"endpoint_url": f"http://{host}:{port}", "key": "testing", "secret": "testing"}
+        store = S3(options, "deeptoolbox-test", folder, labels[keep], root / "table.parquet",
+                   root / "uneven.parquet")  # fmt: skip
+        fs = store.filesystem()
+        fs.mkdir(store.bucket)
+        fs.put(str(folder), f"{store.bucket}/images", recursive=True)
+        for name in ("table.parquet", "uneven.parquet"):
+            fs.put(str(root / name), f"{store.bucket}/{name}")
+        fs.invalidate_cache()
+        yield store
+    finally:
+        server.stop()
 
 
 def tiny_cnn(classes: int) -> Network:
@@ -67,8 +140,6 @@ def test_tabular_datastore_reads_s3_parquet_by_row_group(s3):
 
 
 def test_a_part_never_reads_the_row_groups_of_the_other_parts(tmp_path):
-    from conftest import write_table  # tests/data/conftest.py
-
     path = tmp_path / "t.parquet"
     write_table(path, rows=32, row_group_size=8)
     group = pq.ParquetFile(path).metadata.row_group(1)
@@ -243,8 +314,6 @@ def test_two_processes_read_disjoint_shards_that_cover_everything(s3, tmp_path, 
 
 
 def test_a_rows_split_part_does_not_depend_on_the_sharding(tmp_path):
-    from conftest import write_table  # tests/data/conftest.py
-
     path = tmp_path / "t.parquet"
     write_table(path, rows=64, row_group_size=8)
     ds = TabularDatastore(path, response="y", read_size=5)
