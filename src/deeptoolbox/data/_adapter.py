@@ -205,7 +205,9 @@ class BatchSource:
     whose batches follow an index order computed here, so the order only depends on the seed
     and the epoch, and a resumed run can skip to any batch) or "iterable" (a DataLoader or
     other iterable of batches, read as it is; with several processes a DataLoader's dataset is
-    sharded with a DistributedSampler).
+    sharded with a DistributedSampler, and a datastore that reads in chunks (an
+    IterableDataset with a ``shard`` method, such as TabularDatastore) reads only its
+    process's shard, the processes stepping together until the first one runs out).
     """
 
     def __init__(
@@ -214,6 +216,7 @@ class BatchSource:
         self.kind, self.payload, self.count, self.num_inputs = kind, payload, count, num_inputs
         self.batch_size, self.shuffle, self.seed = 1, "never", 0
         self.rank, self.world, self.num_workers = 0, 1, 0
+        self.lockstep = False  # sharded chunks: every process stops when the first runs out
         self.collate = getattr(payload, "collate_fn", None) if kind == "dataset" else None
         self.mask_input, self.cast = False, cast
         self.class_map: ClassMap | None = None
@@ -225,6 +228,9 @@ class BatchSource:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world = rank, world
         if world > 1 and self.kind == "iterable":
+            self.lockstep = _chunked(self.payload) or (
+                isinstance(self.payload, DataLoader) and _chunked(self.payload.dataset)
+            )
             self.payload = _distributed_loader(self.payload, rank, world, seed)
         return self
 
@@ -270,7 +276,8 @@ class BatchSource:
         sampler = getattr(self.payload, "sampler", None)
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
-        for number, batch in enumerate(self.payload):
+        batches = _in_lockstep(self.payload) if self.lockstep else self.payload
+        for number, batch in enumerate(batches):
             if number >= skip:
                 parsed = self._batch(batch)
                 yield parsed, parsed.size * self.world
@@ -297,6 +304,24 @@ class BatchSource:
                 collate=self.collate or default_collate, persistent_workers=True,
             )  # fmt: skip
         return self._loaders[mode]
+
+
+def _in_lockstep(batches: Iterable[Any]) -> Iterator[Any]:
+    """The batches of this process while every process still has one: one small all-reduce
+    per batch, so that no process waits in a collective the others never reach (the
+    shards of a chunked datastore can hold a chunk more or less)."""
+    import torch.distributed as dist
+
+    nccl = dist.get_backend() == "nccl"
+    device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+    iterator = iter(batches)
+    while True:
+        batch = next(iterator, None)
+        flag = torch.tensor([0 if batch is None else 1], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        if not bool(flag.item()):
+            return
+        yield batch
 
 
 def _is_array(value: Any) -> bool:
@@ -465,14 +490,26 @@ def input_tensor(data: Any, where: str, *, batch_size: int = 256) -> torch.Tenso
         ) from err
 
 
-def _distributed_loader(data: Any, rank: int, world: int, seed: int) -> DataLoader:
-    """The user's DataLoader with its dataset sharded over the processes (a DistributedSampler),
-    keeping its batch size, collate function and workers; an OptionError where that cannot be.
+def _chunked(data: Any) -> bool:
+    """True for a datastore that reads in chunks and can be sharded (TabularDatastore)."""
+    return isinstance(data, IterableDataset) and callable(getattr(data, "shard", None))
+
+
+def _distributed_loader(data: Any, rank: int, world: int, seed: int) -> Any:
+    """This process's share of ``data``: a chunked datastore's shard, or the user's
+    DataLoader over its dataset's shard (a chunked datastore) or with a DistributedSampler,
+    keeping its batch size, collate function and workers; an OptionError where sharding
+    cannot be.
     """
     how = (
-        "Pass a map-style Dataset or (inputs, targets) arrays instead (train() then shards "
-        "them), or give the DataLoader a torch.utils.data.DistributedSampler yourself."
+        "Pass a map-style Dataset, a datastore with a shard() method (TabularDatastore) or "
+        "(inputs, targets) arrays instead (train() then shards them), or give the "
+        "DataLoader a torch.utils.data.DistributedSampler yourself."
     )
+    if _chunked(data):
+        return data.shard(world, rank)
+    if isinstance(data, DataLoader) and _chunked(data.dataset):
+        return _loader_like(data, data.dataset.shard(world, rank), batch_size=data.batch_size)
     if not isinstance(data, DataLoader):
         raise OptionError(
             f"train: with {world} processes, `data` of type {type(data).__name__} would be read "
@@ -494,10 +531,15 @@ def _distributed_loader(data: Any, rank: int, world: int, seed: int) -> DataLoad
         data.dataset, num_replicas=world, rank=rank, seed=seed, drop_last=data.drop_last,
         shuffle=isinstance(data.sampler, RandomSampler),
     )  # fmt: skip
+    return _loader_like(data, data.dataset, batch_size=data.batch_size, sampler=sampler)
+
+
+def _loader_like(data: DataLoader, dataset: Dataset, **sampling: Any) -> DataLoader:
+    """A DataLoader over ``dataset`` with the settings of ``data`` (workers, collate...)."""
     return DataLoader(
-        data.dataset, batch_size=data.batch_size, sampler=sampler, num_workers=data.num_workers,
-        collate_fn=data.collate_fn, pin_memory=data.pin_memory, drop_last=data.drop_last,
-        timeout=data.timeout, worker_init_fn=data.worker_init_fn,
-        multiprocessing_context=data.multiprocessing_context, generator=data.generator,
-        prefetch_factor=data.prefetch_factor, persistent_workers=data.persistent_workers,
+        dataset, num_workers=data.num_workers, collate_fn=data.collate_fn,
+        pin_memory=data.pin_memory, drop_last=data.drop_last, timeout=data.timeout,
+        worker_init_fn=data.worker_init_fn, multiprocessing_context=data.multiprocessing_context,
+        generator=data.generator, prefetch_factor=data.prefetch_factor,
+        persistent_workers=data.persistent_workers, **sampling,
     )  # fmt: skip

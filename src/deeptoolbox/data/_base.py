@@ -302,6 +302,18 @@ class Datastore(Dataset):
             )
         return self._view(np.array_split(self._order, n)[i])
 
+    def shard(self, num_shards: int, index: int) -> Datastore:
+        """The part of process ``index`` among ``num_shards``: ``partition(num_shards,
+        index)`` under the name PyTorch and tf.data use. ``train()`` with several processes
+        shards each mini-batch itself; this is for loops of your own.
+
+        Example:
+            >>> from deeptoolbox.data import ArrayDatastore
+            >>> ArrayDatastore(np.arange(5.0)).shard(2, 1).readall().tolist()
+            [3.0, 4.0]
+        """
+        return self.partition(num_shards, index)
+
     def split(
         self,
         *amounts: float | int | Sequence[float | int],

@@ -1,18 +1,21 @@
 """File collections shared by the file datastores: listing (local folders and fsspec URLs),
-reading bytes, labels from folder names, and skipping unreadable files."""
+reading bytes (remote files through fsspec, optionally cached on local disk: :class:`Remote`),
+labels from folder names, and skipping unreadable files."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deeptoolbox.errors import DataError, OptionError
+from deeptoolbox.errors import DataError, MissingDependencyError, OptionError
 
 Location = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -26,16 +29,126 @@ def _extension(path: str) -> str:
     return os.path.splitext(path)[1].lower()
 
 
-def _list_url(url: str, recursive: bool) -> tuple[list[str], bool]:
-    import fsspec
+# the package fsspec needs for each protocol (installed by the `remote` extra)
+_PROTOCOL_PACKAGES = {
+    "s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs",
+    "abfss": "adlfs", "adl": "adlfs", "http": "aiohttp", "https": "aiohttp",
+}  # fmt: skip
 
-    fs, root = fsspec.core.url_to_fs(url)
+
+def _protocol(url: str) -> str:
+    return url.split("://", 1)[0].split("::")[-1].lower()
+
+
+@dataclass(frozen=True)
+class Remote:
+    """How a file datastore reaches fsspec URLs (``s3://``, ``gs://``, ``az://``,
+    ``http(s)://``, ``memory://``...): ``storage_options`` go to the protocol's filesystem
+    (credentials, ``endpoint_url``...), and with ``cache_dir`` each remote file is copied to
+    that folder on its first read (fsspec's ``filecache``) and read from there afterwards,
+    in this process and in later ones. Local paths are read directly.
+
+    Example:
+        >>> import fsspec
+        >>> with fsspec.open("memory://remote-doc/a.txt", "wb") as f:
+        ...     _ = f.write(b"hello")
+        >>> Remote().read_bytes("memory://remote-doc/a.txt")
+        b'hello'
+    """
+
+    storage_options: dict[str, Any] | None = field(default=None, repr=False)  # secrets
+    cache_dir: str | None = None
+
+    def filesystem(self, url: str, cached: bool = False) -> tuple[Any, str]:
+        """The fsspec filesystem for ``url`` and the path in it; with ``cached`` (and a
+        ``cache_dir``), the caching filesystem in front of it."""
+        import fsspec
+
+        protocol = _protocol(url)
+        options = dict(self.storage_options or {})
+        try:
+            if cached and self.cache_dir is not None:
+                fs = fsspec.filesystem(
+                    "filecache", target_protocol=protocol, target_options=options,
+                    cache_storage=self.cache_dir,
+                )  # fmt: skip
+                return fs, fs._strip_protocol(url)
+            return fsspec.core.url_to_fs(url, **options)
+        except ImportError as err:
+            package = _PROTOCOL_PACKAGES.get(protocol, f"the fsspec package for {protocol}://")
+            raise MissingDependencyError(
+                f'{protocol}:// needs {package}: pip install "deeptoolbox[remote]" (or pip '
+                f"install {package}). Reading '{url}' failed: {err}"
+            ) from err
+        except ValueError as err:
+            if "protocol" not in str(err).lower():
+                raise
+            raise OptionError(
+                f"cannot read '{url}': fsspec knows no protocol '{protocol}://'. Use a local "
+                "path or an fsspec URL such as s3://, gs://, az://, http(s):// or memory://."
+            ) from err
+
+    @contextlib.contextmanager
+    def open(self, path: str) -> Iterator[Any]:
+        """A binary file object for a URL (through the cache when there is one); a local
+        path is given back as it is (readers open it themselves)."""
+        if not is_url(path):
+            yield path
+            return
+        fs, inner = self.filesystem(path, cached=True)
+        with fs.open(inner, "rb") as handle:
+            yield handle
+
+    def read_bytes(self, path: str) -> bytes:
+        """The content of a local file or URL."""
+        if not is_url(path):
+            with open(path, "rb") as handle:
+                return handle.read()
+        with self.open(path) as handle:
+            return handle.read()
+
+    def local_path(self, path: str) -> str:
+        """A local path holding the file: the path itself, or (with ``cache_dir``) the cached
+        copy of a URL, fetched on first use; a URL without ``cache_dir`` comes back as is."""
+        if not is_url(path) or self.cache_dir is None:
+            return path
+        import fsspec
+
+        self.filesystem(path)  # the clear error when the protocol's package is missing
+        return fsspec.open_local(
+            f"filecache::{path}", filecache={"cache_storage": self.cache_dir},
+            **{_protocol(path): dict(self.storage_options or {})},
+        )  # fmt: skip
+
+
+def remote_access(kind: str, storage_options: Any, cache_dir: Any) -> Remote:
+    """Check a datastore's ``storage_options`` and ``cache_dir`` options."""
+    if storage_options is not None and not isinstance(storage_options, dict):
+        raise OptionError(
+            f"{kind}: `storage_options` must be a dict of fsspec options (for example "
+            "{'endpoint_url': 'http://127.0.0.1:9000', 'key': ..., 'secret': ...}) or None. "
+            f"Received: {type(storage_options).__name__}."
+        )
+    if cache_dir is not None and not isinstance(cache_dir, str | os.PathLike):
+        raise OptionError(
+            f"{kind}: `cache_dir` must be a folder path or None. Received: {cache_dir!r}."
+        )
+    folder = None if cache_dir is None else os.path.abspath(os.fspath(cache_dir))
+    return Remote(dict(storage_options) if storage_options else None, folder)
+
+
+def _list_url(url: str, recursive: bool, remote: Remote) -> tuple[list[str], bool]:
+    fs, root = remote.filesystem(url)
     if not fs.exists(root):
         raise DataError(f"cannot find '{url}': no such file or folder.")
     if not fs.isdir(root):
         return [url], False
     found = fs.find(root) if recursive else fs.ls(root, detail=False)
-    return sorted(fs.unstrip_protocol(p) for p in found if not fs.isdir(p)), True
+    return sorted(_unstrip(fs, p) for p in found if not fs.isdir(p)), True
+
+
+def _unstrip(fs: Any, path: str) -> str:
+    return path if is_url(path) else fs.unstrip_protocol(path)  # http(s) lists full URLs
 
 
 def _list_local(path: str, recursive: bool) -> tuple[list[str], bool]:
@@ -49,10 +162,14 @@ def _list_local(path: str, recursive: bool) -> tuple[list[str], bool]:
 
 
 def list_files(
-    kind: str, location: Location, extensions: Sequence[str] | None, recursive: bool
+    kind: str,
+    location: Location,
+    extensions: Sequence[str] | None,
+    recursive: bool,
+    remote: Remote | None = None,
 ) -> tuple[list[str], list[str | None]]:
-    """Files under ``location`` (folders, files or URLs) with one of ``extensions`` (None:
-    any file).
+    """Files under ``location`` (folders, files or URLs, listed with ``remote``'s storage
+    options) with one of ``extensions`` (None: any file).
 
     Returns the files and, for each, the folder it was found under (None for a file named
     directly), for labels from folder names.
@@ -75,7 +192,9 @@ def list_files(
     roots: list[str | None] = []
     for entry in entries:
         listed, is_folder = (
-            _list_url(entry, recursive) if is_url(entry) else _list_local(entry, recursive)
+            _list_url(entry, recursive, remote or Remote())
+            if is_url(entry)
+            else _list_local(entry, recursive)
         )
         if not is_folder:
             if allowed is not None and _extension(entry) not in allowed:
@@ -100,15 +219,10 @@ def list_files(
     return files, roots
 
 
-def read_bytes(path: str) -> bytes:
-    """The content of a local file or fsspec URL."""
-    if is_url(path):
-        import fsspec
-
-        with fsspec.open(path, "rb") as handle:
-            return handle.read()
-    with open(path, "rb") as handle:
-        return handle.read()
+def read_bytes(path: str, remote: Remote | None = None) -> bytes:
+    """The content of a local file or fsspec URL (through ``remote``: storage options and
+    cache)."""
+    return (remote or Remote()).read_bytes(path)
 
 
 def parent_name(path: str) -> str:
@@ -171,12 +285,13 @@ def labelled_files(
     classes: Sequence[Any] | None,
     on_error: str,
     read: Callable[[str], Any],
+    remote: Remote | None = None,
 ) -> tuple[list[str], np.ndarray | None, list[Any] | None, np.ndarray | None]:
     """List files, resolve their labels, drop unreadable files when ``on_error="skip"``.
 
     Returns ``(files, labels, classes, codes)``: ``codes`` are the labels as class indices.
     """
-    files, roots = list_files(kind, location, extensions, recursive)
+    files, roots = list_files(kind, location, extensions, recursive, remote)
     values, found = resolve_labels(kind, files, roots, labels, classes)
     if on_error == "skip":
         keep = readable(kind, files, read)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,9 @@ class FileDatastore(Datastore):
         location, labels, classes, recursive, on_error: as for :class:`ImageDatastore`.
         read_fn: a function of the path giving one observation (picklable for workers).
         extensions: file extensions to read from folders (None: every file).
+        storage_options: fsspec options for URLs (credentials, ``endpoint_url``...).
+        cache_dir: a folder for local copies of remote files: ``read_fn`` then gets the
+            path of the local copy (fetched on first use) instead of the URL.
 
     Example:
         >>> import tempfile, os
@@ -51,16 +55,20 @@ class FileDatastore(Datastore):
         classes: Sequence[Any] | None = None,
         recursive: bool = True,
         on_error: str = "raise",
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         if not callable(read_fn):
             raise OptionError(
                 f"FileDatastore: `read_fn` must be callable. Received: {type(read_fn).__name__}."
             )
         _files.check_on_error("FileDatastore", on_error)
+        self._remote = _files.remote_access("FileDatastore", storage_options, cache_dir)
         self.read_fn = read_fn
         self._files, self._labels, self._classes, self._codes = _files.labelled_files(
-            "FileDatastore", location, extensions, recursive, labels, classes, on_error, self._read
-        )
+            "FileDatastore", location, extensions, recursive, labels, classes, on_error,
+            self._read, self._remote,
+        )  # fmt: skip
         self._init_view()
 
     @property
@@ -70,7 +78,7 @@ class FileDatastore(Datastore):
 
     def _read(self, path: str) -> Any:
         try:
-            return self.read_fn(path)
+            return self.read_fn(self._remote.local_path(path))
         except DataError:
             raise
         except Exception as err:  # a user function may raise anything

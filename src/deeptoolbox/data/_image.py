@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -210,6 +211,10 @@ class ImageDatastore(Datastore):
             applied after decoding and before sizing, only while ``training`` is True.
         on_error: "raise" (reading a bad file raises DataError) or "skip" (every file is
             decoded once now; unreadable ones are dropped with one warning).
+        storage_options: fsspec options for URLs (credentials, ``endpoint_url``...); see
+            "Remote data" in docs/data.md.
+        cache_dir: a folder where remote files are copied on first read and read from
+            afterwards (None: read them remotely every time).
 
     Example:
         >>> import tempfile
@@ -238,6 +243,8 @@ class ImageDatastore(Datastore):
         size_mode: str | None = None,
         augmenter: Any = None,
         on_error: str = "raise",
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         if color not in COLOR_MODES:
             raise OptionError(
@@ -250,6 +257,7 @@ class ImageDatastore(Datastore):
                 f"Received: {type(augmenter).__name__}."
             )
         _files.check_on_error("ImageDatastore", on_error)
+        self._remote = _files.remote_access("ImageDatastore", storage_options, cache_dir)
         self.output_size = _check_size(output_size)
         self.output_size_mode = _check_size_mode(output_size_mode, size_mode)
         self.color, self.augmenter = color, augmenter
@@ -262,6 +270,7 @@ class ImageDatastore(Datastore):
             classes,
             on_error,
             self._decode,
+            self._remote,
         )
         self._init_view()
 
@@ -283,7 +292,7 @@ class ImageDatastore(Datastore):
 
     def _decode(self, path: str) -> torch.Tensor:
         try:
-            data = _files.read_bytes(path)
+            data = _files.read_bytes(path, self._remote)
         except OSError as err:
             raise DataError(f"ImageDatastore: cannot read image '{path}': {err}.") from err
         return decode_image(data, self.color, path)

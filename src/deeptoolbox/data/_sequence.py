@@ -291,8 +291,14 @@ def _read_csv(data: bytes) -> np.ndarray:
         return np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, skiprows=1)
 
 
-def read_signal(path: str, variable: str | None = None, transpose: bool = False) -> torch.Tensor:
-    """Read one signal file (.npy, .csv, .mat v5 or v7.3) as a float32 (T, C) tensor.
+def read_signal(
+    path: str,
+    variable: str | None = None,
+    transpose: bool = False,
+    remote: _files.Remote | None = None,
+) -> torch.Tensor:
+    """Read one signal file (.npy, .csv, .mat v5 or v7.3) as a float32 (T, C) tensor
+    (a URL through ``remote``: storage options and cache).
 
     Example:
         >>> import tempfile, os
@@ -302,7 +308,7 @@ def read_signal(path: str, variable: str | None = None, transpose: bool = False)
     """
     extension = os.path.splitext(path)[1].lower()
     try:
-        data = _files.read_bytes(path)
+        data = _files.read_bytes(path, remote)
         if extension == ".npy":
             DEFAULT_LIMITS.check_npy(data, f"SignalDatastore: '{path}'")
             array = np.load(io.BytesIO(data), allow_pickle=False)
@@ -341,7 +347,8 @@ class SignalDatastore(_PaddedDatastore):
     ``transpose=True`` reads files stored (C, T).
 
     Args: as :class:`ImageDatastore` for ``location``, ``labels``, ``classes``,
-    ``extensions``, ``recursive``, ``on_error``; as :class:`SequenceDatastore` for padding.
+    ``extensions``, ``recursive``, ``on_error``, ``storage_options``, ``cache_dir``; as
+    :class:`SequenceDatastore` for padding.
 
     Example:
         >>> import tempfile, os
@@ -369,8 +376,11 @@ class SignalDatastore(_PaddedDatastore):
         padding_value: float = 0.0,
         mask_as_input: bool = False,
         on_error: str = "raise",
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         _files.check_on_error("SignalDatastore", on_error)
+        self._remote = _files.remote_access("SignalDatastore", storage_options, cache_dir)
         self._set_padding(
             sequence_length=sequence_length,
             padding=padding,
@@ -387,6 +397,7 @@ class SignalDatastore(_PaddedDatastore):
             classes,
             on_error,
             self._read,
+            self._remote,
         )
         self._init_view()
 
@@ -396,7 +407,7 @@ class SignalDatastore(_PaddedDatastore):
         return [self._files[j] for j in self._order]
 
     def _read(self, path: str) -> torch.Tensor:
-        return read_signal(path, self.variable, self.transpose)
+        return read_signal(path, self.variable, self.transpose, self._remote)
 
     def _count(self) -> int:
         return len(self._files)

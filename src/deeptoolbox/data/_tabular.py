@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -19,17 +19,6 @@ from deeptoolbox.errors import DataError, OptionError
 __all__ = ["TabularDatastore"]
 
 _FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-
-
-@contextmanager
-def _open(path: str) -> Iterator[Any]:
-    if _files.is_url(path):
-        import fsspec
-
-        with fsspec.open(path, "rb") as handle:
-            yield handle
-    else:
-        yield path
 
 
 def _format_of(path: str) -> str:
@@ -50,8 +39,11 @@ class TabularDatastore(IterableDataset):
     predictors one-hot encoded (``feature_names`` lists the F columns), and y the class
     index (int64, classification: a text or ``categorical`` response) or the float32
     value(s) (regression); X alone without a response. Only one chunk (plus one pyarrow
-    read block) is in memory at a time. With DataLoader workers, chunks are dealt out
-    among them. Unlike the map-style datastores there is no ``len``/indexing (use
+    read block) is in memory at a time. With DataLoader workers, or parts from
+    :meth:`partition` (which ``train()`` takes for each process), the files' *read units*
+    (Parquet row groups; CSV files whole) are dealt out, so each reader downloads and
+    parses only its own units (chunks are dealt out instead when there are fewer units
+    than readers). Unlike the map-style datastores there is no ``len``/indexing (use
     ``num_rows``); ``split`` assigns rows at random, without stratification.
 
     Args:
@@ -66,6 +58,9 @@ class TabularDatastore(IterableDataset):
         block_size: bytes pyarrow parses at a time from CSV files. pyarrow's streaming
             reader keeps a few dozen blocks in flight, so memory is about
             ``read_size`` rows plus ~35 x ``block_size`` (2-3 MB at the default 64 KiB).
+        storage_options: fsspec options for URLs (credentials, ``endpoint_url``...).
+        cache_dir: a folder where remote files are copied on first read and read from
+            afterwards (None: read them remotely every time).
 
     Example:
         >>> import tempfile, os
@@ -92,6 +87,8 @@ class TabularDatastore(IterableDataset):
         classes: Sequence[Any] | None = None,
         read_size: int = 10_000,
         block_size: int = 1 << 16,
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         for name, value in (("read_size", read_size), ("block_size", block_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -100,7 +97,10 @@ class TabularDatastore(IterableDataset):
                 )
         self.read_size, self.block_size = read_size, block_size
         extensions = tuple(_FORMATS)
-        self.files, _ = _files.list_files("TabularDatastore", location, extensions, True)
+        self._remote = _files.remote_access("TabularDatastore", storage_options, cache_dir)
+        self.files, _ = _files.list_files(
+            "TabularDatastore", location, extensions, True, self._remote
+        )
         self._formats = [_format_of(f) for f in self.files]
         schema = self._schema()
         columns = list(schema.names)
@@ -119,6 +119,7 @@ class TabularDatastore(IterableDataset):
         self._classify = len(self.response) == 1 and self.response[0] in text
         self._transforms: tuple[Callable[[Any], Any], ...] = ()
         self._partition = (1, 0)
+        self._unit_list: list[tuple[int, int | None]] | None = None
         self._row_filter: tuple[list[float], int, int] | None = None
         self._shuffle_seed: int | None = None
         self._iterator: Iterator[Any] | None = None
@@ -130,7 +131,7 @@ class TabularDatastore(IterableDataset):
         import pyarrow.parquet as pq
 
         try:
-            with _open(self.files[0]) as source:
+            with self._remote.open(self.files[0]) as source:
                 if self._formats[0] == "parquet":
                     return pq.ParquetFile(source).schema_arrow
                 return self._csv_reader(source, self._formats[0], None).schema
@@ -160,28 +161,72 @@ class TabularDatastore(IterableDataset):
                 f"Available: {columns}."
             )
 
-    def _file_batches(self, index: int, columns: list[str]) -> Iterator[Any]:
+    def _units(self) -> list[tuple[int, int | None]]:
+        """The read units, ``(file index, row group)``: each Parquet row group, each CSV
+        file whole (row group None). Found once (Parquet footers only)."""
+        import pyarrow.parquet as pq
+
+        if self._unit_list is None:
+            units: list[tuple[int, int | None]] = []
+            for index, path in enumerate(self.files):
+                if self._formats[index] != "parquet":
+                    units.append((index, None))
+                    continue
+                try:
+                    with self._remote.open(path) as source:
+                        groups = pq.ParquetFile(source).num_row_groups
+                except (OSError, ValueError) as err:
+                    raise DataError(f"TabularDatastore: cannot read '{path}': {err}") from err
+                units.extend((index, g) for g in range(groups))
+            self._unit_list = units
+        return self._unit_list
+
+    def _file_batches(
+        self, index: int, groups: list[int | None], columns: list[str]
+    ) -> Iterator[Any]:
+        """The record batches of some read units of one file (the file opened once), with
+        the rows of a ``split`` part selected."""
         import pyarrow.parquet as pq
 
         path = self.files[index]
         try:
-            with _open(path) as source:
-                if self._formats[index] == "parquet":
-                    yield from pq.ParquetFile(source).iter_batches(
-                        batch_size=self.read_size, columns=columns
+            with self._remote.open(path) as source:
+                parquet = pq.ParquetFile(source) if self._formats[index] == "parquet" else None
+                for group in groups:
+                    batches = (
+                        self._csv_reader(source, self._formats[index], columns)
+                        if parquet is None
+                        else parquet.iter_batches(
+                            batch_size=self.read_size, row_groups=[group], columns=columns
+                        )
                     )
-                else:
-                    yield from self._csv_reader(source, self._formats[index], columns)
+                    place = 0 if group is None else group + 1
+                    for number, batch in enumerate(batches):
+                        yield self._split_rows(batch, (index, place, number))
         except (OSError, ValueError, KeyError) as err:  # pyarrow.ArrowInvalid is a ValueError
             raise DataError(f"TabularDatastore: cannot read '{path}': {err}") from err
 
-    def _tables(self, columns: list[str]) -> Iterator[Any]:
-        """Tables of exactly ``read_size`` rows (the last may be shorter) across all files."""
+    def _split_rows(self, batch: Any, key: tuple[int, int, int]) -> Any:
+        """The rows of ``batch`` in this split part: each row draws a number from a generator
+        seeded by the batch's place in the files, so a row's part never depends on how the
+        files are dealt out to processes or workers."""
+        if self._row_filter is None:
+            return batch
+        bounds, seed, k = self._row_filter
+        u = np.random.default_rng([seed, *key]).random(batch.num_rows)
+        return batch.filter(np.asarray((u >= bounds[k]) & (u < bounds[k + 1])))
+
+    def _tables(
+        self, columns: list[str], units: list[tuple[int, int | None]] | None = None
+    ) -> Iterator[Any]:
+        """Tables of exactly ``read_size`` rows (the last may be shorter) across the read
+        ``units`` (default: all)."""
         import pyarrow as pa
 
         pending = None
-        for index in range(len(self.files)):
-            for batch in self._file_batches(index, columns):
+        units = self._units() if units is None else units
+        for index, same_file in itertools.groupby(units, key=lambda unit: unit[0]):
+            for batch in self._file_batches(index, [g for _, g in same_file], columns):
                 table = pa.Table.from_batches([batch])
                 pending = table if pending is None else pa.concat_tables([pending, table])
                 while pending.num_rows >= self.read_size:
@@ -275,10 +320,13 @@ class TabularDatastore(IterableDataset):
         if worker is not None:
             parts, part = parts * worker.num_workers, part * worker.num_workers + worker.id
         columns = list(dict.fromkeys([*self.predictors, *self.response]))
-        for number, table in enumerate(self._tables(columns)):
-            if number % parts != part:
+        units = self._units()
+        by_unit = parts > 1 and len(units) >= parts  # each reader reads only its own units
+        tables = self._tables(columns, units[part::parts] if by_unit else units)
+        for number, table in enumerate(tables):
+            if parts > 1 and not by_unit and number % parts != part:
                 continue
-            table = self._select_rows(table, number)
+            table = self._shuffle_rows(table, number)
             if table.num_rows == 0:
                 continue
             chunk = self._convert(table)
@@ -286,11 +334,7 @@ class TabularDatastore(IterableDataset):
                 chunk = fn(chunk)
             yield chunk
 
-    def _select_rows(self, table: Any, number: int) -> Any:
-        if self._row_filter is not None:
-            bounds, seed, k = self._row_filter
-            u = np.random.default_rng([seed, number]).random(table.num_rows)
-            table = table.filter(np.asarray((u >= bounds[k]) & (u < bounds[k + 1])))
+    def _shuffle_rows(self, table: Any, number: int) -> Any:
         if self._shuffle_seed is not None:
             rng = np.random.default_rng([self._shuffle_seed, number])
             table = table.take(rng.permutation(table.num_rows))
@@ -357,7 +401,7 @@ class TabularDatastore(IterableDataset):
         if plain and all(f == "parquet" for f in self._formats):
             total = 0
             for path in self.files:
-                with _open(path) as source:
+                with self._remote.open(path) as source:
                     total += pq.ParquetFile(source).metadata.num_rows
             return total
         chunks = self._copy()._chunks()
@@ -386,7 +430,18 @@ class TabularDatastore(IterableDataset):
         return new
 
     def partition(self, n: int, i: int) -> TabularDatastore:
-        """Part ``i`` (0-based) of ``n``: every n-th chunk, so the parts cover each row once."""
+        """Part ``i`` (0-based) of ``n`` (MATLAB ``partition(ds, n, i)`` with i from 0): every
+        n-th read unit (Parquet row group, CSV file), or every n-th chunk when there are
+        fewer units than parts; the parts cover each row once, and a part reads only its
+        own units.
+
+        Example:
+            >>> import tempfile, os, pyarrow as pa, pyarrow.parquet as pq
+            >>> path = os.path.join(tempfile.mkdtemp(), "t.parquet")
+            >>> pq.write_table(pa.table({"x": list(range(8))}), path, row_group_size=2)
+            >>> [TabularDatastore(path).partition(2, i).readall()[:, 0].tolist() for i in (0, 1)]
+            [[0.0, 1.0, 4.0, 5.0], [2.0, 3.0, 6.0, 7.0]]
+        """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1 or not 0 <= i < n:
             raise OptionError(
                 f"TabularDatastore.partition: need n >= 1 and 0 <= i < n. Received n={n!r}, i={i!r}."
@@ -395,6 +450,11 @@ class TabularDatastore(IterableDataset):
         parts, part = self._partition
         new._partition = (parts * n, part + parts * i)
         return new
+
+    def shard(self, num_shards: int, index: int) -> TabularDatastore:
+        """The part of process ``index`` among ``num_shards``: ``partition(num_shards,
+        index)`` under the name PyTorch and tf.data use (``train()`` takes it by itself)."""
+        return self.partition(num_shards, index)
 
     def split(
         self, fractions: float | Sequence[float], *, stratify: bool = False, seed: int = 0

@@ -171,9 +171,9 @@ class Tokenizer:
             raise DataError(f"Tokenizer: '{path}' holds an invalid tokenizer: {err}") from err
 
 
-def _read_text(path: str) -> str:
+def _read_text(path: str, remote: _files.Remote | None = None) -> str:
     try:
-        return _files.read_bytes(path).decode("utf-8")
+        return _files.read_bytes(path, remote).decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"TextDatastore: cannot read '{path}': {err}.") from err
 
@@ -251,11 +251,14 @@ class TextDatastore(_PaddedDatastore):
         by: str = "file",
         labels: str | Sequence[Any] | None = "auto",
         extensions: Sequence[str] = (".txt",),
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike | None = None,
         **options: Any,
     ) -> TextDatastore:
         """Texts from files (MATLAB ``fileDatastore`` of text): one text per file
         (``by="file"``, read lazily; labels from folder names as for images) or per
-        non-empty line (``by="line"``, lines held in memory).
+        non-empty line (``by="line"``, lines held in memory). ``location`` may hold URLs,
+        read with ``storage_options`` and cached in ``cache_dir`` (as for ImageDatastore).
 
         Example:
             >>> import tempfile, os
@@ -268,16 +271,18 @@ class TextDatastore(_PaddedDatastore):
             raise OptionError(
                 f"TextDatastore.from_files: `by` must be 'file' or 'line'. Received: {by!r}."
             )
-        files, roots = _files.list_files("TextDatastore", location, extensions, True)
+        remote = _files.remote_access("TextDatastore", storage_options, cache_dir)
+        files, roots = _files.list_files("TextDatastore", location, extensions, True, remote)
         if by == "line":
-            texts = [line for f in files for line in _read_text(f).splitlines() if line.strip()]
+            lines = (_read_text(f, remote).splitlines() for f in files)
+            texts = [line for part in lines for line in part if line.strip()]
             names = None if isinstance(labels, str) else labels
             return cls(texts, names, **options)
         values, _ = _files.resolve_labels(
             "TextDatastore", files, roots, labels, options.get("classes")
         )
         self = cls.__new__(cls)
-        self._files, self._texts = files, []
+        self._files, self._texts, self._remote = files, [], remote
         self._setup(values, options.pop("tokenizer", None), options.pop("classes", None))
         padding = {
             "sequence_length": "longest",
@@ -290,7 +295,7 @@ class TextDatastore(_PaddedDatastore):
         return self
 
     def _text(self, j: int) -> str:
-        return self._texts[j] if self._files is None else _read_text(self._files[j])
+        return self._texts[j] if self._files is None else _read_text(self._files[j], self._remote)
 
     def _count(self) -> int:
         return len(self._texts) if self._files is None else len(self._files)

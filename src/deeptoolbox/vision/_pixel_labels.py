@@ -81,10 +81,10 @@ def _check_label_ids(classes: Sequence[Any], label_ids: Sequence[Any]) -> dict[i
     return table
 
 
-def _decode_ids(path: str, rgb: bool) -> torch.Tensor:
+def _decode_ids(path: str, rgb: bool, remote: _files.Remote | None = None) -> torch.Tensor:
     """A label file's ids as an int64 (H, W) tensor (RGB packed as in :func:`_label_value`)."""
     try:
-        data = _files.read_bytes(path)
+        data = _files.read_bytes(path, remote)
     except OSError as err:
         raise DataError(f"PixelLabelDatastore: cannot read label image '{path}': {err}.") from err
     image = decode_image(data, "stored", path).to(torch.int64)
@@ -127,6 +127,8 @@ class PixelLabelDatastore(Datastore):
         recursive: search subfolders (default True).
         output_size: (H, W) every label map is brought to (nearest-neighbour; None: keep).
         undefined: "error" or "ignore": what values in no class become (see above).
+        storage_options, cache_dir: fsspec options for URLs and a folder for local copies
+            of remote files, as for :class:`~deeptoolbox.data.ImageDatastore`.
 
     Example:
         >>> import tempfile
@@ -148,6 +150,8 @@ class PixelLabelDatastore(Datastore):
         recursive: bool = True,
         output_size: int | Sequence[int] | None = None,
         undefined: str = "error",
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         if undefined not in _UNDEFINED:
             raise OptionError(
@@ -166,7 +170,10 @@ class PixelLabelDatastore(Datastore):
         self.undefined = undefined
         self.output_size = _check_size(output_size, "PixelLabelDatastore")
         self.label_ids = list(label_ids)
-        self._files, _ = _files.list_files("PixelLabelDatastore", location, extensions, recursive)
+        self._remote = _files.remote_access("PixelLabelDatastore", storage_options, cache_dir)
+        self._files, _ = _files.list_files(
+            "PixelLabelDatastore", location, extensions, recursive, self._remote
+        )
         self._files = sorted(self._files)
         self._classes = [str(c) for c in classes]
         self._init_view()
@@ -181,7 +188,7 @@ class PixelLabelDatastore(Datastore):
 
     def _load(self, j: int) -> torch.Tensor:
         path = self._files[j]
-        ids = _decode_ids(path, self._rgb)
+        ids = _decode_ids(path, self._rgb, self._remote)
         if self.output_size is not None and tuple(ids.shape) != self.output_size:
             from torchvision.transforms.v2 import InterpolationMode
             from torchvision.transforms.v2 import functional as F
