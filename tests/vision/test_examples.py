@@ -4,9 +4,21 @@ reduced sizes, reaches a result well beyond doing nothing, and writes its pictur
 import importlib.util
 from pathlib import Path
 
+import pytest
+import torch
 from PIL import Image
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These networks are too small to gain from threads; on a CPU shared with other jobs
+    two threads waiting for each other made a 6 s run take 50 s."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run(name: str, monkeypatch, *argv: str) -> dict:
