@@ -65,6 +65,9 @@ def test_class_weights_follow_pytorch_weighted_mean():
     w = torch.tensor([1.0, 2.0, 5.0])
     value = loss_function("crossentropy", class_weights=w)(logits, y)
     assert torch.allclose(value, F.cross_entropy(logits, y, weight=w))
+    with pytest.raises(OptionError, match=r"loss_function: `class_weights` has 2 values but the "
+                       r"network gives 3 class scores"):  # fmt: skip
+        loss_function("crossentropy", class_weights=w[:2])(logits, y)
 
 
 @pytest.mark.parametrize("weights", [None, [0.5, 2.0, 1.0]])

@@ -32,6 +32,7 @@ __all__ = [
     "class_axis",
     "step_mask",
     "class_weighted_mean",
+    "checked_class_weights",
 ]
 
 LOSS_NAMES = ("crossentropy", "binary-crossentropy", "mse", "mae", "huber")
@@ -157,6 +158,26 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None, weights=None) 
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def checked_class_weights(
+    weights: torch.Tensor | None, classes: int, device: Any, who: str = "loss_function"
+) -> torch.Tensor | None:
+    """``weights`` on ``device``, after checking there is one per class score (None: None).
+
+    Example:
+        >>> import torch
+        >>> checked_class_weights(torch.ones(3), 3, "cpu").tolist()
+        [1.0, 1.0, 1.0]
+    """
+    if weights is None:
+        return None
+    if len(weights) != classes:
+        raise OptionError(
+            f"{who}: `class_weights` has {len(weights)} values but the network gives {classes} "
+            "class scores."
+        )
+    return weights.to(device)
+
+
 def class_weighted_mean(
     values: torch.Tensor,
     targets: torch.Tensor,
@@ -250,14 +271,7 @@ class Loss:
         classes = logits.shape[axis]
         if axis == -1 and logits.dim() > 2:  # (N, T, C) -> (N, C, T) as F.cross_entropy wants
             logits = logits.movedim(-1, 1)
-        weight = None
-        if self.class_weights is not None:
-            if len(self.class_weights) != classes:
-                raise OptionError(
-                    f"loss_function: `class_weights` has {len(self.class_weights)} values but "
-                    f"the network gives {classes} class scores."
-                )
-            weight = self.class_weights.to(logits.device)
+        weight = checked_class_weights(self.class_weights, classes, logits.device)
         if targets.is_floating_point():  # one-hot or probabilities, same shape as outputs
             if axis == -1 and targets.dim() > 2:
                 targets = targets.movedim(-1, 1)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from deeptoolbox.errors import InputSizeError, OptionError
-from deeptoolbox.training._losses import Loss, class_weighted_mean
+from deeptoolbox.training._losses import Loss, checked_class_weights, class_weighted_mean
 from deeptoolbox.vision._pixel_labels import IGNORE_INDEX
 
 __all__ = ["SEGMENTATION_LOSSES", "SegmentationLoss", "segmentation_loss"]
@@ -115,14 +115,7 @@ class SegmentationLoss(Loss):
                 f"network with {k} classes (or {IGNORE_INDEX} for pixels to ignore). Received "
                 f"indices from {int(real.min())} to {int(real.max())}."
             )
-        weights = None
-        if self.class_weights is not None:
-            if len(self.class_weights) != k:
-                raise OptionError(
-                    f"segmentation_loss: `class_weights` has {len(self.class_weights)} values "
-                    f"but the network gives {k} class scores."
-                )
-            weights = self.class_weights.to(scores.device)
+        weights = checked_class_weights(self.class_weights, k, scores.device, "segmentation_loss")
         return scores, labels, weights
 
     def _dice(self, scores, labels, valid, weights) -> torch.Tensor:
