@@ -46,7 +46,7 @@ def gray_images(folder: Path, n: int, size: int, seed: int) -> ImageDatastore:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--image-size", type=int, default=48)
     parser.add_argument("--patch-size", type=int, default=32)
     parser.add_argument("--patches-per-image", type=int, default=4)
