@@ -14,7 +14,8 @@ generates (``datasets.shapes``: one shape per image, with its mask):
    ``vision.evaluate_segmentation`` (global accuracy, mean IoU, per-class IoU...) and draw
    the label overlays.
 
-Writes ``segmentation-overlay.png`` and ``segmentation-augmentation.png`` into ``--output``.
+Writes ``segmentation-overlay.png`` and ``segmentation-augmentation.png`` into ``--output``
+(printed at the end); ``--images``, ``--epochs``... reduce the run (the smoke test).
 Run: ``python examples/segmentation_shapes.py`` (a few minutes on two CPU cores).
 """
 
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _figures import image_grid  # examples/_figures.py
 
 from deeptoolbox import datasets, train
 from deeptoolbox.data import ImageDatastore
@@ -56,27 +59,6 @@ def labelled_files(folder: Path, n: int, size: int, seed: int) -> PixelLabelImag
     return PixelLabelImageDatastore(images, labels, augmenter=augmenter)
 
 
-def draw(path: Path, rows: list[list[torch.Tensor]], titles: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(
-        len(rows), len(titles), figsize=(1.8 * len(titles), 1.8 * len(rows))
-    )
-    for r, row in enumerate(rows):
-        for c, picture in enumerate(row):
-            axes[r, c].imshow(picture.permute(1, 2, 0).numpy(), interpolation="nearest")
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
-            if r == 0:
-                axes[r, c].set_title(titles[c], fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=600)
@@ -86,6 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--filters", type=int, default=16)
     parser.add_argument("--output", default="segmentation-output")
     args = parser.parse_args(argv)
+    start = time.perf_counter()
     torch.manual_seed(0)  # the augmentation draws from torch's generator
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -105,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         metrics = evaluate_segmentation(predicted, test_ds, classes=CLASSES)
         test_ds.eval()
         shown = [test_ds[i] for i in range(4)]
-        draw(output / "segmentation-overlay.png",
+        image_grid(output / "segmentation-overlay.png",
              [[(img * 255).round().to(torch.uint8), label_overlay(img, truth, included_labels=[1, 2, 3]),
                label_overlay(img, predicted[i], included_labels=[1, 2, 3])]
               for i, (img, truth) in enumerate(shown)],
@@ -114,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.manual_seed(1)
         image, truth = train_ds.eval()[0]
         augmented = [train_ds.train()[0] for _ in range(4)]
-        draw(output / "segmentation-augmentation.png",
+        image_grid(output / "segmentation-augmentation.png",
              [[(img * 255).round().to(torch.uint8) for img, _ in [(image, truth), *augmented]],
               [label_overlay(torch.zeros_like(img), lab, included_labels=[1, 2, 3], transparency=0)
                for img, lab in [(image, truth), *augmented]]],
@@ -128,8 +111,11 @@ def main(argv: list[str] | None = None) -> dict:
         "class_weights": [round(w, 3) for w in weights],
         "final_loss": result.history.epochs[-1]["loss"],
         "test_images": n_test,
+        "seconds": round(time.perf_counter() - start, 1),
+        "output": output,
     }
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()})
+    print(f"pictures written to {output.resolve()}/ ({summary['seconds']} s)")
     return summary
 
 

@@ -65,6 +65,27 @@ def test_class_weights_follow_pytorch_weighted_mean():
     w = torch.tensor([1.0, 2.0, 5.0])
     value = loss_function("crossentropy", class_weights=w)(logits, y)
     assert torch.allclose(value, F.cross_entropy(logits, y, weight=w))
+    with pytest.raises(OptionError, match=r"loss_function: `class_weights` has 2 values but the "
+                       r"network gives 3 class scores"):  # fmt: skip
+        loss_function("crossentropy", class_weights=w[:2])(logits, y)
+
+
+@pytest.mark.parametrize("weights", [None, [0.5, 2.0, 1.0]])
+@pytest.mark.parametrize("shape", [(7,), (2, 4, 5)])  # classification, per-pixel (N, H, W)
+def test_ignored_targets_count_neither_in_the_sum_nor_in_the_denominator(shape, weights):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, shape, generator=g)
+    logits = torch.randn(shape[0], 3, *shape[1:], generator=g)
+    y.view(-1)[:3] = -100  # PyTorch's ignore_index
+    w = None if weights is None else torch.tensor(weights)
+    value = loss_function("crossentropy", class_weights=w)(logits, y)
+    expected = F.cross_entropy(logits, y, weight=w, ignore_index=-100)
+    assert float(value) == pytest.approx(float(expected), rel=1e-6)
+    kept = y != -100  # the same as dropping the ignored elements
+    if len(shape) == 1:
+        assert float(value) == pytest.approx(
+            float(F.cross_entropy(logits[kept], y[kept], weight=w)), rel=1e-6
+        )
 
 
 @pytest.mark.parametrize(

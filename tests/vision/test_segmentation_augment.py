@@ -46,4 +46,6 @@ def test_colour_jitter_leaves_labels_alone_and_options_are_checked():
         SegmentationAugmenter(rotation="a lot")
     with pytest.raises(OptionError, match="fill"):
         SegmentationAugmenter(fill=0.5)
+    with pytest.raises(OptionError, match=r"unknown option\(s\) extra, rotaton\. .*rotation"):
+        SegmentationAugmenter(rotaton=10, extra=[])
     assert "flip='horizontal'" in repr(SegmentationAugmenter(flip="horizontal"))

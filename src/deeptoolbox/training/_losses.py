@@ -31,6 +31,8 @@ __all__ = [
     "logits_like",
     "class_axis",
     "step_mask",
+    "class_weighted_mean",
+    "checked_class_weights",
 ]
 
 LOSS_NAMES = ("crossentropy", "binary-crossentropy", "mse", "mae", "huber")
@@ -145,7 +147,7 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None, weights=None) 
     """Mean of per-element losses over the real (unmasked) elements."""
     if mask is None:
         if weights is not None:
-            return values.sum() / weights.sum()
+            return values.sum() / weights.sum().clamp_min(1e-12)
         return values.mean()
     mask = mask.to(values.device)
     while mask.dim() < values.dim():
@@ -154,6 +156,49 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None, weights=None) 
     if weights is not None:
         return (values * mask).sum() / (weights * mask).sum().clamp_min(1e-12)
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def checked_class_weights(
+    weights: torch.Tensor | None, classes: int, device: Any, who: str = "loss_function"
+) -> torch.Tensor | None:
+    """``weights`` on ``device``, after checking there is one per class score (None: None).
+
+    Example:
+        >>> import torch
+        >>> checked_class_weights(torch.ones(3), 3, "cpu").tolist()
+        [1.0, 1.0, 1.0]
+    """
+    if weights is None:
+        return None
+    if len(weights) != classes:
+        raise OptionError(
+            f"{who}: `class_weights` has {len(weights)} values but the network gives {classes} "
+            "class scores."
+        )
+    return weights.to(device)
+
+
+def class_weighted_mean(
+    values: torch.Tensor,
+    targets: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The reduction of ``F.cross_entropy(weight=..., ignore_index=-100)`` for any per-element
+    loss: each value times the weight of its true class (1 without ``class_weights``),
+    summed, over the sum of those weights; targets equal to -100 (padded time steps, ignored
+    pixels) and elements outside ``mask`` count neither above nor below.
+
+    Example:
+        >>> import torch
+        >>> values, targets = torch.tensor([1.0, 2.0, 9.0]), torch.tensor([0, 1, -100])
+        >>> float(class_weighted_mean(values, targets)), float(
+        ...     class_weighted_mean(values, targets, torch.tensor([1.0, 3.0])))
+        (1.5, 1.75)
+    """
+    valid = (targets != _PADDED).to(values.dtype)
+    weights = valid if class_weights is None else class_weights[targets.clamp_min(0)] * valid
+    return _masked_mean(values * weights, mask, weights)
 
 
 class Loss:
@@ -226,14 +271,7 @@ class Loss:
         classes = logits.shape[axis]
         if axis == -1 and logits.dim() > 2:  # (N, T, C) -> (N, C, T) as F.cross_entropy wants
             logits = logits.movedim(-1, 1)
-        weight = None
-        if self.class_weights is not None:
-            if len(self.class_weights) != classes:
-                raise OptionError(
-                    f"loss_function: `class_weights` has {len(self.class_weights)} values but "
-                    f"the network gives {classes} class scores."
-                )
-            weight = self.class_weights.to(logits.device)
+        weight = checked_class_weights(self.class_weights, classes, logits.device)
         if targets.is_floating_point():  # one-hot or probabilities, same shape as outputs
             if axis == -1 and targets.dim() > 2:
                 targets = targets.movedim(-1, 1)
@@ -250,9 +288,8 @@ class Loss:
                 f"train: class indices must be in 0..{classes - 1} for a network with {classes} "
                 f"outputs. Received indices from {int(real.min())} to {int(real.max())}."
             )
-        values = F.cross_entropy(logits, targets, weight, reduction="none")
-        weights = weight[targets.clamp_min(0)] if weight is not None else None
-        return _masked_mean(values, mask, weights)
+        values = F.cross_entropy(logits, targets, reduction="none")  # 0 at -100
+        return class_weighted_mean(values, targets, weight, mask)
 
 
 class _CallableLoss(Loss):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from deeptoolbox.data._array import ArrayDatastore
 from deeptoolbox.data._base import Datastore
 from deeptoolbox.errors import DataError, OptionError
 from deeptoolbox.inference import predict
@@ -138,7 +139,7 @@ class DenoisingImageDatastore(Datastore):
                     "DenoisingImageDatastore: an array of `images` must be (N, C, H, W). "
                     f"Received shape {tuple(images.shape)}."
                 )
-            images = _Images(torch.as_tensor(images, dtype=torch.float32))
+            images = ArrayDatastore(torch.as_tensor(images, dtype=torch.float32))
         if not isinstance(images, Dataset):
             raise OptionError(
                 "DenoisingImageDatastore: `images` must be an image datastore, a Dataset or an "
@@ -207,17 +208,6 @@ class DenoisingImageDatastore(Datastore):
         top = int(torch.randint(0, h - ph + 1, (), generator=generator))
         left = int(torch.randint(0, w - pw + 1, (), generator=generator))
         return image[:, top : top + ph, left : left + pw]
-
-
-class _Images(Dataset):
-    def __init__(self, values: torch.Tensor) -> None:
-        self.values = values
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.values[i]
 
 
 def denoise_image(

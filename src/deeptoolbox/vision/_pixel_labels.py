@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from deeptoolbox._atomic import atomic_path
 from deeptoolbox.data import _files
+from deeptoolbox.data._array import ArrayDatastore
 from deeptoolbox.data._base import Datastore
 from deeptoolbox.data._image import IMAGE_EXTENSIONS, _check_size, decode_image
 from deeptoolbox.errors import DataError, OptionError
@@ -377,22 +378,11 @@ class PixelLabelImageDatastore(Datastore):
         return image, labels
 
 
-class _ArrayPart(Dataset):
-    def __init__(self, values: torch.Tensor) -> None:
-        self.values = values
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.values[i]
-
-
 def _as_dataset(value: Any, option: str, rank: int) -> Dataset:
     if isinstance(value, Dataset):
         return value
     if isinstance(value, np.ndarray | torch.Tensor) and value.ndim == rank:
-        return _ArrayPart(torch.as_tensor(value))
+        return ArrayDatastore(torch.as_tensor(value))
     shape = getattr(value, "shape", None)
     raise OptionError(
         f"PixelLabelImageDatastore: `{option}` must be a Dataset or an array of rank {rank} "

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
 from typing import Any
 
 import torch
@@ -13,6 +13,9 @@ from deeptoolbox.errors import OptionError
 from deeptoolbox.vision._pixel_labels import IGNORE_INDEX
 
 __all__ = ["SegmentationAugmenter"]
+
+# ImageAugmenter's options, less `extra` (transforms that may not know about label maps)
+_OPTIONS = tuple(name for name in inspect.signature(ImageAugmenter).parameters if name != "extra")
 
 
 class _JointAffine(RandomAffine):
@@ -49,9 +52,9 @@ class SegmentationAugmenter:
     Colour jitter changes the image only.
 
     Args:
-        flip, rotation, scale, translation, translation_pixels, shear, crop, color_jitter:
-            as in ImageAugmenter.
         fill: the label of pixels brought in by warps and crop padding.
+        **options: ImageAugmenter's options (flip, rotation, scale, translation,
+            translation_pixels, shear, crop, color_jitter), checked by it; not ``extra``.
 
     Example:
         >>> import torch
@@ -61,19 +64,7 @@ class SegmentationAugmenter:
         ((3, 16, 16), torch.int64)
     """
 
-    def __init__(
-        self,
-        *,
-        flip: str | None = None,
-        rotation: float | Sequence[float] | None = None,
-        scale: Sequence[float] | None = None,
-        translation: float | Sequence[float] | None = None,
-        translation_pixels: float | Sequence[Any] | None = None,
-        shear: float | Sequence[float] | None = None,
-        crop: int | Sequence[int] | None = None,
-        color_jitter: float | dict[str, Any] | None = None,
-        fill: int = IGNORE_INDEX,
-    ) -> None:
+    def __init__(self, *, fill: int = IGNORE_INDEX, **options: Any) -> None:
         from torchvision import tv_tensors
         from torchvision.transforms import v2
 
@@ -82,12 +73,14 @@ class SegmentationAugmenter:
                 f"SegmentationAugmenter: `fill` must be an int label (a class index, or "
                 f"IGNORE_INDEX = {IGNORE_INDEX}). Received: fill={fill!r}."
             )
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise OptionError(
+                f"SegmentationAugmenter: unknown option(s) {', '.join(unknown)}. It takes "
+                f"ImageAugmenter's options {', '.join(_OPTIONS)}, and `fill`."
+            )
         # ImageAugmenter validates the options (with its messages) and orders the steps
-        checked = ImageAugmenter(
-            flip=flip, rotation=rotation, scale=scale, translation=translation,
-            translation_pixels=translation_pixels, shear=shear, crop=crop,
-            color_jitter=color_jitter,
-        )  # fmt: skip
+        checked = ImageAugmenter(**options)
         self.options = {**checked.options, "fill": fill}
         self.fill = fill
         steps: list[Any] = []

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from deeptoolbox.errors import InputSizeError, OptionError
-from deeptoolbox.training._losses import Loss
+from deeptoolbox.training._losses import Loss, checked_class_weights, class_weighted_mean
 from deeptoolbox.vision._pixel_labels import IGNORE_INDEX
 
 __all__ = ["SEGMENTATION_LOSSES", "SegmentationLoss", "segmentation_loss"]
@@ -75,8 +75,8 @@ class SegmentationLoss(Loss):
         valid = labels != IGNORE_INDEX
         safe = labels.clamp_min(0)
         if self.name in ("crossentropy", "crossentropy+dice"):
-            value = _weighted_mean(
-                F.cross_entropy(scores, safe, reduction="none"), safe, valid, weights
+            value = class_weighted_mean(
+                F.cross_entropy(scores, labels, reduction="none"), labels, weights
             )
             return (
                 value + self._dice(scores, safe, valid, weights) if "dice" in self.name else value
@@ -85,7 +85,7 @@ class SegmentationLoss(Loss):
             return self._dice(scores, safe, valid, weights)
         log_p = F.log_softmax(scores, dim=1).gather(1, safe[:, None])[:, 0]
         values = -((1 - log_p.exp()) ** self.gamma) * log_p
-        return _weighted_mean(values, safe, valid, weights)
+        return class_weighted_mean(values, labels, weights)
 
     def _checked(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor, Any]:
         if not isinstance(outputs, torch.Tensor) or outputs.dim() != 4:
@@ -115,14 +115,7 @@ class SegmentationLoss(Loss):
                 f"network with {k} classes (or {IGNORE_INDEX} for pixels to ignore). Received "
                 f"indices from {int(real.min())} to {int(real.max())}."
             )
-        weights = None
-        if self.class_weights is not None:
-            if len(self.class_weights) != k:
-                raise OptionError(
-                    f"segmentation_loss: `class_weights` has {len(self.class_weights)} values "
-                    f"but the network gives {k} class scores."
-                )
-            weights = self.class_weights.to(scores.device)
+        weights = checked_class_weights(self.class_weights, k, scores.device, "segmentation_loss")
         return scores, labels, weights
 
     def _dice(self, scores, labels, valid, weights) -> torch.Tensor:
@@ -135,11 +128,6 @@ class SegmentationLoss(Loss):
         if weights is None:
             return 1 - dice.mean()
         return 1 - (dice * weights).sum() / weights.sum().clamp_min(1e-12)
-
-
-def _weighted_mean(values, labels, valid, weights) -> torch.Tensor:
-    w = valid.to(values.dtype) if weights is None else weights[labels] * valid
-    return (values * w).sum() / w.sum().clamp_min(1e-12)
 
 
 def segmentation_loss(
