@@ -36,6 +36,7 @@ def check_no_placeholders(net: Network, where: str, *, opaque: bool = False) -> 
         >>> from deeptoolbox import Network, layers as L
         >>> check_no_placeholders(Network([L.FeatureInput(2), L.Dense(2)]), "prune")
     """
+
     def why(module: object) -> str | None:
         reason = placeholder_reason(module)
         if reason is None and opaque and layer_type_name(module) in NO_BACKEND:
