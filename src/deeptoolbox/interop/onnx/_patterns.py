@@ -16,7 +16,7 @@ Recurrent patterns live in :mod:`._patterns_rnn`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -29,6 +29,11 @@ from deeptoolbox.interop.onnx._graph import (
     layer_name,
     node_attributes,
 )
+from deeptoolbox.interop.onnx._patterns_layers import (
+    match_class_token,
+    match_patches,
+    match_scale_offset,
+)
 from deeptoolbox.interop.onnx._patterns_rnn import match_recurrent
 from deeptoolbox.interop.onnx._patterns_upsample import UPSAMPLE_MATCHERS
 
@@ -36,7 +41,10 @@ PATTERN_TARGETS = {
     "MatMul": "Dense",
     "LSTM": "LSTM",
     "GRU": "GRU",
-    "Conv": "Conv1d",
+    "Conv": "Conv1d / PatchEmbedding",
+    "Concat": "EmbeddingConcatenation",
+    "Mul": "ScaleOffset",
+    "Add": "ScaleOffset",
     "GlobalAveragePool": "GlobalAvgPool",
     "GlobalMaxPool": "GlobalMaxPool",
     "ConvTranspose": "TransposedConv1d",
@@ -53,12 +61,18 @@ Matcher = Callable[[Graph, Any], Iterator[Fused]]
 
 
 def fuse_patterns(
-    nodes: list, constants: dict[str, torch.Tensor], outputs: list[str], known: set[str]
+    nodes: list,
+    constants: dict[str, torch.Tensor],
+    outputs: list[str],
+    known: set[str],
+    classes: Mapping[str, dict[str, Any]] | None = None,
 ) -> list:
     """Replace node groups that match a toolbox layer with :class:`Fused` items.
 
     ``nodes`` are the graph's nodes left after constant folding, in graph order; ``known`` the
-    names available before any node runs (graph inputs, initializers, folded constants).
+    names available before any node runs (graph inputs, initializers, folded constants);
+    ``classes`` the layer classes export_onnx recorded for node groups the graph alone does
+    not tell apart (``{"patches": {"class": "PatchEmbedding"}}``).
     Returns the new item list, with nodes that no longer feed a graph output removed; constants
     the rewrite needs are added to ``constants``.
 
@@ -66,9 +80,20 @@ def fuse_patterns(
         >>> fuse_patterns([], {}, [], set())
         []
     """
+    recorded = dict(classes or {})
+
+    def conv(graph: Graph, node) -> Iterator[Fused]:
+        yield from match_patches(graph, node, recorded)
+        yield from _match_conv1d(graph, node)
+
+    def affine(graph: Graph, node) -> Iterator[Fused]:
+        return match_scale_offset(graph, node, recorded)
+
     matchers: dict[str, Matcher] = {"MatMul": _match_linear,
                                     "LSTM": match_recurrent, "GRU": match_recurrent,
-                                    "Conv": _match_conv1d, "GlobalAveragePool": _match_pool,
+                                    "Conv": conv, "Concat": match_class_token,
+                                    "Mul": affine, "Add": affine,
+                                    "GlobalAveragePool": _match_pool,
                                     "GlobalMaxPool": _match_pool, "ReduceMean": _match_pool,
                                     "ReduceMax": _match_pool, **UPSAMPLE_MATCHERS}  # fmt: skip
     items = _prune(_pick_states(list(nodes), constants, outputs), outputs)

@@ -1,0 +1,168 @@
+"""export_onnx -> import_onnx gives back PatchEmbedding, EmbeddingConcatenation and ScaleOffset
+as those layers (issue 13), with their options and weights, computing what the original and
+onnxruntime compute (|difference| <= 1e-5, float32).
+
+PatchEmbedding on images and volumes (``Conv`` with stride = kernel -> ``Reshape`` ->
+``Transpose``) and the class token (``Concat(Expand(token), x)``) are recognised from the graph,
+also in files written with onnx.helper; a PatchEmbedding on sequences (the nodes of a
+``Conv1d`` with stride = kernel) and a ScaleOffset (constant ``Mul`` + ``Add``) only where
+export_onnx recorded the class in the file's metadata, so a plain Conv1d stays a Conv1d and
+constant Mul/Add nodes of other files stay operators.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from deeptoolbox import Network
+from deeptoolbox import layers as L
+from deeptoolbox.interop import export_onnx, import_onnx
+
+RNG = np.random.default_rng(31)
+ATOL = 1e-5
+
+
+def _onnxruntime(path, x: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def _outputs(net: Network, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return net.eval()(torch.from_numpy(x)).numpy()
+
+
+def _perturb(net: Network, seed: int) -> Network:
+    """Random values in every parameter and buffer (zero biases would hide a lost bias)."""
+    net.initialize()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in [*net.parameters(), *net.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.5)
+    return net.eval()
+
+
+CASES = {
+    "image": (L.ImageInput((3, 8, 8), normalization="none"), L.PatchEmbedding((4, 2), 6),
+              (2, 3, 8, 8)),
+    "volume": (L.VolumeInput((2, 4, 4, 4), normalization="none"), L.PatchEmbedding(2, 5),
+               (2, 2, 4, 4, 4)),
+    "sequence": (L.SequenceInput(3, length=8), L.PatchEmbedding(2, 4), (2, 8, 3)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", CASES)
+def test_patch_embedding_and_class_token_come_back_as_those_layers(kind, tmp_path):
+    input_layer, patches, shape = CASES[kind]
+    patches.name = "patches"
+    net = _perturb(Network([input_layer, patches, L.EmbeddingConcatenation(name="cls"),
+                            L.Dense(3, name="fc")]), seed=len(kind))  # fmt: skip
+    path = export_onnx(net, tmp_path / f"{kind}.onnx")
+    imported = import_onnx(path)
+    assert [type(imported.layer(n)).__name__ for n in imported.layer_names] == [
+        type(input_layer).__name__,
+        "PatchEmbedding",
+        "EmbeddingConcatenation",
+        "Dense",
+    ]
+    assert imported.layer("patches").get_config() == net.layer("patches").get_config()
+    for name in ("patches", "cls"):
+        for key, value in net.layer(name).state_dict().items():
+            torch.testing.assert_close(imported.layer(name).state_dict()[key], value)
+    x = RNG.standard_normal((3, *shape[1:])).astype(np.float32)
+    want = _outputs(net, x)
+    np.testing.assert_allclose(_outputs(imported, x), want, atol=ATOL)
+    np.testing.assert_allclose(_onnxruntime(path, x), want, atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    ("input_layer", "shape", "trainable"),
+    [
+        (L.ImageInput((3, 4, 4), normalization="none"), (3, 1, 1), False),
+        (L.FeatureInput(4), (4,), True),
+        (L.SequenceInput(3, length=5), (3,), False),
+    ],
+)
+def test_scale_offset_comes_back_with_its_values(input_layer, shape, trainable, tmp_path):
+    net = _perturb(Network([input_layer, L.ReLU(name="relu"),
+                            L.ScaleOffset(shape, trainable=trainable, name="affine"),
+                            L.Tanh(name="tanh")]), seed=7)  # fmt: skip
+    path = export_onnx(net, tmp_path / "affine.onnx")
+    imported = import_onnx(path)
+    layer = imported.layer("affine")
+    assert type(layer) is L.ScaleOffset and layer.get_config() == net.layer("affine").get_config()
+    torch.testing.assert_close(layer.scale, net.layer("affine").scale)
+    torch.testing.assert_close(layer.offset, net.layer("affine").offset)
+    assert len(imported.layer_names) == 4
+    x = RNG.standard_normal((2, *input_layer.shape)).astype(np.float32)
+    np.testing.assert_allclose(_outputs(imported, x), _outputs(net, x), atol=ATOL)
+
+
+def test_without_the_metadata_constant_mul_add_and_stride_kernel_conv1d_stay_as_they_were(
+    tmp_path,
+):
+    net = _perturb(Network([L.SequenceInput(3, length=8), L.Conv1d(4, 2, stride=2, name="conv"),
+                            L.ScaleOffset((4,), name="affine"), L.Tanh()]), seed=3)  # fmt: skip
+    path = export_onnx(net, tmp_path / "plain.onnx")
+    model = onnx.load(str(path))
+    assert any(p.key == "deeptoolbox.layer_classes" for p in model.metadata_props)
+    kept = [p for p in model.metadata_props if p.key != "deeptoolbox.layer_classes"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    stripped = tmp_path / "stripped.onnx"
+    onnx.save(model, str(stripped))
+    x = RNG.standard_normal((2, 8, 3)).astype(np.float32)
+    for file, affine in ((path, L.ScaleOffset), (stripped, None)):
+        imported = import_onnx(file)
+        assert type(imported.layer("conv")) is L.Conv1d  # never a PatchEmbedding: none recorded
+        kinds = {type(imported.layer(n)).__name__ for n in imported.layer_names}
+        assert ("ScaleOffset" in kinds) == (affine is not None)
+        np.testing.assert_allclose(_outputs(imported, x), _outputs(net, x), atol=ATOL)
+
+
+def _token_graph(path, token_first: bool) -> str:
+    """A torch-style ViT stem written with onnx.helper: Conv (stride = kernel) -> Reshape ->
+    Transpose -> Concat with an expanded class token."""
+    weight = RNG.standard_normal((5, 2, 2, 2)).astype(np.float32)
+    bias = RNG.standard_normal(5).astype(np.float32)
+    token = RNG.standard_normal((1, 1, 5)).astype(np.float32)
+    parts = ["cls", "tokens"] if token_first else ["tokens", "cls"]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="stem", kernel_shape=[2, 2],
+                         strides=[2, 2]),
+        helper.make_node("Reshape", ["c", "target"], ["r"], name="flat"),
+        helper.make_node("Transpose", ["r"], ["tokens"], name="swap", perm=[0, 2, 1]),
+        helper.make_node("Shape", ["x"], ["s"], name="shape", start=0, end=1),
+        helper.make_node("Concat", ["s", "one", "one"], ["e"], name="size", axis=0),
+        helper.make_node("Expand", ["t", "e"], ["cls"], name="class_token"),
+        helper.make_node("Concat", parts, ["y"], name="join", axis=1),
+    ]  # fmt: skip
+    constants = [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b"),
+                 numpy_helper.from_array(token, "t"),
+                 numpy_helper.from_array(np.array([0, 5, -1], np.int64), "target"),
+                 numpy_helper.from_array(np.array([1], np.int64), "one")]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "vit_stem", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 4, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], constants,
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("token_first", [True, False])
+def test_a_vit_stem_from_another_exporter(token_first, tmp_path):
+    path = _token_graph(tmp_path / "stem.onnx", token_first)
+    imported = import_onnx(path)
+    x = RNG.standard_normal((3, 2, 4, 6)).astype(np.float32)
+    np.testing.assert_allclose(_outputs(imported, x), _onnxruntime(path, x), atol=ATOL)
+    patches = imported.layer("stem")
+    assert type(patches) is L.PatchEmbedding and patches.patch_size == 2
+    kinds = {type(imported.layer(n)).__name__ for n in imported.layer_names}
+    # a token after the sequence is no EmbeddingConcatenation (that one prepends)
+    assert ("EmbeddingConcatenation" in kinds) == token_first
