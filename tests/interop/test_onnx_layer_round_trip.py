@@ -166,3 +166,50 @@ def test_a_vit_stem_from_another_exporter(token_first, tmp_path):
     kinds = {type(imported.layer(n)).__name__ for n in imported.layer_names}
     # a token after the sequence is no EmbeddingConcatenation (that one prepends)
     assert ("EmbeddingConcatenation" in kinds) == token_first
+
+
+def test_conv3d_comes_back_as_conv3d(tmp_path):
+    net = _perturb(Network([L.VolumeInput((2, 5, 6, 6), normalization="none"),
+                            L.Conv3d(3, (3, 3, 2), stride=(1, 2, 2), padding=(1, 1, 0),
+                                     dilation=(1, 1, 1), name="conv")]), seed=5)  # fmt: skip
+    path = export_onnx(net, tmp_path / "conv3d.onnx")
+    imported = import_onnx(path)
+    assert type(imported.layer("conv")) is L.Conv3d
+    assert imported.layer("conv").get_config() == net.layer("conv").get_config()
+    x = RNG.standard_normal((2, 2, 5, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(_outputs(imported, x), _outputs(net, x), atol=ATOL)
+
+
+def test_free_length_position_encoding_imports(tmp_path):
+    """torch's exporter writes the table's slice assignments as ScatterND nodes."""
+    net = Network([L.SequenceInput(5), L.SinusoidalPositionEncoding(name="positions")])
+    path = export_onnx(net, tmp_path / "positions.onnx")
+    assert "ScatterND" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    imported = import_onnx(path)
+    for length in (3, 9):
+        x = RNG.standard_normal((2, length, 5)).astype(np.float32)
+        np.testing.assert_allclose(_outputs(imported, x), _outputs(net, x), atol=ATOL)
+        np.testing.assert_allclose(_outputs(imported, x), _onnxruntime(path, x), atol=ATOL)
+
+
+@pytest.mark.parametrize("reduction", ["none", "add", "mul", "max", "min"])
+def test_scatter_nd_matches_onnx_reference(reduction, tmp_path):
+    from onnx.reference import ReferenceEvaluator
+
+    data = RNG.standard_normal((4, 3, 2)).astype(np.float32)
+    # (3, 1, 2): three (observation, row) pairs, valid for any batch of 2 or more
+    indices = np.array([[[1, -1]], [[0, 0]], [[-1, 2]]], np.int64)
+    updates = RNG.standard_normal((3, 1, 2)).astype(np.float32)
+    attrs = {} if reduction == "none" else {"reduction": reduction}
+    graph = helper.make_graph(
+        [helper.make_node("ScatterND", ["x", "i", "u"], ["y"], name="scatter", **attrs)],
+        "scatter", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(indices, "i"), numpy_helper.from_array(updates, "u")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, str(tmp_path / "scatter.onnx"))
+    (want,) = ReferenceEvaluator(model).run(None, {"x": data})
+    assert not np.allclose(want, data)  # the updates changed something
+    imported = import_onnx(tmp_path / "scatter.onnx")
+    np.testing.assert_allclose(_outputs(imported, data), want, atol=1e-6)
