@@ -51,6 +51,7 @@ _TARGETS = {
     "Dropout": "Dropout", "ReduceMean": "GlobalAvgPool", "ReduceMax": "GlobalMaxPool",
     "Clip": "ClippedReLU", "PRelu": "PReLU", "Softplus": "Softplus", "HardSwish": "HardSwish",
     "HardSigmoid": "HardSigmoid", "Mish": "Mish", "InstanceNormalization": "InstanceNorm",
+    "LayerNormalization": "LayerNorm",
     "LRN": "CrossChannelNorm", "DepthToSpace": "DepthToSpace", "SpaceToDepth": "SpaceToDepth",
     "Gather": "Indexing1d",
     "ConvTranspose": "TransposedConv2d / TransposedConv3d", "Resize": "Resize2d / Resize3d",
@@ -297,6 +298,25 @@ def _instance_norm(attrs: dict, inputs: list, shapes: list) -> Mapped:
     if not attrs["_float"] or epsilon <= 0:
         return None
     return L.InstanceNorm(epsilon=epsilon), {"weight": _float(inputs[1]), "bias": _float(inputs[2])}
+
+
+@mapper("LayerNormalization")
+def _layer_norm(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """LayerNormalization over the last axis of features (N, C) or sequences (N, T, C), with
+    a constant scale (and bias) of C values -> LayerNorm."""
+    rank = len(shapes[0])
+    if not _runtime(inputs, 1) or len(inputs) not in (2, 3) or rank not in (2, 3):
+        return None
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    channels = shapes[0][-1]
+    if attrs.get("axis", -1) % rank != rank - 1 or attrs["_outputs"] != 1 or epsilon <= 0:
+        return None
+    scale = inputs[1]
+    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else torch.zeros_like(scale)
+    if not attrs["_float"] or any(t.numel() != channels for t in (scale, bias)):
+        return None
+    return L.LayerNorm(epsilon=epsilon), {"weight": _float(scale).reshape(-1),
+                                          "bias": _float(bias).reshape(-1)}  # fmt: skip
 
 
 @mapper("LRN")
