@@ -213,3 +213,25 @@ def test_scatter_nd_matches_onnx_reference(reduction, tmp_path):
     assert not np.allclose(want, data)  # the updates changed something
     imported = import_onnx(tmp_path / "scatter.onnx")
     np.testing.assert_allclose(_outputs(imported, data), want, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [L.MaxPool1d(3, stride=2, padding=1), L.AvgPool1d(2), L.AvgPool1d(3, stride=1, padding=1)],
+    ids=["max_padded", "avg", "avg_padded"],
+)
+def test_pooling_over_time_comes_back_as_the_pooling_layer(pool, tmp_path):
+    pool.name = "pool"
+    net = Network([L.SequenceInput(3), pool])
+    path = export_onnx(net, tmp_path / "pool.onnx")
+    imported = import_onnx(path)
+    assert type(imported.layer("pool")) is type(pool)
+    back = imported.layer("pool")
+    assert (back.pool_size, back.stride, back.padding) == (
+        pool.pool_size,
+        pool.stride,
+        pool.padding,
+    )
+    for length in (6, 11):  # free length
+        x = RNG.standard_normal((2, length, 3)).astype(np.float32)
+        np.testing.assert_allclose(_outputs(imported, x), _outputs(net, x), atol=ATOL)

@@ -32,6 +32,7 @@ from deeptoolbox.interop.onnx._graph import (
 from deeptoolbox.interop.onnx._patterns_layers import (
     match_class_token,
     match_patches,
+    match_pool1d,
     match_scale_offset,
 )
 from deeptoolbox.interop.onnx._patterns_rnn import match_recurrent
@@ -44,6 +45,8 @@ PATTERN_TARGETS = {
     "Conv": "Conv1d / PatchEmbedding",
     "Concat": "EmbeddingConcatenation",
     "Mul": "ScaleOffset",
+    "MaxPool": "MaxPool1d",
+    "AveragePool": "AvgPool1d",
     "Add": "ScaleOffset",
     "GlobalAveragePool": "GlobalAvgPool",
     "GlobalMaxPool": "GlobalMaxPool",
@@ -92,7 +95,8 @@ def fuse_patterns(
     matchers: dict[str, Matcher] = {"MatMul": _match_linear,
                                     "LSTM": match_recurrent, "GRU": match_recurrent,
                                     "Conv": conv, "Concat": match_class_token,
-                                    "Mul": affine, "Add": affine,
+                                    "Mul": affine, "Add": affine, "MaxPool": match_pool1d,
+                                    "AveragePool": match_pool1d,
                                     "GlobalAveragePool": _match_pool,
                                     "GlobalMaxPool": _match_pool, "ReduceMean": _match_pool,
                                     "ReduceMax": _match_pool, **UPSAMPLE_MATCHERS}  # fmt: skip

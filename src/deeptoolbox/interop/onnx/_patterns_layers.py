@@ -1,5 +1,5 @@
 """Graph patterns of layers export_onnx writes as small node groups: the token layers of
-vision transformers (PatchEmbedding, EmbeddingConcatenation) and ScaleOffset.
+vision transformers (PatchEmbedding, EmbeddingConcatenation), 1-D pooling and ScaleOffset.
 
 export_onnx writes a ``PatchEmbedding`` on images and volumes as ``Conv`` (stride = kernel, no
 padding, one group) ``-> Reshape`` to (N, filters, tokens) ``-> Transpose(0, 2, 1)``, which
@@ -11,7 +11,8 @@ constant token. Each match becomes a :class:`Fused` layer, which the import chec
 the original nodes on its samples (see :mod:`._patterns`). A ``ScaleOffset`` is ``Mul`` by a
 constant then ``Add`` of one; as any file may hold such nodes (and those right after an input
 are its normalization, see :mod:`._normalization`), they become a ScaleOffset only where the
-metadata names one.
+metadata names one. ``MaxPool1d`` / ``AvgPool1d`` on (N, T, C) are ``Transpose(0, 2, 1) ->
+MaxPool / AveragePool (1-D kernel) -> Transpose(0, 2, 1)``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 from deeptoolbox import layers as L
 from deeptoolbox.interop.onnx._graph import Fused, Graph, is_transpose, layer_name, node_attributes
 
-__all__ = ["match_patches", "match_class_token", "match_scale_offset"]
+__all__ = ["match_patches", "match_class_token", "match_scale_offset", "match_pool1d"]
 
 Recorded = Mapping[str, dict[str, Any]]
 
@@ -154,3 +155,36 @@ def match_scale_offset(graph: Graph, node, classes: Recorded) -> Iterator[Fused]
                "offset": offset.float().expand(shape).clone()}  # fmt: skip
     yield Fused(layer_name(node, "scaleoffset"), [source], [end.output[0]], layer, weights,
                 replaced)  # fmt: skip
+
+
+def match_pool1d(graph: Graph, node) -> Iterator[Fused]:
+    """``Transpose(0, 2, 1) -> MaxPool / AveragePool (1-D kernel) -> Transpose(0, 2, 1)`` ->
+    :class:`MaxPool1d` / :class:`AvgPool1d` (symmetric padding of at most half the window;
+    an average pool only without padding or counting it, as the toolbox's does)."""
+    attrs = node_attributes(node)
+    kernel = [int(k) for k in attrs.get("kernel_shape", [])]
+    before = graph.producer.get(node.input[0])
+    after = graph.only_consumer(node.output[0])
+    if (
+        len(kernel) != 1
+        or any(node.output[1:])
+        or not (is_transpose(before, [0, 2, 1]) and is_transpose(after, [0, 2, 1]))
+    ):
+        return
+    pads = (
+        [0, 0] if attrs.get("auto_pad") == "VALID" else [int(p) for p in attrs.get("pads", [0, 0])]
+    )
+    average = node.op_type == "AveragePool"
+    if (
+        attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID")
+        or attrs.get("ceil_mode", 0)
+        or list(attrs.get("dilations", [1])) != [1]
+        or pads[0] != pads[1]
+        or pads[0] > kernel[0] // 2
+        or (average and pads[0] and not attrs.get("count_include_pad", 0))
+    ):
+        return
+    kind = L.AvgPool1d if average else L.MaxPool1d
+    layer = kind(kernel[0], stride=int(attrs.get("strides", kernel)[0]), padding=pads[0])
+    yield Fused(layer_name(node, kind.__name__.lower()), [before.input[0]], [after.output[0]],
+                layer, {}, [node, after], ranks=(3,))  # fmt: skip
