@@ -235,3 +235,25 @@ def test_pooling_over_time_comes_back_as_the_pooling_layer(pool, tmp_path):
     for length in (6, 11):  # free length
         x = RNG.standard_normal((2, length, 3)).astype(np.float32)
         np.testing.assert_allclose(_outputs(imported, x), _outputs(net, x), atol=ATOL)
+
+
+def test_adjacent_1d_layers_whose_transposes_the_exporter_cancelled(tmp_path):
+    """Conv1d -> AvgPool1d -> Conv1d -> TransposedConv1d is written channels-first throughout
+    (Transpose, Conv, AveragePool, Conv, ConvTranspose, Transpose): every layer comes back."""
+    torch.manual_seed(2)
+    net = Network([L.SequenceInput(3, length=12), L.Conv1d(4, 3, name="conv"),
+                   L.AvgPool1d(2, name="pool"), L.Conv1d(2, 2, name="conv2"),
+                   L.TransposedConv1d(3, 2, name="up")]).eval()  # fmt: skip
+    path = export_onnx(net, tmp_path / "chain.onnx")
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert ops.count("Transpose") == 2  # the exporter's optimizer cancelled the inner pairs
+    imported = import_onnx(path)
+    assert [type(imported.layer(n)).__name__ for n in imported.layer_names] == [
+        "SequenceInput",
+        "Conv1d",
+        "AvgPool1d",
+        "Conv1d",
+        "TransposedConv1d",
+    ]
+    x = RNG.standard_normal((2, 12, 3)).astype(np.float32)
+    np.testing.assert_allclose(_outputs(imported, x), _outputs(net, x), atol=ATOL)

@@ -130,9 +130,18 @@ def _split_transposes(items: list, constants: dict, outputs: list[str]) -> tuple
     for item in items:
         perm = list(node_attributes(item).get("perm", [])) if item.op_type == "Transpose" else []
         halves = _halves(graph, item, perm) if sorted(perm) == [0, 1, 2] else None
-        if _stacked(graph, item):  # recurrent -> recurrent, time-major: add a batch-first pair
-            source, halves = item.input[0], (_TO_TIME_MAJOR, _TO_TIME_MAJOR)
-            target = f"{source}__dtb_time_major"
+        # recurrent -> recurrent, time-major: add a batch-first pair; 1-D convolution or
+        # pooling -> another, channels-first (the exporter cancelled the transposes): add a pair
+        added = _TO_TIME_MAJOR if _stacked(graph, item) else None
+        if (
+            added is None
+            and _channels_first_1d(graph, item)
+            and _channels_first_1d(graph, graph.producer.get(item.input[0]))
+        ):
+            added = _TO_SEQUENCE
+        if added is not None:
+            source, halves = item.input[0], (added, added)
+            target = f"{source}__dtb_{'time_major' if added == _TO_TIME_MAJOR else 'channels'}"
             copy = type(item)()
             copy.CopyFrom(item)
             copy.input[0] = target
@@ -217,6 +226,18 @@ def _halves(graph: Graph, node, perm: list[int]) -> tuple[list[int], list[int]] 
     else:
         return None
     return None if perm in pair or [0, 1, 2] in pair else pair
+
+
+def _channels_first_1d(graph: Graph, node) -> bool:
+    """True for a 1-D Conv, ConvTranspose, MaxPool or AveragePool node (on (N, C, T))."""
+    if node is None or isinstance(node, Fused):
+        return False
+    if node.op_type in ("MaxPool", "AveragePool"):
+        return len(node_attributes(node).get("kernel_shape", [])) == 1
+    if node.op_type not in ("Conv", "ConvTranspose") or len(node.input) < 2:
+        return False
+    weight = graph.constant(node.input[1])
+    return weight is not None and weight.dim() == 3
 
 
 def _is_conv1d(graph: Graph, node) -> bool:
