@@ -237,5 +237,8 @@ def test_operator_table_lists_every_supported_operator():
     table = onnx_operator_table()
     for op in supported_onnx_operators():
         assert f"| {op} |" in table
-    assert "| Conv | `Conv2d` or `Conv1d` (with the nodes around it) when its options fit" in table
+    assert (
+        "| Conv | `Conv2d / Conv3d` or `Conv1d / PatchEmbedding` (with the nodes around it) when its "
+        "options fit" in table
+    )
     assert "| LSTM | `LSTM` (with the nodes around it) when its options fit" in table

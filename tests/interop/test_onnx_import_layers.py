@@ -453,7 +453,7 @@ CONV_CASES = {
     ),  # fmt: skip
     "gmp_volumes": (
         {"transposed": False, "rank": 5, "pool": "GlobalMaxPool"},
-        ("OnnxOperator", "GlobalMaxPool"),
+        ("Conv3d", "GlobalMaxPool"),
     ),  # fmt: skip
     "gap_channels_first_sequences": (
         {"transposed": False, "pool": "GlobalAveragePool"},

@@ -3,7 +3,8 @@ EmbeddingConcatenation, SinusoidalPositionEncoding, Attention, Indexing1d, Funct
 of NetworkLayer, which exports inlined.
 
 Exported files run in onnxruntime and are compared with the network (|difference| <= 1e-5,
-float32); they import back to networks computing the same; ``Gather(x, i, axis=1)`` with a
+float32); they import back to networks computing the same (PatchEmbedding and
+EmbeddingConcatenation as those layers, see test_onnx_layer_round_trip.py); ``Gather(x, i, axis=1)`` with a
 constant scalar i on sequences, written with onnx.helper, imports as Indexing1d.
 """
 
@@ -86,8 +87,9 @@ def test_vision_transformer_file_imports_back(vit_file):
     imported = import_onnx(path)
     x = RNG.standard_normal((3, 3, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(_outputs(imported, x), _outputs(net, x), atol=ATOL)
-    kinds = {type(imported.layer(n)).__name__ for n in imported.layer_names}
-    assert "Indexing1d" in kinds and "Conv2d" in kinds
+    assert type(imported.layer("patches")) is L.PatchEmbedding
+    assert type(imported.layer("cls")) is L.EmbeddingConcatenation
+    assert isinstance(imported.layer("token"), L.Indexing1d)
 
 
 def test_cross_attention_file_keeps_free_lengths(tmp_path):

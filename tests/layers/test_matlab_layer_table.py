@@ -3,7 +3,8 @@
 Every row names a deeptoolbox layer as a constructor call and an example input size (or says
 what to use instead). Each listed layer must exist, build in a network from that input,
 compute finite outputs of the size the network declares, and give the same outputs after a
-save/load round trip.
+save/load round trip. Rows whose notes say "ONNX round trip as it" also go through
+export_onnx and import_onnx and must come back as the same layer class, computing the same.
 
 A row may say "not yet" only for a call listed in PENDING (a layer being added in the
 same release), and is skipped only while its layer is missing; PENDING is empty now.
@@ -44,6 +45,7 @@ class Row:
     matlab: str
     toolbox: str
     example: str
+    notes: str = ""
 
     @property
     def pending(self) -> bool:
@@ -68,7 +70,7 @@ def _rows() -> list[Row]:
         elif line.startswith("| ") and not line.startswith(("| MATLAB layer", "| ---")):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             assert len(cells) == 4, f"a row of four cells expected: {line}"
-            rows.append(Row(category, cells[0], cells[1], cells[2]))
+            rows.append(Row(category, cells[0], cells[1], cells[2], cells[3]))
     return rows
 
 
@@ -189,6 +191,28 @@ def test_row_builds_runs_and_round_trips(row, tmp_path):
     assert type(again.layer(name)) is type(layer)
     with torch.no_grad():
         torch.testing.assert_close(again(*data), output, rtol=0, atol=0)
+
+
+ONNX_ROWS = [r for r in LAYER_ROWS if "ONNX round trip as it" in r.notes]
+
+
+@pytest.mark.parametrize("row", ONNX_ROWS, ids=lambda r: f"{r.matlab}->{r.call}")
+def test_onnx_round_trip_rows_come_back_as_the_same_layer(row, tmp_path):
+    from deeptoolbox.interop import export_onnx, import_onnx
+
+    torch.manual_seed(0)
+    layer = _make(row)
+    net, data = _network(row, layer)
+    net.eval()
+    back = import_onnx(export_onnx(net, tmp_path / "row.onnx")).eval()
+    name = net.input_names[0] if isinstance(layer, InputLayer) else "layer"
+    assert type(back.layer(name)) is type(layer)
+    with torch.no_grad():
+        torch.testing.assert_close(back(*data), net(*data), rtol=1e-4, atol=1e-5)
+
+
+def test_some_rows_promise_an_onnx_round_trip():
+    assert len(ONNX_ROWS) >= 4, [r.call for r in ONNX_ROWS]
 
 
 @pytest.mark.parametrize("row", [r for r in ROWS if r.replaced], ids=lambda r: r.matlab)

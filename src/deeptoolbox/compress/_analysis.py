@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from deeptoolbox import layers as L
 from deeptoolbox.compress._channels import PRODUCERS, ChannelGraph
+from deeptoolbox.compress._placeholders import NO_BACKEND
 from deeptoolbox.compress._projected_layers import PROJECTED
 from deeptoolbox.compress._projection import why_not_projectable
 from deeptoolbox.layers._base import layer_type_name
 from deeptoolbox.network import Network
 
 _INT8 = (L.Conv1d, L.Conv2d, L.Conv3d, L.TransposedConv2d, L.Dense, *PROJECTED)
-_UNSUPPORTED = ("OnnxPlaceholder", "OpaqueModule")
 
 
 def _quantize(module) -> str:
-    if layer_type_name(module) in _UNSUPPORTED:
+    if layer_type_name(module) in NO_BACKEND:
         return "no backend"
     if isinstance(module, _INT8):
         return "int8"

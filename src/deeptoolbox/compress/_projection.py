@@ -19,6 +19,7 @@ from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox.compress._data import input_batches
+from deeptoolbox.compress._placeholders import check_no_placeholders
 from deeptoolbox.compress._projected_layers import (
     PROJECTED,
     ProjectedConv1d,
@@ -355,6 +356,7 @@ def project(
         raise OptionError(
             f"project works on a deeptoolbox Network. Received: {type(net).__name__}."
         )
+    check_no_placeholders(net, "project")
     if (explained_variance is None) == (learnables_reduction is None):
         raise OptionError(
             "project: give exactly one of `explained_variance` and `learnables_reduction`. "

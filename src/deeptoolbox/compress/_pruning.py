@@ -25,6 +25,7 @@ from deeptoolbox.compress._importance import (
     magnitude_scores,
     taylor_channel_scores,
 )
+from deeptoolbox.compress._placeholders import check_no_placeholders
 from deeptoolbox.compress._surgery import remove_channels
 from deeptoolbox.errors import CompressionError, OptionError
 from deeptoolbox.layers._base import layer_type_name
@@ -45,6 +46,7 @@ def _check_network(net: Any, where: str) -> Network:
             f"{where} works on a deeptoolbox Network. Received: {type(net).__name__}. Bring a "
             "torch model in first with deeptoolbox.from_torch(model, sample_input)."
         )
+    check_no_placeholders(net, where)
     net.initialize()
     return net
 

@@ -28,6 +28,7 @@ from deeptoolbox.compress._onnx_quant import (
     with_outputs,
     write_atomically,
 )
+from deeptoolbox.compress._placeholders import check_no_placeholders
 from deeptoolbox.compress._quantized import OnnxRuntimeEngine, QuantizedNetwork
 from deeptoolbox.compress._ranges import check_method, int8_weight_scales
 from deeptoolbox.errors import CompressionError, OptionError
@@ -38,7 +39,6 @@ from deeptoolbox.network import Network
 TARGETS = ("onnxruntime", "torch")
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 LOWER_IS_BETTER = ("rmse", "mae", "loss")
-UNSUPPORTED_TYPES = ("OnnxPlaceholder", "OpaqueModule")
 
 
 def _check_network(net: Any) -> Network:
@@ -47,14 +47,8 @@ def _check_network(net: Any) -> Network:
             f"Quantizer works on a deeptoolbox Network. Received: {type(net).__name__}. Bring a "
             "torch model in first with deeptoolbox.from_torch(model, sample_input)."
         )
+    check_no_placeholders(net, "quantize", opaque=True)
     net.initialize()
-    unsupported = [n for n in net.layer_names if layer_type_name(net.layer(n)) in UNSUPPORTED_TYPES]
-    if unsupported:
-        raise CompressionError(
-            f"Network '{net.name}' cannot be quantized: no backend supports layer(s) "
-            + ", ".join(f"'{n}' ({layer_type_name(net.layer(n))})" for n in unsupported)
-            + ". Replace them with toolbox layers (net.replace_layer) first."
-        )
     return net
 
 

@@ -36,7 +36,11 @@ from deeptoolbox.interop.onnx._layers import (
 )
 from deeptoolbox.interop.onnx._limits import check_initializers, check_node_count
 from deeptoolbox.interop.onnx._mapping import load_weights, map_node
-from deeptoolbox.interop.onnx._metadata import network_name, restore_folded_batchnorms
+from deeptoolbox.interop.onnx._metadata import (
+    layer_classes,
+    network_name,
+    restore_folded_batchnorms,
+)
 from deeptoolbox.interop.onnx._normalization import fold_input_normalization
 from deeptoolbox.interop.onnx._ops import onnx_dtype
 from deeptoolbox.interop.onnx._patterns import Fused, fuse_patterns
@@ -162,7 +166,7 @@ def import_onnx(
     for tensor in graph.initializer:
         build.values[tensor.name] = _Value(constant=_array(tensor, path))
     _add_inputs(build, graph)
-    _add_items(build, graph)
+    _add_items(build, graph, layer_classes(model))
     fold_input_normalization(build, [o.name for o in graph.output])
     network = _assemble(build, graph, name or network_name(model) or graph.name or path.stem)
     restore_folded_batchnorms(network, model)
@@ -393,12 +397,12 @@ def _fold(build: _Build, node, inputs: list, attrs: dict) -> None:
         build.values[output] = _Value(constant=value)
 
 
-def _add_items(build: _Build, graph) -> None:
+def _add_items(build: _Build, graph, classes: dict[str, dict]) -> None:
     """Fold constants, fuse the node groups that are toolbox layers, add the other nodes."""
     nodes = _fold_constants(build, graph)
     outputs = [o.name for o in graph.output]
     constants = {k: v.constant for k, v in build.values.items() if v.constant is not None}
-    items = fuse_patterns(nodes, constants, outputs, set(build.values))
+    items = fuse_patterns(nodes, constants, outputs, set(build.values), classes)
     for key, tensor in constants.items():  # indices the pattern pass added
         build.values.setdefault(key, _Value(constant=tensor))
     consumed = {n for item in items for n in item.input} | set(outputs)

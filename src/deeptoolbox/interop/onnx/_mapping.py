@@ -38,19 +38,20 @@ def mapped_operators() -> dict[str, str]:
 
     Example:
         >>> mapped_operators()["Conv"]
-        'Conv2d'
+        'Conv2d / Conv3d'
     """
     return dict(_TARGETS)
 
 
 _TARGETS = {
-    "Conv": "Conv2d", "Gemm": "Dense", "MatMul": "Dense", "Relu": "ReLU", "Sigmoid": "Sigmoid",
+    "Conv": "Conv2d / Conv3d", "Gemm": "Dense", "MatMul": "Dense", "Relu": "ReLU", "Sigmoid": "Sigmoid",
     "Tanh": "Tanh", "LeakyRelu": "LeakyReLU", "Elu": "ELU", "BatchNormalization": "BatchNorm",
     "MaxPool": "MaxPool2d", "AveragePool": "AvgPool2d", "Flatten": "Flatten",
     "Add": "Addition", "Mul": "Multiplication", "Concat": "Concatenation", "Softmax": "Softmax",
     "Dropout": "Dropout", "ReduceMean": "GlobalAvgPool", "ReduceMax": "GlobalMaxPool",
     "Clip": "ClippedReLU", "PRelu": "PReLU", "Softplus": "Softplus", "HardSwish": "HardSwish",
     "HardSigmoid": "HardSigmoid", "Mish": "Mish", "InstanceNormalization": "InstanceNorm",
+    "LayerNormalization": "LayerNorm",
     "LRN": "CrossChannelNorm", "DepthToSpace": "DepthToSpace", "SpaceToDepth": "SpaceToDepth",
     "Gather": "Indexing1d",
     "ConvTranspose": "TransposedConv2d / TransposedConv3d", "Resize": "Resize2d / Resize3d",
@@ -88,19 +89,21 @@ def _elu(attrs: dict, inputs: list, shapes: list) -> Mapped:
 
 @mapper("Conv")
 def _conv(attrs: dict, inputs: list, shapes: list) -> Mapped:
-    if len(inputs) < 2 or not _runtime(inputs, 1) or inputs[1].dim() != 4 or len(shapes[0]) != 4:
+    """A 2-D / 3-D Conv with symmetric padding -> Conv2d / Conv3d."""
+    if len(inputs) < 2 or not _runtime(inputs, 1) or inputs[1].dim() not in (4, 5):
         return None
-    pads = list(attrs.get("pads", [0, 0, 0, 0]))
-    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or pads[:2] != pads[2:]:
+    weight, d = inputs[1], inputs[1].dim() - 2
+    pads = [int(p) for p in attrs.get("pads", [0] * 2 * d)]
+    auto = attrs.get("auto_pad", "NOTSET")
+    if len(shapes[0]) != d + 2 or auto not in ("NOTSET", "VALID") or pads[:d] != pads[d:]:
         return None
-    weight = inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
-    layer = L.Conv2d(
+    layer = (L.Conv2d if d == 2 else L.Conv3d)(
         weight.shape[0],
         tuple(weight.shape[2:]),
-        stride=tuple(attrs.get("strides", [1, 1])),
-        padding=tuple(pads[:2]),
-        dilation=tuple(attrs.get("dilations", [1, 1])),
+        stride=tuple(attrs.get("strides", [1] * d)),
+        padding=tuple(pads[:d]) if auto == "NOTSET" else (0,) * d,
+        dilation=tuple(attrs.get("dilations", [1] * d)),
         groups=int(attrs.get("group", 1)),
         bias=bias is not None,
     )
@@ -295,6 +298,25 @@ def _instance_norm(attrs: dict, inputs: list, shapes: list) -> Mapped:
     if not attrs["_float"] or epsilon <= 0:
         return None
     return L.InstanceNorm(epsilon=epsilon), {"weight": _float(inputs[1]), "bias": _float(inputs[2])}
+
+
+@mapper("LayerNormalization")
+def _layer_norm(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """LayerNormalization over the last axis of features (N, C) or sequences (N, T, C), with
+    a constant scale (and bias) of C values -> LayerNorm."""
+    rank = len(shapes[0])
+    if not _runtime(inputs, 1) or len(inputs) not in (2, 3) or rank not in (2, 3):
+        return None
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    channels = shapes[0][-1]
+    if attrs.get("axis", -1) % rank != rank - 1 or attrs["_outputs"] != 1 or epsilon <= 0:
+        return None
+    scale = inputs[1]
+    bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else torch.zeros_like(scale)
+    if not attrs["_float"] or any(t.numel() != channels for t in (scale, bias)):
+        return None
+    return L.LayerNorm(epsilon=epsilon), {"weight": _float(scale).reshape(-1),
+                                          "bias": _float(bias).reshape(-1)}  # fmt: skip
 
 
 @mapper("LRN")

@@ -11,6 +11,11 @@
   original's layers under the original names (``gradcam(layer="bn1")``, ``freeze(up_to=...)``)
   and computes the same. ``export_onnx(..., fold_batchnorm=False)`` keeps BatchNorm as ONNX
   BatchNormalization nodes instead, with their statistics.
+- ``deeptoolbox.layer_classes``: the class (and options the graph does not hold) of layers
+  whose nodes other layers or other files write too: a ``PatchEmbedding`` on sequences is
+  the nodes of a ``Conv1d`` whose stride is its kernel, a ``ScaleOffset`` is a constant
+  ``Mul`` and ``Add``: ``{"patches": {"class": "PatchEmbedding", "patch_size": 16}, "so":
+  {"class": "ScaleOffset", "trainable": false}}``; import_onnx's pattern pass reads it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ from deeptoolbox.network._network import Network
 
 METADATA_PREFIX = "deeptoolbox."
 FOLDED_KEY = METADATA_PREFIX + "folded_batchnorm"
+CLASSES_KEY = METADATA_PREFIX + "layer_classes"
+RECORDED_OPTIONS: dict[str, tuple[str, ...]] = {
+    "PatchEmbedding": ("patch_size",),
+    "ScaleOffset": ("trainable",),
+}
+"""Layers whose class export_onnx records, with the options it records (see the module doc)."""
 NETWORK_KEY = METADATA_PREFIX + "network"
 
 
@@ -110,6 +121,13 @@ def metadata_entries(net: nn.Module, model) -> dict[str, str]:
         folded = folded_batchnorms(net, model)
         if folded:
             entries[FOLDED_KEY] = json.dumps(folded)
+        recorded = {
+            name: {"class": kind, **{o: getattr(m, o) for o in RECORDED_OPTIONS[kind]}}
+            for name, m in net.layers.items()
+            if (kind := type(m).__name__) in RECORDED_OPTIONS
+        }
+        if recorded:
+            entries[CLASSES_KEY] = json.dumps(recorded)
         if net.classes is not None:
             entries["classes"] = ",".join(net.classes)  # the key MATLAB and other tools read
     return entries
@@ -123,6 +141,18 @@ def network_name(model) -> str | None:
     """The network name export_onnx recorded, if any."""
     name = _props(model).get(NETWORK_KEY)
     return name if isinstance(name, str) and name else None
+
+
+def layer_classes(model) -> dict[str, dict[str, Any]]:
+    """The layer classes and options export_onnx recorded (``deeptoolbox.layer_classes``:
+    ``{layer: {"class": ..., option: value}}``), else {}."""
+    try:
+        recorded = json.loads(_props(model).get(CLASSES_KEY, "{}"))
+    except ValueError:
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {str(k): v for k, v in recorded.items() if isinstance(v, dict)}
 
 
 def restore_folded_batchnorms(network: Network, model) -> None:

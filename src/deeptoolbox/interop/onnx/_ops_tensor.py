@@ -230,6 +230,27 @@ def _scatter_elements(inputs: Inputs, attrs: dict) -> Tensor:
     return x.scatter_reduce(axis, indices, updates, how, include_self=True)
 
 
+@operator("ScatterND")
+def _scatter_nd(inputs: Inputs, attrs: dict) -> Tensor:
+    """Rows of ``x`` (its first k axes) at ``indices`` (..., k) set to, or combined with,
+    ``updates`` (what torch's exporter writes for slice assignment)."""
+    x, indices, updates = inputs[0], inputs[1].long(), inputs[2]
+    k = indices.shape[-1]
+    sizes = torch.tensor(x.shape[:k], dtype=torch.long, device=indices.device)
+    indices = torch.where(indices < 0, indices + sizes, indices).reshape(-1, k)
+    strides = torch.tensor([math.prod(x.shape[j + 1 : k]) for j in range(k)],
+                           dtype=torch.long, device=indices.device)  # fmt: skip
+    rows = (indices * strides).sum(-1)
+    flat = x.reshape(-1, *x.shape[k:])
+    values = updates.reshape(-1, *x.shape[k:]).to(x.dtype)
+    rows = rows.reshape(-1, *[1] * (values.dim() - 1)).expand_as(values)
+    reduction = attrs.get("reduction", "none")
+    if reduction == "none":
+        return flat.scatter(0, rows, values).reshape(x.shape)
+    how = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}[reduction]
+    return flat.scatter_reduce(0, rows, values, how, include_self=True).reshape(x.shape)
+
+
 @operator("CumSum")
 def _cumsum(inputs: Inputs, attrs: dict) -> Tensor:
     x, axis = inputs[0], int(inputs[1].item())

@@ -16,7 +16,7 @@ Recurrent patterns live in :mod:`._patterns_rnn`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -29,6 +29,12 @@ from deeptoolbox.interop.onnx._graph import (
     layer_name,
     node_attributes,
 )
+from deeptoolbox.interop.onnx._patterns_layers import (
+    match_class_token,
+    match_patches,
+    match_pool1d,
+    match_scale_offset,
+)
 from deeptoolbox.interop.onnx._patterns_rnn import match_recurrent
 from deeptoolbox.interop.onnx._patterns_upsample import UPSAMPLE_MATCHERS
 
@@ -36,7 +42,12 @@ PATTERN_TARGETS = {
     "MatMul": "Dense",
     "LSTM": "LSTM",
     "GRU": "GRU",
-    "Conv": "Conv1d",
+    "Conv": "Conv1d / PatchEmbedding",
+    "Concat": "EmbeddingConcatenation",
+    "Mul": "ScaleOffset",
+    "MaxPool": "MaxPool1d",
+    "AveragePool": "AvgPool1d",
+    "Add": "ScaleOffset",
     "GlobalAveragePool": "GlobalAvgPool",
     "GlobalMaxPool": "GlobalMaxPool",
     "ConvTranspose": "TransposedConv1d",
@@ -53,12 +64,18 @@ Matcher = Callable[[Graph, Any], Iterator[Fused]]
 
 
 def fuse_patterns(
-    nodes: list, constants: dict[str, torch.Tensor], outputs: list[str], known: set[str]
+    nodes: list,
+    constants: dict[str, torch.Tensor],
+    outputs: list[str],
+    known: set[str],
+    classes: Mapping[str, dict[str, Any]] | None = None,
 ) -> list:
     """Replace node groups that match a toolbox layer with :class:`Fused` items.
 
     ``nodes`` are the graph's nodes left after constant folding, in graph order; ``known`` the
-    names available before any node runs (graph inputs, initializers, folded constants).
+    names available before any node runs (graph inputs, initializers, folded constants);
+    ``classes`` the layer classes export_onnx recorded for node groups the graph alone does
+    not tell apart (``{"patches": {"class": "PatchEmbedding"}}``).
     Returns the new item list, with nodes that no longer feed a graph output removed; constants
     the rewrite needs are added to ``constants``.
 
@@ -66,9 +83,21 @@ def fuse_patterns(
         >>> fuse_patterns([], {}, [], set())
         []
     """
+    recorded = dict(classes or {})
+
+    def conv(graph: Graph, node) -> Iterator[Fused]:
+        yield from match_patches(graph, node, recorded)
+        yield from _match_conv1d(graph, node)
+
+    def affine(graph: Graph, node) -> Iterator[Fused]:
+        return match_scale_offset(graph, node, recorded)
+
     matchers: dict[str, Matcher] = {"MatMul": _match_linear,
                                     "LSTM": match_recurrent, "GRU": match_recurrent,
-                                    "Conv": _match_conv1d, "GlobalAveragePool": _match_pool,
+                                    "Conv": conv, "Concat": match_class_token,
+                                    "Mul": affine, "Add": affine, "MaxPool": match_pool1d,
+                                    "AveragePool": match_pool1d,
+                                    "GlobalAveragePool": _match_pool,
                                     "GlobalMaxPool": _match_pool, "ReduceMean": _match_pool,
                                     "ReduceMax": _match_pool, **UPSAMPLE_MATCHERS}  # fmt: skip
     items = _prune(_pick_states(list(nodes), constants, outputs), outputs)
@@ -101,9 +130,18 @@ def _split_transposes(items: list, constants: dict, outputs: list[str]) -> tuple
     for item in items:
         perm = list(node_attributes(item).get("perm", [])) if item.op_type == "Transpose" else []
         halves = _halves(graph, item, perm) if sorted(perm) == [0, 1, 2] else None
-        if _stacked(graph, item):  # recurrent -> recurrent, time-major: add a batch-first pair
-            source, halves = item.input[0], (_TO_TIME_MAJOR, _TO_TIME_MAJOR)
-            target = f"{source}__dtb_time_major"
+        # recurrent -> recurrent, time-major: add a batch-first pair; 1-D convolution or
+        # pooling -> another, channels-first (the exporter cancelled the transposes): add a pair
+        added = _TO_TIME_MAJOR if _stacked(graph, item) else None
+        if (
+            added is None
+            and _channels_first_1d(graph, item)
+            and _channels_first_1d(graph, graph.producer.get(item.input[0]))
+        ):
+            added = _TO_SEQUENCE
+        if added is not None:
+            source, halves = item.input[0], (added, added)
+            target = f"{source}__dtb_{'time_major' if added == _TO_TIME_MAJOR else 'channels'}"
             copy = type(item)()
             copy.CopyFrom(item)
             copy.input[0] = target
@@ -188,6 +226,18 @@ def _halves(graph: Graph, node, perm: list[int]) -> tuple[list[int], list[int]] 
     else:
         return None
     return None if perm in pair or [0, 1, 2] in pair else pair
+
+
+def _channels_first_1d(graph: Graph, node) -> bool:
+    """True for a 1-D Conv, ConvTranspose, MaxPool or AveragePool node (on (N, C, T))."""
+    if node is None or isinstance(node, Fused):
+        return False
+    if node.op_type in ("MaxPool", "AveragePool"):
+        return len(node_attributes(node).get("kernel_shape", [])) == 1
+    if node.op_type not in ("Conv", "ConvTranspose") or len(node.input) < 2:
+        return False
+    weight = graph.constant(node.input[1])
+    return weight is not None and weight.dim() == 3
 
 
 def _is_conv1d(graph: Graph, node) -> bool:
