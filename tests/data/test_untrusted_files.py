@@ -75,7 +75,9 @@ def test_a_png_with_damaged_image_data_is_a_data_error_not_a_crash(tmp_path, edi
         except DataError as err:
             print("DataError:", err)
     """)
-    assert done.returncode == 0, f"the reader crashed (exit {done.returncode}): {done.stderr[-500:]}"
+    assert done.returncode == 0, (
+        f"the reader crashed (exit {done.returncode}): {done.stderr[-500:]}"
+    )
     assert "DataError:" in done.stdout and "damaged.png" in done.stdout
 
 
@@ -92,7 +94,9 @@ def test_sound_pngs_of_every_colour_type_still_decode_exactly():
 
 def test_an_image_declaring_a_huge_size_is_refused_before_decoding(tmp_path):
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    chunk = struct.pack(">I", 13) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    chunk = (
+        struct.pack(">I", 13) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    )
     path = tmp_path / "huge.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
     with pytest.raises(ResourceLimitError, match=r"huge.png.*10,000,000,000.*max_image_pixels"):
