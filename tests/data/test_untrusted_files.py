@@ -101,6 +101,13 @@ def test_an_image_declaring_a_huge_size_is_refused_before_decoding(tmp_path):
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
     with pytest.raises(ResourceLimitError, match=r"huge.png.*10,000,000,000.*max_image_pixels"):
         ImageDatastore([str(path)])[0]
+    header = struct.pack(">IIBBBBB", 8_000, 8_000, 8, 2, 0, 0, 0)  # under the limit
+    chunk = (
+        struct.pack(">I", 13) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    )
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)  # but 64 million pixels in 33 bytes
+    with pytest.raises(DataError, match=r"8000 x 8000 pixels in 33 bytes.*truncated or forged"):
+        ImageDatastore([str(path)])[0]
     jpeg = io.BytesIO()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(jpeg, "JPEG")
     data = bytearray(jpeg.getvalue())

@@ -146,6 +146,8 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+# deflate (PNG) inflates at most ~1032-fold and JPEG far less: beyond this, no image fits
+_MAX_PIXELS_PER_BYTE = 2000
 _JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -162,6 +164,12 @@ def decode_image(
             f"ImageDatastore: '{path}'", "the declared width x height", "max_image_pixels",
             size[0] * size[1],
         )  # fmt: skip
+        if size[0] * size[1] > _MAX_PIXELS_PER_BYTE * len(data) and size[0] * size[1] > 2**22:
+            raise DataError(
+                f"ImageDatastore: cannot read image '{path}': it declares {size[0]} x {size[1]} "
+                f"pixels in {len(data):,} bytes, more than PNG or JPEG compression can hold: "
+                "the file is truncated or forged."
+            )
     try:  # torchvision's decoders: ~2.5x faster than Pillow on small PNGs
         if data[:8] != _PNG_SIGNATURE or png_is_sound(data):
             return _torchvision_decode(data, color)
