@@ -279,6 +279,91 @@ def _read_request(path: Path) -> object:
         return err
 
 
+def _store_seeds(folder: Path) -> list[bytes]:
+    from deeptoolbox.experiments import Experiment
+
+    def objective(params: dict, monitor) -> dict:
+        return {"loss": (params["x"] - 0.3) ** 2}
+
+    path = folder / "store.db"
+    exp = Experiment("seed", objective, {"x": [0.1, 0.5]}, store=path, metric="loss",
+                     direction="minimize", artifacts=False)  # fmt: skip
+    exp.run(workers=0, verbose=False)
+    del exp
+    import gc
+    import sqlite3
+
+    gc.collect()  # closes the store, then the write-ahead log is copied into the file itself
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    return [path.read_bytes()]
+
+
+def _read_store(path: Path) -> object:
+    """An experiment store (SQLite) as the results commands read it; a fresh folder each time,
+    so no write-ahead log of an earlier input is replayed."""
+    import shutil
+
+    from deeptoolbox.experiments import list_experiments, load_experiment
+
+    folder = Path(tempfile.mkdtemp(prefix="store-"))
+    try:
+        copy = folder / path.name
+        shutil.copyfile(path, copy)
+        found = []
+        for entry in list_experiments(copy):
+            exp = load_experiment(entry["name"], copy)
+            found.append((exp.results(), exp.counts(), [r.params for r in exp.records()]))
+        return found
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_APP: dict[str, object] = {}
+EDITS = [
+    {"op": "add", "type": "Dense", "config": {"units": 3}, "name": "fc2"},
+    {"op": "connect", "source": "fc", "destination": "fc2"},
+    {"op": "rename", "name": "fc", "new_name": "head"},
+    {"op": "set", "name": "fc", "config": {"units": 5}},
+    {"op": "remove", "names": ["softmax"]},
+    {"op": "freeze", "up_to": "conv"},
+    {"op": "replace_head", "classes": ["a", "b", "c"], "learn_rate_factor": 10},
+]
+
+
+def _app_client():
+    """The designer app's API (in-process), with a fresh small network before each request."""
+    if not _APP:
+        from fastapi.testclient import TestClient
+
+        from deeptoolbox.apps import AppOptions, DesignerSession, create_app
+
+        session = DesignerSession(_small_designer_network())
+        options = AppOptions(root=Path(tempfile.mkdtemp(prefix="app-root-")), token="f" * 32)
+        client = TestClient(create_app(session, options), headers={"X-Deeptoolbox-Token": "f" * 32})
+        _APP.update(session=session, client=client)
+    _APP["session"].replace(_small_designer_network())
+    return _APP["client"]
+
+
+def _small_designer_network():
+    from deeptoolbox import Network
+    from deeptoolbox import layers as L
+
+    return Network([L.ImageInput((1, 8, 8), name="input"), L.Conv2d(2, 3, name="conv"),
+                    L.ReLU(name="relu"), L.Flatten(name="flat"), L.Dense(4, name="fc"),
+                    L.Softmax(name="softmax")])  # fmt: skip
+
+
+def _post_edit(path: Path) -> object:
+    """A body for the designer's /api/edit: a 2xx or 4xx answer, never a server error."""
+    response = _app_client().post("/api/edit", content=path.read_bytes(),
+                                  headers={"Content-Type": "application/json"})  # fmt: skip
+    assert response.status_code < 500, (response.status_code, response.text[:500])
+    return response
+
+
 TARGETS = {
     t.name: t
     for t in [
@@ -309,6 +394,14 @@ TARGETS = {
         Target("signal_mat", ".mat", _read_signal, _mat_seeds),
         Target("image", ".png", _decode_image, _image_seeds),
         Target("server_request", ".json", _read_request, _request_seeds, json_member="body"),
+        Target("experiment_store", ".db", _read_store, _store_seeds),
+        Target(
+            "app_edit",
+            ".json",
+            _post_edit,
+            lambda f: [json.dumps(e).encode() for e in EDITS],
+            json_member="body",
+        ),  # fmt: skip
     ]
 }
 

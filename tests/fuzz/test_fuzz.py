@@ -1,4 +1,5 @@
-"""Every reader of untrusted files, fuzzed: saved networks, ONNX, Keras, VNN-LIB, checkpoints.
+"""Every reader of untrusted input, fuzzed: saved networks, ONNX, Keras, VNN-LIB, checkpoints,
+images, signals, tokenizers, experiment stores, server and app request bodies.
 
 The targets run under atheris (coverage-guided) from a seed corpus of valid files written
 here, and must find nothing: a reader returns an object or raises a deeptoolbox error naming

@@ -123,3 +123,16 @@ def test_row_of_unknown_layer():
 
     with pytest.raises(LayerNotFoundError, match="'nope'"):
         analyze(residual()).row("nope")
+
+
+def test_weights_too_large_to_allocate_are_an_analysis_error_naming_the_layer():
+    import torch
+
+    net = Network([L.FeatureInput(3), L.Dense(2**40, name="fc")])  # 13 TB of weights
+    (issue,) = analyze(net).errors
+    assert (
+        issue.layer == "fc"
+        and "Dense 'fc': its weights for input size [(3,)] cannot be" in issue.message
+    )
+    with pytest.raises(NotInitializedError, match="cannot be allocated"):
+        net(torch.ones(1, 3))

@@ -116,11 +116,14 @@ def _serialize_sqlite(engine: Any) -> None:
 def _wal(path: Path) -> None:
     import sqlite3
 
-    connection = sqlite3.connect(path, timeout=60)
     try:
-        connection.execute("PRAGMA journal_mode=WAL")
-    finally:
-        connection.close()
+        connection = sqlite3.connect(path, timeout=60)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as err:  # not a database, damaged, locked, read-only
+        raise StoreError(f"experiment store {str(path)!r} cannot be opened: {err}.") from err
 
 
 def open_storage(url: str, *, create: bool = True) -> Any:

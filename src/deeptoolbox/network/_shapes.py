@@ -7,7 +7,7 @@ import inspect
 import torch
 from torch import nn
 
-from deeptoolbox.errors import SizeMismatchError
+from deeptoolbox.errors import NetworkError, SizeMismatchError
 from deeptoolbox.layers._base import Layer, Shape, format_shape
 from deeptoolbox.layers._input import InputLayer
 
@@ -99,7 +99,16 @@ def resolve_layer(module: nn.Module, input_shapes: list[Shape]) -> tuple[Shape, 
     if module.built_shapes == [tuple(s) for s in input_shapes]:
         return shape, True
     previous = module.state_dict() if module.is_built else {}
-    module.build(input_shapes)
+    try:
+        module.build(input_shapes)
+    except (MemoryError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "allocate" not in str(err):
+            raise
+        raise NetworkError(
+            f"{type(module).__name__} '{module.name}': its weights for input size "
+            f"{[tuple(s) for s in input_shapes]} cannot be allocated ({str(err)[:200]}). Check "
+            "its size options (units, filters, classes...)."
+        ) from err
     if not previous:
         return shape, True
     current = module.state_dict()
