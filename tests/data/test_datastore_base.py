@@ -242,3 +242,17 @@ def test_file_datastore_reads_with_a_user_function(tmp_path):
     assert len(kept) == 2
     with pytest.raises(OptionError, match="read_fn"):
         FileDatastore(tmp_path, "open")
+
+
+def test_a_read_fn_that_cannot_open_a_url_is_told_how_to_get_a_local_copy(tmp_path):
+    import fsspec
+
+    from deeptoolbox.data import FileDatastore
+
+    with fsspec.open("memory://filestore-hint/a.npy", "wb") as handle:
+        np.save(handle, np.ones(3))
+    store = FileDatastore("memory://filestore-hint", np.load)
+    with pytest.raises(DataError, match=r"given the URL itself: open it with fsspec.open"):
+        store[0]
+    cached = FileDatastore("memory://filestore-hint", np.load, cache_dir=tmp_path / "cache")
+    assert cached[0].tolist() == [1.0, 1.0, 1.0]

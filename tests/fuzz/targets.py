@@ -514,9 +514,17 @@ def fuzz(name: str, argv: list[str]) -> None:
         if target.wrap is not None:
             target.seeds(folder)  # the valid file the fuzzed JSON goes into, built untimed
     if name == "all":
+        from collections import Counter
+
+        counts: Counter[str] = Counter()
 
         def one(data: bytes) -> None:
-            check_one(*_chosen(data), folder)
+            target, payload = _chosen(data)
+            counts[target.name] += 1
+            if counts.total() % 250 == 0:  # libFuzzer exits without running atexit hooks
+                print(f"inputs per target: {dict(sorted(counts.items()))}", file=sys.stderr,
+                      flush=True)  # fmt: skip
+            check_one(target, payload, folder)
 
         def mutate(data: bytes, max_size: int, seed: int) -> bytes:
             target, payload = _chosen(data)

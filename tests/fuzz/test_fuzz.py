@@ -3,7 +3,7 @@ images, signals, tokenizers, experiment stores, server and app request bodies.
 
 The targets run under atheris (coverage-guided) from a seed corpus of valid files written
 here, and must find nothing: a reader returns an object or raises a deeptoolbox error naming
-the file. `make test` runs all targets in one process for FUZZ_SECONDS (default 10; the first
+the file. `make test` runs all targets in one process for 3,000 inputs or FUZZ_SECONDS (default 60), whichever comes first (the first
 byte of an input picks its target); `make fuzz` runs each target on its own for minutes
 (FUZZ_EACH=1) and keeps what it finds (FUZZ_SAVE=1). The inputs that
 broke a reader once are kept under tests/fuzz/corpus/<target>/ and replayed here in-process.
@@ -24,11 +24,11 @@ from targets import TARGETS, _chosen, check_one, write_seeds  # noqa: E402
 
 HERE = Path(__file__).parent
 CORPUS = HERE / "corpus"
-SECONDS = float(os.environ.get("FUZZ_SECONDS", "10"))
+SECONDS = float(os.environ.get("FUZZ_SECONDS", "60"))
 RUNS = sorted(TARGETS) if os.environ.get("FUZZ_EACH") else ["all"]
 # make test fuzzes from a fixed seed and a fixed number of inputs, so that it gives the same
 # answer on every run; `make fuzz` (FUZZ_EACH) explores with fresh seeds for FUZZ_SECONDS
-SEED = [] if os.environ.get("FUZZ_EACH") else ["-seed=1", "-runs=4000"]
+SEED = [] if os.environ.get("FUZZ_EACH") else ["-seed=1", "-runs=3000"]
 
 
 def regression_cases():
@@ -53,6 +53,9 @@ def test_the_readers_survive_coverage_guided_fuzzing(name, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=SECONDS + 300)
     runs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", done.stderr)
     print(f"{name}: {runs[-1] if runs else '?'} executions in {SECONDS:g} s from {seeds} seeds")
+    per_target = re.findall(r"inputs per target: (\{.*\})", done.stderr)
+    if per_target:
+        print(f"  {per_target[-1]}")
     found = sorted(
         p for p in tmp_path.iterdir() if p.name.startswith(("crash-", "timeout-", "oom-", "leak-"))
     )

@@ -77,13 +77,20 @@ class FileDatastore(Datastore):
         return [self._files[j] for j in self._order]
 
     def _read(self, path: str) -> Any:
+        given = self._remote.local_path(path)
         try:
-            return self.read_fn(self._remote.local_path(path))
+            return self.read_fn(given)
         except DataError:
             raise
         except Exception as err:  # a user function may raise anything
+            hint = ""
+            if _files.is_url(given) and isinstance(err, OSError):
+                hint = (
+                    " read_fn was given the URL itself: open it with fsspec.open(path), or pass "
+                    "cache_dir= so that read_fn gets a local copy's path."
+                )
             raise DataError(
-                f"FileDatastore: cannot read '{path}': {type(err).__name__}: {err}"
+                f"FileDatastore: cannot read '{path}': {type(err).__name__}: {err}.{hint}"
             ) from err
 
     def _count(self) -> int:

@@ -44,7 +44,11 @@ class DeepLabV3(nn.Module):
 def _load_backbone(model: nn.Module, backbone: str, weights: Any, cache_dir: Any) -> dict[str, Any]:
     from deeptoolbox.hub._pretrained import pretrained_module
 
-    source = pretrained_module(backbone, weights, cache_dir=cache_dir)
+    try:
+        source = pretrained_module(backbone, weights, cache_dir=cache_dir)
+    except WeightsError as err:  # the hub's hint names its own argument, weights=
+        message = str(err).replace("pass weights=", "pass backbone_weights=")
+        raise WeightsError(f"deeplabv3: {message}") from err
     state = source.state_dict()
     if backbone.startswith("mobilenet"):
         state = {

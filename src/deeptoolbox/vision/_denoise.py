@@ -19,6 +19,7 @@ from deeptoolbox.inference import predict
 from deeptoolbox.layers import _activation, _combine, _conv, _input, _norm
 from deeptoolbox.layers._base import check_positive_int
 from deeptoolbox.network._network import Network
+from deeptoolbox.vision._unit import integer_max, unit_images
 
 __all__ = [
     "dncnn",
@@ -139,7 +140,7 @@ class DenoisingImageDatastore(Datastore):
                     "DenoisingImageDatastore: an array of `images` must be (N, C, H, W). "
                     f"Received shape {tuple(images.shape)}."
                 )
-            images = ArrayDatastore(torch.as_tensor(images, dtype=torch.float32))
+            images = ArrayDatastore(unit_images(images))  # uint8 / uint16 scaled to [0, 1]
         if not isinstance(images, Dataset):
             raise OptionError(
                 "DenoisingImageDatastore: `images` must be an image datastore, a Dataset or an "
@@ -216,17 +217,17 @@ def denoise_image(
     """Denoise images with a trained denoiser (MATLAB's ``denoiseImage``), clipped to [0, 1].
 
     ``images`` is one image (C, H, W) or (H, W) (a 1-channel network), or a batch
-    (N, C, H, W), as a tensor or array; the result has the same size.
+    (N, C, H, W), as a tensor or array; the result has the same size. uint8 / uint16 images
+    are scaled to [0, 1] for the network and the result is returned in their type and range
+    (as MATLAB returns the input's class); float images are taken to be in [0, 1].
 
     Example:
         >>> import torch
         >>> denoise_image(dncnn(1, depth=3, filters=8), torch.rand(20, 30)).shape
         torch.Size([20, 30])
     """
-    x = torch.as_tensor(
-        images if not isinstance(images, np.ndarray) else np.asarray(images, np.float32)
-    )
-    x = x.float()
+    peak = integer_max(images)
+    x = unit_images(images)
     if x.dim() not in (2, 3, 4):
         raise DataError(
             f"denoise_image: `images` must be (H, W), (C, H, W) or (N, C, H, W). Received shape "
@@ -235,15 +236,22 @@ def denoise_image(
     batch = x.reshape(
         (1, 1, *x.shape) if x.dim() == 2 else (1, *x.shape) if x.dim() == 3 else x.shape
     )
-    out = predict(net, batch, batch_size=batch_size, device=device).clamp(0, 1)
-    return out.reshape(x.shape)
+    out = predict(net, batch, batch_size=batch_size, device=device).clamp(0, 1).reshape(x.shape)
+    if peak is None:
+        return out
+    return (out * peak).round().to(torch.uint8 if peak == 255 else torch.uint16)
 
 
 def _pair(images: Any, references: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    a, b = (
-        torch.as_tensor(np.asarray(images)).float(),
-        torch.as_tensor(np.asarray(references)).float(),
-    )
+    """Both on the [0, 1] scale: integer images (uint8, uint16) are divided by their type's
+    maximum, so ``data_range=1`` is right for them too."""
+    if (integer_max(images) is None) != (integer_max(references) is None):
+        raise DataError(
+            f"{what}: `images` and `references` must both be integer images (uint8/uint16) or "
+            f"both float images in [0, 1]. Received {getattr(images, 'dtype', type(images))} "
+            f"and {getattr(references, 'dtype', type(references))}."
+        )
+    a, b = unit_images(images), unit_images(references)
     if a.shape != b.shape or a.dim() not in (3, 4):
         raise DataError(
             f"{what}: `images` and `references` must be (N, C, H, W) (or (C, H, W)) of the same "
@@ -254,6 +262,9 @@ def _pair(images: Any, references: Any, what: str) -> tuple[torch.Tensor, torch.
 
 def psnr(images: Any, references: Any, *, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB, the mean over images (torchmetrics; MATLAB's ``psnr``).
+
+    Images are on the [0, 1] scale (``data_range=1``); uint8 / uint16 images are scaled by
+    their type's maximum first, so their PSNR is MATLAB's with peak 255 / 65535.
 
     Example:
         >>> import torch

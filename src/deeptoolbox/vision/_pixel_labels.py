@@ -16,9 +16,11 @@ from torch.utils.data import Dataset
 from deeptoolbox._atomic import atomic_path
 from deeptoolbox.data import _files
 from deeptoolbox.data._array import ArrayDatastore
+from deeptoolbox.data._augment import ImageAugmenter
 from deeptoolbox.data._base import Datastore
 from deeptoolbox.data._image import IMAGE_EXTENSIONS, _check_size, decode_image
 from deeptoolbox.errors import DataError, OptionError
+from deeptoolbox.vision._unit import unit_images
 
 __all__ = [
     "IGNORE_INDEX",
@@ -326,6 +328,12 @@ class PixelLabelImageDatastore(Datastore):
                 f"PixelLabelImageDatastore: {n_images} images but {n_labels} label maps; give "
                 "one label map per image (use subset() to align them)."
             )
+        if isinstance(augmenter, ImageAugmenter):
+            raise OptionError(
+                "PixelLabelImageDatastore: `augmenter` is an ImageAugmenter, which moves the "
+                "image alone; use a SegmentationAugmenter (same options), which moves the image "
+                "and its labels together."
+            )
         if augmenter is not None and not callable(augmenter):
             raise OptionError(
                 "PixelLabelImageDatastore: `augmenter` must be a SegmentationAugmenter or a "
@@ -382,7 +390,8 @@ def _as_dataset(value: Any, option: str, rank: int) -> Dataset:
     if isinstance(value, Dataset):
         return value
     if isinstance(value, np.ndarray | torch.Tensor) and value.ndim == rank:
-        return ArrayDatastore(torch.as_tensor(value))
+        # images: uint8 / uint16 scaled to [0, 1] as ImageDatastore reads files; labels as given
+        return ArrayDatastore(unit_images(value) if rank == 4 else torch.as_tensor(value))
     shape = getattr(value, "shape", None)
     raise OptionError(
         f"PixelLabelImageDatastore: `{option}` must be a Dataset or an array of rank {rank} "

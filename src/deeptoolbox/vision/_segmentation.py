@@ -280,7 +280,8 @@ def label_overlay(
     a uint8 (3, H, W) tensor (``.permute(1, 2, 0)`` for ``plt.imshow``).
 
     ``image`` is (C, H, W) or (H, W), float in [0, 1] or uint8; ``labels`` an (H, W) map of
-    class indices. Each class ``k`` gets ``colors[k]`` (an RGB triple, 0..255; default
+    class indices. Each class ``k`` gets ``colors[k]`` (an RGB triple: integers 0..255, or
+    floats in [0, 1] as in MATLAB's ``Colormap``; default
     matplotlib's tab10/tab20), blended with ``transparency`` (0: opaque colour, 1: the
     image alone). ``included_labels`` lists the classes to draw (default: all; IGNORE_INDEX
     pixels are never drawn). Drawing is ``torchvision.utils.draw_segmentation_masks``.
@@ -311,6 +312,11 @@ def label_overlay(
             f"shape {tuple(picture.shape)}."
         )
     if picture.dtype != torch.uint8:
+        if picture.numel() and float(picture.float().max()) > 1:
+            raise DataError(
+                "label_overlay: a float `image` must be in [0, 1]; this one goes up to "
+                f"{float(picture.float().max()):g}. Divide 0..255 images by 255 (or pass uint8)."
+            )
         picture = (picture.float().clamp(0, 1) * 255).round().to(torch.uint8)
     picture = picture.expand(3, -1, -1).cpu()
     label_map = torch.as_tensor(labels).long().cpu()
@@ -321,7 +327,7 @@ def label_overlay(
         )
     k = int(label_map.max()) + 1 if label_map.numel() else 1
     k = max(k, len(colors)) if colors is not None else k
-    palette = _default_colors(k) if colors is None else [tuple(int(v) for v in c) for c in colors]
+    palette = _default_colors(k) if colors is None else _palette(colors)
     if len(palette) < k:
         raise OptionError(
             f"label_overlay: `colors` has {len(palette)} colours but the labels go up to class "
@@ -334,3 +340,21 @@ def label_overlay(
     masks = torch.stack([label_map == c for c in chosen])
     return draw_segmentation_masks(picture, masks, alpha=1 - float(transparency),
                                    colors=[palette[c] for c in chosen])  # fmt: skip
+
+
+def _palette(colors: Any) -> list[tuple[int, int, int]]:
+    """RGB triples 0..255 from integer triples 0..255 or float triples in [0, 1] (MATLAB)."""
+    values = np.asarray(colors, dtype=np.float64) if len(colors) else np.zeros((0, 3))
+    if values.ndim != 2 or values.shape[1] != 3:
+        raise OptionError(
+            f"label_overlay: `colors` must be a list of RGB triples. Received shape {values.shape}."
+        )
+    floats = any(isinstance(v, float | np.floating) for c in colors for v in c)
+    if floats and values.size and values.max() <= 1:
+        values = values * 255
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise OptionError(
+            "label_overlay: `colors` must be integers 0..255 or floats in [0, 1]. Received "
+            f"values from {values.min():g} to {values.max():g}."
+        )
+    return [tuple(int(round(v)) for v in c) for c in values]
