@@ -235,3 +235,123 @@ def _datasets(h5) -> list[str]:
     found: list[str] = []
     h5.visititems(lambda name, item: found.append(name) if isinstance(item, h5py.Dataset) else None)
     return found
+
+
+def test_a_network_json_declaring_huge_layers_is_refused_before_anything_is_allocated(tmp_path):
+    folder = dtb.save(small_net(), tmp_path / "net")
+    description = json.loads((folder / "network.json").read_text())
+    for layer in description["layers"]:
+        if layer.get("config", {}).get("units") == 4:
+            layer["config"]["units"] = 10**9  # 12 GB of weights in a 1 KB file
+    (folder / "network.json").write_text(json.dumps(description))
+    tracemalloc.start()
+    try:
+        with pytest.raises(dtb.errors.NetworkFileError, match=r"declares layers with 16,000,000,0"):
+            dtb.load(folder)
+        assert tracemalloc.get_traced_memory()[1] < 20 * MB
+    finally:
+        tracemalloc.stop()
+
+
+def test_limits_for_every_reader_inside_a_with_block(tmp_path):
+    saved = dtb.save(small_net(), tmp_path / "net.zip")
+    with dtb.ReadLimits(max_nodes=2):
+        with pytest.raises(ResourceLimitError, match=r"with deeptoolbox.ReadLimits\(max_nodes="):
+            dtb.load(saved)
+        assert dtb.load(saved, limits=dtb.ReadLimits()).layer_names  # an argument wins
+    assert dtb.load(saved).layer_names == ["x", "fc", "relu"]  # the block has ended
+
+
+def test_an_onnx_constant_created_from_a_shape_is_bounded_before_it_is_computed(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = numpy_helper.from_array(np.array([1, 3, 10_000, 10_000], np.int64), "shape")
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("ConstantOfShape", ["shape"], ["zeros"], name="big"),
+         helper.make_node("Add", ["x", "zeros"], ["y"])],
+        "g", [value("x", TensorProto.FLOAT, [1, 3, 10_000, 10_000])],
+        [value("y", TensorProto.FLOAT, [1, 3, 10_000, 10_000])], [shape],
+    )  # fmt: skip
+    path = tmp_path / "tiny.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    assert path.stat().st_size < 400  # a 1.2 GB constant from a few hundred bytes
+    fails_fast(lambda: import_onnx(path), "max_compression_ratio", "constant node 'big'")
+
+
+def test_a_checkpoint_whose_state_holds_objects_is_refused_without_unsafe_advice(tmp_path):
+    import io
+    from fractions import Fraction
+
+    net = small_net()
+    options = dtb.TrainingOptions(max_epochs=1, mini_batch_size=8, verbose=False,
+                                  checkpoint_path=tmp_path / "ckpt")  # fmt: skip
+    dtb.train(net, (torch.randn(16, 3), torch.randn(16, 4)), "mse", options)
+    checkpoint = sorted((tmp_path / "ckpt").glob("*.zip"))[-1]
+    with zipfile.ZipFile(checkpoint) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    stream = io.BytesIO()
+    torch.save({"loop": Fraction(1, 3)}, stream)  # any class: refused by weights_only=True
+    members["state.pt"] = stream.getvalue()
+    forged = tmp_path / "forged.zip"
+    with zipfile.ZipFile(forged, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(OptionError, match="state.pt holds objects other than tensors") as info:
+        load_checkpoint(forged)
+    assert "weights_only" not in str(info.value) and "forged.zip" in str(info.value)
+
+
+def test_a_saved_tokenizer_with_a_catastrophic_regex_is_refused(tmp_path):
+    from deeptoolbox.data import Tokenizer
+    from deeptoolbox.data._text import nested_repeat
+
+    path = tmp_path / "tok.json"
+    Tokenizer().fit(["a b"]).save(path)
+    config = json.loads(path.read_text())
+    config["pattern"] = r"(\w+)+$"  # 26 s on 40 characters, doubling with each one
+    path.write_text(json.dumps(config))
+    with pytest.raises(dtb.errors.DataError, match=r"tok.json.*repeats a repeated part"):
+        Tokenizer.load(path)
+    assert not nested_repeat(r"\w+|[^\w\s]") and not nested_repeat(r"(?:ab)+|\d{2,4}")
+    assert nested_repeat(r"(a*)*") and nested_repeat(r"(?:x|(y+))+")
+
+
+def test_a_compressed_mat_bomb_is_refused_while_it_inflates(tmp_path):
+    import io
+    import struct
+    import zlib
+
+    import scipy.io
+
+    from deeptoolbox.data._sequence import read_signal
+
+    stream = io.BytesIO()
+    scipy.io.savemat(stream, {"x": np.ones(2)})
+    packer = zlib.compressobj()
+    body = b"".join(packer.compress(bytes(4 * MB)) for _ in range(64)) + packer.flush()
+    path = tmp_path / "bomb.mat"  # 260 KB inflating to 256 MiB
+    path.write_bytes(stream.getvalue()[:128] + struct.pack("<II", 15, len(body)) + body)
+    fails_fast(lambda: read_signal(str(path)), "max_compression_ratio", "bomb.mat")
+
+
+def test_on_error_skip_drops_files_over_the_limits(tmp_path):
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from deeptoolbox.data import ImageDatastore
+
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "good.png")
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    chunk = (
+        struct.pack(">I", 13) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    )
+    (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    with pytest.warns(RuntimeWarning, match="skipped 1 unreadable file"):
+        store = ImageDatastore(str(tmp_path), on_error="skip")
+    assert len(store) == 1 and store.files[0].endswith("good.png")
+    with dtb.ReadLimits(max_image_pixels=10**11), pytest.raises(dtb.errors.DataError):
+        ImageDatastore([str(tmp_path / "huge.png")])[0]  # allowed size, but no image data

@@ -16,12 +16,13 @@ import math
 import re
 import zipfile
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from typing import Any
 
 from deeptoolbox.errors import OptionError, ResourceLimitError
 
-__all__ = ["ReadLimits", "read_limits"]
+__all__ = ["ReadLimits", "current_limits", "read_limits"]
 
 MiB = 2**20
 # members smaller than this may inflate as much as they like (a few MiB cannot exhaust memory)
@@ -77,13 +78,23 @@ class ReadLimits:
                     f"ReadLimits: `{field.name}` must be a positive number. Received: {value!r}."
                 )
 
+    def __enter__(self) -> ReadLimits:
+        """``with ReadLimits(...):`` makes these the limits of every reader called inside
+        (in this thread; DataLoader worker processes keep the defaults)."""
+        _ACTIVE.set((*_ACTIVE.get(), self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _ACTIVE.set(_ACTIVE.get()[:-1])
+
     def exceeded(self, where: str, what: str, limit: str, value: float) -> ResourceLimitError:
         """The error for ``value`` over the limit named ``limit`` (not raised here)."""
         allowed = getattr(self, limit)
         return ResourceLimitError(
             f"{where}: {what} is {value:,}, over the limit {limit}={allowed:,}. If you trust "
-            f"this file, pass limits=deeptoolbox.ReadLimits({limit}=...) to the reader "
-            "(docs/security.md).",
+            f"this file, raise the limit: pass limits=deeptoolbox.ReadLimits({limit}=...) to "
+            f"readers that take `limits`, or read it inside `with deeptoolbox.ReadLimits("
+            f"{limit}=...):` (docs/security.md).",
             limit=limit,
             value=value,
         )
@@ -223,17 +234,32 @@ class ReadLimits:
 
 
 DEFAULT_LIMITS = ReadLimits()
+_ACTIVE: ContextVar[tuple[ReadLimits, ...]] = ContextVar("deeptoolbox_read_limits", default=())
+
+
+def current_limits() -> ReadLimits:
+    """The limits in force: the innermost ``with ReadLimits(...):`` block's, else the defaults.
+
+    Example:
+        >>> with ReadLimits(max_nodes=5):
+        ...     current_limits().max_nodes
+        5
+        >>> current_limits().max_nodes
+        250000
+    """
+    active = _ACTIVE.get()
+    return active[-1] if active else DEFAULT_LIMITS
 
 
 def read_limits(limits: ReadLimits | None, func: str) -> ReadLimits:
-    """The limits a reader applies: ``limits`` itself, or the defaults for None.
+    """The limits a reader applies: ``limits`` itself, or those in force for None.
 
     Example:
         >>> read_limits(None, "load").max_json_depth
         200
     """
     if limits is None:
-        return DEFAULT_LIMITS
+        return current_limits()
     if not isinstance(limits, ReadLimits):
         raise OptionError(
             f"{func}: `limits` must be a deeptoolbox.ReadLimits or None. "

@@ -625,6 +625,10 @@ class _LayerReached(Exception):
     (activations, deep_dream)."""
 
 
+class _MatDamaged(Exception):
+    """Where and how a .mat file's structure is broken (data._matfile; becomes DataError)."""
+
+
 class _KerasUnsupported(Exception):
     """A Keras layer option the toolbox has no exact equivalent for (becomes ModelImportError)."""
 

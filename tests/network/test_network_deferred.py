@@ -91,7 +91,7 @@ def test_loading_a_network_resolves_sizes_a_fixed_number_of_times(monkeypatch, t
     save(net, tmp_path / "net.zip")
     calls = _count_resolutions(monkeypatch)
     loaded = load(tmp_path / "net.zip")
-    assert len(calls) <= 3  # not once per layer and connection (120+)
+    assert len(calls) <= 6  # not once per layer and connection (120+); half on the meta device
     assert loaded.connections == net.connections and loaded.classes == net.classes
     assert loaded.output_shape("add") == (4,) and loaded.is_initialized
     x = torch.randn(2, 4)

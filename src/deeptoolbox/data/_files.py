@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from deeptoolbox.errors import DataError, MissingDependencyError, OptionError
+from deeptoolbox.errors import DataError, MissingDependencyError, OptionError, ResourceLimitError
 
 Location = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -339,7 +339,7 @@ def readable(kind: str, files: list[str], read: Callable[[str], Any]) -> np.ndar
     for i, path in enumerate(files):
         try:
             read(path)
-        except DataError:
+        except (DataError, ResourceLimitError):  # damaged, or over the read limits
             skipped.append(path)
         else:
             keep.append(i)

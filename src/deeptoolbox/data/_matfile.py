@@ -15,19 +15,18 @@ import zlib
 
 import numpy as np
 
-from deeptoolbox._limits import DEFAULT_LIMITS
+from deeptoolbox._limits import current_limits
 from deeptoolbox.errors import DataError
+from deeptoolbox.errors import _MatDamaged as _Damaged
 
 _HEADER = 128
+_CHUNK = 4 * 2**20
+_RATIO_FLOOR = 16 * 2**20
 _MATRIX, _COMPRESSED = 14, 15
 _ITEMSIZE = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8, 16: 1, 17: 2, 18: 4}
 _NUMERIC_CLASSES = set(range(6, 16))  # double, single, int8 ... uint64
 _CHAR_CLASS, _SPARSE_CLASS = 4, 5
 _COMPLEX_FLAG = 0x0800
-
-
-class _Damaged(Exception):
-    """Where and how the structure is broken."""
 
 
 def check_mat_v5(data: bytes, path: str) -> None:
@@ -80,19 +79,26 @@ def _elements(data: memoryview, position: int, end: int, order: str, path: str) 
 
 
 def _inflate(compressed: bytes, path: str) -> bytes:
-    limit = DEFAULT_LIMITS.max_uncompressed_bytes
-    inflater = zlib.decompressobj()
+    """Inflate in chunks, stopping as soon as the size or the ratio is over the limits."""
+    where = f"SignalDatastore: '{path}'"
+    inflater, pending, parts, size = zlib.decompressobj(), compressed, [], 0
     try:
-        inflated = inflater.decompress(compressed, limit + 1)
+        while pending or not inflater.eof:
+            part = inflater.decompress(pending, _CHUNK)
+            pending = inflater.unconsumed_tail
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+            current_limits().check(where, "the inflated size of a compressed element",
+                                 "max_uncompressed_bytes", size)  # fmt: skip
+            if size > _RATIO_FLOOR:
+                current_limits().check(where, "the compression ratio of an element",
+                                     "max_compression_ratio",
+                                     round(size / max(len(compressed), 1), 1))  # fmt: skip
     except zlib.error as err:
         raise _Damaged(f"a compressed element does not inflate: {err}") from err
-    DEFAULT_LIMITS.check(f"SignalDatastore: '{path}'", "the inflated size of a compressed element",
-                         "max_uncompressed_bytes", len(inflated))  # fmt: skip
-    if len(inflated) > 16 * 2**20:
-        DEFAULT_LIMITS.check(f"SignalDatastore: '{path}'", "the compression ratio of an element",
-                             "max_compression_ratio",
-                             round(len(inflated) / max(len(compressed), 1), 1))  # fmt: skip
-    return inflated
+    return b"".join(parts)
 
 
 def _values(data: memoryview, start: int, kind: int, size: int, order: str) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeptoolbox._limits import DEFAULT_LIMITS
+from deeptoolbox._limits import current_limits
 from deeptoolbox.data import _files
 from deeptoolbox.data._array import as_targets
 from deeptoolbox.data._base import Datastore, default_collate
@@ -272,7 +272,7 @@ def _read_mat(data: bytes, path: str, variable: str | None) -> np.ndarray:
             name = _mat_variable(path, names, variable)
             dataset = handle[name]
             if isinstance(dataset, h5py.Dataset):
-                DEFAULT_LIMITS.check_stored_tensor(
+                current_limits().check_stored_tensor(
                     f"SignalDatastore: '{path}'", name, dataset.shape or (),
                     dataset.dtype.itemsize, dataset.id.get_storage_size(),
                 )  # fmt: skip
@@ -310,7 +310,7 @@ def read_signal(
     try:
         data = _files.read_bytes(path, remote)
         if extension == ".npy":
-            DEFAULT_LIMITS.check_npy(data, f"SignalDatastore: '{path}'")
+            current_limits().check_npy(data, f"SignalDatastore: '{path}'")
             array = np.load(io.BytesIO(data), allow_pickle=False)
         elif extension == ".csv":
             array = _read_csv(data)

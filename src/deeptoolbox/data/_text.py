@@ -164,11 +164,63 @@ class Tokenizer:
             raise DataError(f"Tokenizer: cannot read '{path}': {err}.") from err
         if not isinstance(config, dict) or config.pop("format", None) != "deeptoolbox.Tokenizer":
             raise DataError(f"Tokenizer: '{path}' is not a saved deeptoolbox Tokenizer.")
+        pattern = config.get("pattern")
+        if isinstance(pattern, str) and nested_repeat(pattern):
+            raise DataError(
+                f"Tokenizer: '{path}' holds the pattern {pattern!r}, which repeats a repeated "
+                "part: such a regex can take exponential time on some texts, so a saved "
+                "tokenizer may not use one (build it with Tokenizer(pattern=...) in your code if "
+                "you trust it)."
+            )
         try:
             return cls.from_config(config)
         except (DeepToolboxError, TypeError, ValueError, KeyError, AttributeError,
                 re.error) as err:  # fmt: skip
             raise DataError(f"Tokenizer: '{path}' holds an invalid tokenizer: {err}") from err
+
+
+def nested_repeat(pattern: str) -> bool:
+    r"""True when a regex repeats a part that itself repeats (``(\w+)+``, ``(a*)*``): the
+    shape of patterns with catastrophic backtracking. Unparsable patterns are left to
+    ``re.compile`` to report.
+
+    Example:
+        >>> nested_repeat(r"\w+|[^\w\s]"), nested_repeat(r"(\w+)+$")
+        (False, True)
+    """
+    import re._parser as parser  # the parser behind re.compile
+
+    try:
+        parsed = parser.parse(pattern)
+    except re.error:
+        return False
+    return _repeats(parsed, inside=False)
+
+
+def _repeats(items: Any, inside: bool) -> bool:
+    import re._constants as c
+
+    repeats = {c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", c.MAX_REPEAT)}
+    for op, value in items:
+        if op in repeats:
+            _, high, body = value
+            many = high is c.MAXREPEAT or high > 1
+            if (many and inside) or _repeats(body, inside or many):
+                return True
+        elif any(_repeats(part, inside) for part in _parts(op, value, c)):
+            return True
+    return False
+
+
+def _parts(op: Any, value: Any, c: Any) -> list:
+    """The sub-patterns of a group, an alternation or a look-around."""
+    if op is c.SUBPATTERN:
+        return [value[-1]]
+    if op is c.BRANCH:
+        return list(value[1])
+    if op in (c.ASSERT, c.ASSERT_NOT):
+        return [value[1]]
+    return []
 
 
 def _read_text(path: str, remote: _files.Remote | None = None) -> str:

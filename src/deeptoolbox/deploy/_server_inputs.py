@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from deeptoolbox._limits import DEFAULT_LIMITS
+from deeptoolbox._limits import current_limits
 from deeptoolbox.deploy._server_model import InputSpec, input_specs_summary
 from deeptoolbox.errors import RequestError, ResourceLimitError
 
@@ -139,7 +139,7 @@ def _from_npy(text: str, field: str) -> np.ndarray:
         raise RequestError(422, f"{field}.npy", f"Not valid base64: {err}.",
                            received=_excerpt(text.encode()), expected="base64 of a .npy file") from err  # fmt: skip
     try:
-        DEFAULT_LIMITS.check_npy(data, f"{field}.npy")
+        current_limits().check_npy(data, f"{field}.npy")
     except ResourceLimitError as err:
         raise RequestError(422, f"{field}.npy", str(err), received=f"{len(data)} bytes",
                            expected="an array that fits in the bytes sent") from err  # fmt: skip

@@ -325,6 +325,7 @@ def load(path: str | os.PathLike, *, limits: ReadLimits | None = None) -> Networ
     if isinstance(description, dict) and isinstance(description.get("layers"), list):
         limits.check(f"{path}: {NETWORK_FILE}", "the number of layers", "max_nodes",
                      len(description["layers"]))  # fmt: skip
+    _check_declared_weights(description, path, len(members[WEIGHTS_FILE]))
     net = from_architecture(description, Network, f"{path}: {NETWORK_FILE}")
     metadata = _read_json(path, METADATA_FILE, members[METADATA_FILE], limits)
     limits.check_safetensors(members[WEIGHTS_FILE], f"{path}: {WEIGHTS_FILE}")
@@ -353,6 +354,27 @@ def load(path: str | os.PathLike, *, limits: ReadLimits | None = None) -> Networ
             )
         net.metadata = dict(user)
     return net
+
+
+def _check_declared_weights(description: Any, path: Path, stored: int) -> None:
+    """Refuse a network.json whose layers would need far more memory than weights.safetensors
+    holds (a 1 KB file declaring Dense(10**9) would allocate gigabytes before the weights are
+    compared). The layers are built once on the meta device, which allocates nothing."""
+    try:
+        with torch.device("meta"):
+            probe = from_architecture(description, Network, f"{path}: {NETWORK_FILE}")
+            declared = sum(t.numel() * t.element_size() for t in probe.state_dict().values())
+    except Exception:  # noqa: BLE001 - the real build below reports what is wrong
+        return
+    if declared > 2 * stored + _WEIGHTS_SLACK:
+        raise NetworkFileError(
+            f"{path}: {NETWORK_FILE} declares layers with {declared:,} bytes of weights, but "
+            f"{WEIGHTS_FILE} holds {stored:,}: the file is damaged or forged (nothing was "
+            "allocated)."
+        )
+
+
+_WEIGHTS_SLACK = 64 * 2**20  # buffers a layer may create that are not saved
 
 
 def _saved_mode(weights: bytes) -> bool | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import re
 import zipfile
 from pathlib import Path
@@ -182,12 +183,19 @@ def load_checkpoint(path: str | os.PathLike, *, limits: ReadLimits | None = None
             limits.load_json(members["network.json"], f"{where}: network.json")
             text = members["network.json"].decode()
         state = torch.load(io.BytesIO(members["state.pt"]), weights_only=True)
-    except (zipfile.BadZipFile, KeyError, RuntimeError, OSError, ValueError) as err:
+    except (zipfile.BadZipFile, KeyError, RuntimeError, OSError, ValueError, EOFError,
+            pickle.UnpicklingError) as err:  # fmt: skip
+        # weights_only=True refuses anything but tensors and plain containers; torch's own
+        # advice to retry without it would run the file's code, so it is not repeated here
         if isinstance(err, ResourceLimitError):
             raise
+        reason = (
+            "state.pt holds objects other than tensors and plain values; it was not loaded"
+            if isinstance(err, pickle.UnpicklingError) else str(err)
+        )  # fmt: skip
         raise OptionError(
             f"TrainingOptions: `resume_from` file {str(path)!r} is not a complete deeptoolbox "
-            f"checkpoint ({err})."
+            f"checkpoint ({reason})."
         ) from err
     state = _upgraded(state, path)
     return {

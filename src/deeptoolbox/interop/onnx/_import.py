@@ -34,7 +34,11 @@ from deeptoolbox.interop.onnx._layers import (
     dtype_name,
     encode_attribute,
 )
-from deeptoolbox.interop.onnx._limits import check_initializers, check_node_count
+from deeptoolbox.interop.onnx._limits import (
+    check_folded_size,
+    check_initializers,
+    check_node_count,
+)
 from deeptoolbox.interop.onnx._mapping import load_weights, map_node
 from deeptoolbox.interop.onnx._metadata import (
     layer_classes,
@@ -76,6 +80,7 @@ class _Build:
     names: set[str] = field(default_factory=set)
     free: bool = False  # does any input have a free length besides the batch axis?
     removed: dict[str, Any] = field(default_factory=dict)  # value -> node a pattern replaced
+    limits: ReadLimits | None = None
 
 
 def supported_onnx_operators() -> list[str]:
@@ -157,12 +162,13 @@ def import_onnx(
     """
     check_unsupported("import_onnx", unsupported, ("error", "placeholder"))
     path = Path(path)
-    model = _load(path, read_limits(limits, "import_onnx"))
+    limits = read_limits(limits, "import_onnx")
+    model = _load(path, limits)
     opset = _opset(model)
     model = _upgrade(model, path)
     graph = model.graph
     _check_operators(graph, path, unsupported)
-    build = _Build(path)
+    build = _Build(path, limits=limits)
     for tensor in graph.initializer:
         build.values[tensor.name] = _Value(constant=_array(tensor, path))
     _add_inputs(build, graph)
@@ -385,6 +391,7 @@ def _add_node(build: _Build, node, index: int, consumed: set[str]) -> None:
 
 
 def _fold(build: _Build, node, inputs: list, attrs: dict) -> None:
+    check_folded_size(node, [v.constant if v else None for v in inputs], build.path, build.limits)
     try:
         result = OPERATORS[node.op_type]([v.constant if v else None for v in inputs], attrs)
     except Exception as err:

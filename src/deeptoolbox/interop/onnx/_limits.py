@@ -51,6 +51,37 @@ def check_initializers(model, path: Path, limits: ReadLimits) -> None:
         limits.check_tensor(f"{path}: initializer", tensor.name, tensor.dims, itemsize, available)
 
 
+def check_folded_size(node, inputs: list, path: Path, limits: ReadLimits | None) -> None:
+    """Before a constant node that creates a tensor from a shape is computed (ConstantOfShape,
+    Expand, Tile, Range): its size is checked against the limits and against the file, which
+    cannot hold a reason for a tensor thousands of times its own size."""
+    import numpy as np
+
+    elements = _created_elements(node.op_type, inputs, np)
+    if elements is None or limits is None:
+        return
+    where = f"{path}: constant node '{node.name}' ({node.op_type})"
+    limits.check_stored_tensor(where, node.output[0], (elements,), 4, path.stat().st_size)
+
+
+def _created_elements(op: str, inputs: list, np) -> int | None:
+    try:
+        values = [None if v is None else np.asarray(v) for v in inputs]
+        if op == "ConstantOfShape" and values and values[0] is not None:
+            return int(np.prod(values[0].astype(np.int64)))
+        if op == "Expand" and len(values) > 1 and values[0] is not None and values[1] is not None:
+            shape = np.broadcast_shapes(values[0].shape, tuple(int(d) for d in values[1]))
+            return int(np.prod(shape))
+        if op == "Tile" and len(values) > 1 and values[0] is not None and values[1] is not None:
+            return int(values[0].size * np.prod(values[1].astype(np.int64)))
+        if op == "Range" and len(values) == 3 and all(v is not None for v in values):
+            start, limit, delta = (float(v) for v in values)
+            return max(int(np.ceil((limit - start) / delta)), 0) if delta else None
+    except (ValueError, TypeError, OverflowError):
+        return None  # the operator reports the bad input itself
+    return None
+
+
 def _varint(data, position: int) -> tuple[int, int]:
     value = shift = 0
     while True:
