@@ -160,3 +160,12 @@ def test_a_tokenizer_file_with_bad_values_names_the_file(tmp_path):
     with pytest.raises(ResourceLimitError, match="tok.json.*max_json_depth"):
         Tokenizer.load(path)
     assert isinstance(dtb.ReadLimits().max_image_pixels, int)
+
+
+def test_tokenizer_patterns_and_flags_of_the_wrong_kind_are_refused():
+    from deeptoolbox.errors import OptionError
+
+    with pytest.raises(OptionError, match="matches the empty string"):
+        Tokenizer(pattern="")
+    with pytest.raises(OptionError, match="`lowercase` must be True or False"):
+        Tokenizer(lowercase={"x": [1]})

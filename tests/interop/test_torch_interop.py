@@ -395,3 +395,16 @@ def test_recurrent_text_model_maps_onto_toolbox_layers_and_saves(tmp_path):
     tokens = torch.randint(0, 20, (4, 7))
     with torch.no_grad():
         assert _close(loaded(tokens), model(tokens))
+
+
+def test_the_kind_of_a_pytorch_file_comes_from_its_content_not_its_extension(tmp_path):
+    own = export_pytorch(dtb.Network([L.FeatureInput(3), L.Dense(2)]), tmp_path / "own.pt",
+                         format="torchscript")  # fmt: skip
+    renamed = tmp_path / "renamed.pt2"
+    renamed.write_bytes(own.read_bytes())
+    with pytest.raises(ModelImportError, match="is TorchScript, a program"):
+        import_pytorch(renamed)
+    legacy = tmp_path / "legacy.pt"
+    torch.save(nn.Linear(2, 2), legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(ModelImportError, match="pickled checkpoint .* never loads"):
+        import_pytorch(legacy, trust_code=True)

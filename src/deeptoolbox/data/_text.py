@@ -58,12 +58,25 @@ class Tokenizer:
             raise OptionError(
                 f"Tokenizer: `min_count` must be a positive int. Received: {min_count!r}."
             )
+        if not isinstance(lowercase, bool):
+            raise OptionError(
+                f"Tokenizer: `lowercase` must be True or False. Received: {lowercase!r}."
+            )
+        if not isinstance(pattern, str):
+            raise OptionError(
+                f"Tokenizer: `pattern` must be a regex string. Received: {pattern!r}."
+            )
         try:
             self._regex = re.compile(pattern)
         except re.error as err:
             raise OptionError(f"Tokenizer: `pattern` is not a valid regex: {err}.") from err
+        if self._regex.fullmatch(""):
+            raise OptionError(
+                f"Tokenizer: `pattern` {pattern!r} matches the empty string, so it would find "
+                "empty tokens; it must match at least one character (default: r'\\w+|[^\\w\\s]')."
+            )
         self.lowercase, self.max_tokens, self.min_count, self.pattern = (
-            bool(lowercase),
+            lowercase,
             max_tokens,
             min_count,
             pattern,
@@ -176,7 +189,10 @@ class Tokenizer:
             return cls.from_config(config)
         except (DeepToolboxError, TypeError, ValueError, KeyError, AttributeError,
                 re.error) as err:  # fmt: skip
-            raise DataError(f"Tokenizer: '{path}' holds an invalid tokenizer: {err}") from err
+            reason = str(err)
+            while reason.startswith(("Tokenizer: ", "not a tokenizer config: ")):
+                reason = reason.removeprefix("Tokenizer: ").removeprefix("not a tokenizer config: ")
+            raise DataError(f"Tokenizer: '{path}' holds an invalid tokenizer: {reason}") from err
 
 
 def nested_repeat(pattern: str) -> bool:

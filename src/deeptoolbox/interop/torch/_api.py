@@ -391,9 +391,14 @@ def import_pytorch(
     if not zipfile.is_zipfile(path):
         raise ModelImportError(
             f"import_pytorch: '{path}' is not a TorchScript or torch.export file (those are zip "
-            "archives); it may be truncated or of another format."
+            "archives); it may be truncated, of another format, or a pickled checkpoint of "
+            "torch.save's old format, which the toolbox never loads: load it into your module "
+            "yourself and call from_torch(module, example_inputs)."
         )
-    program_file = path.suffix == ".pt2" or _is_exported_program(path)
+    # what the archive holds decides, not its extension (a renamed file keeps its kind)
+    program_file = _is_exported_program(path) or (
+        path.suffix == ".pt2" and not _is_torchscript(path)
+    )
     if not program_file and not _is_torchscript(path):
         raise ModelImportError(
             f"import_pytorch: '{path}' is neither TorchScript nor a torch.export program: a "
@@ -408,7 +413,8 @@ def import_pytorch(
         )  # fmt: skip
         raise ModelImportError(
             f"import_pytorch: '{path}' is {what}. Open it only if you trust its source, with "
-            "import_pytorch(path, trust_code=True); files from others are safe to open as ONNX "
+            "import_pytorch(path, trust_code=True) (on the command line: --trust-code); files "
+            "from others are safe to open as ONNX "
             "(import_onnx) or saved networks (load)."
         )
     if program_file:
