@@ -68,3 +68,22 @@ def test_label_overlay_takes_matlab_colours_in_unit_range_and_refuses_unscaled_f
         label_overlay(torch.full((3, 2, 2), 128.0), labels)
     with pytest.raises(OptionError, match="integers 0..255 or floats in"):
         label_overlay(black, labels, colors=[(0, 0, 0), (300, 0, 0)])
+
+
+def test_unet_sizes_a_new_user_gets_wrong_are_explained():
+    from deeptoolbox.vision import unet
+
+    with pytest.raises(OptionError, match=r"channels first.*did you mean \(3, 16, 16\)"):
+        unet((16, 16, 3), 2)
+    with pytest.raises(OptionError, match="must be 2 or more"):
+        unet((1, 16, 16), 1)
+
+
+def test_evaluating_from_a_datastore_leaves_its_mode_as_it_was():
+    from deeptoolbox.vision import evaluate_segmentation
+
+    labels = np.zeros((2, 8, 8), np.int64)
+    store = PixelLabelImageDatastore(np.zeros((2, 1, 8, 8), np.float32), labels)
+    assert store.training
+    evaluate_segmentation(torch.zeros(2, 8, 8, dtype=torch.long), store, num_classes=2)
+    assert store.training

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from deeptoolbox.data._reading import reading_without_augmentation
 from deeptoolbox.errors import DataError, OptionError
 from deeptoolbox.inference import predict
 from deeptoolbox.vision._pixel_labels import IGNORE_INDEX
@@ -119,9 +120,8 @@ class SegmentationMetrics:
 def _maps(value: Any, what: str) -> list[torch.Tensor]:
     """Label maps as a list of int64 (H, W) tensors, from arrays, lists or a Dataset."""
     if isinstance(value, Dataset):
-        if hasattr(value, "eval"):
-            value.eval()
-        items = [value[i] for i in range(len(value))]  # type: ignore[arg-type]
+        with reading_without_augmentation(value):  # its mode is restored afterwards
+            items = [value[i] for i in range(len(value))]  # type: ignore[arg-type]
         value = [item[-1] if isinstance(item, tuple | list) else item for item in items]
     if isinstance(value, np.ndarray | torch.Tensor):
         tensor = torch.as_tensor(value)

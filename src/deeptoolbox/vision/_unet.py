@@ -37,6 +37,11 @@ def _check_size(input_size: object, depth: int) -> tuple[int, int, int]:
             f"unet: `input_size` must be (C, H, W) positive ints. Received: {input_size!r}. "
             "Example: unet((3, 64, 64), 4)."
         )
+    if size[2] in (1, 3, 4) and size[0] > 4:  # type: ignore[index]
+        raise OptionError(
+            f"unet: `input_size` is (C, H, W), channels first. Received: {input_size!r}, which "
+            f"looks channels-last; did you mean {(size[2], size[0], size[1])}?"  # type: ignore[index]
+        )
     factor = 2**depth
     if size[1] % factor or size[2] % factor:  # type: ignore[index]
         raise OptionError(
@@ -88,6 +93,12 @@ def unet(
         torch.Size([2, 4, 32, 32])
     """
     check_positive_int("unet", "num_classes", num_classes, "unet((3, 64, 64), 4)")
+    if num_classes < 2:
+        raise OptionError(
+            "unet: `num_classes` must be 2 or more: the network ends in a Softmax over classes, "
+            "which is always 1 for one class. For foreground/background, use num_classes=2. "
+            f"Received: num_classes={num_classes}."
+        )
     check_positive_int("unet", "depth", depth, "depth=3")
     check_positive_int("unet", "filters", filters, "filters=16")
     size = _check_size(input_size, depth)
