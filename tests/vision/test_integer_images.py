@@ -87,3 +87,16 @@ def test_evaluating_from_a_datastore_leaves_its_mode_as_it_was():
     assert store.training
     evaluate_segmentation(torch.zeros(2, 8, 8, dtype=torch.long), store, num_classes=2)
     assert store.training
+
+
+def test_evaluate_segmentation_takes_class_names_from_the_truth_datastore():
+    from deeptoolbox.vision import evaluate_segmentation
+
+    labels = np.zeros((1, 4, 4), np.int64)
+    labels[0, :2] = 1
+    store = PixelLabelImageDatastore(np.zeros((1, 1, 4, 4), np.float32), labels,
+                                     classes=["sky", "road"])  # fmt: skip
+    metrics = evaluate_segmentation(torch.as_tensor(labels), store)
+    assert metrics.classes == ["sky", "road"]
+    with pytest.raises(DataError, match="indices up to 1, so they have at least 2 classes"):
+        evaluate_segmentation(torch.as_tensor(labels), labels, classes=["sky"])

@@ -181,7 +181,8 @@ def evaluate_segmentation(
     of (H, W) maps (sizes may differ between images), or Datasets of them (for a
     :class:`PixelLabelImageDatastore` the label maps are used). Truth pixels labelled
     IGNORE_INDEX (-100) are left out. ``classes`` names the classes (their count is K);
-    otherwise ``num_classes``, or the largest index found + 1.
+    otherwise ``num_classes``, the truth datastore's class names, or the largest index found
+    + 1.
 
     Raises:
         DataError: the two disagree in count or in an image's size (naming the
@@ -200,6 +201,8 @@ def evaluate_segmentation(
             "maps; give one prediction per image."
         )
     largest = max(int(m.max()) for m in [*pred_maps, *true_maps] if m.numel())
+    if classes is None and num_classes is None and isinstance(truth, Dataset):
+        classes = getattr(truth, "classes", None)  # a pixel-label datastore names its classes
     names = _class_names(classes, num_classes, largest)
     k = len(names)
     total = np.zeros((k, k), np.int64)
@@ -217,7 +220,9 @@ def evaluate_segmentation(
         if bad:
             raise DataError(
                 f"evaluate_segmentation: observation {i} has class indices {bad} outside "
-                f"0..{k - 1} (classes {names[:10]}). Give `classes` or `num_classes`."
+                f"0..{k - 1} (classes {names[:10]}): the maps hold indices up to {largest}, so "
+                f"they have at least {largest + 1} classes; name all of them in `classes` (or "
+                "give `num_classes`)."
             )
         counts = torch.bincount(t * k + p, minlength=k * k).reshape(k, k).numpy()
         total += counts
