@@ -625,6 +625,10 @@ class _LayerReached(Exception):
     (activations, deep_dream)."""
 
 
+class _ShortSample(Exception):
+    """An ONNX layer failed on the short free-length samples; import tries longer ones."""
+
+
 class _MatDamaged(Exception):
     """Where and how a .mat file's structure is broken (data._matfile; becomes DataError)."""
 

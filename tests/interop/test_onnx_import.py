@@ -10,11 +10,12 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from deeptoolbox import analyze
+from deeptoolbox import Network, analyze
 from deeptoolbox import layers as L
 from deeptoolbox.errors import ModelImportError, NotInitializedError, OptionError
 from deeptoolbox.interop import (
     OnnxPlaceholder,
+    export_onnx,
     import_onnx,
     onnx_operator_table,
     supported_onnx_operators,
@@ -242,3 +243,14 @@ def test_operator_table_lists_every_supported_operator():
         "options fit" in table
     )
     assert "| LSTM | `LSTM` (with the nodes around it) when its options fit" in table
+
+
+def test_a_free_length_stack_that_shrinks_short_samples_to_nothing_imports(tmp_path):
+    # Conv1d(k=3) -> AvgPool1d(2) -> Conv1d(k=2) leaves nothing of a 5-step sample
+    net = Network([L.SequenceInput(3), L.Conv1d(4, 3), L.AvgPool1d(2), L.Conv1d(2, 2)])
+    again = import_onnx(export_onnx(net, tmp_path / "free.onnx"))
+    assert [type(again.layer(n)).__name__ for n in again.layer_names][1:] == [
+        "Conv1d", "AvgPool1d", "Conv1d"]  # fmt: skip
+    for steps in (9, 20):
+        x = torch.randn(2, steps, 3)
+        torch.testing.assert_close(again(x), net(x), atol=1e-5, rtol=1e-4)

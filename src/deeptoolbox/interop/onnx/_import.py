@@ -24,7 +24,7 @@ from torch import nn
 
 from deeptoolbox import layers as L
 from deeptoolbox._limits import ReadLimits, read_limits
-from deeptoolbox.errors import ModelExportError, ModelImportError
+from deeptoolbox.errors import ModelExportError, ModelImportError, _ShortSample
 from deeptoolbox.interop._verify import check_unsupported
 from deeptoolbox.interop.onnx._graph import node_attributes as _attributes
 from deeptoolbox.interop.onnx._layers import (
@@ -57,6 +57,10 @@ MIN_OPSET = 7
 UPGRADE_BELOW = 13
 _STANDARD_DOMAINS = ("", "ai.onnx")
 _SAMPLE_SIZES = ((2, 5), (3, 7))  # (batch, free length) of the two sizing runs
+# tried when a layer fails on the short samples: stacks of convolutions and poolings along a
+# free axis can shrink 5 steps to nothing (short samples stay first: learned position tables
+# may be shorter than these)
+_LONG_SAMPLE_SIZES = ((2, 67), (3, 101))
 
 
 @dataclass
@@ -81,6 +85,7 @@ class _Build:
     free: bool = False  # does any input have a free length besides the batch axis?
     removed: dict[str, Any] = field(default_factory=dict)  # value -> node a pattern replaced
     limits: ReadLimits | None = None
+    sample_sizes: tuple[tuple[int, int], ...] = _SAMPLE_SIZES
 
 
 def supported_onnx_operators() -> list[str]:
@@ -168,11 +173,10 @@ def import_onnx(
     model = _upgrade(model, path)
     graph = model.graph
     _check_operators(graph, path, unsupported)
-    build = _Build(path, limits=limits)
-    for tensor in graph.initializer:
-        build.values[tensor.name] = _Value(constant=_array(tensor, path))
-    _add_inputs(build, graph)
-    _add_items(build, graph, layer_classes(model))
+    try:
+        build = _built(path, graph, model, limits, _SAMPLE_SIZES)
+    except _ShortSample:
+        build = _built(path, graph, model, limits, _LONG_SAMPLE_SIZES)
     fold_input_normalization(build, [o.name for o in graph.output])
     network = _assemble(build, graph, name or network_name(model) or graph.name or path.stem)
     restore_folded_batchnorms(network, model)
@@ -182,6 +186,16 @@ def import_onnx(
     if example_inputs is not None:
         _check_against_onnxruntime(network, path, example_inputs)
     return network
+
+
+def _built(path: Path, graph, model, limits: ReadLimits, sizes) -> _Build:
+    """The graph's values and layers, sized on samples of ``sizes`` (batch, free length)."""
+    build = _Build(path, limits=limits, sample_sizes=sizes)
+    for tensor in graph.initializer:
+        build.values[tensor.name] = _Value(constant=_array(tensor, path))
+    _add_inputs(build, graph)
+    _add_items(build, graph, layer_classes(model))
+    return build
 
 
 def _check_against_onnxruntime(network: Network, path: Path, example_inputs) -> None:
@@ -352,7 +366,7 @@ def _add_inputs(build: _Build, graph) -> None:
                 "and bool tensors."
             ) from None
         samples = tuple(_sample(dims, dtype, batch, free, seed) for seed, (batch, free)
-                        in enumerate(_SAMPLE_SIZES))  # fmt: skip
+                        in enumerate(build.sample_sizes))  # fmt: skip
         build.values[value.name] = _Value(layer=name, samples=samples, size=size)
 
 
@@ -582,6 +596,8 @@ def _size_layer(build: _Build, layer, name: str, ports, node) -> _Value:
         with torch.no_grad():
             samples = tuple(layer(*[v.samples[i] for v in sources]) for i in range(runs))
     except Exception as err:
+        if build.free and build.sample_sizes is _SAMPLE_SIZES:
+            raise _ShortSample from err  # tried again on longer samples
         raise ModelImportError(
             f"import_onnx: '{build.path}': node '{node.name}' ({node.op_type}) fails on inputs "
             f"of size {[tuple(v.samples[0].shape) for v in sources]}: {type(err).__name__}: {err}"
