@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from deeptoolbox._hdf5 import probe_hdf5
 from deeptoolbox._limits import current_limits
 from deeptoolbox.data import _files
 from deeptoolbox.data._array import as_targets
@@ -267,6 +269,7 @@ def _read_mat(data: bytes, path: str, variable: str | None) -> np.ndarray:
     if data[:8] == b"\x89HDF\r\n\x1a\n" or data[512:520] == b"\x89HDF\r\n\x1a\n":
         import h5py
 
+        _probe_mat_hdf5(data, path)
         with h5py.File(io.BytesIO(data), "r") as handle:
             names = [k for k in handle if not k.startswith("#")]
             name = _mat_variable(path, names, variable)
@@ -281,6 +284,20 @@ def _read_mat(data: bytes, path: str, variable: str | None) -> np.ndarray:
     contents = scipy.io.loadmat(io.BytesIO(data))
     names = [k for k in contents if not k.startswith("__")]
     return np.asarray(contents[_mat_variable(path, names, variable)])
+
+
+def _probe_mat_hdf5(data: bytes, path: str) -> None:
+    """A v7.3 file is HDF5, on which a damaged file can hang the HDF5 library: read it whole
+    in a child process first (through a private temporary copy of the bytes)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="deeptoolbox-mat-") as folder:
+        copy = Path(folder) / "signal.mat"
+        copy.write_bytes(data)
+        try:
+            probe_hdf5(copy, "SignalDatastore", DataError)
+        except DataError as err:
+            raise DataError(str(err).replace(str(copy), path)) from None
 
 
 def _read_csv(data: bytes) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from deeptoolbox import _hdf5
 from deeptoolbox._limits import ReadLimits, read_limits
 from deeptoolbox.errors import ModelImportError, ResourceLimitError
 
@@ -147,7 +148,7 @@ class KerasFile:
     def _read_h5(self) -> None:
         import h5py
 
-        probe_hdf5(self.path, "import_keras")
+        _hdf5.probe_hdf5(self.path, "import_keras", ModelImportError)
         self._h5 = h5py.File(self.path, "r")
         if "model_config" not in self._h5.attrs:
             raise ModelImportError(
@@ -208,44 +209,6 @@ class KerasFile:
         """Close the HDF5 weights."""
         if self._h5 is not None:
             self._h5.close()
-
-
-# A damaged HDF5 file can make the HDF5 C library loop forever (tests/fuzz/known-hangs/), which
-# nothing in this process could interrupt: a child process reads every attribute and dataset
-# first, under a time limit, and the file is opened here only when that child finished.
-PROBE_SECONDS = 120.0
-_PROBE = """
-import sys, h5py
-def visit(name, item):
-    for key in item.attrs:
-        item.attrs[key]
-    if isinstance(item, h5py.Dataset):
-        item[()]
-with h5py.File(sys.argv[1], "r") as handle:
-    visit("/", handle)
-    handle.visititems(visit)
-"""
-
-
-def probe_hdf5(path: Path, func: str) -> None:
-    """Read the whole HDF5 file once in a child process; a hang or a crash there is a
-    ModelImportError naming the file, instead of a hung or crashed caller."""
-    import subprocess
-    import sys
-
-    try:
-        done = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True,
-                              text=True, timeout=PROBE_SECONDS)  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise ModelImportError(
-            f"{func}: reading '{path}' did not finish within {PROBE_SECONDS:g} s: the HDF5 "
-            "library loops on it (a damaged or forged file). It was not opened."
-        ) from None
-    if done.returncode < 0:  # killed by a signal: the HDF5 library crashed on the file
-        raise ModelImportError(
-            f"{func}: reading '{path}' crashes the HDF5 library (signal {-done.returncode}): "
-            "a damaged or forged file. It was not opened."
-        )
 
 
 def _text(value: Any) -> str:
