@@ -189,7 +189,28 @@ def test_onnx_external_data_may_not_point_outside_the_models_folder(tmp_path, lo
         entry = weight.external_data.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
-    with pytest.raises(ModelImportError, match=rf"{path.name}.*(outside|absolute)"):
+    with pytest.raises(
+        ModelImportError, match=rf"{path.name}.*external data files.*(outside|absolute)"
+    ):
+        import_onnx(path)
+
+
+def test_a_missing_external_data_file_is_named_as_such(tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    path = export_onnx(small_net(), tmp_path / "net.onnx")
+    model = onnx.load(str(path))
+    weight = next(t for t in model.graph.initializer if len(t.dims) == 2)
+    weight.CopyFrom(numpy_helper.from_array(np.zeros((4, 3), np.float32), weight.name))
+    weight.ClearField("raw_data")
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    entry = weight.external_data.add()
+    entry.key, entry.value = "location", "weights.bin"  # never written
+    onnx.save(model, str(path))
+    with pytest.raises(
+        ModelImportError, match=r"external data files, and one cannot be read.*weights.bin"
+    ):
         import_onnx(path)
 
 

@@ -222,6 +222,11 @@ def _load(path: Path, limits: ReadLimits):
     try:
         model = onnx.load(str(path), load_external_data=True)
     except Exception as err:
+        if _external_data_error(err):
+            raise ModelImportError(
+                f"import_onnx: '{path}' keeps tensors in external data files, and one cannot be "
+                f"read: {err} External data must be regular files inside the model's folder."
+            ) from err
         raise ModelImportError(
             f"import_onnx: '{path}' is not a readable ONNX model (truncated, corrupt or another "
             f"format): {type(err).__name__}: {err}. Supported: ONNX protobuf files (.onnx), IR "
@@ -239,6 +244,12 @@ def _load(path: Path, limits: ReadLimits):
         )
     check_initializers(model, path, limits)
     return model
+
+
+def _external_data_error(err: Exception) -> bool:
+    """onnx's refusal of an external-data location (missing, absolute, outside the folder)."""
+    text = str(err)
+    return "Data of TensorProto" in text or "Location of external TensorProto" in text
 
 
 def _opset(model) -> int:
