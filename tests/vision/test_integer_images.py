@@ -100,3 +100,15 @@ def test_evaluate_segmentation_takes_class_names_from_the_truth_datastore():
     assert metrics.classes == ["sky", "road"]
     with pytest.raises(DataError, match="indices up to 1, so they have at least 2 classes"):
         evaluate_segmentation(torch.as_tensor(labels), labels, classes=["sky"])
+
+
+def test_an_augmenter_fill_label_outside_the_classes_is_refused():
+    from deeptoolbox.vision import SegmentationAugmenter
+
+    images, labels = np.zeros((2, 1, 8, 8), np.float32), np.zeros((2, 8, 8), np.int64)
+    with pytest.raises(OptionError, match=r"`fill` label 7 is not a class index of these 2"):
+        PixelLabelImageDatastore(images, labels, classes=["a", "b"],
+                                 augmenter=SegmentationAugmenter(rotation=(-5, 5), fill=7))  # fmt: skip
+    ok = PixelLabelImageDatastore(images, labels, classes=["a", "b"],
+                                  augmenter=SegmentationAugmenter(rotation=(-5, 5), fill=1))  # fmt: skip
+    assert len(ok) == 2

@@ -342,6 +342,18 @@ class PixelLabelImageDatastore(Datastore):
         self.augmenter = augmenter
         names = classes if classes is not None else getattr(self.pixel_labels, "classes", None)
         self._classes = None if names is None else [str(c) for c in names]
+        fill = getattr(augmenter, "options", {}).get("fill") if augmenter is not None else None
+        if (
+            self._classes is not None
+            and fill is not None
+            and fill != IGNORE_INDEX
+            and not (0 <= fill < len(self._classes))
+        ):
+            raise OptionError(
+                f"PixelLabelImageDatastore: the augmenter's `fill` label {fill} is not a class "
+                f"index of these {len(self._classes)} classes (0..{len(self._classes) - 1}) nor "
+                f"IGNORE_INDEX ({IGNORE_INDEX}); pixels brought in by its warps would get it."
+            )
         self._init_view()
 
     @property
