@@ -171,24 +171,31 @@ def test_an_onnx_initializer_larger_than_its_data_is_refused(tmp_path):
         import_onnx(path)  # 10^10 elements are allowed by default, but not in 48 bytes
 
 
-@pytest.mark.parametrize("location", ["../secret.bin", "/etc/passwd"])
-def test_onnx_external_data_may_not_point_outside_the_models_folder(tmp_path, location):
+def _with_external_weight(path, **external: str):
+    """An exported ONNX file whose Dense kernel is said to live in an external data file."""
     import onnx
     from onnx import numpy_helper
 
-    (tmp_path / "secret.bin").write_bytes(np.ones(12, np.float32).tobytes())
-    folder = tmp_path / "model"
-    folder.mkdir()
-    path = export_onnx(small_net(), folder / "net.onnx")
+    export_onnx(small_net(), path)
     model = onnx.load(str(path))
     weight = next(t for t in model.graph.initializer if len(t.dims) == 2)
     weight.CopyFrom(numpy_helper.from_array(np.zeros((4, 3), np.float32), weight.name))
     weight.ClearField("raw_data")
     weight.data_location = onnx.TensorProto.EXTERNAL
-    for key, value in (("location", location), ("offset", "0"), ("length", "48")):
+    for key, value in external.items():
         entry = weight.external_data.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("location", ["../secret.bin", "/etc/passwd"])
+def test_onnx_external_data_may_not_point_outside_the_models_folder(tmp_path, location):
+
+    (tmp_path / "secret.bin").write_bytes(np.ones(12, np.float32).tobytes())
+    folder = tmp_path / "model"
+    folder.mkdir()
+    path = _with_external_weight(folder / "net.onnx", location=location, offset="0", length="48")
     with pytest.raises(
         ModelImportError, match=rf"{path.name}.*external data files.*(outside|absolute)"
     ):
@@ -196,18 +203,8 @@ def test_onnx_external_data_may_not_point_outside_the_models_folder(tmp_path, lo
 
 
 def test_a_missing_external_data_file_is_named_as_such(tmp_path):
-    import onnx
-    from onnx import numpy_helper
 
-    path = export_onnx(small_net(), tmp_path / "net.onnx")
-    model = onnx.load(str(path))
-    weight = next(t for t in model.graph.initializer if len(t.dims) == 2)
-    weight.CopyFrom(numpy_helper.from_array(np.zeros((4, 3), np.float32), weight.name))
-    weight.ClearField("raw_data")
-    weight.data_location = onnx.TensorProto.EXTERNAL
-    entry = weight.external_data.add()
-    entry.key, entry.value = "location", "weights.bin"  # never written
-    onnx.save(model, str(path))
+    path = _with_external_weight(tmp_path / "net.onnx", location="weights.bin")  # never written
     with pytest.raises(
         ModelImportError, match=r"external data files, and one cannot be read.*weights.bin"
     ):

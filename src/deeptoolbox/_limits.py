@@ -27,7 +27,7 @@ __all__ = ["ReadLimits", "current_limits", "read_limits"]
 MiB = 2**20
 # members smaller than this may inflate as much as they like (a few MiB cannot exhaust memory)
 _RATIO_FLOOR = 16 * MiB
-_CHUNK = 4 * MiB
+CHUNK_BYTES = 4 * MiB  # what readers inflate at a time
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _SAFETENSORS_ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2,
                          "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8,
@@ -126,19 +126,24 @@ class ReadLimits:
             chunks: list[bytes] = []
             size = 0
             with archive.open(info) as member:
-                while chunk := member.read(_CHUNK):
+                while chunk := member.read(CHUNK_BYTES):
                     size += len(chunk)
                     total += len(chunk)
                     self.check(where, "the uncompressed size of the members read",
                                "max_uncompressed_bytes", total)  # fmt: skip
-                    if size > _RATIO_FLOOR:
-                        # the member cannot consume more than compress_size compressed bytes
-                        ratio = size / max(info.compress_size, 1)
-                        self.check(where, f"the compression ratio of '{name}'",
-                                   "max_compression_ratio", round(ratio, 1))  # fmt: skip
+                    # the member cannot consume more than compress_size compressed bytes
+                    self.check_ratio(where, f"the compression ratio of '{name}'", size,
+                                     info.compress_size)  # fmt: skip
                     chunks.append(chunk)
             members[name] = b"".join(chunks)
         return members
+
+    def check_ratio(self, where: str, what: str, inflated: int, compressed: int) -> None:
+        """``inflated`` bytes out of ``compressed`` within ``max_compression_ratio`` (checked
+        once more than 16 MiB came out: small data may inflate as much as it likes)."""
+        if inflated > _RATIO_FLOOR:
+            ratio = round(inflated / max(compressed, 1), 1)
+            self.check(where, what, "max_compression_ratio", ratio)
 
     # -- JSON ---------------------------------------------------------------------------------
 

@@ -15,13 +15,11 @@ import zlib
 
 import numpy as np
 
-from deeptoolbox._limits import current_limits
+from deeptoolbox._limits import CHUNK_BYTES, current_limits
 from deeptoolbox.errors import DataError
 from deeptoolbox.errors import _MatDamaged as _Damaged
 
 _HEADER = 128
-_CHUNK = 4 * 2**20
-_RATIO_FLOOR = 16 * 2**20
 _MATRIX, _COMPRESSED = 14, 15
 _ITEMSIZE = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8, 16: 1, 17: 2, 18: 4}
 _NUMERIC_CLASSES = set(range(6, 16))  # double, single, int8 ... uint64
@@ -84,7 +82,7 @@ def _inflate(compressed: bytes, path: str) -> bytes:
     inflater, pending, parts, size = zlib.decompressobj(), compressed, [], 0
     try:
         while pending or not inflater.eof:
-            part = inflater.decompress(pending, _CHUNK)
+            part = inflater.decompress(pending, CHUNK_BYTES)
             pending = inflater.unconsumed_tail
             if not part:
                 break
@@ -92,10 +90,8 @@ def _inflate(compressed: bytes, path: str) -> bytes:
             size += len(part)
             current_limits().check(where, "the inflated size of a compressed element",
                                  "max_uncompressed_bytes", size)  # fmt: skip
-            if size > _RATIO_FLOOR:
-                current_limits().check(where, "the compression ratio of an element",
-                                     "max_compression_ratio",
-                                     round(size / max(len(compressed), 1), 1))  # fmt: skip
+            current_limits().check_ratio(where, "the compression ratio of an element", size,
+                                         len(compressed))  # fmt: skip
     except zlib.error as err:
         raise _Damaged(f"a compressed element does not inflate: {err}") from err
     return b"".join(parts)
