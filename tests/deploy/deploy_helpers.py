@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from deeptoolbox.deploy import compile_c, generate_c
-from deeptoolbox.deploy._codegen import _lower_all
+from deeptoolbox.deploy._codegen import lower_all
 from deeptoolbox.deploy._int8 import int8_graphs
 from deeptoolbox.deploy._reference_int8 import run_int8
 
@@ -107,7 +107,7 @@ class Builds:
         code = compile_c(folder, compiler=COMPILER, flags=FLAGS)
         built = Built(net, folder, report, code, calibration)
         if precision == "int8":
-            graph, step_graph, _ = _lower_all(net, sequence_length)
+            graph, step_graph, _ = lower_all(net, sequence_length)
             built.qgraph = int8_graphs(graph, step_graph, calibration, None)[1]
         self.cache[cache_key] = built
         return built

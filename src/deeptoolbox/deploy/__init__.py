@@ -24,8 +24,9 @@ from deeptoolbox.deploy._cbuild import CompiledC as CompiledC
 from deeptoolbox.deploy._cbuild import compile_c as compile_c
 from deeptoolbox.deploy._codegen import generate_c as generate_c
 from deeptoolbox.deploy._export import FORMATS as FORMATS
-from deeptoolbox.deploy._export import export as export
+from deeptoolbox.deploy._export_api import export as export
 from deeptoolbox.deploy._int8 import activation_ranges as activation_ranges
+from deeptoolbox.deploy._layer_rules import supported_layer_types as supported_layer_types
 from deeptoolbox.deploy._quantize import ActivationRanges as ActivationRanges
 from deeptoolbox.deploy._report import CodegenReport as CodegenReport
 from deeptoolbox.deploy._report import LayerMemory as LayerMemory
@@ -36,7 +37,6 @@ from deeptoolbox.deploy._server_model import load_served_model as load_served_mo
 from deeptoolbox.deploy._support import CodegenSupport as CodegenSupport
 from deeptoolbox.deploy._support import LayerSupport as LayerSupport
 from deeptoolbox.deploy._support import codegen_support as codegen_support
-from deeptoolbox.deploy._support import supported_layer_types as supported_layer_types
 from deeptoolbox.errors import CodegenError as CodegenError
 from deeptoolbox.errors import CompilerError as CompilerError
 

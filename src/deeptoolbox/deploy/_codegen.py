@@ -22,6 +22,7 @@ from deeptoolbox._version import __version__
 from deeptoolbox.deploy import _files
 from deeptoolbox.deploy._ckernels import KERNELS as FLOAT_KERNELS
 from deeptoolbox.deploy._ckernels import kernel_sources
+from deeptoolbox.deploy._ckernels_int8 import KERNELS as INT8_KERNELS
 from deeptoolbox.deploy._emit import (
     C_KEYWORDS,
     CTYPES,
@@ -31,6 +32,8 @@ from deeptoolbox.deploy._emit import (
     c_identifier,
 )
 from deeptoolbox.deploy._emit_float import FloatOps, scratch_f32
+from deeptoolbox.deploy._emit_int8 import Int8Ops
+from deeptoolbox.deploy._int8 import int8_scratch, quantized_graphs
 from deeptoolbox.deploy._ir import Graph
 from deeptoolbox.deploy._lower import check_network, lower
 from deeptoolbox.deploy._passes import optimize
@@ -93,7 +96,7 @@ def check_sizes(graph: Graph, batch: int) -> None:
             )
 
 
-def _lower_all(net: nn.Module, sequence_length: int | None) -> tuple[Graph, Graph | None, str]:
+def lower_all(net: nn.Module, sequence_length: int | None) -> tuple[Graph, Graph | None, str]:
     check_network(net)
     graph = optimize(lower(net, dict.fromkeys(net.input_names, sequence_length)))
     problem = streaming_problem(graph, net)
@@ -407,15 +410,14 @@ def generate_c(
             "generate_c: `calibration_data` and `ranges` are for precision='int8'; "
             "float32 code needs neither."
         )
-    graph, step_graph, step_note = _lower_all(net, sequence_length)
+    graph, step_graph, step_note = lower_all(net, sequence_length)
     check_sizes(graph, batch_size)
     check_lowering(net, graph)
     notes: list[str] = []
     if precision == "int8":
-        from deeptoolbox.deploy._int8 import quantize_program
-
-        program, notes = quantize_program(
-            net, graph, step_graph, name, batch_size, calibration_data, ranges
+        qgraph, qstep, notes = quantized_graphs(graph, step_graph, calibration_data, ranges)
+        program = build_program(
+            qgraph, qstep, name, batch_size, Int8Ops, int8_scratch(batch_size), INT8_KERNELS
         )
     else:
         scratch = _scratch_float(batch_size)

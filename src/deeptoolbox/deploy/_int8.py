@@ -9,16 +9,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeptoolbox.deploy._ckernels_int8 import KERNELS as INT8_KERNELS
-from deeptoolbox.deploy._emit_int8 import Int8Ops, scratch_i8
+from deeptoolbox.deploy._emit_int8 import scratch_i8
 from deeptoolbox.deploy._ir import Graph
+from deeptoolbox.deploy._layer_rules import check_arguments
 from deeptoolbox.deploy._lower import lower
 from deeptoolbox.deploy._passes import optimize
 from deeptoolbox.deploy._quantize import ActivationRanges
 from deeptoolbox.deploy._quantize_ops import Int8Graph, split_multiplications
 from deeptoolbox.deploy._reference import run_graph
 from deeptoolbox.deploy._reference_int8 import run_int8
-from deeptoolbox.deploy._support import check_arguments
 from deeptoolbox.errors import CodegenError, InputSizeError
 
 CHUNK = 256  # calibration batches
@@ -145,16 +144,14 @@ def int8_graphs(graph: Graph, step_graph: Graph | None, calibration_data: Any, r
     return graph, qgraph, qstep
 
 
-def quantize_program(net, graph, step_graph, name, batch, calibration_data, ranges):
-    """The int8 program of generate_c, and notes for the report (error against float)."""
-    from deeptoolbox.deploy._codegen import build_program
-
+def quantized_graphs(graph, step_graph, calibration_data, ranges):
+    """The int8 graphs of generate_c (network, step or None) and notes for the report (error
+    against float on the calibration data)."""
     graph, qgraph, qstep = int8_graphs(graph, step_graph, calibration_data, ranges)
-    program = build_program(qgraph, qstep, name, batch, Int8Ops, _scratch(batch), INT8_KERNELS)
     notes = []
     if calibration_data is not None:
         notes = error_notes(graph, qgraph, calibration_inputs(graph, calibration_data))
-    return program, notes
+    return qgraph, qstep, notes
 
 
 def error_notes(graph: Graph, qgraph: Graph, inputs: Sequence[torch.Tensor]) -> list[str]:
@@ -174,5 +171,6 @@ def error_notes(graph: Graph, qgraph: Graph, inputs: Sequence[torch.Tensor]) -> 
     return notes
 
 
-def _scratch(batch: int):
+def int8_scratch(batch: int):
+    """Scratch sizes of the int8 kernels for ``batch`` observations (see build_program)."""
     return lambda op, streaming: scratch_i8(op, batch, streaming)

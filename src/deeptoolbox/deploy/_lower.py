@@ -14,8 +14,8 @@ import numpy as np
 from torch import nn
 
 from deeptoolbox.deploy._ir import Graph, Op, Value
+from deeptoolbox.deploy._layer_rules import unsupported_reason
 from deeptoolbox.deploy._lower_layers import CONVERTERS, tensor
-from deeptoolbox.deploy._support import unsupported_reason
 from deeptoolbox.errors import CodegenError
 from deeptoolbox.layers import InputLayer
 from deeptoolbox.network import Network

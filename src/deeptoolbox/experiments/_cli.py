@@ -13,6 +13,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from deeptoolbox.experiments._worker_args import add_worker_arguments
+
 __all__ = ["add_experiment_parser", "run_experiment_command", "load_spec"]
 
 DEFAULT_STORE = "experiments.db"
@@ -88,29 +90,6 @@ def add_experiment_parser(commands: Any) -> None:
     cancel = sub.add_parser("cancel", help="start no more trials and stop the running ones")
     cancel.add_argument("name")
     store_option(cancel)
-
-
-def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``deeptoolbox experiment worker``."""
-    parser.add_argument("store", help="store: a SQLite file or a database URL")
-    parser.add_argument("name", help="experiment name")
-    parser.add_argument("--max-trials", type=int, default=None, help="stop after N trials")
-    parser.add_argument(
-        "--stale",
-        choices=("requeue", "fail"),
-        default="requeue",
-        help="what to do with trials whose worker died (default: requeue)",
-    )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument(
-        "--processes-per-trial",
-        type=int,
-        default=1,
-        help="processes that train each trial data-parallel (default: 1)",
-    )
-    parser.add_argument("--run", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--slot", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def load_spec(path: str | os.PathLike) -> list[Any]:
@@ -269,7 +248,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from deeptoolbox.experiments._worker import run_worker_command
+    from deeptoolbox.experiments._worker_entry import run_worker_command
 
     return run_worker_command(args)
 

@@ -1,7 +1,7 @@
 """One trial trained by several processes at once: data-parallel training inside a trial.
 
 The worker that claimed the trial is rank 0. It starts the other ranks as fresh interpreters
-(``python -m deeptoolbox.experiments._ddp``); each loads the experiment's setup from the
+(``python -m deeptoolbox.experiments._ddp_rank``); each loads the experiment's setup from the
 store, builds the network from the trial's parameters and seed, and joins one process group
 (NCCL when every rank has a GPU, else gloo on the CPU), so ``train()`` runs data-parallel as
 under torchrun. Only rank 0 reports to the store, writes files and scores the trial.
@@ -9,27 +9,24 @@ under torchrun. Only rank 0 reports to the store, writes files and scores the tr
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import datetime
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from deeptoolbox.errors import ExperimentError, OptionError
-from deeptoolbox.experiments._trial import built_in_parts, seed_everything, trial_options
 
-__all__ = ["TrialGroup", "check_processes", "group_environment", "main"]
+__all__ = ["TrialGroup", "check_processes", "group_environment"]
 
 JOIN_SECONDS = 180.0  # how long the ranks wait for each other to start and join the group
 END_SECONDS = 60.0  # how long rank 0 waits for the other ranks to exit after training
@@ -75,7 +72,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _set_group_env(rank: int, world: int, port: int) -> None:
+def set_group_env(rank: int, world: int, port: int) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))  # fmt: skip
@@ -89,7 +86,7 @@ def _restore(saved: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-def _join(environment: str, rank: int) -> None:
+def join_group(environment: str, rank: int) -> None:
     import torch.distributed as dist
 
     backend = "nccl" if environment == "multi-gpu" else "gloo"
@@ -98,7 +95,7 @@ def _join(environment: str, rank: int) -> None:
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=JOIN_SECONDS))
 
 
-def _leave() -> None:
+def leave_group() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -122,7 +119,7 @@ class TrialGroup:
     threads: int | None = None
 
     def command(self, rank: int, port: int) -> list[str]:
-        command = [sys.executable, "-m", "deeptoolbox.experiments._ddp", self.url, self.name,
+        command = [sys.executable, "-m", "deeptoolbox.experiments._ddp_rank", self.url, self.name,
                    "--trial", str(self.trial), "--rank", str(rank), "--world", str(self.world),
                    "--port", str(port), "--parent", str(os.getpid())]  # fmt: skip
         return command + (["--threads", str(self.threads)] if self.threads else [])
@@ -149,7 +146,7 @@ class TrialGroup:
                     failed = True
                     raise
                 finally:
-                    _leave()
+                    leave_group()
                     error = self._wait(peers, logs, kill=failed)
                     if error is not None and not failed:
                         raise error
@@ -171,7 +168,7 @@ class TrialGroup:
         threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
-        _set_group_env(0, self.world, port)
+        set_group_env(0, self.world, port)
         try:
             yield
         finally:
@@ -184,7 +181,7 @@ class TrialGroup:
 
         def join() -> None:
             try:
-                _join(environment, 0)
+                join_group(environment, 0)
             except BaseException as err:  # reported by the waiting thread below
                 errors.append(err)
 
@@ -224,65 +221,3 @@ class TrialGroup:
         return ExperimentError(
             f"trial {self.trial} trained by {self.world} processes: {what}. {detail}"
         )
-
-
-# -- the other ranks ------------------------------------------------------------------------------
-def _watch_parent(parent: int) -> None:
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(70)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _trial_values(experiment: Any, number: int) -> tuple[dict[str, Any], int]:
-    from deeptoolbox.experiments._engine import Store
-
-    store = Store(experiment)
-    for trial in store.trials():
-        if trial.number == number:
-            return dict(trial.user_attrs["params"]), int(trial.user_attrs["seed"])
-    raise ExperimentError(f"experiment {experiment.name!r} has no trial {number}.")
-
-
-def run_rank(args: argparse.Namespace) -> None:
-    """Rank >= 1 of a trial: the setup's network, data and options, trained in the group."""
-    from deeptoolbox.experiments._experiment import load_experiment
-    from deeptoolbox.training import train
-
-    experiment = load_experiment(args.name, store=args.store)
-    params, seed = _trial_values(experiment, args.trial)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    seed_everything(seed)
-    _set_group_env(args.rank, args.world, args.port)  # the setup sees RANK as under torchrun
-    network, data, loss, options = built_in_parts(experiment.setup, params)
-    environment = group_environment(options.execution_environment, torch.cuda.device_count(),
-                                    args.world)  # fmt: skip
-    _join(environment, args.rank)
-    try:
-        train(network, data, loss, trial_options(options, seed, [], environment))
-    finally:
-        _leave()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m deeptoolbox.experiments._ddp STORE NAME --trial N --rank R ...``."""
-    parser = argparse.ArgumentParser(prog="deeptoolbox.experiments._ddp")
-    parser.add_argument("store")
-    parser.add_argument("name")
-    for flag in ("--trial", "--rank", "--world", "--port"):
-        parser.add_argument(flag, type=int, required=True)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--parent", type=int, default=None)
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # rank 0 decides when the trial stops
-    if args.parent is not None:
-        _watch_parent(args.parent)
-    run_rank(args)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -91,7 +91,7 @@ class _Worker:
             env = dict(os.environ)
             if job.gpu is not None:
                 env["CUDA_VISIBLE_DEVICES"] = job.gpu
-            command = [sys.executable, "-m", "deeptoolbox.experiments._worker", experiment.url,
+            command = [sys.executable, "-m", "deeptoolbox.experiments._worker_entry", experiment.url,
                        experiment.name, "--run", str(job.run), "--slot", str(job.slot),
                        "--stale", job.stale, "--parent", str(os.getpid())]  # fmt: skip
             if job.threads:

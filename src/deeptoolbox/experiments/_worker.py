@@ -1,12 +1,11 @@
 """A worker: claims trials of one experiment from its store and runs them, one at a time.
 
-Started by ``exp.run(workers=N)`` (forked, or as ``python -m deeptoolbox.experiments._worker``)
+Started by ``exp.run(workers=N)`` (forked, or as ``python -m deeptoolbox.experiments._worker_entry``)
 or by ``deeptoolbox experiment worker STORE_URL NAME`` on any machine that reaches the store.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -14,7 +13,6 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +24,7 @@ from deeptoolbox.experiments._monitor import Monitor
 from deeptoolbox.experiments._parameters import satisfies
 from deeptoolbox.experiments._trial import run_body
 
-__all__ = ["WorkerJob", "work", "main"]
+__all__ = ["WorkerJob", "work", "forked_worker"]
 
 POLL_SECONDS = 1.0
 PUSH_SECONDS = 2.0
@@ -222,7 +220,7 @@ def _tell(store: Store, trial: Any, state: str, value: float | None = None) -> N
         pass  # the parent already recorded this trial (time limit, cancel)
 
 
-def _watch_parent(parent_pid: int) -> None:
+def watch_parent(parent_pid: int) -> None:
     """End this worker when the run that started it is gone (kill -9 of the run)."""
 
     def watch() -> None:
@@ -241,7 +239,7 @@ def prepare_process(job: WorkerJob) -> None:
 
         torch.set_num_threads(job.threads)
     if job.parent_pid is not None:
-        _watch_parent(job.parent_pid)
+        watch_parent(job.parent_pid)
 
 
 def work(experiment: Any, job: WorkerJob, store: Store | None = None) -> int:
@@ -266,28 +264,3 @@ def work(experiment: Any, job: WorkerJob, store: Store | None = None) -> int:
 def forked_worker(experiment: Any, job: WorkerJob) -> None:
     """Entry point of a worker forked by exp.run (it already holds the experiment)."""
     sys.exit(0 if work(experiment, job) >= 0 else 1)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m deeptoolbox.experiments._worker STORE NAME [options]``."""
-    from deeptoolbox.experiments._cli import add_worker_arguments
-
-    parser = argparse.ArgumentParser(prog="deeptoolbox experiment worker")
-    add_worker_arguments(parser)
-    return run_worker_command(parser.parse_args(argv))
-
-
-def run_worker_command(args: argparse.Namespace) -> int:
-    from deeptoolbox.experiments._experiment import load_experiment
-
-    experiment = load_experiment(args.name, store=args.store)
-    job = WorkerJob(run=args.run, slot=args.slot, threads=args.threads, parent_pid=args.parent,
-                    max_trials=args.max_trials, stale=args.stale,
-                    processes_per_trial=args.processes_per_trial)  # fmt: skip
-    count = work(experiment, job)
-    print(f"worker {keys.HOST}:{os.getpid()} ran {count} trial(s) of {args.name!r}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
