@@ -27,6 +27,7 @@ Run: ``python examples/remote_data.py`` (under a minute on two CPU cores; needs 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -46,6 +47,7 @@ def start_s3_server():
     """A local S3 server (moto) on a free port of 127.0.0.1 and its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # else one line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -10,6 +10,7 @@ import http.server
 import json
 import logging
 import os
+import socket
 import sys
 import textwrap
 import threading
@@ -217,6 +218,21 @@ def test_missing_packages_empty_urls_and_bad_options_are_explained(s3, monkeypat
         ImageDatastore(s3.url("images"), storage_options="key=abc")
     with pytest.raises(OptionError, match="`cache_dir` must be a folder path"):
         TabularDatastore(s3.url("table.parquet"), cache_dir=3)
+    typo = {**s3.options, "endpointurl": s3.options["endpoint_url"]}
+    with pytest.raises(OptionError, match=r"does not take one of the storage_options.*endpointurl"):
+        ImageDatastore(s3.url("images"), storage_options=typo)
+    closed = {**s3.options, "endpoint_url": f"http://127.0.0.1:{_closed_port()}",
+              "config_kwargs": {"connect_timeout": 0.5, "retries": {"max_attempts": 1}}}  # fmt: skip
+    with pytest.raises(DataError, match=r"cannot reach 's3://.*Could not connect") as err:
+        ImageDatastore(s3.url("images"), storage_options=closed)
+    assert "testing" not in str(err.value)  # the secret is not in the message, its key is
+    assert "'secret'" in str(err.value)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture

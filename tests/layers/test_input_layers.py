@@ -209,3 +209,16 @@ def test_a_single_statistic_value_makes_a_dense_buffer():
     for buffer in (layer.mean, layer.std):
         assert 0 not in buffer.stride() and buffer.numel() == 1
     assert float(layer.mean) == 0.5 and float(layer.std) == 0.25
+
+
+def test_a_tensor_input_with_free_sizes_says_any_size_in_its_error():
+    from deeptoolbox import Network
+    from deeptoolbox.errors import InputSizeError
+    from deeptoolbox.layers import ReLU, TensorInput
+
+    net = Network([TensorInput((1, None, None), name="input"), ReLU()])
+    assert net(torch.rand(2, 1, 5, 7)).shape == (2, 1, 5, 7)
+    with pytest.raises(
+        InputSizeError, match=r"N x \(1, any, any\); received a batch of size \(2, 3, 5, 7\)"
+    ):
+        net(torch.rand(2, 3, 5, 7))

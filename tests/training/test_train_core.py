@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from deeptoolbox import Network
 from deeptoolbox import layers as L
-from deeptoolbox.errors import OptionError, TrainingError
+from deeptoolbox.errors import InputSizeError, OptionError, TrainingError
 from deeptoolbox.training import TrainingOptions, loss_function, train
 from deeptoolbox.training._losses import logits_mode
 
@@ -100,6 +100,17 @@ def test_ignored_targets_count_neither_in_the_sum_nor_in_the_denominator(shape, 
 def test_regression_and_binary_losses_match_torch(name, reference):
     out, target = torch.randn(6, 2), torch.rand(6, 2)
     assert torch.allclose(loss_function(name)(out, target), reference(out, target))
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "huber", "binary-crossentropy"])
+def test_value_losses_name_both_shapes_when_targets_do_not_fit(name):
+    loss = loss_function(name)
+    with pytest.raises(InputSizeError, match=r"\(8, 4, 16, 16\).*\(8, 16, 16\).*'crossentropy'"):
+        loss(torch.zeros(8, 4, 16, 16), torch.zeros(8, 16, 16, dtype=torch.long))
+    with pytest.raises(InputSizeError, match=r"\(6, 3\) and the targets \(6, 2\)") as err:
+        loss(torch.zeros(6, 3), torch.zeros(6, 2))
+    assert "class indices" not in str(err.value)
+    assert float(loss(torch.zeros(6, 3), torch.zeros(18))) >= 0  # same count: reshaped
 
 
 def test_masked_sequence_loss_ignores_padding():

@@ -42,6 +42,23 @@ def test_rgb_label_ids_and_several_ids_per_class(tmp_path):
     assert ds[0].tolist() == [[1] * 5, [1] * 5, [0] * 5, [0] * 5]
 
 
+def test_palette_pngs_read_as_indices_for_gray_ids_and_as_colours_for_rgb_ids(tmp_path):
+    indices = np.array([[0, 1, 1], [2, 0, 255]], np.uint8)
+    image = Image.fromarray(indices, mode="P")
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (3 * 252) + [224, 224, 192]  # VOC's
+    image.putpalette(palette)
+    image.save(tmp_path / "voc.png")
+    classes = ["background", "aeroplane", "bicycle", "void"]
+    by_index = PixelLabelDatastore(tmp_path, classes, [0, 1, 2, 255])
+    assert by_index[0].tolist() == [[0, 1, 1], [2, 0, 3]]
+    by_colour = PixelLabelDatastore(
+        tmp_path, classes, [(0, 0, 0), (128, 0, 0), (0, 128, 0), (224, 224, 192)]
+    )
+    assert by_colour[0].tolist() == [[0, 1, 1], [2, 0, 3]]
+    with pytest.raises(DataError, match=r"voc\.png"):
+        PixelLabelDatastore(tmp_path, classes[:3], [0, 1, 2])[0]  # index 255 is in no class
+
+
 def test_values_in_no_class_raise_naming_the_file_or_are_ignored(tmp_path):
     mask = np.zeros((4, 4), np.uint8)
     mask[0, 0] = 7

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from deeptoolbox.errors import DataError, MissingDependencyError, OptionError, ResourceLimitError
+from deeptoolbox.errors import (
+    DataError,
+    DeepToolboxError,
+    MissingDependencyError,
+    OptionError,
+    ResourceLimitError,
+)
 
 Location = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -38,6 +44,35 @@ _PROTOCOL_PACKAGES = {
 
 def _protocol(url: str) -> str:
     return url.split("://", 1)[0].split("::")[-1].lower()
+
+
+def _refused_option(url: str, storage_options: dict[str, Any] | None, err: Exception):
+    return OptionError(
+        f"cannot open '{url}': the {_protocol(url)}:// filesystem does not take one of the "
+        f"storage_options given (keys {sorted(storage_options or {})}): {err}."
+    )
+
+
+@contextlib.contextmanager
+def reaching(url: str, storage_options: dict[str, Any] | None) -> Iterator[None]:
+    """Errors of a remote filesystem (botocore, aiohttp, ...) as DataError, and an option it
+    does not take as OptionError, naming the URL and the storage options given (their keys
+    only: values may be secrets). OSError passes: readers report it per file."""
+    keys = sorted(storage_options or {})
+    given = f"storage_options keys {keys}" if keys else "no storage_options"
+    try:
+        yield
+    except (DeepToolboxError, OSError):
+        raise
+    except TypeError as err:  # s3fs passes unknown options on to its session, at first use
+        if "argument" not in str(err):
+            raise
+        raise _refused_option(url, storage_options, err) from err
+    except Exception as err:  # each backend raises its own types (botocore, aiohttp, ...)
+        raise DataError(
+            f"cannot reach '{url}': {type(err).__name__}: {err}. Check the URL, the network "
+            f"and the credentials/endpoint in storage_options ({given})."
+        ) from err
 
 
 @dataclass(frozen=True)
@@ -74,6 +109,8 @@ class Remote:
                 )  # fmt: skip
                 return fs, fs._strip_protocol(url)
             return fsspec.core.url_to_fs(url, **options)
+        except TypeError as err:  # a storage option the filesystem does not take
+            raise _refused_option(url, options, err) from err
         except ImportError as err:
             package = _PROTOCOL_PACKAGES.get(protocol, f"the fsspec package for {protocol}://")
             raise MissingDependencyError(
@@ -96,7 +133,7 @@ class Remote:
             yield path
             return
         fs, inner = self.filesystem(path, cached=True)
-        with fs.open(inner, "rb") as handle:
+        with reaching(path, self.storage_options), fs.open(inner, "rb") as handle:
             yield handle
 
     def read_bytes(self, path: str) -> bytes:
@@ -115,10 +152,11 @@ class Remote:
         import fsspec
 
         self.filesystem(path)  # the clear error when the protocol's package is missing
-        return fsspec.open_local(
-            f"filecache::{path}", filecache={"cache_storage": self.cache_dir},
-            **{_protocol(path): dict(self.storage_options or {})},
-        )  # fmt: skip
+        with reaching(path, self.storage_options):
+            return fsspec.open_local(
+                f"filecache::{path}", filecache={"cache_storage": self.cache_dir},
+                **{_protocol(path): dict(self.storage_options or {})},
+            )  # fmt: skip
 
 
 def remote_access(kind: str, storage_options: Any, cache_dir: Any) -> Remote:
@@ -139,12 +177,13 @@ def remote_access(kind: str, storage_options: Any, cache_dir: Any) -> Remote:
 
 def _list_url(url: str, recursive: bool, remote: Remote) -> tuple[list[str], bool]:
     fs, root = remote.filesystem(url)
-    if not fs.exists(root):
-        raise DataError(f"cannot find '{url}': no such file or folder.")
-    if not fs.isdir(root):
-        return [url], False
-    found = fs.find(root) if recursive else fs.ls(root, detail=False)
-    return sorted(_unstrip(fs, p) for p in found if not fs.isdir(p)), True
+    with reaching(url, remote.storage_options):
+        if not fs.exists(root):
+            raise DataError(f"cannot find '{url}': no such file or folder.")
+        if not fs.isdir(root):
+            return [url], False
+        found = fs.find(root) if recursive else fs.ls(root, detail=False)
+        return sorted(_unstrip(fs, p) for p in found if not fs.isdir(p)), True
 
 
 def _unstrip(fs: Any, path: str) -> str:

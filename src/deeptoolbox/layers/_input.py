@@ -20,7 +20,6 @@ from deeptoolbox.layers._base import (
     Shape,
     check_choice,
     check_positive_int,
-    format_shape,
     register_layer,
 )
 
@@ -308,7 +307,10 @@ class TensorInput(InputLayer):
         return ()  # no normalization: nothing to size
 
     def describe_input(self) -> str:
-        return f"tensors of size N x {format_shape(self.shape)}"
+        """``'tensors of size N x (1, any, any)'``: a free size reads "any" (it need not be a
+        time length, the "T" of other messages)."""
+        sizes = ", ".join("any" if d is None else str(d) for d in self.shape)
+        return f"tensors of size N x ({sizes})"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x

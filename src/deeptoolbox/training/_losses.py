@@ -255,7 +255,7 @@ class Loss:
         outputs = outputs.float()
         if self.name == "crossentropy":
             return self._crossentropy(outputs, targets, mask)
-        targets = targets.to(outputs.dtype).reshape(outputs.shape)
+        targets = self._same_shape(targets, outputs)
         if self.name == "binary-crossentropy":
             values = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
         elif self.name == "mse":
@@ -265,6 +265,22 @@ class Loss:
         else:
             values = F.huber_loss(outputs, targets, reduction="none", delta=self.huber_delta)
         return _masked_mean(values, mask)
+
+    def _same_shape(self, targets: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        """Targets as the outputs' shape and dtype, or an error that says why they do not fit."""
+        if targets.numel() != outputs.numel():
+            hint, classes = "", outputs.shape[1] if outputs.dim() > 1 else 1
+            if not targets.is_floating_point() and targets.numel() * classes == outputs.numel():
+                hint = (
+                    " The targets look like class indices (one per observation or pixel): use "
+                    "loss='crossentropy', or give targets with one value per output."
+                )
+            raise InputSizeError(
+                f"train: the {self.name!r} loss compares outputs and targets value by value, but "
+                f"the network's outputs are {tuple(outputs.shape)} and the targets "
+                f"{tuple(targets.shape)} ({targets.numel()} values for {outputs.numel()}).{hint}"
+            )
+        return targets.to(outputs.dtype).reshape(outputs.shape)
 
     def _crossentropy(self, logits, targets, mask):
         axis = class_axis(logits)

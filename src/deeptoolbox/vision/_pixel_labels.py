@@ -91,6 +91,8 @@ def _decode_ids(path: str, rgb: bool, remote: _files.Remote | None = None) -> to
     except OSError as err:
         raise DataError(f"PixelLabelDatastore: cannot read label image '{path}': {err}.") from err
     image = decode_image(data, "stored", path).to(torch.int64)
+    if not rgb and _is_palette_png(data):
+        return _palette_indices(data, path)  # MATLAB reads indexed label files as indices
     if image.shape[0] == 1:
         if rgb:
             raise DataError(
@@ -108,11 +110,37 @@ def _decode_ids(path: str, rgb: bool, remote: _files.Remote | None = None) -> to
     return -(image[0] * 65536 + image[1] * 256 + image[2]) - 1
 
 
+def _is_palette_png(data: bytes) -> bool:
+    """True for a PNG with a colour palette (IHDR colour type 3), as VOC / Cityscapes write."""
+    return (
+        data[:8] == b"\x89PNG\r\n\x1a\n"
+        and len(data) > 25
+        and data[12:16] == b"IHDR"
+        and data[25] == 3
+    )
+
+
+def _palette_indices(data: bytes, path: str) -> torch.Tensor:
+    """The palette indices of an indexed PNG (already decoded once, so it is sound)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        if image.mode != "P":
+            raise DataError(
+                f"PixelLabelDatastore: '{path}' declares a palette but reads as {image.mode}."
+            )
+        return torch.from_numpy(np.asarray(image, dtype=np.int64).copy())
+
+
 class PixelLabelDatastore(Datastore):
     """Label maps stored as image files, one per image (MATLAB's ``pixelLabelDatastore``).
 
     Each pixel value of a file (a gray value, or an RGB colour) is a *label id*;
-    ``label_ids`` maps them to ``classes``. ``ds[i]`` is an int64 (H, W) tensor of class
+    ``label_ids`` maps them to ``classes``. An indexed (palette) PNG, as PASCAL VOC writes,
+    is read as its palette indices when the ids are gray values (as MATLAB reads it), and as
+    its colours when they are RGB triples. ``ds[i]`` is an int64 (H, W) tensor of class
     indices (positions in ``classes``). Pixels whose value is in no class raise
     :class:`DataError` naming the file and the values (``undefined="error"``, the default),
     or get :data:`IGNORE_INDEX` (``undefined="ignore"``, MATLAB's ``<undefined>``), which the
