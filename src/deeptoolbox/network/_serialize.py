@@ -177,6 +177,18 @@ _FIELD_KINDS = {"name": (str, "a string"), "layers": (list, "a list of layer ent
                 "parametrizations": (list, "a list of parametrization entries")}  # fmt: skip
 
 
+def layer_from_record(record: dict[str, Any], where: str) -> tuple[str, nn.Module]:
+    """(name, layer) rebuilt from a :func:`layer_record` of this version's format.
+
+    Example:
+        >>> from deeptoolbox.layers import Dense
+        >>> name, layer = layer_from_record(layer_record("fc", Dense(3)), "example")
+        >>> name, type(layer).__name__, layer.units
+        ('fc', 'Dense', 3)
+    """
+    return _build_layer(record, where, FORMAT_VERSION)
+
+
 def _check_fields(data: dict[str, Any], where: str) -> None:
     """The top-level fields of a description have the types the reader relies on."""
     for key, (kinds, meaning) in _FIELD_KINDS.items():

@@ -15,7 +15,9 @@
   whose nodes other layers or other files write too: a ``PatchEmbedding`` on sequences is
   the nodes of a ``Conv1d`` whose stride is its kernel, a ``ScaleOffset`` is a constant
   ``Mul`` and ``Add``: ``{"patches": {"class": "PatchEmbedding", "patch_size": 16}, "so":
-  {"class": "ScaleOffset", "trainable": false}}``; import_onnx's pattern pass reads it.
+  {"class": "ScaleOffset", "trainable": false}}``; import_onnx's pattern pass reads it. Layers
+  ONNX has no operator for (GELU, GroupNorm, Embedding, DepthToSpace...) are recorded there
+  too, with their saved record and where their weights are (see :mod:`._recorded`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deeptoolbox.interop.onnx._recorded import recorded_layers
 from deeptoolbox.layers._norm import BatchNorm
 from deeptoolbox.network._network import Network
 
@@ -126,6 +129,7 @@ def metadata_entries(net: nn.Module, model) -> dict[str, str]:
             for name, m in net.layers.items()
             if (kind := type(m).__name__) in RECORDED_OPTIONS
         }
+        recorded.update(recorded_layers(net, model))
         if recorded:
             entries[CLASSES_KEY] = json.dumps(recorded)
         if net.classes is not None:

@@ -37,6 +37,7 @@ from deeptoolbox.interop.onnx._patterns_layers import (
 )
 from deeptoolbox.interop.onnx._patterns_rnn import match_recurrent
 from deeptoolbox.interop.onnx._patterns_upsample import UPSAMPLE_MATCHERS
+from deeptoolbox.interop.onnx._recorded import recorded_layer
 
 PATTERN_TARGETS = {
     "MatMul": "Dense",
@@ -102,6 +103,10 @@ def fuse_patterns(
                                     "ReduceMax": _match_pool, **UPSAMPLE_MATCHERS}  # fmt: skip
     items = _prune(_pick_states(list(nodes), constants, outputs), outputs)
     known = known | set(constants)  # with the indices _pick_states added
+    for name, entry in recorded.items():  # layers export_onnx recorded (see ._recorded)
+        fused = recorded_layer(Graph(items, constants, outputs), name, entry)
+        rewritten = None if fused is None else _apply(items, fused, outputs, known)
+        items = items if rewritten is None else rewritten
     items, splits = _split_transposes(items, constants, outputs)
     graph = Graph(items, constants, outputs)
     for core in [n for n in items if n.op_type in matchers and n.domain in ("", "ai.onnx")]:
