@@ -103,10 +103,12 @@ def fuse_patterns(
                                     "ReduceMax": _match_pool, **UPSAMPLE_MATCHERS}  # fmt: skip
     items = _prune(_pick_states(list(nodes), constants, outputs), outputs)
     known = known | set(constants)  # with the indices _pick_states added
+    graph = Graph(items, constants, outputs)
     for name, entry in recorded.items():  # layers export_onnx recorded (see ._recorded)
-        fused = recorded_layer(Graph(items, constants, outputs), name, entry)
+        fused = recorded_layer(graph, name, entry)
         rewritten = None if fused is None else _apply(items, fused, outputs, known)
-        items = items if rewritten is None else rewritten
+        if rewritten is not None:
+            items, graph = rewritten, Graph(rewritten, constants, outputs)
     items, splits = _split_transposes(items, constants, outputs)
     graph = Graph(items, constants, outputs)
     for core in [n for n in items if n.op_type in matchers and n.domain in ("", "ai.onnx")]:

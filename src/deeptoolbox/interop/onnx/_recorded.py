@@ -34,7 +34,7 @@ REGROUPED_LAYERS = frozenset({
     "GELU", "Swish", "Softplus", "Flatten", "Reshape", "GroupNorm", "AxisLayerNorm",
     "CrossChannelNorm", "DepthToSpace", "SpaceToDepth", "Embedding", "PositionEmbedding",
     "SinusoidalPositionEncoding", "Crop1d", "Crop2d", "Crop3d", "FunctionLayer", "Indexing1d",
-    "SelfAttention", "SimpleRNN",
+    "SelfAttention",
 })  # fmt: skip
 """Layer types written as node groups that import_onnx would otherwise read as operators."""
 
