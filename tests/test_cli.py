@@ -100,7 +100,8 @@ def test_help_and_version_do_not_import_torch(args):
     assert "torch" not in modules and "numpy" not in modules
     argparse_only = {  # modules that only build parsers (the experiment command's subcommands)
         "deeptoolbox.cli", "deeptoolbox._version", "deeptoolbox.experiments",
-        "deeptoolbox.experiments._cli", "deeptoolbox._serve_cli",
+        "deeptoolbox.experiments._cli", "deeptoolbox.experiments._worker_args",
+        "deeptoolbox._serve_cli",
     }  # fmt: skip
     assert not [m for m in modules if m.startswith("deeptoolbox.") and m not in argparse_only]
     assert ("usage: deeptoolbox" in out) or (deeptoolbox.__version__ in out)

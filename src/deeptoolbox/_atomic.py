@@ -25,11 +25,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import os
 import secrets
 import shutil
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -181,8 +184,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs: Any) -> Ite
 def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder to fill; it then replaces the folder ``path`` as a whole.
 
-    An existing folder at ``path`` is moved aside first and put back if the final rename
-    fails, so ``path`` always holds either the old or the new contents.
+    On Linux an existing folder at ``path`` is swapped with the new one in one atomic step
+    (``renameat2``), so ``path`` holds the old or the new contents at every moment, even if
+    the process is killed. Elsewhere it is moved aside first and put back if the final rename
+    fails.
 
     Example:
         >>> import os, tempfile
@@ -211,6 +216,9 @@ def _swap_folder(temporary: Path, target: Path) -> None:
     if not target.exists():
         os.rename(temporary, target)
         return
+    if _exchange(temporary, target):  # one atomic step: a kill -9 at any moment leaves a folder
+        shutil.rmtree(temporary, ignore_errors=True)  # now holds the old contents
+        return
     backup = _temporary_name(target, ".old")
     os.rename(target, backup)
     try:
@@ -219,3 +227,34 @@ def _swap_folder(temporary: Path, target: Path) -> None:
         os.rename(backup, target)
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically with Linux's ``renameat2(RENAME_EXCHANGE)``; False where the
+    system or the file system cannot (then the caller renames in two steps)."""
+    renameat2 = getattr(_libc(), "renameat2", None)
+    if renameat2 is None:
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+@functools.cache
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None

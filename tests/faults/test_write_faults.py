@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import deeptoolbox as dtb
+from deeptoolbox import _atomic
 from deeptoolbox import layers as L
 from deeptoolbox.errors import FileWriteError
 
@@ -77,12 +78,34 @@ def test_an_io_error_at_the_final_rename_keeps_the_earlier_network(tmp_path, mon
 
     monkeypatch.setattr(os, "replace", failing)
     monkeypatch.setattr(os, "rename", failing)
+    monkeypatch.setattr(_atomic, "_exchange", failing)  # the folder's one-step swap (Linux)
     with pytest.raises(FileWriteError, match=r"net(\.zip)?'.*Input/output error \(EIO\)") as info:
         dtb.save(_network(1), target)
     monkeypatch.undo()
     assert info.value.errno == errno.EIO and info.value.filename == str(target)
     assert sorted(os.listdir(tmp_path)) == [target.name]
     assert torch.equal(dtb.load(target)(x), expected)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_a_saved_folder_is_swapped_in_one_step(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    (old / "a").write_text("old")
+    (new / "a").write_text("new")
+    assert _atomic._exchange(new, old)
+    assert (old / "a").read_text() == "new" and (new / "a").read_text() == "old"
+
+
+def test_the_two_step_folder_swap_where_there_is_no_exchange(tmp_path, monkeypatch):
+    target = tmp_path / "net"
+    dtb.save(_network(0), target)
+    monkeypatch.setattr(_atomic, "_exchange", lambda first, second: False)
+    dtb.save(_network(1), target)
+    x = torch.randn(2, 4)
+    assert torch.equal(dtb.load(target)(x), _network(1)(x))
+    assert os.listdir(tmp_path) == ["net"]
 
 
 def test_errors_that_are_not_write_failures_pass_through(tmp_path):

@@ -25,6 +25,7 @@ from deeptoolbox.network._plot import plot_network as plot_network
 from deeptoolbox.network._resolution import Issue as Issue
 from deeptoolbox.network._serialize import architecture as architecture
 from deeptoolbox.network._serialize import from_architecture as from_architecture
+from deeptoolbox.network._serialize import layer_from_record as layer_from_record
 from deeptoolbox.network._serialize import layer_record as layer_record
 from deeptoolbox.network._shapes import input_ports as input_ports
 from deeptoolbox.network._shapes import probe_output_size as probe_output_size
@@ -50,6 +51,7 @@ __all__ = [
     "architecture",
     "from_architecture",
     "layer_record",
+    "layer_from_record",
     "input_ports",
     "resolve_layer",
     "probe_output_size",

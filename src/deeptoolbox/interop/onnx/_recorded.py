@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from deeptoolbox.interop.onnx._graph import Fused, Graph, layer_name
-from deeptoolbox.network._network import Network
-from deeptoolbox.network._serialize import layer_from_record, layer_record
+from deeptoolbox.network import Network, layer_from_record, layer_record
 
 __all__ = ["REGROUPED_LAYERS", "recorded_layers", "recorded_layer"]
 
