@@ -1,6 +1,7 @@
 """The apps server's JSON API, through httpx (FastAPI's TestClient)."""
 
 import json
+import time
 
 import pytest
 
@@ -297,3 +298,83 @@ def test_experiment_routes_list_table_and_trial(client, root):
     assert client.get("/api/experiments/e1/trials/7").status_code == 404
     assert client.get("/api/experiments", params={"store": "../x.db"}).status_code == 403
     assert client.get("/api/experiments", params={"store": "notes.txt"}).status_code == 400
+
+
+SWEEP_SETUP = """
+def setup(params, monitor):
+    monitor.metrics = ["loss"]
+    for step in range(1, 4):
+        monitor.record(step, loss=(params["x"] - 0.3) ** 2 + 1 / step)
+    return {}
+"""
+
+
+def _wait_for_trials(client, name: str, done: int, timeout: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        table = client.get(f"/api/experiments/{name}").json()
+        if table["counts"].get("completed", 0) >= done and table["workers"] == 0:
+            return table
+        time.sleep(0.3)
+    raise AssertionError(f"the trials of {name} did not finish: {table}")
+
+
+def test_experiment_created_and_run_from_the_app(client, root):
+    pytest.importorskip("deeptoolbox.experiments")
+    (root / "sweep.py").write_text(SWEEP_SETUP)
+    created = client.post("/api/experiments", json={
+        "name": "grid", "setup": "sweep.py:setup", "metric": "loss", "direction": "minimize",
+        "parameters": {"x": [0.9, 0.1, 0.5], "scale": {"type": "fixed", "value": 2}},
+    })  # fmt: skip
+    assert created.status_code == 200, created.text
+    assert created.json()["counts"] == {"queued": 3}
+    table = client.get("/api/experiments/grid").json()
+    assert table["workers"] == 0 and {row["status"] for row in table["rows"]} == {"queued"}
+    started = client.post("/api/experiments/grid/run", json={"workers": 1})
+    assert started.status_code == 200 and len(started.json()["workers"]) == 1
+    table = _wait_for_trials(client, "grid", 3)
+    by_x = {row["x"]: row["loss"] for row in table["rows"]}
+    assert by_x == pytest.approx({x: (x - 0.3) ** 2 + 1 / 3 for x in (0.9, 0.1, 0.5)})
+    assert client.post("/api/experiments/grid/trials/0/stop").status_code == 400  # not running
+    assert client.post("/api/experiments/grid/cancel").json() == {"name": "grid",
+                                                                  "cancelled": True}  # fmt: skip
+
+
+def test_random_strategy_with_ranges_from_the_app(client, root):
+    pytest.importorskip("deeptoolbox.experiments")
+    (root / "sweep.py").write_text(SWEEP_SETUP)
+    created = client.post("/api/experiments", json={
+        "name": "draws", "setup": "sweep.py:setup", "metric": "loss", "direction": "minimize",
+        "strategy": "random", "trials": 2,
+        "parameters": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+    })  # fmt: skip
+    assert created.json()["counts"] == {"queued": 2}
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "names"),
+    [
+        ({"setup": "../sweep.py:setup"}, 403, "outside the folder"),
+        ({"setup": "sweep.py:missing"}, 400, "no function 'missing'"),
+        ({"setup": "sweep.py"}, 400, "file.py:function"),
+        ({"setup": "no_such_module_xyz:setup"}, 400, "cannot import module"),
+        ({"parameters": {"x": {"type": "normal"}}}, 400, "kind one of values, uniform"),
+        ({"parameters": {"x": {"type": "uniform", "low": 0.0}}}, 400, "needs 'high'"),
+        ({"parameters": {}}, 400, "one or more parameters"),
+        ({"strategy": "grid"}, 400, "`strategy` must be one of"),
+        ({"store": "../x.db"}, 403, "outside the folder"),
+    ],
+)
+def test_bad_new_experiments_are_refused_with_the_reason(client, root, change, status, names):
+    pytest.importorskip("deeptoolbox.experiments")
+    (root / "sweep.py").write_text(SWEEP_SETUP)
+    body = {"name": "bad", "setup": "sweep.py:setup", "metric": "loss",
+            "parameters": {"x": [0.1]}, **change}  # fmt: skip
+    response = client.post("/api/experiments", json=body)
+    assert response.status_code == status and names in response.json()["detail"], response.text
+
+
+def test_running_an_unknown_experiment_is_404(client):
+    pytest.importorskip("deeptoolbox.experiments")
+    assert client.post("/api/experiments/nope/run", json={}).status_code == 404
+    assert client.post("/api/experiments/nope/run", json={"workers": 0}).status_code == 422

@@ -54,3 +54,59 @@ def test_experiment_results_sort_and_trial_details(tmp_path):
             browser.close()
     finally:
         handle.close()
+
+
+SLOW_SETUP = """
+import time
+
+
+def setup(params, monitor):
+    monitor.metrics = ["loss"]
+    for step in range(1, 400):
+        if monitor.stop_requested:
+            break
+        monitor.record(step, loss=(params["x"] - 0.3) ** 2 + 1 / step)
+        time.sleep(0.05 if params["x"] == 0.9 else 0.0)
+    return {}
+"""
+
+
+def test_experiment_created_run_and_stopped_from_the_page(tmp_path):
+    """Create an experiment from the form, run it in a worker process, stop the slow trial."""
+    require_front_end()
+    (tmp_path / "sweep.py").write_text(SLOW_SETUP)
+    handle = monitor(root=tmp_path, open_browser=False)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(handle.url + "#experiments")
+            page.get_by_test_id("exp-new").click()
+            page.get_by_test_id("exp-name").fill("from-app")
+            page.get_by_test_id("exp-setup").fill("sweep.py:setup")
+            page.get_by_test_id("exp-metric").fill("loss")
+            page.get_by_test_id("exp-direction").select_option("minimize")
+            page.get_by_test_id("param-name-0").fill("x")
+            page.get_by_test_id("param-values-0").fill("0.1")  # a typo'd name first:
+            page.get_by_test_id("exp-setup").fill("sweep.py:setpu")
+            page.get_by_test_id("exp-create").click()
+            assert "no function 'setpu'" in page.get_by_test_id("exp-form-error").text_content()
+            page.get_by_test_id("exp-setup").fill("sweep.py:setup")
+            page.get_by_test_id("param-values-0").fill("0.1, 0.9")
+            screenshot(page, "experiments-new")
+            page.get_by_test_id("exp-create").click()
+            page.get_by_test_id("results").wait_for()
+            assert "0 workers · 2 queued" in page.get_by_test_id("exp-status").text_content()
+            page.get_by_test_id("exp-run").click()
+            page.get_by_test_id("stop-trial-1").click()  # trial 1 (x = 0.9) is the slow one
+            status = "document.querySelector('[data-testid=exp-status]').textContent"
+            page.wait_for_function(f"{status} === '0 workers · 1 completed, 1 stopped'")
+            screenshot(page, "experiments-run")
+            browser.close()
+    finally:
+        handle.close()
+    records = experiments.load_experiment("from-app", tmp_path / "experiments.db")
+    fast, slow = records.trial(0), records.trial(1)
+    assert fast.params == {"x": 0.1} and len(fast.history()) == 399
+    assert slow.params == {"x": 0.9} and 0 < len(slow.history()) < 399  # stopped early, kept

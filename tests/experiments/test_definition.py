@@ -4,7 +4,14 @@ import pytest
 from experiment_setups import digits_setup, quadratic_setup
 
 from deeptoolbox.errors import OptionError
-from deeptoolbox.experiments import Choice, Experiment, Integer, StoreError, Uniform
+from deeptoolbox.experiments import (
+    Choice,
+    Experiment,
+    Integer,
+    StoreError,
+    Uniform,
+    parameters_from_dict,
+)
 from deeptoolbox.experiments._parameters import ParameterTable
 
 
@@ -116,3 +123,22 @@ def test_lists_become_choices_for_random_and_bayesian():
 def test_definition_touches_no_store(tmp_path):
     make(tmp_path, setup=digits_setup, parameters={"filters": [4], "lr": [0.01]})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_parameters_from_their_json_description_round_trip():
+    parameters = {"lr": Uniform(1e-4, 1e-1, log=True), "width": Integer(8, 64, step=8),
+                  "act": Choice(["relu", "gelu"]), "depth": 3}  # fmt: skip
+    table = ParameterTable(parameters, "random")
+    assert parameters_from_dict(table.to_dict()) == parameters
+    assert parameters_from_dict({"x": [1, 2]}) == {"x": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    ("spec", "names"),
+    [({"type": "gauss"}, "kind one of values, uniform"), ({"type": "integer", "low": 1}, "'high'"),
+     ({"type": "uniform", "low": 0, "high": 1, "scale": 2}, "'scale'"), (3, "a list of values")],
+)  # fmt: skip
+def test_bad_parameter_descriptions_name_the_parameter(spec, names):
+    with pytest.raises(OptionError, match="parameter 'x'") as info:
+        parameters_from_dict({"x": spec})
+    assert names in str(info.value)

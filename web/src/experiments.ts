@@ -23,3 +23,45 @@ export function cellText(value: unknown): string {
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }
+
+/** One row of the "new experiment" parameter table as the user typed it. */
+export interface ParameterRow {
+  name: string;
+  kind: "values" | "uniform" | "integer" | "choice";
+  text: string; // "0.1, 0.5" for values and choice; "low, high" for uniform and integer
+  log: boolean;
+}
+
+/** A typed value: numbers, true/false/null, else the trimmed text. */
+export function parseValue(text: string): unknown {
+  const t = text.trim();
+  if (t === "true" || t === "false") return t === "true";
+  if (t === "null" || t === "None") return null;
+  if (t !== "" && !Number.isNaN(Number(t))) return Number(t);
+  return t.replace(/^["']|["']$/g, "");
+}
+
+/** The parameter table the server takes, or an error naming the row at fault. */
+export function parameterTable(rows: ParameterRow[]): Record<string, unknown> {
+  const table: Record<string, unknown> = {};
+  for (const [index, row] of rows.entries()) {
+    const name = row.name.trim();
+    if (!name) throw new Error(`parameter ${index + 1}: give it a name`);
+    if (name in table) throw new Error(`parameter ${name}: the name is used twice`);
+    const parts = row.text.split(",").map((p) => p.trim()).filter((p) => p !== "");
+    if (parts.length === 0) throw new Error(`parameter ${name}: give its values`);
+    const values = parts.map(parseValue);
+    if (row.kind === "values" || row.kind === "choice") {
+      table[name] = { type: row.kind, values };
+      continue;
+    }
+    const [low, high] = values;
+    if (values.length !== 2 || typeof low !== "number" || typeof high !== "number")
+      throw new Error(`parameter ${name}: a ${row.kind} range is "low, high" (two numbers)`);
+    if (row.kind === "integer" && !(Number.isInteger(low) && Number.isInteger(high)))
+      throw new Error(`parameter ${name}: an integer range needs whole numbers`);
+    table[name] = { type: row.kind, low, high, log: row.log };
+  }
+  if (Object.keys(table).length === 0) throw new Error("add at least one parameter");
+  return table;
+}

@@ -20,6 +20,7 @@ from deeptoolbox.errors import (
     NetworkFileError,
     OptionError,
     PathOutsideRootError,
+    StoreError,
 )
 
 TOKEN_HEADER = "X-Deeptoolbox-Token"
@@ -64,6 +65,8 @@ def _status(err: Exception) -> int:
     if isinstance(err, ExperimentError) and (
         " no experiment " in str(err) or " no trial " in str(err)
     ):
+        return 404
+    if isinstance(err, StoreError) and "does not exist" in str(err):
         return 404
     return 400
 

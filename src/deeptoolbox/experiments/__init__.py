@@ -35,6 +35,7 @@ _NAMES = {
     "Uniform": "_parameters",
     "Integer": "_parameters",
     "Choice": "_parameters",
+    "parameters_from_dict": "_parameters",
     "compare_code": "_code",
     "CodeSnapshot": "_code",
     "TrialRecord": "_results",

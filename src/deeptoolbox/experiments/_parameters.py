@@ -10,7 +10,7 @@ from typing import Any
 
 from deeptoolbox.errors import OptionError
 
-__all__ = ["Uniform", "Integer", "Choice", "ParameterTable", "STRATEGIES"]
+__all__ = ["Uniform", "Integer", "Choice", "ParameterTable", "STRATEGIES", "parameters_from_dict"]
 
 STRATEGIES = ("exhaustive", "random", "bayesian")
 _PRIMITIVES = (bool, int, float, str, type(None))
@@ -261,19 +261,54 @@ class ParameterTable:
     @classmethod
     def from_dict(cls, table: Mapping[str, Any], strategy: str) -> ParameterTable:
         """Rebuild a table from :meth:`to_dict` (an experiment read back from a store)."""
-        kinds = {"uniform": Uniform, "integer": Integer}
-        parameters: dict[str, Any] = {}
-        for name, spec in table.items():
-            kind = spec["type"]
+        return cls(parameters_from_dict(table), strategy)
+
+
+PARAMETER_KINDS = ("values", "uniform", "integer", "choice", "fixed")
+
+
+def parameters_from_dict(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``parameters`` of an Experiment from their JSON description (the form an
+    experiment's stored definition, the apps and spec files use): ``{name: {"type": kind,
+    ...}}`` with kind ``values`` / ``choice`` (``values``), ``uniform`` / ``integer`` (``low``,
+    ``high``, optional ``log`` and ``step``) or ``fixed`` (``value``); a plain list stands for
+    ``values``.
+
+    Example:
+        >>> parameters_from_dict({"lr": {"type": "uniform", "low": 0.001, "high": 0.1,
+        ...                              "log": True}, "width": [8, 16]})
+        {'lr': Uniform(low=0.001, high=0.1, log=True, step=None), 'width': [8, 16]}
+    """
+    kinds = {"uniform": Uniform, "integer": Integer}
+    parameters: dict[str, Any] = {}
+    for name, spec in table.items():
+        if isinstance(spec, list):
+            parameters[name] = list(spec)
+            continue
+        kind = spec.get("type") if isinstance(spec, Mapping) else None
+        if kind not in PARAMETER_KINDS:
+            raise OptionError(
+                f"Experiment: parameter {name!r} must be a list of values or {{'type': kind, "
+                f"...}} with kind one of {', '.join(PARAMETER_KINDS)}. Received: {spec!r}."
+            )
+        try:
             if kind in kinds:
-                parameters[name] = kinds[kind](**{k: v for k, v in spec.items() if k != "type"})
+                spec["low"], spec["high"]  # noqa: B018 - a missing bound is named below
+                fields = {k: v for k, v in spec.items() if k != "type"}
+                parameters[name] = kinds[kind](**fields)
             elif kind == "choice":
                 parameters[name] = Choice(spec["values"])
             elif kind == "values":
                 parameters[name] = list(spec["values"])
             else:
                 parameters[name] = spec["value"]
-        return cls(parameters, strategy)
+        except KeyError as err:
+            raise OptionError(f"Experiment: parameter {name!r} ({kind}) needs "
+                              f"{err.args[0]!r}. Received: {spec!r}.") from None  # fmt: skip
+        except TypeError as err:
+            raise OptionError(f"Experiment: parameter {name!r} ({kind}): {err}. Received: "
+                              f"{spec!r}.") from None  # fmt: skip
+    return parameters
 
 
 def satisfies(constraints: Sequence[Callable[[dict], bool]], params: dict[str, Any]) -> bool:
