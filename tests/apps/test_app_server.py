@@ -378,3 +378,42 @@ def test_running_an_unknown_experiment_is_404(client):
     pytest.importorskip("deeptoolbox.experiments")
     assert client.post("/api/experiments/nope/run", json={}).status_code == 404
     assert client.post("/api/experiments/nope/run", json={"workers": 0}).status_code == 422
+
+
+def test_start_page_lists_the_hub_and_opens_with_cached_weights(client, tmp_path, monkeypatch):
+    """squeezenet1_1's weights written by the test into the cache open with the network;
+    without them it opens with random weights and a note saying where the file goes."""
+    import torch
+    import torchvision
+
+    from deeptoolbox import hub
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("DEEPTOOLBOX_CACHE", str(cache))
+    monkeypatch.setenv("DEEPTOOLBOX_OFFLINE", "1")
+    listing = client.get("/api/pretrained").json()
+    rows = {row["name"]: row for row in listing["models"]}
+    assert listing["cache"] == str(cache) and len(rows) == len(hub.list_pretrained())
+    assert rows["squeezenet1_1"]["cached"] is False and rows["resnet18"]["family"] == "resnet"
+
+    opened = client.post("/api/pretrained", json={"name": "squeezenet1_1"}).json()
+    assert opened["can_undo"] and any("random weights" in note for note in opened["notes"])
+    assert str(cache) in " ".join(opened["notes"])
+
+    torch.manual_seed(3)
+    published = torchvision.models.squeezenet1_1()
+    torch.save(published.state_dict(), cache / hub.model_info("squeezenet1_1").file_name)
+    rows = {row["name"]: row for row in client.get("/api/pretrained").json()["models"]}
+    assert rows["squeezenet1_1"]["cached"]
+    opened = client.post("/api/pretrained", json={"name": "squeezenet1_1"}).json()
+    assert opened["notes"] == []
+    first_conv = published.state_dict()["features.0.weight"]
+    session_net = client.app.state.session.network
+    assert any(torch.equal(p.detach(), first_conv) for p in session_net.parameters())
+    assert client.post("/api/undo").json()["can_redo"]  # opening it is one undoable edit
+
+
+def test_start_page_refuses_an_unknown_architecture(client):
+    response = client.post("/api/pretrained", json={"name": "resnet9000"})
+    assert response.status_code == 400 and "'resnet9000' is not a pretrained" in response.text

@@ -175,3 +175,22 @@ def test_a_torchvision_resnet18_import_opens_and_freezes_up_to_a_block(page, app
     page.mouse.up()
     page.wait_for_timeout(300)
     screenshot(page, "designer-resnet18")
+
+
+def test_start_from_a_pretrained_architecture_of_the_hub(page, app, tmp_path, monkeypatch):
+    """The Pretrained… start page lists the hub; one without cached weights opens with random
+    weights and a note that says where the weights file goes."""
+    monkeypatch.setenv("DEEPTOOLBOX_CACHE", str(tmp_path))  # the server runs in this process
+    page.get_by_test_id("pretrained").click()
+    page.get_by_test_id("pretrained-search").fill("squeezenet")
+    rows = page.locator("[data-testid^=pretrained-squeezenet]")
+    sync_api.expect(rows).to_have_count(2, timeout=30_000)  # the hub loads on first use
+    assert "random" in page.get_by_test_id("pretrained-squeezenet1_1").text_content()
+    screenshot(page, "designer-pretrained")
+    page.get_by_test_id("pretrained-squeezenet1_1").click()
+    page.get_by_test_id("pretrained-dialog").wait_for(state="detached")
+    sync_api.expect(page.get_by_test_id("message")).to_contain_text(
+        "random weights", timeout=30_000
+    )
+    page.wait_for_function("document.querySelectorAll('.react-flow__minimap-node').length > 30")
+    assert app.network.classes is not None and len(app.network.layer_names) > 30

@@ -27,7 +27,7 @@ import {
 } from "./graph";
 import { LayerNode } from "./LayerNode";
 import { Palette, LibraryEntry } from "./Palette";
-import { CodeDialog, FilesDialog, SaveDialog } from "./Dialogs";
+import { CodeDialog, FilesDialog, PretrainedDialog, SaveDialog } from "./Dialogs";
 import { SidePanel } from "./SidePanel";
 
 const elk = new ELK();
@@ -39,7 +39,7 @@ function DesignerCanvas() {
   const [positions, setPositions] = useState<Record<string, Position>>({});
   const [selected, setSelected] = useState<string | null>(null);
   const [message, setMessage] = useState<{ kind: "error" | "note"; text: string } | null>(null);
-  const [dialog, setDialog] = useState<"open" | "save" | "code" | null>(null);
+  const [dialog, setDialog] = useState<"open" | "pretrained" | "save" | "code" | null>(null);
   const flow = useReactFlow();
   const graphRef = useRef<Graph | null>(null);
   graphRef.current = graph;
@@ -77,7 +77,7 @@ function DesignerCanvas() {
       try {
         const before = graphRef.current;
         const next = await api<Graph>(path, { method: "POST", body: body ?? {} });
-        show(next, before ? extra(before, next) : {}, path === "/api/open" || path === "/api/new");
+        show(next, before ? extra(before, next) : {}, ["/api/open", "/api/new", "/api/pretrained"].includes(path));
         return next;
       } catch (err) {
         setMessage({ kind: "error", text: (err as Error).message });
@@ -178,6 +178,7 @@ function DesignerCanvas() {
       <section className="canvas-column">
         <div className="toolbar">
           <button onClick={() => run("/api/new", { name: "network" })} data-testid="new">New</button>
+          <button onClick={() => setDialog("pretrained")} data-testid="pretrained">Pretrained…</button>
           <button onClick={() => setDialog("open")} data-testid="open">Open…</button>
           <button onClick={() => setDialog("save")} data-testid="save">Save…</button>
           <button onClick={() => setDialog("code")} data-testid="export-python">Python code</button>
@@ -227,6 +228,7 @@ function DesignerCanvas() {
       </section>
       <SidePanel graph={graph} layer={layer} library={library} edit={edit} editStrict={editStrict} rename={rename} />
       {dialog === "open" ? <FilesDialog onClose={() => setDialog(null)} run={run} onGraph={(g) => show(g, {}, true)} /> : null}
+      {dialog === "pretrained" ? <PretrainedDialog onClose={() => setDialog(null)} run={run} /> : null}
       {dialog === "save" ? <SaveDialog onClose={() => setDialog(null)} /> : null}
       {dialog === "code" ? <CodeDialog onClose={() => setDialog(null)} /> : null}
     </div>

@@ -51,6 +51,60 @@ export function FilesDialog({ onClose, run, onGraph }: { onClose: () => void; ru
   );
 }
 
+interface PretrainedModel {
+  name: string;
+  family: string;
+  parameters: number | null;
+  input_size: number[];
+  top1: number | null;
+  cached: boolean;
+}
+
+// Start from a pretrained architecture of the hub: with its weights when the cache has them,
+// else with random weights (the server says where the weights file goes).
+export function PretrainedDialog({ onClose, run }: { onClose: () => void; run: Run }) {
+  const [models, setModels] = useState<PretrainedModel[]>([]);
+  const [cache, setCache] = useState("");
+  const [search, setSearch] = useState("");
+  const [error, setError] = useState("");
+  useEffect(() => {
+    api<{ models: PretrainedModel[]; cache: string }>("/api/pretrained")
+      .then((r) => {
+        setModels(r.models);
+        setCache(r.cache);
+      })
+      .catch((e) => setError(e.message));
+  }, []);
+  const shown = models.filter((m) => `${m.name} ${m.family}`.toLowerCase().includes(search.toLowerCase()));
+  const open = async (name: string) => {
+    if (await run("/api/pretrained", { name })) onClose();
+  };
+  return (
+    <div className="dialog pretrained" data-testid="pretrained-dialog">
+      <h3>Start from a pretrained network</h3>
+      <p className="hint">Weights come from the cache <code>{cache}</code>; architectures without cached weights open with random weights.</p>
+      <input placeholder="search" value={search} onChange={(e) => setSearch(e.target.value)} data-testid="pretrained-search" />
+      <table className="results">
+        <thead><tr><th>name</th><th>family</th><th>parameters</th><th>input</th><th>top-1</th><th>weights</th></tr></thead>
+        <tbody>
+          {shown.map((m) => (
+            <tr key={m.name} onClick={() => open(m.name)} data-testid={`pretrained-${m.name}`}>
+              <td><a className="link">{m.name}</a></td>
+              <td>{m.family}</td>
+              <td>{m.parameters === null ? "" : `${(m.parameters / 1e6).toFixed(1)} M`}</td>
+              <td>{m.input_size.join("×")}</td>
+              <td>{m.top1 === null ? "" : `${m.top1}%`}</td>
+              <td>{m.cached ? "cached" : "random"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {error ? <div className="field-error">{error}</div> : null}
+      <button onClick={onClose}>Close</button>
+    </div>
+  );
+}
+
 // Save as a toolbox file (.zip), ONNX or Python code, inside the app's root.
 export function SaveDialog({ onClose }: { onClose: () => void }) {
   const [path, setPath] = useState("network.zip");

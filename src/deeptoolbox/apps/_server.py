@@ -106,11 +106,13 @@ def create_app(session: DesignerSession | None = None, options: AppOptions | Non
         return JSONResponse({"detail": str(err), "error": type(err).__name__}, _status(err))
 
     from deeptoolbox.apps._experiments import add_experiment_routes
+    from deeptoolbox.apps._hub import add_hub_routes
     from deeptoolbox.apps._routes import add_designer_routes, add_monitor_routes, add_static
 
     add_designer_routes(app)
     add_monitor_routes(app)
     add_experiment_routes(app)
+    add_hub_routes(app)
     add_static(app)
     return app
 
