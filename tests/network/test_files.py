@@ -294,6 +294,8 @@ def test_folder_save_restores_the_old_folder_when_the_final_rename_fails(tmp_pat
         return real_rename(source, destination)
 
     monkeypatch.setattr(_io.os, "rename", rename)
+    # where the system cannot swap two folders in one step (renameat2), they move in two
+    monkeypatch.setattr("deeptoolbox._atomic._exchange", lambda first, second: False)
     with pytest.raises(OSError, match="rename failed"):
         save(cnn(), path)
     monkeypatch.undo()
