@@ -75,3 +75,29 @@ def test_run_ids_and_names_are_checked(tmp_path):
         run_folder(tmp_path, "../etc")
     with pytest.raises(NetworkFileError, match="no run"):
         run_folder(tmp_path, "missing")
+
+
+def test_plots_monitor_records_the_run_where_the_app_follows_it(tmp_path, capsys):
+    """TrainingOptions(plots="monitor") is a TrainingMonitorLog into plot_path, with the
+    command that watches it printed; the app's monitor routes list and read that run."""
+    import torch
+
+    from deeptoolbox import Network
+    from deeptoolbox import layers as L
+    from deeptoolbox.apps import _monitor
+    from deeptoolbox.training import TrainingOptions, train
+
+    runs = tmp_path / "runs"
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).long()
+    net = Network([L.FeatureInput(4), L.Dense(2), L.Softmax()])
+    options = TrainingOptions(max_epochs=2, mini_batch_size=16, plots="monitor", plot_path=runs,
+                              metrics=["accuracy"], verbose=True)  # fmt: skip
+    train(net, (x, y), "crossentropy", options)
+    printed = capsys.readouterr().out
+    assert f"--root {tmp_path.resolve()} --runs runs" in printed
+    [run] = _monitor.list_runs(runs)
+    assert not run["running"] and run["iteration"] == 8
+    events = _monitor.read_events(_monitor.run_folder(runs, run["id"]))
+    assert [e["event"] for e in events][0] == "start" and events[-1]["event"] == "end"
+    assert not (tmp_path / "training-progress.png").exists()  # no PNG plot with "monitor"

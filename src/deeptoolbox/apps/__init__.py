@@ -15,10 +15,10 @@ from deeptoolbox.apps._launch import AppHandle as AppHandle
 from deeptoolbox.apps._launch import designer as designer
 from deeptoolbox.apps._launch import monitor as monitor
 from deeptoolbox.apps._library import layer_library as layer_library
-from deeptoolbox.apps._monitor import TrainingMonitorLog as TrainingMonitorLog
 from deeptoolbox.apps._server import AppOptions as AppOptions
 from deeptoolbox.apps._server import create_app as create_app
 from deeptoolbox.apps._session import DesignerSession as DesignerSession
+from deeptoolbox.training import TrainingMonitorLog as TrainingMonitorLog
 
 __all__ = [
     "designer",

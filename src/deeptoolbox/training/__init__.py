@@ -23,6 +23,7 @@ from deeptoolbox.training._gan import GanResult as GanResult
 from deeptoolbox.training._gan import train_gan as train_gan
 from deeptoolbox.training._losses import Loss as Loss
 from deeptoolbox.training._losses import loss_function as loss_function
+from deeptoolbox.training._monitor_log import TrainingMonitorLog as TrainingMonitorLog
 from deeptoolbox.training._options import TrainingOptions as TrainingOptions
 from deeptoolbox.training._progress import TrainingHistory as TrainingHistory
 from deeptoolbox.training._progress import TrainingProgressMonitor as TrainingProgressMonitor
@@ -40,6 +41,7 @@ __all__ = [
     "TrainingResult",
     "TrainingHistory",
     "TrainingProgressMonitor",
+    "TrainingMonitorLog",
     "LoopState",
     "Callback",
     "TrainingError",

@@ -39,6 +39,7 @@ from deeptoolbox.training._data import Batch, as_labelled_arrays, class_names, d
 from deeptoolbox.training._devices import autocast_context, place
 from deeptoolbox.training._losses import Loss, logits_like, loss_forward, loss_function
 from deeptoolbox.training._metrics import compute_metrics, metric_name, real_steps
+from deeptoolbox.training._monitor_log import TrainingMonitorLog
 from deeptoolbox.training._optim import clip_gradients, frozen_norm_layers, make_optimizer
 from deeptoolbox.training._options import TrainingOptions
 from deeptoolbox.training._progress import ConsoleDisplay, ProgressPlot, ProgressTable
@@ -163,10 +164,23 @@ class Engine:
             callbacks.append(AdversarialInputs(self.options.adversarial, self.model))
         if self.display is not None:
             callbacks.append(self.display)
-        if self.options.plots != "none" and self.placement.is_main:
+        if self.options.plots == "training-progress" and self.placement.is_main:
             path = self.options.plot_path or "training-progress.png"
             callbacks.append(ProgressPlot(path, self.options.plot_frequency, self.metrics))
+        if self.options.plots == "monitor" and self.placement.is_main:
+            callbacks.append(self._monitor_log())
         return callbacks
+
+    def _monitor_log(self) -> TrainingMonitorLog:
+        """plots="monitor": the run's events for the Training Monitor app, in ``plot_path``
+        (a runs folder; default ``$DEEPTOOLBOX_RUNS`` or ``./deeptoolbox-runs``)."""
+        log = TrainingMonitorLog(self.options.plot_path)
+        if self.options.verbose:
+            runs = log.folder.parent.resolve()
+            print(f"Training Monitor: this run writes to {log.folder}; watch it with "
+                  f"`deeptoolbox app --root {runs.parent} --runs {runs.name}` (Training Monitor "
+                  "tab; its Stop button ends this run, keeping the network).")  # fmt: skip
+        return log
 
     # -- set-up ----------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -27,7 +27,7 @@ _CHOICES = {
     "gradient_threshold_method": ("l2norm", "global-l2norm", "absolute-value"),
     "shuffle": ("once", "every-epoch", "never"),
     "output_network": ("auto", "last-iteration", "best-validation"),
-    "plots": ("training-progress", "none"),
+    "plots": ("training-progress", "monitor", "none"),
     "checkpoint_frequency_unit": ("epoch", "iteration"),
     "execution_environment": ("auto", "cpu", "gpu", "multi-gpu", "parallel"),
     "precision": ("auto", "32", "bf16-mixed", "16-mixed"),
