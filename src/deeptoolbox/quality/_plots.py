@@ -42,7 +42,7 @@ def issue_grid(issues: Any, images: Any, path: str | os.PathLike | None, k: int)
     chosen = issues.top(k)
     columns = min(8, max(1, len(chosen)))
     rows = max(1, math.ceil(len(chosen) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(1.7 * columns, 1.9 * rows),
+    figure, axes = plt.subplots(rows, columns, figsize=(1.7 * columns, 0.4 + 2.1 * rows),
                                 squeeze=False)  # fmt: skip
     for slot, axis in enumerate(axes.flat):
         axis.set_xticks([])
@@ -56,9 +56,9 @@ def issue_grid(issues: Any, images: Any, path: str | os.PathLike | None, k: int)
         shown = (picture - lo) / (hi - lo) if hi > lo else np.zeros_like(picture)
         axis.imshow(shown, cmap="gray" if shown.ndim == 2 else None, interpolation="nearest")
         color = "#c0392b" if issues.is_issue[i] else "#7f8c8d"
-        axis.set_title(f"{issues.given[i]} → {issues.suggested[i]}\n({issues.quality[i]:.2f})",
+        axis.set_title(f"{issues.given[i]} → {issues.suggested[i]}\np = {issues.quality[i]:.2g}",
                        fontsize=8, color=color)  # fmt: skip
-    figure.suptitle("most likely mislabelled: given → suggested (probability of the given label)",
+    figure.suptitle("most likely mislabelled: given → suggested (p: probability of the given label)",
                     fontsize=9)  # fmt: skip
     figure.tight_layout()
     if path is not None:
