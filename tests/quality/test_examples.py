@@ -31,6 +31,7 @@ def run(name: str, monkeypatch, *argv: str) -> dict:
 
 def test_data_quality_example_finds_the_planted_problems(tmp_path, monkeypatch, capsys):
     r = run("data_quality", monkeypatch, "--images", "500", "--epochs", "10", "--folds", "3",
+            "--final-epochs", "10",
             "--output", str(tmp_path))  # fmt: skip
     planted, report = r["planted"], r["report"]
     flagged = {f.check: set() for f in report.findings}
