@@ -18,7 +18,7 @@ PNG files in ``train/<class>/`` and ``test/<class>/`` folders:
 
 Writes ``data-quality-report.png`` and ``label-issues.png`` into ``--output`` (printed at
 the end); ``--images`` and ``--epochs`` reduce the run (the smoke test).
-Run: ``python examples/data_quality.py`` (about a minute on two CPU cores).
+Run: ``python examples/data_quality.py`` (a few minutes on two CPU cores).
 """
 
 from __future__ import annotations
