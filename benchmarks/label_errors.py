@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from data_quality import (  # noqa: E402  (examples/data_quality.py)
     digits_folder,
     fix_labels,
+    held_out_accuracy,
     remove_flagged_files,
-    test_accuracy,
 )
 
 from deeptoolbox.data import quality_report  # noqa: E402
@@ -51,7 +51,7 @@ def true_label_accuracy(root: Path, flipped: dict, options: TrainingOptions) -> 
         if moved.exists():
             moved.rename(moved.parent.parent / label / moved.name)
     try:
-        return test_accuracy(oracle / "train", oracle / "test", options)
+        return held_out_accuracy(oracle / "train", oracle / "test", options)
     finally:
         shutil.rmtree(oracle)
 

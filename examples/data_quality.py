@@ -101,7 +101,7 @@ def small_network() -> Network:
                     L.Softmax()])  # fmt: skip
 
 
-def test_accuracy(train_folder: Path, test_folder: Path, options: TrainingOptions) -> float:
+def held_out_accuracy(train_folder: Path, test_folder: Path, options: TrainingOptions) -> float:
     """Accuracy on the test folder of a network trained on the train folder."""
     net = train(small_network(), ImageDatastore(train_folder), "crossentropy", options).network
     test = ImageDatastore(test_folder)
@@ -121,10 +121,10 @@ def fix_labels(root: Path, flipped: dict, options: TrainingOptions, folds: int,
         issues.plot(ds, output / "label-issues.png", k=16)
     found = [ds.files[i] for i in issues.top(len(flipped))]
     final = final or options
-    before = test_accuracy(root / "train", root / "test", final)
+    before = held_out_accuracy(root / "train", root / "test", final)
     fixes = issues.relabels()
     moved = ds.relabel(fixes)
-    after = test_accuracy(root / "train", root / "test", final)
+    after = held_out_accuracy(root / "train", root / "test", final)
     return {"recovered": len(set(found) & set(flipped)) / len(flipped), "flagged": len(issues),
             "relabelled": len(moved), "accuracy_before": before, "accuracy_after": after,
             "relabelled_right": sum(flipped.get(f) == label for f, label in fixes.items())}  # fmt: skip
