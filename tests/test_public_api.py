@@ -22,6 +22,8 @@ PACKAGES = [
     "deeptoolbox.experiments",
     "deeptoolbox.simulate",
     "deeptoolbox.apps",
+    # data quality and label errors (issue 24)
+    "deeptoolbox.quality",
 ]
 
 

@@ -1,7 +1,7 @@
 """The ``deeptoolbox`` command line.
 
 Commands: ``demo``, ``models``, ``classify``, ``convert``, ``analyze``, ``verify``, ``train``,
-``compress``, ``codegen``, ``experiment``, ``serve``, ``app``.
+``compress``, ``codegen``, ``experiment``, ``serve``, ``app``, ``data check``.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_serve_parser(commands)
     _add_app_parser(commands)
+    _add_data_parser(commands)
     return parser
 
 
@@ -107,6 +108,19 @@ def _add_app_parser(commands: argparse._SubParsersAction) -> None:
     app.add_argument("--runs", default=None, help="Training Monitor runs folder, inside the "
                      "root (default: deeptoolbox-runs)")  # fmt: skip
     app.add_argument("--open", default=None, help="model file to open in the designer")
+
+
+def _add_data_parser(commands: argparse._SubParsersAction) -> None:
+    # data quality (issue 24): `deeptoolbox data check PATH`
+    data = commands.add_parser("data", help="check a data set (corrupt files, duplicates, ...)")
+    actions = data.add_subparsers(dest="data_command", required=True)
+    check = actions.add_parser(
+        "check", help="data-quality report of a folder of images or signals (exit 1 on errors)"
+    )
+    check.add_argument("path", help="folder (class subfolders; train/validation/test splits)")
+    check.add_argument("--json", default=None, help="also write the report as JSON here")
+    check.add_argument("--plot", default=None, help="also draw the report into this PNG")
+    check.add_argument("--csv", default=None, help="also write the findings table as CSV here")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -164,6 +178,11 @@ def _run(args: argparse.Namespace) -> int:
         from deeptoolbox.apps._launch import app_command
 
         return app_command(args)
+    if args.command == "data":
+        from deeptoolbox.data._quality_cli import check_command
+
+        return check_command(args.path, json_path=args.json, plot_path=args.plot,
+                             csv_path=args.csv)  # fmt: skip
     from deeptoolbox.training import launch
 
     return launch(args.script, args.nproc, args.script_args)

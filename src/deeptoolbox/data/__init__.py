@@ -20,6 +20,10 @@ from deeptoolbox.data._base import loader as loader
 from deeptoolbox.data._filestore import FileDatastore as FileDatastore
 from deeptoolbox.data._image import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
 from deeptoolbox.data._image import ImageDatastore as ImageDatastore
+from deeptoolbox.data._quality import QualityReport as QualityReport
+from deeptoolbox.data._quality import quality_report as quality_report
+from deeptoolbox.data._quality_checks import CHECKS as QUALITY_CHECKS
+from deeptoolbox.data._quality_checks import Finding as Finding
 from deeptoolbox.data._sequence import PaddedCollate as PaddedCollate
 from deeptoolbox.data._sequence import SequenceDatastore as SequenceDatastore
 from deeptoolbox.data._sequence import SignalDatastore as SignalDatastore
@@ -48,4 +52,9 @@ __all__ = [
     "default_collate",
     "read_signal",
     "DataError",
+    # data quality (issue 24)
+    "quality_report",
+    "QualityReport",
+    "Finding",
+    "QUALITY_CHECKS",
 ]

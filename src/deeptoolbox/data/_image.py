@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -280,6 +280,7 @@ class ImageDatastore(Datastore):
             self._decode,
             self._remote,
         )
+        self._labels_from_folders = isinstance(labels, str) and self._labels is not None
         self._init_view()
 
     @property
@@ -297,6 +298,41 @@ class ImageDatastore(Datastore):
 
     def _source_labels(self) -> np.ndarray | None:
         return self._labels
+
+    def relabel(self, changes: Mapping[str | os.PathLike, Any]) -> dict[str, str]:
+        """Change the labels of files, ``{file: new class}``, and write the change back.
+
+        With labels from folder names, each file moves to the folder of its new class
+        beside its current one (``root/cat/x.png`` -> ``root/dog/x.png``), so the next
+        ``ImageDatastore(root)`` reads the new labels. Every change is checked before any
+        file moves (the file must be in ``files``, the class in ``classes``, no file of the
+        same name in the target folder), each move is atomic (a hard link then an unlink,
+        never replacing a file), and a failed move puts the moved files back. With labels
+        given as a list, only this datastore's labels change. Views made from this datastore
+        (``split``, ``subset``) see the new files and labels. Returns ``{old path: new path}``
+        for the files moved.
+
+        Example:
+            >>> import tempfile
+            >>> from deeptoolbox.datasets import digits, write_image_folder
+            >>> images, labels = digits()
+            >>> folder = write_image_folder(tempfile.mkdtemp(), images[:6], labels[:6])
+            >>> ds = ImageDatastore(folder)
+            >>> moved = ds.relabel({ds.files[0]: "5"})
+            >>> ImageDatastore(folder).count_each_label()["5"], ds.count_each_label()["5"]
+            (2, 2)
+        """
+        from deeptoolbox.data import _relabel
+
+        if self._labels is None or self._codes is None or self._classes is None:
+            raise DataError("ImageDatastore.relabel: the datastore has no labels to change.")
+        plan = _relabel.plan_relabel("ImageDatastore", self._files, self._labels,
+                                     list(self._classes), changes, self._labels_from_folders)  # fmt: skip
+        moved = _relabel.move_files("ImageDatastore", self._files, plan) if (
+            self._labels_from_folders) else {}  # fmt: skip
+        self._labels = _relabel.apply_labels(self._files, self._labels, self._codes,
+                                             list(self._classes), plan)  # fmt: skip
+        return moved
 
     def _decode(self, path: str) -> torch.Tensor:
         try:
