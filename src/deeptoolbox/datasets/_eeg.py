@@ -10,7 +10,8 @@ Each recording is a sum of what a scalp EEG shows (amplitudes in microvolts):
   high-amplitude artefact that is *not* a seizure;
 - seizure-like events: rhythmic spike-and-wave discharges at about 3 Hz (absence-like,
   slowing by up to 20 % during the event) that start at a focus channel, spread to other
-  channels with delays of up to a few seconds, grow over an onset ramp and fade at offset.
+  channels with delays of up to 2 s, grow over a short onset ramp (0.3-1 s: the abrupt
+  onset of absence seizures) and fade at offset.
 
 Every recording draws from its own generator seeded by ``(seed, subject, recording)``, so
 asking for more subjects or recordings leaves the earlier ones unchanged.
@@ -100,7 +101,9 @@ def _check_int(name: str, value: object, low: int) -> int:
 
 
 def _check_range(name: str, value: object, low: float, example: str) -> tuple[float, float]:
-    pair = (value, value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    pair = (
+        (value, value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    )
     if (
         not isinstance(pair, tuple | list)
         or len(pair) != 2
@@ -123,7 +126,11 @@ def _channel_names(channels: int | Sequence[str]) -> tuple[str, ...]:
             )
         return EEG_CHANNELS[: int(channels)]
     names = tuple(channels) if isinstance(channels, Sequence) else ()
-    if not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) < len(names):
+    if (
+        not names
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) < len(names)
+    ):
         raise OptionError(
             "eeg: `channels` must be a number of 10-20 electrodes or a list of distinct channel "
             f"names, e.g. ['Fp1', 'Fp2', 'O1', 'O2']. Received: channels={channels!r}."
@@ -137,7 +144,9 @@ def _region_weight(name: str) -> float:
 
 def _pink_noise(rng: np.random.Generator, t: int, channels: int, rate: float, beta: float):
     """(t, channels) noise with power ~ 1/f^beta above 0.5 Hz, unit standard deviation."""
-    spectrum = rng.normal(size=(t // 2 + 1, channels)) + 1j * rng.normal(size=(t // 2 + 1, channels))
+    spectrum = rng.normal(size=(t // 2 + 1, channels)) + 1j * rng.normal(
+        size=(t // 2 + 1, channels)
+    )
     frequency = np.maximum(np.fft.rfftfreq(t, 1.0 / rate), 0.5)
     spectrum *= frequency[:, None] ** (-beta / 2)
     spectrum[0] = 0.0
@@ -214,7 +223,9 @@ def _subject(seed: int, index: int, channels: int) -> _Subject:
     )
 
 
-def _recording(seed, subject_index, recording_index, names, rate, duration, options) -> EEGRecording:
+def _recording(
+    seed, subject_index, recording_index, names, rate, duration, options
+) -> EEGRecording:
     seizures, seizure_seconds, amplitude = options
     who = _subject(seed, subject_index, len(names))
     rng = np.random.default_rng([seed, subject_index, recording_index + 1])
@@ -241,12 +252,12 @@ def _recording(seed, subject_index, recording_index, names, rate, duration, opti
     for start, end in _place_events(rng, count, duration, seizure_seconds):
         spread = rng.permutation([k for k in range(c) if k != who.focus])
         reached = [who.focus, *spread[: int(rng.integers(max(1, c // 3), c))]]
-        delays = np.concatenate([[0.0], np.sort(rng.uniform(0.3, 3.0, size=len(reached) - 1))])
+        delays = np.concatenate([[0.0], np.sort(rng.uniform(0.2, 2.0, size=len(reached) - 1))])
         f0 = who.spike_wave_frequency * rng.uniform(0.9, 1.1)
         train = _spike_wave(times, start, end, f0, rng.uniform(0.05, 0.2))
         size = rng.uniform(*amplitude)
         for k, delay in zip(reached, delays, strict=True):
-            ramp = _ramp(times, start + delay, end, rng.uniform(1.0, 3.0), rng.uniform(0.5, 2.0))
+            ramp = _ramp(times, start + delay, end, rng.uniform(0.3, 1.0), rng.uniform(0.3, 1.0))
             x[:, k] += size * rng.uniform(0.6, 1.0) * ramp * train
         events.append(EEGEvent(round(start, 3), round(end, 3), "seizure",
                                tuple(names[k] for k in reached)))  # fmt: skip
@@ -293,7 +304,9 @@ def eeg(
     names = _channel_names(channels)
     count = _check_range("seizures", seizures, 0, "seizures=(1, 3)")
     if count != tuple(map(int, count)):
-        raise OptionError(f"eeg: `seizures` must be whole numbers. Received: seizures={seizures!r}.")
+        raise OptionError(
+            f"eeg: `seizures` must be whole numbers. Received: seizures={seizures!r}."
+        )
     lengths = _check_range("seizure_duration", seizure_duration, 2.0, "seizure_duration=(10, 40)")
     if count[1] > 0 and duration < lengths[0] + 30.0:
         raise OptionError(

@@ -221,7 +221,11 @@ def event_metrics(
             "event_metrics: `segments` must be the SignalSegments the predictions are for "
             f"(window_recordings makes them). Received: {type(segments).__name__}."
         )
-    if isinstance(min_consecutive, bool) or not isinstance(min_consecutive, int) or min_consecutive < 1:
+    if (
+        isinstance(min_consecutive, bool)
+        or not isinstance(min_consecutive, int)
+        or min_consecutive < 1
+    ):
         raise OptionError(
             f"event_metrics: `min_consecutive` must be an int >= 1. Received: {min_consecutive!r}."
         )

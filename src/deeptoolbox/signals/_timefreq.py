@@ -127,10 +127,11 @@ def spectrogram(
     lead = values.shape[:-2]
     flat = values.movedim(-1, -2).reshape(-1, values.shape[-2])
     window = torch.hann_window(length, dtype=flat.dtype, device=flat.device)
-    if n_fft > length:  # torch.stft centres a short window inside n_fft; scipy puts it first
-        window = torch.nn.functional.pad(window, (0, n_fft - length))
-    frames = torch.stft(flat, n_fft, hop_length=hop, win_length=n_fft, window=window,
-                        center=False, return_complex=True)  # fmt: skip
+    if n_fft == length:
+        frames = torch.stft(flat, n_fft, hop_length=hop, window=window, center=False,
+                            return_complex=True)  # fmt: skip
+    else:  # each windowed segment zero-padded to n_fft (torch.stft would centre the window)
+        frames = torch.fft.rfft(flat.unfold(-1, length, hop) * window, n=n_fft).transpose(-1, -2)
     power = frames.abs() ** 2 / (rate * float((window**2).sum()))
     if n_fft % 2 == 0:
         power[:, 1:-1] *= 2.0
@@ -228,7 +229,9 @@ def scalogram(
             )
     t = values.shape[-2]
     if t < hop_length:
-        raise DataError(f"{where}: the signal ({t} samples) is shorter than hop_length ({hop_length}).")
+        raise DataError(
+            f"{where}: the signal ({t} samples) is shorter than hop_length ({hop_length})."
+        )
     reach = int(math.ceil(4.0 * math.sqrt(bandwidth) * center_frequency * rate / chosen.min()))
     n = 1 << int(math.ceil(math.log2(t + reach)))
     gains = _morlet_gains(chosen, rate, n, bandwidth, center_frequency, normalization)
@@ -241,7 +244,9 @@ def scalogram(
         spectrum = torch.fft.fft(flat[first : first + batch_size], n=n)
         coefficients = torch.fft.ifft(spectrum[:, None, :] * gains, n=n)[..., :t].abs()
         blocks = coefficients[..., : columns * hop_length]
-        out[first : first + batch_size] = blocks.reshape(*blocks.shape[:-1], columns, hop_length).mean(-1)
+        out[first : first + batch_size] = blocks.reshape(
+            *blocks.shape[:-1], columns, hop_length
+        ).mean(-1)
     times = (np.arange(columns) * hop_length + (hop_length - 1) / 2) / rate
     shaped = out.reshape(*lead, values.shape[-1], len(chosen), columns)
     return TimeFrequencyMap(shaped, chosen, times, "scalogram")
