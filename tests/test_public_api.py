@@ -22,6 +22,8 @@ PACKAGES = [
     "deeptoolbox.experiments",
     "deeptoolbox.simulate",
     "deeptoolbox.apps",
+    # EEG-style signal classification (issue 19 item 3)
+    "deeptoolbox.signals",
 ]
 
 
