@@ -24,6 +24,8 @@ PACKAGES = [
     "deeptoolbox.apps",
     # data quality and label errors (issue 24)
     "deeptoolbox.quality",
+    # EEG-style signal classification (issue 19 item 3)
+    "deeptoolbox.signals",
 ]
 
 

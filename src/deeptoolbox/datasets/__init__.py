@@ -9,9 +9,17 @@ Example:
 
 from deeptoolbox.datasets._bundled import digits as digits
 from deeptoolbox.datasets._bundled import write_image_folder as write_image_folder
+
+# EEG-like recordings (issue 19 item 3)
+from deeptoolbox.datasets._eeg import EEG_CHANNELS as EEG_CHANNELS
+from deeptoolbox.datasets._eeg import EEGEvent as EEGEvent
+from deeptoolbox.datasets._eeg import EEGRecording as EEGRecording
+from deeptoolbox.datasets._eeg import eeg as eeg
 from deeptoolbox.datasets._synthetic import ShapesData as ShapesData
 from deeptoolbox.datasets._synthetic import sensor_system as sensor_system
 from deeptoolbox.datasets._synthetic import shapes as shapes
 from deeptoolbox.datasets._synthetic import signals as signals
 
 __all__ = ["digits", "write_image_folder", "shapes", "ShapesData", "signals", "sensor_system"]
+# EEG-like recordings (issue 19 item 3)
+__all__ += ["eeg", "EEGRecording", "EEGEvent", "EEG_CHANNELS"]
