@@ -216,6 +216,7 @@ class BatchSource:
         self.kind, self.payload, self.count, self.num_inputs = kind, payload, count, num_inputs
         self.batch_size, self.shuffle, self.seed = 1, "never", 0
         self.rank, self.world, self.num_workers = 0, 1, 0
+        self.pin_memory: bool | None = None  # None: pinned when CUDA is present (DataLoaders)
         self.lockstep = False  # sharded chunks: every process stops when the first runs out
         self.collate = getattr(payload, "collate_fn", None) if kind == "dataset" else None
         self.mask_input, self.cast = False, cast
@@ -290,6 +291,8 @@ class BatchSource:
                 parts = [a[start : start + self.batch_size] for a in self.payload]
             else:
                 parts = [a[_shard(index, self.rank, self.world)] for a in self.payload]
+            if self.pin_memory and torch.cuda.is_available():  # then copies to the GPU overlap
+                parts = [p if p.is_pinned() else p.pin_memory() for p in parts]
             target = parts[self.num_inputs] if len(parts) > self.num_inputs else None
             target = map_classes(target, self.class_map)
             yield Batch(tuple(parts[: self.num_inputs]), target), len(index)
@@ -302,6 +305,7 @@ class BatchSource:
             self._loaders[mode] = make_dataloader(
                 self.payload, batch_sampler=self._sampler, workers=self.num_workers,
                 collate=self.collate or default_collate, persistent_workers=True,
+                pin_memory=self.pin_memory,
             )  # fmt: skip
         return self._loaders[mode]
 

@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 from deeptoolbox._device import best_device, gpu_device
 from deeptoolbox.errors import OptionError
+from deeptoolbox.training._acceleration import DeviceFacts, precision_for
 
 __all__ = ["Placement", "place", "launch", "autocast_context"]
 
@@ -70,15 +71,8 @@ def _init_group(environment: str) -> tuple[int, int, bool]:
 
 
 def _precision(option: str, device: torch.device) -> str:
-    if option == "auto":
-        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return "bf16-mixed" if cuda_bf16 else "32"
-    if option == "16-mixed" and device.type == "cpu":
-        raise OptionError(
-            "TrainingOptions: `precision`='16-mixed' needs a GPU; on the CPU use 'bf16-mixed' or "
-            "'32'. Received: precision='16-mixed' with execution_environment on the CPU."
-        )
-    return option
+    """The precision rule of training/_acceleration.py for this device."""
+    return precision_for(option, DeviceFacts.of(device))
 
 
 def place(environment: str, precision: str) -> Placement:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from deeptoolbox.data._reading import (
 from deeptoolbox.errors import NonFiniteLoss, OptionError, TrainingError
 from deeptoolbox.network._network import Network
 from deeptoolbox.training import _checkpoint as ckpt
+from deeptoolbox.training._acceleration import DeviceFacts, applied, choose_acceleration
 from deeptoolbox.training._callbacks import AdversarialInputs, Callbacks
 from deeptoolbox.training._data import Batch, as_labelled_arrays, class_names, data_source
 from deeptoolbox.training._devices import autocast_context, place
@@ -86,6 +88,22 @@ def _no_mask(mask: torch.Tensor | None) -> None:
     return None
 
 
+def _image_network(net: torch.nn.Module) -> bool:
+    """A network that reads 2-D images: a Network with a (C, H, W) input, or a module with
+    2-D convolutions (the ones that run faster in channels_last)."""
+    if isinstance(net, Network):
+        return any(len(getattr(net.layer(n), "shape", ()) or ()) == 3 for n in net.input_names)
+    return any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+
+
+def _local_processes(world: int) -> int:
+    """Training processes on this machine (torchrun sets LOCAL_WORLD_SIZE)."""
+    try:
+        return int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    except ValueError:
+        return world
+
+
 class Engine:
     """One train() call. Methods are the steps of the loop."""
 
@@ -114,7 +132,6 @@ class Engine:
             options.mini_batch_size, options.shuffle, seed,
             self.placement.rank, self.placement.world,
         )  # fmt: skip
-        self.source.num_workers = options.num_workers
         self.validation = None
         if options.validation_data is not None:
             self.validation = data_source(
@@ -127,6 +144,15 @@ class Engine:
             options.learn_rate_schedule, options.max_epochs,
             options.learn_rate_drop_factor, options.learn_rate_drop_period,
         )  # fmt: skip
+        self.acceleration = choose_acceleration(
+            options, DeviceFacts.of(self.device, _local_processes(self.placement.world)),
+            image_network=_image_network(net), iterations=self.total,
+            lbfgs=isinstance(optimizer, torch.optim.LBFGS) or (
+                optimizer is None and options.solver == "lbfgs"
+            ),
+        )  # fmt: skip
+        self.source.num_workers = self.acceleration.num_workers
+        self.source.pin_memory = self.acceleration.pin_memory
         self.output_best = options.output_network == "best-validation" or (
             options.output_network == "auto" and options.validation_data is not None
         )
@@ -154,7 +180,10 @@ class Engine:
             return None
         columns = ConsoleDisplay.training_columns(self.metrics, self.validation is not None)
         display = ConsoleDisplay(True, columns, self.total)
-        return ProgressTable(display, self.device_name, self.placement.precision, self.output_best)
+        details = self.acceleration.describe()
+        if self.placement.world > 1:
+            details += f", {self.placement.world} processes"
+        return ProgressTable(display, self.device_name, details, self.output_best)
 
     def _builtin_callbacks(self) -> list[Any]:
         callbacks: list[Any] = []
@@ -173,7 +202,7 @@ class Engine:
     def session(self) -> Iterator[None]:
         """Padding masks for recurrent layers while open; the progress bar stopped after."""
         try:
-            with padding_mask(self.net) as set_mask:
+            with applied(self.acceleration), padding_mask(self.net) as set_mask:
                 self.set_mask = set_mask
                 yield
         finally:
@@ -186,7 +215,7 @@ class Engine:
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        self.channels_last = self.device.type == "cuda" and self._image_network()
+        self.channels_last = self.acceleration.channels_last
         self.net.to(self.device)
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
@@ -200,18 +229,12 @@ class Engine:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward = DistributedDataParallel(self.model, device_ids=ids)
-        if self.options.compile:
+        if self.acceleration.compile:
             self.forward = torch.compile(self.forward)
         self.frozen_norms = frozen_norm_layers(self.net)
         if self.options.resume_from is not None:
             self.resume(self.options.resume_from)
         self.snapshots.take(self.net, self.state.iteration)
-
-    def _image_network(self) -> bool:
-        if not isinstance(self.net, Network):
-            return False
-        return any(len(getattr(self.net.layer(n), "shape", ()) or ()) == 3
-                   for n in self.net.input_names)  # fmt: skip
 
     def train_mode(self) -> None:
         self.net.train()
