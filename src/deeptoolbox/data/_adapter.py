@@ -217,6 +217,7 @@ class BatchSource:
         self.batch_size, self.shuffle, self.seed = 1, "never", 0
         self.rank, self.world, self.num_workers = 0, 1, 0
         self.pin_memory: bool | None = None  # None: pinned when CUDA is present (DataLoaders)
+        self.dealt = (0, 1)  # (rank, world): whole batches dealt out, see deal_batches()
         self.lockstep = False  # sharded chunks: every process stops when the first runs out
         self.collate = getattr(payload, "collate_fn", None) if kind == "dataset" else None
         self.mask_input, self.cast = False, cast
@@ -234,6 +235,21 @@ class BatchSource:
             )
             self.payload = _distributed_loader(self.payload, rank, world, seed)
         return self
+
+    def deal_batches(self, rank: int, world: int) -> bool:
+        """Give this process every ``world``-th whole batch, from the ``rank``-th on (the
+        validation data of several processes: each reads its part, the values are summed).
+        Only arrays and Datasets can be dealt; returns whether this source is.
+
+        Example:
+            >>> source = adapt(torch.zeros(10, 2), 1).configure(4, "never", 0)
+            >>> source.deal_batches(1, 2), [b.size for b, _ in source.epoch(0)]
+            (True, [4])
+        """
+        if self.kind == "iterable" or world == 1:
+            return False
+        self.dealt = (rank, world)
+        return True
 
     def _batch(self, batch: Any) -> Batch:
         parsed = split_batch(
@@ -264,6 +280,7 @@ class BatchSource:
             return
         order = _epoch_order(self.count, self.shuffle, self.seed, epoch)  # type: ignore[arg-type]
         starts = range(skip * self.batch_size, self.count, self.batch_size)  # type: ignore[arg-type]
+        starts = starts[self.dealt[0] :: self.dealt[1]]
         if self.kind == "arrays":
             yield from self._array_epoch(order, starts)
             return
