@@ -73,10 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--output", default=None, help="also write the result to this file")
 
-    train = commands.add_parser("train", help="run a training script in N data-parallel processes")
-    train.add_argument("--nproc", type=int, default=1, help="processes (default: %(default)s)")
-    train.add_argument("script", help="a script calling deeptoolbox.train(...)")
-    train.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments for the script")
+    _add_train_parser(commands)
 
     compress = commands.add_parser(  # its options live in deeptoolbox.compress._cli
         "compress", add_help=False, help="prune, project and quantize a model, with a report"
@@ -95,6 +92,63 @@ def _parser() -> argparse.ArgumentParser:
     _add_app_parser(commands)
     _add_data_parser(commands)
     return parser
+
+
+def _add_train_parser(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train", help="run a training script in data-parallel processes (torchrun), on one "
+        "or several machines, or write a SLURM batch script for it",
+    )  # fmt: skip
+    train.add_argument("--nproc", "--nproc-per-node", dest="nproc", type=int, default=1,
+                       help="processes on each machine, one per GPU (default: %(default)s)")  # fmt: skip
+    train.add_argument("--nnodes", type=int, default=1, help="machines (default: %(default)s)")
+    train.add_argument("--node-rank", type=int, default=0,
+                       help="this machine's number, 0 on the master (default: %(default)s)")  # fmt: skip
+    train.add_argument("--master-addr", default=None,
+                       help="host name or address of the machine of node rank 0")  # fmt: skip
+    train.add_argument("--master-port", type=int, default=None,
+                       help="port the machines meet at (default: 29500)")  # fmt: skip
+    slurm = train.add_argument_group("SLURM (with --slurm: write an sbatch script)")
+    slurm.add_argument("--slurm", action="store_true",
+                       help="write an sbatch script for --nnodes nodes x --nproc-per-node GPUs")  # fmt: skip
+    slurm.add_argument("--submit", action="store_true", help="then submit it with sbatch")
+    slurm.add_argument("--sbatch-file", default=None,
+                       help="where to write the script (default: SCRIPT_NAME.sbatch)")  # fmt: skip
+    slurm.add_argument("--job-name", default=None)
+    slurm.add_argument("--partition", default=None)
+    slurm.add_argument("--time", default=None, help="time limit, e.g. 02:00:00")
+    slurm.add_argument("--account", default=None)
+    slurm.add_argument("--gpus-per-node", type=int, default=None,
+                       help="GPUs per node (default: --nproc-per-node; 0 for CPU nodes)")  # fmt: skip
+    slurm.add_argument("--cpus-per-task", type=int, default=None)
+    train.add_argument("script", help="a script calling deeptoolbox.train(...)")
+    train.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments for the script")
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    from deeptoolbox.training import _launch
+
+    if not args.slurm:
+        if args.submit:
+            from deeptoolbox.errors import OptionError
+
+            raise OptionError("deeptoolbox train: `--submit` submits the script --slurm writes; "
+                              "add --slurm.")  # fmt: skip
+        return _launch.launch(
+            args.script, args.nproc, args.script_args, nnodes=args.nnodes,
+            node_rank=args.node_rank, master_addr=args.master_addr, master_port=args.master_port,
+        )  # fmt: skip
+    from pathlib import Path
+
+    path = args.sbatch_file or Path(args.script).with_suffix(".sbatch").name
+    written = _launch.write_slurm_script(
+        path, args.script, args.script_args, nnodes=args.nnodes, nproc_per_node=args.nproc,
+        gpus_per_node=args.gpus_per_node, job_name=args.job_name, partition=args.partition,
+        time=args.time, account=args.account, cpus_per_task=args.cpus_per_task,
+        master_port=args.master_port or _launch.DEFAULT_PORT,
+    )  # fmt: skip
+    print(f"wrote {written.resolve()}")
+    return _launch.submit(written) if args.submit else 0
 
 
 def _add_app_parser(commands: argparse._SubParsersAction) -> None:
@@ -183,9 +237,7 @@ def _run(args: argparse.Namespace) -> int:
 
         return check_command(args.path, json_path=args.json, plot_path=args.plot,
                              csv_path=args.csv)  # fmt: skip
-    from deeptoolbox.training import launch
-
-    return launch(args.script, args.nproc, args.script_args)
+    return _train_command(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

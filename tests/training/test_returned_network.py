@@ -77,7 +77,7 @@ def test_header_names_device_and_precision_and_accuracy_shows_percent(capsys):
                    TrainingOptions(max_epochs=1, mini_batch_size=32, metrics=["accuracy"],
                                    execution_environment="cpu", precision="32"))  # fmt: skip
     out = capsys.readouterr().out
-    assert "Training on cpu, float32." in out and "(32)" not in out
+    assert "Training on cpu (float32)." in out and "(32)" not in out
     accuracy = result.history.iterations[-1]["accuracy"]
     assert 0 <= accuracy <= 1  # the API keeps fractions
     assert f"{100 * accuracy:.2f}%" in out

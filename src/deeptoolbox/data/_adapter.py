@@ -216,6 +216,8 @@ class BatchSource:
         self.kind, self.payload, self.count, self.num_inputs = kind, payload, count, num_inputs
         self.batch_size, self.shuffle, self.seed = 1, "never", 0
         self.rank, self.world, self.num_workers = 0, 1, 0
+        self.pin_memory: bool | None = None  # None: pinned when CUDA is present (DataLoaders)
+        self.dealt = (0, 1)  # (rank, world): whole batches dealt out, see deal_batches()
         self.lockstep = False  # sharded chunks: every process stops when the first runs out
         self.collate = getattr(payload, "collate_fn", None) if kind == "dataset" else None
         self.mask_input, self.cast = False, cast
@@ -233,6 +235,21 @@ class BatchSource:
             )
             self.payload = _distributed_loader(self.payload, rank, world, seed)
         return self
+
+    def deal_batches(self, rank: int, world: int) -> bool:
+        """Give this process every ``world``-th whole batch, from the ``rank``-th on (the
+        validation data of several processes: each reads its part, the values are summed).
+        Only arrays and Datasets can be dealt; returns whether this source is.
+
+        Example:
+            >>> source = adapt(torch.zeros(10, 2), 1).configure(4, "never", 0)
+            >>> source.deal_batches(1, 2), [b.size for b, _ in source.epoch(0)]
+            (True, [4])
+        """
+        if self.kind == "iterable" or world == 1:
+            return False
+        self.dealt = (rank, world)
+        return True
 
     def _batch(self, batch: Any) -> Batch:
         parsed = split_batch(
@@ -263,6 +280,7 @@ class BatchSource:
             return
         order = _epoch_order(self.count, self.shuffle, self.seed, epoch)  # type: ignore[arg-type]
         starts = range(skip * self.batch_size, self.count, self.batch_size)  # type: ignore[arg-type]
+        starts = starts[self.dealt[0] :: self.dealt[1]]
         if self.kind == "arrays":
             yield from self._array_epoch(order, starts)
             return
@@ -290,6 +308,8 @@ class BatchSource:
                 parts = [a[start : start + self.batch_size] for a in self.payload]
             else:
                 parts = [a[_shard(index, self.rank, self.world)] for a in self.payload]
+            if self.pin_memory and torch.cuda.is_available():  # then copies to the GPU overlap
+                parts = [p if p.is_pinned() else p.pin_memory() for p in parts]
             target = parts[self.num_inputs] if len(parts) > self.num_inputs else None
             target = map_classes(target, self.class_map)
             yield Batch(tuple(parts[: self.num_inputs]), target), len(index)
@@ -302,6 +322,7 @@ class BatchSource:
             self._loaders[mode] = make_dataloader(
                 self.payload, batch_sampler=self._sampler, workers=self.num_workers,
                 collate=self.collate or default_collate, persistent_workers=True,
+                pin_memory=self.pin_memory,
             )  # fmt: skip
         return self._loaders[mode]
 

@@ -17,10 +17,10 @@ from deeptoolbox.errors import TrainingError as TrainingError
 from deeptoolbox.training._callbacks import Callback as Callback
 from deeptoolbox.training._confusion import ConfusionChart as ConfusionChart
 from deeptoolbox.training._confusion import confusion_chart as confusion_chart
-from deeptoolbox.training._devices import launch as launch
 from deeptoolbox.training._gan import GanOptions as GanOptions
 from deeptoolbox.training._gan import GanResult as GanResult
 from deeptoolbox.training._gan import train_gan as train_gan
+from deeptoolbox.training._launch import launch as launch
 from deeptoolbox.training._losses import Loss as Loss
 from deeptoolbox.training._losses import loss_function as loss_function
 from deeptoolbox.training._monitor_log import TrainingMonitorLog as TrainingMonitorLog

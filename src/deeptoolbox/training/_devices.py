@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from deeptoolbox._device import best_device, gpu_device
 from deeptoolbox.errors import OptionError
+from deeptoolbox.training._acceleration import DeviceFacts, precision_for
 
-__all__ = ["Placement", "place", "launch", "autocast_context"]
+__all__ = ["Placement", "place", "autocast_context"]
 
 
 @dataclass
@@ -70,15 +67,8 @@ def _init_group(environment: str) -> tuple[int, int, bool]:
 
 
 def _precision(option: str, device: torch.device) -> str:
-    if option == "auto":
-        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return "bf16-mixed" if cuda_bf16 else "32"
-    if option == "16-mixed" and device.type == "cpu":
-        raise OptionError(
-            "TrainingOptions: `precision`='16-mixed' needs a GPU; on the CPU use 'bf16-mixed' or "
-            "'32'. Received: precision='16-mixed' with execution_environment on the CPU."
-        )
-    return option
+    """The precision rule of training/_acceleration.py for this device."""
+    return precision_for(option, DeviceFacts.of(device))
 
 
 def place(environment: str, precision: str) -> Placement:
@@ -108,30 +98,3 @@ def autocast_context(placement: Placement):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if placement.precision == "bf16-mixed" else torch.float16
     return torch.autocast(placement.device.type, dtype=dtype)
-
-
-def launch(script: str | os.PathLike, nproc: int, args: Sequence[str] = (), **torchrun) -> int:
-    """Run ``script`` in ``nproc`` processes with torchrun (one node); returns the exit code.
-
-    Each process sees RANK / WORLD_SIZE / LOCAL_RANK, so ``train()`` with
-    ``execution_environment="parallel"`` (CPU, gloo) or ``"multi-gpu"`` (NCCL) joins the group.
-    Extra keyword arguments become torchrun flags (``master_port=29501`` ->
-    ``--master-port 29501``). For several machines, run torchrun with its rendezvous options.
-
-    Example:
-        >>> launch("no-such-script.py", 0)
-        Traceback (most recent call last):
-        ...
-        deeptoolbox.errors.OptionError: launch: `nproc` must be a positive int. Received: nproc=0.
-    """
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise OptionError(f"launch: `nproc` must be a positive int. Received: nproc={nproc!r}.")
-    if not Path(script).is_file():
-        raise OptionError(f"launch: `script` must be a Python file. Received: {str(script)!r}.")
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
-    if "master_port" not in torchrun and "rdzv_endpoint" not in torchrun:
-        command.append("--standalone")
-    for key, value in torchrun.items():
-        command += [f"--{key.replace('_', '-')}", str(value)]
-    command += [str(script), *map(str, args)]
-    return subprocess.run(command, check=False).returncode

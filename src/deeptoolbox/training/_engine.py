@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from deeptoolbox.data._reading import (
 from deeptoolbox.errors import NonFiniteLoss, OptionError, TrainingError
 from deeptoolbox.network._network import Network
 from deeptoolbox.training import _checkpoint as ckpt
+from deeptoolbox.training._acceleration import DeviceFacts, applied, choose_acceleration
 from deeptoolbox.training._callbacks import AdversarialInputs, Callbacks
 from deeptoolbox.training._data import Batch, as_labelled_arrays, class_names, data_source
 from deeptoolbox.training._devices import autocast_context, place
@@ -87,6 +89,22 @@ def _no_mask(mask: torch.Tensor | None) -> None:
     return None
 
 
+def _image_network(net: torch.nn.Module) -> bool:
+    """A network that reads 2-D images: a Network with a (C, H, W) input, or a module with
+    2-D convolutions (the ones that run faster in channels_last)."""
+    if isinstance(net, Network):
+        return any(len(getattr(net.layer(n), "shape", ()) or ()) == 3 for n in net.input_names)
+    return any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+
+
+def _local_processes(world: int) -> int:
+    """Training processes on this machine (torchrun sets LOCAL_WORLD_SIZE)."""
+    try:
+        return int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    except ValueError:
+        return world
+
+
 class Engine:
     """One train() call. Methods are the steps of the loop."""
 
@@ -115,12 +133,15 @@ class Engine:
             options.mini_batch_size, options.shuffle, seed,
             self.placement.rank, self.placement.world,
         )  # fmt: skip
-        self.source.num_workers = options.num_workers
-        self.validation = None
+        self.validation, self.validation_dealt = None, False
         if options.validation_data is not None:
             self.validation = data_source(
                 net, options.validation_data, padding, "TrainingOptions: `validation_data`"
             ).configure(options.mini_batch_size, "never", 0)
+            # several processes: each validates every world-th batch; the values are reduced
+            self.validation_dealt = self.validation.deal_batches(
+                self.placement.rank, self.placement.world
+            )
         self.metrics = [metric_name(m) for m in options.metrics]
         self.per_epoch = self.source.batches_per_epoch()
         self.total = self.per_epoch * options.max_epochs if self.per_epoch else None
@@ -128,6 +149,15 @@ class Engine:
             options.learn_rate_schedule, options.max_epochs,
             options.learn_rate_drop_factor, options.learn_rate_drop_period,
         )  # fmt: skip
+        self.acceleration = choose_acceleration(
+            options, DeviceFacts.of(self.device, _local_processes(self.placement.world)),
+            image_network=_image_network(net), iterations=self.total,
+            lbfgs=isinstance(optimizer, torch.optim.LBFGS) or (
+                optimizer is None and options.solver == "lbfgs"
+            ),
+        )  # fmt: skip
+        self.source.num_workers = self.acceleration.num_workers
+        self.source.pin_memory = self.acceleration.pin_memory
         self.output_best = options.output_network == "best-validation" or (
             options.output_network == "auto" and options.validation_data is not None
         )
@@ -145,6 +175,7 @@ class Engine:
         self.snapshots = WeightSnapshots()
         self.stop_request: str | None = None  # "Callback (hook)" that asked to stop
         self.stop_agreed = False  # several processes: every one has seen the request
+        self.bad_processes: list[int] = []  # several processes: where a NaN/Inf loss came from
         self.started, self.elapsed_base, self.start_iteration = 0.0, 0.0, 0
         self.device_name = str(self.device)
         self.display = self._progress_table()
@@ -155,7 +186,10 @@ class Engine:
             return None
         columns = ConsoleDisplay.training_columns(self.metrics, self.validation is not None)
         display = ConsoleDisplay(True, columns, self.total)
-        return ProgressTable(display, self.device_name, self.placement.precision, self.output_best)
+        details = self.acceleration.describe()
+        if self.placement.world > 1:
+            details += f", {self.placement.world} processes"
+        return ProgressTable(display, self.device_name, details, self.output_best)
 
     def _builtin_callbacks(self) -> list[Any]:
         callbacks: list[Any] = []
@@ -187,7 +221,7 @@ class Engine:
     def session(self) -> Iterator[None]:
         """Padding masks for recurrent layers while open; the progress bar stopped after."""
         try:
-            with padding_mask(self.net) as set_mask:
+            with applied(self.acceleration), padding_mask(self.net) as set_mask:
                 self.set_mask = set_mask
                 yield
         finally:
@@ -200,7 +234,7 @@ class Engine:
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        self.channels_last = self.device.type == "cuda" and self._image_network()
+        self.channels_last = self.acceleration.channels_last
         self.net.to(self.device)
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
@@ -214,18 +248,12 @@ class Engine:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward = DistributedDataParallel(self.model, device_ids=ids)
-        if self.options.compile:
+        if self.acceleration.compile:
             self.forward = torch.compile(self.forward)
         self.frozen_norms = frozen_norm_layers(self.net)
         if self.options.resume_from is not None:
             self.resume(self.options.resume_from)
         self.snapshots.take(self.net, self.state.iteration)
-
-    def _image_network(self) -> bool:
-        if not isinstance(self.net, Network):
-            return False
-        return any(len(getattr(self.net.layer(n), "shape", ()) or ()) == 3
-                   for n in self.net.input_names)  # fmt: skip
 
     def train_mode(self) -> None:
         self.net.train()
@@ -421,9 +449,16 @@ class Engine:
         if self.placement.distributed:
             values = self._reduce(values)
         numbers = values.tolist()  # the one device -> host transfer of this flush
-        if self.placement.distributed and numbers.pop() > 0:
-            self.stop_agreed = True
-            self.request_stop("in another process")
+        if self.placement.distributed:
+            firsts = numbers[-self.placement.world :]  # per process: its first bad loss
+            del numbers[-self.placement.world :]
+            bad = [p for p, first in enumerate(firsts) if first > 0]
+            if bad:
+                earliest = min(firsts[p] for p in bad)
+                self.bad_processes = [p for p in bad if firsts[p] == earliest]
+            if numbers.pop() > 0:
+                self.stop_agreed = True
+                self.request_stop("in another process")
         pending, self.pending = self.pending, []
         offset = self.elapsed_base - self.started
         for (iteration, _, rate, stamp), value in zip(pending, numbers, strict=True):
@@ -437,14 +472,22 @@ class Engine:
         return history.iterations[-1]
 
     def _reduce(self, losses: torch.Tensor) -> torch.Tensor:
-        """Mean losses over the processes, and (last) whether any process's callback asked
-        to stop: one collective, read back with the losses."""
+        """Mean losses over the processes, then whether any process's callback asked to stop,
+        then, per process, the position (from 1; 0: none) of its first NaN/Inf loss: one
+        collective, read back with the losses. A NaN on one process makes the mean NaN, so
+        every process stops at the same flush; the positions say which process it was."""
         import torch.distributed as dist
 
+        world = self.placement.world
         flag = torch.tensor([1.0 if self.stop_request else 0.0], device=losses.device)
-        values = torch.cat([losses, flag])
+        bad = ~torch.isfinite(losses)
+        positions = torch.arange(1, len(losses) + 1, device=losses.device, dtype=losses.dtype)
+        first = torch.where(bad, positions, torch.full_like(positions, math.inf)).min()
+        firsts = torch.zeros(world, device=losses.device, dtype=losses.dtype)
+        firsts[self.placement.rank] = torch.where(bad.any(), first, torch.zeros_like(first))
+        values = torch.cat([losses / world, flag / world, firsts])
         dist.all_reduce(values)
-        return values / self.placement.world
+        return values
 
     def end_epoch(self, partial: bool = False) -> str | None:
         self.flush()
@@ -512,10 +555,33 @@ class Engine:
                         targets.append(target)
         finally:
             self.train_mode()
+        if self.validation_dealt:
+            return self._reduced_validation(losses, sizes, outputs, targets)
         read = torch.stack(losses).tolist() if losses else []  # one transfer per validation
         total = sum(v * n for v, n in zip(read, sizes, strict=True))
         values = {"loss": total / max(sum(sizes), 1)}
         if self.metrics:
+            values.update(_metrics_over_batches(self.options.metrics, outputs, targets, self.task))
+        return values
+
+    def _reduced_validation(self, losses, sizes, outputs, targets) -> dict[str, float]:
+        """The validation values over every process's batches: the loss from one all-reduce
+        of (sum, count); metrics over the outputs and targets gathered from all processes."""
+        import torch.distributed as dist
+
+        weights = torch.tensor(sizes, dtype=torch.float32, device=self.device)
+        total = (torch.stack(losses) * weights).sum() if losses else weights.sum()
+        sums = torch.stack([total, weights.sum()])
+        dist.all_reduce(sums)
+        loss, count = sums.tolist()
+        values = {"loss": loss / max(count, 1.0)}
+        if self.metrics:
+            local = _joined(outputs, targets)
+            gathered: list[Any] = [None] * self.placement.world
+            dist.all_gather_object(gathered, local)
+            parts = [part for part in gathered if part is not None]
+            outputs = [_to(o, self.device) for part in parts for o in part[0]]
+            targets = [_to(t, self.device) for part in parts for t in part[1]]
             values.update(_metrics_over_batches(self.options.metrics, outputs, targets, self.task))
         return values
 
@@ -599,9 +665,14 @@ class Engine:
             f"the result keeps the network of iteration {returned}, the last one checked"
             if returned is not None else "no checked network was finite; the result keeps the last"
         )  # fmt: skip
+        where = ""
+        if self.bad_processes:
+            names = " and ".join(str(p) for p in self.bad_processes)
+            where = (f" in process {names} of {self.placement.world} (every process "
+                     "stopped)")  # fmt: skip
         error = TrainingError(
             f"train: the loss became {bad.value} at iteration {bad.iteration} (epoch "
-            f"{bad.epoch}). Training stopped; {kept} (losses are read and checked every "
+            f"{bad.epoch}){where}. Training stopped; {kept} (losses are read and checked every "
             f"`verbose_frequency`={self.options.verbose_frequency} iterations, at "
             f"validations, checkpoints and epoch ends). Hint: lower `initial_learn_rate` (now "
             f"{self.options.learn_rate:g}), set `gradient_threshold`, check the data for NaN/Inf "
@@ -621,6 +692,18 @@ class Engine:
                 dist.barrier()
             finally:
                 dist.destroy_process_group()
+
+
+def _joined(outputs: list, targets: list) -> tuple[list, list] | None:
+    """This process's validation outputs and targets on the CPU, for gathering: one tensor
+    each when the batches can be joined, else the batches; None without any batch."""
+    if not outputs:
+        return None
+    try:
+        return [torch.cat(outputs).cpu()], [torch.cat(targets).cpu()]
+    except (RuntimeError, TypeError):
+        cpu = torch.device("cpu")
+        return [_to(o, cpu) for o in outputs], [_to(t, cpu) for t in targets]
 
 
 def _metrics_over_batches(metrics, outputs: list, targets: list, task: str) -> dict[str, float]:

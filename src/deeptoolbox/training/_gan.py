@@ -307,7 +307,7 @@ def _loop(step: _GanStep, source, options: GanOptions, result: GanResult, fixed)
     display = ConsoleDisplay(
         options.verbose, _COLUMNS, per_epoch and per_epoch * options.max_epochs
     )
-    display.start(str(step.device), "32")
+    display.start(str(step.device), "float32")
     start, last_plot, iteration = time.perf_counter(), 0.0, 0
     path = Path(options.plot_path or "gan-progress.png")
     for epoch in range(1, options.max_epochs + 1):

@@ -32,7 +32,10 @@ _CHOICES = {
     "execution_environment": ("auto", "cpu", "gpu", "multi-gpu", "parallel"),
     "precision": ("auto", "32", "bf16-mixed", "16-mixed"),
     "batch_normalization_statistics": ("auto", "population", "moving"),
+    "memory_format": ("auto", "channels_last", "contiguous"),
 }
+# device switches: "auto" (decided from the device, see training/_acceleration.py) or a bool
+_SWITCHES = ("compile", "cudnn_benchmark", "tf32", "pin_memory")
 # option -> (minimum, minimum allowed?, integer?, infinity allowed?)
 _NUMBERS = {
     "initial_learn_rate": (0.0, False, False, False),
@@ -110,9 +113,13 @@ class TrainingOptions:
     resume_from: str | os.PathLike | None = None
     execution_environment: str = "auto"
     precision: str = "auto"
-    compile: bool = False
+    compile: bool | str = "auto"
     seed: int | None = None
-    num_workers: int = 0
+    num_workers: int | str = "auto"
+    memory_format: str = "auto"
+    cudnn_benchmark: bool | str = "auto"
+    tf32: bool | str = "auto"
+    pin_memory: bool | str = "auto"
     adversarial: Any = None
     callbacks: Sequence[Any] = field(default_factory=tuple)
     batch_normalization_statistics: str = "auto"
@@ -127,12 +134,22 @@ class TrainingOptions:
             if value not in allowed:
                 raise _fail(option, value, "one of " + ", ".join(repr(a) for a in allowed))
         for option, rule in _NUMBERS.items():
+            if (
+                option == "num_workers"
+                and isinstance(self.num_workers, str)
+                and (self.num_workers == "auto")
+            ):
+                continue
             self._check_number(option, *rule)
+        for option in _SWITCHES:
+            value = getattr(self, option)
+            if not isinstance(value, bool) and not (isinstance(value, str) and value == "auto"):
+                raise _fail(option, value, "'auto', True or False")
         check_sequence_options(
             "TrainingOptions", self.sequence_length, self.sequence_padding_direction,
             self.sequence_padding_value,
         )  # fmt: skip
-        for option in ("verbose", "compile", "reset_input_normalization"):
+        for option in ("verbose", "reset_input_normalization"):
             if not isinstance(getattr(self, option), bool):
                 raise _fail(option, getattr(self, option), "True or False")
         if self.seed is not None and (
@@ -162,6 +179,8 @@ class TrainingOptions:
         if value is None and option in ("initial_learn_rate", "squared_gradient_decay_factor"):
             return
         kind = "an int" if integer else "a number"
+        if option == "num_workers":
+            kind = "'auto' or an int"
         bound = f">= {low}" if inclusive else f"> {low}"
         allowed = f"{kind} {bound}" + (" (or math.inf)" if inf else "")
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -58,13 +58,6 @@ class TrainingHistory:
         return f"TrainingHistory({len(self.iterations)} iterations, {len(self.epochs)} epochs)"
 
 
-PRECISION_NAMES = {
-    "32": "float32",
-    "bf16-mixed": "bfloat16 mixed precision",
-    "16-mixed": "float16 mixed precision",
-}
-
-
 def _format(value: Any, width: int, percent: bool = False) -> str:
     if value is None:
         text = ""
@@ -114,11 +107,11 @@ class ConsoleDisplay:
                 columns.append((f"Validation {name}", f"validation_{name}"))
         return [*columns, ("Learn Rate", "learn_rate")]
 
-    def start(self, device: str, precision: str) -> None:
+    def start(self, device: str, details: str) -> None:
+        """Print the first line, ``Training on DEVICE (DETAILS).``, and the table header."""
         if not self.enabled:
             return
-        name = PRECISION_NAMES.get(precision, precision)
-        self.console.print(f"Training on {device}, {name}.", markup=False)
+        self.console.print(f"Training on {device} ({details}).", markup=False)
         rule = "|" + "|".join("=" * (w + 2) for w in self.widths) + "|"
         header = (
             "|"
@@ -194,12 +187,12 @@ class ProgressTable:
 
     callback_name = "progress table"
 
-    def __init__(self, display: ConsoleDisplay, device: str, precision: str, mark_best: bool):
-        self.display, self.device, self.precision = display, device, precision
+    def __init__(self, display: ConsoleDisplay, device: str, details: str, mark_best: bool):
+        self.display, self.device, self.details = display, device, details
         self.mark_best = mark_best
 
     def on_train_start(self, state: Any) -> None:
-        self.display.start(self.device, self.precision)
+        self.display.start(self.device, self.details)
 
     def on_iteration_end(self, state: Any, info: dict[str, Any]) -> None:
         self.display.advance(info["iteration"])
