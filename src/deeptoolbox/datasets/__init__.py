@@ -20,6 +20,13 @@ from deeptoolbox.datasets._synthetic import sensor_system as sensor_system
 from deeptoolbox.datasets._synthetic import shapes as shapes
 from deeptoolbox.datasets._synthetic import signals as signals
 
+# isort: split
+# --- visual inspection data (issue 19 item 4) ---
+from deeptoolbox.datasets._inspection import InspectionData as InspectionData
+from deeptoolbox.datasets._inspection import inspection as inspection
+
 __all__ = ["digits", "write_image_folder", "shapes", "ShapesData", "signals", "sensor_system"]
 # EEG-like recordings (issue 19 item 3)
 __all__ += ["eeg", "EEGRecording", "EEGEvent", "EEG_CHANNELS"]
+# visual inspection data (issue 19 item 4)
+__all__ += ["inspection", "InspectionData"]

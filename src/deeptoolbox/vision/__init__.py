@@ -32,6 +32,28 @@ from deeptoolbox.vision._segmentation_losses import SegmentationLoss as Segmenta
 from deeptoolbox.vision._segmentation_losses import segmentation_loss as segmentation_loss
 from deeptoolbox.vision._unet import unet as unet
 
+# isort: split
+# --- visual inspection / anomaly detection (issue 19 item 4) ---
+from deeptoolbox.vision._anomaly import AnomalyDetector as AnomalyDetector
+from deeptoolbox.vision._anomaly import anomaly_map as anomaly_map
+from deeptoolbox.vision._anomaly import anomaly_scores as anomaly_scores
+from deeptoolbox.vision._anomaly import fit_threshold as fit_threshold
+from deeptoolbox.vision._anomaly import is_anomaly as is_anomaly
+from deeptoolbox.vision._anomaly import train_anomaly_detector as train_anomaly_detector
+from deeptoolbox.vision._anomaly_metrics import AnomalyMetrics as AnomalyMetrics
+from deeptoolbox.vision._anomaly_metrics import anomaly_overlay as anomaly_overlay
+from deeptoolbox.vision._anomaly_metrics import (
+    evaluate_anomaly_detection as evaluate_anomaly_detection,
+)
+from deeptoolbox.vision._fcdd import FCDDDetector as FCDDDetector
+from deeptoolbox.vision._fcdd import SyntheticAnomalies as SyntheticAnomalies
+from deeptoolbox.vision._fcdd import fcdd_loss as fcdd_loss
+from deeptoolbox.vision._fcdd import fcdd_network as fcdd_network
+from deeptoolbox.vision._patchcore import PatchCoreDetector as PatchCoreDetector
+from deeptoolbox.vision._patchcore import greedy_coreset as greedy_coreset
+from deeptoolbox.vision._patchcore import nearest_neighbor_distances as nearest_neighbor_distances
+from deeptoolbox.vision._patchcore import patchcore_backbone as patchcore_backbone
+
 __all__ = [
     # semantic segmentation and denoising (issue 19 items 2 and 5)
     "PixelLabelDatastore", "PixelLabelImageDatastore", "write_pixel_labels", "IGNORE_INDEX",
@@ -40,4 +62,10 @@ __all__ = [
     "SegmentationMetrics", "label_overlay",
     "dncnn", "DenoisingImageDatastore", "denoise_image", "psnr", "ssim", "evaluate_denoising",
     "DenoisingMetrics",
+    # visual inspection / anomaly detection (issue 19 item 4)
+    "AnomalyDetector", "PatchCoreDetector", "patchcore_backbone", "greedy_coreset",
+    "nearest_neighbor_distances", "FCDDDetector", "fcdd_network", "fcdd_loss",
+    "SyntheticAnomalies", "train_anomaly_detector", "anomaly_map", "anomaly_scores",
+    "fit_threshold", "is_anomaly", "evaluate_anomaly_detection", "AnomalyMetrics",
+    "anomaly_overlay",
 ]  # fmt: skip
