@@ -32,6 +32,13 @@ from deeptoolbox.vision._segmentation_losses import SegmentationLoss as Segmenta
 from deeptoolbox.vision._segmentation_losses import segmentation_loss as segmentation_loss
 from deeptoolbox.vision._unet import unet as unet
 
+# --- object detection (issue 19 item 1) ---
+# isort: split
+from deeptoolbox.vision._boxes import BoxLabelDatastore as BoxLabelDatastore
+from deeptoolbox.vision._boxes import BoxLabelImageDatastore as BoxLabelImageDatastore
+from deeptoolbox.vision._boxes import detection_collate as detection_collate
+from deeptoolbox.vision._detection_augment import DetectionAugmenter as DetectionAugmenter
+
 __all__ = [
     # semantic segmentation and denoising (issue 19 items 2 and 5)
     "PixelLabelDatastore", "PixelLabelImageDatastore", "write_pixel_labels", "IGNORE_INDEX",
@@ -40,4 +47,7 @@ __all__ = [
     "SegmentationMetrics", "label_overlay",
     "dncnn", "DenoisingImageDatastore", "denoise_image", "psnr", "ssim", "evaluate_denoising",
     "DenoisingMetrics",
+]  # fmt: skip
+__all__ += [  # object detection (issue 19 item 1)
+    "BoxLabelDatastore", "BoxLabelImageDatastore", "detection_collate", "DetectionAugmenter",
 ]  # fmt: skip
