@@ -37,7 +37,12 @@ from deeptoolbox.vision._unet import unet as unet
 from deeptoolbox.vision._boxes import BoxLabelDatastore as BoxLabelDatastore
 from deeptoolbox.vision._boxes import BoxLabelImageDatastore as BoxLabelImageDatastore
 from deeptoolbox.vision._boxes import detection_collate as detection_collate
+from deeptoolbox.vision._detect import box_overlay as box_overlay
+from deeptoolbox.vision._detect import detect as detect
+from deeptoolbox.vision._detect_eval import DetectionMetrics as DetectionMetrics
+from deeptoolbox.vision._detect_eval import evaluate_detection as evaluate_detection
 from deeptoolbox.vision._detection_augment import DetectionAugmenter as DetectionAugmenter
+from deeptoolbox.vision._detector import ObjectDetector as ObjectDetector
 
 __all__ = [
     # semantic segmentation and denoising (issue 19 items 2 and 5)
@@ -50,4 +55,5 @@ __all__ = [
 ]  # fmt: skip
 __all__ += [  # object detection (issue 19 item 1)
     "BoxLabelDatastore", "BoxLabelImageDatastore", "detection_collate", "DetectionAugmenter",
+    "ObjectDetector", "detect", "box_overlay", "evaluate_detection", "DetectionMetrics",
 ]  # fmt: skip
