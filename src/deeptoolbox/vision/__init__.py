@@ -43,6 +43,7 @@ from deeptoolbox.vision._detect_eval import DetectionMetrics as DetectionMetrics
 from deeptoolbox.vision._detect_eval import evaluate_detection as evaluate_detection
 from deeptoolbox.vision._detection_augment import DetectionAugmenter as DetectionAugmenter
 from deeptoolbox.vision._detector import ObjectDetector as ObjectDetector
+from deeptoolbox.vision._drise import drise as drise
 
 __all__ = [
     # semantic segmentation and denoising (issue 19 items 2 and 5)
@@ -55,5 +56,5 @@ __all__ = [
 ]  # fmt: skip
 __all__ += [  # object detection (issue 19 item 1)
     "BoxLabelDatastore", "BoxLabelImageDatastore", "detection_collate", "DetectionAugmenter",
-    "ObjectDetector", "detect", "box_overlay", "evaluate_detection", "DetectionMetrics",
+    "ObjectDetector", "detect", "box_overlay", "evaluate_detection", "DetectionMetrics", "drise",
 ]  # fmt: skip
