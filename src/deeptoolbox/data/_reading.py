@@ -336,11 +336,22 @@ def class_map(net: torch.nn.Module, data: Any, where: str) -> ClassMap | None:
 
 def map_classes(target: Any, mapping: ClassMap | None) -> Any:
     """Class-index targets (or one-hot rows) renumbered by ``mapping`` (data -> network).
+    A list of per-observation dicts (object detection: ``{"boxes", "labels"}``) has its
+    ``labels`` renumbered.
 
     Example:
         >>> map_classes(torch.tensor([0, 1, -100]), (torch.tensor([2, 0]), 3)).tolist()
         [2, 0, -100]
+        >>> map_classes([{"labels": torch.tensor([1, 0])}], (torch.tensor([2, 0]), 3))
+        [{'labels': tensor([0, 2])}]
     """
+    if (
+        mapping is not None
+        and isinstance(target, list)
+        and all(isinstance(t, dict) for t in target)
+    ):
+        return [{**t, "labels": map_classes(t["labels"], mapping)} if "labels" in t else t
+                for t in target]  # fmt: skip
     if mapping is None or not isinstance(target, torch.Tensor):
         return target
     index, count = mapping

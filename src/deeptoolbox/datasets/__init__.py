@@ -25,8 +25,14 @@ from deeptoolbox.datasets._synthetic import signals as signals
 from deeptoolbox.datasets._inspection import InspectionData as InspectionData
 from deeptoolbox.datasets._inspection import inspection as inspection
 
+# isort: split
+# --- object detection (issue 19 item 1) ---
+from deeptoolbox.datasets._detection_shapes import DetectionShapesData as DetectionShapesData
+from deeptoolbox.datasets._detection_shapes import detection_shapes as detection_shapes
+
 __all__ = ["digits", "write_image_folder", "shapes", "ShapesData", "signals", "sensor_system"]
 # EEG-like recordings (issue 19 item 3)
 __all__ += ["eeg", "EEGRecording", "EEGEvent", "EEG_CHANNELS"]
 # visual inspection data (issue 19 item 4)
 __all__ += ["inspection", "InspectionData"]
+__all__ += ["detection_shapes", "DetectionShapesData"]  # object detection (issue 19 item 1)

@@ -39,7 +39,13 @@ from deeptoolbox.training._acceleration import DeviceFacts, applied, choose_acce
 from deeptoolbox.training._callbacks import AdversarialInputs, Callbacks
 from deeptoolbox.training._data import Batch, as_labelled_arrays, class_names, data_source
 from deeptoolbox.training._devices import autocast_context, place
-from deeptoolbox.training._losses import Loss, logits_like, loss_forward, loss_function
+from deeptoolbox.training._losses import (
+    Loss,
+    logits_like,
+    loss_forward,
+    loss_function,
+    model_losses_mode,
+)
 from deeptoolbox.training._metrics import compute_metrics, metric_name, real_steps
 from deeptoolbox.training._monitor_log import TrainingMonitorLog
 from deeptoolbox.training._optim import clip_gradients, frozen_norm_layers, make_optimizer
@@ -68,6 +74,10 @@ def _task(loss: Loss) -> str:
 def _to(value: Any, device: torch.device, channels_last: bool = False) -> Any:
     if isinstance(value, tuple):  # several targets, one per network output
         return tuple(_to(v, device) for v in value)
+    if isinstance(value, list):  # one target per observation (detection: a dict of boxes...)
+        return [_to(v, device) for v in value]
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
     if not isinstance(value, torch.Tensor):
         return value
     if channels_last and value.dim() == 4:
@@ -103,6 +113,22 @@ def _local_processes(world: int) -> int:
         return int(os.environ.get("LOCAL_WORLD_SIZE", world))
     except ValueError:
         return world
+def _check_takes_targets(net: torch.nn.Module) -> None:
+    """loss='model' calls ``net(*inputs, targets)``: its forward must take the targets."""
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(net.forward).parameters.values())
+    except (TypeError, ValueError):
+        return
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters) or len(parameters) >= 2:
+        return
+    raise OptionError(
+        f"train: loss='model' calls the model as model(inputs..., targets) and reads the "
+        f"losses it returns, but {type(net).__name__}.forward takes "
+        f"{[p.name for p in parameters]} (no targets). Use a model that computes its own "
+        "losses (vision.ObjectDetector, torchvision's detection models) or another loss."
+    )
 
 
 class Engine:
@@ -121,10 +147,20 @@ class Engine:
         self.user_optimizer, self.scheduler = optimizer, scheduler
         self.loss = loss_function(loss)
         self.task = _task(self.loss)
+        self.model_loss = bool(getattr(self.loss, "takes_targets", False))  # loss="model"
+        if self.model_loss and options.metrics:
+            raise OptionError(
+                f"train: `metrics` {list(options.metrics)} need the model's predictions, but "
+                "with loss='model' it returns its losses while training. Leave metrics out "
+                "and evaluate the trained model afterwards (vision.evaluate_detection for a "
+                "detector)."
+            )
         self.placement = place(options.execution_environment, options.precision)
         self.device = self.placement.device
         seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
         self.state = LoopState(seed=seed)
+        if self.model_loss:
+            _check_takes_targets(net)
         padding = _padding(options)
         data = as_labelled_arrays(net, as_sequence_data(net, data, padding))
         if isinstance(net, Network) and net.classes is None and class_names(data):
@@ -277,7 +313,15 @@ class Engine:
     def run_batch(self, batch: Batch) -> Any:
         """The outputs the loss reads on one batch (no loss, no update)."""
         self.set_mask(_to(batch.mask, self.device))
+        if self.model_loss:
+            return self.model(*self.inputs(batch), _to(batch.target, self.device))
         return self.model(*self.inputs(batch))
+
+    def _forward(self, inputs: list[Any], target: Any) -> Any:
+        """The forward pass the loss reads: the model's own losses take the targets too."""
+        if self.model_loss:
+            return self.forward(*inputs, target)
+        return self.forward(*inputs)
 
     def step(self, batch: Batch, global_size: int) -> tuple[torch.Tensor, Any]:
         inputs = self.inputs(batch)
@@ -288,7 +332,7 @@ class Engine:
         if isinstance(self.optimizer, torch.optim.LBFGS):
             return self._lbfgs_step(inputs, target, mask)
         with autocast_context(self.placement):
-            outputs = self.forward(*inputs)
+            outputs = self._forward(inputs, target)
             loss = self.loss(outputs, target, mask)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss * weight if weight != 1 else loss).backward()
@@ -305,7 +349,7 @@ class Engine:
 
         def closure():
             self.optimizer.zero_grad(set_to_none=True)
-            outputs = self.forward(*inputs)
+            outputs = self._forward(inputs, target)
             loss = self.loss(outputs, target, mask)
             if "loss" not in record:
                 record["loss"], record["outputs"] = loss.detach(), outputs
@@ -545,8 +589,12 @@ class Engine:
                 for batch, _ in self.validation.epoch(0):
                     target, mask = _to(batch.target, self.device), _to(batch.mask, self.device)
                     self.set_mask(mask)
-                    with autocast_context(self.placement):
-                        output = self.model(*self.inputs(batch))
+                    with autocast_context(self.placement), self._validation_mode():
+                        inputs = self.inputs(batch)
+                        if self.model_loss:
+                            output = self.model(*inputs, target)
+                        else:
+                            output = self.model(*inputs)
                     losses.append(self.loss(output, target, mask).detach().float())
                     sizes.append(batch.size)
                     if self.metrics:
@@ -584,6 +632,9 @@ class Engine:
             targets = [_to(t, self.device) for part in parts for t in part[1]]
             values.update(_metrics_over_batches(self.options.metrics, outputs, targets, self.task))
         return values
+    def _validation_mode(self) -> Any:
+        """The model's own losses are computed in train mode (norms and dropout fixed)."""
+        return model_losses_mode(self.net) if self.model_loss else contextlib.nullcontext()
 
     def validate(self) -> tuple[dict[str, float], bool]:
         """Validate now: the values, and whether the loss is the best yet."""

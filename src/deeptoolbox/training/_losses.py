@@ -33,6 +33,8 @@ __all__ = [
     "step_mask",
     "class_weighted_mean",
     "checked_class_weights",
+    "ModelLoss",
+    "model_losses_mode",
 ]
 
 LOSS_NAMES = ("crossentropy", "binary-crossentropy", "mse", "mae", "huber")
@@ -222,8 +224,8 @@ class Loss:
     ) -> None:
         if name not in LOSS_NAMES:
             raise OptionError(
-                f"train: `loss` must be one of {', '.join(map(repr, LOSS_NAMES))} or a callable. "
-                f"Received: loss={name!r}."
+                f"train: `loss` must be one of {', '.join(map(repr, LOSS_NAMES))}, 'model' (the "
+                f"model's own losses) or a callable. Received: loss={name!r}."
             )
         if class_weights is not None and name != "crossentropy":
             raise OptionError(
@@ -324,6 +326,73 @@ class _CallableLoss(Loss):
         return self.function(outputs, targets)
 
 
+class ModelLoss(Loss):
+    """``loss="model"``: the model computes its own losses (torchvision's detection models,
+    :class:`deeptoolbox.vision.ObjectDetector`). train() calls ``model(*inputs, targets)``
+    in train mode; the model returns a dict of named losses (or one scalar), whose sum is
+    the training loss.
+
+    Example:
+        >>> import torch
+        >>> float(ModelLoss()({"classification": torch.tensor(1.0), "box": torch.tensor(0.5)}, None))
+        1.5
+    """
+
+    takes_targets = True  # the engine passes the targets to the model's forward
+
+    def __init__(self) -> None:
+        self.name = "model"
+        self.class_weights = None
+        self.huber_delta = 1.0
+
+    def __call__(self, outputs: Any, targets: Any, mask: torch.Tensor | None = None):
+        if isinstance(outputs, torch.Tensor) and outputs.dim() == 0:
+            return outputs
+        if (
+            isinstance(outputs, dict)
+            and outputs
+            and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in outputs.values())
+        ):
+            return sum(outputs.values())
+        found = (
+            f"a dict with keys {sorted(outputs)}" if isinstance(outputs, dict)
+            else type(outputs).__name__
+        )  # fmt: skip
+        raise OptionError(
+            "train: loss='model' needs a model whose forward(inputs..., targets) returns a dict "
+            "of scalar losses (or one scalar loss) in train mode, as torchvision's detection "
+            f"models do. Received: {found}. Pass a loss such as 'crossentropy' or a callable "
+            "loss(outputs, targets) for a model that returns predictions."
+        )
+
+
+@contextlib.contextmanager
+def model_losses_mode(net: torch.nn.Module) -> Iterator[None]:
+    """Within the block ``net`` computes its losses (train mode) without changing itself:
+    batch-norm layers use their running statistics and dropout is off. For the validation
+    loss of ``loss="model"``; the mode of every module is restored afterwards.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.BatchNorm1d(2)).eval()
+        >>> with model_losses_mode(net):
+        ...     modes = (net.training, net[0].training)
+        >>> modes, net.training
+        ((True, False), False)
+    """
+    modes = {m: m.training for m in net.modules()}
+    norms = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.Dropout, torch.nn.Dropout2d)
+    try:
+        net.train()
+        for module in net.modules():
+            if isinstance(module, norms):
+                module.eval()
+        yield
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+
+
 def loss_function(
     loss: str | Callable[..., torch.Tensor] | Loss,
     *,
@@ -333,7 +402,8 @@ def loss_function(
     """Build a loss for :func:`train` from a name or a callable.
 
     ``class_weights`` (one per class) weight the cross-entropy of each observation by the
-    weight of its true class. A callable is called as ``loss(outputs, targets)``, or with
+    weight of its true class. ``"model"`` is the model's own losses (:class:`ModelLoss`:
+    ``model(*inputs, targets)`` returns a dict of them in train mode). A callable is called as ``loss(outputs, targets)``, or with
     ``mask=`` too when it accepts that keyword.
 
     Example:
@@ -344,6 +414,8 @@ def loss_function(
     """
     if isinstance(loss, Loss):
         return loss
+    if loss == "model":
+        return ModelLoss()
     if isinstance(loss, str):
         return Loss(loss, class_weights=class_weights, huber_delta=huber_delta)
     if callable(loss):

@@ -54,6 +54,19 @@ from deeptoolbox.vision._patchcore import greedy_coreset as greedy_coreset
 from deeptoolbox.vision._patchcore import nearest_neighbor_distances as nearest_neighbor_distances
 from deeptoolbox.vision._patchcore import patchcore_backbone as patchcore_backbone
 
+# --- object detection (issue 19 item 1) ---
+# isort: split
+from deeptoolbox.vision._boxes import BoxLabelDatastore as BoxLabelDatastore
+from deeptoolbox.vision._boxes import BoxLabelImageDatastore as BoxLabelImageDatastore
+from deeptoolbox.vision._boxes import detection_collate as detection_collate
+from deeptoolbox.vision._detect import box_overlay as box_overlay
+from deeptoolbox.vision._detect import detect as detect
+from deeptoolbox.vision._detect_eval import DetectionMetrics as DetectionMetrics
+from deeptoolbox.vision._detect_eval import evaluate_detection as evaluate_detection
+from deeptoolbox.vision._detection_augment import DetectionAugmenter as DetectionAugmenter
+from deeptoolbox.vision._detector import ObjectDetector as ObjectDetector
+from deeptoolbox.vision._drise import drise as drise
+
 __all__ = [
     # semantic segmentation and denoising (issue 19 items 2 and 5)
     "PixelLabelDatastore", "PixelLabelImageDatastore", "write_pixel_labels", "IGNORE_INDEX",
@@ -68,4 +81,8 @@ __all__ = [
     "SyntheticAnomalies", "train_anomaly_detector", "anomaly_map", "anomaly_scores",
     "fit_threshold", "is_anomaly", "evaluate_anomaly_detection", "AnomalyMetrics",
     "anomaly_overlay",
+]  # fmt: skip
+__all__ += [  # object detection (issue 19 item 1)
+    "BoxLabelDatastore", "BoxLabelImageDatastore", "detection_collate", "DetectionAugmenter",
+    "ObjectDetector", "detect", "box_overlay", "evaluate_detection", "DetectionMetrics", "drise",
 ]  # fmt: skip
