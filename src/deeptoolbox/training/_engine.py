@@ -113,6 +113,8 @@ def _local_processes(world: int) -> int:
         return int(os.environ.get("LOCAL_WORLD_SIZE", world))
     except ValueError:
         return world
+
+
 def _check_takes_targets(net: torch.nn.Module) -> None:
     """loss='model' calls ``net(*inputs, targets)``: its forward must take the targets."""
     import inspect
@@ -632,6 +634,7 @@ class Engine:
             targets = [_to(t, self.device) for part in parts for t in part[1]]
             values.update(_metrics_over_batches(self.options.metrics, outputs, targets, self.task))
         return values
+
     def _validation_mode(self) -> Any:
         """The model's own losses are computed in train mode (norms and dropout fixed)."""
         return model_losses_mode(self.net) if self.model_loss else contextlib.nullcontext()
