@@ -464,6 +464,7 @@ class Engine:
             "logged": False, "loss": None, "learn_rate": None, "metrics": {},
             "validation": None, "best": False, "elapsed": elapsed, "remaining": remaining,
             "device": self.device_name, "precision": self.placement.precision,
+            "setup": self.acceleration.describe(),
         }  # fmt: skip
         info.update(values)
         return info
