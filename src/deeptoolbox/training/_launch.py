@@ -195,7 +195,7 @@ def slurm_script(
         "process(es), torchrun on each node.",
         *(f"#SBATCH {d}" for d in directives),
         "set -euo pipefail",
-        'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | awk "NR == 1")',
         f"MASTER_PORT=${{MASTER_PORT:-{master_port}}}",
         "export MASTER_ADDR MASTER_PORT",
         f"srun --kill-on-bad-exit=1 {interpreter} -m torch.distributed.run \\",
