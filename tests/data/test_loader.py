@@ -1,11 +1,16 @@
 """data.loader as MATLAB's minibatchqueue: PartialMiniBatch="discard" (drop_last) and
 MiniBatchFcn (batch_function)."""
 
+import gc
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from deeptoolbox.data import ArrayDatastore, SequenceDatastore, default_collate, loader
+from deeptoolbox.data._base import make_dataloader
 from deeptoolbox.errors import OptionError
 
 
@@ -51,3 +56,41 @@ def test_batch_function_replaces_the_datastore_collate_and_works_with_workers():
 def test_batch_function_must_be_callable():
     with pytest.raises(OptionError, match="batch_function"):
         loader(labelled(), batch_function="collate")
+
+
+class _InheritedGarbage:
+    """A reference cycle whose destructor records which process collected it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker, self.cycle = marker, self
+
+    def __del__(self) -> None:
+        with open(self.marker, "a") as stream:
+            stream.write(f"{os.getpid()}\n")
+
+
+class _CollectingDatastore(ArrayDatastore):
+    """Reading an observation runs a full garbage collection in the worker."""
+
+    def __getitem__(self, index):
+        gc.collect()
+        return super().__getitem__(index)
+
+
+def test_workers_never_collect_garbage_inherited_from_the_parent(tmp_path):
+    # a worker that runs the destructor of a parent's object (an onnxruntime session, say)
+    # can hang for ever on locks of threads it does not have: inherited objects stay frozen
+    marker, started = tmp_path / "collected", tmp_path / "started"
+    gc.disable()  # keep the cycle alive until the fork
+    try:
+        _InheritedGarbage(marker)  # garbage now, collected by nobody yet
+        ds = _CollectingDatastore(np.arange(8, dtype=np.float32).reshape(8, 1))
+        read = torch.cat(list(loader(ds, batch_size=2, workers=2)))
+        dl = make_dataloader(ds, batch_size=4, workers=1, worker_init_fn=lambda w: started.touch())
+        assert len(list(dl)) == 2
+    finally:
+        gc.enable()
+    assert sorted(read.flatten().tolist()) == list(range(8))
+    assert started.exists()  # the user's own worker_init_fn still runs
+    gc.collect()
+    assert marker.read_text().split() == [str(os.getpid())]  # collected here, not in a worker
