@@ -72,3 +72,24 @@ def test_stateful_block_refuses_a_network_without_state():
     net = Network([L.FeatureInput(2), L.Dense(1)])
     with pytest.raises(OptionError, match="LSTM or GRU"):
         StatefulNetworkBlock(net)
+
+
+@pytest.mark.parametrize("cell", [L.LSTM, L.GRU])
+def test_gradients_flow_along_the_recurrent_state_as_in_the_whole_sequence(cell):
+    # the last step's output depends on the first step's input only through the state
+    torch.manual_seed(2)
+    net = Network([L.SequenceInput(2), cell(5), L.Dense(1)]).double()
+    steps = 6
+    x = torch.randn(1, steps, 2, dtype=torch.float64, requires_grad=True)
+    net(x)[0, -1].sum().backward()
+    expected_input, expected_weights = x.grad.clone(), [p.grad.clone() for p in net.parameters()]
+    x.grad = None
+    net.zero_grad()
+    d = Diagram().add("x", _signal(x)).add("net", StatefulNetworkBlock(net)).connect("x", "net")
+    out = simulate(d, (steps - 1) * DT, dt=DT)["net/out"]
+    out[0, -1].sum().backward()
+    assert expected_input[0, 0].abs().sum() > 0  # a real dependence to carry
+    torch.testing.assert_close(x.grad, expected_input)
+    for p, g in zip(net.parameters(), expected_weights, strict=True):
+        torch.testing.assert_close(p.grad, g)
+    assert net.state == {next(iter(net.state)): None}  # left as it was, nothing kept

@@ -182,6 +182,9 @@ class StatefulLayer(Layer):
 
     state_names: tuple[str, ...] = ()
     stateful: bool = False
+    # True: kept and set states stay on the autograd graph, so that gradients flow from one
+    # call to the next (a simulation that trains through the recurrent state); False: detached
+    state_gradients: bool = False
 
     def get_state(self) -> dict[str, Any] | None:
         """The kept state (copies), or None when there is none (zeros)."""

@@ -161,8 +161,9 @@ class _Recurrent(StatefulLayer):
 
     def _keep(self, state) -> None:
         hidden, cell = state if self.cell == "lstm" else (state, None)
-        self.state_hidden = hidden.detach()
-        self.state_cell = None if cell is None else cell.detach()
+        if not self.state_gradients:
+            hidden, cell = hidden.detach(), None if cell is None else cell.detach()
+        self.state_hidden, self.state_cell = hidden, cell
 
     def get_state(self) -> dict[str, torch.Tensor] | None:
         """The kept state, batch first: ``{"hidden": (N, layers x directions, H)}`` and for
@@ -200,7 +201,9 @@ class _Recurrent(StatefulLayer):
                 )
             if reference is not None:
                 tensor = tensor.to(device=reference.device, dtype=reference.dtype)
-            converted[key] = tensor.detach().transpose(0, 1).contiguous()
+            if not self.state_gradients:
+                tensor = tensor.detach()
+            converted[key] = tensor.transpose(0, 1).contiguous()
         self.state_hidden = converted["hidden"]
         self.state_cell = converted.get("cell")
 

@@ -689,6 +689,25 @@ class Network(nn.Module):
         _state.set_state(self, state)
         return self
 
+    def state_gradients(self) -> contextlib.AbstractContextManager[None]:
+        """A block within which the recurrent state stays on the autograd graph from one
+        stateful call to the next: a loss after several calls backpropagates through all of
+        them (full backpropagation through time; outside it kept states are detached).
+
+        Example:
+            >>> import torch
+            >>> from deeptoolbox import layers as L
+            >>> net = Network([L.SequenceInput(1), L.LSTM(2), L.Dense(1)])
+            >>> net.stateful = True
+            >>> x = torch.randn(1, 1, 1, requires_grad=True)
+            >>> with net.state_gradients():
+            ...     _ = net(x)
+            ...     net(torch.zeros(1, 1, 1)).sum().backward()
+            >>> x.grad is not None
+            True
+        """
+        return _state.state_gradients(self)
+
     def reset_state(self) -> Network:
         """Forget the recurrent state: the next stateful call starts from zeros (MATLAB's
         ``resetState``).

@@ -8,6 +8,7 @@ maps to ``None``, which means zeros.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -53,6 +54,35 @@ def set_state(net: nn.Module, state: Mapping[str, Any] | None) -> None:
         )
     for name, value in state.items():
         layers[name].set_state(value)
+
+
+@contextlib.contextmanager
+def state_gradients(net: nn.Module) -> Iterator[None]:
+    """Within the block, the states that ``net``'s stateful layers keep and are given stay on
+    the autograd graph: a loss after several stateful calls reaches back through them (full
+    backpropagation through time, as a simulation needs). Outside it, kept states are
+    detached (truncated backpropagation through time).
+
+    Example:
+        >>> from deeptoolbox import Network, layers as L
+        >>> net = Network([L.SequenceInput(1), L.GRU(2), L.Dense(1)])
+        >>> net.stateful = True
+        >>> x = torch.randn(1, 1, 1, requires_grad=True)
+        >>> with state_gradients(net):
+        ...     _ = net(x)
+        ...     net(torch.zeros(1, 1, 1)).sum().backward()  # the second step reaches x
+        >>> x.grad is not None
+        True
+    """
+    layers = list(stateful_layers(net).values())
+    before = [layer.state_gradients for layer in layers]
+    for layer in layers:
+        layer.state_gradients = True
+    try:
+        yield
+    finally:
+        for layer, value in zip(layers, before, strict=True):
+            layer.state_gradients = value
 
 
 def _select(state: State, start: int, stop: int) -> State:

@@ -115,8 +115,9 @@ class StatefulNetworkBlock(_NetworkPorts):
     case); with ``reset=True`` a ``"reset"`` input port zeroes a case's state when its value
     is > 0.5 (before that step's input is read). ``sample_time`` None: every step.
 
-    Gradients flow into the inputs and weights at every step, but not along the recurrent
-    state from one step to the next (the layers keep their state detached).
+    Gradients flow into the inputs and weights at every step and along the recurrent state
+    from one step to the next (full backpropagation through time; a closed-loop training's
+    ``truncation`` cuts it as it cuts the other states).
 
     Example:
         >>> import torch
@@ -171,9 +172,10 @@ class StatefulNetworkBlock(_NetworkPorts):
         was_stateful, before = net.stateful, net.state
         try:
             net.stateful = True
-            net.set_state(state)
-            outputs = self._run(u)
-            after = net.state
+            with net.state_gradients():
+                net.set_state(state)
+                outputs = self._run(u)
+                after = net.state
         finally:
             net.set_state(before)
             net.stateful = was_stateful
