@@ -13,7 +13,7 @@ from fmpy.validation import validate_fmu, validate_model_description
 
 from deeptoolbox import Network
 from deeptoolbox import layers as L
-from deeptoolbox.errors import ModelExportError, ModelImportError, SimulationError
+from deeptoolbox.errors import ModelExportError, ModelImportError, OptionError, SimulationError
 from deeptoolbox.simulate import (
     Diagram,
     FMUBlock,
@@ -30,10 +30,9 @@ DT = 0.1
 
 
 def _fmpy_run(path, x):
-    names = [v.name for v in read_model_description(str(path)).modelVariables]
-    inputs = [n for n, v in zip(names, read_model_description(str(path)).modelVariables,
-                                strict=True) if v.causality == "input"]  # fmt: skip
-    outputs = [n for n in names if n not in inputs]
+    variables = read_model_description(str(path)).modelVariables
+    inputs = [v.name for v in variables if v.causality == "input"]
+    outputs = [v.name for v in variables if v.causality == "output"]
     times = np.arange(len(x)) * DT
     signal = np.array([(t, *row) for t, row in zip(times, x, strict=True)],
                       dtype=[("time", float)] + [(n, float) for n in inputs])  # fmt: skip
@@ -42,20 +41,28 @@ def _fmpy_run(path, x):
     return np.stack([result[n] for n in outputs], axis=1)
 
 
-def test_exported_fmu_validates_and_simulates_as_the_network(tmp_path):
+PLATFORMS = {"2.0": "linux64", "3.0": "x86_64-linux"}
+
+
+@pytest.mark.parametrize("version", ["2.0", "3.0"])
+def test_exported_fmu_validates_and_simulates_as_the_network(tmp_path, version):
     torch.manual_seed(0)
     net = Network([L.FeatureInput(3, name="sensors"), L.Dense(8), L.Tanh(),
                    L.Dense(2, name="estimate")], name="estimator")  # fmt: skip
-    path = export_fmu(net, tmp_path / "estimator.fmu")
+    path = export_fmu(net, tmp_path / "estimator.fmu", fmi_version=version)
     assert validate_fmu(str(path)) == []
     description = read_model_description(str(path))
+    assert description.fmiVersion == version
     assert validate_model_description(description, validate_variable_names=True,
                                       validate_model_structure=True) == []  # fmt: skip
-    assert [v.name for v in description.modelVariables] == [
-        "sensors[1]", "sensors[2]", "sensors[3]", "estimate[1]", "estimate[2]"]  # fmt: skip
-    names = set(zipfile.ZipFile(path).namelist())
-    assert {"binaries/linux64/estimator.so", "sources/estimator.c", "sources/estimator_fmi2.c",
-            "sources/fmi2Functions.h"} <= names  # fmt: skip
+    names = ["sensors[1]", "sensors[2]", "sensors[3]", "estimate[1]", "estimate[2]"]
+    assert [v.name for v in description.modelVariables] == (
+        names if version == "2.0" else ["time", *names]
+    )  # FMI 3.0 declares its time
+    files = set(zipfile.ZipFile(path).namelist())
+    n = version[0]
+    assert {f"binaries/{PLATFORMS[version]}/estimator.so", "sources/estimator.c",
+            f"sources/estimator_fmi{n}.c", f"sources/fmi{n}Functions.h"} <= files  # fmt: skip
     x = np.random.default_rng(0).normal(size=(12, 3))
     expected = net(torch.tensor(x, dtype=torch.float32)).detach().numpy()
     y = _fmpy_run(path, x)  # fmpy samples after each step, before the next input
@@ -63,10 +70,11 @@ def test_exported_fmu_validates_and_simulates_as_the_network(tmp_path):
     np.testing.assert_allclose(y[1:], expected[:-1], atol=1e-5)
 
 
-def test_stateful_lstm_fmu_reproduces_step_by_step_outputs_and_runs_as_a_block(tmp_path):
+@pytest.mark.parametrize("version", ["2.0", "3.0"])
+def test_stateful_lstm_fmu_reproduces_step_by_step_outputs_and_runs_as_a_block(tmp_path, version):
     torch.manual_seed(1)
     net = Network([L.SequenceInput(2, name="u"), L.LSTM(5), L.Dense(1, name="y")])
-    path = export_fmu(net, tmp_path / "lstm.fmu", step_size=DT)
+    path = export_fmu(net, tmp_path / "lstm.fmu", step_size=DT, fmi_version=version)
     assert validate_fmu(str(path)) == []
     x = np.random.default_rng(1).normal(size=(15, 2)).astype(np.float32)
     sequence = net(torch.tensor(x)[None]).detach().numpy()[0]  # the whole-sequence forward
@@ -111,3 +119,32 @@ def test_stateful_export_of_a_network_that_cannot_stream_is_refused(tmp_path):
     with pytest.raises(ModelExportError, match="stateful=True"):
         export_fmu(net, tmp_path / "bi.fmu", stateful=True)
     assert not (tmp_path / "bi.fmu").exists()
+
+
+def test_fmi_version_is_checked_and_fmi3_declines_what_it_does_not_do(tmp_path):
+    from fmpy import extract
+    from fmpy.fmi3 import FMU3Slave
+
+    net = Network([L.FeatureInput(1, name="x"), L.Dense(1, name="y")])
+    with pytest.raises(OptionError, match=r"`fmi_version` must be one of \['2.0', '3.0'\]"):
+        export_fmu(net, tmp_path / "net.fmu", fmi_version="1.0")
+    path = export_fmu(net, tmp_path / "net.fmu", fmi_version="3.0")
+    description = read_model_description(str(path))
+    fmu = FMU3Slave(
+        guid=description.guid,
+        unzipDirectory=extract(str(path), tmp_path / "x"),
+        modelIdentifier="net",
+        instanceName="a",
+    )  # fmt: skip (binds every function)
+    fmu.instantiate()
+    fmu.enterInitializationMode(startTime=0.5)
+    fmu.exitInitializationMode()
+    fmu.setFloat64([0], [2.0])
+    expected = float(net(torch.tensor([[2.0]]))[0, 0].detach())
+    assert fmu.getFloat64([1, 2]) == pytest.approx([expected, 0.5], abs=1e-6)  # y, then time
+    with pytest.raises(Exception, match=r"fmi3GetInt32 failed with status 3 \(error\)"):
+        fmu.getInt32([0])  # an Int32 getter exists (the standard asks) and says no
+    with pytest.raises(Exception, match=r"fmi3SetFloat64 failed with status 3"):
+        fmu.setFloat64([1], [0.0])  # outputs cannot be set
+    fmu.terminate()
+    fmu.freeInstance()

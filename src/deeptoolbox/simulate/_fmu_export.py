@@ -1,5 +1,5 @@
-"""export_fmu(): a network as an FMI 2.0 co-simulation FMU (generated C code, an FMI
-wrapper, modelDescription.xml, a linux64 binary compiled with gcc, and the sources)."""
+"""export_fmu(): a network as an FMI 2.0 or 3.0 co-simulation FMU (generated C code, an FMI
+wrapper, modelDescription.xml, a Linux x86-64 binary compiled with gcc, and the sources)."""
 
 from __future__ import annotations
 
@@ -21,20 +21,25 @@ from deeptoolbox.deploy import generate_c
 from deeptoolbox.deploy._cbuild import compile_sources
 from deeptoolbox.errors import ModelExportError, OptionError
 from deeptoolbox.network import Network
+from deeptoolbox.simulate import _fmi3_wrapper
 from deeptoolbox.simulate._fmi2_wrapper import wrapper_source
 
 __all__ = ["export_fmu"]
 
-_HEADERS = ("fmi2Functions.h", "fmi2FunctionTypes.h", "fmi2TypesPlatform.h")
+_HEADERS = {
+    "2.0": ("fmi2Functions.h", "fmi2FunctionTypes.h", "fmi2TypesPlatform.h"),
+    "3.0": ("fmi3Functions.h", "fmi3FunctionTypes.h", "fmi3PlatformTypes.h"),
+}
+_PLATFORM = {"2.0": "linux64", "3.0": "x86_64-linux"}  # binaries/<platform>/<id>.so
 
 
-def _fmi_headers() -> Path:
-    import fmpy  # the FMI 2.0 headers (BSD-2, Modelica Association) ship with fmpy
+def _fmi_headers(version: str) -> Path:
+    import fmpy  # the FMI headers (BSD-2, Modelica Association) ship with fmpy
 
     folder = Path(fmpy.__file__).parent / "c-code"
-    if not all((folder / h).is_file() for h in _HEADERS):
-        raise ModelExportError(f"export_fmu: the FMI 2.0 headers are missing from {folder}; "
-                               "reinstall fmpy (pip install fmpy).")  # fmt: skip
+    if not all((folder / h).is_file() for h in _HEADERS[version]):
+        raise ModelExportError(f"export_fmu: the FMI {version} headers are missing from "
+                               f"{folder}; reinstall fmpy (pip install fmpy).")  # fmt: skip
     return folder
 
 
@@ -102,6 +107,52 @@ def model_description(identifier: str, guid: str, inputs, outputs, step: float, 
 """
 
 
+def _variables3(ports: list[dict], offset: int, causality: str) -> list[str]:
+    lines = []
+    for port in ports:
+        for i in range(port["size"]):
+            name = quoteattr(f"{port['layer']}[{i + 1}]")
+            extra = ' start="0.0"' if causality == "input" else ' initial="calculated"'
+            lines.append(f'    <Float64 name={name} valueReference="{offset + len(lines)}" '
+                         f'causality="{causality}" variability="continuous"{extra}/>')  # fmt: skip
+    return lines
+
+
+def model_description3(identifier: str, token: str, inputs, outputs, step: float, network: str,
+                       stateful: bool) -> str:  # fmt: skip
+    """The FMI 3.0 modelDescription.xml: one Float64 per input and output channel (value
+    references 0, 1, ... in that order) and the independent variable ``time`` after them."""
+    in_lines = _variables3(inputs, 0, "input")
+    out_lines = _variables3(outputs, len(in_lines), "output")
+    time = len(in_lines) + len(out_lines)
+    dependencies = " ".join(str(i) for i in range(len(in_lines)))
+    kinds = ' dependenciesKind="' + " ".join(["dependent"] * len(in_lines)) + '"'
+    listed = f' dependencies="{dependencies}"{kinds}' if in_lines else ' dependencies=""'
+    structure = "\n".join(
+        f'    <{element} valueReference="{len(in_lines) + i}"{listed}/>'
+        for element in ("Output", "InitialUnknown") for i in range(len(out_lines))
+    )  # fmt: skip
+    kind = "stateful (LSTM/GRU state carried from step to step)" if stateful else "stateless"
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<fmiModelDescription fmiVersion="3.0" modelName={quoteattr(network)}
+  instantiationToken="{token}"
+  description={quoteattr(f"network '{network}', {kind}, exported by deeptoolbox")}
+  generationTool="deeptoolbox {__version__}" variableNamingConvention="structured">
+  <CoSimulation modelIdentifier="{identifier}" canHandleVariableCommunicationStepSize="true"
+    providesIntermediateUpdate="false" canReturnEarlyAfterIntermediateUpdate="false"
+    hasEventMode="false"/>
+  <DefaultExperiment startTime="0.0" stepSize="{step!r}"/>
+  <ModelVariables>
+    <Float64 name="time" valueReference="{time}" causality="independent" variability="continuous"/>
+{chr(10).join(in_lines + out_lines)}
+  </ModelVariables>
+  <ModelStructure>
+{structure}
+  </ModelStructure>
+</fmiModelDescription>
+"""
+
+
 def _generate(net: Network, folder: Path, identifier: str, stateful: bool | None):
     sequence = any(len(getattr(net.layer(n), "shape", ())) == 2 for n in net.input_names)
     report = generate_c(net, folder, name=identifier, sequence_length=1 if sequence else None,
@@ -130,22 +181,27 @@ def export_fmu(
     name: str | None = None,
     step_size: float = 0.01,
     compiler: str | None = None,
+    fmi_version: str = "2.0",
 ) -> Path:
-    """Write ``net`` as an FMI 2.0 co-simulation FMU (MATLAB: a Simulink model with the
-    network, exported with ``exportToFMU``).
+    """Write ``net`` as an FMI 2.0 (or, with ``fmi_version="3.0"``, FMI 3.0) co-simulation
+    FMU (MATLAB: a Simulink model with the network, exported with ``exportToFMU``).
 
     The FMU holds the network as C code (``deploy.generate_c``, float32), an FMI wrapper,
     ``modelDescription.xml`` with one Real variable per input and output channel (named
-    ``layer[i]``), ``binaries/linux64/<id>.so`` compiled with gcc, and ``sources/`` to build
+    ``layer[i]``; Float64 in FMI 3.0, after the independent variable ``time``),
+    ``binaries/linux64/<id>.so`` (FMI 3.0: ``binaries/x86_64-linux/``) compiled with gcc,
+    and ``sources/`` to build
     it for other platforms. Outputs are the network's outputs for the inputs just set (direct
     feedthrough). A stateful FMU (``stateful=None``: whenever the network has LSTM/GRU layers
-    that can run one step at a time) carries the recurrent state: each ``fmi2DoStep``
-    consumes the inputs of its start time and moves the state on; ``fmi2Reset`` zeroes it.
+    that can run one step at a time) carries the recurrent state: each ``fmi2DoStep`` /
+    ``fmi3DoStep`` consumes the inputs of its start time and moves the state on; ``fmi2Reset``
+    / ``fmi3Reset`` zeroes it.
     One instance per loaded library (the C code has one static arena).
 
     Raises:
         CodegenError: layers C generation does not support.
         ModelExportError: ``stateful=True`` for a network that cannot run step by step.
+        OptionError: an ``fmi_version`` other than "2.0" or "3.0".
         CompilerError: no C compiler, or compilation failed.
 
     Example:
@@ -161,6 +217,9 @@ def export_fmu(
                           f"module in with from_torch). Received: {type(net).__name__}.")  # fmt: skip
     if not (isinstance(step_size, int | float) and step_size > 0):
         raise OptionError(f"export_fmu: `step_size` must be > 0. Received: {step_size!r}.")
+    if fmi_version not in _HEADERS:
+        raise OptionError(f"export_fmu: `fmi_version` must be one of {sorted(_HEADERS)}. "
+                          f"Received: {fmi_version!r}.")  # fmt: skip
     path = Path(path)
     identifier = _identifier(path, name)
     guid = "{" + str(uuid.uuid4()) + "}"
@@ -172,20 +231,29 @@ def export_fmu(
         sources.mkdir(parents=True)
         for file in (f"{identifier}.c", f"{identifier}.h", f"{identifier}_weights.c"):
             shutil.copy(Path(scratch) / "code" / file, sources / file)
-        for header in _HEADERS:
-            shutil.copy(_fmi_headers() / header, sources / header)
+        headers = _fmi_headers(fmi_version)
+        for header in _HEADERS[fmi_version]:
+            shutil.copy(headers / header, sources / header)
         inputs, outputs = _ports(manifest, stateful)
-        wrapper = wrapper_source(identifier, guid, __version__, [p["size"] for p in inputs],
-                                 [p["size"] for p in outputs], stateful)  # fmt: skip
-        (sources / f"{identifier}_fmi2.c").write_text(wrapper, encoding="utf-8")
-        binary = root / "binaries" / "linux64" / f"{identifier}.so"
+        sizes = ([p["size"] for p in inputs], [p["size"] for p in outputs])
+        if fmi_version == "2.0":
+            wrapper = wrapper_source(identifier, guid, __version__, *sizes, stateful)
+            describe = model_description
+        else:
+            wrapper = _fmi3_wrapper.wrapper_source(identifier, guid, __version__, *sizes,
+                                                   stateful, headers / "fmi3FunctionTypes.h")  # fmt: skip
+            describe = model_description3
+        suffix = fmi_version[0]
+        (sources / f"{identifier}_fmi{suffix}.c").write_text(wrapper, encoding="utf-8")
+        binary = root / "binaries" / _PLATFORM[fmi_version] / f"{identifier}.so"
         binary.parent.mkdir(parents=True)
-        compile_sources([sources / f"{identifier}_fmi2.c", sources / f"{identifier}_weights.c"],
+        compile_sources([sources / f"{identifier}_fmi{suffix}.c",
+                         sources / f"{identifier}_weights.c"],
                         binary, compiler=compiler,
                         flags=("-std=c99", "-O2", "-Wall", f"-I{sources}"))  # fmt: skip
         (root / "modelDescription.xml").write_text(
-            model_description(identifier, guid, inputs, outputs, float(step_size),
-                              getattr(net, "name", "network"), stateful), encoding="utf-8",
+            describe(identifier, guid, inputs, outputs, float(step_size),
+                     getattr(net, "name", "network"), stateful), encoding="utf-8",
         )  # fmt: skip
         with (
             atomic_path(path, suffix=".fmu") as temporary,
