@@ -86,6 +86,12 @@ def own_files(tmp_path_factory):
             L.GRU(5, bidirectional=True, output_mode="final_state", name="gru"),
             L.Dense(2, name="fc"),
         ]),
+        "birnn": Network([L.SequenceInput(3), L.SimpleRNN(4, bidirectional=True, name="rnn")]),
+        "rnn_last": Network([
+            L.SequenceInput(3),
+            L.SimpleRNN(5, output_mode="last", name="rnn"),
+            L.Dense(2, name="fc"),
+        ]),
         "conv1d": Network([
             L.SequenceInput(3),
             L.Conv1d(6, 3, padding="same", name="conv"),
@@ -110,6 +116,8 @@ OWN_KINDS = {
     "bilstm": {"lstm": "LSTM"},
     "bigru": {"gru": "GRU", "fc": "Dense"},
     "bigru_final": {"gru": "GRU", "fc": "Dense"},
+    "birnn": {"rnn": "SimpleRNN"},
+    "rnn_last": {"rnn": "SimpleRNN", "fc": "Dense"},
     "conv1d": {"conv": "Conv1d", "lstm": "LSTM"},
     "pooling": {"conv": "Conv1d"},
     "image": {"conv": "Conv2d", "fc": "Dense"},
@@ -146,6 +154,10 @@ def test_imported_recurrent_layers_keep_their_options(own_files):
     # each direction's final state (ONNX's Y_h) stays that, not MATLAB's last time step
     gru = import_onnx(own_files["bigru_final"][1]).layer("gru")
     assert (gru.bidirectional, gru.output_mode) == (True, "final_state")
+    rnn = import_onnx(own_files["birnn"][1]).layer("rnn")
+    assert (rnn.hidden_size, rnn.bidirectional, rnn.output_mode) == (4, True, "sequence")
+    rnn = import_onnx(own_files["rnn_last"][1]).layer("rnn")
+    assert (rnn.hidden_size, rnn.bidirectional, rnn.output_mode) == (5, False, "last")
 
 
 # -- files from torch.onnx.export of plain torch modules ---------------------------------------
@@ -344,7 +356,10 @@ HAND_CASES = {
     ),  # fmt: skip
     "lstm_reverse": ({"direction": "reverse"}, "OnnxOperator"),
     "lstm_input_forget": ({"input_forget": 1}, "OnnxOperator"),
-    "rnn": ({"op": "RNN"}, "OnnxOperator"),
+    "rnn_fits": ({"op": "RNN"}, "SimpleRNN"),
+    "birnn_fits": ({"op": "RNN", "directions": 2}, "SimpleRNN"),
+    "rnn_relu": ({"op": "RNN", "activations": ["Relu"]}, "OnnxOperator"),
+    "rnn_clip": ({"op": "RNN", "clip": 0.5}, "OnnxOperator"),
 }
 
 

@@ -35,7 +35,7 @@ from deeptoolbox.interop.onnx._patterns_layers import (
     match_pool1d,
     match_scale_offset,
 )
-from deeptoolbox.interop.onnx._patterns_rnn import match_recurrent
+from deeptoolbox.interop.onnx._patterns_rnn import RECURRENT_OPS, match_recurrent
 from deeptoolbox.interop.onnx._patterns_upsample import UPSAMPLE_MATCHERS
 from deeptoolbox.interop.onnx._recorded import recorded_layer
 
@@ -43,6 +43,7 @@ PATTERN_TARGETS = {
     "MatMul": "Dense",
     "LSTM": "LSTM",
     "GRU": "GRU",
+    "RNN": "SimpleRNN",
     "Conv": "Conv1d / PatchEmbedding",
     "Concat": "EmbeddingConcatenation",
     "Mul": "ScaleOffset",
@@ -94,7 +95,7 @@ def fuse_patterns(
         return match_scale_offset(graph, node, recorded)
 
     matchers: dict[str, Matcher] = {"MatMul": _match_linear,
-                                    "LSTM": match_recurrent, "GRU": match_recurrent,
+                                    "LSTM": match_recurrent, "GRU": match_recurrent, "RNN": match_recurrent,
                                     "Conv": conv, "Concat": match_class_token,
                                     "Mul": affine, "Add": affine, "MaxPool": match_pool1d,
                                     "AveragePool": match_pool1d,
@@ -201,7 +202,7 @@ def _pick_states(items: list, constants: dict, outputs: list[str]) -> list:
 def _directions(graph: Graph, name: str) -> int | None:
     """The number of directions of a recurrent node whose final state ``name`` is, else None."""
     node = graph.producer.get(name)
-    if node is None or node.op_type not in ("LSTM", "GRU") or list(node.output[1:2]) != [name]:
+    if node is None or node.op_type not in RECURRENT_OPS or list(node.output[1:2]) != [name]:
         return None
     weight = graph.constant(node.input[1])
     return None if weight is None or node_attributes(node).get("layout", 0) else weight.shape[0]
@@ -209,7 +210,7 @@ def _directions(graph: Graph, name: str) -> int | None:
 
 def _stacked(graph: Graph, node) -> bool:
     """True for a time-major LSTM / GRU fed by another one's output (stacked torch layers)."""
-    if node.op_type not in ("LSTM", "GRU") or node_attributes(node).get("layout", 0):
+    if node.op_type not in RECURRENT_OPS or node_attributes(node).get("layout", 0):
         return False
     producer = graph.producer.get(node.input[0])
     return (
@@ -227,7 +228,7 @@ def _halves(graph: Graph, node, perm: list[int]) -> tuple[list[int], list[int]] 
     if _is_conv1d(graph, producer) or _from_recurrent(graph, producer):
         first = _TO_SEQUENCE if _is_conv1d(graph, producer) else _TO_TIME_MAJOR
         pair = first, [first[p] for p in perm]  # both are their own inverses
-    elif any(_is_conv1d(graph, u) or u.op_type in ("LSTM", "GRU") for u in users):
+    elif any(_is_conv1d(graph, u) or u.op_type in RECURRENT_OPS for u in users):
         second = _TO_SEQUENCE if any(_is_conv1d(graph, u) for u in users) else _TO_TIME_MAJOR
         pair = [perm[second[j]] for j in range(3)], second
     else:
@@ -258,7 +259,7 @@ def _from_recurrent(graph: Graph, node, depth: int = 0) -> bool:
     """True when ``node`` rearranges a recurrent node's output (a few data movements away)."""
     if node is None or isinstance(node, Fused) or depth > 4:
         return False
-    if node.op_type in ("LSTM", "GRU"):
+    if node.op_type in RECURRENT_OPS:
         return True
     moves = ("Transpose", "Reshape", "Squeeze", "Identity")
     return node.op_type in moves and _from_recurrent(

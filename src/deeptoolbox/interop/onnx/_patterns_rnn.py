@@ -1,8 +1,10 @@
-"""ONNX LSTM / GRU nodes with the layout operators around them -> toolbox LSTM / GRU layers.
+"""ONNX LSTM / GRU / RNN nodes with the layout operators around them -> toolbox LSTM / GRU /
+SimpleRNN layers.
 
 A node fits when torch's LSTM / GRU computes exactly what it asks: default activations, no
 ``clip``, no ``input_forget``, direction ``forward`` or ``bidirectional``, no sequence lengths,
-zero (or absent) initial states and peepholes, and for GRU ``linear_before_reset=1``. Its input
+zero (or absent) initial states and peepholes, for GRU ``linear_before_reset=1``, for RNN the
+default ``Tanh``. Its input
 must be batch-first: ``layout=1``, or ``layout=0`` fed by ``Transpose(perm=[1, 0, 2])``.
 
 The outputs are followed through data-movement operators (Transpose, Reshape, Squeeze,
@@ -27,8 +29,12 @@ from deeptoolbox.interop.onnx._graph import Fused, Graph, layer_name, node_attri
 
 Mono = tuple[int, int, int]  # coefficient, power of T, power of N: exact for every T and N
 ONE: Mono = (1, 0, 0)
-_DEFAULT_ACTIVATIONS = {"LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}
-_GATE_ORDER = {"LSTM": [0, 2, 3, 1], "GRU": [1, 0, 2]}  # ONNX iofc -> torch ifgo; zrh -> rzh
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+_DEFAULT_ACTIVATIONS = {"LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"],
+                        "RNN": ["tanh"]}  # fmt: skip
+# ONNX iofc -> torch ifgo; zrh -> rzh; one gate
+_GATE_ORDER = {"LSTM": [0, 2, 3, 1], "GRU": [1, 0, 2], "RNN": [0]}
+_LAYERS = {"LSTM": L.LSTM, "GRU": L.GRU, "RNN": L.SimpleRNN}
 _VIEW_OPS = ("Transpose", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Identity", "Gather",
              "Concat")  # fmt: skip
 
@@ -349,7 +355,8 @@ def _output_mode(rnn: _Rnn, view: View) -> str | None:
 
 
 def match_recurrent(graph: Graph, node) -> Iterator[Fused]:
-    """Candidate :class:`Fused` toolbox LSTM / GRU layers for an ONNX LSTM / GRU node, the
+    """Candidate :class:`Fused` toolbox LSTM / GRU / SimpleRNN layers for an ONNX LSTM / GRU /
+    RNN node, the
     group covering the most operators first.
 
     Example:
@@ -385,7 +392,7 @@ def match_recurrent(graph: Graph, node) -> Iterator[Fused]:
         if name:
             rnn.views[name] = View(kind, tuple((a,) for a in starts[kind]))
     made = _follow(rnn, node)
-    kind = L.LSTM if node.op_type == "LSTM" else L.GRU
+    kind = _LAYERS[node.op_type]
     for name in reversed(made):
         mode = _output_mode(rnn, rnn.views[name])
         if mode is None:
@@ -418,7 +425,7 @@ def _chain(rnn: _Rnn, graph: Graph, name: str) -> list:
     found, stack = [], [name]
     while stack:
         item = graph.producer.get(stack.pop())
-        if item is None or item.op_type in ("LSTM", "GRU") or any(item is f for f in found):
+        if item is None or item.op_type in RECURRENT_OPS or any(item is f for f in found):
             continue
         found.append(item)
         data = list(item.input) if item.op_type == "Concat" else item.input[:1]
