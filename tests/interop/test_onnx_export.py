@@ -124,6 +124,43 @@ def test_lstm_free_batch_and_length_in_the_file(tmp_path):
     assert "lstm" in [n.name for n in model.graph.node]  # named after the layer
 
 
+def _two_sequences(combine: str) -> Network:
+    net = Network()
+    net.add_layers(L.SequenceInput(4, name="source"))
+    net.add_layers(L.SequenceInput(4, name="target"))
+    if combine == "attention":  # target steps attend over source steps: lengths independent
+        net.add_layers([L.CrossAttention(2, key_dim=3, name="att"), L.Dense(2, name="fc")])
+        net.connect("target", "att/query").connect("source", "att/value")
+    else:  # an element-wise sum ties the two lengths together
+        net.add_layers([L.Addition(2, name="add"), L.Dense(2, name="fc")])
+        net.connect("source", "add/in1").connect("target", "add/in2")
+    return net
+
+
+@pytest.mark.parametrize("combine", ["attention", "addition"])
+def test_free_lengths_of_several_inputs_stay_independent_where_the_network_allows(
+    tmp_path, combine
+):
+    torch.manual_seed(0)
+    net = _two_sequences(combine)
+    path = export_onnx(net, tmp_path / f"{combine}.onnx")
+    model = onnx.load(str(path))
+    lengths = [i.type.tensor_type.shape.dim[1].dim_param for i in model.graph.input]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    if combine == "attention":
+        assert lengths[0] and lengths[1] and lengths[0] != lengths[1]
+        source, target = torch.randn(3, 11, 4), torch.randn(3, 4, 4)  # other lengths than traced
+    else:
+        assert lengths[0] and lengths[0] == lengths[1]
+        source, target = torch.randn(3, 6, 4), torch.randn(3, 6, 4)
+    (got,) = session.run(None, {"source": source.numpy(), "target": target.numpy()})
+    expected = net.eval()(source, target).detach().numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    back = import_onnx(path)
+    torch.testing.assert_close(back(source, target), torch.from_numpy(expected), atol=1e-5,
+                               rtol=0)  # fmt: skip
+
+
 def test_names_and_metadata_are_written(tmp_path):
     net = Network(
         [L.ImageInput((1, 8, 8), name="image"), L.Conv2d(4, 3, padding="same", name="conv1"),

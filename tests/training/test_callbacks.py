@@ -87,7 +87,8 @@ def test_info_is_plain_json_with_the_monitor_fields():
     assert set(first) == {"iteration", "epoch", "iteration_in_epoch", "iterations_per_epoch",
                           "total_iterations", "max_epochs", "logged", "loss", "learn_rate",
                           "metrics", "validation", "best", "elapsed", "remaining", "device",
-                          "precision"}  # fmt: skip
+                          "precision", "setup"}  # fmt: skip
+    assert first["setup"].startswith("float32")  # the acceleration in words (cpu: float32)
     assert (first["iteration"], first["epoch"], first["iteration_in_epoch"]) == (1, 1, 1)
     assert (first["iterations_per_epoch"], first["total_iterations"]) == (3, 6)
     assert first["logged"] and first["loss"] == result.history.iterations[0]["loss"]

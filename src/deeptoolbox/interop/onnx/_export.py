@@ -97,33 +97,65 @@ def export_onnx(
     """
     opset = _check_opset(opset)
     path = Path(path)
-    inputs = _sample_inputs(net, example_inputs, batch=2)
-    input_names, output_names = _io_names(net, len(inputs))
-    shapes = _dynamic_shapes(net, inputs, dynamic_batch)
     was_training = net.training
     net.eval()
     for module in net.modules():  # settle data-dependent checks before torch.export traces
         if isinstance(module, InputLayer):
             _ = module.has_statistics
     try:
-        with atomic_path(path, suffix=".tmp") as temporary:
-            with (
-                _exportable_recurrent_layers(net),
-                layer_scopes(net),
-                batchnorm_folding(fold_batchnorm),
-            ):
-                model = _run_exporter(
-                    net, inputs, temporary, opset, input_names, output_names, shapes
-                )
-            _finish_model(net, model, temporary, free_batch=dynamic_batch)
-            if not fold_batchnorm:
-                _check_batchnorm_kept(net, model)
-            if verify:
-                check = _sample_inputs(net, example_inputs, batch=3 if dynamic_batch else 2, seed=1)
-                verify_onnx(net, temporary, check, tolerance=tolerance, label=path.name)
+        attempts = _length_plans(net, example_inputs)
+        for k, separate in enumerate(attempts):
+            try:
+                _write(net, path, example_inputs, separate, opset=opset, verify=verify,
+                       tolerance=tolerance, dynamic_batch=dynamic_batch,
+                       fold_batchnorm=fold_batchnorm)  # fmt: skip
+                break
+            except Exception as err:
+                if k + 1 == len(attempts) or (isinstance(err, OSError) and is_write_failure(err)):
+                    raise
+                # the network ties its inputs' lengths together: export them as one
     finally:
         net.train(was_training)
     return path
+
+
+def _length_plans(net: nn.Module, example_inputs) -> list[bool]:
+    """Whether to try each free-length input with its own length first (several inputs of
+    free length: an encoder's source and a decoder's target need not be as long), then with
+    one length shared by all (for networks that add or join them)."""
+    if not isinstance(net, Network):
+        return [False]
+    free = [n for n in net.input_names if None in (getattr(net.layers[n], "shape", ()) or ())]
+    if len(free) < 2:
+        return [False]
+    if example_inputs is not None:
+        given = [example_inputs] if isinstance(example_inputs, torch.Tensor) else example_inputs
+        positions = [net.input_names.index(n) for n in free]
+        lengths = {tuple(given[i].shape[1:2]) for i in positions if given[i].dim() > 1}
+        return [True, False] if len(lengths) > 1 else [False]
+    return [True, False]
+
+
+def _write(net, path: Path, example_inputs, separate: bool, *, opset, verify, tolerance,
+           dynamic_batch, fold_batchnorm) -> None:  # fmt: skip
+    """One export: trace, write atomically, verify. ``separate``: free lengths independent."""
+    inputs = _sample_inputs(net, example_inputs, batch=2, separate=separate)
+    input_names, output_names = _io_names(net, len(inputs))
+    shapes = _dynamic_shapes(net, inputs, dynamic_batch, separate=separate)
+    with atomic_path(path, suffix=".tmp") as temporary:
+        with (
+            _exportable_recurrent_layers(net),
+            layer_scopes(net),
+            batchnorm_folding(fold_batchnorm),
+        ):
+            model = _run_exporter(net, inputs, temporary, opset, input_names, output_names, shapes)
+        _finish_model(net, model, temporary, free_batch=dynamic_batch)
+        if not fold_batchnorm:
+            _check_batchnorm_kept(net, model)
+        if verify:
+            check = _sample_inputs(net, example_inputs, batch=3 if dynamic_batch else 2, seed=1,
+                                   separate=separate)  # fmt: skip
+            verify_onnx(net, temporary, check, tolerance=tolerance, label=path.name)
 
 
 def _check_opset(opset: int | None) -> int:
@@ -244,19 +276,24 @@ def _io_names(net: nn.Module, count: int) -> tuple[list[str], list[str]]:
     return [f"input_{i}" for i in range(count)], ["output"]
 
 
-def _dynamic_shapes(net: nn.Module, inputs: list[torch.Tensor], dynamic_batch: bool):
-    """torch.export dynamic shapes: a free batch axis, and free time for free-length inputs."""
+def _dynamic_shapes(net: nn.Module, inputs: list[torch.Tensor], dynamic_batch: bool, *,
+                   separate: bool = False):  # fmt: skip
+    """torch.export dynamic shapes: a free batch axis, and free time for free-length inputs
+    (one length for all, or with ``separate`` one per input: ``time``, ``time_2``...)."""
     from torch.export import Dim
 
-    batch, time = Dim("batch", min=1), Dim("time", min=2)
+    batch, shared = Dim("batch", min=1), Dim("time", min=2)
     declared = (
         [getattr(net.layers[n], "shape", ()) for n in net.input_names]
         if isinstance(net, Network)
         else [()] * len(inputs)
     )
-    specs = []
+    specs, free = [], 0
     for x, shape in zip(inputs, declared, strict=True):
         spec = {0: batch} if dynamic_batch else {}
+        if None in shape:
+            free += 1
+            time = Dim("time" if free == 1 else f"time_{free}", min=2) if separate else shared
         for axis, size in enumerate(shape):
             if size is None and axis + 1 < x.dim():
                 spec[axis + 1] = time
@@ -282,7 +319,10 @@ def _quiet():
             logger.setLevel(level)
 
 
-def _sample_inputs(net, given, *, batch: int, seed: int = 0) -> list[torch.Tensor]:
+def _sample_inputs(net, given, *, batch: int, seed: int = 0,
+                   separate: bool = False) -> list[torch.Tensor]:  # fmt: skip
+    """``given``, or random inputs for ``net``: free lengths 9 + seed, or with ``separate``
+    a different length for each input (9 + seed, 11 + seed...)."""
     if given is not None:
         return [given] if isinstance(given, torch.Tensor) else list(given)
     if not isinstance(net, Network):
@@ -291,6 +331,9 @@ def _sample_inputs(net, given, *, batch: int, seed: int = 0) -> list[torch.Tenso
             "`sample_inputs`; a tensor or tuple of tensors, with the batch dimension). "
             "Example: example_inputs=torch.randn(1, 3, 224, 224)."
         )
+    if separate:
+        return [sample_inputs(net, batch=batch, length=9 + seed + 2 * i, seed=seed)[i]
+                for i in range(len(net.input_names))]  # fmt: skip
     return sample_inputs(net, batch=batch, length=9 + seed, seed=seed)
 
 
