@@ -120,3 +120,18 @@ def test_arrays_are_accepted_and_augmentation_runs_only_in_training():
     assert torch.equal(ds.eval()[0][1], torch.as_tensor(data.masks[0]))
     with pytest.raises(OptionError, match="rank 3"):
         PixelLabelImageDatastore(data.images, data.masks[0])
+
+
+def test_gray_ids_an_8_bit_file_cannot_hold_are_refused_naming_the_file(tmp_path):
+    mask = np.zeros((4, 5), np.uint16)
+    mask[1:3, 1:4] = 300
+    Image.fromarray(mask.astype(np.uint8)).save(tmp_path / "eight.png")  # 300 wraps to 44
+    Image.fromarray(mask).save(tmp_path / "sixteen.png")  # 16-bit gray (I;16)
+    for name in ("eight", "sixteen"):
+        (tmp_path / name).mkdir()
+        (tmp_path / f"{name}.png").rename(tmp_path / name / "a.png")
+    eight = PixelLabelDatastore(tmp_path / "eight", ["background", "part"], [0, 300])
+    with pytest.raises(DataError, match=r"eight/a.png' stores 8-bit values .*\[300\]"):
+        eight[0]
+    sixteen = PixelLabelDatastore(tmp_path / "sixteen", ["background", "part"], [0, 300])
+    assert int(sixteen[0].sum()) == 6  # the six pixels of class 1

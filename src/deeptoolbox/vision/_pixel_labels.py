@@ -84,13 +84,29 @@ def _check_label_ids(classes: Sequence[Any], label_ids: Sequence[Any]) -> dict[i
     return table
 
 
-def _decode_ids(path: str, rgb: bool, remote: _files.Remote | None = None) -> torch.Tensor:
-    """A label file's ids as an int64 (H, W) tensor (RGB packed as in :func:`_label_value`)."""
+def _check_reachable(ids: torch.Tensor | None, path: str) -> None:
+    """An 8-bit label file holds 0..255: a gray label id above that could never be found."""
+    if ids is None or not bool((ids > 255).any()):
+        return
+    raise DataError(
+        f"PixelLabelDatastore: label image '{path}' stores 8-bit values (0..255), but label "
+        f"ids {[int(v) for v in ids[ids > 255][:8]]} are above 255, so their classes could "
+        "never appear. Give the ids the file holds, or write 16-bit label images."
+    )
+
+
+def _decode_ids(path: str, rgb: bool, remote: _files.Remote | None = None,
+                ids_wanted: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """A label file's ids as an int64 (H, W) tensor (RGB packed as in :func:`_label_value`);
+    ``ids_wanted``: the gray ids the classes use, checked against an 8-bit file's range."""
     try:
         data = _files.read_bytes(path, remote)
     except OSError as err:
         raise DataError(f"PixelLabelDatastore: cannot read label image '{path}': {err}.") from err
-    image = decode_image(data, "stored", path).to(torch.int64)
+    stored = decode_image(data, "stored", path)
+    image = stored.to(torch.int64)
+    if not rgb and (stored.dtype == torch.uint8 or _is_palette_png(data)):
+        _check_reachable(ids_wanted, path)
     if not rgb and _is_palette_png(data):
         return _palette_indices(data, path)  # MATLAB reads indexed label files as indices
     if image.shape[0] == 1:
@@ -219,7 +235,7 @@ class PixelLabelDatastore(Datastore):
 
     def _load(self, j: int) -> torch.Tensor:
         path = self._files[j]
-        ids = _decode_ids(path, self._rgb, self._remote)
+        ids = _decode_ids(path, self._rgb, self._remote, self._ids)
         if self.output_size is not None and tuple(ids.shape) != self.output_size:
             from torchvision.transforms.v2 import InterpolationMode
             from torchvision.transforms.v2 import functional as F
