@@ -103,6 +103,30 @@ def test_rk4_converges_with_order_four_and_euler_with_order_one():
     assert error("dopri5", 0.5) < 1e-7
 
 
+@pytest.mark.parametrize("source", ["step", "zoh"])
+def test_a_jump_on_the_grid_keeps_rk4_fourth_order(source):
+    # mass-spring-damper x'' = u - 4 x - 0.4 x', u steps 0 -> 1 at t = 1 (on the grid): the
+    # solver's stages hold the input of the step's start, so nothing moves before t = 1
+    system = signal.lti([[0, 1], [-4, -0.4]], [[0], [1]], [[1, 0]], [[0]])
+    times = np.linspace(0, 4, 401)
+    _, response = signal.step(system, T=times[100:] - 1.0)
+    exact = np.concatenate([np.zeros(100), response])
+
+    def error(dt):
+        if source == "step":
+            u = Step(time=1.0)
+        else:
+            u = FromData([0.0, 1.0, 4.0], [[0.0], [1.0], [1.0]], interpolation="zoh")
+        plant = ODEBlock(lambda t, x, u: torch.cat([x[:, 1:], u - 4 * x[:, :1] - 0.4 * x[:, 1:]],
+                                                   1), x0=[0.0, 0.0])  # fmt: skip
+        d = Diagram().add("u", u).add("p", plant).connect("u", "p")
+        out = simulate(d, 4.0, dt=dt, solver="rk4", dtype=torch.float64)["p/out"][0, :, 0]
+        return float(np.abs(out.numpy() - exact[:: round(dt / 0.01)]).max())
+
+    assert error(0.04) < 1e-5  # was 2.9e-3 with the new input one stage early
+    assert math.log2(error(0.04) / error(0.02)) > 3.5
+
+
 def test_sources_math_and_nonlinear_blocks():
     d = Diagram().add("s", Sine(2.0, frequency=math.pi, bias=1.0)).add("p", Pulse(period=0.4))
     d.add("sat", Saturation(0.0, 2.5)).add("dz", DeadZone(-0.5, 0.5)).add("m", Product("*/"))
@@ -222,3 +246,17 @@ def test_a_state_that_blows_up_names_the_block_and_the_time():
         SimulationError, match=r"block 'p' \(ODEBlock\) became NaN or infinite at t=[0-9.]+\."
     ):
         simulate(d, 2.0, dt=0.1, solver="euler")
+
+
+@pytest.mark.parametrize("solver", ["euler", "rk4", "dopri5"])
+def test_a_derivative_of_the_wrong_shape_is_refused_naming_the_block(solver):
+    d = Diagram().add("p", ODEBlock(lambda t, x, u: -x[:, :1], x0=[1.0, 2.0], inputs=0))
+    with pytest.raises(SimulationError, match=r"block 'p' \(ODEBlock\) gave a derivative of "
+                                              r"shape \(1, 1\).*its state is \(1, 2\)"):  # fmt: skip
+        simulate(d, 1.0, dt=0.1, solver=solver)
+
+
+def test_a_solution_that_blows_up_under_dopri5_raises_a_simulation_error():
+    d = Diagram().add("p", ODEBlock(lambda t, x, u: x**2, x0=[1.0], inputs=0))
+    with pytest.raises(SimulationError, match="dopri5 could not step from t="):
+        simulate(d, 3.0, dt=0.01, solver="dopri5")

@@ -93,3 +93,24 @@ def test_gradients_flow_along_the_recurrent_state_as_in_the_whole_sequence(cell)
     for p, g in zip(net.parameters(), expected_weights, strict=True):
         torch.testing.assert_close(p.grad, g)
     assert net.state == {next(iter(net.state)): None}  # left as it was, nothing kept
+
+
+@pytest.mark.parametrize("layers, culprit", [
+    ([L.LSTM(6, bidirectional=True, name="bi")], "bi"),
+    ([L.Conv1d(4, 3, padding="same", name="conv"), L.LSTM(6)], "conv"),
+    ([L.Conv1d(4, 3, padding="causal", name="conv"), L.LSTM(6)], "conv"),
+    ([L.LSTM(6), L.SelfAttention(1, name="att")], "att"),
+])  # fmt: skip
+def test_networks_that_cannot_run_step_by_step_are_refused_naming_the_layer(layers, culprit):
+    net = Network([L.SequenceInput(3), *layers, L.Dense(2)])
+    with pytest.raises(OptionError, match=f"layer '{culprit}' .* one step at a time"):
+        StatefulNetworkBlock(net)
+    assert not net.stateful and all(v is None for v in net.state.values())  # left as it was
+
+
+def test_step_by_step_networks_pass_the_check_with_their_mode_and_state_kept():
+    net = Network([L.SequenceInput(3), L.Conv1d(4, 1), L.GRU(5), L.LayerNorm(), L.SimpleRNN(4),
+                   L.Dropout(0.5), L.LSTM(3, output_mode="last"), L.Dense(2)])  # fmt: skip
+    net.train()
+    StatefulNetworkBlock(net)
+    assert net.training and not net.stateful

@@ -79,6 +79,10 @@ class Block(nn.Module):
     feedthrough: bool = True
     sample_time: float | None = None
     differentiable: bool = True
+    # an output that only jumps (Step, Pulse, held samples): within a solver step the
+    # integrator sees its value at the step's start, so a jump on the grid acts at that step
+    # and not one stage early (the step time is a breakpoint)
+    piecewise_constant: bool = False
 
     def start(self, context: SimulationContext) -> Any:
         """The initial state (None for stateless blocks)."""

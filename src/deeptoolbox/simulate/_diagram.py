@@ -160,7 +160,8 @@ def _resolve(source: Port, blocks: dict, wires: dict, where: Port) -> Port:
     return source
 
 
-def _order(blocks: dict[str, Block], sources: dict[str, dict[str, Port]]) -> list[str]:
+def _order(blocks: dict[str, Block], sources: dict[str, dict[str, Port]],
+           diagram: str = "") -> list[str]:  # fmt: skip
     needs = {
         path: {src for src, _ in sources[path].values()} if blocks[path].feedthrough else set()
         for path in blocks
@@ -170,7 +171,7 @@ def _order(blocks: dict[str, Block], sources: dict[str, dict[str, Port]]) -> lis
     while pending:
         ready = [p for p in pending if needs[p] <= done]
         if not ready:
-            raise DiagramError(_loop_message(pending, needs))
+            raise DiagramError(_loop_message(pending, needs, diagram))
         for path in ready:
             order.append(path)
             done.add(path)
@@ -178,7 +179,7 @@ def _order(blocks: dict[str, Block], sources: dict[str, dict[str, Port]]) -> lis
     return order
 
 
-def _loop_message(pending: list[str], needs: dict[str, set[str]]) -> str:
+def _loop_message(pending: list[str], needs: dict[str, set[str]], diagram: str) -> str:
     start = pending[0]
     path, node = [start], start
     while True:  # walk back along unmet dependencies until a block repeats
@@ -189,7 +190,8 @@ def _loop_message(pending: list[str], needs: dict[str, set[str]]) -> str:
         path.append(node)
     names = " -> ".join(reversed([*cycle, cycle[0]]))
     return (
-        f"Diagram: algebraic loop through blocks {names}: each output needs the others' "
+        f"Diagram '{diagram}': algebraic loop through blocks {names}: each output needs the "
+        "others' "
         "outputs at the same instant. Break the loop with a block that has state (UnitDelay, "
         "Integrator, a StateSpace without feedthrough)."
     )
@@ -225,4 +227,4 @@ def compile_diagram(diagram: Diagram) -> CompiledDiagram:
         )
     if not leaves:
         raise DiagramError(f"Diagram '{diagram.name}' has no blocks. Add some with d.add().")
-    return CompiledDiagram(_order(leaves, sources), leaves, sources)
+    return CompiledDiagram(_order(leaves, sources, diagram.name), leaves, sources)

@@ -109,6 +109,64 @@ class NetworkBlock(_NetworkPorts):
         return result
 
 
+def _activations(net: Network, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every layer's output (the first tensor of it) on ``inputs``."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(name):
+        def hook(module, args, output):
+            value = output[0] if isinstance(output, tuple | list) else output
+            if isinstance(value, torch.Tensor):
+                captured[name] = value.detach()
+
+        return hook
+
+    hooks = [net.layer(n).register_forward_hook(keep(n)) for n in net.execution_order]
+    try:
+        net(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return captured
+
+
+def _step_problem(net: Network, ranks: list[tuple[int, tuple]], steps: int = 5) -> str | None:
+    """The first layer whose outputs fed one step at a time (state carried) differ from its
+    outputs on the whole sequence, or None. Run on random inputs, in eval mode."""
+    generator = torch.Generator().manual_seed(0)
+    parameter = next(net.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    inputs = [torch.randn(1, steps, *shape[1:], generator=generator, dtype=dtype)
+              for _, shape in ranks]  # fmt: skip
+    was_training, was_stateful, before = net.training, net.stateful, net.state
+    try:
+        net.eval()
+        net.stateful = False
+        with torch.no_grad():
+            whole = _activations(net, inputs)
+            net.stateful = True
+            net.reset_state()
+            pieces = [_activations(net, [x[:, t : t + 1] for x in inputs]) for t in range(steps)]
+    except Exception:  # inputs the network cannot take (token ids...): nothing to compare
+        return None
+    finally:
+        net.set_state(before)
+        net.stateful = was_stateful
+        net.train(was_training)
+    for name in net.execution_order:
+        if name not in whole or any(name not in p for p in pieces):
+            continue
+        full, parts = whole[name], [p[name] for p in pieces]
+        if full.dim() >= 2 and full.shape[1] == steps and all(p.shape[1] == 1 for p in parts):
+            stepped = torch.cat(parts, dim=1)
+        else:  # no time axis (output_mode="last"...): the last step's value
+            stepped = parts[-1]
+        if stepped.shape != full.shape or not torch.allclose(stepped, full, rtol=1e-4,
+                                                             atol=1e-5):  # fmt: skip
+            return f"layer '{name}' ({type(net.layer(name)).__name__})"
+    return None
+
+
 class StatefulNetworkBlock(_NetworkPorts):
     """A recurrent network fed one sample per step (Simulink's Stateful Predict): the LSTM /
     GRU state is carried from step to step inside the simulation (a state per simulated
@@ -146,6 +204,16 @@ class StatefulNetworkBlock(_NetworkPorts):
             raise OptionError(
                 "StatefulNetworkBlock: `net` must be a Network with sequence inputs and LSTM or "
                 "GRU layers (a state to carry). For other networks use NetworkBlock."
+            )
+        problem = _step_problem(net, self._ranks)
+        if problem is not None:
+            raise OptionError(
+                f"StatefulNetworkBlock: {problem} of network '{net.name}' gives other outputs "
+                "fed one step at a time than on the whole sequence (it mixes time steps: a "
+                "bidirectional layer, a convolution or pooling over time, attention...), so the "
+                "block could not reproduce the network. Use a network whose layers work step "
+                "by step (unidirectional LSTM / GRU / SimpleRNN, Dense, activations, "
+                "normalization per step), or a NetworkBlock fed a window of samples."
             )
         self.reset = bool(reset)
         if self.reset:

@@ -159,11 +159,13 @@ class Simulator:
             block = self.blocks[path]
             if block.kind == "discrete" and (hits is None or path not in hits):
                 outputs = state.held[path]
+            elif hits is None and block.piecewise_constant and path in state.held:
+                outputs = state.held[path]  # held over the solver's stages
             else:
                 u = self._inputs(path, signals) if block.feedthrough else None
                 own = continuous[path] if block.kind == "continuous" else state.discrete[path]
                 outputs = self._call(path, "output", t, own, u)
-                if block.kind == "discrete":
+                if block.kind == "discrete" or block.piecewise_constant:
                     state.held[path] = outputs
             for port in block.output_ports:
                 signals[(path, port)] = outputs[port]
@@ -172,8 +174,18 @@ class Simulator:
     def _derivatives(self, t: float, x: torch.Tensor, state: SimulationState) -> torch.Tensor:
         continuous = self._unpack(x, state)
         signals = self.evaluate(t, state, continuous)
-        parts = [self._call(p, "derivative", t, continuous[p], self._inputs(p, signals))
-                 for p in self.continuous]  # fmt: skip
+        parts = []
+        for p in self.continuous:
+            value = self._call(p, "derivative", t, continuous[p], self._inputs(p, signals))
+            expected = tuple(continuous[p].shape)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected:
+                found = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value)
+                raise SimulationError(
+                    f"simulate: block '{p}' ({type(self.blocks[p]).__name__}) gave a "
+                    f"derivative of shape {found} at t={t:g}; its state is {expected} (batch, "
+                    "states), and the derivative must be the same shape."
+                )
+            parts.append(value)
         return torch.cat(parts, dim=1)
 
     def _unpack(self, x: torch.Tensor, state: SimulationState) -> dict[str, torch.Tensor]:
@@ -202,7 +214,14 @@ class Simulator:
             from torchdiffeq import odeint
 
             times = torch.tensor([t, t + dt], dtype=torch.float64)
-            x = odeint(f, x, times, method=self.solver, rtol=self.rtol, atol=self.atol)[-1]
+            try:
+                x = odeint(f, x, times, method=self.solver, rtol=self.rtol, atol=self.atol)[-1]
+            except AssertionError as err:  # torchdiffeq: "underflow in dt ..."
+                raise SimulationError(
+                    f"simulate: {self.solver} could not step from t={t:g} to t={t + dt:g} "
+                    f"({err}): the solution changes faster than any step can follow (it may "
+                    "blow up). Check the plant near that time, or bound its states (Saturation)."
+                ) from err
         if not bool(torch.isfinite(x).all()):
             self._not_finite(self._unpack(x, state), t + dt)
         state.continuous = self._unpack(x, state)

@@ -59,6 +59,8 @@ class Step(_Source):
         [0.0, 1.0, 1.0]
     """
 
+    piecewise_constant = True
+
     def __init__(self, time: float = 1.0, *, initial: Any = 0.0, final: Any = 1.0) -> None:
         super().__init__()
         self.time = check_number("Step", "time", time)
@@ -133,6 +135,8 @@ class Pulse(_Source):
         [1.0, 1.0, 0.0, 0.0, 1.0]
     """
 
+    piecewise_constant = True
+
     def __init__(self, amplitude: Any = 1.0, *, period: float = 1.0, width: float = 0.5,
                  delay: float = 0.0) -> None:  # fmt: skip
         super().__init__()
@@ -185,6 +189,7 @@ class FromData(_Source):
             raise OptionError(f"FromData: `interpolation` must be one of {INTERPOLATIONS}. "
                               f"Received: interpolation={interpolation!r}.")  # fmt: skip
         self.values, self.interpolation = values, interpolation
+        self.piecewise_constant = interpolation != "linear"
         self._spacing = float(self.times.diff().min()) if len(self.times) > 1 else 1.0
 
     def start(self, context):
@@ -225,6 +230,8 @@ class Noise(_Source):
         >>> bool((a == b).all()), bool((a[:, 0] == a[:, 1]).all())
         (True, True)
     """
+
+    piecewise_constant = True
 
     def __init__(self, *, seed: int = 0, std: Any = 1.0, mean: Any = 0.0,
                  sample_time: float = 0.1, channels: int = 1) -> None:  # fmt: skip
