@@ -59,10 +59,20 @@ class SimulationContext:
 
 
 class Block(nn.Module):
-    """Base class of simulation blocks (see the module docstring for the protocol).
+    """Base class of simulation blocks. Every signal is a tensor (batch, channels).
 
     Subclasses set ``input_ports``, ``output_ports``, ``kind``, ``feedthrough`` (and for
-    discrete blocks ``sample_time``: seconds between hits, None for every step).
+    discrete blocks ``sample_time``: seconds between hits, None for every step) and write:
+
+    - ``start(context)``: the initial state (None for ``kind="stateless"``; a (batch, n)
+      tensor for ``"continuous"``; anything for ``"discrete"``), from the
+      :class:`SimulationContext` (batch, dtype, device, dt);
+    - ``output(t, state, u)``: ``{port: tensor}``; ``u`` maps input ports to tensors, or is
+      None when ``feedthrough`` is False (outputs that do not depend on the inputs now);
+    - ``derivative(t, state, u)`` (continuous): d state / dt, the shape of ``state``;
+    - ``update(t, state, u, y)`` (discrete): the state after a sample hit (``y``: its outputs,
+      held until the next hit);
+    - ``piecewise_constant = True`` for an output that only jumps (held through solver stages).
 
     Example:
         >>> import torch
