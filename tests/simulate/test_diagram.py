@@ -260,3 +260,14 @@ def test_a_solution_that_blows_up_under_dopri5_raises_a_simulation_error():
     d = Diagram().add("p", ODEBlock(lambda t, x, u: x**2, x0=[1.0], inputs=0))
     with pytest.raises(SimulationError, match="dopri5 could not step from t="):
         simulate(d, 3.0, dt=0.01, solver="dopri5")
+
+
+def test_a_subsystem_output_port_is_logged_by_its_name():
+    pi = Diagram("pi").add("e", Inport()).add("kp", Gain(2.0)).add("u", Outport())
+    pi.connect("e", "kp").connect("kp", "u")
+    loop = Diagram().add("r", Step(0.0)).add("ctrl", pi).add("plant", Integrator())
+    loop.connect("r", "ctrl/e").connect("ctrl/u", "plant")
+    out = simulate(loop, 0.2, dt=0.1, log=["ctrl/u", "plant/out"])
+    assert out["ctrl/u"].flatten().tolist() == [2.0, 2.0, 2.0]
+    torch.testing.assert_close(out["plant/out"].flatten(), torch.tensor([0.0, 0.2, 0.4]))
+    assert "ctrl/u" in simulate(loop, 0.2, dt=0.1).signals

@@ -126,6 +126,8 @@ class CompiledDiagram:
     order: list[str]
     blocks: dict[str, Block]
     sources: dict[str, dict[str, Port]] = field(default_factory=dict)
+    # a subsystem's output ports ("ctrl/u", nested "plant.ctrl/u"): the leaf ports feeding them
+    outputs: dict[str, Port] = field(default_factory=dict)
 
 
 def _flatten(diagram: Diagram, prefix: str, blocks: dict, wires: dict) -> None:
@@ -227,4 +229,10 @@ def compile_diagram(diagram: Diagram) -> CompiledDiagram:
         )
     if not leaves:
         raise DiagramError(f"Diagram '{diagram.name}' has no blocks. Add some with d.add().")
-    return CompiledDiagram(_order(leaves, sources, diagram.name), leaves, sources)
+    outputs = {}
+    for path, block in blocks.items():
+        if isinstance(block, Outport) and "." in path and (path, "in") in wires:
+            subsystem, port = path.rsplit(".", 1)
+            outputs[f"{subsystem}/{port}"] = _resolve(wires[(path, "in")], blocks, wires,
+                                                      (path, "in"))  # fmt: skip
+    return CompiledDiagram(_order(leaves, sources, diagram.name), leaves, sources, outputs)

@@ -106,6 +106,7 @@ class Simulator:
                 available[name or path] = self.compiled.sources[path]["in"]
             for port in block.output_ports:
                 available[f"{path}/{port}"] = (path, port)
+        available.update(self.compiled.outputs)  # subsystem outputs, by the subsystem's port
         if log is None:
             return available
         unknown = [name for name in log if name not in available]
