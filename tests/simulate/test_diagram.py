@@ -2,6 +2,7 @@
 equations, RK4's order of convergence, gradients, batching, and the errors of bad input."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -271,3 +272,12 @@ def test_a_subsystem_output_port_is_logged_by_its_name():
     assert out["ctrl/u"].flatten().tolist() == [2.0, 2.0, 2.0]
     torch.testing.assert_close(out["plant/out"].flatten(), torch.tensor([0.0, 0.2, 0.4]))
     assert "ctrl/u" in simulate(loop, 0.2, dt=0.1).signals
+
+
+def test_a_pid_derivative_filter_too_fast_for_the_step_warns():
+    d = Diagram().add("e", Sine(1.0)).add("pid", PID(1.0, 1.0, 0.1)).connect("e", "pid")
+    with pytest.warns(UserWarning, match=r"N \* dt = 10 > 2"):
+        simulate(d, 0.5, dt=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        simulate(d, 0.5, dt=0.01)  # N * dt = 1: stable

@@ -3,6 +3,7 @@ and ODEBlock for a plant written as ``dx/dt = f(t, x, u)``."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -182,6 +183,15 @@ class PID(Block):
         self._derivative_used = isinstance(Kd, torch.Tensor) or bool((self.Kd != 0).any())
 
     def start(self, context):  # state: [integral term, derivative filter]
+        stiffness = float(torch.as_tensor(self.N).max()) * context.dt
+        if self._derivative_used and stiffness > 2.0:
+            warnings.warn(
+                f"PID: the derivative filter (pole at -N, N = {float(torch.as_tensor(self.N).max()):g}) "
+                f"is unstable under a fixed step: N * dt = {stiffness:g} > 2 (euler; about 2.8 "
+                "for rk4), so the output oscillates and grows. Use a smaller dt, a smaller N, "
+                "or solver='dopri5'.",
+                stacklevel=2,
+            )
         return torch.zeros(context.batch, 2, dtype=context.dtype, device=context.device)
 
     def _p(self, name: str, like: torch.Tensor) -> torch.Tensor:
