@@ -66,15 +66,18 @@ class Simulator:
 
     def __init__(self, diagram: Diagram, t_end: float, dt: float, *, solver: str = "euler",
                  batch: int = 1, dtype: torch.dtype | None = None, device: Any = None,
-                 log: Sequence[str] | None = None, rtol: float = 1e-7,
-                 atol: float = 1e-9) -> None:  # fmt: skip
+                 log: Sequence[str] | None = None, rtol: float | None = None,
+                 atol: float | None = None) -> None:  # fmt: skip
         _check(diagram, t_end, dt, solver, batch)
         self.compiled = compile_diagram(diagram)
         self.context = SimulationContext(
             batch, dtype or torch.get_default_dtype(), torch.device(device or "cpu"),
             float(t_end), float(dt),
         )  # fmt: skip
-        self.solver, self.rtol, self.atol = solver, rtol, atol
+        wide = self.context.dtype == torch.float64  # tolerances float32 can still resolve
+        self.solver = solver
+        self.rtol = rtol if rtol is not None else 1e-7 if wide else 1e-5
+        self.atol = atol if atol is not None else 1e-9 if wide else 1e-7
         self.steps = self.context.steps
         self.periods = {path: self._period(path, b) for path, b in self.blocks.items()
                         if b.kind == "discrete"}  # fmt: skip
@@ -292,8 +295,8 @@ def simulate(
     log: Sequence[str] | None = None,
     dtype: torch.dtype | None = None,
     device: Any = None,
-    rtol: float = 1e-7,
-    atol: float = 1e-9,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> SimulationResult:
     """Simulate ``diagram`` from 0 to ``t_end`` (Simulink's ``sim``); returns the logged
     signals as tensors (batch x time x channels), at ``0, dt, ..., t_end``.
@@ -303,7 +306,8 @@ def simulate(
         t_end: the stop time, a whole number of steps.
         dt: the step (and the output grid); every discrete sample time must be a multiple.
         solver: ``"euler"``, ``"rk4"`` (fixed step) or ``"dopri5"`` (adaptive within each
-            step, through ``torchdiffeq``, with ``rtol`` / ``atol``).
+            step, through ``torchdiffeq``, with ``rtol`` / ``atol``; default 1e-7 / 1e-9 in
+            float64, 1e-5 / 1e-7 in float32, whose rounding finer tolerances only add to).
         batch: cases simulated at once; block values given as (batch, channels) matrices
             (initial conditions, parameters) give each case its own.
         log: the signals to log (``"block/port"``, ``"subsystem.block/port"``, Scope names);
