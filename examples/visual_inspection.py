@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     test = datasets.inspection(args.test_images, args.test_images, image_size=size, seed=2)
     options = TrainingOptions(solver="adam", initial_learn_rate=1e-3, max_epochs=args.epochs,
                               mini_batch_size=16, verbose=False, seed=0)  # fmt: skip
+    torch.manual_seed(0)  # the FCDD network's initial weights: the same run every time
     detectors = {
         "PatchCore": (PatchCoreDetector(coreset_fraction=args.coreset_fraction), None),
         "FCDD": (FCDDDetector(views_per_image=args.views_per_image), options),
