@@ -1,7 +1,7 @@
 """Visual inspection: find scratches, holes and stains on textured parts, trained on normal parts only.
 
-The MATLAB workflow of "Detect Defects Using PatchCore / FCDD" (Automated Visual Inspection
-Library), on parts the toolbox generates (``datasets.inspection``):
+The workflow of MATLAB's Automated Visual Inspection Library examples ("Detect Image Anomalies
+Using Explainable FCDD Network"), on parts the toolbox generates (``datasets.inspection``):
 
 1. draw normal parts for training, other normal parts for the threshold, and a test set of
    normal and defective parts with the defects' pixel masks (three seeds);
