@@ -31,7 +31,7 @@ def patchcore_backbone(channels: int = 3, *, filters: Sequence[int] = (32, 64, 1
 
     Random convolutions already separate local textures well enough for PatchCore on simple
     surfaces (the generated inspection data); on real parts use a pretrained backbone, e.g.
-    ``hub.pretrained("resnet18")`` with ``layers=("layer2", "layer3")``. The weights are
+    ``hub.pretrained_module("resnet18")`` with ``layers=("layer2", "layer3")``. The weights are
     drawn from ``seed`` (He initialization), so the same seed gives the same features.
 
     Example:
@@ -163,7 +163,7 @@ class PatchCoreDetector(AnomalyDetector):
 
     Args:
         backbone: a Network or torch module (default :func:`patchcore_backbone`, random
-            weights); e.g. ``hub.pretrained("resnet18")`` when its weights are cached.
+            weights); e.g. ``hub.pretrained_module("resnet18")`` when its weights are cached.
         layers: names of the backbone's layers (Network layer names or module paths) whose
             outputs are the features (default ``("stage2", "stage3")`` of the default
             backbone).
