@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 2
-_PATTERN = re.compile(r"checkpoint-epoch(\d+)-iteration(\d+)\.zip$")
+_PATTERN = re.compile(r"checkpoint-epoch(\d+)-iteration(\d+)(\.zip)?$")  # folder: sharded
 
 
 def _tensors(state: dict[str, torch.Tensor]) -> bytes:
@@ -94,8 +94,9 @@ def save_checkpoint(
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint in ``folder`` (by iteration), or None."""
-    found = [(int(m.group(2)), p) for p in Path(folder).glob("checkpoint-*.zip")
+    """The newest complete checkpoint in ``folder`` (by iteration), or None: a zip, or a
+    sharded checkpoint folder (strategy="fsdp")."""
+    found = [(int(m.group(2)), p) for p in Path(folder).glob("checkpoint-*")
              if (m := _PATTERN.search(p.name))]  # fmt: skip
     return max(found)[1] if found else None
 
