@@ -48,12 +48,14 @@ SCRIPT = textwrap.dedent("""
         result = train(net, (x, y), "crossentropy", options(
             max_epochs=int(epochs), execution_environment="parallel", strategy="fsdp",
             checkpoint_path=None if checkpoints == "-" else checkpoints,
-            resume_from=None if resume == "-" else resume, callbacks=[probe]))
+            resume_from=None if resume == "-" else resume, callbacks=[probe],
+            validation_data=(x[:70], y[:70]), validation_frequency=3, metrics=["accuracy"]))
         safetensors.torch.save_file(
             {k: v.contiguous() for k, v in result.network.state_dict().items()},
             f"{out}.rank{rank}")
         with open(f"{out}.rank{rank}.json", "w") as f:
             json.dump({"fraction": probe.fraction, "type": type(result.network).__name__,
+                       "validation": result.final_validation,
                        "sharded": any(type(p).__name__ == "DTensor"
                                       for p in result.network.parameters())}, f)
 """)
@@ -73,8 +75,10 @@ def _reference(tmp_path, epochs):
     namespace = {"__name__": "reference"}
     exec(SCRIPT, namespace)
     net, x, y = namespace["setup"]()
-    result = train(net, (x, y), "crossentropy", namespace["options"](max_epochs=epochs))
-    return result.network.state_dict(), namespace["setup"]()[0]
+    options = namespace["options"](max_epochs=epochs, validation_data=(x[:70], y[:70]),
+                                   validation_frequency=3, metrics=["accuracy"])
+    result = train(net, (x, y), "crossentropy", options)
+    return result, namespace["setup"]()[0]
 
 
 def _close(a, b, atol=1e-5):
@@ -86,12 +90,16 @@ def _close(a, b, atol=1e-5):
 @pytest.mark.slow
 def test_two_process_fsdp_matches_one_process_and_shards_the_parameters(tmp_path):
     weights, facts = _run(tmp_path, 2, "fsdp", 3)
-    reference, untrained = _reference(tmp_path, 3)
+    result, untrained = _reference(tmp_path, 3)
+    reference = result.network.state_dict()
     for rank in (0, 1):  # every process returns the full, unsharded network
         _close(reference, weights[rank])
         assert facts[rank]["type"] == "Network" and not facts[rank]["sharded"]
         # (4*16 + 16 + 16*2 + 2) = 114 parameters: 57 on each process
         assert facts[rank]["fraction"] == pytest.approx(0.5)
+        # every process validates every batch (each forward gathers the shards)
+        for name, value in result.final_validation.items():
+            assert facts[rank]["validation"][name] == pytest.approx(value, abs=1e-5), name
     assert not torch.allclose(untrained.layer("dense_1").weight, reference["layers.dense_1.weight"])
 
 
