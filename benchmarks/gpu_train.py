@@ -9,7 +9,9 @@ On a CUDA machine this script:
    using the same settings (bf16 autocast, channels_last), interleaved with 1;
 3. checks that a short run gives the same loss curve as the same run on the CPU in float32
    (within bf16 tolerance);
-4. prints images/s for both and the ratio.
+4. prints images/s for both and the ratio;
+5. with 2 or more GPUs: a 2-GPU smoke run of ``strategy="fsdp"`` (FSDP2 over NCCL, bf16),
+   checking that each process held half the parameters and both returned the same network.
 
 Without CUDA it prints a message and exits with status 0, so it can sit in any CI.
 
@@ -131,6 +133,49 @@ def agrees_with_cpu() -> float:
     return max(abs(a - b) / abs(b) for a, b in zip(gpu, cpu, strict=True))
 
 
+FSDP_SMOKE = """
+import os, sys, torch
+from deeptoolbox import Network, layers as L
+from deeptoolbox.training import TrainingOptions, train
+from deeptoolbox.training._sharding import local_fraction
+
+torch.manual_seed(0)
+x, y = torch.randn(512, 64), torch.randint(0, 4, (512,))
+net = Network([L.FeatureInput(64), L.Dense(256), L.ReLU(), L.Dense(256), L.ReLU(), L.Dense(4),
+               L.Softmax()])
+held = []
+
+class Probe:
+    def on_train_start(self, state):
+        held.append(local_fraction(net))
+
+options = TrainingOptions(execution_environment="multi-gpu", strategy="fsdp", max_epochs=2,
+                          mini_batch_size=64, seed=0, verbose=False, callbacks=[Probe()])
+result = train(net, (x, y), "crossentropy", options)
+total = sum(float(p.double().sum()) for p in result.network.parameters())
+print(f"FSDP rank {os.environ['RANK']}: held {held[0]:.3f} of the parameters, loss "
+      f"{result.history.iterations[-1]['loss']:.4f}, checksum {total:.6f}", flush=True)
+"""
+
+
+def fsdp_smoke() -> bool:
+    """2 GPUs: train with strategy='fsdp' on 2 processes; True when it ran and agreed."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "fsdp_smoke.py"
+        script.write_text(FSDP_SMOKE)
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                   str(script)]  # fmt: skip
+        run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("FSDP rank")]
+    print("\n".join(lines) or run.stderr[-2000:])
+    checksums = {line.rsplit(" ", 1)[-1] for line in lines}
+    return run.returncode == 0 and len(lines) == 2 and len(checksums) == 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -154,7 +199,11 @@ def main() -> int:
     print(f"hand-written loop (bf16, channels_last): {b:9.0f} images/s")
     print(f"ratio train()/hand-written throughput: {a / b:.3f}")
     print(f"largest relative loss difference GPU bf16 vs CPU fp32 over 4 steps: {difference:.4f}")
-    return 0 if difference < 0.05 else 1
+    sharded = True
+    if torch.cuda.device_count() >= 2:
+        sharded = fsdp_smoke()
+        print(f"2-GPU fsdp smoke run: {'ok' if sharded else 'FAILED'}")
+    return 0 if difference < 0.05 and sharded else 1
 
 
 if __name__ == "__main__":
