@@ -75,8 +75,12 @@ def _reference(tmp_path, epochs):
     namespace = {"__name__": "reference"}
     exec(SCRIPT, namespace)
     net, x, y = namespace["setup"]()
-    options = namespace["options"](max_epochs=epochs, validation_data=(x[:70], y[:70]),
-                                   validation_frequency=3, metrics=["accuracy"])
+    options = namespace["options"](
+        max_epochs=epochs,
+        validation_data=(x[:70], y[:70]),
+        validation_frequency=3,
+        metrics=["accuracy"],
+    )
     result = train(net, (x, y), "crossentropy", options)
     return result, namespace["setup"]()[0]
 
@@ -191,3 +195,51 @@ def test_mixed_precision_policy_follows_precision():
     assert precision_policy("16-mixed").param_dtype == torch.float16
     assert precision_policy("16-mixed").reduce_dtype == torch.float32
     assert precision_policy("32").param_dtype is None
+
+
+NAN_SCRIPT = textwrap.dedent("""
+    import os, sys, torch, safetensors.torch
+    from deeptoolbox import Network, layers as L
+    from deeptoolbox.errors import TrainingError
+    from deeptoolbox.training import TrainingOptions, train
+
+    def run(**kw):
+        torch.manual_seed(0)
+        x = torch.randn(128, 3)
+        y = (x[:, 0] > 0).long()
+        x[33] = float("nan")  # batch 2 (32 per batch); odd: process 1's half of it
+        net = Network([L.FeatureInput(3), L.Dense(8), L.Dense(2), L.Softmax()])
+        options = TrainingOptions(max_epochs=5, mini_batch_size=32, shuffle="never",
+                                  verbose=False, verbose_frequency=1, strategy="fsdp", **kw)
+        try:
+            train(net, (x, y), "crossentropy", options)
+        except TrainingError as err:
+            return err
+
+    if __name__ == "__main__":
+        err = run(execution_environment="parallel")
+        rank = os.environ["RANK"]
+        with open(sys.argv[1] + f".rank{rank}", "w") as f:
+            f.write(str(err))
+        safetensors.torch.save_file(
+            {k: v.contiguous() for k, v in err.result.network.state_dict().items()},
+            sys.argv[1] + f".rank{rank}.safetensors")
+""")
+
+
+@pytest.mark.slow
+def test_a_nan_under_fsdp_rolls_every_shard_back_to_the_last_checked_network(tmp_path):
+    script = tmp_path / "nan_script.py"
+    script.write_text(NAN_SCRIPT)
+    assert launch(script, 2, [str(tmp_path / "error")]) == 0
+    namespace = {"__name__": "reference"}
+    exec(NAN_SCRIPT, namespace)
+    alone = namespace["run"](execution_environment="cpu")  # one process, unsharded
+    assert "the network of iteration 1, the last one checked" in str(alone)
+    reference = alone.result.network.state_dict()
+    for rank in (0, 1):
+        message = (tmp_path / f"error.rank{rank}").read_text()
+        assert "the loss became nan at iteration 2 (epoch 1) in process 1 of 2" in message
+        assert "the network of iteration 1, the last one checked" in message
+        weights = safetensors.torch.load_file(tmp_path / f"error.rank{rank}.safetensors")
+        _close(reference, weights, atol=1e-6)  # the full network of iteration 1, finite
