@@ -12,6 +12,7 @@ from deeptoolbox import Network
 from deeptoolbox import layers as L
 from deeptoolbox.errors import OptionError
 from deeptoolbox.training import TrainingOptions, launch, train
+from deeptoolbox.training._checkpoint import load_checkpoint
 from deeptoolbox.training._sharding import precision_policy, wrap_plan
 
 SCRIPT = textwrap.dedent("""
@@ -116,6 +117,11 @@ def test_a_sharded_checkpoint_resumes_on_one_and_on_two_processes(tmp_path):
     middle = checkpoints / written[1]
     assert (middle / ".metadata").is_file() and (middle / "state.pt").is_file()
     assert len(list(middle.glob("*.distcp"))) == 2  # one shard file per process
+    whole = load_checkpoint(checkpoints)  # the newest, gathered into full tensors
+    assert whole["path"].name == written[-1] and whole["state"]["iteration"] == 12
+    _close(full[0], whole["weights"], atol=0)
+    assert Network.from_json(whole["network_json"]).layer_names == ["featureinput_1", "dense_1",
+        "relu_1", "dense_2", "softmax_1"]  # fmt: skip
     on_two, _ = _run(tmp_path, 2, "two", 4, resume=middle)
     on_one, facts = _run(tmp_path, 1, "one", 4, resume=middle)
     _close(full[0], on_two[0], atol=1e-6)
