@@ -16,8 +16,11 @@ gradients reduced in fp32.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import warnings
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -154,6 +157,17 @@ def is_sharded_checkpoint(path: Any) -> bool:
     return (Path(path) / ".metadata").is_file()
 
 
+@contextlib.contextmanager
+def _single_process_quietly() -> Iterator[None]:
+    """DCP warns that it assumes one process when there is no process group: intended here."""
+    import torch.distributed as dist
+
+    with warnings.catch_warnings():
+        if not (dist.is_available() and dist.is_initialized()):
+            warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+        yield
+
+
 def _barrier() -> None:
     import torch.distributed as dist
 
@@ -197,7 +211,8 @@ def save_sharded(
     state: dict[str, Any] = {"model": model, "optimizer": optim}
     if best is not None:
         state["best"] = best
-    dcp.save(state, checkpoint_id=str(partial))
+    with _single_process_quietly():
+        dcp.save(state, checkpoint_id=str(partial))
     if is_main:
         torch.save({"format_version": FORMAT_VERSION, "loop": loop, "sharded": True,
                     "has_best": best is not None, **training}, partial / "state.pt")  # fmt: skip
@@ -223,7 +238,8 @@ def load_sharded(path: Any, net: torch.nn.Module, optimizer: torch.optim.Optimiz
     state: dict[str, Any] = {"model": model, "optimizer": optim}
     if saved.get("has_best"):
         state["best"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    dcp.load(state, checkpoint_id=str(path))
+    with _single_process_quietly():
+        dcp.load(state, checkpoint_id=str(path))
     set_state_dict(net, optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optimizer"])  # fmt: skip
     saved["best"] = state.get("best")
