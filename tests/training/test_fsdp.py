@@ -290,3 +290,40 @@ def test_fsdp_with_batch_norm_and_population_statistics_matches_ddp(tmp_path):
     _close(weights["ddp"], weights["fsdp"], atol=1e-6)
     variance = weights["fsdp"]["layers.batchnorm_1.running_var"]
     assert not torch.allclose(variance, torch.ones_like(variance))  # set from the data
+
+
+MODULE_SCRIPT = textwrap.dedent("""
+    import os, sys, torch, safetensors.torch
+    from deeptoolbox.training import TrainingOptions, train
+
+    def run(environment):
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(96, 4, generator=g)
+        y = (x[:, 0] + x[:, 1] > 0).long()
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16),
+                                  torch.nn.ReLU(), torch.nn.Linear(16, 2))
+        options = TrainingOptions(solver="adam", max_epochs=3, mini_batch_size=32, seed=3,
+                                  shuffle="every-epoch", verbose=False, strategy="fsdp",
+                                  execution_environment=environment,
+                                  output_network="last-iteration")
+        return train(net, (x, y), "crossentropy", options).network
+
+    if __name__ == "__main__":
+        net = run("parallel")
+        assert type(net) is torch.nn.Sequential, type(net)  # plain again, not an FSDP class
+        safetensors.torch.save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+                                    f"{sys.argv[1]}.rank{os.environ['RANK']}")
+""")
+
+
+@pytest.mark.slow
+def test_fsdp_trains_a_plain_torch_module_with_adam_like_one_process(tmp_path):
+    script = tmp_path / "module_script.py"
+    script.write_text(MODULE_SCRIPT)
+    assert launch(script, 2, [str(tmp_path / "module")]) == 0
+    namespace = {"__name__": "reference"}
+    exec(MODULE_SCRIPT, namespace)
+    reference = namespace["run"]("cpu").state_dict()
+    for rank in (0, 1):
+        _close(reference, safetensors.torch.load_file(tmp_path / f"module.rank{rank}"))
