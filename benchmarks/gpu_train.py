@@ -10,7 +10,9 @@ One command, under 4 minutes on one GPU (``python benchmarks/gpu_train.py``):
    it once measured), so "auto" picks bf16, channels_last and compile;
 3. prints images/s of each (steady state: the first iterations, with cuDNN autotuning and
    compiling, are left out) and its ratio to the best hand-written figure;
-4. with 2 GPUs or more, a 2-process DDP smoke run of train() (``multi-gpu``, NCCL).
+4. with 2 GPUs or more, a 2-process DDP smoke run of train() (``multi-gpu``, NCCL), and a
+   2-process ``strategy="fsdp"`` smoke run (FSDP2 over NCCL) checking that each process held
+   half the parameters and both returned the same network.
 
 ``--cpu`` runs the same steps at tiny sizes on the CPU (a small toolbox ResNet, 32 px,
 batch 16; compile left out unless ``--compile-on-cpu``) so the script can be checked
@@ -179,6 +181,42 @@ def ddp_smoke() -> int:
         return subprocess.run(command, check=False, timeout=300).returncode
 
 
+FSDP_SCRIPT = textwrap.dedent("""
+    import os, torch
+    from deeptoolbox import Network, layers as L
+    from deeptoolbox.training import TrainingOptions, train
+    from deeptoolbox.training._sharding import local_fraction
+    torch.manual_seed(0)
+    x, y = torch.randn(512, 64), torch.randint(0, 4, (512,))
+    net = Network([L.FeatureInput(64), L.Dense(256), L.ReLU(), L.Dense(256), L.ReLU(),
+                   L.Dense(4), L.Softmax()])
+    held = []
+    class Probe:
+        def on_train_start(self, state):
+            held.append(local_fraction(net))
+    options = TrainingOptions(execution_environment="multi-gpu", strategy="fsdp", max_epochs=2,
+                              mini_batch_size=64, seed=0, verbose=False, callbacks=[Probe()])
+    result = train(net, (x, y), "crossentropy", options)
+    total = sum(float(p.double().sum()) for p in result.network.parameters())
+    print(f"FSDP rank {os.environ['RANK']}: held {held[0]:.3f} of the parameters, loss "
+          f"{result.history.iterations[-1]['loss']:.4f}, checksum {total:.6f}", flush=True)
+""")
+
+
+def fsdp_smoke() -> bool:
+    """2 GPUs: train with strategy='fsdp' on 2 processes; True when it ran and agreed."""
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "fsdp_smoke.py"
+        script.write_text(FSDP_SCRIPT)
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                   str(script)]  # fmt: skip
+        run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("FSDP rank")]
+    print("\n".join(lines) or run.stderr[-2000:])
+    checksums = {line.rsplit(" ", 1)[-1] for line in lines}
+    return run.returncode == 0 and len(lines) == 2 and len(checksums) == 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="tiny sizes on the CPU (a check)")
@@ -229,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.cpu and torch.cuda.device_count() >= 2:
         code = ddp_smoke()
         print(f"DDP smoke exit status {code}")
+        sharded = fsdp_smoke()
+        print(f"2-GPU fsdp smoke run: {'ok' if sharded else 'FAILED'}")
+        code = code or (0 if sharded else 1)
     elif not args.cpu:
         print("DDP smoke: skipped (one GPU)")
     return code

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 2
-_PATTERN = re.compile(r"checkpoint-epoch(\d+)-iteration(\d+)\.zip$")
+_PATTERN = re.compile(r"checkpoint-epoch(\d+)-iteration(\d+)(\.zip)?$")  # folder: sharded
 
 
 def _tensors(state: dict[str, torch.Tensor]) -> bytes:
@@ -94,8 +94,9 @@ def save_checkpoint(
 
 
 def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint in ``folder`` (by iteration), or None."""
-    found = [(int(m.group(2)), p) for p in Path(folder).glob("checkpoint-*.zip")
+    """The newest complete checkpoint in ``folder`` (by iteration), or None: a zip, or a
+    sharded checkpoint folder (strategy="fsdp")."""
+    found = [(int(m.group(2)), p) for p in Path(folder).glob("checkpoint-*")
              if (m := _PATTERN.search(p.name))]  # fmt: skip
     return max(found)[1] if found else None
 
@@ -145,6 +146,9 @@ def load_checkpoint(path: str | os.PathLike, *, limits: ReadLimits | None = None
     Sizes the file declares are checked against ``limits`` (:class:`deeptoolbox.ReadLimits`,
     None for the defaults) before anything is allocated.
 
+    A sharded checkpoint folder (strategy="fsdp") is read whole: its weights gathered into
+    full tensors, its optimizer state keyed by parameter name.
+
     Returns a dict with ``weights``, ``best`` (or None), ``network_json`` (or None),
     ``state`` (the loop state: ``LoopState.state_dict()``), ``optimizer``, ``scaler``,
     ``scheduler`` (or None), ``options``, ``format_version`` (of the file) and ``path``.
@@ -158,6 +162,8 @@ def load_checkpoint(path: str | os.PathLike, *, limits: ReadLimits | None = None
                 "(checkpoint-epochNNNN-iterationNNNNNNN.zip)."
             )
         path = latest
+    if (path / ".metadata").is_file():
+        return _load_sharded_whole(path)
     if not path.is_file():
         raise OptionError(
             f"TrainingOptions: `resume_from` must be a checkpoint file or a folder of them. "
@@ -201,6 +207,35 @@ def load_checkpoint(path: str | os.PathLike, *, limits: ReadLimits | None = None
     return {
         "weights": weights, "best": best, "network_json": text, "state": state["loop"],
         "optimizer": state["optimizer"], "scaler": state["scaler"],
+        "scheduler": state.get("scheduler"), "options": state.get("options", {}),
+        "format_version": state["format_version"], "path": path,
+    }  # fmt: skip
+
+
+def _load_sharded_whole(path: Path) -> dict[str, Any]:
+    """A sharded (DCP) checkpoint folder read into full tensors, in one process."""
+    import tempfile
+    import warnings
+
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    try:
+        state = torch.load(path / "state.pt", weights_only=True)
+        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "no process group": intended
+            whole = Path(folder) / "whole.pt"
+            dcp_to_torch_save(path, whole)
+            tensors = torch.load(whole, weights_only=True)
+    except (KeyError, RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as err:
+        raise OptionError(
+            f"TrainingOptions: `resume_from` folder {str(path)!r} is not a complete sharded "
+            f"deeptoolbox checkpoint ({err})."
+        ) from err
+    network = path / "network.json"
+    return {
+        "weights": tensors["model"], "best": tensors.get("best"),
+        "network_json": network.read_text() if network.is_file() else None,
+        "state": state["loop"], "optimizer": tensors["optimizer"], "scaler": state["scaler"],
         "scheduler": state.get("scheduler"), "options": state.get("options", {}),
         "format_version": state["format_version"], "path": path,
     }  # fmt: skip

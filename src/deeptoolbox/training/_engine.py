@@ -53,6 +53,14 @@ from deeptoolbox.training._options import TrainingOptions
 from deeptoolbox.training._progress import ConsoleDisplay, ProgressPlot, ProgressTable
 from deeptoolbox.training._result import TrainingResult
 from deeptoolbox.training._schedules import resolve_schedule
+from deeptoolbox.training._sharding import (
+    FullNetwork,
+    is_sharded_checkpoint,
+    load_sharded,
+    local_state,
+    save_sharded,
+    shard,
+)
 from deeptoolbox.training._snapshots import WeightSnapshots, snapshot
 from deeptoolbox.training._state import LoopState
 from deeptoolbox.training._statistics import (
@@ -159,6 +167,14 @@ class Engine:
             )
         self.placement = place(options.execution_environment, options.precision)
         self.device = self.placement.device
+        # strategy="fsdp": sharded when the run has a process group (any size), see _sharding
+        self.sharded = options.strategy == "fsdp" and self.placement.distributed
+        if options.strategy == "fsdp" and optimizer is not None:
+            raise OptionError(
+                "train: strategy='fsdp' builds the optimizer on the sharded parameters, so it "
+                "cannot take a ready-made `optimizer`; leave it out and choose `solver` in "
+                "TrainingOptions, or use strategy='ddp'."
+            )
         seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
         self.state = LoopState(seed=seed)
         if self.model_loss:
@@ -177,7 +193,8 @@ class Engine:
                 net, options.validation_data, padding, "TrainingOptions: `validation_data`"
             ).configure(options.mini_batch_size, "never", 0)
             # several processes: each validates every world-th batch; the values are reduced
-            self.validation_dealt = self.validation.deal_batches(
+            # (sharded: every process validates every batch, since each forward is collective)
+            self.validation_dealt = not self.sharded and self.validation.deal_batches(
                 self.placement.rank, self.placement.world
             )
         self.metrics = [metric_name(m) for m in options.metrics]
@@ -210,7 +227,8 @@ class Engine:
         self.final_validation: dict[str, float] = {}
         self.last_checkpoint: Path | None = None
         self.pending: list[tuple[int, torch.Tensor, float, float]] = []
-        self.snapshots = WeightSnapshots()
+        self.snapshots = WeightSnapshots(local_state if self.sharded else None)
+        self.full_network: FullNetwork | None = None  # sharded: the network to return
         self.stop_request: str | None = None  # "Callback (hook)" that asked to stop
         self.stop_agreed = False  # several processes: every one has seen the request
         self.bad_processes: list[int] = []  # several processes: where a NaN/Inf loss came from
@@ -227,6 +245,8 @@ class Engine:
         details = self.acceleration.describe()
         if self.placement.world > 1:
             details += f", {self.placement.world} processes"
+        if self.sharded:
+            details += ", fsdp"
         return ProgressTable(display, self.device_name, details, self.output_best)
 
     def _builtin_callbacks(self) -> list[Any]:
@@ -278,10 +298,18 @@ class Engine:
             self.net.to(memory_format=torch.channels_last)
         if self.options.resume_from is None:
             compute_input_statistics(self.net, self.source, self.options.reset_input_normalization)
+        if self.sharded:  # before the optimizer: it must hold the sharded parameters
+            self.full_network = FullNetwork(self.net)
+            shard(self.model, self.net, self.placement.precision)
+        elif self.options.strategy == "fsdp" and self.options.verbose:
+            print("strategy='fsdp': this run is one process, so the network is not sharded "
+                  "(same results; checkpoints are still sharded folders). Shard it over N "
+                  "processes with execution_environment='multi-gpu' or 'parallel' and "
+                  "`deeptoolbox train --nproc N script.py` / torchrun.")  # fmt: skip
         self.optimizer = self.user_optimizer or make_optimizer(self.net, self.options)
         use_scaler = self.placement.precision == "16-mixed"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        if self.placement.distributed:
+        if self.placement.distributed and not self.sharded:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -652,6 +680,14 @@ class Engine:
         if self.options.checkpoint_path is None:
             return
         self.flush()
+        if self.options.strategy == "fsdp":
+            self.state.elapsed = self.elapsed()
+            training = {"scaler": self.scaler.state_dict(), "options": self.options.to_dict()}
+            self.last_checkpoint = save_sharded(
+                self.options.checkpoint_path, self.net, self.optimizer, self.state.state_dict(),
+                training, self.best_weights, self.placement.is_main,
+            )  # fmt: skip
+            return
         if not self.placement.is_main:
             return
         self.state.elapsed = self.elapsed()
@@ -667,6 +703,18 @@ class Engine:
         )  # fmt: skip
 
     def resume(self, path: Any) -> None:
+        chosen = Path(path)
+        if chosen.is_dir() and not is_sharded_checkpoint(chosen):
+            chosen = ckpt.latest_checkpoint(chosen) or chosen
+        if is_sharded_checkpoint(chosen):
+            self._resume_sharded(chosen)
+            return
+        if self.sharded:
+            raise OptionError(
+                f"TrainingOptions: `resume_from` {str(chosen)!r} is a single-file checkpoint; "
+                "strategy='fsdp' resumes from the sharded checkpoint folders it writes "
+                "(checkpoint-epochNNNN-iterationNNNNNNN/). Resume this one with strategy='ddp'."
+            )
         loaded = ckpt.load_checkpoint(path)
         try:
             self.net.load_state_dict(loaded["weights"])
@@ -681,6 +729,20 @@ class Engine:
             self.scheduler.scheduler.load_state_dict(loaded["scheduler"])
         self.best_weights = loaded["best"]
         self.state.load_state_dict(loaded["state"])  # last: it also restores the generators
+        self.source.seed = self.state.seed
+
+    def _resume_sharded(self, path: Path) -> None:
+        """A sharded checkpoint, resharded onto this run's processes (any number)."""
+        try:
+            loaded = load_sharded(path, self.net, self.optimizer)
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise OptionError(
+                f"TrainingOptions: `resume_from` {str(path)!r} holds weights of another network "
+                f"or optimizer: {err}"
+            ) from err
+        self.scaler.load_state_dict(loaded["scaler"])
+        self.best_weights = loaded["best"]
+        self.state.load_state_dict(loaded["loop"])  # last: it also restores the generators
         self.source.seed = self.state.seed
 
     # -- the end ---------------------------------------------------------------------------------
@@ -703,6 +765,9 @@ class Engine:
         return returned
 
     def result(self, reason: str, returned: int | None) -> TrainingResult:
+        if self.full_network is not None:  # sharded: every process gets the full network
+            self.net = self.full_network.build(self.net, self.device)
+            self.full_network = None
         self.net.eval()
         state = self.state
         return TrainingResult(

@@ -33,6 +33,8 @@ _CHOICES = {
     "precision": ("auto", "32", "bf16-mixed", "16-mixed"),
     "batch_normalization_statistics": ("auto", "population", "moving"),
     "memory_format": ("auto", "channels_last", "contiguous"),
+    # several processes: "auto"/"ddp" replicate the network, "fsdp" shards it (FSDP2)
+    "strategy": ("auto", "ddp", "fsdp"),
 }
 # device switches: "auto" (decided from the device, see training/_acceleration.py) or a bool
 _SWITCHES = ("compile", "cudnn_benchmark", "tf32", "pin_memory")
@@ -112,6 +114,7 @@ class TrainingOptions:
     checkpoint_frequency_unit: str = "epoch"
     resume_from: str | os.PathLike | None = None
     execution_environment: str = "auto"
+    strategy: str = "auto"
     precision: str = "auto"
     compile: bool | str = "auto"
     seed: int | None = None

@@ -9,6 +9,8 @@ whose values are all finite.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 __all__ = ["snapshot", "WeightSnapshots"]
@@ -46,11 +48,13 @@ class WeightSnapshots:
         (0, True)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, state: Any = None) -> None:
         self.slots: list[tuple[int, dict[str, torch.Tensor]]] = []
+        # sharded training: this process's shards (views), copied back in place by restore
+        self.state = state
 
     def take(self, net: torch.nn.Module, iteration: int) -> None:
-        state = net.state_dict()
+        state = self.state(net) if self.state is not None else net.state_dict()
         if len(self.slots) < 2:
             buffers = {k: _host_buffer(v) for k, v in state.items()}
         else:
@@ -67,7 +71,12 @@ class WeightSnapshots:
             torch.cuda.synchronize()  # the copies may still be on their way
         for iteration, buffers in reversed(self.slots):
             if all(torch.isfinite(v).all() for v in buffers.values() if v.is_floating_point()):
-                net.load_state_dict(buffers)
+                if self.state is None:
+                    net.load_state_dict(buffers)
+                else:
+                    with torch.no_grad():
+                        for key, value in self.state(net).items():
+                            value.copy_(buffers[key])
                 return iteration
         return None
 
