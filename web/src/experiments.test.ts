@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { alignCurves, cellText, filterRows, historyMetrics, parallelAxis, parameterTable, sortRows } from "./experiments";
+import { alignCurves, cellText, filterRows, historyMetrics, parallelAxis, parameterTable, RowFilter, sortRows } from "./experiments";
 
 describe("results table", () => {
   const rows = [
@@ -55,7 +55,7 @@ describe("filtering the results table", () => {
     { trial: 3, solver: "sgdm", lr: 0.001, status: "completed", loss: 0.3 },
   ];
   const columns = ["solver", "lr", "status"];
-  const none = { text: "", metric: "loss", min: null, max: null };
+  const none: RowFilter = { text: "", metric: "loss", min: null, max: null };
   const trials = (filter: Partial<typeof none>) => filterRows(rows, { ...none, ...filter }, columns).map((r) => r.trial);
   it("keeps everything without a filter", () => expect(trials({})).toEqual([0, 1, 2, 3]));
   it("matches text in any parameter or the status, every word", () => {
@@ -97,7 +97,7 @@ describe("parallel coordinates", () => {
 
 describe("comparing curves", () => {
   it("aligns trials on the union of their iterations", () => {
-    const a = [{ iteration: 1, loss: 3 }, { iteration: 2, loss: 2 }, { iteration: 4, accuracy: 0.5 }];
+    const a: Record<string, number>[] = [{ iteration: 1, loss: 3 }, { iteration: 2, loss: 2 }, { iteration: 4, accuracy: 0.5 }];
     const b = [{ iteration: 2, loss: 1.5 }, { iteration: 3, loss: 1 }];
     expect(alignCurves([a, b], "loss")).toEqual([[1, 2, 3], [3, 2, null], [null, 1.5, 1]]);
     expect(historyMetrics([a, b])).toEqual(["loss", "accuracy"]);
