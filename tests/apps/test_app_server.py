@@ -417,3 +417,65 @@ def test_start_page_lists_the_hub_and_opens_with_cached_weights(client, tmp_path
 def test_start_page_refuses_an_unknown_architecture(client):
     response = client.post("/api/pretrained", json={"name": "resnet9000"})
     assert response.status_code == 400 and "'resnet9000' is not a pretrained" in response.text
+
+
+def _classifier_setup(params, monitor):
+    """Stores made-up validation predictions the way built-in classification training does."""
+    import numpy as np
+
+    rng = np.random.default_rng(int(params["seed"]))
+    truth = rng.choice(["cat", "dog", "fox"], size=40).tolist()
+    predicted = [t if rng.random() < 0.6 else str(rng.choice(["cat", "dog", "fox"]))
+                 for t in truth]  # fmt: skip
+    (monitor.artifacts / "validation-predictions.json").write_text(
+        json.dumps({"classes": ["cat", "dog", "fox"], "truth": truth, "predicted": predicted})
+    )
+    monitor.metrics = ["loss"]
+    monitor.record(1, loss=1.0)
+    return {"loss": 1.0}
+
+
+def test_trial_confusion_matrix_matches_sklearn_and_annotations_are_saved(client, root):
+    experiments = pytest.importorskip("deeptoolbox.experiments")
+    metrics = pytest.importorskip("sklearn.metrics")
+    experiments.Experiment("cls", _classifier_setup, {"seed": [1, 2]}, metric="loss",
+                           direction="minimize", store=root / "experiments.db").run(
+        workers=0, verbose=False)  # fmt: skip
+    labels = ["cat", "dog", "fox"]
+    for number in (0, 1):
+        record = experiments.load_experiment("cls", root / "experiments.db").trial(number)
+        stored = json.loads(record.artifact("validation-predictions.json").read_text())
+        truth, predicted = stored["truth"], stored["predicted"]
+        got = client.get(f"/api/experiments/cls/trials/{number}/confusion").json()
+        assert got["classes"] == labels
+        assert got["matrix"] == metrics.confusion_matrix(truth, predicted, labels=labels).tolist()
+        assert got["accuracy"] == pytest.approx(metrics.accuracy_score(truth, predicted))
+        assert got["recall"] == pytest.approx(
+            metrics.recall_score(truth, predicted, labels=labels, average=None)
+        )
+        assert got["precision"] == pytest.approx(
+            metrics.precision_score(truth, predicted, labels=labels, average=None)
+        )
+    assert client.get("/api/experiments/cls/trials/9/confusion").status_code == 404
+    saved = client.put("/api/experiments/cls/trials/1/annotation", json={"text": "lr too high"})
+    assert saved.json() == {"name": "cls", "trial": 1, "annotation": "lr too high"}
+    assert client.get("/api/experiments/cls/trials/1").json()["annotation"] == "lr too high"
+    reread = experiments.load_experiment("cls", root / "experiments.db").trial(1)
+    assert reread.annotation == "lr too high"
+    assert client.put("/api/experiments/cls/trials/1/annotation", json={"text": ""}).is_success
+    assert experiments.load_experiment("cls", root / "experiments.db").trial(1).annotation == ""
+    missing = client.put("/api/experiments/cls/trials/5/annotation", json={"text": "x"})
+    assert missing.status_code == 404
+
+
+def test_a_trial_without_stored_predictions_has_no_confusion_matrix(client, root):
+    experiments = pytest.importorskip("deeptoolbox.experiments")
+
+    def setup(params, monitor):
+        return {"loss": params["x"]}
+
+    experiments.Experiment("plain", setup, {"x": [1.0]}, metric="loss", direction="minimize",
+                           store=root / "experiments.db", artifacts=False).run(
+        workers=0, verbose=False)  # fmt: skip
+    response = client.get("/api/experiments/plain/trials/0/confusion")
+    assert response.status_code == 404 and "validation-predictions.json" in response.text

@@ -110,3 +110,88 @@ def test_experiment_created_run_and_stopped_from_the_page(tmp_path):
     fast, slow = records.trial(0), records.trial(1)
     assert fast.params == {"x": 0.1} and len(fast.history()) == 399
     assert slow.params == {"x": 0.9} and 0 < len(slow.history()) < 399  # stopped early, kept
+
+
+def _classifier(params, monitor):
+    """A made-up classifier: curves, and validation predictions where the lower learning rate
+    gets more right; stored as built-in classification training stores them."""
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    truth = rng.choice(["cat", "dog"], size=20).tolist()
+    right = 0.9 if params["lr"] == 0.01 else 0.6
+    predicted = [t if rng.random() < right else ("dog" if t == "cat" else "cat") for t in truth]
+    (monitor.artifacts / "validation-predictions.json").write_text(
+        json.dumps({"classes": ["cat", "dog"], "truth": truth, "predicted": predicted})
+    )
+    monitor.metrics = ["training_loss", "validation_accuracy"]
+    scale = 1.0 if params["solver"] == "adam" else 2.0
+    for step in range(1, 6):
+        monitor.record(step, training_loss=scale * params["lr"] * 10 / step)
+    accuracy = sum(t == p for t, p in zip(truth, predicted, strict=True)) / len(truth)
+    monitor.record(5, validation_accuracy=accuracy)
+    return {"validation_accuracy": accuracy}
+
+
+def test_results_filtered_sorted_a_trial_opened_annotated_and_two_compared(tmp_path):
+    require_front_end()
+    store = tmp_path / "experiments.db"
+    experiment = experiments.Experiment(
+        "tuning", _classifier, {"solver": ["adam", "sgdm"], "lr": [0.1, 0.01]}, store=store,
+    )  # fmt: skip
+    experiment.run(workers=0, verbose=False)
+    records = {r.number: r for r in experiment.records()}
+    handle = monitor(root=tmp_path, open_browser=False)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(20_000)
+            page.goto(handle.url + "#experiments")
+            page.get_by_test_id("exp-tuning").click()
+            page.get_by_test_id("results").wait_for()
+            header = page.locator("[data-testid=results] th").all_text_contents()
+            trial_column = header.index("trial") + 1
+            page.get_by_test_id("filter-text").fill("adam")
+            adam = sorted(str(n) for n, r in records.items() if r.params["solver"] == "adam")
+            assert sorted(_column(page, trial_column)) == adam
+            page.get_by_test_id("filter-text").fill("")
+            page.get_by_test_id("filter-min").fill("0.8")  # validation_accuracy ≥ 0.8
+            good = sorted(str(n) for n, r in records.items() if r.value >= 0.8)
+            assert sorted(_column(page, trial_column)) == good
+            assert page.get_by_test_id("filter-count").text_content() == f"{len(good)} of 4 shown"
+            page.get_by_test_id("filter-min").fill("")
+            page.get_by_test_id("sort-validation_accuracy").click()
+            page.get_by_test_id("sort-validation_accuracy").click()  # descending
+            by_value = sorted(records.values(), key=lambda r: -r.value)
+            assert _column(page, trial_column)[0] == str(by_value[0].number)
+
+            best = by_value[0]
+            page.get_by_test_id(f"row-{best.number}").click()
+            page.get_by_test_id("trial-loss").locator("canvas").wait_for()
+            page.get_by_test_id("trial-metrics").locator("canvas").wait_for()
+            cells = page.locator("[data-testid=confusion] tbody tr").nth(0).locator("td")
+            matrix = best.confusion().matrix.tolist()
+            assert [cells.nth(j).text_content() for j in range(2)] == [str(n) for n in matrix[0]]
+            page.get_by_test_id("trial-annotation").fill("best so far")
+            page.get_by_test_id("trial-annotation-save").click()
+            page.wait_for_function(
+                "document.querySelector('[data-testid=trial-annotation-status]').textContent"
+                " === 'saved'"
+            )  # fmt: skip
+            screenshot(page, "experiments-trial")
+            reread = experiments.load_experiment("tuning", store).trial(best.number)
+            assert reread.annotation == "best so far"
+
+            page.get_by_test_id(f"select-{by_value[0].number}").check()
+            page.get_by_test_id(f"select-{by_value[-1].number}").check()
+            page.get_by_test_id("exp-compare").click()
+            page.get_by_test_id("compare-curves").locator("canvas").wait_for()
+            assert page.locator("[data-testid=parallel] path").count() == 2
+            page.get_by_test_id("compare-metric").select_option("training_loss")
+            screenshot(page, "experiments-compare")
+            browser.close()
+    finally:
+        handle.close()

@@ -360,3 +360,12 @@ def test_a_built_in_classification_trial_with_validation_data_writes_its_confusi
     assert summary.counts == {"completed": 1}, record.traceback
     assert (record.artifacts / "confusion.png").stat().st_size > 1000
     assert 0.0 <= record.metrics["validation_accuracy"] <= 1.0
+    metrics = pytest.importorskip("sklearn.metrics")
+    stored = json.loads((record.artifacts / "validation-predictions.json").read_text())
+    assert len(stored["truth"]) == len(stored["predicted"]) == 50  # a quarter of 200
+    chart = record.confusion()
+    expected = metrics.confusion_matrix([str(t) for t in stored["truth"]],
+                                        [str(p) for p in stored["predicted"]],
+                                        labels=stored["classes"])  # fmt: skip
+    assert chart.classes == stored["classes"] and chart.matrix.tolist() == expected.tolist()
+    assert chart.accuracy == pytest.approx(record.metrics["validation_accuracy"], abs=1e-6)

@@ -18,9 +18,12 @@ import {
   disconnectEdit,
   fromElk,
   Graph,
+  LARGE_GRAPH,
   NODE_WIDTH,
   Position,
+  quickLayout,
   renamePosition,
+  reuseNodes,
   toElk,
   toFlow,
   unplaced,
@@ -44,10 +47,12 @@ function DesignerCanvas() {
   const graphRef = useRef<Graph | null>(null);
   graphRef.current = graph;
 
+  const [laidOut, setLaidOut] = useState(false);
   const layout = useCallback(
     async (g: Graph, fit = true) => {
-      const result = await elk.layout(toElk(g) as any);
-      setPositions(fromElk(result));
+      // elkjs on large graphs takes seconds and blocks the page: a linear layered layout there
+      setPositions(g.layers.length > LARGE_GRAPH ? quickLayout(g) : fromElk(await elk.layout(toElk(g) as any)));
+      setLaidOut(true);
       if (fit) setTimeout(() => flow.fitView({ padding: 0.15, duration: 0, maxZoom: 1 }), 30);
     },
     [flow],
@@ -112,7 +117,16 @@ function DesignerCanvas() {
     return () => window.removeEventListener("keydown", onKey);
   }, [run]);
 
-  const flowGraph = useMemo(() => (graph ? toFlow(graph, positions, selected) : { nodes: [], edges: [] }), [graph, positions, selected]);
+  // unchanged layers keep their node object, so the memoized LayerNode skips them: an edit's
+  // answer or a drag redraws only what changed (all 432 nodes of DenseNet-121 otherwise)
+  const previousNodes = useRef<ReturnType<typeof toFlow>["nodes"]>([]);
+  const flowGraph = useMemo(() => {
+    if (!graph) return { nodes: [], edges: [] };
+    const next = toFlow(graph, positions, selected);
+    const nodes = reuseNodes(previousNodes.current, next.nodes);
+    previousNodes.current = nodes;
+    return { nodes, edges: next.edges };
+  }, [graph, positions, selected]);
 
   const onDrop = useCallback(
     async (event: DragEvent) => {
@@ -197,7 +211,7 @@ function DesignerCanvas() {
             {message.text}
           </div>
         ) : null}
-        <div className="canvas" onDragOver={(e) => e.preventDefault()} onDrop={onDrop} data-testid="canvas">
+        <div className="canvas" onDragOver={(e) => e.preventDefault()} onDrop={onDrop} data-testid="canvas" data-laid-out={laidOut ? "true" : "false"}>
           <ReactFlow
             nodes={flowGraph.nodes}
             edges={flowGraph.edges}

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import uPlot from "uplot";
 import { api } from "./api";
-import { cellText, ParameterRow, parameterTable, Row, sortRows } from "./experiments";
+import { alignCurves, cellText, filterRows, historyMetrics, parallelAxis, ParameterRow, parameterTable, Row, RowFilter, sortRows } from "./experiments";
 
 interface ExperimentInfo {
   name: string;
@@ -45,6 +45,9 @@ export function Experiments() {
   const [table, setTable] = useState<Table | null>(null);
   const [sort, setSort] = useState<{ column: string; ascending: boolean } | null>(null);
   const [trial, setTrial] = useState<Trial | null>(null);
+  const [filter, setFilter] = useState<RowFilter>({ text: "", metric: "", min: null, max: null });
+  const [selected, setSelected] = useState<number[]>([]);
+  const [comparing, setComparing] = useState<Trial[] | null>(null);
   const load = () =>
     api<{ experiments: ExperimentInfo[] }>(`/api/experiments?store=${encodeURIComponent(store)}`)
       .then((r) => {
@@ -61,6 +64,9 @@ export function Experiments() {
   const open = (name: string) => {
     setTrial(null);
     setSort(null);
+    setSelected([]);
+    setComparing(null);
+    setFilter({ text: "", metric: "", min: null, max: null });
     setCreating(false);
     refresh(name);
   };
@@ -78,10 +84,19 @@ export function Experiments() {
     api(`/api/experiments/${encodeURIComponent(table.name)}/${path}`, { method: "POST", body: body ?? {} })
       .then(() => refresh(table.name))
       .catch((e) => setError(e.message));
-  const openTrial = (number: unknown) =>
-    table && api<Trial>(`/api/experiments/${encodeURIComponent(table.name)}/trials/${number}?store=${encodeURIComponent(store)}`).then(setTrial);
-  const rows = table && sort ? sortRows(table.rows, sort.column, sort.ascending) : table?.rows ?? [];
+  const fetchTrial = (number: unknown) =>
+    api<Trial>(`/api/experiments/${encodeURIComponent(table!.name)}/trials/${number}?${query}`);
+  const openTrial = (number: unknown) => table && fetchTrial(number).then((t) => { setTrial(t); setComparing(null); }).catch((e) => setError(e.message));
+  const compare = () =>
+    table && Promise.all(selected.map(fetchTrial)).then((t) => { setComparing(t); setTrial(null); }).catch((e) => setError(e.message));
+  const toggle = (number: number) => setSelected(selected.includes(number) ? selected.filter((n) => n !== number) : [...selected, number]);
   const columns = table ? table.columns.filter((c) => c !== "artifacts" && c !== "started") : [];
+  const numericColumns = table ? columns.filter((c) => c !== "trial" && !table.parameters.includes(c) && table.rows.some((r) => typeof r[c] === "number")) : [];
+  const rangeMetric = filter.metric || table?.metric || "";
+  const textColumns = table ? [...table.parameters, "status", "annotation"] : [];
+  const kept = table ? filterRows(table.rows, { ...filter, metric: rangeMetric }, textColumns) : [];
+  const rows = sort ? sortRows(kept, sort.column, sort.ascending) : kept;
+  const bound = (text: string) => (text.trim() === "" || Number.isNaN(Number(text)) ? null : Number(text));
   return (
     <div className="experiments" data-testid="experiments">
       <aside className="runs">
@@ -111,9 +126,20 @@ export function Experiments() {
               <button onClick={() => act(`cancel?${query}`)} disabled={!active} data-testid="exp-cancel">Cancel</button>
               <span className="hint" data-testid="exp-status">{table.workers} worker{table.workers === 1 ? "" : "s"} · {Object.entries(table.counts).map(([k, v]) => `${v} ${k}`).join(", ")}</span>
             </div>
+            <div className="buttons filters">
+              <label>filter <input value={filter.text} placeholder="adam  lr=0.01  completed" onChange={(e) => setFilter({ ...filter, text: e.target.value })} data-testid="filter-text" /></label>{" "}
+              <select value={rangeMetric} onChange={(e) => setFilter({ ...filter, metric: e.target.value })} data-testid="filter-metric">
+                {[...new Set([table.metric, ...numericColumns])].map((c) => <option key={c}>{c}</option>)}
+              </select>{" "}
+              <label>from <input type="number" step="any" style={{ width: 80 }} onChange={(e) => setFilter({ ...filter, min: bound(e.target.value) })} data-testid="filter-min" /></label>{" "}
+              <label>to <input type="number" step="any" style={{ width: 80 }} onChange={(e) => setFilter({ ...filter, max: bound(e.target.value) })} data-testid="filter-max" /></label>{" "}
+              <span className="hint" data-testid="filter-count">{rows.length} of {table.rows.length} shown</span>{" "}
+              <button onClick={compare} disabled={selected.length < 2} data-testid="exp-compare">Compare {selected.length} selected</button>
+            </div>
             <table className="results" data-testid="results">
               <thead>
                 <tr>
+                  <th title="select to compare" />
                   {columns.map((c) => (
                     <th key={c} onClick={() => setSort({ column: c, ascending: sort?.column === c ? !sort.ascending : true })} data-testid={`sort-${c}`}>
                       {c}{sort?.column === c ? (sort.ascending ? " ▲" : " ▼") : ""}
@@ -125,13 +151,15 @@ export function Experiments() {
               <tbody>
                 {rows.map((row) => (
                   <tr key={String(row.trial)} onClick={() => openTrial(row.trial)} className={trial?.trial === row.trial ? "chosen" : ""} data-testid={`row-${row.trial}`}>
+                    <td onClick={(e) => e.stopPropagation()}><input type="checkbox" checked={selected.includes(Number(row.trial))} onChange={() => toggle(Number(row.trial))} data-testid={`select-${row.trial}`} /></td>
                     {columns.map((c) => <td key={c}>{cellText(row[c])}</td>)}
                     <td>{row.status === "running" ? <button className="stop" onClick={(e) => { e.stopPropagation(); act(`trials/${row.trial}/stop?${query}`); }} data-testid={`stop-trial-${row.trial}`}>Stop</button> : null}</td>
                   </tr>
                 ))}
               </tbody>
             </table>
-            {trial ? <TrialDetails trial={trial} metric={table.metric} /> : null}
+            {trial ? <TrialDetails key={trial.trial} trial={trial} metric={table.metric} experiment={table.name} store={store} onSaved={() => refresh(table.name)} /> : null}
+            {comparing ? <Compare trials={comparing} metric={table.metric} parameters={table.parameters} /> : null}
           </>
         ) : creating ? (
           <NewExperiment store={store} onCreated={(name) => { load(); open(name); }} />
@@ -143,29 +171,120 @@ export function Experiments() {
   );
 }
 
-function TrialDetails({ trial, metric }: { trial: Trial; metric: string }) {
+const COLORS = ["#1f5fbf", "#d9641c", "#3a8f4a", "#6a3fb5", "#b5397a", "#1b9aaa", "#8c6d1f", "#555"];
+
+// A uPlot chart of aligned series (x first) in a div; redrawn when the data change.
+function Chart({ title, labels, data, testid }: { title: string; labels: string[]; data: (number | null)[][]; testid: string }) {
   const holder = useRef<HTMLDivElement>(null);
   useEffect(() => {
-    if (!holder.current || trial.history.length === 0) return;
-    const names = [...new Set(trial.history.flatMap((h) => Object.keys(h)))].filter((k) => k !== "iteration" && k !== "epoch");
-    const x = trial.history.map((h, i) => h.iteration ?? i + 1);
-    const data = [x, ...names.map((n) => trial.history.map((h) => h[n] ?? null))] as uPlot.AlignedData;
-    const colors = ["#1f5fbf", "#d9641c", "#3a8f4a", "#6a3fb5", "#b5397a"];
+    if (!holder.current || data[0].length === 0) return;
     const chart = new uPlot(
-      { title: `trial ${trial.trial}`, width: 420, height: 220, scales: { x: { time: false } }, series: [{ label: "iteration" }, ...names.map((n, i) => ({ label: n, stroke: colors[i % colors.length], width: 1.5 }))] },
-      data,
+      { title, width: 460, height: 230, scales: { x: { time: false } }, series: [{ label: "iteration" }, ...labels.map((n, i) => ({ label: n, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: data[i + 1].filter((v) => v !== null).length < 30, size: 7, fill: COLORS[i % COLORS.length] } }))] },
+      data as uPlot.AlignedData,
       holder.current,
     );
     return () => chart.destroy();
-  }, [trial]);
+  }, [JSON.stringify([title, labels, data])]); // eslint-disable-line react-hooks/exhaustive-deps
+  return <div ref={holder} className="plot" data-testid={testid} />;
+}
+
+interface Confusion {
+  classes: string[];
+  matrix: number[][];
+  accuracy: number;
+  recall: (number | null)[];
+  precision: (number | null)[];
+}
+
+// A trial: parameters, final metrics, its training curves (one panel per metric group), the
+// validation confusion matrix when the trial stored predictions, and its editable annotation.
+function TrialDetails({ trial, metric, experiment, store, onSaved }: { trial: Trial; metric: string; experiment: string; store: string; onSaved: () => void }) {
+  const [confusion, setConfusion] = useState<Confusion | null>(null);
+  const [confusionNote, setConfusionNote] = useState("");
+  const [note, setNote] = useState(trial.annotation);
+  const [saved, setSaved] = useState("");
+  const base = `/api/experiments/${encodeURIComponent(experiment)}/trials/${trial.trial}`;
+  useEffect(() => {
+    api<Confusion>(`${base}/confusion?store=${encodeURIComponent(store)}`).then(setConfusion).catch((e) => setConfusionNote(e.message));
+  }, [base, store]);
+  const names = historyMetrics([trial.history]);
+  const losses = names.filter((n) => /loss|error/i.test(n));
+  const others = names.filter((n) => !losses.includes(n));
+  const save = () =>
+    api(`${base}/annotation`, { method: "PUT", body: { text: note, store } })
+      .then(() => { setSaved("saved"); onSaved(); })
+      .catch((e) => setSaved(e.message));
+  const x = trial.history.map((h, i) => h.iteration ?? i + 1);
+  const series = (group: string[]) => [x, ...group.map((n) => trial.history.map((h) => h[n] ?? null))];
+  const largest = confusion ? Math.max(1, ...confusion.matrix.flat()) : 1;
   return (
     <div className="run-panel" data-testid="trial-details">
       <h3>Trial {trial.trial} · {trial.status} · {metric} = {trial.value === null ? "-" : trial.value.toPrecision(4)}</h3>
       <div>parameters: <code>{JSON.stringify(trial.params)}</code></div>
       <div>final metrics: <code>{JSON.stringify(trial.metrics)}</code></div>
-      {trial.annotation ? <div>annotation: {trial.annotation}</div> : null}
       {trial.error ? <pre className="field-error">{trial.error}</pre> : null}
-      <div ref={holder} className="plot" />
+      <div className="plots">
+        {losses.length ? <Chart title="loss" labels={losses} data={series(losses)} testid="trial-loss" /> : null}
+        {others.length ? <Chart title={others.some((n) => /accuracy/.test(n)) ? "accuracy" : "metrics"} labels={others} data={series(others)} testid="trial-metrics" /> : null}
+        {confusion ? (
+          <div data-testid="confusion">
+            <div className="hint">validation confusion matrix (rows: true class, columns: predicted) · accuracy {(100 * confusion.accuracy).toFixed(1)}%</div>
+            <table className="results confusion">
+              <thead><tr><th />{confusion.classes.map((c) => <th key={c}>{c}</th>)}<th>recall</th></tr></thead>
+              <tbody>
+                {confusion.matrix.map((row, i) => (
+                  <tr key={i}>
+                    <th>{confusion.classes[i]}</th>
+                    {row.map((n, j) => <td key={j} style={{ background: `rgba(${i === j ? "31,95,191" : "217,100,28"},${n === 0 ? 0 : 0.15 + 0.7 * (n / largest)})` }}>{n}</td>)}
+                    <td>{confusion.recall[i] === null ? "-" : `${(100 * (confusion.recall[i] as number)).toFixed(0)}%`}</td>
+                  </tr>
+                ))}
+                <tr><th>precision</th>{confusion.precision.map((p, j) => <td key={j}>{p === null ? "-" : `${(100 * p).toFixed(0)}%`}</td>)}<td /></tr>
+              </tbody>
+            </table>
+          </div>
+        ) : <div className="hint" data-testid="confusion-none" title={confusionNote}>no confusion matrix: the trial stored no validation predictions</div>}
+      </div>
+      <label className="field">
+        <span>annotation</span>
+        <textarea value={note} rows={2} onChange={(e) => { setNote(e.target.value); setSaved(""); }} data-testid="trial-annotation" />
+      </label>
+      <button onClick={save} disabled={note === trial.annotation && saved === ""} data-testid="trial-annotation-save">Save note</button> <span className="hint" data-testid="trial-annotation-status">{saved}</span>
+    </div>
+  );
+}
+
+// Several trials side by side: their curves of one metric on one plot, and a parallel-
+// coordinates plot of their parameters against the experiment's metric.
+function Compare({ trials, metric, parameters }: { trials: Trial[]; metric: string; parameters: string[] }) {
+  const names = historyMetrics(trials.map((t) => t.history));
+  const [shown, setShown] = useState(names.includes(metric) ? metric : names[0] ?? metric);
+  const data = alignCurves(trials.map((t) => t.history), shown);
+  const axes = [...parameters, metric].map((name) => parallelAxis(name, trials.map((t) => (name === metric ? t.value : t.params[name]))));
+  const width = 560, height = 240, left = 50, right = 60, top = 20, bottom = 30;
+  const ax = (i: number) => left + (axes.length === 1 ? 0 : (i * (width - left - right)) / (axes.length - 1));
+  const ay = (p: number) => top + (1 - p) * (height - top - bottom);
+  return (
+    <div className="run-panel" data-testid="compare">
+      <h3>Comparing trials {trials.map((t) => t.trial).join(", ")}</h3>
+      <label>metric <select value={shown} onChange={(e) => setShown(e.target.value)} data-testid="compare-metric">{names.map((n) => <option key={n}>{n}</option>)}</select></label>
+      <div className="plots">
+        <Chart title={`${shown} by trial`} labels={trials.map((t) => `trial ${t.trial}`)} data={data} testid="compare-curves" />
+        <svg width={width} height={height} className="parallel" data-testid="parallel">
+          {axes.map((axis, i) => (
+            <g key={axis.name}>
+              <line x1={ax(i)} x2={ax(i)} y1={ay(0)} y2={ay(1)} stroke="#888" />
+              <text x={ax(i)} y={height - 8} textAnchor="middle" fontSize={11} fontWeight={axis.name === metric ? "bold" : "normal"}>{axis.name}</text>
+              {axis.ticks.map((t) => <text key={t.label} x={ax(i) + 4} y={ay(t.at) + 4} fontSize={10} fill="#555">{t.label}</text>)}
+            </g>
+          ))}
+          {trials.map((t, k) => {
+            const points = axes.map((axis, i) => [ax(i), axis.position(axis.name === metric ? t.value : t.params[axis.name])] as const);
+            const path = points.filter(([, p]) => p !== null).map(([x, p], i) => `${i ? "L" : "M"}${x},${ay(p as number)}`).join(" ");
+            return <path key={t.trial} d={path} fill="none" stroke={COLORS[k % COLORS.length]} strokeWidth={2} data-testid={`parallel-${t.trial}`}><title>trial {t.trial}</title></path>;
+          })}
+        </svg>
+      </div>
     </div>
   );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cellText, parameterTable, sortRows } from "./experiments";
+import { alignCurves, cellText, filterRows, historyMetrics, parallelAxis, parameterTable, RowFilter, sortRows } from "./experiments";
 
 describe("results table", () => {
   const rows = [
@@ -44,5 +44,62 @@ describe("new experiment parameter table", () => {
     expect(() => parameterTable([{ name: "n", kind: "integer", text: "1.5, 3", log: false }])).toThrow("whole numbers");
     const twice = { name: "x", kind: "values" as const, text: "1", log: false };
     expect(() => parameterTable([twice, twice])).toThrow("used twice");
+  });
+});
+
+describe("filtering the results table", () => {
+  const rows = [
+    { trial: 0, solver: "adam", lr: 0.1, status: "completed", loss: 0.5 },
+    { trial: 1, solver: "sgdm", lr: 0.01, status: "failed", loss: null },
+    { trial: 2, solver: "adam", lr: 0.01, status: "completed", loss: 0.1 },
+    { trial: 3, solver: "sgdm", lr: 0.001, status: "completed", loss: 0.3 },
+  ];
+  const columns = ["solver", "lr", "status"];
+  const none: RowFilter = { text: "", metric: "loss", min: null, max: null };
+  const trials = (filter: Partial<typeof none>) => filterRows(rows, { ...none, ...filter }, columns).map((r) => r.trial);
+  it("keeps everything without a filter", () => expect(trials({})).toEqual([0, 1, 2, 3]));
+  it("matches text in any parameter or the status, every word", () => {
+    expect(trials({ text: "ADAM" })).toEqual([0, 2]);
+    expect(trials({ text: "sgdm completed" })).toEqual([3]);
+    expect(trials({ text: "fail" })).toEqual([1]);
+  });
+  it("matches name=value on that column only", () => {
+    expect(trials({ text: "lr=0.01" })).toEqual([1, 2]);
+    expect(trials({ text: "status=complete" })).toEqual([]); // whole value
+    expect(trials({ text: "solver=0.01" })).toEqual([]);
+  });
+  it("keeps a metric range, bounds included, missing values out", () => {
+    expect(trials({ min: 0.1, max: 0.3 })).toEqual([2, 3]);
+    expect(trials({ max: 0.4 })).toEqual([2, 3]);
+    expect(trials({ min: 0.3, text: "adam" })).toEqual([0]);
+  });
+});
+
+describe("parallel coordinates", () => {
+  it("scales numbers linearly between their extremes", () => {
+    const axis = parallelAxis("lr", [0.001, 0.1, 0.01, null]);
+    expect(axis.position(0.001)).toBe(0);
+    expect(axis.position(0.1)).toBe(1);
+    expect(axis.position(0.01)).toBeCloseTo((0.01 - 0.001) / (0.1 - 0.001), 12);
+    expect(axis.position(null)).toBeNull();
+    expect(axis.ticks.map((t) => t.label)).toEqual(["0.001000", "0.1000"]);
+  });
+  it("puts a constant in the middle", () => {
+    expect(parallelAxis("w", [8, 8]).position(8)).toBe(0.5);
+  });
+  it("spaces categories evenly in sorted order", () => {
+    const axis = parallelAxis("solver", ["sgdm", "adam", "rmsprop", "adam"]);
+    expect(axis.ticks).toEqual([{ at: 0, label: "adam" }, { at: 0.5, label: "rmsprop" }, { at: 1, label: "sgdm" }]);
+    expect(axis.position("rmsprop")).toBe(0.5);
+    expect(axis.position("lbfgs")).toBeNull();
+  });
+});
+
+describe("comparing curves", () => {
+  it("aligns trials on the union of their iterations", () => {
+    const a: Record<string, number>[] = [{ iteration: 1, loss: 3 }, { iteration: 2, loss: 2 }, { iteration: 4, accuracy: 0.5 }];
+    const b = [{ iteration: 2, loss: 1.5 }, { iteration: 3, loss: 1 }];
+    expect(alignCurves([a, b], "loss")).toEqual([[1, 2, 3], [3, 2, null], [null, 1.5, 1]]);
+    expect(historyMetrics([a, b])).toEqual(["loss", "accuracy"]);
   });
 });

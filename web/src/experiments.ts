@@ -65,3 +65,76 @@ export function parameterTable(rows: ParameterRow[]): Record<string, unknown> {
   if (Object.keys(table).length === 0) throw new Error("add at least one parameter");
   return table;
 }
+
+/** What the results table shows: a text that some parameter, the status or the annotation
+ * contains (case-insensitive; "name=value" matches that column only), and a range on a metric. */
+export interface RowFilter {
+  text: string;
+  metric: string;
+  min: number | null;
+  max: number | null;
+}
+
+/** The rows a filter keeps (the input is left alone). Rows whose metric is missing are left
+ * out as soon as a bound is given. */
+export function filterRows(rows: Row[], filter: RowFilter, textColumns: string[]): Row[] {
+  const words = filter.text.trim().toLowerCase().split(/\s+/).filter((w) => w !== "");
+  return rows.filter((row) => {
+    for (const word of words) {
+      const [column, wanted] = word.includes("=") ? word.split("=", 2) : [null, word];
+      const columns = column === null ? textColumns : textColumns.filter((c) => c.toLowerCase() === column);
+      if (!columns.some((c) => {
+        const text = cellText(row[c]).toLowerCase();
+        return column === null ? text.includes(wanted) : text === wanted || String(row[c]).toLowerCase() === wanted;
+      })) return false;
+    }
+    if (filter.min !== null || filter.max !== null) {
+      const value = row[filter.metric];
+      if (typeof value !== "number") return false;
+      if (filter.min !== null && value < filter.min) return false;
+      if (filter.max !== null && value > filter.max) return false;
+    }
+    return true;
+  });
+}
+
+/** One axis of a parallel-coordinates plot: where a value sits from 0 (bottom) to 1 (top),
+ * and the tick labels. Numbers scale linearly between their smallest and largest value (a
+ * constant sits in the middle); other values are categories, evenly spaced in sorted order. */
+export interface Axis {
+  name: string;
+  position: (value: unknown) => number | null;
+  ticks: { at: number; label: string }[];
+}
+
+export function parallelAxis(name: string, values: unknown[]): Axis {
+  const present = values.filter((v) => v !== null && v !== undefined);
+  if (present.length > 0 && present.every((v) => typeof v === "number")) {
+    const numbers = present as number[];
+    const low = Math.min(...numbers);
+    const high = Math.max(...numbers);
+    const position = (v: unknown) => (typeof v !== "number" ? null : high === low ? 0.5 : (v - low) / (high - low));
+    const ticks = high === low ? [{ at: 0.5, label: cellText(low) }] : [{ at: 0, label: cellText(low) }, { at: 1, label: cellText(high) }];
+    return { name, position, ticks };
+  }
+  const categories = [...new Set(present.map((v) => cellText(v)))].sort();
+  const at = (i: number) => (categories.length === 1 ? 0.5 : i / (categories.length - 1));
+  const position = (v: unknown) => {
+    const i = v === null || v === undefined ? -1 : categories.indexOf(cellText(v));
+    return i < 0 ? null : at(i);
+  };
+  return { name, position, ticks: categories.map((label, i) => ({ at: at(i), label })) };
+}
+
+/** Curves of several trials on one x axis (the union of their iterations), as uPlot wants
+ * them: [x, trial 1 values, trial 2 values, ...], null where a trial has no point. */
+export function alignCurves(histories: Record<string, number>[][], metric: string): (number | null)[][] {
+  const points = histories.map((h) => new Map(h.filter((r) => typeof r[metric] === "number").map((r, i) => [r.iteration ?? i + 1, r[metric]])));
+  const xs = [...new Set(points.flatMap((p) => [...p.keys()]))].sort((a, b) => a - b);
+  return [xs, ...points.map((p) => xs.map((x) => p.get(x) ?? null))];
+}
+
+/** Metrics that a trial history records (not iteration or epoch), in first-seen order. */
+export function historyMetrics(histories: Record<string, number>[][]): string[] {
+  return [...new Set(histories.flatMap((h) => h.flatMap((r) => Object.keys(r))))].filter((k) => k !== "iteration" && k !== "epoch");
+}

@@ -10,6 +10,9 @@ import {
   Graph,
   GraphLayer,
   parseField,
+  quickLayout,
+  reuseNodes,
+  NODE_HEIGHT,
   renamePosition,
   smooth,
   toElk,
@@ -134,5 +137,56 @@ describe("canvas -> edits", () => {
 
   it("smooths a curve and keeps gaps", () => {
     expect(smooth([1, null, 3], 0.5)).toEqual([1, null, 2]);
+  });
+});
+
+describe("large graphs", () => {
+  it("lays layers out a row below their lowest input, rows centred", () => {
+    const p = quickLayout(graph);
+    expect(p.x.y).toBe(0);
+    expect(p.a.y).toBe(NODE_HEIGHT + 40);
+    expect(p.add.y).toBe(2 * (NODE_HEIGHT + 40)); // below a, not just below x
+    expect(p.x.x).toBe(p.a.x);
+  });
+  it("puts parallel branches side by side and survives a cycle", () => {
+    const branches: Graph = {
+      ...graph,
+      layers: [layer("x", { inputs: [] }), layer("b1"), layer("b2"), layer("c", { inputs: ["in1", "in2"] })],
+      connections: [
+        { source: "x", destination: "b1", port: "in" },
+        { source: "x", destination: "b2", port: "in" },
+        { source: "b1", destination: "c", port: "in1" },
+        { source: "b2", destination: "c", port: "in2" },
+        { source: "c", destination: "x", port: "in" }, // a cycle back to the input
+      ],
+    };
+    const p = quickLayout(branches);
+    expect(Object.keys(p).sort()).toEqual(["b1", "b2", "c", "x"]);
+    expect(p.b1.y).toBe(p.b2.y);
+    expect(p.b2.x - p.b1.x).toBe(190 + 30);
+    expect(p.c.y).toBeGreaterThan(p.b1.y);
+  });
+  it("is fast on a DenseNet-sized graph", () => {
+    const n = 2000;
+    const layers = Array.from({ length: n }, (_, i) => layer(`l${i}`));
+    const connections = layers.slice(1).flatMap((l, i) =>
+      [i, Math.max(0, i - 5)].map((s, k) => ({ source: `l${s}`, destination: l.name, port: `in${k}` })),
+    );
+    const start = performance.now();
+    const p = quickLayout({ ...graph, layers, connections });
+    expect(performance.now() - start).toBeLessThan(500);
+    expect(p.l1999.y).toBe(1999 * (NODE_HEIGHT + 40));
+  });
+  it("keeps unchanged nodes so memoized nodes skip re-rendering", () => {
+    const before = toFlow(graph, { x: { x: 0, y: 0 }, a: { x: 0, y: 100 }, add: { x: 0, y: 200 } }).nodes;
+    const edited: Graph = { ...graph, layers: graph.layers.map((l) => (l.name === "a" ? { ...l, output_size: [3] } : { ...l })) };
+    const after = reuseNodes(before, toFlow(edited, { x: { x: 0, y: 0 }, a: { x: 0, y: 100 }, add: { x: 0, y: 200 } }).nodes);
+    expect(after[0]).toBe(before[0]); // equal content, same object
+    expect(after[1]).not.toBe(before[1]); // its size changed
+    expect(after[1].data.sizeText).toBe("(3)");
+    expect(after[2]).toBe(before[2]);
+    const moved = reuseNodes(before, toFlow(graph, { x: { x: 5, y: 0 }, a: { x: 0, y: 100 }, add: { x: 0, y: 200 } }, "add").nodes);
+    expect(moved[0]).not.toBe(before[0]);
+    expect(moved[2]).not.toBe(before[2]); // selected now
   });
 });

@@ -140,6 +140,26 @@ def _module_from_file(path: Path) -> Any:
     return module
 
 
+def trial_confusion(root: Path, store: str, name: str, number: int) -> dict[str, Any]:
+    """The validation confusion matrix of one trial (true class in rows) from the labels and
+    predictions it stored, with accuracy, per-class recall and precision."""
+    from deeptoolbox.experiments import load_experiment
+
+    chart = load_experiment(name, _store(root, store)).trial(number).confusion()
+    return _plain({
+        "trial": number, "classes": chart.classes, "matrix": chart.matrix.tolist(),
+        "accuracy": chart.accuracy, "recall": chart.recall.tolist(),
+        "precision": chart.precision.tolist(),
+    })  # fmt: skip
+
+
+class Annotation(BaseModel):
+    """The body of ``PUT /api/experiments/{name}/trials/{number}/annotation``."""
+
+    text: str = Field(max_length=10_000)
+    store: str = "experiments.db"
+
+
 class NewExperiment(BaseModel):
     """The body of ``POST /api/experiments``."""
 
@@ -208,7 +228,8 @@ def create_experiment(root: Path, request: NewExperiment) -> dict[str, Any]:
 
 
 def add_experiment_routes(app: FastAPI) -> None:
-    """``/api/experiments``: list, results table, trial details; create, run, stop, cancel."""
+    """``/api/experiments``: list, results table, trial details, confusion matrix and
+    annotation; create, run, stop, cancel."""
     options = app.state.options
     app.state.experiment_workers = workers = Workers()
     app.router.on_shutdown.append(workers.stop_all)
@@ -256,3 +277,16 @@ def add_experiment_routes(app: FastAPI) -> None:
     @app.get("/api/experiments/{name}/trials/{number}", summary="one trial's details")
     def get_trial(name: str, number: int, store: str = "experiments.db") -> dict[str, Any]:
         return trial_details(options.root, store, name, number)
+
+    @app.get("/api/experiments/{name}/trials/{number}/confusion",
+             summary="a trial's validation confusion matrix")  # fmt: skip
+    def get_confusion(name: str, number: int, store: str = "experiments.db") -> dict[str, Any]:
+        return trial_confusion(options.root, store, name, number)
+
+    @app.put("/api/experiments/{name}/trials/{number}/annotation",
+             summary="set a trial's annotation (an empty text removes it)")  # fmt: skip
+    def put_annotation(name: str, number: int, request: Annotation) -> dict[str, Any]:
+        from deeptoolbox.experiments import load_experiment
+
+        load_experiment(name, _store(options.root, request.store)).annotate(number, request.text)
+        return {"name": name, "trial": number, "annotation": request.text}

@@ -63,7 +63,7 @@ def _status(err: Exception) -> int:
     if isinstance(err, NetworkFileError) and ("no file" in str(err) or "no run" in str(err)):
         return 404
     if isinstance(err, ExperimentError) and (
-        " no experiment " in str(err) or " no trial " in str(err)
+        " no experiment " in str(err) or " no trial " in str(err) or " stored no " in str(err)
     ):
         return 404
     if isinstance(err, StoreError) and "does not exist" in str(err):

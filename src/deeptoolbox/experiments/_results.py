@@ -78,6 +78,39 @@ class TrialRecord:
         """Path of one of the trial's files (None when it has no folder)."""
         return self.artifacts / name if self.artifacts is not None else None
 
+    def confusion(self) -> Any:
+        """The confusion matrix of the trial's network on the validation data, from the labels
+        and predictions it stored (``validation-predictions.json``: built-in training of a
+        classification network with validation data, or a custom setup that wrote the file),
+        as a :class:`~deeptoolbox.training.ConfusionChart` (true class in rows).
+
+        Example:
+            >>> import json, tempfile
+            >>> folder = Path(tempfile.mkdtemp())
+            >>> _ = (folder / "validation-predictions.json").write_text(json.dumps(
+            ...     {"classes": ["a", "b"], "truth": ["a", "a", "b"], "predicted": ["a", "b", "b"]}))
+            >>> TrialRecord(number=0, status="completed", artifacts=folder).confusion().matrix.tolist()
+            [[1, 1], [0, 1]]
+        """
+        from deeptoolbox.training import confusion_chart
+
+        path = self.artifact("validation-predictions.json")
+        if path is None or not path.is_file():
+            raise ExperimentError(
+                f"trial {self.number} stored no validation predictions (looked for "
+                f"{str(path) if path else 'its files, but it kept none'!r}). Built-in training of a "
+                "classification network with validation_data stores them when the experiment "
+                "keeps artifacts; a custom setup writes validation-predictions.json with "
+                '{"classes": [...], "truth": [...], "predicted": [...]} into monitor.artifacts.'
+            )
+        stored = json.loads(path.read_text())
+        if not isinstance(stored, dict) or not {"truth", "predicted"} <= set(stored):
+            raise ExperimentError(f"{str(path)!r} must hold \"truth\" and \"predicted\" label "
+                                  f"lists. Found keys: {sorted(stored) if isinstance(stored, dict) else type(stored).__name__}.")  # fmt: skip
+        classes = stored.get("classes")
+        return confusion_chart(stored["truth"], stored["predicted"],
+                               classes=[str(c) for c in classes] if classes else None)  # fmt: skip
+
     def load_network(self) -> Any:
         """The network the trial saved (``network.zip``), loaded."""
         from deeptoolbox.network import load

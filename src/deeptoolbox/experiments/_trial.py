@@ -348,6 +348,11 @@ class _LastResort:
 
 
 # -- files ----------------------------------------------------------------------------------------
+PREDICTIONS_FILE = "validation-predictions.json"
+"""The trial file with the validation labels and predictions (classification networks):
+``{"classes": [...], "truth": [...], "predicted": [...]}``; a custom setup may write it too."""
+
+
 def write_json(path: Path, value: Any) -> Path:
     """Write JSON through a temporary file and a rename."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -381,6 +386,9 @@ def _write_files(folder: Path, monitor, network, chart, outcome) -> dict[str, st
         truth, predicted, classes = chart
         confusion_chart(truth, predicted, classes=classes, path=folder / "confusion.png")
         files["confusion"] = "confusion.png"
+        write_json(folder / PREDICTIONS_FILE, {"classes": classes, "truth": truth,
+                                               "predicted": predicted})  # fmt: skip
+        files["predictions"] = PREDICTIONS_FILE
     write_json(folder / "result.json", {"status": outcome.status, "metrics": outcome.metrics,
                                         "best": outcome.best, "files": files})  # fmt: skip
     files["result"] = "result.json"
