@@ -1,0 +1,134 @@
+"""The Labeler's API: class labels saved to class folders or a CSV, boxes as COCO JSON, undo,
+bad label files, and a save interrupted before its rename."""
+
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from deeptoolbox.apps import AppOptions, create_app
+from deeptoolbox.apps._labeler import LabelSession
+from deeptoolbox.data import ImageDatastore
+from deeptoolbox.errors import DataError
+from deeptoolbox.vision import BoxLabelDatastore
+
+TOKEN = "t" * 32
+
+
+def _images(folder, names, size=(20, 10)):
+    for name in names:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((size[1], size[0]), len(name) * 9, np.uint8)).save(path)
+
+
+def _client(root, session):
+    app = create_app(options=AppOptions(root=root, token=TOKEN))
+    app.state.labeler = session
+    return TestClient(app, headers={"X-Deeptoolbox-Token": TOKEN})
+
+
+def test_csv_labels_reload_into_an_image_datastore_with_exactly_those_labels(tmp_path):
+    names = [f"im{i}.png" for i in range(5)]
+    _images(tmp_path, names)
+    client = _client(tmp_path, LabelSession(tmp_path, classes=["cat", "dog"]))
+    assert client.get("/api/labeler").json()["mode"] == "csv"
+    client.post("/api/labeler/label", json={"files": names[:3], "label": "cat"})
+    view = client.post("/api/labeler/label", json={"files": names[3:], "label": "dog"}).json()
+    assert [im["label"] for im in view["images"]] == ["cat"] * 3 + ["dog"] * 2
+    rows = [line.split(",") for line in (tmp_path / "labels.csv").read_text().splitlines()[1:]]
+    ds = ImageDatastore([str(tmp_path / f) for f, _ in rows], labels=[lbl for _, lbl in rows])
+    assert dict(zip((os.path.basename(f) for f in ds.files), ds.labels, strict=True)) == {
+        "im0.png": "cat",
+        "im1.png": "cat",
+        "im2.png": "cat",
+        "im3.png": "dog",
+        "im4.png": "dog",
+    }
+    client.post("/api/labeler/undo")
+    assert (tmp_path / "labels.csv").read_text().splitlines()[1:] == [f"{n},cat" for n in names[:3]]
+    assert (
+        client.get(f"/api/labeler/image?file={names[0]}").content
+        == (tmp_path / names[0]).read_bytes()
+    )
+    assert client.get("/api/labeler/image?file=../x.png").status_code == 400
+
+
+def test_class_folders_move_files_and_undo_moves_them_back(tmp_path):
+    _images(tmp_path, ["cat/a.png", "cat/b.png", "dog/c.png", "new.png"])
+    session = LabelSession(tmp_path)
+    client = _client(tmp_path, session)
+    assert session.mode == "folders" and session.classes == ["cat", "dog"]
+    client.post("/api/labeler/label", json={"files": ["cat/a.png", "new.png"], "label": "dog"})
+    ds = ImageDatastore(tmp_path / "cat", labels=None), ImageDatastore(tmp_path, labels="folders")
+    labels = {
+        os.path.relpath(f, tmp_path): lbl for f, lbl in zip(ds[1].files, ds[1].labels, strict=True)
+    }
+    assert labels == {
+        "cat/b.png": "cat",
+        "dog/a.png": "dog",
+        "dog/c.png": "dog",
+        "dog/new.png": "dog",
+    }
+    client.post("/api/labeler/undo")
+    assert sorted(session.files) == ["cat/a.png", "cat/b.png", "dog/c.png", "new.png"]
+    assert (tmp_path / "new.png").is_file() and (tmp_path / "cat" / "a.png").is_file()
+
+
+def test_boxes_saved_as_coco_reload_with_exactly_those_boxes(tmp_path):
+    _images(tmp_path, ["a.png", "b.png"])
+    client = _client(tmp_path, LabelSession(tmp_path, classes=["car", "person"]))
+    boxes = [
+        {"x": 1, "y": 2, "width": 5, "height": 4, "label": "car"},
+        {"x": 10, "y": 0, "width": 10, "height": 10, "label": "person"},
+    ]
+    client.post("/api/labeler/boxes", json={"file": "b.png", "boxes": boxes})
+    ds = BoxLabelDatastore.from_coco(tmp_path / "boxes.json")
+    assert len(ds) == 2 and ds[0]["boxes"].shape[0] == 0
+    assert ds[1]["boxes"].tolist() == [[1.0, 2.0, 6.0, 6.0], [10.0, 0.0, 20.0, 10.0]]
+    assert [ds.classes[i] for i in ds[1]["labels"].tolist()] == ["car", "person"]
+    outside = client.post(
+        "/api/labeler/boxes",
+        json={
+            "file": "a.png",
+            "boxes": [{"x": 15, "y": 2, "width": 6, "height": 3, "label": "car"}],
+        },
+    )
+    assert outside.status_code == 400 and "'a.png'" in outside.json()["detail"]
+    assert "outside the image (20 x 10)" in outside.json()["detail"]
+    client.post("/api/labeler/undo")
+    assert BoxLabelDatastore.from_coco(tmp_path / "boxes.json")[1]["boxes"].shape[0] == 0
+
+
+def test_a_label_file_with_an_unknown_class_or_file_is_refused_naming_it(tmp_path):
+    _images(tmp_path, ["a.png"])
+    (tmp_path / "labels.csv").write_text("file,label\na.png,zebra\n")
+    with pytest.raises(DataError, match=r"labels.csv.*'a.png' the unknown class 'zebra'"):
+        LabelSession(tmp_path, classes=["cat"])
+    (tmp_path / "labels.csv").write_text("file,label\nmissing.png,cat\n")
+    with pytest.raises(DataError, match=r"labels.csv' names 'missing.png'"):
+        LabelSession(tmp_path, classes=["cat"])
+
+
+def test_a_save_interrupted_before_the_rename_leaves_the_last_saved_file(tmp_path, monkeypatch):
+    _images(tmp_path, ["a.png", "b.png"])
+    session = LabelSession(tmp_path, classes=["cat", "dog"])
+    session.set_labels(["a.png"], "cat")
+    saved = (tmp_path / "labels.csv").read_text()
+
+    def crash(source, target):
+        raise OSError("killed between the temporary write and the rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    client = _client(tmp_path, session)
+    response = client.post("/api/labeler/label", json={"files": ["b.png"], "label": "dog"})
+    assert (
+        response.status_code == 400 and "last saved file is unchanged" in response.json()["detail"]
+    )
+    assert (tmp_path / "labels.csv").read_text() == saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "labels.csv"]
+    assert session.labels == {"a.png": "cat"}
