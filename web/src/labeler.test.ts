@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { boxFromDrag, classForKey, moveBox, selectImages } from "./labeler";
+
+const files = ["a.png", "b.png", "c.png", "d.png"];
+
+describe("labeler", () => {
+  it("maps keys 1-9 to the classes in order", () => {
+    expect(classForKey("1", ["cat", "dog"])).toBe("cat");
+    expect(classForKey("2", ["cat", "dog"])).toBe("dog");
+    expect(classForKey("3", ["cat", "dog"])).toBeNull();
+    expect(classForKey("0", ["cat"])).toBeNull();
+    expect(classForKey("a", ["cat"])).toBeNull();
+  });
+
+  it("selects one image, toggles with ctrl, takes a range with shift", () => {
+    expect(selectImages(["a.png"], "c.png", files, "a.png", {})).toEqual(["c.png"]);
+    expect(selectImages(["a.png"], "c.png", files, "a.png", { toggle: true })).toEqual(["a.png", "c.png"]);
+    expect(selectImages(["a.png", "c.png"], "a.png", files, "c.png", { toggle: true })).toEqual(["c.png"]);
+    expect(selectImages(["d.png"], "b.png", files, "d.png", { range: true })).toEqual(["b.png", "c.png", "d.png"]);
+  });
+
+  it("turns a drag into an image-pixel box clipped to the image", () => {
+    const size = { width: 20, height: 10 };
+    expect(boxFromDrag({ x: 40, y: 30 }, { x: 10, y: 4 }, 2, size, "car")).toEqual({ x: 5, y: 2, width: 15, height: 8, label: "car" });
+    expect(boxFromDrag({ x: 30, y: 10 }, { x: 100, y: 100 }, 2, size, "car")).toEqual({ x: 15, y: 5, width: 5, height: 5, label: "car" });
+    expect(boxFromDrag({ x: 3, y: 3 }, { x: 4, y: 30 }, 2, size, "car")).toBeNull();
+  });
+
+  it("moves a box and keeps it inside the image", () => {
+    const box = { x: 2, y: 2, width: 5, height: 4, label: "car" };
+    expect(moveBox(box, 6, -2, 2, { width: 20, height: 10 })).toEqual({ ...box, x: 5, y: 1 });
+    expect(moveBox(box, 100, 100, 2, { width: 20, height: 10 })).toEqual({ ...box, x: 15, y: 6 });
+  });
+});

@@ -1,0 +1,58 @@
+// The Labeler page's logic, apart from React: keyboard shortcuts, multi-select, and boxes
+// drawn with the mouse (screen pixels to image pixels, kept inside the image).
+
+export interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  label: string;
+}
+
+// Keys 1-9 give the first nine classes.
+export function classForKey(key: string, classes: string[]): string | null {
+  if (!/^[1-9]$/.test(key)) return null;
+  return classes[Number(key) - 1] ?? null;
+}
+
+// Click: only this image; Ctrl/Cmd-click: add or remove it; Shift-click: the range from the
+// last clicked image (the anchor) to this one.
+export function selectImages(
+  selected: string[],
+  file: string,
+  files: string[],
+  anchor: string | null,
+  modifiers: { toggle?: boolean; range?: boolean },
+): string[] {
+  if (modifiers.range && anchor !== null && files.includes(anchor)) {
+    const [a, b] = [files.indexOf(anchor), files.indexOf(file)].sort((p, q) => p - q);
+    return files.slice(a, b + 1);
+  }
+  if (modifiers.toggle) return selected.includes(file) ? selected.filter((f) => f !== file) : [...selected, file];
+  return [file];
+}
+
+// The box between two mouse positions (in displayed pixels, `scale` displayed pixels per image
+// pixel), clipped to the image and rounded to whole pixels; null when smaller than 2 pixels.
+export function boxFromDrag(
+  start: { x: number; y: number },
+  end: { x: number; y: number },
+  scale: number,
+  size: { width: number; height: number },
+  label: string,
+): Box | null {
+  const clip = (v: number, most: number) => Math.min(Math.max(Math.round(v / scale), 0), most);
+  const x0 = clip(Math.min(start.x, end.x), size.width);
+  const x1 = clip(Math.max(start.x, end.x), size.width);
+  const y0 = clip(Math.min(start.y, end.y), size.height);
+  const y1 = clip(Math.max(start.y, end.y), size.height);
+  if (x1 - x0 < 2 || y1 - y0 < 2) return null;
+  return { x: x0, y: y0, width: x1 - x0, height: y1 - y0, label };
+}
+
+// A box moved by (dx, dy) displayed pixels, kept inside the image.
+export function moveBox(box: Box, dx: number, dy: number, scale: number, size: { width: number; height: number }): Box {
+  const x = Math.min(Math.max(Math.round(box.x + dx / scale), 0), size.width - box.width);
+  const y = Math.min(Math.max(Math.round(box.y + dy / scale), 0), size.height - box.height);
+  return { ...box, x, y };
+}
