@@ -1,0 +1,91 @@
+"""End-to-end: the Labeler page labels 5 images by keyboard, several at once by multi-select,
+draws a box, undoes a label; the saved files reload with exactly those labels."""
+
+import csv
+
+import numpy as np
+import pytest
+from apps_browser import IMAGES, launch_browser, require_front_end
+from PIL import Image
+
+from deeptoolbox.apps import labeler
+from deeptoolbox.data import ImageDatastore
+from deeptoolbox.vision import BoxLabelDatastore
+
+pytest.importorskip("fastapi")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def test_label_by_keyboard_multi_select_and_draw_a_box(tmp_path):
+    require_front_end()
+    names = [f"im{i}.png" for i in range(7)]
+    for i, name in enumerate(names):  # a soft gradient with a dark square somewhere
+        pixels = np.zeros((40, 60, 3), np.uint8)
+        pixels[..., 0] = np.linspace(120, 230, 60, dtype=np.uint8)
+        pixels[..., 1], pixels[..., 2] = 200, np.linspace(230, 150, 40, dtype=np.uint8)[:, None]
+        pixels[5 + 2 * i : 25 + 2 * i, 10 + i : 30 + i] = (40, 60, 90)
+        Image.fromarray(pixels).save(tmp_path / name)
+    handle = labeler(tmp_path, classes=["cat", "dog", "bird"], open_browser=False)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.set_default_timeout(20_000)
+            page.goto(handle.url + "#labeler")
+            page.get_by_test_id("image-0").click()
+            for key, index in zip(
+                "12132", range(5), strict=True
+            ):  # each key moves to the next image
+                page.keyboard.press(key)
+                page.wait_for_function(
+                    f"document.querySelector('[data-testid=label-of-{index}]').textContent !== '—'"
+                )
+            page.get_by_test_id("image-5").click()
+            page.get_by_test_id("image-6").click(modifiers=["Shift"])
+            page.keyboard.press("3")
+            page.wait_for_function(
+                "document.querySelector('[data-testid=label-of-6]').textContent === 'bird'"
+            )
+            page.keyboard.press("z")  # undo the two birds
+            page.wait_for_function(
+                "document.querySelector('[data-testid=label-of-6]').textContent === '—'"
+            )
+            page.get_by_test_id("image-1").click()
+            page.get_by_test_id("tool-boxes").click()
+            page.keyboard.press("2")  # boxes of class dog
+            page.get_by_test_id("label-image").wait_for()
+            page.wait_for_function(
+                "document.querySelector('[data-testid=label-image]').naturalWidth > 0"
+            )
+            area = page.get_by_test_id("label-surface").bounding_box()
+            scale = area["width"] / 60
+            page.mouse.move(area["x"] + 11 * scale, area["y"] + 7 * scale)
+            page.mouse.down()
+            page.mouse.move(area["x"] + 31 * scale, area["y"] + 27 * scale, steps=5)
+            page.mouse.up()
+            page.get_by_test_id("box-0").wait_for()
+            page.wait_for_function(
+                "document.querySelector('[data-testid=label-of-1]').textContent.includes('1 boxes')"
+            )
+            IMAGES.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(IMAGES / "labeler-classes-boxes.png"))
+            browser.close()
+    finally:
+        handle.close()
+    with open(tmp_path / "labels.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    ds = ImageDatastore(
+        [str(tmp_path / r["file"]) for r in rows], labels=[r["label"] for r in rows]
+    )
+    assert dict(zip((f.rsplit("/", 1)[-1] for f in ds.files), ds.labels, strict=True)) == {
+        "im0.png": "cat",
+        "im1.png": "dog",
+        "im2.png": "cat",
+        "im3.png": "bird",
+        "im4.png": "dog",
+    }
+    boxes = BoxLabelDatastore.from_coco(tmp_path / "boxes.json")
+    second = boxes[1]
+    assert [boxes.classes[i] for i in second["labels"].tolist()] == ["dog"]
+    x0, y0, x1, y1 = second["boxes"][0].tolist()
+    assert abs(x0 - 11) <= 1 and abs(y0 - 7) <= 1 and abs(x1 - 31) <= 1 and abs(y1 - 27) <= 1
