@@ -132,3 +132,41 @@ def test_a_save_interrupted_before_the_rename_leaves_the_last_saved_file(tmp_pat
     assert (tmp_path / "labels.csv").read_text() == saved
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "labels.csv"]
     assert session.labels == {"a.png": "cat"}
+
+
+def test_masks_saved_as_png_label_maps_reload_in_a_pixel_label_datastore(tmp_path):
+    import base64
+    import json
+
+    from deeptoolbox.vision import PixelLabelDatastore
+
+    _images(tmp_path, ["a.png", "b.png"], size=(6, 4))
+    client = _client(tmp_path, LabelSession(tmp_path, classes=["road", "car"]))
+    mask = np.zeros((4, 6), np.uint8)
+    mask[1:3, 2:5] = 2  # car
+    mask[3] = 1  # road
+    body = {"file": "b.png", "mask": base64.b64encode(mask.tobytes()).decode()}
+    view = client.post("/api/labeler/mask", json=body).json()
+    assert (
+        view["masks"] == ["b.png"] and view["images"][0]["file"] == "a.png"
+    )  # masks are no images
+    class_map = json.loads((tmp_path / "pixel-labels" / "classes.json").read_text())
+    ds = PixelLabelDatastore(
+        tmp_path / "pixel-labels", class_map["classes"], class_map["label_ids"]
+    )
+    assert class_map["classes"] == ["background", "road", "car"]
+    assert ds[0].numpy().tolist() == mask.tolist()
+    again = client.get("/api/labeler/mask?file=b.png").json()
+    assert base64.b64decode(again["mask"]) == mask.tobytes()
+    bad = mask.copy()
+    bad[0, 0] = 7
+    refused = client.post(
+        "/api/labeler/mask",
+        json={"file": "a.png", "mask": base64.b64encode(bad.tobytes()).decode()},
+    )
+    assert refused.status_code == 400 and "'a.png' has values [7]" in refused.json()["detail"]
+    Image.fromarray(bad).save(tmp_path / "pixel-labels" / "b.png")
+    stored = client.get("/api/labeler/mask?file=b.png")
+    assert stored.status_code == 400 and "pixel-labels/b.png" in stored.json()["detail"]
+    client.post("/api/labeler/undo")
+    assert not (tmp_path / "pixel-labels" / "b.png").exists()

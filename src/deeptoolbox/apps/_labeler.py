@@ -28,9 +28,10 @@ from deeptoolbox.errors import DataError, FileWriteError, OptionError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 BOXES_FILE = "boxes.json"
+MASKS_FOLDER = "pixel-labels"  # label maps <image path with / as __>.png and classes.json
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename:
     a reader (or a crash) sees the old file or the new one, never half of one.
 
@@ -42,8 +43,9 @@ def write_atomic(path: Path, text: str) -> None:
     """
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -138,6 +140,7 @@ class LabelSession:
             for p in self.folder.rglob("*")
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
             and not any(part.startswith(".") for part in p.relative_to(self.folder).parts)
+            and p.relative_to(self.folder).parts[0] != MASKS_FOLDER
         )  # fmt: skip
         nested = any("/" in f for f in self.files)
         self.mode = ("folders" if nested else "csv") if labels == "auto" else labels
@@ -167,6 +170,8 @@ class LabelSession:
             "images": [{"file": f, "label": self.labels.get(f), "boxes": self.boxes.get(f, [])}
                        for f in self.files],
             "can_undo": bool(self._history), "label_file": self._label_file_name(),
+            "mask_classes": self.mask_classes,
+            "masks": [f for f in self.files if self.mask_path(f).is_file()],
         }  # fmt: skip
 
     def _label_file_name(self) -> str:
@@ -344,6 +349,75 @@ class LabelSession:
                             f"format): {type(err).__name__}: {err}.") from err  # fmt: skip
         return boxes
 
+    # ---- pixel masks ----
+    @property
+    def mask_classes(self) -> list[str]:
+        """The label maps' classes: "background" (id 0), then :attr:`classes` (ids 1, 2...)."""
+        return ["background", *[c for c in self.classes if c != "background"]]
+
+    def mask_path(self, file: str) -> Path:
+        """Where the label map of image ``file`` is saved."""
+        return self.folder / MASKS_FOLDER / (file.replace("/", "__").rsplit(".", 1)[0] + ".png")
+
+    def get_mask(self, file: str) -> dict[str, Any]:
+        """The label map of ``file`` as base64 bytes of class ids (row-major), or None."""
+        import base64
+
+        import numpy as np
+        from PIL import Image
+
+        width, height = _image_size(self.path_of(file))
+        path = self.mask_path(file)
+        if not path.is_file():
+            return {"file": file, "width": width, "height": height, "mask": None}
+        with Image.open(path) as image:
+            ids = np.asarray(image)
+        bad = sorted(set(np.unique(ids).tolist()) - set(range(len(self.mask_classes))))
+        if ids.ndim != 2 or ids.shape != (height, width) or bad:
+            raise DataError(f"Labeler: the label map '{path}' does not fit the class map "
+                            f"{dict(enumerate(self.mask_classes))} of {file!r} ({width} x "
+                            f"{height}): shape {ids.shape}, values not in it {bad}.")  # fmt: skip
+        return {"file": file, "width": width, "height": height,
+                "mask": base64.b64encode(ids.astype(np.uint8).tobytes()).decode()}  # fmt: skip
+
+    def set_mask(self, file: str, mask: str) -> dict[str, Any]:
+        """Save the label map of ``file`` (base64 bytes of class ids, row-major) as a PNG,
+        with ``classes.json`` (classes and label ids); undoable."""
+        import base64
+        import binascii
+
+        import numpy as np
+
+        with self._lock:
+            width, height = _image_size(self.path_of(file))
+            try:
+                ids = np.frombuffer(base64.b64decode(mask, validate=True), np.uint8)
+            except (binascii.Error, ValueError) as err:
+                raise OptionError(f"Labeler: the mask of {file!r} is not base64.") from err
+            if ids.size != width * height:
+                raise DataError(f"Labeler: the mask of {file!r} has {ids.size} pixels; the "
+                                f"image has {width} x {height} = {width * height}.")  # fmt: skip
+            bad = sorted(set(np.unique(ids).tolist()) - set(range(len(self.mask_classes))))
+            if bad:
+                raise DataError(f"Labeler: the mask of {file!r} has values {bad} that are not "
+                                f"in the class map {dict(enumerate(self.mask_classes))}.")  # fmt: skip
+            path = self.mask_path(file)
+            before = path.read_bytes() if path.is_file() else None
+            self._write_mask(path, ids.reshape(height, width))
+            self._history.append(("mask", (path, before)))
+        return self.describe()
+
+    def _write_mask(self, path: Path, ids: Any) -> None:
+        from PIL import Image
+
+        path.parent.mkdir(exist_ok=True)
+        out = io.BytesIO()
+        Image.fromarray(ids).save(out, format="PNG")
+        classes = self.mask_classes
+        write_atomic(path.parent / "classes.json", json.dumps(
+            {"classes": classes, "label_ids": list(range(len(classes)))}, indent=1))  # fmt: skip
+        write_atomic(path, out.getvalue())
+
     # ---- undo ----
     def undo(self) -> dict[str, Any]:
         """Undo the last change (labels or boxes) and save."""
@@ -351,7 +425,13 @@ class LabelSession:
             if not self._history:
                 raise OptionError("Labeler: nothing to undo.")
             kind, before = self._history.pop()
-            if kind == "labels":
+            if kind == "mask":
+                path, data = before
+                if data is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    write_atomic(path, data)
+            elif kind == "labels":
                 self._apply({self._current(f, lbl): lbl for f, lbl in before.items()
                              if self.labels.get(self._current(f, lbl)) != lbl})  # fmt: skip
             else:
@@ -381,6 +461,13 @@ class BoxesRequest(BaseModel):
 
     file: str
     boxes: list[dict[str, Any]]
+
+
+class MaskRequest(BaseModel):
+    """The body of ``POST /api/labeler/mask``: a label map, base64 bytes of class ids."""
+
+    file: str
+    mask: str
 
 
 class ClassRequest(BaseModel):
@@ -419,6 +506,14 @@ def add_labeler_routes(app: Any) -> None:
     @app.post("/api/labeler/boxes", summary="replace the boxes of one image; saved as COCO")
     def post_boxes(request: BoxesRequest) -> dict[str, Any]:
         return session().set_boxes(request.file, request.boxes)
+
+    @app.get("/api/labeler/mask", summary="the label map of one image (base64 class ids)")
+    def get_mask(file: str = Query(...)) -> dict[str, Any]:
+        return session().get_mask(file)
+
+    @app.post("/api/labeler/mask", summary="save the label map of one image as a PNG")
+    def post_mask(request: MaskRequest) -> dict[str, Any]:
+        return session().set_mask(request.file, request.mask)
 
     @app.post("/api/labeler/classes", summary="add a class")
     def post_class(request: ClassRequest) -> dict[str, Any]:
