@@ -67,6 +67,26 @@ def test_label_by_keyboard_multi_select_and_draw_a_box(tmp_path):
             page.wait_for_function(
                 "document.querySelector('[data-testid=label-of-1]').textContent.includes('1 boxes')"
             )
+            page.get_by_test_id("tool-mask").click()
+            page.get_by_test_id("label-mask").wait_for()
+            area = page.get_by_test_id("label-surface").bounding_box()  # the mask tools moved it
+            page.keyboard.press("1")  # paint class 1 (cat) with the brush, radius 3
+            page.mouse.move(area["x"] + 40 * scale, area["y"] + 20 * scale)
+            page.mouse.down()
+            page.mouse.move(area["x"] + 50 * scale, area["y"] + 20 * scale, steps=10)
+            page.mouse.up()
+            page.wait_for_function(
+                "document.querySelector('[data-testid=label-of-1]').textContent.includes('mask')"
+            )
+            page.get_by_test_id("mask-polygon").click()
+            page.keyboard.press("2")  # a dog triangle in the lower left corner
+            for x, y in ((1, 30), (10, 39), (1, 39)):
+                page.mouse.click(area["x"] + x * scale, area["y"] + y * scale)
+            page.keyboard.press("Enter")
+            page.wait_for_function(
+                "document.querySelector('[data-testid=label-undo]').disabled === false"
+            )
+            page.wait_for_timeout(300)
             IMAGES.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(IMAGES / "labeler-classes-boxes.png"))
             browser.close()
@@ -89,3 +109,17 @@ def test_label_by_keyboard_multi_select_and_draw_a_box(tmp_path):
     assert [boxes.classes[i] for i in second["labels"].tolist()] == ["dog"]
     x0, y0, x1, y1 = second["boxes"][0].tolist()
     assert abs(x0 - 11) <= 1 and abs(y0 - 7) <= 1 and abs(x1 - 31) <= 1 and abs(y1 - 27) <= 1
+    import json
+
+    from deeptoolbox.vision import PixelLabelDatastore
+
+    class_map = json.loads((tmp_path / "pixel-labels" / "classes.json").read_text())
+    assert class_map == {"classes": ["background", "cat", "dog", "bird"], "label_ids": [0, 1, 2, 3]}
+    masks = PixelLabelDatastore(
+        tmp_path / "pixel-labels", class_map["classes"], class_map["label_ids"]
+    )
+    assert len(masks) == 1
+    painted = masks[0].numpy()
+    assert painted.shape == (40, 60) and set(np.unique(painted).tolist()) == {0, 1, 2}
+    assert (painted[20, 40:51] == 1).all() and painted[20, 55] == 0 and painted[10, 45] == 0
+    assert (painted[37, 1:5] == 2).all() and painted[31, 8] == 0 and painted[0, 0] == 0

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { api, token } from "./api";
-import { Box, boxFromDrag, classForKey, moveBox, selectImages } from "./labeler";
+import { Box, boxFromDrag, classForKey, fillPolygon, fromBase64, moveBox, paintDisc, selectImages, toBase64 } from "./labeler";
 
 interface ImageInfo {
   file: string;
@@ -15,7 +15,11 @@ interface View {
   images: ImageInfo[];
   can_undo: boolean;
   label_file: string;
+  mask_classes: string[];
+  masks: string[];
 }
+
+const MASK_COLORS = [[0, 0, 0, 0], [31, 95, 191, 140], [217, 100, 28, 140], [58, 143, 74, 140], [106, 63, 181, 140], [181, 57, 122, 140], [200, 180, 30, 140], [30, 170, 190, 140], [120, 120, 120, 140], [230, 60, 60, 140]];
 
 type Drag = { kind: "draw"; start: { x: number; y: number }; end: { x: number; y: number } } | { kind: "move"; index: number; start: { x: number; y: number }; end: { x: number; y: number } };
 
@@ -30,7 +34,15 @@ export function Labeler() {
   const [selected, setSelected] = useState<string[]>([]);
   const [anchor, setAnchor] = useState<string | null>(null);
   const [zoom, setZoom] = useState(1);
-  const [tool, setTool] = useState<"classes" | "boxes">("classes");
+  const [tool, setTool] = useState<"classes" | "boxes" | "mask">("classes");
+  const [brush, setBrush] = useState<"brush" | "polygon">("brush");
+  const [radius, setRadius] = useState(3);
+  const [maskValue, setMaskValue] = useState(1);
+  const [points, setPoints] = useState<{ x: number; y: number }[]>([]);
+  const [painting, setPainting] = useState(false);
+  const [maskVersion, setMaskVersion] = useState(0);
+  const mask = useRef<Uint8Array | null>(null);
+  const canvas = useRef<HTMLCanvasElement>(null);
   const [boxClass, setBoxClass] = useState("");
   const [size, setSize] = useState({ width: 0, height: 0 });
   const [drag, setDrag] = useState<Drag | null>(null);
@@ -78,13 +90,49 @@ export function Labeler() {
       setSelected([v.images[count === 1 ? next : last].file]);
     });
   };
+  useEffect(() => {
+    mask.current = null;
+    setPoints([]);
+    if (tool !== "mask" || !image) return;
+    api<{ width: number; height: number; mask: string | null }>(`/api/labeler/mask?file=${encodeURIComponent(image.file)}`)
+      .then((m) => {
+        mask.current = m.mask ? fromBase64(m.mask) : new Uint8Array(m.width * m.height);
+        setMaskVersion((v) => v + 1);
+      })
+      .catch((e) => setError(e.message));
+  }, [image?.file, tool]); // eslint-disable-line react-hooks/exhaustive-deps
+  useEffect(() => {
+    const target = canvas.current;
+    if (!target || !mask.current || !size.width) return;
+    const context = target.getContext("2d")!;
+    const pixels = context.createImageData(size.width, size.height);
+    mask.current.forEach((v, i) => pixels.data.set(MASK_COLORS[v % MASK_COLORS.length], 4 * i));
+    context.putImageData(pixels, 0, 0);
+    context.fillStyle = "#d9641c";
+    points.forEach((p) => context.fillRect(p.x - 0.5, p.y - 0.5, 1, 1));
+  }, [maskVersion, size, points, tool]);
+  const saveMask = () => image && mask.current && call("/api/labeler/mask", { file: image.file, mask: toBase64(mask.current) });
+  const closePolygon = () => {
+    if (!mask.current || points.length < 3) return;
+    fillPolygon(mask.current, size.width, size.height, points, maskValue);
+    setPoints([]);
+    setMaskVersion((v) => v + 1);
+    saveMask();
+  };
+  const paintAt = (p: { x: number; y: number }) => {
+    if (!mask.current) return;
+    paintDisc(mask.current, size.width, size.height, p.x / scale, p.y / scale, radius, maskValue);
+    setMaskVersion((v) => v + 1);
+  };
   const saveBoxes = (boxes: Box[]) => image && call("/api/labeler/boxes", { file: image.file, boxes });
   const undo = () => call("/api/labeler/undo", {});
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       if (!view || (event.target as HTMLElement).tagName === "INPUT") return;
       const name = classForKey(event.key, view.classes);
-      if (name !== null && tool === "classes") label(name);
+      if (tool === "mask" && /^[0-9]$/.test(event.key)) setMaskValue(Math.min(Number(event.key), view.mask_classes.length - 1));
+      else if (tool === "mask" && event.key === "Enter") closePolygon();
+      else if (name !== null && tool === "classes") label(name);
       else if (name !== null) setBoxClass(name);
       else if (event.key === "ArrowRight") show(current + 1);
       else if (event.key === "ArrowLeft") show(current - 1);
@@ -129,7 +177,7 @@ export function Labeler() {
             }}
           >
             <span>{im.file}</span>
-            <span className="badge" data-testid={`label-of-${i}`}>{im.label ?? "—"}{im.boxes.length ? ` · ${im.boxes.length} boxes` : ""}</span>
+            <span className="badge" data-testid={`label-of-${i}`}>{im.label ?? "—"}{im.boxes.length ? ` · ${im.boxes.length} boxes` : ""}{view.masks.includes(im.file) ? " · mask" : ""}</span>
           </div>
         ))}
       </aside>
@@ -137,12 +185,25 @@ export function Labeler() {
         <div className="toolbar">
           <button onClick={() => setTool("classes")} className={tool === "classes" ? "active" : ""} data-testid="tool-classes">Classes</button>
           <button onClick={() => setTool("boxes")} className={tool === "boxes" ? "active" : ""} data-testid="tool-boxes">Boxes</button>
+          <button onClick={() => setTool("mask")} className={tool === "mask" ? "active" : ""} data-testid="tool-mask">Mask</button>
           <button onClick={() => setZoom(zoom * 1.25)} data-testid="zoom-in">Zoom +</button>
           <button onClick={() => setZoom(zoom / 1.25)} data-testid="zoom-out">Zoom −</button>
           <button onClick={undo} disabled={!view.can_undo} data-testid="label-undo">Undo (Z)</button>
           <span className="summary">{selected.length} selected · {image?.file}</span>
         </div>
         {error ? <div className="message error" data-testid="labeler-error">{error}</div> : null}
+        {tool === "mask" ? (
+          <div className="buttons" data-testid="mask-tools">
+            <button onClick={() => setBrush("brush")} className={brush === "brush" ? "active" : ""} data-testid="mask-brush">Brush</button>
+            <button onClick={() => setBrush("polygon")} className={brush === "polygon" ? "active" : ""} data-testid="mask-polygon">Polygon (Enter closes)</button>
+            <label>radius <input type="number" min={1} max={50} value={radius} onChange={(e) => setRadius(Number(e.target.value))} data-testid="mask-radius" /></label>
+            {view.mask_classes.map((c, i) => (
+              <button key={c} onClick={() => setMaskValue(i)} className={maskValue === i ? "active" : ""} data-testid={`mask-class-${c}`}>
+                {i} · {c}
+              </button>
+            ))}
+          </div>
+        ) : null}
         <div className="buttons">
           {view.classes.map((c, i) => (
             <button key={c} onClick={() => (tool === "classes" ? label(c) : setBoxClass(c))} className={tool === "boxes" && boxClass === c ? "active" : ""} data-testid={`class-${c}`}>
@@ -159,9 +220,24 @@ export function Labeler() {
               className="label-surface"
               data-testid="label-surface"
               style={{ width: size.width * scale, height: size.height * scale, cursor: tool === "boxes" ? "crosshair" : "default" }}
-              onMouseDown={(e) => tool === "boxes" && setDrag({ kind: "draw", start: at(e), end: at(e) })}
-              onMouseMove={(e) => drag && setDrag({ ...drag, end: at(e) })}
-              onMouseUp={finish}
+              onMouseDown={(e) => {
+                if (tool === "boxes") setDrag({ kind: "draw", start: at(e), end: at(e) });
+                else if (tool === "mask" && brush === "brush") {
+                  setPainting(true);
+                  paintAt(at(e));
+                } else if (tool === "mask") {
+                  const p = at(e);
+                  setPoints([...points, { x: p.x / scale, y: p.y / scale }]);
+                }
+              }}
+              onMouseMove={(e) => (drag ? setDrag({ ...drag, end: at(e) }) : painting && paintAt(at(e)))}
+              onMouseUp={() => {
+                if (painting) {
+                  setPainting(false);
+                  saveMask();
+                } else finish();
+              }}
+              onDoubleClick={() => tool === "mask" && brush === "polygon" && closePolygon()}
             >
               <img
                 src={`/api/labeler/image?file=${encodeURIComponent(image.file)}&token=${encodeURIComponent(token)}`}
@@ -170,6 +246,10 @@ export function Labeler() {
                 draggable={false}
                 data-testid="label-image"
               />
+              {tool === "mask" ? (
+                <canvas ref={canvas} width={size.width} height={size.height} className="label-mask" data-testid="label-mask"
+                  style={{ width: size.width * scale, height: size.height * scale }} />
+              ) : null}
               <svg className="label-boxes" width={size.width * scale} height={size.height * scale}>
                 {[...shown, ...(drawn ? [drawn] : [])].map((b, i) => (
                   <g key={i} data-testid={`box-${i}`}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { boxFromDrag, classForKey, moveBox, selectImages } from "./labeler";
+import { boxFromDrag, classForKey, fillPolygon, fromBase64, moveBox, paintDisc, selectImages, toBase64 } from "./labeler";
 
 const files = ["a.png", "b.png", "c.png", "d.png"];
 
@@ -30,5 +30,28 @@ describe("labeler", () => {
     const box = { x: 2, y: 2, width: 5, height: 4, label: "car" };
     expect(moveBox(box, 6, -2, 2, { width: 20, height: 10 })).toEqual({ ...box, x: 5, y: 1 });
     expect(moveBox(box, 100, 100, 2, { width: 20, height: 10 })).toEqual({ ...box, x: 15, y: 6 });
+  });
+});
+
+describe("masks", () => {
+  it("paints a disc of pixels whose centres are within the radius", () => {
+    const mask = new Uint8Array(5 * 5);
+    paintDisc(mask, 5, 5, 2.5, 2.5, 1, 3);
+    expect(Array.from(mask).filter((v) => v === 3).length).toBe(5); // the centre and its 4 neighbours
+    expect(mask[2 * 5 + 2]).toBe(3);
+    expect(mask[0]).toBe(0);
+  });
+
+  it("fills a polygon by pixel centres", () => {
+    const mask = new Uint8Array(6 * 4);
+    fillPolygon(mask, 6, 4, [{ x: 1, y: 1 }, { x: 5, y: 1 }, { x: 5, y: 3 }, { x: 1, y: 3 }], 2);
+    const rows = [0, 1, 2, 3].map((y) => Array.from(mask.subarray(y * 6, y * 6 + 6)).join(""));
+    expect(rows).toEqual(["000000", "022220", "022220", "000000"]);
+  });
+
+  it("round-trips bytes through base64", () => {
+    const bytes = Uint8Array.from([0, 1, 2, 255, 7]);
+    expect(Array.from(fromBase64(toBase64(bytes)))).toEqual([0, 1, 2, 255, 7]);
+    expect(toBase64(Uint8Array.from([0, 1, 2]))).toBe("AAEC");
   });
 });

@@ -56,3 +56,38 @@ export function moveBox(box: Box, dx: number, dy: number, scale: number, size: {
   const y = Math.min(Math.max(Math.round(box.y + dy / scale), 0), size.height - box.height);
   return { ...box, x, y };
 }
+
+// Pixel masks: a Uint8Array of class ids, row-major (0 is background).
+export function paintDisc(mask: Uint8Array, width: number, height: number, cx: number, cy: number, radius: number, value: number): void {
+  const r = Math.max(radius, 0.5);
+  for (let y = Math.max(0, Math.floor(cy - r)); y <= Math.min(height - 1, Math.ceil(cy + r)); y++)
+    for (let x = Math.max(0, Math.floor(cx - r)); x <= Math.min(width - 1, Math.ceil(cx + r)); x++)
+      if ((x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 <= r * r) mask[y * width + x] = value;
+}
+
+// Every pixel whose centre lies inside the polygon (even-odd rule) gets `value`.
+export function fillPolygon(mask: Uint8Array, width: number, height: number, points: { x: number; y: number }[], value: number): void {
+  if (points.length < 3) return;
+  for (let y = 0; y < height; y++) {
+    const py = y + 0.5;
+    for (let x = 0; x < width; x++) {
+      const px = x + 0.5;
+      let inside = false;
+      for (let i = 0, j = points.length - 1; i < points.length; j = i++) {
+        const a = points[i], b = points[j];
+        if (a.y > py !== b.y > py && px < ((b.x - a.x) * (py - a.y)) / (b.y - a.y) + a.x) inside = !inside;
+      }
+      if (inside) mask[y * width + x] = value;
+    }
+  }
+}
+
+export function toBase64(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+export function fromBase64(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
