@@ -180,6 +180,8 @@ def _add_label_parser(commands: argparse._SubParsersAction) -> None:
                        "writes (default: PATH)")  # fmt: skip
     label.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     label.add_argument("--no-browser", action="store_true", help="only print the URL")
+    label.add_argument("--network", default=None, help="classifier model file whose proposals "
+                       "label the unlabelled images (auto-labeling)")  # fmt: skip
 
 
 def _add_data_parser(commands: argparse._SubParsersAction) -> None:

@@ -170,3 +170,61 @@ def test_masks_saved_as_png_label_maps_reload_in_a_pixel_label_datastore(tmp_pat
     assert stored.status_code == 400 and "pixel-labels/b.png" in stored.json()["detail"]
     client.post("/api/labeler/undo")
     assert not (tmp_path / "pixel-labels" / "b.png").exists()
+
+
+def test_auto_labeling_proposals_least_confident_first_and_accepted_ones_saved(tmp_path):
+    import torch
+
+    from deeptoolbox import Network
+    from deeptoolbox import layers as L
+    from deeptoolbox.inference import classify
+
+    names = [f"im{i}.png" for i in range(4)]
+    for i, name in enumerate(names):  # brightness 0, 80, 160, 240
+        Image.fromarray(np.full((4, 4), 80 * i, np.uint8)).save(tmp_path / name)
+    torch.manual_seed(0)
+    net = Network(
+        [L.ImageInput((1, 4, 4)), L.Flatten(), L.Dense(2), L.Softmax()], classes=["dark", "light"]
+    )
+    session = LabelSession(tmp_path, classes=["dark", "light"])
+    session.set_labels(["im0.png"], "dark")
+    proposals = session.propose(net)
+    ds = ImageDatastore([str(tmp_path / n) for n in names[1:]], labels=None, color="gray")
+    labels, scores = classify(net, ds, device="cpu")
+    expected = sorted(
+        zip(names[1:], labels.tolist(), scores.max(dim=1).values.tolist(), strict=True),
+        key=lambda t: t[2],
+    )
+    assert [(p["file"], p["label"]) for p in proposals] == [(f, lbl) for f, lbl, _ in expected]
+    assert [p["confidence"] for p in proposals] == pytest.approx([c for _, _, c in expected])
+    client = _client(tmp_path, session)
+    first, second, third = (p["file"] for p in proposals)
+    client.post("/api/labeler/proposals/decide", json={"file": first, "accept": True})
+    view = client.post(
+        "/api/labeler/proposals/decide", json={"file": second, "accept": False}
+    ).json()
+    assert [p["file"] for p in view["proposals"]] == [third]
+    saved = dict(line.split(",") for line in (tmp_path / "labels.csv").read_text().splitlines()[1:])
+    assert saved == {"im0.png": "dark", first: proposals[0]["label"]}
+
+
+def test_label_issues_open_for_review_with_their_suggested_class(tmp_path):
+    from deeptoolbox.quality import find_label_issues
+
+    _images(tmp_path, ["a/x.png", "a/y.png", "b/z.png", "b/w.png"])
+    ds = ImageDatastore(tmp_path)
+    assert [os.path.relpath(f, tmp_path) for f in ds.files] == [
+        "a/x.png",
+        "a/y.png",
+        "b/w.png",
+        "b/z.png",
+    ]
+    probabilities = np.array(
+        [[0.9, 0.1], [0.9, 0.1], [0.05, 0.95], [0.97, 0.03]]
+    )  # b/z looks like a
+    issues = find_label_issues(ds, probabilities)
+    session = LabelSession(tmp_path)
+    flagged = session.review(issues)
+    assert [(p["file"], p["given"], p["label"]) for p in flagged] == [("b/z.png", "b", "a")]
+    session.decide("b/z.png", accept=True)
+    assert ImageDatastore(tmp_path).count_each_label() == {"a": 3, "b": 1}

@@ -161,6 +161,7 @@ class LabelSession:
         box_classes = sorted({b["label"] for bs in self.boxes.values() for b in bs})
         self.classes += [c for c in box_classes if c not in self.classes]
         self._history: list[tuple[str, Any]] = []
+        self.proposals: list[dict[str, Any]] = []
 
     # ---- class labels ----
     def describe(self) -> dict[str, Any]:
@@ -170,7 +171,7 @@ class LabelSession:
             "images": [{"file": f, "label": self.labels.get(f), "boxes": self.boxes.get(f, [])}
                        for f in self.files],
             "can_undo": bool(self._history), "label_file": self._label_file_name(),
-            "mask_classes": self.mask_classes,
+            "mask_classes": self.mask_classes, "proposals": self.proposals,
             "masks": [f for f in self.files if self.mask_path(f).is_file()],
         }  # fmt: skip
 
@@ -349,6 +350,77 @@ class LabelSession:
                             f"format): {type(err).__name__}: {err}.") from err  # fmt: skip
         return boxes
 
+    # ---- auto-labeling and review ----
+    def propose(self, net: Any, *, batch_size: int = 64) -> list[dict[str, Any]]:
+        """Run the classifier ``net`` (a Network with an image input and ``classes``) over
+        the unlabelled images: one proposal each, ``{file, label, confidence, source}``,
+        least confident first (the most informative to label by hand first).
+
+        Example:
+            >>> import torch
+            >>> from PIL import Image
+            >>> from deeptoolbox import Network, layers as L
+            >>> folder = Path(tempfile.mkdtemp())
+            >>> for name in ("a.png", "b.png"):
+            ...     Image.new("L", (4, 4)).save(folder / name)
+            >>> _ = torch.manual_seed(0)
+            >>> net = Network([L.ImageInput((1, 4, 4)), L.Flatten(), L.Dense(2), L.Softmax()],
+            ...               classes=["cat", "dog"])
+            >>> session = LabelSession(folder, classes=["cat", "dog"])
+            >>> [p["file"] for p in session.propose(net)]
+            ['a.png', 'b.png']
+        """
+        from deeptoolbox.data import ImageDatastore
+        from deeptoolbox.inference import classify
+
+        classes = list(getattr(net, "classes", None) or [])
+        if not classes:
+            raise OptionError("Labeler: the auto-labeling network has no `classes` (give a "
+                              "classifier trained with class names).")  # fmt: skip
+        self.classes += [str(c) for c in classes if str(c) not in self.classes]
+        files = [f for f in self.files if f not in self.labels]
+        if not files:
+            self.proposals = []
+            return []
+        shape = net.output_shape(net.input_names[0])
+        if shape is None or len(shape) != 3:
+            raise OptionError(f"Labeler: auto-labeling needs a network with an image input "
+                              f"(C, H, W). Its input is {shape}.")  # fmt: skip
+        channels, height, width = shape
+        ds = ImageDatastore([str(self.folder / f) for f in files], labels=None,
+                            output_size=(height, width), color="gray" if channels == 1 else "rgb")  # fmt: skip
+        labels, scores = classify(net, ds, batch_size=batch_size, device="cpu")
+        confidence = scores.max(dim=1).values.tolist()
+        proposals = [{"file": f, "label": str(lbl), "confidence": float(c), "source": "network"}
+                     for f, lbl, c in zip(files, labels.tolist(), confidence, strict=True)]  # fmt: skip
+        self.proposals = sorted(proposals, key=lambda p: p["confidence"])
+        return self.proposals
+
+    def review(self, issues: Any) -> list[dict[str, Any]]:
+        """Show a :class:`~deeptoolbox.quality.LabelIssues` list (files of this folder) as
+        proposals: the suggested class of each likely mislabelled image, worst first."""
+        proposals = []
+        for record in issues.to_records():
+            file = self._relative(record["file"]) if os.path.isabs(str(record["file"])) else (
+                str(record["file"]))  # fmt: skip
+            if file in self.files and record["is_issue"]:
+                proposals.append({"file": file, "label": str(record["suggested"]),
+                                  "confidence": record["quality"], "source": "label issue",
+                                  "given": str(record["given"])})  # fmt: skip
+        self.classes += [p["label"] for p in proposals if p["label"] not in self.classes]
+        self.proposals = proposals
+        return proposals
+
+    def decide(self, file: str, accept: bool) -> dict[str, Any]:
+        """Accept (save its label, undoable) or reject the proposal for ``file``."""
+        proposal = next((p for p in self.proposals if p["file"] == file), None)
+        if proposal is None:
+            raise OptionError(f"Labeler: there is no proposal for {file!r}.")
+        self.proposals = [p for p in self.proposals if p is not proposal]
+        if accept:
+            return self.set_labels([file], proposal["label"])
+        return self.describe()
+
     # ---- pixel masks ----
     @property
     def mask_classes(self) -> list[str]:
@@ -470,6 +542,13 @@ class MaskRequest(BaseModel):
     mask: str
 
 
+class DecisionRequest(BaseModel):
+    """The body of ``POST /api/labeler/proposals/decide``."""
+
+    file: str
+    accept: bool
+
+
 class ClassRequest(BaseModel):
     """The body of ``POST /api/labeler/classes``."""
 
@@ -514,6 +593,10 @@ def add_labeler_routes(app: Any) -> None:
     @app.post("/api/labeler/mask", summary="save the label map of one image as a PNG")
     def post_mask(request: MaskRequest) -> dict[str, Any]:
         return session().set_mask(request.file, request.mask)
+
+    @app.post("/api/labeler/proposals/decide", summary="accept (save) or reject a proposal")
+    def post_decide(request: DecisionRequest) -> dict[str, Any]:
+        return session().decide(request.file, request.accept)
 
     @app.post("/api/labeler/classes", summary="add a class")
     def post_class(request: ClassRequest) -> dict[str, Any]:

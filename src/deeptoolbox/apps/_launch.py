@@ -7,6 +7,7 @@ import os
 import threading
 import time
 import webbrowser
+from pathlib import Path
 from typing import Any
 
 from deeptoolbox.apps._server import AppOptions, create_app
@@ -159,11 +160,17 @@ def monitor(
 def labeler(
     data: Any, *, classes: list[str] | None = None, labels: str = "auto",
     root: str | os.PathLike | None = None, port: int = 0, open_browser: bool = True,
+    network: Network | None = None, issues: Any = None,
 ) -> AppHandle:  # fmt: skip
     """Open the Labeler (MATLAB's Image Labeler) on a folder of images, or on the folder of
     an :class:`~deeptoolbox.data.ImageDatastore`'s files: class labels (class folders or a
     ``labels.csv``) and bounding boxes (``boxes.json``, COCO), saved atomically at every
     change, with undo. ``root`` (default: the folder) is the only folder the server touches.
+
+    ``network`` (a classifier) proposes a class for each unlabelled image, least confident
+    first, to accept or reject on the page; ``issues`` (from
+    :func:`deeptoolbox.quality.find_label_issues` on this folder's files) lists the likely
+    mislabelled images with their suggested class, for review the same way.
 
     Example:
         >>> import tempfile
@@ -189,6 +196,10 @@ def labeler(
     else:
         folder = os.fspath(data)
     session = LabelSession(folder, classes=classes, labels=labels)
+    if network is not None:
+        session.propose(network)
+    if issues is not None:
+        session.review(issues)
     handle = start_app(None, root=root if root is not None else session.folder, port=port,
                        open_browser=open_browser, page="labeler", labeler=session)  # fmt: skip
     return handle
@@ -199,8 +210,13 @@ def label_command(args: Any) -> int:
     if not 0 <= args.port <= 65535:
         raise OptionError(f"label: --port must be 0 to 65535. Received: {args.port}.")
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    net = None
+    if args.network:
+        from deeptoolbox.apps._files import open_network
+
+        net = open_network(Path(args.network).resolve())
     handle = labeler(args.path, classes=classes, labels=args.labels, root=args.root,
-                     port=args.port, open_browser=not args.no_browser)  # fmt: skip
+                     port=args.port, open_browser=not args.no_browser, network=net)  # fmt: skip
     print(f"deeptoolbox label: {handle.url}#labeler", flush=True)
     print(f"  images: {handle.labeler.folder} ({handle.labeler.mode})", flush=True)
     try:
