@@ -1,5 +1,6 @@
 """End-to-end: the Labeler page labels 5 images by keyboard, several at once by multi-select,
-draws a box, undoes a label; the saved files reload with exactly those labels."""
+undoes a label, draws a box, paints a mask (brush and polygon), accepts two auto-label
+proposals; the saved files reload with exactly those labels."""
 
 import csv
 
@@ -16,7 +17,7 @@ pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def test_label_by_keyboard_multi_select_and_draw_a_box(tmp_path):
+def test_label_by_keyboard_draw_a_box_paint_a_mask_accept_two_proposals(tmp_path):
     require_front_end()
     names = [f"im{i}.png" for i in range(7)]
     for i, name in enumerate(names):  # a soft gradient with a dark square somewhere
@@ -25,7 +26,20 @@ def test_label_by_keyboard_multi_select_and_draw_a_box(tmp_path):
         pixels[..., 1], pixels[..., 2] = 200, np.linspace(230, 150, 40, dtype=np.uint8)[:, None]
         pixels[5 + 2 * i : 25 + 2 * i, 10 + i : 30 + i] = (40, 60, 90)
         Image.fromarray(pixels).save(tmp_path / name)
-    handle = labeler(tmp_path, classes=["cat", "dog", "bird"], open_browser=False)
+    import torch
+
+    from deeptoolbox import Network
+    from deeptoolbox import layers as L
+    from deeptoolbox.inference import classify
+
+    torch.manual_seed(0)
+    net = Network([L.ImageInput((3, 40, 60)), L.Flatten(), L.Dense(3), L.Softmax()],
+                  classes=["cat", "dog", "bird"])  # fmt: skip
+    unlabelled = ImageDatastore([str(tmp_path / n) for n in names[5:]], labels=None, color="rgb")
+    proposed = dict(
+        zip(names[5:], classify(net, unlabelled, device="cpu")[0].tolist(), strict=True)
+    )
+    handle = labeler(tmp_path, classes=["cat", "dog", "bird"], open_browser=False, network=net)
     try:
         with sync_api.sync_playwright() as playwright:
             browser = launch_browser(playwright)
@@ -88,6 +102,18 @@ def test_label_by_keyboard_multi_select_and_draw_a_box(tmp_path):
             )
             page.wait_for_timeout(300)
             IMAGES.mkdir(parents=True, exist_ok=True)
+            page.get_by_test_id("tool-classes").click()
+            page.get_by_test_id("image-5").click()
+            page.screenshot(path=str(IMAGES / "labeler-proposals.png"))
+            page.get_by_test_id("accept-0").click()  # the two unlabelled images' proposals
+            page.wait_for_function(
+                "document.querySelectorAll('[data-testid^=proposal-]').length === 1"
+            )
+            page.get_by_test_id("accept-0").click()
+            page.wait_for_function(
+                "document.querySelector('[data-testid=label-of-6]').textContent !== '—'"
+            )
+            IMAGES.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(IMAGES / "labeler-classes-boxes.png"))
             browser.close()
     finally:
@@ -103,6 +129,7 @@ def test_label_by_keyboard_multi_select_and_draw_a_box(tmp_path):
         "im2.png": "cat",
         "im3.png": "bird",
         "im4.png": "dog",
+        **proposed,  # the two accepted proposals
     }
     boxes = BoxLabelDatastore.from_coco(tmp_path / "boxes.json")
     second = boxes[1]

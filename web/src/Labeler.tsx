@@ -17,6 +17,15 @@ interface View {
   label_file: string;
   mask_classes: string[];
   masks: string[];
+  proposals: Proposal[];
+}
+
+interface Proposal {
+  file: string;
+  label: string;
+  confidence: number;
+  source: string;
+  given?: string;
 }
 
 const MASK_COLORS = [[0, 0, 0, 0], [31, 95, 191, 140], [217, 100, 28, 140], [58, 143, 74, 140], [106, 63, 181, 140], [181, 57, 122, 140], [200, 180, 30, 140], [30, 170, 190, 140], [120, 120, 120, 140], [230, 60, 60, 140]];
@@ -270,6 +279,22 @@ export function Labeler() {
           <div className="hint">No images in this folder.</div>
         )}
       </section>
+      {view.proposals.length ? (
+        <aside className="label-proposals" data-testid="proposals">
+          <h3>Proposals ({view.proposals.length}) · least confident first</h3>
+          {view.proposals.map((p, i) => (
+            <div key={p.file} className="label-item" data-testid={`proposal-${i}`}>
+              <span onClick={() => show(view.images.findIndex((im) => im.file === p.file))} className="link">
+                {p.file}: {p.given ? `${p.given} → ` : ""}<b>{p.label}</b> ({p.source === "network" ? `${(100 * p.confidence).toFixed(0)}%` : `quality ${p.confidence.toFixed(2)}`})
+              </span>
+              <span>
+                <button onClick={() => call("/api/labeler/proposals/decide", { file: p.file, accept: true })} data-testid={`accept-${i}`}>Accept</button>
+                <button onClick={() => call("/api/labeler/proposals/decide", { file: p.file, accept: false })} data-testid={`reject-${i}`}>Reject</button>
+              </span>
+            </div>
+          ))}
+        </aside>
+      ) : null}
     </div>
   );
 }

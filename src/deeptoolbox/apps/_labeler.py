@@ -207,7 +207,10 @@ class LabelSession:
             before = {f: self.labels.get(f) for f in files}
             changes = {f: label for f in files if before[f] != label}
             self._apply(changes)
-            self._history.append(("labels", before))
+            done = {self._current(f, label) for f in files} if label is not None else set()
+            taken = [p for p in self.proposals if p["file"] in done]
+            self.proposals = [p for p in self.proposals if p["file"] not in done]
+            self._history.append(("labels", (before, taken)))
         return self.describe()
 
     def _apply(self, changes: dict[str, str | None]) -> None:
@@ -226,6 +229,7 @@ class LabelSession:
         renamed = self._move(changes)
         self.files = sorted(renamed.get(f, f) for f in self.files)
         self.boxes = {renamed.get(f, f): b for f, b in self.boxes.items()}
+        self.proposals = [{**p, "file": renamed.get(p["file"], p["file"])} for p in self.proposals]
         self.labels = {f: f.rsplit("/", 2)[-2] for f in self.files if "/" in f}
         if renamed and self.boxes:
             self._write_boxes(self.boxes)
@@ -504,8 +508,10 @@ class LabelSession:
                 else:
                     write_atomic(path, data)
             elif kind == "labels":
+                before, taken = before
                 self._apply({self._current(f, lbl): lbl for f, lbl in before.items()
                              if self.labels.get(self._current(f, lbl)) != lbl})  # fmt: skip
+                self.proposals = sorted([*self.proposals, *taken], key=lambda p: p["confidence"])
             else:
                 updated = dict(self.boxes)
                 updated.update(before)
