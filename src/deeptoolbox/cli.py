@@ -182,6 +182,10 @@ def _add_label_parser(commands: argparse._SubParsersAction) -> None:
     label.add_argument("--no-browser", action="store_true", help="only print the URL")
     label.add_argument("--network", default=None, help="classifier model file whose proposals "
                        "label the unlabelled images (auto-labeling)")  # fmt: skip
+    label.add_argument("--signals", action="store_true", help="label regions of the .npy/.csv "
+                       "time series in PATH (saved to regions.csv)")  # fmt: skip
+    label.add_argument("--sample-rate", type=float, default=1.0, help="samples per second of "
+                       "the signals (default 1: times in samples)")  # fmt: skip
 
 
 def _add_data_parser(commands: argparse._SubParsersAction) -> None:

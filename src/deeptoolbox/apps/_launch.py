@@ -61,6 +61,11 @@ class AppHandle:
         return self._server.config.app.state.labeler
 
     @property
+    def signal_labeler(self) -> Any:
+        """The Labeler's signal-mode session (regions), or None."""
+        return self._server.config.app.state.signal_labeler
+
+    @property
     def network(self) -> Network:
         """The network as edited so far in the designer."""
         return self.session.network
@@ -78,7 +83,7 @@ class AppHandle:
 def start_app(
     net: Network | None = None, *, root: str | os.PathLike = ".", port: int = 0,
     open_browser: bool = True, page: str = "designer", runs: str | None = None,
-    labeler: Any = None,
+    labeler: Any = None, signals: Any = None,
 ) -> AppHandle:  # fmt: skip
     """Start the apps server on 127.0.0.1 in a background thread and return its handle.
 
@@ -102,6 +107,11 @@ def start_app(
 
         confined(options.root, str(labeler.folder))  # the folder must lie inside the root
         app.state.labeler = labeler
+    if signals is not None:
+        from deeptoolbox.apps._files import confined
+
+        confined(options.root, str(signals.folder))
+        app.state.signal_labeler = signals
     config = uvicorn.Config(app, host="127.0.0.1", port=port,
                             log_level="warning")  # fmt: skip
     server = uvicorn.Server(config)
@@ -160,12 +170,16 @@ def monitor(
 def labeler(
     data: Any, *, classes: list[str] | None = None, labels: str = "auto",
     root: str | os.PathLike | None = None, port: int = 0, open_browser: bool = True,
-    network: Network | None = None, issues: Any = None,
+    network: Network | None = None, issues: Any = None, signals: bool = False,
+    sample_rate: float = 1.0,
 ) -> AppHandle:  # fmt: skip
     """Open the Labeler (MATLAB's Image Labeler) on a folder of images, or on the folder of
     an :class:`~deeptoolbox.data.ImageDatastore`'s files: class labels (class folders or a
     ``labels.csv``) and bounding boxes (``boxes.json``, COCO), saved atomically at every
     change, with undo. ``root`` (default: the folder) is the only folder the server touches.
+
+    ``signals=True`` labels regions (start, end, label in seconds at ``sample_rate``) of
+    the ``.npy``/``.csv`` time series of a folder instead, saved to ``regions.csv``.
 
     ``network`` (a classifier) proposes a class for each unlabelled image, least confident
     first, to accept or reject on the page; ``issues`` (from
@@ -183,6 +197,13 @@ def labeler(
         >>> _ = handle.close()
     """
     from deeptoolbox.apps._labeler import LabelSession
+
+    if signals:  # region labels on the time series of a folder (Signal Labeler)
+        from deeptoolbox.apps._signal_labels import SignalRegions
+
+        regions = SignalRegions(os.fspath(data), classes=classes, sample_rate=sample_rate)
+        return start_app(None, root=root if root is not None else regions.folder, port=port,
+                         open_browser=open_browser, page="labeler", signals=regions)  # fmt: skip
 
     if hasattr(data, "files") and not isinstance(data, str | os.PathLike):
         files = list(data.files)
@@ -216,9 +237,11 @@ def label_command(args: Any) -> int:
 
         net = open_network(Path(args.network).resolve())
     handle = labeler(args.path, classes=classes, labels=args.labels, root=args.root,
-                     port=args.port, open_browser=not args.no_browser, network=net)  # fmt: skip
+                     port=args.port, open_browser=not args.no_browser, network=net,
+                     signals=args.signals, sample_rate=args.sample_rate)  # fmt: skip
     print(f"deeptoolbox label: {handle.url}#labeler", flush=True)
-    print(f"  images: {handle.labeler.folder} ({handle.labeler.mode})", flush=True)
+    what = handle.labeler or handle.signal_labeler
+    print(f"  folder: {what.folder}", flush=True)
     try:
         while handle._thread.is_alive():
             handle._thread.join(0.5)
