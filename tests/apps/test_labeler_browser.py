@@ -150,3 +150,44 @@ def test_label_by_keyboard_draw_a_box_paint_a_mask_accept_two_proposals(tmp_path
     assert painted.shape == (40, 60) and set(np.unique(painted).tolist()) == {0, 1, 2}
     assert (painted[20, 40:51] == 1).all() and painted[20, 55] == 0 and painted[10, 45] == 0
     assert (painted[37, 1:5] == 2).all() and painted[31, 8] == 0 and painted[0, 0] == 0
+
+
+def test_signal_regions_drawn_on_a_million_sample_waveform(tmp_path):
+    """Signal mode: a region dragged on the waveform of a 10^6-sample signal, zoomed."""
+    require_front_end()
+    t = np.arange(1_000_000) / 1000.0
+    np.save(tmp_path / "long.npy", np.sin(2 * np.pi * 0.05 * t) + 0.1 * np.sin(2 * np.pi * 3 * t))
+    handle = labeler(tmp_path, classes=["calm", "burst"], signals=True, sample_rate=1000,
+                     open_browser=False)  # fmt: skip
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.set_default_timeout(20_000)
+            page.goto(handle.url + "#labeler")
+            page.get_by_test_id("signal-canvas").wait_for()
+            page.wait_for_function(
+                "document.querySelector('[data-testid=signal-window]').textContent.includes('1000.00 s')"
+            )
+            page.get_by_test_id("signal-zoom-in").click()  # 250..750 s
+            page.wait_for_function(
+                "document.querySelector('[data-testid=signal-window]').textContent.startsWith('250.00')"
+            )
+            page.keyboard.press("2")
+            box = page.get_by_test_id("signal-canvas").bounding_box()
+            page.mouse.move(box["x"] + 180, box["y"] + 100)  # 350 s
+            page.mouse.down()
+            page.mouse.move(box["x"] + 360, box["y"] + 120, steps=5)  # 450 s
+            page.mouse.up()
+            page.wait_for_function(
+                "document.querySelector('[data-testid=regions-of-0]').textContent === '1 regions'"
+            )
+            IMAGES.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(IMAGES / "labeler-signals.png"))
+            browser.close()
+    finally:
+        handle.close()
+    with open(tmp_path / "regions.csv", newline="") as stream:
+        (row,) = list(csv.DictReader(stream))
+    assert row["file"] == "long.npy" and row["label"] == "burst"
+    assert abs(float(row["start"]) - 350) < 1 and abs(float(row["end"]) - 450) < 1

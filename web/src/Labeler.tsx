@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { api, token } from "./api";
+import { SignalLabeler } from "./SignalLabeler";
 import { Box, boxFromDrag, classForKey, fillPolygon, fromBase64, moveBox, paintDisc, selectImages, toBase64 } from "./labeler";
 
 interface ImageInfo {
@@ -37,6 +38,17 @@ type Drag = { kind: "draw"; start: { x: number; y: number }; end: { x: number; y
 // once to class folders or labels.csv; in Boxes mode, drag to draw a box of the current class,
 // drag a box to move it, Delete removes the selected one (saved as COCO boxes.json). Undo: Z.
 export function Labeler() {
+  const [signals, setSignals] = useState<boolean | null>(null);
+  useEffect(() => {
+    api<{ active: boolean }>("/api/signals")
+      .then((r) => setSignals(r.active))
+      .catch(() => setSignals(false));
+  }, []);
+  if (signals === null) return <div className="labeler">loading...</div>;
+  return signals ? <SignalLabeler /> : <ImageLabeler />;
+}
+
+function ImageLabeler() {
   const [view, setView] = useState<View | null>(null);
   const [error, setError] = useState("");
   const [current, setCurrent] = useState(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { boxFromDrag, classForKey, fillPolygon, fromBase64, moveBox, paintDisc, selectImages, toBase64 } from "./labeler";
+import { boxFromDrag, classForKey, fillPolygon, fromBase64, moveBox, paintDisc, pixelToTime, regionFromDrag, selectImages, toBase64, zoomView } from "./labeler";
 
 const files = ["a.png", "b.png", "c.png", "d.png"];
 
@@ -53,5 +53,20 @@ describe("masks", () => {
     const bytes = Uint8Array.from([0, 1, 2, 255, 7]);
     expect(Array.from(fromBase64(toBase64(bytes)))).toEqual([0, 1, 2, 255, 7]);
     expect(toBase64(Uint8Array.from([0, 1, 2]))).toBe("AAEC");
+  });
+});
+
+describe("signal regions", () => {
+  it("turns pixel columns into times and a drag into a region", () => {
+    expect(pixelToTime(450, 900, 10, 20)).toBe(15);
+    expect(pixelToTime(-5, 900, 10, 20)).toBe(10);
+    expect(regionFromDrag(900, 90, 900, { start: 0, end: 100 }, "spike")).toEqual({ start: 10, end: 100, label: "spike" });
+    expect(regionFromDrag(5, 6, 900, { start: 0, end: 100 }, "spike")).toBeNull();
+  });
+
+  it("zooms around the centre and stays inside the signal", () => {
+    expect(zoomView({ start: 0, end: 100 }, 0.5, 100)).toEqual({ start: 25, end: 75 });
+    expect(zoomView({ start: 0, end: 50 }, 4, 100)).toEqual({ start: 0, end: 100 });
+    expect(zoomView({ start: 80, end: 100 }, 2, 100)).toEqual({ start: 60, end: 100 });
   });
 });

@@ -91,3 +91,26 @@ export function toBase64(bytes: Uint8Array): string {
 export function fromBase64(text: string): Uint8Array {
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }
+
+// Signals: a pixel column of a waveform view of [start, end] seconds, `width` pixels wide, as a
+// time; a drag between two columns as a region, clipped to [0, duration], null when shorter
+// than 2 pixels.
+export function pixelToTime(x: number, width: number, start: number, end: number): number {
+  return start + (Math.min(Math.max(x, 0), width) / width) * (end - start);
+}
+
+export function regionFromDrag(x0: number, x1: number, width: number, view: { start: number; end: number }, label: string) {
+  if (Math.abs(x1 - x0) < 2) return null;
+  const a = pixelToTime(Math.min(x0, x1), width, view.start, view.end);
+  const b = pixelToTime(Math.max(x0, x1), width, view.start, view.end);
+  const round = (t: number) => Math.round(t * 1e6) / 1e6;
+  return { start: round(a), end: round(b), label };
+}
+
+// Zoom the view by `factor` (< 1 zooms in) around its centre, kept inside [0, duration].
+export function zoomView(view: { start: number; end: number }, factor: number, duration: number) {
+  const span = Math.min(Math.max((view.end - view.start) * factor, 1e-6), duration);
+  const centre = (view.start + view.end) / 2;
+  const start = Math.min(Math.max(centre - span / 2, 0), duration - span);
+  return { start, end: start + span };
+}
