@@ -228,3 +228,35 @@ def test_label_issues_open_for_review_with_their_suggested_class(tmp_path):
     assert [(p["file"], p["given"], p["label"]) for p in flagged] == [("b/z.png", "b", "a")]
     session.decide("b/z.png", accept=True)
     assert ImageDatastore(tmp_path).count_each_label() == {"a": 3, "b": 1}
+
+
+KILLED_WRITER = """
+import sys
+from deeptoolbox.apps._labeler import LabelSession
+
+session = LabelSession(sys.argv[1], classes=["cat", "dog"])
+names = session.files
+print("ready", flush=True)
+step = 0
+while True:  # relabel all images again and again until killed
+    session.set_labels(names, ["cat", "dog"][step % 2])
+    step += 1
+"""
+
+
+def test_a_server_killed_while_saving_leaves_a_whole_label_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    names = [f"im{i:03d}.png" for i in range(300)]
+    _images(tmp_path, names, size=(2, 2))
+    process = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path)],
+                               stdout=subprocess.PIPE, text=True, env={**os.environ})  # fmt: skip
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    session = LabelSession(tmp_path, classes=["cat", "dog"])  # reads back, or raises
+    assert set(session.labels) == set(names) and len(set(session.labels.values())) == 1
