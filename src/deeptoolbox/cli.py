@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     add_serve_parser(commands)
     _add_app_parser(commands)
     _add_data_parser(commands)
+    _add_label_parser(commands)
     return parser
 
 
@@ -164,6 +165,29 @@ def _add_app_parser(commands: argparse._SubParsersAction) -> None:
     app.add_argument("--open", default=None, help="model file to open in the designer")
 
 
+def _add_label_parser(commands: argparse._SubParsersAction) -> None:
+    # the labeling app (issue 24): `deeptoolbox label PATH`
+    label = commands.add_parser("label", help="open the Labeler on a folder of images")
+    label.add_argument("path", help="image folder (class subfolders, or images and a labels.csv)")
+    label.add_argument("--classes", default=None, help="comma-separated class names")
+    label.add_argument(
+        "--labels",
+        default="auto",
+        choices=("auto", "folders", "csv"),
+        help="where labels live: class folders or labels.csv (default: auto)",
+    )
+    label.add_argument("--root", default=None, help="the only folder the app reads and "
+                       "writes (default: PATH)")  # fmt: skip
+    label.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    label.add_argument("--no-browser", action="store_true", help="only print the URL")
+    label.add_argument("--network", default=None, help="classifier model file whose proposals "
+                       "label the unlabelled images (auto-labeling)")  # fmt: skip
+    label.add_argument("--signals", action="store_true", help="label regions of the .npy/.csv "
+                       "time series in PATH (saved to regions.csv)")  # fmt: skip
+    label.add_argument("--sample-rate", type=float, default=1.0, help="samples per second of "
+                       "the signals (default 1: times in samples)")  # fmt: skip
+
+
 def _add_data_parser(commands: argparse._SubParsersAction) -> None:
     # data quality (issue 24): `deeptoolbox data check PATH`
     data = commands.add_parser("data", help="check a data set (corrupt files, duplicates, ...)")
@@ -232,6 +256,10 @@ def _run(args: argparse.Namespace) -> int:
         from deeptoolbox.apps._launch import app_command
 
         return app_command(args)
+    if args.command == "label":
+        from deeptoolbox.apps._launch import label_command
+
+        return label_command(args)
     if args.command == "data":
         from deeptoolbox.data._quality_cli import check_command
 

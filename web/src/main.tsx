@@ -3,10 +3,11 @@ import { createRoot } from "react-dom/client";
 import { Designer } from "./Designer";
 import { Monitor } from "./Monitor";
 import { Experiments } from "./Experiments";
+import { Labeler } from "./Labeler";
 import "./style.css";
 
 function App() {
-  const pageOf = () => (["#monitor", "#experiments"].includes(window.location.hash) ? window.location.hash.slice(1) : "designer");
+  const pageOf = () => (["#monitor", "#experiments", "#labeler"].includes(window.location.hash) ? window.location.hash.slice(1) : "designer");
   const [page, setPage] = useState(pageOf());
   useEffect(() => {
     const onHash = () => setPage(pageOf());
@@ -26,8 +27,11 @@ function App() {
         <a href="#experiments" className={page === "experiments" ? "tab active" : "tab"} data-testid="tab-experiments">
           Experiment Manager
         </a>
+        <a href="#labeler" className={page === "labeler" ? "tab active" : "tab"} data-testid="tab-labeler">
+          Labeler
+        </a>
       </header>
-      <main className="page">{page === "designer" ? <Designer /> : page === "monitor" ? <Monitor /> : <Experiments />}</main>
+      <main className="page">{page === "designer" ? <Designer /> : page === "monitor" ? <Monitor /> : page === "labeler" ? <Labeler /> : <Experiments />}</main>
     </div>
   );
 }

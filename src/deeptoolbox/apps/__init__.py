@@ -13,6 +13,7 @@ Example:
 
 from deeptoolbox.apps._launch import AppHandle as AppHandle
 from deeptoolbox.apps._launch import designer as designer
+from deeptoolbox.apps._launch import labeler as labeler
 from deeptoolbox.apps._launch import monitor as monitor
 from deeptoolbox.apps._library import layer_library as layer_library
 from deeptoolbox.apps._server import AppOptions as AppOptions
@@ -29,4 +30,6 @@ __all__ = [
     "DesignerSession",
     "TrainingMonitorLog",
     "layer_library",
+    # the labeling app (issue 24)
+    "labeler",
 ]

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 import webbrowser
+from pathlib import Path
 from typing import Any
 
 from deeptoolbox.apps._server import AppOptions, create_app
@@ -55,6 +56,16 @@ class AppHandle:
         return f"http://127.0.0.1:{self.port}/?token={self.options.token}"
 
     @property
+    def labeler(self) -> Any:
+        """The Labeler's session (its ``classes``, ``labels``, ``boxes``), or None."""
+        return self._server.config.app.state.labeler
+
+    @property
+    def signal_labeler(self) -> Any:
+        """The Labeler's signal-mode session (regions), or None."""
+        return self._server.config.app.state.signal_labeler
+
+    @property
     def network(self) -> Network:
         """The network as edited so far in the designer."""
         return self.session.network
@@ -72,14 +83,17 @@ class AppHandle:
 def start_app(
     net: Network | None = None, *, root: str | os.PathLike = ".", port: int = 0,
     open_browser: bool = True, page: str = "designer", runs: str | None = None,
+    labeler: Any = None, signals: Any = None,
 ) -> AppHandle:  # fmt: skip
     """Start the apps server on 127.0.0.1 in a background thread and return its handle.
 
-    ``page`` is "designer" or "monitor" (the page the browser opens on).
+    ``page`` is "designer", "monitor" or "labeler" (the page the browser opens on);
+    ``labeler`` a :class:`~deeptoolbox.apps._labeler.LabelSession` for the Labeler page.
     """
     uvicorn = _uvicorn()
-    if page not in ("designer", "monitor"):
-        raise OptionError(f"apps: `page` must be 'designer' or 'monitor'. Received: {page!r}.")
+    if page not in ("designer", "monitor", "labeler"):
+        raise OptionError("apps: `page` must be 'designer', 'monitor' or 'labeler'. "
+                          f"Received: {page!r}.")  # fmt: skip
     if net is not None and not isinstance(net, Network):
         raise OptionError(
             f"apps.designer expects a deeptoolbox Network or None. Received: {type(net).__name__}."
@@ -87,7 +101,18 @@ def start_app(
         )
     session = DesignerSession(net)
     options = AppOptions(root=root, runs=runs)
-    config = uvicorn.Config(create_app(session, options), host="127.0.0.1", port=port,
+    app = create_app(session, options)
+    if labeler is not None:
+        from deeptoolbox.apps._files import confined
+
+        confined(options.root, str(labeler.folder))  # the folder must lie inside the root
+        app.state.labeler = labeler
+    if signals is not None:
+        from deeptoolbox.apps._files import confined
+
+        confined(options.root, str(signals.folder))
+        app.state.signal_labeler = signals
+    config = uvicorn.Config(app, host="127.0.0.1", port=port,
                             log_level="warning")  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="deeptoolbox-apps", daemon=True)
@@ -99,7 +124,7 @@ def start_app(
         time.sleep(0.02)
     handle = AppHandle(server, thread, session, options)
     if open_browser:
-        webbrowser.open(handle.url + ("#monitor" if page == "monitor" else ""))
+        webbrowser.open(handle.url + ("" if page == "designer" else f"#{page}"))
     return handle
 
 
@@ -140,6 +165,89 @@ def monitor(
     runs_arg = None if runs is None else str(runs)
     return start_app(None, root=root, port=port, open_browser=open_browser, page="monitor",
                      runs=runs_arg)  # fmt: skip
+
+
+def labeler(
+    data: Any, *, classes: list[str] | None = None, labels: str = "auto",
+    root: str | os.PathLike | None = None, port: int = 0, open_browser: bool = True,
+    network: Network | None = None, issues: Any = None, signals: bool = False,
+    sample_rate: float = 1.0,
+) -> AppHandle:  # fmt: skip
+    """Open the Labeler (MATLAB's Image Labeler) on a folder of images, or on the folder of
+    an :class:`~deeptoolbox.data.ImageDatastore`'s files: class labels (class folders or a
+    ``labels.csv``) and bounding boxes (``boxes.json``, COCO), saved atomically at every
+    change, with undo. ``root`` (default: the folder) is the only folder the server touches.
+
+    ``signals=True`` labels regions (start, end, label in seconds at ``sample_rate``) of
+    the ``.npy``/``.csv`` time series of a folder instead, saved to ``regions.csv``.
+
+    ``network`` (a classifier) proposes a class for each unlabelled image, least confident
+    first, to accept or reject on the page; ``issues`` (from
+    :func:`deeptoolbox.quality.find_label_issues` on this folder's files) lists the likely
+    mislabelled images with their suggested class, for review the same way.
+
+    Example:
+        >>> import tempfile
+        >>> from deeptoolbox.datasets import digits, write_image_folder
+        >>> images, labels = digits()
+        >>> folder = write_image_folder(tempfile.mkdtemp(), images[:4], labels[:4])
+        >>> handle = labeler(folder, open_browser=False)
+        >>> handle.labeler.classes
+        ['0', '1', '2', '3']
+        >>> _ = handle.close()
+    """
+    from deeptoolbox.apps._labeler import LabelSession
+
+    if signals:  # region labels on the time series of a folder (Signal Labeler)
+        from deeptoolbox.apps._signal_labels import SignalRegions
+
+        regions = SignalRegions(os.fspath(data), classes=classes, sample_rate=sample_rate)
+        return start_app(None, root=root if root is not None else regions.folder, port=port,
+                         open_browser=open_browser, page="labeler", signals=regions)  # fmt: skip
+
+    if hasattr(data, "files") and not isinstance(data, str | os.PathLike):
+        files = list(data.files)
+        if not files:
+            raise OptionError("apps.labeler: the datastore has no files.")
+        folder = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+        if getattr(data, "classes", None) and classes is None:
+            classes = [str(c) for c in data.classes]
+        folder = os.path.dirname(folder) if labels != "csv" and classes and (
+            os.path.basename(folder) in classes) else folder  # fmt: skip
+    else:
+        folder = os.fspath(data)
+    session = LabelSession(folder, classes=classes, labels=labels)
+    if network is not None:
+        session.propose(network)
+    if issues is not None:
+        session.review(issues)
+    handle = start_app(None, root=root if root is not None else session.folder, port=port,
+                       open_browser=open_browser, page="labeler", labeler=session)  # fmt: skip
+    return handle
+
+
+def label_command(args: Any) -> int:
+    """``deeptoolbox label PATH``: serve the Labeler in the foreground until Ctrl-C."""
+    if not 0 <= args.port <= 65535:
+        raise OptionError(f"label: --port must be 0 to 65535. Received: {args.port}.")
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    net = None
+    if args.network:
+        from deeptoolbox.apps._files import open_network
+
+        net = open_network(Path(args.network).resolve())
+    handle = labeler(args.path, classes=classes, labels=args.labels, root=args.root,
+                     port=args.port, open_browser=not args.no_browser, network=net,
+                     signals=args.signals, sample_rate=args.sample_rate)  # fmt: skip
+    print(f"deeptoolbox label: {handle.url}#labeler", flush=True)
+    what = handle.labeler or handle.signal_labeler
+    print(f"  folder: {what.folder}", flush=True)
+    try:
+        while handle._thread.is_alive():
+            handle._thread.join(0.5)
+    except KeyboardInterrupt:
+        handle.close()
+    return 0
 
 
 def app_command(args: Any) -> int:

@@ -90,6 +90,8 @@ def create_app(session: DesignerSession | None = None, options: AppOptions | Non
         description="Network Designer and Training Monitor. Every call needs the session token.",
     )
     app.state.session, app.state.options = session, options
+    app.state.labeler = None  # the Labeler's LabelSession, set by apps.labeler
+    app.state.signal_labeler = None  # its SignalRegions (signal mode)
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Any:
@@ -107,12 +109,16 @@ def create_app(session: DesignerSession | None = None, options: AppOptions | Non
 
     from deeptoolbox.apps._experiments import add_experiment_routes
     from deeptoolbox.apps._hub import add_hub_routes
+    from deeptoolbox.apps._labeler import add_labeler_routes
     from deeptoolbox.apps._routes import add_designer_routes, add_monitor_routes, add_static
+    from deeptoolbox.apps._signal_labels import add_signal_routes
 
     add_designer_routes(app)
     add_monitor_routes(app)
     add_experiment_routes(app)
     add_hub_routes(app)
+    add_labeler_routes(app)
+    add_signal_routes(app)
     add_static(app)
     return app
 

@@ -1,0 +1,613 @@
+"""The Labeler page's data: the images of one folder inside the app's root, their class
+labels (class folders, or a label CSV) and bounding boxes (a COCO JSON file), changed from
+the page and written back at once, atomically, with an undo history.
+
+Class folders: ``folder/<class>/<image>``; images directly in ``folder`` are unlabelled,
+and labelling one moves it into its class folder (labelled images move between class
+folders through :meth:`deeptoolbox.data.ImageDatastore.relabel`). Label CSV: ``file,label``
+rows, ``file`` relative to the folder, unlabelled images left out. Boxes: ``boxes.json`` in
+the folder, COCO detection format, as :meth:`deeptoolbox.vision.BoxLabelDatastore.from_coco`
+reads it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from deeptoolbox.apps import _files
+from deeptoolbox.errors import DataError, FileWriteError, OptionError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+BOXES_FILE = "boxes.json"
+MASKS_FOLDER = "pixel-labels"  # label maps <image path with / as __>.png and classes.json
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename:
+    a reader (or a crash) sees the old file or the new one, never half of one.
+
+    Example:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_atomic(folder / "labels.csv", "file,label\\n")
+        >>> (folder / "labels.csv").read_text(), sorted(p.name for p in folder.iterdir())
+        ('file,label\\n', ['labels.csv'])
+    """
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except OSError as err:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise FileWriteError(f"Labeler: cannot write {path}: {err}. The last saved file "
+                             "is unchanged.") from err  # fmt: skip
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size  # (width, height)
+    except OSError as err:
+        raise DataError(f"Labeler: cannot read the image '{path}': {err}.") from err
+
+
+def read_label_csv(path: Path, files: list[str], classes: list[str] | None) -> dict[str, str]:
+    """``{file: label}`` from a label CSV (columns ``file`` and ``label``); every file must
+    be one of ``files`` and, when ``classes`` is given, every label one of them.
+
+    Example:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "labels.csv").write_text("file,label\\na.png,cat\\n")
+        >>> read_label_csv(folder / "labels.csv", ["a.png", "b.png"], ["cat", "dog"])
+        {'a.png': 'cat'}
+    """
+    try:
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"Labeler: cannot read the label file '{path}': {err}.") from err
+    if rows and not {"file", "label"} <= set(rows[0]):
+        raise DataError(f"Labeler: the label file '{path}' needs the columns file and label. "
+                        f"Found: {list(rows[0])}.")  # fmt: skip
+    labels: dict[str, str] = {}
+    known = set(files)
+    for line, row in enumerate(rows, start=2):
+        file, label = (row["file"] or "").strip(), (row["label"] or "").strip()
+        if file not in known:
+            raise DataError(f"Labeler: line {line} of the label file '{path}' names {file!r}, "
+                            "which is not an image of the folder.")  # fmt: skip
+        if classes is not None and label not in classes:
+            raise DataError(f"Labeler: line {line} of the label file '{path}' gives {file!r} "
+                            f"the unknown class {label!r}. Allowed: {classes}.")  # fmt: skip
+        labels[file] = label
+    return labels
+
+
+class LabelSession:
+    """Class labels and boxes of the images of one folder, saved at every change.
+
+    Args:
+        folder: the image folder.
+        classes: the class names (default: the class folders' or the CSV's labels);
+            more can be added from the page.
+        labels: "folders" (class subfolders), "csv" (a label CSV) or "auto" (folders when
+            the folder has image subfolders, else csv).
+        label_file: the CSV's name inside the folder (csv mode).
+
+    Example:
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("a.png", "b.png"):
+        ...     Image.new("L", (8, 6)).save(folder / name)
+        >>> session = LabelSession(folder, classes=["cat", "dog"], labels="csv")
+        >>> _ = session.set_labels(["a.png", "b.png"], "dog")
+        >>> (folder / "labels.csv").read_text().splitlines()
+        ['file,label', 'a.png,dog', 'b.png,dog']
+        >>> _ = session.undo()
+        >>> (folder / "labels.csv").read_text().splitlines()
+        ['file,label']
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, classes: list[str] | None = None,
+                 labels: str = "auto", label_file: str = "labels.csv") -> None:  # fmt: skip
+        self.folder = Path(folder).resolve()
+        if not self.folder.is_dir():
+            raise OptionError(f"Labeler: {str(folder)!r} is not a folder of images.")
+        if labels not in ("auto", "folders", "csv"):
+            raise OptionError(f"Labeler: `labels` must be 'auto', 'folders' or 'csv'. "
+                              f"Received: {labels!r}.")  # fmt: skip
+        self._lock = threading.Lock()
+        self.files = sorted(
+            str(p.relative_to(self.folder)).replace(os.sep, "/")
+            for p in self.folder.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(self.folder).parts)
+            and p.relative_to(self.folder).parts[0] != MASKS_FOLDER
+        )  # fmt: skip
+        nested = any("/" in f for f in self.files)
+        self.mode = ("folders" if nested else "csv") if labels == "auto" else labels
+        self.label_path = self.folder / label_file
+        if self.mode == "folders":
+            self.labels = {f: f.rsplit("/", 2)[-2] for f in self.files if "/" in f}
+        elif self.label_path.is_file():
+            self.labels = read_label_csv(self.label_path, self.files, classes)
+        else:
+            self.labels = {}
+        found = sorted(set(self.labels.values()))
+        self.classes = list(classes) if classes is not None else found
+        unknown = sorted(set(found) - set(self.classes))
+        if unknown:
+            raise DataError(f"Labeler: the class folders of '{self.folder}' name classes "
+                            f"{unknown} that are not in classes={self.classes}.")  # fmt: skip
+        self.boxes = self._read_boxes()
+        box_classes = sorted({b["label"] for bs in self.boxes.values() for b in bs})
+        self.classes += [c for c in box_classes if c not in self.classes]
+        self._history: list[tuple[str, Any]] = []
+        self.proposals: list[dict[str, Any]] = []
+
+    # ---- class labels ----
+    def describe(self) -> dict[str, Any]:
+        """The page's view: folder, mode, classes, images with their labels and boxes."""
+        return {
+            "folder": str(self.folder), "mode": self.mode, "classes": self.classes,
+            "images": [{"file": f, "label": self.labels.get(f), "boxes": self.boxes.get(f, [])}
+                       for f in self.files],
+            "can_undo": bool(self._history), "label_file": self._label_file_name(),
+            "mask_classes": self.mask_classes, "proposals": self.proposals,
+            "masks": [f for f in self.files if self.mask_path(f).is_file()],
+        }  # fmt: skip
+
+    def _label_file_name(self) -> str:
+        return self.label_path.name if self.mode == "csv" else ""
+
+    def path_of(self, file: str) -> Path:
+        """The image ``file`` (one of :attr:`files`) on disk."""
+        if file not in self.files:
+            raise DataError(f"Labeler: {file!r} is not an image of {self.folder}.")
+        return _files.confined(self.folder, file)
+
+    def add_class(self, name: str) -> dict[str, Any]:
+        """Add a class (not saved until an image has it; the CSV and folders hold labels)."""
+        name = str(name).strip()
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise OptionError(f"Labeler: {name!r} is not a usable class name (it becomes a "
+                              "folder name: no slashes, not empty, no leading dot).")  # fmt: skip
+        if name not in self.classes:
+            self.classes.append(name)
+        return self.describe()
+
+    def set_labels(self, files: list[str], label: str | None) -> dict[str, Any]:
+        """Give ``files`` the class ``label`` (None: unlabelled) and save; undoable."""
+        if label is not None and label not in self.classes:
+            raise OptionError(f"Labeler: unknown class {label!r}. Allowed: {self.classes} "
+                              "(add a class first).")  # fmt: skip
+        if not files:
+            raise OptionError("Labeler: select one or more images to label.")
+        with self._lock:
+            for file in files:
+                self.path_of(file)
+            before = {f: self.labels.get(f) for f in files}
+            changes = {f: label for f in files if before[f] != label}
+            self._apply(changes)
+            done = {self._current(f, label) for f in files} if label is not None else set()
+            taken = [p for p in self.proposals if p["file"] in done]
+            self.proposals = [p for p in self.proposals if p["file"] not in done]
+            self._history.append(("labels", (before, taken)))
+        return self.describe()
+
+    def _apply(self, changes: dict[str, str | None]) -> None:
+        if not changes:
+            return
+        if self.mode == "csv":
+            labels = dict(self.labels)
+            for file, label in changes.items():
+                if label is None:
+                    labels.pop(file, None)
+                else:
+                    labels[file] = label
+            self._write_csv(labels)
+            self.labels = labels
+            return
+        renamed = self._move(changes)
+        self.files = sorted(renamed.get(f, f) for f in self.files)
+        self.boxes = {renamed.get(f, f): b for f, b in self.boxes.items()}
+        self.proposals = [{**p, "file": renamed.get(p["file"], p["file"])} for p in self.proposals]
+        self.labels = {f: f.rsplit("/", 2)[-2] for f in self.files if "/" in f}
+        if renamed and self.boxes:
+            self._write_boxes(self.boxes)
+
+    def _write_csv(self, labels: dict[str, str]) -> None:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["file", "label"])
+        writer.writerows([f, labels[f]] for f in self.files if f in labels)
+        write_atomic(self.label_path, out.getvalue())
+
+    def _move(self, changes: dict[str, str | None]) -> dict[str, str]:
+        """Class folders: labelled files move through ImageDatastore.relabel, unlabelled
+        ones (in the folder itself) into their class folder, and back to the folder for
+        label None. Returns {old file: new file}."""
+        from deeptoolbox.data import ImageDatastore
+
+        for file, label in changes.items():
+            target = self._target(file, label)
+            if (self.folder / target).exists():
+                raise DataError(f"Labeler: cannot move {file!r} to {target!r}: a file of that "
+                                "name is already there. Nothing was moved.")  # fmt: skip
+        renamed: dict[str, str] = {}
+        relabel = {str(self.folder / f): lbl for f, lbl in changes.items()
+                   if f in self.labels and lbl is not None}  # fmt: skip
+        if relabel:
+            labelled = [str(self.folder / f) for f in self.files if f in self.labels]
+            ds = ImageDatastore(labelled, labels="folders", classes=sorted(
+                set(self.classes) | set(self.labels.values())))  # fmt: skip
+            for old, new in ds.relabel(relabel).items():
+                renamed[self._relative(old)] = self._relative(new)
+        for file, label in changes.items():
+            if file in renamed:
+                continue
+            target = self._target(file, label)
+            (self.folder / target).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self.folder / file, self.folder / target)  # checked above: no overwrite
+            renamed[file] = target
+        return renamed
+
+    def _target(self, file: str, label: str | None) -> str:
+        name = file.rsplit("/", 1)[-1]
+        return name if label is None else f"{label}/{name}"
+
+    def _relative(self, path: str) -> str:
+        return str(Path(path).resolve().relative_to(self.folder)).replace(os.sep, "/")
+
+    # ---- boxes ----
+    def set_boxes(self, file: str, boxes: list[dict[str, Any]]) -> dict[str, Any]:
+        """Replace the boxes of image ``file`` (``{x, y, width, height, label}`` in pixels)
+        and save ``boxes.json``; undoable."""
+        with self._lock:
+            width, height = _image_size(self.path_of(file))
+            checked = [self._check_box(file, box, width, height) for box in boxes]
+            before = {file: self.boxes.get(file, [])}
+            updated = dict(self.boxes)
+            updated[file] = checked
+            self._write_boxes(updated)
+            self.boxes = updated
+            self._history.append(("boxes", before))
+        return self.describe()
+
+    def _check_box(self, file: str, box: dict[str, Any], width: int, height: int) -> dict:
+        try:
+            x, y, w, h = (float(box[k]) for k in ("x", "y", "width", "height"))
+            label = str(box["label"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise OptionError(f"Labeler: a box of {file!r} needs x, y, width, height and "
+                              f"label. Received: {box!r}.") from err  # fmt: skip
+        if label not in self.classes:
+            raise OptionError(f"Labeler: a box of {file!r} has the unknown class {label!r}. "
+                              f"Allowed: {self.classes}.")  # fmt: skip
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+            raise DataError(f"Labeler: the box [x={x}, y={y}, width={w}, height={h}] of "
+                            f"{file!r} is empty or outside the image ({width} x {height}).")  # fmt: skip
+        return {"x": x, "y": y, "width": w, "height": h, "label": label}
+
+    def _write_boxes(self, boxes: dict[str, list[dict[str, Any]]]) -> None:
+        categories = sorted({b["label"] for bs in boxes.values() for b in bs} | set(self.classes))
+        category_id = {name: i + 1 for i, name in enumerate(categories)}
+        images, annotations = [], []
+        for image_id, file in enumerate(self.files, start=1):
+            width, height = _image_size(self.folder / file)
+            images.append({"id": image_id, "file_name": file, "width": width, "height": height})
+            for box in boxes.get(file, []):
+                annotations.append({
+                    "id": len(annotations) + 1, "image_id": image_id,
+                    "category_id": category_id[box["label"]], "iscrowd": 0,
+                    "bbox": [box["x"], box["y"], box["width"], box["height"]],
+                    "area": box["width"] * box["height"],
+                })  # fmt: skip
+        coco = {"images": images, "annotations": annotations,
+                "categories": [{"id": i, "name": n} for n, i in category_id.items()]}  # fmt: skip
+        write_atomic(self.folder / BOXES_FILE, json.dumps(coco, indent=1))
+
+    def _read_boxes(self) -> dict[str, list[dict[str, Any]]]:
+        path = self.folder / BOXES_FILE
+        if not path.is_file():
+            return {}
+        try:
+            coco = json.loads(path.read_text(encoding="utf-8"))
+            names = {c["id"]: str(c["name"]) for c in coco["categories"]}
+            files = {im["id"]: im for im in coco["images"]}
+            boxes: dict[str, list[dict[str, Any]]] = {}
+            for a in coco["annotations"]:
+                image = files[a["image_id"]]
+                x, y, w, h = (float(v) for v in a["bbox"])
+                label = names[a["category_id"]]
+                if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > image["width"] or (
+                        y + h > image["height"]):  # fmt: skip
+                    raise DataError(f"Labeler: annotation {a.get('id')} of "
+                                    f"'{image['file_name']}' in '{path}' has the box "
+                                    f"{a['bbox']}, outside the image ({image['width']} x "
+                                    f"{image['height']}).")  # fmt: skip
+                boxes.setdefault(str(image["file_name"]), []).append(
+                    {"x": x, "y": y, "width": w, "height": h, "label": label}
+                )
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            if isinstance(err, DataError):
+                raise
+            raise DataError(f"Labeler: cannot read the box file '{path}' (COCO detection "
+                            f"format): {type(err).__name__}: {err}.") from err  # fmt: skip
+        return boxes
+
+    # ---- auto-labeling and review ----
+    def propose(self, net: Any, *, batch_size: int = 64) -> list[dict[str, Any]]:
+        """Run the classifier ``net`` (a Network with an image input and ``classes``) over
+        the unlabelled images: one proposal each, ``{file, label, confidence, source}``,
+        least confident first (the most informative to label by hand first).
+
+        Example:
+            >>> import torch
+            >>> from PIL import Image
+            >>> from deeptoolbox import Network, layers as L
+            >>> folder = Path(tempfile.mkdtemp())
+            >>> for name in ("a.png", "b.png"):
+            ...     Image.new("L", (4, 4)).save(folder / name)
+            >>> _ = torch.manual_seed(0)
+            >>> net = Network([L.ImageInput((1, 4, 4)), L.Flatten(), L.Dense(2), L.Softmax()],
+            ...               classes=["cat", "dog"])
+            >>> session = LabelSession(folder, classes=["cat", "dog"])
+            >>> [p["file"] for p in session.propose(net)]
+            ['a.png', 'b.png']
+        """
+        from deeptoolbox.data import ImageDatastore
+        from deeptoolbox.inference import classify
+
+        classes = list(getattr(net, "classes", None) or [])
+        if not classes:
+            raise OptionError("Labeler: the auto-labeling network has no `classes` (give a "
+                              "classifier trained with class names).")  # fmt: skip
+        self.classes += [str(c) for c in classes if str(c) not in self.classes]
+        files = [f for f in self.files if f not in self.labels]
+        if not files:
+            self.proposals = []
+            return []
+        shape = net.output_shape(net.input_names[0])
+        if shape is None or len(shape) != 3:
+            raise OptionError(f"Labeler: auto-labeling needs a network with an image input "
+                              f"(C, H, W). Its input is {shape}.")  # fmt: skip
+        channels, height, width = shape
+        ds = ImageDatastore([str(self.folder / f) for f in files], labels=None,
+                            output_size=(height, width), color="gray" if channels == 1 else "rgb")  # fmt: skip
+        labels, scores = classify(net, ds, batch_size=batch_size, device="cpu")
+        confidence = scores.max(dim=1).values.tolist()
+        proposals = [{"file": f, "label": str(lbl), "confidence": float(c), "source": "network"}
+                     for f, lbl, c in zip(files, labels.tolist(), confidence, strict=True)]  # fmt: skip
+        self.proposals = sorted(proposals, key=lambda p: p["confidence"])
+        return self.proposals
+
+    def review(self, issues: Any) -> list[dict[str, Any]]:
+        """Show a :class:`~deeptoolbox.quality.LabelIssues` list (files of this folder) as
+        proposals: the suggested class of each likely mislabelled image, worst first."""
+        proposals = []
+        for record in issues.to_records():
+            file = self._relative(record["file"]) if os.path.isabs(str(record["file"])) else (
+                str(record["file"]))  # fmt: skip
+            if file in self.files and record["is_issue"]:
+                proposals.append({"file": file, "label": str(record["suggested"]),
+                                  "confidence": record["quality"], "source": "label issue",
+                                  "given": str(record["given"])})  # fmt: skip
+        self.classes += [p["label"] for p in proposals if p["label"] not in self.classes]
+        self.proposals = proposals
+        return proposals
+
+    def decide(self, file: str, accept: bool) -> dict[str, Any]:
+        """Accept (save its label, undoable) or reject the proposal for ``file``."""
+        proposal = next((p for p in self.proposals if p["file"] == file), None)
+        if proposal is None:
+            raise OptionError(f"Labeler: there is no proposal for {file!r}.")
+        self.proposals = [p for p in self.proposals if p is not proposal]
+        if accept:
+            return self.set_labels([file], proposal["label"])
+        return self.describe()
+
+    # ---- pixel masks ----
+    @property
+    def mask_classes(self) -> list[str]:
+        """The label maps' classes: "background" (id 0), then :attr:`classes` (ids 1, 2...)."""
+        return ["background", *[c for c in self.classes if c != "background"]]
+
+    def mask_path(self, file: str) -> Path:
+        """Where the label map of image ``file`` is saved."""
+        return self.folder / MASKS_FOLDER / (file.replace("/", "__").rsplit(".", 1)[0] + ".png")
+
+    def get_mask(self, file: str) -> dict[str, Any]:
+        """The label map of ``file`` as base64 bytes of class ids (row-major), or None."""
+        import base64
+
+        import numpy as np
+        from PIL import Image
+
+        width, height = _image_size(self.path_of(file))
+        path = self.mask_path(file)
+        if not path.is_file():
+            return {"file": file, "width": width, "height": height, "mask": None}
+        with Image.open(path) as image:
+            ids = np.asarray(image)
+        bad = sorted(set(np.unique(ids).tolist()) - set(range(len(self.mask_classes))))
+        if ids.ndim != 2 or ids.shape != (height, width) or bad:
+            raise DataError(f"Labeler: the label map '{path}' does not fit the class map "
+                            f"{dict(enumerate(self.mask_classes))} of {file!r} ({width} x "
+                            f"{height}): shape {ids.shape}, values not in it {bad}.")  # fmt: skip
+        return {"file": file, "width": width, "height": height,
+                "mask": base64.b64encode(ids.astype(np.uint8).tobytes()).decode()}  # fmt: skip
+
+    def set_mask(self, file: str, mask: str) -> dict[str, Any]:
+        """Save the label map of ``file`` (base64 bytes of class ids, row-major) as a PNG,
+        with ``classes.json`` (classes and label ids); undoable."""
+        import base64
+        import binascii
+
+        import numpy as np
+
+        with self._lock:
+            width, height = _image_size(self.path_of(file))
+            try:
+                ids = np.frombuffer(base64.b64decode(mask, validate=True), np.uint8)
+            except (binascii.Error, ValueError) as err:
+                raise OptionError(f"Labeler: the mask of {file!r} is not base64.") from err
+            if ids.size != width * height:
+                raise DataError(f"Labeler: the mask of {file!r} has {ids.size} pixels; the "
+                                f"image has {width} x {height} = {width * height}.")  # fmt: skip
+            bad = sorted(set(np.unique(ids).tolist()) - set(range(len(self.mask_classes))))
+            if bad:
+                raise DataError(f"Labeler: the mask of {file!r} has values {bad} that are not "
+                                f"in the class map {dict(enumerate(self.mask_classes))}.")  # fmt: skip
+            path = self.mask_path(file)
+            before = path.read_bytes() if path.is_file() else None
+            self._write_mask(path, ids.reshape(height, width))
+            self._history.append(("mask", (path, before)))
+        return self.describe()
+
+    def _write_mask(self, path: Path, ids: Any) -> None:
+        from PIL import Image
+
+        path.parent.mkdir(exist_ok=True)
+        out = io.BytesIO()
+        Image.fromarray(ids).save(out, format="PNG")
+        classes = self.mask_classes
+        write_atomic(path.parent / "classes.json", json.dumps(
+            {"classes": classes, "label_ids": list(range(len(classes)))}, indent=1))  # fmt: skip
+        write_atomic(path, out.getvalue())
+
+    # ---- undo ----
+    def undo(self) -> dict[str, Any]:
+        """Undo the last change (labels or boxes) and save."""
+        with self._lock:
+            if not self._history:
+                raise OptionError("Labeler: nothing to undo.")
+            kind, before = self._history.pop()
+            if kind == "mask":
+                path, data = before
+                if data is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    write_atomic(path, data)
+            elif kind == "labels":
+                before, taken = before
+                self._apply({self._current(f, lbl): lbl for f, lbl in before.items()
+                             if self.labels.get(self._current(f, lbl)) != lbl})  # fmt: skip
+                self.proposals = sorted([*self.proposals, *taken], key=lambda p: p["confidence"])
+            else:
+                updated = dict(self.boxes)
+                updated.update(before)
+                self._write_boxes(updated)
+                self.boxes = updated
+        return self.describe()
+
+    def _current(self, file: str, label: str | None) -> str:
+        """Where ``file`` is now (class folders move files when they are labelled)."""
+        if file in self.files:
+            return file
+        name = file.rsplit("/", 1)[-1]
+        return next(f for f in self.files if f.rsplit("/", 1)[-1] == name)
+
+
+class LabelRequest(BaseModel):
+    """The body of ``POST /api/labeler/label``: images and their class (None: unlabelled)."""
+
+    files: list[str]
+    label: str | None
+
+
+class BoxesRequest(BaseModel):
+    """The body of ``POST /api/labeler/boxes``: all boxes of one image."""
+
+    file: str
+    boxes: list[dict[str, Any]]
+
+
+class MaskRequest(BaseModel):
+    """The body of ``POST /api/labeler/mask``: a label map, base64 bytes of class ids."""
+
+    file: str
+    mask: str
+
+
+class DecisionRequest(BaseModel):
+    """The body of ``POST /api/labeler/proposals/decide``."""
+
+    file: str
+    accept: bool
+
+
+class ClassRequest(BaseModel):
+    """The body of ``POST /api/labeler/classes``."""
+
+    name: str
+
+
+def add_labeler_routes(app: Any) -> None:
+    """``/api/labeler``: the folder's images and labels; label, boxes, classes, undo."""
+    from fastapi import Query
+    from fastapi.responses import FileResponse
+
+    options = app.state.options
+
+    def session() -> LabelSession:
+        if app.state.labeler is None:
+            raise OptionError("Labeler: no folder is open; start it with `deeptoolbox label "
+                              "FOLDER` or apps.labeler(folder).")  # fmt: skip
+        return app.state.labeler
+
+    @app.get("/api/labeler", summary="the labeler's folder, classes, images and labels")
+    def get_labeler() -> dict[str, Any]:
+        return session().describe()
+
+    @app.get("/api/labeler/image", summary="one image of the folder")
+    def get_image(file: str = Query(...)) -> Any:
+        path = session().path_of(file)
+        _files.confined(options.root, str(path))
+        return FileResponse(path)
+
+    @app.post("/api/labeler/label", summary="give images a class (None: unlabelled); saved")
+    def post_label(request: LabelRequest) -> dict[str, Any]:
+        return session().set_labels(request.files, request.label)
+
+    @app.post("/api/labeler/boxes", summary="replace the boxes of one image; saved as COCO")
+    def post_boxes(request: BoxesRequest) -> dict[str, Any]:
+        return session().set_boxes(request.file, request.boxes)
+
+    @app.get("/api/labeler/mask", summary="the label map of one image (base64 class ids)")
+    def get_mask(file: str = Query(...)) -> dict[str, Any]:
+        return session().get_mask(file)
+
+    @app.post("/api/labeler/mask", summary="save the label map of one image as a PNG")
+    def post_mask(request: MaskRequest) -> dict[str, Any]:
+        return session().set_mask(request.file, request.mask)
+
+    @app.post("/api/labeler/proposals/decide", summary="accept (save) or reject a proposal")
+    def post_decide(request: DecisionRequest) -> dict[str, Any]:
+        return session().decide(request.file, request.accept)
+
+    @app.post("/api/labeler/classes", summary="add a class")
+    def post_class(request: ClassRequest) -> dict[str, Any]:
+        return session().add_class(request.name)
+
+    @app.post("/api/labeler/undo", summary="undo the last label or box change")
+    def post_undo() -> dict[str, Any]:
+        return session().undo()
