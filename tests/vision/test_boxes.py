@@ -120,3 +120,43 @@ def test_augmenter_is_applied_while_training_only():
     flipped = [ds.train()[0] for _ in range(8)]
     mirrored = torch.from_numpy(data.images[0]).flip(-1)
     assert any(torch.equal(image, mirrored) for image, _ in flipped)
+
+
+def _image_folder(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, colour, (x0, y0, x1, y1) in (("a.png", (255, 0, 0), (5, 10, 25, 30)),
+                                           ("b.png", (0, 0, 255), (30, 5, 60, 20))):  # fmt: skip
+        pixels = np.zeros((40, 64, 3), np.uint8)
+        pixels[y0:y1, x0:x1] = colour  # each image's object where its own box says
+        Image.fromarray(pixels).save(folder / name)
+    return folder
+
+
+def test_images_and_boxes_are_paired_by_file_name_not_by_position(tmp_path):
+    from deeptoolbox.data import ImageDatastore
+
+    folder = _image_folder(tmp_path)
+    csv = tmp_path / "boxes.csv"  # b.png listed first, with another box than a.png
+    csv.write_text("file,x_min,y_min,x_max,y_max,label\n"
+                   "b.png,30,5,60,20,blue\na.png,5,10,25,30,red\n")  # fmt: skip
+    boxes = BoxLabelDatastore.from_csv(csv)
+    assert boxes.files == ["b.png", "a.png"]
+    ds = BoxLabelImageDatastore(ImageDatastore(folder, labels=None), boxes)
+    for image, target in (ds[i] for i in range(len(ds))):
+        x0, y0, x1, y1 = target["boxes"][0].long().tolist()
+        colour = image[:, y0:y1, x0:x1].mean(dim=(1, 2))
+        expected = {"red": 0, "blue": 2}[ds.classes[int(target["labels"][0])]]
+        assert int(colour.argmax()) == expected  # the box lies on its own image's object
+    assert sorted(p.rsplit("/", 1)[-1] for p in ds.files) == ["a.png", "b.png"]
+    # an image without objects: named in `files`, it gets an empty set of boxes
+    only_b = tmp_path / "only_b.csv"
+    only_b.write_text("file,x_min,y_min,x_max,y_max,label\nb.png,30,5,60,20,blue\n")
+    some = BoxLabelDatastore.from_csv(only_b, files=["a.png", "b.png"], classes=["red", "blue"])
+    paired = BoxLabelImageDatastore(ImageDatastore(folder, labels=None), some)
+    assert [len(paired[i][1]["labels"]) for i in range(2)] == [0, 1]
+    csv.write_text("file,x_min,y_min,x_max,y_max,label\nc.png,1,1,5,5,red\nb.png,1,1,5,5,red\n")
+    with pytest.raises(DataError, match=r"name files the images do not have .*'c.png'"):
+        BoxLabelImageDatastore(ImageDatastore(folder, labels=None), BoxLabelDatastore.from_csv(csv))

@@ -52,6 +52,27 @@ def test_perfect_boxes_give_one_everywhere():
     assert np.allclose(m.precision["b"], 1.0) and len(m.recall_levels) == 101
 
 
+def test_results_that_name_their_classes_are_matched_by_name_not_by_index():
+    # a detector whose classes are in another order than the data's: its label 0 is "b"
+    truth = [one([[0, 0, 10, 10], [20, 20, 40, 30]], [0, 1]), one([[5, 5, 25, 25]], [1])]
+    detector_classes = ["b", "a", "extra"]
+    found = []
+    for t in truth:
+        names = [["a", "b"][int(k)] for k in t["labels"]]
+        found.append({"boxes": t["boxes"], "scores": torch.full((len(names),), 0.9),
+                      "labels": torch.tensor([detector_classes.index(n) for n in names]),
+                      "names": names})  # fmt: skip
+    found[1]["boxes"] = torch.cat([found[1]["boxes"], torch.tensor([[50.0, 50, 60, 60]])])
+    found[1]["scores"] = torch.tensor([0.9, 0.5])
+    found[1]["labels"] = torch.tensor([0, 2])
+    found[1]["names"] = ["b", "extra"]  # a class the ground truth does not have
+    m = evaluate_detection(found, truth, classes=["a", "b"])
+    assert (m.map, m.map_50) == (1.0, 1.0) and m.ap["a"] == 1.0 and m.ap["b"] == 1.0
+    assert math.isnan(m.ap["extra"])  # no truth: not scored, and no effect on the mean
+    with pytest.raises(DataError, match="2 labels but 1 names"):
+        evaluate_detection([{**found[0], "names": ["a"]}], truth[:1], classes=["a", "b"])
+
+
 def test_a_shifted_box_counts_at_the_iou_thresholds_it_passes():
     truth_box, shifted = [10, 10, 30, 30], [12, 11, 32, 31]
     overlap = iou(truth_box, shifted)  # 18 * 19 / (400 + 400 - 342) = 0.7467

@@ -244,9 +244,14 @@ class BoxLabelDatastore(Datastore):
 
     @classmethod
     def from_csv(
-        cls, path: str | os.PathLike, *, classes: Sequence[str] | None = None
+        cls,
+        path: str | os.PathLike,
+        *,
+        classes: Sequence[str] | None = None,
+        files: Sequence[str] | None = None,
     ) -> BoxLabelDatastore:
-        """Boxes from a CSV file with a header row, one row per box (see :meth:`from_table`).
+        """Boxes from a CSV file with a header row, one row per box (see :meth:`from_table`);
+        ``files`` gives the images' order and may name images without boxes.
 
         Example:
             >>> import tempfile, pathlib
@@ -261,7 +266,7 @@ class BoxLabelDatastore(Datastore):
         except OSError as err:
             raise DataError(f"BoxLabelDatastore.from_csv: cannot read '{path}': {err}.") from err
         try:
-            return cls.from_table(rows, classes=classes)
+            return cls.from_table(rows, classes=classes, files=files)
         except DataError as err:
             raise DataError(f"{err} (file '{path}')") from None
 
@@ -484,6 +489,7 @@ class BoxLabelImageDatastore(Datastore):
             output_size = (output_size, output_size)
         self.output_size = None if output_size is None else tuple(int(s) for s in output_size)
         self.images, self.box_labels, self.augmenter = images, boxes, augmenter
+        self._image_of = _pairing(getattr(images, "files", None), boxes.sources, len(boxes))
         self._classes = boxes.classes
         self._init_view()
 
@@ -493,7 +499,10 @@ class BoxLabelImageDatastore(Datastore):
     @property
     def files(self) -> list[str] | None:
         """The image file of each observation, in datastore order (None without files)."""
-        files = getattr(self.images, "files", None) or self.box_labels.sources
+        images = getattr(self.images, "files", None)
+        if images:
+            return [images[self._image_of[j]] for j in self._order]
+        files = self.box_labels.sources
         return None if files is None else [files[j] for j in self._order]
 
     def train(self, mode: bool = True) -> Datastore:
@@ -511,12 +520,12 @@ class BoxLabelImageDatastore(Datastore):
 
     def _where(self, j: int) -> str:
         files = getattr(self.images, "files", None)
-        if isinstance(files, list) and j < len(files):
-            return f"image '{files[j]}'"
+        if isinstance(files, list) and self._image_of[j] < len(files):
+            return f"image '{files[self._image_of[j]]}'"
         return f"image {_source(self.box_labels.sources, j)}"
 
     def _load(self, j: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        image = self.images[j]
+        image = self.images[self._image_of[j]]
         image = image[0] if isinstance(image, tuple | list) else image
         image = torch.as_tensor(image, dtype=torch.float32)
         target = self.box_labels._load(j)
@@ -531,6 +540,35 @@ class BoxLabelImageDatastore(Datastore):
         if self.augmenter is not None and self.training:
             image, target = self.augmenter(image, target)
         return image, target
+
+
+def _pairing(images: list[str] | None, sources: list[str] | None, count: int) -> list[int]:
+    """For each set of boxes, the position of its image: by file name when the boxes name
+    files (a CSV's or COCO file's ``file`` column) and the images are files, else by position.
+    A box file naming images that are not there, or naming one twice, raises DataError."""
+    if not images or not sources:
+        return list(range(count))
+
+    def key(path: str) -> str:
+        return path.replace("\\", "/")
+
+    full = [key(p) for p in images]
+    found: list[int | None] = []
+    for source in map(key, sources):
+        matches = [i for i, p in enumerate(full) if p == source or p.endswith("/" + source)]
+        found.append(matches[0] if len(matches) == 1 else None)
+    if all(f is None for f in found) and all("/" not in s and "." not in s for s in sources):
+        return list(range(count))  # the boxes name no files (ids): pair by position
+    missing = [s for s, f in zip(sources, found, strict=True) if f is None]
+    if missing:
+        raise DataError(
+            f"BoxLabelImageDatastore: the boxes name files the images do not have (or have "
+            f"more than once): {missing[:5]}{' ...' if len(missing) > 5 else ''}. Images are "
+            f"matched to boxes by file name; the images are e.g. {images[:3]}."
+        )
+    if len(set(found)) != len(found):
+        raise DataError("BoxLabelImageDatastore: the boxes name the same image file twice.")
+    return [int(f) for f in found]  # type: ignore[arg-type]
 
 
 def _resized(image: torch.Tensor, target: dict, size: tuple[int, ...]) -> tuple[torch.Tensor, dict]:

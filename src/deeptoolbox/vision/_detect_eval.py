@@ -102,7 +102,7 @@ def _targets(ground_truth: Any) -> list[dict[str, torch.Tensor]]:
     )
 
 
-def _check(items: list[Any], keys: tuple[str, ...], what: str) -> list[dict[str, torch.Tensor]]:
+def _check(items: list[Any], keys: tuple[str, ...], what: str) -> list[dict[str, Any]]:
     checked = []
     for number, item in enumerate(items):
         if not isinstance(item, dict) or any(k not in item for k in keys):
@@ -116,6 +116,8 @@ def _check(items: list[Any], keys: tuple[str, ...], what: str) -> list[dict[str,
         entry["labels"] = entry["labels"].long().reshape(-1)
         if "scores" in entry:
             entry["scores"] = entry["scores"].float().reshape(-1)
+        if item.get("names") is not None:
+            entry["names"] = [str(n) for n in item["names"]]
         checked.append(entry)
     return checked
 
@@ -148,7 +150,8 @@ def evaluate_detection(
     missing).
 
     ``results`` are :func:`detect`'s output (dicts with ``boxes``, ``scores``, ``labels``),
-    one per image; ``ground_truth`` is a :class:`BoxLabelDatastore`, a
+    one per image; when they carry ``names`` (as ``detect`` gives them), boxes are matched to
+    the ground truth's classes by name, whatever the detector's class order; ``ground_truth`` is a :class:`BoxLabelDatastore`, a
     :class:`BoxLabelImageDatastore` or a list of ``{"boxes", "labels"}`` dicts, in the same
     order. Detect with a low threshold (0.05) for a full precision-recall curve.
 
@@ -172,6 +175,7 @@ def evaluate_detection(
                   default=0)  # fmt: skip
         names = [str(k) for k in range(top + 1)]
     names = [str(n) for n in names]
+    predictions, names = _by_name(predictions, names)
     for what, items in (("ground truth", targets), ("result", predictions)):
         for number, item in enumerate(items):
             labels = item["labels"]
@@ -184,6 +188,31 @@ def evaluate_detection(
     metric.update(predictions, targets)
     values = metric.compute()
     return _summarize(values, names, targets)
+
+
+def _by_name(predictions: list[dict], names: list[str]) -> tuple[list[dict], list[str]]:
+    """Results that name their classes (``detect`` gives ``names``) get their labels as
+    positions in the ground truth's ``names``, whatever order the detector's classes are in;
+    names the ground truth lacks are added after its own (they can only be false positives)."""
+    names = list(names)
+    remapped = []
+    for item in predictions:
+        given = item.get("names")
+        if given is None:
+            remapped.append(item)
+            continue
+        if len(given) != len(item["labels"]):
+            raise DataError(
+                f"evaluate_detection: a result has {len(item['labels'])} labels but "
+                f"{len(given)} names; give one name per box (as detect does)."
+            )
+        for name in map(str, given):
+            if name not in names:
+                names.append(name)
+        labels = torch.tensor([names.index(str(n)) for n in given], dtype=torch.long)
+        rest = {k: v for k, v in item.items() if k != "names"}
+        remapped.append({**rest, "labels": labels.to(item["labels"].device)})
+    return remapped, names
 
 
 def _summarize(values: dict[str, Any], names: list[str], targets: list[dict]) -> DetectionMetrics:

@@ -280,7 +280,9 @@ class ObjectDetector(nn.Module):
             if targets is None:
                 raise InputSizeError(
                     "ObjectDetector: in train mode the detector needs targets (it returns its "
-                    "losses); call detector.eval() or detect() to detect objects."
+                    "losses); call detector.eval() or detect() to detect objects. To train it, "
+                    "use train(detector, data, 'model', options): loss='model' hands it the "
+                    "targets and minimizes the losses it returns."
                 )
             return self.model(images, self._targets(targets, len(images)))
         detections = self.model(images)
