@@ -101,3 +101,17 @@ def test_seizures_are_3_hz_spike_wave_on_the_channels_they_reach():
 def test_bad_options_name_the_option_and_value(options, message):
     with pytest.raises(OptionError, match=message):
         eeg(**{"subjects": 1, **options})
+
+
+def test_events_outside_their_recording_are_refused():
+    import numpy as np
+
+    from deeptoolbox.datasets import EEGEvent, EEGRecording
+    from deeptoolbox.errors import DataError
+
+    with pytest.raises(DataError, match=r"0 <= start < end .* start=30.0, end=20.0"):
+        EEGEvent(30.0, 20.0)
+    with pytest.raises(DataError, match=r"'r1': events \[\(50.0, 90.0\)\] end after the "
+                                        r"recording \(60 s"):  # fmt: skip
+        EEGRecording(np.zeros((60 * 128, 2), np.float32), 128.0, ("C3", "C4"),
+                     (EEGEvent(50.0, 90.0),), "S01", "r1")  # fmt: skip

@@ -128,3 +128,15 @@ def test_event_metrics_bad_input(segments):
         event_metrics(segments.labels, segments, min_consecutive=0)
     with pytest.raises(OptionError, match="`segments` must be the SignalSegments"):
         event_metrics(segments.labels, segments.data)
+
+
+def test_scores_for_another_number_of_classes_than_the_windows_are_refused():
+    from deeptoolbox import datasets
+    from deeptoolbox.errors import DataError
+    from deeptoolbox.signals import window_recordings
+
+    segments = window_recordings(datasets.eeg(subjects=1, recordings_per_subject=1,
+                                              duration=60.0, seed=0))  # fmt: skip
+    with pytest.raises(DataError, match=r"scores 3 classes, but the windows have 2"):
+        segment_metrics(torch.rand(len(segments), 3), segments)
+    assert segment_metrics(torch.rand(len(segments), 2), segments).true_positives >= 0

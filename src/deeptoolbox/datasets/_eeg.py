@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deeptoolbox.errors import OptionError
+from deeptoolbox.errors import DataError, OptionError
 
 __all__ = ["EEG_CHANNELS", "EEGEvent", "EEGRecording", "eeg"]
 
@@ -52,6 +52,13 @@ class EEGEvent:
     label: str = "seizure"
     channels: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.end:
+            raise DataError(
+                f"EEGEvent: an event needs 0 <= start < end (seconds). Received: start="
+                f"{self.start!r}, end={self.end!r} ({self.label!r})."
+            )
+
     @property
     def duration(self) -> float:
         """``end - start`` in seconds."""
@@ -78,6 +85,16 @@ class EEGRecording:
     events: tuple[EEGEvent, ...]
     subject: str
     name: str
+
+    def __post_init__(self) -> None:
+        duration = self.signal.shape[0] / self.sampling_rate
+        late = [e for e in self.events if e.end > duration + 1e-9]
+        if late:
+            raise DataError(
+                f"EEGRecording '{self.name}': events {[(e.start, e.end) for e in late]} end after "
+                f"the recording ({duration:g} s, {self.signal.shape[0]} samples at "
+                f"{self.sampling_rate:g} Hz)."
+            )
 
     @property
     def duration(self) -> float:

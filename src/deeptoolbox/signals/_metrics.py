@@ -79,6 +79,13 @@ def segment_metrics(predicted: Any, truth: Any, *, positive: int = 1) -> Segment
         >>> segment_metrics(scores, [0, 1, 1]).sensitivity
         0.5
     """
+    columns = np.shape(predicted.detach().cpu() if torch.is_tensor(predicted) else predicted)
+    if isinstance(truth, SignalSegments) and len(columns) == 2 and columns[1] != len(truth.classes):
+        raise DataError(
+            f"segment_metrics: `predicted` scores {columns[1]} classes, but the windows "
+            f"have {len(truth.classes)}: {list(truth.classes)}. Give one score column "
+            "per class of the windows (the network's output for them)."
+        )
     guess = _as_labels(predicted, "segment_metrics", "predicted") == positive
     real = _as_labels(truth, "segment_metrics", "truth") == positive
     if guess.shape != real.shape:
