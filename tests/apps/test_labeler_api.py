@@ -172,6 +172,22 @@ def test_masks_saved_as_png_label_maps_reload_in_a_pixel_label_datastore(tmp_pat
     assert not (tmp_path / "pixel-labels" / "b.png").exists()
 
 
+def test_reopening_keeps_the_class_ids_of_saved_label_maps(tmp_path):
+    import base64
+
+    _images(tmp_path, ["a.png", "b.png"], size=(6, 4))
+    first = LabelSession(tmp_path, classes=["cat", "dog"])
+    mask = np.zeros((4, 6), np.uint8)
+    mask[1:3, 1:3] = 1  # cat
+    first.set_mask("a.png", base64.b64encode(mask.tobytes()).decode())
+    first.set_labels(["b.png"], "dog")  # the CSV now names dog only
+    again = LabelSession(tmp_path)  # no classes given: cat keeps id 1
+    assert again.mask_classes == ["background", "cat", "dog"]
+    assert base64.b64decode(again.get_mask("a.png")["mask"]) == mask.tobytes()
+    with pytest.raises(DataError, match=r"use the classes \['cat', 'dog'\]"):
+        LabelSession(tmp_path, classes=["dog", "cat"])  # would turn the cat pixels into dog
+
+
 def test_auto_labeling_proposals_least_confident_first_and_accepted_ones_saved(tmp_path):
     import torch
 

@@ -157,6 +157,17 @@ class LabelSession:
         if unknown:
             raise DataError(f"Labeler: the class folders of '{self.folder}' name classes "
                             f"{unknown} that are not in classes={self.classes}.")  # fmt: skip
+        stored = self._stored_mask_classes()
+        if stored is not None:  # saved label maps keep their ids: their classes come first
+            given = [c for c in self.classes if c != "background"]
+            if classes is not None and given[: len(stored)] != stored:
+                raise DataError(
+                    f"Labeler: the saved label maps in '{self.folder / MASKS_FOLDER}' use the "
+                    f"classes {stored} (ids 1, 2, ...), but classes={list(classes)} would give "
+                    "them other ids. Start with those classes first, in that order (new ones "
+                    "after them)."
+                )
+            self.classes = stored + [c for c in self.classes if c not in stored]
         self.boxes = self._read_boxes()
         box_classes = sorted({b["label"] for bs in self.boxes.values() for b in bs})
         self.classes += [c for c in box_classes if c not in self.classes]
@@ -426,6 +437,23 @@ class LabelSession:
         return self.describe()
 
     # ---- pixel masks ----
+    def _stored_mask_classes(self) -> list[str] | None:
+        """The classes (after "background") of the saved ``classes.json``, or None."""
+        path = self.folder / MASKS_FOLDER / "classes.json"
+        if not path.is_file():
+            return None
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            names, ids = list(stored["classes"]), list(stored["label_ids"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DataError(f"Labeler: cannot read the class map '{path}': {err}.") from err
+        if ids != list(range(len(names))) or names[:1] != ["background"]:
+            raise DataError(
+                f"Labeler: the class map '{path}' must list 'background' first with label ids "
+                f"0, 1, 2...; found classes {names}, label_ids {ids}."
+            )
+        return [str(n) for n in names[1:]]
+
     @property
     def mask_classes(self) -> list[str]:
         """The label maps' classes: "background" (id 0), then :attr:`classes` (ids 1, 2...)."""

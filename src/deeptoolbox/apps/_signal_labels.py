@@ -81,7 +81,7 @@ class SignalRegions:
             path = self.folder / file
             try:
                 x = (
-                    np.load(path)
+                    np.load(path, allow_pickle=False)
                     if file.lower().endswith(".npy")
                     else np.loadtxt(path, delimiter=",", ndmin=1)
                 )

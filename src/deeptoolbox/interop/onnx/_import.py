@@ -243,7 +243,26 @@ def _load(path: Path, limits: ReadLimits):
             f"{MIN_IR_VERSION} and later."
         )
     check_initializers(model, path, limits)
+    _check_names(model, path)
     return model
+
+
+def _check_names(model, path: Path) -> None:
+    """Every name of the graph is text: protobuf hands back bytes for a name that is not
+    valid UTF-8, which no ONNX tool writes (a corrupt file)."""
+    graph = model.graph
+    values = [*graph.input, *graph.output, *graph.value_info, *graph.initializer]
+    for kind, items in (("node", graph.node), ("value", values)):
+        for item in items:
+            names = [item.name]
+            if kind == "node":
+                names += [*item.input, *item.output, item.op_type, item.domain]
+            bad = next((n for n in names if not isinstance(n, str)), None)
+            if bad is not None:
+                raise ModelImportError(
+                    f"import_onnx: '{path}' has a {kind} name that is not valid UTF-8 text "
+                    f"({bad[:40]!r}): the file is corrupt."
+                )
 
 
 def _external_data_error(err: Exception) -> bool:
