@@ -215,6 +215,10 @@ def test_save_and_open_inside_the_root(client, root):
     assert listing["entries"] == [{"name": "lenet.zip", "folder": False, "path": "nets/lenet.zip"}]
     response = client.post("/api/save", json={"path": "x.zip", "format": "pickle"})
     assert response.status_code == 400 and "pickle" in response.json()["detail"]
+    response = client.post("/api/save", json={"path": "net.onnx"})  # toolbox format by default
+    assert response.status_code == 400
+    assert "'net.onnx' ends in .onnx, which is a onnx file" in response.json()["detail"]
+    assert not (root / "net.onnx").exists()
     response = client.post("/api/open", json={"path": "missing.zip"})
     assert response.status_code == 404
 

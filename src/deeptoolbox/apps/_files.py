@@ -58,11 +58,21 @@ def open_network(path: Path) -> Network:
     return read_model(path)
 
 
+_SUFFIXES = {"toolbox": ".zip or a folder", "onnx": ".onnx", "python": ".py"}
+
+
 def save_network(net: Network, path: Path, kind: str) -> Path:
     """Write ``net`` as a toolbox file (``.zip`` or folder), ONNX or Python code."""
     if kind not in SAVE_FORMATS:
         raise OptionError(
             f"apps: unknown save format {kind!r}. Allowed: {', '.join(SAVE_FORMATS)}."
+        )
+    implied = {".onnx": "onnx", ".py": "python", ".zip": "toolbox"}.get(path.suffix.lower())
+    if implied is not None and implied != kind:
+        raise OptionError(
+            f"apps: '{path.name}' ends in {path.suffix}, which is a {implied} file, but the "
+            f"format chosen is {kind!r}. Choose the format {implied!r}, or a name that fits "
+            f"{kind!r} ({_SUFFIXES[kind]})."
         )
     os.makedirs(path.parent, exist_ok=True)
     if kind == "python":
