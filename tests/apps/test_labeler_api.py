@@ -188,6 +188,37 @@ def test_reopening_keeps_the_class_ids_of_saved_label_maps(tmp_path):
         LabelSession(tmp_path, classes=["dog", "cat"])  # would turn the cat pixels into dog
 
 
+def test_in_class_folders_masks_follow_their_images_and_undo_restores_a_proposal(tmp_path):
+    import base64
+
+    import torch
+
+    from deeptoolbox import Network
+    from deeptoolbox import layers as L
+
+    _images(tmp_path, ["cat/c1.png", "dog/d1.png", "u1.png", "u2.png"], size=(4, 4))
+    session = LabelSession(tmp_path, classes=["cat", "dog"])
+    assert session.mode == "folders"
+    mask = np.zeros((4, 4), np.uint8)
+    mask[1:3, 1:3] = 2
+    session.set_mask("u1.png", base64.b64encode(mask.tobytes()).decode())
+    session.set_labels(["u1.png"], "dog")  # u1.png moves to dog/
+    assert (tmp_path / "dog" / "u1.png").is_file()
+    moved = session.get_mask("dog/u1.png")["mask"]
+    assert moved is not None and base64.b64decode(moved) == mask.tobytes()
+    torch.manual_seed(0)
+    net = Network([L.ImageInput((1, 4, 4)), L.Flatten(), L.Dense(2), L.Softmax()],
+                  classes=["cat", "dog"])  # fmt: skip
+    (proposal,) = [p for p in session.propose(net) if p["file"] == "u2.png"]
+    session.decide("u2.png", accept=True)
+    assert not any(p["file"] == "u2.png" for p in session.proposals)
+    session.undo()  # the image goes back, and so does its proposal, under its current name
+    assert (tmp_path / "u2.png").is_file()
+    (back,) = [p for p in session.proposals if p["file"] == "u2.png"]
+    assert back["label"] == proposal["label"]
+    session.decide("u2.png", accept=True)  # and it can be accepted again
+
+
 def test_auto_labeling_proposals_least_confident_first_and_accepted_ones_saved(tmp_path):
     import torch
 

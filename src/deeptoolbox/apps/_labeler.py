@@ -238,6 +238,10 @@ class LabelSession:
             self.labels = labels
             return
         renamed = self._move(changes)
+        for old_file, new_file in renamed.items():  # label maps follow their images
+            mask, moved = self.mask_path(old_file), self.mask_path(new_file)
+            if mask.is_file() and not moved.exists():
+                os.replace(mask, moved)
         self.files = sorted(renamed.get(f, f) for f in self.files)
         self.boxes = {renamed.get(f, f): b for f, b in self.boxes.items()}
         self.proposals = [{**p, "file": renamed.get(p["file"], p["file"])} for p in self.proposals]
@@ -431,9 +435,9 @@ class LabelSession:
         proposal = next((p for p in self.proposals if p["file"] == file), None)
         if proposal is None:
             raise OptionError(f"Labeler: there is no proposal for {file!r}.")
-        self.proposals = [p for p in self.proposals if p is not proposal]
-        if accept:
+        if accept:  # set_labels takes the proposal off the list (and undo puts it back)
             return self.set_labels([file], proposal["label"])
+        self.proposals = [p for p in self.proposals if p is not proposal]
         return self.describe()
 
     # ---- pixel masks ----
@@ -539,7 +543,8 @@ class LabelSession:
                 before, taken = before
                 self._apply({self._current(f, lbl): lbl for f, lbl in before.items()
                              if self.labels.get(self._current(f, lbl)) != lbl})  # fmt: skip
-                self.proposals = sorted([*self.proposals, *taken], key=lambda p: p["confidence"])
+                back = [{**p, "file": self._current(p["file"], None)} for p in taken]
+                self.proposals = sorted([*self.proposals, *back], key=lambda p: p["confidence"])
             else:
                 updated = dict(self.boxes)
                 updated.update(before)
