@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeptoolbox.errors import LayerNotFoundError, OptionError, _LayerReached
+from deeptoolbox.errors import OptionError, _LayerReached
 from deeptoolbox.inference import _as_tensor, _batches, _num_inputs, _prepare, place_network
-from deeptoolbox.network._network import Network
+from deeptoolbox.network import find_module
 
 __all__ = ["activations", "fit_classifier", "CLASSIFIERS"]
 
@@ -19,16 +19,7 @@ POOLINGS = ("avg", "max", None)
 
 
 def _layer_module(net: nn.Module, layer: str) -> nn.Module:
-    if isinstance(net, Network):
-        return net.layer(layer)
-    try:
-        return net.get_submodule(layer)
-    except AttributeError:
-        names = [n for n, _ in net.named_modules() if n]
-        raise LayerNotFoundError(
-            f"activations: {type(net).__name__} has no module {layer!r}. Modules: "
-            f"{names[:30]}{'...' if len(names) > 30 else ''}"
-        ) from None
+    return find_module(net, layer, where="activations")
 
 
 def _pool(x: torch.Tensor, pooling: str | None) -> torch.Tensor:

@@ -19,6 +19,7 @@ from deeptoolbox.network._graph import Connection as Connection
 from deeptoolbox.network._io import load as load
 from deeptoolbox.network._io import save as save
 from deeptoolbox.network._layer_dict import LayerDict as LayerDict
+from deeptoolbox.network._lookup import find_module as find_module
 from deeptoolbox.network._nested import NetworkLayer as NetworkLayer
 from deeptoolbox.network._network import Network as Network
 from deeptoolbox.network._plot import plot_network as plot_network
@@ -47,6 +48,7 @@ __all__ = [
     "plot_network",
     "resnet_network",
     "LayerDict",
+    "find_module",
     "NetworkLayer",
     "architecture",
     "from_architecture",

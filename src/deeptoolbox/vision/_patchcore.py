@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from deeptoolbox import layers as L
-from deeptoolbox.errors import DataError, LayerNotFoundError, OptionError
-from deeptoolbox.network import Network
+from deeptoolbox.errors import DataError, OptionError
+from deeptoolbox.network import Network, find_module
 from deeptoolbox.vision._anomaly import AnomalyDetector
 
 __all__ = [
@@ -138,16 +138,7 @@ def nearest_neighbor_distances(
 
 
 def _find_module(backbone: nn.Module, name: str) -> nn.Module:
-    if isinstance(backbone, Network):
-        return backbone.layer(name)
-    try:
-        return backbone.get_submodule(name)
-    except AttributeError:
-        names = [n for n, _ in backbone.named_modules() if n]
-        raise LayerNotFoundError(
-            f"PatchCoreDetector: the backbone ({type(backbone).__name__}) has no layer {name!r}. "
-            f"Layers: {names[:30]}{'...' if len(names) > 30 else ''}"
-        ) from None
+    return find_module(backbone, name, where="PatchCoreDetector: the backbone", noun="layer")
 
 
 class PatchCoreDetector(AnomalyDetector):
