@@ -7,7 +7,14 @@ import torch
 from deeptoolbox import Network
 from deeptoolbox import layers as L
 from deeptoolbox.errors import DiagramError, OptionError, TrainingError
-from deeptoolbox.simulate import Diagram, Gain, Integrator, NetworkBlock, train_closed_loop
+from deeptoolbox.simulate import (
+    Constant,
+    Diagram,
+    Gain,
+    Integrator,
+    NetworkBlock,
+    train_closed_loop,
+)
 from deeptoolbox.training import TrainingOptions, TrainingResult
 
 
@@ -53,6 +60,22 @@ def test_bad_arguments_are_named():
         train_closed_loop(d, ["k"], _cost, 1.0, dt=0.1, batch=8)
     with pytest.raises(OptionError, match="truncation"):
         train_closed_loop(d, ["ctrl"], _cost, 1.0, dt=0.1, batch=8, truncation=0)
+
+
+def test_a_cost_that_is_not_scalar_or_ignores_the_trained_block_is_refused():
+    _, d = _loop()
+    options = TrainingOptions(solver="adam", max_epochs=1, verbose=False)
+    with pytest.raises(OptionError, match=r"scalar tensor .*shape \(8, 1\)"):
+        train_closed_loop(d, ["ctrl"], lambda r: r["x/out"][:, -1], 0.5, dt=0.1, batch=8,
+                          options=options)  # fmt: skip
+    d.add("ref", Constant(1.0))
+    with pytest.raises(OptionError, match=r"does not depend on the trained blocks \['ctrl'\]"):
+        train_closed_loop(d, ["ctrl"], lambda r: r["ref/out"].pow(2).mean() + 0 * _zero(), 0.5,
+                          dt=0.1, batch=8, options=options)  # fmt: skip
+
+
+def _zero() -> torch.Tensor:
+    return torch.zeros((), requires_grad=True)
 
 
 def test_a_cost_that_blows_up_raises_training_error():

@@ -241,6 +241,16 @@ def test_bad_dt_solver_and_sample_time():
         simulate(d, 1.0, dt=0.1)
 
 
+def test_tolerances_with_a_fixed_step_solver_are_refused():
+    d = Diagram().add("c", Constant()).add("x", Integrator()).connect("c", "x")
+    with pytest.raises(OptionError, match=r"rtol=0.001 only applies to .*'dopri5'.*'rk4'"):
+        simulate(d, 1.0, dt=0.1, solver="rk4", rtol=1e-3)
+    with pytest.raises(OptionError, match=r"`atol` must be a finite number > 0"):
+        simulate(d, 1.0, dt=0.1, solver="dopri5", atol=-1.0)
+    out = simulate(d, 1.0, dt=0.1, solver="dopri5", rtol=1e-6, atol=1e-8)
+    assert out["x/out"][0, -1, 0].item() == pytest.approx(1.0, abs=1e-6)
+
+
 def test_a_state_that_blows_up_names_the_block_and_the_time():
     d = Diagram().add("p", ODEBlock(lambda t, x, u: x**2, x0=1.0, inputs=0))
     with pytest.raises(

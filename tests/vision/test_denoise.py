@@ -48,6 +48,27 @@ def test_pairs_draw_new_noise_in_training_and_fixed_noise_in_eval():
         DenoisingImageDatastore(images, patch_size=32)[0]
 
 
+def _matlab_ssim(images, references, data_range=1.0):
+    """MATLAB's ssim written out with scipy: imgaussfilt (sigma 1.5, 11 taps, 'replicate'
+    edges = scipy's 'nearest') per channel, the map's mean per image, the mean over images."""
+    from scipy.ndimage import gaussian_filter
+
+    def blur(x):
+        return gaussian_filter(x.astype(np.float64), 1.5, mode="nearest", truncate=5 / 1.5)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    scores = []
+    for a, b in zip(images, references, strict=True):
+        maps = []
+        for x, y in zip(a, b, strict=True):
+            mx, my = blur(x), blur(y)
+            vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+            maps.append((2 * mx * my + c1) * (2 * cxy + c2)
+                        / ((mx**2 + my**2 + c1) * (vx + vy + c2)))  # fmt: skip
+        scores.append(np.mean(maps))
+    return float(np.mean(scores))
+
+
 def test_psnr_and_ssim_agree_with_direct_computations():
     rng = np.random.default_rng(0)
     clean = rng.random((2, 1, 24, 24)).astype(np.float32)
@@ -60,6 +81,9 @@ def test_psnr_and_ssim_agree_with_direct_computations():
                                                gaussian_weights=True, sigma=1.5,
                                                use_sample_covariance=False) for i in range(2)])  # fmt: skip
     assert ssim(noisy, clean) == pytest.approx(reference, abs=0.02)
+    assert ssim(noisy, clean) == pytest.approx(_matlab_ssim(noisy, clean), abs=1e-6)
+    big = rng.random((1, 3, 16, 20)).astype(np.float32)
+    assert ssim(big * 0.9, big) == pytest.approx(_matlab_ssim(big * 0.9, big), abs=1e-6)
     with pytest.raises(DataError, match="same size"):
         psnr(noisy, clean[:1])
 

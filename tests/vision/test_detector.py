@@ -98,6 +98,13 @@ def test_detect_keeps_scores_above_the_threshold_and_the_classes_asked_for():
 def test_bad_input_names_the_problem():
     with pytest.raises(OptionError, match="not trained on class\\(es\\) \\['dog'\\].*\\['cat'\\]"):
         detect(ObjectDetector(["cat"], input_size=32), torch.rand(3, 32, 32), classes="dog")
+    with pytest.raises(
+        OptionError, match=r"image 1 is a float image with values in \[0, 255\].*255"
+    ):
+        detect(
+            ObjectDetector(["cat"], input_size=32),
+            [torch.rand(3, 32, 32), torch.full((3, 32, 32), 255.0) * torch.rand(3, 32, 32).round()],
+        )
     with pytest.raises(OptionError, match="`architecture` must be one of"):
         ObjectDetector(["a"], "yolo")
     with pytest.raises(OptionError, match="`backbone` must be one of"):

@@ -72,6 +72,14 @@ def test_mismatched_inputs_raise_naming_the_observation():
         )
     with pytest.raises(DataError, match=r"\[7\] outside 0..1"):
         evaluate_segmentation(np.full((1, 2, 2), 7), np.zeros((1, 2, 2), int), num_classes=2)
+    prediction = np.zeros((1, 2, 2), int)
+    prediction[0, 0, 0] = -100
+    with pytest.raises(
+        DataError,
+        match=r"observation 0: the predicted map holds \[-100\].*only "
+        r"the truth may mark pixels",
+    ):
+        evaluate_segmentation(prediction, np.zeros((1, 2, 2), int), num_classes=2)
     with pytest.raises(DataError, match="2 predicted maps but 1"):
         evaluate_segmentation(np.zeros((2, 2, 2), int), np.zeros((1, 2, 2), int))
 

@@ -88,8 +88,9 @@ def _check(cost: Any, truncation: Any, options: Any) -> TrainingOptions:
 
 
 class _Loop:
-    def __init__(self, simulator: Simulator, blocks: nn.ModuleList, cost: Callable,
-                 options: TrainingOptions, truncation: int | None) -> None:  # fmt: skip
+    def __init__(self, simulator: Simulator, blocks: nn.ModuleList, names: Sequence[str],
+                 cost: Callable, options: TrainingOptions,
+                 truncation: int | None) -> None:  # fmt: skip
         self.simulator, self.cost, self.options = simulator, cost, options
         self.optimizer = make_optimizer(blocks, options)
         self.schedule = resolve_schedule(
@@ -98,6 +99,7 @@ class _Loop:
         )  # fmt: skip
         self.chunks = _chunks(simulator.steps, truncation)
         self.history, self.iteration, self.start = TrainingHistory(), 0, time.perf_counter()
+        self.blocks, self.names, self.reached = blocks, names, False
 
     def _set_learn_rate(self, epoch: int, index: int) -> float:
         progress = epoch - 1 + index / len(self.chunks)
@@ -112,16 +114,26 @@ class _Loop:
             self.simulator.record(self.simulator.step(k, state), logs)
         value = self.cost(self.simulator.result(logs, first))
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise OptionError(f"train_closed_loop: `cost` must return a scalar tensor. "
-                              f"Received: {type(value).__name__}.")  # fmt: skip
+            found = (f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
+                     else type(value).__name__)  # fmt: skip
+            raise OptionError(f"train_closed_loop: `cost` must return a scalar tensor (reduce "
+                              f"it, e.g. with .mean()). Received: {found}.")  # fmt: skip
         return value.reshape(())
 
     def epoch(self, epoch: int) -> list[dict]:
         state = self.simulator.start()
         try:
-            return self._chunks(epoch, state)
+            records = self._chunks(epoch, state)
         finally:
             self.simulator.finish(state)
+        if not self.reached:
+            raise OptionError(
+                f"train_closed_loop: the cost does not depend on the trained blocks "
+                f"{list(self.names)}: no gradient reached their parameters in epoch {epoch}. "
+                "Use signals downstream of them in the cost (e.g. the plant output they drive), "
+                "and check that the blocks are connected."
+            )
+        return records
 
     def _chunks(self, epoch: int, state: SimulationState) -> list[dict]:
         records = []
@@ -139,6 +151,9 @@ class _Loop:
             self.optimizer.zero_grad(set_to_none=True)
             if value.requires_grad:
                 value.backward()
+                self.reached = self.reached or any(
+                    p.grad is not None for p in self.blocks.parameters()
+                )
             clip_gradients(self.optimizer, self.options.gradient_threshold,
                            self.options.gradient_threshold_method)  # fmt: skip
             self.optimizer.step()
@@ -177,7 +192,9 @@ def train_closed_loop(
     when one block is trained, else the diagram).
 
     Raises:
-        OptionError: an unknown block, blocks without parameters, a bad option.
+        DiagramError: an unknown block name in ``trainable``.
+        OptionError: blocks without parameters, a bad option, a cost that is not a scalar
+            tensor, or one that does not depend on the trained blocks over a whole epoch.
         TrainingError: the cost became NaN or infinite.
 
     Example:
@@ -206,7 +223,7 @@ def train_closed_loop(
     diagram.to(device)
     simulator = Simulator(diagram, t_end, dt, solver=solver, batch=batch, dtype=dtype,
                           device=device, log=log)  # fmt: skip
-    loop = _Loop(simulator, blocks, cost, options, truncation)
+    loop = _Loop(simulator, blocks, trainable, cost, options, truncation)
     display = ConsoleDisplay(options.verbose, ConsoleDisplay.training_columns([], False),
                              options.max_epochs * len(loop.chunks))  # fmt: skip
     display.start(str(device), "32")

@@ -51,6 +51,20 @@ def _check(diagram: Any, t_end: Any, dt: Any, solver: Any, batch: Any) -> None:
                           f"t_end={t_end!r}, dt={dt!r} ({steps:g} steps).")  # fmt: skip
 
 
+def _check_tolerances(solver: str, rtol: Any, atol: Any) -> None:
+    given = [f"{name}={value!r}" for name, value in (("rtol", rtol), ("atol", atol))
+             if value is not None]  # fmt: skip
+    if given and solver != "dopri5":
+        raise OptionError(
+            f"simulate: {', '.join(given)} only applies to the adaptive solver 'dopri5'; "
+            f"solver={solver!r} takes fixed steps of dt. Use solver='dopri5', or leave the "
+            "tolerances out and choose dt."
+        )
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None:
+            check_number("simulate", name, value, positive=True)
+
+
 class Simulator:
     """A compiled diagram ready to run step by step (what :func:`simulate` and
     ``train_closed_loop`` drive).
@@ -69,6 +83,7 @@ class Simulator:
                  log: Sequence[str] | None = None, rtol: float | None = None,
                  atol: float | None = None) -> None:  # fmt: skip
         _check(diagram, t_end, dt, solver, batch)
+        _check_tolerances(solver, rtol, atol)
         self.compiled = compile_diagram(diagram)
         self.context = SimulationContext(
             batch, dtype or torch.get_default_dtype(), torch.device(device or "cpu"),
@@ -315,7 +330,8 @@ def simulate(
         dtype, device: of every signal (default: torch's default dtype, the CPU).
 
     Raises:
-        OptionError: ``dt <= 0``, an unknown solver, a sample time that is no multiple of dt.
+        OptionError: ``dt <= 0``, an unknown solver, a sample time that is no multiple of dt,
+            ``rtol`` / ``atol`` with a fixed-step solver.
         DiagramError: unconnected ports, an algebraic loop, an unknown signal in ``log``.
         SimulationError: a state became NaN or infinite (names the block and the time).
 

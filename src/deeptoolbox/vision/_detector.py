@@ -329,7 +329,24 @@ def as_image_list(images: Any, where: str) -> list[torch.Tensor]:
     """Images of any accepted form as a list of float (C, H, W) tensors in [0, 1]: one
     (C, H, W) image, an (N, C, H, W) batch (tensor or numpy; uint8 / uint16 scaled), a list
     of images, or a Dataset whose items are images or (image, target) pairs (read without
-    augmentation)."""
+    augmentation). Float images with values far outside [0, 1] (0-255 floats) are refused."""
+    pictures = _image_list(images, where)
+    for index, picture in enumerate(pictures):
+        _check_unit_range(picture, index, where)
+    return pictures
+
+
+def _check_unit_range(picture: torch.Tensor, index: int, where: str) -> None:
+    low, high = float(picture.min()), float(picture.max())
+    if low < -0.5 or high > 1.5:
+        raise OptionError(
+            f"{where}: image {index} is a float image with values in [{low:g}, {high:g}]; "
+            "detectors take images in [0, 1]. Divide 0-255 values by 255, or pass uint8 "
+            "images (scaled automatically)."
+        )
+
+
+def _image_list(images: Any, where: str) -> list[torch.Tensor]:
     from torch.utils.data import Dataset
 
     from deeptoolbox.inference import reading_without_augmentation

@@ -215,6 +215,13 @@ def evaluate_segmentation(
             )
         keep = t != IGNORE_INDEX
         p, t = p[keep], t[keep]
+        negative = torch.unique(p[p < 0])[:5].tolist()
+        if negative:
+            raise DataError(
+                f"evaluate_segmentation: observation {i}: the predicted map holds {negative}, "
+                f"but a prediction must give every pixel a class in 0..{k - 1}; only the truth "
+                f"may mark pixels to leave out (IGNORE_INDEX, {IGNORE_INDEX})."
+            )
         both = torch.cat([p, t])
         bad = torch.unique(both[(both < 0) | (both >= k)])[:5].tolist()
         if bad:
