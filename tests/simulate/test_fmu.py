@@ -70,6 +70,30 @@ def test_exported_fmu_validates_and_simulates_as_the_network(tmp_path, version):
     np.testing.assert_allclose(y[1:], expected[:-1], atol=1e-5)
 
 
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="fmpy.build needs cmake")
+@pytest.mark.parametrize("version", ["2.0", "3.0"])
+def test_the_fmu_lists_its_sources_so_fmpy_rebuilds_its_binary(tmp_path, version):
+    torch.manual_seed(1)
+    net = Network([L.FeatureInput(2, name="u"), L.Dense(4), L.ReLU(), L.Dense(1, name="y")])
+    path = export_fmu(net, tmp_path / "net.fmu", fmi_version=version)
+    (configuration,) = read_model_description(str(path)).buildConfigurations
+    assert configuration.modelIdentifier == "net"
+    assert configuration.sourceFileSets[0].sourceFiles == [f"net_fmi{version[0]}.c",
+                                                           "net_weights.c"]  # fmt: skip
+    unzipped = tmp_path / "unzipped"
+    zipfile.ZipFile(path).extractall(unzipped)
+    shutil.rmtree(unzipped / "binaries")
+    from fmpy.build import build_platform_binary
+
+    (tmp_path / "build").mkdir()
+    build_platform_binary(unzipped, build_dir=tmp_path / "build")
+    assert (unzipped / "binaries" / PLATFORMS[version] / "net.so").is_file()
+    rebuilt = shutil.make_archive(str(tmp_path / "rebuilt"), "zip", unzipped)
+    x = np.random.default_rng(1).normal(size=(5, 2))
+    expected = net(torch.tensor(x, dtype=torch.float32)).detach().numpy()
+    np.testing.assert_allclose(_fmpy_run(rebuilt, x)[1:], expected[:-1], atol=1e-5)
+
+
 @pytest.mark.parametrize("version", ["2.0", "3.0"])
 def test_stateful_lstm_fmu_reproduces_step_by_step_outputs_and_runs_as_a_block(tmp_path, version):
     torch.manual_seed(1)
@@ -106,7 +130,7 @@ def test_fmu_block_refuses_gradients_and_non_co_simulation_fmus(tmp_path):
         for item in source.namelist():
             data = source.read(item)
             if item == "modelDescription.xml":
-                text = data.decode().replace("<CoSimulation", "<ModelExchange")
+                text = data.decode().replace("CoSimulation", "ModelExchange")
                 data = text.replace('canHandleVariableCommunicationStepSize="true"\n    ', "")
                 data = data.encode()
             target.writestr(item, data)

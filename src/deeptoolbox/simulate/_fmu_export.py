@@ -90,7 +90,11 @@ def model_description(identifier: str, guid: str, inputs, outputs, step: float, 
   generationTool="deeptoolbox {__version__}" variableNamingConvention="structured"
   numberOfEventIndicators="0">
   <CoSimulation modelIdentifier="{identifier}" canHandleVariableCommunicationStepSize="true"
-    canNotUseMemoryManagementFunctions="true"/>
+    canNotUseMemoryManagementFunctions="true">
+    <SourceFiles>
+{chr(10).join(f'      <File name="{file}"/>' for file in source_files(identifier, "2.0"))}
+    </SourceFiles>
+  </CoSimulation>
   <DefaultExperiment startTime="0.0" stepSize="{step!r}"/>
   <ModelVariables>
 {chr(10).join(in_lines + out_lines)}
@@ -104,6 +108,28 @@ def model_description(identifier: str, guid: str, inputs, outputs, step: float, 
     </InitialUnknowns>
   </ModelStructure>
 </fmiModelDescription>
+"""
+
+
+def source_files(identifier: str, fmi_version: str) -> list[str]:
+    """The C files to compile into the FMU's binary (the wrapper includes the network's
+    code), as ``sources/`` holds them: listed in the model description (FMI 2.0) or in
+    ``sources/buildDescription.xml`` (FMI 3.0), so that tools (fmpy.build) can rebuild it."""
+    return [f"{identifier}_fmi{fmi_version[0]}.c", f"{identifier}_weights.c"]
+
+
+def build_description3(identifier: str) -> str:
+    """The FMI 3.0 ``sources/buildDescription.xml``: one C99 source file set."""
+    files = "\n".join(f'      <SourceFile name="{file}"/>'
+                      for file in source_files(identifier, "3.0"))  # fmt: skip
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<fmiBuildDescription fmiVersion="3.0">
+  <BuildConfiguration modelIdentifier="{identifier}">
+    <SourceFileSet language="C99">
+{files}
+    </SourceFileSet>
+  </BuildConfiguration>
+</fmiBuildDescription>
 """
 
 
@@ -191,7 +217,9 @@ def export_fmu(
     ``layer[i]``; Float64 in FMI 3.0, after the independent variable ``time``),
     ``binaries/linux64/<id>.so`` (FMI 3.0: ``binaries/x86_64-linux/``) compiled with gcc,
     and ``sources/`` to build
-    it for other platforms. Outputs are the network's outputs for the inputs just set (direct
+    it for other platforms (listed as the standard asks: ``SourceFiles`` in FMI 2.0,
+    ``sources/buildDescription.xml`` in FMI 3.0, so ``fmpy.build.build_platform_binary``
+    rebuilds it). Outputs are the network's outputs for the inputs just set (direct
     feedthrough). A stateful FMU (``stateful=None``: whenever the network has LSTM/GRU layers
     that can run one step at a time) carries the recurrent state: each ``fmi2DoStep`` /
     ``fmi3DoStep`` consumes the inputs of its start time and moves the state on; ``fmi2Reset``
@@ -247,8 +275,10 @@ def export_fmu(
         (sources / f"{identifier}_fmi{suffix}.c").write_text(wrapper, encoding="utf-8")
         binary = root / "binaries" / _PLATFORM[fmi_version] / f"{identifier}.so"
         binary.parent.mkdir(parents=True)
-        compile_sources([sources / f"{identifier}_fmi{suffix}.c",
-                         sources / f"{identifier}_weights.c"],
+        if fmi_version == "3.0":
+            (sources / "buildDescription.xml").write_text(build_description3(identifier),
+                                                          encoding="utf-8")  # fmt: skip
+        compile_sources([sources / file for file in source_files(identifier, fmi_version)],
                         binary, compiler=compiler,
                         flags=("-std=c99", "-O2", "-Wall", f"-I{sources}"))  # fmt: skip
         (root / "modelDescription.xml").write_text(
