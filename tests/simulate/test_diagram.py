@@ -204,6 +204,11 @@ def test_noise_is_reproducible_from_its_seed_and_held_over_its_sample_time():
     assert torch.equal(a, simulate(d, 10.0, dt=0.05, batch=4)["n/out"])
     assert torch.equal(a[:, 0], a[:, 1]) and not torch.equal(a[:, 1], a[:, 2])
     assert abs(a.mean().item() - 1.0) < 0.2 and abs(a.std().item() - 2.0) < 0.2
+    wider = simulate(d, 12.0, dt=0.05, batch=6)["n/out"]  # more cases, a later stop time
+    assert torch.equal(wider[:4, : a.shape[1]], a)
+    assert torch.equal(simulate(d, 10.0, dt=0.05)["n/out"], a[:1])
+    expected = 1.0 + 2.0 * np.random.default_rng([1, 2]).standard_normal((101, 3))
+    np.testing.assert_allclose(a[2, ::2].numpy(), expected, atol=1e-6)
 
 
 def test_unknown_port_and_block_errors_name_them():

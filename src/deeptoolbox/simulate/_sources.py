@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from deeptoolbox.errors import OptionError
@@ -219,8 +220,10 @@ FromArray = FromData
 
 class Noise(_Source):
     """Gaussian noise held over each ``sample_time`` (Simulink's Band-Limited White Noise /
-    Random Number): ``mean`` + ``std`` * N(0, 1), ``channels`` wide, reproducible from ``seed``
-    (each batch element gets its own sequence).
+    Random Number): ``mean`` + ``std`` * N(0, 1), ``channels`` wide, reproducible from ``seed``:
+    batch case i draws from its own stream (numpy's generator seeded with ``[seed, i]``),
+    so a case's noise does not depend on the batch size or the stop time (case 0 of a batch
+    is the noise of a run with ``batch=1``).
 
     Example:
         >>> from deeptoolbox.simulate import Diagram, simulate
@@ -246,9 +249,10 @@ class Noise(_Source):
 
     def start(self, context):
         count = int(math.floor(context.t_end / self.sample_time + 1e-9)) + 1
-        generator = torch.Generator().manual_seed(self.seed)
-        draws = torch.randn(context.batch, count, self.channels, generator=generator,
-                            dtype=torch.float64)  # fmt: skip
+        draws = torch.from_numpy(np.stack([
+            np.random.default_rng([self.seed, case]).standard_normal((count, self.channels))
+            for case in range(context.batch)
+        ]))  # fmt: skip
         std, mean = context.tensor(self.std), context.tensor(self.mean)
         return {"values": context.tensor(draws) * std[:, None] + mean[:, None]}
 
