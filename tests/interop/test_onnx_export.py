@@ -258,3 +258,13 @@ def test_imported_network_saves_and_loads(tmp_path):
     inputs = _inputs(case, 3)
     with torch.no_grad():
         assert torch.allclose(saved(*inputs), net(*inputs), atol=1e-5)
+
+
+def test_imported_network_is_ready_to_predict(tmp_path):
+    """import_onnx gives the network in evaluation mode (like load and train)."""
+    net = Network([L.FeatureInput(3), L.Dense(4), L.Dropout(0.5), L.Dense(2)])
+    path = export_onnx(net, tmp_path / "net.onnx")
+    imported = import_onnx(path)
+    assert not imported.training
+    x = torch.randn(5, 3)
+    assert torch.equal(imported(x), imported(x))

@@ -301,3 +301,16 @@ def test_folder_save_restores_the_old_folder_when_the_final_rename_fails(tmp_pat
     monkeypatch.undo()
     assert load(path).classes == ["cat", "dog", "owl"]
     assert [p.name for p in tmp_path.iterdir()] == ["net"]
+
+
+def test_load_gives_a_network_ready_to_predict(tmp_path):
+    """A network saved in training mode (dropout on) loads in evaluation mode: net(x) is
+    deterministic and equals the saved network's evaluation output."""
+    torch.manual_seed(0)
+    net = Network([L.FeatureInput(4), L.Dense(16), L.Dropout(0.5), L.Dense(2)])
+    net.train()
+    x = torch.randn(8, 4)
+    loaded = load(save(net, tmp_path / "net"))
+    assert not loaded.training
+    assert torch.equal(loaded(x), loaded(x))
+    assert torch.equal(loaded(x), net.eval()(x))

@@ -310,6 +310,10 @@ def load(path: str | os.PathLike, *, limits: ReadLimits | None = None) -> Networ
     None for the defaults) before anything is allocated: zip size and compression ratio,
     JSON size and depth, layer count, tensor sizes (docs/security.md).
 
+    The network comes back in evaluation mode, as :func:`deeptoolbox.train` returns it
+    (dropout off, batch normalization on its running statistics), so that ``net(x)`` predicts;
+    ``train()`` switches modes itself, a hand-written loop calls ``net.train()`` first.
+
     Example:
         >>> import tempfile, os, torch
         >>> from deeptoolbox import Network, layers as L
@@ -353,7 +357,7 @@ def load(path: str | os.PathLike, *, limits: ReadLimits | None = None) -> Networ
                 f"{type(user).__name__}."
             )
         net.metadata = dict(user)
-    return net
+    return net.eval()
 
 
 def _check_declared_weights(description: Any, path: Path, stored: int) -> None:

@@ -753,6 +753,8 @@ def import_keras(
     ``name`` renames the network (default: the Keras model's name). ``example_inputs``, when
     given, are run through the imported network once, so inputs of the wrong size show at
     import (not when placeholders are left: the network cannot run until they are replaced).
+    The network comes back in evaluation mode (ready to predict, as Keras' ``predict``);
+    ``deeptoolbox.train`` switches modes itself.
 
     Example:
         >>> try:
@@ -776,8 +778,6 @@ def import_keras(
     placeholders = any(isinstance(m, KerasPlaceholder) for m in net.layers.values())
     if example_inputs is not None and not placeholders:
         inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
-        was_training = net.training
         with torch.no_grad():
             net.eval()(*inputs)
-        net.train(was_training)
-    return net
+    return net.eval()

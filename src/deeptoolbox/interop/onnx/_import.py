@@ -150,6 +150,9 @@ def import_onnx(
         ``GlobalMaxPool`` become those layers when they compute exactly the same; everything
         else becomes exact :class:`OnnxOperator` layers.
 
+    The network comes back in evaluation mode (ready to predict); ``deeptoolbox.train``
+    switches modes itself.
+
     Raises:
         ModelImportError: missing, truncated, corrupt or non-ONNX file; IR version or opset too
             old; unsupported operators (with ``unsupported="error"``).
@@ -185,7 +188,7 @@ def import_onnx(
                                   "producer": model.producer_name, "opset": opset}  # fmt: skip
     if example_inputs is not None:
         _check_against_onnxruntime(network, path, example_inputs)
-    return network
+    return network.eval()
 
 
 def _built(path: Path, graph, model, limits: ReadLimits, sizes) -> _Build:
