@@ -27,7 +27,8 @@ with auto_LiRPA's alpha-CROWN (the anchor copy in ``../shared/anchors/auto_LiRPA
 pure-Python needs ``appdirs`` and ``graphviz`` from ``--lirpa-deps``) to compare what bounds
 alone decide.
 
-Run: ``.venv/bin/python benchmarks/verify.py [--timeout 10] [--threads 1] [--lirpa]``.
+Run: ``.venv/bin/python benchmarks/verify.py [--timeout 10] [--threads 1] [--lirpa] [--milp]``
+(``--milp``: ``verify_vnnlib(..., milp=True)``).
 Recorded figures live in docs/performance.md.
 """
 
@@ -425,11 +426,11 @@ def mnist_instances(folder: Path, depths, images, epsilons, epochs):
                        truth, None, net, image, label, eps)  # fmt: skip
 
 
-def run_family(title, instances, timeout: float, rows: list):
+def run_family(title, instances, timeout: float, rows: list, milp: bool = False):
     times, statuses, wrong, late, known = [], [], 0, 0, {"sat": 0, "unsat": 0, None: 0}
     extras = []
     for name, model, prop, regions, truth, threshold, *extra in instances:
-        result = verify_vnnlib(model, prop, timeout=timeout, verbose=False)
+        result = verify_vnnlib(model, prop, timeout=timeout, verbose=False, milp=milp)
         bad = check_answer(result, model, regions, truth, threshold=threshold)
         wrong += bad
         late += result.seconds > timeout
@@ -491,6 +492,7 @@ def main() -> None:
     parser.add_argument("--mnist-images", type=int, default=4)
     parser.add_argument("--epsilons", type=str, default="0.005,0.01,0.02,0.05")
     parser.add_argument("--lirpa", action="store_true")
+    parser.add_argument("--milp", action="store_true", help="verify_vnnlib(milp=True)")
     here = Path(__file__).resolve().parent.parent
     anchors = [p / "shared" / "anchors" / "auto_LiRPA" for p in (here.parent, here.parent.parent)]
     anchor = next((p for p in anchors if p.is_dir()), anchors[0])
@@ -503,12 +505,12 @@ def main() -> None:
         folder = Path(tmp)
         print(f"ACAS Xu-style (5 inputs, 6x50 ReLU, opset 8), timeout {args.timeout:g} s:")
         run_family("ACAS Xu-style", acas_instances(folder, range(args.acas_nets), args.acas_steps),
-                   args.timeout, rows)  # fmt: skip
+                   args.timeout, rows, args.milp)  # fmt: skip
         epsilons = [float(e) for e in args.epsilons.split(",")]
         print(f"MNIST-style (784 inputs, 256-wide ReLU layers), timeout {args.timeout:g} s:")
         extras = run_family("MNIST-style 784-256xL-10",
                             mnist_instances(folder, (2, 4), args.mnist_images, epsilons, 3),
-                            args.timeout, rows)  # fmt: skip
+                            args.timeout, rows, args.milp)  # fmt: skip
     print()
     print(
         "| family | instances | known sat / unsat / open | decided | sat | unsat | "

@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds (default: %(default)s)"
     )
     verify.add_argument("--output", default=None, help="also write the result to this file")
+    verify.add_argument(
+        "--milp", action="store_true",
+        help="also solve open boxes as mixed-integer programs (complete, small ReLU networks)",
+    )  # fmt: skip
 
     _add_train_parser(commands)
 
@@ -231,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "verify":
         from deeptoolbox.robustness import verify_vnnlib
 
-        result = verify_vnnlib(args.model, args.property, timeout=args.timeout)
+        result = verify_vnnlib(args.model, args.property, timeout=args.timeout, milp=args.milp)
         print(result.to_vnncomp())
         if args.output:
             result.write(args.output)

@@ -17,6 +17,7 @@ from deeptoolbox.robustness._attacks import AdversarialTraining as AdversarialTr
 from deeptoolbox.robustness._attacks import find_adversarial as find_adversarial
 from deeptoolbox.robustness._bounds import OutputBounds as OutputBounds
 from deeptoolbox.robustness._bounds import estimate_output_bounds as estimate_output_bounds
+from deeptoolbox.robustness._milp import milp_reaches as milp_reaches
 from deeptoolbox.robustness._ood import DiscriminatorEvaluation as DiscriminatorEvaluation
 from deeptoolbox.robustness._ood import DistributionDiscriminator as DistributionDiscriminator
 from deeptoolbox.robustness._ood import plot_distribution_scores as plot_distribution_scores
@@ -32,7 +33,7 @@ __all__ = [
     "find_adversarial", "AdversarialResult", "AdversarialTraining",
     "estimate_output_bounds", "OutputBounds", "plot_output_bounds",
     "verify_robustness", "VerificationResult",
-    "verify_vnnlib", "VnnlibResult", "read_vnnlib", "InputRegion",
+    "verify_vnnlib", "VnnlibResult", "read_vnnlib", "InputRegion", "milp_reaches",
     "DistributionDiscriminator", "DiscriminatorEvaluation", "plot_distribution_scores",
     "UnsupportedLayerError", "VnnlibError",
 ]  # fmt: skip

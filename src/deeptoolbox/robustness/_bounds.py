@@ -8,7 +8,8 @@ as patches while they cover less than the image; see ``_crown`` and ``_ops``). P
 intervals are themselves computed with CROWN, for the neurons whose relaxation needs them, and
 intersected with IBP, so CROWN is never looser than IBP. With ``optimize_slopes=True`` the
 lower slopes of unstable ReLUs are optimized by gradient ascent on the bounds (alpha-CROWN,
-Xu et al., 2021); every slope in [0, 1] is sound, and the best bound seen for each output is
+Xu et al., 2021), for the bounds of every intermediate layer (greedily, layer by layer) and
+of the outputs; every slope in [0, 1] is sound, and the best bound seen for each neuron is
 kept. The work is planned within a memory budget and stops at a deadline (``_budget``).
 """
 
@@ -198,7 +199,8 @@ def _output_bounds(graph, lo, hi, method, optimize, iterations, budget) -> Outpu
     size = math.prod(shape)
     eye = torch.eye(size, dtype=lo.dtype, device=lo.device)
     spec = torch.cat([eye, -eye]).reshape(1, 2 * size, *shape)
-    bound = lower_bound_of(core, lo, hi, spec, method, optimize, iterations, budget)
+    bound = lower_bound_of(core, lo, hi, spec, method, optimize, iterations, budget,
+                           intermediate=True)  # fmt: skip
     low = bound[:, :size].reshape(-1, *shape)
     high = (-bound[:, size:]).reshape(-1, *shape)
     if graph.ends_in_softmax:
@@ -223,12 +225,15 @@ def lower_bound_of(
     iterations: int = 20,
     budget: Budget | None = None,
     positive_is_enough: bool = False,
+    intermediate: bool = False,
 ) -> torch.Tensor:
     """Lower bounds of ``spec @ logits`` per box: spec is (B or 1, S, *output_shape).
 
     Boxes are bounded in groups that fit ``budget`` (default: 40% of the free memory, no
     deadline); what was given up is added to ``budget.notes``. With ``positive_is_enough``,
-    slopes are not optimized for a group whose CROWN bounds are all positive already.
+    slopes are not optimized for a group whose CROWN bounds are all positive already. With
+    ``optimize`` and ``intermediate``, the slopes are optimized for the bounds of every
+    intermediate layer too (alpha-CROWN, greedily layer by layer), not only for the result.
     """
     budget = Budget(default_max_memory(lo.device)) if budget is None else budget
     group = box_group_size(graph, lo, budget, optimize)
@@ -236,6 +241,7 @@ def lower_bound_of(
     for start in range(0, lo.shape[0], group):
         box = slice(start, start + group)
         rows = spec if spec.shape[0] == 1 else spec[box]
+        steps = iterations if optimize and intermediate and method == "crown" else 0
         propagator = Propagator(graph, lo[box], hi[box], method, budget)
         if budget.progress is not None:
             report = budget.progress
@@ -248,7 +254,20 @@ def lower_bound_of(
 
             propagator.on_layer = on_layer
         rows = rows.reshape(rows.shape[0], rows.shape[1], *propagator.shapes[-1])
-        parts.append(
-            propagator.linear_lower(rows, optimize, iterations, positive_is_enough).detach()
-        )
+        if not steps:
+            bound = propagator.linear_lower(rows, optimize, iterations, positive_is_enough)
+            parts.append(bound.detach())
+            continue
+        # alpha-CROWN on every layer, on top of plain CROWN (whose bounds it intersects, so
+        # that no layer and no output is looser than plain CROWN); not when CROWN suffices
+        bound = propagator.linear_lower(rows, False, iterations, positive_is_enough).detach()
+        if (positive_is_enough and bool((bound > 0).all())) or propagator.out_of_time:
+            parts.append(bound)
+            continue
+        known = propagator.bounds if len(propagator.bounds) == len(propagator.nodes) else None
+        optimized = Propagator(graph, lo[box], hi[box], method, budget, alpha_steps=steps,
+                               known=known)  # fmt: skip
+        optimized.on_layer = propagator.on_layer
+        better = optimized.linear_lower(rows, optimize, iterations, positive_is_enough)
+        parts.append(torch.maximum(bound, better.detach()))
     return torch.cat(parts)

@@ -12,6 +12,7 @@ remaining nodes keep their interval bounds (always sound), and the notes say so 
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 
@@ -49,6 +50,8 @@ ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
 PIECEWISE = ("relu", "leaky_relu")
 STEP_COPIES = 4  # working copies of a backward step, as a multiple of its largest form
 SAFETY = 1.25  # margin on measured memory per row
+ALPHA_SHARE = 0.2  # of the time left that optimizing intermediate layers' slopes may use
+STALL = 4  # optimization steps without improvement after which a layer's optimization stops
 
 
 def node_shapes(graph: Graph, lo: torch.Tensor) -> list[tuple[int, ...]]:
@@ -85,7 +88,8 @@ class Propagator:
 
     def __init__(self, graph: Graph, lo: torch.Tensor, hi: torch.Tensor, method: str,
                  budget: Budget, *, patches: bool = True, splits: dict | None = None,
-                 record: bool = False) -> None:  # fmt: skip
+                 record: bool = False, alpha_steps: int = 0,
+                 known: list | None = None) -> None:  # fmt: skip
         self.graph, self.lo, self.hi, self.method, self.budget = graph, lo, hi, method, budget
         self.patches = patches  # False: dense coefficients everywhere (a reference path)
         # branch and bound on activations: node index -> (B, numel) phases of its neurons,
@@ -93,6 +97,15 @@ class Propagator:
         self.splits = splits or {}
         self.infeasible = torch.zeros(lo.shape[0], dtype=torch.bool, device=lo.device)
         self.record = record  # keep the coefficients met at each activation (dense forms)
+        # alpha-CROWN on intermediate layers: steps of slope optimization for each layer's
+        # bounds (0: plain CROWN there); the time they may take is set when bounding starts
+        self.alpha_steps = alpha_steps
+        self._alpha_until: float | None = None
+        self.alpha_gain: dict[int, float] = {}  # node -> mean width removed by optimization
+        # sound bounds known already for the same boxes (plain CROWN's), intersected with the
+        # bounds of each tightened node: tighter earlier bounds do not always make a later
+        # CROWN bound tighter (the relaxations change), the intersection is never looser
+        self.known = known
         self.coefficients: dict[int, torch.Tensor] = {}
         self._betas: dict[int, torch.Tensor] | None = None  # while optimizing, with splits
         self._as_plain = {-1}  # nodes whose intervals are their plain (IBP) intervals
@@ -143,6 +156,9 @@ class Propagator:
         Once out of time, the nodes left take their plain interval bounds (computed first
         when there is a deadline), so that the answer comes at once.
         """
+        if self.alpha_steps and self._alpha_until is None:
+            left = self.budget.deadline.left()
+            self._alpha_until = time.monotonic() + ALPHA_SHARE * left
         for i in range(len(self.bounds), last + 1):
             if not self.out_of_time and self._plain is not None and self.budget.deadline.passed:
                 self._ran_out(i)
@@ -162,6 +178,7 @@ class Propagator:
             if self._wants_crown(i):
                 with torch.no_grad():
                     lo, hi = self._tighten(i, lo, hi)
+                lo, hi = self._intersect_known(i, lo, hi)
             if i in self.splits:
                 lo, hi = self._restrict(i, lo, hi)
             if not tightened:
@@ -250,11 +267,60 @@ class Propagator:
                 measured = max(self._peak - self._kept(), 0) * self.elsize / (2 * k * batch)
                 self._row_bytes[i] = max(measured * SAFETY, 64.0)
                 start += k
+            if self.alpha_steps:
+                self._forget_windows()
+                known = self._intersect_known(i, lows, highs)
+                lows.copy_(known[0].flatten(1)), highs.copy_(known[1].flatten(1))
+                self._alpha_tighten(i, lows, highs)
         except OutOfTime:
             self._ran_out(i)
         finally:
             self._forget_windows()
         return lows.reshape(lo.shape), highs.reshape(hi.shape)
+
+    def _intersect_known(self, i: int, lo: torch.Tensor, hi: torch.Tensor):
+        if self.known is None or i >= len(self.known):
+            return lo, hi
+        k_lo, k_hi = self.known[i]
+        return torch.maximum(lo, k_lo.reshape(lo.shape)), torch.minimum(hi, k_hi.reshape(hi.shape))
+
+    def _alpha_tighten(self, i: int, lows: torch.Tensor, highs: torch.Tensor) -> None:
+        """alpha-CROWN for node i: optimize the lower slopes of the unstable ReLUs before it,
+        separately for each bound of each neuron still unstable (``lows``/``highs``, (B, n),
+        tightened in place). Every slope in [floor, 1] is sound and the best bound seen is
+        kept, so the result is never looser than CROWN's. The layers share what is left of
+        ``ALPHA_SHARE`` of the time (evenly among the layers still to come), and a layer stops
+        after ``STALL`` steps without improvement: a small network pays a few steps only."""
+        relus = [j for j in range(i) if self.nodes[j].kind in PIECEWISE]
+        unstable = ((lows < 0) & (highs > 0)).any(0).nonzero().flatten()
+        if not relus or not unstable.numel() or self._alpha_until is None:
+            return
+        coming = sum(1 for j in range(i, len(self.nodes)) if self._wants_crown(j))
+        stop = time.monotonic() + (self._alpha_until - time.monotonic()) / max(coming, 1)
+        if time.monotonic() >= stop:
+            return
+        sizes = [math.prod(s) for s in self.shapes]
+        batch, shape = self.lo.shape[0], self.shapes[i]
+        per_row = self.elsize * (6 * sum(sizes[j] for j in relus) + 8 * sum(sizes[: i + 1]))
+        count = self.budget.rows_that_fit(batch * per_row, self.reserved) // 2
+        if count < 1:
+            self.budget.note(f"memory budget: slopes for layer {self._describe(i)} not optimized")
+            return
+        before = (highs - lows)[:, unstable].sum()
+        for start in range(0, unstable.numel(), count):
+            index = unstable[start : start + count]
+            k = index.numel()
+            spec = self.lo.new_zeros(1, 2 * k, math.prod(shape))
+            rows = torch.arange(2 * k, device=index.device)
+            spec[0, rows, index.repeat(2)] = torch.cat([torch.ones(k), -torch.ones(k)]).to(spec)
+            spec = spec.reshape(1, 2 * k, *shape)
+            bound = self._optimize_chunk(i, spec, relus, self.alpha_steps, stop, STALL)
+            lows[:, index] = torch.maximum(lows[:, index], bound[:, :k])
+            highs[:, index] = torch.minimum(highs[:, index], -bound[:, k:])
+            if time.monotonic() >= stop:
+                break
+        after = (highs - lows)[:, unstable].sum()
+        self.alpha_gain[i] = float(before - after) / (batch * unstable.numel())
 
     def _kept(self) -> int:
         """Elements held in windows kept between chunks."""
@@ -485,7 +551,8 @@ class Propagator:
                 break
         return torch.cat(parts, 1)[:, :rows]
 
-    def _optimize_chunk(self, last, spec, relus, iterations) -> torch.Tensor:
+    def _optimize_chunk(self, last, spec, relus, iterations, stop=math.inf,
+                        patience=None) -> torch.Tensor:  # fmt: skip
         rows = spec.shape[1]
         alphas = {}
         for i in relus:
@@ -499,17 +566,26 @@ class Propagator:
                  for i, phases in self.splits.items() if bool((phases != 0).any())}  # fmt: skip
         self._betas = betas or None
         try:
-            return self._optimize_steps(last, spec, alphas, floors, betas, iterations)
+            return self._optimize_steps(last, spec, alphas, floors, betas, iterations, stop,
+                                        patience)  # fmt: skip
         finally:
             self._betas = None
 
-    def _optimize_steps(self, last, spec, alphas, floors, betas, iterations) -> torch.Tensor:
+    def _optimize_steps(self, last, spec, alphas, floors, betas, iterations,
+                        stop=math.inf, patience=None) -> torch.Tensor:  # fmt: skip
+        """Best bound over ``iterations`` Adam steps on the slopes (and multipliers). The
+        steps also end when ``stop`` (a ``time.monotonic()`` time) passes, and with
+        ``patience`` after that many steps that barely improve the bounds (the best bound
+        seen is returned either way)."""
         rows = spec.shape[1]
         params = list(alphas.values()) + list(betas.values())
         adam = _Adam(params, lr=0.1)
         best = spec.new_full((self.lo.shape[0], rows), -math.inf)
+        stalled = 0
         with torch.enable_grad():
-            for _ in range(iterations):
+            for step in range(iterations):
+                if step and (time.monotonic() >= stop or (patience and stalled >= patience)):
+                    break
                 try:
                     bound = self.backward(last, Form(spec), alphas)
                 except OutOfTime:
@@ -517,6 +593,9 @@ class Propagator:
                         self.budget.note("time limit: slope optimization stopped early")
                         return best
                     raise
+                gain = (bound.detach() - best).clamp_min(0).nan_to_num(posinf=1.0).mean()
+                scale = 1e-3 * (1 + best.abs().nan_to_num(posinf=0.0).mean())
+                stalled = 0 if bool(gain > scale) else stalled + 1
                 best = torch.maximum(best, bound.detach())
                 # gradients for the slopes only: the network's own .grad stays untouched
                 grads = torch.autograd.grad(-bound.sum(), params, allow_unused=True)

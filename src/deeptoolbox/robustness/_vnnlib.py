@@ -217,6 +217,7 @@ def verify_vnnlib(
     method: str = "crown",
     max_memory: int | str | None = None,
     verbose: bool | None = None,
+    milp: bool = False,
 ) -> VnnlibResult:
     """Check a VNN-LIB property on an ONNX network: "sat", "unsat", "unknown" or "timeout".
 
@@ -226,6 +227,10 @@ def verify_vnnlib(
     within it plus a small margin; ``max_memory`` (bytes or ``"2GB"``, default 40% of the
     free memory) bounds the working memory; ``verbose`` prints progress on stderr (None:
     only for runs longer than a few seconds). ``notes`` says what the limits cost.
+    Each box is bounded with alpha-CROWN (slopes optimized on every layer) before branching.
+    ``milp=True`` (networks of affine layers and ReLUs) then solves the boxes left open as
+    mixed-integer programs (:func:`milp_reaches`, HiGHS) before branch and bound: a complete
+    check for small networks, which decides what the bounds leave unknown when it has time.
 
     Example:
         >>> import tempfile, os, torch
@@ -273,13 +278,27 @@ def verify_vnnlib(
     if time.monotonic() > deadline:  # loading alone took the time
         budget.note("time limit: reached while loading the network")
         return VnnlibResult("timeout", None, None, time.monotonic() - started, list(budget.notes))
-    status = _decide(net, graph, shape, regions, session, deadline, method, budget, progress)
+    status = _decide(net, graph, shape, regions, session, deadline, method, budget, progress,
+                     milp)  # fmt: skip
     progress.update(1, 1, "sat" if isinstance(status, tuple) else status, final=True)
     notes = list(budget.notes)
     if isinstance(status, tuple):
         x, y = status
         return VnnlibResult("sat", x, y, time.monotonic() - started, notes)
     return VnnlibResult(status, None, None, time.monotonic() - started, notes)
+
+
+def _milp_region(graph, lo, hi, spec, offset, groups, seconds, budget):
+    """milp_reaches on one box; ("unproven", None) with a note when the network has layers
+    that MILP does not encode."""
+    from deeptoolbox.robustness._milp import milp_reaches
+
+    try:
+        return milp_reaches(graph, lo, hi, spec.numpy(), offset.numpy(), groups.numpy(),
+                            timeout=max(seconds, 0.05))  # fmt: skip
+    except UnsupportedLayerError as error:
+        budget.note(f"MILP skipped: {error}")
+        return "unproven", None
 
 
 def _confirm(session, point: torch.Tensor, region: InputRegion):
@@ -289,15 +308,18 @@ def _confirm(session, point: torch.Tensor, region: InputRegion):
     return (x, y) if inside and _reaches(y, region) else None
 
 
-def _decide(net, graph, shape, regions, session, deadline, method, budget, progress):
-    """Bound each box first (cheap proofs), search the rest, then split until decided."""
+def _decide(net, graph, shape, regions, session, deadline, method, budget, progress, milp=False):
+    """Bound each box first (cheap proofs), search the rest, then (MILP when asked) split
+    until decided."""
     open_regions = []
     for region in regions:
         lo, hi = (torch.as_tensor(v).reshape(shape) for v in _float32_box(region, inner=False))
         spec = torch.as_tensor(region.spec, dtype=torch.float32)
         offset = torch.as_tensor(region.offset, dtype=torch.float32)
         groups = torch.as_tensor(region.groups)
-        bounds = lower_bound_of(graph, lo[None], hi[None], spec[None], method, budget=budget)
+        bounds = lower_bound_of(graph, lo[None], hi[None], spec[None], method,
+                                optimize=method == "crown", budget=budget,
+                                positive_is_enough=True, intermediate=True)  # fmt: skip
         bounds = bounds[0] + offset
         safe = torch.zeros(region.num_regions).index_add_(0, groups, (bounds > 0).float()) > 0
         if not bool(safe.all()):
@@ -311,6 +333,23 @@ def _decide(net, graph, shape, regions, session, deadline, method, budget, progr
     status = "unsat"
     for position, (region, lo, hi, spec, offset, groups) in enumerate(open_regions):
         share = (deadline - time.monotonic()) / (len(open_regions) - position)
+        if milp:
+            started = time.monotonic()
+            outcome, point = _milp_region(graph, lo, hi, spec, offset, groups, share, budget)
+            if outcome == "verified":
+                continue
+            if outcome == "violated":
+                inner = [
+                    torch.as_tensor(v).reshape(shape) for v in _float32_box(region, inner=True)
+                ]
+                found = _confirm(session, point.clamp(*inner), region)
+                if found is not None:
+                    return found
+                budget.note("MILP: a solution found did not meet the property in onnxruntime")
+            share -= time.monotonic() - started
+            if share <= 0:
+                status = "timeout" if time.monotonic() > deadline else "unknown"
+                continue
         if lo.numel() <= INPUT_SPLIT_LIMIT or method != "crown":
             outcome, point = split_and_bound(graph, lo, hi, spec, offset=offset, groups=groups,
                                              deadline=time.monotonic() + share, method=method,
