@@ -295,8 +295,8 @@ def resolve_labels(
     if isinstance(labels, str):
         if labels not in ("auto", "folders", "foldernames"):
             raise OptionError(
-                f"{kind}: `labels` must be 'auto', 'folders' (or MATLAB's 'foldernames'), None "
-                f"or one label per file. Received: {labels!r}."
+                f"{kind}: `labels` must be 'auto', 'folders' (or MATLAB's 'foldernames'), None, "
+                f"a label CSV (a .csv path) or one label per file. Received: {labels!r}."
             )
         if labels == "auto" and not any(
             _in_subfolder(f, r) for f, r in zip(files, roots, strict=True)
