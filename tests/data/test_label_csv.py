@@ -249,3 +249,42 @@ def test_on_error_skip_drops_an_unreadable_row_and_relabel_still_writes(folder):
     ds.relabel({ds.files[-1]: "dog"})
     rows = (folder / "labels.csv").read_text().splitlines()
     assert rows[-2:] == ["b.png,dog,x", "broken.png,cat"]
+
+
+def test_class_folders_skip_hidden_entries_and_the_labelers_pixel_labels(tmp_path):
+    for name in ("cat/1.png", "dog/2.png", ".cache/3.png", "cat/.4.png", "pixel-labels/cat__1.png"):
+        _image(tmp_path / name, 1)
+    (tmp_path / "pixel-labels" / "classes.json").write_text(
+        '{"classes": ["background", "cat"], "label_ids": [0, 1]}'
+    )
+    for labels in ("auto", "folders"):
+        ds = ImageDatastore(tmp_path, labels=labels)
+        assert [os.path.relpath(f, tmp_path) for f in ds.files] == [
+            os.path.join("cat", "1.png"), os.path.join("dog", "2.png")]  # fmt: skip
+        assert ds.classes == ["cat", "dog"]
+    assert len(ImageDatastore(tmp_path, labels=None)) == 2
+
+
+def test_a_folder_named_pixel_labels_without_the_labelers_class_map_is_a_class(tmp_path):
+    for name in ("cat/1.png", "pixel-labels/2.png"):
+        _image(tmp_path / name, 1)
+    assert ImageDatastore(tmp_path).classes == ["cat", "pixel-labels"]
+
+
+def test_images_directly_in_a_folder_the_labeler_saved_into_are_left_out(tmp_path):
+    for name in ("cat/1.png", "dog/2.png", "todo.png"):
+        _image(tmp_path / name, 1)
+    (tmp_path / "labeler-classes.json").write_text('{"classes": ["cat", "dog", "bird"]}')
+    with pytest.warns(RuntimeWarning, match=r"left out 1 image.*todo\.png.*the Labeler saved"):
+        ds = ImageDatastore(tmp_path)
+    assert ds.labels.tolist() == ["cat", "dog"]
+
+
+def test_images_directly_in_another_folder_get_its_name_with_a_warning(tmp_path):
+    root = tmp_path / "root"
+    for name in ("cat/1.png", "top.png"):
+        _image(root / name, 1)
+    with pytest.warns(RuntimeWarning, match=r"1 image\(s\) directly in .*label is the folder's "
+                                            r"own name 'root'"):  # fmt: skip
+        ds = ImageDatastore(root)
+    assert sorted(ds.labels.tolist()) == ["cat", "root"]

@@ -292,6 +292,7 @@ class ImageDatastore(Datastore):
             self._files, self._labels, self._classes, self._codes = _files.labelled_files(
                 "ImageDatastore", location, extensions, recursive, labels, classes, on_error,
                 self._decode, self._remote,
+                keep=lambda files, roots: _folder_entries(files, roots, labels),
             )  # fmt: skip
         else:
             self._files, self._labels, self._classes, self._codes = self._csv_labels(
@@ -402,6 +403,59 @@ class ImageDatastore(Datastore):
         if self._codes is None:
             return image
         return image, torch.tensor(self._codes[j])
+
+
+LABELER_MASKS = "pixel-labels"  # the Labeler's label maps (apps/_labeler.py MASKS_FOLDER)
+LABELER_CLASSES = "labeler-classes.json"  # the Labeler's class list (apps/_labeler.py)
+
+
+def _relative_parts(path: str, root: str) -> list[str]:
+    if _files.is_url(path):
+        inner = path.split("://", 1)[1].strip("/")
+        return inner[len(root.split("://", 1)[1].strip("/")) :].strip("/").split("/")
+    return os.path.relpath(path, root).split(os.sep)
+
+
+def _saved_by_labeler(root: str) -> bool:
+    return not _files.is_url(root) and (
+        os.path.isfile(os.path.join(root, LABELER_MASKS, "classes.json"))
+        or os.path.isfile(os.path.join(root, LABELER_CLASSES))
+    )
+
+
+def _folder_entries(files: list[str], roots: list[str | None], labels: Any) -> list[int]:
+    """The listed files an ImageDatastore keeps: none under a hidden entry (a name starting
+    with '.') or in the Labeler's ``pixel-labels/`` of the folder listed; with labels from
+    folder names, not the images directly in a folder the Labeler saved into (its
+    unlabelled images, left out with a warning). Images directly in another folder whose
+    other images sit in class folders get that folder's name, with a warning."""
+    keep, loose, by_folder = [], {}, isinstance(labels, str)
+    for i, (path, root) in enumerate(zip(files, roots, strict=True)):
+        parts = [] if root is None else _relative_parts(path, root)
+        if any(p.startswith(".") for p in parts) or (len(parts) > 1 and parts[0] == LABELER_MASKS
+                                                     and _saved_by_labeler(root)):  # fmt: skip
+            continue
+        if by_folder and len(parts) == 1:
+            loose.setdefault(root, []).append(i)
+        keep.append(i)
+    flat = {i for positions in loose.values() for i in positions}
+    nested = {roots[i] for i in keep if i not in flat}
+    for root, positions in loose.items():
+        if root not in nested or (labels != "auto" and not _saved_by_labeler(root)):
+            continue
+        names = [os.path.basename(files[i]) for i in positions[:5]]
+        if _saved_by_labeler(root):
+            keep = [i for i in keep if i not in set(positions)]
+            warnings.warn(f"ImageDatastore: left out {len(positions)} image(s) directly in "
+                          f"'{root}' ({names}...): the Labeler saved into this folder, where "
+                          "they are unlabelled (labelled images sit in class folders).",
+                          RuntimeWarning, stacklevel=5)  # fmt: skip
+        else:
+            warnings.warn(f"ImageDatastore: {len(positions)} image(s) directly in '{root}' "
+                          f"({names}...) are not in a class folder; their label is the "
+                          f"folder's own name {_files.parent_name(files[positions[0]])!r}.",
+                          RuntimeWarning, stacklevel=5)  # fmt: skip
+    return keep
 
 
 def _check_size_mode(output_size_mode: str | None, size_mode: str | None) -> str:
