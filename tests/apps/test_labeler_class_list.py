@@ -12,7 +12,7 @@ from PIL import Image
 pytest.importorskip("pydantic")
 from deeptoolbox.apps._labeler import CLASSES_FILE, LabelSession, write_atomic
 from deeptoolbox.data import ImageDatastore
-from deeptoolbox.errors import DataError, FileWriteError
+from deeptoolbox.errors import DataError, FileWriteError, OptionError
 
 
 def _images(folder, names):
@@ -101,3 +101,31 @@ def test_a_label_csv_in_a_folder_with_subfolders_opens_in_csv_mode_in_both(tmp_p
     fixed = ImageDatastore(tmp_path, classes=["cat", "dog"])
     fixed.relabel({fixed.files[1]: "cat"})
     assert LabelSession(tmp_path).labels == {"day1/a.png": "dog", "day2/c.png": "cat"}
+
+
+def test_apps_labeler_on_a_csv_datastore_opens_its_csv(tmp_path):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    from deeptoolbox import apps
+
+    _images(tmp_path, ["cat/a.png", "cat/b.png", "c.png"])  # class folders, but a CSV too
+    (tmp_path / "truth.csv").write_text("file,label\ncat/a.png,dog\nc.png,cat\n")
+    ds = ImageDatastore(tmp_path, labels="truth.csv")
+    handle = apps.labeler(ds, open_browser=False)
+    try:
+        session = handle.labeler
+        assert session.mode == "csv" and session.label_path == tmp_path / "truth.csv"
+        assert session.labels == {"cat/a.png": "dog", "c.png": "cat"}
+        session.set_labels(["cat/b.png"], "dog")  # saved to the datastore's CSV: no file moves
+    finally:
+        handle.close()
+    assert sorted(os.listdir(tmp_path / "cat")) == ["a.png", "b.png"]
+    again = ImageDatastore(tmp_path, labels="truth.csv")
+    assert dict(zip((os.path.relpath(f, tmp_path) for f in again.files), again.labels,
+                    strict=True)) == {os.path.join("cat", "a.png"): "dog",
+                                      os.path.join("cat", "b.png"): "dog", "c.png": "cat"}  # fmt: skip
+    other = tmp_path / "other.csv"
+    other.write_text("image,kind\nc.png,cat\n")
+    with pytest.raises(OptionError, match=r"writes the columns \('file', 'label'\)"):
+        apps.labeler(ImageDatastore(tmp_path, labels="other.csv",
+                                    label_columns=("image", "kind")), open_browser=False)  # fmt: skip

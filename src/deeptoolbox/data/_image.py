@@ -315,6 +315,11 @@ class ImageDatastore(Datastore):
         return files, values, found, _files.encode(values, found)
 
     @property
+    def label_folder(self) -> str | None:
+        """The folder the label CSV's file column is relative to (None without a CSV)."""
+        return self._label_folder
+
+    @property
     def size_mode(self) -> str:
         """The older name of ``output_size_mode``."""
         return self.output_size_mode
