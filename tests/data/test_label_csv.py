@@ -288,3 +288,12 @@ def test_images_directly_in_another_folder_get_its_name_with_a_warning(tmp_path)
                                             r"own name 'root'"):  # fmt: skip
         ds = ImageDatastore(root)
     assert sorted(ds.labels.tolist()) == ["cat", "root"]
+
+
+def test_labels_as_an_array_still_work_beside_a_labels_csv(folder):
+    ds = ImageDatastore(folder / "sub", labels=np.asarray(["bird"]))
+    assert ds.label_file is None and ds.labels.tolist() == ["bird"]
+    listed = ImageDatastore(
+        [str(folder / "a.png"), str(folder / "b.png")], labels=np.asarray(["x", "y"])
+    )
+    assert listed.labels.tolist() == ["x", "y"]

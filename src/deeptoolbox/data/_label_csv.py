@@ -101,7 +101,7 @@ def label_file_of(
             raise DataError(f"{kind}: cannot find the label file '{path}' (labels="
                             f"{os.fspath(labels)!r}, relative to '{folder}').")  # fmt: skip
         return path, folder
-    if labels != "auto" or folder is None:
+    if not (isinstance(labels, str) and labels == "auto") or folder is None:
         return None
     path = os.path.abspath(os.path.join(folder, LABEL_FILE))
     header = _header(path) if os.path.isfile(path) else None
