@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import os
-import tempfile
+import tempfile  # noqa: F401  (the doctests use it)
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from deeptoolbox.errors import DataError, FileWriteError, OptionError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 BOXES_FILE = "boxes.json"
 MASKS_FOLDER = "pixel-labels"  # label maps <image path with / as __>.png and classes.json
+CLASSES_FILE = "labeler-classes.json"  # {"classes": [...]}: the class list, added ones too
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:
@@ -41,23 +42,18 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         >>> (folder / "labels.csv").read_text(), sorted(p.name for p in folder.iterdir())
         ('file,label\\n', ['labels.csv'])
     """
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    from deeptoolbox._atomic import atomic_path  # open()'s permissions, not mkstemp's 0600
+
+    data = text.encode("utf-8") if isinstance(text, str) else text
     try:
-        data = text.encode("utf-8") if isinstance(text, str) else text
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_path(path, suffix=".tmp") as temporary, open(temporary, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except OSError as err:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise FileWriteError(f"Labeler: cannot write {path}: {err}. The last saved file "
+    except OSError as err:  # FileWriteError too (disk full...): said the Labeler's way
+        reason = err.strerror or str(err) or type(err).__name__
+        raise FileWriteError(f"Labeler: cannot write {path}: {reason}. The last saved file "
                              "is unchanged.") from err  # fmt: skip
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -143,8 +139,9 @@ class LabelSession:
             and p.relative_to(self.folder).parts[0] != MASKS_FOLDER
         )  # fmt: skip
         nested = any("/" in f for f in self.files)
-        self.mode = ("folders" if nested else "csv") if labels == "auto" else labels
-        self.label_path = self.folder / label_file
+        self.label_path = self.folder / label_file  # auto: an existing label CSV wins, as in
+        csv_mode = self.label_path.is_file() or not nested  # ImageDatastore's labels="auto"
+        self.mode = ("csv" if csv_mode else "folders") if labels == "auto" else labels
         if self.mode == "folders":
             self.labels = {f: f.rsplit("/", 2)[-2] for f in self.files if "/" in f}
         elif self.label_path.is_file():
@@ -153,6 +150,11 @@ class LabelSession:
             self.labels = {}
         found = sorted(set(self.labels.values()))
         self.classes = list(classes) if classes is not None else found
+        saved = self._saved_classes()  # classes added on the page earlier, in their order
+        if saved:
+            self.classes = ([*saved, *[c for c in self.classes if c not in saved]]
+                            if classes is None else
+                            [*self.classes, *[c for c in saved if c not in self.classes]])  # fmt: skip
         unknown = sorted(set(found) - set(self.classes))
         if unknown:
             raise DataError(f"Labeler: the class folders of '{self.folder}' name classes "
@@ -195,14 +197,32 @@ class LabelSession:
             raise DataError(f"Labeler: {file!r} is not an image of {self.folder}.")
         return _files.confined(self.folder, file)
 
+    def _saved_classes(self) -> list[str]:
+        path = self.folder / CLASSES_FILE
+        if not path.is_file():
+            return []
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))["classes"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DataError(f"Labeler: cannot read the class list '{path}' (expected "
+                            f'{{"classes": [...]}}): {type(err).__name__}: {err}.') from err  # fmt: skip
+        if not isinstance(saved, list) or not all(isinstance(c, str) and c for c in saved):
+            raise DataError(f"Labeler: the class list '{path}' must hold non-empty class "
+                            f"names. Found: {saved!r}.")  # fmt: skip
+        return list(dict.fromkeys(saved))
+
     def add_class(self, name: str) -> dict[str, Any]:
-        """Add a class (not saved until an image has it; the CSV and folders hold labels)."""
+        """Add a class, saved with the others to ``labeler-classes.json`` in the folder (so
+        reopening the folder lists it before any image has it)."""
         name = str(name).strip()
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise OptionError(f"Labeler: {name!r} is not a usable class name (it becomes a "
                               "folder name: no slashes, not empty, no leading dot).")  # fmt: skip
         if name not in self.classes:
-            self.classes.append(name)
+            with self._lock:
+                write_atomic(self.folder / CLASSES_FILE,
+                             json.dumps({"classes": [*self.classes, name]}, indent=1))  # fmt: skip
+                self.classes.append(name)
         return self.describe()
 
     def set_labels(self, files: list[str], label: str | None) -> dict[str, Any]:

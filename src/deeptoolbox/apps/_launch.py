@@ -177,6 +177,8 @@ def labeler(
     an :class:`~deeptoolbox.data.ImageDatastore`'s files: class labels (class folders or a
     ``labels.csv``) and bounding boxes (``boxes.json``, COCO), saved atomically at every
     change, with undo. ``root`` (default: the folder) is the only folder the server touches.
+    A datastore whose labels come from a CSV (``ds.label_file``) opens in csv mode on its
+    folder, saving to that CSV.
 
     ``signals=True`` labels regions (start, end, label in seconds at ``sample_rate``) of
     the ``.npy``/``.csv`` time series of a folder instead, saved to ``regions.csv``.
@@ -205,7 +207,16 @@ def labeler(
         return start_app(None, root=root if root is not None else regions.folder, port=port,
                          open_browser=open_browser, page="labeler", signals=regions)  # fmt: skip
 
-    if hasattr(data, "files") and not isinstance(data, str | os.PathLike):
+    label_file = "labels.csv"
+    if getattr(data, "label_file", None) is not None:  # an ImageDatastore with a label CSV
+        if tuple(data.label_columns) != ("file", "label"):
+            raise OptionError(f"apps.labeler: the Labeler writes the columns ('file', 'label'); "
+                              f"the datastore's label file '{data.label_file}' uses "
+                              f"{tuple(data.label_columns)}.")  # fmt: skip
+        folder, label_file, labels = data.label_folder, data.label_file, "csv"
+        if classes is None:
+            classes = [str(c) for c in data.classes]
+    elif hasattr(data, "files") and not isinstance(data, str | os.PathLike):
         files = list(data.files)
         if not files:
             raise OptionError("apps.labeler: the datastore has no files.")
@@ -216,7 +227,7 @@ def labeler(
             os.path.basename(folder) in classes) else folder  # fmt: skip
     else:
         folder = os.fspath(data)
-    session = LabelSession(folder, classes=classes, labels=labels)
+    session = LabelSession(folder, classes=classes, labels=labels, label_file=label_file)
     if network is not None:
         session.propose(network)
     if issues is not None:

@@ -295,8 +295,8 @@ def resolve_labels(
     if isinstance(labels, str):
         if labels not in ("auto", "folders", "foldernames"):
             raise OptionError(
-                f"{kind}: `labels` must be 'auto', 'folders' (or MATLAB's 'foldernames'), None "
-                f"or one label per file. Received: {labels!r}."
+                f"{kind}: `labels` must be 'auto', 'folders' (or MATLAB's 'foldernames'), None, "
+                f"a label CSV (a .csv path) or one label per file. Received: {labels!r}."
             )
         if labels == "auto" and not any(
             _in_subfolder(f, r) for f, r in zip(files, roots, strict=True)
@@ -325,12 +325,20 @@ def labelled_files(
     on_error: str,
     read: Callable[[str], Any],
     remote: Remote | None = None,
+    keep: Callable[[list[str], list[str | None]], list[int]] | None = None,
 ) -> tuple[list[str], np.ndarray | None, list[Any] | None, np.ndarray | None]:
     """List files, resolve their labels, drop unreadable files when ``on_error="skip"``.
+    ``keep(files, roots)`` (optional) gives the positions of the listed files to keep.
 
     Returns ``(files, labels, classes, codes)``: ``codes`` are the labels as class indices.
     """
     files, roots = list_files(kind, location, extensions, recursive, remote)
+    if keep is not None:
+        kept = keep(files, roots)
+        files, roots = [files[i] for i in kept], [roots[i] for i in kept]
+        if not files:
+            raise DataError(f"{kind}: no image files in {location!r} outside hidden entries "
+                            "and the Labeler's own files.")  # fmt: skip
     values, found = resolve_labels(kind, files, roots, labels, classes)
     if on_error == "skip":
         keep = readable(kind, files, read)

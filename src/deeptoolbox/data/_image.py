@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from deeptoolbox._limits import ReadLimits, read_limits
-from deeptoolbox.data import _files
+from deeptoolbox.data import _files, _label_csv
 from deeptoolbox.data._augment import ImageAugmenter as ImageAugmenter
 from deeptoolbox.data._base import Datastore
 from deeptoolbox.errors import DataError, OptionError
@@ -202,9 +202,15 @@ class ImageDatastore(Datastore):
     Args:
         location: a folder (searched recursively), a file, an fsspec URL
             (``memory://``, ``s3://``...) or a list of them.
-        labels: "auto" (folder names when the files sit in subfolders), "folders" or
-            "foldernames" (MATLAB's spelling; always the parent folder's name), None, or
-            one label per file.
+        labels: "auto" (the folder's ``labels.csv`` when it has one with the
+            ``label_columns``, as the Labeler writes it; else folder names when the files
+            sit in subfolders), "folders" or "foldernames" (MATLAB's spelling; always the
+            parent folder's name), a label CSV (a ``.csv`` path, relative to the folder
+            ``location`` or absolute), None, or one label per file. With a CSV the
+            datastore holds the files it lists, in its row order (images of the folder
+            without a row are unlabelled and left out); its file column is relative to the
+            folder.
+        label_columns: the CSV's (file column, label column); other columns are kept.
         classes: the class order (default: sorted labels).
         extensions: file extensions to read from folders.
         recursive: search subfolders of the folders given (default True).
@@ -235,13 +241,21 @@ class ImageDatastore(Datastore):
         (torch.Size([1, 16, 16]), ['0', '1', '2'])
         >>> ImageDatastore(folder, color="rgb")[0][0].shape
         torch.Size([3, 8, 8])
+        >>> _ = open(f"{folder}/labels.csv", "w").write("file,label\\n0/00000.png,zero\\n")
+        >>> from_csv = ImageDatastore(folder, labels="labels.csv")
+        >>> from_csv.labels.tolist(), from_csv.label_file == f"{folder}/labels.csv"
+        (['zero'], True)
     """
+
+    label_file: str | None
+    """The label CSV the labels come from (absolute path), or None."""
 
     def __init__(
         self,
         location: _files.Location,
         *,
-        labels: str | Sequence[Any] | np.ndarray | None = "auto",
+        labels: str | os.PathLike | Sequence[Any] | np.ndarray | None = "auto",
+        label_columns: Sequence[str] = ("file", "label"),
         classes: Sequence[Any] | None = None,
         extensions: Sequence[str] = IMAGE_EXTENSIONS,
         recursive: bool = True,
@@ -269,19 +283,41 @@ class ImageDatastore(Datastore):
         self.output_size = _check_size(output_size)
         self.output_size_mode = _check_size_mode(output_size_mode, size_mode)
         self.color, self.augmenter = color, augmenter
-        self._files, self._labels, self._classes, self._codes = _files.labelled_files(
-            "ImageDatastore",
-            location,
-            extensions,
-            recursive,
-            labels,
-            classes,
-            on_error,
-            self._decode,
-            self._remote,
+        self.label_columns = _label_csv.check_columns("ImageDatastore", label_columns)
+        csv_file = _label_csv.label_file_of("ImageDatastore", location, labels,
+                                            self.label_columns)  # fmt: skip
+        self.label_file = None if csv_file is None else csv_file[0]
+        self._label_folder = None if csv_file is None else csv_file[1]
+        if csv_file is None:
+            self._files, self._labels, self._classes, self._codes = _files.labelled_files(
+                "ImageDatastore", location, extensions, recursive, labels, classes, on_error,
+                self._decode, self._remote,
+                keep=lambda files, roots: _folder_entries(files, roots, labels),
+            )  # fmt: skip
+        else:
+            self._files, self._labels, self._classes, self._codes = self._csv_labels(
+                *csv_file, extensions, classes, on_error
+            )
+        self._labels_from_folders = (
+            csv_file is None and isinstance(labels, str) and self._labels is not None
         )
-        self._labels_from_folders = isinstance(labels, str) and self._labels is not None
         self._init_view()
+
+    def _csv_labels(self, path: str, folder: str, extensions: Sequence[str], classes: Any,
+                    on_error: str) -> Any:  # fmt: skip
+        allowed = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
+        table = _label_csv.read_table("ImageDatastore", path, folder, self.label_columns)
+        files, values = _label_csv.labelled_rows("ImageDatastore", table, allowed, classes)
+        found = _files.check_classes("ImageDatastore", values, classes)
+        if on_error == "skip":
+            keep = _files.readable("ImageDatastore", files, self._decode)
+            files, values = [files[i] for i in keep], values[keep]
+        return files, values, found, _files.encode(values, found)
+
+    @property
+    def label_folder(self) -> str | None:
+        """The folder the label CSV's file column is relative to (None without a CSV)."""
+        return self._label_folder
 
     @property
     def size_mode(self) -> str:
@@ -308,9 +344,13 @@ class ImageDatastore(Datastore):
         file moves (the file must be in ``files``, the class in ``classes``, no file of the
         same name in the target folder), each move is atomic (a hard link then an unlink,
         never replacing a file), and a failed move puts the moved files back. With labels
-        given as a list, only this datastore's labels change. Views made from this datastore
-        (``split``, ``subset``) see the new files and labels. Returns ``{old path: new path}``
-        for the files moved.
+        from a label CSV (:attr:`label_file`) no file moves: the CSV is rewritten
+        atomically (a temporary file, then a rename; a failed write leaves it as it was),
+        its rows in their order and its other columns unchanged. In both modes the new
+        class must be one of ``classes`` (build the datastore with ``classes=`` listing it
+        to add one). With labels given as a list, only this datastore's labels change.
+        Views made from this datastore (``split``, ``subset``) see the new files and labels. Returns ``{old path: new path}``
+        for the files moved (empty with a CSV).
 
         Example:
             >>> import tempfile
@@ -330,6 +370,10 @@ class ImageDatastore(Datastore):
                                      list(self._classes), changes, self._labels_from_folders)  # fmt: skip
         moved = _relabel.move_files("ImageDatastore", self._files, plan) if (
             self._labels_from_folders) else {}  # fmt: skip
+        if self.label_file is not None and self._label_folder is not None:
+            _label_csv.write_labels("ImageDatastore", self.label_file, self._label_folder,
+                                    self.label_columns,
+                                    {self._files[j]: label for j, label, _ in plan})  # fmt: skip
         self._labels = _relabel.apply_labels(self._files, self._labels, self._codes,
                                              list(self._classes), plan)  # fmt: skip
         return moved
@@ -364,6 +408,59 @@ class ImageDatastore(Datastore):
         if self._codes is None:
             return image
         return image, torch.tensor(self._codes[j])
+
+
+LABELER_MASKS = "pixel-labels"  # the Labeler's label maps (apps/_labeler.py MASKS_FOLDER)
+LABELER_CLASSES = "labeler-classes.json"  # the Labeler's class list (apps/_labeler.py)
+
+
+def _relative_parts(path: str, root: str) -> list[str]:
+    if _files.is_url(path):
+        inner = path.split("://", 1)[1].strip("/")
+        return inner[len(root.split("://", 1)[1].strip("/")) :].strip("/").split("/")
+    return os.path.relpath(path, root).split(os.sep)
+
+
+def _saved_by_labeler(root: str) -> bool:
+    return not _files.is_url(root) and (
+        os.path.isfile(os.path.join(root, LABELER_MASKS, "classes.json"))
+        or os.path.isfile(os.path.join(root, LABELER_CLASSES))
+    )
+
+
+def _folder_entries(files: list[str], roots: list[str | None], labels: Any) -> list[int]:
+    """The listed files an ImageDatastore keeps: none under a hidden entry (a name starting
+    with '.') or in the Labeler's ``pixel-labels/`` of the folder listed; with labels from
+    folder names, not the images directly in a folder the Labeler saved into (its
+    unlabelled images, left out with a warning). Images directly in another folder whose
+    other images sit in class folders get that folder's name, with a warning."""
+    keep, loose, by_folder = [], {}, isinstance(labels, str)
+    for i, (path, root) in enumerate(zip(files, roots, strict=True)):
+        parts = [] if root is None else _relative_parts(path, root)
+        if any(p.startswith(".") for p in parts) or (len(parts) > 1 and parts[0] == LABELER_MASKS
+                                                     and _saved_by_labeler(root)):  # fmt: skip
+            continue
+        if by_folder and len(parts) == 1:
+            loose.setdefault(root, []).append(i)
+        keep.append(i)
+    flat = {i for positions in loose.values() for i in positions}
+    nested = {roots[i] for i in keep if i not in flat}
+    for root, positions in loose.items():
+        if root not in nested or (labels != "auto" and not _saved_by_labeler(root)):
+            continue
+        names = [os.path.basename(files[i]) for i in positions[:5]]
+        if _saved_by_labeler(root):
+            keep = [i for i in keep if i not in set(positions)]
+            warnings.warn(f"ImageDatastore: left out {len(positions)} image(s) directly in "
+                          f"'{root}' ({names}...): the Labeler saved into this folder, where "
+                          "they are unlabelled (labelled images sit in class folders).",
+                          RuntimeWarning, stacklevel=5)  # fmt: skip
+        else:
+            warnings.warn(f"ImageDatastore: {len(positions)} image(s) directly in '{root}' "
+                          f"({names}...) are not in a class folder; their label is the "
+                          f"folder's own name {_files.parent_name(files[positions[0]])!r}.",
+                          RuntimeWarning, stacklevel=5)  # fmt: skip
+    return keep
 
 
 def _check_size_mode(output_size_mode: str | None, size_mode: str | None) -> str:
