@@ -101,3 +101,53 @@ def test_plots_monitor_records_the_run_where_the_app_follows_it(tmp_path, capsys
     events = _monitor.read_events(_monitor.run_folder(runs, run["id"]))
     assert [e["event"] for e in events][0] == "start" and events[-1]["event"] == "end"
     assert not (tmp_path / "training-progress.png").exists()  # no PNG plot with "monitor"
+
+
+def test_a_finished_a_stopped_and_a_failed_run_each_say_so(tmp_path):
+    """The run's state comes from its events: finished (max epochs), stopped (Stop pressed)
+    and failed (an exception in train(): the error and the iteration it reached); the start
+    event names the host and the end event the final iteration."""
+    import socket
+
+    finished = TrainingMonitorLog(tmp_path, name="done")
+    _train(finished, epochs=1)
+    stopped = TrainingMonitorLog(tmp_path, name="halted")
+    _train(stopped, epochs=50, stop_after=5)
+
+    class Breaks:
+        def on_iteration_end(self, state, info):
+            if info["iteration"] == 3:
+                raise RuntimeError("the data loader broke")
+
+    failed = TrainingMonitorLog(tmp_path, name="broken")
+    x = torch.randn(32, 3)
+    options = TrainingOptions(max_epochs=5, mini_batch_size=8, verbose=False,
+                              callbacks=[Breaks(), failed])  # fmt: skip
+    with pytest.raises(RuntimeError, match="the data loader broke"):
+        train(Network([L.FeatureInput(3), L.Dense(1)]), (x, x[:, :1]), "mse", options)
+    runs = {run["name"]: run for run in list_runs(tmp_path)}
+    assert {n: (r["state"], r["iteration"], r["running"]) for n, r in runs.items()} == {
+        "done": ("finished", 4, False), "halted": ("stopped", 5, False),
+        "broken": ("failed", 2, False)}  # fmt: skip
+    assert "RuntimeError: the data loader broke" in runs["broken"]["error"]
+    assert runs["done"]["host"] == socket.gethostname() and runs["done"]["error"] is None
+    assert read_events(finished.folder)[-1] == {**read_events(finished.folder)[-1],
+                                                 "event": "end", "iteration": 4}  # fmt: skip
+
+
+def test_a_run_whose_process_is_gone_without_an_end_is_failed(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    for name, pid in (("orphan", int(gone.stdout)), ("live", os.getpid())):
+        folder = tmp_path / name
+        folder.mkdir()
+        start = {"event": "start", "name": name, "pid": pid, "host": socket.gethostname()}
+        (folder / "events.jsonl").write_text(json.dumps(start) + "\n")
+    runs = {run["name"]: run for run in list_runs(tmp_path)}
+    assert runs["orphan"]["state"] == "failed" and "ended without" in runs["orphan"]["error"]
+    assert runs["live"]["state"] == "running" and runs["live"]["running"]

@@ -483,3 +483,13 @@ def test_a_trial_without_stored_predictions_has_no_confusion_matrix(client, root
         workers=0, verbose=False)  # fmt: skip
     response = client.get("/api/experiments/plain/trials/0/confusion")
     assert response.status_code == 404 and "validation-predictions.json" in response.text
+
+
+def test_a_layer_of_unknown_size_has_unknown_learnables_in_the_graph(client):
+    added = _edit(client, op="add", type="Dense", config={"units": 3}, name="loose")
+    assert added.status_code == 200, added.text
+    graph = added.json()
+    rows = {layer["name"]: layer for layer in graph["layers"]}
+    assert rows["loose"]["learnables"] is None and rows["relu1"]["learnables"] == 0
+    assert graph["unsized"] == ["loose"] and graph["total_learnables"] == 40 + 4010
+    assert "(+ 1 layer of unknown size)" in graph["table"].splitlines()[0]

@@ -77,6 +77,11 @@ def test_monitor_follows_two_runs_of_a_script_and_stops_them(tmp_path):
             page.get_by_test_id("ended-run-a").wait_for()
             page.get_by_test_id("ended-run-b").wait_for()
             assert "TrainingMonitorLog" in page.get_by_test_id("ended-run-a").text_content()
+            page.wait_for_function(
+                "document.querySelector('[data-testid=\"state-run-a\"]').textContent === 'stopped'"
+            )  # an ended run no longer looks live: its state, no remaining time
+            assert "stopped at iteration" in page.get_by_test_id("ended-run-a").text_content()
+            assert "remaining" not in page.get_by_test_id("info-run-a").text_content()
             browser.close()
         assert process.wait(timeout=60) == 0
     finally:

@@ -136,3 +136,28 @@ def test_weights_too_large_to_allocate_are_an_analysis_error_naming_the_layer():
     )
     with pytest.raises(NotInitializedError, match="cannot be allocated"):
         net(torch.ones(1, 3))
+
+
+def test_learnables_of_a_layer_of_unknown_size_are_unknown_not_zero():
+    """A Dense or Conv2d whose input is unconnected has no weights yet: its learnables are
+    None (the count depends on the size); layers that have none of any size keep 0, and a
+    size-independent count (a PReLU with one alpha) is known. Once connected, each count
+    equals the parameters the built layer holds."""
+    net = Network([L.FeatureInput(4, name="x"), L.Dense(2, name="fc")])
+    loose = [L.Dense(3, name="d"), L.Conv2d(4, 3, name="conv"), L.ReLU(name="relu"),
+             L.Concatenation(name="cat"), L.PReLU(channel_wise=False, name="one_alpha")]  # fmt: skip
+    for layer in loose:
+        net.add_layers(layer)
+    result = analyze(net)
+    learnables = {row.name: row.learnables for row in result.rows}
+    assert learnables == {"x": 0, "fc": 10, "d": None, "conv": None, "relu": 0, "cat": 0,
+                          "one_alpha": 1}  # fmt: skip
+    assert result.unsized == ["d", "conv"] and result.total_learnables == 11
+    text = str(result)
+    assert "11 learnables (+ 2 layers of unknown size)" in text.splitlines()[0]
+    assert [line.split()[5] for line in text.splitlines() if line.startswith(("3 ", "4 "))] == [
+        "unknown", "unknown"]  # fmt: skip
+    net.connect("fc", "d")
+    after = analyze(net)
+    assert after.row("d").learnables == sum(p.numel() for p in net.layer("d").parameters()) == 9
+    assert after.unsized == ["conv"]

@@ -202,7 +202,7 @@ function DesignerCanvas() {
           <button onClick={() => graph && layout(graph)} data-testid="layout">Auto layout</button>
           <button onClick={() => flow.fitView({ padding: 0.15, maxZoom: 1 })} data-testid="fit">Fit</button>
           <span className="summary" data-testid="summary">
-            {graph ? `${graph.layers.length} layers · ${graph.total_learnables.toLocaleString()} learnables · ` : ""}
+            {graph ? `${graph.layers.length} layers · ${graph.total_learnables.toLocaleString()} learnables${graph.unsized?.length ? ` (+ ${graph.unsized.length} of unknown size)` : ""} · ` : ""}
             {graph ? (graph.ok ? "no errors" : `${graph.issues.filter((i) => i.severity === "error").length} errors`) : ""}
           </span>
         </div>

@@ -1,6 +1,6 @@
 import { Handle, NodeProps, Position } from "@xyflow/react";
 import { memo } from "react";
-import { formatCount, LayerNodeData } from "./graph";
+import { LayerNodeData, learnablesText } from "./graph";
 
 // One layer on the canvas: name, type, output size and learnables; one handle per named
 // input port on top and the output port below. Errors and frozen layers look different.
@@ -32,7 +32,11 @@ function LayerNodeView({ data, selected }: NodeProps & { data: LayerNodeData }) 
       <div className="layer-type">{layer.type}</div>
       <div className="layer-size" data-testid={`size-${layer.name}`}>
         {sizeText}
-        {layer.learnables ? <span className="learnables"> · {formatCount(layer.learnables)}</span> : null}
+        {learnablesText(layer.learnables) ? (
+          <span className="learnables" data-testid={`learnables-${layer.name}`} title={layer.learnables === null ? "learnables unknown until the input size is known" : "learnables"}>
+            {" "}· {learnablesText(layer.learnables)}
+          </span>
+        ) : null}
       </div>
       <Handle id="out" type="source" position={Position.Bottom} data-testid={`out-${layer.name}`} />
     </div>

@@ -13,6 +13,9 @@ interface RunInfo {
   stop_requested: boolean;
   stop_reason: string | null;
   iteration: number | null;
+  state: "running" | "finished" | "stopped" | "failed";
+  error: string | null;
+  host: string | null;
 }
 
 // The Training Monitor: every run in the runs folder; each shown run gets live plots
@@ -43,7 +46,7 @@ export function Monitor() {
             <li key={r.id} data-testid={`run-${r.name}`}>
               <label>
                 <input type="checkbox" checked={visible.includes(r.id)} onChange={() => toggle(r.id)} />
-                {r.name} <span className={r.running ? "running" : "ended"}>{r.running ? "running" : "ended"}</span>
+                {r.name} <span className={`run-state ${r.state}`} data-testid={`state-${r.name}`}>{r.state}</span>
               </label>
             </li>
           ))}
@@ -84,16 +87,20 @@ function RunPanel({ run }: { run: RunInfo }) {
     };
   }, [run.id]);
   const x = series.iterations;
+  const live = run.state === "running";
   const hasAccuracy = series.accuracy.some((v) => v !== null);
   return (
     <div className="run-panel" data-testid={`panel-${run.name}`}>
       <div className="run-head">
         <h3>{run.name}</h3>
         <span className="info" data-testid={`info-${run.name}`}>
-          epoch {last?.epoch ?? "-"}/{last?.max_epochs ?? "-"} · iteration {last?.iteration ?? "-"}/{last?.total_iterations ?? "-"} · elapsed {formatSeconds(last?.elapsed)} · remaining {formatSeconds(last?.remaining)} · {last?.device ?? ""}
+          epoch {last?.epoch ?? "-"}/{last?.max_epochs ?? "-"} · iteration {(live ? last?.iteration : run.iteration) ?? "-"}/{last?.total_iterations ?? "-"} · elapsed {formatSeconds(last?.elapsed)}
+          {live ? ` · remaining ${formatSeconds(last?.remaining)}` : ""} · {last?.device ?? ""}{run.host ? ` on ${run.host}` : ""}
         </span>
-        {end ? (
-          <span className="ended" data-testid={`ended-${run.name}`}>ended: {end.stop_reason}</span>
+        {!live || end ? (
+          <span className={`ended ${run.state}`} data-testid={`ended-${run.name}`}>
+            {run.state} at iteration {run.iteration ?? "-"}{run.state === "failed" ? `: ${run.error ?? ""}` : end?.stop_reason ? `: ${end.stop_reason}` : ""}
+          </span>
         ) : (
           <button className="stop" disabled={run.stop_requested} onClick={() => api(`/api/runs/${run.id}/stop`, { method: "POST" })} data-testid={`stop-${run.name}`}>
             {run.stop_requested ? "Stopping…" : "Stop"}

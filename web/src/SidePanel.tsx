@@ -69,7 +69,9 @@ function LayerProperties({ layer, entry, edit, editStrict, rename }: {
       <div className="facts">
         <div>input: {layer.input_sizes.map(formatShape).join(", ") || "-"}</div>
         <div data-testid="prop-output-size">output: {formatShape(layer.output_size)}</div>
-        <div>learnables: {layer.learnables.toLocaleString()}</div>
+        <div data-testid="prop-learnables">
+          learnables: {layer.learnables === null ? "– (unknown until the input size is known)" : layer.learnables.toLocaleString()}
+        </div>
       </div>
       {layer.issues.map((issue, i) => (
         <div key={i} className={`issue ${issue.severity}`}>{issue.message}</div>

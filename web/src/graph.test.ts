@@ -6,6 +6,7 @@ import {
   fieldText,
   formatCount,
   formatShape,
+  learnablesText,
   fromElk,
   Graph,
   GraphLayer,
@@ -81,6 +82,9 @@ describe("graph -> canvas", () => {
     expect(formatCount(23050)).toBe("23k");
     expect(formatCount(4010)).toBe("4.0k");
     expect(formatCount(11_689_512)).toBe("11.7M");
+    expect(learnablesText(null)).toBe("–"); // unknown until the input size is known
+    expect(learnablesText(0)).toBe("");
+    expect(learnablesText(4010)).toBe("4.0k");
   });
 
   it("builds an elk graph and reads positions back", () => {

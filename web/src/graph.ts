@@ -16,7 +16,7 @@ export interface GraphLayer {
   inputs: string[];
   input_sizes: Shape[];
   output_size: Shape;
-  learnables: number;
+  learnables: number | null; // null: unknown until the layer's input size is known
   frozen: boolean;
   learn_rate_factor: number;
   issues: LayerIssue[];
@@ -35,6 +35,7 @@ export interface Graph {
   issues: { severity: string; layer: string | null; message: string }[];
   classes: string[] | null;
   total_learnables: number;
+  unsized?: string[]; // layers whose learnables are unknown (not in total_learnables)
   ok: boolean;
   table: string;
   can_undo: boolean;
@@ -85,6 +86,13 @@ export function formatCount(n: number): string {
   if (n < 1000) return String(n);
   if (n < 1e6) return (n / 1e3).toFixed(n < 1e4 ? 1 : 0) + "k";
   return (n / 1e6).toFixed(n < 1e7 ? 2 : 1) + "M";
+}
+
+/** A layer's learnables on the canvas: "–" when unknown (input size not known yet), ""
+ * for none, else the short count. */
+export function learnablesText(n: number | null): string {
+  if (n === null || n === undefined) return "–";
+  return n ? formatCount(n) : "";
 }
 
 export function layerStatus(layer: GraphLayer): "ok" | "warning" | "error" {

@@ -1,7 +1,7 @@
 // Training Monitor data: events of a run (as TrainingMonitorLog writes them) into plot series.
 
 export interface RunEvent {
-  event: "start" | "iteration" | "validation" | "end" | "unreadable";
+  event: "start" | "iteration" | "validation" | "end" | "error" | "unreadable";
   time?: number;
   iteration?: number;
   epoch?: number;

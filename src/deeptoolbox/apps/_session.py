@@ -129,6 +129,7 @@ class DesignerSession:
             ],
             "classes": net.classes,
             "total_learnables": analysis.total_learnables,
+            "unsized": analysis.unsized,
             "ok": analysis.ok,
             "table": str(analysis),
             "can_undo": bool(self._undo),

@@ -7,15 +7,18 @@ Other subpackages add their own per-layer verdicts with :func:`register_analysis
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from torch import nn
+from torch.nn.parameter import UninitializedParameter
 
 from deeptoolbox.errors import LayerNotFoundError
-from deeptoolbox.layers._base import format_shape, layer_type_name
+from deeptoolbox.layers._base import Layer, format_shape, layer_type_name
 from deeptoolbox.network._resolution import Issue
+from deeptoolbox.network._shapes import input_ports
 
 if TYPE_CHECKING:  # Network imports this module (its summary()), never the reverse
     from deeptoolbox.network._network import Network
@@ -30,6 +33,9 @@ class LayerReport:
         >>> row = analyze(Network([L.FeatureInput(4), L.Dense(2, name="fc")])).row("fc")
         >>> row.type, row.input_sizes, row.output_size, row.learnables
         ('Dense', [(4,)], (2,), 10)
+
+    ``learnables`` is None when it depends on an input size that is not known yet (a Dense
+    whose input is unconnected); a layer without learnables of any size says 0.
     """
 
     name: str
@@ -37,7 +43,7 @@ class LayerReport:
     sources: dict[str, str | None]
     input_sizes: list[tuple | None]
     output_size: tuple | None
-    learnables: int
+    learnables: int | None
     frozen: bool
     learn_rate_factor: float
     issues: list[str] = field(default_factory=list)
@@ -146,8 +152,22 @@ class Analysis:
 
     @property
     def total_learnables(self) -> int:
-        """Number of learnable values in the whole network."""
-        return sum(row.learnables for row in self.rows)
+        """Number of learnable values in the layers whose count is known (see :attr:`unsized`)."""
+        return sum(row.learnables for row in self.rows if row.learnables is not None)
+
+    @property
+    def unsized(self) -> list[str]:
+        """Layers whose learnables are unknown until their input size is known.
+
+        Example:
+            >>> from deeptoolbox import Network, layers as L
+            >>> net = Network([L.FeatureInput(4), L.Dense(2, name="fc")])
+            >>> _ = net.add_layers(L.Dense(3, name="loose"))  # its input is not connected
+            >>> result = analyze(net)
+            >>> result.unsized, result.row("loose").learnables, result.total_learnables
+            (['loose'], None, 10)
+        """
+        return [row.name for row in self.rows if row.learnables is None]
 
     def row(self, name: str) -> LayerReport:
         """The row of layer ``name``."""
@@ -173,7 +193,7 @@ class Analysis:
             inputs = ", ".join(format_shape(s) for s in row.input_sizes) or "-"
             table.append((
                 str(index), row.name, row.type, inputs, format_shape(row.output_size),
-                f"{row.learnables:,}", "; ".join(notes),
+                "unknown" if row.learnables is None else f"{row.learnables:,}", "; ".join(notes),
             ))  # fmt: skip
         widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
         lines = [
@@ -181,9 +201,13 @@ class Analysis:
             for r in table
         ]
         rule = "-" * len(lines[0].rstrip())
+        unsized = len(self.unsized)
+        also = (
+            f" (+ {unsized} layer{'s' if unsized > 1 else ''} of unknown size)" if unsized else ""
+        )
         summary = (
             f"Network '{self.network}': {len(self.rows)} layers, {self.total_learnables:,} "
-            f"learnables, {len(self.errors)} errors, {len(self.warnings)} warnings"
+            f"learnables{also}, {len(self.errors)} errors, {len(self.warnings)} warnings"
         )
         general = [f"  {i}" for i in self.issues if i.layer is None]
         return "\n".join(
@@ -218,8 +242,34 @@ def _is_error(analysis: Analysis, layer: str, message: str) -> bool:
     )
 
 
-def _learnables(module: nn.Module) -> int:
+def _learnables(module: nn.Module) -> int | None:
+    if any(isinstance(p, UninitializedParameter) for p in module.parameters()):
+        return None  # a torch lazy module before its first call
     return sum(p.numel() for p in module.parameters())
+
+
+def _learnables_of(module: nn.Module, input_sizes: list[tuple | None]) -> int | None:
+    """The layer's learnables; for a layer not built yet (an input size unknown), the count
+    its size rule gives whatever the unknown sizes are, or None when that count depends on
+    them (a Dense's weights do, a Concatenation has none of any size)."""
+    if not isinstance(module, Layer) or module.is_built or type(module).build is Layer.build:
+        return _learnables(module)
+    ports = input_sizes or [None] * len(input_ports(module))
+    counts: set[int | None] = set()
+    fills_built: set[int] = set()
+    for rank in range(1, 5):
+        for fill in (5, 6):  # two sizes: a count that differs between them depends on the size
+            shapes = [s if s is not None else (fill,) * rank for s in ports]
+            trial = copy.deepcopy(module)
+            try:
+                trial.build(shapes)
+            except Exception:  # this size does not suit the layer: try the next one
+                continue
+            counts.add(_learnables(trial))
+            fills_built.add(fill)
+            if len(counts) > 1:
+                return None
+    return counts.pop() if len(counts) == 1 and len(fills_built) == 2 else None
 
 
 def analyze(net: Network) -> Analysis:
@@ -248,13 +298,14 @@ def analyze(net: Network) -> Analysis:
     rows = []
     for name in net.layer_names:
         module = net.layers[name]
+        input_sizes = list(resolution.input_shapes.get(name, []))
         rows.append(LayerReport(
             name=name,
             type=layer_type_name(module),
             sources=net.sources(name),
-            input_sizes=list(resolution.input_shapes.get(name, [])),
+            input_sizes=input_sizes,
             output_size=resolution.output_shapes.get(name),
-            learnables=_learnables(module),
+            learnables=_learnables_of(module, input_sizes),
             frozen=name in net.frozen_layers,
             learn_rate_factor=net.learn_rate_factor(name),
             issues=[i.message for i in resolution.issues if i.layer == name],

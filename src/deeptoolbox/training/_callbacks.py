@@ -10,6 +10,8 @@ A callback is any object with one or more of these methods (all optional):
 - ``on_epoch_end(state, info)``: after each complete epoch.
 - ``on_train_end(result)``: with the :class:`TrainingResult` (also when a NaN/Inf loss
   stopped training: the result the TrainingError carries).
+- ``on_train_error(error)``: with the exception that is about to leave train() (a NaN/Inf
+  loss's TrainingError, after ``on_train_end``; an error in the data, a layer or a callback).
 
 ``state`` is the live :class:`LoopState`; ``info`` a dict of plain JSON values. Returning
 True from ``on_iteration_end``, ``on_validation_end`` or ``on_epoch_end`` stops training
@@ -42,6 +44,7 @@ HOOKS = (
     "on_validation_end",
     "on_epoch_end",
     "on_train_end",
+    "on_train_error",
 )
 STOPPING_HOOKS = ("on_iteration_end", "on_validation_end", "on_epoch_end")
 
@@ -64,6 +67,9 @@ class Callback:
     - ``on_epoch_end(state, info)``: after each complete epoch (mean loss of the epoch).
     - ``on_train_end(result)``: with the :class:`TrainingResult`; also when a NaN/Inf loss
       stopped training (the result the TrainingError carries).
+    - ``on_train_error(error)``: with the exception about to leave train() (after
+      ``on_train_end`` for a NaN/Inf loss); an exception in this hook is ignored, so the
+      training error is the one raised.
 
     ``state`` is the live :class:`LoopState` (read it, do not change it); ``info`` a dict of
     plain JSON values: ``iteration``, ``epoch``, ``iteration_in_epoch``,
@@ -108,6 +114,9 @@ class Callback:
 
     def on_train_end(self, result: Any) -> None:
         """With the TrainingResult, at the end."""
+
+    def on_train_error(self, error: BaseException) -> None:
+        """With the exception that ends train() (training failed)."""
 
 
 def hook_method(callback: Any, hook: str) -> Any:

@@ -2,7 +2,9 @@
 that the Training Monitor app (``deeptoolbox.apps``) follows.
 
 One run is one folder ``<runs>/<run id>/`` holding ``events.jsonl`` (one JSON object a line:
-``start``, ``iteration``, ``validation``, ``end``) and, when someone presses Stop, a ``stop``
+``start`` (with host and process id), ``iteration``, ``validation``, ``end`` (with the stop
+reason and the last iteration) or ``error`` (train() raised: the error and the iteration it
+reached)) and, when someone presses Stop, a ``stop``
 file that the callback sees at the next iteration and answers by ending training cleanly
 (the result keeps the network, as MATLAB's Stop button does). Writer and reader only share
 files, so training can run in any process.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -76,6 +79,7 @@ class TrainingMonitorLog(Callback):
         self.folder = Path(runs if runs is not None else default_runs_folder()) / (
             f"{name}-{run_id}" if name else run_id
         )
+        self.iteration: int | None = None  # the last iteration seen, for the end event
 
     def _write(self, event: dict[str, Any]) -> None:
         with open(self.folder / EVENTS, "a", encoding="utf-8") as stream:
@@ -84,9 +88,11 @@ class TrainingMonitorLog(Callback):
     def on_train_start(self, state: Any) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / STOP).unlink(missing_ok=True)
-        self._write({"event": "start", "name": self.name, "pid": os.getpid()})
+        self._write({"event": "start", "name": self.name, "pid": os.getpid(),
+                     "host": socket.gethostname()})  # fmt: skip
 
     def on_iteration_end(self, state: Any, info: dict[str, Any]) -> bool:
+        self.iteration = info.get("iteration", self.iteration)
         if info.get("logged"):
             self._write({"event": "iteration", **_plain(info)})
         return (self.folder / STOP).exists()
@@ -99,6 +105,16 @@ class TrainingMonitorLog(Callback):
         self._write({
             "event": "end",
             "stop_reason": getattr(result, "stop_reason", None),
+            "iteration": self.iteration,
+        })  # fmt: skip
+
+    def on_train_error(self, error: BaseException) -> None:
+        if not (self.folder / EVENTS).exists():
+            return  # failed before the run started: nothing to follow
+        self._write({
+            "event": "error",
+            "error": f"{type(error).__name__}: {error}",
+            "iteration": self.iteration,
         })  # fmt: skip
 
 

@@ -110,5 +110,9 @@ def train(
             result = engine.result(reason, returned)
             engine.callbacks.call("on_train_end", result)
             return result
+    except BaseException as err:  # callbacks hear of the failure; the error is raised as it is
+        with contextlib.suppress(Exception):
+            engine.callbacks.call("on_train_error", err)
+        raise
     finally:
         engine.close()
