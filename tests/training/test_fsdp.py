@@ -174,6 +174,15 @@ def test_strategy_values_are_checked():
         )
 
 
+def test_lbfgs_with_fsdp_is_refused_naming_both_options():
+    with pytest.raises(OptionError, match=r"`solver`='lbfgs' cannot run with `strategy`='fsdp'"):
+        TrainingOptions(solver="lbfgs", strategy="fsdp")
+    with pytest.raises(OptionError, match=r"Received: solver='lbfgs', strategy='fsdp'"):
+        TrainingOptions(strategy="fsdp", solver="lbfgs", execution_environment="cpu")
+    assert TrainingOptions(solver="lbfgs", strategy="ddp").solver == "lbfgs"
+    assert TrainingOptions(solver="adam", strategy="fsdp").strategy == "fsdp"
+
+
 def test_the_wrap_plan_follows_the_network_graph():
     net = Network(
         [L.FeatureInput(8), L.Dense(256), L.BatchNorm(), L.ReLU(), L.Dense(256), L.Dense(1)]

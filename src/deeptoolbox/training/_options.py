@@ -169,6 +169,14 @@ class TrainingOptions:
         self.callbacks = check_callbacks(self.callbacks)
         if self.solver != "lbfgs" and self.momentum >= 1:
             raise _fail("momentum", self.momentum, "a number in [0, 1)")
+        if self.strategy == "fsdp" and self.solver == "lbfgs":
+            raise OptionError(
+                "TrainingOptions: `solver`='lbfgs' cannot run with `strategy`='fsdp': L-BFGS "
+                "keeps a history of whole flattened gradients and decides its line search on "
+                "them, which sharded parameters do not give. Use solver='lbfgs' with "
+                "strategy='ddp' (or 'auto'), or another solver ('sgdm', 'adam', 'adamw', "
+                "'rmsprop') with strategy='fsdp'. Received: solver='lbfgs', strategy='fsdp'."
+            )
         self._check_metrics()
         resolve_schedule(self.learn_rate_schedule, self.max_epochs)  # validates the schedule
         if self.output_network == "best-validation" and self.validation_data is None:
