@@ -158,3 +158,64 @@ def test_data_that_cannot_be_sharded_is_refused_with_a_way_out():
         with pytest.raises(OptionError, match=match) as info:
             make_source(value, 1).configure(4, "never", 0, rank=0, world=2)
         assert "DistributedSampler" in str(info.value)
+
+
+TWICE_SCRIPT = textwrap.dedent("""
+    import os, sys, torch, torch.distributed as dist, safetensors.torch
+    from deeptoolbox import Network, layers as L
+    from deeptoolbox.training import TrainingOptions, train
+
+    def setup():
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 3, generator=g)
+        y = (x[:, 0] - x[:, 2] > 0).long()
+        torch.manual_seed(0)
+        return Network([L.FeatureInput(3), L.Dense(8), L.ReLU(), L.Dense(2), L.Softmax()]), x, y
+
+    def twice(environment):
+        net, x, y = setup()
+        groups = []
+        for epochs, rate in ((2, 0.1), (1, 0.05)):  # two calls, the second goes on training
+            options = TrainingOptions(solver="sgdm", initial_learn_rate=rate, max_epochs=epochs,
+                                      mini_batch_size=16, shuffle="every-epoch", seed=epochs,
+                                      verbose=False, execution_environment=environment,
+                                      output_network="last-iteration")
+            net = train(net, (x, y), "crossentropy", options).network
+            groups.append(dist.group.WORLD if dist.is_initialized() else None)
+        return net, groups
+
+    if __name__ == "__main__":
+        mode, out = sys.argv[1:3]
+        if mode == "user":  # the user's own group: used, not destroyed
+            dist.init_process_group("gloo")
+            mine = dist.group.WORLD
+        net, groups = twice("parallel")
+        assert groups[0] is not None and groups[0] is groups[1], groups  # kept, reused
+        if mode == "user":
+            assert groups[0] is mine
+        total = torch.ones(1)
+        dist.all_reduce(total)  # the group still works after train()
+        assert total.item() == 2
+        if mode == "user":
+            dist.destroy_process_group()
+        safetensors.torch.save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+                                    f"{out}.{mode}.rank{os.environ['RANK']}")
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["ours", "user"])
+def test_two_train_calls_in_one_script_share_the_process_group(tmp_path, mode):
+    script = tmp_path / "twice_script.py"
+    script.write_text(TWICE_SCRIPT)
+    assert launch(script, 2, [mode, str(tmp_path / "net")]) == 0
+    namespace = {"__name__": "reference"}
+    exec(TWICE_SCRIPT, namespace)
+    reference, _ = namespace["twice"]("cpu")
+    untrained, _, _ = namespace["setup"]()
+    for rank in (0, 1):
+        weights = safetensors.torch.load_file(tmp_path / f"net.{mode}.rank{rank}")
+        for key, value in reference.state_dict().items():
+            assert torch.allclose(value, weights[key], atol=1e-5), (rank, key)
+    moved = untrained.state_dict()["layers.dense_1.weight"]
+    assert not torch.allclose(moved, reference.state_dict()["layers.dense_1.weight"])

@@ -6,6 +6,7 @@ with inference.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ class Placement:
     precision: str  # "32", "bf16-mixed" or "16-mixed"
     rank: int = 0
     world: int = 1
-    owns_group: bool = False
+    owns_group: bool = False  # the group is the one train() created (kept between calls)
 
     @property
     def is_main(self) -> bool:
@@ -49,9 +50,33 @@ def _gpu(environment: str) -> torch.device:
     )
 
 
+_CREATED: list = []  # the default group train() created: kept for later calls, left at exit
+
+
+def _leave_created_group() -> None:
+    """At interpreter exit: destroy the group train() created, if it is still the default."""
+    if created_group():
+        dist.destroy_process_group()
+    _CREATED.clear()
+
+
+def created_group() -> bool:
+    """True when the process group in use is the one a train() call created (kept after it).
+
+    Example:
+        >>> created_group()
+        False
+    """
+    return bool(_CREATED) and dist.is_available() and dist.is_initialized() and (
+        dist.group.WORLD is _CREATED[0]
+    )
+
+
 def _init_group(environment: str) -> tuple[int, int, bool]:
+    """Join the process group: the one already there (a user's, or a previous train() call's),
+    else a new one from the launcher's environment, kept until the interpreter exits."""
     if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), False
+        return dist.get_rank(), dist.get_world_size(), created_group()
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise OptionError(
             f"TrainingOptions: `execution_environment`={environment!r} runs one process per "
@@ -63,6 +88,9 @@ def _init_group(environment: str) -> tuple[int, int, bool]:
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend)
+    if not _CREATED:
+        atexit.register(_leave_created_group)
+    _CREATED[:] = [dist.group.WORLD]
     return dist.get_rank(), dist.get_world_size(), True
 
 

@@ -803,15 +803,17 @@ class Engine:
         )
         return error
 
-    def close(self) -> None:
-        """Leave the process group train() joined (after every rank's last collective)."""
-        if self.placement.owns_group:
-            import torch.distributed as dist
+    def close(self, failed: bool = False) -> None:
+        """The end of the call. Several processes: a barrier after every rank's last
+        collective (none after a failure: the group is aborted then). The process group is
+        kept for later train() calls, whoever created it (train() destroys the one it
+        created when the interpreter exits; a user's group is the user's to destroy)."""
+        if failed or not self.placement.distributed:
+            return
+        import torch.distributed as dist
 
-            try:
-                dist.barrier()
-            finally:
-                dist.destroy_process_group()
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
 
 
 def _joined(outputs: list, targets: list) -> tuple[list, list] | None:
