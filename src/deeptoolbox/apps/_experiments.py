@@ -14,10 +14,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from deeptoolbox.apps import _files
 from deeptoolbox.errors import OptionError
@@ -161,15 +161,20 @@ class Annotation(BaseModel):
 
 
 class NewExperiment(BaseModel):
-    """The body of ``POST /api/experiments``."""
+    """The body of ``POST /api/experiments``; a malformed one is answered 422 naming the
+    field (``detail[i]["loc"]``) and what it must be."""
 
-    name: str
-    setup: str = Field(description="file.py:function inside the root, or package.module:function")
-    parameters: dict[str, Any]
-    strategy: str = "exhaustive"
-    trials: int | None = None
-    metric: str = "validation_accuracy"
-    direction: str = "maximize"
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+                      description="letters, digits, '_', '.' and '-', starting with a letter or digit")  # fmt: skip
+    setup: str = Field(
+        min_length=1, description="file.py:function inside the root, or package.module:function"
+    )
+    parameters: dict[str, Any] = Field(min_length=1, description="{name: values or a range}")
+    strategy: Literal["exhaustive", "random", "bayesian"] = "exhaustive"
+    trials: int | None = Field(default=None, ge=1)
+    metric: str = Field(default="validation_accuracy", min_length=1)
+    direction: Literal["maximize", "minimize"] = "maximize"
     description: str = ""
     store: str = "experiments.db"
 
