@@ -60,8 +60,43 @@ def experiment_summary(root: Path, store: str, name: str) -> dict[str, Any]:
     })  # fmt: skip
 
 
+CURVE_POINTS = 1_000  # the most points of a trial's curves the page gets
+
+
+def thin_rows(rows: list[dict[str, Any]], limit: int = CURVE_POINTS) -> list[dict[str, Any]]:
+    """At most ``limit`` of a trial's history rows, keeping the curves' shape: the first and
+    last rows and, in each of equal runs of rows, those holding each metric's min and max.
+
+    Example:
+        >>> rows = [{"iteration": i, "loss": float(i % 7)} for i in range(1, 5001)]
+        >>> kept = thin_rows(rows, 100)
+        >>> len(kept) <= 100, kept[0]["iteration"], kept[-1]["iteration"]
+        (True, 1, 5000)
+        >>> {0.0, 6.0} <= {row["loss"] for row in kept}  # the extremes are kept
+        True
+    """
+    if len(rows) <= limit:
+        return list(rows)
+    metrics = sorted({k for row in rows for k, v in row.items()
+                      if k != "iteration" and isinstance(v, int | float)})  # fmt: skip
+    buckets = max(1, (limit - 2) // (2 * max(len(metrics), 1)))
+    keep = {0, len(rows) - 1}
+    for b in range(buckets):
+        lo, hi = b * len(rows) // buckets, (b + 1) * len(rows) // buckets
+        for name in metrics:
+            present = [i for i in range(lo, hi) if isinstance(rows[i].get(name), int | float)
+                       and math.isfinite(rows[i][name])]  # fmt: skip
+            if present:
+                keep.add(min(present, key=lambda i: rows[i][name]))
+                keep.add(max(present, key=lambda i: rows[i][name]))
+        if not metrics:
+            keep.add(lo)
+    return [rows[i] for i in sorted(keep)]
+
+
 def trial_details(root: Path, store: str, name: str, number: int) -> dict[str, Any]:
-    """One trial: status, parameters, final and best metrics, curves, annotation, error."""
+    """One trial: status, parameters, final and best metrics, curves (every recorded row,
+    thinned by :func:`thin_rows` to at most :data:`CURVE_POINTS`), annotation, error."""
     from deeptoolbox.experiments import load_experiment
 
     record = load_experiment(name, _store(root, store)).trial(number)
@@ -69,7 +104,7 @@ def trial_details(root: Path, store: str, name: str, number: int) -> dict[str, A
         "trial": record.number, "status": record.status, "params": record.params,
         "metrics": record.metrics, "best": record.best, "value": record.value,
         "duration": record.duration, "annotation": record.annotation, "error": record.error,
-        "history": record.history(),
+        "history": thin_rows(record.history()),
     })  # fmt: skip
 
 
