@@ -364,8 +364,6 @@ def test_random_strategy_with_ranges_from_the_app(client, root):
         ({"setup": "no_such_module_xyz:setup"}, 400, "cannot import module"),
         ({"parameters": {"x": {"type": "normal"}}}, 400, "kind one of values, uniform"),
         ({"parameters": {"x": {"type": "uniform", "low": 0.0}}}, 400, "needs 'high'"),
-        ({"parameters": {}}, 400, "one or more parameters"),
-        ({"strategy": "grid"}, 400, "`strategy` must be one of"),
         ({"store": "../x.db"}, 403, "outside the folder"),
     ],
 )
@@ -376,6 +374,31 @@ def test_bad_new_experiments_are_refused_with_the_reason(client, root, change, s
             "parameters": {"x": [0.1]}, **change}  # fmt: skip
     response = client.post("/api/experiments", json=body)
     assert response.status_code == status and names in response.json()["detail"], response.text
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"strategy": "grid"}, "strategy", "'exhaustive', 'random' or 'bayesian'"),
+        ({"direction": "up"}, "direction", "'maximize' or 'minimize'"),
+        ({"trials": -1}, "trials", "greater than or equal to 1"),
+        ({"trials": "many"}, "trials", "valid integer"),
+        ({"name": "a/b"}, "name", "match pattern"),
+        ({"parameters": {}}, "parameters", "at least 1 item"),
+        ({"parameters": [1]}, "parameters", "valid dictionary"),
+        ({"workers": 2}, "workers", "Extra inputs"),
+    ],
+)
+def test_a_malformed_new_experiment_is_422_naming_the_field(client, root, change, field, says):
+    """Checked by the request model before anything runs (these were 400s from the
+    Experiment's own checks, or accepted and ignored: an unknown field)."""
+    (root / "sweep.py").write_text(SWEEP_SETUP)
+    body = {"name": "bad", "setup": "sweep.py:setup", "metric": "loss",
+            "parameters": {"x": [0.1]}, **change}  # fmt: skip
+    response = client.post("/api/experiments", json=body)
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", field] and says in problem["msg"], problem
 
 
 def test_running_an_unknown_experiment_is_404(client):
@@ -493,3 +516,40 @@ def test_a_layer_of_unknown_size_has_unknown_learnables_in_the_graph(client):
     assert rows["loose"]["learnables"] is None and rows["relu1"]["learnables"] == 0
     assert graph["unsized"] == ["loose"] and graph["total_learnables"] == 40 + 4010
     assert "(+ 1 layer of unknown size)" in graph["table"].splitlines()[0]
+
+
+def test_thinning_a_long_trial_history_keeps_its_ends_and_extremes():
+    """5,000 rows of two metrics become at most 1,000, with the first and last rows, the
+    global min and max of each metric, and every 500-row stretch's own min and max."""
+    import math
+
+    from deeptoolbox.apps._experiments import thin_rows
+
+    rows = [{"iteration": i, "loss": math.sin(i / 40) + i / 5000, "accuracy": (i * 37 % 101) / 100}
+            for i in range(1, 5001)]  # fmt: skip
+    kept = thin_rows(rows, 1000)
+    assert len(kept) <= 1000 and kept[0] == rows[0] and kept[-1] == rows[-1]
+    assert [r["iteration"] for r in kept] == sorted({r["iteration"] for r in kept})
+    for name in ("loss", "accuracy"):
+        for start in range(0, 5000, 500):
+            stretch = [r[name] for r in rows[start : start + 500]]
+            inside = [r[name] for r in kept if start < r["iteration"] <= start + 500]
+            assert min(inside) == min(stretch) and max(inside) == max(stretch)
+    assert thin_rows(rows[:800], 1000) == rows[:800]
+
+
+def test_trial_details_send_every_recorded_row_of_a_short_trial(client, root):
+    experiments = pytest.importorskip("deeptoolbox.experiments")
+
+    def setup(params, monitor):
+        monitor.metrics = ["loss"]
+        for step in range(1, 1501):
+            monitor.record(step, loss=1 / step)
+        return {}
+
+    experiments.Experiment("long", setup, {"x": [1.0]}, metric="loss", direction="minimize",
+                           store=root / "experiments.db", artifacts=False).run(
+        workers=0, verbose=False)  # fmt: skip
+    history = client.get("/api/experiments/long/trials/0").json()["history"]
+    assert 2 < len(history) <= 1000
+    assert history[0]["iteration"] == 1 and history[-1]["iteration"] == 1500

@@ -1,3 +1,4 @@
+import { validationText } from "./errors";
 // Calls to the apps server. The access token comes from the URL the app printed (?token=...)
 // and goes with every call.
 const params = new URLSearchParams(window.location.search);
@@ -23,7 +24,7 @@ export async function api<T = any>(path: string, options: { method?: string; bod
   const response = await fetch(path, { method: options.method ?? (body ? "POST" : "GET"), headers, body });
   const data = await response.json().catch(() => ({ detail: response.statusText }));
   if (!response.ok) {
-    const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+    const detail = typeof data.detail === "string" ? data.detail : validationText(data.detail);
     throw new ApiError(detail, response.status);
   }
   return data as T;

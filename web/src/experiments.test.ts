@@ -103,3 +103,12 @@ describe("comparing curves", () => {
     expect(historyMetrics([a, b])).toEqual(["loss", "accuracy"]);
   });
 });
+
+import { validationText } from "./errors";
+
+describe("validation errors", () => {
+  it("name the field of each problem", () => {
+    const detail = [{ loc: ["body", "trials"], msg: "Input should be greater than or equal to 1" }, { loc: ["body", "strategy"], msg: "Input should be 'exhaustive', 'random' or 'bayesian'" }];
+    expect(validationText(detail)).toBe("trials: Input should be greater than or equal to 1; strategy: Input should be 'exhaustive', 'random' or 'bayesian'");
+  });
+});

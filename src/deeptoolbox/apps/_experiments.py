@@ -14,10 +14,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from deeptoolbox.apps import _files
 from deeptoolbox.errors import OptionError
@@ -60,8 +60,43 @@ def experiment_summary(root: Path, store: str, name: str) -> dict[str, Any]:
     })  # fmt: skip
 
 
+CURVE_POINTS = 1_000  # the most points of a trial's curves the page gets
+
+
+def thin_rows(rows: list[dict[str, Any]], limit: int = CURVE_POINTS) -> list[dict[str, Any]]:
+    """At most ``limit`` of a trial's history rows, keeping the curves' shape: the first and
+    last rows and, in each of equal runs of rows, those holding each metric's min and max.
+
+    Example:
+        >>> rows = [{"iteration": i, "loss": float(i % 7)} for i in range(1, 5001)]
+        >>> kept = thin_rows(rows, 100)
+        >>> len(kept) <= 100, kept[0]["iteration"], kept[-1]["iteration"]
+        (True, 1, 5000)
+        >>> {0.0, 6.0} <= {row["loss"] for row in kept}  # the extremes are kept
+        True
+    """
+    if len(rows) <= limit:
+        return list(rows)
+    metrics = sorted({k for row in rows for k, v in row.items()
+                      if k != "iteration" and isinstance(v, int | float)})  # fmt: skip
+    buckets = max(1, (limit - 2) // (2 * max(len(metrics), 1)))
+    keep = {0, len(rows) - 1}
+    for b in range(buckets):
+        lo, hi = b * len(rows) // buckets, (b + 1) * len(rows) // buckets
+        for name in metrics:
+            present = [i for i in range(lo, hi) if isinstance(rows[i].get(name), int | float)
+                       and math.isfinite(rows[i][name])]  # fmt: skip
+            if present:
+                keep.add(min(present, key=lambda i: rows[i][name]))
+                keep.add(max(present, key=lambda i: rows[i][name]))
+        if not metrics:
+            keep.add(lo)
+    return [rows[i] for i in sorted(keep)]
+
+
 def trial_details(root: Path, store: str, name: str, number: int) -> dict[str, Any]:
-    """One trial: status, parameters, final and best metrics, curves, annotation, error."""
+    """One trial: status, parameters, final and best metrics, curves (every recorded row,
+    thinned by :func:`thin_rows` to at most :data:`CURVE_POINTS`), annotation, error."""
     from deeptoolbox.experiments import load_experiment
 
     record = load_experiment(name, _store(root, store)).trial(number)
@@ -69,7 +104,7 @@ def trial_details(root: Path, store: str, name: str, number: int) -> dict[str, A
         "trial": record.number, "status": record.status, "params": record.params,
         "metrics": record.metrics, "best": record.best, "value": record.value,
         "duration": record.duration, "annotation": record.annotation, "error": record.error,
-        "history": record.history(),
+        "history": thin_rows(record.history()),
     })  # fmt: skip
 
 
@@ -161,15 +196,20 @@ class Annotation(BaseModel):
 
 
 class NewExperiment(BaseModel):
-    """The body of ``POST /api/experiments``."""
+    """The body of ``POST /api/experiments``; a malformed one is answered 422 naming the
+    field (``detail[i]["loc"]``) and what it must be."""
 
-    name: str
-    setup: str = Field(description="file.py:function inside the root, or package.module:function")
-    parameters: dict[str, Any]
-    strategy: str = "exhaustive"
-    trials: int | None = None
-    metric: str = "validation_accuracy"
-    direction: str = "maximize"
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+                      description="letters, digits, '_', '.' and '-', starting with a letter or digit")  # fmt: skip
+    setup: str = Field(
+        min_length=1, description="file.py:function inside the root, or package.module:function"
+    )
+    parameters: dict[str, Any] = Field(min_length=1, description="{name: values or a range}")
+    strategy: Literal["exhaustive", "random", "bayesian"] = "exhaustive"
+    trials: int | None = Field(default=None, ge=1)
+    metric: str = Field(default="validation_accuracy", min_length=1)
+    direction: Literal["maximize", "minimize"] = "maximize"
     description: str = ""
     store: str = "experiments.db"
 
