@@ -184,8 +184,10 @@ def _add_label_parser(commands: argparse._SubParsersAction) -> None:
                        "writes (default: PATH)")  # fmt: skip
     label.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     label.add_argument("--no-browser", action="store_true", help="only print the URL")
-    label.add_argument("--network", default=None, help="classifier model file whose proposals "
-                       "label the unlabelled images (auto-labeling)")  # fmt: skip
+    label.add_argument("--network", default=None, help="classifier or segmentation model file "
+                       "whose proposals label the unlabelled images (auto-labeling)")  # fmt: skip
+    label.add_argument("--threshold", type=float, default=0.5, help="lowest score of a "
+                       "detector's proposed boxes (default 0.5)")  # fmt: skip
     label.add_argument("--signals", action="store_true", help="label regions of the .npy/.csv "
                        "time series in PATH (saved to regions.csv)")  # fmt: skip
     label.add_argument("--sample-rate", type=float, default=1.0, help="samples per second of "

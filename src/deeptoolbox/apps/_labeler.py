@@ -174,7 +174,10 @@ class LabelSession:
         box_classes = sorted({b["label"] for bs in self.boxes.values() for b in bs})
         self.classes += [c for c in box_classes if c not in self.classes]
         self._history: list[tuple[str, Any]] = []
+        self._redo: list[tuple[str, Any]] = []  # undone changes; valid while _history is
+        self._redo_at = 0  # as long as the last undo/redo left it (a new change drops them)
         self.proposals: list[dict[str, Any]] = []
+        self.proposal_masks: dict[str, Any] = {}  # file: proposed label map (_label_proposals)
 
     # ---- class labels ----
     def describe(self) -> dict[str, Any]:
@@ -183,7 +186,8 @@ class LabelSession:
             "folder": str(self.folder), "mode": self.mode, "classes": self.classes,
             "images": [{"file": f, "label": self.labels.get(f), "boxes": self.boxes.get(f, [])}
                        for f in self.files],
-            "can_undo": bool(self._history), "label_file": self._label_file_name(),
+            "can_undo": bool(self._history), "can_redo": self._can_redo(),
+            "label_file": self._label_file_name(),
             "mask_classes": self.mask_classes, "proposals": self.proposals,
             "masks": [f for f in self.files if self.mask_path(f).is_file()],
         }  # fmt: skip
@@ -451,12 +455,14 @@ class LabelSession:
         return proposals
 
     def decide(self, file: str, accept: bool) -> dict[str, Any]:
-        """Accept (save its label, undoable) or reject the proposal for ``file``."""
-        proposal = next((p for p in self.proposals if p["file"] == file), None)
-        if proposal is None:
-            raise OptionError(f"Labeler: there is no proposal for {file!r}.")
-        if accept:  # set_labels takes the proposal off the list (and undo puts it back)
-            return self.set_labels([file], proposal["label"])
+        """Accept (save its label, boxes or mask, undoable) or reject the proposal for
+        ``file``."""
+        from deeptoolbox.apps._label_proposals import accept as accept_proposal
+        from deeptoolbox.apps._label_proposals import proposal_of
+
+        proposal = proposal_of(self, file)
+        if accept:  # it leaves the list (and undo puts it back)
+            return accept_proposal(self, file)
         self.proposals = [p for p in self.proposals if p is not proposal]
         return self.describe()
 
@@ -546,31 +552,64 @@ class LabelSession:
             {"classes": classes, "label_ids": list(range(len(classes)))}, indent=1))  # fmt: skip
         write_atomic(path, out.getvalue())
 
-    # ---- undo ----
+    # ---- undo and redo ----
     def undo(self) -> dict[str, Any]:
-        """Undo the last change (labels or boxes) and save."""
+        """Undo the last change (labels, boxes, a mask, an accepted proposal) and save."""
         with self._lock:
             if not self._history:
                 raise OptionError("Labeler: nothing to undo.")
-            kind, before = self._history.pop()
-            if kind == "mask":
-                path, data = before
-                if data is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    write_atomic(path, data)
-            elif kind == "labels":
-                before, taken = before
-                self._apply({self._current(f, lbl): lbl for f, lbl in before.items()
-                             if self.labels.get(self._current(f, lbl)) != lbl})  # fmt: skip
-                back = [{**p, "file": self._current(p["file"], None)} for p in taken]
-                self.proposals = sorted([*self.proposals, *back], key=lambda p: p["confidence"])
-            else:
-                updated = dict(self.boxes)
-                updated.update(before)
-                self._write_boxes(updated)
-                self.boxes = updated
+            if not self._can_redo():
+                self._redo = []
+            self._redo.append(self._restore(*self._history.pop()))
+            self._redo_at = len(self._history)
         return self.describe()
+
+    def redo(self) -> dict[str, Any]:
+        """Redo the last undone change (until a new change is made) and save."""
+        with self._lock:
+            if not self._can_redo():
+                raise OptionError("Labeler: nothing to redo.")
+            self._history.append(self._restore(*self._redo.pop()))
+            self._redo_at = len(self._history)
+        return self.describe()
+
+    def _can_redo(self) -> bool:
+        return bool(self._redo) and len(self._history) == self._redo_at
+
+    def _restore(self, kind: str, before: Any) -> tuple[str, Any]:
+        """Put back the state ``before`` of one change; returns the state it replaced, in
+        the same form (what undoes this restore)."""
+        if kind == "proposal":  # an accepted proposal: its change, and the proposal list
+            change, proposals = before
+            replaced = self._restore(*change)
+            now, self.proposals = self.proposals, proposals
+            return ("proposal", (replaced, now))
+        if kind == "mask":
+            path, data = before
+            now = path.read_bytes() if path.is_file() else None
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                write_atomic(path, data)
+            return ("mask", (path, now))
+        if kind == "labels":  # before: labels, the proposals to put back (and to take off)
+            labels, back, *rest = before
+            off = rest[0] if rest else []
+            now = {self._current(f, lbl): self.labels.get(self._current(f, lbl))
+                   for f, lbl in labels.items()}  # fmt: skip
+            self._apply({self._current(f, lbl): lbl for f, lbl in labels.items()
+                         if self.labels.get(self._current(f, lbl)) != lbl})  # fmt: skip
+            names = {self._current(p["file"], None) for p in off}
+            kept = [p for p in self.proposals if p["file"] not in names]
+            back = [{**p, "file": self._current(p["file"], None)} for p in back]
+            self.proposals = sorted([*kept, *back], key=lambda p: p["confidence"])
+            return ("labels", (now, off, back))
+        updated = dict(self.boxes)
+        now = {f: self.boxes.get(f, []) for f in before}
+        updated.update(before)
+        self._write_boxes(updated)
+        self.boxes = updated
+        return ("boxes", now)
 
     def _current(self, file: str, label: str | None) -> str:
         """Where ``file`` is now (class folders move files when they are labelled)."""

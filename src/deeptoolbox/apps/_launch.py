@@ -170,8 +170,8 @@ def monitor(
 def labeler(
     data: Any, *, classes: list[str] | None = None, labels: str = "auto",
     root: str | os.PathLike | None = None, port: int = 0, open_browser: bool = True,
-    network: Network | None = None, issues: Any = None, signals: bool = False,
-    sample_rate: float = 1.0,
+    network: Any = None, issues: Any = None, signals: bool = False,
+    sample_rate: float = 1.0, threshold: float = 0.5,
 ) -> AppHandle:  # fmt: skip
     """Open the Labeler (MATLAB's Image Labeler) on a folder of images, or on the folder of
     an :class:`~deeptoolbox.data.ImageDatastore`'s files: class labels (class folders or a
@@ -183,8 +183,12 @@ def labeler(
     ``signals=True`` labels regions (start, end, label in seconds at ``sample_rate``) of
     the ``.npy``/``.csv`` time series of a folder instead, saved to ``regions.csv``.
 
-    ``network`` (a classifier) proposes a class for each unlabelled image, least confident
-    first, to accept or reject on the page; ``issues`` (from
+    ``network`` proposes labels to accept (as they are, or edited), or reject on the page,
+    least confident first: a classifier a class for each unlabelled image, an
+    :class:`~deeptoolbox.vision.ObjectDetector` the boxes scoring ``threshold`` or more for
+    each image without boxes (confidence: its lowest box score), a segmentation network a
+    label map for each image without one (confidence: the mean top-class probability of its
+    pixels). ``issues`` (from
     :func:`deeptoolbox.quality.find_label_issues` on this folder's files) lists the likely
     mislabelled images with their suggested class, for review the same way.
 
@@ -229,7 +233,9 @@ def labeler(
         folder = os.fspath(data)
     session = LabelSession(folder, classes=classes, labels=labels, label_file=label_file)
     if network is not None:
-        session.propose(network)
+        from deeptoolbox.apps._label_proposals import propose
+
+        propose(session, network, threshold=threshold)
     if issues is not None:
         session.review(issues)
     handle = start_app(None, root=root if root is not None else session.folder, port=port,
@@ -249,10 +255,13 @@ def label_command(args: Any) -> int:
         net = open_network(Path(args.network).resolve())
     handle = labeler(args.path, classes=classes, labels=args.labels, root=args.root,
                      port=args.port, open_browser=not args.no_browser, network=net,
-                     signals=args.signals, sample_rate=args.sample_rate)  # fmt: skip
+                     signals=args.signals, sample_rate=args.sample_rate,
+                     threshold=args.threshold)  # fmt: skip
     print(f"deeptoolbox label: {handle.url}#labeler", flush=True)
-    what = handle.labeler or handle.signal_labeler
-    print(f"  folder: {what.folder}", flush=True)
+    if handle.labeler is not None:
+        print(f"  images: {handle.labeler.folder} ({handle.labeler.mode})", flush=True)
+    else:
+        print(f"  signals: {handle.signal_labeler.folder}", flush=True)
     try:
         while handle._thread.is_alive():
             handle._thread.join(0.5)

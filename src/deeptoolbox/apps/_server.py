@@ -109,6 +109,7 @@ def create_app(session: DesignerSession | None = None, options: AppOptions | Non
 
     from deeptoolbox.apps._experiments import add_experiment_routes
     from deeptoolbox.apps._hub import add_hub_routes
+    from deeptoolbox.apps._label_proposals import add_proposal_routes
     from deeptoolbox.apps._labeler import add_labeler_routes
     from deeptoolbox.apps._routes import add_designer_routes, add_monitor_routes, add_static
     from deeptoolbox.apps._signal_labels import add_signal_routes
@@ -118,6 +119,7 @@ def create_app(session: DesignerSession | None = None, options: AppOptions | Non
     add_experiment_routes(app)
     add_hub_routes(app)
     add_labeler_routes(app)
+    add_proposal_routes(app)
     add_signal_routes(app)
     add_static(app)
     return app
