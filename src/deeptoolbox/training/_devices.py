@@ -67,8 +67,11 @@ def created_group() -> bool:
         >>> created_group()
         False
     """
-    return bool(_CREATED) and dist.is_available() and dist.is_initialized() and (
-        dist.group.WORLD is _CREATED[0]
+    return (
+        bool(_CREATED)
+        and dist.is_available()
+        and dist.is_initialized()
+        and (dist.group.WORLD is _CREATED[0])
     )
 
 
