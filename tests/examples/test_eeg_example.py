@@ -5,31 +5,16 @@ The full example (8 subjects, 2 held out, 300 s recordings, 8 epochs; `python
 examples/eeg_seizure.py`) reaches the issue's check, segment sensitivity >= 0.9 at
 specificity >= 0.9, for both models: see docs/signals.md for the measured figures."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-import torch
 from PIL import Image
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_eeg_example_detects_seizures_on_a_held_out_subject(tmp_path, monkeypatch, capsys):
-    monkeypatch.syspath_prepend(str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location("eeg_example", EXAMPLES / "eeg_seizure.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    r = module.main(["--subjects", "8", "--test-subjects", "2", "--recordings", "1",
-                     "--duration", "150", "--epochs", "6", "--output", str(tmp_path)])  # fmt: skip
+def test_eeg_example_detects_seizures_on_a_held_out_subject(run_example, tmp_path, capsys):
+    r = run_example("eeg_seizure.py", "--subjects", "8", "--test-subjects", "2",
+                    "--recordings", "1", "--duration", "150", "--epochs", "6",
+                    "--output", str(tmp_path))  # fmt: skip
     assert set(r["models"]) == {"CNN+LSTM (raw)", "scalogram CNN"}
     assert r["train_windows"]["seizure"] > 0 and r["test_windows"]["seizure"] > 0
     assert r["class_weights"][1] > 1.0 > r["class_weights"][0]  # seizure windows are rare

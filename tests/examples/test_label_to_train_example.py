@@ -1,29 +1,14 @@
 """Smoke test of examples/label_to_train.py at reduced size: the predictions reach the CSV,
 the review fixes wrong ones through relabel, and the reopened folder holds every label."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-import torch
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_label_to_train_example_fixes_labels_and_retrains(capsys):
-    spec = importlib.util.spec_from_file_location("label_to_train_example",
-                                                  EXAMPLES / "label_to_train.py")  # fmt: skip
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    r = module.main(["--images", "400", "--labelled", "0.25", "--review", "20", "--epochs", "8"])
+def test_label_to_train_example_fixes_labels_and_retrains(run_example, capsys):
+    r = run_example("label_to_train.py", "--images", "400", "--labelled", "0.25",
+                    "--review", "20", "--epochs", "8")  # fmt: skip
     assert (r["train_images"], r["labelled_by_hand"], r["predicted"]) == (320, 80, 240)
     assert 0 < r["fixed"] <= r["reviewed"] == 20
     assert r["wrong_labels_left"] == r["wrong_predictions"] - r["fixed"]  # fixes reached the CSV
