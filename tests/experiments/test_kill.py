@@ -4,6 +4,7 @@ exactly once to completion and the SQLite file stays sound."""
 import os
 import signal
 import sqlite3
+import time
 
 import pytest
 from experiment_processes import deeptoolbox_command, trials_of, wait_for, write_spec
@@ -82,8 +83,12 @@ def test_kill_of_the_whole_run_then_resume(tmp_path, capsys):
     before = {t.number: t.datetime_complete for t in trials_of(url, "killall")
               if t.state == TrialState.COMPLETE}  # fmt: skip
     in_flight = [t for t in trials_of(url, "killall") if t.state == TrialState.RUNNING]
-    assert in_flight and not any(pid_alive(t.user_attrs["pid"]) for t in in_flight
-                                 if "pid" in t.user_attrs)  # fmt: skip
+    pids = [t.user_attrs["pid"] for t in in_flight if "pid" in t.user_attrs]
+    # SIGKILL reaches the workers asynchronously: run.wait() only waits for the parent
+    deadline = time.monotonic() + 10
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert in_flight and not any(pid_alive(pid) for pid in pids)
     assert main(["experiment", "resume", "killall", "--store", str(store), "--workers", "2",
                  "--quiet"]) == 0  # fmt: skip
     trials = trials_of(url, "killall")
