@@ -455,15 +455,18 @@ class LabelSession:
         return proposals
 
     def decide(self, file: str, accept: bool) -> dict[str, Any]:
-        """Accept (save its label, boxes or mask, undoable) or reject the proposal for
-        ``file``."""
+        """Accept (save its label, boxes or mask) or reject the proposal for ``file``; both
+        are undoable (undo puts the proposal back on the list)."""
         from deeptoolbox.apps._label_proposals import accept as accept_proposal
         from deeptoolbox.apps._label_proposals import proposal_of
 
         proposal = proposal_of(self, file)
         if accept:  # it leaves the list (and undo puts it back)
             return accept_proposal(self, file)
-        self.proposals = [p for p in self.proposals if p is not proposal]
+        with self._lock:
+            before = list(self.proposals)
+            self.proposals = [p for p in self.proposals if p is not proposal]
+            self._history.append(("proposals", before))
         return self.describe()
 
     # ---- pixel masks ----
@@ -584,6 +587,9 @@ class LabelSession:
             replaced = self._restore(*change)
             now, self.proposals = self.proposals, proposals
             return ("proposal", (replaced, now))
+        if kind == "proposals":  # a rejected proposal: the list before
+            now, self.proposals = self.proposals, before
+            return ("proposals", now)
         if kind == "mask":
             path, data = before
             now = path.read_bytes() if path.is_file() else None
