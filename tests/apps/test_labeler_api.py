@@ -307,3 +307,37 @@ def test_a_server_killed_while_saving_leaves_a_whole_label_file(tmp_path):
     process.wait(timeout=10)
     session = LabelSession(tmp_path, classes=["cat", "dog"])  # reads back, or raises
     assert set(session.labels) == set(names) and len(set(session.labels.values())) == 1
+
+
+def test_csv_writes_keep_other_columns_row_order_and_unlabelled_rows_come_back_on_undo(tmp_path):
+    _images(tmp_path, ["a.png", "b.png", "c.png", "d.png"])
+    original = '\ufefffile,label,notes\r\nc.png,dog,blurry\r\na.png,cat,\r\nb.png,cat,"x, y"\r\n'
+    (tmp_path / "labels.csv").write_bytes(original.encode("utf-8"))
+    session = LabelSession(tmp_path, classes=["cat", "dog"])
+    assert session.mode == "csv" and session.labels == {
+        "a.png": "cat",
+        "b.png": "cat",
+        "c.png": "dog",
+    }
+    session.set_labels(["b.png"], "dog")
+    session.set_labels(["d.png"], "cat")
+    raw = (tmp_path / "labels.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM and the CRLF line ends stay
+    assert raw.decode("utf-8-sig").split("\r\n") == [
+        "file,label,notes",
+        "c.png,dog,blurry",
+        "a.png,cat,",
+        'b.png,dog,"x, y"',
+        "d.png,cat,",
+        "",
+    ]
+    session.set_labels(["c.png"], None)  # unlabelled: its row leaves the file
+    ds = ImageDatastore(tmp_path)
+    assert [os.path.basename(f) for f in ds.files] == ["a.png", "b.png", "d.png"]
+    assert ds.labels.tolist() == ["cat", "dog", "cat"]
+    session.undo()  # ... and comes back where it was, with its notes
+    text = (tmp_path / "labels.csv").read_text(encoding="utf-8-sig")
+    assert text.splitlines()[1:3] == ["c.png,dog,blurry", "a.png,cat,"]
+    session.undo()
+    session.undo()
+    assert (tmp_path / "labels.csv").read_bytes() == original.encode("utf-8")

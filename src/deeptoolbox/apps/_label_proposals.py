@@ -139,7 +139,8 @@ def propose_boxes(session: Any, detector: Any, *, threshold: float = DEFAULT_THR
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
         images = [_read_image(session.path_of(f), channels) for f in chunk]
-        found = detect(detector, images, threshold, batch_size=batch_size)
+        with _model_threshold(detector, threshold):  # the model's own cut, 0.05, lowered
+            found = detect(detector, images, threshold, batch_size=batch_size)
         for file, image, result in zip(chunk, images, found, strict=True):
             boxes = _boxes(result, names, image.shape[2], image.shape[1])
             if boxes:
@@ -147,6 +148,15 @@ def propose_boxes(session: Any, detector: Any, *, threshold: float = DEFAULT_THR
                                   "confidence": min(b["score"] for b in boxes)})  # fmt: skip
     session.proposals = sorted(proposals, key=lambda p: p["confidence"])
     return session.proposals
+
+
+def _model_threshold(detector: Any, threshold: float) -> Any:
+    """Within the block, ``detector`` (an ObjectDetector) keeps its detections scoring
+    ``threshold`` or more even when its model cuts higher (torchvision's 0.05)."""
+    import contextlib
+
+    lower = getattr(detector, "score_threshold", None)
+    return lower(threshold) if callable(lower) else contextlib.nullcontext()
 
 
 def _check_threshold(value: Any) -> float:
@@ -271,7 +281,12 @@ def propose(session: Any, net: Any, *, threshold: float = DEFAULT_THRESHOLD) -> 
 
 
 def proposal_of(session: Any, file: str) -> dict[str, Any]:
-    """The proposal for ``file``, or an OptionError."""
+    """The proposal for ``file``, or an OptionError (naming ``file`` when it is no image of
+    the folder)."""
+    if file not in session.files:
+        raise OptionError(f"Labeler: `file` {file!r} is not an image of {session.folder} "
+                          f"(it has {len(session.files)} images; names are relative to "
+                          "the folder, with /).")  # fmt: skip
     proposal = next((p for p in session.proposals if p["file"] == file), None)
     if proposal is None:
         raise OptionError(f"Labeler: there is no proposal for {file!r}.")

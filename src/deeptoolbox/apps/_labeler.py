@@ -77,7 +77,7 @@ def read_label_csv(path: Path, files: list[str], classes: list[str] | None) -> d
         {'a.png': 'cat'}
     """
     try:
-        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"Labeler: cannot read the label file '{path}': {err}.") from err
     if rows and not {"file", "label"} <= set(rows[0]):
@@ -176,6 +176,8 @@ class LabelSession:
         self._history: list[tuple[str, Any]] = []
         self._redo: list[tuple[str, Any]] = []  # undone changes; valid while _history is
         self._redo_at = 0  # as long as the last undo/redo left it (a new change drops them)
+        self._csv_rows_off: dict[str, tuple[int, int, list[str]]] = {}  # rows of unlabelled
+        # files: where they were (index among the rows kept, order of leaving) and the row
         self.proposals: list[dict[str, Any]] = []
         self.proposal_masks: dict[str, Any] = {}  # file: proposed label map (_label_proposals)
 
@@ -274,11 +276,52 @@ class LabelSession:
             self._write_boxes(self.boxes)
 
     def _write_csv(self, labels: dict[str, str]) -> None:
+        """Write ``labels`` to the label CSV, keeping what the file holds besides them: its
+        other columns, its row order, blank lines, BOM and line ends. An image that loses its
+        label loses its row (kept aside, so undo puts it back where it was, other cells
+        too); newly labelled images get rows at the end."""
+        from deeptoolbox.data._label_csv import read_table
+
+        header, rows, encoding, newline = ["file", "label"], [], "utf-8", "\n"
+        file_column, label_column = 0, 1
+        if self.label_path.is_file():
+            table = read_table("Labeler", str(self.label_path), str(self.folder),
+                               ("file", "label"))  # fmt: skip
+            header, rows = table.rows[0], [list(row) for row in table.rows[1:]]
+            file_column, label_column = table.file_column, table.label_column
+            encoding, newline = table.encoding, table.newline
+        kept: list[list[str]] = []
+        written = set()
+        for row in rows:
+            name = row[file_column].strip() if file_column < len(row) else ""
+            if name and name in self.files and name not in labels:
+                self._csv_rows_off[name] = (len(kept), len(self._csv_rows_off), row)
+                continue  # unlabelled: its row leaves the file
+            if name in labels:
+                row.extend([""] * (label_column + 1 - len(row)))
+                row[label_column] = labels[name]
+                written.add(name)
+            kept.append(row)
+        back, new = [], []
+        for file in self.files:
+            if file in labels and file not in written:
+                if file in self._csv_rows_off:  # a row that left: back in its place
+                    place, order, row = self._csv_rows_off.pop(file)
+                    back.append((place, order, row))
+                else:
+                    row = [""] * max(len(header), file_column + 1, label_column + 1)
+                    row[file_column] = file
+                    new.append(row)
+                row[label_column] = labels[file]
+        before: dict[int, int] = {}  # rows put back at each place so far
+        for place, _, row in sorted(back, key=lambda item: item[:2]):
+            at = min(place, len(kept)) + sum(n for p, n in before.items() if p <= place)
+            kept.insert(min(at, len(kept)), row)
+            before[place] = before.get(place, 0) + 1
+        kept += new
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["file", "label"])
-        writer.writerows([f, labels[f]] for f in self.files if f in labels)
-        write_atomic(self.label_path, out.getvalue())
+        csv.writer(out, lineterminator=newline).writerows([header, *kept])
+        write_atomic(self.label_path, out.getvalue().encode(encoding))
 
     def _move(self, changes: dict[str, str | None]) -> dict[str, str]:
         """Class folders: labelled files move through ImageDatastore.relabel, unlabelled
@@ -455,15 +498,18 @@ class LabelSession:
         return proposals
 
     def decide(self, file: str, accept: bool) -> dict[str, Any]:
-        """Accept (save its label, boxes or mask, undoable) or reject the proposal for
-        ``file``."""
+        """Accept (save its label, boxes or mask) or reject the proposal for ``file``; both
+        are undoable (undo puts the proposal back on the list)."""
         from deeptoolbox.apps._label_proposals import accept as accept_proposal
         from deeptoolbox.apps._label_proposals import proposal_of
 
         proposal = proposal_of(self, file)
         if accept:  # it leaves the list (and undo puts it back)
             return accept_proposal(self, file)
-        self.proposals = [p for p in self.proposals if p is not proposal]
+        with self._lock:
+            before = list(self.proposals)
+            self.proposals = [p for p in self.proposals if p is not proposal]
+            self._history.append(("proposals", before))
         return self.describe()
 
     # ---- pixel masks ----
@@ -584,6 +630,9 @@ class LabelSession:
             replaced = self._restore(*change)
             now, self.proposals = self.proposals, proposals
             return ("proposal", (replaced, now))
+        if kind == "proposals":  # a rejected proposal: the list before
+            now, self.proposals = self.proposals, before
+            return ("proposals", now)
         if kind == "mask":
             path, data = before
             now = path.read_bytes() if path.is_file() else None
