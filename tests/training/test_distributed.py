@@ -219,3 +219,56 @@ def test_two_train_calls_in_one_script_share_the_process_group(tmp_path, mode):
             assert torch.allclose(value, weights[key], atol=1e-5), (rank, key)
     moved = untrained.state_dict()["layers.dense_1.weight"]
     assert not torch.allclose(moved, reference.state_dict()["layers.dense_1.weight"])
+
+
+ITERABLE_VALIDATION_SCRIPT = textwrap.dedent("""
+    import os, sys, torch
+    from deeptoolbox import Network, layers as L
+    from deeptoolbox.training import TrainingOptions, train
+
+    def setup():
+        g = torch.Generator().manual_seed(1)
+        x, xv = torch.randn(64, 3, generator=g), torch.randn(42, 3, generator=g)
+        y, yv = (x[:, 0] > x[:, 1]).long(), (xv[:, 0] > 0).long()  # validation: another rule
+        torch.manual_seed(0)
+        return Network([L.FeatureInput(3), L.Dense(8), L.ReLU(), L.Dense(2), L.Softmax()]), \\
+            (x, y), (xv, yv)
+
+    def options(validation, environment):
+        return TrainingOptions(solver="sgdm", initial_learn_rate=0.2, max_epochs=2,
+                               mini_batch_size=16, seed=2, verbose=False, metrics=["accuracy"],
+                               validation_data=validation, validation_frequency=2,
+                               execution_environment=environment,
+                               output_network="last-iteration")
+
+    if __name__ == "__main__":
+        net, data, (xv, yv) = setup()
+        rank = int(os.environ["RANK"])
+        # a plain list of batches, a different part on each process: 3 batches of 10 on
+        # process 0, one of 12 on process 1
+        parts = [[(xv[i:i + 10], yv[i:i + 10]) for i in (0, 10, 20)], [(xv[30:], yv[30:])]]
+        result = train(net, data, "crossentropy", options(parts[rank], "parallel"))
+        with open(f"{sys.argv[1]}.rank{rank}", "w") as f:
+            f.write(f"{result.final_validation['loss']!r} {result.final_validation['accuracy']!r}")
+""")
+
+
+@pytest.mark.slow
+def test_validation_on_a_plain_iterable_is_reduced_over_the_processes(tmp_path):
+    script = tmp_path / "iterable_validation.py"
+    script.write_text(ITERABLE_VALIDATION_SCRIPT)
+    assert launch(script, 2, [str(tmp_path / "values")]) == 0
+    reported = [tuple(map(float, (tmp_path / f"values.rank{r}").read_text().split()))
+                for r in (0, 1)]  # fmt: skip
+    namespace = {"__name__": "reference"}
+    exec(ITERABLE_VALIDATION_SCRIPT, namespace)
+    net, data, validation = namespace["setup"]()
+    # one process, the whole validation set (the training matches the 2-process one)
+    result = train(net, data, "crossentropy", namespace["options"](validation, "cpu"))
+    loss, accuracy = result.final_validation["loss"], result.final_validation["accuracy"]
+    for rank in (0, 1):
+        assert reported[rank][0] == pytest.approx(loss, rel=1e-5), rank
+        assert reported[rank][1] == pytest.approx(accuracy, abs=1e-9), rank
+    with torch.no_grad():  # and it is the value over the 42 observations, not over a part
+        x, y = validation
+        assert accuracy == pytest.approx((net(x).argmax(1) == y).float().mean().item())

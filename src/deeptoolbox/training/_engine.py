@@ -187,16 +187,18 @@ class Engine:
             options.mini_batch_size, options.shuffle, seed,
             self.placement.rank, self.placement.world,
         )  # fmt: skip
-        self.validation, self.validation_dealt = None, False
+        self.validation, self.validation_reduced = None, False
         if options.validation_data is not None:
             self.validation = data_source(
                 net, options.validation_data, padding, "TrainingOptions: `validation_data`"
             ).configure(options.mini_batch_size, "never", 0)
-            # several processes: each validates every world-th batch; the values are reduced
-            # (sharded: every process validates every batch, since each forward is collective)
-            self.validation_dealt = not self.sharded and self.validation.deal_batches(
-                self.placement.rank, self.placement.world
-            )
+            # several processes: each validates every world-th batch of arrays / a Dataset, or
+            # the batches a plain iterable gives it (its own part, or all of it), and the values
+            # are reduced over the processes (sharded: every process validates every batch,
+            # since each forward is a collective)
+            if self.placement.distributed and not self.sharded:
+                self.validation.deal_batches(self.placement.rank, self.placement.world)
+                self.validation_reduced = True
         self.metrics = [metric_name(m) for m in options.metrics]
         self.per_epoch = self.source.batches_per_epoch()
         self.total = self.per_epoch * options.max_epochs if self.per_epoch else None
@@ -634,7 +636,7 @@ class Engine:
                         targets.append(target)
         finally:
             self.train_mode()
-        if self.validation_dealt:
+        if self.validation_reduced:
             return self._reduced_validation(losses, sizes, outputs, targets)
         read = torch.stack(losses).tolist() if losses else []  # one transfer per validation
         total = sum(v * n for v, n in zip(read, sizes, strict=True))
