@@ -154,6 +154,11 @@ def test_results_filtered_sorted_a_trial_opened_annotated_and_two_compared(tmp_p
             page.get_by_test_id("results").wait_for()
             header = page.locator("[data-testid=results] th").all_text_contents()
             trial_column = header.index("trial") + 1
+            # the filter's example names this experiment's parameters, and keeps rows typed in
+            example = page.get_by_test_id("filter-text").get_attribute("placeholder")
+            assert example.split()[0] in {"solver=adam", "solver=sgdm"}, example
+            page.get_by_test_id("filter-text").fill(example)
+            assert _column(page, trial_column), example
             page.get_by_test_id("filter-text").fill("adam")
             adam = sorted(str(n) for n, r in records.items() if r.params["solver"] == "adam")
             assert sorted(_column(page, trial_column)) == adam

@@ -1,16 +1,24 @@
 """End-to-end: the Training Monitor in headless chromium follows two trainings that a script
-runs in another process, and its Stop buttons end them early with the networks kept."""
+runs in another process, and its Stop buttons end them early with the networks kept; runs
+that finished, were stopped, failed or are still running each show their state."""
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
+import torch
 from apps_browser import ROOT, launch_browser, require_front_end, screenshot
 
-from deeptoolbox import load
-from deeptoolbox.apps import monitor
+from deeptoolbox import Network, load
+from deeptoolbox import layers as L
+from deeptoolbox.apps import TrainingMonitorLog, monitor
+from deeptoolbox.errors import TrainingError
+from deeptoolbox.training import TrainingOptions, train
 
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -92,3 +100,113 @@ def test_monitor_follows_two_runs_of_a_script_and_stops_them(tmp_path):
         assert "TrainingMonitorLog" in result["stop_reason"]
         assert 20 <= result["iterations"] < 100000 * 4
         assert load(tmp_path / f"{name}.zip").output_shape() == (2,)
+
+
+class _StopAt:
+    """A callback of the user's own that stops training at one iteration."""
+
+    def __init__(self, iteration):
+        self.iteration = iteration
+
+    def on_iteration_end(self, state, info):
+        return info["iteration"] == self.iteration
+
+
+def _train_run(runs, name, epochs=3, stop_at=None, nan=False):
+    torch.manual_seed(0)
+    x = torch.randn(32, 3)
+    y = (x[:, 0] > 0).long()
+    calls = []
+
+    def loss(outputs, targets):  # NaN from the third iteration on, when `nan`
+        calls.append(1)
+        value = torch.nn.functional.cross_entropy(outputs, targets)
+        return value * float("nan") if nan and len(calls) >= 3 else value
+
+    callbacks = [TrainingMonitorLog(runs, name=name)]
+    if stop_at is not None:
+        callbacks.insert(0, _StopAt(stop_at))
+    options = TrainingOptions(max_epochs=epochs, mini_batch_size=8, verbose=False,
+                              verbose_frequency=1, seed=0, callbacks=callbacks)  # fmt: skip
+    net = Network([L.FeatureInput(3), L.Dense(2), L.Softmax()])
+    try:
+        return train(net, (x, y), loss, options)
+    except TrainingError as err:
+        return err
+
+
+def _write_events(runs, name, pid, remaining):
+    """A run written by hand: started by process ``pid`` on this machine, two iterations."""
+    folder = runs / f"{name}-20261204-000000-abcdef"
+    folder.mkdir(parents=True)
+    now = time.time()
+    events = [{"event": "start", "time": now, "name": name, "pid": pid,
+               "host": socket.gethostname()}]  # fmt: skip
+    for iteration in (1, 2):
+        events.append({"event": "iteration", "time": now, "iteration": iteration, "epoch": 1,
+                       "max_epochs": 10, "total_iterations": 40, "loss": 0.5,
+                       "learn_rate": 0.01, "metrics": {}, "elapsed": 2.0 * iteration,
+                       "remaining": remaining, "device": "cpu"})  # fmt: skip
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def _text(page, test_id: str) -> str:
+    return page.get_by_test_id(test_id).text_content()
+
+
+def test_monitor_shows_how_each_run_ended_and_no_remaining_time_once_ended(tmp_path):
+    """Finished, stopped by a callback, failed (NaN loss; process gone) and running runs:
+    each shows its state and where it ended; only the running one a remaining time."""
+    require_front_end()
+    handle = monitor(root=tmp_path, open_browser=False)
+    runs = handle.options.runs
+    finished = _train_run(runs, "done", epochs=2)  # 4 iterations a epoch
+    stopped = _train_run(runs, "halted", epochs=5, stop_at=6)
+    failed = _train_run(runs, "diverged", nan=True)
+    assert finished.stop_reason == "max epochs completed" and isinstance(failed, TrainingError)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no longer exists
+    _write_events(runs, "killed", gone.pid, remaining=30.0)
+    _write_events(runs, "live", os.getpid(), remaining=754.0)  # this process: alive
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.set_default_timeout(60_000)
+            page.goto(handle.url + "#monitor")
+            for name in ("done", "halted", "diverged", "killed", "live"):
+                page.get_by_test_id(f"run-{name}").wait_for()
+                if not page.get_by_test_id(f"panel-{name}").count():
+                    page.get_by_test_id(f"run-{name}").locator("input").check()
+                page.get_by_test_id(f"panel-{name}").wait_for()
+            states = {n: _text(page, f"state-{n}") for n in
+                      ("done", "halted", "diverged", "killed", "live")}  # fmt: skip
+            assert states == {"done": "finished", "halted": "stopped", "diverged": "failed",
+                              "killed": "failed", "live": "running"}  # fmt: skip
+            page.wait_for_function(
+                "document.querySelector('[data-testid=\"info-done\"]').textContent"
+                ".includes('iteration 8/8')"
+            )
+            assert _text(page, "ended-done") == "finished at iteration 8: max epochs completed"
+            assert _text(page, "ended-halted") == (
+                "stopped at iteration 6: stopped by callback _StopAt (on_iteration_end)"
+            )
+            assert failed.result.history.iterations[-1]["iteration"] == 2  # the last good one
+            assert _text(page, "ended-diverged").startswith(
+                "failed at iteration 2: TrainingError: "
+            )
+            assert "NaN" in _text(page, "ended-diverged")
+            assert _text(page, "ended-killed") == (
+                f"failed at iteration 2: the training process {gone.pid} ended without "
+                "finishing the run"
+            )
+            for name in ("done", "halted", "diverged", "killed"):
+                assert "remaining" not in _text(page, f"info-{name}"), name
+                assert not page.get_by_test_id(f"stop-{name}").count(), name
+            assert "remaining 12:34" in _text(page, "info-live")  # 754 s
+            assert page.get_by_test_id("stop-live").is_enabled()
+            screenshot(page, "monitor-states")
+            browser.close()
+    finally:
+        handle.close()
+    assert stopped.stop_reason == "stopped by callback _StopAt (on_iteration_end)"

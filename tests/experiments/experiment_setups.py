@@ -51,7 +51,8 @@ def digits_setup(params):
         mini_batch_size=64,
         validation_data=validation,
         metrics=["accuracy"],
-        validation_frequency=10,
+        validation_frequency=params.get("validation_frequency", 10),
+        verbose_frequency=params.get("verbose_frequency", 50),
     )
     return net, train_data, "crossentropy", options
 
@@ -175,6 +176,7 @@ class StoreSpy:
         Path(self.params["spy"]).write_text(json.dumps({
             "seen": self.seen, "stop_reason": result.stop_reason,
             "last_iteration": result.history.iterations[-1]["iteration"],
+            "losses": [[r["iteration"], r["loss"]] for r in result.history.iterations],
         }))  # fmt: skip
 
 

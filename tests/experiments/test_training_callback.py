@@ -47,6 +47,23 @@ def test_live_curves_are_in_the_store_while_the_trial_trains(tmp_path, monkeypat
     assert final.attributes["curves"] == final.history()
 
 
+def test_every_iteration_is_in_the_trial_history_not_only_the_logged_ones(tmp_path):
+    # loss read back every 5 iterations, validated every 8: 22 iterations in the one epoch
+    table = spy_table(tmp_path, verbose_frequency=5, validation_frequency=8)
+    exp, summary = run(tmp_path, spied_digits_setup, table)
+    assert summary.counts == {"completed": 1}
+    losses = json.loads((tmp_path / "spy.json").read_text())["losses"]  # train()'s own history
+    assert [iteration for iteration, _ in losses] == list(range(1, 23))
+    trial = exp.trial(0)
+    for history in (trial.history(), trial.attributes["curves"]):  # history.json, the store
+        assert [[r["iteration"], r["training_loss"]] for r in history] == losses
+        logged = [r["iteration"] for r in history if "training_accuracy" in r]
+        assert logged == [1, 5, 8, 10, 15, 16, 20, 22]
+        validated = [r["iteration"] for r in history if "validation_accuracy" in r]
+        assert validated == [1, 8, 16, 22]
+    assert trial.metrics["training_loss"] == losses[-1][1]
+
+
 def test_the_median_pruner_prunes_a_hopeless_built_in_trial(tmp_path):
     table = {"filters": [4], "lr": [0.01, 0.02, 0.03, 1e-6]}
     exp, summary = run(tmp_path, digits_setup, table, pruner="median", artifacts=False)

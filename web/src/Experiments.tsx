@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import uPlot from "uplot";
 import { api } from "./api";
-import { alignCurves, cellText, filterRows, historyMetrics, parallelAxis, ParameterRow, parameterTable, Row, RowFilter, sortRows } from "./experiments";
+import { alignCurves, cellText, filterPlaceholder, filterRows, historyMetrics, parallelAxis, ParameterRow, parameterTable, Row, RowFilter, sortRows } from "./experiments";
 
 interface ExperimentInfo {
   name: string;
@@ -127,7 +127,7 @@ export function Experiments() {
               <span className="hint" data-testid="exp-status">{table.workers} worker{table.workers === 1 ? "" : "s"} · {Object.entries(table.counts).map(([k, v]) => `${v} ${k}`).join(", ")}</span>
             </div>
             <div className="buttons filters">
-              <label>filter <input value={filter.text} placeholder="adam  lr=0.01  completed" onChange={(e) => setFilter({ ...filter, text: e.target.value })} data-testid="filter-text" /></label>{" "}
+              <label>filter <input value={filter.text} placeholder={filterPlaceholder(table.parameters, table.rows)} onChange={(e) => setFilter({ ...filter, text: e.target.value })} data-testid="filter-text" /></label>{" "}
               <select value={rangeMetric} onChange={(e) => setFilter({ ...filter, metric: e.target.value })} data-testid="filter-metric">
                 {[...new Set([table.metric, ...numericColumns])].map((c) => <option key={c}>{c}</option>)}
               </select>{" "}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { alignCurves, cellText, filterRows, historyMetrics, parallelAxis, parameterTable, RowFilter, sortRows } from "./experiments";
+import { alignCurves, cellText, filterPlaceholder, filterRows, historyMetrics, parallelAxis, parameterTable, RowFilter, sortRows } from "./experiments";
 
 describe("results table", () => {
   const rows = [
@@ -72,6 +72,31 @@ describe("filtering the results table", () => {
     expect(trials({ min: 0.1, max: 0.3 })).toEqual([2, 3]);
     expect(trials({ max: 0.4 })).toEqual([2, 3]);
     expect(trials({ min: 0.3, text: "adam" })).toEqual([0]);
+  });
+});
+
+describe("the filter box's example", () => {
+  const rows = [
+    { trial: 0, width: 16, act: "leaky relu", status: "failed" },
+    { trial: 1, width: 8, act: "gelu", status: "completed" },
+  ];
+  it("names the experiment's own parameters and a value of its rows", () => {
+    expect(filterPlaceholder(["width", "act"], rows)).toBe("width=16  failed");
+    expect(filterPlaceholder(["act"], rows)).toBe("act=gelu  completed"); // "leaky relu" has a space
+    expect(filterPlaceholder(["depth"], rows)).toBe("failed"); // no such column: no name=value
+    expect(filterPlaceholder([], [])).toBe("");
+  });
+  it("keeps a row when typed as the filter", () => {
+    for (const parameters of [["width", "act"], ["act"], ["width"]]) {
+      const text = filterPlaceholder(parameters, rows);
+      const kept = filterRows(rows, { text, metric: "", min: null, max: null }, [...parameters, "status"]);
+      expect(kept.length).toBeGreaterThan(0);
+    }
+  });
+  it("matches a number written as the server sends it", () => {
+    const numbers = [{ trial: 0, lr: 0.01, status: "completed" }];
+    expect(filterPlaceholder(["lr"], numbers)).toBe("lr=0.01  completed");
+    expect(filterRows(numbers, { text: "lr=0.01", metric: "", min: null, max: null }, ["lr", "status"])).toHaveLength(1);
   });
 });
 

@@ -75,6 +75,23 @@ export interface RowFilter {
   max: number | null;
 }
 
+/** The filter box's example, from the experiment's own parameters and rows, so that typing
+ * it keeps at least one row: "name=value status" of the first row with a parameter value
+ * written without spaces (what filterRows matches), else that row's status alone. */
+export function filterPlaceholder(parameters: string[], rows: Row[]): string {
+  for (const row of rows) {
+    for (const name of parameters) {
+      const value = row[name];
+      if (value === null || value === undefined || typeof value === "object") continue;
+      const text = String(value);
+      if (text === "" || /[\s=]/.test(text) || /[\s=]/.test(name)) continue;
+      return [`${name}=${text}`, row.status].filter((w) => typeof w === "string" && w !== "").join("  ");
+    }
+  }
+  const status = rows.find((r) => typeof r.status === "string")?.status;
+  return typeof status === "string" ? status : "";
+}
+
 /** The rows a filter keeps (the input is left alone). Rows whose metric is missing are left
  * out as soon as a bound is given. */
 export function filterRows(rows: Row[], filter: RowFilter, textColumns: string[]): Row[] {
