@@ -8,13 +8,16 @@ import time
 
 import pytest
 import torch
+from torch import nn
 
 from deeptoolbox import Network
 from deeptoolbox import layers as L
-from deeptoolbox.robustness import _crown, estimate_output_bounds
+from deeptoolbox.robustness import _crown, estimate_output_bounds, verify_robustness
+from deeptoolbox.robustness._bounds import lower_bound_of
 from deeptoolbox.robustness._budget import Budget, Deadline
 from deeptoolbox.robustness._crown import Propagator
 from deeptoolbox.robustness._graph import to_graph
+from deeptoolbox.robustness._verify import margin_spec
 
 
 def _mlp():
@@ -111,3 +114,34 @@ def test_time_share_limits_the_optimization(monkeypatch):
     elapsed = time.monotonic() - start
     assert _crown.ALPHA_SHARE * 0.5 < elapsed < 0.6  # 100,000 steps would take minutes
     assert not optimized.out_of_time and len(optimized.bounds) == len(graph.nodes)
+
+
+def test_verify_robustness_optimizes_every_layer_never_looser_than_the_margins_alone():
+    """verify_robustness(optimize_slopes=True) used to optimize the margins' slopes only;
+    with every layer optimized too its margins are never looser than that, tighter on a
+    deep network, and below every sampled margin."""
+    torch.manual_seed(0)
+    layers = [nn.Linear(10, 64), nn.ReLU()]
+    for _ in range(3):
+        layers += [nn.Linear(64, 64), nn.ReLU()]
+    net = nn.Sequential(*layers, nn.Linear(64, 5)).eval()
+    x = torch.rand(6, 10)
+    with torch.no_grad():
+        labels = net(x).argmax(1)
+    eps = 0.1
+    result = verify_robustness(net, x, labels, eps, optimize_slopes=True, attack=False,
+                               timeout=None)  # fmt: skip
+    spec = margin_spec(labels, 5, torch.float32)
+    graph = to_graph(net)
+    before = lower_bound_of(graph, x - eps, x + eps, spec, "crown", True,
+                            positive_is_enough=True).amin(1)  # fmt: skip
+    plain = lower_bound_of(graph, x - eps, x + eps, spec, "crown").amin(1)
+    assert bool((before > plain).all())  # the outputs-only optimization did something
+    assert bool((result.margin_lower_bounds >= before - 1e-6).all())
+    gain = float((result.margin_lower_bounds - before).mean())
+    assert gain > 0.05 * float((before - plain).mean())  # every layer adds to it
+    points = x[:, None] + eps * (2 * torch.rand(6, 4000, 10) - 1)
+    with torch.no_grad():
+        logits = net(points.reshape(-1, 10)).reshape(6, 4000, 5)
+    margins = torch.einsum("nsk,njk->nsj", logits, spec).amin(2).amin(1)
+    assert bool((result.margin_lower_bounds <= margins + 1e-5).all())

@@ -226,6 +226,8 @@ def lower_bound_of(
     budget: Budget | None = None,
     positive_is_enough: bool = False,
     intermediate: bool = False,
+    known: list | None = None,
+    keep: list | None = None,
 ) -> torch.Tensor:
     """Lower bounds of ``spec @ logits`` per box: spec is (B or 1, S, *output_shape).
 
@@ -233,16 +235,22 @@ def lower_bound_of(
     deadline); what was given up is added to ``budget.notes``. With ``positive_is_enough``,
     slopes are not optimized for a group whose CROWN bounds are all positive already. With
     ``optimize`` and ``intermediate``, the slopes are optimized for the bounds of every
-    intermediate layer too (alpha-CROWN, greedily layer by layer), not only for the result.
+    intermediate layer too (alpha-CROWN, greedily layer by layer), not only for the result
+    (with ``positive_is_enough`` too, after optimizing the result's slopes alone, for the
+    groups that this does not prove).
+    ``known`` (one ``(lower, upper)`` per node, batch B or 1 for a box holding every box, as
+    branch and bound's root) are sound bounds intersected with the new ones. ``keep`` (an
+    empty list) receives the bounds of every node (batch B) when all were computed.
     """
     budget = Budget(default_max_memory(lo.device)) if budget is None else budget
     group = box_group_size(graph, lo, budget, optimize)
-    parts = []
+    parts, kept = [], []
     for start in range(0, lo.shape[0], group):
         box = slice(start, start + group)
         rows = spec if spec.shape[0] == 1 else spec[box]
         steps = iterations if optimize and intermediate and method == "crown" else 0
-        propagator = Propagator(graph, lo[box], hi[box], method, budget)
+        given = _known_for(known, box)
+        propagator = Propagator(graph, lo[box], hi[box], method, budget, known=given)
         if budget.progress is not None:
             report = budget.progress
 
@@ -257,17 +265,37 @@ def lower_bound_of(
         if not steps:
             bound = propagator.linear_lower(rows, optimize, iterations, positive_is_enough)
             parts.append(bound.detach())
+            kept.append(propagator.bounds)
             continue
         # alpha-CROWN on every layer, on top of plain CROWN (whose bounds it intersects, so
-        # that no layer and no output is looser than plain CROWN); not when CROWN suffices
-        bound = propagator.linear_lower(rows, False, iterations, positive_is_enough).detach()
+        # that no layer and no output is looser than plain CROWN); not when CROWN suffices.
+        # To prove (positive_is_enough), the cheaper outputs-only alpha-CROWN comes first:
+        # what it proves costs no more, and the result is never looser than it
+        bound = propagator.linear_lower(rows, positive_is_enough, iterations,
+                                        positive_is_enough).detach()  # fmt: skip
+        kept.append(propagator.bounds)
         if (positive_is_enough and bool((bound > 0).all())) or propagator.out_of_time:
             parts.append(bound)
             continue
-        known = propagator.bounds if len(propagator.bounds) == len(propagator.nodes) else None
+        complete = len(propagator.bounds) == len(propagator.nodes)
         optimized = Propagator(graph, lo[box], hi[box], method, budget, alpha_steps=steps,
-                               known=known)  # fmt: skip
+                               known=propagator.bounds if complete else given)  # fmt: skip
         optimized.on_layer = propagator.on_layer
         better = optimized.linear_lower(rows, optimize, iterations, positive_is_enough)
         parts.append(torch.maximum(bound, better.detach()))
+        if len(optimized.bounds) == len(optimized.nodes):
+            kept[-1] = optimized.bounds
+    if keep is not None and all(len(k) == len(graph.nodes) for k in kept):
+        keep.extend(
+            tuple(torch.cat([k[i][side].detach() for k in kept]) for side in (0, 1))
+            for i in range(len(graph.nodes))
+        )
     return torch.cat(parts)
+
+
+def _known_for(known: list | None, box: slice) -> list | None:
+    """The known bounds of one group of boxes (those of batch 1 hold for every box)."""
+    if known is None:
+        return None
+    return [(l_ if l_.shape[0] == 1 else l_[box], h if h.shape[0] == 1 else h[box])
+            for l_, h in known]  # fmt: skip

@@ -32,6 +32,7 @@ def split_and_bound(
     max_boxes: int = 200_000,
     budget: Budget | None = None,
     progress: Progress | None = None,
+    root: list | None = None,
 ):
     """Input-splitting branch and bound for one box against unsafe output regions.
 
@@ -42,6 +43,8 @@ def split_and_bound(
     with an input that does, or ``("unproven", None)`` when time or the box budget runs out.
     ``deadline`` is a ``time.monotonic()`` time; ``budget`` gives the memory budget (its own
     deadline is replaced by ``deadline``) and collects notes; ``progress`` reports boxes.
+    ``root`` (one ``(lower, upper)`` per node, batch 1: bounds over the whole box, such as
+    alpha-CROWN's) is intersected with every piece's bounds, which hold on each piece too.
 
     Example:
         >>> import time, torch
@@ -76,7 +79,8 @@ def split_and_bound(
         reached = _per_group((values <= 0).float(), groups, count) == sizes
         if bool(reached.any()):
             return "violated", centers[reached.any(dim=1).nonzero()[0, 0]]
-        bounds = lower_bound_of(graph, b_lo, b_hi, spec[None], method, budget=bounding)
+        bounds = lower_bound_of(graph, b_lo, b_hi, spec[None], method, budget=bounding,
+                                known=root)  # fmt: skip
         safe = (_per_group((bounds + offset > 0).float(), groups, count) > 0).all(dim=1)
         open_ = ~safe
         if not bool(open_.any()):

@@ -102,7 +102,8 @@ class Propagator:
         self.alpha_steps = alpha_steps
         self._alpha_until: float | None = None
         self.alpha_gain: dict[int, float] = {}  # node -> mean width removed by optimization
-        # sound bounds known already for the same boxes (plain CROWN's), intersected with the
+        # sound bounds known already for the same boxes (plain CROWN's), or for one box that
+        # holds them all (batch 1: the root box of branch and bound), intersected with the
         # bounds of each tightened node: tighter earlier bounds do not always make a later
         # CROWN bound tighter (the relaxations change), the intersection is never looser
         self.known = known
@@ -176,6 +177,8 @@ class Propagator:
                     lo, hi = _forward_interval(node, ins)
             tightened = self._wants_crown(i) or i in self.splits
             if self._wants_crown(i):
+                # known bounds first: neurons they make stable need no CROWN rows
+                lo, hi = self._intersect_known(i, lo, hi)
                 with torch.no_grad():
                     lo, hi = self._tighten(i, lo, hi)
                 lo, hi = self._intersect_known(i, lo, hi)
@@ -281,8 +284,9 @@ class Propagator:
     def _intersect_known(self, i: int, lo: torch.Tensor, hi: torch.Tensor):
         if self.known is None or i >= len(self.known):
             return lo, hi
-        k_lo, k_hi = self.known[i]
-        return torch.maximum(lo, k_lo.reshape(lo.shape)), torch.minimum(hi, k_hi.reshape(hi.shape))
+        k_lo, k_hi = self.known[i]  # batch 1 (bounds of a box holding every one) or B
+        k_lo, k_hi = k_lo.reshape(-1, *lo.shape[1:]), k_hi.reshape(-1, *hi.shape[1:])
+        return torch.maximum(lo, k_lo), torch.minimum(hi, k_hi)
 
     def _alpha_tighten(self, i: int, lows: torch.Tensor, highs: torch.Tensor) -> None:
         """alpha-CROWN for node i: optimize the lower slopes of the unstable ReLUs before it,

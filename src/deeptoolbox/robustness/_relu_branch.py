@@ -45,6 +45,8 @@ def relu_split_and_bound(
     steps: int = 8,
     budget: Budget | None = None,
     progress: Progress | None = None,
+    root: list | None = None,
+    stats: dict | None = None,
 ):
     """Branch and bound on ReLU phases for one box against unsafe output regions.
 
@@ -54,6 +56,10 @@ def relu_split_and_bound(
     constraints' multipliers (alpha- and beta-CROWN) for ``steps`` steps on each batch.
     Returns ``("verified", None)`` when no input of the box reaches a region, else
     ``("unproven", None)`` (time or domains ran out, or a domain has no unstable neuron left).
+    ``root`` (one ``(lower, upper)`` per node, batch 1: the box's own bounds, such as
+    alpha-CROWN's from :func:`lower_bound_of` ``keep=``) is intersected with every domain's
+    bounds, so branching starts from them: fewer unstable neurons, tighter relaxations.
+    ``stats`` (a dict) receives ``"domains"``, the number of domains bounded.
 
     Example:
         >>> import time, torch
@@ -91,8 +97,10 @@ def relu_split_and_bound(
         chunk = {i: q[-take:] for i, q in queue.items()}  # depth first: newest domains
         queue = {i: q[:-take] for i, q in queue.items()}
         processed += take
+        if stats is not None:
+            stats["domains"] = processed
         outcome = _bound_domains(graph, lo, hi, spec, offset, groups, count, chunk, bounding,
-                                 optimize, steps)  # fmt: skip
+                                 optimize, steps, root)  # fmt: skip
         if outcome is None:
             return "unproven", None
         open_, choice = outcome
@@ -118,14 +126,16 @@ def _size(queue: dict) -> int:
     return next(iter(queue.values())).shape[0]
 
 
-def _bound_domains(graph, lo, hi, spec, offset, groups, count, chunk, budget, optimize, steps):
+def _bound_domains(graph, lo, hi, spec, offset, groups, count, chunk, budget, optimize, steps,
+                   root=None):  # fmt: skip
     """(open domains, (node, neuron) to split for each) or None when out of time."""
     take = _size(chunk)
     b_lo = lo.unsqueeze(0).expand(take, *lo.shape).contiguous()
     b_hi = hi.unsqueeze(0).expand(take, *hi.shape).contiguous()
     splits = {i: phases.to(lo.device) for i, phases in chunk.items()}
     try:
-        prop = Propagator(graph, b_lo, b_hi, "crown", budget, splits=splits, record=True)
+        prop = Propagator(graph, b_lo, b_hi, "crown", budget, splits=splits, record=True,
+                          known=root)  # fmt: skip
         rows = spec.reshape(1, spec.shape[0], *prop.shapes[-1])
         bounds = prop.linear_lower(rows, optimize, steps)
     except OutOfTime:

@@ -317,13 +317,15 @@ def _decide(net, graph, shape, regions, session, deadline, method, budget, progr
         spec = torch.as_tensor(region.spec, dtype=torch.float32)
         offset = torch.as_tensor(region.offset, dtype=torch.float32)
         groups = torch.as_tensor(region.groups)
+        root: list = []  # every node's (alpha-)CROWN bounds: branch and bound starts there
         bounds = lower_bound_of(graph, lo[None], hi[None], spec[None], method,
                                 optimize=method == "crown", budget=budget,
-                                positive_is_enough=True, intermediate=True)  # fmt: skip
+                                positive_is_enough=True, intermediate=True,
+                                keep=root)  # fmt: skip
         bounds = bounds[0] + offset
         safe = torch.zeros(region.num_regions).index_add_(0, groups, (bounds > 0).float()) > 0
         if not bool(safe.all()):
-            open_regions.append((region, lo, hi, spec, offset, groups))
+            open_regions.append((region, lo, hi, spec, offset, groups, root or None))
     for position, (region, *_) in enumerate(open_regions):
         share = SEARCH_SHARE * (deadline - time.monotonic()) / (len(open_regions) - position)
         point, value = _search(net, shape, region, time.monotonic() + share)
@@ -331,7 +333,7 @@ def _decide(net, graph, shape, regions, session, deadline, method, budget, progr
         if found is not None:
             return found
     status = "unsat"
-    for position, (region, lo, hi, spec, offset, groups) in enumerate(open_regions):
+    for position, (region, lo, hi, spec, offset, groups, root) in enumerate(open_regions):
         share = (deadline - time.monotonic()) / (len(open_regions) - position)
         if milp:
             started = time.monotonic()
@@ -353,11 +355,13 @@ def _decide(net, graph, shape, regions, session, deadline, method, budget, progr
         if lo.numel() <= INPUT_SPLIT_LIMIT or method != "crown":
             outcome, point = split_and_bound(graph, lo, hi, spec, offset=offset, groups=groups,
                                              deadline=time.monotonic() + share, method=method,
-                                             budget=budget, progress=progress)  # fmt: skip
+                                             budget=budget, progress=progress,
+                                             root=root)  # fmt: skip
         else:
             outcome, point = relu_split_and_bound(graph, lo, hi, spec, offset=offset,
                                                   groups=groups, budget=budget, progress=progress,
-                                                  deadline=time.monotonic() + share)  # fmt: skip
+                                                  deadline=time.monotonic() + share,
+                                                  root=root)  # fmt: skip
         if outcome == "violated":
             inner = [torch.as_tensor(v).reshape(shape) for v in _float32_box(region, inner=True)]
             found = _confirm(session, point.clamp(*inner), region)
