@@ -194,3 +194,41 @@ def test_start_from_a_pretrained_architecture_of_the_hub(page, app, tmp_path, mo
     )
     page.wait_for_function("document.querySelectorAll('.react-flow__minimap-node').length > 30")
     assert app.network.classes is not None and len(app.network.layer_names) > 30
+
+
+def _zoom(page) -> float:
+    transform = page.locator(".react-flow__viewport").evaluate("e => e.style.transform")
+    return float(transform.split("scale(")[1].rstrip(")"))
+
+
+def test_a_200_layer_network_opens_readable_on_its_input_layer_and_fit_shows_it_all(
+    browser, tmp_path
+):
+    body = [layer for _ in range(100) for layer in (L.Dense(4), L.ReLU())]
+    net = Network([L.FeatureInput(4), *body], name="deep")
+    assert len(net.layer_names) == 201
+    handle = designer(net, root=tmp_path, open_browser=False)
+    page = browser.new_page(viewport={"width": 1280, "height": 760})
+    try:
+        page.set_default_timeout(30_000)
+        page.goto(handle.url)
+        page.wait_for_function("document.querySelector('[data-testid=canvas]').dataset.laidOut"
+                               " === 'true'")  # fmt: skip
+        first = net.layer_names[0]
+        node = page.locator(f".react-flow__node[data-id='{first}']")
+        node.wait_for()
+        page.wait_for_timeout(300)  # the opening view is set just after the layout
+        assert _zoom(page) >= 0.6
+        canvas, box = page.get_by_test_id("canvas").bounding_box(), node.bounding_box()
+        centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        assert abs(centre[0] - (canvas["x"] + canvas["width"] / 2)) < 5
+        assert abs(centre[1] - (canvas["y"] + canvas["height"] / 2)) < 5
+        assert "FeatureInput" in node.text_content()
+        page.get_by_test_id("fit").click()  # the whole graph, too small to read
+        page.wait_for_function(
+            "Number(document.querySelector('.react-flow__viewport').style.transform"
+            ".split('scale(')[1].slice(0, -1)) < 0.2"
+        )
+    finally:
+        page.close()
+        handle.close()

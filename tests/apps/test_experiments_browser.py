@@ -12,6 +12,8 @@ experiments = pytest.importorskip("deeptoolbox.experiments")
 
 
 def _setup(params, monitor):
+    if params["x"] == 0.9:
+        raise ValueError("x = 0.9 fails (a trial without a metric value)")
     monitor.metrics = ["loss"]
     for step in range(1, 4):
         monitor.record(step, loss=(params["x"] - 0.3) ** 2 + 1 / step)
@@ -51,6 +53,14 @@ def test_experiment_results_sort_and_trial_details(tmp_path):
             assert '"x":0.1' in details.text_content()
             assert f"{(0.1 - 0.3) ** 2 + 1 / 3:.4}" in details.text_content()
             screenshot(page, "experiments")
+            for number in range(3):  # the failed trial too: three whole lines
+                page.get_by_test_id(f"select-{number}").check()
+            page.get_by_test_id("exp-compare").click()
+            page.get_by_test_id("parallel").wait_for()
+            paths = page.locator("[data-testid=parallel] path")
+            assert paths.count() == 3
+            assert [paths.nth(k).get_attribute("d").count("L") for k in range(3)] == [1, 1, 1]
+            assert "none" in page.get_by_test_id("parallel").text_content()  # where it sits
             browser.close()
     finally:
         handle.close()
@@ -197,6 +207,38 @@ def test_results_filtered_sorted_a_trial_opened_annotated_and_two_compared(tmp_p
             assert page.locator("[data-testid=parallel] path").count() == 2
             page.get_by_test_id("compare-metric").select_option("training_loss")
             screenshot(page, "experiments-compare")
+
+            for number in records:  # all four: four whole lines, one point per axis
+                page.get_by_test_id(f"select-{number}").check()
+            page.get_by_test_id("exp-compare").click()
+            page.wait_for_function("document.querySelectorAll('[data-testid=parallel] path')"
+                                   ".length === 4")  # fmt: skip
+            paths = page.locator("[data-testid=parallel] path")
+            axes = ["solver", "lr", "validation_accuracy"]
+            for k in range(4):
+                assert paths.nth(k).get_attribute("d").count("L") == len(axes) - 1
+            # every text of the plot lies inside it (axis titles were cut at the right edge)
+            outside = page.locator("[data-testid=parallel]").evaluate(
+                "svg => { const w = svg.width.baseVal.value; return [...svg.querySelectorAll("
+                "'text')].map(t => t.getBBox()).filter(b => b.x < 0 || b.x + b.width > w)"
+                ".length; }"
+            )
+            assert outside == 0
+            # brushing the top of the lr axis keeps the trials with lr = 0.1
+            box = page.get_by_test_id("axis-lr").bounding_box()
+            x, top = box["x"] + box["width"] / 2, box["y"] + 4
+            page.mouse.move(x, top)
+            page.mouse.down()
+            page.mouse.move(x, top + 40, steps=4)
+            page.mouse.up()
+            high_rate = sorted(n for n, r in records.items() if r.params["lr"] == 0.1)
+            kept = page.get_by_test_id("parallel-kept").text_content()
+            assert kept.startswith("2 of 4 trials in the brushed ranges: "), kept
+            listed = kept.split(": ")[1].removesuffix("Clear").replace(",", " ").split()
+            assert sorted(int(n) for n in listed) == high_rate
+            assert page.locator("[data-testid=parallel] path.brushed-out").count() == 2
+            page.get_by_test_id("parallel-clear").click()
+            assert page.locator("[data-testid=parallel] path.brushed-out").count() == 0
             browser.close()
     finally:
         handle.close()

@@ -20,6 +20,7 @@ import {
   Graph,
   LARGE_GRAPH,
   NODE_WIDTH,
+  openingView,
   Position,
   quickLayout,
   renamePosition,
@@ -51,9 +52,12 @@ function DesignerCanvas() {
   const layout = useCallback(
     async (g: Graph, fit = true) => {
       // elkjs on large graphs takes seconds and blocks the page: a linear layered layout there
-      setPositions(g.layers.length > LARGE_GRAPH ? quickLayout(g) : fromElk(await elk.layout(toElk(g) as any)));
+      const placed = g.layers.length > LARGE_GRAPH ? quickLayout(g) : fromElk(await elk.layout(toElk(g) as any));
+      setPositions(placed);
       setLaidOut(true);
-      if (fit) setTimeout(() => flow.fitView({ padding: 0.15, duration: 0, maxZoom: 1 }), 30);
+      // a large graph fitted whole is unreadable: open on its input layer (Fit shows it all)
+      const view = openingView(g, placed);
+      if (fit) setTimeout(() => (view ? flow.setCenter(view.x, view.y, { zoom: view.zoom, duration: 0 }) : flow.fitView({ padding: 0.15, duration: 0, maxZoom: 1 })), 30);
     },
     [flow],
   );
@@ -230,8 +234,6 @@ function DesignerCanvas() {
             deleteKeyCode={["Delete", "Backspace"]}
             minZoom={0.05}
             onlyRenderVisibleElements
-            fitView
-            fitViewOptions={{ maxZoom: 1, padding: 0.15 }}
           >
             <Background gap={16} />
             <MiniMap pannable zoomable nodeColor={(n) => ((n.data as any).status === "error" ? "#e5484d" : "#8da4c4")} />

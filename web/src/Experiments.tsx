@@ -1,7 +1,7 @@
-import { useEffect, useRef, useState } from "react";
+import { MouseEvent as ReactMouseEvent, useEffect, useRef, useState } from "react";
 import uPlot from "uplot";
 import { api } from "./api";
-import { alignCurves, cellText, filterPlaceholder, filterRows, historyMetrics, parallelAxis, ParameterRow, parameterTable, Row, RowFilter, sortRows } from "./experiments";
+import { alignCurves, axisTitle, Brush, brushBetween, brushedLines, cellText, filterPlaceholder, filterRows, historyMetrics, linePositions, MISSING, parallelAxis, parallelLayout, ParameterRow, parameterTable, Row, RowFilter, sortRows } from "./experiments";
 
 interface ExperimentInfo {
   name: string;
@@ -260,30 +260,66 @@ function Compare({ trials, metric, parameters }: { trials: Trial[]; metric: stri
   const names = historyMetrics(trials.map((t) => t.history));
   const [shown, setShown] = useState(names.includes(metric) ? metric : names[0] ?? metric);
   const data = alignCurves(trials.map((t) => t.history), shown);
-  const axes = [...parameters, metric].map((name) => parallelAxis(name, trials.map((t) => (name === metric ? t.value : t.params[name]))));
-  const width = 560, height = 240, left = 50, right = 60, top = 20, bottom = 30;
-  const ax = (i: number) => left + (axes.length === 1 ? 0 : (i * (width - left - right)) / (axes.length - 1));
+  const valueOf = (t: Trial, name: string) => (name === metric ? t.value : t.params[name]);
+  const axes = [...parameters, metric].map((name) => parallelAxis(name, trials.map((t) => valueOf(t, name))));
+  const lines = trials.map((t) => linePositions(axes, axes.map((a) => valueOf(t, a.name))));
+  const [brushes, setBrushes] = useState<(Brush | null)[]>(axes.map(() => null));
+  const [drag, setDrag] = useState<{ axis: number; from: number; to: number } | null>(null);
+  const kept = brushedLines(lines, brushes);
+  const { width, x: axisX } = parallelLayout(axes);
+  const height = 260, top = 20, bottom = 46;
   const ay = (p: number) => top + (1 - p) * (height - top - bottom);
+  const position = (event: ReactMouseEvent) => {
+    const box = (event.currentTarget as SVGElement).closest("svg")!.getBoundingClientRect();
+    return 1 - (event.clientY - box.top - top) / (height - top - bottom);
+  };
+  const finish = () => {
+    if (!drag) return;
+    const pad = 4 / (height - top - bottom); // 4 px
+    const range = brushBetween(drag.from, drag.to, pad);
+    const next = [...brushes];
+    next[drag.axis] = range.high - range.low < 0.02 + 2 * pad ? null : range; // a click clears the axis
+    setBrushes(next);
+    setDrag(null);
+  };
+  const missing = (i: number) => lines.some((line) => line[i] === MISSING);
+  const keptTrials = trials.filter((_, k) => kept[k]).map((t) => t.trial);
   return (
     <div className="run-panel" data-testid="compare">
       <h3>Comparing trials {trials.map((t) => t.trial).join(", ")}</h3>
       <label>metric <select value={shown} onChange={(e) => setShown(e.target.value)} data-testid="compare-metric">{names.map((n) => <option key={n}>{n}</option>)}</select></label>
       <div className="plots">
         <Chart title={`${shown} by trial`} labels={trials.map((t) => `trial ${t.trial}`)} data={data} testid="compare-curves" />
-        <svg width={width} height={height} className="parallel" data-testid="parallel">
-          {axes.map((axis, i) => (
-            <g key={axis.name}>
-              <line x1={ax(i)} x2={ax(i)} y1={ay(0)} y2={ay(1)} stroke="#888" />
-              <text x={ax(i)} y={height - 8} textAnchor="middle" fontSize={11} fontWeight={axis.name === metric ? "bold" : "normal"}>{axis.name}</text>
-              {axis.ticks.map((t) => <text key={t.label} x={ax(i) + 4} y={ay(t.at) + 4} fontSize={10} fill="#555">{t.label}</text>)}
-            </g>
-          ))}
-          {trials.map((t, k) => {
-            const points = axes.map((axis, i) => [ax(i), axis.position(axis.name === metric ? t.value : t.params[axis.name])] as const);
-            const path = points.filter(([, p]) => p !== null).map(([x, p], i) => `${i ? "L" : "M"}${x},${ay(p as number)}`).join(" ");
-            return <path key={t.trial} d={path} fill="none" stroke={COLORS[k % COLORS.length]} strokeWidth={2} data-testid={`parallel-${t.trial}`}><title>trial {t.trial}</title></path>;
-          })}
-        </svg>
+        <div>
+          <svg width={width} height={height} className="parallel" data-testid="parallel" onMouseUp={finish} onMouseLeave={finish}
+            onMouseMove={(e) => drag && setDrag({ ...drag, to: position(e) })}>
+            {trials.map((t, k) => {
+              const path = lines[k].map((p, i) => `${i ? "L" : "M"}${axisX[i]},${ay(p)}`).join(" ");
+              return (
+                <path key={t.trial} d={path} fill="none" stroke={kept[k] ? COLORS[k % COLORS.length] : "#c8ccd2"} strokeWidth={kept[k] ? 2 : 1}
+                  className={kept[k] ? "kept" : "brushed-out"} data-testid={`parallel-${t.trial}`}><title>trial {t.trial}</title></path>
+              );
+            })}
+            {axes.map((axis, i) => (
+              <g key={axis.name}>
+                <line x1={axisX[i]} x2={axisX[i]} y1={ay(0)} y2={ay(1)} stroke="#888" />
+                <text x={axisX[i]} y={height - 10} textAnchor="middle" fontSize={11} fontWeight={axis.name === metric ? "bold" : "normal"} className="axis-title">
+                  {axisTitle(axis.name)}<title>{axis.name}</title>
+                </text>
+                {axis.ticks.map((t) => <text key={t.label} x={axisX[i] + 4} y={ay(t.at) + 4} fontSize={10} fill="#555">{t.label}</text>)}
+                {missing(i) ? <text x={axisX[i] + 4} y={ay(MISSING) + 4} fontSize={10} fill="#999">none</text> : null}
+                {brushes[i] ? <rect x={axisX[i] - 6} width={12} y={ay(brushes[i]!.high)} height={ay(brushes[i]!.low) - ay(brushes[i]!.high)} fill="#1f5fbf" fillOpacity={0.2} stroke="#1f5fbf" data-testid={`brush-${axis.name}`} /> : null}
+                {drag && drag.axis === i ? <rect x={axisX[i] - 6} width={12} y={ay(Math.max(drag.from, drag.to))} height={Math.abs(ay(drag.from) - ay(drag.to))} fill="#1f5fbf" fillOpacity={0.1} /> : null}
+                <rect x={axisX[i] - 10} width={20} y={ay(1) - 4} height={ay(MISSING) - ay(1) + 8} fill="transparent" style={{ cursor: "ns-resize" }}
+                  onMouseDown={(e) => { const p = position(e); setDrag({ axis: i, from: p, to: p }); }} data-testid={`axis-${axis.name}`} />
+              </g>
+            ))}
+          </svg>
+          <div className="hint" data-testid="parallel-kept">
+            {brushes.some((b) => b !== null) ? `${keptTrials.length} of ${trials.length} trials in the brushed ranges: ${keptTrials.join(", ") || "none"} ` : "drag along an axis to keep the trials in a range; click the axis to clear it"}
+            {brushes.some((b) => b !== null) ? <button onClick={() => setBrushes(axes.map(() => null))} data-testid="parallel-clear">Clear</button> : null}
+          </div>
+        </div>
       </div>
     </div>
   );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { alignCurves, cellText, filterPlaceholder, filterRows, historyMetrics, parallelAxis, parameterTable, RowFilter, sortRows } from "./experiments";
+import { alignCurves, axisTitle, brushBetween, brushedLines, cellText, filterPlaceholder, filterRows, linePositions, MISSING, parallelLayout, historyMetrics, parallelAxis, parameterTable, RowFilter, sortRows } from "./experiments";
 
 describe("results table", () => {
   const rows = [
@@ -117,6 +117,38 @@ describe("parallel coordinates", () => {
     expect(axis.ticks).toEqual([{ at: 0, label: "adam" }, { at: 0.5, label: "rmsprop" }, { at: 1, label: "sgdm" }]);
     expect(axis.position("rmsprop")).toBe(0.5);
     expect(axis.position("lbfgs")).toBeNull();
+  });
+});
+
+describe("parallel coordinates: every trial a line, brushing", () => {
+  const axes = [parallelAxis("lr", [0.1, 0.01, 0.001]), parallelAxis("solver", ["adam", "sgdm", "adam"]), parallelAxis("accuracy", [0.9, null, 0.5])];
+  const lines = [
+    linePositions(axes, [0.1, "adam", 0.9]),
+    linePositions(axes, [0.01, "sgdm", null]), // failed: no metric value
+    linePositions(axes, [0.001, "adam", 0.5]),
+  ];
+  it("gives every trial a position on every axis, a missing value below the axis", () => {
+    expect(lines).toEqual([[1, 0, 1], [(0.01 - 0.001) / (0.1 - 0.001), 1, MISSING], [0, 0, 0]]);
+    expect(lines.every((l) => l.length === axes.length && l.every(Number.isFinite))).toBe(true);
+  });
+  it("keeps the lines inside every brushed range", () => {
+    expect(brushedLines(lines, [null, null, null])).toEqual([true, true, true]);
+    expect(brushedLines(lines, [brushBetween(0.5, 0), null, null])).toEqual([false, true, true]); // drag down or up
+    expect(brushedLines(lines, [brushBetween(0, 0.5), { low: 0, high: 0 }, null])).toEqual([false, false, true]);
+    expect(brushedLines(lines, [null, null, { low: 0.6, high: 1 }])).toEqual([true, false, false]);
+    expect(brushedLines(lines, [null, null, { low: MISSING, high: 0 }])).toEqual([false, true, true]); // "none" brushable
+    expect(brushedLines(lines, [brushBetween(0.99, 0.6), null, null])).toEqual([false, false, false]);
+    expect(brushedLines(lines, [brushBetween(0.99, 0.6, 0.02), null, null])).toEqual([true, false, false]); // padded
+  });
+  it("lays out axes so every title and tick label fits inside the plot", () => {
+    const long = [parallelAxis("x", [1, 2]), parallelAxis("best_validation_accuracy", [0.123456, 0.9])];
+    const { width, x } = parallelLayout(long, 7);
+    const title = axisTitle("best_validation_accuracy").length * 7;
+    expect(x[0] - 7 / 2).toBeGreaterThanOrEqual(0);
+    expect(x[1] + title / 2).toBeLessThanOrEqual(width); // the last title, centred on its axis
+    expect(x[1] + 4 + "0.1235".length * 7).toBeLessThanOrEqual(width); // its tick labels, right of it
+    expect(x[1] - x[0]).toBeGreaterThanOrEqual(title / 2); // neighbouring titles do not overlap
+    expect(axisTitle("a".repeat(40))).toHaveLength(22);
   });
 });
 

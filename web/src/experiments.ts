@@ -143,6 +143,54 @@ export function parallelAxis(name: string, values: unknown[]): Axis {
   return { name, position, ticks: categories.map((label, i) => ({ at: at(i), label })) };
 }
 
+/** Where a trial without a value on an axis sits: just below the axis, on a "none" tick, so
+ * that every compared trial is a whole line (a failed trial has no metric value). */
+export const MISSING = -0.15;
+
+/** A trial's height on each axis (0 bottom, 1 top; MISSING without a value). */
+export function linePositions(axes: Axis[], values: unknown[]): number[] {
+  return axes.map((axis, i) => axis.position(values[i]) ?? MISSING);
+}
+
+/** A brushed range of one axis, in axis positions (low <= high). */
+export interface Brush {
+  low: number;
+  high: number;
+}
+
+/** The range between two heights a drag went through, widened by `pad` at both ends (a few
+ * pixels' worth: a drag that starts on a line keeps it). */
+export function brushBetween(a: number, b: number, pad = 0): Brush {
+  return { low: Math.min(a, b) - pad, high: Math.max(a, b) + pad };
+}
+
+/** Which lines every brush keeps: a line is kept when, on each axis with a brush, its
+ * position is inside the brushed range (bounds included); axes without a brush keep all. */
+export function brushedLines(lines: number[][], brushes: (Brush | null)[]): boolean[] {
+  const eps = 1e-9;
+  return lines.map((line) => brushes.every((b, i) => b === null || (line[i] >= b.low - eps && line[i] <= b.high + eps)));
+}
+
+/** An axis title that fits: at most `limit` characters, else cut with an ellipsis. */
+export function axisTitle(name: string, limit = 22): string {
+  return name.length <= limit ? name : `${name.slice(0, limit - 1)}…`;
+}
+
+/** Horizontal layout of a parallel-coordinates plot whose texts all fit inside it: axis
+ * titles are centred on their axis, tick labels drawn right of it. `charWidth` is the width
+ * of one character of the labels (an estimate: SVG text is not measured before drawing). */
+export function parallelLayout(axes: Axis[], charWidth = 7): { width: number; x: number[] } {
+  const titles = axes.map((a) => axisTitle(a.name).length * charWidth);
+  const ticks = axes.map((a) => Math.max(4 * charWidth, ...a.ticks.map((t) => t.label.length * charWidth)) + 6);
+  const gaps = axes.slice(1).map((_, i) => Math.max(110, ticks[i] + 12, (titles[i] + titles[i + 1]) / 2 + 12));
+  const left = Math.max(12, titles[0] / 2 + 6);
+  const x = [left];
+  gaps.forEach((gap) => x.push(x[x.length - 1] + gap));
+  const last = axes.length - 1;
+  const width = x[last] + Math.max(titles[last] / 2 + 6, ticks[last] + 6);
+  return { width: Math.ceil(width), x };
+}
+
 /** Curves of several trials on one x axis (the union of their iterations), as uPlot wants
  * them: [x, trial 1 values, trial 2 values, ...], null where a trial has no point. */
 export function alignCurves(histories: Record<string, number>[][], metric: string): (number | null)[][] {

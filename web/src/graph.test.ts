@@ -14,6 +14,8 @@ import {
   quickLayout,
   reuseNodes,
   NODE_HEIGHT,
+  NODE_WIDTH,
+  openingView,
   renamePosition,
   smooth,
   toElk,
@@ -180,6 +182,19 @@ describe("large graphs", () => {
     const p = quickLayout({ ...graph, layers, connections });
     expect(performance.now() - start).toBeLessThan(500);
     expect(p.l1999.y).toBe(1999 * (NODE_HEIGHT + 40));
+  });
+  it("open a large graph on its input layer at a readable zoom, a small one fitted", () => {
+    expect(openingView(graph, quickLayout(graph))).toBeNull(); // 3 layers: fit them all
+    const layers = [layer("first"), layer("image", { type: "ImageInput", inputs: [] }),
+      ...Array.from({ length: 199 }, (_, i) => layer(`l${i}`))];
+    const connections = layers.slice(2).map((l, i) => ({ source: layers[i + 1].name, destination: l.name, port: "in" }));
+    const big = { ...graph, layers, connections };
+    const p = quickLayout(big);
+    const view = openingView(big, p)!;
+    expect(view.zoom).toBeGreaterThanOrEqual(0.6);
+    expect(view).toEqual({ x: p.image.x + NODE_WIDTH / 2, y: p.image.y + NODE_HEIGHT / 2, zoom: view.zoom });
+    const noInputType = { ...big, layers: big.layers.map((l) => ({ ...l, type: "Dense" })) };
+    expect(openingView(noInputType, p)!.x).toBe(p.image.x + NODE_WIDTH / 2); // the first without inputs
   });
   it("keeps unchanged nodes so memoized nodes skip re-rendering", () => {
     const before = toFlow(graph, { x: { x: 0, y: 0 }, a: { x: 0, y: 100 }, add: { x: 0, y: 200 } }).nodes;

@@ -246,6 +246,21 @@ export function fromElk(result: { children?: { id: string; x?: number; y?: numbe
  * long concatenation edges) and blocks the page meanwhile. */
 export const LARGE_GRAPH = 150;
 
+/** The zoom a large graph opens at: readable, instead of the whole graph fitted very small. */
+export const LARGE_GRAPH_ZOOM = 0.8;
+
+/** Where the canvas opens for a freshly laid-out graph: null to fit the whole graph (up to
+ * LARGE_GRAPH layers), else the centre of its input layer (the first layer of an *Input
+ * type, or else the first without inputs) at LARGE_GRAPH_ZOOM. */
+export function openingView(graph: Graph, positions: Record<string, Position>): { x: number; y: number; zoom: number } | null {
+  if (graph.layers.length <= LARGE_GRAPH) return null;
+  const placed = graph.layers.filter((l) => positions[l.name]);
+  const input = placed.find((l) => /Input$/.test(l.type)) ?? placed.find((l) => l.inputs.length === 0) ?? placed[0];
+  if (!input) return null;
+  const at = positions[input.name];
+  return { x: at.x + NODE_WIDTH / 2, y: at.y + NODE_HEIGHT / 2, zoom: LARGE_GRAPH_ZOOM };
+}
+
 /** A layered layout in linear time: each layer one row below the lowest of its inputs
  * (longest path from the inputs), the layers of a row side by side in network order,
  * rows centred. Cycles (an invalid graph) are broken by network order. */
