@@ -184,8 +184,11 @@ def _add_label_parser(commands: argparse._SubParsersAction) -> None:
                        "writes (default: PATH)")  # fmt: skip
     label.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     label.add_argument("--no-browser", action="store_true", help="only print the URL")
-    label.add_argument("--network", default=None, help="classifier or segmentation model file "
-                       "whose proposals label the unlabelled images (auto-labeling)")  # fmt: skip
+    label.add_argument("--network", default=None, help="classifier, segmentation network or "
+                       "detector file (vision.save_detector) whose proposals label the "
+                       "unlabelled images (auto-labeling)")  # fmt: skip
+    label.add_argument("--task", default=None, choices=("classify", "detect", "segment"),
+                       help="what --network proposes (default: from the network)")  # fmt: skip
     label.add_argument("--threshold", type=float, default=0.5, help="lowest score of a "
                        "detector's proposed boxes (default 0.5)")  # fmt: skip
     label.add_argument("--signals", action="store_true", help="label regions of the .npy/.csv "

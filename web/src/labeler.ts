@@ -114,3 +114,41 @@ export function zoomView(view: { start: number; end: number }, factor: number, d
   const start = Math.min(Math.max(centre - span / 2, 0), duration - span);
   return { start, end: start + span };
 }
+
+export type Corner = "nw" | "ne" | "sw" | "se";
+
+// A box with one corner dragged by (dx, dy) displayed pixels: that corner moves (rounded to
+// whole image pixels, kept inside the image), the opposite one stays; a corner dragged past
+// the opposite one stops a pixel before it, so the box never turns over or vanishes.
+export function resizeBox(box: Box, corner: Corner, dx: number, dy: number, scale: number, size: { width: number; height: number }): Box {
+  const clip = (v: number, low: number, high: number) => Math.min(Math.max(v, low), high);
+  let x0 = box.x, y0 = box.y, x1 = box.x + box.width, y1 = box.y + box.height;
+  if (corner === "nw" || corner === "sw") x0 = clip(Math.round(x0 + dx / scale), 0, x1 - 1);
+  else x1 = clip(Math.round(x1 + dx / scale), x0 + 1, size.width);
+  if (corner === "nw" || corner === "ne") y0 = clip(Math.round(y0 + dy / scale), 0, y1 - 1);
+  else y1 = clip(Math.round(y1 + dy / scale), y0 + 1, size.height);
+  return { ...box, x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
+}
+
+// The corners of a box, in displayed pixels (where the resize handles are drawn).
+export function corners(box: Box, scale: number): { corner: Corner; x: number; y: number }[] {
+  const [x0, y0, x1, y1] = [box.x * scale, box.y * scale, (box.x + box.width) * scale, (box.y + box.height) * scale];
+  return [
+    { corner: "nw", x: x0, y: y0 },
+    { corner: "ne", x: x1, y: y0 },
+    { corner: "sw", x: x0, y: y1 },
+    { corner: "se", x: x1, y: y1 },
+  ];
+}
+
+// Keys that act on the whole page: undo (Z, Ctrl/Cmd+Z), redo (Ctrl/Cmd+Shift+Z, Ctrl/Cmd+Y),
+// the next image (Right, Down) and the previous one (Left, Up); null for any other key.
+export function pageAction(event: { key: string; ctrlKey?: boolean; metaKey?: boolean; shiftKey?: boolean }): "undo" | "redo" | "next" | "previous" | null {
+  const command = Boolean(event.ctrlKey || event.metaKey);
+  const key = event.key.toLowerCase();
+  if (command && (key === "y" || (key === "z" && event.shiftKey))) return "redo";
+  if (key === "z" && !event.shiftKey) return "undo";
+  if (!command && (event.key === "ArrowRight" || event.key === "ArrowDown")) return "next";
+  if (!command && (event.key === "ArrowLeft" || event.key === "ArrowUp")) return "previous";
+  return null;
+}

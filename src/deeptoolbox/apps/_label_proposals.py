@@ -15,6 +15,7 @@ puts the proposal back on the list.
 from __future__ import annotations
 
 import base64
+import os
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,10 +26,15 @@ DEFAULT_THRESHOLD = 0.5
 KINDS = ("classifier", "detector", "segmentation")
 
 
-def network_kind(net: Any) -> str:
+TASKS = {"classify": "classifier", "detect": "detector", "segment": "segmentation"}
+
+
+def network_kind(net: Any, task: str | None = None) -> str:
     """Which proposals ``net`` gives: "detector" (an :class:`~deeptoolbox.vision.ObjectDetector`,
     or a module returning one dict of boxes per image), "segmentation" (class scores for
     every pixel, (K, H, W) per image) or "classifier" (a Network giving (K,) class scores).
+    ``task`` ("classify", "detect" or "segment") says it when the network cannot tell, and
+    must agree with it when it can.
 
     Example:
         >>> from deeptoolbox import Network, layers as L
@@ -37,19 +43,44 @@ def network_kind(net: Any) -> str:
         'classifier'
         >>> network_kind(unet((1, 8, 8), 2, depth=1, filters=4))
         'segmentation'
-        >>> network_kind(ObjectDetector(["a"], input_size=32))
+        >>> network_kind(ObjectDetector(["a"], input_size=32), task="detect")
         'detector'
     """
+    if task is not None and task not in TASKS:
+        raise OptionError(f"Labeler: `task` must be one of {list(TASKS)} (or None: from the "
+                          f"network). Received: task={task!r}.")  # fmt: skip
+    found, what = _inferred_kind(net)
+    expected = TASKS.get(task) if task is not None else None
+    if found is None:
+        if expected is None:
+            raise OptionError(
+                f"Labeler: cannot tell which labels the network proposes: {what}. Say it with "
+                "task='classify' (a (K,) class score per image), 'detect' or 'segment' ((K, H, "
+                "W) scores per pixel); on the command line --task classify|detect|segment."
+            )
+        return expected
+    if expected is not None and expected != found:
+        raise OptionError(f"Labeler: task={task!r} asks for {expected} proposals, but the "
+                          f"network is a {found} ({what}).")  # fmt: skip
+    return found
+
+
+def _inferred_kind(net: Any) -> tuple[str | None, str]:
+    """(kind or None, what the network showed: said in messages)."""
     import torch
 
     from deeptoolbox.network import Network
     from deeptoolbox.vision import ObjectDetector
 
     if isinstance(net, ObjectDetector):
-        return "detector"
+        return "detector", "an ObjectDetector"
     if isinstance(net, Network):
         shape = net.output_shape()
-        return "segmentation" if shape is not None and len(shape) == 3 else "classifier"
+        if shape is not None and len(shape) == 3:
+            return "segmentation", f"output {tuple(shape)} per image"
+        if shape is not None and len(shape) == 1:
+            return "classifier", f"output {tuple(shape)} per image"
+        return None, f"its output is {None if shape is None else tuple(shape)} per image"
     if isinstance(net, torch.nn.Module) and getattr(net, "classes", None):
         channels = _input_size(net)[0]
         was_training = net.training
@@ -60,9 +91,12 @@ def network_kind(net: Any) -> str:
         finally:
             net.train(was_training)
         if isinstance(out, list | tuple) and out and isinstance(out[0], dict):
-            return "detector"
+            return "detector", "a module giving a dict of boxes per image"
         if isinstance(out, torch.Tensor) and out.dim() == 4:
-            return "segmentation"
+            return "segmentation", f"a module giving {tuple(out.shape)} for one 32 x 32 image"
+        if isinstance(out, torch.Tensor) and out.dim() == 2:
+            return "classifier", f"a module giving {tuple(out.shape)} for one image"
+        return None, f"a {type(net).__name__} giving {type(out).__name__} for one image"
     raise OptionError(
         "Labeler: the auto-labeling network must be a classifier Network (an image input and "
         "`classes`), an ObjectDetector, or a segmentation network ((N, K, H, W) class scores "
@@ -256,10 +290,11 @@ def _probabilities(net: Any, batch: Any, names: list[str]) -> Any:
     return scores.softmax(dim=1)
 
 
-def propose(session: Any, net: Any, *, threshold: float = DEFAULT_THRESHOLD) -> list[dict]:
+def propose(session: Any, net: Any, *, threshold: float = DEFAULT_THRESHOLD,
+            task: str | None = None) -> list[dict]:  # fmt: skip
     """Proposals of ``net`` for the images of ``session``, by the kind of network
-    (:func:`network_kind`): classes, boxes (scoring ``threshold`` or more) or label maps,
-    least confident first.
+    (:func:`network_kind`, or ``task``): classes, boxes (scoring ``threshold`` or more) or
+    label maps, least confident first.
 
     Example:
         >>> import tempfile; from pathlib import Path
@@ -272,12 +307,36 @@ def propose(session: Any, net: Any, *, threshold: float = DEFAULT_THRESHOLD) -> 
         ['mask']
     """
     threshold = _check_threshold(threshold)
-    kind = network_kind(net)
+    kind = network_kind(net, task)
     if kind == "detector":
         return propose_boxes(session, net, threshold=threshold)
     if kind == "segmentation":
         return propose_masks(session, net)
     return session.propose(net)
+
+
+def open_network_file(path: str | os.PathLike) -> Any:
+    """The network of a model file for auto-labeling: a detector saved by
+    :func:`deeptoolbox.vision.save_detector`, or a network file (a saved toolbox network,
+    ONNX, Keras) that :func:`deeptoolbox.interop.read_model` reads.
+
+    Example:
+        >>> import tempfile, os
+        >>> from deeptoolbox.vision import ObjectDetector, save_detector
+        >>> path = save_detector(ObjectDetector(["car"], input_size=32),
+        ...                      os.path.join(tempfile.mkdtemp(), "cars.zip"))
+        >>> type(open_network_file(path)).__name__
+        'ObjectDetector'
+    """
+    from pathlib import Path
+
+    from deeptoolbox.apps._files import open_network
+    from deeptoolbox.vision._detector_io import is_saved_detector, load_detector
+
+    path = Path(path).resolve()
+    if is_saved_detector(path):
+        return load_detector(path)
+    return open_network(path)
 
 
 def proposal_of(session: Any, file: str) -> dict[str, Any]:

@@ -5,7 +5,8 @@ the page and written back at once, atomically, with an undo history.
 Class folders: ``folder/<class>/<image>``; images directly in ``folder`` are unlabelled,
 and labelling one moves it into its class folder (labelled images move between class
 folders through :meth:`deeptoolbox.data.ImageDatastore.relabel`). Label CSV: ``file,label``
-rows, ``file`` relative to the folder, unlabelled images left out. Boxes: ``boxes.json`` in
+rows, ``file`` relative to the folder, unlabelled images left out (a CSV's other columns
+and row order are kept when it is written). Boxes: ``boxes.json`` in
 the folder, COCO detection format, as :meth:`deeptoolbox.vision.BoxLabelDatastore.from_coco`
 reads it.
 """

@@ -171,7 +171,7 @@ def labeler(
     data: Any, *, classes: list[str] | None = None, labels: str = "auto",
     root: str | os.PathLike | None = None, port: int = 0, open_browser: bool = True,
     network: Any = None, issues: Any = None, signals: bool = False,
-    sample_rate: float = 1.0, threshold: float = 0.5,
+    sample_rate: float = 1.0, threshold: float = 0.5, task: str | None = None,
 ) -> AppHandle:  # fmt: skip
     """Open the Labeler (MATLAB's Image Labeler) on a folder of images, or on the folder of
     an :class:`~deeptoolbox.data.ImageDatastore`'s files: class labels (class folders or a
@@ -188,7 +188,8 @@ def labeler(
     :class:`~deeptoolbox.vision.ObjectDetector` the boxes scoring ``threshold`` or more for
     each image without boxes (confidence: its lowest box score), a segmentation network a
     label map for each image without one (confidence: the mean top-class probability of its
-    pixels). ``issues`` (from
+    pixels); the kind comes from the network, or ``task`` ("classify", "detect",
+    "segment") when it cannot tell. ``issues`` (from
     :func:`deeptoolbox.quality.find_label_issues` on this folder's files) lists the likely
     mislabelled images with their suggested class, for review the same way.
 
@@ -235,7 +236,7 @@ def labeler(
     if network is not None:
         from deeptoolbox.apps._label_proposals import propose
 
-        propose(session, network, threshold=threshold)
+        propose(session, network, threshold=threshold, task=task)
     if issues is not None:
         session.review(issues)
     handle = start_app(None, root=root if root is not None else session.folder, port=port,
@@ -250,13 +251,16 @@ def label_command(args: Any) -> int:
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     net = None
     if args.network:
-        from deeptoolbox.apps._files import open_network
+        from deeptoolbox.apps._label_proposals import open_network_file
 
-        net = open_network(Path(args.network).resolve())
+        net = open_network_file(Path(args.network))
+    elif args.task is not None:
+        raise OptionError(f"label: --task {args.task} says what --network proposes; give "
+                          "--network FILE too.")  # fmt: skip
     handle = labeler(args.path, classes=classes, labels=args.labels, root=args.root,
                      port=args.port, open_browser=not args.no_browser, network=net,
                      signals=args.signals, sample_rate=args.sample_rate,
-                     threshold=args.threshold)  # fmt: skip
+                     threshold=args.threshold, task=args.task)  # fmt: skip
     print(f"deeptoolbox label: {handle.url}#labeler", flush=True)
     if handle.labeler is not None:
         print(f"  images: {handle.labeler.folder} ({handle.labeler.mode})", flush=True)

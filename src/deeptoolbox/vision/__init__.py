@@ -65,6 +65,8 @@ from deeptoolbox.vision._detect_eval import DetectionMetrics as DetectionMetrics
 from deeptoolbox.vision._detect_eval import evaluate_detection as evaluate_detection
 from deeptoolbox.vision._detection_augment import DetectionAugmenter as DetectionAugmenter
 from deeptoolbox.vision._detector import ObjectDetector as ObjectDetector
+from deeptoolbox.vision._detector_io import load_detector as load_detector
+from deeptoolbox.vision._detector_io import save_detector as save_detector
 from deeptoolbox.vision._drise import drise as drise
 
 __all__ = [
@@ -84,5 +86,6 @@ __all__ = [
 ]  # fmt: skip
 __all__ += [  # object detection (issue 19 item 1)
     "BoxLabelDatastore", "BoxLabelImageDatastore", "detection_collate", "DetectionAugmenter",
-    "ObjectDetector", "detect", "box_overlay", "evaluate_detection", "DetectionMetrics", "drise",
+    "ObjectDetector", "save_detector", "load_detector", "detect", "box_overlay",
+    "evaluate_detection", "DetectionMetrics", "drise",
 ]  # fmt: skip
