@@ -319,6 +319,7 @@ def _verify_group(graph, lo, hi, point, labels, spec, members, budget, options, 
         margins = lower_bound_of(graph, lo[open_], hi[open_], spec[open_], options.method,
                                  options.optimize, budget=group_budget,
                                  positive_is_enough=True, intermediate=options.optimize,
+                                 outputs_first=True,
                                  keep=kept if options.branch_and_bound else None)  # fmt: skip
         state.margins[open_] = margins.amin(1)
         if kept:  # branch and bound starts from these bounds
