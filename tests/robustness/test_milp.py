@@ -113,7 +113,7 @@ def test_timeout_is_kept_and_bad_input_is_named():
         milp_reaches(net, lo, hi, [[-1.0]], [0.0], timeout=0)
     with pytest.raises(OptionError, match="2 columns but the network has 1 outputs"):
         milp_reaches(net, lo, hi, [[-1.0, 1.0]], [0.0])
-    with pytest.raises(UnsupportedLayerError, match="'1'.*Sigmoid"):
+    with pytest.raises(UnsupportedLayerError, match="'1'.*Sigmoid.*max pooling"):
         milp_reaches(nn.Sequential(nn.Linear(2, 2), nn.Sigmoid()), -np.ones(2), np.ones(2),
                      [[1.0, 0.0]], [0.0])  # fmt: skip
 
@@ -144,3 +144,69 @@ def test_verify_vnnlib_with_milp_and_the_cli(tmp_path, capsys, shift, answer):
         assert result.outputs[0] - result.outputs[1] >= top + shift - 1e-5
     assert main(["verify", str(model), str(prop), "--timeout", "30", "--milp"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == answer
+
+
+def _pooled(slope: float, seed: int = 0):
+    """Linear 2-6, BatchNorm (inference statistics), (leaky) ReLU, reshape to (2, 3), max
+    pooling (kernel 2, stride 1), flatten, Linear 4-2."""
+    torch.manual_seed(seed)
+    norm = nn.BatchNorm1d(6)
+    with torch.no_grad():
+        norm.running_mean.uniform_(-0.5, 0.5), norm.running_var.uniform_(0.5, 2.0)
+        norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-0.3, 0.3)
+    act = nn.ReLU() if slope == 0 else nn.LeakyReLU(slope)
+    return nn.Sequential(nn.Linear(2, 6), norm, act, nn.Unflatten(1, (2, 3)),
+                         nn.MaxPool1d(2, stride=1), nn.Flatten(), nn.Linear(4, 2)).eval()  # fmt: skip
+
+
+def _exact_pooled_max(net, slope, row, lo, hi) -> float:
+    """max over the box of row @ net(x): one LP per activation pattern and choice of the max
+    of each window (2^6 x 2^4), BatchNorm folded here by hand."""
+    w1, b1 = net[0].weight.detach().double().numpy(), net[0].bias.detach().double().numpy()
+    norm = net[1]
+    scale = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach().double().numpy()
+    shift = norm.bias.detach().double().numpy() - norm.running_mean.double().numpy() * scale
+    w, b = scale[:, None] * w1, scale * b1 + shift  # h = w x + b
+    w2, b2 = net[6].weight.detach().double().numpy(), net[6].bias.detach().double().numpy()
+    c = np.asarray(row, dtype=np.float64) @ w2
+    windows = [(ch * 3 + t, ch * 3 + t + 1) for ch in range(2) for t in range(2)]
+    best = -np.inf
+    for pattern in itertools.product((0, 1), repeat=6):
+        p = np.array(pattern)
+        gain = np.where(p == 1, 1.0, slope)  # a = gain * h
+        rows_ub, rhs = [(1 - 2 * p)[:, None] * w], [-(1 - 2 * p) * b]
+        for choice in itertools.product((0, 1), repeat=4):
+            picked = [win[k] for win, k in zip(windows, choice, strict=True)]
+            others = [win[1 - k] for win, k in zip(windows, choice, strict=True)]
+            # a_other - a_picked <= 0 for each window
+            a_ub = np.vstack(rows_ub + [gain[o] * w[o] - gain[q] * w[q]
+                                        for q, o in zip(picked, others, strict=True)])  # fmt: skip
+            b_ub = np.concatenate(rhs + [[gain[q] * b[q] - gain[o] * b[o]]
+                                         for q, o in zip(picked, others, strict=True)])  # fmt: skip
+            lin = sum(c[k] * gain[q] * w[q] for k, q in enumerate(picked))
+            const = sum(c[k] * gain[q] * b[q] for k, q in enumerate(picked)) + row @ b2
+            result = linprog(-lin, A_ub=a_ub, b_ub=b_ub, bounds=list(zip(lo, hi, strict=True)))
+            if result.status == 0:
+                best = max(best, -result.fun + const)
+    return float(best)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+def test_milp_with_batchnorm_reshape_and_max_pooling_agrees_with_brute_force(slope):
+    net = _pooled(slope)
+    kinds = [n.kind for n in to_graph(net).nodes]
+    assert kinds[2:5] == ["relu" if slope == 0 else "leaky_relu", "affine", "max"]
+    lo, hi = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
+    row = np.array([1.0, -1.0])
+    top = _exact_pooled_max(net, slope, row, lo, hi)
+    grid = torch.cartesian_prod(torch.linspace(-1, 1, 201), torch.linspace(-1, 1, 201))
+    with torch.no_grad():
+        sampled = float((net(grid) @ torch.tensor(row, dtype=torch.float32)).max())
+    assert top - 0.02 <= sampled <= top + 1e-4  # the reference is the true maximum
+    for t, expected in ((top - 0.01, "violated"), (top + 0.01, "verified")):
+        status, x = milp_reaches(net, lo, hi, [-row], [t], timeout=30)
+        assert status == expected, (t, top)
+        if expected == "violated":
+            with torch.no_grad():
+                value = float(net(x[None].float())[0] @ torch.tensor(row, dtype=torch.float32))
+            assert value >= t - 1e-4

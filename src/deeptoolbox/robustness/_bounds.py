@@ -228,6 +228,7 @@ def lower_bound_of(
     intermediate: bool = False,
     known: list | None = None,
     keep: list | None = None,
+    outputs_first: bool = False,
 ) -> torch.Tensor:
     """Lower bounds of ``spec @ logits`` per box: spec is (B or 1, S, *output_shape).
 
@@ -236,8 +237,8 @@ def lower_bound_of(
     slopes are not optimized for a group whose CROWN bounds are all positive already. With
     ``optimize`` and ``intermediate``, the slopes are optimized for the bounds of every
     intermediate layer too (alpha-CROWN, greedily layer by layer), not only for the result
-    (with ``positive_is_enough`` too, after optimizing the result's slopes alone, for the
-    groups that this does not prove).
+    (with ``outputs_first``, after optimizing the result's slopes alone, for the groups that
+    this does not prove; the result is then never looser than that first step's).
     ``known`` (one ``(lower, upper)`` per node, batch B or 1 for a box holding every box, as
     branch and bound's root) are sound bounds intersected with the new ones. ``keep`` (an
     empty list) receives the bounds of every node (batch B) when all were computed.
@@ -269,9 +270,9 @@ def lower_bound_of(
             continue
         # alpha-CROWN on every layer, on top of plain CROWN (whose bounds it intersects, so
         # that no layer and no output is looser than plain CROWN); not when CROWN suffices.
-        # To prove (positive_is_enough), the cheaper outputs-only alpha-CROWN comes first:
-        # what it proves costs no more, and the result is never looser than it
-        bound = propagator.linear_lower(rows, positive_is_enough, iterations,
+        # With outputs_first, the cheaper outputs-only alpha-CROWN comes first: what it
+        # proves costs no more, and the result is never looser than it
+        bound = propagator.linear_lower(rows, outputs_first, iterations,
                                         positive_is_enough).detach()  # fmt: skip
         kept.append(propagator.bounds)
         if (positive_is_enough and bool((bound > 0).all())) or propagator.out_of_time:

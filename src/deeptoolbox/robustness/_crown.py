@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import torch
 
@@ -305,7 +306,11 @@ class Propagator:
             return
         sizes = [math.prod(s) for s in self.shapes]
         batch, shape = self.lo.shape[0], self.shapes[i]
-        per_row = self.elsize * (6 * sum(sizes[j] for j in relus) + 8 * sum(sizes[: i + 1]))
+        shared = self.patches and self.layout(i) is not None  # image-like: patches, shared
+        if shared:  # the slopes do not grow with the rows; the rows' work is CROWN's, kept
+            per_row = 3 * self._row_bytes.get(i, self._conservative_row_bytes(i))
+        else:
+            per_row = self.elsize * (6 * sum(sizes[j] for j in relus) + 8 * sum(sizes[: i + 1]))
         count = self.budget.rows_that_fit(batch * per_row, self.reserved) // 2
         if count < 1:
             self.budget.note(f"memory budget: slopes for layer {self._describe(i)} not optimized")
@@ -314,6 +319,13 @@ class Propagator:
         for start in range(0, unstable.numel(), count):
             index = unstable[start : start + count]
             k = index.numel()
+            if shared:
+                bound = self._optimize_shared(i, index, relus, stop)
+                lows[:, index] = torch.maximum(lows[:, index], bound[:, :k])
+                highs[:, index] = torch.minimum(highs[:, index], -bound[:, k:])
+                if time.monotonic() >= stop:
+                    break
+                continue
             spec = self.lo.new_zeros(1, 2 * k, math.prod(shape))
             rows = torch.arange(2 * k, device=index.device)
             spec[0, rows, index.repeat(2)] = torch.cat([torch.ones(k), -torch.ones(k)]).to(spec)
@@ -325,6 +337,43 @@ class Propagator:
                 break
         after = (highs - lows)[:, unstable].sum()
         self.alpha_gain[i] = float(before - after) / (batch * unstable.numel())
+
+    def _optimize_shared(self, i: int, index: torch.Tensor, relus, stop: float) -> torch.Tensor:
+        """alpha-CROWN for the neurons ``index`` of an image-like node i, in patches: one set
+        of slopes (one per ReLU neuron, as CROWN's own) for all the lower bounds, one for all
+        the upper bounds, instead of one per bound and neuron on dense coefficients. Fewer
+        degrees of freedom, but each step costs about one CROWN pass: (B, 2k) bounds."""
+        form, k = self._identity_form(i, index), index.numel()
+        sides = [replace(form, values=form.values[:, part], positions=form.positions[part])
+                 for part in (slice(0, k), slice(k, 2 * k))]  # fmt: skip
+        alphas, floors = [{}, {}], {j: _slope_floor(self.nodes[j]) for j in relus}
+        for j in relus:
+            lo, hi = self.interval(self.nodes[j].sources[0])
+            start = default_lower_slope(self.nodes[j].kind, self.nodes[j].module, lo, hi)
+            for side in alphas:
+                side[j] = start.clone().requires_grad_()
+        params = [a for side in alphas for a in side.values()]
+        adam = _Adam(params, lr=0.1)
+        best = self.lo.new_full((self.lo.shape[0], 2 * k), -math.inf)
+        stalled = 0
+        with torch.enable_grad():
+            for step in range(self.alpha_steps):
+                if step and (time.monotonic() >= stop or stalled >= STALL):
+                    break
+                bound = torch.cat([self.backward(i, f, a) for f, a in zip(sides, alphas,
+                                                                         strict=True)], 1)  # fmt: skip
+                gain = (bound.detach() - best).clamp_min(0).nan_to_num(posinf=1.0).mean()
+                scale = 1e-3 * (1 + best.abs().nan_to_num(posinf=0.0).mean())
+                stalled = 0 if bool(gain > scale) else stalled + 1
+                best = torch.maximum(best, bound.detach())
+                grads = torch.autograd.grad(-bound.sum(), params, allow_unused=True)
+                adam.step(grads)
+                with torch.no_grad():
+                    for side in alphas:
+                        for j, alpha in side.items():
+                            alpha.clamp_(floors[j], 1.0)
+                self._forget_windows()
+        return best
 
     def _kept(self) -> int:
         """Elements held in windows kept between chunks."""
@@ -452,6 +501,12 @@ class Propagator:
         if self.record and not form.is_patches:
             self.coefficients[j] = form.values.detach()
         alpha = None if alphas is None else alphas.get(j)
+        if alpha is not None and alpha.dim() == self.interval(node.sources[0])[0].dim():
+            # one slope per neuron shared by every row (patches or dense)
+            lo, hi = self.interval(node.sources[0])
+            sl, bl, su, bu = relax(node.kind, node.module, lo, hi, alpha)
+            bl = None if node.kind in PIECEWISE else bl
+            return _single(Diagonal.from_bounds(sl, bl, su, bu).backward(form))
         if alpha is not None and not form.is_patches:
             lo, hi = self.interval(node.sources[0])
             sl, bl, su, bu = relax(node.kind, node.module, lo.unsqueeze(1), hi.unsqueeze(1), alpha)

@@ -3,7 +3,10 @@
 Each affine node is an equality ``z = W a + b`` (its matrix read off the layer by evaluating
 it on a basis, in float64), each ReLU ``a = max(z, 0)`` with pre-activation bounds ``[l, u]``
 is exact: stable neurons are linear, an unstable one gets a binary ``d`` and the big-M
-constraints ``a >= z``, ``a >= 0``, ``a <= z - l (1 - d)``, ``a <= u d`` (Tjeng et al., 2019).
+constraints ``a >= z``, ``a >= 0``, ``a <= z - l (1 - d)``, ``a <= u d`` (Tjeng et al., 2019;
+a LeakyReLU of slope ``s`` likewise, ``a >= s z`` and ``a <= s z + (1 - s) u d``). A max
+pooling output ``y`` is at least every input of its window and equals the one its binaries
+select (``y <= x_i + (U - l_i)(1 - d_i)``, ``sum d = 1``).
 The bounds ``l, u`` come from CROWN (alpha-CROWN when asked), so the big-M values are as small
 as the bound engine can make them. For each unsafe output region (all of its rows
 ``spec @ y + offset <= 0``) HiGHS (``scipy.optimize.milp``) minimizes ``t`` subject to
@@ -26,6 +29,7 @@ from deeptoolbox.errors import OptionError, UnsupportedLayerError
 from deeptoolbox.robustness._budget import Budget, Deadline, default_max_memory
 from deeptoolbox.robustness._crown import Propagator
 from deeptoolbox.robustness._graph import Graph, to_graph
+from deeptoolbox.robustness._relax import leaky_slope
 
 __all__ = ["milp_reaches"]
 
@@ -50,8 +54,8 @@ def milp_reaches(
     each row its own region). Returns ``("violated", x)`` with an input that reaches a region
     (as the solver found it: check it on the network), ``("verified", None)`` when no input
     does, ``("unproven", None)`` when ``timeout`` seconds ran out first. Works on networks of
-    affine layers (Dense, convolutions, BatchNorm, normalization, Flatten, Addition,
-    Concatenation, average pooling) and ReLUs; the size of the MILP grows with the number of
+    affine layers (Dense, convolutions, BatchNorm, normalization, Flatten, Reshape, Addition,
+    Concatenation, average pooling), ReLUs, LeakyReLUs and max pooling; the size of the MILP grows with the number of
     unstable ReLUs, so it is meant for small networks (hundreds of unstable neurons).
 
     Example:
@@ -124,11 +128,11 @@ def _input_shape(graph: Graph, lo: torch.Tensor) -> tuple[int, ...]:
 
 def _check_layers(graph: Graph) -> None:
     for node in graph.nodes:
-        if node.kind not in ("affine", "relu"):
+        if node.kind not in ("affine", "relu", "leaky_relu", "max"):
             raise UnsupportedLayerError(
                 f"milp_reaches: layer '{node.name}' ({type(node.module).__name__}, kind "
-                f"{node.kind!r}) has no exact MILP encoding here; supported: affine layers and "
-                "ReLU."
+                f"{node.kind!r}) has no exact MILP encoding here; supported: affine layers "
+                "(BatchNorm, Flatten and Reshape included), ReLU, LeakyReLU and max pooling."
             )
 
 
@@ -165,11 +169,16 @@ class _Program:
             shapes[i] = tuple(values[i].shape[1:])
             n_lo = bounds[i][0].double().flatten().numpy()
             n_hi = bounds[i][1].double().flatten().numpy()
+            source = node.sources[0] if node.sources else -1
             if node.kind == "affine":
                 where[i] = self._affine(node, [where[s] for s in node.sources],
                                         [shapes[s] for s in node.sources], n_lo, n_hi)  # fmt: skip
+            elif node.kind == "max":
+                where[i] = self._max(node.module, where[source], shapes[source],
+                                     bounds[source], n_lo, n_hi)  # fmt: skip
             else:
-                where[i] = self._relu(where[node.sources[0]], bounds[node.sources[0]], n_lo, n_hi)
+                slope = 0.0 if node.kind == "relu" else leaky_slope(node.module)
+                where[i] = self._relu(where[source], bounds[source], n_lo, n_hi, slope)
         self.output = where[len(graph.nodes) - 1]
         self.outputs = self.output[1]
 
@@ -204,28 +213,64 @@ class _Program:
         self._constrain(columns, -bias, -bias)  # W a - z = -b
         return first, size
 
-    def _relu(self, source, pre, n_lo, n_hi):
+    def _relu(self, source, pre, n_lo, n_hi, slope: float = 0.0):
+        """a = max(z, s z) (s = ``slope`` in [0, 1]: ReLU for 0, leaky ReLU otherwise)."""
         start, size = source
         l_ = pre[0].double().flatten().numpy()
         u_ = pre[1].double().flatten().numpy()
-        first = self._new(size, np.maximum(n_lo, 0.0), np.maximum(n_hi, 0.0))
+        first = self._new(size, n_lo - 1e-6 * (1 + np.abs(n_lo)),
+                          n_hi + 1e-6 * (1 + np.abs(n_hi)))  # fmt: skip
         eye = np.eye(size)
         active, inactive = l_ >= 0, u_ <= 0
         unstable = ~active & ~inactive
-        # a >= z for every neuron, a = z where active; a >= 0 and a = 0 where inactive come
-        # from the bounds of a (the interval of the ReLU, [0, 0] where inactive)
+        # a >= z for every neuron, a = z where active; a >= s z, a = s z where inactive
         self._constrain([(first, eye), (start, -eye)], np.zeros(size),
                         np.where(active, 0.0, np.inf))  # fmt: skip
+        self._constrain([(first, eye), (start, -slope * eye)], np.zeros(size),
+                        np.where(inactive, 0.0, np.inf))  # fmt: skip
         index = np.flatnonzero(unstable)
         if index.size:
             binaries = self._new(index.size, np.zeros(index.size), np.ones(index.size), True)
             rows = np.eye(size)[index]
-            # a - z - l d <= -l  (a <= z - l (1 - d));  a - u d <= 0  (a <= u d)
-            self._constrain([(first, rows), (start, -rows), (binaries, -np.diag(l_[index]))],
-                            -np.inf, -l_[index])  # fmt: skip
-            self._constrain([(first, rows), (binaries, -np.diag(u_[index]))],
+            # d = 1: z >= 0 and a = z; d = 0: z <= 0 and a = s z (Tjeng et al., 2019):
+            # a - z + (s - 1) l d <= (s - 1) l   (a <= z + (1 - s)(-l)(1 - d))
+            # a - s z - (1 - s) u d <= 0         (a <= s z + (1 - s) u d)
+            m_low, m_high = (slope - 1.0) * l_[index], (1.0 - slope) * u_[index]
+            self._constrain([(first, rows), (start, -rows), (binaries, np.diag(m_low))],
+                            -np.inf, m_low)  # fmt: skip
+            self._constrain([(first, rows), (start, -slope * rows), (binaries, -np.diag(m_high))],
                             -np.inf, np.zeros(index.size))  # fmt: skip
         return first, size
+
+    def _max(self, module, source, shape, pre, n_lo, n_hi):
+        """y = max of each pooling window: y >= x_i for every candidate i of the window, and
+        y <= x_i + (U - l_i)(1 - d_i) with one binary d_i per candidate, sum d = 1 (an input
+        whose upper bound is below another's lower bound is never the max and is left out)."""
+        start, size = source
+        l_ = pre[0].double().flatten().numpy()
+        u_ = pre[1].double().flatten().numpy()
+        with torch.no_grad():  # input p lies in window o where a one-hot input gives o = 1
+            basis = torch.eye(size, dtype=torch.float64).reshape(size, *shape)
+            member = copy.deepcopy(module).double().eval()(basis).reshape(size, -1).numpy() > 0.5
+        outputs = member.shape[1]
+        first = self._new(outputs, n_lo - 1e-6 * (1 + np.abs(n_lo)),
+                          n_hi + 1e-6 * (1 + np.abs(n_hi)))  # fmt: skip
+        for o in range(outputs):
+            window = np.flatnonzero(member[:, o])
+            best = window[np.argmax(l_[window])]
+            keep = window[(u_[window] >= l_[best]) | (window == best)]
+            y = (first + o, np.ones((len(keep), 1)))
+            picks = np.zeros((len(keep), size))
+            picks[np.arange(len(keep)), keep] = 1.0
+            if len(keep) == 1:  # it dominates its window: y = x
+                self._constrain([y, (start, -picks)], 0.0, 0.0)
+                continue
+            self._constrain([y, (start, -picks)], np.zeros(len(keep)), np.inf)  # y >= x_i
+            binaries = self._new(len(keep), np.zeros(len(keep)), np.ones(len(keep)), True)
+            spread = u_[keep].max() - l_[keep]
+            self._constrain([y, (start, -picks), (binaries, np.diag(spread))], -np.inf, spread)
+            self._constrain([(binaries, np.ones((1, len(keep))))], 1.0, 1.0)  # one is the max
+        return first, outputs
 
     def minimize_max(self, spec, offset, seconds: float):
         """Minimize t >= spec @ y + offset: ("violated", x), ("verified", _), ("unproven", _)."""

@@ -319,9 +319,10 @@ def _verify_group(graph, lo, hi, point, labels, spec, members, budget, options, 
         margins = lower_bound_of(graph, lo[open_], hi[open_], spec[open_], options.method,
                                  options.optimize, budget=group_budget,
                                  positive_is_enough=True, intermediate=options.optimize,
-                                 keep=kept)  # fmt: skip
+                                 outputs_first=True,
+                                 keep=kept if options.branch_and_bound else None)  # fmt: skip
         state.margins[open_] = margins.amin(1)
-        if options.branch_and_bound and kept:  # branch and bound starts from these bounds
+        if kept:  # branch and bound starts from these bounds
             for row, i in enumerate(open_.tolist()):
                 state.roots[i] = [(a[row : row + 1], b[row : row + 1]) for a, b in kept]
         for i, m in zip(open_.tolist(), margins, strict=True):
