@@ -17,6 +17,7 @@ import torch.distributed as dist
 from deeptoolbox._device import best_device, gpu_device
 from deeptoolbox.errors import OptionError
 from deeptoolbox.training._acceleration import DeviceFacts, precision_for
+from deeptoolbox.training._failures import regroup_store
 
 __all__ = ["Placement", "place", "autocast_context"]
 
@@ -90,7 +91,12 @@ def _init_group(environment: str) -> tuple[int, int, bool]:
     backend = "nccl" if torch.cuda.is_available() and environment == "multi-gpu" else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group(backend)
+    store = regroup_store()  # after a failure aborted the last group (see _failures)
+    if store is None:
+        dist.init_process_group(backend)
+    else:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world)
     if not _CREATED:
         atexit.register(_leave_created_group)
     _CREATED[:] = [dist.group.WORLD]

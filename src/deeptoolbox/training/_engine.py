@@ -39,6 +39,7 @@ from deeptoolbox.training._acceleration import DeviceFacts, applied, choose_acce
 from deeptoolbox.training._callbacks import AdversarialInputs, Callbacks
 from deeptoolbox.training._data import Batch, as_labelled_arrays, class_names, data_source
 from deeptoolbox.training._devices import autocast_context, place
+from deeptoolbox.training._failures import RunFailures
 from deeptoolbox.training._losses import (
     Loss,
     logits_like,
@@ -166,6 +167,23 @@ class Engine:
                 "detector)."
             )
         self.placement = place(options.execution_environment, options.precision)
+        # several processes: a failure on one stops the others within seconds (_failures)
+        self.failures = RunFailures.start(self.placement.rank, self.placement.world)
+        try:
+            self._configure(net, data, options, optimizer)
+        except BaseException as err:
+            failure = self.process_failure(err)
+            if failure is err:
+                raise
+            raise failure from err
+
+    def _configure(
+        self,
+        net: torch.nn.Module,
+        data: Any,
+        options: TrainingOptions,
+        optimizer: torch.optim.Optimizer | None,
+    ) -> None:
         self.device = self.placement.device
         # strategy="fsdp": sharded when the run has a process group (any size), see _sharding
         self.sharded = options.strategy == "fsdp" and self.placement.distributed
@@ -805,11 +823,22 @@ class Engine:
         )
         return error
 
+    def process_failure(self, err: BaseException) -> BaseException:
+        """The exception to raise for ``err`` raised in this process (see ``_failures``):
+        with several processes, ``err`` is recorded and the group aborted, or, when ``err``
+        follows from another process's failure, a TrainingError naming that process."""
+        if self.failures is None:
+            return err
+        state = getattr(self, "state", None)
+        return self.failures.handle(err, state.iteration if state is not None else 0)
+
     def close(self, failed: bool = False) -> None:
         """The end of the call. Several processes: a barrier after every rank's last
         collective (none after a failure: the group is aborted then). The process group is
         kept for later train() calls, whoever created it (train() destroys the one it
         created when the interpreter exits; a user's group is the user's to destroy)."""
+        if self.failures is not None:
+            self.failures.close()
         if failed or not self.placement.distributed:
             return
         import torch.distributed as dist

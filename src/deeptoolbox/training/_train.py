@@ -80,7 +80,9 @@ def train(
 
     Raises:
         OptionError: bad arguments or options. TrainingError: the loss became NaN or Inf
-        (``err.result`` holds the last network checked good and the history before it).
+        (``err.result`` holds the last network checked good and the history before it),
+        or, with several processes, another process failed (``err.failed_process`` is its
+        rank; that process raises its own error; see docs/training.md).
 
     Example:
         >>> import torch
@@ -97,22 +99,30 @@ def train(
     options = _check_arguments(net, options)
     user_scheduler = check_user_optimizer(net, options, optimizer, scheduler)
     engine = Engine(net, data, loss, options, optimizer, user_scheduler)
+    together: BaseException | None = None  # raised by every process at the same point
+    failed = False
     try:
         with _scoped_random_state(engine.device), engine.session():
             engine.setup()
             try:
                 reason = engine.run()
             except NonFiniteLoss as bad:
-                error = engine.fail(bad)
-                engine.callbacks.call("on_train_end", error.result)
-                raise error from None
+                together = engine.fail(bad)
+                engine.callbacks.call("on_train_end", together.result)
+                raise together from None
             returned = engine.finalize()
             result = engine.result(reason, returned)
             engine.callbacks.call("on_train_end", result)
             return result
-    except BaseException as err:  # callbacks hear of the failure; the error is raised as it is
+    except BaseException as err:  # callbacks hear of the failure
+        # several processes: an error of this process alone is recorded for the others and
+        # raised as it is; one caused by another process's failure becomes a TrainingError
+        failed = err is not together
+        raised = engine.process_failure(err) if failed else err
         with contextlib.suppress(Exception):
-            engine.callbacks.call("on_train_error", err)
-        raise
+            engine.callbacks.call("on_train_error", raised)
+        if raised is err:
+            raise
+        raise raised from err
     finally:
-        engine.close()
+        engine.close(failed)
