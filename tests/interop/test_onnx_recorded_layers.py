@@ -144,11 +144,24 @@ def test_a_record_that_does_not_compute_like_the_nodes_leaves_operators(tmp_path
 
 
 def test_files_without_the_record_import_as_exact_operators(tmp_path):
-    net = _perturbed(Network([L.FeatureInput(4), L.GELU(name="target")]))
+    """The tanh form of GELU has no foreign pattern: without the record it stays operators."""
+    net = _perturbed(Network([L.FeatureInput(4), L.GELU("tanh", name="target")]))
     path = export_onnx(net, tmp_path / "gelu.onnx")
     _rewrite_classes(path, lambda recorded: {})
     imported = import_onnx(path)
     assert "GELU" not in {type(imported.layer(n)).__name__ for n in imported.layer_names}
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(_run(imported, x), _run(net, x), atol=1e-6, rtol=1e-6)
+
+
+def test_erf_gelu_without_the_record_comes_back_by_its_formula(tmp_path):
+    """x * 0.5 * (1 + erf(x / sqrt 2)) is a foreign pattern (see _patterns_foreign)."""
+    net = _perturbed(Network([L.FeatureInput(4), L.GELU(name="target")]))
+    path = export_onnx(net, tmp_path / "gelu.onnx")
+    _rewrite_classes(path, lambda recorded: {})
+    imported = import_onnx(path)
+    assert {type(imported.layer(n)).__name__ for n in imported.layer_names} == {"FeatureInput",
+                                                                                "GELU"}  # fmt: skip
     x = torch.randn(3, 4)
     torch.testing.assert_close(_run(imported, x), _run(net, x), atol=1e-6, rtol=1e-6)
 
