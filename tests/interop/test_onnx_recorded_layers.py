@@ -178,3 +178,43 @@ def test_the_export_records_where_each_weight_is(tmp_path):
         want = net.layer("target").state_dict()[key].numpy()
         assert how == "same"
         np.testing.assert_array_equal(values[holder].reshape(want.shape), want)
+
+
+def _two_sequences() -> Network:
+    net = Network(name="joined")
+    with net.editing():
+        net.add_layers(L.SequenceInput(3, name="a"))
+        net.add_layers(L.SequenceInput(3, name="b"))
+        net.add_layers({"target": L.Concatenation(axis="time")})
+        net.connect("a", "target/in1")
+        net.connect("b", "target/in2")
+    return net.initialize().eval()
+
+
+def test_a_layer_with_two_inputs_is_connected_port_by_port(tmp_path):
+    net = _two_sequences()
+    path = export_onnx(net, tmp_path / "joined.onnx")
+    entry = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[CLASSES_KEY])
+    assert entry["target"]["sources"] == ["a", "b"]
+    imported = import_onnx(path)
+    assert type(imported.layer("target")).__name__ == "Concatenation"
+    assert imported.sources("target") == {"in1": "a", "in2": "b"}
+    a, b = torch.randn(2, 4, 3), torch.randn(2, 6, 3)
+    torch.testing.assert_close(imported(a, b), net(a, b))
+
+
+def test_recorded_sources_that_do_not_fit_leave_operators(tmp_path):
+    """Sources swapped in the record: the rebuilt layer would join b before a, which the
+    sample check sees; the nodes stay operators and compute as the file does."""
+    net = _two_sequences()
+    path = export_onnx(net, tmp_path / "joined.onnx")
+
+    def swap(recorded):
+        recorded["target"]["sources"] = ["b", "a"]
+        return recorded
+
+    _rewrite_classes(path, swap)
+    imported = import_onnx(path)
+    assert type(imported.layer("target")).__name__ == "OnnxOperator"
+    a, b = torch.randn(2, 4, 3), torch.randn(2, 6, 3)
+    torch.testing.assert_close(imported(a, b), net(a, b))
