@@ -85,6 +85,10 @@ OPERATORS = [
     "CumSum",
     "GatherElements",
     "ScatterElements",
+    # and what torch writes for adaptive pooling, projected convolutions and group norm
+    "GatherND",
+    "Einsum",
+    "GroupNormalization",
 ]
 TARGET_PASS_RATE = 0.95
 
@@ -124,6 +128,8 @@ def _skip_reason(case) -> str | None:
         return "string tensors"
     if case.name.startswith("test_training_dropout") and "zero_ratio" not in case.name:
         return "training-mode dropout: outputs depend on numpy's random generator"
+    if case.name.startswith("test_einsum") and case.name.endswith("_bfloat16"):
+        return "bfloat16 initializers (ml_dtypes arrays): not read by import_onnx yet"
     if len(case.data_sets) == 0:
         return "no data"
     return None

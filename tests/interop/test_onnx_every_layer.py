@@ -52,55 +52,28 @@ NOT_EXPORTABLE = {
 }
 """Types that cannot be exported by design -> why (they refuse to run; no contract example)."""
 
-ROUND_TRIP_GAPS = {
-    "AdaptiveAvgPool1d": "torch writes the sequence pooling with GatherND, which import_onnx "
-    "does not run",
-    "PaddingMask": "the exporter fails on the boolean mask output (numpy boolean subtract in "
-    "the verification of a bool output)",
-    "ProjectedConv2d": "torch writes the projected convolution with Einsum, which import_onnx "
-    "does not run",
-}
+ROUND_TRIP_GAPS: dict[str, str] = {}
 """Types whose export or import fails today -> the precise reason (xfail, strict)."""
 
 OPERATOR_FORMS = {
-    "AdaptiveAvgPool2d": "written as MatMul with averaging matrices; no pattern maps them back",
-    "AdaptiveAvgPool3d": "written as MatMul with averaging matrices; no pattern maps them back",
-    "AvgPool2d": "padding='same' is written as Pad -> AveragePool, which stays two nodes",
-    "AvgPool3d": "AveragePool on volumes has no mapping onto AvgPool3d",
-    "AvgPoolExcludingPadding": "written as AveragePool / Div of window counts, no pattern",
-    "Conv1d": "padding='same' with a stride is written as shape arithmetic -> Pad -> Conv",
-    "Conv2d": "groups with padding='same' are written as Pad -> Conv, which stays an operator",
-    "Dense": "on images it is Flatten -> Gemm: the Gemm becomes a Dense after a Flatten "
-    "operator, not one Dense on (C, H, W)",
+    "AdaptiveAvgPool2d": "written as MatMul with averaging matrices; not recorded (recording "
+    "it turns equal-window pools, which come back as AvgPool2d, into AdaptiveAvgPool2d)",
+    "AdaptiveAvgPool3d": "written as MatMul with averaging matrices; not recorded (as "
+    "AdaptiveAvgPool2d)",
+    "Conv1d": "padding='same' with a stride is written as shape arithmetic -> Pad -> Conv; "
+    "not recorded (the record broke the Conv1d -> LSTM pattern of other files)",
     "Dropout": "an identity at inference: the exporter writes no node for it",
     "SpatialDropout": "an identity at inference: the exporter writes no node for it",
     "StochasticDepth": "an identity at inference: the exporter writes no node for it",
-    "HardSigmoid": "torch writes HardSigmoid(alpha, beta) as Mul/Add -> Clip",
-    "MaxPool1d": "padding='same' is written as shape arithmetic -> Pad -> MaxPool",
-    "MaxPool3d": "padding='same' is written as Pad -> MaxPool, which stays two layers",
-    "MergeDirections": "written as Split -> Add -> Div, which import as those operators",
-    "PReLU": "torch writes PReLU on sequences as Where(x > 0, x, x * slope)",
-    "Softmax": "Softmax over the channels of images is written as Softmax(axis=1), which "
-    "the mapping onto Softmax (last axis) does not take",
     "NetworkLayer": "a nested network is exported flat: its layers come back, not the wrapper",
     "TorchFunction": "arbitrary torch code: comes back as the ONNX operators it was written as",
     "TorchModule": "arbitrary torch code: comes back as the ONNX operators it was written as",
-    "ProjectedDense": "written as two Gemm nodes, which come back as two Dense layers",
-    "ProjectedConv1d": "written as MatMul + Conv, which come back as Dense + Conv1d",
-    "ProjectedLSTM": "written as MatMul + LSTM, which come back as Dense + LSTM",
-    "ProjectedGRU": "written as MatMul + GRU, which come back as Dense + GRU",
+    "ProjectedLSTM": "written as MatMul + LSTM: the record's weights are not in the graph "
+    "(ONNX's gate order, projections multiplied out), so the nodes come back as Dense + LSTM",
+    "ProjectedGRU": "written as MatMul + GRU: the record's weights are not in the graph "
+    "(ONNX's gate order, projections multiplied out), so the nodes come back as Dense + GRU",
     "ModeSwitch": "the file is an inference graph: it holds the evaluation side only, and no "
     "node for the switch",
-    "Attention": "written as MatMul / Softmax / Where nodes; only SelfAttention is recorded "
-    "for import, and only with one input",
-    "CrossAttention": "written as MatMul / Softmax nodes; its projections come back as Dense",
-    "SelfAttention": "with a padding mask the recorded layer has two runtime inputs; the "
-    "record is used only for one-input layers",
-    "FunctionLayer": "with two inputs the recorded layer is not used (one-input layers only); "
-    "its operations come back as Sigmoid / Multiplication...",
-    "Concatenation": "Concat along the time axis of sequences is not mapped onto "
-    "Concatenation(axis='time')",
-    "MaskedSteps": "written as Where and shape arithmetic; no pattern or record",
     "MaxUnpooling2d": "comes back as a MaxUnpooling2d named 'target_2' (the pooling that "
     "gives the indices keeps the name 'target')",
     "TensorInput": "input layers are rebuilt from the graph input's size: (N, T, C) comes "
@@ -222,3 +195,14 @@ def test_placeholders_cannot_be_exported_and_say_which_layer(type_name, tmp_path
     with pytest.raises(ModelExportError, match=r"placeholder.*replace_layer\('target'"):
         export_onnx(net, tmp_path / "layer.onnx")
     assert not (tmp_path / "layer.onnx").exists()
+
+
+def test_the_docs_list_the_types_that_come_back_as_other_layers():
+    """docs/interop-onnx.md's table names exactly the types listed here (with their reasons)."""
+    import re
+
+    text = (Path(__file__).parents[2] / "docs" / "interop-onnx.md").read_text()
+    table = text.split("<!-- onnx-other-forms: start -->")[1].split("<!-- onnx-other-forms: end")[0]
+    rows = [line.split("|")[1] for line in table.splitlines()[2:] if line.startswith("|")]
+    named = {name for row in rows for name in re.findall(r"`(\w+)`", row)}
+    assert named == set(OPERATOR_FORMS) | set(ROUND_TRIP_GAPS)

@@ -144,11 +144,24 @@ def test_a_record_that_does_not_compute_like_the_nodes_leaves_operators(tmp_path
 
 
 def test_files_without_the_record_import_as_exact_operators(tmp_path):
-    net = _perturbed(Network([L.FeatureInput(4), L.GELU(name="target")]))
+    """The tanh form of GELU has no foreign pattern: without the record it stays operators."""
+    net = _perturbed(Network([L.FeatureInput(4), L.GELU("tanh", name="target")]))
     path = export_onnx(net, tmp_path / "gelu.onnx")
     _rewrite_classes(path, lambda recorded: {})
     imported = import_onnx(path)
     assert "GELU" not in {type(imported.layer(n)).__name__ for n in imported.layer_names}
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(_run(imported, x), _run(net, x), atol=1e-6, rtol=1e-6)
+
+
+def test_erf_gelu_without_the_record_comes_back_by_its_formula(tmp_path):
+    """x * 0.5 * (1 + erf(x / sqrt 2)) is a foreign pattern (see _patterns_foreign)."""
+    net = _perturbed(Network([L.FeatureInput(4), L.GELU(name="target")]))
+    path = export_onnx(net, tmp_path / "gelu.onnx")
+    _rewrite_classes(path, lambda recorded: {})
+    imported = import_onnx(path)
+    assert {type(imported.layer(n)).__name__ for n in imported.layer_names} == {"FeatureInput",
+                                                                                "GELU"}  # fmt: skip
     x = torch.randn(3, 4)
     torch.testing.assert_close(_run(imported, x), _run(net, x), atol=1e-6, rtol=1e-6)
 
@@ -165,3 +178,43 @@ def test_the_export_records_where_each_weight_is(tmp_path):
         want = net.layer("target").state_dict()[key].numpy()
         assert how == "same"
         np.testing.assert_array_equal(values[holder].reshape(want.shape), want)
+
+
+def _two_sequences() -> Network:
+    net = Network(name="joined")
+    with net.editing():
+        net.add_layers(L.SequenceInput(3, name="a"))
+        net.add_layers(L.SequenceInput(3, name="b"))
+        net.add_layers({"target": L.Concatenation(axis="time")})
+        net.connect("a", "target/in1")
+        net.connect("b", "target/in2")
+    return net.initialize().eval()
+
+
+def test_a_layer_with_two_inputs_is_connected_port_by_port(tmp_path):
+    net = _two_sequences()
+    path = export_onnx(net, tmp_path / "joined.onnx")
+    entry = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[CLASSES_KEY])
+    assert entry["target"]["sources"] == ["a", "b"]
+    imported = import_onnx(path)
+    assert type(imported.layer("target")).__name__ == "Concatenation"
+    assert imported.sources("target") == {"in1": "a", "in2": "b"}
+    a, b = torch.randn(2, 4, 3), torch.randn(2, 6, 3)
+    torch.testing.assert_close(imported(a, b), net(a, b))
+
+
+def test_recorded_sources_that_do_not_fit_leave_operators(tmp_path):
+    """Sources swapped in the record: the rebuilt layer would join b before a, which the
+    sample check sees; the nodes stay operators and compute as the file does."""
+    net = _two_sequences()
+    path = export_onnx(net, tmp_path / "joined.onnx")
+
+    def swap(recorded):
+        recorded["target"]["sources"] = ["b", "a"]
+        return recorded
+
+    _rewrite_classes(path, swap)
+    imported = import_onnx(path)
+    assert type(imported.layer("target")).__name__ == "OnnxOperator"
+    a, b = torch.randn(2, 4, 3), torch.randn(2, 6, 3)
+    torch.testing.assert_close(imported(a, b), net(a, b))

@@ -472,6 +472,7 @@ def verify_onnx(
                 f"ONNX check of {label}: output '{arg.name}' has size {got.shape} in "
                 f"onnxruntime but {want_np.shape} in the network."
             )
+        got, want_np = got.astype(np.float64), want_np.astype(np.float64)  # bool masks too
         difference = float(np.max(np.abs(got - want_np) / (1 + np.abs(want_np)), initial=0.0))
         if not difference <= tolerance:
             raise ModelExportError(

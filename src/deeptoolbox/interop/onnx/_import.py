@@ -398,7 +398,9 @@ def _add_inputs(build: _Build, graph) -> None:
                 f"{tensor_type.elem_type}; supported: float, double, float16, bfloat16, integer "
                 "and bool tensors."
             ) from None
-        samples = tuple(_sample(dims, dtype, batch, free, seed) for seed, (batch, free)
+        offset = 2 * sum(v.layer is not None for v in build.values.values())  # other inputs:
+        # other samples, so that layers fed by two inputs are checked with their order
+        samples = tuple(_sample(dims, dtype, batch, free, seed + offset) for seed, (batch, free)
                         in enumerate(build.sample_sizes))  # fmt: skip
         build.values[value.name] = _Value(layer=name, samples=samples, size=size)
 

@@ -55,7 +55,7 @@ _TARGETS = {
     "LRN": "CrossChannelNorm", "DepthToSpace": "DepthToSpace", "SpaceToDepth": "SpaceToDepth",
     "Gather": "Indexing1d",
     "ConvTranspose": "TransposedConv2d / TransposedConv3d", "Resize": "Resize2d / Resize3d",
-    "Slice": "Crop2d",
+    "Slice": "Crop2d", "Gelu": "GELU", "GroupNormalization": "GroupNorm",
 }  # fmt: skip
 
 
@@ -248,6 +248,32 @@ def _smooth_activation(attrs: dict, inputs: list, shapes: list) -> Mapped:
     if not _runtime(inputs, 1) or not attrs["_float"]:
         return None
     return {"Softplus": L.Softplus, "HardSwish": L.HardSwish, "Mish": L.Mish}[attrs["_op"]](), {}
+
+
+@mapper("Gelu")
+def _gelu(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    approximation = str(attrs.get("approximate", "none"))
+    if not _runtime(inputs, 1) or not attrs["_float"] or approximation not in ("none", "tanh"):
+        return None
+    return L.GELU(approximation), {}
+
+
+@mapper("GroupNormalization")
+def _group_norm(attrs: dict, inputs: list, shapes: list) -> Mapped:
+    """GroupNormalization of images or volumes with constant scale and bias (per channel,
+    opset 21, or per group, opset 18) -> GroupNorm."""
+    from deeptoolbox.interop.onnx._ops import group_scales
+
+    if not _runtime(inputs, 1) or len(inputs) != 3 or len(shapes[0]) not in (4, 5):
+        return None
+    channels, groups = shapes[0][1], int(attrs.get("num_groups", 0))
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    if not attrs["_float"] or groups < 1 or channels % groups or epsilon <= 0:
+        return None
+    scale, bias = group_scales(inputs[1], inputs[2], channels, groups)
+    if scale.numel() != channels or bias.numel() != channels:
+        return None
+    return L.GroupNorm(groups, epsilon=epsilon), {"weight": _float(scale), "bias": _float(bias)}
 
 
 @mapper("HardSigmoid")

@@ -220,6 +220,12 @@ def _matmul(inputs: Inputs, attrs: dict) -> Tensor:
     return torch.matmul(inputs[0], inputs[1])
 
 
+@operator("Einsum")
+def _einsum(inputs: Inputs, attrs: dict) -> Tensor:
+    equation = attrs["equation"]
+    return torch.einsum(equation.decode() if isinstance(equation, bytes) else equation, *inputs)
+
+
 @operator("Gemm")
 def _gemm(inputs: Inputs, attrs: dict) -> Tensor:
     a, b = inputs[0], inputs[1]
@@ -449,6 +455,32 @@ def _batch_norm(inputs: Inputs, attrs: dict) -> Tensor:
 def _instance_norm(inputs: Inputs, attrs: dict) -> Tensor:
     x, scale, bias = inputs[:3]
     return F.instance_norm(x, weight=scale, bias=bias, eps=attrs.get("epsilon", 1e-5))
+
+
+def group_scales(scale: Tensor, bias: Tensor, channels: int, groups: int) -> tuple:
+    """GroupNormalization's scale and bias per channel: opset 21 gives one per channel, opset
+    18 one per group (each channel of a group takes its group's).
+
+    Example:
+        >>> group_scales(torch.tensor([1.0, 2.0]), torch.zeros(2), 4, 2)[0].tolist()
+        [1.0, 1.0, 2.0, 2.0]
+    """
+    scale, bias = scale.reshape(-1), bias.reshape(-1)
+    if scale.numel() != channels and scale.numel() == groups and channels % groups == 0:
+        scale = scale.repeat_interleave(channels // groups)
+        bias = bias.repeat_interleave(channels // groups)
+    return scale, bias
+
+
+@operator("GroupNormalization")
+def _group_norm(inputs: Inputs, attrs: dict) -> Tensor:
+    x, scale, bias = inputs[:3]
+    groups = int(attrs["num_groups"])
+    scale, bias = group_scales(scale, bias, x.shape[1], groups)
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()  # stash_type: float
+    y = F.group_norm(work, groups, scale.to(work.dtype), bias.to(work.dtype),
+                     eps=attrs.get("epsilon", 1e-5))  # fmt: skip
+    return y.to(x.dtype)
 
 
 @operator("LRN")

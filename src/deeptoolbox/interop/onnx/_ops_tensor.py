@@ -218,6 +218,25 @@ def _gather_elements(inputs: Inputs, attrs: dict) -> Tensor:
     return torch.gather(x, axis, indices)
 
 
+@operator("GatherND")
+def _gather_nd(inputs: Inputs, attrs: dict) -> Tensor:
+    """Slices of ``x`` at ``indices`` (..., k) into the k axes after the ``batch_dims`` first
+    (shared with the indices): the output is indices.shape[:-1] + x.shape[batch_dims + k:]."""
+    x, indices = inputs[0], inputs[1].long()
+    batch, k = int(attrs.get("batch_dims", 0)), indices.shape[-1]
+    lead = math.prod(x.shape[:batch])
+    picked = x.shape[batch : batch + k]
+    sizes = torch.tensor(picked, dtype=torch.long, device=indices.device)
+    flat = indices.reshape(lead, -1, k)
+    flat = torch.where(flat < 0, flat + sizes, flat)
+    strides = torch.tensor([math.prod(picked[j + 1 :]) for j in range(k)], dtype=torch.long,
+                           device=indices.device)  # fmt: skip
+    rows = (flat * strides).sum(-1)  # (lead, M)
+    body = x.reshape(lead, math.prod(picked), *x.shape[batch + k :])
+    result = body[torch.arange(lead, device=x.device).unsqueeze(1), rows]
+    return result.reshape(*indices.shape[:-1], *x.shape[batch + k :])
+
+
 @operator("ScatterElements")
 def _scatter_elements(inputs: Inputs, attrs: dict) -> Tensor:
     x, indices, updates = inputs[0], inputs[1].long(), inputs[2]

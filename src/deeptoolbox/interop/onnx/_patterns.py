@@ -4,7 +4,8 @@ Exporters write some toolbox layers as groups of nodes: a ``Conv1d`` on (N, T, C
 ``Transpose -> Conv -> Transpose``; a batch-first ``LSTM`` is ``Transpose -> LSTM -> Squeeze /
 Transpose / Reshape`` with zero initial states computed from the input's shape; a global
 pooling with a flat (N, C) result is ``GlobalAveragePool -> Flatten``; a ``Linear`` applied to
-each step of a sequence is ``MatMul -> Add``. :func:`fuse_patterns`
+each step of a sequence is ``MatMul -> Add``; other exporters write GELU, Swish, HardSwish,
+GroupNorm and Flatten as small formulas (:mod:`._patterns_foreign`). :func:`fuse_patterns`
 finds such groups and replaces each with a :class:`Fused` item (one toolbox layer plus the
 weights to load), only when the layer computes exactly what the group computes. The nodes
 that only fed the group (the transposes, the zero-state arithmetic) are dropped. The import
@@ -29,6 +30,7 @@ from deeptoolbox.interop.onnx._graph import (
     layer_name,
     node_attributes,
 )
+from deeptoolbox.interop.onnx._patterns_foreign import FOREIGN_MATCHERS, FOREIGN_TARGETS
 from deeptoolbox.interop.onnx._patterns_layers import (
     match_class_token,
     match_patches,
@@ -56,6 +58,7 @@ PATTERN_TARGETS = {
     "Resize": "Resize2d / Resize3d",
     "ScatterElements": "MaxUnpooling2d",
     "MaxUnpool": "MaxUnpooling2d",
+    **FOREIGN_TARGETS,
 }
 """ONNX op type -> the toolbox layer a pattern around it becomes (see the module docstring)."""
 
@@ -101,7 +104,8 @@ def fuse_patterns(
                                     "AveragePool": match_pool1d,
                                     "GlobalAveragePool": _match_pool,
                                     "GlobalMaxPool": _match_pool, "ReduceMean": _match_pool,
-                                    "ReduceMax": _match_pool, **UPSAMPLE_MATCHERS}  # fmt: skip
+                                    "ReduceMax": _match_pool, **UPSAMPLE_MATCHERS,
+                                    **FOREIGN_MATCHERS}  # fmt: skip
     items = _prune(_pick_states(list(nodes), constants, outputs), outputs)
     known = known | set(constants)  # with the indices _pick_states added
     graph = Graph(items, constants, outputs)

@@ -33,9 +33,23 @@ REGROUPED_LAYERS = frozenset({
     "GELU", "Swish", "Softplus", "Flatten", "Reshape", "GroupNorm", "AxisLayerNorm",
     "CrossChannelNorm", "DepthToSpace", "SpaceToDepth", "Embedding", "PositionEmbedding",
     "SinusoidalPositionEncoding", "Crop1d", "Crop2d", "Crop3d", "FunctionLayer", "Indexing1d",
-    "SelfAttention",
+    "SelfAttention", "Attention", "CrossAttention", "MaskedSteps", "PaddingMask",
+    "MergeDirections", "HardSigmoid", "PReLU", "Softmax", "AdaptiveAvgPool1d",
+    "AvgPoolExcludingPadding", "AvgPool2d", "AvgPool3d", "MaxPool1d", "MaxPool3d", "Conv2d", "Dense", "Concatenation",
+    "ProjectedDense", "ProjectedConv1d", "ProjectedConv2d", "ProjectedLSTM", "ProjectedGRU",
 })  # fmt: skip
-"""Layer types written as node groups that import_onnx would otherwise read as operators."""
+"""Layer types written as node groups that import_onnx would otherwise read as operators
+(some only with some options: :data:`RECORDED_WHEN` says which)."""
+
+_PADDED = ("same", "causal")  # written as Pad (or shape arithmetic) -> Conv / pooling
+RECORDED_WHEN = {
+    "Conv2d": lambda layer: layer.padding in _PADDED,
+    "AvgPool2d": lambda layer: layer.padding in _PADDED,
+    "MaxPool1d": lambda layer: layer.padding in _PADDED,
+    "MaxPool3d": lambda layer: layer.padding in _PADDED,
+    "Dense": lambda layer: bool(getattr(layer, "flatten_input", False)),  # Flatten -> Gemm
+}
+"""Types recorded only for some options (the others map onto the layer by their nodes)."""
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -69,19 +83,33 @@ def recorded_layers(net: nn.Module, model) -> dict[str, dict[str, Any]]:
     :data:`REGROUPED_LAYERS` (weights only when every one is found in the graph)."""
     if not isinstance(net, Network):
         return {}
-    layers = {n: m for n, m in net.layers.items() if type(m).__name__ in REGROUPED_LAYERS}
+    layers = {n: m for n, m in net.layers.items() if _regrouped(m)}
     if not layers:
         return {}
     values = _graph_values(model)
     recorded = {}
     for name, layer in layers.items():
         entry: dict[str, Any] = {"class": type(layer).__name__, "record": layer_record(name, layer)}
+        sources = net.sources(name)
+        if len(sources) > 1 and None not in sources.values():
+            entry["sources"] = list(sources.values())  # the layers feeding its ports, in order
         state = {k: v.detach().cpu().numpy() for k, v in layer.state_dict().items()}
         holders = {k: _holder(v, values) for k, v in state.items()}
         if all(h is not None for h in holders.values()):
             entry["weights"] = holders
         recorded[name] = entry
     return recorded
+
+
+def _regrouped(layer: nn.Module) -> bool:
+    kind = type(layer).__name__
+    if kind not in REGROUPED_LAYERS:
+        return False
+    when = RECORDED_WHEN.get(kind)
+    try:
+        return when is None or bool(when(layer))
+    except AttributeError:
+        return False
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -162,9 +190,32 @@ def _weights(entry: dict[str, Any], constants: Mapping[str, torch.Tensor]) -> di
     return weights
 
 
+def _by_port(graph: Graph, inputs: list[str], sources: Any) -> list[str]:
+    """The group's input values in the order of the layer's ports, from the layers export_onnx
+    recorded as feeding them (a value's source: the graph input, or the layer its producing
+    node is named after); empty when they do not match one to one."""
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        return []
+    by_source: dict[str, str] = {}
+    for value in inputs:
+        producer = graph.producer.get(value)
+        if producer is None:
+            source = value  # a graph input: named after its input layer
+        elif isinstance(producer, Fused):
+            source = producer.name
+        else:
+            source = layer_name(producer, "")
+        if not source or by_source.setdefault(source, value) != value:
+            return []
+    if set(by_source) != set(sources):
+        return []
+    return [by_source[source] for source in sources]
+
+
 def recorded_layer(graph: Graph, name: str, entry: Mapping[str, Any]) -> Fused | None:
-    """A :class:`Fused` for recorded layer ``name`` when its nodes form a group with one input
-    and one output, the layer rebuilt from its record (see the module docstring); else None."""
+    """A :class:`Fused` for recorded layer ``name`` when its nodes form a group with one output
+    and one input, or several that match the recorded sources of its ports, the layer rebuilt
+    from its record (see the module docstring); else None."""
     if entry.get("class") not in REGROUPED_LAYERS or not isinstance(entry.get("record"), dict):
         return None
     group = _group(graph, graph.items, name)
@@ -172,7 +223,9 @@ def recorded_layer(graph: Graph, name: str, entry: Mapping[str, Any]) -> Fused |
         return None
     inputs, outputs = _ends(graph, group)
     weights = _weights(entry, graph.constants)
-    if len(inputs) != 1 or len(outputs) != 1 or weights is None:
+    if len(inputs) > 1 or "sources" in entry:
+        inputs = _by_port(graph, inputs, entry.get("sources"))
+    if not inputs or len(outputs) != 1 or weights is None:
         return None
     try:
         _, layer = layer_from_record(entry["record"], f"the layer record of '{name}'")
