@@ -181,6 +181,9 @@ class LabelSession:
         # files: where they were (index among the rows kept, order of leaving) and the row
         self.proposals: list[dict[str, Any]] = []
         self.proposal_masks: dict[str, Any] = {}  # file: proposed label map (_label_proposals)
+        for file in self.files:  # a saved label map that does not fit is refused at open
+            if self.mask_path(file).is_file():
+                self.get_mask(file)
 
     # ---- class labels ----
     def describe(self) -> dict[str, Any]:
@@ -420,6 +423,11 @@ class LabelSession:
             for a in coco["annotations"]:
                 image = files[a["image_id"]]
                 x, y, w, h = (float(v) for v in a["bbox"])
+                if a["category_id"] not in names:
+                    raise DataError(f"Labeler: annotation {a.get('id')} of "
+                                    f"'{image['file_name']}' in '{path}' has the category_id "
+                                    f"{a['category_id']!r}, which is not in its categories "
+                                    f"{names}.")  # fmt: skip
                 label = names[a["category_id"]]
                 if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > image["width"] or (
                         y + h > image["height"]):  # fmt: skip
