@@ -36,3 +36,21 @@ def test_box_of_unknown_category_names_file_and_id(tmp_path):
     (folder / "boxes.json").write_text(json.dumps(coco))
     with pytest.raises(DataError, match=r"'a\.png' in '.*boxes\.json'.*category_id 99.*'cat'"):
         LabelSession(folder)
+
+
+def test_label_issues_of_a_relative_folder_open_for_review(tmp_path, monkeypatch):
+    from deeptoolbox.data import ImageDatastore
+    from deeptoolbox.quality import find_label_issues
+
+    for name in ["a/x.png", "a/y.png", "b/w.png", "b/z.png"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / name)
+    monkeypatch.chdir(tmp_path.parent)
+    folder = tmp_path.name  # relative, as in docs/data-quality.md
+    ds = ImageDatastore(folder)
+    p = np.array([[0.9, 0.1], [0.9, 0.1], [0.05, 0.95], [0.97, 0.03]])  # b/z looks like a
+    flagged = LabelSession(folder).review(find_label_issues(ds, p))
+    assert [(f["file"], f["given"], f["label"]) for f in flagged] == [("b/z.png", "b", "a")]
+    issues = find_label_issues(np.array([0, 0, 1, 1]), p)  # no files: "#3"
+    with pytest.raises(DataError, match=r"name no image of .*#3"):
+        LabelSession(folder).review(issues)

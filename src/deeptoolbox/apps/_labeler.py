@@ -494,14 +494,23 @@ class LabelSession:
     def review(self, issues: Any) -> list[dict[str, Any]]:
         """Show a :class:`~deeptoolbox.quality.LabelIssues` list (files of this folder) as
         proposals: the suggested class of each likely mislabelled image, worst first."""
-        proposals = []
+        proposals, missing = [], []
         for record in issues.to_records():
-            file = self._relative(record["file"]) if os.path.isabs(str(record["file"])) else (
-                str(record["file"]))  # fmt: skip
-            if file in self.files and record["is_issue"]:
+            file = str(record["file"])  # a datastore's path (absolute, or relative to the
+            if file not in self.files and os.path.exists(file):  # working folder), or one
+                path = Path(file).resolve()  # relative to this folder
+                if path.is_relative_to(self.folder):
+                    file = self._relative(file)
+            if record["is_issue"] and file not in self.files:
+                missing.append(str(record["file"]))
+            elif file in self.files and record["is_issue"]:
                 proposals.append({"file": file, "label": str(record["suggested"]),
                                   "confidence": record["quality"], "source": "label issue",
                                   "given": str(record["given"])})  # fmt: skip
+        if missing:
+            raise DataError(f"Labeler: {len(missing)} flagged label issue(s) name no image of "
+                            f"'{self.folder}' ({missing[:3]}...): find the issues on a "
+                            "datastore of this folder's files.")  # fmt: skip
         self.classes += [p["label"] for p in proposals if p["label"] not in self.classes]
         self.proposals = proposals
         return proposals
