@@ -181,6 +181,9 @@ class LabelSession:
         # files: where they were (index among the rows kept, order of leaving) and the row
         self.proposals: list[dict[str, Any]] = []
         self.proposal_masks: dict[str, Any] = {}  # file: proposed label map (_label_proposals)
+        for file in self.files:  # a saved label map that does not fit is refused at open
+            if self.mask_path(file).is_file():
+                self.get_mask(file)
 
     # ---- class labels ----
     def describe(self) -> dict[str, Any]:
@@ -420,6 +423,11 @@ class LabelSession:
             for a in coco["annotations"]:
                 image = files[a["image_id"]]
                 x, y, w, h = (float(v) for v in a["bbox"])
+                if a["category_id"] not in names:
+                    raise DataError(f"Labeler: annotation {a.get('id')} of "
+                                    f"'{image['file_name']}' in '{path}' has the category_id "
+                                    f"{a['category_id']!r}, which is not in its categories "
+                                    f"{names}.")  # fmt: skip
                 label = names[a["category_id"]]
                 if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > image["width"] or (
                         y + h > image["height"]):  # fmt: skip
@@ -486,14 +494,23 @@ class LabelSession:
     def review(self, issues: Any) -> list[dict[str, Any]]:
         """Show a :class:`~deeptoolbox.quality.LabelIssues` list (files of this folder) as
         proposals: the suggested class of each likely mislabelled image, worst first."""
-        proposals = []
+        proposals, missing = [], []
         for record in issues.to_records():
-            file = self._relative(record["file"]) if os.path.isabs(str(record["file"])) else (
-                str(record["file"]))  # fmt: skip
-            if file in self.files and record["is_issue"]:
+            file = str(record["file"])  # a datastore's path (absolute, or relative to the
+            if file not in self.files and os.path.exists(file):  # working folder), or one
+                path = Path(file).resolve()  # relative to this folder
+                if path.is_relative_to(self.folder):
+                    file = self._relative(file)
+            if record["is_issue"] and file not in self.files:
+                missing.append(str(record["file"]))
+            elif file in self.files and record["is_issue"]:
                 proposals.append({"file": file, "label": str(record["suggested"]),
                                   "confidence": record["quality"], "source": "label issue",
                                   "given": str(record["given"])})  # fmt: skip
+        if missing:
+            raise DataError(f"Labeler: {len(missing)} flagged label issue(s) name no image of "
+                            f"'{self.folder}' ({missing[:3]}...): find the issues on a "
+                            "datastore of this folder's files.")  # fmt: skip
         self.classes += [p["label"] for p in proposals if p["label"] not in self.classes]
         self.proposals = proposals
         return proposals
