@@ -161,3 +161,19 @@ def test_learnables_of_a_layer_of_unknown_size_are_unknown_not_zero():
     after = analyze(net)
     assert after.row("d").learnables == sum(p.numel() for p in net.layer("d").parameters()) == 9
     assert after.unsized == ["conv"]
+
+
+def test_built_dense_after_an_upstream_size_error_is_of_unknown_size():
+    """A Dense built for the old size is stale once a size error upstream makes its input
+    unknown: its learnables are unknown (the designer shows "–"), not the stale count."""
+    from deeptoolbox.apps import DesignerSession
+
+    net = Network([
+        L.ImageInput((1, 28, 28)), L.Conv2d(8, 3), L.ReLU(), L.Flatten(), L.Dense(10),
+    ])  # fmt: skip
+    session = DesignerSession(net)
+    graph = session.edit({"op": "set", "name": "conv2d_1", "config": {"kernel_size": 40}})
+    learnables = {layer["name"]: layer["learnables"] for layer in graph["layers"]}
+    assert learnables["dense_1"] is None
+    assert "dense_1" in graph["unsized"]
+    assert graph["total_learnables"] == 0

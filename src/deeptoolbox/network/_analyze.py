@@ -252,8 +252,12 @@ def _learnables_of(module: nn.Module, input_sizes: list[tuple | None]) -> int | 
     """The layer's learnables; for a layer not built yet (an input size unknown), the count
     its size rule gives whatever the unknown sizes are, or None when that count depends on
     them (a Dense's weights do, a Concatenation has none of any size)."""
-    if not isinstance(module, Layer) or module.is_built or type(module).build is Layer.build:
+    if not isinstance(module, Layer) or type(module).build is Layer.build:
         return _learnables(module)
+    if module.is_built and None not in input_sizes:
+        return _learnables(module)
+    # built for sizes that are no longer known (after a size error upstream): its current
+    # parameters are stale, so count as for a layer not built yet
     ports = input_sizes or [None] * len(input_ports(module))
     counts: set[int | None] = set()
     fills_built: set[int] = set()
