@@ -99,7 +99,7 @@ function RunPanel({ run }: { run: RunInfo }) {
         </span>
         {!live || end ? (
           <span className={`ended ${run.state}`} data-testid={`ended-${run.name}`}>
-            {run.state} at iteration {run.iteration ?? "-"}{run.state === "failed" ? `: ${run.error ?? ""}` : end?.stop_reason ? `: ${end.stop_reason}` : ""}
+            {run.state} at iteration {run.iteration ?? "-"}{run.state === "failed" ? `: ${run.error ?? ""}` : (run.stop_reason ?? end?.stop_reason) ? `: ${run.stop_reason ?? end?.stop_reason}` : ""}
           </span>
         ) : (
           <button className="stop" disabled={run.stop_requested} onClick={() => api(`/api/runs/${run.id}/stop`, { method: "POST" })} data-testid={`stop-${run.name}`}>
