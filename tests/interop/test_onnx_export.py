@@ -268,3 +268,24 @@ def test_imported_network_is_ready_to_predict(tmp_path):
     assert not imported.training
     x = torch.randn(5, 3)
     assert torch.equal(imported(x), imported(x))
+
+
+def test_all_zero_biases_are_written_and_come_back(tmp_path):
+    # torch.onnx.export's optimizer drops all-zero Conv/Gemm biases unless told not to; an
+    # untrained network whose biases start at zero then reopened with fewer learnables.
+    torch.manual_seed(0)
+    net = Network([L.ImageInput((1, 12, 12)), L.Conv2d(4, 3), L.ReLU(), L.Flatten(),
+                   L.Dense(5), L.ReLU(), L.Dense(3)])  # fmt: skip
+    for module in net.modules():
+        if isinstance(getattr(module, "bias", None), nn.Parameter):
+            nn.init.zeros_(module.bias)
+    path = export_onnx(net, tmp_path / "zero_bias.onnx")
+    model = onnx.load(str(path))
+    biased = [len(n.input) == 3 for n in model.graph.node if n.op_type in ("Conv", "Gemm")]
+    assert biased == [True, True, True]
+    back = import_onnx(path)
+    assert sum(p.numel() for p in back.parameters()) == sum(p.numel() for p in net.parameters())
+    x = torch.randn(2, 1, 12, 12)
+    net.eval(), back.eval()
+    torch.testing.assert_close(back(x), net(x))
+    np.testing.assert_allclose(_onnxruntime(path, [x]), net(x).detach().numpy(), atol=1e-5)

@@ -233,7 +233,7 @@ def _kept_dynamic(model, shapes, net) -> bool:
 
 def _export(net, inputs, path, opset, input_names, output_names, **dynamic) -> None:
     legacy = "dynamic_axes" in dynamic
-    with warnings.catch_warnings(), torch.no_grad(), _quiet():
+    with warnings.catch_warnings(), torch.no_grad(), _quiet(), _biases_kept():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net,
@@ -247,6 +247,26 @@ def _export(net, inputs, path, opset, input_names, output_names, **dynamic) -> N
             verbose=False,
             **dynamic,
         )
+
+
+@contextlib.contextmanager
+def _biases_kept():
+    """Keep all-zero biases in the written file. torch.onnx.export's optimizer drops a Conv or
+    Gemm bias whose values are all zero (an untrained network's), so the file would reopen with
+    fewer learnables and layers without their bias."""
+    try:
+        from onnxscript import rewriter
+        from onnxscript.rewriter.rules.common import _remove_optional_bias
+    except ImportError:  # an onnxscript without that rule: nothing to keep
+        yield
+        return
+    default = rewriter._DEFAULT_REWRITE_RULES
+    dropping = set(_remove_optional_bias.rules.rules)
+    rewriter._DEFAULT_REWRITE_RULES = tuple(r for r in default if r not in dropping)
+    try:
+        yield
+    finally:
+        rewriter._DEFAULT_REWRITE_RULES = default
 
 
 def _dynamic_axes(shapes, input_names, output_names, net) -> dict[str, dict[int, str]] | None:
