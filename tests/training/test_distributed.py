@@ -272,3 +272,50 @@ def test_validation_on_a_plain_iterable_is_reduced_over_the_processes(tmp_path):
     with torch.no_grad():  # and it is the value over the 42 observations, not over a part
         x, y = validation
         assert accuracy == pytest.approx((net(x).argmax(1) == y).float().mean().item())
+
+
+LBFGS_SCRIPT = textwrap.dedent("""
+    import os, sys, torch, safetensors.torch
+    from deeptoolbox import Network, layers as L
+    from deeptoolbox.training import TrainingOptions, train
+
+    def setup(environment="cpu"):
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 4, generator=g)
+        y = (x[:, 0] - x[:, 2] > 0).long()
+        y[1::2] = (x[1::2, 1] > 0).long()  # the processes take alternate samples: their
+        # halves follow different rules, so a step that lowers the mean loss can raise one's
+        torch.manual_seed(0)
+        net = Network([L.FeatureInput(4), L.Dense(8), L.Tanh(), L.Dense(2), L.Softmax()])
+        options = TrainingOptions(solver="lbfgs", max_epochs=1, mini_batch_size=64,
+                                  shuffle="never", verbose=False,
+                                  execution_environment=environment)
+        return net, x, y, options
+
+    if __name__ == "__main__":
+        net, x, y, options = setup("parallel")
+        result = train(net, (x, y), "crossentropy", options)
+        safetensors.torch.save_file(
+            {k: v.contiguous() for k, v in result.network.state_dict().items()},
+            f"{sys.argv[1]}/rank{os.environ['RANK']}.safetensors")
+""")
+
+
+@pytest.mark.slow
+def test_lbfgs_under_ddp_takes_the_same_steps_on_every_process(tmp_path):
+    # each process reads the mean loss in L-BFGS's line search, so both take the same steps;
+    # with its own half's loss, one process's line search made calls its peer did not and the
+    # run aborted
+    script = tmp_path / "lbfgs_script.py"
+    script.write_text(LBFGS_SCRIPT)
+    assert launch(script, 2, [str(tmp_path)]) == 0
+    namespace = {"__name__": "reference"}
+    exec(LBFGS_SCRIPT, namespace)
+    net, x, y, options = namespace["setup"]()
+    reference = train(net, (x, y), "crossentropy", options).network.state_dict()
+    ranks = [safetensors.torch.load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1)]
+    for key, value in reference.items():
+        torch.testing.assert_close(ranks[0][key], ranks[1][key], rtol=0, atol=0)
+        # the same objective as one process on the whole batch; the line search's decisions
+        # amplify the sums' rounding (mean of halves vs mean of all), hence the tolerance
+        torch.testing.assert_close(ranks[0][key], value, rtol=2e-2, atol=2e-2)

@@ -404,10 +404,23 @@ class Engine:
             if "loss" not in record:
                 record["loss"], record["outputs"] = loss.detach(), outputs
             loss.backward()
-            return loss
+            return self._agreed_loss(loss)
 
         self.optimizer.step(closure)
         return record["loss"], record["outputs"]
+
+    def _agreed_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss L-BFGS reads: under DDP, the mean over the processes. Gradients are already
+        averaged, so with the same loss every process's line search takes the same steps and
+        the same number of closure evaluations (each a collective); with its own loss a process
+        could step differently, drift from its peers or wait on a collective they never make."""
+        if not self.placement.distributed or self.sharded:
+            return loss
+        import torch.distributed as dist
+
+        agreed = loss.detach().clone()
+        dist.all_reduce(agreed)
+        return agreed / self.placement.world
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> str:
