@@ -177,3 +177,16 @@ def test_built_dense_after_an_upstream_size_error_is_of_unknown_size():
     assert learnables["dense_1"] is None
     assert "dense_1" in graph["unsized"]
     assert graph["total_learnables"] == 0
+
+
+def test_summary_counts_read_in_the_singular_for_one():
+    lonely = str(analyze(Network([L.Dense(3, name="lonely")]))).splitlines()[0]
+    assert lonely.startswith("Network 'network': 1 layer, 0 learnables (+ 1 layer of unknown")
+    net = Network([L.FeatureInput(2, name="x"), L.Dense(1)])
+    net.add_layers(L.FeatureInput(2, name="unused"))
+    assert str(analyze(net)).splitlines()[0].endswith("3 learnables, 0 errors, 1 warning")
+    net = Network([L.ImageInput((1, 4, 4)), L.Conv2d(8, 5)])
+    first = str(analyze(net)).splitlines()[0]
+    assert first.startswith("Network 'network': 2 layers, ") and first.endswith(
+        ", 1 error, 0 warnings"
+    )

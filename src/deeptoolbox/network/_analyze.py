@@ -202,12 +202,11 @@ class Analysis:
         ]
         rule = "-" * len(lines[0].rstrip())
         unsized = len(self.unsized)
-        also = (
-            f" (+ {unsized} layer{'s' if unsized > 1 else ''} of unknown size)" if unsized else ""
-        )
+        also = f" (+ {_count(unsized, 'layer')} of unknown size)" if unsized else ""
         summary = (
-            f"Network '{self.network}': {len(self.rows)} layers, {self.total_learnables:,} "
-            f"learnables{also}, {len(self.errors)} errors, {len(self.warnings)} warnings"
+            f"Network '{self.network}': {_count(len(self.rows), 'layer')}, "
+            f"{_count(self.total_learnables, 'learnable')}{also}, "
+            f"{_count(len(self.errors), 'error')}, {_count(len(self.warnings), 'warning')}"
         )
         general = [f"  {i}" for i in self.issues if i.layer is None]
         return "\n".join(
@@ -234,6 +233,11 @@ class Analysis:
             width = max((len(layer) for layer in verdicts), default=0)
             lines += [f"  {layer.ljust(width)}  {text}" for layer, text in verdicts.items()]
         return lines
+
+
+def _count(n: int, word: str) -> str:
+    """``n`` and ``word``, in the plural unless ``n`` is 1: "1 error", "0 errors", "2,610 learnables"."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _is_error(analysis: Analysis, layer: str, message: str) -> bool:
