@@ -553,3 +553,14 @@ def test_trial_details_send_every_recorded_row_of_a_short_trial(client, root):
     history = client.get("/api/experiments/long/trials/0").json()["history"]
     assert 2 < len(history) <= 1000
     assert history[0]["iteration"] == 1 and history[-1]["iteration"] == 1500
+
+
+def test_a_kernel_that_does_not_fit_keeps_its_learnables_in_the_graph(client):
+    """The error is shown and the learnables still come from the known channel count."""
+    response = _edit(client, op="set", name="conv1", config={"kernel_size": 40})
+    assert response.status_code == 200, response.text
+    graph = response.json()
+    conv = {layer["name"]: layer for layer in graph["layers"]}["conv1"]
+    assert any("does not fit" in issue["message"] for issue in conv["issues"])
+    assert conv["learnables"] == 4 * 1 * 40 * 40 + 4  # 4 filters of 40x40 on 1 channel
+    assert "conv1" not in graph["unsized"]

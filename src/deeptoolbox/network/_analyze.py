@@ -8,6 +8,7 @@ Other subpackages add their own per-layer verdicts with :func:`register_analysis
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -277,7 +278,44 @@ def _learnables_of(module: nn.Module, input_sizes: list[tuple | None]) -> int | 
             fills_built.add(fill)
             if len(counts) > 1:
                 return None
+    if not counts and ports and None not in ports:
+        return _learnables_for_unfit_sizes(module, ports)
     return counts.pop() if len(counts) == 1 and len(fills_built) == 2 else None
+
+
+def _learnables_for_unfit_sizes(module: Layer, shapes: list[tuple]) -> int | None:
+    """The learnables of a layer whose known input sizes do not suit it (a kernel larger than
+    its input): the count for larger sizes along the axes it does not depend on, so that a
+    ``Conv2d`` whose kernel does not fit still counts its weights from the channels. Tries
+    growing each set of axes (most axes first) by two amounts; a set whose two counts agree
+    gives the count, and None when no set does."""
+    ranks = [len(s) for s in shapes]
+    axes = [(port, axis) for port, rank in enumerate(ranks) for axis in range(rank)]
+    subsets = [
+        set(combo)
+        for size in range(len(axes), 0, -1)
+        for combo in itertools.combinations(axes, size)
+    ]
+    for grown in subsets[:64]:  # a few ports of rank <= 4: every set is tried
+        counts: set[int | None] = set()
+        for extra in (32, 33):
+            trial_shapes = [
+                tuple(
+                    d + extra if (port, axis) in grown and isinstance(d, int) else d
+                    for axis, d in enumerate(shape)
+                )
+                for port, shape in enumerate(shapes)
+            ]
+            trial = copy.deepcopy(module)
+            try:
+                trial.build(trial_shapes)
+            except Exception:  # these sizes do not suit it either
+                break
+            counts.add(_learnables(trial))
+        else:
+            if len(counts) == 1:
+                return counts.pop()
+    return None
 
 
 def analyze(net: Network) -> Analysis:
