@@ -80,7 +80,7 @@ def test_the_documented_edit_bodies_succeed_in_order(client):
 
 def test_the_documented_upload_url_opens_the_raw_file(client, tmp_path):
     text = DOC.read_text(encoding="utf-8")
-    (url,) = re.findall(r"`(/api/upload\?filename=[^`]+)`", text)
+    (url,) = re.findall(r"`(/api/upload\?filename=[^`]+\.\w+)`", text)  # the example's file
     filename = url.split("=", 1)[1]
     data = save(Network([L.FeatureInput(3, name="x"), L.Dense(2, name="y")]), tmp_path / filename)
     graph = client.post(url, content=data.read_bytes()).json()
