@@ -553,3 +553,41 @@ def test_trial_details_send_every_recorded_row_of_a_short_trial(client, root):
     history = client.get("/api/experiments/long/trials/0").json()["history"]
     assert 2 < len(history) <= 1000
     assert history[0]["iteration"] == 1 and history[-1]["iteration"] == 1500
+
+
+def test_a_kernel_that_does_not_fit_keeps_its_learnables_in_the_graph(client):
+    """The error is shown and the learnables still come from the known channel count."""
+    response = _edit(client, op="set", name="conv1", config={"kernel_size": 40})
+    assert response.status_code == 200, response.text
+    graph = response.json()
+    conv = {layer["name"]: layer for layer in graph["layers"]}["conv1"]
+    assert any("does not fit" in issue["message"] for issue in conv["issues"])
+    assert conv["learnables"] == 4 * 1 * 40 * 40 + 4  # 4 filters of 40x40 on 1 channel
+    assert "conv1" not in graph["unsized"]
+
+
+@pytest.mark.parametrize(
+    "request_body, layer",
+    [
+        ({"op": "set", "name": "fc", "config": {"foo": 1}}, "layer 'fc' (Dense)"),
+        ({"op": "add", "type": "Dense", "config": {"foo": 1}}, "new Dense layer"),
+        ({"op": "add", "type": "Dense", "name": "fc2", "config": {"foo": 1}}, "layer 'fc2'"),
+    ],
+)
+def test_an_unknown_setting_names_the_layer_and_the_accepted_settings(client, request_body, layer):
+    before = client.get("/api/network.json").json()
+    response = client.post("/api/edit", json=request_body)
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert layer in detail and "unknown option `foo`" in detail
+    library = {entry["type"]: entry for entry in client.get("/api/library").json()}
+    settings = [field["name"] for field in library["Dense"]["fields"]]
+    assert settings and f"Dense takes: {', '.join(settings)}." in detail
+    assert "GET /api/library" in detail
+    assert client.get("/api/network.json").json() == before
+
+
+def test_an_unknown_setting_suggests_the_close_one(client):
+    response = _edit(client, op="set", name="conv1", config={"filter": 2})
+    assert response.status_code == 400
+    assert "Did you mean `filters`?" in response.json()["detail"]

@@ -232,3 +232,22 @@ def test_a_200_layer_network_opens_readable_on_its_input_layer_and_fit_shows_it_
     finally:
         page.close()
         handle.close()
+
+
+@pytest.mark.parametrize("width", [1500, 1280])
+def test_the_summary_bar_is_not_cut_off(browser, server, width):
+    """Every part of the toolbar and its summary is inside the window and not clipped."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    try:
+        page.goto(server.url)
+        page.get_by_test_id("summary").locator(".summary-part").first.wait_for()
+        clipped = page.evaluate(
+            """() => [...document.querySelectorAll('.toolbar, .toolbar *')].filter((e) => {
+                const box = e.getBoundingClientRect();
+                return e.scrollWidth > e.clientWidth + 1 || box.right > window.innerWidth + 0.5;
+            }).map((e) => e.className || e.tagName)"""
+        )
+        assert clipped == []
+        assert page.get_by_test_id("summary").inner_text().strip()
+    finally:
+        page.close()

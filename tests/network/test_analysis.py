@@ -176,4 +176,32 @@ def test_built_dense_after_an_upstream_size_error_is_of_unknown_size():
     learnables = {layer["name"]: layer["learnables"] for layer in graph["layers"]}
     assert learnables["dense_1"] is None
     assert "dense_1" in graph["unsized"]
-    assert graph["total_learnables"] == 0
+    # the conv whose kernel no longer fits still counts its weights from the known channels
+    assert learnables["conv2d_1"] == 8 * 1 * 40 * 40 + 8
+    assert graph["total_learnables"] == 8 * 1 * 40 * 40 + 8
+
+
+def test_summary_counts_read_in_the_singular_for_one():
+    lonely = str(analyze(Network([L.Dense(3, name="lonely")]))).splitlines()[0]
+    assert lonely.startswith("Network 'network': 1 layer, 0 learnables (+ 1 layer of unknown")
+    net = Network([L.FeatureInput(2, name="x"), L.Dense(1)])
+    net.add_layers(L.FeatureInput(2, name="unused"))
+    assert str(analyze(net)).splitlines()[0].endswith("3 learnables, 0 errors, 1 warning")
+    net = Network([L.ImageInput((1, 4, 4)), L.Conv2d(8, 5)])
+    first = str(analyze(net)).splitlines()[0]
+    assert first.startswith("Network 'network': 2 layers, ") and first.endswith(
+        ", 1 error, 0 warnings"
+    )
+
+
+def test_a_kernel_that_does_not_fit_still_counts_its_learnables_from_the_channels():
+    net = Network([L.ImageInput((1, 4, 4)), L.Conv2d(8, 5, name="conv")])
+    result = analyze(net)
+    (error,) = result.errors
+    assert error.layer == "conv" and "kernel (5, 5) does not fit" in error.message
+    assert result.row("conv").learnables == 8 * 1 * 5 * 5 + 8
+    assert result.unsized == [] and result.total_learnables == 208
+    (conv_line,) = [line for line in str(result).splitlines() if line.startswith("2  conv ")]
+    assert " 208 " in conv_line and "unknown" not in conv_line
+    net = Network([L.ImageInput((3, 2, 2)), L.MaxPool2d(3), L.Flatten(), L.Dense(4, name="fc")])
+    assert analyze(net).row("fc").learnables is None  # its count depends on the unknown size

@@ -25,6 +25,7 @@ import {
   quickLayout,
   renamePosition,
   reuseNodes,
+  summaryParts,
   toElk,
   toFlow,
   unplaced,
@@ -206,8 +207,14 @@ function DesignerCanvas() {
           <button onClick={() => graph && layout(graph)} data-testid="layout">Auto layout</button>
           <button onClick={() => flow.fitView({ padding: 0.15, maxZoom: 1 })} data-testid="fit">Fit</button>
           <span className="summary" data-testid="summary">
-            {graph ? `${graph.layers.length} layers · ${graph.total_learnables.toLocaleString()} learnables${graph.unsized?.length ? ` (+ ${graph.unsized.length} of unknown size)` : ""} · ` : ""}
-            {graph ? (graph.ok ? "no errors" : `${graph.issues.filter((i) => i.severity === "error").length} errors`) : ""}
+            {graph
+              ? summaryParts(graph).map((part, i) => (
+                  <span key={i} className="summary-part">
+                    {i ? " · " : ""}
+                    {part}
+                  </span>
+                ))
+              : null}
           </span>
         </div>
         {message ? (

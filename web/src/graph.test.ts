@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   addedLayer,
   connectEdit,
+  countText,
   disconnectEdit,
   fieldText,
   formatCount,
@@ -18,6 +19,7 @@ import {
   openingView,
   renamePosition,
   smooth,
+  summaryParts,
   toElk,
   toFlow,
   unplaced,
@@ -87,6 +89,27 @@ describe("graph -> canvas", () => {
     expect(learnablesText(null)).toBe("–"); // unknown until the input size is known
     expect(learnablesText(0)).toBe("");
     expect(learnablesText(4010)).toBe("4.0k");
+  });
+
+  it("reads counts in the singular for one (summary bar)", () => {
+    expect(countText(1, "error")).toBe("1 error");
+    expect(countText(0, "error")).toBe("0 errors");
+    expect(countText(2610, "learnable")).toBe("2,610 learnables");
+    const one: Graph = {
+      ...graph,
+      layers: [layer("fc", { learnables: null, issues: [{ severity: "error", message: "no input" }] })],
+      issues: [
+        { severity: "error", layer: "fc", message: "no input" },
+        { severity: "warning", layer: null, message: "no output" },
+      ],
+      total_learnables: 1,
+      unsized: ["fc"],
+    };
+    expect(summaryParts(one)).toEqual(["1 layer", "1 learnable (+ 1 of unknown size)", "1 error", "1 warning"]);
+    const clean: Graph = { ...graph, issues: [], total_learnables: 20, unsized: [] };
+    expect(summaryParts(clean)).toEqual(["3 layers", "20 learnables", "no errors"]);
+    const two: Graph = { ...graph, issues: [0, 1].map(() => ({ severity: "error", layer: "add", message: "size" })) };
+    expect(summaryParts(two)).toEqual(["3 layers", "20 learnables", "2 errors"]);
   });
 
   it("builds an elk graph and reads positions back", () => {

@@ -95,6 +95,28 @@ export function learnablesText(n: number | null): string {
   return n ? formatCount(n) : "";
 }
 
+/** "1 error", "0 errors", "2,610 learnables": the count then the word, plural unless 1. */
+export function countText(n: number, word: string): string {
+  return `${n.toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** The Designer's summary bar, each part separate so the bar can wrap between them:
+ * ["12 layers", "1,234 learnables (+ 2 of unknown size)", "1 error", "1 warning"]. The
+ * error part reads "no errors" for a network without errors; the warning part is left out
+ * when there are none. */
+export function summaryParts(graph: Graph): string[] {
+  const unsized = graph.unsized?.length ?? 0;
+  const errors = graph.issues.filter((i) => i.severity === "error").length;
+  const warnings = graph.issues.filter((i) => i.severity === "warning").length;
+  const parts = [
+    countText(graph.layers.length, "layer"),
+    countText(graph.total_learnables, "learnable") + (unsized ? ` (+ ${unsized} of unknown size)` : ""),
+    errors ? countText(errors, "error") : "no errors",
+  ];
+  if (warnings) parts.push(countText(warnings, "warning"));
+  return parts;
+}
+
 export function layerStatus(layer: GraphLayer): "ok" | "warning" | "error" {
   if (layer.issues.some((i) => i.severity === "error")) return "error";
   return layer.issues.length ? "warning" : "ok";

@@ -111,6 +111,37 @@ def config_fields(cls: type) -> list[dict[str, Any]]:
     return fields
 
 
+def accepted_settings(cls: type) -> list[str] | None:
+    """Every keyword a layer class's constructor takes (``name`` left out), following
+    ``**options`` up to the base class that names them; None when they are open-ended.
+
+    Example:
+        >>> from deeptoolbox import layers as L
+        >>> accepted_settings(L.Dense)[:2]
+        ['units', 'bias']
+        >>> "mean" in accepted_settings(L.ImageInput)  # ImageInput(**options) -> InputLayer
+        True
+    """
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):  # a builtin without a signature: cannot tell
+            return None
+        for param in params:
+            if param.name not in ("self", "name", *names) and param.kind not in (
+                param.VAR_POSITIONAL,
+                param.VAR_KEYWORD,
+            ):
+                names.append(param.name)
+        if not any(param.kind == param.VAR_KEYWORD for param in params):
+            return names
+    return None
+
+
 def _json_safe(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float | str | list | dict)
 

@@ -4,12 +4,18 @@ front-end asks for, each made through the Network's public editing API."""
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from typing import Any
 
 from torch import nn
 
-from deeptoolbox.apps._library import category_of, config_fields, starter_config
+from deeptoolbox.apps._library import (
+    accepted_settings,
+    category_of,
+    config_fields,
+    starter_config,
+)
 from deeptoolbox.errors import NetworkError, OptionError
 from deeptoolbox.layers._base import registered_layer
 from deeptoolbox.network import (
@@ -169,6 +175,27 @@ def _new_layer(type_name: str, config: dict[str, Any]) -> nn.Module:
     return from_config(config) if callable(from_config) else cls(**config)
 
 
+def _check_settings(type_name: str, keys: Any, layer: str | None) -> None:
+    """Refuse settings the layer type does not take, naming the layer, the setting and the
+    settings it takes (a constructor's own TypeError names neither)."""
+    cls = registered_layer(type_name)
+    accepted = accepted_settings(cls)
+    if accepted is None or not isinstance(keys, dict):
+        return
+    unknown = [key for key in keys if key not in accepted and key != "name"]
+    if not unknown:
+        return
+    close = difflib.get_close_matches(str(unknown[0]), accepted, n=1, cutoff=0.6)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    which = f"layer {layer!r} ({type_name})" if layer else f"new {type_name} layer"
+    plural = "s" if len(unknown) > 1 else ""
+    raise OptionError(
+        f"designer: {which}: unknown option{plural} {', '.join(f'`{k}`' for k in unknown)}."
+        f"{hint} {type_name} takes: {', '.join(accepted)}. GET /api/library lists the "
+        "settings of every layer type."
+    )
+
+
 def _text(request: dict[str, Any], key: str) -> str:
     value = request.get(key)
     if not isinstance(value, str) or not value:
@@ -184,6 +211,7 @@ def _add(net: Network, request: dict[str, Any]) -> None:
     palette is built at once, then edited)."""
     type_name = _text(request, "type")
     config = request.get("config") or {}
+    _check_settings(type_name, config, request.get("name") or None)
     if isinstance(config, dict):
         cls = registered_layer(type_name)
         config = {**starter_config(type_name, config_fields(cls)), **config}
@@ -247,6 +275,7 @@ def _set(net: Network, request: dict[str, Any]) -> None:
             f"designer edit 'set': `config` must be an object of properties. Received: {changes!r}."
         )
     record = layer_record(name, net.layer(name))
+    _check_settings(record["type"], changes, name)
     frozen, factor = name in net.frozen_layers, net.learn_rate_factor(name)
     module = _new_layer(record["type"], {**record["config"], **changes})
     net.replace_layer(name, {name: module})

@@ -8,6 +8,7 @@ Other subpackages add their own per-layer verdicts with :func:`register_analysis
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -202,12 +203,11 @@ class Analysis:
         ]
         rule = "-" * len(lines[0].rstrip())
         unsized = len(self.unsized)
-        also = (
-            f" (+ {unsized} layer{'s' if unsized > 1 else ''} of unknown size)" if unsized else ""
-        )
+        also = f" (+ {_count(unsized, 'layer')} of unknown size)" if unsized else ""
         summary = (
-            f"Network '{self.network}': {len(self.rows)} layers, {self.total_learnables:,} "
-            f"learnables{also}, {len(self.errors)} errors, {len(self.warnings)} warnings"
+            f"Network '{self.network}': {_count(len(self.rows), 'layer')}, "
+            f"{_count(self.total_learnables, 'learnable')}{also}, "
+            f"{_count(len(self.errors), 'error')}, {_count(len(self.warnings), 'warning')}"
         )
         general = [f"  {i}" for i in self.issues if i.layer is None]
         return "\n".join(
@@ -234,6 +234,11 @@ class Analysis:
             width = max((len(layer) for layer in verdicts), default=0)
             lines += [f"  {layer.ljust(width)}  {text}" for layer, text in verdicts.items()]
         return lines
+
+
+def _count(n: int, word: str) -> str:
+    """``n`` and ``word``, in the plural unless ``n`` is 1: "1 error", "0 errors", "2,610 learnables"."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _is_error(analysis: Analysis, layer: str, message: str) -> bool:
@@ -273,7 +278,44 @@ def _learnables_of(module: nn.Module, input_sizes: list[tuple | None]) -> int | 
             fills_built.add(fill)
             if len(counts) > 1:
                 return None
+    if not counts and ports and None not in ports:
+        return _learnables_for_unfit_sizes(module, ports)
     return counts.pop() if len(counts) == 1 and len(fills_built) == 2 else None
+
+
+def _learnables_for_unfit_sizes(module: Layer, shapes: list[tuple]) -> int | None:
+    """The learnables of a layer whose known input sizes do not suit it (a kernel larger than
+    its input): the count for larger sizes along the axes it does not depend on, so that a
+    ``Conv2d`` whose kernel does not fit still counts its weights from the channels. Tries
+    growing each set of axes (most axes first) by two amounts; a set whose two counts agree
+    gives the count, and None when no set does."""
+    ranks = [len(s) for s in shapes]
+    axes = [(port, axis) for port, rank in enumerate(ranks) for axis in range(rank)]
+    subsets = [
+        set(combo)
+        for size in range(len(axes), 0, -1)
+        for combo in itertools.combinations(axes, size)
+    ]
+    for grown in subsets[:64]:  # a few ports of rank <= 4: every set is tried
+        counts: set[int | None] = set()
+        for extra in (32, 33):
+            trial_shapes = [
+                tuple(
+                    d + extra if (port, axis) in grown and isinstance(d, int) else d
+                    for axis, d in enumerate(shape)
+                )
+                for port, shape in enumerate(shapes)
+            ]
+            trial = copy.deepcopy(module)
+            try:
+                trial.build(trial_shapes)
+            except Exception:  # these sizes do not suit it either
+                break
+            counts.add(_learnables(trial))
+        else:
+            if len(counts) == 1:
+                return counts.pop()
+    return None
 
 
 def analyze(net: Network) -> Analysis:
