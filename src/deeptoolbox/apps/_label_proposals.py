@@ -170,9 +170,7 @@ def propose_boxes(session: Any, detector: Any, *, threshold: float = DEFAULT_THR
     files = [f for f in session.files if not session.boxes.get(f)]
     channels = _input_size(detector)[0]
     proposals = []
-    for start in range(0, len(files), batch_size):
-        chunk = files[start : start + batch_size]
-        images = [_read_image(session.path_of(f), channels) for f in chunk]
+    for chunk, images in _batches(session, files, channels, batch_size):
         with _model_threshold(detector, threshold):  # the model's own cut, 0.05, lowered
             found = detect(detector, images, threshold, batch_size=batch_size)
         for file, image, result in zip(chunk, images, found, strict=True):
@@ -180,6 +178,18 @@ def propose_boxes(session: Any, detector: Any, *, threshold: float = DEFAULT_THR
             if boxes:
                 proposals.append({"file": file, "kind": "boxes", "boxes": boxes, "source": "detector",
                                   "confidence": min(b["score"] for b in boxes)})  # fmt: skip
+    return _keep(session, proposals)
+
+
+def _batches(session: Any, files: list[str], channels: int, batch_size: int) -> Any:
+    """(files, their images as (C, H, W) tensors), ``batch_size`` files at a time."""
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        yield chunk, [_read_image(session.path_of(f), channels) for f in chunk]
+
+
+def _keep(session: Any, proposals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The session's proposals become ``proposals``, least confident first."""
     session.proposals = sorted(proposals, key=lambda p: p["confidence"])
     return session.proposals
 
@@ -242,9 +252,7 @@ def propose_masks(session: Any, net: Any, *, batch_size: int = 8) -> list[dict[s
     channels, height, width = _input_size(net)
     files = [f for f in session.files if not session.mask_path(f).is_file()]
     proposals = []
-    for start in range(0, len(files), batch_size):
-        chunk = files[start : start + batch_size]
-        images = [_read_image(session.path_of(f), channels) for f in chunk]
+    for chunk, images in _batches(session, files, channels, batch_size):
         sizes = [tuple(im.shape[1:]) for im in images]
         if height is not None:  # a fixed input size: resized to it, the map back after
             fitted = [im if s == (height, width) else _resize(im, (height, width))
@@ -262,8 +270,7 @@ def propose_masks(session: Any, net: Any, *, batch_size: int = 8) -> list[dict[s
             proposals.append({"file": file, "kind": "mask", "confidence": float(top.mean()),
                               "classes": sorted({names[i] for i in index.unique().tolist()}),
                               "source": "segmentation"})  # fmt: skip
-    session.proposals = sorted(proposals, key=lambda p: p["confidence"])
-    return session.proposals
+    return _keep(session, proposals)
 
 
 def _resize(tensor: Any, size: tuple[int, int]) -> Any:
