@@ -174,3 +174,22 @@ def test_a_class_proposal_given_another_class_is_saved_with_that_class(tmp_path)
         _wait_for_proposals(page, 1)
     rows = (tmp_path / "labels.csv").read_text().splitlines()
     assert rows == ["file,label", f"{first['file']},{other}"]
+
+
+def test_a_detector_that_proposes_nothing_says_so_on_the_page(tmp_path):
+    _images(tmp_path, 2, (32, 32, 3))
+    untrained = ObjectDetector(["car"], input_size=32)  # every score near 0.01
+    handle = labeler(tmp_path, open_browser=False, network=untrained, threshold=0.5)
+    assert handle.labeler.proposals == []
+    with _labeler_page(handle) as page:
+        status = page.get_by_test_id("proposals-status")
+        assert status.text_content() == (
+            "The network proposed boxes for 0 of 2 images (none of the others had a box "
+            "scoring 0.50 or more)."
+        )
+        assert page.get_by_test_id("proposals").text_content().startswith("Proposals (0)")
+        page.get_by_test_id("image-1").click()
+        note = page.get_by_test_id("no-proposal-note")
+        assert note.text_content() == (
+            "the network proposed no boxes scoring 0.50 or more for this image."
+        )

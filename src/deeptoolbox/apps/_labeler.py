@@ -181,6 +181,8 @@ class LabelSession:
         # files: where they were (index among the rows kept, order of leaving) and the row
         self.proposals: list[dict[str, Any]] = []
         self.proposal_masks: dict[str, Any] = {}  # file: proposed label map (_label_proposals)
+        self.proposal_status = ""  # what the last network run proposed, for the page
+        self.proposal_notes: dict[str, str] = {}  # file: why the network proposed nothing
         for file in self.files:  # a saved label map that does not fit is refused at open
             if self.mask_path(file).is_file():
                 self.get_mask(file)
@@ -195,6 +197,7 @@ class LabelSession:
             "can_undo": bool(self._history), "can_redo": self._can_redo(),
             "label_file": self._label_file_name(),
             "mask_classes": self.mask_classes, "proposals": self.proposals,
+            "proposal_status": self.proposal_status, "proposal_notes": self.proposal_notes,
             "masks": [f for f in self.files if self.mask_path(f).is_file()],
         }  # fmt: skip
 
@@ -473,10 +476,11 @@ class LabelSession:
             raise OptionError("Labeler: the auto-labeling network has no `classes` (give a "
                               "classifier trained with class names).")  # fmt: skip
         self.classes += [str(c) for c in classes if str(c) not in self.classes]
+        from deeptoolbox.apps._label_proposals import _keep
+
         files = [f for f in self.files if f not in self.labels]
         if not files:
-            self.proposals = []
-            return []
+            return _keep(self, [], files, "a class")
         shape = net.output_shape(net.input_names[0])
         if shape is None or len(shape) != 3:
             raise OptionError(f"Labeler: auto-labeling needs a network with an image input "
@@ -488,8 +492,7 @@ class LabelSession:
         confidence = scores.max(dim=1).values.tolist()
         proposals = [{"file": f, "label": str(lbl), "confidence": float(c), "source": "network"}
                      for f, lbl, c in zip(files, labels.tolist(), confidence, strict=True)]  # fmt: skip
-        self.proposals = sorted(proposals, key=lambda p: p["confidence"])
-        return self.proposals
+        return _keep(self, proposals, files, "a class")
 
     def review(self, issues: Any) -> list[dict[str, Any]]:
         """Show a :class:`~deeptoolbox.quality.LabelIssues` list (files of this folder) as
