@@ -573,11 +573,20 @@ class LabelSession:
             return {"file": file, "width": width, "height": height, "mask": None}
         with Image.open(path) as image:
             ids = np.asarray(image)
+        if ids.ndim != 2:
+            raise DataError(f"Labeler: the label map '{path}' of the image {file!r} must be a "
+                            f"one-channel PNG of class ids; it has shape {ids.shape} (channels "
+                            "last).")  # fmt: skip
+        if ids.shape != (height, width):
+            raise DataError(f"Labeler: the label map '{path}' is {ids.shape[1]} x "
+                            f"{ids.shape[0]} (width x height), but its image {file!r} is "
+                            f"{width} x {height}: a label map has one class id per image "
+                            "pixel.")  # fmt: skip
         bad = sorted(set(np.unique(ids).tolist()) - set(range(len(self.mask_classes))))
-        if ids.ndim != 2 or ids.shape != (height, width) or bad:
-            raise DataError(f"Labeler: the label map '{path}' does not fit the class map "
-                            f"{dict(enumerate(self.mask_classes))} of {file!r} ({width} x "
-                            f"{height}): shape {ids.shape}, values not in it {bad}.")  # fmt: skip
+        if bad:
+            raise DataError(f"Labeler: the label map '{path}' of {file!r} has the values {bad}, "
+                            f"which are not ids of the class map "
+                            f"{dict(enumerate(self.mask_classes))}.")  # fmt: skip
         return {"file": file, "width": width, "height": height,
                 "mask": base64.b64encode(ids.astype(np.uint8).tobytes()).decode()}  # fmt: skip
 
