@@ -118,6 +118,47 @@ def test_detector_proposals_keep_the_boxes_at_the_threshold_least_confident_firs
         propose(session, detector, threshold=1.5)
 
 
+def test_a_detector_that_proposes_nothing_says_so_per_image_and_in_the_api(tmp_path):
+    names = _pictures(tmp_path, 3)
+    detector = ObjectDetector(["car"], input_size=32)  # untrained: every score near 0.01
+    assert not _expected_boxes(detector, tmp_path, names, 0.5)
+    session = LabelSession(tmp_path, classes=["car"])
+    session.set_boxes("im0.png", [{"x": 1, "y": 1, "width": 5, "height": 5, "label": "car"}])
+    assert propose(session, detector, threshold=0.5) == []
+    note = "the network proposed no boxes scoring 0.50 or more for this image"
+    assert session.proposal_notes == {"im1.png": note, "im2.png": note}  # im0 has boxes
+    assert session.proposal_status == (
+        "The network proposed boxes for 0 of 2 images (none of the others had a box scoring "
+        "0.50 or more)."
+    )
+    view = _client(tmp_path, session).get("/api/labeler").json()
+    assert view["proposals"] == [] and view["proposal_notes"] == session.proposal_notes
+    assert view["proposal_status"] == session.proposal_status
+    session.set_boxes("im1.png", [{"x": 1, "y": 1, "width": 5, "height": 5, "label": "car"}])
+    session.set_boxes("im2.png", [{"x": 1, "y": 1, "width": 5, "height": 5, "label": "car"}])
+    propose(session, detector)
+    assert session.proposal_status == "The network proposed nothing: every image has boxes already."
+    assert session.proposal_notes == {}
+
+
+def test_a_detector_that_proposes_some_boxes_names_the_images_it_left_out(tmp_path):
+    names = _pictures(tmp_path, 5)
+    detector = _detector()
+    best = sorted(
+        max(s for *_, s in bs) for bs in _expected_boxes(detector, tmp_path, names, 0.0).values()
+    )
+    threshold = (best[1] + best[2]) / 2  # the two images of the lowest best scores get none
+    expected = _expected_boxes(detector, tmp_path, names, threshold)
+    assert len(expected) == 3
+    session = LabelSession(tmp_path)
+    propose(session, detector, threshold=threshold)
+    assert set(session.proposal_notes) == set(names) - set(expected)
+    assert session.proposal_status == (
+        "The network proposed boxes for 3 of 5 images (none of the others had a box scoring "
+        f"{threshold:.2f} or more)."
+    )
+
+
 def test_a_threshold_under_the_detectors_own_cut_still_proposes_those_boxes(tmp_path):
     names = _pictures(tmp_path, 2)
     detector = _detector(bias=-8.0, spread=1.0)  # every score far under the model's own 0.05

@@ -26,6 +26,21 @@ def test_mask_value_not_in_class_map_is_refused_at_open(tmp_path):
         LabelSession(folder)
 
 
+def test_a_wrong_size_mask_names_both_sizes_and_the_file_at_open(tmp_path):
+    folder = _folder(tmp_path)  # a.png is 30 x 20
+    (folder / "pixel-labels").mkdir()
+    (folder / "pixel-labels" / "classes.json").write_text(
+        json.dumps({"classes": ["background", "cat"], "label_ids": [0, 1]})
+    )
+    Image.fromarray(np.ones((10, 15), np.uint8)).save(folder / "pixel-labels" / "a.png")
+    with pytest.raises(DataError) as caught:
+        LabelSession(folder)
+    message = str(caught.value)
+    assert "pixel-labels/a.png' is 15 x 10 (width x height)" in message
+    assert "its image 'a.png' is 30 x 20" in message
+    assert "[]" not in message and "values" not in message
+
+
 def test_box_of_unknown_category_names_file_and_id(tmp_path):
     folder = _folder(tmp_path)
     coco = {

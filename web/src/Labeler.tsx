@@ -20,6 +20,8 @@ interface View {
   mask_classes: string[];
   masks: string[];
   proposals: Proposal[];
+  proposal_status: string;  // what the last network run proposed ("" when none ran)
+  proposal_notes: Record<string, string>;  // file: why the network proposed nothing for it
 }
 
 interface Proposal {
@@ -293,6 +295,9 @@ function ImageLabeler() {
           <span className="summary">{selected.length} selected · {image?.file}</span>
         </div>
         {error ? <div className="message error" data-testid="labeler-error">{error}</div> : null}
+        {image && !proposal && view.proposal_notes[image.file] ? (
+          <div className="message note" data-testid="no-proposal-note">{view.proposal_notes[image.file]}.</div>
+        ) : null}
         {tool === "mask" ? (
           <div className="buttons" data-testid="mask-tools">
             <button onClick={() => setBrush("brush")} className={brush === "brush" ? "active" : ""} data-testid="mask-brush">Brush</button>
@@ -387,9 +392,10 @@ function ImageLabeler() {
           <div className="hint">No images in this folder.</div>
         )}
       </section>
-      {view.proposals.length ? (
+      {view.proposals.length || view.proposal_status ? (
         <aside className="label-proposals" data-testid="proposals">
           <h3>Proposals ({view.proposals.length}) · least confident first</h3>
+          {view.proposal_status ? <div className="hint" data-testid="proposals-status">{view.proposal_status}</div> : null}
           {view.proposals.map((p, i) => (
             <div key={p.file} className="label-item" data-testid={`proposal-${i}`}>
               <span onClick={() => show(view.images.findIndex((im) => im.file === p.file))} className="link" data-testid={`show-proposal-${i}`}>

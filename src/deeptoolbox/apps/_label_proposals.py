@@ -150,7 +150,10 @@ def propose_boxes(session: Any, detector: Any, *, threshold: float = DEFAULT_THR
     """Run ``detector`` over the images of ``session`` that have no boxes yet: one proposal
     per image with at least one box scoring ``threshold`` or more, ``{file, kind: "boxes",
     boxes: [{x, y, width, height, label, score}], confidence, source}``, confidence the
-    lowest box score, least confident first. Images with no box at the threshold get none.
+    lowest box score, least confident first. Images with no box at the threshold get none;
+    ``session.proposal_notes`` names them (file: "the network proposed no boxes ..."), and
+    ``session.proposal_status`` says how many images got proposals, so that "nothing found"
+    reads differently from "nothing ran".
 
     Example:
         >>> import tempfile; from pathlib import Path
@@ -162,6 +165,9 @@ def propose_boxes(session: Any, detector: Any, *, threshold: float = DEFAULT_THR
         >>> found = propose_boxes(session, ObjectDetector(["car"], input_size=32), threshold=0.0)
         >>> session.classes, all(p["kind"] == "boxes" for p in found)
         (['car'], True)
+        >>> _ = propose_boxes(session, ObjectDetector(["car"], input_size=32), threshold=1.0)
+        >>> session.proposal_notes["a.png"]
+        'the network proposed no boxes scoring 1.00 or more for this image'
     """
     from deeptoolbox.vision import detect
 
@@ -169,10 +175,8 @@ def propose_boxes(session: Any, detector: Any, *, threshold: float = DEFAULT_THR
     names = _classes(detector, session)
     files = [f for f in session.files if not session.boxes.get(f)]
     channels = _input_size(detector)[0]
-    proposals = []
-    for start in range(0, len(files), batch_size):
-        chunk = files[start : start + batch_size]
-        images = [_read_image(session.path_of(f), channels) for f in chunk]
+    proposals, notes = [], {}
+    for chunk, images in _batches(session, files, channels, batch_size):
         with _model_threshold(detector, threshold):  # the model's own cut, 0.05, lowered
             found = detect(detector, images, threshold, batch_size=batch_size)
         for file, image, result in zip(chunk, images, found, strict=True):
@@ -180,8 +184,46 @@ def propose_boxes(session: Any, detector: Any, *, threshold: float = DEFAULT_THR
             if boxes:
                 proposals.append({"file": file, "kind": "boxes", "boxes": boxes, "source": "detector",
                                   "confidence": min(b["score"] for b in boxes)})  # fmt: skip
+            else:
+                notes[file] = (f"the network proposed no boxes scoring {threshold:.2f} or more "
+                               "for this image")  # fmt: skip
+    return _keep(session, proposals, files, "boxes", notes,
+                 f" (none of the others had a box scoring {threshold:.2f} or more)")  # fmt: skip
+
+
+def _batches(session: Any, files: list[str], channels: int, batch_size: int) -> Any:
+    """(files, their images as (C, H, W) tensors), ``batch_size`` files at a time."""
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        yield chunk, [_read_image(session.path_of(f), channels) for f in chunk]
+
+
+def _keep(session: Any, proposals: list[dict[str, Any]], files: list[str], what: str,
+          notes: dict[str, str] | None = None, why: str = "") -> list[dict[str, Any]]:  # fmt: skip
+    """The session's proposals become ``proposals``, least confident first; its
+    ``proposal_status`` says for how many of ``files`` (those the network ran on) the network
+    proposed ``what``, ``why`` the others got none, and ``proposal_notes`` the reason of
+    each image left without a proposal (``notes``)."""
     session.proposals = sorted(proposals, key=lambda p: p["confidence"])
+    session.proposal_notes = dict(notes or {})
+    session.proposal_status = proposal_status(len(proposals), len(files), what, why)
     return session.proposals
+
+
+def proposal_status(proposed: int, ran_on: int, what: str, why: str = "") -> str:
+    """The line the page shows above its proposals: how many images the network proposed
+    ``what`` for, out of the ``ran_on`` it ran on.
+
+    Example:
+        >>> proposal_status(0, 3, "boxes", " (none had a box scoring 0.50 or more)")
+        'The network proposed boxes for 0 of 3 images (none had a box scoring 0.50 or more).'
+        >>> proposal_status(0, 0, "a class")
+        'The network proposed nothing: every image has a class already.'
+    """
+    if ran_on == 0:
+        return f"The network proposed nothing: every image has {what} already."
+    return (f"The network proposed {what} for {proposed} of {ran_on} images"
+            f"{why if proposed < ran_on else ''}.")  # fmt: skip
 
 
 def _model_threshold(detector: Any, threshold: float) -> Any:
@@ -242,9 +284,7 @@ def propose_masks(session: Any, net: Any, *, batch_size: int = 8) -> list[dict[s
     channels, height, width = _input_size(net)
     files = [f for f in session.files if not session.mask_path(f).is_file()]
     proposals = []
-    for start in range(0, len(files), batch_size):
-        chunk = files[start : start + batch_size]
-        images = [_read_image(session.path_of(f), channels) for f in chunk]
+    for chunk, images in _batches(session, files, channels, batch_size):
         sizes = [tuple(im.shape[1:]) for im in images]
         if height is not None:  # a fixed input size: resized to it, the map back after
             fitted = [im if s == (height, width) else _resize(im, (height, width))
@@ -262,8 +302,7 @@ def propose_masks(session: Any, net: Any, *, batch_size: int = 8) -> list[dict[s
             proposals.append({"file": file, "kind": "mask", "confidence": float(top.mean()),
                               "classes": sorted({names[i] for i in index.unique().tolist()}),
                               "source": "segmentation"})  # fmt: skip
-    session.proposals = sorted(proposals, key=lambda p: p["confidence"])
-    return session.proposals
+    return _keep(session, proposals, files, "a label map")
 
 
 def _resize(tensor: Any, size: tuple[int, int]) -> Any:
@@ -312,7 +351,7 @@ def propose(session: Any, net: Any, *, threshold: float = DEFAULT_THRESHOLD,
         return propose_boxes(session, net, threshold=threshold)
     if kind == "segmentation":
         return propose_masks(session, net)
-    return session.propose(net)
+    return session.propose(net)  # it sets proposal_status too
 
 
 def open_network_file(path: str | os.PathLike) -> Any:

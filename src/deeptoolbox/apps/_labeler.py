@@ -181,6 +181,8 @@ class LabelSession:
         # files: where they were (index among the rows kept, order of leaving) and the row
         self.proposals: list[dict[str, Any]] = []
         self.proposal_masks: dict[str, Any] = {}  # file: proposed label map (_label_proposals)
+        self.proposal_status = ""  # what the last network run proposed, for the page
+        self.proposal_notes: dict[str, str] = {}  # file: why the network proposed nothing
         for file in self.files:  # a saved label map that does not fit is refused at open
             if self.mask_path(file).is_file():
                 self.get_mask(file)
@@ -195,6 +197,7 @@ class LabelSession:
             "can_undo": bool(self._history), "can_redo": self._can_redo(),
             "label_file": self._label_file_name(),
             "mask_classes": self.mask_classes, "proposals": self.proposals,
+            "proposal_status": self.proposal_status, "proposal_notes": self.proposal_notes,
             "masks": [f for f in self.files if self.mask_path(f).is_file()],
         }  # fmt: skip
 
@@ -473,10 +476,11 @@ class LabelSession:
             raise OptionError("Labeler: the auto-labeling network has no `classes` (give a "
                               "classifier trained with class names).")  # fmt: skip
         self.classes += [str(c) for c in classes if str(c) not in self.classes]
+        from deeptoolbox.apps._label_proposals import _keep
+
         files = [f for f in self.files if f not in self.labels]
         if not files:
-            self.proposals = []
-            return []
+            return _keep(self, [], files, "a class")
         shape = net.output_shape(net.input_names[0])
         if shape is None or len(shape) != 3:
             raise OptionError(f"Labeler: auto-labeling needs a network with an image input "
@@ -488,8 +492,7 @@ class LabelSession:
         confidence = scores.max(dim=1).values.tolist()
         proposals = [{"file": f, "label": str(lbl), "confidence": float(c), "source": "network"}
                      for f, lbl, c in zip(files, labels.tolist(), confidence, strict=True)]  # fmt: skip
-        self.proposals = sorted(proposals, key=lambda p: p["confidence"])
-        return self.proposals
+        return _keep(self, proposals, files, "a class")
 
     def review(self, issues: Any) -> list[dict[str, Any]]:
         """Show a :class:`~deeptoolbox.quality.LabelIssues` list (files of this folder) as
@@ -570,11 +573,20 @@ class LabelSession:
             return {"file": file, "width": width, "height": height, "mask": None}
         with Image.open(path) as image:
             ids = np.asarray(image)
+        if ids.ndim != 2:
+            raise DataError(f"Labeler: the label map '{path}' of the image {file!r} must be a "
+                            f"one-channel PNG of class ids; it has shape {ids.shape} (channels "
+                            "last).")  # fmt: skip
+        if ids.shape != (height, width):
+            raise DataError(f"Labeler: the label map '{path}' is {ids.shape[1]} x "
+                            f"{ids.shape[0]} (width x height), but its image {file!r} is "
+                            f"{width} x {height}: a label map has one class id per image "
+                            "pixel.")  # fmt: skip
         bad = sorted(set(np.unique(ids).tolist()) - set(range(len(self.mask_classes))))
-        if ids.ndim != 2 or ids.shape != (height, width) or bad:
-            raise DataError(f"Labeler: the label map '{path}' does not fit the class map "
-                            f"{dict(enumerate(self.mask_classes))} of {file!r} ({width} x "
-                            f"{height}): shape {ids.shape}, values not in it {bad}.")  # fmt: skip
+        if bad:
+            raise DataError(f"Labeler: the label map '{path}' of {file!r} has the values {bad}, "
+                            f"which are not ids of the class map "
+                            f"{dict(enumerate(self.mask_classes))}.")  # fmt: skip
         return {"file": file, "width": width, "height": height,
                 "mask": base64.b64encode(ids.astype(np.uint8).tobytes()).decode()}  # fmt: skip
 

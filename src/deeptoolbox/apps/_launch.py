@@ -264,6 +264,8 @@ def label_command(args: Any) -> int:
     print(f"deeptoolbox label: {handle.url}#labeler", flush=True)
     if handle.labeler is not None:
         print(f"  images: {handle.labeler.folder} ({handle.labeler.mode})", flush=True)
+        if handle.labeler.proposal_status:
+            print(f"  {handle.labeler.proposal_status}", flush=True)
     else:
         print(f"  signals: {handle.signal_labeler.folder}", flush=True)
     try:
