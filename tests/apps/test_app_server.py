@@ -304,7 +304,6 @@ def test_experiment_routes_list_table_and_trial(client, root):
     assert client.get("/api/experiments", params={"store": "notes.txt"}).status_code == 400
 
 
-
 def test_experiment_table_puts_its_metric_right_after_the_parameters(client, root):
     """The metric the experiment is judged by comes before the other metrics and the
     bookkeeping columns, so the page shows it without scrolling to the far right."""
