@@ -304,6 +304,27 @@ def test_experiment_routes_list_table_and_trial(client, root):
     assert client.get("/api/experiments", params={"store": "notes.txt"}).status_code == 400
 
 
+def test_experiment_table_puts_its_metric_right_after_the_parameters(client, root):
+    """The metric the experiment is judged by comes before the other metrics and the
+    bookkeeping columns, so the page shows it without scrolling to the far right."""
+    experiments = pytest.importorskip("deeptoolbox.experiments")
+
+    def setup(params, monitor):
+        monitor.metrics = ["aaa_loss", "mmm", "score", "zzz"]
+        monitor.record(1, aaa_loss=1.0, mmm=2.0, score=params["x"], zzz=3.0)
+        return {}
+
+    experiments.Experiment("order", setup, {"x": [1.0, 2.0], "y": [0]}, metric="score",
+                           store=root / "experiments.db", artifacts=False).run(
+        workers=0, verbose=False)  # fmt: skip
+    table = client.get("/api/experiments/order").json()
+    columns = table["columns"]
+    assert columns[:6] == ["trial", "status", "x", "y", "score", "best_score"], columns
+    assert {"aaa_loss", "mmm", "zzz", "duration", "error"} <= set(columns[6:])
+    assert len(columns) == len(set(columns))
+    assert sorted(r["score"] for r in table["rows"]) == [1.0, 2.0]
+
+
 SWEEP_SETUP = """
 def setup(params, monitor):
     monitor.metrics = ["loss"]

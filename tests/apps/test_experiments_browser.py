@@ -61,6 +61,10 @@ def test_experiment_results_sort_and_trial_details(tmp_path):
             assert paths.count() == 3
             assert [paths.nth(k).get_attribute("d").count("L") for k in range(3)] == [1, 1, 1]
             assert "none" in page.get_by_test_id("parallel").text_content()  # where it sits
+            # the none mark under the metric's axis stays clear of that axis's title
+            none = page.get_by_test_id("none-loss").bounding_box()
+            title = page.get_by_test_id("title-loss").bounding_box()
+            assert none["y"] + none["height"] <= title["y"], (none, title)
             browser.close()
     finally:
         handle.close()
@@ -70,12 +74,16 @@ SLOW_SETUP = """
 import time
 
 
+EXTRA = [f"auxiliary_metric_{k}" for k in range(6)]  # metric columns wider than the page
+
+
 def setup(params, monitor):
-    monitor.metrics = ["loss"]
+    monitor.metrics = ["loss", *EXTRA]
     for step in range(1, 400):
         if monitor.stop_requested:
             break
-        monitor.record(step, loss=(params["x"] - 0.3) ** 2 + 1 / step)
+        monitor.record(step, loss=(params["x"] - 0.3) ** 2 + 1 / step,
+                       **{name: float(step) for name in EXTRA})
         time.sleep(0.05 if params["x"] == 0.9 else 0.0)
     return {}
 """
@@ -109,7 +117,14 @@ def test_experiment_created_run_and_stopped_from_the_page(tmp_path):
             page.get_by_test_id("results").wait_for()
             assert "0 workers · 2 queued" in page.get_by_test_id("exp-status").text_content()
             page.get_by_test_id("exp-run").click()
-            page.get_by_test_id("stop-trial-1").click()  # trial 1 (x = 0.9) is the slow one
+            stop = page.get_by_test_id("stop-trial-1")  # trial 1 (x = 0.9) is the slow one
+            stop.wait_for()
+            # in sight without scrolling, however many metric columns the table has
+            page.wait_for_function("document.querySelector('[data-testid=results]')"
+                                   ".getBoundingClientRect().right > 1280")  # fmt: skip
+            box = stop.bounding_box()
+            assert box["x"] + box["width"] <= 1280, box
+            stop.click()
             status = "document.querySelector('[data-testid=exp-status]').textContent"
             page.wait_for_function(f"{status} === '0 workers · 1 completed, 1 stopped'")
             screenshot(page, "experiments-run")

@@ -145,15 +145,19 @@ export function Experiments() {
                       {c}{sort?.column === c ? (sort.ascending ? " ▲" : " ▼") : ""}
                     </th>
                   ))}
-                  <th />
                 </tr>
               </thead>
               <tbody>
                 {rows.map((row) => (
                   <tr key={String(row.trial)} onClick={() => openTrial(row.trial)} className={trial?.trial === row.trial ? "chosen" : ""} data-testid={`row-${row.trial}`}>
                     <td onClick={(e) => e.stopPropagation()}><input type="checkbox" checked={selected.includes(Number(row.trial))} onChange={() => toggle(Number(row.trial))} data-testid={`select-${row.trial}`} /></td>
-                    {columns.map((c) => <td key={c}>{cellText(row[c])}</td>)}
-                    <td>{row.status === "running" ? <button className="stop" onClick={(e) => { e.stopPropagation(); act(`trials/${row.trial}/stop?${query}`); }} data-testid={`stop-trial-${row.trial}`}>Stop</button> : null}</td>
+                    {columns.map((c) => (
+                      <td key={c}>
+                        {cellText(row[c])}
+                        {/* Stop sits in the status cell, in sight however many metric columns follow */}
+                        {c === "status" && row.status === "running" ? <>{" "}<button className="stop" onClick={(e) => { e.stopPropagation(); act(`trials/${row.trial}/stop?${query}`); }} data-testid={`stop-trial-${row.trial}`}>Stop</button></> : null}
+                      </td>
+                    ))}
                   </tr>
                 ))}
               </tbody>
@@ -267,7 +271,8 @@ function Compare({ trials, metric, parameters }: { trials: Trial[]; metric: stri
   const [drag, setDrag] = useState<{ axis: number; from: number; to: number } | null>(null);
   const kept = brushedLines(lines, brushes);
   const { width, x: axisX } = parallelLayout(axes);
-  const height = 260, top = 20, bottom = 46;
+  // the none mark sits below each axis (at MISSING) and the axis titles below it, clear of it
+  const height = 260, top = 20, bottom = 64;
   const ay = (p: number) => top + (1 - p) * (height - top - bottom);
   const position = (event: ReactMouseEvent) => {
     const box = (event.currentTarget as SVGElement).closest("svg")!.getBoundingClientRect();
@@ -303,11 +308,11 @@ function Compare({ trials, metric, parameters }: { trials: Trial[]; metric: stri
             {axes.map((axis, i) => (
               <g key={axis.name}>
                 <line x1={axisX[i]} x2={axisX[i]} y1={ay(0)} y2={ay(1)} stroke="#888" />
-                <text x={axisX[i]} y={height - 10} textAnchor="middle" fontSize={11} fontWeight={axis.name === metric ? "bold" : "normal"} className="axis-title">
+                <text x={axisX[i]} y={height - 10} textAnchor="middle" fontSize={11} fontWeight={axis.name === metric ? "bold" : "normal"} className="axis-title" data-testid={`title-${axis.name}`}>
                   {axisTitle(axis.name)}<title>{axis.name}</title>
                 </text>
                 {axis.ticks.map((t) => <text key={t.label} x={axisX[i] + 4} y={ay(t.at) + 4} fontSize={10} fill="#555">{t.label}</text>)}
-                {missing(i) ? <text x={axisX[i] + 4} y={ay(MISSING) + 4} fontSize={10} fill="#999">none</text> : null}
+                {missing(i) ? <text x={axisX[i] + 4} y={ay(MISSING) + 4} fontSize={10} fill="#999" data-testid={`none-${axis.name}`}>none</text> : null}
                 {brushes[i] ? <rect x={axisX[i] - 6} width={12} y={ay(brushes[i]!.high)} height={ay(brushes[i]!.low) - ay(brushes[i]!.high)} fill="#1f5fbf" fillOpacity={0.2} stroke="#1f5fbf" data-testid={`brush-${axis.name}`} /> : null}
                 {drag && drag.axis === i ? <rect x={axisX[i] - 6} width={12} y={ay(Math.max(drag.from, drag.to))} height={Math.abs(ay(drag.from) - ay(drag.to))} fill="#1f5fbf" fillOpacity={0.1} /> : null}
                 <rect x={axisX[i] - 10} width={20} y={ay(1) - 4} height={ay(MISSING) - ay(1) + 8} fill="transparent" style={{ cursor: "ns-resize" }}

@@ -53,9 +53,14 @@ def experiment_summary(root: Path, store: str, name: str) -> dict[str, Any]:
     experiment = load_experiment(name, _store(root, store))
     rows = experiment.results(as_records=True)
     columns = list(dict.fromkeys(key for row in rows for key in row))
+    # the experiment's metric (and its best value) right after the parameters, so the number
+    # the experiment is judged by is in sight without scrolling past every other metric
+    parameters = list(experiment.table.to_dict())
+    leading = ["trial", "status", *parameters, experiment.metric, f"best_{experiment.metric}"]
+    columns = [c for c in leading if c in columns] + [c for c in columns if c not in leading]
     return _plain({
         "name": name, "metric": experiment.metric, "direction": experiment.direction,
-        "parameters": list(experiment.table.to_dict()), "columns": columns, "rows": rows,
+        "parameters": parameters, "columns": columns, "rows": rows,
         "counts": experiment.counts(),
     })  # fmt: skip
 
