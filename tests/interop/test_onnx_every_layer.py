@@ -56,12 +56,6 @@ ROUND_TRIP_GAPS: dict[str, str] = {}
 """Types whose export or import fails today -> the precise reason (xfail, strict)."""
 
 OPERATOR_FORMS = {
-    "AdaptiveAvgPool2d": "written as MatMul with averaging matrices; not recorded (recording "
-    "it turns equal-window pools, which come back as AvgPool2d, into AdaptiveAvgPool2d)",
-    "AdaptiveAvgPool3d": "written as MatMul with averaging matrices; not recorded (as "
-    "AdaptiveAvgPool2d)",
-    "Conv1d": "padding='same' with a stride is written as shape arithmetic -> Pad -> Conv; "
-    "not recorded (the record broke the Conv1d -> LSTM pattern of other files)",
     "Dropout": "an identity at inference: the exporter writes no node for it",
     "SpatialDropout": "an identity at inference: the exporter writes no node for it",
     "StochasticDepth": "an identity at inference: the exporter writes no node for it",
@@ -74,8 +68,6 @@ OPERATOR_FORMS = {
     "(ONNX's gate order, projections multiplied out), so the nodes come back as Dense + GRU",
     "ModeSwitch": "the file is an inference graph: it holds the evaluation side only, and no "
     "node for the switch",
-    "MaxUnpooling2d": "comes back as a MaxUnpooling2d named 'target_2' (the pooling that "
-    "gives the indices keeps the name 'target')",
     "TensorInput": "input layers are rebuilt from the graph input's size: (N, T, C) comes "
     "back as a SequenceInput",
 }

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeptoolbox.interop.onnx._graph import Fused, Graph, layer_name
+from deeptoolbox.interop.onnx._graph import Fused, Graph, is_transpose, layer_name
 from deeptoolbox.network import Network, layer_from_record, layer_record
 
 __all__ = ["REGROUPED_LAYERS", "recorded_layers", "recorded_layer"]
@@ -35,7 +35,9 @@ REGROUPED_LAYERS = frozenset({
     "SinusoidalPositionEncoding", "Crop1d", "Crop2d", "Crop3d", "FunctionLayer", "Indexing1d",
     "SelfAttention", "Attention", "CrossAttention", "MaskedSteps", "PaddingMask",
     "MergeDirections", "HardSigmoid", "PReLU", "Softmax", "AdaptiveAvgPool1d",
-    "AvgPoolExcludingPadding", "AvgPool2d", "AvgPool3d", "MaxPool1d", "MaxPool3d", "Conv2d", "Dense", "Concatenation",
+    "AvgPoolExcludingPadding", "AvgPool2d", "AvgPool3d", "MaxPool1d", "MaxPool3d", "Conv1d",
+    "Conv2d", "Dense", "Concatenation", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
+    "MaxUnpooling2d",
     "ProjectedDense", "ProjectedConv1d", "ProjectedConv2d", "ProjectedLSTM", "ProjectedGRU",
 })  # fmt: skip
 """Layer types written as node groups that import_onnx would otherwise read as operators
@@ -43,13 +45,22 @@ REGROUPED_LAYERS = frozenset({
 
 _PADDED = ("same", "causal")  # written as Pad (or shape arithmetic) -> Conv / pooling
 RECORDED_WHEN = {
+    "Conv1d": lambda layer: layer.padding in _PADDED,
     "Conv2d": lambda layer: layer.padding in _PADDED,
     "AvgPool2d": lambda layer: layer.padding in _PADDED,
     "MaxPool1d": lambda layer: layer.padding in _PADDED,
     "MaxPool3d": lambda layer: layer.padding in _PADDED,
+    "MaxUnpooling2d": lambda layer: layer.padding in _PADDED,  # Pad -> MaxPool ... -> Slice
     "Dense": lambda layer: bool(getattr(layer, "flatten_input", False)),  # Flatten -> Gemm
 }
 """Types recorded only for some options (the others map onto the layer by their nodes)."""
+
+CHANNELS_LAST_OUTPUT = frozenset({"Conv1d"})
+"""Recorded types on (N, T, C) sequences written channels-first inside (``Transpose -> Conv ->
+Transpose``): a group of theirs counts only when it ends in that last ``Transpose(0, 2, 1)``.
+Exporters' optimizers merge it with a following layer's transpose (``Conv1d -> LSTM`` becomes
+``Conv -> Transpose(2, 0, 1) -> LSTM``, the transpose named after the LSTM); such nodes are
+left to the ``Conv1d`` pattern of :mod:`._patterns`, which splits the merged transpose."""
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -226,6 +237,10 @@ def recorded_layer(graph: Graph, name: str, entry: Mapping[str, Any]) -> Fused |
     if len(inputs) > 1 or "sources" in entry:
         inputs = _by_port(graph, inputs, entry.get("sources"))
     if not inputs or len(outputs) != 1 or weights is None:
+        return None
+    if entry["class"] in CHANNELS_LAST_OUTPUT and not is_transpose(
+        graph.producer.get(outputs[0]), [0, 2, 1]
+    ):
         return None
     try:
         _, layer = layer_from_record(entry["record"], f"the layer record of '{name}'")
