@@ -31,7 +31,7 @@ def test_app_command_prints_a_tokened_url_and_refuses_calls_without_it(tmp_path)
         assert str(tmp_path) in process.stdout.readline()
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+        process.wait(timeout=60)
 
 
 def test_app_command_checks_its_options(tmp_path, capsys):
