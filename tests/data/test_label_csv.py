@@ -297,3 +297,16 @@ def test_labels_as_an_array_still_work_beside_a_labels_csv(folder):
         [str(folder / "a.png"), str(folder / "b.png")], labels=np.asarray(["x", "y"])
     )
     assert listed.labels.tolist() == ["x", "y"]
+
+
+def test_spaces_around_csv_cells_never_make_a_class_of_their_own(tmp_path):
+    root = tmp_path / "images"
+    for name in ("a.png", "b.png", "c.png"):
+        _image(root / name, 0)
+    (root / "labels.csv").write_text("file,label\na.png, cat\n b.png ,cat\nc.png, 0\n")
+    ds = ImageDatastore(root, labels="labels.csv")
+    assert ds.labels.tolist() == ["cat", "cat", "0"] and ds.classes == ["0", "cat"]
+    ds.relabel({ds.files[2]: " cat "})  # written as it is read back: without the spaces
+    assert (root / "labels.csv").read_text().splitlines()[-1] == "c.png,cat"
+    again = ImageDatastore(root, labels="labels.csv")
+    assert again.labels.tolist() == ["cat", "cat", "cat"] and again.classes == ["cat"]

@@ -49,6 +49,8 @@ def plan_relabel(
     plan, targets = [], {}
     for given, label in changes.items():
         j = _position(kind, files, given)
+        if not by_folder and isinstance(label, str):
+            label = label.strip()  # a label CSV's cells are read with their spaces removed
         if label not in classes:
             raise DataError(
                 f"{kind}.relabel: '{files[j]}': class {label!r} is not one of the datastore's "
